@@ -1,0 +1,60 @@
+"""The ``hubsight`` command: a group whose commands live one module each in this package.
+
+Exit codes are a contract: 0 success, 1 failure, 2 usage error. Errors go to stderr as one line
+with the problem and, when there is one, a second line with what to do.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from hubsight import __version__
+from hubsight.config import resolve_data_dir
+from hubsight.errors import ConfigError, HubsightError, QuerySyntaxError
+
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+
+class HubsightGroup(click.Group):
+    """Renders hubsight's errors as plain lines with the contract's exit codes."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        """Run the command; turn ``HubsightError`` into a message and an exit code."""
+        try:
+            return super().invoke(ctx)
+        except HubsightError as exc:
+            render_error(exc)
+            code = EXIT_USAGE if isinstance(exc, ConfigError | QuerySyntaxError) else EXIT_FAILURE
+            sys.exit(code)
+
+
+def render_error(exc: HubsightError) -> None:
+    """Print an error (and its hint) to stderr."""
+    click.echo(f"error: {exc.message}", err=True)
+    if isinstance(exc, QuerySyntaxError):
+        click.echo(exc.excerpt, err=True)
+    if exc.hint:
+        click.echo(f"hint: {exc.hint}", err=True)
+
+
+@click.group(cls=HubsightGroup)
+@click.version_option(__version__, prog_name="hubsight")
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Data directory (default: $HUBSIGHT_DATA_DIR or ./data).",
+)
+@click.pass_context
+def cli(ctx: click.Context, data_dir: Path | None) -> None:
+    """hubsight: incident detection and response for Microsoft Azure."""
+    ctx.obj = resolve_data_dir(data_dir)
+
+
+def main() -> None:
+    """Entry point of the ``hubsight`` script."""
+    cli(prog_name="hubsight")

@@ -1,0 +1,98 @@
+"""Every error hubsight raises on purpose, as plain data the CLI and the API render.
+
+    HubsightError                 message + hint (what to do about it)
+    ├── ConfigError               bad configuration or user input (a usage error)
+    │   └── CredentialError       a connection string or key that cannot work
+    ├── SourceError               reading from a broker failed (``retriable`` says if waiting helps)
+    ├── ParseError                one record could not be understood (carries its RecordRef)
+    ├── StoreError                the event store refused or failed a read or a write
+    ├── NotFoundError             a named object (event source, ...) does not exist
+    └── QueryError                a search cannot run
+        └── QuerySyntaxError      with line, column and a caret excerpt
+
+Third-party exceptions are translated at the adapter that meets them (``raise ... from exc``);
+none of librdkafka's, ClickHouse's or HTTP's escape into the rest of the code. Messages never
+contain secrets: adapters build them from names and hosts only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class RecordRef:
+    """Where one record came from: a Kafka position plus the record's index in its message."""
+
+    topic: str
+    partition: int
+    offset: int
+    index: int = 0
+
+    def __str__(self) -> str:
+        return f"{self.topic}[{self.partition}]@{self.offset}#{self.index}"
+
+
+class HubsightError(Exception):
+    """Base of hubsight's own errors; ``hint`` tells the user what to do."""
+
+    def __init__(self, message: str, *, hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConfigError(HubsightError):
+    """Configuration or user input that cannot be accepted."""
+
+
+class CredentialError(ConfigError):
+    """A connection string, key or password that cannot work as given."""
+
+
+class SourceError(HubsightError):
+    """Reading from a broker failed; ``retriable`` is true when waiting may fix it."""
+
+    def __init__(self, message: str, *, hint: str = "", retriable: bool = True) -> None:
+        super().__init__(message, hint=hint)
+        self.retriable = retriable
+
+
+class ParseError(HubsightError):
+    """One record could not be understood."""
+
+    def __init__(self, message: str, *, ref: RecordRef | None = None, hint: str = "") -> None:
+        super().__init__(message, hint=hint)
+        self.ref = ref
+
+
+class StoreError(HubsightError):
+    """The event store failed a read or a write."""
+
+
+class NotFoundError(HubsightError):
+    """A named object does not exist."""
+
+
+class QueryError(HubsightError):
+    """A search that cannot run."""
+
+
+class QuerySyntaxError(QueryError):
+    """A query that does not parse; ``excerpt`` shows the query with a caret under the problem."""
+
+    def __init__(self, message: str, *, query: str, line: int, column: int, hint: str = "") -> None:
+        super().__init__(message, hint=hint)
+        self.query = query
+        self.line = line
+        self.column = column
+
+    @property
+    def excerpt(self) -> str:
+        """The offending line of the query and a caret under the column."""
+        lines = self.query.splitlines() or [""]
+        text = lines[min(self.line, len(lines)) - 1]
+        return f"{text}\n{' ' * max(self.column - 1, 0)}^"

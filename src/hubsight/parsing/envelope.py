@@ -1,0 +1,63 @@
+"""Split an Event Hub message body into Azure records.
+
+Azure Monitor sends ``{"records": [...]}``; relays and exports also send a bare record, a JSON
+array of records, or newline-delimited records. Each record is returned as its exact bytes, so
+the raw record is stored as received.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import msgspec
+
+
+class _Envelope(msgspec.Struct):
+    records: list[msgspec.Raw]
+
+
+@dataclass(frozen=True, slots=True)
+class Piece:
+    """One record's bytes, or the bytes that could not be read as a record and why."""
+
+    data: bytes
+    error: str | None = None
+
+
+_envelope_decoder = msgspec.json.Decoder(_Envelope)
+_raw_decoder = msgspec.json.Decoder(msgspec.Raw)
+_list_decoder = msgspec.json.Decoder(list[msgspec.Raw])
+
+
+def split_message(value: bytes) -> list[Piece]:
+    """Return the records of one message body; unreadable parts come back with their reason."""
+    if not value.strip():
+        return [Piece(value, "empty message")]
+    try:
+        return [Piece(bytes(record)) for record in _envelope_decoder.decode(value).records]
+    except msgspec.DecodeError:
+        pass
+    try:
+        whole = _raw_decoder.decode(value)
+    except msgspec.DecodeError as exc:
+        return _split_lines(value, str(exc))
+    if value.lstrip()[:1] == b"[":
+        return [Piece(bytes(record)) for record in _list_decoder.decode(value)]
+    return [Piece(bytes(whole))]
+
+
+def _split_lines(value: bytes, whole_error: str) -> list[Piece]:
+    lines = [line for line in value.splitlines() if line.strip()]
+    if len(lines) < 2:
+        return [Piece(value, f"not JSON: {whole_error}")]
+    pieces: list[Piece] = []
+    for line in lines:
+        try:
+            pieces.append(Piece(bytes(_raw_decoder.decode(line))))
+        except msgspec.DecodeError as exc:
+            pieces.append(Piece(line, f"not JSON: {exc}"))
+    if all(piece.error for piece in pieces):
+        # Not newline-delimited records after all (a pretty-printed record that is broken):
+        # keep the message whole so that its bytes stay together.
+        return [Piece(value, f"not JSON: {whole_error}")]
+    return pieces

@@ -1,0 +1,164 @@
+"""Messages in, normalized events out: split, dispatch to a parser, and never lose a record."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass, field
+
+import msgspec
+
+from hubsight.parsing.base import ParserRegistry, RecordContext
+from hubsight.parsing.envelope import split_message
+from hubsight.parsing.event import Event, LogSet
+from hubsight.sources.base import Message
+
+
+class _Localized(msgspec.Struct):
+    value: str | None = None
+
+
+class _Head(msgspec.Struct):
+    """The few top-level keys that say what a record is; everything else is skipped unread."""
+
+    category: str | _Localized | None = None
+    Category: str | _Localized | None = None  # noqa: N815 - Azure's spelling in some exports
+
+
+_head_decoder = msgspec.json.Decoder(_Head)
+
+
+def record_category(record: bytes) -> str | None:
+    """The Azure category of a record, in whichever spelling it carries, or None."""
+    try:
+        head = _head_decoder.decode(record)
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        return None
+    for value in (head.category, head.Category):
+        if isinstance(value, _Localized):
+            value = value.value
+        if value:
+            return value
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class EmptyRegistry:
+    """A registry in which no category is claimed: every record goes to Unparsed Data."""
+
+    def parser_for(self, category: str | None, record: bytes) -> None:
+        """Claim nothing."""
+        return None
+
+
+@dataclass(slots=True)
+class ParseCounters:
+    """What a parser has seen, for source health: unparsed records by reason and category."""
+
+    records: int = 0
+    unparsed_by_category: dict[str, int] = field(default_factory=dict)
+    dropped_unparsed: int = 0
+
+
+@dataclass(slots=True)
+class MessageParser:
+    """Turns one message into its events, each carrying its position; failures become Unparsed."""
+
+    log_name: str
+    registry: ParserRegistry = field(default_factory=EmptyRegistry)
+    default_domain: str | None = None
+    # When false, records whose category nobody claims are counted but not stored. Messages that
+    # cannot be read at all are always stored: they are errors, not noise.
+    keep_unparsed: bool = True
+    counters: ParseCounters = field(default_factory=ParseCounters)
+
+    def parse(self, message: Message) -> list[Event]:
+        """Return the events of ``message``: parsed, or Unparsed Data with the reason."""
+        ctx = RecordContext(
+            log_name=self.log_name,
+            default_domain=self.default_domain,
+            enqueued_time=message.enqueued_time,
+            received_time=message.received_time,
+        )
+        events: list[Event] = []
+        for index, piece in enumerate(split_message(message.value)):
+            if piece.error is not None:
+                event: Event | None = self._unparsed(piece.data, ctx, None, piece.error)
+            else:
+                event = self._parse_record(piece.data, ctx)
+            if event is None:
+                continue
+            event.source_topic = message.topic
+            event.source_partition = message.partition
+            event.source_offset = message.offset
+            event.record_index = index
+            events.append(event)
+        self.counters.records += len(events)
+        return events
+
+    def _parse_record(self, record: bytes, ctx: RecordContext) -> Event | None:
+        category = record_category(record)
+        parser = self.registry.parser_for(category, record)
+        if parser is None:
+            reason = f"no parser for category {category!r}" if category else "record has no category"
+            if not self.keep_unparsed:
+                self._count_unparsed(category)
+                self.counters.dropped_unparsed += 1
+                return None
+            return self._unparsed(record, ctx, category, reason)
+        try:
+            return parser.parse(record, ctx)
+        except Exception as exc:  # noqa: BLE001 - any parser failure is recorded, never raised
+            return self._unparsed(record, ctx, category, _reason(exc))
+
+    def _unparsed(
+        self, data: bytes, ctx: RecordContext, category: str | None, reason: str
+    ) -> Event:
+        self._count_unparsed(category)
+        raw, is_base64 = raw_of(data)
+        timestamp = ctx.enqueued_time or ctx.received_time
+        assert timestamp is not None, "a message always has its received time"
+        return Event(
+            timestamp=timestamp,
+            log_set=LogSet.UNPARSED_DATA,
+            log_name=ctx.log_name,
+            raw=raw,
+            raw_base64=is_base64 or None,
+            parse_error=reason,
+            category=category,
+            enqueued_time=ctx.enqueued_time,
+            received_time=ctx.received_time,
+        )
+
+    def _count_unparsed(self, category: str | None) -> None:
+        key = category or "(none)"
+        self.counters.unparsed_by_category[key] = self.counters.unparsed_by_category.get(key, 0) + 1
+
+
+_raw_check = msgspec.json.Decoder(msgspec.Raw)
+_encode = msgspec.json.Encoder().encode
+
+
+def raw_of(data: bytes) -> tuple[msgspec.Raw, bool]:
+    """The raw record as a JSON value to store verbatim, and whether it had to be base64-encoded.
+
+    A JSON object is kept byte for byte. Anything else is kept as a JSON string of its text, or of
+    its base64 when it is not UTF-8, so that the stored bytes always decode back to the input.
+    """
+    stripped = data.strip()
+    if stripped[:1] == b"{":
+        try:
+            _raw_check.decode(stripped)
+            return msgspec.Raw(stripped), False
+        except (msgspec.DecodeError, UnicodeDecodeError):
+            pass
+    try:
+        return msgspec.Raw(_encode(data.decode("utf-8"))), False
+    except UnicodeDecodeError:
+        return msgspec.Raw(_encode(base64.b64encode(data).decode("ascii"))), True
+
+
+def _reason(exc: BaseException) -> str:
+    text = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    return f"parser failed: {text}"
+
+

@@ -1,0 +1,35 @@
+"""The store stage's contract: durable, idempotent writes of events and ClickHouse SQL reads.
+
+Callers write ClickHouse SQL with ``{name:Type}`` parameters only, so the embedded engine can be
+swapped for a ClickHouse server or cluster without touching them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+from hubsight.parsing.event import Event
+
+# (topic, partition) -> highest offset stored for one log name.
+Offsets = dict[tuple[str, int], int]
+
+
+class EventStore(Protocol):
+    """Where events live."""
+
+    def write(self, events: Sequence[Event]) -> None:
+        """Store ``events`` atomically; when this returns they survive a crash."""
+        ...
+
+    def stored_offsets(self, log_name: str) -> Offsets:
+        """The highest stored offset per (topic, partition) for ``log_name``."""
+        ...
+
+    def select(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Run a read-only query with bound parameters; rows as dicts."""
+        ...
+
+    def close(self) -> None:
+        """Flush and release the engine."""
+        ...

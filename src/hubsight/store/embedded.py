@@ -1,0 +1,139 @@
+"""The event store on embedded ClickHouse (chdb), in one data directory.
+
+ClickHouse lets one process hold a data directory at a time; ``hubsight run`` is that process
+while it runs, and other commands reach the store through its local API.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from chdb import session as chdb_session
+
+from hubsight.errors import StoreError
+from hubsight.parsing.event import Event
+from hubsight.store.base import Offsets
+from hubsight.store.schema import EVENTS_TABLE, MIGRATIONS, missing_column_ddl
+
+_encoder = msgspec.json.Encoder()
+
+# A batch is written as one INSERT of one block, which ClickHouse commits as one part: all of it
+# or none. The limits keep every batch the collector sends inside one block.
+_INSERT_SETTINGS = (
+    "SETTINGS date_time_input_format = 'best_effort', "
+    "input_format_json_read_objects_as_strings = 1, "
+    "max_insert_block_size = 1048576, min_insert_block_size_rows = 0, "
+    "min_insert_block_size_bytes = 0"
+)
+MAX_BATCH_EVENTS = 500_000
+
+
+class _Result(msgspec.Struct):
+    meta: list[dict[str, str]]
+    data: list[list[Any]]
+
+
+_result_decoder = msgspec.json.Decoder(_Result)
+
+
+class EmbeddedStore:
+    """Events in embedded ClickHouse under ``<data_dir>/clickhouse``."""
+
+    def __init__(self, data_dir: Path) -> None:
+        path = data_dir / "clickhouse"
+        path.mkdir(parents=True, exist_ok=True)
+        try:
+            self._session = chdb_session.Session(str(path))
+        except Exception as exc:  # noqa: BLE001 - chdb raises bare RuntimeError
+            raise StoreError(
+                f"cannot open the event store in {path}: {_first_line(exc)}",
+                hint="another hubsight process may hold this data directory; "
+                "stop it or use its API, or pass a different --data-dir",
+            ) from exc
+        self._closed = False
+        self._lock = threading.Lock()
+        self._migrate()
+
+    def _run(self, sql: str, params: Mapping[str, Any] | None = None, fmt: str = "CSV") -> bytes:
+        try:
+            result = self._session.query(sql, fmt, params=dict(params) if params else None)
+        except Exception as exc:  # noqa: BLE001 - translate the engine's errors at the boundary
+            raise StoreError(f"event store query failed: {_first_line(exc)}") from exc
+        return bytes(result.bytes()) if result is not None else b""
+
+    def _migrate(self) -> None:
+        # 64-bit integers as JSON numbers, not strings, in every result of this session.
+        self._run("SET output_format_json_quote_64bit_integers = 0")
+        self._run(
+            "CREATE TABLE IF NOT EXISTS hubsight_migrations "
+            "(version UInt32, name String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) "
+            "ENGINE = MergeTree ORDER BY version"
+        )
+        applied = {row["version"] for row in self.select("SELECT version FROM hubsight_migrations")}
+        for version, name, statements in MIGRATIONS:
+            if version in applied:
+                continue
+            for statement in statements:
+                self._run(statement)
+            self._run(
+                "INSERT INTO hubsight_migrations (version, name) VALUES ({v:UInt32}, {n:String})",
+                {"v": version, "n": name},
+            )
+        existing = {
+            row["name"]
+            for row in self.select(
+                "SELECT name FROM system.columns WHERE database = currentDatabase() "
+                "AND table = {t:String}",
+                {"t": EVENTS_TABLE},
+            )
+        }
+        for statement in missing_column_ddl(existing):
+            self._run(statement)
+
+    def write(self, events: Sequence[Event]) -> None:
+        """Insert ``events`` as one atomic, fsynced part."""
+        if not events:
+            return
+        if len(events) > MAX_BATCH_EVENTS:
+            raise StoreError(f"a batch of {len(events)} events is over {MAX_BATCH_EVENTS}")
+        body = _encoder.encode(events)
+        try:
+            with self._session.send_insert(
+                f"INSERT INTO {EVENTS_TABLE} {_INSERT_SETTINGS}", "JSONEachRow"
+            ) as inserter:
+                inserter.append(body)
+                inserter.finish()
+        except Exception as exc:  # noqa: BLE001
+            raise StoreError(f"writing {len(events)} events failed: {_first_line(exc)}") from exc
+
+    def stored_offsets(self, log_name: str) -> Offsets:
+        """The highest stored offset per (topic, partition) of one log name."""
+        rows = self.select(
+            f"SELECT source_topic, source_partition, max(source_offset) AS offset "
+            f"FROM {EVENTS_TABLE} WHERE log_name = {{log_name:String}} "
+            f"AND source_offset IS NOT NULL GROUP BY source_topic, source_partition",
+            {"log_name": log_name},
+        )
+        return {(r["source_topic"], int(r["source_partition"])): int(r["offset"]) for r in rows}
+
+    def select(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Run a read query; rows as dicts keyed by column name."""
+        result = _result_decoder.decode(self._run(sql, params, "JSONCompact"))
+        names = [column["name"] for column in result.meta]
+        return [dict(zip(names, row, strict=True)) for row in result.data]
+
+    def close(self) -> None:
+        """Release the engine so that another process may open the directory."""
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._session.close()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
