@@ -2,7 +2,8 @@
 
     HubsightError                 message + hint (what to do about it)
     ├── ConfigError               bad configuration or user input (a usage error)
-    │   └── CredentialError       a connection string or key that cannot work
+    │   ├── CredentialError       a connection string or key that cannot work
+    │   └── AlreadyExistsError    a name that is taken
     ├── SourceError               reading from a broker failed (``retriable`` says if waiting helps)
     ├── ParseError                one record could not be understood (carries its RecordRef)
     ├── StoreError                the event store refused or failed a read or a write
@@ -51,6 +52,10 @@ class ConfigError(HubsightError):
 
 class CredentialError(ConfigError):
     """A connection string, key or password that cannot work as given."""
+
+
+class AlreadyExistsError(ConfigError):
+    """A name that is already taken."""
 
 
 class SourceError(HubsightError):

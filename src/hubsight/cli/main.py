@@ -58,3 +58,12 @@ def cli(ctx: click.Context, data_dir: Path | None) -> None:
 def main() -> None:
     """Entry point of the ``hubsight`` script."""
     cli(prog_name="hubsight")
+
+
+from hubsight.cli.run_cmd import run  # noqa: E402 - commands register after the group exists
+from hubsight.cli.source_cmd import source  # noqa: E402
+from hubsight.cli.status_cmd import status  # noqa: E402
+
+cli.add_command(source)
+cli.add_command(run)
+cli.add_command(status)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import msgspec
 
@@ -21,7 +22,7 @@ class _Head(msgspec.Struct):
     """The few top-level keys that say what a record is; everything else is skipped unread."""
 
     category: str | _Localized | None = None
-    Category: str | _Localized | None = None  # noqa: N815 - Azure's spelling in some exports
+    Category: str | _Localized | None = None
 
 
 _head_decoder = msgspec.json.Decoder(_Head)
@@ -99,7 +100,9 @@ class MessageParser:
         category = record_category(record)
         parser = self.registry.parser_for(category, record)
         if parser is None:
-            reason = f"no parser for category {category!r}" if category else "record has no category"
+            reason = (
+                f"no parser for category {category!r}" if category else "record has no category"
+            )
             if not self.keep_unparsed:
                 self._count_unparsed(category)
                 self.counters.dropped_unparsed += 1
@@ -115,8 +118,7 @@ class MessageParser:
     ) -> Event:
         self._count_unparsed(category)
         raw, is_base64 = raw_of(data)
-        timestamp = ctx.enqueued_time or ctx.received_time
-        assert timestamp is not None, "a message always has its received time"
+        timestamp = ctx.enqueued_time or ctx.received_time or datetime.now(UTC)
         return Event(
             timestamp=timestamp,
             log_set=LogSet.UNPARSED_DATA,
@@ -160,5 +162,3 @@ def raw_of(data: bytes) -> tuple[msgspec.Raw, bool]:
 def _reason(exc: BaseException) -> str:
     text = getattr(exc, "message", None) or str(exc) or type(exc).__name__
     return f"parser failed: {text}"
-
-

@@ -48,7 +48,7 @@ class EmbeddedStore:
         path.mkdir(parents=True, exist_ok=True)
         try:
             self._session = chdb_session.Session(str(path))
-        except Exception as exc:  # noqa: BLE001 - chdb raises bare RuntimeError
+        except Exception as exc:
             raise StoreError(
                 f"cannot open the event store in {path}: {_first_line(exc)}",
                 hint="another hubsight process may hold this data directory; "
@@ -61,7 +61,7 @@ class EmbeddedStore:
     def _run(self, sql: str, params: Mapping[str, Any] | None = None, fmt: str = "CSV") -> bytes:
         try:
             result = self._session.query(sql, fmt, params=dict(params) if params else None)
-        except Exception as exc:  # noqa: BLE001 - translate the engine's errors at the boundary
+        except Exception as exc:
             raise StoreError(f"event store query failed: {_first_line(exc)}") from exc
         return bytes(result.bytes()) if result is not None else b""
 
@@ -107,15 +107,15 @@ class EmbeddedStore:
             ) as inserter:
                 inserter.append(body)
                 inserter.finish()
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise StoreError(f"writing {len(events)} events failed: {_first_line(exc)}") from exc
 
     def stored_offsets(self, log_name: str) -> Offsets:
         """The highest stored offset per (topic, partition) of one log name."""
         rows = self.select(
-            f"SELECT source_topic, source_partition, max(source_offset) AS offset "
-            f"FROM {EVENTS_TABLE} WHERE log_name = {{log_name:String}} "
-            f"AND source_offset IS NOT NULL GROUP BY source_topic, source_partition",
+            "SELECT source_topic, source_partition, max(source_offset) AS offset "
+            "FROM events WHERE log_name = {log_name:String} "
+            "AND source_offset IS NOT NULL GROUP BY source_topic, source_partition",
             {"log_name": log_name},
         )
         return {(r["source_topic"], int(r["source_partition"])): int(r["offset"]) for r in rows}

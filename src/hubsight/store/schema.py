@@ -51,7 +51,11 @@ _LOW_CARDINALITY = {
     "failure_reason",
 }
 # Large text columns get stronger compression than the default LZ4.
-_CODECS = {"raw": "CODEC(ZSTD(3))", "modified_properties": "CODEC(ZSTD(3))", "entities": "CODEC(ZSTD(3))"}
+_CODECS = {
+    "raw": "CODEC(ZSTD(3))",
+    "modified_properties": "CODEC(ZSTD(3))",
+    "entities": "CODEC(ZSTD(3))",
+}
 
 
 def _sql_type(name: str, annotation: object) -> str:

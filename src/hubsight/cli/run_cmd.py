@@ -1,0 +1,89 @@
+"""``hubsight run``: collect from every enabled source and serve the API until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from pathlib import Path
+from types import FrameType
+
+import click
+import uvicorn
+
+from hubsight.collector import CollectorSettings
+from hubsight.demo import start_demo, stop_demo
+from hubsight.parsing.registry import default_registry
+from hubsight.service import SOCKET_FILE, Service, run_lock
+from hubsight.store.catalog import Catalog
+from hubsight.store.embedded import EmbeddedStore
+from hubsight.web.api import create_app
+
+log = logging.getLogger("hubsight")
+
+
+@click.command("run")
+@click.option("--no-web", is_flag=True, help="Serve the API only on the local socket.")
+@click.option("--port", default=8080, show_default=True, help="TCP port of the web console/API.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--demo", is_flag=True, help="Start a local broker fed with sample Azure events.")
+@click.option(
+    "--no-data-after",
+    default=60.0,
+    show_default=True,
+    help="Seconds without data before a source shows 'waiting for data' with a hint.",
+)
+@click.pass_obj
+def run(
+    data_dir: Path, no_web: bool, port: int, host: str, demo: bool, no_data_after: float
+) -> None:
+    """Run the collectors and the API until SIGTERM or SIGINT."""
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    stop = threading.Event()
+
+    def request_stop(signum: int, _frame: FrameType | None) -> None:
+        log.info("received %s: finishing the current batches", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    with run_lock(data_dir):
+        store = EmbeddedStore(data_dir)
+        catalog = Catalog(data_dir)
+        broker = start_demo(catalog, stop) if demo else None
+        service = Service(
+            data_dir,
+            store,
+            catalog,
+            registry=default_registry(),
+            settings=CollectorSettings(no_data_after_s=no_data_after),
+        )
+        servers = _start_api(service, data_dir, None if no_web else (host, port))
+        try:
+            service.serve(stop)
+        finally:
+            for server in servers:
+                server.should_exit = True
+            if broker is not None:
+                stop_demo(catalog, broker)
+            store.close()
+            (data_dir / SOCKET_FILE).unlink(missing_ok=True)
+        log.info("stopped cleanly")
+
+
+def _start_api(
+    service: Service, data_dir: Path, tcp: tuple[str, int] | None
+) -> list[uvicorn.Server]:
+    app = create_app(service)
+    socket_path = data_dir / SOCKET_FILE
+    socket_path.unlink(missing_ok=True)
+    configs = [uvicorn.Config(app, uds=str(socket_path), log_level="warning")]
+    if tcp is not None:
+        configs.append(uvicorn.Config(app, host=tcp[0], port=tcp[1], log_level="warning"))
+        log.info("API on http://%s:%d (OpenAPI at /docs)", *tcp)
+    servers = [uvicorn.Server(config) for config in configs]
+    for server in servers:
+        threading.Thread(target=server.run, name="api", daemon=True).start()
+    return servers

@@ -1,0 +1,50 @@
+"""``hubsight status``: the health of every event source, running or not."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from hubsight.cli.source_cmd import format_table
+from hubsight.service import is_running
+from hubsight.status import offline_status
+
+
+@click.command("status")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document.")
+@click.pass_obj
+def status(data_dir: Path, as_json: bool) -> None:
+    """Per source: state, events stored, last event, lag per partition, last error and hint."""
+    running = is_running(data_dir)
+    sources = offline_status(data_dir, running=running)
+    if as_json:
+        click.echo(json.dumps({"running": running, "sources": sources}, indent=2))
+        return
+    if not sources:
+        click.echo("no event sources; add one with `hubsight source add`")
+        return
+    rows = []
+    for s in sources:
+        lags = [p["lag"] for p in s["lag"] if p["lag"] is not None]
+        rows.append(
+            (
+                s["name"],
+                s["state"],
+                s["events_stored"],
+                s["events_per_minute"],
+                s["last_event_time"] or "-",
+                sum(lags) if lags else "-",
+            )
+        )
+    click.echo(format_table(("SOURCE", "STATE", "EVENTS", "PER MIN", "LAST EVENT", "LAG"), rows))
+    for s in sources:
+        if s["last_error"]:
+            click.echo(f"\n{s['name']}: {s['last_error']}")
+            if s["hint"]:
+                click.echo(f"  hint: {s['hint']}")
+        elif s["hint"]:
+            click.echo(f"\n{s['name']}: {s['hint']}")
+    if not running:
+        click.echo("\n(hubsight run is not running: states are as last seen)")

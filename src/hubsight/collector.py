@@ -1,0 +1,264 @@
+"""The collector: one event source's messages, parsed, durably stored, then committed.
+
+Two threads per source. The consumer thread polls, drops what the store already holds, parses
+and queues batches; the writer thread stores each batch and hands its offsets back, and the
+consumer thread commits them. So an offset is committed only after the store has durably written
+everything before it. After a crash the uncommitted messages come again; the store's highest
+offset per partition (the guard) makes their second write a no-op.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import re
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from hubsight.errors import HubsightError, SourceError, StoreError
+from hubsight.health import SourceHealth, State
+from hubsight.parsing.base import ParserRegistry
+from hubsight.parsing.event import Event
+from hubsight.parsing.pipeline import EmptyRegistry, MessageParser
+from hubsight.sources.base import Message
+from hubsight.sources.config import SourceConfig
+from hubsight.sources.diagnose import Diagnosis, Problem
+from hubsight.sources.kafka import KafkaSource, diagnose, explain
+from hubsight.store.base import EventStore, Offsets
+
+log = logging.getLogger(__name__)
+
+StoredHook = Callable[[Sequence[Event]], None]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CollectorSettings:
+    """How a collector batches and waits; tests shorten the waits."""
+
+    max_batch_messages: int = 1_000
+    poll_timeout_s: float = 0.5
+    queued_batches: int = 2
+    no_data_after_s: float = 60.0
+    backoff_initial_s: float = 1.0
+    backoff_max_s: float = 60.0
+
+
+@dataclass(slots=True)
+class _Batch:
+    events: list[Event]
+    offsets: Offsets
+    payload_bytes: int
+
+
+@dataclass
+class Collector:
+    """Reads one source into the store until ``stop`` is set."""
+
+    config: SourceConfig
+    store: EventStore
+    health: SourceHealth
+    registry: ParserRegistry = field(default_factory=EmptyRegistry)
+    settings: CollectorSettings = field(default_factory=CollectorSettings)
+    on_stored: StoredHook | None = None
+
+    def run(self, stop: threading.Event) -> None:
+        """Consume until ``stop``; reconnect with capped exponential backoff after failures."""
+        parser = MessageParser(
+            log_name=self.config.name,
+            registry=self.registry,
+            default_domain=self.config.default_domain,
+            keep_unparsed=self.config.keep_unparsed,
+        )
+        backoff = self.settings.backoff_initial_s
+        while not stop.is_set():
+            started = time.monotonic()
+            try:
+                self._consume(parser, stop)
+            except SourceError as exc:
+                self.health.error(Diagnosis(Problem.OTHER, exc.message, exc.hint))
+            except StoreError as exc:
+                self.health.error(Diagnosis(Problem.STORE, exc.message, exc.hint))
+            except Exception as exc:
+                log.exception("collector %s failed", self.config.name)
+                self.health.error(diagnose(self.config, type(exc).__name__, str(exc)))
+            if time.monotonic() - started > self.settings.backoff_max_s:
+                backoff = self.settings.backoff_initial_s
+            stop.wait(backoff)
+            backoff = min(backoff * 2, self.settings.backoff_max_s)
+        self.health.set_state(State.STOPPED)
+
+    def _consume(self, parser: MessageParser, stop: threading.Event) -> None:
+        guard = self.store.stored_offsets(self.config.name)
+        run = _Run(self, parser, guard)
+        source = KafkaSource(
+            self.config,
+            on_error=run.on_error,
+            on_assign=run.on_assign,
+            on_revoke=run.on_revoke,
+            on_lag=self.health.set_lag,
+        )
+        run.source = source
+        writer = threading.Thread(target=run.write_loop, name=f"writer-{self.config.name}")
+        writer.start()
+        try:
+            run.consume_loop(source, stop)
+        finally:
+            run.batches.put(None)
+            writer.join()
+            run.commit_written(wait=True)
+            source.close()
+        if run.failure is not None:
+            raise run.failure
+
+
+class _Run:
+    """The state of one consumer session (between two reconnects)."""
+
+    def __init__(self, collector: Collector, parser: MessageParser, guard: Offsets) -> None:
+        self.collector = collector
+        self.config = collector.config
+        self.health = collector.health
+        self.parser = parser
+        self.guard = guard
+        self.source: KafkaSource | None = None
+        self.batches: queue.Queue[_Batch | None] = queue.Queue(collector.settings.queued_batches)
+        self.written: queue.Queue[Offsets] = queue.Queue()
+        self.failure: HubsightError | None = None
+        self.writer_failed = threading.Event()
+        self.assigned_at: float | None = None
+        self.unassigned_since = time.monotonic()
+        self.last_data: float | None = None
+        self.topic_check_due = False
+
+    # -- callbacks from the consumer (run on the consumer thread, inside poll) --
+    def on_error(self, diagnosis: Diagnosis) -> None:
+        self.health.error(diagnosis)
+        if diagnosis.problem is Problem.TOPIC_NOT_FOUND:
+            self.topic_check_due = True
+
+    def on_assign(self, partitions: list[tuple[str, int]]) -> None:
+        self.assigned_at = time.monotonic()
+        self.health.connected(waiting=self.last_data is None)
+
+    def on_revoke(self, partitions: list[tuple[str, int]]) -> None:
+        # Whatever was read from these partitions is stored and committed before they move.
+        self.batches.join()
+        self.commit_written(wait=True)
+        if self.source is not None and len(self.source.assignment) <= len(partitions):
+            self.assigned_at = None
+            self.unassigned_since = time.monotonic()
+
+    # -- the consumer thread --
+    def consume_loop(self, source: KafkaSource, stop: threading.Event) -> None:
+        settings = self.collector.settings
+        while not stop.is_set() and not self.writer_failed.is_set():
+            self.commit_written(wait=False)
+            if self.batches.full():
+                # The store is behind: stop fetching rather than buffer without bound.
+                source.pause()
+                time.sleep(0.05)
+                continue
+            source.resume()
+            messages = source.poll_batch(settings.max_batch_messages, settings.poll_timeout_s)
+            if messages:
+                self._enqueue(messages)
+            self._watch_idle(source)
+
+    def _enqueue(self, messages: list[Message]) -> None:
+        self.last_data = time.monotonic()
+        fresh = [m for m in messages if m.offset > self.guard.get((m.topic, m.partition), -1)]
+        offsets: Offsets = {}
+        for message in messages:
+            key = (message.topic, message.partition)
+            offsets[key] = max(offsets.get(key, -1), message.offset + 1)
+        events = [event for message in fresh for event in self.parser.parse(message)]
+        payload = sum(len(m.value) for m in fresh)
+        self.batches.put(_Batch(events, offsets, payload))
+        for key, next_offset in offsets.items():
+            self.guard[key] = max(self.guard.get(key, -1), next_offset - 1)
+        self.health.set_unparsed(self.parser.counters.unparsed_by_category)
+
+    def _watch_idle(self, source: KafkaSource) -> None:
+        now = time.monotonic()
+        after = self.collector.settings.no_data_after_s
+        if self.topic_check_due:
+            self.topic_check_due = False
+            self._report_missing_topics(source)
+        elif self.assigned_at is None and now - self.unassigned_since > after:
+            self.unassigned_since = now
+            if self.health.state is not State.ERROR:
+                self._report_missing_topics(source)
+        elif (
+            self.assigned_at is not None
+            and self.last_data is None
+            and now - self.assigned_at > after
+            and self.health.state is not State.ERROR
+        ):
+            self.health.waiting(
+                explain(self.config, Problem.NO_DATA, "connected, no events have arrived yet")
+            )
+
+    def _report_missing_topics(self, source: KafkaSource) -> None:
+        visible = source.list_topics(timeout=5.0)
+        wanted = self.config.subscription
+        if self.config.topic_pattern:
+            matched = [t for t in visible if re.match(self.config.topic_pattern, t)]
+            if matched:
+                return
+            message = f"no topic matches {self.config.topic_pattern!r}"
+        else:
+            missing = [t for t in wanted if t not in visible]
+            if not missing:
+                return
+            message = f"topic {', '.join(missing)} not found"
+        seen = ", ".join(visible[:20]) or "none"
+        self.health.error(
+            explain(
+                self.config,
+                Problem.TOPIC_NOT_FOUND,
+                f"{message}; topics this credential can see: {seen}",
+            )
+        )
+
+    def commit_written(self, *, wait: bool) -> None:
+        offsets: Offsets = {}
+        while True:
+            try:
+                done = self.written.get_nowait()
+            except queue.Empty:
+                break
+            for key, value in done.items():
+                offsets[key] = max(offsets.get(key, -1), value)
+        if offsets and self.source is not None:
+            self.source.commit(offsets, wait=wait)
+
+    # -- the writer thread --
+    def write_loop(self) -> None:
+        while True:
+            batch = self.batches.get()
+            try:
+                if batch is None:
+                    return
+                if not self.writer_failed.is_set():
+                    self._write(batch)
+            finally:
+                self.batches.task_done()
+
+    def _write(self, batch: _Batch) -> None:
+        try:
+            self.collector.store.write(batch.events)
+        except StoreError as exc:
+            # Nothing is committed for this batch: the consumer reconnects and reads it again.
+            self.failure = exc
+            self.writer_failed.set()
+            return
+        self.written.put(batch.offsets)
+        last = max((e.timestamp for e in batch.events), default=None)
+        self.health.stored(len(batch.events), batch.payload_bytes, last)
+        if self.collector.on_stored is not None and batch.events:
+            try:
+                self.collector.on_stored(batch.events)
+            except Exception:
+                log.exception("processing stored events of %s failed", self.config.name)

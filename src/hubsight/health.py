@@ -1,0 +1,143 @@
+"""Health of one event source, written by its collector and read by ``status`` and the API."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from hubsight.sources.diagnose import Diagnosis, Problem
+from hubsight.sources.kafka import PartitionLag
+
+
+class State(StrEnum):
+    """What a source is doing."""
+
+    STARTING = "starting"
+    RUNNING = "running"
+    WAITING = "waiting for data"
+    ERROR = "error"
+    DISABLED = "disabled"
+    STOPPED = "stopped"
+
+
+# An error at or after this moment wins over progress made before it; progress afterwards
+# (an assignment, a message) clears the state back.
+_RATE_WINDOW_S = 60.0
+
+
+@dataclass
+class SourceHealth:
+    """Thread-safe health record of one source."""
+
+    name: str
+    state: State = State.STARTING
+    last_error: str | None = None
+    problem: Problem | None = None
+    hint: str | None = None
+    last_error_time: datetime | None = None
+    last_event_time: datetime | None = None
+    events_stored: int = 0
+    bytes_received: int = 0
+    unparsed_by_category: dict[str, int] = field(default_factory=dict)
+    lag: list[PartitionLag] = field(default_factory=list)
+    _stored_times: deque[tuple[float, int]] = field(default_factory=deque)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def set_state(self, state: State) -> None:
+        """Move to ``state`` (an error is left only by progress, see ``progress``)."""
+        with self._lock:
+            self.state = state
+
+    def error(self, diagnosis: Diagnosis) -> None:
+        """Record a problem; a generic 'brokers down' never hides a specific cause."""
+        with self._lock:
+            generic = diagnosis.problem is Problem.UNREACHABLE and "brokers are down" in (
+                diagnosis.message
+            )
+            if generic and self.state is State.ERROR and self.problem is not Problem.UNREACHABLE:
+                return
+            self.state = State.ERROR
+            self.problem = diagnosis.problem
+            self.last_error = diagnosis.message
+            self.hint = diagnosis.hint
+            self.last_error_time = datetime.now(UTC)
+
+    def connected(self, *, waiting: bool) -> None:
+        """The consumer joined its group: running, or waiting for data when nothing flows."""
+        with self._lock:
+            self.state = State.WAITING if waiting else State.RUNNING
+
+    def waiting(self, diagnosis: Diagnosis) -> None:
+        """Connected, but no data: show why that may be."""
+        with self._lock:
+            if self.state is State.ERROR:
+                return
+            self.state = State.WAITING
+            self.problem = diagnosis.problem
+            self.hint = diagnosis.hint
+
+    def stored(self, events: int, payload_bytes: int, last_event: datetime | None) -> None:
+        """A batch was durably stored."""
+        now = time.monotonic()
+        with self._lock:
+            self.state = State.RUNNING
+            if self.problem is Problem.NO_DATA:
+                self.problem = None
+                self.hint = None
+            self.events_stored += events
+            self.bytes_received += payload_bytes
+            if last_event is not None and (
+                self.last_event_time is None or last_event > self.last_event_time
+            ):
+                self.last_event_time = last_event
+            self._stored_times.append((now, events))
+            while self._stored_times and self._stored_times[0][0] < now - _RATE_WINDOW_S:
+                self._stored_times.popleft()
+
+    def set_lag(self, lag: list[PartitionLag]) -> None:
+        """Replace the per-partition lag figures."""
+        with self._lock:
+            self.lag = sorted(lag, key=lambda p: (p.topic, p.partition))
+
+    def set_unparsed(self, counts: dict[str, int]) -> None:
+        """Replace the unparsed-record counts per category."""
+        with self._lock:
+            self.unparsed_by_category = dict(counts)
+
+    def snapshot(self) -> dict[str, Any]:
+        """A JSON-ready copy, in the shape of ``hubsight status --json``."""
+        now = time.monotonic()
+        with self._lock:
+            recent = sum(n for t, n in self._stored_times if t >= now - _RATE_WINDOW_S)
+            return {
+                "name": self.name,
+                "state": self.state.value,
+                "events_stored": self.events_stored,
+                "events_per_minute": recent,
+                "bytes_received": self.bytes_received,
+                "last_event_time": _iso(self.last_event_time),
+                "lag": [
+                    {
+                        "topic": p.topic,
+                        "partition": p.partition,
+                        "committed": p.committed,
+                        "high_watermark": p.high_watermark,
+                        "lag": p.lag,
+                    }
+                    for p in self.lag
+                ],
+                "last_error": self.last_error,
+                "last_error_time": _iso(self.last_error_time),
+                "problem": self.problem.value if self.problem else None,
+                "hint": self.hint,
+                "unparsed_by_category": dict(self.unparsed_by_category),
+            }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None

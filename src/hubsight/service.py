@@ -1,0 +1,153 @@
+"""``hubsight run``: one collector per enabled source, the API, and health persisted for ``status``.
+
+The catalog (SQLite) is the source of truth: the service compares it with what runs every second,
+so a source added, changed, disabled or removed by the CLI or the API takes effect without a
+restart. Only this process opens the ClickHouse directory; it holds ``run.lock`` meanwhile.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from hubsight.collector import Collector, CollectorSettings, StoredHook
+from hubsight.errors import ConfigError
+from hubsight.health import SourceHealth, State
+from hubsight.parsing.base import ParserRegistry
+from hubsight.parsing.pipeline import EmptyRegistry
+from hubsight.store.catalog import Catalog
+from hubsight.store.embedded import EmbeddedStore
+
+log = logging.getLogger(__name__)
+
+LOCK_FILE = "run.lock"
+SOCKET_FILE = "hubsight.sock"
+
+
+@contextmanager
+def run_lock(data_dir: Path) -> Iterator[None]:
+    """Hold the data directory for this process; fail clearly if another ``run`` holds it."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    handle: IO[str] = open(data_dir / LOCK_FILE, "a+")  # noqa: SIM115 - held for the whole run
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ConfigError(
+                f"another `hubsight run` holds {data_dir}",
+                hint="stop it first, or pass a different --data-dir",
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        yield
+    finally:
+        handle.close()
+
+
+def is_running(data_dir: Path) -> bool:
+    """True while a ``hubsight run`` holds ``data_dir``."""
+    path = data_dir / LOCK_FILE
+    if not path.exists():
+        return False
+    with open(path) as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return False
+
+
+@dataclass
+class _Running:
+    collector: Collector
+    thread: threading.Thread
+    stop: threading.Event
+    version: int
+
+
+@dataclass
+class Service:
+    """Runs the collectors of every enabled source over one store."""
+
+    data_dir: Path
+    store: EmbeddedStore
+    catalog: Catalog
+    registry: ParserRegistry = field(default_factory=EmptyRegistry)
+    settings: CollectorSettings = field(default_factory=CollectorSettings)
+    on_stored: StoredHook | None = None
+    health: dict[str, SourceHealth] = field(default_factory=dict)
+    _running: dict[str, _Running] = field(default_factory=dict)
+
+    def reconcile(self) -> None:
+        """Start, restart or stop collectors so that they match the catalog."""
+        sources = {config.name: config for config in self.catalog.all()}
+        versions = self.catalog.versions()
+        for name, running in list(self._running.items()):
+            config = sources.get(name)
+            if config is None or not config.enabled or versions.get(name) != running.version:
+                self._stop(name)
+        for name in list(self.health):
+            if name not in sources:
+                del self.health[name]
+        for name, config in sources.items():
+            if not config.enabled:
+                self.health.setdefault(name, SourceHealth(name)).set_state(State.DISABLED)
+                continue
+            if name in self._running:
+                continue
+            health = self.health.get(name)
+            if health is None or health.state is State.DISABLED:
+                health = SourceHealth(name, events_stored=self._stored_count(name))
+                self.health[name] = health
+            health.set_state(State.STARTING)
+            collector = Collector(
+                config, self.store, health, self.registry, self.settings, self.on_stored
+            )
+            stop = threading.Event()
+            thread = threading.Thread(
+                target=collector.run, args=(stop,), name=f"collector-{name}", daemon=True
+            )
+            thread.start()
+            self._running[name] = _Running(collector, thread, stop, versions[name])
+            log.info("collecting from %s", name)
+
+    def _stored_count(self, log_name: str) -> int:
+        rows = self.store.select(
+            "SELECT count() AS n FROM events WHERE log_name = {name:String}", {"name": log_name}
+        )
+        return int(rows[0]["n"]) if rows else 0
+
+    def _stop(self, name: str) -> None:
+        running = self._running.pop(name)
+        running.stop.set()
+        running.thread.join()
+        log.info("stopped collecting from %s", name)
+
+    def persist_health(self) -> None:
+        """Write every source's health where ``hubsight status`` reads it."""
+        self.catalog.save_health([h.snapshot() for h in self.health.values()])
+
+    def serve(self, stop: threading.Event, interval_s: float = 1.0) -> None:
+        """Reconcile and persist health until ``stop``; then stop every collector cleanly."""
+        try:
+            while not stop.is_set():
+                try:
+                    self.reconcile()
+                except ConfigError:
+                    log.exception("the catalog holds a source that cannot be used")
+                self.persist_health()
+                stop.wait(interval_s)
+        finally:
+            for name in list(self._running):
+                self._stop(name)
+            self.persist_health()

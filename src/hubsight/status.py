@@ -1,0 +1,59 @@
+"""Source status for ``hubsight status`` and the API, whether or not ``hubsight run`` is running.
+
+The running service writes each source's health to the catalog every second; ``status`` reads it
+from there, so it needs neither the event store (held by the service) nor its API. When nothing
+runs, the event counts come from the store itself.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from hubsight.errors import StoreError
+from hubsight.health import SourceHealth, State
+from hubsight.store.catalog import Catalog
+
+if TYPE_CHECKING:
+    from hubsight.service import Service
+
+
+def source_status(service: Service, name: str) -> dict[str, Any]:
+    """Live health of one source of a running service."""
+    health = service.health.get(name) or SourceHealth(name)
+    return health.snapshot()
+
+
+def offline_status(data_dir: Path, *, running: bool) -> list[dict[str, Any]]:
+    """Health of every source from the catalog; with nothing running, counts from the store."""
+    catalog = Catalog(data_dir)
+    persisted = catalog.load_health()
+    counts = {} if running else _stored_counts(data_dir)
+    result = []
+    for config in catalog.all():
+        snapshot, _written = persisted.get(config.name, (SourceHealth(config.name).snapshot(), 0))
+        if not config.enabled:
+            snapshot["state"] = State.DISABLED.value
+        elif not running:
+            snapshot["state"] = State.STOPPED.value
+            snapshot["events_per_minute"] = 0
+        if not running and counts is not None:
+            snapshot["events_stored"] = counts.get(config.name, 0)
+        result.append(snapshot)
+    return result
+
+
+def _stored_counts(data_dir: Path) -> dict[str, int] | None:
+    from hubsight.store.embedded import EmbeddedStore
+
+    if not (data_dir / "clickhouse").exists():
+        return {}
+    try:
+        store = EmbeddedStore(data_dir)
+    except StoreError:
+        return None
+    try:
+        rows = store.select("SELECT log_name, count() AS n FROM events GROUP BY log_name")
+    finally:
+        store.close()
+    return {row["log_name"]: int(row["n"]) for row in rows}

@@ -1,0 +1,176 @@
+"""The REST API (FastAPI): event sources, their health and connection tests.
+
+Secrets are write-only: requests may carry a connection string or password, responses never do,
+and validation errors never echo what was sent.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from hubsight import __version__
+from hubsight.errors import AlreadyExistsError, ConfigError, HubsightError, NotFoundError
+from hubsight.probe import probe_source
+from hubsight.service import Service
+from hubsight.sources.config import SourceConfig, make_source
+from hubsight.status import source_status
+
+router = APIRouter(prefix="/api/v1")
+
+_SOURCE_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SourceConfig"}}},
+    }
+}
+
+
+def _service(request: Request) -> Service:
+    service: Service = request.app.state.service
+    return service
+
+
+def _public(service: Service, config: SourceConfig) -> dict[str, Any]:
+    return config.public() | {"health": source_status(service, config.name)}
+
+
+@router.get("/event-sources")
+def list_sources(request: Request) -> list[dict[str, Any]]:
+    """Every event source with its health; secrets are shown only as '(set)'."""
+    service = _service(request)
+    return [_public(service, config) for config in service.catalog.all()]
+
+
+@router.post("/event-sources", status_code=201, openapi_extra=_SOURCE_BODY)
+async def create_source(request: Request) -> dict[str, Any]:
+    """Add an event source; the collector starts on it within a second."""
+    service = _service(request)
+    config = make_source(await _json_body(request))
+    service.catalog.add(config)
+    return _public(service, config)
+
+
+@router.get("/event-sources/{name}")
+def get_source(request: Request, name: str) -> dict[str, Any]:
+    """One event source."""
+    service = _service(request)
+    return _public(service, service.catalog.get(name))
+
+
+@router.put("/event-sources/{name}", openapi_extra=_SOURCE_BODY)
+async def replace_source(request: Request, name: str) -> dict[str, Any]:
+    """Replace a source's settings; a secret left out keeps its stored value."""
+    service = _service(request)
+    current = service.catalog.get(name)
+    body = await _json_body(request)
+    if body.get("name", name) != name:
+        raise ConfigError("a source cannot be renamed", hint="add a new source instead")
+    body["name"] = name
+    profile = body.get("profile")
+    if isinstance(profile, dict) and profile.get("kind", current.profile.kind) == (
+        current.profile.kind
+    ):
+        for secret in ("connection_string", "password"):
+            stored = getattr(current.profile, secret, None)
+            if secret not in profile and stored is not None:
+                profile[secret] = stored.get_secret_value()
+    config = make_source(body)
+    service.catalog.replace(config)
+    return _public(service, config)
+
+
+@router.delete("/event-sources/{name}", status_code=204)
+def delete_source(request: Request, name: str) -> None:
+    """Remove a source; its stored events stay."""
+    _service(request).catalog.remove(name)
+
+
+@router.get("/event-sources/{name}/health")
+def source_health(request: Request, name: str) -> dict[str, Any]:
+    """State, last error and hint, events per minute, last event time, lag per partition."""
+    service = _service(request)
+    service.catalog.get(name)
+    return source_status(service, name)
+
+
+@router.post("/event-sources/{name}/test")
+def test_source(request: Request, name: str) -> dict[str, Any]:
+    """Walk the connection step by step: DNS, TCP, TLS, SASL, topic, first message."""
+    config = _service(request).catalog.get(name)
+    steps = probe_source(config)
+    return {"name": name, "ok": all(s.ok for s in steps), "steps": [s.as_dict() for s in steps]}
+
+
+@router.get("/status")
+def status(request: Request) -> dict[str, Any]:
+    """Health of every source."""
+    service = _service(request)
+    return {"sources": [source_status(service, c.name) for c in service.catalog.all()]}
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except ValueError:
+        raise ConfigError("the request body is not JSON") from None
+    if not isinstance(body, dict):
+        raise ConfigError("the request body must be a JSON object")
+    return body
+
+
+def create_app(service: Service) -> FastAPI:
+    """The API over a running service."""
+    app = FastAPI(title="hubsight", version=__version__)
+    app.state.service = service
+    app.state.store = service.store
+    app.state.started = time.time()
+    app.include_router(router)
+    app.openapi_schema = None
+    _add_schemas(app)
+
+    @app.get("/health")
+    def health() -> dict[str, Any]:
+        """Liveness: the process runs."""
+        return {"status": "ok", "version": __version__}
+
+    @app.exception_handler(HubsightError)
+    async def hubsight_error(_request: Request, exc: HubsightError) -> JSONResponse:
+        code = 500
+        if isinstance(exc, NotFoundError):
+            code = 404
+        elif isinstance(exc, AlreadyExistsError):
+            code = 409
+        elif isinstance(exc, ConfigError):
+            code = 400
+        return JSONResponse({"error": exc.message, "hint": exc.hint or None}, status_code=code)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's default echoes the input, which may hold a connection string.
+        problems = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "")} for e in exc.errors()]
+        return JSONResponse({"error": "invalid request", "problems": problems}, status_code=422)
+
+    return app
+
+
+def _add_schemas(app: FastAPI) -> None:
+    original = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = original()
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            source_schema = SourceConfig.model_json_schema(
+                ref_template="#/components/schemas/{model}"
+            )
+            components.update(source_schema.pop("$defs", {}))
+            components["SourceConfig"] = source_schema
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
