@@ -53,6 +53,12 @@ def _split_lines(value: bytes, whole_error: str) -> list[Piece]:
     pieces: list[Piece] = []
     for line in lines:
         try:
+            # A file of messages, one ``{"records": [...]}`` per line, as relays write them.
+            pieces.extend(Piece(bytes(record)) for record in _envelope_decoder.decode(line).records)
+            continue
+        except msgspec.DecodeError:
+            pass
+        try:
             pieces.append(Piece(bytes(_raw_decoder.decode(line))))
         except msgspec.DecodeError as exc:
             pieces.append(Piece(line, f"not JSON: {exc}"))

@@ -53,6 +53,9 @@ class Event(msgspec.Struct, kw_only=True, omit_defaults=True):
     account_domain: str | None = None
     source_ip: str | None = None
     source_port: int | None = None
+    # public / private / loopback / link_local / azure_internal / reserved: only public
+    # addresses are geolocated, and detections skip the others.
+    source_ip_scope: str | None = None
     geoip_country_code: str | None = None
     geoip_country_name: str | None = None
     geoip_city: str | None = None

@@ -1,4 +1,10 @@
-"""Messages in, normalized events out: split, dispatch to a parser, and never lose a record."""
+"""Messages in, normalized events out: split, dispatch to a parser, and never lose a record.
+
+Text that is not valid JSON goes through ``repair`` first; each record recovered that way is
+parsed from its repaired text (which is what ``raw`` then holds, since invalid JSON cannot be
+stored as JSON) and lists the repairs applied in ``repairs``. Repairs only re-quote, escape or
+replace non-values with null, so no content is lost.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +14,11 @@ from datetime import UTC, datetime
 
 import msgspec
 
+from hubsight.errors import ParseError
 from hubsight.parsing.base import ParserRegistry, RecordContext
-from hubsight.parsing.envelope import split_message
+from hubsight.parsing.envelope import Piece, split_message
 from hubsight.parsing.event import Event, LogSet
+from hubsight.parsing.repair import repair
 from hubsight.sources.base import Message
 
 
@@ -58,6 +66,8 @@ class ParseCounters:
     records: int = 0
     unparsed_by_category: dict[str, int] = field(default_factory=dict)
     dropped_unparsed: int = 0
+    # Repairs of invalid JSON by kind (see ``hubsight.parsing.repair.Repair``).
+    repairs: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -81,19 +91,44 @@ class MessageParser:
             received_time=message.received_time,
         )
         events: list[Event] = []
-        for index, piece in enumerate(split_message(message.value)):
-            if piece.error is not None:
-                event: Event | None = self._unparsed(piece.data, ctx, None, piece.error)
-            else:
-                event = self._parse_record(piece.data, ctx)
-            if event is None:
-                continue
-            event.source_topic = message.topic
-            event.source_partition = message.partition
-            event.source_offset = message.offset
-            event.record_index = index
-            events.append(event)
+        index = 0
+        for piece in split_message(message.value):
+            parsed = (
+                [self._parse_record(piece.data, ctx)]
+                if piece.error is None
+                else self._parse_repaired(piece, ctx)
+            )
+            for event in parsed:
+                # Every record takes an index, stored or not, so indexes stay stable.
+                index += 1
+                if event is None:
+                    continue
+                event.source_topic = message.topic
+                event.source_partition = message.partition
+                event.source_offset = message.offset
+                event.record_index = index - 1
+                events.append(event)
         self.counters.records += len(events)
+        return events
+
+    def _parse_repaired(self, piece: Piece, ctx: RecordContext) -> list[Event | None]:
+        try:
+            repaired = repair(piece.data)
+        except ParseError as exc:
+            return [self._unparsed(piece.data, ctx, None, f"{piece.error} ({exc.message})")]
+        for kind in repaired.repairs:
+            self.counters.repairs[kind] = self.counters.repairs.get(kind, 0) + 1
+        events: list[Event | None] = []
+        for document in repaired.documents:
+            for record in split_message(document):
+                event: Event | None
+                if record.error is not None:
+                    event = self._unparsed(record.data, ctx, None, record.error)
+                else:
+                    event = self._parse_record(record.data, ctx)
+                if event is not None:
+                    event.repairs = list(repaired.repairs)
+                events.append(event)
         return events
 
     def _parse_record(self, record: bytes, ctx: RecordContext) -> Event | None:
