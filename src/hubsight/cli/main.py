@@ -60,6 +60,7 @@ def main() -> None:
     cli(prog_name="hubsight")
 
 
+from hubsight.cli.parse_cmd import parse_command  # noqa: E402
 from hubsight.cli.run_cmd import run  # noqa: E402 - commands register after the group exists
 from hubsight.cli.source_cmd import source  # noqa: E402
 from hubsight.cli.status_cmd import status  # noqa: E402
@@ -67,3 +68,4 @@ from hubsight.cli.status_cmd import status  # noqa: E402
 cli.add_command(source)
 cli.add_command(run)
 cli.add_command(status)
+cli.add_command(parse_command)
