@@ -1,0 +1,247 @@
+"""Alerts and notables: what the engine raised, and the triage people do on them.
+
+The engine owns the detection part of an alert (evidence, times, baseline text); people own the
+triage part (status, disposition, assignee, comments). They live in separate columns so that an
+alert updated by new evidence keeps the analyst's status, and every triage change is recorded in
+``alert_history``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+import msgspec
+
+from hubsight.detect.base import EventRef, Severity
+from hubsight.detect.baseline import from_epoch
+from hubsight.detect.db import DetectDB
+from hubsight.errors import ConfigError, NotFoundError
+
+Status = Literal["open", "investigating", "closed"]
+Disposition = Literal["benign", "malicious", "false_positive"]
+STATUSES: tuple[Status, ...] = ("open", "investigating", "closed")
+DISPOSITIONS: tuple[Disposition, ...] = ("benign", "malicious", "false_positive")
+# Evidence is capped; the earliest events are kept, which is the same set whatever the order the
+# events arrived in.
+MAX_EVIDENCE = 100
+
+
+class Alert(msgspec.Struct, kw_only=True):
+    """One alert or notable, deduplicated by ``dedup_key``."""
+
+    id: str
+    dedup_key: str
+    rule_id: str
+    title: str
+    severity: Severity
+    notable: bool
+    technique: str
+    runbook: str
+    first_event_time: datetime
+    last_event_time: datetime
+    evidence: list[EventRef]
+    user: str | None = None
+    source_ip: str | None = None
+    baseline: str | None = None
+    context: dict[str, Any] = msgspec.field(default_factory=dict)
+    # Triage, owned by people; filled in when read from the database.
+    status: Status = "open"
+    disposition: Disposition | None = None
+    assignee: str | None = None
+
+    def summary(self) -> dict[str, Any]:
+        """The alert as the command-line contract prints it (plus id and triage)."""
+        return {
+            "id": self.id,
+            "rule_id": self.rule_id,
+            "title": self.title,
+            "severity": str(self.severity),
+            "notable": self.notable,
+            "user": self.user,
+            "source_ip": self.source_ip,
+            "first_event_time": self.first_event_time.isoformat(),
+            "last_event_time": self.last_event_time.isoformat(),
+            "baseline": self.baseline,
+            "evidence": [ref.as_dict() for ref in self.evidence],
+            "status": self.status,
+            "disposition": self.disposition,
+            "assignee": self.assignee,
+        }
+
+
+def alert_id(dedup_key: str) -> str:
+    """A stable id derived from the dedup key, so replays name alerts the same way."""
+    return hashlib.sha256(dedup_key.encode()).hexdigest()[:16]
+
+
+def merge_evidence(old: list[EventRef], new: list[EventRef]) -> list[EventRef]:
+    """The union of two evidence lists, earliest first, capped."""
+    return sorted(set(old) | set(new))[:MAX_EVIDENCE]
+
+
+_encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.Decoder(Alert).decode
+
+_COLUMNS = "id, status, disposition, assignee, body"
+_BY_DEDUP_KEY = f"SELECT {_COLUMNS} FROM alerts WHERE dedup_key = ?"  # noqa: S608 - constants
+_BY_ID = f"SELECT {_COLUMNS} FROM alerts WHERE id = ?"  # noqa: S608 - constants
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AlertFilter:
+    """Filters of the alert list."""
+
+    status: Status | None = None
+    severity: Severity | None = None
+    rule_id: str | None = None
+    user: str | None = None
+    notable: bool | None = None
+    since: datetime | None = None
+    limit: int = 100
+
+
+class AlertStore:
+    """Reads and triages alerts in the detection database."""
+
+    def __init__(self, db: DetectDB) -> None:
+        self.db = db
+
+    def by_dedup_key(self, dedup_key: str) -> Alert | None:
+        """The alert with this dedup key, or None."""
+        rows = self.db.rows(_BY_DEDUP_KEY, (dedup_key,))
+        return _row_alert(rows[0]) if rows else None
+
+    def get(self, alert_id: str) -> Alert:
+        """The alert with this id; NotFoundError when there is none."""
+        rows = self.db.rows(_BY_ID, (alert_id,))
+        if not rows:
+            raise NotFoundError(
+                f"no alert with id {alert_id!r}", hint="list alert ids with `hubsight alerts list`"
+            )
+        return _row_alert(rows[0])
+
+    def find(self, flt: AlertFilter = AlertFilter()) -> list[Alert]:
+        """Alerts matching ``flt``, most recent event first."""
+        where: list[str] = ["1 = 1"]
+        params: list[Any] = []
+        for column, value in (
+            ("status", flt.status),
+            ("severity", flt.severity and str(flt.severity)),
+            ("rule_id", flt.rule_id),
+            ("user", flt.user and flt.user.lower()),
+        ):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        if flt.notable is not None:
+            where.append("notable = ?")
+            params.append(int(flt.notable))
+        if flt.since is not None:
+            where.append("last_event_time >= ?")
+            params.append(flt.since.timestamp())
+        params.append(flt.limit)
+        sql = (
+            # Only the fixed column names above are interpolated; values are bound.
+            f"SELECT {_COLUMNS} FROM alerts WHERE {' AND '.join(where)} "  # noqa: S608
+            "ORDER BY last_event_time DESC, id LIMIT ?"
+        )
+        return [_row_alert(row) for row in self.db.rows(sql, params)]
+
+    def save(self, conn: sqlite3.Connection, alert: Alert, now: float) -> None:
+        """Insert or update the detection part of ``alert`` inside the engine's transaction."""
+        conn.execute(
+            "INSERT INTO alerts (id, dedup_key, rule_id, severity, notable, user, source_ip, "
+            "first_event_time, last_event_time, created_at, updated_at, body) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(dedup_key) DO UPDATE SET "
+            "severity = excluded.severity, first_event_time = excluded.first_event_time, "
+            "last_event_time = excluded.last_event_time, updated_at = excluded.updated_at, "
+            "body = excluded.body",
+            (
+                alert.id,
+                alert.dedup_key,
+                alert.rule_id,
+                str(alert.severity),
+                int(alert.notable),
+                alert.user,
+                alert.source_ip,
+                alert.first_event_time.timestamp(),
+                alert.last_event_time.timestamp(),
+                now,
+                now,
+                _encode(alert),
+            ),
+        )
+
+    def update(
+        self,
+        alert_id: str,
+        *,
+        actor: str,
+        status: Status | None = None,
+        disposition: Disposition | None = None,
+        assignee: str | None = None,
+        comment: str | None = None,
+    ) -> Alert:
+        """Change triage fields and/or add a comment; each change goes into the history."""
+        current = self.get(alert_id)
+        if status is not None and status not in STATUSES:
+            raise ConfigError(
+                f"unknown status {status!r}", hint=f"use one of {', '.join(STATUSES)}"
+            )
+        if disposition is not None and disposition not in DISPOSITIONS:
+            raise ConfigError(
+                f"unknown disposition {disposition!r}", hint=f"use one of {', '.join(DISPOSITIONS)}"
+            )
+        now = time.time()
+        changes = [
+            (name, old, new)
+            for name, old, new in (
+                ("status", current.status, status),
+                ("disposition", current.disposition, disposition),
+                ("assignee", current.assignee, assignee),
+            )
+            if new is not None and new != old
+        ]
+        with self.db.transaction() as conn:
+            for name, old, new in changes:
+                # ``name`` is one of the three triage columns listed above.
+                conn.execute(f"UPDATE alerts SET {name} = ? WHERE id = ?", (new, alert_id))  # noqa: S608
+                conn.execute(
+                    "INSERT INTO alert_history VALUES (?, ?, ?, ?, ?)",
+                    (alert_id, now, actor, name, f"{old or ''} -> {new}"),
+                )
+            if comment:
+                conn.execute(
+                    "INSERT INTO alert_history VALUES (?, ?, ?, 'comment', ?)",
+                    (alert_id, now, actor, comment),
+                )
+        return self.get(alert_id)
+
+    def history(self, alert_id: str) -> list[dict[str, Any]]:
+        """Triage changes and comments of an alert, oldest first."""
+        rows = self.db.rows(
+            "SELECT at, actor, action, detail FROM alert_history WHERE alert_id = ? ORDER BY at",
+            (alert_id,),
+        )
+        return [
+            {
+                "at": from_epoch(row["at"]).isoformat(),
+                "actor": row["actor"],
+                "action": row["action"],
+                "detail": row["detail"],
+            }
+            for row in rows
+        ]
+
+
+def _row_alert(row: sqlite3.Row) -> Alert:
+    alert = _decode(row["body"])
+    alert.status = row["status"]
+    alert.disposition = row["disposition"]
+    alert.assignee = row["assignee"]
+    return alert

@@ -1,0 +1,246 @@
+"""The detection stage's contract: a rule reads normalized events and reports findings.
+
+A rule is a class carrying its metadata (``RuleMeta``), its thresholds as a typed, frozen
+``RuleConfig``, its own positive and negative examples, and ``evaluate``. ``evaluate`` sees one
+event at a time together with a ``RuleContext`` (windows and baselines persisted by the engine)
+and yields ``Finding``s; the engine turns findings into deduplicated alerts.
+
+Rules must be order-independent over event time: evaluating the same set of events in any
+arrival order (within the lateness window) must yield the same findings. Window helpers in
+``hubsight.detect.windows`` re-check every window a late event falls into, so rules built on them
+get this for free.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
+
+import msgspec
+from pydantic import BaseModel, ConfigDict, PositiveInt
+
+from hubsight.parsing.event import Event, LogSet
+
+if TYPE_CHECKING:
+    from hubsight.detect.windows import Window
+
+
+class Severity(StrEnum):
+    """Alert severities, highest first."""
+
+    CRITICAL = "Critical"
+    HIGH = "High"
+    MEDIUM = "Medium"
+    LOW = "Low"
+    INFO = "Info"
+
+    @property
+    def rank(self) -> int:
+        """4 for Critical down to 0 for Info, for comparisons."""
+        return _RANKS[self]
+
+
+_RANKS = {
+    Severity.CRITICAL: 4,
+    Severity.HIGH: 3,
+    Severity.MEDIUM: 2,
+    Severity.LOW: 1,
+    Severity.INFO: 0,
+}
+
+
+class EventRef(msgspec.Struct, frozen=True, order=True, array_like=True):
+    """Where a stored event is: enough to find it again in Log Search."""
+
+    timestamp: datetime
+    log_name: str
+    source_topic: str | None
+    source_partition: int | None
+    source_offset: int | None
+    record_index: int | None
+
+    @classmethod
+    def of(cls, event: Event) -> EventRef:
+        """The reference of ``event``."""
+        return cls(
+            timestamp=event.timestamp,
+            log_name=event.log_name,
+            source_topic=event.source_topic,
+            source_partition=event.source_partition,
+            source_offset=event.source_offset,
+            record_index=event.record_index,
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        """The reference as the JSON object the CLI and the API show."""
+        return {
+            "log_name": self.log_name,
+            "source_topic": self.source_topic,
+            "source_partition": self.source_partition,
+            "source_offset": self.source_offset,
+            "record_index": self.record_index,
+            "timestamp": self.timestamp.isoformat(),
+        }
+
+
+@dataclass(slots=True, kw_only=True)
+class Finding:
+    """What a rule reports; the engine folds findings with the same dedup key into one alert."""
+
+    # The thing the alert is about (a user, an IP, a vendor alert id); part of the dedup key.
+    entity: str
+    title: str
+    # Event time that places the finding in its dedup bucket.
+    at: datetime
+    evidence: Sequence[EventRef]
+    user: str | None = None
+    source_ip: str | None = None
+    severity: Severity | None = None
+    baseline: str | None = None
+    context: dict[str, Any] = field(default_factory=dict)
+    # When set, the dedup key ignores time buckets (e.g. a vendor's own alert id).
+    stable_key: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RuleMeta:
+    """What a rule is, for people and for the engine."""
+
+    id: str
+    title: str
+    description: str
+    severity: Severity
+    technique: str
+    log_sets: frozenset[LogSet]
+    runbook: str
+    # Notables do not alert alone: they go on the user's timeline and into later alerts.
+    notable: bool = False
+    # Baseline rules stay silent during the learning period.
+    uses_baseline: bool = False
+    # Windowed rules skip events older than the lateness allows: their windows are gone.
+    windowed: bool = False
+
+
+class RuleConfig(BaseModel):
+    """Thresholds of a rule; unknown keys are rejected so typos fail loudly."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # Findings of one entity inside one bucket of this many minutes update a single alert.
+    dedup_minutes: PositiveInt = 60
+
+
+@dataclass(frozen=True, slots=True)
+class Example:
+    """A sequence of events and whether the rule must fire on it."""
+
+    name: str
+    events: Sequence[Event]
+    fires: bool
+    # For rules that watch arrival (platform rules): when to check after the events arrived.
+    check_at: datetime | None = None
+
+
+class Baseline(Protocol):
+    """What has been seen for one user or service principal, by kind (country, ip, asn, ...)."""
+
+    def seen(self, kind: str, value: str, at: datetime, horizon: timedelta) -> bool:
+        """Whether ``value`` of ``kind`` was seen in the ``horizon`` before ``at``."""
+        ...
+
+    def known(self, kind: str, at: datetime, horizon: timedelta) -> list[str]:
+        """The values of ``kind`` seen in the ``horizon`` before ``at``, sorted."""
+        ...
+
+    def has_history(self, kind: str, at: datetime) -> bool:
+        """Whether anything of ``kind`` was seen before ``at``."""
+        ...
+
+    def recent_signins(self, at: datetime, horizon: timedelta) -> list[dict[str, Any]]:
+        """Successful sign-ins in the ``horizon`` before ``at``, oldest first."""
+        ...
+
+
+class RuleContext(Protocol):
+    """The engine's state as a rule sees it."""
+
+    @property
+    def baseline_horizon(self) -> timedelta:
+        """How far back baselines look (90 days by default)."""
+        ...
+
+    def window(self, key: str) -> Window:
+        """The persisted, time-ordered window of this rule for ``key`` (created when absent)."""
+        ...
+
+    def baseline(self, subject: str) -> Baseline:
+        """The baseline of a user (lower-cased UPN) or service principal (``sp:<app id>``)."""
+        ...
+
+    def learning(self, at: datetime) -> bool:
+        """Whether ``at`` is inside the silent learning period."""
+        ...
+
+    def sources(self) -> dict[tuple[str, str], datetime]:
+        """When each (log name, category) last delivered an event, by arrival time."""
+        ...
+
+
+C = TypeVar("C", bound=RuleConfig)
+
+
+class Rule(ABC, Generic[C]):
+    """A detection: metadata, typed thresholds, examples and the logic in ``evaluate``."""
+
+    meta: ClassVar[RuleMeta]
+    config_type: ClassVar[type[RuleConfig]] = RuleConfig
+
+    def __init__(self, config: C) -> None:
+        self.config = config
+
+    @abstractmethod
+    def evaluate(self, event: Event, ctx: RuleContext) -> Iterable[Finding]:
+        """Yield what ``event`` reveals, given the state in ``ctx``."""
+
+    def check(self, now: datetime, ctx: RuleContext) -> Iterable[Finding]:
+        """Yield what the passing of time reveals (silence); most rules have nothing to say."""
+        return ()
+
+    def retention(self) -> timedelta:
+        """How far behind the lateness horizon this rule's windows must keep entries."""
+        return timedelta(0)
+
+    @classmethod
+    @abstractmethod
+    def examples(cls) -> Sequence[Example]:
+        """Positive and negative examples; one parametrised test runs them all."""
+
+
+_EXAMPLE_START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+
+def example_event(log_set: LogSet, minute: float = 0, *, offset: int = 0, **fields: Any) -> Event:
+    """An event for a rule's examples: ``minute`` after a fixed start, at Kafka ``offset``."""
+    return Event(
+        timestamp=_EXAMPLE_START + timedelta(minutes=minute),
+        log_set=log_set,
+        log_name="example",
+        raw=msgspec.Raw(fields.pop("raw", b"{}")),
+        source_topic="example",
+        source_partition=0,
+        source_offset=offset,
+        record_index=0,
+        **fields,
+    )
+
+
+def numbered(events: Iterable[Event]) -> list[Event]:
+    """``events`` with distinct offsets, so that each is a separate stored event."""
+    out = list(events)
+    for offset, event in enumerate(out):
+        event.source_offset = offset
+    return out

@@ -1,0 +1,116 @@
+"""The detection database: ``<data_dir>/detect.sqlite3`` holds state, alerts and settings.
+
+One SQLite file in WAL mode, so the API can read alerts while the engine writes. The engine
+commits its state and the alerts a batch produced in one transaction: after a crash either both
+are there or neither is, and replaying the batch yields the same result (see ``engine``).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from hubsight.errors import StoreError
+
+DB_NAME = "detect.sqlite3"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS windows (
+    rule_id TEXT NOT NULL, key TEXT NOT NULL, body BLOB NOT NULL, PRIMARY KEY (rule_id, key));
+CREATE TABLE IF NOT EXISTS baselines (subject TEXT PRIMARY KEY, body BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS alerts (
+    id TEXT PRIMARY KEY, dedup_key TEXT UNIQUE NOT NULL, rule_id TEXT NOT NULL,
+    severity TEXT NOT NULL, notable INTEGER NOT NULL, user TEXT, source_ip TEXT,
+    first_event_time REAL NOT NULL, last_event_time REAL NOT NULL,
+    created_at REAL NOT NULL, updated_at REAL NOT NULL,
+    status TEXT NOT NULL DEFAULT 'open', disposition TEXT, assignee TEXT, body BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS alerts_user ON alerts (user, last_event_time);
+CREATE INDEX IF NOT EXISTS alerts_time ON alerts (last_event_time);
+CREATE TABLE IF NOT EXISTS alert_history (
+    alert_id TEXT NOT NULL, at REAL NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
+    detail TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS alert_history_alert ON alert_history (alert_id, at);
+CREATE TABLE IF NOT EXISTS rule_settings (
+    rule_id TEXT PRIMARY KEY, enabled INTEGER, thresholds TEXT NOT NULL DEFAULT '{}',
+    exceptions TEXT NOT NULL DEFAULT '{}');
+CREATE TABLE IF NOT EXISTS dead_letters (
+    at REAL NOT NULL, channel TEXT NOT NULL, alert_id TEXT NOT NULL, payload TEXT NOT NULL,
+    error TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sources (
+    log_name TEXT NOT NULL, category TEXT NOT NULL, last_received REAL NOT NULL,
+    PRIMARY KEY (log_name, category));
+"""
+
+
+class DetectDB:
+    """A thread-safe handle on the detection database."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        try:
+            self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise StoreError(
+                f"cannot open the detection database {path}: {exc}",
+                hint="check that the data directory is writable and not on a network share",
+            ) from exc
+        self._lock = threading.RLock()
+
+    @classmethod
+    def in_dir(cls, data_dir: Path) -> DetectDB:
+        """The database of a data directory."""
+        return cls(data_dir / DB_NAME)
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction: committed when the block ends, rolled back on error."""
+        with self._lock:
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+                yield self._conn
+                self._conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._conn.execute("ROLLBACK")
+                raise StoreError(f"detection database write failed: {exc}") from exc
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+
+    def rows(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[sqlite3.Row]:
+        """Run a read query; rows indexable by column name."""
+        with self._lock:
+            try:
+                cursor = self._conn.execute(sql, params)
+                cursor.row_factory = sqlite3.Row
+                return list(cursor.fetchall())
+            except sqlite3.Error as exc:
+                raise StoreError(f"detection database read failed: {exc}") from exc
+
+    def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> int:
+        """Run one write statement in its own transaction; the number of rows changed."""
+        with self.transaction() as conn:
+            return conn.execute(sql, params).rowcount
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        """Run one write statement for many rows in one transaction."""
+        with self.transaction() as conn:
+            conn.executemany(sql, rows)
+
+    def get_meta(self, key: str) -> str | None:
+        """A value of the ``meta`` table."""
+        found = self.rows("SELECT value FROM meta WHERE key = ?", (key,))
+        return str(found[0]["value"]) if found else None
+
+    def close(self) -> None:
+        """Close the connection."""
+        with self._lock:
+            self._conn.close()

@@ -1,0 +1,402 @@
+"""The streaming detection engine: events in (by event time), deduplicated alerts out.
+
+The collector calls ``DetectionEngine.process(batch)`` after each batch is stored. Every batch
+ends in one SQLite transaction holding the windows, baselines and alerts it changed, so a crash
+loses at most the batch being processed; since windows ignore an event they already hold and
+alerts merge by dedup key, processing that batch again after a restart yields the same alerts
+and re-fires nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import msgspec
+
+from hubsight.detect.alerts import Alert, AlertStore, alert_id, merge_evidence
+from hubsight.detect.base import Finding, Rule, Severity
+from hubsight.detect.baseline import SignIn, UserBaseline, from_epoch
+from hubsight.detect.db import DetectDB
+from hubsight.detect.settings import RuleExceptions
+from hubsight.detect.windows import Entry, Window
+from hubsight.parsing.event import Event, LogSet
+
+log = logging.getLogger(__name__)
+
+_AUTH = (LogSet.INGRESS_AUTHENTICATION, LogSet.SSO_AUTHENTICATION)
+# Events dated further ahead of the wall clock than this do not move the watermark: one bad
+# clock must not make every other event "too late".
+_FUTURE_SLACK = 300.0
+_PRUNE_EVERY = 3600.0
+# Notables of a user this recent are attached to a new alert about that user.
+_NOTABLE_LOOKBACK = timedelta(days=7)
+
+_entries_codec = msgspec.json.Encoder()
+_entries_decoder = msgspec.json.Decoder(list[Entry])
+_baseline_decoder = msgspec.json.Decoder(UserBaseline)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EngineOptions:
+    """Timing of the engine."""
+
+    lateness: timedelta = timedelta(hours=24)
+    learning: timedelta = timedelta(days=7)
+    baseline_horizon: timedelta = timedelta(days=90)
+    # Replays (backtests) keep state in memory only and touch nothing on disk.
+    persist: bool = True
+
+
+@dataclass(slots=True)
+class EngineStats:
+    """What the engine has seen since it started."""
+
+    events: int = 0
+    too_late: int = 0
+    rule_errors: dict[str, int] = field(default_factory=dict)
+    last_rule_error: dict[str, str] = field(default_factory=dict)
+
+
+class _State:
+    """Windows, baselines and watermarks; what changed since the last commit."""
+
+    def __init__(self) -> None:
+        self.windows: dict[tuple[str, str], Window] = {}
+        self.baselines: dict[str, UserBaseline] = {}
+        self.sources: dict[tuple[str, str], float] = {}
+        self.watermark = 0.0
+        self.started: float | None = None
+        self.pruned_at = 0.0
+        self.dirty_windows: set[tuple[str, str]] = set()
+        self.dirty_baselines: set[str] = set()
+        self.dirty_sources: set[tuple[str, str]] = set()
+
+
+class _Context:
+    """One rule's view of the engine state (implements ``RuleContext``)."""
+
+    __slots__ = ("_options", "_rule_id", "_state")
+
+    def __init__(self, rule_id: str, state: _State, options: EngineOptions) -> None:
+        self._rule_id = rule_id
+        self._state = state
+        self._options = options
+
+    @property
+    def baseline_horizon(self) -> timedelta:
+        """How far back baselines look."""
+        return self._options.baseline_horizon
+
+    def window(self, key: str) -> Window:
+        """The rule's window for ``key``, marked as changed."""
+        wkey = (self._rule_id, key)
+        window = self._state.windows.get(wkey)
+        if window is None:
+            window = self._state.windows[wkey] = Window()
+        self._state.dirty_windows.add(wkey)
+        return window
+
+    def baseline(self, subject: str) -> UserBaseline:
+        """The baseline of ``subject`` (empty when never seen)."""
+        return self._state.baselines.get(subject) or UserBaseline()
+
+    def learning(self, at: datetime) -> bool:
+        """Whether ``at`` is inside the learning period."""
+        started = self._state.started
+        return started is None or at.timestamp() < started + self._options.learning.total_seconds()
+
+    def sources(self) -> dict[tuple[str, str], datetime]:
+        """Last arrival per (log name, category)."""
+        return {key: from_epoch(ts) for key, ts in self._state.sources.items()}
+
+
+class DetectionEngine:
+    """Runs rules over batches of events and keeps alerts in the detection database."""
+
+    def __init__(
+        self,
+        db: DetectDB,
+        rules: Sequence[Rule[Any]],
+        *,
+        options: EngineOptions = EngineOptions(),
+        exceptions: Mapping[str, RuleExceptions] | None = None,
+    ) -> None:
+        self.db = db
+        self.alerts = AlertStore(db)
+        self.rules = list(rules)
+        self.options = options
+        self.stats = EngineStats()
+        self._exceptions = {
+            rule_id: exc for rule_id, exc in (exceptions or {}).items() if not exc.empty()
+        }
+        self._state = _State()
+        self._contexts = {r.meta.id: _Context(r.meta.id, self._state, options) for r in rules}
+        self._by_log_set: dict[LogSet, list[Rule[Any]]] = {}
+        for rule in self.rules:
+            for log_set in rule.meta.log_sets:
+                self._by_log_set.setdefault(log_set, []).append(rule)
+        # Alerts of the current batch; in memory only when not persisting (replays).
+        self._pending: dict[str, Alert] = {}
+        self._created: set[str] = set()
+        self._memory_alerts: dict[str, Alert] = {}
+        if options.persist:
+            self._load()
+
+    def process(self, events: Sequence[Event]) -> list[Alert]:
+        """Run every enabled rule over ``events``; the alerts created or changed, new ones first."""
+        state = self._state
+        lateness = self.options.lateness.total_seconds()
+        ceiling = time.time() + _FUTURE_SLACK
+        for event in events:
+            ts = event.timestamp.timestamp()
+            self.stats.events += 1
+            if ts > state.watermark:
+                state.watermark = min(ts, max(ceiling, state.watermark))
+            if event.received_time is not None:
+                self._saw_source(event, event.received_time.timestamp())
+            late = ts < state.watermark - lateness
+            if late:
+                self.stats.too_late += 1
+            elif state.started is None or ts < state.started:
+                state.started = ts
+            for rule in self._by_log_set.get(event.log_set, ()):
+                if late and rule.meta.windowed:
+                    continue
+                rule_exceptions = self._exceptions.get(rule.meta.id)
+                if rule_exceptions is not None and rule_exceptions.matches(event):
+                    continue
+                self._run(rule, rule.evaluate(event, self._contexts[rule.meta.id]))
+            if event.log_set in _AUTH and event.result == "SUCCESS":
+                self._observe(event, ts)
+        if state.watermark - state.pruned_at >= _PRUNE_EVERY:
+            self._prune()
+        return self._commit()
+
+    def tick(self, now: datetime) -> list[Alert]:
+        """Let rules that watch the clock (silent sources) speak; call it every minute or so."""
+        for rule in self.rules:
+            self._run(rule, rule.check(now, self._contexts[rule.meta.id]))
+        return self._commit()
+
+    def _run(self, rule: Rule[Any], findings: Iterable[Finding]) -> None:
+        try:
+            for finding in findings:
+                self._fold(rule, finding)
+        except Exception as exc:  # noqa: BLE001 - one failing rule must not stop the others
+            rule_id = rule.meta.id
+            self.stats.rule_errors[rule_id] = self.stats.rule_errors.get(rule_id, 0) + 1
+            self.stats.last_rule_error[rule_id] = f"{type(exc).__name__}: {exc}"
+            log.warning("rule %s failed: %s", rule_id, exc)
+
+    def _fold(self, rule: Rule[Any], finding: Finding) -> None:
+        meta = rule.meta
+        if finding.stable_key:
+            key = f"{meta.id}|{finding.entity}"
+        else:
+            bucket = int(finding.at.timestamp() // (rule.config.dedup_minutes * 60))
+            key = f"{meta.id}|{finding.entity}|{bucket}"
+        times = [ref.timestamp for ref in finding.evidence] or [finding.at]
+        severity = finding.severity or meta.severity
+        alert = self._lookup(key)
+        if alert is None:
+            alert = Alert(
+                id=alert_id(key),
+                dedup_key=key,
+                rule_id=meta.id,
+                title=finding.title,
+                severity=severity,
+                notable=meta.notable,
+                technique=meta.technique,
+                runbook=meta.runbook,
+                first_event_time=min(times),
+                last_event_time=max(times),
+                evidence=merge_evidence([], list(finding.evidence)),
+                user=finding.user,
+                source_ip=finding.source_ip,
+                baseline=finding.baseline,
+                context=dict(finding.context),
+            )
+            if not meta.notable and finding.user:
+                notables = self._recent_notables(finding.user, alert.first_event_time)
+                if notables:
+                    alert.context["notables"] = notables
+            self._created.add(key)
+            self._pending[key] = alert
+            return
+        before = _encode_alert(alert)
+        alert.evidence = merge_evidence(alert.evidence, list(finding.evidence))
+        alert.first_event_time = min(alert.first_event_time, *times)
+        alert.last_event_time = max(alert.last_event_time, *times)
+        if severity.rank > alert.severity.rank:
+            alert.severity, alert.title = severity, finding.title
+        alert.baseline = alert.baseline or finding.baseline
+        alert.context.update(finding.context)
+        if _encode_alert(alert) != before:
+            self._pending[key] = alert
+
+    def _lookup(self, key: str) -> Alert | None:
+        alert = self._pending.get(key)
+        if alert is not None:
+            return alert
+        if not self.options.persist:
+            return self._memory_alerts.get(key)
+        return self.alerts.by_dedup_key(key)
+
+    def _recent_notables(self, user: str, at: datetime) -> list[str]:
+        floor = (at - _NOTABLE_LOOKBACK).timestamp()
+        pending = [
+            a.id
+            for a in self._pending.values()
+            if a.notable and a.user == user and a.last_event_time.timestamp() >= floor
+        ]
+        if not self.options.persist:
+            stored = [
+                a.id
+                for a in self._memory_alerts.values()
+                if a.notable and a.user == user and a.last_event_time.timestamp() >= floor
+            ]
+        else:
+            rows = self.db.rows(
+                "SELECT id FROM alerts WHERE user = ? AND notable = 1 AND last_event_time >= ?",
+                (user, floor),
+            )
+            stored = [str(row["id"]) for row in rows]
+        return sorted(set(pending) | set(stored))
+
+    def _observe(self, event: Event, ts: float) -> None:
+        if event.user:
+            subject = event.user
+        elif event.application_id:
+            subject = f"sp:{event.application_id}"
+        else:
+            return
+        baseline = self._state.baselines.get(subject)
+        if baseline is None:
+            baseline = self._state.baselines[subject] = UserBaseline()
+        for kind, value in (
+            ("country", event.geoip_country_code),
+            ("ip", event.source_ip),
+            ("asn", event.geoip_organization),
+            ("device", event.device_id),
+            ("app", event.application),
+        ):
+            if value:
+                baseline.observe(kind, value, ts)
+        if event.user:
+            from hubsight.detect.base import EventRef
+
+            baseline.remember(
+                SignIn(
+                    ts=ts,
+                    source_ip=event.source_ip,
+                    country=event.geoip_country_code,
+                    application=event.application,
+                    ref=EventRef.of(event),
+                )
+            )
+        self._state.dirty_baselines.add(subject)
+
+    def _saw_source(self, event: Event, ts: float) -> None:
+        key = (event.log_name, event.category or "")
+        if ts > self._state.sources.get(key, 0.0):
+            self._state.sources[key] = ts
+            self._state.dirty_sources.add(key)
+
+    def _prune(self) -> None:
+        state = self._state
+        state.pruned_at = state.watermark
+        lateness = self.options.lateness.total_seconds()
+        retention = {r.meta.id: r.retention().total_seconds() for r in self.rules}
+        for wkey, window in list(state.windows.items()):
+            keep = retention.get(wkey[0], 0.0)
+            if window.prune(state.watermark - lateness - keep):
+                state.dirty_windows.add(wkey)
+        horizon = state.watermark - self.options.baseline_horizon.total_seconds()
+        for subject, baseline in state.baselines.items():
+            if baseline.prune(horizon):
+                state.dirty_baselines.add(subject)
+
+    def _commit(self) -> list[Alert]:
+        state = self._state
+        created = [self._pending[k] for k in sorted(self._created)]
+        changed = created + [a for k, a in sorted(self._pending.items()) if k not in self._created]
+        if self.options.persist:
+            self._save(changed)
+        else:
+            self._memory_alerts.update(self._pending)
+        state.dirty_windows.clear()
+        state.dirty_baselines.clear()
+        state.dirty_sources.clear()
+        self._pending.clear()
+        self._created.clear()
+        return changed
+
+    def _save(self, alerts: list[Alert]) -> None:
+        state = self._state
+        now = time.time()
+        with self.db.transaction() as conn:
+            for wkey in state.dirty_windows:
+                window = state.windows.get(wkey)
+                if window is None or not len(window):
+                    state.windows.pop(wkey, None)
+                    conn.execute("DELETE FROM windows WHERE rule_id = ? AND key = ?", wkey)
+                else:
+                    conn.execute(
+                        "INSERT OR REPLACE INTO windows VALUES (?, ?, ?)",
+                        (*wkey, _entries_codec.encode(window.entries())),
+                    )
+            conn.executemany(
+                "INSERT OR REPLACE INTO baselines VALUES (?, ?)",
+                [(s, _entries_codec.encode(state.baselines[s])) for s in state.dirty_baselines],
+            )
+            conn.executemany(
+                "INSERT OR REPLACE INTO sources VALUES (?, ?, ?)",
+                [(*k, state.sources[k]) for k in state.dirty_sources],
+            )
+            meta = {
+                "watermark": state.watermark,
+                "started": state.started,
+                "pruned": state.pruned_at,
+            }
+            conn.executemany(
+                "INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                [(k, repr(v)) for k, v in meta.items() if v is not None],
+            )
+            for alert in alerts:
+                self.alerts.save(conn, alert, now)
+
+    def _load(self) -> None:
+        state = self._state
+        for row in self.db.rows("SELECT rule_id, key, body FROM windows"):
+            state.windows[(row["rule_id"], row["key"])] = Window(
+                _entries_decoder.decode(row["body"])
+            )
+        for row in self.db.rows("SELECT subject, body FROM baselines"):
+            state.baselines[row["subject"]] = _baseline_decoder.decode(row["body"])
+        for row in self.db.rows("SELECT log_name, category, last_received FROM sources"):
+            state.sources[(row["log_name"], row["category"])] = float(row["last_received"])
+        for key, attr in (
+            ("watermark", "watermark"),
+            ("started", "started"),
+            ("pruned", "pruned_at"),
+        ):
+            value = self.db.get_meta(key)
+            if value is not None:
+                setattr(state, attr, float(value))
+
+
+_alert_encoder = msgspec.json.Encoder()
+
+
+def _encode_alert(alert: Alert) -> bytes:
+    return _alert_encoder.encode(alert)
+
+
+def severity_at_least(alert: Alert, floor: Severity) -> bool:
+    """Whether ``alert`` is at or above ``floor``."""
+    return alert.severity.rank >= floor.rank

@@ -1,0 +1,589 @@
+"""Admin-activity rules: Entra directory changes and Azure Resource Manager operations."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import timedelta
+
+import msgspec
+
+from hubsight.detect.base import (
+    EventRef,
+    Example,
+    Finding,
+    Rule,
+    RuleConfig,
+    RuleContext,
+    RuleMeta,
+    Severity,
+    numbered,
+)
+from hubsight.detect.rules.operations import OperationConfig, OperationRule, failed, target_of
+from hubsight.detect.rules.signals import (
+    ADMIN_LOG_SETS,
+    ThresholdRule,
+    WindowConfig,
+    admin,
+    entry_of,
+    refs,
+    span_finding,
+)
+from hubsight.detect.windows import Entry
+from hubsight.parsing.event import Event
+
+
+def _meta(rule_id: str, title: str, severity: Severity, technique: str, runbook: str) -> RuleMeta:
+    return RuleMeta(
+        id=rule_id,
+        title=title,
+        description=f"{title}, from the Cloud Service Admin Activity log set.",
+        severity=severity,
+        technique=technique,
+        log_sets=ADMIN_LOG_SETS,
+        runbook=runbook,
+    )
+
+
+# Entra built-in roles that can take over the tenant or its data (Microsoft marks them
+# "privileged"); matched by display name in the audit record.
+PRIVILEGED_ROLES = (
+    "Global Administrator",
+    "Privileged Role Administrator",
+    "Privileged Authentication Administrator",
+    "Security Administrator",
+    "Application Administrator",
+    "Cloud Application Administrator",
+    "Authentication Administrator",
+    "Conditional Access Administrator",
+    "Exchange Administrator",
+    "SharePoint Administrator",
+    "User Administrator",
+    "Hybrid Identity Administrator",
+    "Intune Administrator",
+    "Helpdesk Administrator",
+    "Partner Tier2 Support",
+)
+
+
+class PrivilegedRoleGranted(OperationRule):
+    """A privileged Entra role assigned (active, eligible or outside PIM)."""
+
+    meta = _meta(
+        "admin.privileged_role_granted",
+        "Privileged directory role granted",
+        Severity.HIGH,
+        "T1098.003",
+        "Confirm the grant with the approver; remove it and review the grantor if unexpected.",
+    )
+    operations = frozenset(
+        {
+            "Add member to role",
+            "Add eligible member to role",
+            "Add member to role outside of PIM (permanent)",
+            "Add member to role in PIM completed (permanent)",
+            "Add member to role in PIM completed (timebound)",
+            "Add eligible member to role in PIM completed (permanent)",
+            "Add eligible member to role in PIM completed (timebound)",
+        }
+    )
+    default_markers = PRIVILEGED_ROLES
+    example_raw = (
+        b'{"properties":{"targetResources":[{"modifiedProperties":[{"displayName":'
+        b'"Role.DisplayName","newValue":"\\"Global Administrator\\""}]}]}}'
+    )
+
+
+class PrivilegedGroupMember(OperationRule):
+    """A member added to a group whose name marks it as privileged."""
+
+    meta = _meta(
+        "admin.privileged_group_member",
+        "User added to privileged group",
+        Severity.MEDIUM,
+        "T1098",
+        "Check the group's role assignments and whether the change was requested.",
+    )
+    operations = frozenset({"Add member to group", "Add owner to group"})
+    default_markers = ("admin", "privileged", "tier0", "tier 0")
+    example_raw = b'{"properties":{"targetResources":[{"displayName":"Tenant Admins"}]}}'
+
+
+class AppCredentialAdded(OperationRule):
+    """A new secret or certificate on an application or service principal."""
+
+    meta = _meta(
+        "admin.app_credential_added",
+        "New credential added to an application",
+        Severity.HIGH,
+        "T1098.001",
+        "Confirm with the app owner; remove the credential and review the app's sign-ins if "
+        "unexpected.",
+    )
+    operations = frozenset(
+        {
+            "Add service principal credentials",
+            "Update application – Certificates and secrets management",
+            "Update application - Certificates and secrets management",
+        }
+    )
+
+
+# Graph permissions that amount to tenant or mailbox takeover when granted to an app.
+HIGH_PRIVILEGE_PERMISSIONS = (
+    "RoleManagement.ReadWrite.Directory",
+    "AppRoleAssignment.ReadWrite.All",
+    "Application.ReadWrite.All",
+    "Directory.ReadWrite.All",
+    "Mail.ReadWrite",
+    "Mail.Send",
+    "MailboxSettings.ReadWrite",
+    "Files.ReadWrite.All",
+    "Sites.FullControl.All",
+    "User.ReadWrite.All",
+    "full_access_as_app",
+)
+
+
+class HighPrivilegeConsent(OperationRule):
+    """Consent granted to an application for high-privilege permissions."""
+
+    meta = _meta(
+        "admin.high_privilege_consent",
+        "Consent to application with high-privilege permissions",
+        Severity.HIGH,
+        "T1528",
+        "Review the app and its publisher; revoke the grant if it is not a known business app.",
+    )
+    operations = frozenset(
+        {
+            "Consent to application",
+            "Add delegated permission grant",
+            "Add app role assignment to service principal",
+        }
+    )
+    default_markers = HIGH_PRIVILEGE_PERMISSIONS
+    example_raw = (
+        b'{"properties":{"targetResources":[{"modifiedProperties":[{"displayName":'
+        b'"ConsentAction.Permissions","newValue":"Scope: Mail.ReadWrite"}]}]}}'
+    )
+
+
+class FederationChanged(OperationRule):
+    """Domain authentication or federation settings changed (a golden SAML path)."""
+
+    meta = _meta(
+        "admin.federation_changed",
+        "Domain federation settings changed",
+        Severity.HIGH,
+        "T1484.002",
+        "Verify the change with the identity team; a rogue federation lets anyone sign in.",
+    )
+    operations = frozenset(
+        {
+            "Set domain authentication",
+            "Set federation settings on domain",
+            "Update domain",
+            "Add unverified domain",
+        }
+    )
+
+
+class ConditionalAccessWeakened(OperationRule):
+    """A conditional access policy deleted, or updated to disabled."""
+
+    meta = _meta(
+        "admin.conditional_access_disabled",
+        "Conditional access policy disabled or deleted",
+        Severity.HIGH,
+        "T1556",
+        "Restore the policy; ask the actor why it was turned off.",
+    )
+    operations = frozenset(
+        {
+            "Delete conditional access policy",
+            "Update conditional access policy",
+            "Delete policy",
+            "Update policy",
+        }
+    )
+    unconditional = frozenset({"Delete conditional access policy", "Delete policy"})
+    default_markers = ('\\"state\\":\\"disabled', '"state":"disabled')
+    example_raw = (
+        b'{"properties":{"targetResources":[{"modifiedProperties":[{"displayName":'
+        b'"ConditionalAccessPolicy","newValue":"{\\"state\\":\\"disabled\\"}"}]}]}}'
+    )
+
+
+class MfaChangeConfig(RuleConfig):
+    """Who counts as privileged besides users seen receiving a privileged role."""
+
+    privileged_users: tuple[str, ...] = ()
+    remember_days: int = 90
+
+
+_MFA_OPERATIONS = frozenset(
+    {
+        "user registered security info",
+        "user deleted security info",
+        "user changed default security info",
+        "admin registered security info",
+        "admin deleted security info",
+        "admin updated security info",
+        "reset password (by admin)",
+    }
+)
+
+
+class PrivilegedMfaChanged(Rule[MfaChangeConfig]):
+    """MFA or authentication methods changed for a privileged user."""
+
+    meta = RuleMeta(
+        id="admin.privileged_mfa_changed",
+        title="Authentication methods changed for a privileged user",
+        description="Security info (MFA methods) registered, changed or deleted for a user in "
+        "`privileged_users` or seen receiving a privileged role in `remember_days`.",
+        severity=Severity.HIGH,
+        technique="T1556.006",
+        log_sets=ADMIN_LOG_SETS,
+        runbook="Call the admin on a known number; revert the method if they did not change it.",
+        windowed=True,
+    )
+    config_type = MfaChangeConfig
+
+    def __init__(self, config: MfaChangeConfig) -> None:
+        super().__init__(config)
+        self._roles = PrivilegedRoleGranted(OperationConfig())
+        self._privileged = frozenset(u.lower() for u in config.privileged_users)
+
+    def retention(self) -> timedelta:
+        """Role grants are remembered for ``remember_days``."""
+        return timedelta(days=self.config.remember_days)
+
+    def evaluate(self, event: Event, ctx: RuleContext) -> Iterable[Finding]:
+        """Remember privileged grants; fire on a method change for a privileged user."""
+        target = event.target_user or event.user
+        if not target or failed(event):
+            return
+        if any(True for _ in self._roles.evaluate(event, ctx)):
+            ctx.window(target).add(entry_of(event, "role"))
+            return
+        operation = (event.operation or "").lower()
+        if operation not in _MFA_OPERATIONS and not (
+            operation == "update user" and _touches_mfa(event)
+        ):
+            return
+        ts = event.timestamp.timestamp()
+        span = self.config.remember_days * 86400.0
+        if target not in self._privileged and not ctx.window(target).between(ts - span, ts):
+            return
+        yield Finding(
+            entity=target,
+            title=f"Authentication methods of privileged user {target} changed ({event.operation})",
+            at=event.timestamp,
+            evidence=[EventRef.of(event)],
+            user=target,
+            source_ip=event.source_ip,
+        )
+
+    @classmethod
+    def examples(cls) -> Sequence[Example]:
+        """A method change after a Global Administrator grant fires; for others it does not."""
+        grant = admin(
+            0,
+            "Add member to role",
+            target_user="root@contoso.com",
+            raw=PrivilegedRoleGranted.example_raw,
+        )
+
+        def change(user: str) -> Event:
+            return admin(30, "User registered security info", user=user, target_user=user)
+
+        return (
+            Example("privileged user", numbered([grant, change("root@contoso.com")]), fires=True),
+            Example("ordinary user", numbered([grant, change("bob@contoso.com")]), fires=False),
+        )
+
+
+def _touches_mfa(event: Event) -> bool:
+    if event.modified_properties is None:
+        return False
+    return b"strongauthentication" in memoryview(event.modified_properties).tobytes().lower()
+
+
+class RbacOwnerAssigned(OperationRule):
+    """Azure RBAC Owner or User Access Administrator assigned."""
+
+    meta = _meta(
+        "azure.rbac_owner_assigned",
+        "Azure RBAC Owner/User Access Administrator assigned",
+        Severity.HIGH,
+        "T1098",
+        "Check the scope and the assignee; remove the assignment if it was not requested.",
+    )
+    operations = frozenset({"MICROSOFT.AUTHORIZATION/ROLEASSIGNMENTS/WRITE"})
+    # Built-in role definition ids: Owner, User Access Administrator.
+    default_markers = (
+        "8e3af657-a8ff-443c-a75c-2fe8c4bcb635",
+        "18d7d88d-d35e-4fb5-a5c3-7773c20a72d9",
+    )
+    example_raw = (
+        b'{"properties":{"requestbody":"{\\"properties\\":{\\"roleDefinitionId\\":'
+        b'\\"/providers/Microsoft.Authorization/roleDefinitions/'
+        b'8e3af657-a8ff-443c-a75c-2fe8c4bcb635\\"}}"}}'
+    )
+
+
+class LogTampering(OperationRule):
+    """Diagnostic settings or the Event Hub that carries logs deleted: the feed goes blind."""
+
+    meta = _meta(
+        "azure.log_tampering",
+        "Diagnostic setting or Event Hub deleted",
+        Severity.HIGH,
+        "T1562.008",
+        "Restore the diagnostic setting or hub at once; find who deleted it and why.",
+    )
+    operations = frozenset(
+        {
+            "MICROSOFT.INSIGHTS/DIAGNOSTICSETTINGS/DELETE",
+            "MICROSOFT.AADIAM/DIAGNOSTICSETTINGS/DELETE",
+            "MICROSOFT.INSIGHTS/LOGPROFILES/DELETE",
+            "MICROSOFT.EVENTHUB/NAMESPACES/DELETE",
+            "MICROSOFT.EVENTHUB/NAMESPACES/EVENTHUBS/DELETE",
+            "MICROSOFT.EVENTHUB/NAMESPACES/AUTHORIZATIONRULES/DELETE",
+            "MICROSOFT.EVENTHUB/NAMESPACES/EVENTHUBS/AUTHORIZATIONRULES/DELETE",
+        }
+    )
+
+
+class KeyVaultPurge(OperationRule):
+    """A Key Vault (or its secrets) purged: unrecoverable destruction."""
+
+    meta = _meta(
+        "azure.keyvault_purge",
+        "Key Vault purged",
+        Severity.HIGH,
+        "T1485",
+        "Confirm the purge was planned; check what depended on the vault.",
+    )
+    operations = frozenset(
+        {
+            "MICROSOFT.KEYVAULT/LOCATIONS/DELETEDVAULTS/PURGE/ACTION",
+            "MICROSOFT.KEYVAULT/VAULTS/PURGE/ACTION",
+            "VaultPurge",
+            "SecretPurge",
+            "KeyPurge",
+        }
+    )
+
+
+class AccessKeysListed(OperationRule):
+    """Storage account keys (or Event Hub shared access keys) listed or regenerated."""
+
+    meta = _meta(
+        "azure.access_keys_listed",
+        "Storage account key listed or regenerated",
+        Severity.MEDIUM,
+        "T1552.004",
+        "Confirm the caller needed the key; rotate it if not.",
+    )
+    operations = frozenset(
+        {
+            "MICROSOFT.STORAGE/STORAGEACCOUNTS/LISTKEYS/ACTION",
+            "MICROSOFT.STORAGE/STORAGEACCOUNTS/REGENERATEKEY/ACTION",
+            "MICROSOFT.EVENTHUB/NAMESPACES/AUTHORIZATIONRULES/LISTKEYS/ACTION",
+            "MICROSOFT.EVENTHUB/NAMESPACES/EVENTHUBS/AUTHORIZATIONRULES/LISTKEYS/ACTION",
+            "MICROSOFT.EVENTHUB/NAMESPACES/AUTHORIZATIONRULES/REGENERATEKEYS/ACTION",
+        }
+    )
+
+
+class VmRunCommand(OperationRule):
+    """A command run on a VM through the Azure control plane."""
+
+    meta = _meta(
+        "azure.vm_run_command",
+        "VM run-command executed",
+        Severity.MEDIUM,
+        "T1651",
+        "Find the script that ran (the VM's run-command extension logs) and who ran it.",
+    )
+    operations = frozenset(
+        {
+            "MICROSOFT.COMPUTE/VIRTUALMACHINES/RUNCOMMAND/ACTION",
+            "MICROSOFT.COMPUTE/VIRTUALMACHINES/RUNCOMMANDS/WRITE",
+            "MICROSOFT.COMPUTE/VIRTUALMACHINESCALESETS/VIRTUALMACHINES/RUNCOMMAND/ACTION",
+        }
+    )
+
+
+class ResourceGroupDeleted(OperationRule):
+    """A whole resource group deleted."""
+
+    meta = _meta(
+        "azure.resource_group_deleted",
+        "Resource group deleted",
+        Severity.MEDIUM,
+        "T1485",
+        "Confirm the deletion was planned.",
+    )
+    operations = frozenset({"MICROSOFT.RESOURCES/SUBSCRIPTIONS/RESOURCEGROUPS/DELETE"})
+
+
+class DeletionBurstConfig(WindowConfig):
+    """Distinct resources deleted by one caller."""
+
+    count: int = 10
+    window_minutes: int = 10
+
+
+class DeletionBurst(ThresholdRule[DeletionBurstConfig]):
+    """One caller deleting many resources in minutes."""
+
+    meta = RuleMeta(
+        id="azure.deletion_burst",
+        title="Burst of resource deletions",
+        description="At least `count` distinct resources deleted by one caller within "
+        "`window_minutes`.",
+        severity=Severity.HIGH,
+        technique="T1485",
+        log_sets=ADMIN_LOG_SETS,
+        runbook="Stop the caller (disable the account or app); restore from backups.",
+        windowed=True,
+    )
+    config_type = DeletionBurstConfig
+    distinct = True
+
+    def select(self, event: Event) -> tuple[str, str] | None:
+        """Count deleted resources per caller."""
+        operation = (event.operation or "").upper()
+        if operation.endswith("/DELETE") and not failed(event):
+            return event.user or event.initiated_by_app or "unknown", target_of(event)
+        return None
+
+    def describe(self, key: str, span: Sequence[Entry]) -> Finding:
+        """Name the caller."""
+        targets = sorted({e.value for e in span})
+        return span_finding(
+            key,
+            f"{key} deleted {len(targets)} resources within minutes",
+            span,
+            user=key,
+            context={"targets": targets[:50]},
+        )
+
+    @classmethod
+    def examples(cls) -> Sequence[Example]:
+        """Ten deletions fire; ten reads do not."""
+
+        def op(i: int, verb: str) -> Event:
+            return admin(i / 2, f"MICROSOFT.COMPUTE/DISKS/{verb}", resource_id=f"/disk{i}")
+
+        return (
+            Example("ten deletions", numbered(op(i, "DELETE") for i in range(10)), fires=True),
+            Example("ten reads", numbered(op(i, "READ") for i in range(10)), fires=False),
+        )
+
+
+class GuestPromotedConfig(RuleConfig):
+    """How long after the invitation a promotion still counts."""
+
+    within_days: int = 30
+    dedup_minutes: int = 1440
+
+
+_GUEST_TO_MEMBER = (b"guest", b"member")
+
+
+class GuestPromoted(Rule[GuestPromotedConfig]):
+    """A guest invited, then turned into a member (or given a role) of the tenant."""
+
+    meta = RuleMeta(
+        id="admin.guest_promoted",
+        title="Guest invited then promoted",
+        description="A user invited as a guest whose userType was changed to Member within "
+        "`within_days`.",
+        severity=Severity.HIGH,
+        technique="T1098",
+        log_sets=ADMIN_LOG_SETS,
+        runbook="Confirm the business need; revert the user type if there is none.",
+        windowed=True,
+    )
+    config_type = GuestPromotedConfig
+
+    def retention(self) -> timedelta:
+        """Invitations are remembered for ``within_days``."""
+        return timedelta(days=self.config.within_days)
+
+    def evaluate(self, event: Event, ctx: RuleContext) -> Iterable[Finding]:
+        """Pair each promotion with an earlier invitation of the same user."""
+        operation = (event.operation or "").lower()
+        target = event.target_user
+        if not target or failed(event):
+            return
+        if operation == "invite external user":
+            kind = "I"
+        elif operation == "update user" and self._promoted(event):
+            kind = "P"
+        else:
+            return
+        window = ctx.window(target)
+        entry = entry_of(event, kind)
+        if not window.add(entry):
+            return
+        span = self.config.within_days * 86400.0
+        lo, hi = (entry.ts - span, entry.ts) if kind == "P" else (entry.ts, entry.ts + span)
+        for other in window.between(lo, hi):
+            if other.value == kind:
+                continue
+            invite, promotion = (other, entry) if kind == "P" else (entry, other)
+            yield Finding(
+                entity=target,
+                title=f"Guest {target} was invited and then made a member",
+                at=promotion.ref.timestamp,
+                evidence=refs([invite, promotion]),
+                user=target,
+                source_ip=event.source_ip,
+            )
+
+    @staticmethod
+    def _promoted(event: Event) -> bool:
+        if event.modified_properties is None:
+            return False
+        text = memoryview(event.modified_properties).tobytes().lower()
+        return b"usertype" in text and all(word in text for word in _GUEST_TO_MEMBER)
+
+    @classmethod
+    def examples(cls) -> Sequence[Example]:
+        """Invite then promotion fires; a promotion alone does not."""
+        promoted = b'[{"displayName":"UserType","oldValue":"Guest","newValue":"Member"}]'
+        invite = admin(0, "Invite external user", target_user="eve@fabrikam.com")
+        promote = admin(
+            60,
+            "Update user",
+            target_user="eve@fabrikam.com",
+            modified_properties=msgspec.Raw(promoted),
+        )
+        return (
+            Example("invite then promote", numbered([invite, promote]), fires=True),
+            Example("promotion alone", numbered([promote]), fires=False),
+        )
+
+
+RULES = (
+    PrivilegedRoleGranted,
+    PrivilegedGroupMember,
+    AppCredentialAdded,
+    HighPrivilegeConsent,
+    FederationChanged,
+    ConditionalAccessWeakened,
+    PrivilegedMfaChanged,
+    RbacOwnerAssigned,
+    LogTampering,
+    KeyVaultPurge,
+    AccessKeysListed,
+    VmRunCommand,
+    ResourceGroupDeleted,
+    DeletionBurst,
+    GuestPromoted,
+)

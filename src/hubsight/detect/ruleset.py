@@ -1,0 +1,81 @@
+"""Build the rules to run: built-ins (and imported Sigma rules), with settings applied."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from hubsight.detect.base import Rule
+from hubsight.detect.rules import BUILTIN_RULES
+from hubsight.detect.settings import DetectConfig, RuleExceptions, RuleSettings, effective
+from hubsight.errors import ConfigError, NotFoundError
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSet:
+    """Rules to run, their exceptions, and the rules that are switched off."""
+
+    rules: list[Rule[Any]]
+    exceptions: dict[str, RuleExceptions]
+    disabled: list[str]
+
+
+def rule_class(rule_id: str) -> type[Rule[Any]]:
+    """The built-in rule class with this id."""
+    for cls in BUILTIN_RULES:
+        if cls.meta.id == rule_id:
+            return cls
+    raise NotFoundError(f"no rule {rule_id!r}", hint="list rule ids with `hubsight rules list`")
+
+
+def build_rule(cls: type[Rule[Any]], thresholds: dict[str, Any]) -> Rule[Any]:
+    """An instance of ``cls`` with ``thresholds`` validated against its config type."""
+    try:
+        config = cls.config_type.model_validate(thresholds)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        raise ConfigError(
+            f"thresholds of rule {cls.meta.id}: {where}: {err['msg']}",
+            hint=f"valid keys: {', '.join(cls.config_type.model_fields)}",
+        ) from exc
+    return cls(config)
+
+
+def build_ruleset(
+    config: DetectConfig,
+    stored: dict[str, RuleSettings],
+    *,
+    extra: list[Rule[Any]] | None = None,
+    only: set[str] | None = None,
+) -> RuleSet:
+    """Instantiate every enabled rule (all rules in ``only`` when given) with its settings."""
+    rules: list[Rule[Any]] = []
+    exceptions: dict[str, RuleExceptions] = {}
+    disabled: list[str] = []
+    for cls in BUILTIN_RULES:
+        rule_id = cls.meta.id
+        settings = effective(config, stored, rule_id)
+        wanted = rule_id in only if only is not None else settings.enabled is not False
+        if not wanted:
+            disabled.append(rule_id)
+            continue
+        rules.append(build_rule(cls, settings.thresholds))
+        settings.exceptions.validate_ips()
+        exceptions[rule_id] = settings.exceptions
+    for rule in extra or []:
+        settings = effective(config, stored, rule.meta.id)
+        if settings.enabled is False:
+            disabled.append(rule.meta.id)
+        else:
+            rules.append(rule)
+            exceptions[rule.meta.id] = settings.exceptions
+    return RuleSet(rules=rules, exceptions=exceptions, disabled=disabled)
+
+
+def rules_dir_default(data_dir: Path) -> Path:
+    """Where imported (Sigma) rules live in a data directory."""
+    return data_dir / "rules"

@@ -1,0 +1,243 @@
+"""Detection settings: engine timing, per-rule enable/thresholds/exceptions, notifications.
+
+Defaults come from code, then ``<data_dir>/detect.toml``, then changes made with the CLI or the
+API (kept in the ``rule_settings`` table), later ones winning. Unknown keys are rejected.
+
+    lateness_hours = 24
+    learning_days = 7
+    [rules."auth.brute_force"]
+    enabled = true
+    thresholds = { count = 20 }
+    exceptions = { users = ["svc-scanner@contoso.com"], ips = ["10.0.0.0/8"], apps = [] }
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import tomllib
+from datetime import timedelta
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, ValidationError
+
+from hubsight.detect.db import DetectDB
+from hubsight.errors import ConfigError
+from hubsight.parsing.event import Event
+
+CONFIG_NAME = "detect.toml"
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class RuleExceptions(BaseModel):
+    """Who and what a rule must not alert on."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    users: tuple[str, ...] = ()
+    ips: tuple[str, ...] = ()
+    apps: tuple[str, ...] = ()
+
+    @cached_property
+    def _networks(self) -> tuple[IPNetwork, ...]:
+        try:
+            return tuple(ipaddress.ip_network(ip, strict=False) for ip in self.ips)
+        except ValueError as exc:
+            raise ConfigError(
+                f"rule exception {exc}", hint="give IPs as 203.0.113.7 or CIDRs as 10.0.0.0/8"
+            ) from exc
+
+    @cached_property
+    def _users(self) -> frozenset[str]:
+        return frozenset(u.lower() for u in self.users)
+
+    @cached_property
+    def _apps(self) -> frozenset[str]:
+        return frozenset(a.lower() for a in self.apps)
+
+    def empty(self) -> bool:
+        """Whether there is nothing to except."""
+        return not (self.users or self.ips or self.apps)
+
+    def validate_ips(self) -> None:
+        """Raise ConfigError when an IP or CIDR does not parse."""
+        _ = self._networks
+
+    def matches(self, event: Event) -> bool:
+        """Whether ``event`` is excepted (its user, IP or application is listed)."""
+        if event.user is not None and event.user.lower() in self._users:
+            return True
+        for app in (event.application, event.application_id):
+            if app is not None and app.lower() in self._apps:
+                return True
+        if self.ips and event.source_ip:
+            try:
+                address = ipaddress.ip_address(event.source_ip)
+            except ValueError:
+                return False
+            return any(address in net for net in self._networks)
+        return False
+
+
+class RuleSettings(BaseModel):
+    """How one rule is set up."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool | None = None
+    thresholds: dict[str, Any] = Field(default_factory=dict)
+    exceptions: RuleExceptions = Field(default_factory=RuleExceptions)
+
+
+class Severities(BaseModel):
+    """Which severities a notification channel receives."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    severities: tuple[str, ...] = ("Critical", "High")
+
+
+class WebhookConfig(Severities):
+    """POST each alert as JSON; retried, then kept as a dead letter."""
+
+    url: str
+    retries: int = Field(default=3, ge=0, le=10)
+    timeout_seconds: PositiveFloat = 5.0
+
+
+class SyslogConfig(Severities):
+    """Send each alert as an RFC 5424 message."""
+
+    host: str
+    port: int = Field(default=514, ge=1, le=65535)
+    protocol: str = Field(default="udp", pattern="^(udp|tcp)$")
+
+
+class SmtpConfig(Severities):
+    """Mail each alert."""
+
+    host: str
+    port: int = Field(default=25, ge=1, le=65535)
+    sender: str
+    recipients: tuple[str, ...]
+    starttls: bool = False
+    username: str | None = None
+    # Read from this environment variable, never stored in the file.
+    password_env: str | None = None
+
+
+class NotifyConfig(BaseModel):
+    """Notification channels."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    webhooks: tuple[WebhookConfig, ...] = ()
+    syslog: tuple[SyslogConfig, ...] = ()
+    smtp: tuple[SmtpConfig, ...] = ()
+
+
+class DetectConfig(BaseModel):
+    """All detection settings of a data directory."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    lateness_hours: PositiveFloat = 24
+    learning_days: float = Field(default=7, ge=0)
+    baseline_days: PositiveFloat = 90
+    rules: dict[str, RuleSettings] = Field(default_factory=dict)
+    notify: NotifyConfig = Field(default_factory=NotifyConfig)
+
+    @property
+    def lateness(self) -> timedelta:
+        """How late an event may arrive and still be counted in windows."""
+        return timedelta(hours=self.lateness_hours)
+
+    @property
+    def learning(self) -> timedelta:
+        """The silent learning period of baseline rules."""
+        return timedelta(days=self.learning_days)
+
+    @property
+    def baseline_horizon(self) -> timedelta:
+        """How far back baselines look."""
+        return timedelta(days=self.baseline_days)
+
+    @classmethod
+    def load(cls, data_dir: Path) -> DetectConfig:
+        """The settings of ``data_dir``'s ``detect.toml``, or the defaults when it is absent."""
+        path = data_dir / CONFIG_NAME
+        if not path.exists():
+            return cls()
+        try:
+            return cls.model_validate(tomllib.loads(path.read_text("utf-8")))
+        except (tomllib.TOMLDecodeError, ValidationError) as exc:
+            raise ConfigError(
+                f"{path} is not valid: {_first_error(exc)}",
+                hint="fix the file; the keys are described in hubsight.detect.settings",
+            ) from exc
+
+
+class SettingsStore:
+    """Rule settings changed at run time (CLI, API), kept in the detection database."""
+
+    def __init__(self, db: DetectDB) -> None:
+        self.db = db
+
+    def all(self) -> dict[str, RuleSettings]:
+        """Every rule's stored settings."""
+        return {
+            row["rule_id"]: RuleSettings(
+                enabled=None if row["enabled"] is None else bool(row["enabled"]),
+                thresholds=json.loads(row["thresholds"]),
+                exceptions=RuleExceptions.model_validate(json.loads(row["exceptions"])),
+            )
+            for row in self.db.rows("SELECT * FROM rule_settings")
+        }
+
+    def set_enabled(self, rule_id: str, enabled: bool) -> None:
+        """Enable or disable a rule."""
+        self.db.execute(
+            "INSERT INTO rule_settings (rule_id, enabled) VALUES (?, ?) "
+            "ON CONFLICT(rule_id) DO UPDATE SET enabled = excluded.enabled",
+            (rule_id, int(enabled)),
+        )
+
+    def set_thresholds(self, rule_id: str, thresholds: dict[str, Any]) -> None:
+        """Replace a rule's threshold overrides."""
+        self.db.execute(
+            "INSERT INTO rule_settings (rule_id, thresholds) VALUES (?, ?) "
+            "ON CONFLICT(rule_id) DO UPDATE SET thresholds = excluded.thresholds",
+            (rule_id, json.dumps(thresholds)),
+        )
+
+    def set_exceptions(self, rule_id: str, exceptions: RuleExceptions) -> None:
+        """Replace a rule's exceptions."""
+        exceptions.validate_ips()
+        self.db.execute(
+            "INSERT INTO rule_settings (rule_id, exceptions) VALUES (?, ?) "
+            "ON CONFLICT(rule_id) DO UPDATE SET exceptions = excluded.exceptions",
+            (rule_id, exceptions.model_dump_json()),
+        )
+
+
+def effective(config: DetectConfig, stored: dict[str, RuleSettings], rule_id: str) -> RuleSettings:
+    """A rule's settings: the file's, overridden by those changed at run time."""
+    base = config.rules.get(rule_id, RuleSettings())
+    override = stored.get(rule_id)
+    if override is None:
+        return base
+    return RuleSettings(
+        enabled=base.enabled if override.enabled is None else override.enabled,
+        thresholds={**base.thresholds, **override.thresholds},
+        exceptions=base.exceptions if override.exceptions.empty() else override.exceptions,
+    )
+
+
+def _first_error(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        err = exc.errors()[0]
+        return f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
+    return str(exc)

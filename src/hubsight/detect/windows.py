@@ -1,0 +1,99 @@
+"""Event-time windows: time-ordered entries per rule and key, re-checked when late events land.
+
+A window keeps the events a rule counted, sorted by event time. Adding an entry that is already
+present (same event reference) is a no-op, so replaying a batch after a restart cannot count an
+event twice. ``crossings`` answers "which sliding windows that contain this entry now reach the
+threshold": for an in-order event that is only the window ending at it; for a late event it is
+also every later window it falls into, which is what makes results independent of arrival order.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Iterator
+
+import msgspec
+
+from hubsight.detect.base import EventRef
+
+
+class Entry(msgspec.Struct, frozen=True, array_like=True):
+    """One counted event: its time (epoch seconds), the value a rule counts, its reference."""
+
+    ts: float
+    value: str
+    ref: EventRef
+
+
+class Window:
+    """Entries of one rule and key, ordered by event time."""
+
+    __slots__ = ("_entries", "_times")
+
+    def __init__(self, entries: list[Entry] | None = None) -> None:
+        self._entries: list[Entry] = sorted(entries or [], key=_order)
+        self._times: list[float] = [e.ts for e in self._entries]
+
+    def add(self, entry: Entry) -> bool:
+        """Insert ``entry`` in time order; False (and no change) when it is already there."""
+        lo = bisect_left(self._times, entry.ts)
+        hi = bisect_right(self._times, entry.ts, lo)
+        for existing in self._entries[lo:hi]:
+            if existing.ref == entry.ref and existing.value == entry.value:
+                return False
+        self._times.insert(hi, entry.ts)
+        self._entries.insert(hi, entry)
+        return True
+
+    def between(self, start: float, end: float) -> list[Entry]:
+        """Entries with ``start <= ts <= end``."""
+        return self._entries[bisect_left(self._times, start) : bisect_right(self._times, end)]
+
+    def prune(self, before: float) -> bool:
+        """Drop entries older than ``before``; True when anything was dropped."""
+        cut = bisect_left(self._times, before)
+        if cut:
+            del self._entries[:cut]
+            del self._times[:cut]
+        return cut > 0
+
+    def entries(self) -> list[Entry]:
+        """All entries, oldest first."""
+        return list(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __iter__(self) -> Iterator[Entry]:
+        return iter(self._entries)
+
+
+def _order(entry: Entry) -> float:
+    return entry.ts
+
+
+def crossings(
+    window: Window,
+    new: Entry,
+    length: float,
+    threshold: int,
+    *,
+    distinct: bool = False,
+    counted: Callable[[Entry], bool] | None = None,
+) -> list[list[Entry]]:
+    """Every window of ``length`` seconds ending at an entry, containing ``new``, at threshold.
+
+    A window counts its entries (or their distinct values when ``distinct``), only those for which
+    ``counted`` holds when it is given. Each crossing is returned as the entries it counted.
+    """
+    found: list[list[Entry]] = []
+    for end in window.between(new.ts, new.ts + length):
+        if counted is not None and not counted(end):
+            continue
+        span = window.between(end.ts - length, end.ts)
+        if counted is not None:
+            span = [e for e in span if counted(e)]
+        size = len({e.value for e in span}) if distinct else len(span)
+        if size >= threshold:
+            found.append(span)
+    return found

@@ -1,0 +1,44 @@
+"""Every rule's own examples: positives fire that rule, negatives do not."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from tests.detect.conftest import MakeEngine
+
+from hubsight.detect.base import Example, Rule
+from hubsight.detect.rules import BUILTIN_RULES
+from hubsight.detect.ruleset import build_rule
+
+CASES = [
+    pytest.param(cls, example, id=f"{cls.meta.id}[{example.name}]")
+    for cls in BUILTIN_RULES
+    for example in cls.examples()
+]
+
+
+@pytest.mark.parametrize(("cls", "example"), CASES)
+def test_rule_example(cls: type[Rule[Any]], example: Example, make_engine: MakeEngine) -> None:
+    engine = make_engine([build_rule(cls, {})])
+    alerts = engine.process(example.events)
+    if example.check_at is not None:
+        alerts += engine.tick(example.check_at)
+    fired = [a for a in alerts if a.rule_id == cls.meta.id]
+    assert bool(fired) is example.fires, [a.title for a in fired]
+    for alert in fired:
+        assert alert.severity is not None
+        assert alert.title
+        if example.check_at is None:
+            assert alert.evidence, "an alert on events names its evidence"
+
+
+def test_every_rule_has_a_positive_and_a_negative_example() -> None:
+    for cls in BUILTIN_RULES:
+        kinds = {example.fires for example in cls.examples()}
+        assert kinds == {True, False}, cls.meta.id
+
+
+def test_rule_ids_are_unique() -> None:
+    ids = [cls.meta.id for cls in BUILTIN_RULES]
+    assert len(ids) == len(set(ids))
