@@ -126,6 +126,10 @@ class EmbeddedStore:
         names = [column["name"] for column in result.meta]
         return [dict(zip(names, row, strict=True)) for row in result.data]
 
+    def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
+        """Run a statement that returns no rows (an INSERT of a few rows) with bound parameters."""
+        self._run(sql, params)
+
     def close(self) -> None:
         """Release the engine so that another process may open the directory."""
         with self._lock:

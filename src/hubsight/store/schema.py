@@ -101,8 +101,32 @@ SETTINGS fsync_after_insert = 1, fsync_part_directory = 1
 """
 
 
+SAVED_QUERIES_TABLE = "saved_queries"
+
 MIGRATIONS: list[tuple[int, str, list[str]]] = [
     (1, "create events", [_create_events()]),
+    # Keyword search (LEQL's token-bounded, case-sensitive match) is served by this index: a
+    # keyword count over 1M events reads the index, not the raw records.
+    (
+        2,
+        "full-text index on raw",
+        [
+            f"ALTER TABLE {EVENTS_TABLE} ADD INDEX IF NOT EXISTS raw_tokens raw "
+            "TYPE text(tokenizer = 'splitByNonAlpha') GRANULARITY 64",
+            f"ALTER TABLE {EVENTS_TABLE} MATERIALIZE INDEX raw_tokens SETTINGS mutations_sync = 1",
+        ],
+    ),
+    # Saved LEQL searches; a row per version, the newest wins, ``deleted`` marks a removal.
+    (
+        3,
+        "saved queries",
+        [
+            f"CREATE TABLE IF NOT EXISTS {SAVED_QUERIES_TABLE} (id String, name String, "
+            "query String, scope String, created_at DateTime64(3, 'UTC'), "
+            "updated_at DateTime64(3, 'UTC'), version UInt64, deleted Bool) "
+            "ENGINE = ReplacingMergeTree(version) ORDER BY id"
+        ],
+    ),
 ]
 
 

@@ -1,0 +1,304 @@
+"""AST to parameterized ClickHouse SQL; no text from the query ever becomes SQL text."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+from hubsight.errors import QuerySyntaxError
+from hubsight.query import ast
+from hubsight.query.keys import Field, KeyResolver, group_index, named_groups
+from hubsight.query.params import Params, ParamValue
+from hubsight.query.predicates import Predicates, number_of, regex_text
+from hubsight.store.schema import EVENTS_TABLE
+
+ResultKind = Literal["events", "table", "timeseries"]
+# The order events are listed in; it is total, so a cursor resumes exactly where a page ended.
+SORT_KEY = (
+    "timestamp",
+    "log_name",
+    "source_topic",
+    "ifNull(source_partition, -1)",
+    "ifNull(source_offset, -1)",
+    "ifNull(record_index, -1)",
+)
+CURSOR_TYPES = ("DateTime64(3, 'UTC')", "String", "String", "Int64", "Int64", "Int64")
+# Columns every selected-events row carries so that a cursor can be built from it.
+_POSITION_COLUMNS = (
+    "timestamp, log_set, log_name, source_topic, source_partition, source_offset, record_index"
+)
+# Tokens as the raw record's full-text index (splitByNonAlpha) cuts them: ASCII letters and
+# digits, and every non-ASCII character.
+_TOKEN = re.compile("[A-Za-z0-9\u0080-\U0010ffff]+")
+_WORD_CLASS = r"[A-Za-z0-9\x{80}-\x{10FFFF}]"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Scope:
+    """Which events a search looks at: a UTC window and optional log sets and log names."""
+
+    start: datetime
+    end: datetime
+    log_sets: tuple[str, ...] = ()
+    log_names: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class CursorKey:
+    """The sort key of the last event of a page."""
+
+    values: tuple[datetime, str, str, int, int, int]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Compiled:
+    """One SQL statement with its parameters and how to read its rows."""
+
+    kind: ResultKind
+    sql: str
+    params: dict[str, tuple[str, ParamValue]]
+    columns: list[str]
+    bucket_ms: int | None = None
+    selected: list[str] = field(default_factory=list)
+
+
+def compile_query(
+    query: ast.Query, scope: Scope, *, limit: int, cursor: CursorKey | None = None
+) -> Compiled:
+    """Compile a parsed query over ``scope``; ``limit`` caps events or groups returned."""
+    return _Compiler(query, scope).compile(limit, cursor)
+
+
+class _Compiler:
+    def __init__(self, query: ast.Query, scope: Scope) -> None:
+        self.query = query
+        self.scope = scope
+        self.params = Params()
+        self.keys = KeyResolver(query.text, self.params)
+        self.preds = Predicates(query.text, self.params)
+
+    def fail(self, message: str, pos: ast.Pos, hint: str = "") -> QuerySyntaxError:
+        return self.preds.fail(message, pos, hint)
+
+    def compile(self, limit: int, cursor: CursorKey | None) -> Compiled:
+        conditions = [self.scope_sql()]
+        if self.query.where is not None:
+            self.collect_groups(self.query.where)
+            conditions.append(self.expr(self.query.where))
+        q = self.query
+        if q.having is not None and not q.groupby:
+            raise self.fail("having() filters groups", q.having.pos, "add groupby(key)")
+        if q.timeslice is not None:
+            return self.timeseries(conditions, q.timeslice)
+        if q.groupby or q.calculate is not None:
+            return self.table(conditions, limit)
+        return self.events(conditions, limit, cursor)
+
+    def scope_sql(self) -> str:
+        start = self.params.add("DateTime64(3, 'UTC')", self.scope.start, "start")
+        end = self.params.add("DateTime64(3, 'UTC')", self.scope.end, "end")
+        parts = [f"timestamp >= {start}", f"timestamp < {end}"]
+        if self.scope.log_sets:
+            sets = self.params.add("Array(String)", list(self.scope.log_sets), "log_sets")
+            parts.append(f"log_set IN {sets}")
+        if self.scope.log_names:
+            names = self.params.add("Array(String)", list(self.scope.log_names), "log_names")
+            parts.append(f"log_name IN {names}")
+        return " AND ".join(parts)
+
+    def collect_groups(self, node: ast.Expr) -> None:
+        """Register regex named groups as keys before anything refers to them."""
+        if isinstance(node, ast.And | ast.Or):
+            for item in node.items:
+                self.collect_groups(item)
+        elif isinstance(node, ast.Not):
+            self.collect_groups(node.expr)
+        elif isinstance(node, ast.RegexSearch):
+            self.add_groups(node.regex, "raw")
+        elif isinstance(node, ast.Compare) and isinstance(node.value, ast.Regex):
+            self.add_groups(node.value, self.keys.resolve(node.key).text())
+
+    def add_groups(self, regex: ast.Regex, target: str) -> None:
+        names = named_groups(regex.pattern)
+        if names:
+            pattern = self.params.add("String", regex_text(regex))
+            for name in names:
+                index = group_index(regex.pattern, name)
+                self.keys.add_group(name, f"extractGroups({target}, {pattern})[{index}]")
+
+    def expr(self, node: ast.Expr) -> str:
+        if isinstance(node, ast.And | ast.Or):
+            joiner = " AND " if isinstance(node, ast.And) else " OR "
+            return "(" + joiner.join(self.expr(item) for item in node.items) + ")"
+        if isinstance(node, ast.Not):
+            return f"NOT ({self.expr(node.expr)})"
+        if isinstance(node, ast.RegexSearch):
+            return f"match(raw, {self.params.add('String', regex_text(node.regex))})"
+        if isinstance(node, ast.Word):
+            if not node.quoted and self.keys.known(node.text):
+                return self.keys.resolve(ast.Key(node.text, node.pos)).present
+            return self.keyword(node.text)
+        condition = self.preds.compare(self.keys.resolve(node.key), node)
+        return f"NOT ({condition})" if node.negated else condition
+
+    def keyword(self, text: str) -> str:
+        """Case-sensitive, token-bounded search of the raw record, served by its text index."""
+        tokens = _TOKEN.findall(text)
+        if tokens == [text]:
+            return f"hasToken(raw, {self.params.add('String', text)})"
+        if not tokens:
+            return f"position(raw, {self.params.add('String', text)}) > 0"
+        head = f"(?:^|[^{_WORD_CLASS[1:-1]}])" if _TOKEN.match(text[0]) else ""
+        tail = f"(?:[^{_WORD_CLASS[1:-1]}]|$)" if _TOKEN.match(text[-1]) else ""
+        pattern = head + _re2_literal(text) + tail
+        every = self.params.add("Array(String)", tokens)
+        return f"(hasAllTokens(raw, {every}) AND match(raw, {self.params.add('String', pattern)}))"
+
+    def events(self, conditions: list[str], limit: int, cursor: CursorKey | None) -> Compiled:
+        descending = self.query.sort != "asc"
+        if cursor is not None:
+            values: tuple[ParamValue, ...] = cursor.values
+            marks = [
+                self.params.add(t, v, f"c{i}")
+                for i, (t, v) in enumerate(zip(CURSOR_TYPES, values, strict=True))
+            ]
+            sign = "<" if descending else ">"
+            conditions.append(f"timestamp {sign}= {marks[0]}")
+            conditions.append(f"({', '.join(SORT_KEY)}) {sign} ({', '.join(marks)})")
+        selected: list[str] = []
+        columns = "*"
+        if self.query.select:
+            exprs = []
+            for i, item in enumerate(self.query.select):
+                exprs.append(f"{self.keys.resolve(item.key).sql} AS s{i}")
+                selected.append(item.alias or item.key.name)
+            columns = f"{_POSITION_COLUMNS}, {', '.join(exprs)}"
+        direction = " DESC" if descending else ""
+        order = ", ".join(k + direction for k in SORT_KEY)
+        sql = (
+            f"SELECT {columns} FROM {EVENTS_TABLE} WHERE {' AND '.join(conditions)} "  # noqa: S608
+            f"ORDER BY {order} LIMIT {self.params.add('UInt32', limit, 'limit')}"
+        )
+        return Compiled(kind="events", sql=sql, params=self.params.values, columns=selected,
+                        selected=selected)  # fmt: skip
+
+    def calc(self) -> tuple[str, str]:
+        """The aggregate's SQL and its column label (``count`` when none is given)."""
+        calc = self.query.calculate
+        if calc is None:
+            return "count()", "count"
+        if calc.fn == "count" and calc.key is None:
+            return "count()", calc.label
+        if calc.fn == "bytes":
+            return "sum(length(raw))", calc.label
+        key = self.keys.resolve(calc.key or ast.Key("", calc.pos))
+        if calc.fn == "count":
+            return f"countIf({key.present})", calc.label
+        if calc.fn == "unique":
+            return f"uniqExactIf({key.sql}, {key.present})", calc.label
+        value = self.numeric(key, calc)
+        if calc.fn == "percentile":
+            level = self.params.add("Float64", (calc.percentile or 0) / 100)
+            return f"quantileExact({level})({value})", calc.label
+        function = {
+            "sum": "sum",
+            "average": "avg",
+            "min": "min",
+            "max": "max",
+            "median": "median",
+            "stddev": "stddevPop",
+        }[calc.fn]
+        if function == "median":
+            return f"quantileExact(0.5)({value})", calc.label
+        return f"{function}({value})", calc.label
+
+    def numeric(self, key: Field, calc: ast.Calc) -> str:
+        if key.kind in {"time", "bool"}:
+            raise self.fail(f"{calc.fn} needs a numeric key; {key.name} is a {key.kind}", calc.pos)
+        if key.kind == "array":
+            raise self.fail(f"{calc.fn} needs a numeric key; {key.name} is a list", calc.pos)
+        return key.sql if key.kind == "number" else number_of(key.sql)
+
+    def groups(self, conditions: list[str]) -> tuple[list[str], list[str]]:
+        """``g0 .. gN`` expressions for the groupby keys; their presence joins the conditions."""
+        exprs = []
+        for i, key in enumerate(self.query.groupby):
+            resolved = self.keys.resolve(key)
+            if resolved.present != "1":
+                conditions.append(resolved.present)
+            exprs.append(f"{resolved.sql} AS g{i}")
+        return exprs, [key.name for key in self.query.groupby]
+
+    def table(self, conditions: list[str], limit: int) -> Compiled:
+        group_exprs, names = self.groups(conditions)
+        aggregate, label = self.calc()
+        columns = ", ".join([*group_exprs, f"{aggregate} AS v"])
+        sql = f"SELECT {columns} FROM {EVENTS_TABLE} "  # noqa: S608 - values are parameters
+        sql += f"WHERE {' AND '.join(conditions)}"
+        if group_exprs:
+            aliases = ", ".join(f"g{i}" for i in range(len(group_exprs)))
+            sql += f" GROUP BY {aliases}"
+            having = self.query.having
+            if having is not None:
+                if having.calc.label != label:
+                    raise self.fail(
+                        f"having() refers to {having.calc.label} but the query calculates {label}",
+                        having.calc.pos, f"write having({label} {having.op} ...)",
+                    )  # fmt: skip
+                number = self.params.add("Float64", having.number)
+                sql += f" HAVING v {having.op} {number}"
+            direction = "ASC" if self.query.sort == "asc" else "DESC"
+            limit_param = self.params.add("UInt32", limit, "limit")
+            sql += f" ORDER BY v {direction}, {aliases} LIMIT {limit_param}"
+        return Compiled(kind="table", sql=sql, params=self.params.values, columns=[*names, label])
+
+    def timeseries(self, conditions: list[str], slice_: ast.Timeslice) -> Compiled:
+        span_ms = (self.scope.end - self.scope.start) // _MS
+        width = slice_.width_ms or max(1, math.ceil(span_ms / (slice_.buckets or 1)))
+        if span_ms // width > 10_000:
+            raise self.fail(
+                f"timeslice() would make {span_ms // width} buckets over this time range",
+                slice_.pos, "use a wider bucket or a shorter time range",
+            )  # fmt: skip
+        origin = self.params.add("Int64", epoch_ms(self.scope.start), "origin")
+        step = self.params.add("Int64", width, "width")
+        bucket = f"intDiv(toUnixTimestamp64Milli(timestamp) - {origin}, {step}) AS b"
+        group_exprs, names = self.groups(conditions)
+        aggregate, label = self.calc()
+        aliases = ", ".join(["b", *(f"g{i}" for i in range(len(group_exprs)))])
+        selected = ", ".join([bucket, *group_exprs, f"{aggregate} AS v"])
+        sql = (
+            f"SELECT {selected} FROM {EVENTS_TABLE} WHERE {' AND '.join(conditions)} "  # noqa: S608
+            f"GROUP BY {aliases} ORDER BY {aliases}"
+        )
+        return Compiled(
+            kind="timeseries",
+            sql=sql,
+            params=self.params.values,
+            columns=["timestamp", *names, label],
+            bucket_ms=width,
+        )
+
+
+_MS = timedelta(milliseconds=1)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def epoch_ms(when: datetime) -> int:
+    """Milliseconds since 1970 UTC, exactly."""
+    return (when - _EPOCH) // _MS
+
+
+def _re2_literal(text: str) -> str:
+    out = []
+    for char in text:
+        if char.isalnum() or ord(char) > 127:
+            out.append(char)
+        elif char.isprintable() and char != " ":
+            out.append("\\" + char)
+        else:
+            out.append(f"\\x{{{ord(char):X}}}")
+    return "".join(out)

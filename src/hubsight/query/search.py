@@ -1,0 +1,300 @@
+"""Running searches: scope, paging, limits and result shapes over the event store."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import msgspec
+
+from hubsight.errors import QueryError, StoreError
+from hubsight.query.compiler import Compiled, CursorKey, ResultKind, Scope, compile_query
+from hubsight.query.params import bind
+from hubsight.query.parser import parse
+from hubsight.query.timerange import TimeWindow, resolve_window
+from hubsight.store.base import EventStore
+
+DEFAULT_PAGE = 100
+# InsightIDR shows the top 40 groups unless limit() asks for more.
+DEFAULT_GROUPS = 40
+_POSITION = ("log_set", "log_name", "source_topic", "source_partition", "source_offset")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SearchLimits:
+    """How long one search may run and how many rows it may return."""
+
+    time_limit_s: float = 30.0
+    result_cap: int = 10_000
+
+
+@dataclass(frozen=True, kw_only=True)
+class SearchRequest:
+    """A query and its scope; ``last`` or ``start``/``end`` give the window in ``timezone``."""
+
+    query: str
+    last: str | None = None
+    start: str | None = None
+    end: str | None = None
+    timezone: str = "UTC"
+    log_sets: tuple[str, ...] = ()
+    log_names: tuple[str, ...] = ()
+    limit: int | None = None
+    cursor: str | None = None
+
+
+@dataclass(kw_only=True)
+class SearchResult:
+    """Events, a table or a time series, with what limited it."""
+
+    kind: ResultKind
+    window: TimeWindow
+    events: list[dict[str, Any]] = field(default_factory=list)
+    columns: list[str] = field(default_factory=list)
+    rows: list[list[Any]] = field(default_factory=list)
+    next_cursor: str | None = None
+    elapsed_ms: float = 0.0
+    time_limit_hit: bool = False
+    result_cap_hit: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        """The shape the CLI and the API print: ``kind`` plus events, or columns and rows."""
+        body: dict[str, Any] = {"kind": self.kind}
+        if self.kind == "events":
+            body["events"] = self.events
+            body["next_cursor"] = self.next_cursor
+        else:
+            body["columns"] = self.columns
+            body["rows"] = self.rows
+        body["from"] = iso(self.window.start)
+        body["to"] = iso(self.window.end)
+        body["elapsed_ms"] = round(self.elapsed_ms, 1)
+        body["time_limit_hit"] = self.time_limit_hit
+        body["result_cap_hit"] = self.result_cap_hit
+        return body
+
+
+class _Cursor(msgspec.Struct, array_like=True):
+    query: str
+    start_ms: int
+    end_ms: int
+    key: tuple[int, str, str, int, int, int]
+
+
+def iso(when: datetime) -> str:
+    """UTC ISO 8601 with milliseconds and a Z."""
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+
+
+def _from_ms(ms: int) -> datetime:
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=ms)
+
+
+def _to_ms(when: datetime) -> int:
+    return (when - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1)
+
+
+def _fingerprint(request: SearchRequest) -> str:
+    scope = "\x00".join([request.query, *request.log_sets, "\x01", *request.log_names])
+    return hashlib.sha256(scope.encode()).hexdigest()[:16]
+
+
+def _decode_cursor(request: SearchRequest) -> _Cursor:
+    text = request.cursor or ""
+    try:
+        padded = text + "=" * (-len(text) % 4)
+        cursor = msgspec.json.decode(base64.urlsafe_b64decode(padded), type=_Cursor)
+    except (binascii.Error, ValueError, msgspec.DecodeError):
+        raise QueryError(
+            "the cursor is not one this server issued", hint="start again without a cursor"
+        ) from None
+    if cursor.query != _fingerprint(request):
+        raise QueryError(
+            "the cursor belongs to another query or scope",
+            hint="send the same query, log sets and log names as the first page",
+        )
+    return cursor
+
+
+def _encode_cursor(request: SearchRequest, window: TimeWindow, row: dict[str, Any]) -> str:
+    key = (
+        _to_ms(parse_ch_time(row["timestamp"])),
+        row["log_name"],
+        row["source_topic"],
+        _or(row["source_partition"]),
+        _or(row["source_offset"]),
+        _or(row["record_index"]),
+    )
+    cursor = _Cursor(_fingerprint(request), _to_ms(window.start), _to_ms(window.end), key)
+    return base64.urlsafe_b64encode(msgspec.json.encode(cursor)).decode().rstrip("=")
+
+
+def _or(value: int | None) -> int:
+    return -1 if value is None else int(value)
+
+
+def parse_ch_time(text: str) -> datetime:
+    """A ClickHouse DateTime64 rendering ('2024-05-01 10:00:00.123') as an aware UTC time."""
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+def event_id(row: dict[str, Any]) -> str:
+    """An opaque reference to one stored event (its log and sort key), for ``context``."""
+    key = [row[name] for name in _POSITION]
+    key += [_to_ms(parse_ch_time(row["timestamp"])), row["record_index"]]
+    return base64.urlsafe_b64encode(msgspec.json.encode(key)).decode().rstrip("=")
+
+
+def event_view(row: dict[str, Any]) -> dict[str, Any]:
+    """A stored row as an event: set fields only, times in ISO 8601, ``raw`` as JSON."""
+    event: dict[str, Any] = {"id": event_id(row)}
+    for name, value in row.items():
+        if value is None or value == "" or value == []:
+            continue
+        if name == "raw" and not row.get("raw_base64"):
+            try:
+                event[name] = msgspec.json.decode(value)
+            except msgspec.DecodeError:
+                event[name] = value
+        elif name in {"timestamp", "azure_time", "enqueued_time", "received_time"}:
+            event[name] = iso(parse_ch_time(value))
+        elif name in {"modified_properties", "entities"}:
+            event[name] = msgspec.json.decode(value)
+        else:
+            event[name] = value
+    return event
+
+
+def _selected_view(row: dict[str, Any], names: list[str]) -> dict[str, Any]:
+    event: dict[str, Any] = {"id": event_id(row), "timestamp": iso(parse_ch_time(row["timestamp"]))}
+    for i, name in enumerate(names):
+        event[name] = row[f"s{i}"]
+    return event
+
+
+def run(
+    store: EventStore, compiled: Compiled, limits: SearchLimits
+) -> tuple[list[dict[str, Any]], float, bool]:
+    """Run compiled SQL under the time limit; rows, elapsed ms and whether the limit cut it."""
+    seconds = max(limits.time_limit_s, 0.001)
+    sql = (
+        f"{compiled.sql} SETTINGS max_execution_time = {seconds:.3f}, "
+        "timeout_overflow_mode = 'break', output_format_json_quote_denormals = 0"
+    )
+    began = time.perf_counter()
+    try:
+        rows = store.select(sql, bind(compiled.params))
+    except StoreError as exc:
+        raise QueryError(
+            f"the search failed: {exc.message}",
+            hint="check regular expressions (RE2 syntax: no look-around or back-references)",
+        ) from exc
+    elapsed = time.perf_counter() - began
+    return rows, elapsed * 1000, elapsed >= seconds
+
+
+def window_of(request: SearchRequest, now: datetime | None = None) -> TimeWindow:
+    """The request's time window (a cursor's window wins, so pages stay stable)."""
+    if request.cursor:
+        cursor = _decode_cursor(request)
+        return TimeWindow(_from_ms(cursor.start_ms), _from_ms(cursor.end_ms))
+    return resolve_window(
+        now=now or datetime.now(UTC),
+        last=request.last,
+        start=request.start,
+        end=request.end,
+        tz_name=request.timezone,
+    )
+
+
+def search(
+    store: EventStore,
+    request: SearchRequest,
+    limits: SearchLimits | None = None,
+    *,
+    now: datetime | None = None,
+) -> SearchResult:
+    """Parse, compile and run one search; raises ``QueryError`` (positioned when syntax)."""
+    limits = limits or SearchLimits()
+    query = parse(request.query)
+    window = window_of(request, now)
+    scope = Scope(
+        start=window.start, end=window.end, log_sets=request.log_sets, log_names=request.log_names
+    )
+    cursor = None
+    if request.cursor:
+        key = _decode_cursor(request).key
+        cursor = CursorKey(values=(_from_ms(key[0]), *key[1:]))
+    is_events = query.timeslice is None and not query.groupby and query.calculate is None
+    wanted = query.limit or request.limit or (DEFAULT_PAGE if is_events else DEFAULT_GROUPS)
+    shown = min(wanted, limits.result_cap)
+    compiled = compile_query(query, scope, limit=shown + 1, cursor=cursor)
+    rows, elapsed, timed_out = run(store, compiled, limits)
+    result = SearchResult(
+        kind=compiled.kind, window=window, elapsed_ms=elapsed, time_limit_hit=timed_out
+    )
+    if compiled.kind == "events":
+        more = len(rows) > shown
+        rows = rows[:shown]
+        result.result_cap_hit = more and wanted > limits.result_cap
+        view = (lambda r: _selected_view(r, compiled.selected)) if compiled.selected else event_view
+        result.events = [view(r) for r in rows]
+        if more and rows:
+            result.next_cursor = _encode_cursor(request, window, rows[-1])
+        result.columns = compiled.selected
+        return result
+    result.columns = compiled.columns
+    if compiled.kind == "table":
+        result.result_cap_hit = len(rows) > shown and wanted > limits.result_cap
+        result.rows = [list(r.values()) for r in rows[:shown]]
+        return result
+    result.rows, result.result_cap_hit = _series(rows, compiled, window, limits.result_cap)
+    return result
+
+
+def _series(
+    rows: list[dict[str, Any]], compiled: Compiled, window: TimeWindow, cap: int
+) -> tuple[list[list[Any]], bool]:
+    width = timedelta(milliseconds=compiled.bucket_ms or 1)
+    grouped = len(compiled.columns) > 2
+    if grouped:
+        out = [[iso(window.start + width * r["b"]), *list(r.values())[1:]] for r in rows]
+        return out[:cap], len(out) > cap
+    values = {r["b"]: r["v"] for r in rows}
+    count = -(-(window.end - window.start) // width)
+    empty: float | int | None = (
+        0 if compiled.columns[-1].startswith(("count", "unique", "bytes", "sum")) else None
+    )
+    out = [[iso(window.start + width * b), values.get(b, empty)] for b in range(count)]
+    return out[:cap], len(out) > cap
+
+
+def iter_events(
+    store: EventStore, request: SearchRequest, limits: SearchLimits | None = None, page: int = 1000
+) -> Iterator[dict[str, Any]]:
+    """Every event of an events search, page by page, never holding more than one page."""
+    now = datetime.now(UTC)
+    current = request
+    while True:
+        result = search(store, _with(current, limit=page), limits, now=now)
+        if result.kind != "events":
+            raise QueryError(
+                "only event searches can be exported event by event",
+                hint="export tables and time series as CSV or JSON of their rows",
+            )
+        yield from result.events
+        if result.next_cursor is None:
+            return
+        current = _with(current, cursor=result.next_cursor)
+
+
+def _with(request: SearchRequest, **changes: Any) -> SearchRequest:
+    values = {name: getattr(request, name) for name in request.__dataclass_fields__}
+    values.update(changes)
+    return SearchRequest(**values)
