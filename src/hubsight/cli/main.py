@@ -62,6 +62,7 @@ def main() -> None:
 
 from hubsight.cli.parse_cmd import parse_command  # noqa: E402
 from hubsight.cli.run_cmd import run  # noqa: E402 - commands register after the group exists
+from hubsight.cli.search_cmd import search_cmd  # noqa: E402
 from hubsight.cli.source_cmd import source  # noqa: E402
 from hubsight.cli.status_cmd import status  # noqa: E402
 
@@ -69,3 +70,4 @@ cli.add_command(source)
 cli.add_command(run)
 cli.add_command(status)
 cli.add_command(parse_command)
+cli.add_command(search_cmd)

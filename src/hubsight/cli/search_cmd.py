@@ -1,0 +1,123 @@
+"""``hubsight search``: run one LEQL query over the event store and print the result."""
+
+from __future__ import annotations
+
+import csv
+import io
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+import msgspec
+
+from hubsight.query.search import SearchLimits, SearchRequest, SearchResult, search
+from hubsight.store.embedded import EmbeddedStore
+
+_EVENT_COLUMNS = ["timestamp", "log_set", "log_name", "user", "result", "source_ip"]
+
+
+def _document(result: SearchResult) -> dict[str, Any]:
+    if result.kind == "events":
+        return {"kind": "events", "events": result.events}
+    return {"kind": result.kind, "columns": result.columns, "rows": result.rows}
+
+
+def _table(result: SearchResult) -> tuple[list[str], list[list[Any]]]:
+    if result.kind != "events":
+        return result.columns, result.rows
+    names = ["timestamp", *result.columns] if result.columns else _EVENT_COLUMNS
+    return names, [[event.get(n, "") for n in names] for event in result.events]
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, dict | list):
+        return msgspec.json.encode(value).decode()
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def _render_table(names: list[str], rows: list[list[Any]]) -> str:
+    cells = [[_cell(v) for v in row] for row in rows]
+    widths = [max([len(n), *(len(r[i]) for r in cells)]) for i, n in enumerate(names)]
+    lines = ["  ".join(n.ljust(w) for n, w in zip(names, widths, strict=True)).rstrip()]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
+    return "\n".join(lines)
+
+
+def _render_csv(names: list[str], rows: list[list[Any]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(names)
+    writer.writerows([[_cell(v) for v in row] for row in rows])
+    return buffer.getvalue().rstrip("\n")
+
+
+@click.command("search")
+@click.argument("query")
+@click.option("--last", help="Relative range: 15m, 24h, 'last 7 days', today, yesterday.")
+@click.option("--from", "start", help="Start: ISO 8601 (in --timezone if no offset) or epoch ms.")
+@click.option("--to", "end", help="End (default: now), same forms as --from.")
+@click.option("--timezone", default="UTC", show_default=True, help="IANA zone for times.")
+@click.option("--log-set", "log_sets", multiple=True, help="Search only this log set (repeat).")
+@click.option("--log-name", "log_names", multiple=True, help="Search only this log (repeat).")
+@click.option("--limit", type=click.IntRange(min=1), help="Events or groups to return.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "csv"]),
+    default="table",
+    show_default=True,
+)
+@click.option("--time-limit", type=click.FloatRange(min=0.1), default=30.0, show_default=True,
+              help="Seconds before the search stops with what it has.")  # fmt: skip
+@click.option("--max-results", type=click.IntRange(min=1), default=10_000, show_default=True,
+              help="Most rows a search returns.")  # fmt: skip
+@click.pass_context
+def search_cmd(
+    ctx: click.Context,
+    query: str,
+    last: str | None,
+    start: str | None,
+    end: str | None,
+    timezone: str,
+    log_sets: tuple[str, ...],
+    log_names: tuple[str, ...],
+    limit: int | None,
+    fmt: str,
+    time_limit: float,
+    max_results: int,
+) -> None:
+    """Run a LEQL QUERY, e.g. 'where(result=FAILED_BAD_PASSWORD) groupby(user)'."""
+    request = SearchRequest(
+        query=query,
+        last=last,
+        start=start,
+        end=end,
+        timezone=timezone,
+        log_sets=log_sets,
+        log_names=log_names,
+        limit=limit,
+    )
+    data_dir: Path = ctx.obj
+    store = EmbeddedStore(data_dir)
+    try:
+        result = search(
+            store, request, SearchLimits(time_limit_s=time_limit, result_cap=max_results)
+        )
+    finally:
+        store.close()
+    if fmt == "json":
+        click.echo(msgspec.json.encode(_document(result)).decode())
+    else:
+        names, rows = _table(result)
+        click.echo(_render_csv(names, rows) if fmt == "csv" else _render_table(names, rows))
+    if result.time_limit_hit:
+        click.echo(f"note: stopped at the {time_limit:g} s time limit; results are partial",
+                   err=True)  # fmt: skip
+    if result.result_cap_hit:
+        click.echo(f"note: capped at {max_results} rows (--max-results)", err=True)
+    sys.stdout.flush()

@@ -1,0 +1,268 @@
+"""REST endpoints of Log Search: run and poll searches, event context, export, saved queries.
+
+Quick searches answer in the POST; one that runs longer than ``wait_ms`` returns its id to poll
+with GET. A query error is a 400 with the line, the column and a caret excerpt, never a 500.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor, TimeoutError
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from hubsight.errors import ConfigError, HubsightError, NotFoundError, QueryError, QuerySyntaxError
+from hubsight.query.context import context
+from hubsight.query.export import export
+from hubsight.query.saved import (
+    SavedScope,
+    WritableStore,
+    delete_saved,
+    get_saved,
+    list_saved,
+    save,
+)
+from hubsight.query.search import SearchLimits, SearchRequest, SearchResult, search
+
+router = APIRouter(prefix="/api/v1")
+_KEPT_JOBS = 200
+
+
+class SearchBody(BaseModel):
+    """A search: the LEQL query and its scope."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    query: str
+    last: str | None = None
+    from_: str | None = Field(default=None, alias="from")
+    to: str | None = None
+    timezone: str = "UTC"
+    log_sets: list[str] = Field(default_factory=list)
+    log_names: list[str] = Field(default_factory=list)
+    limit: int | None = Field(default=None, ge=1)
+    cursor: str | None = None
+    wait_ms: int = Field(default=2000, ge=0, le=60_000)
+
+    def request(self) -> SearchRequest:
+        """As the executor's request."""
+        return SearchRequest(
+            query=self.query,
+            last=self.last,
+            start=self.from_,
+            end=self.to,
+            timezone=self.timezone,
+            log_sets=tuple(self.log_sets),
+            log_names=tuple(self.log_names),
+            limit=self.limit,
+            cursor=self.cursor,
+        )
+
+
+class SavedBody(BaseModel):
+    """A saved query as sent by a client."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    query: str
+    log_sets: list[str] = Field(default_factory=list)
+    log_names: list[str] = Field(default_factory=list)
+    last: str | None = None
+
+
+class SearchJobs:
+    """Searches that outlived their request; one worker so the engine sees one search at a time."""
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="search")
+        self._jobs: OrderedDict[str, Future[SearchResult]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def submit(self, store: WritableStore, request: SearchRequest, limits: SearchLimits) -> str:
+        """Start a search; its id."""
+        job_id = uuid.uuid4().hex
+        future = self._pool.submit(search, store, request, limits)
+        with self._lock:
+            self._jobs[job_id] = future
+            while len(self._jobs) > _KEPT_JOBS:
+                self._jobs.popitem(last=False)
+        return job_id
+
+    def get(self, job_id: str) -> Future[SearchResult]:
+        """The job's future; ``NotFoundError`` once it is forgotten or never existed."""
+        with self._lock:
+            future = self._jobs.get(job_id)
+        if future is None:
+            raise NotFoundError(f"no search with id '{job_id}'", hint="run the search again")
+        return future
+
+
+def get_store(request: Request) -> WritableStore:
+    """The application's event store."""
+    store: WritableStore = request.app.state.store
+    return store
+
+
+def get_jobs(request: Request) -> SearchJobs:
+    """The application's search jobs, created on first use."""
+    state = request.app.state
+    if getattr(state, "search_jobs", None) is None:
+        state.search_jobs = SearchJobs()
+    jobs: SearchJobs = state.search_jobs
+    return jobs
+
+
+def get_limits(request: Request) -> SearchLimits:
+    """Search limits from ``app.state.search_limits``, or the defaults."""
+    limits = getattr(request.app.state, "search_limits", None)
+    return limits if isinstance(limits, SearchLimits) else SearchLimits()
+
+
+Store = Annotated[WritableStore, Depends(get_store)]
+Jobs = Annotated[SearchJobs, Depends(get_jobs)]
+Limits = Annotated[SearchLimits, Depends(get_limits)]
+
+
+def error_response(exc: HubsightError) -> JSONResponse:
+    """A hubsight error as JSON; query errors carry their position and excerpt."""
+    body: dict[str, Any] = {"error": exc.message, "hint": exc.hint or None}
+    status = 500
+    if isinstance(exc, NotFoundError):
+        status = 404
+    elif isinstance(exc, QueryError | ConfigError):
+        status = 400
+    if isinstance(exc, QuerySyntaxError):
+        body.update(line=exc.line, column=exc.column, excerpt=exc.excerpt)
+    return JSONResponse(body, status_code=status)
+
+
+def _job_body(job_id: str, future: Future[SearchResult]) -> JSONResponse:
+    if not future.done():
+        return JSONResponse({"id": job_id, "status": "running"}, status_code=202)
+    exc = future.exception()
+    if isinstance(exc, HubsightError):
+        response = error_response(exc)
+        return response
+    if exc is not None:
+        raise exc
+    return JSONResponse({"id": job_id, "status": "done", **future.result().to_json()})
+
+
+@router.post("/search")
+def run_search(body: SearchBody, store: Store, jobs: Jobs, limits: Limits) -> JSONResponse:
+    """Run a search; the answer if it finishes within ``wait_ms``, else its id (202)."""
+    job_id = jobs.submit(store, body.request(), limits)
+    future = jobs.get(job_id)
+    try:
+        future.result(timeout=body.wait_ms / 1000)
+    except TimeoutError:
+        pass
+    except HubsightError as exc:
+        return error_response(exc)
+    return _job_body(job_id, future)
+
+
+@router.get("/search/{job_id}")
+def poll_search(job_id: str, jobs: Jobs) -> JSONResponse:
+    """A search's status, and its result once done."""
+    try:
+        return _job_body(job_id, jobs.get(job_id))
+    except HubsightError as exc:
+        return error_response(exc)
+
+
+@router.post("/search/export", response_model=None)
+def export_search(
+    body: SearchBody, store: Store, limits: Limits, format: Literal["csv", "json"] = "json"
+) -> StreamingResponse | JSONResponse:
+    """The whole result of a search, streamed as CSV or JSON."""
+    chunks = export(store, body.request(), format, limits)
+    try:
+        first = next(chunks)
+    except HubsightError as exc:
+        return error_response(exc)
+
+    def stream() -> Any:
+        yield first
+        yield from chunks
+
+    media = "text/csv" if format == "csv" else "application/json"
+    headers = {"Content-Disposition": f'attachment; filename="search.{format}"'}
+    return StreamingResponse(stream(), media_type=media, headers=headers)
+
+
+@router.get("/events/{event_id}/context")
+def event_context(event_id: str, store: Store, before: int = 10, after: int = 10) -> JSONResponse:
+    """The events before and after one event in its log."""
+    try:
+        return JSONResponse(
+            context(store, event_id, before=min(before, 500), after=min(after, 500))
+        )
+    except HubsightError as exc:
+        return error_response(exc)
+
+
+def _saved_json(store: WritableStore, query_id: str) -> dict[str, Any]:
+    saved = get_saved(store, query_id)
+    return {
+        "id": saved.id,
+        "name": saved.name,
+        "query": saved.query,
+        "log_sets": saved.scope.log_sets,
+        "log_names": saved.scope.log_names,
+        "last": saved.scope.last,
+        "created_at": saved.created_at,
+        "updated_at": saved.updated_at,
+    }
+
+
+def _store_saved(store: WritableStore, body: SavedBody, query_id: str | None) -> JSONResponse:
+    scope = SavedScope(log_sets=body.log_sets, log_names=body.log_names, last=body.last)
+    try:
+        saved = save(store, name=body.name, query=body.query, scope=scope, query_id=query_id)
+        return JSONResponse(_saved_json(store, saved.id), status_code=200 if query_id else 201)
+    except HubsightError as exc:
+        return error_response(exc)
+
+
+@router.get("/saved-queries")
+def saved_queries(store: Store) -> list[dict[str, Any]]:
+    """Every saved query."""
+    return [_saved_json(store, saved.id) for saved in list_saved(store)]
+
+
+@router.post("/saved-queries", status_code=201)
+def create_saved(body: SavedBody, store: Store) -> JSONResponse:
+    """Save a query (it must parse)."""
+    return _store_saved(store, body, None)
+
+
+@router.get("/saved-queries/{query_id}")
+def read_saved(query_id: str, store: Store) -> JSONResponse:
+    """One saved query."""
+    try:
+        return JSONResponse(_saved_json(store, query_id))
+    except HubsightError as exc:
+        return error_response(exc)
+
+
+@router.put("/saved-queries/{query_id}")
+def update_saved(query_id: str, body: SavedBody, store: Store) -> JSONResponse:
+    """Replace a saved query."""
+    return _store_saved(store, body, query_id)
+
+
+@router.delete("/saved-queries/{query_id}", status_code=204, response_model=None)
+def remove_saved(query_id: str, store: Store) -> JSONResponse | None:
+    """Delete a saved query."""
+    try:
+        delete_saved(store, query_id)
+    except HubsightError as exc:
+        return error_response(exc)
+    return None
