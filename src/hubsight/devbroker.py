@@ -59,6 +59,9 @@ class LocalBroker:
     port: int = field(default_factory=free_port)
     authentication: bool = False
     log_path: Path | None = None
+    # The port put in metadata when clients reach the broker through a proxy (a TLS terminator):
+    # after bootstrap they connect to the advertised address, so it must be the proxy's.
+    advertised_port: int | None = None
     _process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -74,7 +77,7 @@ class LocalBroker:
             "--listener-url",
             f"tcp://127.0.0.1:{self.port}",
             "--advertised-listener-url",
-            f"tcp://localhost:{self.port}",
+            f"tcp://localhost:{self.advertised_port or self.port}",
         ]
         if self.authentication:
             command.append("--authentication")

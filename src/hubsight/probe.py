@@ -60,7 +60,8 @@ def probe_source(config: SourceConfig, timeout: float = 10.0) -> list[Step]:
         prober.first_message,
     ]
     for name, check in zip(STEP_NAMES, checks, strict=True):
-        if steps and not steps[-1].ok:
+        # Every later step needs the earlier ones (a skipped step counts as ok, so check all).
+        if any(not step.ok for step in steps):
             steps.append(Step(name, "skipped", "an earlier step failed"))
             continue
         steps.append(check())
