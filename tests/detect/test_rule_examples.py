@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from tests.detect.conftest import MakeEngine
 
 from hubsight.detect.base import Example, Rule
 from hubsight.detect.rules import BUILTIN_RULES
-from hubsight.detect.ruleset import build_rule
+from hubsight.detect.ruleset import build_rule, run_example
 
 CASES = [
     pytest.param(cls, example, id=f"{cls.meta.id}[{example.name}]")
@@ -19,12 +18,8 @@ CASES = [
 
 
 @pytest.mark.parametrize(("cls", "example"), CASES)
-def test_rule_example(cls: type[Rule[Any]], example: Example, make_engine: MakeEngine) -> None:
-    engine = make_engine([build_rule(cls, {})])
-    alerts = engine.process(example.events)
-    if example.check_at is not None:
-        alerts += engine.tick(example.check_at)
-    fired = [a for a in alerts if a.rule_id == cls.meta.id]
+def test_rule_example(cls: type[Rule[Any]], example: Example) -> None:
+    fired = run_example(build_rule(cls, {}), example)
     assert bool(fired) is example.fires, [a.title for a in fired]
     for alert in fired:
         assert alert.severity is not None

@@ -60,7 +60,10 @@ def main() -> None:
     cli(prog_name="hubsight")
 
 
+from hubsight.cli.alerts_cmd import alerts  # noqa: E402
+from hubsight.cli.detect_cmd import detect  # noqa: E402
 from hubsight.cli.parse_cmd import parse_command  # noqa: E402
+from hubsight.cli.rules_cmd import rules  # noqa: E402
 from hubsight.cli.run_cmd import run  # noqa: E402 - commands register after the group exists
 from hubsight.cli.search_cmd import search_cmd  # noqa: E402
 from hubsight.cli.source_cmd import source  # noqa: E402
@@ -71,3 +74,6 @@ cli.add_command(run)
 cli.add_command(status)
 cli.add_command(parse_command)
 cli.add_command(search_cmd)
+cli.add_command(detect)
+cli.add_command(alerts)
+cli.add_command(rules)

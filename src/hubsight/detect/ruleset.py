@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
-from hubsight.detect.base import Rule
+from hubsight.detect.alerts import Alert
+from hubsight.detect.base import Example, Rule
+from hubsight.detect.db import DetectDB
+from hubsight.detect.engine import DetectionEngine, EngineOptions
 from hubsight.detect.rules import BUILTIN_RULES
 from hubsight.detect.settings import DetectConfig, RuleExceptions, RuleSettings, effective
 from hubsight.errors import ConfigError, NotFoundError
@@ -74,6 +78,20 @@ def build_ruleset(
             rules.append(rule)
             exceptions[rule.meta.id] = settings.exceptions
     return RuleSet(rules=rules, exceptions=exceptions, disabled=disabled)
+
+
+def run_example(rule: Rule[Any], example: Example) -> list[Alert]:
+    """The alerts of ``rule`` on one of its examples, in a fresh in-memory engine."""
+    engine = DetectionEngine(
+        DetectDB(Path(":memory:")),
+        [rule],
+        options=EngineOptions(persist=False, learning=timedelta(0)),
+    )
+    alerts = engine.process(example.events)
+    if example.check_at is not None:
+        alerts += engine.tick(example.check_at)
+    engine.db.close()
+    return [a for a in alerts if a.rule_id == rule.meta.id]
 
 
 def rules_dir_default(data_dir: Path) -> Path:

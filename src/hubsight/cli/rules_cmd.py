@@ -1,0 +1,134 @@
+"""``hubsight rules list | enable | disable | test | import sigma``."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import click
+
+from hubsight.cli.source_cmd import format_table
+from hubsight.detect.db import DetectDB
+from hubsight.detect.rules import BUILTIN_RULES
+from hubsight.detect.ruleset import build_rule, rule_class, rules_dir_default, run_example
+from hubsight.detect.settings import DetectConfig, SettingsStore, effective
+from hubsight.detect.sigma import load_sigma_rules
+from hubsight.errors import ConfigError, HubsightError
+
+
+@click.group("rules")
+def rules() -> None:
+    """Detection rules: list, switch on and off, test, import."""
+
+
+@rules.command("list")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@click.pass_obj
+def list_rules(data_dir: Path, as_json: bool) -> None:
+    """Every rule with its severity, technique and whether it is enabled."""
+    config = DetectConfig.load(data_dir)
+    stored = SettingsStore(DetectDB.in_dir(data_dir)).all()
+    rows = []
+    for cls in BUILTIN_RULES:
+        meta = cls.meta
+        settings = effective(config, stored, meta.id)
+        enabled = settings.enabled is not False
+        if as_json:
+            doc = {
+                "id": meta.id,
+                "title": meta.title,
+                "severity": meta.severity.value,
+                "technique": meta.technique,
+                "log_sets": sorted(str(s) for s in meta.log_sets),
+                "enabled": enabled,
+                "notable": meta.notable,
+                "thresholds": build_rule(cls, settings.thresholds).config.model_dump(mode="json"),
+            }
+            click.echo(json.dumps(doc))
+        else:
+            state = "on" if enabled else "off"
+            rows.append((meta.id, state, meta.severity.value, meta.technique, meta.title))
+    if rows:
+        click.echo(format_table(("RULE", "STATE", "SEVERITY", "ATT&CK", "TITLE"), rows))
+
+
+def _switch(data_dir: Path, rule_id: str, enabled: bool) -> None:
+    rule_class(rule_id)
+    SettingsStore(DetectDB.in_dir(data_dir)).set_enabled(rule_id, enabled)
+    state = "enabled" if enabled else "disabled"
+    click.echo(f"{rule_id} {state} (a running hubsight picks it up on restart)")
+
+
+@rules.command("enable")
+@click.argument("rule_id")
+@click.pass_obj
+def enable(data_dir: Path, rule_id: str) -> None:
+    """Switch a rule on."""
+    _switch(data_dir, rule_id, True)
+
+
+@rules.command("disable")
+@click.argument("rule_id")
+@click.pass_obj
+def disable(data_dir: Path, rule_id: str) -> None:
+    """Switch a rule off."""
+    _switch(data_dir, rule_id, False)
+
+
+@rules.command("test")
+@click.argument("rule_ids", nargs=-1)
+@click.pass_obj
+def test(data_dir: Path, rule_ids: tuple[str, ...]) -> None:
+    """Run rules' own examples (all rules when none is named) with the configured thresholds."""
+    config = DetectConfig.load(data_dir)
+    stored = SettingsStore(DetectDB.in_dir(data_dir)).all()
+    classes = [rule_class(r) for r in rule_ids] if rule_ids else list(BUILTIN_RULES)
+    failures = 0
+    for cls in classes:
+        rule = build_rule(cls, effective(config, stored, cls.meta.id).thresholds)
+        for example in cls.examples():
+            fired = bool(run_example(rule, example))
+            ok = fired is example.fires
+            failures += not ok
+            expected = "fires" if example.fires else "stays quiet"
+            click.echo(f"{'ok  ' if ok else 'FAIL'} {cls.meta.id}: {example.name} ({expected})")
+    if failures:
+        raise HubsightError(
+            f"{failures} example(s) did not behave as expected",
+            hint="thresholds changed in detect.toml or with the API can make examples fail",
+        )
+
+
+@rules.group("import")
+def import_group() -> None:
+    """Import rules written for other tools."""
+
+
+@import_group.command("sigma")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per rule file.")
+@click.pass_obj
+def import_sigma(data_dir: Path, folder: Path, as_json: bool) -> None:
+    """Load the Sigma rules under FOLDER (azure product); keep those that load."""
+    target = rules_dir_default(data_dir) / "sigma"
+    results = load_sigma_rules(folder)
+    if not results:
+        raise ConfigError(
+            f"no .yml or .yaml files under {folder}", hint="point at a Sigma rules folder"
+        )
+    for result in results:
+        if result.rule is not None:
+            target.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(result.path, target / result.path.name)
+        doc = {
+            "path": str(result.path),
+            "loaded": result.rule is not None,
+            "reason": result.reason,
+            "rule_id": result.rule_id,
+        }
+        if as_json:
+            click.echo(json.dumps(doc))
+        else:
+            state = "loaded" if doc["loaded"] else "skipped"
+            click.echo(f"{state}\t{result.path}\t{result.rule_id or '-'}\t{result.reason}")

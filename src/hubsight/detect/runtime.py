@@ -1,0 +1,53 @@
+"""Opening the detection engine of a data directory, for the collector, the CLI and the API."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from hubsight.detect.base import Rule
+from hubsight.detect.db import DetectDB
+from hubsight.detect.engine import DetectionEngine, EngineOptions
+from hubsight.detect.ruleset import RuleSet, build_ruleset, rules_dir_default
+from hubsight.detect.settings import DetectConfig, SettingsStore
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EngineRequest:
+    """What to open: a live engine (persisted) or a backtest (in memory)."""
+
+    data_dir: Path
+    persist: bool = True
+    rules_dir: Path | None = None
+    learning: timedelta | None = None
+
+
+def load_ruleset(data_dir: Path, db: DetectDB, rules_dir: Path | None = None) -> RuleSet:
+    """The rules of a data directory: built-ins plus Sigma rules from ``rules_dir``."""
+    from hubsight.detect.sigma import load_sigma_rules
+
+    config = DetectConfig.load(data_dir)
+    folder = rules_dir or rules_dir_default(data_dir)
+    extra: list[Rule[Any]] = (
+        [r.rule for r in load_sigma_rules(folder) if r.rule is not None] if folder.is_dir() else []
+    )
+    return build_ruleset(config, SettingsStore(db).all(), extra=extra)
+
+
+def open_engine(request: EngineRequest) -> DetectionEngine:
+    """The engine of a data directory; a backtest keeps its state and alerts in memory."""
+    config = DetectConfig.load(request.data_dir)
+    settings_db = DetectDB.in_dir(request.data_dir)
+    ruleset = load_ruleset(request.data_dir, settings_db, request.rules_dir)
+    db = settings_db if request.persist else DetectDB(Path(":memory:"))
+    if not request.persist:
+        settings_db.close()
+    options = EngineOptions(
+        lateness=config.lateness,
+        learning=config.learning if request.learning is None else request.learning,
+        baseline_horizon=config.baseline_horizon,
+        persist=request.persist,
+    )
+    return DetectionEngine(db, ruleset.rules, options=options, exceptions=ruleset.exceptions)

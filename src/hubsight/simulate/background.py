@@ -1,0 +1,252 @@
+"""Everyday tenant traffic: every category in realistic proportions with a daily and weekly rhythm.
+
+People sign in during their local working day (and much less at night and at weekends); devices
+refresh tokens around the clock; workloads, policy scans and Azure's own reports are steady.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from hubsight.simulate import activity, directory, signins
+from hubsight.simulate.changes import everyday_change, everyday_operation
+from hubsight.simulate.draft import Context, Draft
+from hubsight.simulate.geo import azure_ip
+from hubsight.simulate.platform import platform_builders
+from hubsight.simulate.tenant import USER_APPS, User
+
+# Share of each category in a tenant's stream (roughly what a mid-sized tenant sends when all
+# Entra and Activity Log categories are exported), and whether people drive it.
+MIX: dict[str, tuple[float, str]] = {
+    "NonInteractiveUserSignInLogs": (0.36, "devices"),
+    "SignInLogs": (0.08, "people"),
+    "ServicePrincipalSignInLogs": (0.08, "steady"),
+    "ManagedIdentitySignInLogs": (0.09, "steady"),
+    "ADFSSignInLogs": (0.01, "people"),
+    "AuditLogs": (0.04, "people"),
+    "ProvisioningLogs": (0.01, "steady"),
+    "RiskyUsers": (0.001, "steady"),
+    "UserRiskEvents": (0.002, "steady"),
+    "Administrative": (0.07, "people"),
+    "Policy": (0.05, "steady"),
+    "Security": (0.0008, "steady"),
+    "ServiceHealth": (0.0008, "steady"),
+    "ResourceHealth": (0.002, "steady"),
+    "Alert": (0.003, "steady"),
+    "Autoscale": (0.003, "steady"),
+    "Recommendation": (0.001, "steady"),
+    "SecurityAlert": (0.0008, "steady"),
+    "MicrosoftGraphActivityLogs": (0.14, "people"),
+    "AuditEvent": (0.04, "steady"),
+}
+CATEGORIES = tuple(MIX)
+# Categories hubsight does not parse: they must land in Unparsed Data with their reason.
+UNCLAIMED = ("MicrosoftGraphActivityLogs", "AuditEvent")
+
+_INTERACTIVE_CODES = (
+    (0, 0.885),
+    (50126, 0.03),
+    (50140, 0.03),
+    (50074, 0.02),
+    (16000, 0.01),
+    (50058, 0.005),
+    (500121, 0.004),
+    (53003, 0.004),
+    (70044, 0.003),
+    (65001, 0.003),
+    (50125, 0.003),
+    (50055, 0.002),
+    (50053, 0.001),
+)
+_NONINTERACTIVE_CODES = (
+    (0, 0.93),
+    (50173, 0.015),
+    (50133, 0.01),
+    (70044, 0.01),
+    (50076, 0.015),
+    (65001, 0.005),
+    (53003, 0.005),
+    (50058, 0.01),
+)
+
+
+def working_factor(local_hour: float, weekday: int) -> float:
+    """How busy people are at a local hour: 1.0 mid-morning on a weekday, ~0.05 at night."""
+    day = 1.0 / (1.0 + math.exp(-(local_hour - 8.0) * 2)) - 1.0 / (
+        1.0 + math.exp(-(local_hour - 18.5) * 1.5)
+    )
+    level = 0.04 + 0.96 * max(day, 0.0)
+    return level * (1.0 if weekday < 5 else 0.2)
+
+
+def rhythm(kind: str, when: datetime, utc_offset: float) -> float:
+    """The rate multiplier of a kind of traffic (people, devices, steady) at ``when``."""
+    if kind == "steady":
+        return 1.0
+    local = when + timedelta(hours=utc_offset)
+    factor = working_factor(local.hour + local.minute / 60, local.weekday())
+    return factor if kind == "people" else 0.35 + 0.65 * factor
+
+
+def _week_mean(kind: str, offset: float) -> float:
+    start = datetime(2026, 1, 5, tzinfo=UTC)  # a Monday
+    samples = [rhythm(kind, start + timedelta(minutes=20 * i), offset) for i in range(7 * 72)]
+    return sum(samples) / len(samples)
+
+
+def _pick_code(rng: random.Random, table: tuple[tuple[int, float], ...]) -> int:
+    roll = rng.random()
+    for code, share in table:
+        roll -= share
+        if roll < 0:
+            return code
+    return 0
+
+
+class Background:
+    """Draws background records of any category for a moment of the simulated day."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        offset = ctx.tenant.headquarters.utc_offset
+        self._offset = offset
+        # Normalise so that ``rate`` is the weekly average whatever the mix of rhythms.
+        self._norm = sum(weight * _week_mean(kind, offset) for weight, kind in MIX.values())
+        self._active = [u for u in ctx.tenant.users if not u.disabled]
+        self._builders: dict[str, Callable[[datetime], list[Draft]]] = {
+            "NonInteractiveUserSignInLogs": lambda t: [self._user_sign_in(t, False)],
+            "SignInLogs": lambda t: [self._user_sign_in(t, True)],
+            "ServicePrincipalSignInLogs": self._sp_sign_in,
+            "ManagedIdentitySignInLogs": lambda t: [
+                signins.managed_identity_sign_in(
+                    self.ctx, t, self.ctx.rng.choice(self.ctx.tenant.managed_identities)
+                )
+            ],
+            "ADFSSignInLogs": lambda t: [
+                signins.adfs_sign_in(
+                    self.ctx, t, self._person(t), 50126 if self.ctx.rng.random() < 0.04 else 0
+                )
+            ],
+            "AuditLogs": self._audit,
+            "ProvisioningLogs": self._provisioning,
+            "RiskyUsers": lambda t: [directory.risky_user(self.ctx, t, self._person(t), "low")],
+            "UserRiskEvents": self._risk_event,
+            "Administrative": self._administrative,
+            "Policy": self._policy,
+            "MicrosoftGraphActivityLogs": self._graph,
+            "AuditEvent": self._key_vault,
+            "SecurityAlert": lambda t: [
+                activity.defender_export(self.ctx, t, self._benign_alert())
+            ],
+            "Security": lambda t: [activity.defender_activity(self.ctx, t, self._benign_alert())],
+        }
+        self._builders.update(platform_builders(ctx))
+
+    def weights(self, when: datetime) -> tuple[list[str], list[float], float]:
+        """Categories, their relative rates at ``when``, and the total rate multiplier."""
+        rates = [weight * rhythm(kind, when, self._offset) for weight, kind in MIX.values()]
+        return list(CATEGORIES), rates, sum(rates) / self._norm
+
+    def draw(self, category: str, when: datetime) -> list[Draft]:
+        """Background records of ``category`` happening at ``when``."""
+        return self._builders[category](when)
+
+    def _person(self, when: datetime) -> User:
+        """A user, preferring those whose local working day it is."""
+        rng = self.ctx.rng
+        user = rng.choice(self._active)
+        for _ in range(3):
+            local = when + timedelta(hours=user.home.utc_offset)
+            if rng.random() < working_factor(local.hour, local.weekday()):
+                return user
+            user = rng.choice(self._active)
+        return user
+
+    def _user_sign_in(self, when: datetime, interactive: bool) -> Draft:
+        rng = self.ctx.rng
+        user = self._person(when)
+        device = rng.choice(user.devices)
+        at_office = user.home is self.ctx.tenant.headquarters and rng.random() < 0.5
+        ip, asn = user.home.ip_and_asn(rng)
+        if at_office:
+            ip, asn = self.ctx.tenant.office_ip, 3320
+        code = _pick_code(rng, _INTERACTIVE_CODES if interactive else _NONINTERACTIVE_CODES)
+        mobile = device.operating_system in ("Ios", "Android")
+        sign_in = signins.SignIn(
+            user=user,
+            city=user.home,
+            ip=ip,
+            asn=asn,
+            device=device,
+            app=rng.choice(USER_APPS),
+            code=code,
+            interactive=interactive,
+            mfa=interactive and code == 0 and rng.random() < 0.4,
+            client_app="Mobile Apps and Desktop clients"
+            if mobile or not interactive
+            else "Browser",
+        )
+        return signins.user_sign_in(self.ctx, when, sign_in)
+
+    def _sp_sign_in(self, when: datetime) -> list[Draft]:
+        rng = self.ctx.rng
+        sp = rng.choice(self.ctx.tenant.service_principals)
+        code = 7000215 if rng.random() < 0.015 else 0
+        return [
+            signins.service_principal_sign_in(
+                self.ctx, when, sp, signins.workload_ip(self.ctx, sp), code
+            )
+        ]
+
+    def _audit(self, when: datetime) -> list[Draft]:
+        return [directory.audit(self.ctx, when, everyday_change(self.ctx, self._person(when)))]
+
+    def _provisioning(self, when: datetime) -> list[Draft]:
+        rng = self.ctx.rng
+        action = rng.choice(("create", "update", "update", "update", "disable"))
+        status = "success" if rng.random() < 0.95 else "failure"
+        return [directory.provisioning(self.ctx, when, self._person(when), action, status)]
+
+    def _risk_event(self, when: datetime) -> list[Draft]:
+        user = self._person(when)
+        ip = user.home.ip(self.ctx.rng)
+        return [
+            directory.risk_detection(
+                self.ctx, when, user, "unfamiliarFeatures", "low", ip, user.home
+            )
+        ]
+
+    def _administrative(self, when: datetime) -> list[Draft]:
+        return activity.administrative(self.ctx, when, everyday_operation(self.ctx, when))
+
+    def _policy(self, when: datetime) -> list[Draft]:
+        rng = self.ctx.rng
+        resource = rng.choice(self.ctx.tenant.resources)
+        effect = rng.choice(("audit", "audit", "audit", "auditIfNotExists", "deny"))
+        return [activity.policy(self.ctx, when, resource, effect)]
+
+    def _graph(self, when: datetime) -> list[Draft]:
+        user = self._person(when)
+        return [directory.graph_activity(self.ctx, when, user, user.home.ip(self.ctx.rng))]
+
+    def _key_vault(self, when: datetime) -> list[Draft]:
+        rng = self.ctx.rng
+        vault = self.ctx.tenant.resources_of("vaults")[0]
+        caller = rng.choice(self.ctx.tenant.managed_identities)
+        return [activity.key_vault_audit(self.ctx, when, vault, caller, azure_ip(rng))]
+
+    def _benign_alert(self) -> activity.DefenderAlert:
+        rng = self.ctx.rng
+        storage = self.ctx.tenant.resources_of("storageAccounts")[0]
+        return activity.DefenderAlert(
+            alert_type="Storage.Blob_GeoAnomaly",
+            name="Access from an unusual location to a storage account",
+            description="Someone accessed the storage account from an unusual location.",
+            severity="Low",
+            intent="Exploitation",
+            resource=storage,
+            ip=rng.choice(self._active).home.ip(rng),
+        )

@@ -1,0 +1,188 @@
+"""The everyday changes people and automation make: directory audits and ARM operations."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from hubsight.simulate.activity import Operation
+from hubsight.simulate.directory import (
+    ROLE_TEMPLATES,
+    Audit,
+    app_target,
+    changed,
+    user_target,
+)
+from hubsight.simulate.draft import Context
+from hubsight.simulate.geo import azure_ip
+from hubsight.simulate.tenant import User, new_id
+
+_DEPARTMENTS = ("Sales", "Finance", "Engineering", "Marketing", "Support", "Legal")
+
+
+def everyday_change(ctx: Context, person: User) -> Audit:
+    """A routine directory change: profile edits, group membership, passwords, devices."""
+    rng = ctx.rng
+    tenant = ctx.tenant
+    admin = rng.choice(tenant.admins) if tenant.admins else person
+    admin_ip = tenant.office_ip
+    roll = rng.random()
+    if roll < 0.25:
+        return Audit(
+            "Update user",
+            "UserManagement",
+            "Core Directory",
+            "Update",
+            user_target(
+                person,
+                [changed("Department", [rng.choice(_DEPARTMENTS)], [rng.choice(_DEPARTMENTS)])],
+            ),
+            actor=admin,
+            actor_ip=admin_ip,
+        )
+    if roll < 0.45:
+        group = rng.choice(("All Sales", "VPN Users", "Finance Readers", "Engineering"))
+        target = user_target(person, [changed("Group.DisplayName", None, group)])
+        return Audit(
+            "Add member to group",
+            "GroupManagement",
+            "Core Directory",
+            "Assign",
+            target,
+            actor=admin,
+            actor_ip=admin_ip,
+        )
+    if roll < 0.60:
+        return Audit(
+            "Change user password",
+            "UserManagement",
+            "Core Directory",
+            "Update",
+            user_target(person, []),
+            actor=person,
+            actor_ip=person.home.ip(rng),
+        )
+    if roll < 0.72:
+        return Audit(
+            "User registered security info",
+            "UserManagement",
+            "Authentication Methods",
+            "Add",
+            user_target(person, []),
+            actor=person,
+            actor_ip=person.home.ip(rng),
+        )
+    if roll < 0.84:
+        device = rng.choice(person.devices)
+        target = {
+            "id": device.device_id,
+            "displayName": device.name,
+            "type": "Device",
+            "modifiedProperties": [
+                changed("ApproximateLastLogonTimestamp", None, "2026-01-01T00:00:00Z")
+            ],
+            "administrativeUnits": [],
+        }
+        return Audit("Update device", "Device", "Core Directory", "Update", target, actor_app=None)
+    if roll < 0.93:
+        app = rng.choice(tenant.service_principals)
+        return Audit(
+            "Update application",
+            "ApplicationManagement",
+            "Core Directory",
+            "Update",
+            app_target(
+                app,
+                [
+                    changed(
+                        "AppAddress",
+                        [],
+                        [{"AddressType": 0, "Address": f"https://{app.name}.contoso.com/callback"}],
+                    )
+                ],
+            ),
+            actor=admin,
+            actor_ip=admin_ip,
+        )
+    if roll < 0.97:
+        # Non-privileged roles are granted too; a detection must tell them apart.
+        role = rng.choice(("Message Center Reader", "Reports Reader"))
+        target = user_target(
+            person,
+            [
+                changed("Role.ObjectID", None, new_id(rng)),
+                changed("Role.DisplayName", None, role),
+                changed("Role.TemplateId", None, ROLE_TEMPLATES[role]),
+            ],
+        )
+        return Audit(
+            "Add member to role",
+            "RoleManagement",
+            "Core Directory",
+            "Assign",
+            target,
+            actor=admin,
+            actor_ip=admin_ip,
+        )
+    return Audit(
+        "Invite external user",
+        "UserManagement",
+        "Invited Users",
+        "Add",
+        user_target(person, []),
+        actor=admin,
+        actor_ip=admin_ip,
+    )
+
+
+# (ARM action, resource kind it applies to, whether automation rather than people does it)
+_OPERATIONS = (
+    ("Microsoft.Compute/virtualMachines/write", "virtualMachines", False),
+    ("Microsoft.Resources/deployments/write", None, True),
+    ("Microsoft.Resources/tags/write", None, False),
+    ("Microsoft.Network/networkSecurityGroups/write", "networkSecurityGroups", True),
+    ("Microsoft.Web/sites/write", "sites", True),
+    ("Microsoft.Web/sites/restart/action", "sites", False),
+    ("Microsoft.KeyVault/vaults/write", "vaults", False),
+    ("Microsoft.Sql/servers/databases/write", "servers", True),
+    ("Microsoft.Insights/diagnosticSettings/write", "namespaces", False),
+    ("Microsoft.Storage/storageAccounts/write", "storageAccounts", True),
+)
+
+
+def everyday_operation(ctx: Context, when: datetime) -> Operation:
+    """A routine Azure Resource Manager operation by an admin or a deployment pipeline."""
+    rng = ctx.rng
+    tenant = ctx.tenant
+    action, kind, automated = rng.choice(_OPERATIONS)
+    resource = rng.choice(tenant.resources_of(kind) if kind else list(tenant.resources))
+    scope = resource.resource_id
+    if action == "Microsoft.Insights/diagnosticSettings/write":
+        scope = f"{scope}/providers/microsoft.insights/diagnosticSettings/send-to-siem"
+    elif action == "Microsoft.Resources/deployments/write":
+        scope = (
+            f"/subscriptions/{resource.subscription_id}/resourceGroups/"
+            f"{resource.resource_group}/providers/Microsoft.Resources/deployments/"
+            f"release-{when:%Y%m%d}-{rng.randrange(100, 999)}"
+        )
+    elif action == "Microsoft.Sql/servers/databases/write":
+        scope = f"{scope}/databases/orders"
+    if automated and rng.random() < 0.8:
+        pipelines = [
+            sp
+            for sp in tenant.service_principals
+            if sp.name in ("terraform-deployer", "github-actions-deploy")
+        ]
+        sp = rng.choice(pipelines)
+        return Operation(action, scope, sp, azure_ip(rng), role="Contributor")
+    person = rng.choice(tenant.admins) if tenant.admins else rng.choice(tenant.users)
+    ip = tenant.office_ip if rng.random() < 0.7 else person.home.ip(rng)
+    failed = rng.random() < 0.03
+    return Operation(
+        action,
+        scope,
+        person,
+        ip,
+        role="Contributor",
+        status_code="Forbidden" if failed else "OK",
+        failed=failed,
+    )

@@ -1,0 +1,301 @@
+"""The simulation loop: background and scenarios in event time, delivered late and batched the way
+Azure Monitor delivers them, with ground truth for every planted record.
+
+Time runs in steps. Each step draws the records that happen in it; each record is delivered after
+Azure's processing time plus a delivery delay (minutes, sometimes hours for Entra), so records
+arrive out of order as they do from Azure. Delivered records wait in a per-category batch that is
+sent as one ``{"records": [...]}`` message when it is full, near 1 MB, or old enough.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import random
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import msgspec
+
+from hubsight.errors import ConfigError
+from hubsight.simulate.background import CATEGORIES, Background
+from hubsight.simulate.draft import Context, Draft
+from hubsight.simulate.scenarios import SCENARIOS, Planted
+from hubsight.simulate.tenant import build_tenant
+
+# Event Hubs refuses events over 1 MiB; stay clearly under it with the envelope included.
+MAX_MESSAGE_BYTES = 1_000_000
+_ENTRA = frozenset(
+    {
+        "SignInLogs",
+        "NonInteractiveUserSignInLogs",
+        "ServicePrincipalSignInLogs",
+        "ManagedIdentitySignInLogs",
+        "ADFSSignInLogs",
+        "AuditLogs",
+        "ProvisioningLogs",
+        "RiskyUsers",
+        "UserRiskEvents",
+        "MicrosoftGraphActivityLogs",
+    }
+)
+# A live run starts this far in the past so that its first minutes are not empty: Azure delivers
+# records minutes after they happen.
+_WARMUP = timedelta(minutes=10)
+
+Clock = Callable[[], datetime]
+TruthSink = Callable[[dict[str, Any]], None]
+
+
+def system_clock() -> datetime:
+    """The wall clock, in UTC."""
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SimulationConfig:
+    """What to simulate; ``start=None`` means live (now, paced to the wall clock)."""
+
+    seed: int = 0
+    rate: float = 20.0
+    users: int = 200
+    domain: str = "contoso.com"
+    scenarios: tuple[str, ...] = ()
+    start: datetime | None = None
+    duration: timedelta | None = None
+    count: int | None = None
+    # Without a duration or a count, scenarios repeat in turn at this interval.
+    scenario_interval: timedelta = timedelta(minutes=5)
+    categories: tuple[str, ...] | None = None
+    max_records_per_message: int = 100
+    flush_after: timedelta = timedelta(seconds=30)
+
+    def __post_init__(self) -> None:
+        unknown = [name for name in self.scenarios if name not in SCENARIOS]
+        if unknown:
+            raise ConfigError(
+                f"unknown scenario {unknown[0]!r}",
+                hint=f"choose from: {', '.join(SCENARIOS)} (or 'all')",
+            )
+        bad = [c for c in self.categories or () if c not in CATEGORIES]
+        if bad:
+            raise ConfigError(f"unknown category {bad[0]!r}", hint=f"choose from: {CATEGORIES}")
+        if not self.rate > 0:
+            raise ConfigError(f"the rate must be positive, not {self.rate}")
+        if self.users < 10:
+            raise ConfigError(f"a tenant needs at least 10 users, not {self.users}")
+        if self.count is not None and self.count < 1:
+            raise ConfigError(f"the count must be at least 1, not {self.count}")
+        if self.duration is not None and self.duration <= timedelta(0):
+            raise ConfigError("the duration must be positive")
+        if self.start is not None and self.start.tzinfo is None:
+            raise ConfigError("the start time must carry a time zone (for example a trailing Z)")
+
+
+@dataclass(frozen=True, slots=True)
+class SimMessage:
+    """One Event Hub message: its body, its category and when Azure would have enqueued it."""
+
+    sequence: int
+    body: bytes
+    category: str
+    enqueued_time: datetime
+    records: int
+
+
+@dataclass(slots=True)
+class _Batch:
+    opened: datetime
+    parts: list[bytes] = field(default_factory=list)
+    tags: list[tuple[int | None, str]] = field(default_factory=list)
+    size: int = 0
+
+
+@dataclass(slots=True)
+class _Instance:
+    plant: Planted
+    remaining: int
+    refs: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Simulation:
+    """A seeded tenant generating Event Hub messages; see the package docstring for use."""
+
+    def __init__(
+        self,
+        config: SimulationConfig,
+        *,
+        truth: TruthSink | None = None,
+        clock: Clock = system_clock,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.config = config
+        self.rng = random.Random(config.seed)  # noqa: S311 - repeatable, not secret
+        self.tenant = build_tenant(self.rng, users=config.users, domain=config.domain)
+        self.ctx = Context(self.rng, self.tenant)
+        self.background = Background(self.ctx)
+        self._truth = truth
+        self._clock = clock
+        self._sleep = sleep
+        self._encode = msgspec.json.Encoder().encode
+        self._heap: list[tuple[datetime, int, Draft, int | None]] = []
+        self._pushed = 0
+        self._batches: dict[str, _Batch] = {}
+        self._instances: list[_Instance] = []
+        self._sequence = 0
+        self.generated = 0
+
+    def messages(self) -> Iterator[SimMessage]:
+        """Generate messages until the duration or count is reached (forever when neither)."""
+        config = self.config
+        live = config.start is None
+        begin = config.start if config.start is not None else self._clock() - _WARMUP
+        now = begin
+        step = timedelta(seconds=1.0 if live else max(1.0, min(60.0, 40.0 / config.rate)))
+        planted = 0
+        while not self._finished(begin, now):
+            planted = self._plant_due(begin, now, planted)
+            self._generate(now, step)
+            now += step
+            yield from self._deliver(now)
+            if live:
+                wait = (now - self._clock()).total_seconds()
+                if wait > 0:
+                    self._sleep(wait)
+        yield from self._deliver(None)
+
+    def _finished(self, begin: datetime, now: datetime) -> bool:
+        if self.config.count is not None:
+            return self.generated >= self.config.count
+        if self.config.duration is not None:
+            return now >= begin + self.config.duration
+        return False
+
+    def _progress(self, begin: datetime, now: datetime) -> float | None:
+        config = self.config
+        if config.count is not None:
+            return self.generated / config.count
+        if config.duration is not None:
+            return (now - begin) / config.duration
+        return None
+
+    def _plant_due(self, begin: datetime, now: datetime, planted: int) -> int:
+        names = self.config.scenarios
+        if not names:
+            return planted
+        progress = self._progress(begin, now)
+        while True:
+            if progress is None:
+                due = now >= begin + self.config.scenario_interval * (planted + 1)
+            else:
+                due = planted < len(names) and progress >= (planted + 1) / (len(names) + 1)
+            if not due:
+                return planted
+            plant = SCENARIOS[names[planted % len(names)]](self.ctx, now)
+            index = len(self._instances)
+            self._instances.append(_Instance(plant, len(plant.drafts)))
+            for draft in plant.drafts:
+                self._push(draft, index)
+            planted += 1
+
+    def _generate(self, now: datetime, step: timedelta) -> None:
+        rng = self.rng
+        categories, rates, multiplier = self.background.weights(now)
+        if self.config.categories is not None:
+            wanted = set(self.config.categories)
+            rates = [r if c in wanted else 0.0 for c, r in zip(categories, rates, strict=True)]
+        expected = self.config.rate * multiplier * step.total_seconds()
+        seconds = step.total_seconds()
+        for category in rng.choices(categories, weights=rates, k=_poisson(rng, expected)):
+            if self.config.count is not None and self.generated >= self.config.count:
+                return
+            when = now + timedelta(seconds=rng.uniform(0, seconds))
+            for draft in self.background.draw(category, when):
+                self._push(draft, None)
+
+    def _push(self, draft: Draft, instance: int | None) -> None:
+        rng = self.rng
+        if draft.category in _ENTRA:
+            # Entra delivers within minutes, but a few records come hours late.
+            delay = rng.uniform(20, 150) if rng.random() > 0.003 else rng.uniform(1200, 10800)
+        elif draft.category == "SecurityAlert":
+            delay = rng.uniform(10, 60)
+        else:
+            delay = rng.uniform(60, 240)
+        delivered = draft.azure_time + timedelta(seconds=delay)
+        self._pushed += 1
+        self.generated += 1
+        heapq.heappush(self._heap, (delivered, self._pushed, draft, instance))
+
+    def _deliver(self, until: datetime | None) -> Iterator[SimMessage]:
+        """Batch everything delivered by ``until`` (everything when None); send full or old
+        batches."""
+        heap = self._heap
+        while heap and (until is None or heap[0][0] <= until):
+            delivered, _, draft, instance = heapq.heappop(heap)
+            part = self._encode(draft.record)
+            batch = self._batches.get(draft.category)
+            if batch is not None and (
+                len(batch.parts) >= self.config.max_records_per_message
+                or batch.size + len(part) + 16 > MAX_MESSAGE_BYTES
+            ):
+                yield self._send(draft.category, batch, delivered)
+                batch = None
+            if batch is None:
+                batch = self._batches[draft.category] = _Batch(delivered)
+            batch.parts.append(part)
+            batch.tags.append((instance, draft.key))
+            batch.size += len(part) + 1
+        for category in sorted(self._batches):
+            batch = self._batches[category]
+            if until is None or batch.opened + self.config.flush_after <= until:
+                yield self._send(category, batch, until or batch.opened + self.config.flush_after)
+
+    def _send(self, category: str, batch: _Batch, enqueued: datetime) -> SimMessage:
+        del self._batches[category]
+        body = b'{"records":[' + b",".join(batch.parts) + b"]}"
+        message = SimMessage(self._sequence, body, category, enqueued, len(batch.parts))
+        for index, (instance, key) in enumerate(batch.tags):
+            if instance is not None:
+                self._record_truth(instance, category, key, index)
+        self._sequence += 1
+        return message
+
+    def _record_truth(self, instance: int, category: str, key: str, index: int) -> None:
+        entry = self._instances[instance]
+        entry.refs.append(
+            {"message": self._sequence, "index": index, "category": category, "key": key}
+        )
+        entry.remaining -= 1
+        if entry.remaining == 0 and self._truth is not None:
+            plant = entry.plant
+            self._truth(
+                {
+                    "scenario": plant.name,
+                    "instance": instance,
+                    "description": plant.description,
+                    "start": plant.start.isoformat(),
+                    "end": plant.end.isoformat(),
+                    "user": plant.user,
+                    "source_ips": plant.source_ips,
+                    "expect": plant.expect,
+                    "records": entry.refs,
+                }
+            )
+
+
+def _poisson(rng: random.Random, mean: float) -> int:
+    """A Poisson-distributed count (normal approximation for large means)."""
+    if mean <= 0:
+        return 0
+    if mean > 50:
+        return max(0, round(rng.gauss(mean, math.sqrt(mean))))
+    limit = math.exp(-mean)
+    count, product = 0, rng.random()
+    while product > limit:
+        count += 1
+        product *= rng.random()
+    return count

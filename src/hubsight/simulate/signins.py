@@ -1,0 +1,435 @@
+"""Entra ID sign-in records (interactive, non-interactive, service principal, managed identity,
+AD FS) in the shape Azure Monitor diagnostic settings deliver them to Event Hubs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from hubsight.simulate.draft import Context, Draft, Record, iso7, iso_offset, later
+from hubsight.simulate.geo import City, azure_ip, location
+from hubsight.simulate.tenant import Device, ServicePrincipal, User, new_id
+
+# The failure reasons Entra writes for the error codes the simulator uses.
+FAILURE_REASONS: dict[int, str] = {
+    16000: "Either multiple user identities are available for the current request or selected "
+    "account is not supported for the scenario.",
+    50034: "The user account does not exist in the directory. To sign into this application, "
+    "the account must be added to the directory.",
+    50053: "The account is locked, you've tried to sign in too many times with an incorrect user "
+    "ID or password.",
+    50055: "The password is expired.",
+    50057: "The user account is disabled.",
+    50058: "Session information is not sufficient for single-sign-on.",
+    50074: "Strong Authentication is required.",
+    50076: "Due to a configuration change made by your administrator, or because you moved to a "
+    "new location, you must use multi-factor authentication to access the resource.",
+    50125: "Sign-in was interrupted due to a password reset or password registration entry.",
+    50126: "Error validating credentials due to invalid username or password.",
+    50133: "Session is invalid due to expiration or recent password change.",
+    50140: "This error occurred due to 'Keep me signed in' interrupt when the user was signing-in.",
+    50173: "The provided grant has expired due to it being revoked, a fresh auth token is needed.",
+    53003: "Access has been blocked by Conditional Access policies. The access policy does not "
+    "allow token issuance.",
+    65001: "The user or administrator has not consented to use the application.",
+    70044: "The session has expired or is invalid due to sign-in frequency checks by conditional "
+    "access.",
+    500121: "Authentication failed during strong authentication request.",
+    700016: "Application with identifier was not found in the directory.",
+    7000215: "Invalid client secret provided. Ensure the secret being sent in the request is the "
+    "client secret value, not the client secret ID.",
+}
+
+_PASSWORD_RESULTS = {
+    0: "Correct password",
+    50126: "Invalid username or password or Invalid on-premise username or password.",
+    50053: "Account locked",
+    50055: "Password expired",
+    50057: "User account is disabled",
+    50034: "User not found",
+}
+_MFA_FAILED = (
+    "MFA denied; user declined the authentication",
+    "MFA denied; user did not respond to mobile app notification",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SignIn:
+    """Who signed in to what from where, and how it ended."""
+
+    user: User
+    city: City
+    ip: str
+    asn: int
+    device: Device | None
+    app: tuple[str, str, str, str]
+    code: int = 0
+    interactive: bool = True
+    mfa: bool = False
+    client_app: str = "Browser"
+    user_agent: str | None = None
+    risk_level: str = "none"
+    risk_events: tuple[str, ...] = ()
+
+
+def _envelope(
+    ctx: Context, when: datetime, category: str, code: int, ip: str
+) -> tuple[Record, datetime]:
+    # Entra writes ``time`` when it processes the sign-in, seconds to minutes after it happened.
+    processed = later(when, ctx.rng, 20, 240)
+    record: Record = {
+        "time": iso7(processed),
+        "resourceId": f"/tenants/{ctx.tenant.tenant_id}/providers/Microsoft.aadiam",
+        "operationName": "Sign-in activity",
+        "operationVersion": "1.0",
+        "category": category,
+        "tenantId": ctx.tenant.tenant_id,
+        "resultType": str(code),
+        "resultSignature": "None",
+    }
+    if code:
+        record["resultDescription"] = FAILURE_REASONS.get(code, "Other.")
+    record.update({"durationMs": 0, "callerIpAddress": ip, "correlationId": new_id(ctx.rng)})
+    return record, processed
+
+
+def _ca_policies(ctx: Context, sign_in: SignIn) -> tuple[list[Record], str]:
+    policies: list[Record] = []
+    status = "notApplied"
+    for policy_id, name, grants in ctx.tenant.ca_policies:
+        result = "notApplied"
+        if sign_in.code == 53003 and "Block" in grants:
+            result = "failure"
+        elif ("Mfa" in grants and sign_in.mfa) or (
+            "RequireCompliantDevice" in grants and sign_in.device and sign_in.device.managed
+        ):
+            result = "success"
+        elif "risk" in name and sign_in.risk_level == "none":
+            result = "notEnabled"
+        if result == "failure":
+            status = "failure"
+        elif result == "success" and status != "failure":
+            status = "success"
+        policies.append(
+            {
+                "id": policy_id,
+                "displayName": name,
+                "enforcedGrantControls": list(grants),
+                "enforcedSessionControls": ["SignInFrequency"] if "admin" in name else [],
+                "result": result,
+                "conditionsSatisfied": 3 if result in ("success", "failure") else 1,
+                "conditionsNotSatisfied": 0 if result in ("success", "failure") else 2,
+            }
+        )
+    return policies, status
+
+
+def _auth_details(ctx: Context, when: datetime, sign_in: SignIn) -> list[Record]:
+    stamp = iso_offset(when)
+    if not sign_in.interactive:
+        return [
+            {
+                "authenticationStepDateTime": stamp,
+                "authenticationMethod": "Previously satisfied",
+                "succeeded": sign_in.code == 0,
+                "authenticationStepResultDetail": "First factor requirement satisfied by claim "
+                "in the token",
+                "authenticationStepRequirement": "Primary authentication",
+                "StatusSequence": 0,
+                "RequestSequence": 0,
+            }
+        ]
+    password_ok = sign_in.code not in _PASSWORD_RESULTS or sign_in.code == 0
+    steps: list[Record] = [
+        {
+            "authenticationStepDateTime": stamp,
+            "authenticationMethod": "Password",
+            "authenticationMethodDetail": "Password in the cloud",
+            "succeeded": password_ok,
+            "authenticationStepResultDetail": _PASSWORD_RESULTS.get(
+                sign_in.code, "Correct password"
+            ),
+            "authenticationStepRequirement": "Primary authentication",
+            "StatusSequence": 0,
+            "RequestSequence": 0,
+        }
+    ]
+    if sign_in.mfa or sign_in.code in (500121, 50074, 50076):
+        if sign_in.code == 500121:
+            detail, ok = ctx.rng.choice(_MFA_FAILED), False
+        elif sign_in.code in (50074, 50076):
+            detail, ok = "MFA required in Azure AD", False
+        else:
+            detail, ok = "MFA successfully completed", True
+        steps.append(
+            {
+                "authenticationStepDateTime": iso_offset(later(when, ctx.rng, 3, 40)),
+                "authenticationMethod": sign_in.user.mfa_method,
+                "authenticationMethodDetail": "Microsoft Authenticator",
+                "succeeded": ok,
+                "authenticationStepResultDetail": detail,
+                "authenticationStepRequirement": "Multi-factor authentication",
+                "StatusSequence": 0 if ok else 1,
+                "RequestSequence": 1,
+            }
+        )
+    return steps
+
+
+def user_sign_in(ctx: Context, when: datetime, sign_in: SignIn) -> Draft:
+    """A ``SignInLogs`` or ``NonInteractiveUserSignInLogs`` record."""
+    rng = ctx.rng
+    tenant = ctx.tenant
+    user = sign_in.user
+    category = "SignInLogs" if sign_in.interactive else "NonInteractiveUserSignInLogs"
+    record, processed = _envelope(ctx, when, category, sign_in.code, sign_in.ip)
+    record["identity"] = user.display_name
+    record["Level"] = 4
+    record["location"] = sign_in.city.country
+    app_name, app_id, resource_name, resource_id = sign_in.app
+    policies, ca_status = _ca_policies(ctx, sign_in)
+    device = sign_in.device
+    status: Record = {"errorCode": sign_in.code}
+    if sign_in.code:
+        status["failureReason"] = FAILURE_REASONS.get(sign_in.code, "Other.")
+    elif sign_in.mfa:
+        status["additionalDetails"] = "MFA completed in Azure AD"
+    sign_in_id = new_id(rng)
+    risky = sign_in.risk_level != "none"
+    record["properties"] = {
+        "id": sign_in_id,
+        "createdDateTime": iso_offset(when),
+        "userDisplayName": user.display_name,
+        "userPrincipalName": user.upn,
+        "userId": user.object_id,
+        "appId": app_id,
+        "appDisplayName": app_name,
+        "ipAddress": sign_in.ip,
+        "status": status,
+        "clientAppUsed": sign_in.client_app,
+        "userAgent": sign_in.user_agent or (device.user_agent if device else ""),
+        "deviceDetail": {
+            "deviceId": device.device_id if device and device.managed else "",
+            "displayName": device.name if device and device.managed else "",
+            "operatingSystem": device.operating_system if device else "",
+            "browser": device.browser if device else "",
+            "isCompliant": bool(device and device.managed),
+            "isManaged": bool(device and device.managed),
+            "trustType": device.trust_type if device else "",
+        },
+        "location": location(sign_in.city),
+        "correlationId": record["correlationId"],
+        "conditionalAccessStatus": ca_status,
+        "appliedConditionalAccessPolicies": policies,
+        "authenticationContextClassReferences": [],
+        "originalRequestId": new_id(rng),
+        "isInteractive": sign_in.interactive,
+        "tokenIssuerName": "",
+        "tokenIssuerType": "AzureAD",
+        "authenticationProcessingDetails": [
+            {"key": "Legacy TLS (TLS 1.0, 1.1, 3DES)", "value": "False"},
+            {"key": "Oauth Scope Info", "value": '["openid","profile","offline_access"]'},
+            {"key": "Is CAE Token", "value": "True"},
+        ],
+        "networkLocationDetails": [
+            {"networkType": "trustedNamedLocation", "networkNames": ["Headquarters"]}
+        ]
+        if sign_in.ip == tenant.office_ip
+        else [],
+        "processingTimeInMilliseconds": rng.randrange(40, 400),
+        "riskDetail": "none",
+        "riskLevelAggregated": sign_in.risk_level,
+        "riskLevelDuringSignIn": sign_in.risk_level,
+        "riskState": "atRisk" if risky else "none",
+        "riskEventTypes": list(sign_in.risk_events),
+        "riskEventTypes_v2": list(sign_in.risk_events),
+        "resourceDisplayName": resource_name,
+        "resourceId": resource_id,
+        "resourceTenantId": tenant.tenant_id,
+        "homeTenantId": tenant.tenant_id,
+        "authenticationDetails": _auth_details(ctx, when, sign_in),
+        "authenticationRequirementPolicies": [
+            {"requirementProvider": "multiConditionalAccess", "detail": "Conditional Access"}
+        ]
+        if sign_in.mfa
+        else [],
+        "authenticationRequirement": "multiFactorAuthentication"
+        if sign_in.mfa or sign_in.code in (500121, 50074, 50076)
+        else "singleFactorAuthentication",
+        "alternateSignInName": user.upn,
+        "signInIdentifier": user.upn,
+        "servicePrincipalId": "",
+        "userType": "Guest" if user.guest else "Member",
+        "flaggedForReview": False,
+        "isTenantRestricted": False,
+        "autonomousSystemNumber": sign_in.asn,
+        "crossTenantAccessType": "b2bCollaboration" if user.guest else "none",
+        "privateLinkDetails": {},
+        "ssoExtensionVersion": "",
+        "uniqueTokenIdentifier": new_id(rng).replace("-", "")[:22],
+        "authenticationStrengths": [],
+        "incomingTokenType": "none" if sign_in.interactive else "primaryRefreshToken",
+        "authenticationProtocol": "ropc"
+        if sign_in.client_app != "Browser" and not sign_in.client_app.startswith("Mobile")
+        else "none",
+        "appServicePrincipalId": None,
+        "resourceServicePrincipalId": new_id(rng),
+        "rngcStatus": 0,
+        "signInTokenProtectionStatus": "none",
+        "tokenProtectionStatusDetails": {
+            "signInSessionStatus": "unbound",
+            "signInSessionStatusCode": 1002,
+        },
+        "originalTransferMethod": "none",
+        "isThroughGlobalSecureAccess": False,
+        "globalSecureAccessIpAddress": "",
+        "sessionId": new_id(rng),
+        "appOwnerTenantId": "f8cdef31-a31e-4b4a-93e4-5f571e91255a",
+        "resourceOwnerTenantId": "f8cdef31-a31e-4b4a-93e4-5f571e91255a",
+    }
+    return Draft(when, processed, category, record, sign_in_id)
+
+
+def service_principal_sign_in(
+    ctx: Context, when: datetime, sp: ServicePrincipal, ip: str, code: int = 0
+) -> Draft:
+    """A ``ServicePrincipalSignInLogs`` record: an app authenticating with its own credential."""
+    rng = ctx.rng
+    record, processed = _envelope(ctx, when, "ServicePrincipalSignInLogs", code, ip)
+    record["identity"] = sp.name
+    record["Level"] = 4
+    record["location"] = ctx.tenant.headquarters.country
+    sign_in_id = new_id(rng)
+    status: Record = {"errorCode": code}
+    if code:
+        status["failureReason"] = FAILURE_REASONS.get(code, "Other.")
+    record["properties"] = {
+        "id": sign_in_id,
+        "createdDateTime": iso_offset(when),
+        "appId": sp.app_id,
+        "appDisplayName": sp.name,
+        "servicePrincipalId": sp.object_id,
+        "servicePrincipalName": sp.name,
+        "ipAddress": ip,
+        "location": location(ctx.tenant.headquarters),
+        "status": status,
+        "resourceDisplayName": sp.resource[0],
+        "resourceId": sp.resource[1],
+        "resourceServicePrincipalId": new_id(rng),
+        "servicePrincipalCredentialKeyId": sp.credential_key_id,
+        "servicePrincipalCredentialThumbprint": "",
+        "clientCredentialType": "clientSecret",
+        "conditionalAccessStatus": "notApplied",
+        "correlationId": record["correlationId"],
+        "uniqueTokenIdentifier": new_id(rng).replace("-", "")[:22],
+        "federatedCredentialId": "",
+        "isTenantRestricted": False,
+        "appOwnerTenantId": ctx.tenant.tenant_id,
+        "resourceOwnerTenantId": "f8cdef31-a31e-4b4a-93e4-5f571e91255a",
+        "authenticationProcessingDetails": [
+            {
+                "key": "Azure AD App Authentication Library",
+                "value": "Family: MSAL Library: MSAL.Python 1.31.0 Platform: Python",
+            },
+        ],
+    }
+    return Draft(when, processed, "ServicePrincipalSignInLogs", record, sign_in_id)
+
+
+def managed_identity_sign_in(ctx: Context, when: datetime, mi: ServicePrincipal) -> Draft:
+    """A ``ManagedIdentitySignInLogs`` record: an Azure resource getting a token for itself."""
+    rng = ctx.rng
+    record, processed = _envelope(ctx, when, "ManagedIdentitySignInLogs", 0, "")
+    record["identity"] = mi.name
+    record["Level"] = 4
+    record["location"] = ""
+    sign_in_id = new_id(rng)
+    user_assigned = "userAssignedIdentities" in (mi.msi_resource_id or "")
+    record["properties"] = {
+        "id": sign_in_id,
+        "createdDateTime": iso_offset(when),
+        "appId": mi.app_id,
+        "servicePrincipalId": mi.object_id,
+        "servicePrincipalName": mi.name,
+        "ipAddress": "",
+        "location": {},
+        "status": {"errorCode": 0},
+        "resourceDisplayName": mi.resource[0],
+        "resourceId": mi.resource[1],
+        "managedServiceIdentity": {
+            "msiType": "userAssigned" if user_assigned else "systemAssigned",
+            "associatedResourceId": mi.msi_resource_id,
+            "federatedTokenId": None,
+            "federatedTokenIssuer": None,
+        },
+        "conditionalAccessStatus": "notApplied",
+        "correlationId": record["correlationId"],
+        "uniqueTokenIdentifier": new_id(rng).replace("-", "")[:22],
+        "servicePrincipalCredentialKeyId": "",
+        "servicePrincipalCredentialThumbprint": "",
+    }
+    return Draft(when, processed, "ManagedIdentitySignInLogs", record, sign_in_id)
+
+
+def adfs_sign_in(ctx: Context, when: datetime, user: User, code: int = 0) -> Draft:
+    """An ``ADFSSignInLogs`` record: a federated sign-in relayed by AD FS Connect Health."""
+    rng = ctx.rng
+    city = user.home
+    ip, asn = city.ip_and_asn(rng)
+    record, processed = _envelope(ctx, when, "ADFSSignInLogs", code, ip)
+    record["identity"] = user.display_name
+    record["Level"] = 4
+    record["location"] = city.country
+    sign_in_id = new_id(rng)
+    status: Record = {"errorCode": code}
+    if code:
+        status["failureReason"] = FAILURE_REASONS.get(code, "Other.")
+    record["properties"] = {
+        "id": sign_in_id,
+        "createdDateTime": iso_offset(when),
+        "userDisplayName": user.display_name,
+        "userPrincipalName": user.upn,
+        "userId": user.object_id,
+        "appId": "",
+        "appDisplayName": "",
+        "ipAddress": ip,
+        "status": status,
+        "userAgent": user.devices[0].user_agent,
+        "deviceDetail": {
+            "deviceId": "",
+            "operatingSystem": user.devices[0].operating_system,
+            "browser": user.devices[0].browser,
+        },
+        "location": location(city),
+        "correlationId": record["correlationId"],
+        "isInteractive": True,
+        "tokenIssuerName": f"http://sts.{ctx.tenant.domain}/adfs/services/trust",
+        "tokenIssuerType": "ADFederationServices",
+        "resourceDisplayName": "Microsoft Office 365 Identity Platform",
+        "resourceId": "urn:federation:MicrosoftOnline",
+        "authenticationDetails": [
+            {
+                "authenticationStepDateTime": iso_offset(when),
+                "authenticationMethod": "Forms",
+                "succeeded": code == 0,
+                "authenticationStepRequirement": "Primary authentication",
+                "authenticationStepResultDetail": _PASSWORD_RESULTS.get(code, "Correct password"),
+            },
+        ],
+        "authenticationRequirement": "singleFactorAuthentication",
+        "authenticationProtocol": "wsFederation",
+        "incomingTokenType": "none",
+        "clientAppUsed": "Browser",
+        "autonomousSystemNumber": asn,
+        "uniqueTokenIdentifier": new_id(rng).replace("-", "")[:22],
+    }
+    return Draft(when, processed, "ADFSSignInLogs", record, sign_in_id)
+
+
+def workload_ip(ctx: Context, sp: ServicePrincipal) -> str:
+    """Where an app's sign-ins come from: Azure for most apps, the office for on-premises ones."""
+    if sp.name in ("hr-sync-prod", "servicenow-connector", "payroll-export"):
+        return ctx.tenant.office_ip
+    return azure_ip(ctx.rng)
