@@ -66,6 +66,7 @@ from hubsight.cli.parse_cmd import parse_command  # noqa: E402
 from hubsight.cli.rules_cmd import rules  # noqa: E402
 from hubsight.cli.run_cmd import run  # noqa: E402 - commands register after the group exists
 from hubsight.cli.search_cmd import search_cmd  # noqa: E402
+from hubsight.cli.simulate_cmd import simulate  # noqa: E402
 from hubsight.cli.source_cmd import source  # noqa: E402
 from hubsight.cli.status_cmd import status  # noqa: E402
 
@@ -77,3 +78,4 @@ cli.add_command(search_cmd)
 cli.add_command(detect)
 cli.add_command(alerts)
 cli.add_command(rules)
+cli.add_command(simulate)
