@@ -82,9 +82,13 @@ class LocalBroker:
         if self.authentication:
             command.append("--authentication")
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
-        self._process = subprocess.Popen(  # noqa: S603 - our own binary, fixed arguments
-            command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
+        try:
+            self._process = subprocess.Popen(  # noqa: S603 - our own binary, fixed arguments
+                command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        finally:
+            if not isinstance(log, int):
+                log.close()  # the broker holds its own copy of the descriptor
         if not wait_for_port(self.port, timeout):
             self.stop()
             raise ConfigError(f"the local broker did not start on port {self.port}")

@@ -47,8 +47,10 @@ def split_message(value: bytes) -> list[Piece]:
 
 
 def _split_lines(value: bytes, whole_error: str) -> list[Piece]:
-    lines = [line for line in value.splitlines() if line.strip()]
-    if len(lines) < 2:
+    lines = [line.rstrip(b"\r") for line in value.split(b"\n") if line.strip()]
+    # Newline-delimited records are objects, one per line; anything else (a broken
+    # pretty-printed record, binary that happens to hold newlines) stays one piece.
+    if len(lines) < 2 or not all(line.lstrip()[:1] == b"{" for line in lines):
         return [Piece(value, f"not JSON: {whole_error}")]
     pieces: list[Piece] = []
     for line in lines:

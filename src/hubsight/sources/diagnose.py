@@ -122,7 +122,7 @@ _RULES: list[tuple[Problem, re.Pattern[str]]] = [
         Problem.AUTHENTICATION,
         re.compile(r"_AUTHENTICATION|sasl authentication|authentication failed|unknown-user", re.I),
     ),
-    (Problem.TLS, re.compile(r"_SSL|ssl handshake|certificate|\bTLS\b", re.I)),
+    (Problem.TLS, re.compile(r"(?<![a-z])_SSL|ssl handshake|certificate|\bTLS\b", re.I)),
     (
         Problem.TOPIC_NOT_FOUND,
         re.compile(r"UNKNOWN_TOPIC|unknown topic|topic not available", re.I),

@@ -8,6 +8,7 @@ and commit before a partition moves to another consumer.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,6 +22,7 @@ from hubsight.sources.config import MAX_MESSAGE_BYTES, EventHubsProfile, SourceC
 from hubsight.sources.diagnose import Diagnosis, Problem, classify, hint_for
 
 EVENTHUBS_USERNAME = "$ConnectionString"
+_client_log = logging.getLogger("hubsight.kafka.client")
 _FETCH_MAX_BYTES = 50 * 1024 * 1024
 
 
@@ -164,6 +166,9 @@ class KafkaSource:
         settings = client_settings(config)
         settings["error_cb"] = self._error
         settings["stats_cb"] = self._stats
+        # librdkafka logs through Python logging, not straight to stderr; errors reach the
+        # user through error_cb and health, so its own log is kept to warnings and worse.
+        settings["logger"] = _client_log
         try:
             self._consumer = Consumer(settings)
         except KafkaException as exc:

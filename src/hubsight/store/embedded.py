@@ -44,30 +44,45 @@ class EmbeddedStore:
     """Events in embedded ClickHouse under ``<data_dir>/clickhouse``."""
 
     def __init__(self, data_dir: Path) -> None:
-        path = data_dir / "clickhouse"
-        path.mkdir(parents=True, exist_ok=True)
-        try:
-            self._session = chdb_session.Session(str(path))
-        except Exception as exc:
-            raise StoreError(
-                f"cannot open the event store in {path}: {_first_line(exc)}",
-                hint="another hubsight process may hold this data directory; "
-                "stop it or use its API, or pass a different --data-dir",
-            ) from exc
+        self._path = data_dir / "clickhouse"
+        self._path.mkdir(parents=True, exist_ok=True)
         self._closed = False
         self._lock = threading.Lock()
+        # One connection per thread: a connection that streams an INSERT cannot run a query
+        # meanwhile, and the collectors' writers and the API's readers work at the same time.
+        self._local = threading.local()
+        self._sessions: list[Any] = []
         self._migrate()
+
+    def _session(self) -> Any:
+        session = getattr(self._local, "session", None)
+        if session is not None:
+            return session
+        with self._lock:
+            if self._closed:
+                raise StoreError("the event store is closed")
+            try:
+                session = chdb_session.Session(str(self._path))
+                # 64-bit integers as JSON numbers, not strings, in every result.
+                session.query("SET output_format_json_quote_64bit_integers = 0")
+            except Exception as exc:
+                raise StoreError(
+                    f"cannot open the event store in {self._path}: {_first_line(exc)}",
+                    hint="another hubsight process may hold this data directory; "
+                    "stop it or use its API, or pass a different --data-dir",
+                ) from exc
+            self._sessions.append(session)
+        self._local.session = session
+        return session
 
     def _run(self, sql: str, params: Mapping[str, Any] | None = None, fmt: str = "CSV") -> bytes:
         try:
-            result = self._session.query(sql, fmt, params=dict(params) if params else None)
+            result = self._session().query(sql, fmt, params=dict(params) if params else None)
         except Exception as exc:
             raise StoreError(f"event store query failed: {_first_line(exc)}") from exc
         return bytes(result.bytes()) if result is not None else b""
 
     def _migrate(self) -> None:
-        # 64-bit integers as JSON numbers, not strings, in every result of this session.
-        self._run("SET output_format_json_quote_64bit_integers = 0")
         self._run(
             "CREATE TABLE IF NOT EXISTS hubsight_migrations "
             "(version UInt32, name String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) "
@@ -102,7 +117,7 @@ class EmbeddedStore:
             raise StoreError(f"a batch of {len(events)} events is over {MAX_BATCH_EVENTS}")
         body = _encoder.encode(events)
         try:
-            with self._session.send_insert(
+            with self._session().send_insert(
                 f"INSERT INTO {EVENTS_TABLE} {_INSERT_SETTINGS}", "JSONEachRow"
             ) as inserter:
                 inserter.append(body)
@@ -135,7 +150,9 @@ class EmbeddedStore:
         with self._lock:
             if not self._closed:
                 self._closed = True
-                self._session.close()
+                for session in self._sessions:
+                    session.close()
+                self._sessions.clear()
 
 
 def _first_line(exc: BaseException) -> str:

@@ -1,0 +1,142 @@
+"""Plain helpers for tests: planted secrets, topics, producing, sources and a running service."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from hubsight.collector import CollectorSettings
+from hubsight.service import Service
+from hubsight.sources.config import SourceConfig, make_source
+from hubsight.store.catalog import Catalog
+from hubsight.store.embedded import EmbeddedStore
+
+PLANTED_KEY = "PLANTEDsecretKEY0123456789abcdefghijklmnopqrs="
+PLANTED_PASSWORD = "planted-Password-9f8e7d6c"
+PLANTED = (PLANTED_KEY, PLANTED_PASSWORD)
+
+# Short timings so that tests wait seconds, not minutes. tansu holds a new group's first join
+# for about half the session timeout.
+FAST_TUNING = {
+    "session_timeout_ms": 6_000,
+    "metadata_max_age_ms": 3_000,
+    "reconnect_backoff_max_ms": 1_000,
+    "socket_timeout_ms": 5_000,
+}
+FAST_COLLECTOR = CollectorSettings(
+    poll_timeout_s=0.2, no_data_after_s=3.0, backoff_initial_s=0.5, backoff_max_s=2.0
+)
+
+
+def connection_string(host: str = "contoso-logs.servicebus.windows.net", entity: str = "") -> str:
+    """An Event Hubs connection string carrying the planted key."""
+    text = (
+        f"Endpoint=sb://{host}/;SharedAccessKeyName=hubsight-listen;SharedAccessKey={PLANTED_KEY}"
+    )
+    return f"{text};EntityPath={entity}" if entity else text
+
+
+def assert_no_secret(text: str | bytes) -> None:
+    """Fail if any planted secret appears in ``text``."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    for secret in PLANTED:
+        assert secret not in text, "a planted secret leaked into output"
+
+
+def create_topic(bootstrap: str, partitions: int = 4, name: str | None = None) -> str:
+    """A new topic with a unique name."""
+    topic = name or f"t-{uuid.uuid4().hex[:10]}"
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(topic, partitions)])[topic].result(timeout=30)
+    return topic
+
+
+def produce(
+    bootstrap: str, topic: str, bodies: Iterable[bytes], partitions: int | None = None
+) -> int:
+    """Produce ``bodies`` (round-robin over ``partitions`` when given); returns how many."""
+    producer = Producer(
+        {"bootstrap.servers": bootstrap, "linger.ms": 20, "message.max.bytes": 2_000_000}
+    )
+    count = 0
+    for index, body in enumerate(bodies):
+        if partitions:
+            producer.produce(topic, body, partition=index % partitions)
+        else:
+            producer.produce(topic, body)
+        count += 1
+        if count % 500 == 0:
+            producer.poll(0)
+    remaining = producer.flush(60)
+    assert remaining == 0, f"{remaining} messages were not delivered"
+    return count
+
+
+def kafka_source(name: str, bootstrap: str, topic: str, **overrides: Any) -> SourceConfig:
+    """A Kafka-profile source with test timings; ``profile`` keys may be overridden."""
+    profile = {"kind": "kafka", "bootstrap": bootstrap, **overrides.pop("profile", {})}
+    data = {
+        "name": name,
+        "profile": profile,
+        "topics": [topic],
+        "keep_unparsed": True,
+        "tuning": FAST_TUNING,
+        **overrides,
+    }
+    return make_source(data)
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll ``predicate`` until true; fail naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+@contextmanager
+def serving(
+    data_dir: Path, *sources: SourceConfig, settings: CollectorSettings = FAST_COLLECTOR
+) -> Iterator[Service]:
+    """A running service (collectors + health) over an embedded store in ``data_dir``."""
+    store = EmbeddedStore(data_dir)
+    try:
+        catalog = Catalog(data_dir)
+        for source in sources:
+            catalog.add(source)
+        service = Service(data_dir, store, catalog, settings=settings)
+        stop = threading.Event()
+        thread = threading.Thread(target=service.serve, args=(stop, 0.2))
+        thread.start()
+        try:
+            yield service
+        finally:
+            stop.set()
+            thread.join(timeout=60)
+    finally:
+        store.close()
+
+
+def stored_count(service: Service, log_name: str) -> int:
+    """Events stored under ``log_name``."""
+    rows = service.store.select(
+        "SELECT count() AS n FROM events WHERE log_name = {n:String}", {"n": log_name}
+    )
+    return int(rows[0]["n"])
+
+
+def state_of(service: Service, name: str) -> dict[str, Any]:
+    """The live health snapshot of one source."""
+    health = service.health.get(name)
+    return health.snapshot() if health else {}
