@@ -1,0 +1,221 @@
+"""``hubsight import``: backfill archived Azure records from files into the event store.
+
+A file holds message bodies or records one per line (the storage-account export's ``PT1H.json``
+files hold one record per line), or one JSON document, pretty-printed or not. Each line is a
+message at an offset equal to its line number (0-based); a file that is one document is one
+message at offset 0. The file's path relative to the directory named on the command line (its
+name, for a file named directly) is the message's topic, so that importing the same file again
+skips every line already stored: imports are idempotent and resume where they stopped.
+
+Directories are searched recursively. Files of a storage-account export
+(``insights-logs-<category>/resourceId=.../y=YYYY/m=MM/d=DD/h=HH/m=00/PT1H.json``) are imported
+in the order of the hour they hold, the others by path.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+import msgspec
+
+from hubsight.errors import ConfigError, HubsightError
+from hubsight.parsing.event import Event, LogSet
+from hubsight.parsing.pipeline import MessageParser
+from hubsight.parsing.registry import default_registry
+from hubsight.sources.base import Message
+from hubsight.store.embedded import EmbeddedStore
+
+# Events per store write: large enough for ClickHouse to like the parts, small enough that an
+# interrupted import loses little work (it resumes after the last stored batch anyway).
+_BATCH_EVENTS = 20_000
+_EXPORT_HOUR = re.compile(r"y=(\d{4})/m=(\d{1,2})/d=(\d{1,2})/h=(\d{1,2})")
+_json_check = msgspec.json.Decoder(msgspec.Raw)
+
+
+@dataclass(frozen=True, slots=True)
+class ImportFile:
+    """A file to import and the topic its messages are stored under."""
+
+    path: Path
+    topic: str
+    size: int
+
+
+def _export_hour(relative: str) -> datetime | None:
+    match = _EXPORT_HOUR.search(relative)
+    if match is None:
+        return None
+    year, month, day, hour = (int(part) for part in match.groups())
+    try:
+        return datetime(year, month, day, hour, tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def collect_files(paths: tuple[Path, ...]) -> list[ImportFile]:
+    """Every file named or under a named directory, export files in time order; topics unique."""
+    found: list[ImportFile] = []
+    for path in paths:
+        if path.is_dir():
+            inside = []
+            for child in path.rglob("*"):
+                relative = child.relative_to(path)
+                if child.is_file() and not any(p.startswith(".") for p in relative.parts):
+                    inside.append((relative.as_posix(), child))
+            never = datetime.max.replace(tzinfo=UTC)
+            inside.sort(key=lambda item: (_export_hour(item[0]) or never, item[0]))
+            found += [ImportFile(child, rel, child.stat().st_size) for rel, child in inside]
+        elif path.is_file():
+            found.append(ImportFile(path, path.name, path.stat().st_size))
+        else:
+            raise ConfigError(f"{path} is neither a file nor a directory", hint="check the path")
+    topics = Counter(f.topic for f in found)
+    clash = next((topic for topic, n in topics.items() if n > 1), None)
+    if clash is not None:
+        raise ConfigError(
+            f"two files would be imported under the same name {clash!r}",
+            hint="import their common parent directory instead, so that each keeps its path",
+        )
+    return found
+
+
+def read_messages(path: Path) -> Iterator[tuple[int, bytes, int]]:
+    """(offset, message body, bytes read) of each message of a file; blank lines are skipped."""
+    try:
+        with path.open("rb") as handle:
+            first = handle.readline()
+            while first and not first.strip():
+                first = handle.readline()
+            try:
+                _json_check.decode(first)
+                per_line = True
+            except msgspec.DecodeError:
+                per_line = False
+            handle.seek(0)
+            if not per_line:
+                whole = handle.read()
+                yield 0, whole, len(whole)
+                return
+            for number, line in enumerate(handle):
+                if line.strip():
+                    yield number, line, len(line)
+    except OSError as exc:
+        raise HubsightError(
+            f"cannot read {path}: {exc.strerror}", hint="check the file's permissions"
+        ) from exc
+
+
+@dataclass(slots=True)
+class _Totals:
+    files: int = 0
+    messages: int = 0
+    skipped_messages: int = 0
+    events: int = 0
+    unparsed: int = 0
+
+    def summary(self, by_category: Counter[str]) -> dict[str, object]:
+        return {
+            "files": self.files,
+            "messages": self.messages,
+            "skipped_messages": self.skipped_messages,
+            "events": self.events,
+            "unparsed": self.unparsed,
+            "by_category": dict(sorted(by_category.items())),
+        }
+
+
+@click.command("import")
+@click.argument(
+    "paths",
+    nargs=-1,
+    required=True,
+    type=click.Path(exists=True, path_type=Path),
+    metavar="FILE|DIR ...",
+)
+@click.option("--log-name", required=True, help="Log name (event source) to store events under.")
+@click.option("--default-domain", default=None, help="Domain for user names that have none.")
+@click.option(
+    "--keep-unparsed/--drop-unparsed",
+    default=True,
+    show_default=True,
+    help="Store records of categories nobody parses as Unparsed Data, or only count them.",
+)
+@click.option(
+    "--geoip",
+    default=None,
+    help="MaxMind database file or folder (default: $HUBSIGHT_GEOIP, else <data dir>/geoip).",
+)
+@click.pass_obj
+def import_command(
+    data_dir: Path,
+    paths: tuple[Path, ...],
+    log_name: str,
+    default_domain: str | None,
+    keep_unparsed: bool,
+    geoip: str | None,
+) -> None:
+    """Backfill Azure records from FILE|DIR ... into the store, skipping what is stored."""
+    files = collect_files(paths)
+    parser = MessageParser(
+        log_name=log_name,
+        registry=default_registry(data_dir, geoip),
+        default_domain=default_domain,
+        keep_unparsed=keep_unparsed,
+    )
+    store = EmbeddedStore(data_dir)
+    try:
+        totals, by_category = _import(store, parser, files)
+    finally:
+        store.close()
+    click.echo(json.dumps(totals.summary(by_category)))
+
+
+def _import(
+    store: EmbeddedStore, parser: MessageParser, files: list[ImportFile]
+) -> tuple[_Totals, Counter[str]]:
+    stored = store.stored_offsets(parser.log_name)
+    totals = _Totals()
+    by_category: Counter[str] = Counter()
+    pending: list[Event] = []
+    received = datetime.now(UTC)
+    with click.progressbar(
+        length=sum(f.size for f in files),
+        label="importing",
+        file=sys.stderr,
+        show_pos=False,
+    ) as progress:
+        for item in files:
+            totals.files += 1
+            done = stored.get((item.topic, 0), -1)
+            for offset, body, size in read_messages(item.path):
+                progress.update(size)
+                if offset <= done:
+                    totals.skipped_messages += 1
+                    continue
+                message = Message(
+                    topic=item.topic, partition=0, offset=offset, value=body, received_time=received
+                )
+                events = parser.parse(message)
+                totals.messages += 1
+                for event in events:
+                    by_category[event.category or "(none)"] += 1
+                    if event.log_set is LogSet.UNPARSED_DATA:
+                        totals.unparsed += 1
+                pending.extend(events)
+                # Only whole messages are written together: a resumed import skips by message.
+                if len(pending) >= _BATCH_EVENTS:
+                    store.write(pending)
+                    totals.events += len(pending)
+                    pending = []
+        if pending:
+            store.write(pending)
+            totals.events += len(pending)
+    return totals, by_category
