@@ -8,9 +8,10 @@ import random
 from pathlib import Path
 
 import pytest
-from support import kafka_source, produce, serving, stored_count, wait_until
 
 from hubsight.devbroker import LocalBroker
+
+from support import kafka_source, produce, serving, stored_count, wait_until
 
 pytestmark = pytest.mark.integration
 

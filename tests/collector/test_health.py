@@ -10,6 +10,10 @@ import uuid
 from pathlib import Path
 
 import pytest
+
+from hubsight.devbroker import LocalBroker, free_port
+from hubsight.sources.config import make_source
+
 from support import (
     PLANTED_PASSWORD,
     assert_no_secret,
@@ -22,9 +26,6 @@ from support import (
     stored_count,
     wait_until,
 )
-
-from hubsight.devbroker import LocalBroker, free_port
-from hubsight.sources.config import make_source
 
 pytestmark = pytest.mark.integration
 
