@@ -62,6 +62,7 @@ class Compiled:
     params: dict[str, tuple[str, ParamValue]]
     columns: list[str]
     bucket_ms: int | None = None
+    origin_ms: int | None = None
     selected: list[str] = field(default_factory=list)
 
 
@@ -213,6 +214,9 @@ class _Compiler:
         }[calc.fn]
         if function == "median":
             return f"quantileExact(0.5)({value})", calc.label
+        if function == "sum":
+            # A sum over nothing is 0, as in InsightIDR; ClickHouse's sum of NULLs is NULL.
+            return f"ifNull(sum({value}), 0)", calc.label
         return f"{function}({value})", calc.label
 
     def numeric(self, key: Field, calc: ast.Calc) -> str:
@@ -263,7 +267,11 @@ class _Compiler:
                 f"timeslice() would make {span_ms // width} buckets over this time range",
                 slice_.pos, "use a wider bucket or a shorter time range",
             )  # fmt: skip
-        origin = self.params.add("Int64", epoch_ms(self.scope.start), "origin")
+        # Width buckets fall on multiples of the width (1h buckets start on the hour); bucket
+        # counts split the window itself.
+        first = epoch_ms(self.scope.start)
+        first -= first % width if slice_.width_ms else 0
+        origin = self.params.add("Int64", first, "origin")
         step = self.params.add("Int64", width, "width")
         bucket = f"intDiv(toUnixTimestamp64Milli(timestamp) - {origin}, {step}) AS b"
         group_exprs, names = self.groups(conditions)
@@ -280,6 +288,7 @@ class _Compiler:
             params=self.params.values,
             columns=["timestamp", *names, label],
             bucket_ms=width,
+            origin_ms=first,
         )
 
 

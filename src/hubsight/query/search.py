@@ -262,16 +262,15 @@ def _series(
     rows: list[dict[str, Any]], compiled: Compiled, window: TimeWindow, cap: int
 ) -> tuple[list[list[Any]], bool]:
     width = timedelta(milliseconds=compiled.bucket_ms or 1)
-    grouped = len(compiled.columns) > 2
-    if grouped:
-        out = [[iso(window.start + width * r["b"]), *list(r.values())[1:]] for r in rows]
+    origin = _from_ms(compiled.origin_ms or 0)
+    if len(compiled.columns) > 2:
+        out = [[iso(origin + width * r["b"]), *list(r.values())[1:]] for r in rows]
         return out[:cap], len(out) > cap
     values = {r["b"]: r["v"] for r in rows}
-    count = -(-(window.end - window.start) // width)
-    empty: float | int | None = (
-        0 if compiled.columns[-1].startswith(("count", "unique", "bytes", "sum")) else None
-    )
-    out = [[iso(window.start + width * b), values.get(b, empty)] for b in range(count)]
+    count = -(-(window.end - origin) // width)
+    # Empty buckets count zero; an average or a maximum of nothing is null.
+    additive = compiled.columns[-1].startswith(("count", "unique", "bytes", "sum"))
+    out = [[iso(origin + width * b), values.get(b, 0 if additive else None)] for b in range(count)]
     return out[:cap], len(out) > cap
 
 
