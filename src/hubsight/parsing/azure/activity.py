@@ -94,16 +94,13 @@ class ActivityRecord(msgspec.Struct):
     properties: dict[str, Any] | str | None = None
 
 
-ACTIVITY_DECODER = TolerantDecoder(ActivityRecord)
+ACTIVITY_DECODER = TolerantDecoder(ActivityRecord, probe="operationName")
 _properties_decoder = msgspec.json.Decoder(dict[str, Any])
 
 
 def decode_activity(record: bytes) -> ActivityRecord:
     """Decode an Activity Log record of either shape."""
-    head = ACTIVITY_DECODER.decode(record)
-    if head.time is None and head.eventTimestamp is None and head.category is None:
-        head = ACTIVITY_DECODER.convert(msgspec.json.decode(record))
-    return head
+    return ACTIVITY_DECODER.decode(record)
 
 
 def properties_of(head: ActivityRecord) -> dict[str, Any]:

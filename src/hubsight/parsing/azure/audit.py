@@ -109,7 +109,7 @@ class AuditParser:
 
     def __init__(self, geoip: GeoIP) -> None:
         self._geoip = geoip
-        self._record = TolerantDecoder(_Record)
+        self._record = TolerantDecoder(_Record, probe="operationName")
         self._entry = TolerantDecoder(_Entry)
 
     def parse(self, record: bytes, ctx: RecordContext) -> Event:

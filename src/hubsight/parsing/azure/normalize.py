@@ -81,22 +81,30 @@ def text_of(value: LocalizedText) -> str | None:
 
 
 class TolerantDecoder(Generic[T]):
-    """Decodes JSON into ``schema`` fast, falling back to key-case and type tolerance."""
+    """Decodes JSON into ``schema`` fast, falling back to key-case and type tolerance.
 
-    def __init__(self, schema: type[T]) -> None:
+    ``probe`` names a field every well-formed record has; when the fast decode leaves it unset,
+    the keys are probably in another case (some exports lower-case them all) and the record is
+    decoded again matching keys case-insensitively.
+    """
+
+    def __init__(self, schema: type[T], probe: str | None = None) -> None:
         self.schema = schema
+        self._probe = probe
         self._fast = msgspec.json.Decoder(schema)
         self._keys = {name.lower(): name for name in _field_names(schema)}
 
     def decode(self, data: bytes | str) -> T:
         """The record as ``schema``; raise ``ParseError`` if it is not a JSON object."""
         try:
-            return self._fast.decode(data)
+            result = self._fast.decode(data)
         except msgspec.ValidationError:
-            pass
+            return self.convert(msgspec.json.decode(data))
         except msgspec.DecodeError as exc:
             raise ParseError(f"not JSON: {exc}") from exc
-        return self.convert(msgspec.json.decode(data))
+        if self._probe is not None and getattr(result, self._probe) is None:
+            return self.convert(msgspec.json.decode(data))
+        return result
 
     def convert(self, value: object) -> T:
         """Convert an already decoded JSON value into ``schema``, dropping fields that misfit."""

@@ -6,6 +6,7 @@ from typing import Any
 
 import msgspec
 
+from hubsight.parsing.azure.activity import normalize_result
 from hubsight.parsing.azure.normalize import (
     TolerantDecoder,
     embedded,
@@ -76,7 +77,7 @@ class ProvisioningParser:
 
     def __init__(self, geoip: GeoIP) -> None:
         self._geoip = geoip
-        self._record = TolerantDecoder(_Record)
+        self._record = TolerantDecoder(_Record, probe="operationName")
         self._properties = TolerantDecoder(_Properties)
 
     def parse(self, record: bytes, ctx: RecordContext) -> Event:
@@ -94,7 +95,7 @@ class ProvisioningParser:
         event.operation = head.operationName or "Provisioning activity"
         event.action = props.provisioningAction
         status = props.provisioningStatusInfo or _StatusInfo()
-        event.result = status.status.upper() if status.status else None
+        event.result = normalize_result(status.status)
         error = status.errorInformation
         if error is not None:
             event.failure_reason = error.reason

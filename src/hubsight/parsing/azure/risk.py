@@ -85,7 +85,7 @@ class RiskParser:
 
     def __init__(self, geoip: GeoIP) -> None:
         self._geoip = geoip
-        self._record = TolerantDecoder(_Record)
+        self._record = TolerantDecoder(_Record, probe="operationName")
         self._properties = TolerantDecoder(_Properties)
         self._detections = frozenset(c.lower() for c in DETECTION_CATEGORIES)
 

@@ -113,15 +113,12 @@ class SignInParser:
 
     def __init__(self, geoip: GeoIP) -> None:
         self._geoip = geoip
-        self._decoder = TolerantDecoder(_SignIn)
+        self._decoder = TolerantDecoder(_SignIn, probe="operationName")
         self._properties = TolerantDecoder(_Properties)
 
     def parse(self, record: bytes, ctx: RecordContext) -> Event:
         """Normalize one sign-in record."""
         head = self._decoder.decode(record)
-        if head.time is None and head.properties is None:
-            # All-lowercase keys (some exports): the fast schema saw nothing it knows.
-            head = self._decoder.convert(msgspec.json.decode(record))
         props = embedded(head.properties, self._properties) or _Properties()
         category = head.category or "SignInLogs"
         log_set, actor_type, interactive = _kind_of(category)
