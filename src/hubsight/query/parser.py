@@ -94,25 +94,32 @@ def _syntax_error(text: str, exc: UnexpectedInput) -> QuerySyntaxError:
             "unterminated quoted value", query=text, line=line, column=column,
             hint="end the value with the same quote it starts with",
         )  # fmt: skip
-    if "WORDOP" in expected and found:
-        near = suggest(found, OPERATORS)
-        hint = f"did you mean {near}?" if near else "operators: " + ", ".join(OPERATORS)
-        return QuerySyntaxError(
-            f"'{found}' is not an operator", query=text, line=line, column=column, hint=hint
-        )
     if found.upper() in {"AND", "OR", "NOT"}:
         return QuerySyntaxError(
             f"unexpected '{found}'", query=text, line=line, column=column,
             hint=f"write the boolean operator in upper case: {found.upper()}",
         )  # fmt: skip
-    if text[offset : offset + 1] == "(":
-        word = _word_before(text, offset)
-        near = suggest(word, CLAUSES) if word else None
+    clause = _clause_at(text, offset)
+    if clause:
+        word, at = clause
+        near = suggest(word, CLAUSES)
         if near:
             return QuerySyntaxError(
-                f"unknown clause '{word}'", query=text, line=line, column=column - len(word),
+                f"unknown clause '{word}'", query=text, line=line, column=column - (offset - at),
                 hint=f"did you mean {near}()?",
             )  # fmt: skip
+    if "WORDOP" in expected and found:
+        near = suggest(found, OPERATORS)
+        if near:
+            return QuerySyntaxError(
+                f"'{found}' is not an operator", query=text, line=line, column=column,
+                hint=f"did you mean {near}?",
+            )  # fmt: skip
+        return QuerySyntaxError(
+            f"unexpected '{found}'", query=text, line=line, column=column,
+            hint="join search terms with AND or OR, or compare a key with an operator "
+            "(=, !=, CONTAINS, IN, ...)",
+        )  # fmt: skip
     wanted = sorted({_TOKEN_NAMES.get(name, name.lower()) for name in expected})
     shown = found or text[offset : offset + 1]
     hint = "expected " + " or ".join(wanted) if wanted else ""
@@ -133,9 +140,13 @@ def _word_at(text: str, offset: int) -> str:
     return match.group(0) if match else ""
 
 
-def _word_before(text: str, offset: int) -> str:
-    match = re.search(r"([A-Za-z_]+)\s*$", text[:offset])
-    return match.group(1) if match else ""
+def _clause_at(text: str, offset: int) -> tuple[str, int] | None:
+    """A word followed by '(' at or just before ``offset``: a clause name, maybe misspelt."""
+    before = re.search(r"([A-Za-z_]+)\s*$", text[:offset])
+    if text[offset : offset + 1] == "(" and before:
+        return before.group(1), before.start(1)
+    after = re.compile(r"([A-Za-z_]+)\s*\(").match(text, offset)
+    return (after.group(1), offset) if after else None
 
 
 def _pos(token: Token) -> ast.Pos:
@@ -324,12 +335,12 @@ class _Builder:
             return ast.Text(unquote(node), True, _pos(node))
         kids = [c for c in node.children if isinstance(c, Token)]
         if node.data == "value_list":
-            items = tuple(self.value(k) for k in kids)
+            bracket, *entries = kids
+            items = tuple(self.value(k) for k in entries)
             texts = tuple(i for i in items if isinstance(i, ast.Text))
-            pos = _pos(kids[0]) if kids else ast.Pos(1, 1)
             if not texts:
-                raise self.fail("an empty list matches nothing", pos, "put values in [ ]")
-            return ast.ValueList(texts, texts[0].pos)
+                raise self.fail("an empty list matches nothing", _pos(bracket), "put values in [ ]")
+            return ast.ValueList(texts, _pos(bracket))
         head, arg = kids[0], kids[-1]
         text = unquote(arg) if arg.type != "WORD" else str(arg)
         if node.data == "nocase":
