@@ -1,0 +1,159 @@
+"""``hubsight run`` as a real process: SIGKILL at random points, SIGTERM, two in one group."""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+
+from hubsight.devbroker import LocalBroker
+from hubsight.store.catalog import Catalog
+from hubsight.store.embedded import EmbeddedStore
+
+from support import assert_no_secret, kafka_source, produce, wait_until
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def _bodies(first: int, messages: int, per_message: int) -> list[bytes]:
+    return [
+        json.dumps(
+            {
+                "records": [
+                    {"category": "AuditLogs", "seq": first + m * per_message + i, "pad": "y" * 200}
+                    for i in range(per_message)
+                ]
+            }
+        ).encode()
+        for m in range(messages)
+    ]
+
+
+@contextmanager
+def _run(data_dir: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    with open(log, "ab") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "hubsight", "--data-dir", str(data_dir), "run", "--no-web"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def _persisted(data_dir: Path, name: str) -> dict[str, object]:
+    health = Catalog(data_dir).load_health()
+    return health[name][0] if name in health else {}
+
+
+def _stored(data_dir: Path, name: str) -> int:
+    return int(_persisted(data_dir, name).get("events_stored", 0))  # type: ignore[call-overload]
+
+
+def _seqs(data_dir: Path, log_name: str) -> list[int]:
+    store = EmbeddedStore(data_dir)
+    try:
+        rows = store.select(
+            "SELECT JSONExtractInt(raw, 'seq') AS seq FROM events WHERE log_name = {n:String}",
+            {"n": log_name},
+        )
+    finally:
+        store.close()
+    return [int(r["seq"]) for r in rows]
+
+
+def test_sigkill_ten_times_while_consuming_loses_and_duplicates_nothing(
+    broker: LocalBroker, topic: str, data_dir: Path, tmp_path: Path
+) -> None:
+    Catalog(data_dir).add(kafka_source("azure", broker.bootstrap, topic))
+    per_message = 25
+    produced = {"messages": 0}
+    stop = threading.Event()
+
+    def keep_producing() -> None:
+        while not stop.is_set():
+            first = produced["messages"] * per_message
+            produce(broker.bootstrap, topic, _bodies(first, 40, per_message), partitions=4)
+            produced["messages"] += 40
+            stop.wait(0.5)
+
+    producer = threading.Thread(target=keep_producing)
+    producer.start()
+    rng = random.Random(20261127)
+    kills_while_flowing = 0
+    log = tmp_path / "run.log"
+    try:
+        for _ in range(10):
+            before = _stored(data_dir, "azure")
+            with _run(data_dir, log) as process:
+                # Kill once events flow again, at a random moment after that.
+                wait_until(lambda b=before: _stored(data_dir, "azure") > b, 60, "progress")
+                time.sleep(rng.uniform(0.0, 2.0))
+                process.send_signal(signal.SIGKILL)
+                process.wait()
+            kills_while_flowing += 1
+    finally:
+        stop.set()
+        producer.join()
+    total = produced["messages"] * per_message
+    with _run(data_dir, log) as process:
+        wait_until(lambda: _stored(data_dir, "azure") >= total, 120, f"{total} events")
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0
+    seqs = _seqs(data_dir, "azure")
+    assert len(seqs) == total, "events lost or duplicated"
+    assert sorted(seqs) == list(range(total))
+    assert kills_while_flowing == 10
+    assert_no_secret(log.read_bytes())
+
+
+def test_two_collectors_in_one_group_split_the_partitions_and_store_everything_once(
+    broker: LocalBroker, topic: str, tmp_path: Path
+) -> None:
+    dirs = [tmp_path / "one", tmp_path / "two"]
+    for data_dir in dirs:
+        Catalog(data_dir).add(
+            kafka_source("azure", broker.bootstrap, topic, consumer_group="shared-group")
+        )
+    with (
+        _run(dirs[0], tmp_path / "one.log") as first,
+        _run(dirs[1], tmp_path / "two.log") as second,
+    ):
+        for data_dir in dirs:
+            wait_until(
+                lambda d=data_dir: len(_persisted(d, "azure").get("lag", [])) == 2,  # type: ignore[arg-type]
+                90,
+                "two partitions assigned to each collector",
+            )
+        produce(broker.bootstrap, topic, _bodies(0, 1_000, 40), partitions=4)
+        wait_until(lambda: sum(_stored(d, "azure") for d in dirs) >= 40_000, 120, "40,000 events")
+        for process in (first, second):
+            process.send_signal(signal.SIGTERM)
+        assert first.wait(timeout=60) == 0
+        assert second.wait(timeout=60) == 0
+    one, two = (_seqs(d, "azure") for d in dirs)
+    assert one
+    assert two
+    assert not set(one) & set(two)
+    assert sorted(one + two) == list(range(40_000))
+    # A clean stop commits everything it stored: 250 messages went to each partition.
+    consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "shared-group"})
+    try:
+        committed = consumer.committed([TopicPartition(topic, p) for p in range(4)], timeout=10)
+    finally:
+        consumer.close()
+    assert [tp.offset for tp in committed] == [250, 250, 250, 250]
