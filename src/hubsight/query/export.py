@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from dataclasses import replace
 from collections.abc import Iterator
 from typing import Any, Literal
 
@@ -38,7 +39,7 @@ def export(
     by the result cap. CSV of events has ``columns`` (default: timestamp, log set and name,
     user, result, source IP and raw).
     """
-    first = search(store, SearchRequest(**{**request.__dict__, "limit": 1}), limits)
+    first = search(store, replace(request, limit=1), limits)
     if first.kind != "events":
         result = search(store, request, limits)
         if fmt == "csv":

@@ -5,12 +5,13 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import msgspec
 
 from hubsight.errors import NotFoundError
+from hubsight.query.compiler import Scope, compile_query
 from hubsight.query.params import bind
 from hubsight.query.parser import parse
 from hubsight.store.base import EventStore
@@ -112,9 +113,9 @@ def save(
     scope: SavedScope,
     query_id: str | None = None,
 ) -> SavedQuery:
-    """Create a saved query, or replace one when ``query_id`` is given; the query must parse."""
-    parse(query)
+    """Create a saved query, or replace one when ``query_id`` is given; the query must compile."""
     created = _now()
+    compile_query(parse(query), Scope(start=created - timedelta(hours=1), end=created), limit=1)
     if query_id is not None:
         created = datetime.fromisoformat(get_saved(store, query_id).created_at)
     saved_id = query_id or uuid.uuid4().hex

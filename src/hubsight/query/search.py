@@ -7,7 +7,7 @@ import binascii
 import hashlib
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -219,8 +219,12 @@ def search(
     limits: SearchLimits | None = None,
     *,
     now: datetime | None = None,
+    page_size: int | None = None,
 ) -> SearchResult:
-    """Parse, compile and run one search; raises ``QueryError`` (positioned when syntax)."""
+    """Parse, compile and run one search; raises ``QueryError`` (positioned when syntax).
+
+    ``page_size`` overrides the query's ``limit()`` for events (export pages with it).
+    """
     limits = limits or SearchLimits()
     query = parse(request.query)
     window = window_of(request, now)
@@ -232,7 +236,8 @@ def search(
         key = _decode_cursor(request).key
         cursor = CursorKey(values=(_from_ms(key[0]), *key[1:]))
     is_events = query.timeslice is None and not query.groupby and query.calculate is None
-    wanted = query.limit or request.limit or (DEFAULT_PAGE if is_events else DEFAULT_GROUPS)
+    wanted = (page_size if is_events else None) or query.limit or request.limit
+    wanted = wanted or (DEFAULT_PAGE if is_events else DEFAULT_GROUPS)
     shown = min(wanted, limits.result_cap)
     compiled = compile_query(query, scope, limit=shown + 1, cursor=cursor)
     rows, elapsed, timed_out = run(store, compiled, limits)
@@ -279,21 +284,20 @@ def iter_events(
 ) -> Iterator[dict[str, Any]]:
     """Every event of an events search, page by page, never holding more than one page."""
     now = datetime.now(UTC)
+    remaining = parse(request.query).limit
     current = request
-    while True:
-        result = search(store, _with(current, limit=page), limits, now=now)
+    while remaining is None or remaining > 0:
+        # Pages are sized here, so the query's own limit() is applied across pages instead.
+        size = page if remaining is None else min(page, remaining)
+        result = search(store, current, limits, now=now, page_size=size)
         if result.kind != "events":
             raise QueryError(
                 "only event searches can be exported event by event",
                 hint="export tables and time series as CSV or JSON of their rows",
             )
         yield from result.events
+        if remaining is not None:
+            remaining -= len(result.events)
         if result.next_cursor is None:
             return
-        current = _with(current, cursor=result.next_cursor)
-
-
-def _with(request: SearchRequest, **changes: Any) -> SearchRequest:
-    values = {name: getattr(request, name) for name in request.__dataclass_fields__}
-    values.update(changes)
-    return SearchRequest(**values)
+        current = replace(current, cursor=result.next_cursor)

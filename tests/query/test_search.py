@@ -1,0 +1,224 @@
+"""The search executor: scope, cursor paging while data arrives, limits, context, saved, export."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any
+
+import msgspec
+import pytest
+
+from hubsight.errors import NotFoundError, QueryError, QuerySyntaxError
+from hubsight.parsing.event import Event, LogSet
+from hubsight.query.context import context
+from hubsight.query.export import export
+from hubsight.query.saved import SavedScope, delete_saved, get_saved, list_saved, save
+from hubsight.query.search import SearchLimits, SearchRequest, search
+from hubsight.store.embedded import EmbeddedStore
+
+from .dataset import ALERTS, BASE, NOW, ROWS, SIGNIN, WINDOW, newest
+
+# One late log sorts after the Azure logs at equal times, one before them.
+LATE = "Aa Late Arrivals"
+LATER = "Zz Late Arrivals"
+
+
+def _request(query: str, **changes: Any) -> SearchRequest:
+    return replace(SearchRequest(query=query, start=WINDOW[0], end=WINDOW[1]), **changes)
+
+
+def _ids(result: Any) -> list[int]:
+    return [e["source_offset"] for e in result.events]
+
+
+def test_log_set_and_log_name_scope(store: EmbeddedStore) -> None:
+    by_set = search(store, _request("where()", log_sets=("Third Party Alerts",)), now=NOW)
+    by_name = search(store, _request("where()", log_names=(SIGNIN, ALERTS)), now=NOW)
+    assert _ids(by_set) == newest(lambda r: r.log_name == ALERTS)
+    assert _ids(by_name) == newest(lambda r: r.log_name in {SIGNIN, ALERTS})
+
+
+def test_relative_window_ends_now(store: EmbeddedStore) -> None:
+    result = search(store, SearchRequest(query="where()", last="last 5 hours"), now=NOW)
+    assert _ids(result) == newest(lambda r: r.ts >= NOW - timedelta(hours=5))
+    assert result.window.end == NOW
+
+
+def test_events_carry_normalized_fields_and_raw_json(store: EmbeddedStore) -> None:
+    event = search(store, _request("where(user=alice@corp.com) limit(1)"), now=NOW).events[0]
+    row = next(r for r in ROWS if r.id == event["source_offset"])
+    assert event["raw"] == row.raw
+    assert event["user"] == "alice@corp.com"
+    assert event["timestamp"] == row.ts.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    assert "geoip_country_name" not in event  # unset fields are left out
+
+
+def test_select_returns_the_chosen_keys_under_their_aliases(store: EmbeddedStore) -> None:
+    result = search(store, _request("select(user AS who, properties.attempt) limit(2)"), now=NOW)
+    assert [sorted(e) for e in result.events] == [
+        ["id", "properties.attempt", "timestamp", "who"]
+    ] * 2
+    assert result.events[0]["properties.attempt"] == "59"
+
+
+def test_result_cap_is_reported(store: EmbeddedStore) -> None:
+    limits = SearchLimits(result_cap=5)
+    events = search(store, _request("where() limit(50)"), limits, now=NOW)
+    groups = search(store, _request("groupby(source_ip) limit(50)"), limits, now=NOW)
+    assert (len(events.events), events.result_cap_hit) == (5, True)
+    assert (len(groups.rows), groups.result_cap_hit) == (5, True)
+    within = search(store, _request("groupby(user)"), limits, now=NOW)
+    assert (len(within.rows), within.result_cap_hit) == (4, False)
+
+
+class _SlowStore:
+    """A store that takes 50 ms per query, to trip the time limit deterministically."""
+
+    def __init__(self, inner: EmbeddedStore) -> None:
+        self.inner = inner
+
+    def select(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        time.sleep(0.05)
+        return self.inner.select(sql, params)
+
+    def write(self, events: Any) -> None:
+        raise AssertionError("searches never write")
+
+    def stored_offsets(self, log_name: str) -> Any:
+        raise AssertionError("searches never read offsets")
+
+    def close(self) -> None:
+        raise AssertionError("searches never close the store")
+
+
+def test_time_limit_is_reported(store: EmbeddedStore) -> None:
+    slow = _SlowStore(store)
+    hit = search(slow, _request("where()"), SearchLimits(time_limit_s=0.01), now=NOW)
+    clear = search(slow, _request("where()"), SearchLimits(time_limit_s=30), now=NOW)
+    assert (hit.time_limit_hit, clear.time_limit_hit) == (True, False)
+
+
+def test_query_errors_surface_as_query_errors(store: EmbeddedStore) -> None:
+    with pytest.raises(QuerySyntaxError):
+        search(store, _request("where(usr=x)"), now=NOW)
+    # Python accepts the look-ahead, RE2 does not: the engine's refusal becomes a QueryError.
+    with pytest.raises(QueryError, match="the search failed") as caught:
+        search(store, _request("where(/a(?=b)/)"), now=NOW)
+    assert "RE2" in caught.value.hint
+
+
+def test_cursor_pages_are_stable_while_events_arrive(store: EmbeddedStore) -> None:
+    expected = newest(lambda r: r.log_name == SIGNIN)
+    request = _request("where()", log_names=(SIGNIN, LATE, LATER), limit=7)
+    first = search(store, request, now=NOW)
+    seen = _ids(first)
+    # New events arrive after the first page: newer ones, and ones tied with a listed event.
+    tied = next(r for r in ROWS if r.id == seen[-1])
+    late = [
+        Event(
+            timestamp=at,
+            log_set=LogSet.UNPARSED_DATA,
+            log_name=name,
+            raw=msgspec.Raw(b'{"late": true}'),
+            source_offset=1000 + i,
+        )
+        for i, (name, at) in enumerate(
+            [(LATE, NOW - timedelta(minutes=1)), (LATE, tied.ts), (LATE, tied.ts), (LATER, tied.ts)]
+        )
+    ]
+    store.write(late)
+    cursor = first.next_cursor
+    pages = 1
+    while cursor:
+        page = search(store, replace(request, cursor=cursor), now=NOW + timedelta(hours=1))
+        seen += _ids(page)
+        cursor = page.next_cursor
+        pages += 1
+    # Only the late events that sort after the last listed one show up on later pages.
+    late_in_window = [1002, 1001]
+    assert [i for i in seen if i < 1000] == expected
+    assert [i for i in seen if i >= 1000] == late_in_window
+    assert len(seen) == len(set(seen))
+    assert pages == -(-(len(expected) + 2) // 7)
+
+
+def test_a_cursor_from_another_query_is_refused(store: EmbeddedStore) -> None:
+    cursor = search(store, _request("where()", limit=3), now=NOW).next_cursor
+    with pytest.raises(QueryError, match="another query"):
+        search(store, _request("where(user)", limit=3, cursor=cursor), now=NOW)
+    with pytest.raises(QueryError, match="not one this server issued"):
+        search(store, _request("where()", cursor="garbage!"), now=NOW)
+
+
+def test_context_lists_neighbours_in_the_same_log(store: EmbeddedStore) -> None:
+    target = next(r for r in ROWS if r.id == 21 and r.log_name == SIGNIN)
+    found = search(store, _request("where(properties.attempt = 21)"), now=NOW).events[0]
+    around = context(store, found["id"], before=2, after=3)
+    same_log = sorted((r for r in ROWS if r.log_name == target.log_name), key=lambda r: r.ts)
+    at = [r.id for r in same_log].index(21)
+    assert around["event"]["source_offset"] == 21
+    assert [e["source_offset"] for e in around["before"]] == [r.id for r in same_log[at - 2 : at]]
+    assert [e["source_offset"] for e in around["after"]] == [
+        r.id for r in same_log[at + 1 : at + 4]
+    ]
+    with pytest.raises(QueryError, match="not an event id"):
+        context(store, "nonsense")
+
+
+def test_saved_queries_round_trip(store: EmbeddedStore) -> None:
+    scope = SavedScope(log_sets=["Ingress Authentication"], last="24h")
+    first = save(
+        store, name="failed logins", query="where(result ISTARTS-WITH failed)", scope=scope
+    )
+    assert get_saved(store, first.id).scope == scope
+    updated = save(
+        store, name="failed", query="where(result!=SUCCESS)", scope=scope, query_id=first.id
+    )
+    other = save(store, name="admins", query="where(user CONTAINS admin)", scope=SavedScope())
+    assert (updated.name, updated.query, updated.created_at) == (
+        "failed",
+        "where(result!=SUCCESS)",
+        first.created_at,
+    )
+    assert [s.name for s in list_saved(store)] == ["admins", "failed"]
+    delete_saved(store, other.id)
+    assert [s.id for s in list_saved(store)] == [first.id]
+    with pytest.raises(NotFoundError):
+        get_saved(store, other.id)
+    with pytest.raises(QuerySyntaxError):
+        save(store, name="bad", query="where(usr=x)", scope=SavedScope())
+
+
+def test_json_export_streams_every_event(store: EmbeddedStore) -> None:
+    request = _request("where(result!=SUCCESS)", log_names=(SIGNIN,))
+    chunks = list(export(store, request, "json"))
+    expected = newest(lambda r: r.result != "SUCCESS" and r.log_name == SIGNIN)
+    assert len(chunks) == len(expected) + 2  # "[", one chunk per event, "]"
+    assert [e["source_offset"] for e in json.loads("".join(chunks))] == expected
+
+
+def test_csv_export_of_events_and_of_a_table(store: EmbeddedStore) -> None:
+    events = list(csv.reader(io.StringIO("".join(export(store, _request("alice"), "csv")))))
+    assert events[0] == ["timestamp", "log_set", "log_name", "user", "result", "source_ip", "raw"]
+    assert len(events) == 1 + len(newest(lambda r: "alice" in r.raw_text))
+    assert json.loads(events[1][6])["properties"]["userPrincipalName"] == "alice@corp.com"
+    table = list(
+        csv.reader(io.StringIO("".join(export(store, _request("groupby(result)"), "csv"))))
+    )
+    assert table[0] == ["result", "count"]
+    assert sum(int(n) for _, n in table[1:]) == len(ROWS)
+
+
+def test_export_honours_the_query_limit(store: EmbeddedStore) -> None:
+    chunks = list(export(store, _request("where() limit(3)"), "json"))
+    assert len(json.loads("".join(chunks))) == 3
+
+
+def test_base_is_inside_the_window() -> None:
+    assert WINDOW[0] < BASE.isoformat() < WINDOW[1]
