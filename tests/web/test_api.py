@@ -1,0 +1,129 @@
+"""The event-source REST API: CRUD with write-only secrets, health, tests, OpenAPI."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from support import PLANTED_KEY, assert_no_secret, connection_string, produce
+
+from hubsight.devbroker import LocalBroker
+from hubsight.service import Service
+from hubsight.store.catalog import Catalog
+from hubsight.store.embedded import EmbeddedStore
+from hubsight.web.api import create_app
+
+HOST = "contoso-logs.servicebus.windows.net"
+
+
+@pytest.fixture
+def client(data_dir: Path) -> Iterator[TestClient]:
+    store = EmbeddedStore(data_dir)
+    try:
+        service = Service(data_dir, store, Catalog(data_dir))
+        with TestClient(create_app(service)) as test_client:
+            yield test_client
+    finally:
+        store.close()
+
+
+def _eventhubs(name: str = "azure-prod", **overrides: object) -> dict[str, object]:
+    return {
+        "name": name,
+        "profile": {"kind": "eventhubs", "server": HOST, "connection_string": connection_string()},
+        **overrides,
+    }
+
+
+def test_create_read_update_delete_without_ever_returning_the_secret(client: TestClient) -> None:
+    created = client.post("/api/v1/event-sources", json=_eventhubs(keep_unparsed=True))
+    assert created.status_code == 201
+    assert created.json()["profile"]["connection_string"] == "(set)"
+    assert created.json()["health"]["state"] == "starting"
+    assert client.post("/api/v1/event-sources", json=_eventhubs()).status_code == 409
+    listed = client.get("/api/v1/event-sources")
+    assert [s["name"] for s in listed.json()] == ["azure-prod"]
+    updated = client.put(
+        "/api/v1/event-sources/azure-prod",
+        json={
+            "profile": {"kind": "eventhubs", "server": HOST},
+            "topics": ["insights-logs-auditlogs"],
+        },
+    )
+    assert updated.status_code == 200, updated.text
+    assert updated.json()["topics"] == ["insights-logs-auditlogs"]
+    service: Service = client.app.state.service  # type: ignore[attr-defined]
+    kept = service.catalog.get("azure-prod").profile.connection_string  # type: ignore[union-attr]
+    assert kept.get_secret_value() == connection_string()
+    health = client.get("/api/v1/event-sources/azure-prod/health").json()
+    assert set(health) >= {"state", "events_stored", "last_event_time", "lag", "last_error", "hint"}
+    assert client.delete("/api/v1/event-sources/azure-prod").status_code == 204
+    gone = client.get("/api/v1/event-sources/azure-prod")
+    assert gone.status_code == 404
+    assert gone.json()["hint"] == "`hubsight source list` shows the sources"
+    for response in (created, listed, updated):
+        assert_no_secret(response.text)
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "needle"),
+    [
+        (
+            _eventhubs(profile={"kind": "eventhubs", "server": HOST, "connection_string": "x=y"}),
+            400,
+            "no Endpoint",
+        ),
+        (_eventhubs(name="bad/name"), 400, "name must start"),
+        (_eventhubs(topics="not-a-list"), 400, "topics"),
+        ({"name": "k", "profile": {"kind": "mystery"}}, 400, "profile"),
+    ],
+)
+def test_invalid_sources_are_refused_without_echoing_input(
+    client: TestClient, body: dict[str, object], status: int, needle: str
+) -> None:
+    response = client.post("/api/v1/event-sources", json=body)
+    assert response.status_code == status
+    assert needle in response.json()["error"]
+    assert_no_secret(response.text)
+
+
+def test_sas_token_is_refused_with_a_hint(client: TestClient) -> None:
+    token = f"Endpoint=sb://{HOST}/;SharedAccessSignature=SharedAccessSignature sig={PLANTED_KEY}"
+    body = _eventhubs(profile={"kind": "eventhubs", "server": HOST, "connection_string": token})
+    response = client.post("/api/v1/event-sources", json=body)
+    assert response.status_code == 400
+    assert "SAS token" in response.json()["error"]
+    assert "Connection string-primary key" in response.json()["hint"]
+    assert_no_secret(response.text)
+
+
+def test_health_and_openapi(client: TestClient) -> None:
+    assert client.get("/health").json()["status"] == "ok"
+    spec = client.get("/openapi.json").json()
+    assert "/api/v1/event-sources" in spec["paths"]
+    assert "/api/v1/event-sources/{name}/health" in spec["paths"]
+    assert "SourceConfig" in spec["components"]["schemas"]
+    assert client.post("/api/v1/event-sources", content=b"{not json").status_code == 400
+
+
+@pytest.mark.integration
+def test_connection_test_endpoint(client: TestClient, broker: LocalBroker, topic: str) -> None:
+    produce(broker.bootstrap, topic, [b'{"category": "SignInLogs"}'])
+    body = {
+        "name": "relay",
+        "profile": {"kind": "kafka", "bootstrap": broker.bootstrap},
+        "topics": [topic],
+    }
+    assert client.post("/api/v1/event-sources", json=body).status_code == 201
+    result = client.post("/api/v1/event-sources/relay/test").json()
+    assert result["ok"] is True
+    assert [s["step"] for s in result["steps"]] == [
+        "dns",
+        "tcp",
+        "tls",
+        "sasl",
+        "topic",
+        "first_message",
+    ]
