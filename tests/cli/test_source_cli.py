@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from support import PLANTED_KEY, PLANTED_PASSWORD, assert_no_secret, connection_string, produce
 
 from hubsight.cli.main import cli
 from hubsight.devbroker import LocalBroker, free_port
 from hubsight.store.catalog import Catalog
+
+from support import PLANTED_KEY, PLANTED_PASSWORD, assert_no_secret, connection_string, produce
 
 HOST = "contoso-logs.servicebus.windows.net"
 
@@ -92,9 +93,7 @@ def test_add_from_prompt_file_and_policy_key(data_dir: Path, tmp_path: Path) -> 
         ),
         (
             ["--server", HOST, "--connection-string-env", "C"],
-            {
-                "C": f"Endpoint=sb://{HOST}/;SharedAccessSignature=SharedAccessSignature sr=a&sig={PLANTED_KEY}"
-            },
+            {"C": f"Endpoint=sb://{HOST}/;SharedAccessSignature=sr=a&sig={PLANTED_KEY}"},
             "SAS token",
         ),
         (["--kafka"], {}, "--bootstrap is required"),
@@ -114,8 +113,9 @@ def test_bad_input_is_a_usage_error_with_a_hint(
 
 def test_kafka_source_with_scram_password_from_env(data_dir: Path) -> None:
     result = _invoke(
-        data_dir, "source", "add", "relay", "--kafka", "--bootstrap", "kafka1:9093", "--topic", "azure",
-        "--sasl", "scram-sha-512", "--username", "hubsight", "--password-env", "PW",
+        data_dir, "source", "add", "relay", "--kafka", "--bootstrap", "kafka1:9093",
+        "--topic", "azure", "--sasl", "scram-sha-512", "--username", "hubsight",
+        "--password-env", "PW",
         env={"PW": PLANTED_PASSWORD},
     )  # fmt: skip
     assert result.exit_code == 0, result.stderr
