@@ -1,0 +1,127 @@
+"""The Log Search REST routes over the fixed data set."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from tests.query.dataset import WINDOW, events, groups, newest
+
+from hubsight.store.embedded import EmbeddedStore
+from hubsight.web.search_routes import router
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    """An app with only the search router, over a store holding the data set."""
+    store = EmbeddedStore(tmp_path_factory.mktemp("search-web"))
+    store.write(events())
+    app = FastAPI()
+    app.state.store = store
+    app.include_router(router)
+    try:
+        with TestClient(app) as test_client:
+            yield test_client
+    finally:
+        store.close()
+
+
+def _body(query: str, **extra: Any) -> dict[str, Any]:
+    return {"query": query, "from": WINDOW[0], "to": WINDOW[1], **extra}
+
+
+def test_quick_search_answers_synchronously(client: TestClient) -> None:
+    response = client.post("/api/v1/search", json=_body("groupby(result)"))
+    body = response.json()
+    assert response.status_code == 200
+    assert (body["status"], body["kind"]) == ("done", "table")
+    assert body["rows"] == groups(lambda r: r.result)
+    polled = client.get(f"/api/v1/search/{body['id']}").json()
+    assert polled["rows"] == body["rows"]
+
+
+def test_slow_search_returns_an_id_to_poll(client: TestClient) -> None:
+    response = client.post("/api/v1/search", json=_body("corp", wait_ms=0))
+    job = response.json()["id"]
+    assert response.status_code in {200, 202}
+    for _ in range(100):
+        polled = client.get(f"/api/v1/search/{job}")
+        if polled.status_code == 200:
+            break
+        time.sleep(0.02)
+    assert [e["source_offset"] for e in polled.json()["events"]] == newest(
+        lambda r: "corp" in r.raw_text
+    )
+
+
+def test_query_error_is_400_with_position(client: TestClient) -> None:
+    response = client.post("/api/v1/search", json=_body("where(usr=x)"))
+    assert response.status_code == 400
+    assert response.json() == {
+        "error": "unknown key 'usr'",
+        "hint": "did you mean user? a path into the raw record is written source_json.<path>",
+        "line": 1,
+        "column": 7,
+        "excerpt": "where(usr=x)\n      ^",
+    }
+
+
+def test_unknown_search_id_is_404(client: TestClient) -> None:
+    assert client.get("/api/v1/search/nope").status_code == 404
+
+
+def test_paging_with_the_cursor(client: TestClient) -> None:
+    first = client.post("/api/v1/search", json=_body("where(user)", limit=20)).json()
+    second = client.post(
+        "/api/v1/search", json=_body("where(user)", limit=20, cursor=first["next_cursor"])
+    ).json()
+    ids = [e["source_offset"] for e in first["events"] + second["events"]]
+    assert ids == newest(lambda r: r.user != "", limit=40)
+
+
+def test_export_streams_csv(client: TestClient) -> None:
+    response = client.post("/api/v1/search/export?format=csv", json=_body("alice"))
+    lines = response.text.splitlines()
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/csv")
+    assert len(lines) == 1 + len(newest(lambda r: "alice" in r.raw_text))
+
+
+def test_export_of_a_bad_query_is_400(client: TestClient) -> None:
+    response = client.post("/api/v1/search/export?format=json", json=_body("where(a=)"))
+    assert response.status_code == 400
+    assert response.json()["column"] == 9
+
+
+def test_event_context(client: TestClient) -> None:
+    event = client.post("/api/v1/search", json=_body("where(properties.attempt = 30)")).json()
+    around = client.get(f"/api/v1/events/{event['events'][0]['id']}/context?before=1&after=1")
+    body = around.json()
+    assert around.status_code == 200
+    assert body["event"]["source_offset"] == 30
+    assert (len(body["before"]), len(body["after"])) == (1, 1)
+
+
+def test_saved_query_crud(client: TestClient) -> None:
+    created = client.post(
+        "/api/v1/saved-queries",
+        json={"name": "brute force", "query": "where(result=FAILED_BAD_PASSWORD) groupby(user)",
+              "log_sets": ["Ingress Authentication"], "last": "24h"},
+    )  # fmt: skip
+    saved = created.json()
+    assert created.status_code == 201
+    assert client.get(f"/api/v1/saved-queries/{saved['id']}").json() == saved
+    updated = client.put(
+        f"/api/v1/saved-queries/{saved['id']}", json={"name": "bf", "query": "alice"}
+    ).json()
+    assert (updated["name"], updated["query"], updated["log_sets"]) == ("bf", "alice", [])
+    assert [s["name"] for s in client.get("/api/v1/saved-queries").json()] == ["bf"]
+    assert client.delete(f"/api/v1/saved-queries/{saved['id']}").status_code == 204
+    assert client.get(f"/api/v1/saved-queries/{saved['id']}").status_code == 404
+    bad = client.post("/api/v1/saved-queries", json={"name": "x", "query": "where(a=)"})
+    assert (bad.status_code, json.loads(bad.text)["line"]) == (400, 1)
