@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from hubsight.simulate.tenant import Tenant
@@ -25,20 +26,22 @@ class Draft:
 
 @dataclass(frozen=True, slots=True)
 class Context:
-    """What every record builder needs: the run's random source and the tenant."""
+    """What every record builder needs: the run's random source, the tenant, and a cache of
+    record parts that depend only on the tenant (built once per run, shared by records)."""
 
     rng: random.Random
     tenant: Tenant
+    parts: dict[Hashable, Any] = field(default_factory=dict)
 
 
 def iso7(when: datetime) -> str:
-    """Azure Monitor's ``time`` spelling: seven fractional digits and ``Z``."""
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f") + "0Z"
+    """Azure Monitor's ``time`` spelling of a UTC time: seven fractional digits and ``Z``."""
+    return when.replace(tzinfo=None).isoformat(timespec="microseconds") + "0Z"
 
 
 def iso_offset(when: datetime) -> str:
-    """Entra's ``createdDateTime`` spelling: seven fractional digits and ``+00:00``."""
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f") + "0+00:00"
+    """Entra's ``createdDateTime`` spelling of a UTC time: seven fractional digits, ``+00:00``."""
+    return when.replace(tzinfo=None).isoformat(timespec="microseconds") + "0+00:00"
 
 
 def later(when: datetime, rng: random.Random, low: float, high: float) -> datetime:

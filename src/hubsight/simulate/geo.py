@@ -28,12 +28,17 @@ class City:
     def ip(self, rng: random.Random) -> str:
         """A random public address of one of this city's providers."""
         first, size, _ = rng.choice(self.networks)
-        return str(ipaddress.IPv4Address(first + rng.randrange(1, size - 1)))
+        return dotted(first + rng.randrange(1, size - 1))
 
     def ip_and_asn(self, rng: random.Random) -> tuple[str, int]:
         """A random public address and the autonomous system that announces it."""
         first, size, asn = rng.choice(self.networks)
-        return str(ipaddress.IPv4Address(first + rng.randrange(1, size - 1))), asn
+        return dotted(first + rng.randrange(1, size - 1)), asn
+
+
+def dotted(address: int) -> str:
+    """An IPv4 address as text (``ipaddress`` does the same several times slower)."""
+    return f"{address >> 24}.{(address >> 16) & 255}.{(address >> 8) & 255}.{address & 255}"
 
 
 def _net(cidr: str, asn: int) -> tuple[int, int, int]:
@@ -150,13 +155,13 @@ AZURE_REGIONS: tuple[tuple[str, str], ...] = (
 def azure_ip(rng: random.Random) -> str:
     """A random address inside Azure's public ranges."""
     first, size, _ = rng.choice(AZURE_NETWORKS)
-    return str(ipaddress.IPv4Address(first + rng.randrange(1, size - 1)))
+    return dotted(first + rng.randrange(1, size - 1))
 
 
 def tor_ip(rng: random.Random) -> str:
     """A random address of a well-known block of Tor exit relays."""
     first, size, _ = TOR_EXITS
-    return str(ipaddress.IPv4Address(first + rng.randrange(1, size - 1)))
+    return dotted(first + rng.randrange(1, size - 1))
 
 
 def location(city: City) -> dict[str, object]:

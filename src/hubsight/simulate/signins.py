@@ -96,22 +96,28 @@ def _envelope(
 
 
 def _ca_policies(ctx: Context, sign_in: SignIn) -> tuple[list[Record], str]:
+    blocked = sign_in.code == 53003
+    managed = bool(sign_in.device and sign_in.device.managed)
+    risky = sign_in.risk_level != "none"
+    key = ("ca", blocked, sign_in.mfa, managed, risky)
+    cached: tuple[list[Record], str] | None = ctx.parts.get(key)
+    if cached is not None:
+        return cached
     policies: list[Record] = []
     status = "notApplied"
     for policy_id, name, grants in ctx.tenant.ca_policies:
         result = "notApplied"
-        if sign_in.code == 53003 and "Block" in grants:
+        if blocked and "Block" in grants:
             result = "failure"
-        elif ("Mfa" in grants and sign_in.mfa) or (
-            "RequireCompliantDevice" in grants and sign_in.device and sign_in.device.managed
-        ):
+        elif ("Mfa" in grants and sign_in.mfa) or ("RequireCompliantDevice" in grants and managed):
             result = "success"
-        elif "risk" in name and sign_in.risk_level == "none":
+        elif "risk" in name and not risky:
             result = "notEnabled"
         if result == "failure":
             status = "failure"
         elif result == "success" and status != "failure":
             status = "success"
+        applied = result in ("success", "failure")
         policies.append(
             {
                 "id": policy_id,
@@ -119,10 +125,11 @@ def _ca_policies(ctx: Context, sign_in: SignIn) -> tuple[list[Record], str]:
                 "enforcedGrantControls": list(grants),
                 "enforcedSessionControls": ["SignInFrequency"] if "admin" in name else [],
                 "result": result,
-                "conditionsSatisfied": 3 if result in ("success", "failure") else 1,
-                "conditionsNotSatisfied": 0 if result in ("success", "failure") else 2,
+                "conditionsSatisfied": 3 if applied else 1,
+                "conditionsNotSatisfied": 0 if applied else 2,
             }
         )
+    ctx.parts[key] = (policies, status)
     return policies, status
 
 

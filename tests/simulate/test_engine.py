@@ -1,0 +1,160 @@
+"""The simulation loop: repeatable, Event Hub-shaped, all categories, daily rhythm, late records."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+import msgspec
+import pytest
+
+from hubsight.errors import ConfigError
+from hubsight.simulate import (
+    CATEGORIES,
+    MAX_MESSAGE_BYTES,
+    Simulation,
+    SimulationConfig,
+    generate_messages,
+)
+from hubsight.simulate.background import rhythm, working_factor
+
+from .runs import DAY_START, Run, simulate
+
+
+def _short(seed: int) -> SimulationConfig:
+    return SimulationConfig(
+        seed=seed, rate=50, users=30, start=DAY_START + timedelta(hours=9), count=3000
+    )
+
+
+def test_the_same_seed_gives_the_same_bytes() -> None:
+    first = [m.body for m in simulate(_short(3)).messages]
+    again = [m.body for m in simulate(_short(3)).messages]
+    other = [m.body for m in simulate(_short(4)).messages]
+    assert first == again
+    assert first != other
+
+
+def test_count_stops_at_that_many_records() -> None:
+    run = simulate(_short(3))
+    assert sum(m.records for m in run.messages) == 3000
+    assert len(run.records()) == 3000
+
+
+def test_messages_are_event_hub_bodies_of_at_most_one_megabyte(day: Run) -> None:
+    for message in day.messages:
+        assert len(message.body) <= MAX_MESSAGE_BYTES
+        body = msgspec.json.decode(message.body)
+        assert list(body) == ["records"]
+        assert len(body["records"]) == message.records >= 1
+        # Azure batches one category per message.
+        assert {_category(r) for r in body["records"]} == {message.category}
+
+
+def test_large_batches_are_cut_below_one_megabyte() -> None:
+    config = SimulationConfig(
+        seed=1,
+        rate=2000,
+        users=30,
+        start=DAY_START + timedelta(hours=9),
+        count=5000,
+        categories=("SignInLogs",),
+        max_records_per_message=10_000,
+    )
+    sizes = [len(m.body) for m in simulate(config).messages]
+    assert max(sizes) <= MAX_MESSAGE_BYTES
+    assert max(sizes) > 0.9 * MAX_MESSAGE_BYTES
+
+
+def test_background_covers_every_category(day: Run) -> None:
+    seen = Counter(_category(r) for r in day.records())
+    assert set(seen) == set(CATEGORIES)
+    # Token refreshes outnumber interactive sign-ins, as in real tenants.
+    assert seen["NonInteractiveUserSignInLogs"] > 3 * seen["SignInLogs"]
+    assert seen["SignInLogs"] > seen["ADFSSignInLogs"]
+
+
+def test_people_sign_in_during_their_working_day(day: Run) -> None:
+    by_hour: Counter[int] = Counter()
+    for record in day.records():
+        if record.get("category") == "SignInLogs":
+            created = datetime.fromisoformat(record["properties"]["createdDateTime"])
+            by_hour[created.hour] += 1
+    # Headquarters is in Berlin (UTC+1): 09-11 UTC is mid-morning, 01-03 UTC is night.
+    assert by_hour[9] + by_hour[10] > 4 * (by_hour[1] + by_hour[2] + 1)
+
+
+def test_rhythm_is_high_on_weekday_mornings_and_low_at_night_and_weekends() -> None:
+    assert working_factor(10.5, 1) > 0.9
+    assert working_factor(3.0, 1) < 0.1
+    assert working_factor(10.5, 6) < 0.25
+    monday_night = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
+    assert rhythm("steady", monday_night, 1) == 1.0
+    assert 0.35 <= rhythm("devices", monday_night, 1) < 0.5
+
+
+def test_records_arrive_after_they_happen_and_out_of_order(day: Run) -> None:
+    inversions = 0
+    previous = None
+    for message in day.messages:
+        for record in msgspec.json.decode(message.body)["records"]:
+            created = record.get("properties", {}).get("createdDateTime")
+            if created is None:
+                continue
+            happened = datetime.fromisoformat(created)
+            assert happened < message.enqueued_time
+            if previous is not None and happened < previous:
+                inversions += 1
+            previous = happened
+    assert inversions > 100
+
+
+def test_sign_in_records_are_as_large_as_real_ones() -> None:
+    bodies = generate_messages(3, seed=2, categories=["SignInLogs"])
+    sizes = [
+        len(msgspec.json.encode(r)) for body in bodies for r in msgspec.json.decode(body)["records"]
+    ]
+    assert 2000 < sum(sizes) / len(sizes) < 6000
+
+
+def test_generate_messages_returns_exactly_that_many_bodies() -> None:
+    bodies = generate_messages(7, seed=5)
+    assert len(bodies) == 7
+    assert all(msgspec.json.decode(b)["records"] for b in bodies)
+
+
+def test_live_run_is_paced_to_the_clock() -> None:
+    now = [datetime(2026, 11, 24, 10, 0, tzinfo=UTC)]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += timedelta(seconds=seconds)
+
+    config = SimulationConfig(seed=1, rate=20, users=20, duration=timedelta(minutes=12))
+    sim = Simulation(config, clock=lambda: now[0], sleep=sleep)
+    records = sum(m.records for m in sim.messages())
+    # Ten minutes of warm-up run at once, the last two minutes are paced second by second.
+    assert 100 < sum(slept) <= 121
+    assert records > 0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "problem"),
+    [
+        ({"scenarios": ("teleport",)}, "unknown scenario 'teleport'"),
+        ({"rate": 0}, "rate must be positive"),
+        ({"users": 3}, "at least 10 users"),
+        ({"count": 0}, "count must be at least 1"),
+        ({"start": datetime(2026, 1, 1)}, "time zone"),  # noqa: DTZ001 - the point of the test
+        ({"categories": ("Nope",)}, "unknown category 'Nope'"),
+    ],
+)
+def test_bad_configuration_names_the_problem(kwargs: dict[str, object], problem: str) -> None:
+    with pytest.raises(ConfigError, match=problem):
+        SimulationConfig(**kwargs)  # type: ignore[arg-type]
+
+
+def _category(record: dict[str, object]) -> str:
+    category = record.get("category")
+    return category if isinstance(category, str) else "SecurityAlert"
