@@ -123,6 +123,9 @@ class RuleMeta:
     uses_baseline: bool = False
     # Windowed rules skip events older than the lateness allows: their windows are gone.
     windowed: bool = False
+    # The normalized ``result`` values the rule reads (None: all). The engine only hands the
+    # rule events with these results, which spares most rules most events.
+    results: frozenset[str] | None = None
 
 
 class RuleConfig(BaseModel):

@@ -1,8 +1,9 @@
 """Per-user (and per service principal) baselines: what was seen, first and last, by kind.
 
-Kinds are the behavioural dimensions the issue names: ``country``, ``ip``, ``asn``, ``device``,
-``app`` and ``protocol``. Only successful sign-ins feed a baseline, so an attacker's failures do
-not teach hubsight that their country is normal. ``recent`` keeps the last successful sign-ins
+Kinds are the behavioural dimensions the issue names: ``country``, ``ip``, ``asn`` (the
+organization when GeoIP knows it, else the address's /16), ``device`` and ``app``. Only
+successful sign-ins feed a baseline, so an attacker's failures do not teach hubsight that their
+country is normal. ``recent`` keeps the last successful sign-ins
 to correlate third-party alerts with the user's timeline.
 """
 
@@ -16,6 +17,9 @@ import msgspec
 from hubsight.detect.base import EventRef
 
 RECENT_SIGNINS = 20
+# Workloads sign in from ever-new cloud addresses; beyond this many values per kind the least
+# recently seen are forgotten, which keeps a baseline small enough to save on every batch.
+MAX_VALUES_PER_KIND = 256
 
 
 class Seen(msgspec.Struct, array_like=True):
@@ -82,6 +86,11 @@ class UserBaseline(msgspec.Struct):
         values = self.kinds.setdefault(kind, {})
         seen = values.get(value)
         if seen is None:
+            if len(values) >= MAX_VALUES_PER_KIND:
+                # Forget the least recently seen quarter at once: one sort per 64 new values.
+                stale = sorted(values, key=lambda v: values[v].last)[: MAX_VALUES_PER_KIND // 4]
+                for old in stale:
+                    del values[old]
             values[value] = Seen(first=ts, last=ts)
         else:
             seen.first = min(seen.first, ts)
@@ -109,6 +118,15 @@ class UserBaseline(msgspec.Struct):
     def country_counts(self) -> dict[str, int]:
         """Successful sign-ins per country in the baseline."""
         return {c: s.count for c, s in self.kinds.get("country", {}).items()}
+
+
+def network_of(ip: str) -> str:
+    """The network an address belongs to when its ASN is unknown: its /16 (IPv4) or /32 (IPv6)."""
+    if ":" in ip:
+        groups = ip.split(":")
+        return f"{groups[0]}:{groups[1] if len(groups) > 1 else ''}::/32"
+    parts = ip.split(".")
+    return f"{parts[0]}.{parts[1]}.0.0/16" if len(parts) == 4 else ip
 
 
 def epoch(at: datetime) -> float:

@@ -20,7 +20,7 @@ import msgspec
 
 from hubsight.detect.alerts import Alert, AlertStore, alert_id, merge_evidence
 from hubsight.detect.base import Finding, Rule, Severity
-from hubsight.detect.baseline import SignIn, UserBaseline, from_epoch
+from hubsight.detect.baseline import SignIn, UserBaseline, from_epoch, network_of
 from hubsight.detect.db import DetectDB
 from hubsight.detect.settings import RuleExceptions
 from hubsight.detect.windows import Entry, Window
@@ -50,6 +50,10 @@ class EngineOptions:
     baseline_horizon: timedelta = timedelta(days=90)
     # Replays (backtests) keep state in memory only and touch nothing on disk.
     persist: bool = True
+    # Baselines move slowly and are large: they are saved at most this often (and on close),
+    # while windows and alerts are saved with every batch. A crash forgets at most this much
+    # of baseline learning, which can neither lose nor duplicate an alert.
+    baseline_flush_seconds: float = 30.0
 
 
 @dataclass(slots=True)
@@ -72,6 +76,7 @@ class _State:
         self.watermark = 0.0
         self.started: float | None = None
         self.pruned_at = 0.0
+        self.baselines_saved_at = 0.0
         self.dirty_windows: set[tuple[str, str]] = set()
         self.dirty_baselines: set[str] = set()
         self.dirty_sources: set[tuple[str, str]] = set()
@@ -136,10 +141,7 @@ class DetectionEngine:
         }
         self._state = _State()
         self._contexts = {r.meta.id: _Context(r.meta.id, self._state, options) for r in rules}
-        self._by_log_set: dict[LogSet, list[Rule[Any]]] = {}
-        for rule in self.rules:
-            for log_set in rule.meta.log_sets:
-                self._by_log_set.setdefault(log_set, []).append(rule)
+        self._dispatch: dict[tuple[str, str | None], list[Rule[Any]]] = {}
         # Alerts of the current batch; in memory only when not persisting (replays).
         self._pending: dict[str, Alert] = {}
         self._created: set[str] = set()
@@ -164,7 +166,10 @@ class DetectionEngine:
                 self.stats.too_late += 1
             elif state.started is None or ts < state.started:
                 state.started = ts
-            for rule in self._by_log_set.get(event.log_set, ()):
+            rules = self._dispatch.get((event.log_set, event.result))
+            if rules is None:
+                rules = self._rules_for(event.log_set, event.result)
+            for rule in rules:
                 if late and rule.meta.windowed:
                     continue
                 rule_exceptions = self._exceptions.get(rule.meta.id)
@@ -176,6 +181,16 @@ class DetectionEngine:
         if state.watermark - state.pruned_at >= _PRUNE_EVERY:
             self._prune()
         return self._commit()
+
+    def _rules_for(self, log_set: LogSet, result: str | None) -> list[Rule[Any]]:
+        rules = [
+            rule
+            for rule in self.rules
+            if log_set in rule.meta.log_sets
+            and (rule.meta.results is None or result in rule.meta.results)
+        ]
+        self._dispatch[(log_set, result)] = rules
+        return rules
 
     def tick(self, now: datetime) -> list[Alert]:
         """Let rules that watch the clock (silent sources) speak; call it every minute or so."""
@@ -281,7 +296,7 @@ class DetectionEngine:
         for kind, value in (
             ("country", event.geoip_country_code),
             ("ip", event.source_ip),
-            ("asn", event.geoip_organization),
+            ("asn", event.geoip_organization or (event.source_ip and network_of(event.source_ip))),
             ("device", event.device_id),
             ("app", event.application),
         ):
@@ -330,13 +345,20 @@ class DetectionEngine:
         else:
             self._memory_alerts.update(self._pending)
         state.dirty_windows.clear()
-        state.dirty_baselines.clear()
         state.dirty_sources.clear()
+        if not self.options.persist:
+            state.dirty_baselines.clear()
         self._pending.clear()
         self._created.clear()
         return changed
 
-    def _save(self, alerts: list[Alert]) -> None:
+    def close(self) -> None:
+        """Save everything still pending (baselines included) and close the database."""
+        if self.options.persist:
+            self._save([], flush_baselines=True)
+        self.db.close()
+
+    def _save(self, alerts: list[Alert], *, flush_baselines: bool = False) -> None:
         state = self._state
         now = time.time()
         with self.db.transaction() as conn:
@@ -350,10 +372,16 @@ class DetectionEngine:
                         "INSERT OR REPLACE INTO windows VALUES (?, ?, ?)",
                         (*wkey, _entries_codec.encode(window.entries())),
                     )
-            conn.executemany(
-                "INSERT OR REPLACE INTO baselines VALUES (?, ?)",
-                [(s, _entries_codec.encode(state.baselines[s])) for s in state.dirty_baselines],
-            )
+            if (
+                flush_baselines
+                or now - state.baselines_saved_at >= self.options.baseline_flush_seconds
+            ):
+                conn.executemany(
+                    "INSERT OR REPLACE INTO baselines VALUES (?, ?)",
+                    [(s, _entries_codec.encode(state.baselines[s])) for s in state.dirty_baselines],
+                )
+                state.dirty_baselines.clear()
+                state.baselines_saved_at = now
             conn.executemany(
                 "INSERT OR REPLACE INTO sources VALUES (?, ?, ?)",
                 [(*k, state.sources[k]) for k in state.dirty_sources],

@@ -105,7 +105,7 @@ class PrivilegedGroupMember(OperationRule):
     )
     operations = frozenset({"Add member to group", "Add owner to group"})
     default_markers = ("admin", "privileged", "tier0", "tier 0")
-    example_raw = b'{"properties":{"targetResources":[{"displayName":"Tenant Admins"}]}}'
+    markers_in_target = True
 
 
 class AppCredentialAdded(OperationRule):

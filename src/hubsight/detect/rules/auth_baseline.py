@@ -18,7 +18,7 @@ from hubsight.detect.base import (
     Severity,
     numbered,
 )
-from hubsight.detect.baseline import from_epoch
+from hubsight.detect.baseline import from_epoch, network_of
 from hubsight.detect.rules.signals import (
     AUTH_LOG_SETS,
     SUCCESS,
@@ -51,6 +51,7 @@ class NewCountry(Rule[NewCountryConfig]):
         runbook="Check the user's travel; look at what else the user did from this country.",
         notable=True,
         uses_baseline=True,
+        results=frozenset({SUCCESS}),
     )
     config_type = NewCountryConfig
 
@@ -116,6 +117,9 @@ class TravelConfig(RuleConfig):
         return any(address in net for net in self._vpn_networks)
 
 
+_SAME_PLACE = 600.0
+
+
 class ImpossibleTravel(Rule[TravelConfig]):
     """Two successful sign-ins too far apart for the time between them."""
 
@@ -130,6 +134,7 @@ class ImpossibleTravel(Rule[TravelConfig]):
         runbook="Ask the user which sign-in was theirs; revoke sessions and reset the password "
         "if one was not.",
         windowed=True,
+        results=frozenset({SUCCESS}),
     )
     config_type = TravelConfig
 
@@ -145,20 +150,32 @@ class ImpossibleTravel(Rule[TravelConfig]):
         if public_ip(event) is None or self.config.is_vpn(event):
             return
         window = ctx.window(user)
-        entry = entry_of(event, f"{lat},{lon},{event.geoip_country_code or '?'},{event.source_ip}")
-        if not window.add(entry):
+        place = f"{lat:.3f},{lon:.3f},"
+        ts = event.timestamp.timestamp()
+        # Another sign-in from the same place minutes apart adds no new pair worth checking;
+        # skipping it keeps windows small for users with thousands of token refreshes.
+        if any(
+            o.value.startswith(place) for o in window.between(ts - _SAME_PLACE, ts + _SAME_PLACE)
+        ):
             return
+        entry = entry_of(event, f"{place}{event.geoip_country_code or '?'},{event.source_ip}")
+        window.add(entry)
         span = self.config.window_hours * 3600.0
+        distances: dict[str, float] = {}
         for other in window.between(entry.ts - span, entry.ts + span):
-            if other is entry:
+            olat, olon, _ = other.value.split(",", 2)
+            other_place = f"{olat},{olon},"
+            if other_place == place:
                 continue
-            olat, olon = (float(v) for v in other.value.split(",", 2)[:2])
-            km = great_circle_km(lat, lon, olat, olon)
+            km = distances.get(other_place)
+            if km is None:
+                km = distances[other_place] = great_circle_km(lat, lon, float(olat), float(olon))
             hours = max(abs(entry.ts - other.ts) / 3600.0, 1 / 60)
             if km < self.config.min_distance_km or km / hours <= self.config.max_speed_kmh:
                 continue
             first, second = sorted((entry, other), key=lambda e: (e.ts, e.ref))
             route = " -> ".join(e.value.split(",")[2] for e in (first, second))
+            # The pair is reported once, by whichever of the two sign-ins arrived last.
             yield Finding(
                 entity=user,
                 title=f"Impossible travel for {user}: {route}",
@@ -208,6 +225,7 @@ class ServicePrincipalNewNetwork(Rule[WorkloadConfig]):
         runbook="Check where the app's credentials are deployed; rotate them if this network "
         "is not yours.",
         uses_baseline=True,
+        results=frozenset({SUCCESS}),
     )
     config_type = WorkloadConfig
 
@@ -222,19 +240,18 @@ class ServicePrincipalNewNetwork(Rule[WorkloadConfig]):
         horizon = ctx.baseline_horizon
         if not baseline.has_history("ip", at) or baseline.seen("ip", ip, at, horizon):
             return
-        org = event.geoip_organization
-        if org and baseline.seen("asn", org, at, horizon):
+        network = event.geoip_organization or network_of(ip)
+        if baseline.seen("asn", network, at, horizon):
             return
         name = event.application or app_id
         yield Finding(
-            entity=f"{app_id}|{org or ip}",
-            title=f"Service principal {name} signed in from new network {org or ip}",
+            entity=f"{app_id}|{network}",
+            title=f"Service principal {name} signed in from new network {network}",
             at=at,
             evidence=[EventRef.of(event)],
             source_ip=ip,
             baseline=f"networks seen for this app in {horizon.days} days: "
-            f"{', '.join(baseline.known('asn', at, horizon) or baseline.known('ip', at, horizon))}"
-            f"; now: {org or ip}",
+            f"{', '.join(baseline.known('asn', at, horizon))}; now: {network}",
         )
 
     @classmethod

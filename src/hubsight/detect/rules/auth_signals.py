@@ -15,7 +15,13 @@ from hubsight.detect.base import (
     RuleMeta,
     Severity,
 )
-from hubsight.detect.rules.signals import AUTH_LOG_SETS, SUCCESS, entry_of, raw_has, signin
+from hubsight.detect.rules.signals import (
+    AUTH_LOG_SETS,
+    SUCCESS,
+    entry_of,
+    raw_has,
+    signin,
+)
 from hubsight.parsing.event import Event
 
 
@@ -49,12 +55,13 @@ class DisabledAccount(Rule[DayConfig]):
         log_sets=AUTH_LOG_SETS,
         runbook="Find out who still holds the credentials of the departed account; check the "
         "source IP for other activity.",
+        results=frozenset({"FAILED_ACCOUNT_DISABLED"}),
     )
     config_type = DayConfig
 
     def evaluate(self, event: Event, ctx: RuleContext) -> Iterable[Finding]:
         """Fire on 50057."""
-        if event.user and (event.error_code == 50057 or event.result == "FAILED_ACCOUNT_DISABLED"):
+        if event.user:
             yield _finding(event, event.user, f"Sign-in attempt to disabled account {event.user}")
 
     @classmethod
@@ -111,6 +118,7 @@ class LegacyAuthentication(Rule[LegacyConfig]):
         log_sets=AUTH_LOG_SETS,
         runbook="Block legacy authentication with conditional access; ask the user which "
         "client this was.",
+        results=frozenset({SUCCESS}),
     )
     config_type = LegacyConfig
 
@@ -173,6 +181,10 @@ class RiskySignIn(Rule[RiskyConfig]):
         )
 
 
+# Risk event types and network location types by which sign-in records flag anonymizers.
+_ANONYMIZER = (b"anonymizedIPAddress", b"torExitNode", b"anonymousProxy")
+
+
 class Anonymizer(Rule[DayConfig]):
     """A sign-in the record itself flags as coming from Tor or an anonymizing proxy."""
 
@@ -190,8 +202,7 @@ class Anonymizer(Rule[DayConfig]):
 
     def evaluate(self, event: Event, ctx: RuleContext) -> Iterable[Finding]:
         """Fire when the raw record names an anonymizer."""
-        # Risk event types and network location types by which sign-in records flag anonymizers.
-        if raw_has(event, b"anonymizedIPAddress", b"torExitNode", b"anonymousProxy"):
+        if raw_has(event, *_ANONYMIZER):
             who = event.user or event.application or "unknown"
             yield _finding(event, who, f"{who} signed in from anonymizing IP {event.source_ip}")
 
@@ -241,7 +252,8 @@ class UnusualAuthFlow(Rule[FlowConfig]):
         """Fire on the first use of a flow by a user within the lookback."""
         if not event.user:
             return
-        flow = next((name for needle, name in _FLOWS if raw_has(event, needle)), None)
+        raw = bytes(memoryview(event.raw))
+        flow = next((name for needle, name in _FLOWS if needle in raw), None)
         if flow is None:
             return
         window = ctx.window(event.user)

@@ -43,6 +43,7 @@ class BruteForce(ThresholdRule[BruteForceConfig]):
         runbook="Check whether any attempt succeeded; block the source IPs; confirm the user "
         "has MFA and reset the password if a success followed.",
         windowed=True,
+        results=PASSWORD_FAILURES,
     )
     config_type = BruteForceConfig
 
@@ -100,6 +101,7 @@ class BruteForceSuccess(SequenceRule[BruteForceSuccessConfig]):
         runbook="Treat the account as compromised: revoke sessions, reset the password, "
         "review what the session did.",
         windowed=True,
+        results=PASSWORD_FAILURES | {SUCCESS},
     )
     config_type = BruteForceSuccessConfig
 
@@ -156,6 +158,7 @@ class PasswordSpray(ThresholdRule[SprayConfig]):
         log_sets=AUTH_LOG_SETS,
         runbook="Block the IP; look for successes from it; enforce MFA on the targeted accounts.",
         windowed=True,
+        results=PASSWORD_FAILURES,
     )
     config_type = SprayConfig
     distinct = True
@@ -215,6 +218,7 @@ class DistributedCracking(ThresholdRule[CrackingConfig]):
         log_sets=AUTH_LOG_SETS,
         runbook="Confirm the account has MFA; check for successes; consider a password reset.",
         windowed=True,
+        results=PASSWORD_FAILURES,
     )
     config_type = CrackingConfig
     distinct = True
@@ -266,14 +270,14 @@ class LockoutStorm(ThresholdRule[LockoutConfig]):
         log_sets=AUTH_LOG_SETS,
         runbook="Find the common source IPs or ASNs of the lockouts and block them.",
         windowed=True,
+        results=frozenset({"FAILED_ACCOUNT_LOCKED"}),
     )
     config_type = LockoutConfig
     distinct = True
 
     def select(self, event: Event) -> tuple[str, str] | None:
         """Count locked-out users across the tenant."""
-        locked = event.error_code == 50053 or event.result == "FAILED_ACCOUNT_LOCKED"
-        if locked and event.user:
+        if event.user:
             return "tenant", event.user
         return None
 
@@ -321,6 +325,7 @@ class MfaFatigue(ThresholdRule[MfaFatigueConfig]):
         runbook="Call the user; the password is known to someone else: reset it and switch to "
         "number matching.",
         windowed=True,
+        results=frozenset({"FAILED_MFA"}),
     )
     config_type = MfaFatigueConfig
 
@@ -359,6 +364,7 @@ class MfaFatigueSuccess(SequenceRule[MfaFatigueConfig]):
         log_sets=AUTH_LOG_SETS,
         runbook="Treat the account as compromised: revoke sessions, reset password and MFA.",
         windowed=True,
+        results=frozenset({"FAILED_MFA", SUCCESS}),
     )
     config_type = MfaFatigueConfig
 

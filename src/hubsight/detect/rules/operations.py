@@ -39,6 +39,8 @@ class OperationRule(Rule[OperationConfig]):
     config_type = OperationConfig
     operations: ClassVar[frozenset[str]]
     default_markers: ClassVar[tuple[str, ...]] = ()
+    # Search markers only in the target's name instead of the whole record.
+    markers_in_target: ClassVar[bool] = False
     # Operations that qualify without a marker (a deletion says it all).
     unconditional: ClassVar[frozenset[str]] = frozenset()
     example_raw: ClassVar[bytes] = b"{}"
@@ -53,7 +55,8 @@ class OperationRule(Rule[OperationConfig]):
 
     def evaluate(self, event: Event, ctx: RuleContext) -> Iterable[Finding]:
         """Match the operation, the outcome and the markers."""
-        operation = (event.operation or "").upper()
+        # Azure pads some audit activity names with a trailing space.
+        operation = (event.operation or "").strip().upper()
         if operation not in self._operations or failed(event):
             return
         marker = None if operation in self._unconditional else self._marker(event)
@@ -75,9 +78,12 @@ class OperationRule(Rule[OperationConfig]):
     def _marker(self, event: Event) -> str | None:
         if not self._markers:
             return None
-        text = memoryview(event.raw).tobytes().lower()
-        if event.modified_properties is not None:
-            text += memoryview(event.modified_properties).tobytes().lower()
+        if self.markers_in_target:
+            text = (event.target_resource or "").lower().encode()
+        else:
+            text = memoryview(event.raw).tobytes().lower()
+            if event.modified_properties is not None:
+                text += memoryview(event.modified_properties).tobytes().lower()
         for marker, original in zip(self._markers, self.config.markers, strict=True):
             if marker in text:
                 return original
@@ -87,7 +93,8 @@ class OperationRule(Rule[OperationConfig]):
     def examples(cls) -> Sequence[Example]:
         """The operation fires; the same operation failed, or another operation, does not."""
         operation = sorted(cls.operations - cls.unconditional)[0]
-        hit = admin(0, operation, raw=cls.example_raw, target_resource="target-1")
+        target = "Tenant Admins" if cls.markers_in_target else "target-1"
+        hit = admin(0, operation, raw=cls.example_raw, target_resource=target)
         cases = [
             Example(f"{operation} succeeded", [hit], fires=True),
             Example(
