@@ -57,7 +57,7 @@ def run(
             data_dir,
             store,
             catalog,
-            registry=default_registry(),
+            registry=default_registry(data_dir),
             settings=CollectorSettings(no_data_after_s=no_data_after),
         )
         servers = _start_api(service, data_dir, None if no_web else (host, port))
