@@ -180,3 +180,18 @@ def test_reader_rejects_ipv6_in_ipv4_file_without_failing_lookup(databases: Path
     with pytest.raises(ValueError, match="IPv6"):
         reader.get("2a01:111::5")
     assert GeoIP(databases=[reader]).locate("2a01:111::5") is None
+
+
+def test_address_fields_are_read_once_per_distinct_text(databases: Path) -> None:
+    geo = open_geoip(geoip_paths(databases, None))
+    first = geo.source("81.2.69.160:4431")
+    assert first is not None
+    assert (first.ip, first.port, first.scope) == ("81.2.69.160", 4431, IpScope.PUBLIC)
+    assert first.location is not None
+    assert first.location.city == "London"
+    assert geo.source("81.2.69.160:4431") is first
+    private = geo.source("10.0.0.1")
+    assert private is not None
+    assert private.location is None
+    assert geo.source("garbage") is None
+    assert geo.source("") is None

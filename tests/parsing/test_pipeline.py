@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from hubsight.parsing.azure import build_registry
-from hubsight.parsing.pipeline import MessageParser
+from hubsight.parsing.pipeline import MessageParser, record_category
 from hubsight.sources.base import Message
 from parsing.samples import DATA, RECEIVED, parse_bytes
 
@@ -68,3 +70,21 @@ def test_default_domain_applies_to_users_without_one() -> None:
         "amartin",
         "fabrikam.com",
     )
+
+
+@pytest.mark.parametrize(
+    ("record", "category"),
+    [
+        (b'{"time": "x", "category": "SignInLogs", "properties": {}}', "SignInLogs"),
+        (b'{"properties": {"category": "UserManagement"}, "category": "AuditLogs"}', "AuditLogs"),
+        (b'{"note": "a \\"category\\": \\"Fake\\"", "category": "Real"}', "Real"),
+        (b'{"note": "{", "category": "Braced"}', "Braced"),
+        (b'{"Category": "Upper"}', "Upper"),
+        (b'{"category": {"value": "Administrative", "localizedValue": "x"}}', "Administrative"),
+        (b'{"category": "Sign\\u0049nLogs"}', "SignInLogs"),
+        (b'[{"category": "InArray"}]', None),
+        (b'{"time": "x"}', None),
+    ],
+)
+def test_record_category_is_the_top_level_one(record: bytes, category: str | None) -> None:
+    assert record_category(record) == category

@@ -19,6 +19,7 @@ from types import MappingProxyType
 from typing import Any, Protocol
 
 import maxminddb
+import msgspec
 import pycountry
 
 from hubsight.errors import ConfigError
@@ -135,9 +136,8 @@ def classify(ip: str) -> IpScope:
     return IpScope.PUBLIC
 
 
-@dataclass(frozen=True, slots=True)
-class GeoLocation:
-    """Where an address is, as far as is known."""
+class GeoLocation(msgspec.Struct, frozen=True, kw_only=True):
+    """Where an address is, as far as is known (a Struct: built per record, so it must be cheap)."""
 
     country_code: str | None = None
     country_name: str | None = None
@@ -146,6 +146,16 @@ class GeoLocation:
     latitude: float | None = None
     longitude: float | None = None
     organization: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SourceAddress:
+    """An address as read from a record: canonical IP, port, scope and database location."""
+
+    ip: str
+    port: int | None
+    scope: IpScope
+    location: GeoLocation | None
 
 
 class GeoDatabase(Protocol):
@@ -188,6 +198,28 @@ class GeoIP:
     databases: Sequence[GeoDatabase] = ()
     info: Sequence[DatabaseInfo] = ()
     _cache: dict[str, GeoLocation | None] = field(default_factory=dict, repr=False)
+    _sources: dict[str, SourceAddress | None] = field(default_factory=dict, repr=False)
+
+    def source(self, text: str | None) -> SourceAddress | None:
+        """An address field read, classified and (when public) located; None if no address."""
+        if not text:
+            return None
+        # Real traffic repeats its addresses: the cache saves the parsing on every repeat.
+        try:
+            return self._sources[text]
+        except KeyError:
+            pass
+        parsed = split_address(text)
+        found: SourceAddress | None = None
+        if parsed is not None:
+            ip, port = parsed
+            scope = classify(ip)
+            location = self.locate(ip) if scope is IpScope.PUBLIC else None
+            found = SourceAddress(ip, port, scope, location)
+        if len(self._sources) >= _CACHE_LIMIT:
+            self._sources.clear()
+        self._sources[text] = found
+        return found
 
     def locate(self, ip: str) -> GeoLocation | None:
         """The location of a public canonical IP, or None when no database knows it."""

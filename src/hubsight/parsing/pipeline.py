@@ -9,6 +9,7 @@ replace non-values with null, so no content is lost.
 from __future__ import annotations
 
 import base64
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -36,8 +37,23 @@ class _Head(msgspec.Struct):
 _head_decoder = msgspec.json.Decoder(_Head)
 
 
+# A plain-string category key near the start of the record: Azure writes the envelope keys
+# before ``properties``. Accepted only when nothing before it opens or closes an object, so the
+# key is certainly top-level; otherwise the record is decoded to find it.
+_CATEGORY_VALUE = re.compile(rb'\s*:\s*"([^"\\]+)"')
+
+
 def record_category(record: bytes) -> str | None:
     """The Azure category of a record, in whichever spelling it carries, or None."""
+    start = record.find(b'"category"', 0, 2048)
+    if start > 0 and record[start - 1] != 0x5C:  # not an escaped quote inside a string
+        prefix = record[:start]
+        match = _CATEGORY_VALUE.match(record, start + 10)
+        if match and prefix.count(b"{") == 1 and b"}" not in prefix and prefix.lstrip()[:1] == b"{":
+            try:
+                return match.group(1).decode("utf-8")
+            except UnicodeDecodeError:
+                pass
     try:
         head = _head_decoder.decode(record)
     except (msgspec.DecodeError, UnicodeDecodeError):
@@ -93,11 +109,10 @@ class MessageParser:
         events: list[Event] = []
         index = 0
         for piece in split_message(message.value):
-            parsed = (
-                [self._parse_record(piece.data, ctx)]
-                if piece.error is None
-                else self._parse_repaired(piece, ctx)
-            )
+            if piece.error is None:
+                parsed: list[Event | None] = [self._parse_record(piece.data, ctx)]
+            else:
+                parsed = self._parse_repaired(piece, ctx)
             for event in parsed:
                 # Every record takes an index, stored or not, so indexes stay stable.
                 index += 1

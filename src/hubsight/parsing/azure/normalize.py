@@ -19,8 +19,7 @@ import msgspec
 from hubsight.errors import ParseError
 from hubsight.parsing.base import RecordContext
 from hubsight.parsing.event import Event, LogSet
-from hubsight.parsing.geoip import GeoIP, GeoLocation, IpScope, classify, country_name
-from hubsight.parsing.geoip import split_address as split_address
+from hubsight.parsing.geoip import GeoIP, GeoLocation, IpScope, country_name
 from hubsight.parsing.timeparse import parse_time
 
 T = TypeVar("T", bound=msgspec.Struct)
@@ -248,15 +247,15 @@ def set_source(
     event: Event, address: str | None, geoip: GeoIP, known: GeoLocation | None = None
 ) -> None:
     """Fill the source address, its scope and its location (``known`` first, then the database)."""
-    parsed = split_address(address)
-    if parsed is None:
+    source = geoip.source(address)
+    if source is None:
         return
-    event.source_ip, event.source_port = parsed
-    scope = classify(parsed[0])
-    event.source_ip_scope = scope
-    if scope is not IpScope.PUBLIC:
+    event.source_ip = source.ip
+    event.source_port = source.port
+    event.source_ip_scope = source.scope
+    if source.scope is not IpScope.PUBLIC:
         return
-    location = known or geoip.locate(parsed[0])
+    location = known or source.location
     if location is None:
         return
     event.geoip_country_code = location.country_code
@@ -267,10 +266,9 @@ def set_source(
     event.geoip_longitude = location.longitude
     if location.organization:
         event.geoip_organization = location.organization
-    elif known is not None:
+    elif known is not None and source.location is not None:
         # Microsoft's own location has no organization: take it from the databases if any.
-        looked_up = geoip.locate(parsed[0])
-        event.geoip_organization = looked_up.organization if looked_up else None
+        event.geoip_organization = source.location.organization
 
 
 _SEVERITIES = {
