@@ -1,0 +1,192 @@
+"""Every scenario is planted, reported in the ground truth, and looks like the attack it names."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+
+from hubsight.simulate import SCENARIOS
+
+from .runs import Run
+
+Record = dict[str, Any]
+
+
+def _truth(day: Run, name: str) -> dict[str, Any]:
+    entries = [t for t in day.truth if t["scenario"] == name]
+    assert len(entries) == 1, f"{name} should be planted once"
+    return entries[0]
+
+
+def _created(record: Record) -> datetime:
+    return datetime.fromisoformat(record["properties"]["createdDateTime"])
+
+
+def _code(record: Record) -> int:
+    code: int = record["properties"]["status"]["errorCode"]
+    return code
+
+
+def _within(records: list[Record], minutes: int) -> bool:
+    times = sorted(_created(r) for r in records)
+    return times[-1] - times[0] <= timedelta(minutes=minutes)
+
+
+def _km(a: Record, b: Record) -> float:
+    first = a["properties"]["location"]["geoCoordinates"]
+    second = b["properties"]["location"]["geoCoordinates"]
+    lat1, lon1 = math.radians(first["latitude"]), math.radians(first["longitude"])
+    lat2, lon2 = math.radians(second["latitude"]), math.radians(second["longitude"])
+    h = (
+        math.sin((lat2 - lat1) / 2) ** 2
+        + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2
+    )
+    return 2 * 6371 * math.asin(math.sqrt(h))
+
+
+def _brute_force(records: list[Record], truth: dict[str, Any]) -> None:
+    records.sort(key=_created)
+    failures = [r for r in records if _code(r) == 50126]
+    assert len(failures) >= 10
+    assert _within(failures, 10)
+    assert {r["properties"]["userPrincipalName"] for r in records} == {truth["user"]}
+    assert {r["callerIpAddress"] for r in records} == set(truth["source_ips"])
+    assert _code(records[-1]) == 0
+
+
+def _password_spray(records: list[Record], truth: dict[str, Any]) -> None:
+    users = {r["properties"]["userPrincipalName"] for r in records}
+    assert len(users) >= 5
+    assert _within(records, 20)
+    assert {r["callerIpAddress"] for r in records} == set(truth["source_ips"])
+    assert {_code(r) for r in records} <= {50126, 50053, 50034}
+    assert 50034 in {_code(r) for r in records}
+
+
+def _impossible_travel(records: list[Record], truth: dict[str, Any]) -> None:
+    successes = sorted(
+        (r for r in records if r["category"] == "SignInLogs" and _code(r) == 0), key=_created
+    )
+    home, away = successes[0], successes[1]
+    hours = (_created(away) - _created(home)).total_seconds() / 3600
+    assert _km(home, away) / hours > 900
+    assert home["location"] != away["location"]
+
+
+def _mfa_fatigue(records: list[Record], truth: dict[str, Any]) -> None:
+    records.sort(key=_created)
+    denied = [r for r in records if _code(r) == 500121]
+    assert len(denied) >= 5
+    assert _within(denied, 10)
+    assert _code(records[-1]) == 0
+    assert records[-1]["properties"]["authenticationRequirement"] == "multiFactorAuthentication"
+
+
+def _disabled(records: list[Record], truth: dict[str, Any]) -> None:
+    assert {_code(r) for r in records} == {50057}
+
+
+def _role_grant(records: list[Record], truth: dict[str, Any]) -> None:
+    (record,) = records
+    assert record["operationName"] == "Add member to role"
+    target = record["properties"]["targetResources"][0]
+    assert target["userPrincipalName"] == truth["user"]
+    roles = [
+        p["newValue"]
+        for p in target["modifiedProperties"]
+        if p["displayName"] == "Role.DisplayName"
+    ]
+    assert roles == ['"Global Administrator"']
+
+
+def _app_credential(records: list[Record], truth: dict[str, Any]) -> None:
+    audit = next(r for r in records if r["category"] == "AuditLogs")
+    assert audit["operationName"].startswith("Update application – Certificates and secrets")
+    names = [
+        p["displayName"] for p in audit["properties"]["targetResources"][0]["modifiedProperties"]
+    ]
+    assert "KeyDescription" in names
+    assert any(r["category"] == "ServicePrincipalSignInLogs" for r in records)
+
+
+def _operations(*operations: str) -> Callable[[list[Record], dict[str, Any]], None]:
+    def check(records: list[Record], truth: dict[str, Any]) -> None:
+        assert {r["category"] for r in records} == {"Administrative"}
+        assert {r["operationName"] for r in records} == set(operations)
+        assert {r["resultType"] for r in records} == {"Start", "Success"}
+        callers = {
+            r["identity"]["claims"]["http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn"]
+            for r in records
+        }
+        assert callers == {truth["user"]}
+
+    return check
+
+
+def _defender(records: list[Record], truth: dict[str, Any]) -> None:
+    export = next(r for r in records if "AlertType" in r)
+    assert export["AlertType"] == "KV_TORAccess"
+    assert "category" not in export
+    refs = [e for e in export["Entities"] if "$ref" in str(e)]
+    assert refs, "continuous export links entities by $ref"
+    assert any(r.get("category") == "Security" for r in records)
+
+
+CHECKS: dict[str, Callable[[list[Record], dict[str, Any]], None]] = {
+    "brute-force": _brute_force,
+    "password-spray": _password_spray,
+    "impossible-travel": _impossible_travel,
+    "mfa-fatigue": _mfa_fatigue,
+    "disabled-account-signin": _disabled,
+    "privileged-role-grant": _role_grant,
+    "new-app-credential": _app_credential,
+    "diagnostic-setting-deleted": _operations("MICROSOFT.INSIGHTS/DIAGNOSTICSETTINGS/DELETE"),
+    "eventhub-deleted": _operations(
+        "MICROSOFT.EVENTHUB/NAMESPACES/EVENTHUBS/DELETE",
+        "MICROSOFT.EVENTHUB/NAMESPACES/AUTHORIZATIONRULES/DELETE",
+    ),
+    "defender-alert": _defender,
+    "vm-start-stop": _operations(
+        "MICROSOFT.COMPUTE/VIRTUALMACHINES/START/ACTION",
+        "MICROSOFT.COMPUTE/VIRTUALMACHINES/DEALLOCATE/ACTION",
+    ),
+    "list-keys": _operations("MICROSOFT.EVENTHUB/NAMESPACES/AUTHORIZATIONRULES/LISTKEYS/ACTION"),
+}
+
+
+def test_every_scenario_has_a_check() -> None:
+    assert set(CHECKS) == set(SCENARIOS)
+
+
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+def test_scenario_records_are_in_the_truth_and_show_the_attack(day: Run, name: str) -> None:
+    truth = _truth(day, name)
+    records = [day.record(ref) for ref in truth["records"]]
+    assert records
+    for ref, record in zip(truth["records"], records, strict=True):
+        assert _key(record, ref["category"]) == ref["key"]
+    assert datetime.fromisoformat(truth["start"]) <= datetime.fromisoformat(truth["end"])
+    assert truth["expect"]
+    CHECKS[name](records, truth)
+
+
+def test_scenarios_are_spread_over_the_run_in_order(day: Run) -> None:
+    starts = [
+        datetime.fromisoformat(t["start"]) for t in sorted(day.truth, key=lambda t: t["instance"])
+    ]
+    assert starts == sorted(starts)
+    assert starts[-1] - starts[0] > timedelta(hours=12)
+
+
+def _key(record: Record, category: str) -> str:
+    if category == "SecurityAlert":
+        return str(record["SystemAlertId"])
+    if category == "Administrative":
+        return f"{record['correlationId']}/{record['resultType']}"
+    if category == "Security":
+        return str(record["correlationId"])
+    return str(record["properties"]["id"])
