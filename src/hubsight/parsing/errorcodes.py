@@ -108,6 +108,8 @@ ERROR_CODE_RESULTS: dict[int, AuthResult] = {
     50105: AuthResult.FAILED_BLOCKED_BY_POLICY,
     # The session was revoked because the password changed or expired.
     50133: AuthResult.FAILED_OTHER,
+    # The refresh token (grant) expired or was revoked: the client must sign in again.
+    50173: AuthResult.FAILED_OTHER,
 }
 
 

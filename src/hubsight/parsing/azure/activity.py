@@ -90,6 +90,7 @@ class ActivityRecord(msgspec.Struct):
     subscriptionId: str | None = None
     resourceId: str | None = None
     level: int | str | None = None
+    Level: int | str | None = None
     description: str | None = None
     properties: dict[str, Any] | str | None = None
 
@@ -143,7 +144,7 @@ def activity_event(
     operation = text_of(head.operationName)
     event.operation = operation
     event.result = normalize_result(text_of(head.resultType) or text_of(head.status))
-    event.severity = severity_of(head.level)
+    event.severity = severity_of(head.level if head.level is not None else head.Level)
     event.correlation_id = head.correlationId or None
     event.resource_id = head.resourceId or None
     event.subscription_id = head.subscriptionId or subscription_of(head.resourceId)

@@ -92,6 +92,7 @@ class _Record(msgspec.Struct):
     tenantId: str | None = None
     resourceId: str | None = None
     Level: int | str | None = None
+    level: int | str | None = None
     properties: _Entry | str | None = None
     # Present at the top level only in the Graph / portal shape.
     activityDisplayName: str | None = None
@@ -134,7 +135,7 @@ class AuditParser:
         event.result = _RESULTS.get(result.lower(), result.upper()) if result else None
         event.failure_reason = entry.resultReason or None
         event.service = entry.loggedByService or "Core Directory"
-        event.severity = severity_of(head.Level)
+        event.severity = severity_of(head.Level if head.Level is not None else head.level)
         event.correlation_id = head.correlationId or entry.correlationId
         event.tenant_id = head.tenantId or _detail(entry, "tid")
         event.resource_id = head.resourceId

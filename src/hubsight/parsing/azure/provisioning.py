@@ -67,6 +67,7 @@ class _Record(msgspec.Struct):
     tenantId: str | None = None
     resourceId: str | None = None
     Level: int | str | None = None
+    level: int | str | None = None
     properties: _Properties | str | None = None
 
 
@@ -99,7 +100,7 @@ class ProvisioningParser:
         error = status.errorInformation
         if error is not None:
             event.failure_reason = error.reason
-        event.severity = severity_of(head.Level)
+        event.severity = severity_of(head.Level if head.Level is not None else head.level)
         event.service = "Microsoft Entra provisioning"
         event.correlation_id = head.correlationId
         event.tenant_id = head.tenantId
