@@ -49,6 +49,9 @@ class Alert(msgspec.Struct, kw_only=True):
     source_ip: str | None = None
     baseline: str | None = None
     context: dict[str, Any] = msgspec.field(default_factory=dict)
+    # 1 when the alert was just created; each update by new evidence adds one. Only revision 1
+    # is notified, so an update (or a replay after a restart) never notifies twice.
+    revision: int = 1
     # Triage, owned by people; filled in when read from the database.
     status: Status = "open"
     disposition: Disposition | None = None
@@ -71,6 +74,7 @@ class Alert(msgspec.Struct, kw_only=True):
             "status": self.status,
             "disposition": self.disposition,
             "assignee": self.assignee,
+            "revision": self.revision,
         }
 
 

@@ -252,6 +252,8 @@ class DetectionEngine:
         alert.baseline = alert.baseline or finding.baseline
         alert.context.update(finding.context)
         if _encode_alert(alert) != before:
+            if key not in self._pending:
+                alert.revision += 1
             self._pending[key] = alert
 
     def _lookup(self, key: str) -> Alert | None:

@@ -8,7 +8,6 @@ from datetime import timedelta
 import msgspec
 
 from hubsight.detect.base import (
-    EventRef,
     Example,
     Finding,
     Rule,
@@ -264,26 +263,36 @@ class PrivilegedMfaChanged(Rule[MfaChangeConfig]):
         target = event.target_user or event.user
         if not target or failed(event):
             return
-        if any(True for _ in self._roles.evaluate(event, ctx)):
-            ctx.window(target).add(entry_of(event, "role"))
-            return
         operation = (event.operation or "").lower()
-        if operation not in _MFA_OPERATIONS and not (
-            operation == "update user" and _touches_mfa(event)
-        ):
+        if any(True for _ in self._roles.evaluate(event, ctx)):
+            kind = "role"
+        elif operation in _MFA_OPERATIONS or (operation == "update user" and _touches_mfa(event)):
+            kind = "mfa"
+        else:
             return
-        ts = event.timestamp.timestamp()
+        window = ctx.window(target)
+        entry = entry_of(event, kind)
+        if not window.add(entry):
+            return
         span = self.config.remember_days * 86400.0
-        if target not in self._privileged and not ctx.window(target).between(ts - span, ts):
-            return
-        yield Finding(
-            entity=target,
-            title=f"Authentication methods of privileged user {target} changed ({event.operation})",
-            at=event.timestamp,
-            evidence=[EventRef.of(event)],
-            user=target,
-            source_ip=event.source_ip,
-        )
+        if kind == "role":
+            # A grant arriving late makes earlier-processed method changes privileged ones.
+            changes = [e for e in window.between(entry.ts, entry.ts + span) if e.value == "mfa"]
+        elif target in self._privileged or any(
+            e.value == "role" for e in window.between(entry.ts - span, entry.ts)
+        ):
+            changes = [entry]
+        else:
+            changes = []
+        for change in changes:
+            yield Finding(
+                entity=target,
+                title=f"Authentication methods of privileged user {target} changed",
+                at=change.ref.timestamp,
+                evidence=[change.ref],
+                user=target,
+                source_ip=event.source_ip if change is entry else None,
+            )
 
     @classmethod
     def examples(cls) -> Sequence[Example]:
