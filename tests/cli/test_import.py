@@ -1,0 +1,195 @@
+"""``hubsight import``: backfill files and storage-account exports, once, resumably."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+from click.testing import CliRunner, Result
+
+from hubsight.cli.import_cmd import collect_files
+from hubsight.cli.main import cli
+from hubsight.simulate import SimulationConfig
+from hubsight.simulate.engine import Simulation
+from hubsight.store.embedded import EmbeddedStore
+
+
+def _import(data_dir: Path, *args: str) -> Result:
+    return CliRunner().invoke(
+        cli, ["--data-dir", str(data_dir), "import", "--log-name", "archive", *args]
+    )
+
+
+def _summary(result: Result) -> dict[str, Any]:
+    assert result.exit_code == 0, result.output
+    summary: dict[str, Any] = json.loads(result.stdout)
+    return summary
+
+
+def _stored(data_dir: Path) -> list[dict[str, Any]]:
+    store = EmbeddedStore(data_dir)
+    try:
+        return store.select(
+            "SELECT source_topic, source_offset, record_index, category, log_set FROM events "
+            "WHERE log_name = 'archive' ORDER BY source_topic, source_offset, record_index"
+        )
+    finally:
+        store.close()
+
+
+def _records(count: int) -> list[dict[str, Any]]:
+    config = SimulationConfig(
+        seed=4, rate=20, users=20, start=datetime(2026, 11, 20, 9, tzinfo=UTC), count=count
+    )
+    return [
+        record
+        for message in Simulation(config).messages()
+        for record in msgspec.json.decode(message.body)["records"]
+    ]
+
+
+def _write_export(root: Path, records: list[dict[str, Any]]) -> dict[str, int]:
+    """Records laid out as Azure's storage-account export: one folder per category and hour."""
+    files: dict[Path, list[bytes]] = {}
+    for record in records:
+        category = str(record.get("category", "SecurityAlert")).lower()
+        hour = str(record.get("time", "2026-11-20T09"))[:13]
+        year, month, rest = hour.split("-")
+        day, h = rest.split("T")
+        path = (
+            root / f"insights-logs-{category}" / "resourceId=/TENANTS/T1/PROVIDERS/MICROSOFT.AADIAM"
+            / f"y={year}" / f"m={month}" / f"d={day}" / f"h={h}" / "m=00" / "PT1H.json"
+        )  # fmt: skip
+        files.setdefault(path, []).append(msgspec.json.encode(record))
+    for path, lines in files.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"\n".join(lines) + b"\n")
+    return {path.relative_to(root).as_posix(): len(lines) for path, lines in files.items()}
+
+
+def test_importing_the_same_file_twice_stores_it_once(tmp_path: Path, data_dir: Path) -> None:
+    bodies = tmp_path / "bodies.jsonl"
+    config = SimulationConfig(
+        seed=2, rate=20, users=20, start=datetime(2026, 11, 20, 9, tzinfo=UTC), count=600
+    )
+    bodies.write_bytes(b"".join(m.body + b"\n" for m in Simulation(config).messages()))
+    lines = len(bodies.read_bytes().splitlines())
+
+    first = _summary(_import(data_dir, str(bodies)))
+    assert first["messages"] == lines
+    assert first["events"] == 600
+    second = _summary(_import(data_dir, str(bodies)))
+    assert second["events"] == 0
+    assert second["skipped_messages"] == lines
+
+    stored = _stored(data_dir)
+    assert len(stored) == 600
+    assert {row["source_topic"] for row in stored} == {"bodies.jsonl"}
+    assert sorted({row["source_offset"] for row in stored}) == list(range(lines))
+
+
+def test_storage_export_layout_is_imported_line_by_line(tmp_path: Path, data_dir: Path) -> None:
+    root = tmp_path / "export"
+    layout = _write_export(root, _records(400))
+    summary = _summary(_import(data_dir, str(root)))
+    assert summary["files"] == len(layout)
+    assert summary["events"] == 400
+    assert summary["unparsed"] == summary["by_category"].get("MicrosoftGraphActivityLogs", 0) + (
+        summary["by_category"].get("AuditEvent", 0)
+    )
+
+    stored = _stored(data_dir)
+    per_file = Counter(row["source_topic"] for row in stored)
+    assert dict(per_file) == layout
+    # One record per line: the line number is the offset, each line its own message.
+    for topic, count in layout.items():
+        offsets = [row["source_offset"] for row in stored if row["source_topic"] == topic]
+        assert offsets == list(range(count))
+    signins = [row for row in stored if row["category"] == "SignInLogs"]
+    assert {row["log_set"] for row in signins} == {"Ingress Authentication"}
+
+
+def test_export_files_are_taken_in_hour_order_then_path(tmp_path: Path) -> None:
+    names = [
+        "insights-logs-signinlogs/tenantId=T/y=2026/m=11/d=20/h=10/m=00/PT1H.json",
+        "insights-logs-auditlogs/tenantId=T/y=2026/m=11/d=20/h=11/m=00/PT1H.json",
+        "insights-activity-logs/resourceId=/SUBSCRIPTIONS/S/y=2026/m=11/d=20/h=09/m=00/PT1H.json",
+        "insights-logs-auditlogs/tenantId=T/y=2026/m=11/d=20/h=10/m=00/PT1H.json",
+        "notes/extra.json",
+        ".hidden/skipped.json",
+    ]
+    for name in names:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("{}\n")
+    assert [f.topic for f in collect_files((tmp_path,))] == [
+        names[2],
+        names[3],
+        names[0],
+        names[1],
+        names[4],
+    ]
+
+
+def test_lines_appended_later_are_imported_alone(tmp_path: Path, data_dir: Path) -> None:
+    records = _records(60)
+    path = tmp_path / "PT1H.json"
+    path.write_bytes(b"".join(msgspec.json.encode(r) + b"\n" for r in records[:40]))
+    assert _summary(_import(data_dir, str(path)))["events"] == 40
+    with path.open("ab") as handle:
+        handle.write(b"\n".join(msgspec.json.encode(r) for r in records[40:]) + b"\n")
+    resumed = _summary(_import(data_dir, str(path)))
+    assert resumed["events"] == 20
+    assert resumed["skipped_messages"] == 40
+    assert len(_stored(data_dir)) == 60
+
+
+def test_a_pretty_printed_document_is_one_message(tmp_path: Path, data_dir: Path) -> None:
+    record = _records(1)[0]
+    path = tmp_path / "one.json"
+    path.write_text(json.dumps({"records": [record, record]}, indent=2))
+    assert _summary(_import(data_dir, str(path)))["events"] == 2
+    assert _summary(_import(data_dir, str(path)))["events"] == 0
+    assert [(r["source_offset"], r["record_index"]) for r in _stored(data_dir)] == [(0, 0), (0, 1)]
+
+
+def test_broken_lines_are_kept_as_unparsed_with_their_position(
+    tmp_path: Path, data_dir: Path
+) -> None:
+    record = msgspec.json.encode(_records(1)[0])
+    path = tmp_path / "mixed.json"
+    path.write_bytes(record + b"\n{not json at all\n\n" + record + b"\n")
+    summary = _summary(_import(data_dir, str(path)))
+    assert summary["events"] == 3
+    assert summary["unparsed"] == 1
+    assert [r["source_offset"] for r in _stored(data_dir)] == [0, 1, 3]
+
+
+def test_progress_goes_to_stderr_and_the_summary_to_stdout(tmp_path: Path, data_dir: Path) -> None:
+    path = tmp_path / "r.json"
+    path.write_bytes(msgspec.json.encode(_records(1)[0]) + b"\n")
+    result = _import(data_dir, str(path))
+    assert result.exit_code == 0
+    assert "importing" in result.stderr
+    assert json.loads(result.stdout)["events"] == 1
+
+
+def test_two_files_of_the_same_name_are_refused(tmp_path: Path, data_dir: Path) -> None:
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "PT1H.json").write_text("{}\n")
+    result = _import(data_dir, str(tmp_path / "a" / "PT1H.json"), str(tmp_path / "b/PT1H.json"))
+    assert result.exit_code == 2
+    assert "same name 'PT1H.json'" in result.stderr
+    assert "import their common parent directory" in result.stderr
+
+
+@pytest.mark.parametrize("missing", [["--log-name"], []])
+def test_log_name_and_paths_are_required(data_dir: Path, missing: list[str]) -> None:
+    args = ["--data-dir", str(data_dir), "import", *missing]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2
