@@ -16,7 +16,9 @@ import msgspec
 from hubsight.parsing.azure.normalize import (
     LocalizedText,
     TolerantDecoder,
+    encode_json,
     first_time,
+    json_value,
     new_event,
     nonempty,
     set_source,
@@ -201,7 +203,9 @@ class ActivityParser:
         props = properties_of(head)
         body = lookup(props, "requestbody")
         if body:
-            event.modified_properties = msgspec.Raw(msgspec.json.encode({"request": body}))
+            # The same shape as audit changes: what was asked for is the new value.
+            change = {"name": "requestBody", "old": None, "new": json_value(body)}
+            event.modified_properties = encode_json([change])
         return event
 
     def _service_event(self, record: bytes, ctx: RecordContext, head: ActivityRecord) -> Event:

@@ -118,7 +118,8 @@ class RiskParser:
         event.tenant_id = head.tenantId
         event.resource_id = head.resourceId
         set_user(event, props.userPrincipalName, ctx.default_domain)
-        event.actor_type = "user" if props.userPrincipalName else "service_principal"
+        workload = "serviceprincipal" in category.lower()
+        event.actor_type = "service_principal" if workload else "user"
         event.application = props.servicePrincipalDisplayName
         event.application_id = props.appId
         if detection:
