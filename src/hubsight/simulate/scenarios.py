@@ -1,7 +1,8 @@
 """Attack (and sample) scenarios planted into the background, each with its ground truth.
 
-A scenario is a function from the run's context and a start time to the records it causes. The
-``expect`` ids name what a detection should conclude (see the detections issue's rule list).
+A scenario is a function from the run's context and a start time to the records it causes. Its
+``expect`` list names the ids of the hubsight detection rules it should fire (empty for the seed
+document's sample events, which are not attacks).
 """
 
 from __future__ import annotations
@@ -87,7 +88,7 @@ def brute_force(ctx: Context, start: datetime) -> Planted:
         start,
         user.upn,
         [ip],
-        ["brute_force", "brute_force_success"],
+        ["auth.brute_force", "auth.brute_force_success", "auth.new_country"],
     )
     for n in range(failures):
         when = start + timedelta(seconds=n * spacing + rng.uniform(0, spacing / 2))
@@ -113,7 +114,7 @@ def password_spray(ctx: Context, start: datetime) -> Planted:
         start,
         None,
         [ip],
-        ["password_spray"],
+        ["auth.password_spray"],
     )
     for n, user in enumerate([*targets, *ghosts]):
         code = 50034 if not user.object_id else 50053 if n % 11 == 5 else 50126
@@ -147,7 +148,7 @@ def impossible_travel(ctx: Context, start: datetime) -> Planted:
         start,
         user.upn,
         [home_ip, ip],
-        ["impossible_travel", "new_country"],
+        ["auth.impossible_travel", "auth.new_country"],
     )
     device = user.devices[0]
     home = signins.SignIn(
@@ -193,7 +194,7 @@ def mfa_fatigue(ctx: Context, start: datetime) -> Planted:
         start,
         user.upn,
         [ip],
-        ["mfa_fatigue"],
+        ["auth.mfa_fatigue", "auth.mfa_fatigue_success", "auth.new_country"],
     )
     for n in range(pushes):
         asked = start + timedelta(seconds=n * 60 + rng.uniform(0, 10))
@@ -222,7 +223,7 @@ def disabled_account(ctx: Context, start: datetime) -> Planted:
         start,
         user.upn,
         [ip],
-        ["disabled_account_signin"],
+        ["auth.disabled_account"],
     )
     for n in range(tries):
         when = start + timedelta(seconds=n * 70 + rng.uniform(0, 30))
@@ -243,7 +244,7 @@ def privileged_role_grant(ctx: Context, start: datetime) -> Planted:
         start,
         target.upn,
         [ip],
-        ["privileged_role_granted"],
+        ["admin.privileged_role_granted"],
     )
     modified = [
         changed("Role.ObjectID", None, new_id(rng)),
@@ -277,7 +278,7 @@ def new_app_credential(ctx: Context, start: datetime) -> Planted:
         start,
         actor.upn,
         [ip],
-        ["app_credential_added"],
+        ["admin.app_credential_added", "auth.service_principal_new_network"],
     )
     description = f'["[KeyIdentifier={key_id},KeyType=Password,KeyUsage=Verify,DisplayName=sync]"]'
     change = Audit(
@@ -305,7 +306,7 @@ def _arm_attack(
     ctx: Context,
     start: datetime,
     name: str,
-    expect: str,
+    expect: list[str],
     actions: list[tuple[str, str]],
     text: str,
     *,
@@ -313,7 +314,7 @@ def _arm_attack(
 ) -> Planted:
     actor = _victim(ctx, admin=True)
     ip = _hostile(ctx)[1] if hostile else ctx.tenant.office_ip
-    plant = Planted(name, f"{actor.upn} {text} from {ip}", start, actor.upn, [ip], [expect])
+    plant = Planted(name, f"{actor.upn} {text} from {ip}", start, actor.upn, [ip], expect)
     for n, (action, scope) in enumerate(actions):
         op = activity.Operation(action, scope, actor, ip, role="Owner")
         plant.drafts.extend(activity.administrative(ctx, start + timedelta(seconds=40 * n), op))
@@ -328,7 +329,7 @@ def diagnostic_setting_deleted(ctx: Context, start: datetime) -> Planted:
         ctx,
         start,
         "diagnostic-setting-deleted",
-        "diagnostic_setting_deleted",
+        ["azure.log_tampering"],
         [("Microsoft.Insights/diagnosticSettings/delete", scope)],
         "deleted diagnostic setting send-to-siem",
     )
@@ -341,7 +342,7 @@ def eventhub_deleted(ctx: Context, start: datetime) -> Planted:
         ctx,
         start,
         "eventhub-deleted",
-        "eventhub_deleted",
+        ["azure.log_tampering"],
         [
             (
                 "Microsoft.EventHub/namespaces/authorizationRules/delete",
@@ -360,7 +361,7 @@ def vm_start_stop(ctx: Context, start: datetime) -> Planted:
         ctx,
         start,
         "vm-start-stop",
-        "vm_start_stop",
+        [],
         [
             ("Microsoft.Compute/virtualMachines/start/action", vm),
         ],
@@ -386,7 +387,7 @@ def list_keys(ctx: Context, start: datetime) -> Planted:
         ctx,
         start,
         "list-keys",
-        "keys_listed",
+        ["azure.access_keys_listed"],
         [
             (
                 "Microsoft.EventHub/namespaces/authorizationRules/listKeys/action",
@@ -425,7 +426,7 @@ def defender_alert(ctx: Context, start: datetime) -> Planted:
         start,
         user.upn,
         [ip],
-        ["third_party_alert"],
+        ["thirdparty.vendor_alert"],
     )
     plant.drafts.append(activity.defender_export(ctx, start, alert))
     plant.drafts.append(activity.defender_activity(ctx, start, alert))
