@@ -3,6 +3,7 @@
 tansu's own TLS listener did not complete a handshake with librdkafka, so Debian's stunnel4
 terminates TLS and forwards the plain bytes to tansu, much as a TLS load balancer sits in front
 of a Kafka cluster. ``scripts/test-deps.sh`` (run by ``make test``) installs stunnel.
+The client helpers at the end reach any secured test broker (TLS or SASL) as a source does.
 """
 
 from __future__ import annotations

@@ -144,9 +144,13 @@ class _Prober:
         try:
             metadata = consumer.list_topics(timeout=self.timeout)
         except KafkaException as exc:
+            # The client's own errors say why (e.g. SASL refused); they arrive only on a poll.
+            consumer.poll(0)
             error = exc.args[0] if exc.args else None
             detail = [(error.name(), error.str())] if isinstance(error, KafkaError) else []
-            return self._fail("sasl", *(errors or detail or [("_TRANSPORT", str(exc))])[0])
+            reported = errors or detail or [("_TRANSPORT", str(exc))]
+            cause = next((e for e in reported if e[0] != "_ALL_BROKERS_DOWN"), reported[0])
+            return self._fail("sasl", *cause)
         finally:
             consumer.close()
         self.visible = sorted(t for t in metadata.topics if not t.startswith("__"))

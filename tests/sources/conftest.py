@@ -1,4 +1,4 @@
-"""Fixtures for the sources tests: a broker behind TLS, with a throwaway CA."""
+"""Fixtures for the sources tests: a broker behind TLS with a throwaway CA, one behind SCRAM."""
 
 from __future__ import annotations
 
@@ -8,8 +8,16 @@ from pathlib import Path
 import pytest
 
 from hubsight.devbroker import LocalBroker, free_port
+from scramfront import ScramFront
 
+from support import PLANTED_PASSWORD
 from tlsbroker import Authority, TlsTerminator
+
+# The SCRAM users of ``scram_broker``: one per mechanism, both with the planted password.
+SCRAM_USERS = {
+    ("SCRAM-SHA-256", "reader-256"): PLANTED_PASSWORD,
+    ("SCRAM-SHA-512", "reader-512"): PLANTED_PASSWORD,
+}
 
 
 @pytest.fixture(scope="session")
@@ -48,3 +56,19 @@ def tls_broker(
             yield terminator
         finally:
             terminator.stop()
+
+
+@pytest.fixture(scope="session")
+def scram_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScramFront]:
+    """A tansu broker reachable only through a SCRAM login (see ``scramfront``).
+
+    Like ``tls_broker`` it has its own tansu, advertising the port clients log in on.
+    """
+    workdir = tmp_path_factory.mktemp("scram-broker")
+    front_port = free_port()
+    with LocalBroker(advertised_port=front_port, log_path=workdir / "tansu.log") as tansu:
+        front = ScramFront(tansu.port, SCRAM_USERS, port=front_port).start()
+        try:
+            yield front
+        finally:
+            front.stop()

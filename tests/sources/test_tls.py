@@ -41,11 +41,14 @@ def _envelope(message: int) -> bytes:
 
 
 def _tls_source(tls_broker: TlsTerminator, topic: str, ca: Path) -> SourceConfig:
+    name = f"tls-{ca.parent.name}-{topic}"
+    # A group per source: each test reads the shared topic from its start.
     return kafka_source(
-        f"tls-{topic}",
+        name,
         tls_broker.bootstrap,
         topic,
         profile={"tls": True, "tls_ca": str(ca)},
+        consumer_group=name,
     )
 
 
@@ -66,9 +69,12 @@ def test_source_over_tls_is_stored_end_to_end(
     expected = MESSAGES * RECORDS_PER_MESSAGE
     with serving(data_dir, source) as service:
         wait_until(
-            lambda: stored_count(service, source.name) >= expected,
+            lambda: (
+                stored_count(service, source.name) >= expected
+                and state_of(service, source.name)["state"] == "running"
+            ),
             timeout=40,
-            what=f"{expected} events read through TLS",
+            what=f"{expected} events read through TLS and state running",
         )
         rows = service.store.select(
             "SELECT count() AS n, uniqExact(source_partition, source_offset) AS messages, "
