@@ -68,9 +68,16 @@ def _assert_accounted_for(events: list[Event], *, may_be_empty: bool = False) ->
 @SETTINGS
 @given(JSON_VALUES)
 def test_any_json_value(value: object) -> None:
-    # An empty batch has no record to lose.
-    empty = value == [] or (isinstance(value, dict) and value.get("records") == [])
-    _assert_accounted_for(_parse(msgspec.json.encode(value)), may_be_empty=empty)
+    events = _parse(msgspec.json.encode(value))
+    # One event per record: a batch's records, an array's items, or the value itself.
+    if isinstance(value, dict) and isinstance(value.get("records"), list):
+        expected = len(value["records"])
+    elif isinstance(value, list):
+        expected = len(value)
+    else:
+        expected = 1
+    assert len(events) == expected
+    _assert_accounted_for(events, may_be_empty=expected == 0)
 
 
 @SETTINGS
