@@ -101,9 +101,11 @@ def resolve_window(
         )
     if not (start or end):
         return parse_relative(last or "last 24 hours", now, tz)
+    if not start:
+        raise ConfigError("--to needs --from", hint="give the start of the range with --from")
     bounds = []
-    for label, text, default in (("--from", start, None), ("--to", end, now)):
-        instant = parse_instant(text, tz) if text else default
+    for label, text in (("--from", start), ("--to", end)):
+        instant = parse_instant(text, tz) if text else now.astimezone(UTC)
         if instant is None:
             raise ConfigError(
                 f"cannot read the {label} time '{text}'",
