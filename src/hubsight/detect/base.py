@@ -62,6 +62,7 @@ class EventRef(msgspec.Struct, frozen=True, order=True, array_like=True):
     source_partition: int | None
     source_offset: int | None
     record_index: int | None
+    log_set: str | None = None
 
     @classmethod
     def of(cls, event: Event) -> EventRef:
@@ -73,6 +74,7 @@ class EventRef(msgspec.Struct, frozen=True, order=True, array_like=True):
             source_partition=event.source_partition,
             source_offset=event.source_offset,
             record_index=event.record_index,
+            log_set=str(event.log_set),
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -83,6 +85,7 @@ class EventRef(msgspec.Struct, frozen=True, order=True, array_like=True):
             "source_partition": self.source_partition,
             "source_offset": self.source_offset,
             "record_index": self.record_index,
+            "log_set": self.log_set,
             "timestamp": self.timestamp.isoformat(),
         }
 

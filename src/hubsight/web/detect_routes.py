@@ -1,0 +1,241 @@
+"""REST routes of detections: alerts (list, detail, triage), rules (settings), user timelines.
+
+The app provides ``app.state.detect_db`` (a ``hubsight.detect.db.DetectDB``, e.g.
+``DetectDB.in_dir(data_dir)``) and optionally ``app.state.data_dir`` (for ``detect.toml``).
+Rule changes made here are stored in the detection database and apply when the engine restarts.
+"""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import msgspec
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
+
+from hubsight.detect.alerts import Alert, AlertFilter, AlertStore, Disposition, Status
+from hubsight.detect.base import EventRef, Severity
+from hubsight.detect.baseline import UserBaseline
+from hubsight.detect.db import DetectDB
+from hubsight.detect.rules import BUILTIN_RULES
+from hubsight.detect.ruleset import build_rule, rule_class
+from hubsight.detect.settings import DetectConfig, RuleExceptions, SettingsStore, effective
+from hubsight.errors import HubsightError, StoreError
+from hubsight.web.search_routes import error_response
+
+router = APIRouter(prefix="/api/v1")
+_baseline_decoder = msgspec.json.Decoder(UserBaseline)
+
+
+def get_db(request: Request) -> DetectDB:
+    """The detection database the app was given."""
+    db: DetectDB | None = getattr(request.app.state, "detect_db", None)
+    if db is None:
+        raise StoreError(
+            "detections are not set up in this API", hint="set app.state.detect_db at start-up"
+        )
+    return db
+
+
+def _config(request: Request) -> DetectConfig:
+    data_dir: Path | None = getattr(request.app.state, "data_dir", None)
+    return DetectConfig.load(data_dir) if data_dir is not None else DetectConfig()
+
+
+Db = Annotated[DetectDB, Depends(get_db)]
+
+
+def evidence_link(ref: EventRef) -> dict[str, Any]:
+    """An evidence reference with the Log Search link to the event and its neighbours."""
+    # The event id of Log Search: its log, position, time in ms and index, base64 of JSON.
+    key = [
+        ref.log_set,
+        ref.log_name,
+        ref.source_topic,
+        ref.source_partition,
+        ref.source_offset,
+        int(ref.timestamp.timestamp() * 1000),
+        ref.record_index,
+    ]
+    event_id = base64.urlsafe_b64encode(msgspec.json.encode(key)).decode().rstrip("=")
+    return {
+        **ref.as_dict(),
+        "event_id": event_id,
+        "context_url": f"/api/v1/events/{event_id}/context",
+    }
+
+
+def alert_detail(store: AlertStore, alert: Alert) -> dict[str, Any]:
+    """An alert with its evidence links, context and triage history."""
+    return {
+        **alert.summary(),
+        "evidence": [evidence_link(ref) for ref in alert.evidence],
+        "technique": alert.technique,
+        "runbook": alert.runbook,
+        "context": alert.context,
+        "history": store.history(alert.id),
+    }
+
+
+@router.get("/alerts")
+def list_alerts(
+    db: Db,
+    status: Status | None = None,
+    severity: Severity | None = None,
+    rule_id: str | None = None,
+    user: str | None = None,
+    notables: bool = False,
+    since: datetime | None = None,
+    limit: int = 100,
+) -> list[dict[str, Any]]:
+    """Alerts (and notables when asked), most recent event first."""
+    flt = AlertFilter(
+        status=status,
+        severity=severity,
+        rule_id=rule_id,
+        user=user,
+        notable=None if notables else False,
+        since=since,
+        limit=max(1, min(limit, 1000)),
+    )
+    return [alert.summary() for alert in AlertStore(db).find(flt)]
+
+
+@router.get("/alerts/{alert_id}", response_model=None)
+def get_alert(alert_id: str, db: Db) -> dict[str, Any] | JSONResponse:
+    """One alert with evidence, baseline, context and history."""
+    store = AlertStore(db)
+    try:
+        return alert_detail(store, store.get(alert_id))
+    except HubsightError as exc:
+        return error_response(exc)
+
+
+class AlertUpdate(BaseModel):
+    """Triage changes; absent fields stay as they are."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: Status | None = None
+    disposition: Disposition | None = None
+    assignee: str | None = None
+    comment: str | None = None
+    actor: str = "api"
+
+
+@router.patch("/alerts/{alert_id}", response_model=None)
+def update_alert(alert_id: str, body: AlertUpdate, db: Db) -> dict[str, Any] | JSONResponse:
+    """Change status, disposition or assignee, or add a comment."""
+    store = AlertStore(db)
+    try:
+        alert = store.update(
+            alert_id,
+            actor=body.actor,
+            status=body.status,
+            disposition=body.disposition,
+            assignee=body.assignee,
+            comment=body.comment,
+        )
+    except HubsightError as exc:
+        return error_response(exc)
+    return alert_detail(store, alert)
+
+
+def _rule_doc(request: Request, db: DetectDB, rule_id: str) -> dict[str, Any]:
+    cls = rule_class(rule_id)
+    settings = effective(_config(request), SettingsStore(db).all(), rule_id)
+    meta = cls.meta
+    return {
+        "id": meta.id,
+        "title": meta.title,
+        "description": meta.description,
+        "severity": meta.severity.value,
+        "technique": meta.technique,
+        "log_sets": sorted(str(s) for s in meta.log_sets),
+        "runbook": meta.runbook,
+        "notable": meta.notable,
+        "enabled": settings.enabled is not False,
+        "thresholds": build_rule(cls, settings.thresholds).config.model_dump(mode="json"),
+        "exceptions": settings.exceptions.model_dump(mode="json"),
+    }
+
+
+@router.get("/rules")
+def list_rules(request: Request, db: Db) -> list[dict[str, Any]]:
+    """Every rule with its settings."""
+    return [_rule_doc(request, db, cls.meta.id) for cls in BUILTIN_RULES]
+
+
+class Enabled(BaseModel):
+    """Switch a rule on or off."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool
+
+
+@router.put("/rules/{rule_id}/enabled", response_model=None)
+def set_enabled(
+    request: Request, rule_id: str, body: Enabled, db: Db
+) -> dict[str, Any] | JSONResponse:
+    """Enable or disable a rule."""
+    try:
+        rule_class(rule_id)
+        SettingsStore(db).set_enabled(rule_id, body.enabled)
+        return _rule_doc(request, db, rule_id)
+    except HubsightError as exc:
+        return error_response(exc)
+
+
+@router.put("/rules/{rule_id}/thresholds", response_model=None)
+def set_thresholds(
+    request: Request, rule_id: str, body: dict[str, Any], db: Db
+) -> dict[str, Any] | JSONResponse:
+    """Replace a rule's threshold overrides (validated against the rule's config)."""
+    try:
+        build_rule(rule_class(rule_id), body)
+        SettingsStore(db).set_thresholds(rule_id, body)
+        return _rule_doc(request, db, rule_id)
+    except HubsightError as exc:
+        return error_response(exc)
+
+
+@router.put("/rules/{rule_id}/exceptions", response_model=None)
+def set_exceptions(
+    request: Request, rule_id: str, body: RuleExceptions, db: Db
+) -> dict[str, Any] | JSONResponse:
+    """Replace a rule's exceptions (users, IPs or CIDRs, apps)."""
+    try:
+        rule_class(rule_id)
+        SettingsStore(db).set_exceptions(rule_id, body)
+        return _rule_doc(request, db, rule_id)
+    except HubsightError as exc:
+        return error_response(exc)
+
+
+@router.get("/users/{user}/timeline")
+def user_timeline(user: str, db: Db, days: int = 30) -> dict[str, Any]:
+    """A user's sign-ins by country, recent sign-ins, notables and alerts."""
+    subject = user.lower()
+    rows = db.rows("SELECT body FROM baselines WHERE subject = ?", (subject,))
+    baseline = _baseline_decoder.decode(rows[0]["body"]) if rows else UserBaseline()
+    store = AlertStore(db)
+    since = datetime.now().astimezone() - timedelta(days=max(1, days))
+    found = store.find(AlertFilter(user=subject, since=since, limit=500))
+    latest = max((s.ts for s in baseline.recent), default=None)
+    recent = (
+        baseline.recent_signins(datetime.fromtimestamp(latest).astimezone(), timedelta(days=90))
+        if latest is not None
+        else []
+    )
+    return {
+        "user": subject,
+        "signins_by_country": baseline.country_counts(),
+        "recent_signins": recent,
+        "notables": [a.summary() for a in found if a.notable],
+        "alerts": [a.summary() for a in found if not a.notable],
+    }

@@ -1,0 +1,108 @@
+"""Alerts through the REST routes and the CLI: list, detail with evidence links, triage."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from hubsight.cli.main import cli
+from hubsight.detect.db import DetectDB
+from hubsight.detect.engine import DetectionEngine, EngineOptions
+from hubsight.detect.rules.auth_volume import BruteForceSuccess
+from hubsight.detect.ruleset import build_rule
+from hubsight.web.detect_routes import router
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    """A data directory holding the alert of one brute force that succeeded."""
+    rule = build_rule(BruteForceSuccess, {})
+    engine = DetectionEngine(DetectDB.in_dir(tmp_path), [rule], options=EngineOptions())
+    (example,) = [e for e in BruteForceSuccess.examples() if e.fires][:1]
+    assert engine.process(example.events)
+    engine.close()
+    return tmp_path
+
+
+@pytest.fixture
+def client(data_dir: Path) -> TestClient:
+    app = FastAPI()
+    app.state.detect_db = DetectDB.in_dir(data_dir)
+    app.state.data_dir = data_dir
+    app.include_router(router)
+    return TestClient(app)
+
+
+def test_list_detail_and_triage(client: TestClient) -> None:
+    listed = client.get("/api/v1/alerts").json()
+    assert [a["rule_id"] for a in listed] == ["auth.brute_force_success"]
+    alert_id = listed[0]["id"]
+    detail = client.get(f"/api/v1/alerts/{alert_id}").json()
+    assert len(detail["evidence"]) == 11
+    assert detail["evidence"][0]["context_url"].startswith("/api/v1/events/")
+    assert detail["runbook"]
+    changed = client.patch(
+        f"/api/v1/alerts/{alert_id}",
+        json={"status": "investigating", "assignee": "ana", "comment": "calling the user"},
+    ).json()
+    assert (changed["status"], changed["assignee"]) == ("investigating", "ana")
+    assert [h["action"] for h in changed["history"]] == ["status", "assignee", "comment"]
+    assert client.get("/api/v1/alerts", params={"status": "open"}).json() == []
+    bad = client.patch(f"/api/v1/alerts/{alert_id}", json={"status": "done"})
+    assert bad.status_code == 422
+    assert client.get("/api/v1/alerts/nope").status_code == 404
+
+
+def test_rule_settings_round_trip(client: TestClient) -> None:
+    rule = "auth.brute_force"
+    assert (
+        client.put(f"/api/v1/rules/{rule}/enabled", json={"enabled": False}).json()["enabled"]
+        is False
+    )
+    tuned = client.put(f"/api/v1/rules/{rule}/thresholds", json={"count": 25}).json()
+    assert tuned["thresholds"]["count"] == 25
+    wrong = client.put(f"/api/v1/rules/{rule}/thresholds", json={"cont": 25})
+    assert wrong.status_code == 400
+    assert "cont" in wrong.json()["error"]
+    excepted = client.put(
+        f"/api/v1/rules/{rule}/exceptions", json={"ips": ["10.0.0.0/8"], "users": ["svc@x.com"]}
+    ).json()
+    assert excepted["exceptions"]["ips"] == ["10.0.0.0/8"]
+    assert (
+        client.put(f"/api/v1/rules/{rule}/exceptions", json={"ips": ["not-an-ip"]}).status_code
+        == 400
+    )
+    assert client.put("/api/v1/rules/no.such/enabled", json={"enabled": True}).status_code == 404
+
+
+def test_user_timeline(client: TestClient) -> None:
+    timeline = client.get(
+        "/api/v1/users/Adele.Vance@contoso.com/timeline", params={"days": 100000}
+    ).json()
+    assert timeline["user"] == "adele.vance@contoso.com"
+    assert [a["rule_id"] for a in timeline["alerts"]] == ["auth.brute_force_success"]
+    assert timeline["signins_by_country"] == {"DE": 1}
+
+
+def test_cli_list_show_close(data_dir: Path) -> None:
+    runner = CliRunner()
+    base = ["--data-dir", str(data_dir)]
+    listed = runner.invoke(cli, [*base, "alerts", "list", "--json"])
+    assert listed.exit_code == 0, listed.output
+    alert = json.loads(listed.output.splitlines()[0])
+    shown = runner.invoke(cli, [*base, "alerts", "show", alert["id"]])
+    assert "signed in after 10 password failures" in shown.output
+    closed = runner.invoke(
+        cli, [*base, "alerts", "close", alert["id"], "--disposition", "malicious", "--actor", "ana"]
+    )
+    assert closed.exit_code == 0, closed.output
+    again = json.loads(runner.invoke(cli, [*base, "alerts", "show", alert["id"], "--json"]).output)
+    assert (again["status"], again["disposition"]) == ("closed", "malicious")
+    missing = runner.invoke(cli, [*base, "alerts", "show", "nope"])
+    assert missing.exit_code == 1
+    assert "no alert with id" in missing.output
