@@ -81,23 +81,24 @@ def _bytes(data: bytes) -> bytes:
 class _Session:
     """One client connection: SASL first, then a byte relay to the broker."""
 
-    def __init__(self, client: socket.socket, upstream_port: int, users: Users) -> None:
+    def __init__(self, client: socket.socket, upstream: socket.socket, users: Users) -> None:
         self.client = client
-        self.upstream = socket.create_connection(("127.0.0.1", upstream_port))
+        self.upstream = upstream
         self.users = users
         self.mechanism: str | None = None
         self.scram: Any = None  # scramp's ScramServer, created by the handshake
         self.sent_server_first = False
 
-    def run(self) -> None:
+    @staticmethod
+    def serve(client: socket.socket, upstream_port: int, users: Users) -> None:
+        """Serve one client connection until it or the broker closes."""
         try:
-            if self._authenticate():
-                _relay(self.client, self.upstream)
+            with client, socket.create_connection(("127.0.0.1", upstream_port)) as upstream:
+                session = _Session(client, upstream, users)
+                if session._authenticate():
+                    _relay(client, upstream)
         except OSError:
-            pass  # the client or the broker hung up; the sockets are closed below
-        finally:
-            self.client.close()
-            self.upstream.close()
+            pass  # the client or the broker hung up; both sockets are closed by now
 
     def _authenticate(self) -> bool:
         while True:
@@ -112,7 +113,9 @@ class _Session:
                 if answer is None:
                     return False
                 self.client.sendall(struct.pack(">i", len(answer)) + answer)
-            elif request.api_key == SASL_HANDSHAKE:
+            elif request.api_key == SASL_HANDSHAKE and request.api_version == 1:
+                # Version 0 would be followed by bare SASL tokens; librdkafka sends version 1
+                # (then SaslAuthenticate requests) to a broker that lists it, as tansu does.
                 self._handshake(request)
             elif request.api_key == SASL_AUTHENTICATE and self.scram is not None:
                 outcome = self._scram_step(request)
@@ -215,8 +218,9 @@ class ScramFront:
                 client, _address = listener.accept()
             except OSError:
                 return  # closed by stop()
-            session = _Session(client, self.upstream_port, self.users)
-            threading.Thread(target=session.run, daemon=True).start()
+            threading.Thread(
+                target=_Session.serve, args=(client, self.upstream_port, self.users), daemon=True
+            ).start()
 
     def stop(self) -> None:
         """Stop accepting; open sessions end when their clients or the broker close."""

@@ -145,7 +145,7 @@ def test_probe_stops_at_sasl_with_a_wrong_password(
     scram_broker: ScramFront, scram_topic: str
 ) -> None:
     wrong = _source(scram_broker, scram_topic, "scram-sha-512", password="not-the-password")
-    steps = probe_source(wrong, timeout=5)
+    steps = probe_source(wrong, timeout=3)
     statuses = {s.name: s.status for s in steps}
     assert statuses["sasl"] == "failed"
     assert statuses["topic"] == statuses["first_message"] == "skipped"
