@@ -452,6 +452,15 @@ CASES: list[tuple[str, Expected]] = [
             for t, _ in _day_series(lambda r: True)
         ],
     ),
+    (
+        "groupby(user) having(count > 6) timeslice(1d)",
+        lambda: sorted(
+            [t, user, n]
+            for user in {r.user for r in ROWS if r.user}
+            for t, n in _day_series(lambda r, user=user: r.user == user)
+            if n > 6
+        ),
+    ),
     # sort and limit of events, select
     ("where(user=alice@corp.com) sort(asc)", lambda: oldest(lambda r: r.user == A)),
     ("where(user) limit(5)", lambda: newest(lambda r: r.user != "", limit=5)),

@@ -245,19 +245,23 @@ class _Compiler:
         if group_exprs:
             aliases = ", ".join(f"g{i}" for i in range(len(group_exprs)))
             sql += f" GROUP BY {aliases}"
-            having = self.query.having
-            if having is not None:
-                if having.calc.label != label:
-                    raise self.fail(
-                        f"having() refers to {having.calc.label} but the query calculates {label}",
-                        having.calc.pos, f"write having({label} {having.op} ...)",
-                    )  # fmt: skip
-                number = self.params.add("Float64", having.number)
-                sql += f" HAVING v {having.op} {number}"
+            sql += self.having(label)
             direction = "ASC" if self.query.sort == "asc" else "DESC"
             limit_param = self.params.add("UInt32", limit, "limit")
             sql += f" ORDER BY v {direction}, {aliases} LIMIT {limit_param}"
         return Compiled(kind="table", sql=sql, params=self.params.values, columns=[*names, label])
+
+    def having(self, label: str) -> str:
+        """`` HAVING v op n`` for the query's having(), or nothing."""
+        having = self.query.having
+        if having is None:
+            return ""
+        if having.calc.label != label:
+            raise self.fail(
+                f"having() refers to {having.calc.label} but the query calculates {label}",
+                having.calc.pos, f"write having({label} {having.op} ...)",
+            )  # fmt: skip
+        return f" HAVING v {having.op} {self.params.add('Float64', having.number)}"
 
     def timeseries(self, conditions: list[str], slice_: ast.Timeslice) -> Compiled:
         span_ms = (self.scope.end - self.scope.start) // _MS
@@ -280,7 +284,7 @@ class _Compiler:
         selected = ", ".join([bucket, *group_exprs, f"{aggregate} AS v"])
         sql = (
             f"SELECT {selected} FROM {EVENTS_TABLE} WHERE {' AND '.join(conditions)} "  # noqa: S608
-            f"GROUP BY {aliases} ORDER BY {aliases}"
+            f"GROUP BY {aliases}{self.having(label)} ORDER BY {aliases}"
         )
         return Compiled(
             kind="timeseries",
