@@ -124,12 +124,12 @@ def main() -> None:
     coverage = score(final.values(), truth)
     print(
         f"scenarios: {len(coverage.detected)} expectations detected, "
-        f"{len(coverage.missed)} missed, {len(coverage.unmapped)} without a rule"
+        f"{len(coverage.missed)} missed, {len(coverage.unmapped)} naming unknown rules"
     )
     for scenario, expect in coverage.missed:
         print(f"  MISSED {scenario}: {expect}")
     for scenario, expect in coverage.unmapped:
-        print(f"  no rule for {scenario}: {expect}")
+        print(f"  {scenario} expects {expect}, which is not a shipped rule")
     alerts = [a for a in final.values() if not a.notable]
     print(f"alerts: {len(alerts)}, notables: {len(final) - len(alerts)}")
     print("alerts and notables on background traffic, per rule:")
