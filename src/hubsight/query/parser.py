@@ -322,7 +322,7 @@ class _Builder:
         listy = op.endswith(("-ANY", "-ALL")) or op in {"IN", "IIN"}
         if listy != isinstance(value, ast.ValueList):
             wanted = "a list like [a, b]" if listy else "a single value"
-            raise self.fail(f"{op} takes {wanted}", _value_pos(value))
+            raise self.fail(f"{op} takes {wanted}", value.pos)
         key = ast.Key(str(key_token), _pos(key_token))
         return ast.Compare(key, op, negated, value, _pos(key_token))
 
@@ -378,10 +378,6 @@ def _token(item: object) -> Token:
 
 def _is_bool_op(node: Tree[Token] | Token) -> bool:
     return isinstance(node, Token) and node.type in {"AND", "OR"}
-
-
-def _value_pos(value: ast.Value) -> ast.Pos:
-    return value.pos
 
 
 _NUMBER = re.compile(r"([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)[A-Za-z%]*")
