@@ -13,7 +13,6 @@ from hubsight.simulate.directory import (
     user_target,
 )
 from hubsight.simulate.draft import Context
-from hubsight.simulate.geo import azure_ip
 from hubsight.simulate.tenant import User, new_id
 
 _DEPARTMENTS = ("Sales", "Finance", "Engineering", "Marketing", "Support", "Legal")
@@ -173,7 +172,7 @@ def everyday_operation(ctx: Context, when: datetime) -> Operation:
             if sp.name in ("terraform-deployer", "github-actions-deploy")
         ]
         sp = rng.choice(pipelines)
-        return Operation(action, scope, sp, azure_ip(rng), role="Contributor")
+        return Operation(action, scope, sp, rng.choice(sp.addresses), role="Contributor")
     person = rng.choice(tenant.admins) if tenant.admins else rng.choice(tenant.users)
     ip = tenant.office_ip if rng.random() < 0.7 else person.home.ip(rng)
     failed = rng.random() < 0.03

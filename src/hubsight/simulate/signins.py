@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from hubsight.simulate.draft import Context, Draft, Record, iso7, iso_offset, later
-from hubsight.simulate.geo import City, azure_ip, location
+from hubsight.simulate.geo import City, location
 from hubsight.simulate.tenant import Device, ServicePrincipal, User, new_id
 
 # The failure reasons Entra writes for the error codes the simulator uses.
@@ -436,7 +436,5 @@ def adfs_sign_in(ctx: Context, when: datetime, user: User, code: int = 0) -> Dra
 
 
 def workload_ip(ctx: Context, sp: ServicePrincipal) -> str:
-    """Where an app's sign-ins come from: Azure for most apps, the office for on-premises ones."""
-    if sp.name in ("hr-sync-prod", "servicenow-connector", "payroll-export"):
-        return ctx.tenant.office_ip
-    return azure_ip(ctx.rng)
+    """One of the few addresses an application's workload runs from."""
+    return ctx.rng.choice(sp.addresses)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from hubsight.simulate.geo import AZURE_REGIONS, CITIES, City
+from hubsight.simulate.geo import AZURE_REGIONS, CITIES, City, azure_ip
 
 # fmt: off
 _FIRST = (
@@ -134,6 +134,8 @@ class ServicePrincipal:
     credential_key_id: str
     resource: tuple[str, str]
     msi_resource_id: str | None = None
+    # The few outbound addresses the workload runs from (its App Service or VM egress).
+    addresses: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,6 +261,8 @@ def build_tenant(rng: random.Random, *, users: int = 200, domain: str = "contoso
         )
     subscriptions = (new_id(rng), new_id(rng))
     resources = _resources(rng, subscriptions)
+    on_premises = ("hr-sync-prod", "servicenow-connector", "payroll-export")
+    office_ip = headquarters.ip(rng)
     service_principals = tuple(
         ServicePrincipal(
             name,
@@ -266,6 +270,7 @@ def build_tenant(rng: random.Random, *, users: int = 200, domain: str = "contoso
             new_id(rng),
             new_id(rng),
             rng.choice((GRAPH, ARM, KEY_VAULT, STORAGE)),
+            addresses=(office_ip,) if name in on_premises else (azure_ip(rng), azure_ip(rng)),
         )
         for name in _SP_NAMES
     )
@@ -294,7 +299,7 @@ def build_tenant(rng: random.Random, *, users: int = 200, domain: str = "contoso
         tenant_id=tenant_id,
         domain=domain,
         headquarters=headquarters,
-        office_ip=headquarters.ip(rng),
+        office_ip=office_ip,
         users=tuple(people),
         admins=tuple(u for u in people if u.admin_roles),
         service_principals=service_principals,
