@@ -222,3 +222,10 @@ def test_export_honours_the_query_limit(store: EmbeddedStore) -> None:
 
 def test_base_is_inside_the_window() -> None:
     assert WINDOW[0] < BASE.isoformat() < WINDOW[1]
+
+
+def test_relative_bucket_counts_are_exact_with_a_sub_millisecond_now(store: EmbeddedStore) -> None:
+    now = NOW + timedelta(microseconds=123_456)
+    result = search(store, SearchRequest(query="timeslice(2)", last="2h"), now=now)
+    assert len(result.rows) == 2
+    assert result.window.end == NOW + timedelta(milliseconds=123)

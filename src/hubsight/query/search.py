@@ -204,13 +204,15 @@ def window_of(request: SearchRequest, now: datetime | None = None) -> TimeWindow
     if request.cursor:
         cursor = _decode_cursor(request)
         return TimeWindow(_from_ms(cursor.start_ms), _from_ms(cursor.end_ms))
-    return resolve_window(
+    window = resolve_window(
         now=now or datetime.now(UTC),
         last=request.last,
         start=request.start,
         end=request.end,
         tz_name=request.timezone,
     )
+    # The store keeps milliseconds: a finer bound would shift buckets and cursors by a hair.
+    return TimeWindow(_from_ms(_to_ms(window.start)), _from_ms(_to_ms(window.end)))
 
 
 def search(
