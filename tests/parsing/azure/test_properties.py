@@ -62,6 +62,8 @@ def _assert_accounted_for(events: list[Event], *, may_be_empty: bool = False) ->
         assert event.timestamp.tzinfo is not None
         if event.log_set is LogSet.UNPARSED_DATA:
             assert event.parse_error
+        blank = [f.name for f in msgspec.structs.fields(event) if getattr(event, f.name) == ""]
+        assert blank == [], "an empty string is an absent value"
         msgspec.json.decode(msgspec.json.encode(event))  # storable and readable back
 
 

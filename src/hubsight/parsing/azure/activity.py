@@ -16,6 +16,7 @@ import msgspec
 from hubsight.parsing.azure.normalize import (
     LocalizedText,
     TolerantDecoder,
+    blanks_to_none,
     encode_json,
     first_time,
     json_value,
@@ -185,8 +186,8 @@ class ActivityParser:
         head = decode_activity(record)
         category = (text_of(head.category) or "").lower()
         if category in self._admin:
-            return self._admin_event(record, ctx, head)
-        return self._service_event(record, ctx, head)
+            return blanks_to_none(self._admin_event(record, ctx, head))
+        return blanks_to_none(self._service_event(record, ctx, head))
 
     def _admin_event(self, record: bytes, ctx: RecordContext, head: ActivityRecord) -> Event:
         event = activity_event(record, ctx, head, LogSet.CLOUD_SERVICE_ADMIN_ACTIVITY, self._geoip)

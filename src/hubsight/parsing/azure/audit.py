@@ -13,6 +13,7 @@ import msgspec
 
 from hubsight.parsing.azure.normalize import (
     TolerantDecoder,
+    blanks_to_none,
     embedded,
     encode_json,
     first_time,
@@ -153,7 +154,7 @@ class AuditParser:
                 event.actor_type = "service_principal"
         set_source(event, address, self._geoip)
         _set_targets(event, entry.targetResources or [])
-        return event
+        return blanks_to_none(event)
 
 
 def _set_targets(event: Event, targets: list[_Target]) -> None:

@@ -21,6 +21,7 @@ from hubsight.parsing.azure.activity import (
 )
 from hubsight.parsing.azure.normalize import (
     TolerantDecoder,
+    blanks_to_none,
     encode_json,
     first_time,
     json_value,
@@ -86,8 +87,8 @@ class DefenderParser:
     def parse(self, record: bytes, ctx: RecordContext) -> Event:
         """Normalize an Activity Log ``Security`` record or an exported alert object."""
         if is_security_alert(record):
-            return self._exported(record, ctx)
-        return self._activity(record, ctx)
+            return blanks_to_none(self._exported(record, ctx))
+        return blanks_to_none(self._activity(record, ctx))
 
     def _activity(self, record: bytes, ctx: RecordContext) -> Event:
         head = decode_activity(record)

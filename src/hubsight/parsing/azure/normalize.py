@@ -223,6 +223,25 @@ def new_event(
     )
 
 
+_TEXT_FIELDS = tuple(
+    field.name
+    for field in msgspec.structs.fields(Event)
+    if typing.get_type_hints(Event)[field.name] == (str | None)
+)
+
+
+def blanks_to_none(event: Event) -> Event:
+    """Turn the empty strings Azure writes for "no value" into absent fields, and return ``event``.
+
+    This visits every text field (a few microseconds), so the sign-in parser, the hot path,
+    does the same per field instead.
+    """
+    for name in _TEXT_FIELDS:
+        if getattr(event, name) == "":
+            setattr(event, name, None)
+    return event
+
+
 def set_user(event: Event, name: str | None, default_domain: str | None) -> None:
     """Fill ``user`` (lower-cased UPN), ``account`` and ``account_domain`` from a user name."""
     if not name:

@@ -9,6 +9,7 @@ import msgspec
 from hubsight.parsing.azure.activity import normalize_result
 from hubsight.parsing.azure.normalize import (
     TolerantDecoder,
+    blanks_to_none,
     embedded,
     encode_json,
     first_time,
@@ -128,4 +129,4 @@ class ProvisioningParser:
                 for change in props.modifiedProperties or ()
             ]
         )
-        return event
+        return blanks_to_none(event)

@@ -12,6 +12,7 @@ import msgspec
 from hubsight.parsing.azure.normalize import (
     EntraLocation,
     TolerantDecoder,
+    blanks_to_none,
     embedded,
     entra_location,
     first_time,
@@ -144,4 +145,4 @@ class RiskParser:
             self._geoip,
             entra_location(props.location, None),
         )
-        return event
+        return blanks_to_none(event)

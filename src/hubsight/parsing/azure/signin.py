@@ -140,22 +140,22 @@ class SignInParser:
         event.error_code = code
         event.result = _result(code, head.resultType)
         if event.result != AuthResult.SUCCESS:
-            event.failure_reason = status.failureReason or head.resultDescription
+            event.failure_reason = status.failureReason or head.resultDescription or None
         if actor_type == "user":
             set_user(event, props.userPrincipalName or _upn_like(head.identity), ctx.default_domain)
-        event.application = props.appDisplayName or props.servicePrincipalName
-        event.application_id = props.appId
-        event.resource = props.resourceDisplayName
-        event.client_app = props.clientAppUsed
-        event.user_agent = props.userAgent
+        event.application = props.appDisplayName or props.servicePrincipalName or None
+        event.application_id = props.appId or None
+        event.resource = props.resourceDisplayName or None
+        event.client_app = props.clientAppUsed or None
+        event.user_agent = props.userAgent or None
         event.is_interactive = (
             props.isInteractive if props.isInteractive is not None else interactive
         )
         event.authentication_requirement = _requirement(props.authenticationRequirement)
         event.mfa_method = _mfa_method(props)
-        event.conditional_access_status = props.conditionalAccessStatus
-        event.risk_level = props.riskLevelDuringSignIn or props.riskLevelAggregated
-        event.risk_state = props.riskState
+        event.conditional_access_status = props.conditionalAccessStatus or None
+        event.risk_level = props.riskLevelDuringSignIn or props.riskLevelAggregated or None
+        event.risk_state = props.riskState or None
         device = props.deviceDetail
         if device is not None:
             event.device_id = device.deviceId or None
@@ -163,9 +163,9 @@ class SignInParser:
             event.browser = device.browser or None
             event.device_trust = device.trustType or ("compliant" if device.isCompliant else None)
         event.session_id = props.sessionId or None
-        event.correlation_id = head.correlationId or props.correlationId
-        event.tenant_id = head.tenantId or props.homeTenantId
-        event.resource_id = head.resourceId
+        event.correlation_id = head.correlationId or props.correlationId or None
+        event.tenant_id = head.tenantId or props.homeTenantId or None
+        event.resource_id = head.resourceId or None
         set_source(
             event,
             props.ipAddress or head.callerIpAddress,
