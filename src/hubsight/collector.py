@@ -37,7 +37,11 @@ StoredHook = Callable[[Sequence[Event]], None]
 class CollectorSettings:
     """How a collector batches and waits; tests shorten the waits."""
 
+    # Each store write makes one part of ~90 column files; small writes spend their time on that,
+    # so messages are gathered up to these limits or for ``linger_s`` after the first one.
     max_batch_messages: int = 1_000
+    max_batch_bytes: int = 64 * 1024 * 1024
+    linger_s: float = 0.3
     poll_timeout_s: float = 0.5
     queued_batches: int = 2
     no_data_after_s: float = 60.0
@@ -131,6 +135,9 @@ class _Run:
         self.unassigned_since = time.monotonic()
         self.last_data: float | None = None
         self.topic_check_due = False
+        self.pending: list[Message] = []
+        self.pending_bytes = 0
+        self.pending_since = 0.0
 
     # -- callbacks from the consumer (run on the consumer thread, inside poll) --
     def on_error(self, diagnosis: Diagnosis) -> None:
@@ -144,6 +151,8 @@ class _Run:
 
     def on_revoke(self, partitions: list[tuple[str, int]]) -> None:
         # Whatever was read from these partitions is stored and committed before they move.
+        if not self.writer_failed.is_set():
+            self.flush_pending()
         self.batches.join()
         self.commit_written(wait=True)
         if self.source is not None and len(self.source.assignment) <= len(partitions):
@@ -161,10 +170,33 @@ class _Run:
                 time.sleep(0.05)
                 continue
             source.resume()
-            messages = source.poll_batch(settings.max_batch_messages, settings.poll_timeout_s)
+            now = time.monotonic()
+            timeout = settings.poll_timeout_s
+            if self.pending:
+                timeout = max(0.0, min(timeout, self.pending_since + settings.linger_s - now))
+            room = settings.max_batch_messages - len(self.pending)
+            messages = source.poll_batch(room, timeout)
             if messages:
-                self._enqueue(messages)
+                if not self.pending:
+                    self.pending_since = now
+                self.pending.extend(messages)
+                self.pending_bytes += sum(len(m.value) for m in messages)
+            if self.pending and (
+                not messages
+                or len(self.pending) >= settings.max_batch_messages
+                or self.pending_bytes >= settings.max_batch_bytes
+                or time.monotonic() - self.pending_since >= settings.linger_s
+            ):
+                self.flush_pending()
             self._watch_idle(source)
+        if not self.writer_failed.is_set():
+            self.flush_pending()
+
+    def flush_pending(self) -> None:
+        if self.pending:
+            self._enqueue(self.pending)
+            self.pending = []
+            self.pending_bytes = 0
 
     def _enqueue(self, messages: list[Message]) -> None:
         self.last_data = time.monotonic()
