@@ -14,6 +14,7 @@ from typing import Any
 import msgspec
 
 from hubsight.errors import QueryError, StoreError
+from hubsight.query.ast import Query
 from hubsight.query.compiler import Compiled, CursorKey, ResultKind, Scope, compile_query
 from hubsight.query.params import bind
 from hubsight.query.parser import parse
@@ -23,6 +24,7 @@ from hubsight.store.base import EventStore
 DEFAULT_PAGE = 100
 # InsightIDR shows the top 40 groups unless limit() asks for more.
 DEFAULT_GROUPS = 40
+_FIRST_SLICE = timedelta(minutes=15)
 _POSITION = ("log_set", "log_name", "source_topic", "source_partition", "source_offset")
 
 
@@ -241,8 +243,11 @@ def search(
     wanted = (page_size if is_events else None) or query.limit or request.limit
     wanted = wanted or (DEFAULT_PAGE if is_events else DEFAULT_GROUPS)
     shown = min(wanted, limits.result_cap)
-    compiled = compile_query(query, scope, limit=shown + 1, cursor=cursor)
-    rows, elapsed, timed_out = run(store, compiled, limits)
+    if is_events:
+        compiled, rows, elapsed, timed_out = _events(store, query, scope, shown + 1, cursor, limits)
+    else:
+        compiled = compile_query(query, scope, limit=shown + 1, cursor=cursor)
+        rows, elapsed, timed_out = run(store, compiled, limits)
     result = SearchResult(
         kind=compiled.kind, window=window, elapsed_ms=elapsed, time_limit_hit=timed_out
     )
@@ -263,6 +268,40 @@ def search(
         return result
     result.rows, result.result_cap_hit = _series(rows, compiled, window, limits.result_cap)
     return result
+
+
+def _events(
+    store: EventStore,
+    query: Query,
+    scope: Scope,
+    limit: int,
+    cursor: CursorKey | None,
+    limits: SearchLimits,
+) -> tuple[Compiled, list[dict[str, Any]], float, bool]:
+    """The first ``limit`` events in sort order, reading as little of the window as it can.
+
+    The newest events of a busy search lie in the last minutes of the window: the search runs
+    over a growing slice at the sorted end (15 minutes, then 8 times longer each step) and stops
+    as soon as a slice holds ``limit`` events, which are then the first of the whole window.
+    A rare match costs about 1/7 more than one pass over the window.
+    """
+    descending = query.sort != "asc"
+    anchor = cursor.values[0] if cursor else (scope.end if descending else scope.start)
+    span = _FIRST_SLICE
+    elapsed = 0.0
+    while True:
+        if descending:
+            part = replace(scope, start=max(scope.start, anchor - span))
+            whole = part.start == scope.start
+        else:
+            part = replace(scope, end=min(scope.end, anchor + span))
+            whole = part.end == scope.end
+        compiled = compile_query(query, part, limit=limit, cursor=cursor)
+        rows, took, timed_out = run(store, compiled, limits)
+        elapsed += took
+        if whole or len(rows) >= limit or timed_out:
+            return compiled, rows, elapsed, timed_out
+        span *= 8
 
 
 def _series(
