@@ -55,12 +55,42 @@ def test_all_expands_to_every_scenario(tmp_path: Path) -> None:
     assert len(truth.read_text().splitlines()) == 12
 
 
+def test_export_layout_round_trips_through_import(tmp_path: Path, data_dir: Path) -> None:
+    export, bodies = tmp_path / "export", tmp_path / "bodies.jsonl"
+    args = ["--start", "2026-11-24T08:30:00Z", "--duration", "1h", "--rate", "2",
+            "--scenario", "defender-alert", "--scenario", "list-keys"]  # fmt: skip
+    assert _run(*args, "--out", str(bodies))[0] == 0
+    code, _, err = _run(*args, "--export", str(export))
+    assert code == 0, err
+    records = [
+        r for b in bodies.read_bytes().splitlines() for r in msgspec.json.decode(b)["records"]
+    ]
+    alerts = [r for r in records if "category" not in r]
+    assert alerts
+    files = sorted(p.relative_to(export).as_posix() for p in export.rglob("PT1H.json"))
+    assert any(f.startswith("insights-activity-logs/resourceId=/SUBSCRIPTIONS/") for f in files)
+    assert any(f.startswith("insights-logs-signinlogs/tenantId=") for f in files)
+    assert all("/y=2026/m=11/d=24/h=0" in f for f in files)
+    lines = sum(len((export / f).read_bytes().splitlines()) for f in files)
+    # Defender continuous-export alerts are not part of a storage-account export.
+    assert lines == len(records) - len(alerts)
+
+    result = CliRunner().invoke(
+        cli, ["--data-dir", str(data_dir), "import", "--log-name", "archive", str(export)]
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["files"] == len(files)
+    assert summary["events"] == lines
+
+
 @pytest.mark.parametrize(
     ("args", "problem"),
     [
         (["--count", "10", "--duration", "1h"], "cannot be combined"),
         (["--scenario", "teleport"], "unknown scenario 'teleport'"),
         (["--kafka", "localhost:9092"], "--kafka needs --topic"),
+        (["--out", "x.jsonl", "--export", "dir"], "cannot be combined"),
         (["--duration", "soon"], "cannot read the duration 'soon'"),
         (["--start", "yesterday", "--count", "5"], "cannot read the start time"),
         (["--start", "2026-11-24T08:00:00", "--count", "5"], "has no time zone"),

@@ -16,7 +16,7 @@ import click
 from hubsight.errors import ConfigError
 from hubsight.simulate import SCENARIOS, Simulation, SimulationConfig
 from hubsight.simulate.engine import TruthSink
-from hubsight.simulate.sinks import KafkaSink, LinesSink, Sink
+from hubsight.simulate.sinks import ExportSink, KafkaSink, LinesSink, Sink
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
@@ -77,6 +77,12 @@ def _parse_start(text: str | None) -> datetime | None:
     default=None,
     help="Write one message body per line to FILE ('-' or nothing: stdout).",
 )
+@click.option(
+    "--export",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Write records into DIR laid out like a storage-account export (for hubsight import).",
+)
 @click.option("--kafka", metavar="HOST:PORT", default=None, help="Produce to this Kafka broker.")
 @click.option("--topic", default=None, help="Kafka topic (with --kafka).")
 @click.option(
@@ -101,6 +107,7 @@ def simulate(
     users: int,
     domain: str,
     out: Path | None,
+    export: Path | None,
     kafka: str | None,
     topic: str | None,
     truth: Path | None,
@@ -109,8 +116,10 @@ def simulate(
     """Generate Event Hub messages ({"records": [...]}, at most 1 MB) of a simulated tenant."""
     if duration is not None and count is not None:
         raise ConfigError("--duration and --count cannot be combined", hint="choose one")
-    if kafka is not None and out is not None:
-        raise ConfigError("--out and --kafka cannot be combined", hint="choose one destination")
+    if sum(x is not None for x in (out, export, kafka)) > 1:
+        raise ConfigError(
+            "--out, --export and --kafka cannot be combined", hint="choose one destination"
+        )
     if kafka is not None and not topic:
         raise ConfigError("--kafka needs --topic", hint="add --topic NAME")
     names = tuple(n for s in scenarios for n in (SCENARIOS if s == "all" else (s,)))
@@ -134,6 +143,8 @@ def simulate(
         sink: Sink
         if kafka is not None:
             sink = KafkaSink(kafka, topic or "")
+        elif export is not None:
+            sink = ExportSink(export)
         elif out is None or str(out) == "-":
             sink = LinesSink(sys.stdout.buffer)
         else:

@@ -410,9 +410,10 @@ def key_vault_audit(
         "callerIpAddress": ip,
         "identity": {
             "claim": {
-                "http://schemas.microsoft.com/identity/claims/objectidentifier": caller.object_id,
+                "oid": caller.object_id,
                 "appid": caller.app_id,
-                "http://schemas.microsoft.com/identity/claims/tenantid": ctx.tenant.tenant_id,
+                "appidacr": "2",
+                "xms_mirid": caller.msi_resource_id,
             }
         },
         "properties": {

@@ -1,9 +1,12 @@
-"""Where simulated messages go: a file or stdout (one message body per line), or a Kafka topic."""
+"""Where simulated messages go: a file or stdout (one message body per line), a Kafka topic, or
+a folder laid out like Azure's storage-account export."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import IO, Any, Protocol
 
+import msgspec
 from confluent_kafka import KafkaError, KafkaException, Producer
 
 from hubsight.errors import HubsightError
@@ -36,6 +39,66 @@ class LinesSink:
     def close(self) -> None:
         """Flush the stream (the caller owns it and closes it)."""
         self._stream.flush()
+
+
+class _Envelope(msgspec.Struct):
+    records: list[msgspec.Raw]
+
+
+class _Where(msgspec.Struct):
+    time: str = ""
+    resourceId: str = ""  # Azure's spelling
+    tenantId: str = ""
+
+
+_ACTIVITY_LOG = frozenset(
+    {"Administrative", "Policy", "Security", "ServiceHealth", "ResourceHealth", "Alert",
+     "Autoscale", "Recommendation"}
+)  # fmt: skip
+
+
+class ExportSink:
+    """Records as a diagnostic setting archives them to a storage account: one JSON record per
+    line in ``insights-logs-<category>/.../y=YYYY/m=MM/d=DD/h=HH/m=00/PT1H.json`` (the Activity
+    Log in ``insights-activity-logs``). Defender continuous-export alerts are not archived this
+    way and are left out."""
+
+    def __init__(self, root: Path) -> None:
+        self._root = root
+        self._envelope = msgspec.json.Decoder(_Envelope)
+        self._where = msgspec.json.Decoder(_Where)
+        self.skipped = 0
+
+    def send(self, message: SimMessage) -> None:
+        """Append each record of the message to the file of its category and hour."""
+        if message.category == "SecurityAlert":
+            self.skipped += message.records
+            return
+        lines: dict[Path, list[bytes]] = {}
+        for raw in self._envelope.decode(message.body).records:
+            record = bytes(raw)
+            lines.setdefault(self._path(message.category, self._where.decode(record)), []).append(
+                record
+            )
+        for path, records in lines.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("ab") as handle:
+                handle.write(b"\n".join(records) + b"\n")
+
+    def _path(self, category: str, where: _Where) -> Path:
+        stamp = where.time
+        hour = f"y={stamp[:4]}/m={stamp[5:7]}/d={stamp[8:10]}/h={stamp[11:13]}/m=00/PT1H.json"
+        if category in _ACTIVITY_LOG:
+            subscription = where.resourceId.split("/")[2].upper()
+            folder = f"insights-activity-logs/resourceId=/SUBSCRIPTIONS/{subscription}"
+        elif where.tenantId:
+            folder = f"insights-logs-{category.lower()}/tenantId={where.tenantId}"
+        else:
+            folder = f"insights-logs-{category.lower()}/resourceId={where.resourceId}"
+        return self._root / folder / hour
+
+    def close(self) -> None:
+        """Nothing is buffered: every message was appended when sent."""
 
 
 class KafkaSink:
