@@ -98,7 +98,7 @@ class _Context:
         return self._options.baseline_horizon
 
     def window(self, key: str) -> Window:
-        """The rule's window for ``key``, marked as changed."""
+        """The rule's window for ``key``; saved at the end of the batch if it changed."""
         wkey = (self._rule_id, key)
         window = self._state.windows.get(wkey)
         if window is None:
@@ -364,16 +364,17 @@ class DetectionEngine:
         state = self._state
         now = time.time()
         with self.db.transaction() as conn:
+            gone, kept = [], []
             for wkey in state.dirty_windows:
                 window = state.windows.get(wkey)
                 if window is None or not len(window):
                     state.windows.pop(wkey, None)
-                    conn.execute("DELETE FROM windows WHERE rule_id = ? AND key = ?", wkey)
-                else:
-                    conn.execute(
-                        "INSERT OR REPLACE INTO windows VALUES (?, ?, ?)",
-                        (*wkey, _entries_codec.encode(window.entries())),
-                    )
+                    gone.append(wkey)
+                elif window.changed:
+                    window.changed = False
+                    kept.append((*wkey, _entries_codec.encode(window.entries())))
+            conn.executemany("DELETE FROM windows WHERE rule_id = ? AND key = ?", gone)
+            conn.executemany("INSERT OR REPLACE INTO windows VALUES (?, ?, ?)", kept)
             if (
                 flush_baselines
                 or now - state.baselines_saved_at >= self.options.baseline_flush_seconds

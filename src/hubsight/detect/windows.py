@@ -28,11 +28,13 @@ class Entry(msgspec.Struct, frozen=True, array_like=True):
 class Window:
     """Entries of one rule and key, ordered by event time."""
 
-    __slots__ = ("_entries", "_times")
+    __slots__ = ("_entries", "_times", "changed")
 
     def __init__(self, entries: list[Entry] | None = None) -> None:
         self._entries: list[Entry] = sorted(entries or [], key=_order)
         self._times: list[float] = [e.ts for e in self._entries]
+        # Set by every change, cleared by whoever saves the window.
+        self.changed = False
 
     def add(self, entry: Entry) -> bool:
         """Insert ``entry`` in time order; False (and no change) when it is already there."""
@@ -43,6 +45,7 @@ class Window:
                 return False
         self._times.insert(hi, entry.ts)
         self._entries.insert(hi, entry)
+        self.changed = True
         return True
 
     def between(self, start: float, end: float) -> list[Entry]:
@@ -55,6 +58,7 @@ class Window:
         if cut:
             del self._entries[:cut]
             del self._times[:cut]
+            self.changed = True
         return cut > 0
 
     def entries(self) -> list[Entry]:
