@@ -17,6 +17,7 @@ install: $(STAMP)
 
 ## Start the collector, the API and a demo Azure feed on the embedded store (no Azure needed).
 run: $(STAMP)
+	-bash scripts/fetch-geoip.sh --if-missing $${HUBSIGHT_DATA_DIR:-data}
 	$(BIN)/hubsight --data-dir $${HUBSIGHT_DATA_DIR:-data} run --demo
 
 lint: $(STAMP)
@@ -27,6 +28,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 unit: $(STAMP)
+	sh scripts/test-deps.sh
 	$(BIN)/pytest
 
 ## Lint, type-check and run the whole suite, broker tests included.
