@@ -75,14 +75,17 @@ def make_messages(records: list[dict[str, Any]], per_message: int) -> list[Messa
 
 
 def best_rates(runs: list[Callable[[], int]], repeats: int) -> list[float]:
-    """Records per second of the fastest of ``repeats`` runs of each; runs alternate so that a
-    busy moment on a shared machine does not favour one of them."""
+    """Records per CPU-second of the fastest of ``repeats`` runs of each.
+
+    CPU time of this single-threaded process is what one core delivers, even when other work
+    shares the machine; runs alternate so that a busy moment does not favour one of them.
+    """
     best = [0.0] * len(runs)
     for _ in range(repeats):
         for index, run in enumerate(runs):
-            started = time.perf_counter()
+            started = time.process_time()
             records = run()
-            best[index] = max(best[index], records / (time.perf_counter() - started))
+            best[index] = max(best[index], records / (time.process_time() - started))
     return best
 
 

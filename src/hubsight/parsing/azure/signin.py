@@ -16,7 +16,6 @@ from hubsight.parsing.azure.normalize import (
     as_int,
     embedded,
     entra_location,
-    first_time,
     new_event,
     set_source,
     set_user,
@@ -25,6 +24,7 @@ from hubsight.parsing.base import RecordContext
 from hubsight.parsing.errorcodes import AuthResult, result_for
 from hubsight.parsing.event import Event, LogSet
 from hubsight.parsing.geoip import GeoIP
+from hubsight.parsing.timeparse import parse_time
 
 # category -> (log set, actor type, interactive unless the record says otherwise)
 SIGNIN_CATEGORIES: dict[str, tuple[LogSet, str, bool]] = {
@@ -127,8 +127,8 @@ class SignInParser:
             ctx,
             log_set=log_set,
             category=category,
-            timestamp=first_time(props.createdDateTime, head.time),
-            azure_time=first_time(head.time),
+            timestamp=parse_time(props.createdDateTime),
+            azure_time=parse_time(head.time),
         )
         event.operation = head.operationName or "Sign-in activity"
         event.service = _SERVICE
