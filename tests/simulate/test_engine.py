@@ -114,7 +114,7 @@ def test_sign_in_records_are_as_large_as_real_ones() -> None:
     sizes = [
         len(msgspec.json.encode(r)) for body in bodies for r in msgspec.json.decode(body)["records"]
     ]
-    assert 2000 < sum(sizes) / len(sizes) < 6000
+    assert 2000 < sum(sizes) / len(sizes) < 5000
 
 
 def test_generate_messages_returns_exactly_that_many_bodies() -> None:

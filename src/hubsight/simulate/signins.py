@@ -237,7 +237,6 @@ def user_sign_in(ctx: Context, when: datetime, sign_in: SignIn) -> Draft:
         "tokenIssuerType": "AzureAD",
         "authenticationProcessingDetails": [
             {"key": "Legacy TLS (TLS 1.0, 1.1, 3DES)", "value": "False"},
-            {"key": "Oauth Scope Info", "value": '["openid","profile","offline_access"]'},
             {"key": "Is CAE Token", "value": "True"},
         ],
         "networkLocationDetails": [

@@ -187,7 +187,6 @@ _CA_POLICIES = (
         "Require compliant or hybrid joined device",
         ("RequireCompliantDevice", "RequireDomainJoinedDevice"),
     ),
-    ("Require MFA outside trusted locations", ("Mfa",)),
     ("Sign-in risk: require MFA for medium and high", ("Mfa",)),
 )
 
