@@ -117,6 +117,7 @@ class _Batch:
 @dataclass(slots=True)
 class _Instance:
     plant: Planted
+    end: datetime
     remaining: int
     refs: list[dict[str, Any]] = field(default_factory=list)
 
@@ -198,9 +199,11 @@ class Simulation:
                 return planted
             plant = SCENARIOS[names[planted % len(names)]](self.ctx, now)
             index = len(self._instances)
-            self._instances.append(_Instance(plant, len(plant.drafts)))
+            self._instances.append(_Instance(plant, plant.end, len(plant.drafts)))
             for draft in plant.drafts:
                 self._push(draft, index)
+            # The records now wait in the heap; a live run plants forever, so keep no copies.
+            plant.drafts.clear()
             planted += 1
 
     def _generate(self, now: datetime, step: timedelta) -> None:
@@ -269,31 +272,35 @@ class Simulation:
         del self._batches[category]
         body = b'{"records":[' + b",".join(batch.parts) + b"]}"
         message = SimMessage(self._sequence, body, category, enqueued, len(batch.parts))
-        for index, (instance, key) in enumerate(batch.tags):
-            if instance is not None:
-                self._record_truth(instance, category, key, index)
+        if self._truth is not None:
+            for index, (instance, key) in enumerate(batch.tags):
+                if instance is not None:
+                    self._record_truth(self._truth, instance, category, key, index)
         self._sequence += 1
         return message
 
-    def _record_truth(self, instance: int, category: str, key: str, index: int) -> None:
+    def _record_truth(
+        self, truth: TruthSink, instance: int, category: str, key: str, index: int
+    ) -> None:
         entry = self._instances[instance]
         entry.refs.append(
             {"message": self._sequence, "index": index, "category": category, "key": key}
         )
         entry.remaining -= 1
-        if entry.remaining == 0 and self._truth is not None:
+        if entry.remaining == 0:
             plant = entry.plant
-            self._truth(
+            refs, entry.refs = entry.refs, []
+            truth(
                 {
                     "scenario": plant.name,
                     "instance": instance,
                     "description": plant.description,
                     "start": plant.start.isoformat(),
-                    "end": plant.end.isoformat(),
+                    "end": entry.end.isoformat(),
                     "user": plant.user,
                     "source_ips": plant.source_ips,
                     "expect": plant.expect,
-                    "records": entry.refs,
+                    "records": refs,
                 }
             )
 
