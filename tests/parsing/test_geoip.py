@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import maxminddb
@@ -17,6 +18,7 @@ from hubsight.parsing.geoip import (
     IpScope,
     classify,
     country_name,
+    describe_geoip,
     geoip_paths,
     open_geoip,
     split_address,
@@ -195,3 +197,14 @@ def test_address_fields_are_read_once_per_distinct_text(databases: Path) -> None
     assert private.location is None
     assert geo.source("garbage") is None
     assert geo.source("") is None
+
+
+def test_status_description_names_files_types_and_build_dates(databases: Path) -> None:
+    described = describe_geoip(databases, None)
+    assert [(Path(d["path"]).name, d["type"]) for d in described] == [
+        ("city-ipv4.mmdb", "dbip-city-lite"),
+        ("city-ipv6.mmdb", "GeoLite2-City"),
+        ("zz-asn.mmdb", "asn"),
+    ]
+    built = maxminddb.open_database(str(databases / "zz-asn.mmdb")).metadata().build_epoch
+    assert described[2]["built"] == datetime.fromtimestamp(built, tz=UTC).date().isoformat()

@@ -337,3 +337,19 @@ def open_geoip(paths: Sequence[Path]) -> GeoIP:
             )
         )
     return GeoIP(databases=readers, info=info)
+
+
+def describe_geoip(configured: str | Path | None, data_dir: Path | None) -> list[dict[str, str]]:
+    """What ``hubsight status`` shows about GeoIP: each database file, its type and build date.
+
+    Raises ``ConfigError`` when a configured database is missing or unreadable.
+    """
+    geo = open_geoip(geoip_paths(configured, data_dir))
+    return [
+        {
+            "path": info.path,
+            "type": info.database_type,
+            "built": info.built.date().isoformat(),
+        }
+        for info in geo.info
+    ]
