@@ -90,9 +90,9 @@ def _run(engine: DetectionEngine, events: Sequence[Event]) -> dict[str, Alert]:
 # Rules that judge "new" against the baseline as it stands when an event arrives: their
 # verdicts depend on arrival order by design (see hubsight.detect.baseline).
 BASELINE_RULES = {cls.meta.id for cls in BUILTIN_RULES if cls.meta.uses_baseline}
-# Rules that keep one representative of near-identical sign-ins (same place or an uninterrupted
-# run of successes within minutes): the alerts are the same, the representative may differ.
-THINNED_RULES = {"auth.impossible_travel", "auth.brute_force_success", "auth.mfa_fatigue_success"}
+# Rules that keep one representative of an uninterrupted run of successes within minutes: the
+# alerts are the same, the success they cite may differ.
+THINNED_RULES = {"auth.brute_force_success", "auth.mfa_fatigue_success"}
 
 
 def _view(alerts: dict[str, Alert]) -> dict[str, tuple[Any, ...]]:

@@ -99,11 +99,16 @@ class UserBaseline(msgspec.Struct):
 
     def remember(self, signin: SignIn) -> None:
         """Keep ``signin`` among the most recent successful sign-ins (by event time)."""
-        if signin in self.recent:
+        recent = self.recent
+        if not recent or signin.ts > recent[-1].ts:
+            recent.append(signin)
+        elif signin in recent:
             return
-        self.recent.append(signin)
-        self.recent.sort(key=lambda s: s.ts)
-        del self.recent[:-RECENT_SIGNINS]
+        else:
+            recent.append(signin)
+            recent.sort(key=lambda s: s.ts)
+        if len(recent) > RECENT_SIGNINS:
+            del recent[:-RECENT_SIGNINS]
 
     def prune(self, before: float) -> bool:
         """Forget values last seen before ``before``; True when anything was forgotten."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -120,6 +120,10 @@ class _Context:
         return {key: from_epoch(ts) for key, ts in self._state.sources.items()}
 
 
+# A rule as the dispatch table holds it: the rule, its context, its exceptions, windowed or not.
+_Target = tuple[Rule[Any], _Context, RuleExceptions | None, bool]
+
+
 class DetectionEngine:
     """Runs rules over batches of events and keeps alerts in the detection database."""
 
@@ -141,7 +145,7 @@ class DetectionEngine:
         }
         self._state = _State()
         self._contexts = {r.meta.id: _Context(r.meta.id, self._state, options) for r in rules}
-        self._dispatch: dict[tuple[str, str | None], list[Rule[Any]]] = {}
+        self._dispatch: dict[tuple[str, str | None], list[_Target]] = {}
         # Alerts of the current batch; in memory only when not persisting (replays).
         self._pending: dict[str, Alert] = {}
         self._created: set[str] = set()
@@ -166,47 +170,55 @@ class DetectionEngine:
                 self.stats.too_late += 1
             elif state.started is None or ts < state.started:
                 state.started = ts
-            rules = self._dispatch.get((event.log_set, event.result))
-            if rules is None:
-                rules = self._rules_for(event.log_set, event.result)
-            for rule in rules:
-                if late and rule.meta.windowed:
+            targets = self._dispatch.get((event.log_set, event.result))
+            if targets is None:
+                targets = self._targets(event.log_set, event.result)
+            for rule, ctx, rule_exceptions, windowed in targets:
+                if late and windowed:
                     continue
-                rule_exceptions = self._exceptions.get(rule.meta.id)
                 if rule_exceptions is not None and rule_exceptions.matches(event):
                     continue
-                self._run(rule, rule.evaluate(event, self._contexts[rule.meta.id]))
+                try:
+                    for finding in rule.evaluate(event, ctx):
+                        self._fold(rule, finding)
+                except Exception as exc:  # noqa: BLE001 - one failing rule must not stop the others
+                    self._failed(rule, exc)
             if event.log_set in _AUTH and event.result == "SUCCESS":
                 self._observe(event, ts)
         if state.watermark - state.pruned_at >= _PRUNE_EVERY:
             self._prune()
         return self._commit()
 
-    def _rules_for(self, log_set: LogSet, result: str | None) -> list[Rule[Any]]:
-        rules = [
-            rule
+    def _targets(self, log_set: LogSet, result: str | None) -> list[_Target]:
+        targets = [
+            (
+                rule,
+                self._contexts[rule.meta.id],
+                self._exceptions.get(rule.meta.id),
+                rule.meta.windowed,
+            )
             for rule in self.rules
             if log_set in rule.meta.log_sets
             and (rule.meta.results is None or result in rule.meta.results)
         ]
-        self._dispatch[(log_set, result)] = rules
-        return rules
+        self._dispatch[(log_set, result)] = targets
+        return targets
 
     def tick(self, now: datetime) -> list[Alert]:
         """Let rules that watch the clock (silent sources) speak; call it every minute or so."""
         for rule in self.rules:
-            self._run(rule, rule.check(now, self._contexts[rule.meta.id]))
+            try:
+                for finding in rule.check(now, self._contexts[rule.meta.id]):
+                    self._fold(rule, finding)
+            except Exception as exc:  # noqa: BLE001 - one failing rule must not stop the others
+                self._failed(rule, exc)
         return self._commit()
 
-    def _run(self, rule: Rule[Any], findings: Iterable[Finding]) -> None:
-        try:
-            for finding in findings:
-                self._fold(rule, finding)
-        except Exception as exc:  # noqa: BLE001 - one failing rule must not stop the others
-            rule_id = rule.meta.id
-            self.stats.rule_errors[rule_id] = self.stats.rule_errors.get(rule_id, 0) + 1
-            self.stats.last_rule_error[rule_id] = f"{type(exc).__name__}: {exc}"
-            log.warning("rule %s failed: %s", rule_id, exc)
+    def _failed(self, rule: Rule[Any], exc: Exception) -> None:
+        rule_id = rule.meta.id
+        self.stats.rule_errors[rule_id] = self.stats.rule_errors.get(rule_id, 0) + 1
+        self.stats.last_rule_error[rule_id] = f"{type(exc).__name__}: {exc}"
+        log.warning("rule %s failed: %s", rule_id, exc)
 
     def _fold(self, rule: Rule[Any], finding: Finding) -> None:
         meta = rule.meta

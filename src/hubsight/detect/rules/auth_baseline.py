@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from functools import cached_property
@@ -25,8 +26,10 @@ from hubsight.detect.rules.signals import (
     entry_of,
     great_circle_km,
     public_ip,
+    refs,
     signin,
 )
+from hubsight.detect.windows import Entry, Window
 from hubsight.errors import ConfigError
 from hubsight.parsing.event import Event
 
@@ -117,7 +120,35 @@ class TravelConfig(RuleConfig):
         return any(address in net for net in self._vpn_networks)
 
 
-_SAME_PLACE = 600.0
+class _Places:
+    """One user's window entries grouped by place and sorted by time, for range queries.
+
+    Derived from the persisted window (rebuilt whenever the two disagree), so it needs no
+    saving of its own.
+    """
+
+    def __init__(self, window: Window) -> None:
+        self.window = window
+        self.size = 0
+        self.by_place: dict[str, tuple[list[float], list[Entry]]] = {}
+        for entry in window:
+            self.add(entry)
+
+    def add(self, entry: Entry) -> None:
+        times, entries = self.by_place.setdefault(_place(entry), ([], []))
+        index = bisect_right(times, entry.ts)
+        times.insert(index, entry.ts)
+        entries.insert(index, entry)
+        self.size += 1
+
+    def near(self, place: str, start: float, end: float) -> list[Entry]:
+        times, entries = self.by_place[place]
+        return entries[bisect_left(times, start) : bisect_right(times, end)]
+
+
+def _place(entry: Entry) -> str:
+    lat, lon, _ = entry.value.split(",", 2)
+    return f"{lat},{lon}"
 
 
 class ImpossibleTravel(Rule[TravelConfig]):
@@ -138,6 +169,11 @@ class ImpossibleTravel(Rule[TravelConfig]):
     )
     config_type = TravelConfig
 
+    def __init__(self, config: TravelConfig) -> None:
+        super().__init__(config)
+        self._places: dict[str, _Places] = {}
+        self._bucket = config.dedup_minutes * 60.0
+
     def retention(self) -> timedelta:
         """Pairs are looked for within ``window_hours``."""
         return timedelta(hours=self.config.window_hours)
@@ -150,42 +186,48 @@ class ImpossibleTravel(Rule[TravelConfig]):
         if public_ip(event) is None or self.config.is_vpn(event):
             return
         window = ctx.window(user)
-        place = f"{lat:.3f},{lon:.3f},"
-        ts = event.timestamp.timestamp()
-        # Another sign-in from the same place minutes apart adds no new pair worth checking;
-        # skipping it keeps windows small for users with thousands of token refreshes.
-        if any(
-            o.value.startswith(place) for o in window.between(ts - _SAME_PLACE, ts + _SAME_PLACE)
-        ):
+        entry = entry_of(event, f"{lat:.3f},{lon:.3f},{event.geoip_country_code or '?'}")
+        places = self._places.get(user)
+        if places is None or places.window is not window or places.size != len(window):
+            places = self._places[user] = _Places(window)
+        if not window.add(entry):
             return
-        entry = entry_of(event, f"{place}{event.geoip_country_code or '?'},{event.source_ip}")
-        window.add(entry)
+        places.add(entry)
+        here = _place(entry)
+        limit = self.config.max_speed_kmh
         span = self.config.window_hours * 3600.0
-        distances: dict[str, float] = {}
-        for other in window.between(entry.ts - span, entry.ts + span):
-            olat, olon, _ = other.value.split(",", 2)
-            other_place = f"{olat},{olon},"
-            if other_place == place:
+        for other, _ in places.by_place.items():
+            if other == here:
                 continue
-            km = distances.get(other_place)
-            if km is None:
-                km = distances[other_place] = great_circle_km(lat, lon, float(olat), float(olon))
-            hours = max(abs(entry.ts - other.ts) / 3600.0, 1 / 60)
-            if km < self.config.min_distance_km or km / hours <= self.config.max_speed_kmh:
+            olat, olon = (float(v) for v in other.split(","))
+            km = great_circle_km(lat, lon, olat, olon)
+            if km < self.config.min_distance_km:
                 continue
-            first, second = sorted((entry, other), key=lambda e: (e.ts, e.ref))
-            route = " -> ".join(e.value.split(",")[2] for e in (first, second))
-            # The pair is reported once, by whichever of the two sign-ins arrived last.
-            yield Finding(
-                entity=user,
-                title=f"Impossible travel for {user}: {route}",
-                at=from_epoch(second.ts),
-                evidence=[first.ref, second.ref],
-                user=user,
-                source_ip=event.source_ip,
-                baseline=f"{km:.0f} km in {hours * 60:.0f} min ({km / hours:.0f} km/h, "
-                f"limit {self.config.max_speed_kmh:.0f})",
-            )
+            # Too fast means closer in time than the distance allows at the speed limit.
+            reach = min(km / limit * 3600.0, span)
+            # Every violating pair is reported (grouped by the dedup bucket of its later
+            # sign-in), so the alerts do not depend on which sign-in arrived first.
+            buckets: dict[int, list[Entry]] = {}
+            for hit in places.near(other, entry.ts - reach, entry.ts + reach):
+                if abs(hit.ts - entry.ts) < reach:
+                    buckets.setdefault(int(max(hit.ts, entry.ts) // self._bucket), []).append(hit)
+            for hits in buckets.values():
+                yield self._finding(user, entry, hits, km)
+
+    def _finding(self, user: str, entry: Entry, hits: list[Entry], km: float) -> Finding:
+        closest = min(hits, key=lambda h: abs(h.ts - entry.ts))
+        first, second = sorted((entry, closest), key=lambda e: (e.ts, e.ref))
+        hours = max(abs(entry.ts - closest.ts) / 3600.0, 1 / 60)
+        route = " -> ".join(e.value.split(",")[2] for e in (first, second))
+        return Finding(
+            entity=user,
+            title=f"Impossible travel for {user}: {route}",
+            at=from_epoch(max(e.ts for e in (entry, *hits))),
+            evidence=refs([entry, *hits]),
+            user=user,
+            baseline=f"{km:.0f} km in {hours * 60:.0f} min ({km / hours:.0f} km/h, "
+            f"limit {self.config.max_speed_kmh:.0f})",
+        )
 
     @classmethod
     def examples(cls) -> Sequence[Example]:
