@@ -90,6 +90,9 @@ def kafka_source(name: str, bootstrap: str, topic: str, **overrides: Any) -> Sou
         "topics": [topic],
         "keep_unparsed": True,
         "tuning": FAST_TUNING,
+        # A group of its own: a shared group would make every test wait for the rebalances of
+        # the members other tests left behind.
+        "consumer_group": f"hubsight-{uuid.uuid4().hex[:8]}",
         **overrides,
     }
     return make_source(data)

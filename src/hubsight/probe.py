@@ -22,7 +22,7 @@ from hubsight.parsing.envelope import split_message
 from hubsight.parsing.pipeline import record_category
 from hubsight.sources.config import EventHubsProfile, SourceConfig
 from hubsight.sources.diagnose import Problem
-from hubsight.sources.kafka import client_settings, diagnose, explain
+from hubsight.sources.kafka import CLIENT_LOG, client_settings, diagnose, explain
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +137,7 @@ class _Prober:
         settings.pop("statistics.interval.ms")
         settings["group.id"] = f"hubsight-test-{uuid.uuid4().hex[:8]}"
         settings["error_cb"] = lambda e: errors.append((e.name(), e.str()))
+        settings["logger"] = CLIENT_LOG
         return Consumer(settings), errors
 
     def sasl(self) -> Step:

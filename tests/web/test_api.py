@@ -7,13 +7,14 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from support import PLANTED_KEY, assert_no_secret, connection_string, produce
 
 from hubsight.devbroker import LocalBroker
 from hubsight.service import Service
 from hubsight.store.catalog import Catalog
 from hubsight.store.embedded import EmbeddedStore
 from hubsight.web.api import create_app
+
+from support import PLANTED_KEY, assert_no_secret, connection_string, produce
 
 HOST = "contoso-logs.servicebus.windows.net"
 

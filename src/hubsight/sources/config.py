@@ -85,8 +85,18 @@ class KafkaProfile(_Strict):
             raise ValueError(f"bootstrap must be host:port[,host:port...], not {value!r}")
         return ",".join(servers)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _ca_means_tls(cls, data: object) -> object:
+        # A CA file is only ever given to verify TLS: take it as asking for TLS.
+        if isinstance(data, dict) and data.get("tls_ca") and "tls" not in data:
+            return {**data, "tls": True}
+        return data
+
     @model_validator(mode="after")
     def _credentials(self) -> KafkaProfile:
+        if self.tls_ca and not self.tls:
+            raise ValueError("tls_ca is given but tls is false; set tls to true to use the CA")
         if self.sasl != "none" and (not self.username or self.password is None):
             raise ValueError(f"SASL {self.sasl} needs a username and a password")
         return self

@@ -22,7 +22,7 @@ from hubsight.sources.config import MAX_MESSAGE_BYTES, EventHubsProfile, SourceC
 from hubsight.sources.diagnose import Diagnosis, Problem, classify, hint_for
 
 EVENTHUBS_USERNAME = "$ConnectionString"
-_client_log = logging.getLogger("hubsight.kafka.client")
+CLIENT_LOG = logging.getLogger("hubsight.kafka.client")
 _FETCH_MAX_BYTES = 50 * 1024 * 1024
 
 
@@ -168,7 +168,7 @@ class KafkaSource:
         settings["stats_cb"] = self._stats
         # librdkafka logs through Python logging, not straight to stderr; errors reach the
         # user through error_cb and health, so its own log is kept to warnings and worse.
-        settings["logger"] = _client_log
+        settings["logger"] = CLIENT_LOG
         try:
             self._consumer = Consumer(settings)
         except KafkaException as exc:
