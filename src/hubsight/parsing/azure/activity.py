@@ -150,12 +150,12 @@ def activity_event(
     event.severity = severity_of(head.level if head.level is not None else head.Level)
     event.correlation_id = head.correlationId or None
     event.resource_id = head.resourceId or None
-    event.subscription_id = head.subscriptionId or subscription_of(head.resourceId)
+    event.subscription_id = guid(head.subscriptionId or subscription_of(head.resourceId))
     event.service = text_of(head.resourceProviderName) or provider_of(operation)
     event.description = head.description or None
     identity = head.identity if isinstance(head.identity, _Identity) else None
     claims = (identity.claims if identity else None) or head.claims or {}
-    event.tenant_id = head.tenantId or nonempty(claims.get(_TENANT_CLAIM))
+    event.tenant_id = guid(head.tenantId or nonempty(claims.get(_TENANT_CLAIM)))
     caller = head.caller or (head.identity if isinstance(head.identity, str) else None)
     upn = nonempty(claims.get(_UPN_CLAIM)) or nonempty(claims.get(_NAME_CLAIM))
     user = caller if caller and "@" in caller else upn
@@ -234,6 +234,11 @@ def normalize_result(value: str | None) -> str | None:
     if not value:
         return None
     return _RESULTS.get(value.lower(), value.upper())
+
+
+def guid(value: str | None) -> str | None:
+    """An id as searched: Azure ids are case-insensitive and resource ids are often upper-case."""
+    return value.lower() if value else None
 
 
 def subscription_of(resource_id: str | None) -> str | None:

@@ -15,6 +15,7 @@ import msgspec
 from hubsight.parsing.azure.activity import (
     activity_event,
     decode_activity,
+    guid,
     lookup,
     properties_of,
     subscription_of,
@@ -140,8 +141,10 @@ class DefenderParser:
         event.remediation = _remediation(alert.RemediationSteps)
         event.mitre_tactics = _tactics(alert.Tactics) or _tactics(alert.Intent)
         event.resource_id = alert.AzureResourceId or alert.ResourceId
-        event.subscription_id = alert.WorkspaceSubscriptionId or subscription_of(event.resource_id)
-        event.tenant_id = alert.TenantId
+        event.subscription_id = guid(
+            alert.WorkspaceSubscriptionId or subscription_of(event.resource_id)
+        )
+        event.tenant_id = guid(alert.TenantId)
         event.correlation_id = alert.CorrelationKey
         entities = resolve_entities(json_value(alert.Entities))
         event.entities = encode_json(entities)
