@@ -167,6 +167,17 @@ class GeoDatabase(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class MemoryGeoDatabase:
+    """An in-memory stand-in for a MaxMind file (tests, demos): exact addresses to records."""
+
+    records: Mapping[str, Mapping[str, Any]]
+
+    def get(self, ip_address: str) -> Mapping[str, Any] | None:
+        """The record stored for ``ip_address``, or None."""
+        return self.records.get(ip_address)
+
+
+@dataclass(frozen=True, slots=True)
 class DatabaseInfo:
     """A loaded database: its file, type and build time (shown by ``hubsight status``)."""
 
