@@ -105,7 +105,7 @@ def password_spray(ctx: Context, start: datetime) -> Planted:
     pool = [u for u in ctx.tenant.users if not u.disabled]
     targets = rng.sample(pool, min(len(pool), rng.randint(20, 30)))
     ghosts = [
-        User("", f"{name}@{ctx.tenant.domain}", name, city, (), "")
+        User("", f"{name}@{ctx.tenant.domain}", "", city, (), "")
         for name in ("admin", "administrator", "test")
     ]
     plant = Planted(
