@@ -1,10 +1,12 @@
 """Detections: normalized events in, deduplicated alerts and notables out.
 
-Entry point for the collector: build a ``DetectionEngine`` once (``open_engine(data_dir)``), then
-call ``engine.process(events)`` with each batch right after it is stored, and
-``engine.tick(now)`` about once a minute for the rules that watch silence. ``process`` returns the
-alerts created or changed by the batch (new ones first) and has already committed them with the
-engine's state to ``<data_dir>/detect.sqlite3``; hand the new ones to ``Notifier.send``.
+Entry point for the collector: ``DetectionEngine.process(events: Sequence[Event]) -> list[Alert]``
+on each batch right after it is stored, and ``DetectionEngine.tick(now)`` about once a minute for
+the rules that watch silence. ``process`` returns the alerts created or changed by the batch (new
+ones, ``revision == 1``, first) and has already committed them with the engine's state to
+``<data_dir>/detect.sqlite3``. ``runtime.Detection.open(data_dir)`` bundles the engine with the
+notifier: ``detection.on_stored(events)`` after each write, ``detection.tick(now)`` every minute,
+``detection.close()`` at shutdown. One engine may be shared by the collectors of all sources.
 
     base.py       the rule contract: RuleMeta, RuleConfig, Finding, Example, Rule
     windows.py    event-time windows that re-check late events
@@ -13,5 +15,10 @@ engine's state to ``<data_dir>/detect.sqlite3``; hand the new ones to ``Notifier
     alerts.py     alerts, dedup, triage and history
     settings.py   detect.toml and run-time rule settings (enable, thresholds, exceptions)
     ruleset.py    building the rules to run
+    runtime.py    opening the engine of a data directory; Detection = engine + notifier
+    notify.py     webhook, syslog and SMTP notifications with dead letters
+    sigma.py      Sigma rules (azure product) through pySigma
+    replay.py     events for backtests, from files or the store
+    coverage.py   scoring against the simulator's ground truth
     rules/        the shipped rules, one module per family
 """

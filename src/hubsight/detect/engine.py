@@ -10,6 +10,7 @@ and re-fires nothing.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -150,11 +151,19 @@ class DetectionEngine:
         self._pending: dict[str, Alert] = {}
         self._created: set[str] = set()
         self._memory_alerts: dict[str, Alert] = {}
+        self._lock = threading.Lock()
         if options.persist:
             self._load()
 
     def process(self, events: Sequence[Event]) -> list[Alert]:
-        """Run every enabled rule over ``events``; the alerts created or changed, new ones first."""
+        """Run every enabled rule over ``events``; the alerts created or changed, new ones first.
+
+        Thread-safe: collectors of several sources may share one engine.
+        """
+        with self._lock:
+            return self._process(events)
+
+    def _process(self, events: Sequence[Event]) -> list[Alert]:
         state = self._state
         lateness = self.options.lateness.total_seconds()
         ceiling = time.time() + _FUTURE_SLACK
@@ -206,6 +215,10 @@ class DetectionEngine:
 
     def tick(self, now: datetime) -> list[Alert]:
         """Let rules that watch the clock (silent sources) speak; call it every minute or so."""
+        with self._lock:
+            return self._tick(now)
+
+    def _tick(self, now: datetime) -> list[Alert]:
         for rule in self.rules:
             try:
                 for finding in rule.check(now, self._contexts[rule.meta.id]):
@@ -368,9 +381,10 @@ class DetectionEngine:
 
     def close(self) -> None:
         """Save everything still pending (baselines included) and close the database."""
-        if self.options.persist:
-            self._save([], flush_baselines=True)
-        self.db.close()
+        with self._lock:
+            if self.options.persist:
+                self._save([], flush_baselines=True)
+            self.db.close()
 
     def _save(self, alerts: list[Alert], *, flush_baselines: bool = False) -> None:
         state = self._state

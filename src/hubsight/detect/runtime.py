@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from hubsight.detect.alerts import Alert
 from hubsight.detect.base import Rule
 from hubsight.detect.db import DetectDB
 from hubsight.detect.engine import DetectionEngine, EngineOptions
+from hubsight.detect.notify import Notifier
 from hubsight.detect.ruleset import RuleSet, build_ruleset, rules_dir_default
 from hubsight.detect.settings import DetectConfig, SettingsStore
+from hubsight.parsing.event import Event
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -51,3 +55,34 @@ def open_engine(request: EngineRequest) -> DetectionEngine:
         persist=request.persist,
     )
     return DetectionEngine(db, ruleset.rules, options=options, exceptions=ruleset.exceptions)
+
+
+class Detection:
+    """The engine and its notifier, as the collector uses them after each stored batch."""
+
+    def __init__(self, engine: DetectionEngine, notifier: Notifier) -> None:
+        self.engine = engine
+        self.notifier = notifier
+
+    @classmethod
+    def open(cls, data_dir: Path) -> Detection:
+        """The live detection of a data directory (state and alerts persisted)."""
+        engine = open_engine(EngineRequest(data_dir=data_dir))
+        notifier = Notifier.from_config(DetectConfig.load(data_dir).notify, engine.db)
+        return cls(engine, notifier)
+
+    def on_stored(self, events: Sequence[Event]) -> list[Alert]:
+        """Detect on a batch that was just stored and notify the new alerts."""
+        alerts = self.engine.process(events)
+        self.notifier.send(alerts)
+        return alerts
+
+    def tick(self, now: datetime) -> list[Alert]:
+        """Check for silent sources; call about once a minute."""
+        alerts = self.engine.tick(now)
+        self.notifier.send(alerts)
+        return alerts
+
+    def close(self) -> None:
+        """Save pending state and close."""
+        self.engine.close()
