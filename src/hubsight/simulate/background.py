@@ -24,6 +24,7 @@ MIX: dict[str, tuple[float, str]] = {
     "NonInteractiveUserSignInLogs": (0.36, "devices"),
     "SignInLogs": (0.08, "people"),
     "ServicePrincipalSignInLogs": (0.08, "steady"),
+    "MicrosoftServicePrincipalSignInLogs": (0.01, "steady"),
     "ManagedIdentitySignInLogs": (0.09, "steady"),
     "ADFSSignInLogs": (0.01, "people"),
     "AuditLogs": (0.04, "people"),
@@ -120,6 +121,7 @@ class Background:
             "NonInteractiveUserSignInLogs": lambda t: [self._user_sign_in(t, False)],
             "SignInLogs": lambda t: [self._user_sign_in(t, True)],
             "ServicePrincipalSignInLogs": self._sp_sign_in,
+            "MicrosoftServicePrincipalSignInLogs": self._microsoft_sign_in,
             "ManagedIdentitySignInLogs": lambda t: [
                 signins.managed_identity_sign_in(
                     self.ctx, t, self.ctx.rng.choice(self.ctx.tenant.managed_identities)
@@ -198,6 +200,18 @@ class Background:
         return [
             signins.service_principal_sign_in(
                 self.ctx, when, sp, signins.workload_ip(self.ctx, sp), code
+            )
+        ]
+
+    def _microsoft_sign_in(self, when: datetime) -> list[Draft]:
+        sp = self.ctx.rng.choice(self.ctx.tenant.microsoft_principals)
+        return [
+            signins.service_principal_sign_in(
+                self.ctx,
+                when,
+                sp,
+                sp.addresses[0],
+                category="MicrosoftServicePrincipalSignInLogs",
             )
         ]
 

@@ -33,6 +33,7 @@ _ENTRA = frozenset(
         "SignInLogs",
         "NonInteractiveUserSignInLogs",
         "ServicePrincipalSignInLogs",
+        "MicrosoftServicePrincipalSignInLogs",
         "ManagedIdentitySignInLogs",
         "ADFSSignInLogs",
         "AuditLogs",

@@ -11,6 +11,10 @@ from hubsight.simulate.draft import Context, Draft, Record, iso7, iso_offset, la
 from hubsight.simulate.geo import City, location
 from hubsight.simulate.tenant import Device, ServicePrincipal, User, new_id
 
+# Microsoft's own tenant: owner of first-party applications and their service principals.
+MICROSOFT_TENANT = "f8cdef31-a31e-4b4a-93e4-5f571e91255a"
+
+
 # The failure reasons Entra writes for the error codes the simulator uses.
 FAILURE_REASONS: dict[int, str] = {
     16000: "Either multiple user identities are available for the current request or selected "
@@ -292,18 +296,26 @@ def user_sign_in(ctx: Context, when: datetime, sign_in: SignIn) -> Draft:
         "isThroughGlobalSecureAccess": False,
         "globalSecureAccessIpAddress": "",
         "sessionId": new_id(rng),
-        "appOwnerTenantId": "f8cdef31-a31e-4b4a-93e4-5f571e91255a",
-        "resourceOwnerTenantId": "f8cdef31-a31e-4b4a-93e4-5f571e91255a",
+        "appOwnerTenantId": MICROSOFT_TENANT,
+        "resourceOwnerTenantId": MICROSOFT_TENANT,
     }
     return Draft(when, processed, category, record, sign_in_id)
 
 
 def service_principal_sign_in(
-    ctx: Context, when: datetime, sp: ServicePrincipal, ip: str, code: int = 0
+    ctx: Context,
+    when: datetime,
+    sp: ServicePrincipal,
+    ip: str,
+    code: int = 0,
+    *,
+    category: str = "ServicePrincipalSignInLogs",
 ) -> Draft:
-    """A ``ServicePrincipalSignInLogs`` record: an app authenticating with its own credential."""
+    """A ``ServicePrincipalSignInLogs`` record: an app authenticating with its own credential
+    (``MicrosoftServicePrincipalSignInLogs`` for Microsoft's first-party services)."""
     rng = ctx.rng
-    record, processed = _envelope(ctx, when, "ServicePrincipalSignInLogs", code, ip)
+    microsoft = category == "MicrosoftServicePrincipalSignInLogs"
+    record, processed = _envelope(ctx, when, category, code, ip)
     record["identity"] = sp.name
     record["Level"] = 4
     record["location"] = ctx.tenant.headquarters.country
@@ -326,14 +338,14 @@ def service_principal_sign_in(
         "resourceServicePrincipalId": new_id(rng),
         "servicePrincipalCredentialKeyId": sp.credential_key_id,
         "servicePrincipalCredentialThumbprint": "",
-        "clientCredentialType": "clientSecret",
+        "clientCredentialType": "certificate" if microsoft else "clientSecret",
         "conditionalAccessStatus": "notApplied",
         "correlationId": record["correlationId"],
         "uniqueTokenIdentifier": new_id(rng).replace("-", "")[:22],
         "federatedCredentialId": "",
         "isTenantRestricted": False,
-        "appOwnerTenantId": ctx.tenant.tenant_id,
-        "resourceOwnerTenantId": "f8cdef31-a31e-4b4a-93e4-5f571e91255a",
+        "appOwnerTenantId": MICROSOFT_TENANT if microsoft else ctx.tenant.tenant_id,
+        "resourceOwnerTenantId": MICROSOFT_TENANT,
         "authenticationProcessingDetails": [
             {
                 "key": "Azure AD App Authentication Library",
@@ -341,7 +353,7 @@ def service_principal_sign_in(
             },
         ],
     }
-    return Draft(when, processed, "ServicePrincipalSignInLogs", record, sign_in_id)
+    return Draft(when, processed, category, record, sign_in_id)
 
 
 def managed_identity_sign_in(ctx: Context, when: datetime, mi: ServicePrincipal) -> Draft:

@@ -79,6 +79,11 @@ _MI_NAMES = (
     "func-orders-prod", "vm-web-01", "vm-web-02", "aks-agentpool-prod", "logic-approvals",
     "id-data-pipeline", "vm-build-01", "func-thumbnails",
 )
+_MICROSOFT_SERVICES = (
+    ("Office 365 Exchange Online", "00000002-0000-0ff1-ce00-000000000000"),
+    ("Office 365 SharePoint Online", "00000003-0000-0ff1-ce00-000000000000"),
+    ("Microsoft Teams Services", "cc15fd57-2c6c-4117-a88c-83b1d56b4bbe"),
+)
 # fmt: on
 
 
@@ -170,6 +175,8 @@ class Tenant:
     admins: tuple[User, ...]
     service_principals: tuple[ServicePrincipal, ...]
     managed_identities: tuple[ServicePrincipal, ...]
+    # Service principals of Microsoft's first-party services in this tenant.
+    microsoft_principals: tuple[ServicePrincipal, ...]
     subscriptions: tuple[str, ...]
     resources: tuple[AzureResource, ...]
     ca_policies: tuple[tuple[str, str, tuple[str, ...]], ...]
@@ -303,6 +310,10 @@ def build_tenant(rng: random.Random, *, users: int = 200, domain: str = "contoso
         admins=tuple(u for u in people if u.admin_roles),
         service_principals=service_principals,
         managed_identities=managed,
+        microsoft_principals=tuple(
+            ServicePrincipal(name, app_id, new_id(rng), "", GRAPH, addresses=(azure_ip(rng),))
+            for name, app_id in _MICROSOFT_SERVICES
+        ),
         subscriptions=subscriptions,
         resources=resources,
         ca_policies=tuple((new_id(rng), name, grants) for name, grants in _CA_POLICIES),
