@@ -46,10 +46,12 @@ _CATEGORY_VALUE = re.compile(rb'\s*:\s*"([^"\\]+)"')
 def record_category(record: bytes) -> str | None:
     """The Azure category of a record, in whichever spelling it carries, or None."""
     start = record.find(b'"category"', 0, 2048)
-    if start > 0 and record[start - 1] != 0x5C:  # not an escaped quote inside a string
+    # Records arrive stripped, so a top-level key follows the record's only "{" so far; a
+    # record that starts otherwise, or an escaped quote, takes the decoding path below.
+    if start > 0 and record[0] == 0x7B and record[start - 1] != 0x5C:
         prefix = record[:start]
         match = _CATEGORY_VALUE.match(record, start + 10)
-        if match and prefix.count(b"{") == 1 and b"}" not in prefix and prefix.lstrip()[:1] == b"{":
+        if match and prefix.count(b"{") == 1 and b"}" not in prefix:
             try:
                 return match.group(1).decode("utf-8")
             except UnicodeDecodeError:

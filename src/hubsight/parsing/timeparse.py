@@ -120,6 +120,8 @@ def _from_epoch(seconds: float) -> datetime | None:
 
 
 def _as_utc(stamp: datetime) -> datetime:
+    if stamp.tzinfo is UTC:  # the usual case ("Z" or "+00:00"): nothing to convert
+        return stamp
     if stamp.tzinfo is None:
         return stamp.replace(tzinfo=UTC)
     return stamp.astimezone(UTC)
