@@ -23,7 +23,8 @@ import msgspec
 from hubsight.errors import ConfigError
 from hubsight.simulate.background import CATEGORIES, Background
 from hubsight.simulate.draft import Context, Draft
-from hubsight.simulate.scenarios import SCENARIOS, Planted
+from hubsight.simulate.planting import Planted
+from hubsight.simulate.scenarios import SCENARIOS
 from hubsight.simulate.tenant import build_tenant
 
 # Event Hubs refuses events over 1 MiB; stay clearly under it with the envelope included.
