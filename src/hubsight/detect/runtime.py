@@ -10,11 +10,13 @@ from typing import Any
 
 from hubsight.detect.alerts import Alert
 from hubsight.detect.base import Rule
+from hubsight.detect.custom import Searcher, build_custom_rules
 from hubsight.detect.db import DetectDB
 from hubsight.detect.engine import DetectionEngine, EngineOptions
 from hubsight.detect.notify import Notifier
 from hubsight.detect.ruleset import RuleSet, build_ruleset, rules_dir_default
 from hubsight.detect.settings import DetectConfig, SettingsStore
+from hubsight.detect.sigma import load_sigma_rules
 from hubsight.parsing.event import Event
 
 
@@ -26,17 +28,21 @@ class EngineRequest:
     persist: bool = True
     rules_dir: Path | None = None
     learning: timedelta | None = None
+    # Runs the custom LEQL alerts of detect.toml; without it they are not loaded.
+    searcher: Searcher | None = None
 
 
-def load_ruleset(data_dir: Path, db: DetectDB, rules_dir: Path | None = None) -> RuleSet:
-    """The rules of a data directory: built-ins plus Sigma rules from ``rules_dir``."""
-    from hubsight.detect.sigma import load_sigma_rules
-
+def load_ruleset(
+    data_dir: Path, db: DetectDB, rules_dir: Path | None = None, searcher: Searcher | None = None
+) -> RuleSet:
+    """The rules of a data directory: built-ins, Sigma rules from ``rules_dir``, custom alerts."""
     config = DetectConfig.load(data_dir)
     folder = rules_dir or rules_dir_default(data_dir)
     extra: list[Rule[Any]] = (
         [r.rule for r in load_sigma_rules(folder) if r.rule is not None] if folder.is_dir() else []
     )
+    if searcher is not None:
+        extra += build_custom_rules(config.custom, searcher)
     return build_ruleset(config, SettingsStore(db).all(), extra=extra)
 
 
@@ -44,7 +50,7 @@ def open_engine(request: EngineRequest) -> DetectionEngine:
     """The engine of a data directory; a backtest keeps its state and alerts in memory."""
     config = DetectConfig.load(request.data_dir)
     settings_db = DetectDB.in_dir(request.data_dir)
-    ruleset = load_ruleset(request.data_dir, settings_db, request.rules_dir)
+    ruleset = load_ruleset(request.data_dir, settings_db, request.rules_dir, request.searcher)
     db = settings_db if request.persist else DetectDB(Path(":memory:"))
     if not request.persist:
         settings_db.close()
@@ -65,9 +71,9 @@ class Detection:
         self.notifier = notifier
 
     @classmethod
-    def open(cls, data_dir: Path) -> Detection:
-        """The live detection of a data directory (state and alerts persisted)."""
-        engine = open_engine(EngineRequest(data_dir=data_dir))
+    def open(cls, data_dir: Path, searcher: Searcher | None = None) -> Detection:
+        """The live detection of a data directory; custom LEQL alerts run with ``searcher``."""
+        engine = open_engine(EngineRequest(data_dir=data_dir, searcher=searcher))
         notifier = Notifier.from_config(DetectConfig.load(data_dir).notify, engine.db)
         return cls(engine, notifier)
 

@@ -23,6 +23,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, ValidationError
 
+from hubsight.detect.custom import CustomAlertSpec
 from hubsight.detect.db import DetectDB
 from hubsight.errors import ConfigError
 from hubsight.parsing.event import Event
@@ -149,6 +150,7 @@ class DetectConfig(BaseModel):
     baseline_days: PositiveFloat = 90
     rules: dict[str, RuleSettings] = Field(default_factory=dict)
     notify: NotifyConfig = Field(default_factory=NotifyConfig)
+    custom: tuple[CustomAlertSpec, ...] = ()
 
     @property
     def lateness(self) -> timedelta:
