@@ -102,3 +102,29 @@ def test_missing_geoip_database_is_a_usage_error(runner: CliRunner, tmp_path: Pa
     result = runner.invoke(cli, args)
     assert result.exit_code == 2
     assert "GeoIP database" in result.output
+
+
+def test_line_delimited_files_are_read_line_by_line(runner: CliRunner, tmp_path: Path) -> None:
+    record = json.dumps(json.loads(SIGNIN.read_bytes()))
+    broken = record.replace('"durationMs": 0', '"durationMs": NaN')
+    envelope = json.dumps({"records": [json.loads(record), json.loads(UNKNOWN.read_bytes())]})
+    path = tmp_path / "PT1H.json"
+    path.write_text(f"{record}\n\n{broken}\n{envelope}\n")
+    result = runner.invoke(cli, ["--data-dir", str(tmp_path), "parse", str(path)])
+    assert result.exit_code == 0, result.output
+    events = _lines(result.output)
+    assert [e["log_set"] for e in events] == [
+        "Ingress Authentication",
+        "Ingress Authentication",
+        "Ingress Authentication",
+        "Unparsed Data",
+    ]
+    assert [e.get("repairs") for e in events] == [None, ["nan_infinity"], None, None]
+
+
+def test_empty_input_prints_nothing(runner: CliRunner, tmp_path: Path) -> None:
+    empty = tmp_path / "empty.json"
+    empty.write_bytes(b"\n\n")
+    result = runner.invoke(cli, ["--data-dir", str(tmp_path), "parse", str(empty)])
+    assert result.exit_code == 0
+    assert result.output == ""

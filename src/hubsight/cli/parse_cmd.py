@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import sys
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -25,6 +27,7 @@ from hubsight.sources.base import Message
 # Where an event came from inside the collector: not part of the normalized output.
 _POSITION_FIELDS = ("source_topic", "source_partition", "source_offset", "record_index")
 _encode = msgspec.json.Encoder().encode
+_validate = msgspec.json.Decoder(msgspec.Raw).decode
 
 
 @click.command("parse")
@@ -63,15 +66,15 @@ def parse_command(
     counts = _Stats()
     out = sys.stdout.buffer
     for name in files:
-        body = _read(name)
-        message = Message(
-            topic=name, partition=0, offset=0, value=body, received_time=datetime.now(UTC)
-        )
-        for event in parser.parse(message):
-            if stats:
-                counts.add(event)
-            else:
-                out.write(event_json(event) + b"\n")
+        for offset, body in enumerate(_bodies(name)):
+            message = Message(
+                topic=name, partition=0, offset=offset, value=body, received_time=datetime.now(UTC)
+            )
+            for event in parser.parse(message):
+                if stats:
+                    counts.add(event)
+                else:
+                    out.write(event_json(event) + b"\n")
     if stats:
         counts.dropped = parser.counters.dropped_unparsed
         counts.repairs = Counter(parser.counters.repairs)
@@ -121,15 +124,31 @@ class _Stats:
         }
 
 
-def _read(name: str) -> bytes:
-    if name == "-":
-        stream: BinaryIO = sys.stdin.buffer
-        return stream.read()
-    path = Path(name)
+def _bodies(name: str) -> Iterator[bytes]:
+    """The message bodies in a file: one per line when its first line is a whole JSON value
+    (records or messages one per line, read as they come, so a large file is never held whole),
+    else the whole file (pretty-printed JSON, or text that needs repair)."""
     try:
-        return path.read_bytes()
+        with _open(name) as stream:
+            first = next((line for line in stream if line.strip()), b"")
+            if not first:
+                return
+            try:
+                _validate(first)
+            except msgspec.DecodeError:
+                yield first + stream.read()
+                return
+            yield first
+            yield from (line for line in stream if line.strip())
     except OSError as exc:
         raise ConfigError(
-            f"cannot read {path}: {exc.strerror or exc}",
+            f"cannot read {name}: {exc.strerror or exc}",
             hint="give files of Azure records, or - to read standard input",
         ) from exc
+
+
+def _open(name: str) -> AbstractContextManager[BinaryIO]:
+    if name == "-":
+        stdin: BinaryIO = sys.stdin.buffer
+        return nullcontext(stdin)  # standard input stays open for whoever reads it next
+    return Path(name).open("rb")
