@@ -2,8 +2,9 @@
 
 Text that is not valid JSON goes through ``repair`` first; each record recovered that way is
 parsed from its repaired text (which is what ``raw`` then holds, since invalid JSON cannot be
-stored as JSON) and lists the repairs applied in ``repairs``. Repairs only re-quote, escape or
-replace non-values with null, so no content is lost.
+stored as JSON) and lists the repairs applied in ``repairs``. Repairs change syntax only (quotes,
+escapes, commas, record boundaries) or stand in for what JSON cannot hold (NaN becomes null, a
+blob placeholder a string), so no content is lost.
 """
 
 from __future__ import annotations
