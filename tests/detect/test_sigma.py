@@ -12,12 +12,12 @@ from click.testing import CliRunner
 from hubsight.cli.main import cli
 from hubsight.detect.base import example_event
 from hubsight.detect.sigma import load_sigma_rules
-from hubsight.parsing.event import LogSet
+from hubsight.parsing.event import Event, LogSet
 
 RULES = Path(__file__).parent / "sigma_rules"
 
 
-def _signin(record: dict[str, object]) -> object:
+def _signin(record: dict[str, object]) -> Event:
     return example_event(
         LogSet.INGRESS_AUTHENTICATION,
         category="SignInLogs",
@@ -62,8 +62,21 @@ def test_import_prints_one_line_per_file_and_keeps_loaded_rules(tmp_path: Path) 
         "broken.yml": False,
         "disabled_account.yml": True,
         "federation.yml": True,
+        "single_factor.yml": True,
         "windows_only.yml": False,
     }
     assert set(lines[0]) == {"path", "loaded", "reason", "rule_id"}
     kept = sorted(p.name for p in (tmp_path / "data" / "rules" / "sigma").iterdir())
-    assert kept == ["disabled_account.yml", "federation.yml"]
+    assert kept == ["disabled_account.yml", "federation.yml", "single_factor.yml"]
+
+
+def test_status_is_derived_from_the_normalized_result() -> None:
+    rule = {p.path.name: p for p in load_sigma_rules(RULES)}["single_factor.yml"].rule
+    assert rule is not None
+    record = {"properties": {"authenticationRequirement": "singleFactorAuthentication"}}
+    success = _signin(record)
+    failure = _signin(record)
+    failure.result = "FAILED_BAD_PASSWORD"
+    success.result = "SUCCESS"
+    assert len(list(rule.evaluate(success, None))) == 1  # type: ignore[arg-type]
+    assert list(rule.evaluate(failure, None)) == []  # type: ignore[arg-type]

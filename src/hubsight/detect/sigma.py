@@ -70,12 +70,15 @@ _SERVICES: dict[str, tuple[frozenset[LogSet], frozenset[str]]] = {
     ),
 }
 
+_STATUS = "hubsight_status"
+
 # Log Analytics column names used by Sigma's azure rules -> paths in the Event Hub record,
 # tried in order. Anything else is looked up as a dotted path at the top, then under properties.
 _FIELD_PATHS: dict[str, tuple[str, ...]] = {
     "resulttype": ("resultType", "properties.status.errorCode"),
     "resultdescription": ("resultDescription", "properties.status.failureReason"),
-    "status": ("properties.status.errorCode", "status"),
+    # Sign-in rules compare Status with Success / Failure: derived from the normalized result.
+    "status": (_STATUS, "status"),
     "activitydisplayname": ("properties.activityDisplayName", "operationName"),
     "operationname": ("operationName", "properties.activityDisplayName"),
     "operationnamevalue": ("operationName",),
@@ -124,7 +127,11 @@ class SigmaDetection(Rule[SigmaConfig]):
             record = json.loads(raw)
         except ValueError:
             return
-        if not isinstance(record, dict) or not self.predicate(record, raw.lower()):
+        if not isinstance(record, dict):
+            return
+        if event.result is not None:
+            record[_STATUS] = "Success" if event.result == "SUCCESS" else "Failure"
+        if not self.predicate(record, raw.lower()):
             return
         who = event.user or event.source_ip or "tenant"
         yield Finding(
