@@ -119,9 +119,12 @@ class SignInParser:
     def parse(self, record: bytes, ctx: RecordContext) -> Event:
         """Normalize one sign-in record."""
         head = self._decoder.decode(record)
-        props = embedded(head.properties, self._properties) or _Properties()
+        props = head.properties
+        if not isinstance(props, _Properties):
+            props = embedded(props, self._properties) or _Properties()
         category = head.category or "SignInLogs"
-        log_set, actor_type, interactive = _kind_of(category)
+        kind = SIGNIN_CATEGORIES.get(category)
+        log_set, actor_type, interactive = kind if kind is not None else _kind_of(category)
         event = new_event(
             record,
             ctx,
