@@ -12,6 +12,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from hubsight.cli.main import cli
 from hubsight.devbroker import LocalBroker
+from hubsight.simulate import SCENARIOS
 
 START = ["--start", "2026-11-24T08:00:00Z"]
 
@@ -52,7 +53,7 @@ def test_all_expands_to_every_scenario(tmp_path: Path) -> None:
         *START, "--duration", "2h", "--rate", "2", "--scenario", "all", "--truth", str(truth)
     )
     assert code == 0
-    assert len(truth.read_text().splitlines()) == 12
+    assert len(truth.read_text().splitlines()) == len(SCENARIOS)
 
 
 def test_export_layout_round_trips_through_import(tmp_path: Path, data_dir: Path) -> None:

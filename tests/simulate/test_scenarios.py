@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -137,6 +138,57 @@ def _defender(records: list[Record], truth: dict[str, Any]) -> None:
     assert any(r.get("category") == "Security" for r in records)
 
 
+def _distributed(records: list[Record], truth: dict[str, Any]) -> None:
+    assert {_code(r) for r in records} == {50126}
+    assert {r["properties"]["userPrincipalName"] for r in records} == {truth["user"]}
+    assert len({r["callerIpAddress"] for r in records}) >= 5
+    assert _within(records, 60)
+
+
+def _lockouts(records: list[Record], truth: dict[str, Any]) -> None:
+    assert {_code(r) for r in records} == {50053}
+    assert len({r["properties"]["userPrincipalName"] for r in records}) >= 15
+    assert _within(records, 60)
+
+
+def _success_with(field: str, value: str) -> Callable[[list[Record], dict[str, Any]], None]:
+    def check(records: list[Record], truth: dict[str, Any]) -> None:
+        sign_in = next(r for r in records if r["category"] == "SignInLogs")
+        assert _code(sign_in) == 0
+        assert sign_in["properties"][field] == value
+
+    return check
+
+
+def _risk(kind: str, level: str) -> Callable[[list[Record], dict[str, Any]], None]:
+    def check(records: list[Record], truth: dict[str, Any]) -> None:
+        by_category = {r["category"]: r for r in records}
+        assert set(by_category) == {"SignInLogs", "UserRiskEvents", "RiskyUsers"}
+        assert by_category["SignInLogs"]["properties"]["riskEventTypes_v2"] == [kind]
+        assert by_category["SignInLogs"]["properties"]["riskLevelDuringSignIn"] == level
+        assert by_category["UserRiskEvents"]["properties"]["riskEventType"] == kind
+        assert by_category["UserRiskEvents"]["properties"]["ipAddress"] == truth["source_ips"][0]
+
+    return check
+
+
+def _audits(*activities: str, marker: str) -> Callable[[list[Record], dict[str, Any]], None]:
+    def check(records: list[Record], truth: dict[str, Any]) -> None:
+        assert [r["operationName"] for r in sorted(records, key=_activity_time)] == list(activities)
+        assert all(r["category"] == "AuditLogs" for r in records)
+        assert marker in json.dumps([r["properties"]["targetResources"] for r in records])
+
+    return check
+
+
+def _deletion_burst(records: list[Record], truth: dict[str, Any]) -> None:
+    ends = [r for r in records if r["resultType"] == "Success"]
+    assert all(r["operationName"].endswith("/DELETE") for r in ends)
+    assert len({r["resourceId"] for r in ends}) >= 10
+    times = sorted(datetime.fromisoformat(r["time"]) for r in ends)
+    assert times[-1] - times[0] <= timedelta(minutes=10)
+
+
 CHECKS: dict[str, Callable[[list[Record], dict[str, Any]], None]] = {
     "brute-force": _brute_force,
     "password-spray": _password_spray,
@@ -156,6 +208,34 @@ CHECKS: dict[str, Callable[[list[Record], dict[str, Any]], None]] = {
         "MICROSOFT.COMPUTE/VIRTUALMACHINES/DEALLOCATE/ACTION",
     ),
     "list-keys": _operations("MICROSOFT.EVENTHUB/NAMESPACES/AUTHORIZATIONRULES/LISTKEYS/ACTION"),
+    "distributed-cracking": _distributed,
+    "lockout-storm": _lockouts,
+    "legacy-protocol": _success_with("clientAppUsed", "IMAP4"),
+    "device-code-phish": _success_with("authenticationProtocol", "deviceCode"),
+    "risky-signin": _risk("maliciousIPAddress", "high"),
+    "tor-signin": _risk("anonymizedIPAddress", "medium"),
+    "privileged-mfa-changed": _audits(
+        "Add member to role", "Admin registered security info", marker="Privileged Role"
+    ),
+    "privileged-group-member": _audits("Add member to group", marker="Tier0 Admins"),
+    "high-privilege-consent": _audits("Consent to application", marker="Mail.ReadWrite"),
+    "federation-changed": _audits("Set domain authentication", marker="Federated"),
+    "conditional-access-disabled": _audits("Update conditional access policy", marker="disabled"),
+    "guest-promoted": _audits("Invite external user", "Update user", marker="Member"),
+    "rbac-owner-assigned": _operations("MICROSOFT.AUTHORIZATION/ROLEASSIGNMENTS/WRITE"),
+    "keyvault-purge": _operations(
+        "MICROSOFT.KEYVAULT/VAULTS/DELETE",
+        "MICROSOFT.KEYVAULT/LOCATIONS/DELETEDVAULTS/PURGE/ACTION",
+    ),
+    "storage-keys-listed": _operations(
+        "MICROSOFT.STORAGE/STORAGEACCOUNTS/LISTKEYS/ACTION",
+        "MICROSOFT.STORAGE/STORAGEACCOUNTS/REGENERATEKEY/ACTION",
+    ),
+    "vm-run-command": _operations("MICROSOFT.COMPUTE/VIRTUALMACHINES/RUNCOMMAND/ACTION"),
+    "resource-group-deleted": _operations(
+        "MICROSOFT.RESOURCES/SUBSCRIPTIONS/RESOURCEGROUPS/DELETE"
+    ),
+    "deletion-burst": _deletion_burst,
 }
 
 
@@ -180,7 +260,7 @@ def test_expected_detections_are_shipped_rules(day: Run) -> None:
     shipped = {rule.meta.id for rule in BUILTIN_RULES}
     expected = {rule for t in day.truth for rule in t["expect"]}
     assert expected <= shipped
-    assert len(expected) >= 12
+    assert len(expected) >= 30
 
 
 def test_scenarios_are_spread_over_the_run_in_order(day: Run) -> None:
@@ -191,6 +271,10 @@ def test_scenarios_are_spread_over_the_run_in_order(day: Run) -> None:
     assert starts[-1] - starts[0] > timedelta(hours=12)
 
 
+def _activity_time(record: Record) -> datetime:
+    return datetime.fromisoformat(record["properties"]["activityDateTime"])
+
+
 def _key(record: Record, category: str) -> str:
     if category == "SecurityAlert":
         return str(record["SystemAlertId"])
@@ -198,4 +282,6 @@ def _key(record: Record, category: str) -> str:
         return f"{record['correlationId']}/{record['resultType']}"
     if category == "Security":
         return str(record["correlationId"])
+    if category == "RiskyUsers":
+        return f"{record['properties']['id']}@{record['time']}"
     return str(record["properties"]["id"])

@@ -10,6 +10,7 @@ from hubsight.simulate.directory import (
     Audit,
     app_target,
     changed,
+    group_target,
     user_target,
 )
 from hubsight.simulate.draft import Context
@@ -40,7 +41,11 @@ def everyday_change(ctx: Context, person: User) -> Audit:
         )
     if roll < 0.45:
         group = rng.choice(("All Sales", "VPN Users", "Finance Readers", "Engineering"))
-        target = user_target(person, [changed("Group.DisplayName", None, group)])
+        group_id = new_id(rng)
+        target = user_target(
+            person,
+            [changed("Group.ObjectID", None, group_id), changed("Group.DisplayName", None, group)],
+        )
         return Audit(
             "Add member to group",
             "GroupManagement",
@@ -49,6 +54,7 @@ def everyday_change(ctx: Context, person: User) -> Audit:
             target,
             actor=admin,
             actor_ip=admin_ip,
+            also=(group_target(group, group_id),),
         )
     if roll < 0.60:
         return Audit(

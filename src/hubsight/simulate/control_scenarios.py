@@ -1,87 +1,15 @@
-"""Scenarios in the control planes: directory changes (AuditLogs), Azure Resource Manager
-operations (Activity Log) and Defender for Cloud alerts."""
+"""Scenarios in Azure's control plane: Resource Manager operations (Activity Log) and Defender
+for Cloud alerts."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from hubsight.simulate import activity, directory, signins
-from hubsight.simulate.directory import ROLE_TEMPLATES, Audit, app_target, changed, user_target
+from hubsight.simulate import activity
 from hubsight.simulate.draft import Context
 from hubsight.simulate.geo import tor_ip
-from hubsight.simulate.planting import Planted, arm_attack, hostile, victim
+from hubsight.simulate.planting import Planted, arm_attack, victim
 from hubsight.simulate.tenant import new_id
-
-
-def privileged_role_grant(ctx: Context, start: datetime) -> Planted:
-    """An administrator makes an ordinary user Global Administrator."""
-    rng = ctx.rng
-    actor = victim(ctx, admin=True)
-    target = victim(ctx)
-    ip = ctx.tenant.office_ip
-    role = "Global Administrator"
-    plant = Planted(
-        "privileged-role-grant",
-        f"{actor.upn} added {target.upn} to {role}",
-        start,
-        target.upn,
-        [ip],
-        ["admin.privileged_role_granted"],
-    )
-    modified = [
-        changed("Role.ObjectID", None, new_id(rng)),
-        changed("Role.DisplayName", None, role),
-        changed("Role.TemplateId", None, ROLE_TEMPLATES[role]),
-        changed("Role.WellKnownObjectName", None, "TenantAdmins"),
-    ]
-    change = Audit(
-        "Add member to role",
-        "RoleManagement",
-        "Core Directory",
-        "Assign",
-        user_target(target, modified),
-        actor=actor,
-        actor_ip=ip,
-    )
-    plant.drafts.append(directory.audit(ctx, start, change))
-    return plant
-
-
-def new_app_credential(ctx: Context, start: datetime) -> Planted:
-    """A new client secret is added to an application, then used from a hostile address."""
-    rng = ctx.rng
-    actor = victim(ctx, admin=True)
-    app = rng.choice(ctx.tenant.service_principals)
-    _, ip, _ = hostile(ctx)
-    key_id = new_id(rng)
-    plant = Planted(
-        "new-app-credential",
-        f"{actor.upn} added a client secret to {app.name}, used 10 minutes later from {ip}",
-        start,
-        actor.upn,
-        [ip],
-        ["admin.app_credential_added", "auth.service_principal_new_network"],
-    )
-    description = f'["[KeyIdentifier={key_id},KeyType=Password,KeyUsage=Verify,DisplayName=sync]"]'
-    change = Audit(
-        "Update application – Certificates and secrets management ",
-        "ApplicationManagement",
-        "Core Directory",
-        "Update",
-        app_target(
-            app,
-            [
-                {"displayName": "KeyDescription", "oldValue": "[]", "newValue": description},
-                changed("Included Updated Properties", None, "KeyDescription"),
-            ],
-        ),
-        actor=actor,
-        actor_ip=ip,
-    )
-    plant.drafts.append(directory.audit(ctx, start, change))
-    used = start + timedelta(minutes=10)
-    plant.drafts.append(signins.service_principal_sign_in(ctx, used, app, ip))
-    return plant
 
 
 def diagnostic_setting_deleted(ctx: Context, start: datetime) -> Planted:
@@ -194,3 +122,126 @@ def defender_alert(ctx: Context, start: datetime) -> Planted:
     plant.drafts.append(activity.defender_export(ctx, start, alert))
     plant.drafts.append(activity.defender_activity(ctx, start, alert))
     return plant
+
+
+def rbac_owner_assigned(ctx: Context, start: datetime) -> Planted:
+    """A user is made Owner of the production subscription."""
+    sub = ctx.tenant.subscriptions[0]
+    grantee = victim(ctx)
+    assignment = new_id(ctx.rng)
+    body = {
+        "properties": {
+            "roleDefinitionId": f"/subscriptions/{sub}/providers/Microsoft.Authorization/"
+            "roleDefinitions/8e3af657-a8ff-443c-a75c-2fe8c4bcb635",
+            "principalId": grantee.object_id,
+            "principalType": "User",
+            "scope": f"/subscriptions/{sub}",
+        }
+    }
+    return arm_attack(
+        ctx,
+        start,
+        "rbac-owner-assigned",
+        ["azure.rbac_owner_assigned"],
+        [
+            (
+                "Microsoft.Authorization/roleAssignments/write",
+                f"/subscriptions/{sub}/providers/Microsoft.Authorization/roleAssignments/"
+                f"{assignment}",
+            )
+        ],
+        f"made {grantee.upn} Owner of the subscription",
+        body=body,
+    )
+
+
+def keyvault_purge(ctx: Context, start: datetime) -> Planted:
+    """A key vault is deleted, then purged so that it cannot be recovered."""
+    vault = ctx.tenant.resources_of("vaults")[0]
+    deleted = (
+        f"/subscriptions/{vault.subscription_id}/providers/Microsoft.KeyVault/locations/"
+        f"{vault.region}/deletedVaults/{vault.name}"
+    )
+    return arm_attack(
+        ctx,
+        start,
+        "keyvault-purge",
+        ["azure.keyvault_purge"],
+        [
+            ("Microsoft.KeyVault/vaults/delete", vault.resource_id),
+            ("Microsoft.KeyVault/locations/deletedVaults/purge/action", deleted),
+        ],
+        f"deleted and purged key vault {vault.name}",
+    )
+
+
+def storage_keys_listed(ctx: Context, start: datetime) -> Planted:
+    """A storage account's access keys are listed, then one is regenerated."""
+    account = ctx.tenant.resources_of("storageAccounts")[0]
+    return arm_attack(
+        ctx,
+        start,
+        "storage-keys-listed",
+        ["azure.access_keys_listed"],
+        [
+            ("Microsoft.Storage/storageAccounts/listKeys/action", account.resource_id),
+            ("Microsoft.Storage/storageAccounts/regenerateKey/action", account.resource_id),
+        ],
+        f"listed and regenerated the keys of storage account {account.name}",
+    )
+
+
+def vm_run_command(ctx: Context, start: datetime) -> Planted:
+    """A script is run on a virtual machine through the control plane."""
+    vm = ctx.tenant.resources_of("virtualMachines")[0]
+    return arm_attack(
+        ctx,
+        start,
+        "vm-run-command",
+        ["azure.vm_run_command"],
+        [("Microsoft.Compute/virtualMachines/runCommand/action", vm.resource_id)],
+        f"ran a PowerShell script on {vm.name}",
+        body={"commandId": "RunPowerShellScript", "script": ["whoami /all"]},
+    )
+
+
+def resource_group_deleted(ctx: Context, start: datetime) -> Planted:
+    """A whole resource group is deleted."""
+    dev = ctx.tenant.subscriptions[1]
+    return arm_attack(
+        ctx,
+        start,
+        "resource-group-deleted",
+        ["azure.resource_group_deleted"],
+        [
+            (
+                "Microsoft.Resources/subscriptions/resourceGroups/delete",
+                f"/subscriptions/{dev}/resourceGroups/rg-dev",
+            )
+        ],
+        "deleted resource group rg-dev",
+    )
+
+
+def deletion_burst(ctx: Context, start: datetime) -> Planted:
+    """One caller deletes a dozen resources in a few minutes."""
+    tenant = ctx.tenant
+    prod = tenant.subscriptions[0]
+    base = f"/subscriptions/{prod}/resourceGroups/rg-prod/providers"
+    actions = [
+        (f"Microsoft.Compute/{kind}/delete", f"{base}/Microsoft.Compute/{kind}/{name}-{n:02}")
+        for n in range(1, 5)
+        for kind, name in (("disks", "disk-data"), ("snapshots", "snap-nightly"))
+    ]
+    actions += [
+        ("Microsoft.Compute/virtualMachines/delete", vm.resource_id)
+        for vm in tenant.resources_of("virtualMachines")[:4]
+    ]
+    return arm_attack(
+        ctx,
+        start,
+        "deletion-burst",
+        ["azure.deletion_burst"],
+        actions,
+        f"deleted {len(actions)} resources within {len(actions) * 40 // 60} minutes",
+    )

@@ -37,6 +37,8 @@ class Audit:
     actor_app: ServicePrincipal | None = None
     actor_ip: str = ""
     result: str = "success"
+    # Further objects the change touched (the group of a membership change).
+    also: tuple[Record, ...] = ()
 
 
 def quoted(value: object) -> str:
@@ -61,6 +63,18 @@ def user_target(user: User, modified: list[Record]) -> Record:
         "type": "User",
         "userPrincipalName": user.upn,
         "modifiedProperties": modified,
+        "administrativeUnits": [],
+    }
+
+
+def group_target(name: str, group_id: str) -> Record:
+    """A ``targetResources`` entry for a group."""
+    return {
+        "id": group_id,
+        "displayName": name,
+        "type": "Group",
+        "groupType": "unifiedGroups",
+        "modifiedProperties": [],
         "administrativeUnits": [],
     }
 
@@ -131,7 +145,7 @@ def audit(ctx: Context, when: datetime, change: Audit) -> Draft:
             "operationType": change.operation_type,
             "userAgent": change.actor.devices[0].user_agent if change.actor else None,
             "initiatedBy": initiated,
-            "targetResources": [change.target],
+            "targetResources": [change.target, *change.also],
             "additionalDetails": [
                 {"key": "User-Agent", "value": "Mozilla/5.0 (Windows NT 10.0; Win64; x64)"},
             ]

@@ -158,6 +158,10 @@ def azure_ip(rng: random.Random) -> str:
     return dotted(first + rng.randrange(1, size - 1))
 
 
+# Where Entra places those relays.
+TOR_CITY = City("DE", "Germany", "Frankfurt am Main", "Hesse", 50.1109, 8.6821, 1, (TOR_EXITS,))
+
+
 def tor_ip(rng: random.Random) -> str:
     """A random address of a well-known block of Tor exit relays."""
     first, size, _ = TOR_EXITS

@@ -53,7 +53,17 @@ def hostile(ctx: Context) -> tuple[City, str, int]:
 
 
 def attempt(
-    user: User, city: City, ip: str, asn: int, code: int, *, mfa: bool = False
+    user: User,
+    city: City,
+    ip: str,
+    asn: int,
+    code: int,
+    *,
+    mfa: bool = False,
+    client_app: str = "Browser",
+    protocol: str | None = None,
+    risk_level: str = "none",
+    risk_events: tuple[str, ...] = (),
 ) -> signins.SignIn:
     """An attacker's sign-in for ``user`` from ``ip``, ending with error ``code``."""
     return signins.SignIn(
@@ -65,7 +75,11 @@ def attempt(
         app=OFFICE_APP,
         code=code,
         mfa=mfa,
+        client_app=client_app,
         user_agent=ATTACK_AGENT,
+        risk_level=risk_level,
+        risk_events=risk_events,
+        protocol=protocol,
     )
 
 

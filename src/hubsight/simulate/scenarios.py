@@ -11,8 +11,10 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from hubsight.simulate import control_scenarios as control
-from hubsight.simulate import signins
+from hubsight.simulate import directory, signins
+from hubsight.simulate import directory_scenarios as directory_attacks
 from hubsight.simulate.draft import Context
+from hubsight.simulate.geo import TOR_CITY, TOR_EXITS, City, tor_ip
 from hubsight.simulate.planting import ATTACK_AGENT, OFFICE_APP, Planted, attempt, hostile, victim
 from hubsight.simulate.tenant import USER_APPS, User
 
@@ -174,17 +176,183 @@ def disabled_account(ctx: Context, start: datetime) -> Planted:
     return plant
 
 
+def distributed_cracking(ctx: Context, start: datetime) -> Planted:
+    """One account guessed at from many addresses, a few tries each, over most of an hour."""
+    rng = ctx.rng
+    user = victim(ctx)
+    sources = [hostile(ctx) for _ in range(rng.randint(6, 8))]
+    plant = Planted(
+        "distributed-cracking",
+        f"wrong passwords for {user.upn} from {len(sources)} addresses within 50 minutes",
+        start,
+        user.upn,
+        [ip for _, ip, _ in sources],
+        ["auth.distributed_cracking"],
+    )
+    for n, (city, ip, asn) in enumerate(sources):
+        for attempt_number in range(rng.randint(1, 2)):
+            when = start + timedelta(minutes=n * 6 + attempt_number * 3, seconds=rng.uniform(0, 60))
+            plant.drafts.append(
+                signins.user_sign_in(ctx, when, attempt(user, city, ip, asn, 50126))
+            )
+    return plant
+
+
+def lockout_storm(ctx: Context, start: datetime) -> Planted:
+    """Smart lockout trips for many accounts within the hour: a slow, spread-out spray."""
+    rng = ctx.rng
+    pool = [u for u in ctx.tenant.users if not u.disabled]
+    users = rng.sample(pool, min(len(pool), rng.randint(16, 20)))
+    sources = [hostile(ctx) for _ in range(6)]
+    plant = Planted(
+        "lockout-storm",
+        f"{len(users)} accounts locked out (50053) within 45 minutes from {len(sources)} addresses",
+        start,
+        None,
+        [ip for _, ip, _ in sources],
+        ["auth.lockout_storm"],
+    )
+    for n, user in enumerate(users):
+        city, ip, asn = sources[n % len(sources)]
+        when = start + timedelta(seconds=n * 150 + rng.uniform(0, 60))
+        plant.drafts.append(signins.user_sign_in(ctx, when, attempt(user, city, ip, asn, 50053)))
+    return plant
+
+
+def _single_success(
+    ctx: Context,
+    start: datetime,
+    name: str,
+    text: str,
+    expect: list[str],
+    *,
+    client_app: str = "Browser",
+    protocol: str | None = None,
+    risk: tuple[str, str] | None = None,
+) -> Planted:
+    city, ip, asn = hostile(ctx)
+    user = victim(ctx)
+    plant = Planted(name, f"{user.upn} {text} from {ip}", start, user.upn, [ip], expect)
+    kind, level = risk or ("", "none")
+    sign_in = attempt(
+        user,
+        city,
+        ip,
+        asn,
+        0,
+        client_app=client_app,
+        protocol=protocol,
+        risk_level=level,
+        risk_events=(kind,) if risk else (),
+    )
+    plant.drafts.append(signins.user_sign_in(ctx, start, sign_in))
+    if risk:
+        _add_risk_detection(ctx, plant, user, city, kind, level)
+    return plant
+
+
+def legacy_protocol(ctx: Context, start: datetime) -> Planted:
+    """A successful sign-in over IMAP, which no MFA policy can protect."""
+    return _single_success(
+        ctx,
+        start,
+        "legacy-protocol",
+        "signed in over IMAP4",
+        ["auth.legacy_protocol", "auth.new_country"],
+        client_app="IMAP4",
+    )
+
+
+def device_code_phish(ctx: Context, start: datetime) -> Planted:
+    """A user enters an attacker's device code: the attacker's device receives the tokens."""
+    return _single_success(
+        ctx,
+        start,
+        "device-code-phish",
+        "completed a device-code sign-in started",
+        ["auth.unusual_flow", "auth.new_country"],
+        client_app="Mobile Apps and Desktop clients",
+        protocol="deviceCode",
+    )
+
+
+def risky_signin(ctx: Context, start: datetime) -> Planted:
+    """ID Protection rates a successful sign-in high risk; its detection follows."""
+    return _single_success(
+        ctx,
+        start,
+        "risky-signin",
+        "signed in (rated high risk by ID Protection)",
+        ["auth.risky_signin", "auth.new_country", "thirdparty.vendor_alert"],
+        risk=("maliciousIPAddress", "high"),
+    )
+
+
+def tor_signin(ctx: Context, start: datetime) -> Planted:
+    """A successful sign-in through a Tor exit relay, which the record flags as anonymized."""
+    rng = ctx.rng
+    user = victim(ctx)
+    ip = tor_ip(rng)
+    plant = Planted(
+        "tor-signin",
+        f"{user.upn} signed in through Tor exit relay {ip}",
+        start,
+        user.upn,
+        [ip],
+        ["auth.anonymizer", "thirdparty.vendor_alert"],
+    )
+    sign_in = attempt(
+        user,
+        TOR_CITY,
+        ip,
+        TOR_EXITS[2],
+        0,
+        risk_level="medium",
+        risk_events=("anonymizedIPAddress",),
+    )
+    plant.drafts.append(signins.user_sign_in(ctx, start, sign_in))
+    _add_risk_detection(ctx, plant, user, TOR_CITY, "anonymizedIPAddress", "medium")
+    return plant
+
+
+def _add_risk_detection(
+    ctx: Context, plant: Planted, user: User, city: City, kind: str, level: str
+) -> None:
+    when = plant.start + timedelta(seconds=30)
+    ip = plant.source_ips[0]
+    plant.drafts.append(directory.risk_detection(ctx, when, user, kind, level, ip, city))
+    plant.drafts.append(directory.risky_user(ctx, when, user, level))
+
+
 SCENARIOS: dict[str, Callable[[Context, datetime], Planted]] = {
     "brute-force": brute_force,
     "password-spray": password_spray,
     "impossible-travel": impossible_travel,
     "mfa-fatigue": mfa_fatigue,
     "disabled-account-signin": disabled_account,
-    "privileged-role-grant": control.privileged_role_grant,
-    "new-app-credential": control.new_app_credential,
+    "privileged-role-grant": directory_attacks.privileged_role_grant,
+    "new-app-credential": directory_attacks.new_app_credential,
     "diagnostic-setting-deleted": control.diagnostic_setting_deleted,
     "eventhub-deleted": control.eventhub_deleted,
     "defender-alert": control.defender_alert,
     "vm-start-stop": control.vm_start_stop,
     "list-keys": control.list_keys,
+    "distributed-cracking": distributed_cracking,
+    "lockout-storm": lockout_storm,
+    "legacy-protocol": legacy_protocol,
+    "device-code-phish": device_code_phish,
+    "risky-signin": risky_signin,
+    "tor-signin": tor_signin,
+    "privileged-mfa-changed": directory_attacks.privileged_mfa_changed,
+    "privileged-group-member": directory_attacks.privileged_group_member,
+    "high-privilege-consent": directory_attacks.high_privilege_consent,
+    "federation-changed": directory_attacks.federation_changed,
+    "conditional-access-disabled": directory_attacks.conditional_access_disabled,
+    "guest-promoted": directory_attacks.guest_promoted,
+    "rbac-owner-assigned": control.rbac_owner_assigned,
+    "keyvault-purge": control.keyvault_purge,
+    "storage-keys-listed": control.storage_keys_listed,
+    "vm-run-command": control.vm_run_command,
+    "resource-group-deleted": control.resource_group_deleted,
+    "deletion-burst": control.deletion_burst,
 }

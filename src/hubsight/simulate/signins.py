@@ -76,6 +76,8 @@ class SignIn:
     user_agent: str | None = None
     risk_level: str = "none"
     risk_events: tuple[str, ...] = ()
+    # The OAuth flow when it is not the default one (``deviceCode``, ``ropc``).
+    protocol: str | None = None
 
 
 def _envelope(
@@ -281,9 +283,12 @@ def user_sign_in(ctx: Context, when: datetime, sign_in: SignIn) -> Draft:
         "uniqueTokenIdentifier": new_id(rng).replace("-", "")[:22],
         "authenticationStrengths": [],
         "incomingTokenType": "none" if sign_in.interactive else "primaryRefreshToken",
-        "authenticationProtocol": "ropc"
-        if sign_in.client_app != "Browser" and not sign_in.client_app.startswith("Mobile")
-        else "none",
+        "authenticationProtocol": sign_in.protocol
+        or (
+            "ropc"
+            if sign_in.client_app != "Browser" and not sign_in.client_app.startswith("Mobile")
+            else "none"
+        ),
         "appServicePrincipalId": None,
         "resourceServicePrincipalId": new_id(rng),
         "rngcStatus": 0,
