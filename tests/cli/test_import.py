@@ -53,6 +53,11 @@ def _records(count: int) -> list[dict[str, Any]]:
     ]
 
 
+def _sign_in() -> dict[str, Any]:
+    """One simulated record of a category hubsight parses."""
+    return next(r for r in _records(200) if str(r.get("category", "")).endswith("SignInLogs"))
+
+
 def _write_export(root: Path, records: list[dict[str, Any]]) -> dict[str, int]:
     """Records laid out as Azure's storage-account export: one folder per category and hour."""
     files: dict[Path, list[bytes]] = {}
@@ -160,7 +165,7 @@ def test_a_pretty_printed_document_is_one_message(tmp_path: Path, data_dir: Path
 def test_broken_lines_are_kept_as_unparsed_with_their_position(
     tmp_path: Path, data_dir: Path
 ) -> None:
-    record = msgspec.json.encode(_records(1)[0])
+    record = msgspec.json.encode(_sign_in())
     path = tmp_path / "mixed.json"
     path.write_bytes(record + b"\n{not json at all\n\n" + record + b"\n")
     summary = _summary(_import(data_dir, str(path)))
