@@ -30,7 +30,7 @@ from hubsight.store.base import EventStore, Offsets
 
 log = logging.getLogger(__name__)
 
-StoredHook = Callable[[Sequence[Event]], None]
+StoredHook = Callable[[Sequence[Event]], object]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -11,9 +11,11 @@ import fcntl
 import logging
 import os
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
@@ -85,6 +87,8 @@ class Service:
     registry: ParserRegistry = field(default_factory=EmptyRegistry)
     settings: CollectorSettings = field(default_factory=CollectorSettings)
     on_stored: StoredHook | None = None
+    # Called about once a minute with the time, for work that watches silence (detections).
+    on_tick: Callable[[datetime], object] | None = None
     health: dict[str, SourceHealth] = field(default_factory=dict)
     _running: dict[str, _Running] = field(default_factory=dict)
 
@@ -139,6 +143,7 @@ class Service:
 
     def serve(self, stop: threading.Event, interval_s: float = 1.0) -> None:
         """Reconcile and persist health until ``stop``; then stop every collector cleanly."""
+        next_tick = time.monotonic()
         try:
             while not stop.is_set():
                 try:
@@ -146,6 +151,12 @@ class Service:
                 except ConfigError:
                     log.exception("the catalog holds a source that cannot be used")
                 self.persist_health()
+                if self.on_tick is not None and time.monotonic() >= next_tick:
+                    next_tick = time.monotonic() + 60
+                    try:
+                        self.on_tick(datetime.now(UTC))
+                    except Exception:  # a failing tick never stops collection
+                        log.exception("the periodic check failed")
                 stop.wait(interval_s)
         finally:
             for name in list(self._running):

@@ -13,6 +13,8 @@ import uvicorn
 
 from hubsight.collector import CollectorSettings
 from hubsight.demo import start_demo, stop_demo
+from hubsight.detect.custom import leql_searcher
+from hubsight.detect.runtime import Detection
 from hubsight.parsing.registry import default_registry
 from hubsight.service import SOCKET_FILE, Service, run_lock
 from hubsight.store.catalog import Catalog
@@ -53,14 +55,17 @@ def run(
         store = EmbeddedStore(data_dir)
         catalog = Catalog(data_dir)
         broker = start_demo(catalog, stop) if demo else None
+        detection = Detection.open(data_dir, searcher=leql_searcher(store))
         service = Service(
             data_dir,
             store,
             catalog,
             registry=default_registry(data_dir),
             settings=CollectorSettings(no_data_after_s=no_data_after),
+            on_stored=detection.on_stored,
+            on_tick=detection.tick,
         )
-        servers = _start_api(service, data_dir, None if no_web else (host, port))
+        servers = _start_api(service, detection, None if no_web else (host, port))
         try:
             service.serve(stop)
         finally:
@@ -68,16 +73,18 @@ def run(
                 server.should_exit = True
             if broker is not None:
                 stop_demo(catalog, broker)
+            detection.close()
             store.close()
             (data_dir / SOCKET_FILE).unlink(missing_ok=True)
         log.info("stopped cleanly")
 
 
 def _start_api(
-    service: Service, data_dir: Path, tcp: tuple[str, int] | None
+    service: Service, detection: Detection, tcp: tuple[str, int] | None
 ) -> list[uvicorn.Server]:
     app = create_app(service)
-    socket_path = data_dir / SOCKET_FILE
+    app.state.detect_db = detection.engine.db
+    socket_path = service.data_dir / SOCKET_FILE
     socket_path.unlink(missing_ok=True)
     configs = [uvicorn.Config(app, uds=str(socket_path), log_level="warning")]
     if tcp is not None:

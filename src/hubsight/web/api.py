@@ -19,6 +19,7 @@ from hubsight.probe import probe_source
 from hubsight.service import Service
 from hubsight.sources.config import SourceConfig, make_source
 from hubsight.status import source_status
+from hubsight.web import detect_routes, search_routes
 
 router = APIRouter(prefix="/api/v1")
 
@@ -128,8 +129,11 @@ def create_app(service: Service) -> FastAPI:
     app = FastAPI(title="hubsight", version=__version__)
     app.state.service = service
     app.state.store = service.store
+    app.state.data_dir = service.data_dir
     app.state.started = time.time()
     app.include_router(router)
+    app.include_router(search_routes.router)
+    app.include_router(detect_routes.router)
     app.openapi_schema = None
     _add_schemas(app)
 
