@@ -85,6 +85,14 @@ def test_export_layout_round_trips_through_import(tmp_path: Path, data_dir: Path
     assert summary["events"] == lines
 
 
+def test_list_scenarios_names_each_with_what_it_does() -> None:
+    code, out, _ = _run("--list-scenarios")
+    assert code == 0
+    lines = out.decode().splitlines()
+    assert [line.split()[0] for line in lines] == list(SCENARIOS)
+    assert all(len(line.split(maxsplit=1)[1]) > 20 for line in lines)
+
+
 @pytest.mark.parametrize(
     ("args", "problem"),
     [

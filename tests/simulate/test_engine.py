@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
@@ -15,6 +16,7 @@ from hubsight.simulate import (
     Simulation,
     SimulationConfig,
     generate_messages,
+    stream_messages,
 )
 from hubsight.simulate.background import rhythm, working_factor
 
@@ -121,6 +123,15 @@ def test_generate_messages_returns_exactly_that_many_bodies() -> None:
     bodies = generate_messages(7, seed=5)
     assert len(bodies) == 7
     assert all(msgspec.json.decode(b)["records"] for b in bodies)
+
+
+def test_stream_messages_starts_with_the_last_ten_minutes() -> None:
+    # A live stream begins with the records Azure would still be delivering from the last
+    # minutes, so the first bodies come at once.
+    bodies = list(itertools.islice(stream_messages(seed=3, rate=20, users=20), 5))
+    assert len(bodies) == 5
+    for body in bodies:
+        assert msgspec.json.decode(body)["records"]
 
 
 def test_live_run_is_paced_to_the_clock() -> None:

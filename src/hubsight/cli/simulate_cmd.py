@@ -92,6 +92,9 @@ def _parse_start(text: str | None) -> datetime | None:
     help="Write the ground truth (one JSON object per planted scenario) to FILE.",
 )
 @click.option(
+    "--list-scenarios", is_flag=True, help="Print each scenario's name and what it does, and exit."
+)
+@click.option(
     "--scenario-interval",
     default="5m",
     show_default=True,
@@ -111,9 +114,15 @@ def simulate(
     kafka: str | None,
     topic: str | None,
     truth: Path | None,
+    list_scenarios: bool,
     scenario_interval: str,
 ) -> None:
     """Generate Event Hub messages ({"records": [...]}, at most 1 MB) of a simulated tenant."""
+    if list_scenarios:
+        for name, plant in SCENARIOS.items():
+            summary = (plant.__doc__ or "").strip().splitlines()[0]
+            click.echo(f"{name:28} {summary}")
+        return
     if duration is not None and count is not None:
         raise ConfigError("--duration and --count cannot be combined", hint="choose one")
     if sum(x is not None for x in (out, export, kafka)) > 1:

@@ -109,8 +109,7 @@ def _role_change(ctx: Context, actor: User, target: User, role: str, ip: str) ->
 
 
 def privileged_mfa_changed(ctx: Context, start: datetime) -> Planted:
-    """A user is made Privileged Role Administrator, then someone registers a new MFA method for
-    them: the takeover of an admin's second factor."""
+    """A user is made Privileged Role Administrator, then given an attacker's MFA method."""
     actor = victim(ctx, admin=True)
     target = victim(ctx)
     _, ip, _ = hostile(ctx)
