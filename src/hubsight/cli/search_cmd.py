@@ -5,13 +5,17 @@ from __future__ import annotations
 import csv
 import io
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import click
 import msgspec
 
+from hubsight.cli.local_api import LocalApi
 from hubsight.query.search import SearchLimits, SearchRequest, SearchResult, search
+from hubsight.query.timerange import TimeWindow
+from hubsight.service import is_running
 from hubsight.store.embedded import EmbeddedStore
 
 _EVENT_COLUMNS = ["timestamp", "log_set", "log_name", "user", "result", "source_ip"]
@@ -54,6 +58,43 @@ def _render_csv(names: list[str], rows: list[list[Any]]) -> str:
     writer.writerow(names)
     writer.writerows([[_cell(v) for v in row] for row in rows])
     return buffer.getvalue().rstrip("\n")
+
+
+def _search_running(data_dir: Path, request: SearchRequest) -> SearchResult:
+    """The search run by the ``hubsight run`` that holds the store (its limits apply)."""
+    api = LocalApi(data_dir)
+    try:
+        body = api.search(
+            {
+                "query": request.query,
+                "last": request.last,
+                "from": request.start,
+                "to": request.end,
+                "timezone": request.timezone,
+                "log_sets": list(request.log_sets),
+                "log_names": list(request.log_names),
+                "limit": request.limit,
+                "wait_ms": 10_000,
+            }
+        )
+    finally:
+        api.close()
+    return SearchResult(
+        kind=body["kind"],
+        window=TimeWindow(parse_iso(body["from"]), parse_iso(body["to"])),
+        events=body.get("events", []),
+        columns=body.get("columns", []),
+        rows=body.get("rows", []),
+        next_cursor=body.get("next_cursor"),
+        elapsed_ms=body.get("elapsed_ms", 0.0),
+        time_limit_hit=body.get("time_limit_hit", False),
+        result_cap_hit=body.get("result_cap_hit", False),
+    )
+
+
+def parse_iso(text: str) -> datetime:
+    """A UTC time as the API writes it."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 @click.command("search")
@@ -103,13 +144,15 @@ def search_cmd(
         limit=limit,
     )
     data_dir: Path = ctx.obj
-    store = EmbeddedStore(data_dir)
-    try:
-        result = search(
-            store, request, SearchLimits(time_limit_s=time_limit, result_cap=max_results)
-        )
-    finally:
-        store.close()
+    limits = SearchLimits(time_limit_s=time_limit, result_cap=max_results)
+    if is_running(data_dir):
+        result = _search_running(data_dir, request)
+    else:
+        store = EmbeddedStore(data_dir)
+        try:
+            result = search(store, request, limits)
+        finally:
+            store.close()
     if fmt == "json":
         click.echo(msgspec.json.encode(_document(result)).decode())
     else:
