@@ -109,8 +109,9 @@ def bare_consume(bootstrap: str, topic: str, messages: int) -> tuple[float, int]
 
 def hubsight_ingest(
     bootstrap: str, topic: str, records: int, registry: ParserRegistry
-) -> tuple[float, float]:
-    """(seconds from the first stored batch to the last, seconds including the group join)."""
+) -> tuple[float, float, float]:
+    """Seconds from the first stored batch to the last, seconds including the group join, and
+    bytes on disk per event once merged."""
     with tempfile.TemporaryDirectory() as tmp:
         store = EmbeddedStore(Path(tmp))
         config = make_source(
@@ -147,8 +148,13 @@ def hubsight_ingest(
         done = time.perf_counter()
         stop.set()
         thread.join()
+        store.execute("OPTIMIZE TABLE events FINAL")
+        (row,) = store.select(
+            "SELECT sum(bytes_on_disk) / sum(rows) AS per_event FROM system.parts "
+            "WHERE active AND table = 'events'"
+        )
         store.close()
-    return done - first[0], done - started
+    return done - first[0], done - started, float(row["per_event"])
 
 
 def freshness(bootstrap: str, bodies: list[bytes], seconds: float, per_s: int) -> list[float]:
@@ -251,11 +257,12 @@ def main() -> None:
             ("hubsight, full parsing", full_topic, default_registry()),
             ("hubsight, split only", split_topic, EmptyRegistry()),
         ):
-            steady, total = hubsight_ingest(broker.bootstrap, topic, records, registry)
+            steady, total, per_event = hubsight_ingest(broker.bootstrap, topic, records, registry)
             rate = records / steady
             print(
                 f"{label + ':':24} {rate:>9,.0f} records/s  {payload / steady / 1e6:>6.0f} MB/s"
-                f"  ({rate / bare_rate:.2f} of bare; {records / total:,.0f}/s with group join)"
+                f"  ({rate / bare_rate:.2f} of bare; {records / total:,.0f}/s with group join;"
+                f" {per_event:,.0f} bytes/event on disk)"
             )
 
         latencies = sorted(freshness(broker.bootstrap, bodies, args.freshness_s, 5_000))
