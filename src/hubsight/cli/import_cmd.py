@@ -35,7 +35,7 @@ from hubsight.store.embedded import EmbeddedStore
 
 # Events per store write: large enough for ClickHouse to like the parts, small enough that an
 # interrupted import loses little work (it resumes after the last stored batch anyway).
-_BATCH_EVENTS = 20_000
+_BATCH_EVENTS = 5_000
 _EXPORT_HOUR = re.compile(r"y=(\d{4})/m=(\d{1,2})/d=(\d{1,2})/h=(\d{1,2})")
 _json_check = msgspec.json.Decoder(msgspec.Raw)
 
