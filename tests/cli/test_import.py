@@ -174,6 +174,16 @@ def test_broken_lines_are_kept_as_unparsed_with_their_position(
     assert [r["source_offset"] for r in _stored(data_dir)] == [0, 1, 3]
 
 
+@pytest.mark.parametrize("lines", [1, 3])
+def test_a_byte_order_mark_is_ignored(tmp_path: Path, data_dir: Path, lines: int) -> None:
+    path = tmp_path / "bom.json"
+    record = msgspec.json.encode(_sign_in())
+    path.write_bytes(b"\xef\xbb\xbf" + b"\n".join([record] * lines) + b"\n")
+    summary = _summary(_import(data_dir, str(path)))
+    assert summary["events"] == lines
+    assert summary["unparsed"] == 0
+
+
 def test_progress_goes_to_stderr_and_the_summary_to_stdout(tmp_path: Path, data_dir: Path) -> None:
     path = tmp_path / "r.json"
     path.write_bytes(msgspec.json.encode(_records(1)[0]) + b"\n")

@@ -38,6 +38,7 @@ from hubsight.store.embedded import EmbeddedStore
 _BATCH_EVENTS = 5_000
 _EXPORT_HOUR = re.compile(r"y=(\d{4})/m=(\d{1,2})/d=(\d{1,2})/h=(\d{1,2})")
 _json_check = msgspec.json.Decoder(msgspec.Raw)
+_BOM = b"\xef\xbb\xbf"
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,18 +96,20 @@ def read_messages(path: Path) -> Iterator[tuple[int, bytes, int]]:
             while first and not first.strip():
                 first = handle.readline()
             try:
-                _json_check.decode(first)
+                _json_check.decode(first.removeprefix(_BOM))
                 per_line = True
             except msgspec.DecodeError:
                 per_line = False
             handle.seek(0)
             if not per_line:
                 whole = handle.read()
-                yield 0, whole, len(whole)
+                yield 0, whole.removeprefix(_BOM), len(whole)
                 return
             for number, line in enumerate(handle):
                 if line.strip():
-                    yield number, line, len(line)
+                    # Files saved by Windows tools may start with a byte-order mark.
+                    body = line.removeprefix(_BOM) if number == 0 else line
+                    yield number, body, len(line)
     except OSError as exc:
         raise HubsightError(
             f"cannot read {path}: {exc.strerror}", hint="check the file's permissions"
