@@ -152,12 +152,13 @@ def questions(store: EmbeddedStore) -> list[tuple[str, SearchRequest, str, dict[
     ]
 
 
-def bench_size(size: int, pool: list[Any], runs: int) -> None:
-    """Fill a fresh store to ``size`` and print every figure for it."""
+def bench_size(size: int, pool: list[Any], runs: int, keep: Path | None) -> None:
+    """Fill a store to ``size`` (unless ``keep`` already holds it) and print every figure."""
     with tempfile.TemporaryDirectory(prefix="hubsight-bench-") as tmp:
-        store = EmbeddedStore(Path(tmp))
+        store = EmbeddedStore(keep / str(size) if keep else Path(tmp))
         try:
-            seconds = fill(store, pool, size)
+            held = store.select("SELECT count() AS n FROM events")[0]["n"]
+            seconds = fill(store, pool, size) if held == 0 else 0.0
             stored = store.select("SELECT count() AS n FROM events")[0]["n"]
             disk = store.select(
                 "SELECT sum(data_compressed_bytes) AS data, "
@@ -202,12 +203,15 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 10_000_000])
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--pool-messages", type=int, default=1600)
+    parser.add_argument(
+        "--keep", type=Path, help="Keep the stores under this directory and reuse them next time."
+    )
     args = parser.parse_args()
     began = time.perf_counter()
     pool = pool_events(args.pool_messages)
     print(f"pool: {len(pool):,} parsed events in {time.perf_counter() - began:.0f} s")
     for size in args.sizes:
-        bench_size(size, pool, args.runs)
+        bench_size(size, pool, args.runs, args.keep)
 
 
 if __name__ == "__main__":
