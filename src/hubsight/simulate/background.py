@@ -10,6 +10,7 @@ import math
 import random
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 from hubsight.simulate import activity, directory, signins
 from hubsight.simulate.changes import everyday_change, everyday_operation
@@ -18,9 +19,11 @@ from hubsight.simulate.geo import azure_ip
 from hubsight.simulate.platform import platform_builders
 from hubsight.simulate.tenant import USER_APPS, User
 
+Rhythm = Literal["people", "devices", "steady"]
+
 # Share of each category in a tenant's stream (roughly what a mid-sized tenant sends when all
 # Entra and Activity Log categories are exported), and whether people drive it.
-MIX: dict[str, tuple[float, str]] = {
+MIX: dict[str, tuple[float, Rhythm]] = {
     "NonInteractiveUserSignInLogs": (0.36, "devices"),
     "SignInLogs": (0.08, "people"),
     "ServicePrincipalSignInLogs": (0.08, "steady"),
@@ -83,7 +86,7 @@ def working_factor(local_hour: float, weekday: int) -> float:
     return level * (1.0 if weekday < 5 else 0.2)
 
 
-def rhythm(kind: str, when: datetime, utc_offset: float) -> float:
+def rhythm(kind: Rhythm, when: datetime, utc_offset: float) -> float:
     """The rate multiplier of a kind of traffic (people, devices, steady) at ``when``."""
     if kind == "steady":
         return 1.0
@@ -92,7 +95,7 @@ def rhythm(kind: str, when: datetime, utc_offset: float) -> float:
     return factor if kind == "people" else 0.35 + 0.65 * factor
 
 
-def _week_mean(kind: str, offset: float) -> float:
+def _week_mean(kind: Rhythm, offset: float) -> float:
     start = datetime(2026, 1, 5, tzinfo=UTC)  # a Monday
     samples = [rhythm(kind, start + timedelta(minutes=20 * i), offset) for i in range(7 * 72)]
     return sum(samples) / len(samples)
