@@ -111,3 +111,13 @@ def test_a_failing_parser_yields_unparsed_with_its_reason() -> None:
     (event,) = parser.parse(_message(b'{"category":"SignInLogs"}'))
     assert event.log_set is LogSet.UNPARSED_DATA
     assert event.parse_error == "parser failed: 'properties'"
+
+
+def test_a_file_of_messages_one_per_line_yields_their_records() -> None:
+    body = b'{"records": [{"a": 1}, {"a": 2}]}\n{"records": [{"a": 3}]}\n{"a": 4}\n'
+    assert [p.data for p in split_message(body)] == [
+        b'{"a": 1}',
+        b'{"a": 2}',
+        b'{"a": 3}',
+        b'{"a": 4}',
+    ]
