@@ -319,7 +319,7 @@ CASES: list[tuple[str, Expected]] = [
     ),
     (
         "groupby(log_name) calculate(count:user)",
-        lambda: groups(lambda r: r.log_name, value=lambda rs: sum(1 for r in rs if r.user)),
+        lambda: groups(lambda r: r.log_name, lambda r: r.user != ""),
     ),
     (
         "groupby(user, result)",

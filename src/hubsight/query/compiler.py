@@ -186,8 +186,12 @@ class _Compiler:
         return Compiled(kind="events", sql=sql, params=self.params.values, columns=selected,
                         selected=selected)  # fmt: skip
 
-    def calc(self) -> tuple[str, str]:
-        """The aggregate's SQL and its column label (``count`` when none is given)."""
+    def calc(self, conditions: list[str]) -> tuple[str, str]:
+        """The aggregate's SQL and its column label (``count`` when none is given).
+
+        A calculation over a key looks only at events that have the key: its presence joins
+        the conditions, where the store can skip the other events before aggregating.
+        """
         calc = self.query.calculate
         if calc is None:
             return "count()", "count"
@@ -196,10 +200,12 @@ class _Compiler:
         if calc.fn == "bytes":
             return "sum(length(raw))", calc.label
         key = self.keys.resolve(calc.key or ast.Key("", calc.pos))
+        if key.present != "1" and key.present not in conditions:
+            conditions.append(key.present)
         if calc.fn == "count":
-            return f"countIf({key.present})", calc.label
+            return "count()", calc.label
         if calc.fn == "unique":
-            return f"uniqExactIf({key.sql}, {key.present})", calc.label
+            return f"uniqExact({key.sql})", calc.label
         value = self.numeric(key, calc)
         if calc.fn == "percentile":
             level = self.params.add("Float64", (calc.percentile or 0) / 100)
@@ -238,7 +244,7 @@ class _Compiler:
 
     def table(self, conditions: list[str], limit: int) -> Compiled:
         group_exprs, names = self.groups(conditions)
-        aggregate, label = self.calc()
+        aggregate, label = self.calc(conditions)
         columns = ", ".join([*group_exprs, f"{aggregate} AS v"])
         sql = f"SELECT {columns} FROM {EVENTS_TABLE} "  # noqa: S608 - values are parameters
         sql += f"WHERE {' AND '.join(conditions)}"
@@ -279,7 +285,7 @@ class _Compiler:
         step = self.params.add("Int64", width, "width")
         bucket = f"intDiv(toUnixTimestamp64Milli(timestamp) - {origin}, {step}) AS b"
         group_exprs, names = self.groups(conditions)
-        aggregate, label = self.calc()
+        aggregate, label = self.calc(conditions)
         aliases = ", ".join(["b", *(f"g{i}" for i in range(len(group_exprs)))])
         selected = ", ".join([bucket, *group_exprs, f"{aggregate} AS v"])
         sql = (
