@@ -42,19 +42,20 @@ def everyday_change(ctx: Context, person: User) -> Audit:
     if roll < 0.45:
         group = rng.choice(("All Sales", "VPN Users", "Finance Readers", "Engineering"))
         group_id = new_id(rng)
-        target = user_target(
+        member = user_target(
             person,
             [changed("Group.ObjectID", None, group_id), changed("Group.DisplayName", None, group)],
         )
+        # Microsoft's documented shape: the group first, then the member.
         return Audit(
             "Add member to group",
             "GroupManagement",
             "Core Directory",
             "Assign",
-            target,
+            group_target(group, group_id),
             actor=admin,
             actor_ip=admin_ip,
-            also=(group_target(group, group_id),),
+            also=(member,),
         )
     if roll < 0.60:
         return Audit(

@@ -37,7 +37,7 @@ class Audit:
     actor_app: ServicePrincipal | None = None
     actor_ip: str = ""
     result: str = "success"
-    # Further objects the change touched (the group of a membership change).
+    # Further objects the change touched (the member of a group membership change).
     also: tuple[Record, ...] = ()
 
 

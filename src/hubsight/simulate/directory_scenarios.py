@@ -151,18 +151,24 @@ def privileged_group_member(ctx: Context, start: datetime) -> Planted:
         ["admin.privileged_group_member"],
     )
     group_id = new_id(ctx.rng)
+    # Microsoft's documented shape: the group first, then the member.
     change = Audit(
         "Add member to group",
         "GroupManagement",
         "Core Directory",
         "Assign",
-        user_target(
-            target,
-            [changed("Group.ObjectID", None, group_id), changed("Group.DisplayName", None, group)],
-        ),
+        group_target(group, group_id),
         actor=actor,
         actor_ip=ctx.tenant.office_ip,
-        also=(group_target(group, group_id),),
+        also=(
+            user_target(
+                target,
+                [
+                    changed("Group.ObjectID", None, group_id),
+                    changed("Group.DisplayName", None, group),
+                ],
+            ),
+        ),
     )
     plant.drafts.append(directory.audit(ctx, start, change))
     return plant
