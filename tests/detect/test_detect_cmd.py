@@ -47,11 +47,13 @@ def _alerts(output: str) -> list[dict[str, object]]:
 
 
 def test_replay_files_prints_the_contract(tmp_path: Path) -> None:
-    path = tmp_path / "messages.ndjson"
-    path.write_bytes(b"\n".join(_bodies()) + b"\n")
+    bodies = _bodies()
+    path, rest = tmp_path / "messages.ndjson", tmp_path / "rest.ndjson"
+    path.write_bytes(b"\n".join(bodies[:-2]) + b"\n")
+    rest.write_bytes(b"\n".join(bodies[-2:]) + b"\n")
     result = CliRunner().invoke(
         cli,
-        ["--data-dir", str(tmp_path / "d"), "detect", "--replay", "--input", str(path)],
+        ["--data-dir", str(tmp_path / "d"), "detect", "--replay", "--input", str(path), str(rest)],
     )
     assert result.exit_code == 0, result.output
     alerts = _alerts(result.output)

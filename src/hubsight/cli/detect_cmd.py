@@ -53,6 +53,10 @@ _encode = msgspec.json.Encoder().encode
 )
 @click.option("--log-name", default="replay", show_default=True, help="Log name of file events.")
 @click.option("--geoip", default=None, help="MaxMind database file or folder for file input.")
+# ``--input A B C`` (the contract's FILE ...): files after the first one arrive as arguments.
+@click.argument(
+    "more_inputs", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
 @click.pass_obj
 def detect(
     data_dir: Path,
@@ -65,8 +69,14 @@ def detect(
     learning_days: float | None,
     log_name: str,
     geoip: str | None,
+    more_inputs: tuple[Path, ...],
 ) -> None:
     """Run the enabled rules over past events and print what would have fired."""
+    if more_inputs and not inputs:
+        raise ConfigError(
+            "files given without --input", hint="write `--input FILE ...` to replay files"
+        )
+    inputs = inputs + more_inputs
     if not replay:
         raise ConfigError(
             "live detection runs inside `hubsight run`",
