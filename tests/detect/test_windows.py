@@ -41,4 +41,4 @@ def test_distinct_counts_values_and_prune_drops_old_entries() -> None:
     assert crossings(window, _entry(3, "b"), 10, 3, distinct=True) == []
     assert window.prune(2.5)
     assert [e.ts for e in window] == [3]
-    assert window.changed
+    assert window.cut == 2.5

@@ -20,8 +20,9 @@ DB_NAME = "detect.sqlite3"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS windows (
-    rule_id TEXT NOT NULL, key TEXT NOT NULL, body BLOB NOT NULL, PRIMARY KEY (rule_id, key));
+CREATE TABLE IF NOT EXISTS window_entries (
+    rule_id TEXT NOT NULL, key TEXT NOT NULL, ts REAL NOT NULL, body BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS window_entries_key ON window_entries (rule_id, key, ts);
 CREATE TABLE IF NOT EXISTS baselines (subject TEXT PRIMARY KEY, body BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS alerts (
     id TEXT PRIMARY KEY, dedup_key TEXT UNIQUE NOT NULL, rule_id TEXT NOT NULL,

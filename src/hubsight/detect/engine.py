@@ -38,7 +38,7 @@ _PRUNE_EVERY = 3600.0
 _NOTABLE_LOOKBACK = timedelta(days=7)
 
 _entries_codec = msgspec.json.Encoder()
-_entries_decoder = msgspec.json.Decoder(list[Entry])
+_entry_decoder = msgspec.json.Decoder(Entry)
 _baseline_decoder = msgspec.json.Decoder(UserBaseline)
 
 
@@ -390,17 +390,26 @@ class DetectionEngine:
         state = self._state
         now = time.time()
         with self.db.transaction() as conn:
-            gone, kept = [], []
+            # Windows are saved as their changes: new entries in, pruned entries out.
+            cuts, added = [], []
             for wkey in state.dirty_windows:
                 window = state.windows.get(wkey)
-                if window is None or not len(window):
-                    state.windows.pop(wkey, None)
-                    gone.append(wkey)
-                elif window.changed:
-                    window.changed = False
-                    kept.append((*wkey, _entries_codec.encode(window.entries())))
-            conn.executemany("DELETE FROM windows WHERE rule_id = ? AND key = ?", gone)
-            conn.executemany("INSERT OR REPLACE INTO windows VALUES (?, ?, ?)", kept)
+                if window is None:
+                    continue
+                if window.cut is not None:
+                    cuts.append((*wkey, window.cut))
+                added += [
+                    (*wkey, e.ts, _entries_codec.encode(e))
+                    for e in window.added
+                    if window.cut is None or e.ts >= window.cut
+                ]
+                window.added, window.cut = [], None
+                if not len(window):
+                    del state.windows[wkey]
+            conn.executemany(
+                "DELETE FROM window_entries WHERE rule_id = ? AND key = ? AND ts < ?", cuts
+            )
+            conn.executemany("INSERT INTO window_entries VALUES (?, ?, ?, ?)", added)
             if (
                 flush_baselines
                 or now - state.baselines_saved_at >= self.options.baseline_flush_seconds
@@ -429,10 +438,12 @@ class DetectionEngine:
 
     def _load(self) -> None:
         state = self._state
-        for row in self.db.rows("SELECT rule_id, key, body FROM windows"):
-            state.windows[(row["rule_id"], row["key"])] = Window(
-                _entries_decoder.decode(row["body"])
-            )
+        grouped: dict[tuple[str, str], list[Entry]] = {}
+        for row in self.db.rows("SELECT rule_id, key, body FROM window_entries"):
+            entry = _entry_decoder.decode(row["body"])
+            grouped.setdefault((row["rule_id"], row["key"]), []).append(entry)
+        for wkey, entries in grouped.items():
+            state.windows[wkey] = Window(entries)
         for row in self.db.rows("SELECT subject, body FROM baselines"):
             state.baselines[row["subject"]] = _baseline_decoder.decode(row["body"])
         for row in self.db.rows("SELECT log_name, category, last_received FROM sources"):

@@ -28,13 +28,15 @@ class Entry(msgspec.Struct, frozen=True, array_like=True):
 class Window:
     """Entries of one rule and key, ordered by event time."""
 
-    __slots__ = ("_entries", "_times", "changed")
+    __slots__ = ("_entries", "_times", "added", "cut")
 
     def __init__(self, entries: list[Entry] | None = None) -> None:
         self._entries: list[Entry] = sorted(entries or [], key=_order)
         self._times: list[float] = [e.ts for e in self._entries]
-        # Set by every change, cleared by whoever saves the window.
-        self.changed = False
+        # Changes since the last save, so that saving writes only them: the entries added and
+        # the time before which entries were pruned. Whoever saves the window resets both.
+        self.added: list[Entry] = []
+        self.cut: float | None = None
 
     def add(self, entry: Entry) -> bool:
         """Insert ``entry`` in time order; False (and no change) when it is already there."""
@@ -45,7 +47,7 @@ class Window:
                 return False
         self._times.insert(hi, entry.ts)
         self._entries.insert(hi, entry)
-        self.changed = True
+        self.added.append(entry)
         return True
 
     def between(self, start: float, end: float) -> list[Entry]:
@@ -58,7 +60,7 @@ class Window:
         if cut:
             del self._entries[:cut]
             del self._times[:cut]
-            self.changed = True
+            self.cut = max(self.cut or before, before)
         return cut > 0
 
     def entries(self) -> list[Entry]:
