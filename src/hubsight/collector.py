@@ -210,7 +210,7 @@ class _Run:
         self.batches.put(_Batch(events, offsets, payload))
         for key, next_offset in offsets.items():
             self.guard[key] = max(self.guard.get(key, -1), next_offset - 1)
-        self.health.set_unparsed(self.parser.counters.unparsed_by_category)
+        self.health.set_parse_counters(self.parser.counters)
 
     def _watch_idle(self, source: KafkaSource) -> None:
         now = time.monotonic()

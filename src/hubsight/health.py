@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from hubsight.parsing.pipeline import ParseCounters
 from hubsight.sources.diagnose import Diagnosis, Problem
 from hubsight.sources.kafka import PartitionLag
 
@@ -44,6 +45,8 @@ class SourceHealth:
     events_stored: int = 0
     bytes_received: int = 0
     unparsed_by_category: dict[str, int] = field(default_factory=dict)
+    unparsed_dropped: int = 0
+    repairs: dict[str, int] = field(default_factory=dict)
     lag: list[PartitionLag] = field(default_factory=list)
     _stored_times: deque[tuple[float, int]] = field(default_factory=deque)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -104,10 +107,12 @@ class SourceHealth:
         with self._lock:
             self.lag = sorted(lag, key=lambda p: (p.topic, p.partition))
 
-    def set_unparsed(self, counts: dict[str, int]) -> None:
-        """Replace the unparsed-record counts per category."""
+    def set_parse_counters(self, counters: ParseCounters) -> None:
+        """Take the parser's counts: unparsed records per category, dropped ones, repairs."""
         with self._lock:
-            self.unparsed_by_category = dict(counts)
+            self.unparsed_by_category = dict(counters.unparsed_by_category)
+            self.unparsed_dropped = counters.dropped_unparsed
+            self.repairs = dict(counters.repairs)
 
     def snapshot(self) -> dict[str, Any]:
         """A JSON-ready copy, in the shape of ``hubsight status --json``."""
@@ -136,6 +141,8 @@ class SourceHealth:
                 "problem": self.problem.value if self.problem else None,
                 "hint": self.hint,
                 "unparsed_by_category": dict(self.unparsed_by_category),
+                "unparsed_dropped": self.unparsed_dropped,
+                "repairs": dict(self.repairs),
             }
 
 

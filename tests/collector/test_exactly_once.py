@@ -131,3 +131,5 @@ def test_malformed_messages_land_in_unparsed_data_and_valid_ones_around_them_are
             "AND length(base64Decode(JSONExtractString(concat('[', raw, ']'), 1))) = 1000001"
         )
         assert big["n"] == sum(1 for body, _ in bad if len(body) == 1_000_001)
+        repaired = sum(1 for body, _ in bad if body.startswith(b"{'"))
+        assert service.health["azure"].snapshot()["repairs"] == {"single_quotes": repaired}

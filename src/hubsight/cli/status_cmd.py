@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from hubsight.cli.source_cmd import format_table
+from hubsight.parsing.geoip import describe_geoip
 from hubsight.service import is_running
 from hubsight.status import offline_status
 
@@ -19,9 +20,15 @@ def status(data_dir: Path, as_json: bool) -> None:
     """Per source: state, events stored, last event, lag per partition, last error and hint."""
     running = is_running(data_dir)
     sources = offline_status(data_dir, running=running)
+    geoip = describe_geoip(None, data_dir)
     if as_json:
-        click.echo(json.dumps({"running": running, "sources": sources}, indent=2))
+        report = {"running": running, "sources": sources, "geoip": geoip}
+        click.echo(json.dumps(report, indent=2))
         return
+    for database in geoip:
+        click.echo(f"GeoIP: {database['type']} built {database['built']} ({database['path']})")
+    if not geoip:
+        click.echo("GeoIP: no database; run scripts/fetch-geoip.sh to locate IP addresses")
     if not sources:
         click.echo("no event sources; add one with `hubsight source add`")
         return
