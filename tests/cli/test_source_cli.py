@@ -201,5 +201,7 @@ def test_status_when_nothing_runs(data_dir: Path) -> None:
     assert report["running"] is False
     states = {s["name"]: (s["state"], s["events_stored"]) for s in report["sources"]}
     assert states == {"k": ("stopped", 0), "off": ("disabled", 0)}
+    assert report["geoip"] == []
     table = _invoke(data_dir, "status").stdout
     assert "hubsight run is not running" in table
+    assert "GeoIP: no database" in table
