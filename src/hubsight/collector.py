@@ -22,7 +22,7 @@ from hubsight.health import SourceHealth, State
 from hubsight.parsing.base import ParserRegistry
 from hubsight.parsing.event import Event
 from hubsight.parsing.pipeline import EmptyRegistry, MessageParser
-from hubsight.sources.base import Message
+from hubsight.sources.base import Message, Source
 from hubsight.sources.config import SourceConfig
 from hubsight.sources.diagnose import Diagnosis, Problem
 from hubsight.sources.kafka import KafkaSource, diagnose, explain
@@ -126,7 +126,7 @@ class _Run:
         self.health = collector.health
         self.parser = parser
         self.guard = guard
-        self.source: KafkaSource | None = None
+        self.source: Source | None = None
         self.batches: queue.Queue[_Batch | None] = queue.Queue(collector.settings.queued_batches)
         self.written: queue.Queue[Offsets] = queue.Queue()
         self.failure: HubsightError | None = None
@@ -160,7 +160,7 @@ class _Run:
             self.unassigned_since = time.monotonic()
 
     # -- the consumer thread --
-    def consume_loop(self, source: KafkaSource, stop: threading.Event) -> None:
+    def consume_loop(self, source: Source, stop: threading.Event) -> None:
         settings = self.collector.settings
         while not stop.is_set() and not self.writer_failed.is_set():
             self.commit_written(wait=False)
@@ -212,7 +212,7 @@ class _Run:
             self.guard[key] = max(self.guard.get(key, -1), next_offset - 1)
         self.health.set_parse_counters(self.parser.counters)
 
-    def _watch_idle(self, source: KafkaSource) -> None:
+    def _watch_idle(self, source: Source) -> None:
         now = time.monotonic()
         after = self.collector.settings.no_data_after_s
         if self.topic_check_due:
@@ -232,7 +232,7 @@ class _Run:
                 explain(self.config, Problem.NO_DATA, "connected, no events have arrived yet")
             )
 
-    def _report_missing_topics(self, source: KafkaSource) -> None:
+    def _report_missing_topics(self, source: Source) -> None:
         visible = source.list_topics(timeout=5.0)
         wanted = self.config.subscription
         if self.config.topic_pattern:

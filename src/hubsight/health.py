@@ -26,8 +26,7 @@ class State(StrEnum):
     STOPPED = "stopped"
 
 
-# An error at or after this moment wins over progress made before it; progress afterwards
-# (an assignment, a message) clears the state back.
+# Events per minute are counted over this sliding window.
 _RATE_WINDOW_S = 60.0
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -22,16 +21,30 @@ class Message(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Source(Protocol):
-    """Yields batches of messages and is told when a batch is durably stored."""
+    """Yields batches of messages and is told what is durably stored (``KafkaSource`` is one)."""
 
-    def poll_batch(self, max_messages: int, timeout: float) -> Sequence[Message]:
+    assignment: set[tuple[str, int]]
+
+    def poll_batch(self, max_messages: int, timeout: float) -> list[Message]:
         """Return up to ``max_messages`` messages, or fewer once ``timeout`` seconds pass."""
         ...
 
-    def commit(self, messages: Sequence[Message]) -> None:
-        """Record that ``messages`` (and everything before them) are durably stored."""
+    def commit(self, offsets: dict[tuple[str, int], int], *, wait: bool) -> None:
+        """Record the next offset to read per (topic, partition): all before it is stored."""
+        ...
+
+    def pause(self) -> None:
+        """Stop fetching (the store is behind)."""
+        ...
+
+    def resume(self) -> None:
+        """Fetch again."""
+        ...
+
+    def list_topics(self, timeout: float) -> list[str]:
+        """Names of the topics the credential can see."""
         ...
 
     def close(self) -> None:
-        """Release connections; pending commits are flushed first."""
+        """Release connections."""
         ...

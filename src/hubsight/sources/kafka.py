@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -287,15 +287,3 @@ class KafkaSource:
     def close(self) -> None:
         """Leave the group and close connections."""
         self._consumer.close()
-
-
-def committed_positions(
-    consumer_settings: dict[str, Any], partitions: Sequence[tuple[str, int]], timeout: float
-) -> dict[tuple[str, int], int]:
-    """The group's committed offsets for ``partitions`` (used by tests and ``status``)."""
-    consumer = Consumer({**consumer_settings, "enable.auto.commit": False})
-    try:
-        result = consumer.committed([TopicPartition(t, p) for t, p in partitions], timeout=timeout)
-    finally:
-        consumer.close()
-    return {(tp.topic, tp.partition): tp.offset for tp in result if tp.offset >= 0}
