@@ -10,6 +10,7 @@ from hubsight.detect.rules import (
     auth_baseline,
     auth_signals,
     auth_volume,
+    azure_activity,
     platform,
     thirdparty,
 )
@@ -19,6 +20,7 @@ BUILTIN_RULES: tuple[type[Rule[Any]], ...] = (
     *auth_signals.RULES,
     *auth_baseline.RULES,
     *admin.RULES,
+    *azure_activity.RULES,
     *thirdparty.RULES,
     *platform.RULES,
 )

@@ -17,31 +17,14 @@ from hubsight.detect.base import (
     Severity,
     numbered,
 )
-from hubsight.detect.rules.operations import OperationConfig, OperationRule, failed, target_of
+from hubsight.detect.rules.operations import OperationConfig, OperationRule, admin_meta, failed
 from hubsight.detect.rules.signals import (
     ADMIN_LOG_SETS,
-    ThresholdRule,
-    WindowConfig,
     admin,
     entry_of,
     refs,
-    span_finding,
 )
-from hubsight.detect.windows import Entry
 from hubsight.parsing.event import Event
-
-
-def _meta(rule_id: str, title: str, severity: Severity, technique: str, runbook: str) -> RuleMeta:
-    return RuleMeta(
-        id=rule_id,
-        title=title,
-        description=f"{title}, from the Cloud Service Admin Activity log set.",
-        severity=severity,
-        technique=technique,
-        log_sets=ADMIN_LOG_SETS,
-        runbook=runbook,
-    )
-
 
 # Entra built-in roles that can take over the tenant or its data (Microsoft marks them
 # "privileged"); matched by display name in the audit record.
@@ -67,7 +50,7 @@ PRIVILEGED_ROLES = (
 class PrivilegedRoleGranted(OperationRule):
     """A privileged Entra role assigned (active, eligible or outside PIM)."""
 
-    meta = _meta(
+    meta = admin_meta(
         "admin.privileged_role_granted",
         "Privileged directory role granted",
         Severity.HIGH,
@@ -95,7 +78,7 @@ class PrivilegedRoleGranted(OperationRule):
 class PrivilegedGroupMember(OperationRule):
     """A member added to a group whose name marks it as privileged."""
 
-    meta = _meta(
+    meta = admin_meta(
         "admin.privileged_group_member",
         "User added to privileged group",
         Severity.MEDIUM,
@@ -110,7 +93,7 @@ class PrivilegedGroupMember(OperationRule):
 class AppCredentialAdded(OperationRule):
     """A new secret or certificate on an application or service principal."""
 
-    meta = _meta(
+    meta = admin_meta(
         "admin.app_credential_added",
         "New credential added to an application",
         Severity.HIGH,
@@ -146,7 +129,7 @@ HIGH_PRIVILEGE_PERMISSIONS = (
 class HighPrivilegeConsent(OperationRule):
     """Consent granted to an application for high-privilege permissions."""
 
-    meta = _meta(
+    meta = admin_meta(
         "admin.high_privilege_consent",
         "Consent to application with high-privilege permissions",
         Severity.HIGH,
@@ -170,7 +153,7 @@ class HighPrivilegeConsent(OperationRule):
 class FederationChanged(OperationRule):
     """Domain authentication or federation settings changed (a golden SAML path)."""
 
-    meta = _meta(
+    meta = admin_meta(
         "admin.federation_changed",
         "Domain federation settings changed",
         Severity.HIGH,
@@ -190,7 +173,7 @@ class FederationChanged(OperationRule):
 class ConditionalAccessWeakened(OperationRule):
     """A conditional access policy deleted, or updated to disabled."""
 
-    meta = _meta(
+    meta = admin_meta(
         "admin.conditional_access_disabled",
         "Conditional access policy disabled or deleted",
         Severity.HIGH,
@@ -319,181 +302,6 @@ def _touches_mfa(event: Event) -> bool:
     return b"strongauthentication" in memoryview(event.modified_properties).tobytes().lower()
 
 
-class RbacOwnerAssigned(OperationRule):
-    """Azure RBAC Owner or User Access Administrator assigned."""
-
-    meta = _meta(
-        "azure.rbac_owner_assigned",
-        "Azure RBAC Owner/User Access Administrator assigned",
-        Severity.HIGH,
-        "T1098",
-        "Check the scope and the assignee; remove the assignment if it was not requested.",
-    )
-    operations = frozenset({"MICROSOFT.AUTHORIZATION/ROLEASSIGNMENTS/WRITE"})
-    # Built-in role definition ids: Owner, User Access Administrator.
-    default_markers = (
-        "8e3af657-a8ff-443c-a75c-2fe8c4bcb635",
-        "18d7d88d-d35e-4fb5-a5c3-7773c20a72d9",
-    )
-    example_raw = (
-        b'{"properties":{"requestbody":"{\\"properties\\":{\\"roleDefinitionId\\":'
-        b'\\"/providers/Microsoft.Authorization/roleDefinitions/'
-        b'8e3af657-a8ff-443c-a75c-2fe8c4bcb635\\"}}"}}'
-    )
-
-
-class LogTampering(OperationRule):
-    """Diagnostic settings or the Event Hub that carries logs deleted: the feed goes blind."""
-
-    meta = _meta(
-        "azure.log_tampering",
-        "Diagnostic setting or Event Hub deleted",
-        Severity.HIGH,
-        "T1562.008",
-        "Restore the diagnostic setting or hub at once; find who deleted it and why.",
-    )
-    operations = frozenset(
-        {
-            "MICROSOFT.INSIGHTS/DIAGNOSTICSETTINGS/DELETE",
-            "MICROSOFT.AADIAM/DIAGNOSTICSETTINGS/DELETE",
-            "MICROSOFT.INSIGHTS/LOGPROFILES/DELETE",
-            "MICROSOFT.EVENTHUB/NAMESPACES/DELETE",
-            "MICROSOFT.EVENTHUB/NAMESPACES/EVENTHUBS/DELETE",
-            "MICROSOFT.EVENTHUB/NAMESPACES/AUTHORIZATIONRULES/DELETE",
-            "MICROSOFT.EVENTHUB/NAMESPACES/EVENTHUBS/AUTHORIZATIONRULES/DELETE",
-        }
-    )
-
-
-class KeyVaultPurge(OperationRule):
-    """A Key Vault (or its secrets) purged: unrecoverable destruction."""
-
-    meta = _meta(
-        "azure.keyvault_purge",
-        "Key Vault purged",
-        Severity.HIGH,
-        "T1485",
-        "Confirm the purge was planned; check what depended on the vault.",
-    )
-    operations = frozenset(
-        {
-            "MICROSOFT.KEYVAULT/LOCATIONS/DELETEDVAULTS/PURGE/ACTION",
-            "MICROSOFT.KEYVAULT/VAULTS/PURGE/ACTION",
-            "VaultPurge",
-            "SecretPurge",
-            "KeyPurge",
-        }
-    )
-
-
-class AccessKeysListed(OperationRule):
-    """Storage account keys (or Event Hub shared access keys) listed or regenerated."""
-
-    meta = _meta(
-        "azure.access_keys_listed",
-        "Storage account key listed or regenerated",
-        Severity.MEDIUM,
-        "T1552.004",
-        "Confirm the caller needed the key; rotate it if not.",
-    )
-    operations = frozenset(
-        {
-            "MICROSOFT.STORAGE/STORAGEACCOUNTS/LISTKEYS/ACTION",
-            "MICROSOFT.STORAGE/STORAGEACCOUNTS/REGENERATEKEY/ACTION",
-            "MICROSOFT.EVENTHUB/NAMESPACES/AUTHORIZATIONRULES/LISTKEYS/ACTION",
-            "MICROSOFT.EVENTHUB/NAMESPACES/EVENTHUBS/AUTHORIZATIONRULES/LISTKEYS/ACTION",
-            "MICROSOFT.EVENTHUB/NAMESPACES/AUTHORIZATIONRULES/REGENERATEKEYS/ACTION",
-        }
-    )
-
-
-class VmRunCommand(OperationRule):
-    """A command run on a VM through the Azure control plane."""
-
-    meta = _meta(
-        "azure.vm_run_command",
-        "VM run-command executed",
-        Severity.MEDIUM,
-        "T1651",
-        "Find the script that ran (the VM's run-command extension logs) and who ran it.",
-    )
-    operations = frozenset(
-        {
-            "MICROSOFT.COMPUTE/VIRTUALMACHINES/RUNCOMMAND/ACTION",
-            "MICROSOFT.COMPUTE/VIRTUALMACHINES/RUNCOMMANDS/WRITE",
-            "MICROSOFT.COMPUTE/VIRTUALMACHINESCALESETS/VIRTUALMACHINES/RUNCOMMAND/ACTION",
-        }
-    )
-
-
-class ResourceGroupDeleted(OperationRule):
-    """A whole resource group deleted."""
-
-    meta = _meta(
-        "azure.resource_group_deleted",
-        "Resource group deleted",
-        Severity.MEDIUM,
-        "T1485",
-        "Confirm the deletion was planned.",
-    )
-    operations = frozenset({"MICROSOFT.RESOURCES/SUBSCRIPTIONS/RESOURCEGROUPS/DELETE"})
-
-
-class DeletionBurstConfig(WindowConfig):
-    """Distinct resources deleted by one caller."""
-
-    count: int = 10
-    window_minutes: int = 10
-
-
-class DeletionBurst(ThresholdRule[DeletionBurstConfig]):
-    """One caller deleting many resources in minutes."""
-
-    meta = RuleMeta(
-        id="azure.deletion_burst",
-        title="Burst of resource deletions",
-        description="At least `count` distinct resources deleted by one caller within "
-        "`window_minutes`.",
-        severity=Severity.HIGH,
-        technique="T1485",
-        log_sets=ADMIN_LOG_SETS,
-        runbook="Stop the caller (disable the account or app); restore from backups.",
-        windowed=True,
-    )
-    config_type = DeletionBurstConfig
-    distinct = True
-
-    def select(self, event: Event) -> tuple[str, str] | None:
-        """Count deleted resources per caller."""
-        operation = (event.operation or "").upper()
-        if operation.endswith("/DELETE") and not failed(event):
-            return event.user or event.initiated_by_app or "unknown", target_of(event)
-        return None
-
-    def describe(self, key: str, span: Sequence[Entry]) -> Finding:
-        """Name the caller."""
-        targets = sorted({e.value for e in span})
-        return span_finding(
-            key,
-            f"{key} deleted {len(targets)} resources within minutes",
-            span,
-            user=key,
-            context={"targets": targets[:50]},
-        )
-
-    @classmethod
-    def examples(cls) -> Sequence[Example]:
-        """Ten deletions fire; ten reads do not."""
-
-        def op(i: int, verb: str) -> Event:
-            return admin(i / 2, f"MICROSOFT.COMPUTE/DISKS/{verb}", resource_id=f"/disk{i}")
-
-        return (
-            Example("ten deletions", numbered(op(i, "DELETE") for i in range(10)), fires=True),
-            Example("ten reads", numbered(op(i, "READ") for i in range(10)), fires=False),
-        )
-
-
 class GuestPromotedConfig(RuleConfig):
     """How long after the invitation a promotion still counts."""
 
@@ -587,12 +395,5 @@ RULES = (
     FederationChanged,
     ConditionalAccessWeakened,
     PrivilegedMfaChanged,
-    RbacOwnerAssigned,
-    LogTampering,
-    KeyVaultPurge,
-    AccessKeysListed,
-    VmRunCommand,
-    ResourceGroupDeleted,
-    DeletionBurst,
     GuestPromoted,
 )

@@ -12,9 +12,34 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import ClassVar
 
-from hubsight.detect.base import EventRef, Example, Finding, Rule, RuleConfig, RuleContext, numbered
-from hubsight.detect.rules.signals import admin
+from hubsight.detect.base import (
+    EventRef,
+    Example,
+    Finding,
+    Rule,
+    RuleConfig,
+    RuleContext,
+    RuleMeta,
+    Severity,
+    numbered,
+)
+from hubsight.detect.rules.signals import ADMIN_LOG_SETS, admin
 from hubsight.parsing.event import Event
+
+
+def admin_meta(
+    rule_id: str, title: str, severity: Severity, technique: str, runbook: str
+) -> RuleMeta:
+    """Metadata of an admin-activity rule."""
+    return RuleMeta(
+        id=rule_id,
+        title=title,
+        description=f"{title}, from the Cloud Service Admin Activity log set.",
+        severity=severity,
+        technique=technique,
+        log_sets=ADMIN_LOG_SETS,
+        runbook=runbook,
+    )
 
 
 class OperationConfig(RuleConfig):
