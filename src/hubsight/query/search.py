@@ -14,6 +14,7 @@ from typing import Any
 import msgspec
 
 from hubsight.errors import QueryError, StoreError
+from hubsight.query import ast
 from hubsight.query.ast import Query
 from hubsight.query.compiler import Compiled, CursorKey, ResultKind, Scope, compile_query
 from hubsight.query.params import bind
@@ -280,13 +281,21 @@ def _events(
 ) -> tuple[Compiled, list[dict[str, Any]], float, bool]:
     """The first ``limit`` events in sort order, reading as little of the window as it can.
 
-    The newest events of a busy search lie in the last minutes of the window: the search runs
-    over a growing slice at the sorted end (15 minutes, then 8 times longer each step) and stops
-    as soon as a slice holds ``limit`` events, which are then the first of the whole window.
-    A rare match costs about 1/7 more than one pass over the window.
+    The newest events of a busy search lie in the last minutes of the window. Counting is
+    cheap and fetching whole events is not, so matches are counted over a growing slice at the
+    sorted end (15 minutes, then 8 times longer each step), and the events are fetched once,
+    from the first slice that holds a page. A rare match costs a few counts more than one pass.
     """
     descending = query.sort != "asc"
     anchor = cursor.values[0] if cursor else (scope.end if descending else scope.start)
+    counting = replace(
+        query,
+        select=(),
+        groupby=(),
+        calculate=ast.Calc("count", None, None, "count", ast.Pos(1, 1)),
+        having=None,
+        timeslice=None,
+    )
     span = _FIRST_SLICE
     elapsed = 0.0
     while True:
@@ -296,12 +305,21 @@ def _events(
         else:
             part = replace(scope, end=min(scope.end, anchor + span))
             whole = part.end == scope.end
+        if not whole:
+            rows, took, timed_out = run(store, compile_query(counting, part, limit=1), limits)
+            elapsed += took
+            span *= 8
+            compiled = compile_query(query, part, limit=limit, cursor=cursor)
+            if timed_out:
+                return compiled, [], elapsed, True
+            if rows[0]["v"] < limit:
+                continue
         compiled = compile_query(query, part, limit=limit, cursor=cursor)
         rows, took, timed_out = run(store, compiled, limits)
         elapsed += took
+        # The count may include events a cursor already passed: fetch again if short.
         if whole or len(rows) >= limit or timed_out:
             return compiled, rows, elapsed, timed_out
-        span *= 8
 
 
 def _series(
