@@ -132,10 +132,10 @@ class SequenceRule(Rule[W]):
             return
         key, closing = selected
         window = ctx.window(key)
+        if closing and _covered(window, event):
+            return
         entry = entry_of(event, "S" if closing else "F")
         length = self.config.window_minutes * 60.0
-        if closing and _covered(window, entry):
-            return
         if not window.add(entry):
             return
         # A late lead-up event may complete the sequence of any later success in reach.
@@ -153,13 +153,26 @@ class SequenceRule(Rule[W]):
 _SAME_SUCCESS = 300.0
 
 
-def _covered(window: Window, entry: Entry) -> bool:
-    for other in reversed(window.between(entry.ts - _SAME_SUCCESS, entry.ts)):
+def _covered(window: Window, event: Event) -> bool:
+    ts = event.timestamp.timestamp()
+    for other in reversed(window.between(ts - _SAME_SUCCESS, ts)):
         if other.value == "F":
             return False
-        if other.ref != entry.ref:
+        if not _is(other.ref, event):
             return True
     return False
+
+
+def _is(ref: EventRef, event: Event) -> bool:
+    """Whether ``ref`` points at ``event`` (its position, or its time when it has none)."""
+    return (
+        ref.source_offset == event.source_offset
+        and ref.record_index == event.record_index
+        and ref.source_partition == event.source_partition
+        and ref.source_topic == event.source_topic
+        and ref.log_name == event.log_name
+        and ref.timestamp == event.timestamp
+    )
 
 
 def span_finding(entity: str, title: str, span: Sequence[Entry], **fields: Any) -> Finding:
