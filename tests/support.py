@@ -14,6 +14,8 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from hubsight.collector import CollectorSettings
+from hubsight.parsing.base import ParserRegistry
+from hubsight.parsing.pipeline import EmptyRegistry
 from hubsight.service import Service
 from hubsight.sources.config import SourceConfig, make_source
 from hubsight.store.catalog import Catalog
@@ -110,15 +112,21 @@ def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None
 
 @contextmanager
 def serving(
-    data_dir: Path, *sources: SourceConfig, settings: CollectorSettings = FAST_COLLECTOR
+    data_dir: Path,
+    *sources: SourceConfig,
+    settings: CollectorSettings = FAST_COLLECTOR,
+    registry: ParserRegistry | None = None,
 ) -> Iterator[Service]:
-    """A running service (collectors + health) over an embedded store in ``data_dir``."""
+    """A running service (collectors + health) over an embedded store in ``data_dir``; records
+    stay unparsed unless a parser ``registry`` is given."""
     store = EmbeddedStore(data_dir)
     try:
         catalog = Catalog(data_dir)
         for source in sources:
             catalog.add(source)
-        service = Service(data_dir, store, catalog, settings=settings)
+        service = Service(
+            data_dir, store, catalog, registry=registry or EmptyRegistry(), settings=settings
+        )
         stop = threading.Event()
         thread = threading.Thread(target=service.serve, args=(stop, 0.2))
         thread.start()
