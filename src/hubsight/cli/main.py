@@ -70,6 +70,7 @@ from hubsight.cli.search_cmd import search_cmd  # noqa: E402
 from hubsight.cli.simulate_cmd import simulate  # noqa: E402
 from hubsight.cli.source_cmd import source  # noqa: E402
 from hubsight.cli.status_cmd import status  # noqa: E402
+from hubsight.cli.users_cmd import users  # noqa: E402
 
 cli.add_command(source)
 cli.add_command(run)
@@ -81,3 +82,4 @@ cli.add_command(alerts)
 cli.add_command(rules)
 cli.add_command(simulate)
 cli.add_command(import_command)
+cli.add_command(users)

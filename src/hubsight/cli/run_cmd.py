@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
+import socket
 import threading
 from pathlib import Path
 from types import FrameType
@@ -19,7 +21,9 @@ from hubsight.parsing.registry import default_registry
 from hubsight.service import SOCKET_FILE, Service, run_lock
 from hubsight.store.catalog import Catalog
 from hubsight.store.embedded import EmbeddedStore
+from hubsight.store.users import UserStore
 from hubsight.web.api import create_app
+from hubsight.web.auth import ConsoleAuth
 
 log = logging.getLogger("hubsight")
 
@@ -82,15 +86,37 @@ def run(
 def _start_api(
     service: Service, detection: Detection, tcp: tuple[str, int] | None
 ) -> list[uvicorn.Server]:
-    app = create_app(service)
-    app.state.detect_db = detection.engine.db
+    # The socket is the owner's alone (0600), so its app trusts the caller; the TCP one signs in.
+    local = create_app(service)
+    local.state.detect_db = detection.engine.db
     socket_path = service.data_dir / SOCKET_FILE
-    socket_path.unlink(missing_ok=True)
-    configs = [uvicorn.Config(app, uds=str(socket_path), log_level="warning")]
+    servers: list[tuple[uvicorn.Server, socket.socket | None]] = [
+        (uvicorn.Server(uvicorn.Config(local, log_level="warning")), _owner_socket(socket_path))
+    ]
     if tcp is not None:
-        configs.append(uvicorn.Config(app, host=tcp[0], port=tcp[1], log_level="warning"))
-        log.info("API on http://%s:%d (OpenAPI at /docs)", *tcp)
-    servers = [uvicorn.Server(config) for config in configs]
-    for server in servers:
-        threading.Thread(target=server.run, name="api", daemon=True).start()
-    return servers
+        users = UserStore(service.data_dir)
+        web = create_app(service, auth=ConsoleAuth(users))
+        web.state.detect_db = detection.engine.db
+        config = uvicorn.Config(web, host=tcp[0], port=tcp[1], log_level="warning")
+        servers.append((uvicorn.Server(config), None))
+        log.info("console and API on http://%s:%d (OpenAPI at /docs)", *tcp)
+        if not users.has_admin():
+            log.warning("no console account yet: run `hubsight users create-admin --name NAME`")
+    for server, sock in servers:
+        sockets = [sock] if sock is not None else None
+        threading.Thread(target=server.run, args=(sockets,), name="api", daemon=True).start()
+    return [server for server, _ in servers]
+
+
+def _owner_socket(path: Path) -> socket.socket:
+    # uvicorn would chmod its own Unix socket to 0666; this one is bound under a 0077 umask and
+    # kept at 0600 so that only the owner's processes reach the API that needs no sign-in.
+    path.unlink(missing_ok=True)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old = os.umask(0o077)
+    try:
+        sock.bind(str(path))
+    finally:
+        os.umask(old)
+    path.chmod(0o600)
+    return sock

@@ -19,7 +19,9 @@ from hubsight.probe import probe_source
 from hubsight.service import Service
 from hubsight.sources.config import SourceConfig, make_source
 from hubsight.status import source_status
-from hubsight.web import detect_routes, search_routes
+from hubsight.web import auth as console_auth
+from hubsight.web import detect_routes, pages, search_routes
+from hubsight.web.auth import AuthMiddleware, ConsoleAuth
 
 router = APIRouter(prefix="/api/v1")
 
@@ -124,9 +126,11 @@ async def _json_body(request: Request) -> dict[str, Any]:
     return body
 
 
-def create_app(service: Service) -> FastAPI:
-    """The API over a running service."""
+def create_app(service: Service, auth: ConsoleAuth | None = None) -> FastAPI:
+    """The API and console over a running service; ``auth=None`` only for the owner's socket."""
     app = FastAPI(title="hubsight", version=__version__)
+    app.add_middleware(AuthMiddleware, auth=auth)
+    app.state.auth = auth
     app.state.service = service
     app.state.store = service.store
     app.state.data_dir = service.data_dir
@@ -134,6 +138,8 @@ def create_app(service: Service) -> FastAPI:
     app.include_router(router)
     app.include_router(search_routes.router)
     app.include_router(detect_routes.router)
+    app.include_router(console_auth.router)
+    pages.mount(app)
     app.openapi_schema = None
     _add_schemas(app)
 

@@ -1,0 +1,272 @@
+"""Who may use the console and the API on the TCP listener, and what each role may change.
+
+A request is authenticated by an API token (``Authorization: Bearer hs_...``, for scripts) or by
+the session cookie a browser gets at ``/login``. A cookie is sent by the browser on its own, so a
+state-changing request that authenticates with it must also carry the session's CSRF token in the
+``X-CSRF-Token`` header, which another site's page cannot read. Analysts search and triage;
+changing sources, rules and accounts takes an admin. The Unix-socket app runs without this: the
+socket is the owner's alone (mode 0600).
+"""
+
+from __future__ import annotations
+
+import hmac
+import threading
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from hubsight.errors import ConfigError
+from hubsight.store.users import Account, Role, UserStore
+from hubsight.web.rendering import render
+
+SESSION_COOKIE = "hubsight_session"
+CSRF_HEADER = "x-csrf-token"
+LOCAL_ADMIN = Account("local", "admin")
+_SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
+_PUBLIC = frozenset({"/health", "/login"})
+_ADMIN_ONLY = ("/api/v1/event-sources", "/api/v1/rules", "/api/v1/accounts")
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+@dataclass
+class LoginLimiter:
+    """At most ``attempts`` failed sign-ins per client address and per name in ``window_s``."""
+
+    attempts: int = 5
+    window_s: float = 300.0
+    _failures: dict[str, deque[float]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def retry_after(self, *keys: str) -> float:
+        """Seconds until another attempt is allowed for these keys (0 when allowed now)."""
+        now = time.monotonic()
+        wait = 0.0
+        with self._lock:
+            for key in keys:
+                times = self._failures.get(key)
+                while times and times[0] <= now - self.window_s:
+                    times.popleft()
+                if times and len(times) >= self.attempts:
+                    wait = max(wait, times[0] + self.window_s - now)
+        return wait
+
+    def failed(self, *keys: str) -> None:
+        """Count a failed attempt against each key."""
+        now = time.monotonic()
+        with self._lock:
+            for key in keys:
+                self._failures.setdefault(key, deque()).append(now)
+
+    def succeeded(self, *keys: str) -> None:
+        """Forget the failures of these keys."""
+        with self._lock:
+            for key in keys:
+                self._failures.pop(key, None)
+
+
+@dataclass(frozen=True)
+class ConsoleAuth:
+    """Authentication settings of one app: the accounts, cookie security and the login limit."""
+
+    users: UserStore
+    # None: Secure cookies exactly when the request came over https (TLS or a trusted proxy).
+    secure_cookies: bool | None = None
+    limiter: LoginLimiter = field(default_factory=LoginLimiter)
+
+
+class AuthMiddleware:
+    """Puts the caller's account in ``request.state.account`` or answers 401/403 itself."""
+
+    def __init__(self, app: ASGIApp, auth: ConsoleAuth | None) -> None:
+        self.app = app
+        self.auth = auth
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """ASGI entry point."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        state = scope.setdefault("state", {})
+        if self.auth is None:
+            state["account"], state["csrf"] = LOCAL_ADMIN, ""
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        if path in _PUBLIC or path.startswith("/static/"):
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        denied = self._check(request, state)
+        if denied is not None:
+            await denied(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+    def _check(self, request: Request, state: dict[str, Any]) -> Response | None:
+        assert self.auth is not None  # noqa: S101 - only called when auth is on
+        method, path = request.method, request.url.path
+        bearer = request.headers.get("authorization", "")
+        account: Account | None = None
+        csrf = ""
+        if bearer.lower().startswith("bearer "):
+            account = self.auth.users.token_account(bearer[7:].strip())
+            if account is None:
+                return _error(401, "the API token is not valid", "create a new token in Settings")
+        else:
+            session_id = request.cookies.get(SESSION_COOKIE)
+            session = self.auth.users.session(session_id) if session_id else None
+            if session is None:
+                if method in _SAFE and not path.startswith("/api/"):
+                    return RedirectResponse(f"/login?next={quote(path)}", status_code=303)
+                return _error(401, "sign in required", "sign in at /login or send an API token")
+            account, csrf = session.account, session.csrf
+            if method not in _SAFE and not hmac.compare_digest(
+                request.headers.get(CSRF_HEADER, ""), csrf
+            ):
+                return _error(403, "the CSRF token is missing or wrong", "reload the page")
+        if (
+            account.role != "admin"
+            and method not in _SAFE
+            and path.startswith(_ADMIN_ONLY)
+            and not path.endswith("/test")
+        ):
+            return _error(403, f"the {account.role} role cannot change this", "ask an admin")
+        state["account"], state["csrf"] = account, csrf
+        return None
+
+
+def _error(status: int, message: str, hint: str) -> JSONResponse:
+    return JSONResponse({"error": message, "hint": hint}, status_code=status)
+
+
+def current_account(request: Request) -> Account:
+    """The caller (the local admin on the Unix socket)."""
+    account: Account = getattr(request.state, "account", LOCAL_ADMIN)
+    return account
+
+
+def _auth(request: Request) -> ConsoleAuth | None:
+    auth: ConsoleAuth | None = request.app.state.auth
+    return auth
+
+
+def _safe_next(target: str) -> str:
+    # Only paths on this server: "//host" and "/\host" would leave it.
+    return target if target.startswith("/") and not target.startswith(("//", "/\\")) else "/"
+
+
+router = APIRouter()
+
+
+@router.post("/login", response_model=None)
+def login(
+    request: Request,
+    name: str = Form(max_length=64),
+    password: str = Form(max_length=1024),
+    next_path: str = Form(default="/", alias="next"),
+) -> Response:
+    """Check a password, rate-limited, and set the session cookie."""
+    auth = _auth(request)
+    if auth is None:
+        return RedirectResponse(_safe_next(next_path), status_code=303)
+    client = request.client.host if request.client else "unknown"
+    keys = (f"ip:{client}", f"name:{name.lower()}")
+    wait = auth.limiter.retry_after(*keys)
+    if wait > 0:
+        return _login_page(request, "Too many failed sign-ins; try again later.", 429, wait)
+    account = auth.users.check_password(name, password)
+    if account is None:
+        auth.limiter.failed(*keys)
+        return _login_page(request, "Wrong user name or password.", 401, 0)
+    auth.limiter.succeeded(*keys)
+    session_id, _ = auth.users.open_session(account)
+    response = RedirectResponse(_safe_next(next_path), status_code=303)
+    secure = auth.secure_cookies
+    response.set_cookie(
+        SESSION_COOKIE,
+        session_id,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https" if secure is None else secure,
+        path="/",
+    )
+    return response
+
+
+def _login_page(request: Request, message: str, status: int, wait: float) -> Response:
+    headers = {"Retry-After": str(int(wait) + 1)} if wait else None
+    response = render(request, "login.html", {"error": message, "next": "/"}, status)
+    if headers:
+        response.headers.update(headers)
+    return response
+
+
+@router.post("/logout", response_model=None)
+def logout(request: Request) -> Response:
+    """End the session."""
+    auth = _auth(request)
+    session_id = request.cookies.get(SESSION_COOKIE)
+    if auth is not None and session_id:
+        auth.users.close_session(session_id)
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+class NewAccount(BaseModel):
+    """An account to create from the console."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    password: str = Field(min_length=1, max_length=1024)
+    role: Role = "analyst"
+
+
+class NewToken(BaseModel):
+    """An API token for the caller."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    label: str = Field(min_length=1, max_length=100)
+
+
+def _users(request: Request) -> UserStore:
+    auth = _auth(request)
+    if auth is None:
+        raise ConfigError(
+            "accounts are managed on the web listener", hint="use `hubsight users` here"
+        )
+    return auth.users
+
+
+@router.get("/api/v1/accounts")
+def list_accounts(request: Request) -> list[dict[str, str]]:
+    """Every console account (names and roles)."""
+    return [{"name": a.name, "role": a.role} for a in _users(request).accounts()]
+
+
+@router.post("/api/v1/accounts", status_code=201)
+def create_account(request: Request, body: NewAccount) -> dict[str, str]:
+    """Create an account (admins only)."""
+    account = _users(request).create(body.name, body.password, body.role)
+    return {"name": account.name, "role": account.role}
+
+
+@router.post("/api/v1/tokens", status_code=201)
+def create_token(request: Request, body: NewToken) -> dict[str, str]:
+    """An API token for the caller, shown only in this answer."""
+    account = current_account(request)
+    return {"token": _users(request).issue_token(account.name, body.label), "label": body.label}

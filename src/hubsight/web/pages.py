@@ -1,0 +1,200 @@
+"""The console's server-rendered pages (Jinja2); their scripts call the REST API for actions.
+
+Every page gets the caller's account and the session's CSRF token, which the page's script sends
+back in ``X-CSRF-Token`` on each state-changing request.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from hubsight.detect.alerts import DISPOSITIONS, STATUSES, AlertFilter, AlertStore
+from hubsight.detect.base import Severity
+from hubsight.detect.db import DetectDB
+from hubsight.errors import HubsightError
+from hubsight.service import Service
+from hubsight.status import source_status
+from hubsight.web.auth import current_account
+from hubsight.web.detect_routes import alert_detail, list_rules, user_timeline
+from hubsight.web.rendering import render
+from hubsight.web.worldmap import CENTRES, world_svg
+
+_HERE = Path(__file__).parent
+SEVERITIES = [s.value for s in Severity]
+router = APIRouter(include_in_schema=False)
+
+
+def mount(app: FastAPI) -> None:
+    """Add the pages and their static files to an app."""
+    app.mount("/static", StaticFiles(directory=_HERE / "static"), name="static")
+    app.include_router(router)
+
+
+def _db(request: Request) -> DetectDB | None:
+    db: DetectDB | None = getattr(request.app.state, "detect_db", None)
+    return db
+
+
+def _service(request: Request) -> Service:
+    service: Service = request.app.state.service
+    return service
+
+
+@router.get("/login", response_model=None)
+def login_page(request: Request, next: str = "/") -> Response:
+    """The sign-in form."""
+    if request.app.state.auth is None:
+        return RedirectResponse("/", status_code=303)
+    return render(request, "login.html", {"error": None, "next": next})
+
+
+def _sources(request: Request) -> list[dict[str, Any]]:
+    service = _service(request)
+    return [
+        config.public() | {"health": source_status(service, config.name)}
+        for config in service.catalog.all()
+    ]
+
+
+@router.get("/", response_class=HTMLResponse)
+def dashboard(request: Request) -> HTMLResponse:
+    """Ingestion per source, open alerts by severity, authentication charts."""
+    db = _db(request)
+    open_alerts = (
+        AlertStore(db).find(AlertFilter(status="open", notable=False, limit=1000)) if db else []
+    )
+    by_severity = Counter(str(a.severity) for a in open_alerts)
+    return render(
+        request,
+        "dashboard.html",
+        {
+            "sources": _sources(request),
+            "by_severity": [(s, by_severity.get(s, 0)) for s in SEVERITIES],
+            "latest": [a.summary() for a in open_alerts[:8]],
+        },
+    )
+
+
+@router.get("/sources", response_class=HTMLResponse)
+def sources_page(request: Request) -> HTMLResponse:
+    """Data Collection: sources, their health, the add form and the Azure checklist."""
+    return render(request, "sources.html", {"sources": _sources(request)})
+
+
+@router.get("/search", response_class=HTMLResponse)
+def search_page(request: Request, q: str = "") -> HTMLResponse:
+    """Log Search."""
+    service = _service(request)
+    log_names = [c.name for c in service.catalog.all()]
+    rows = service.store.select("SELECT DISTINCT log_set, log_name FROM events ORDER BY log_name")
+    return render(
+        request,
+        "search.html",
+        {
+            "query": q,
+            "log_sets": sorted({r["log_set"] for r in rows}),
+            "log_names": sorted({r["log_name"] for r in rows}),
+            "sources": log_names,
+        },
+    )
+
+
+@router.get("/alerts", response_class=HTMLResponse)
+def alerts_page(
+    request: Request, status: str = "", severity: str = "", rule_id: str = "", user: str = ""
+) -> HTMLResponse:
+    """Alerts with filters."""
+    db = _db(request)
+    filters = {"status": status, "severity": severity, "rule_id": rule_id, "user": user}
+    alerts: list[dict[str, Any]] = []
+    error = None
+    if db is None:
+        error = "detections are not running in this process"
+    else:
+        flt = AlertFilter(
+            status=status if status in STATUSES else None,
+            severity=Severity(severity) if severity in SEVERITIES else None,
+            rule_id=rule_id or None,
+            user=user.lower() or None,
+            notable=False,
+            limit=500,
+        )
+        alerts = [a.summary() for a in AlertStore(db).find(flt)]
+    return render(
+        request,
+        "alerts.html",
+        {
+            "alerts": alerts,
+            "filters": filters,
+            "statuses": STATUSES,
+            "severities": SEVERITIES,
+            "error": error,
+        },
+    )
+
+
+@router.get("/alerts/{alert_id}", response_class=HTMLResponse)
+def alert_page(request: Request, alert_id: str) -> HTMLResponse:
+    """One alert: evidence, baseline, history and triage actions."""
+    db = _db(request)
+    if db is None:
+        return render(request, "error.html", {"error": "detections are not running"}, 503)
+    store = AlertStore(db)
+    try:
+        alert = alert_detail(store, store.get(alert_id))
+    except HubsightError as exc:
+        return render(request, "error.html", {"error": exc.message, "hint": exc.hint}, 404)
+    return render(
+        request,
+        "alert.html",
+        {"alert": alert, "statuses": STATUSES, "dispositions": DISPOSITIONS},
+    )
+
+
+@router.get("/users", response_class=HTMLResponse)
+def users_page(request: Request) -> HTMLResponse:
+    """Users that have alerts, most alerts first."""
+    db = _db(request)
+    alerts = AlertStore(db).find(AlertFilter(limit=1000)) if db else []
+    counts = Counter(a.user for a in alerts if a.user)
+    return render(request, "users.html", {"users": counts.most_common(200)})
+
+
+@router.get("/users/{user}", response_class=HTMLResponse)
+def user_page(request: Request, user: str) -> HTMLResponse:
+    """One user: sign-ins by country on the map, devices and apps, notables, alerts."""
+    db = _db(request)
+    if db is None:
+        return render(request, "error.html", {"error": "detections are not running"}, 503)
+    timeline = user_timeline(user, db)
+    counts: dict[str, int] = timeline["signins_by_country"]
+    return render(
+        request,
+        "user.html",
+        {
+            "t": timeline,
+            "map": world_svg(counts),
+            "countries": sorted(counts.items(), key=lambda item: -item[1]),
+            "unplaced": sorted(c for c in counts if c.upper() not in CENTRES),
+        },
+    )
+
+
+@router.get("/settings", response_class=HTMLResponse)
+def settings_page(request: Request) -> HTMLResponse:
+    """Rules (enable, thresholds), console accounts and API tokens."""
+    db = _db(request)
+    auth = request.app.state.auth
+    rules = list_rules(request, db) if db else []
+    accounts = auth.users.accounts() if auth is not None else []
+    return render(
+        request,
+        "settings.html",
+        {"rules": rules, "accounts": accounts, "me": current_account(request)},
+    )

@@ -1,0 +1,29 @@
+"""Jinja2 rendering of the console's pages with the caller's account and CSRF token."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+
+from hubsight.web.worldmap import country_name
+
+_templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+_templates.env.filters["country"] = country_name
+
+
+def render(
+    request: Request, template: str, context: dict[str, Any], status: int = 200
+) -> HTMLResponse:
+    """A page with the caller's account and CSRF token."""
+    state = request.state
+    base = {
+        "account": getattr(state, "account", None),
+        "csrf": getattr(state, "csrf", ""),
+        "auth_on": request.app.state.auth is not None,
+        "path": request.url.path,
+    }
+    return _templates.TemplateResponse(request, template, base | context, status_code=status)

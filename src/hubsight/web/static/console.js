@@ -1,0 +1,353 @@
+// hubsight console: small vanilla helpers over the REST API. No framework, no build step.
+"use strict";
+const $ = (sel, root = document) => root.querySelector(sel);
+const $$ = (sel, root = document) => [...root.querySelectorAll(sel)];
+const csrf = () => $('meta[name="csrf-token"]').content;
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "text") node.textContent = v; else node.setAttribute(k, v);
+  }
+  for (const child of children) node.append(child);
+  return node;
+}
+
+async function api(method, url, body) {
+  const headers = { "X-CSRF-Token": csrf() };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const response = await fetch(url, {
+    method, headers, credentials: "same-origin",
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await response.text();
+  let data = null;
+  try { data = text ? JSON.parse(text) : null; } catch { data = { error: text }; }
+  return { status: response.status, ok: response.ok, data };
+}
+
+function problem(data) {
+  if (!data) return "no answer";
+  const parts = [data.error || "failed"];
+  if (data.problems) parts.push(data.problems.map((p) => `${p.loc.join(".")}: ${p.msg}`).join("; "));
+  if (data.hint) parts.push(`hint: ${data.hint}`);
+  return parts.join("\n");
+}
+
+function show(node, message) { node.textContent = message; node.hidden = !message; }
+
+// ---- charts: inline SVG, one bar per group or one line per series ----
+const SVGNS = "http://www.w3.org/2000/svg";
+function svg(tag, attrs, text) {
+  const node = document.createElementNS(SVGNS, tag);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+function barChart(columns, rows) {
+  const value = columns.length - 1;
+  const top = rows.slice(0, 20);
+  const max = Math.max(1, ...top.map((r) => Number(r[value]) || 0));
+  const chart = svg("svg", { class: "bars", viewBox: `0 0 600 ${top.length * 18 + 4}`, role: "img" });
+  top.forEach((row, i) => {
+    const label = row.slice(0, value).map((v) => v ?? "(none)").join(" · ");
+    const n = Number(row[value]) || 0;
+    const y = i * 18 + 2;
+    chart.append(svg("text", { x: 0, y: y + 12, class: "label" }, label.slice(0, 40)));
+    const bar = svg("rect", { x: 250, y, height: 14, width: Math.max(1, (n / max) * 300) });
+    bar.append(svg("title", {}, `${label}: ${n}`));
+    chart.append(bar);
+    chart.append(svg("text", { x: 255 + (n / max) * 300, y: y + 12, class: "value" }, String(n)));
+  });
+  return chart;
+}
+
+function timeChart(columns, rows) {
+  const value = columns.length - 1;
+  const series = new Map();
+  const times = [...new Set(rows.map((r) => r[0]))].sort();
+  for (const row of rows) {
+    const key = row.slice(1, value).join(" · ") || columns[value];
+    if (!series.has(key)) series.set(key, new Map());
+    series.get(key).set(row[0], Number(row[value]) || 0);
+  }
+  const max = Math.max(1, ...rows.map((r) => Number(r[value]) || 0));
+  const W = 600, H = 160, left = 40;
+  const x = (i) => left + (times.length < 2 ? 0 : (i / (times.length - 1)) * (W - left - 10));
+  const y = (v) => H - 20 - (v / max) * (H - 30);
+  const chart = svg("svg", { class: "series", viewBox: `0 0 ${W} ${H + 18 * Math.ceil(series.size / 3)}`, role: "img" });
+  chart.append(svg("text", { x: 0, y: 12, class: "label" }, String(max)));
+  chart.append(svg("line", { x1: left, x2: W - 10, y1: H - 20, y2: H - 20, class: "axis" }));
+  chart.append(svg("text", { x: left, y: H - 5, class: "label" }, times[0] || ""));
+  chart.append(svg("text", { x: W - 10, y: H - 5, class: "label", "text-anchor": "end" }, times.at(-1) || ""));
+  let n = 0;
+  for (const [key, points] of series) {
+    const d = times.map((t, i) => `${i ? "L" : "M"}${x(i).toFixed(1)},${y(points.get(t) || 0).toFixed(1)}`).join("");
+    chart.append(svg("path", { d, class: `s${n % 6}` }));
+    chart.append(svg("text", { x: (n % 3) * 200, y: H + 14 + 18 * Math.floor(n / 3), class: `label s${n % 6}` }, `■ ${key}`));
+    n += 1;
+  }
+  return chart;
+}
+
+function chartFor(result) {
+  if (result.kind === "timeseries") return timeChart(result.columns, result.rows);
+  if (result.kind === "table" && result.rows.length && typeof result.rows[0].at(-1) === "number") {
+    return barChart(result.columns, result.rows);
+  }
+  return null;
+}
+
+async function runSearch(body) {
+  let answer = await api("POST", "/api/v1/search", body);
+  while (answer.status === 202) {
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    answer = await api("GET", `/api/v1/search/${answer.data.id}`);
+  }
+  return answer;
+}
+
+// ---- page: any page with .chart[data-query] (dashboard, user) ----
+async function fillCharts() {
+  for (const box of $$(".chart[data-query]")) {
+    const answer = await runSearch({ query: box.dataset.query, last: box.dataset.last || "24h" });
+    if (!answer.ok) { box.append(el("p", { class: "error", text: problem(answer.data) })); continue; }
+    const chart = chartFor(answer.data);
+    box.append(chart || el("p", { class: "muted", text: "No data." }));
+  }
+}
+
+// ---- page: Log Search ----
+function searchPage() {
+  const form = $("#search");
+  const results = $("#results"), rowsTable = $("#rows"), qerror = $("#qerror");
+  let cursor = null;
+  const last = form.elements.last;
+  last.addEventListener("change", () => { $(".abs", form).hidden = last.value !== ""; });
+
+  function scope() {
+    const picked = (name) => [...form.elements[name].selectedOptions].map((o) => o.value);
+    const body = { query: form.elements.query.value, log_sets: picked("log_sets"), log_names: picked("log_names") };
+    if (last.value) body.last = last.value;
+    else {
+      if (form.elements.from.value) body.from = new Date(form.elements.from.value).toISOString();
+      if (form.elements.to.value) body.to = new Date(form.elements.to.value).toISOString();
+    }
+    return body;
+  }
+
+  function addToQuery(key, value) {
+    const q = form.elements.query;
+    const term = `${key}=${JSON.stringify(String(value))}`;
+    const match = q.value.match(/^\s*where\((.*)\)(.*)$/s);
+    q.value = match ? `where(${match[1]} AND ${term})${match[2]}` : (q.value.trim() ? `where(${term}) ${q.value.trim()}` : `where(${term})`);
+    q.focus();
+  }
+
+  function eventRows(events, append) {
+    if (!append) {
+      rowsTable.replaceChildren(el("thead", {}, el("tr", {}, ...["Time", "Log", "User", "Result", "Source IP", "Summary"].map((h) => el("th", { text: h })))));
+      rowsTable.append(el("tbody"));
+    }
+    const body = $("tbody", rowsTable);
+    for (const e of events) {
+      const cells = [["timestamp", e.timestamp], ["log_name", e.log_name], ["user", e.user], ["result", e.result], ["source_ip", e.source_ip]];
+      const tr = el("tr", { class: "event" });
+      for (const [key, v] of cells) {
+        const td = el("td", { text: v ?? "" });
+        if (v !== undefined && key !== "timestamp") { td.classList.add("value"); td.dataset.key = key; td.dataset.value = v; }
+        tr.append(td);
+      }
+      const raw = e.raw ?? e;
+      tr.append(el("td", { class: "summary", text: (raw.message || JSON.stringify(raw)).slice(0, 160) }));
+      const detail = el("tr", { class: "sub", hidden: "" }, el("td", { colspan: 6 }, el("pre", { class: "json", text: JSON.stringify(e, null, 2) })));
+      tr.addEventListener("click", (ev) => {
+        if (ev.target.classList.contains("value")) addToQuery(ev.target.dataset.key, ev.target.dataset.value);
+        else detail.hidden = !detail.hidden;
+      });
+      body.append(tr, detail);
+    }
+  }
+
+  function tableRows(result) {
+    rowsTable.replaceChildren(el("thead", {}, el("tr", {}, ...result.columns.map((c) => el("th", { text: c })))));
+    const body = el("tbody");
+    for (const row of result.rows) body.append(el("tr", {}, ...row.map((v) => el("td", { text: v ?? "" }))));
+    rowsTable.append(body);
+  }
+
+  async function submit(append) {
+    const started = performance.now();
+    const body = scope();
+    if (append) body.cursor = cursor;
+    form.querySelector('button[type="submit"]').disabled = true;
+    const answer = await runSearch(body);
+    form.querySelector('button[type="submit"]').disabled = false;
+    if (!answer.ok) {
+      results.hidden = true;
+      const d = answer.data || {};
+      const where = d.line ? ` (line ${d.line}, column ${d.column})` : "";
+      show(qerror, `${d.error || "search failed"}${where}${d.excerpt ? "\n" + d.excerpt : ""}${d.hint ? "\nhint: " + d.hint : ""}`);
+      return;
+    }
+    show(qerror, "");
+    const r = answer.data;
+    const chart = chartFor(r);
+    $("#chart").replaceChildren(...(chart ? [chart] : []));
+    if (r.kind === "events") { eventRows(r.events, append); cursor = r.next_cursor; }
+    else { tableRows(r); cursor = null; }
+    $("#more").hidden = !cursor;
+    results.hidden = false;
+    const count = r.kind === "events" ? $$("tr.event", rowsTable).length : r.rows.length;
+    const ms = Math.round(performance.now() - started);
+    const summary = $("#summary");
+    summary.dataset.ms = String(ms);
+    summary.textContent = `${count} ${r.kind === "events" ? "events" : "rows"} · ${r.from} – ${r.to} · store ${r.elapsed_ms} ms, rendered in ${ms} ms` +
+      (r.time_limit_hit ? " · time limit hit: narrow the range" : "") + (r.result_cap_hit ? " · result cap hit" : "");
+  }
+
+  form.addEventListener("submit", (ev) => { ev.preventDefault(); submit(false); });
+  form.elements.query.addEventListener("keydown", (ev) => {
+    if (ev.key === "Enter" && (ev.ctrlKey || ev.metaKey)) { ev.preventDefault(); submit(false); }
+  });
+  $("#more").addEventListener("click", () => submit(true));
+  $("#export").addEventListener("click", async () => {
+    const response = await fetch("/api/v1/search/export?format=json", {
+      method: "POST", credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf() }, body: JSON.stringify(scope()),
+    });
+    if (!response.ok) { show(qerror, problem(await response.json())); return; }
+    const link = el("a", { href: URL.createObjectURL(await response.blob()), download: "search.json" });
+    link.click();
+  });
+  if (form.elements.query.value) submit(false);
+}
+
+// ---- page: Data Collection ----
+const CONNECTION_STRING = /^Endpoint=sb:\/\/([^/;]+)\/?;SharedAccessKeyName=[^;]+;SharedAccessKey=[^;]+(;EntityPath=[^;]+)?;?$/;
+
+function sourcesPage() {
+  const form = $("#add-source");
+  if (form) {
+    const kind = form.elements.kind;
+    const flip = () => $$("fieldset[data-kind]", form).forEach((f) => { f.hidden = f.dataset.kind !== kind.value; });
+    kind.addEventListener("change", flip);
+    flip();
+    const cs = form.elements.connection_string, msg = $("#cs-msg");
+    cs.addEventListener("input", () => {
+      const m = cs.value.trim().match(CONNECTION_STRING);
+      msg.className = "field-msg " + (m ? "ok" : "error");
+      msg.textContent = !cs.value ? "" : m ? `namespace ${m[1]}` : "expected Endpoint=sb://<namespace>.servicebus.windows.net/;SharedAccessKeyName=…;SharedAccessKey=…";
+      if (m && !form.elements.server.value) form.elements.server.value = m[1];
+    });
+    form.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      const f = form.elements;
+      const profile = kind.value === "eventhubs"
+        ? { kind: "eventhubs", server: f.server.value.trim(), connection_string: f.connection_string.value.trim() }
+        : { kind: "kafka", bootstrap: f.bootstrap.value.trim(), sasl: f.sasl.value, tls: f.tls.checked,
+            ...(f.username.value ? { username: f.username.value } : {}), ...(f.password.value ? { password: f.password.value } : {}) };
+      let body = { name: f.name.value.trim(), profile, keep_unparsed: f.keep_unparsed.checked,
+        topics: f.topics.value.split(",").map((t) => t.trim()).filter(Boolean) };
+      try { if (f.advanced.value.trim()) body = { ...body, ...JSON.parse(f.advanced.value) }; }
+      catch { show($("#add-error"), "Advanced settings are not valid JSON."); return; }
+      const answer = await api("POST", "/api/v1/event-sources", body);
+      if (answer.ok) location.reload(); else show($("#add-error"), problem(answer.data));
+    });
+  }
+  $$("button[data-test]").forEach((button) => button.addEventListener("click", async () => {
+    const probe = $("#probe");
+    probe.hidden = false;
+    probe.replaceChildren(el("p", { class: "muted", text: `Testing ${button.dataset.test}…` }));
+    const answer = await api("POST", `/api/v1/event-sources/${encodeURIComponent(button.dataset.test)}/test`);
+    if (!answer.ok) { probe.replaceChildren(el("p", { class: "error", text: problem(answer.data) })); return; }
+    const list = el("ol", { class: "steps" });
+    for (const s of answer.data.steps) {
+      list.append(el("li", { class: `step-${s.status}` }, el("b", { text: `${s.step}: ${s.status}` }), ` ${s.detail}`,
+        ...(s.hint ? [el("div", { class: "hint", text: s.hint })] : [])));
+    }
+    probe.replaceChildren(el("h3", { text: `${button.dataset.test}: ${answer.data.ok ? "connection works" : "connection fails"}` }), list);
+  }));
+  $$("button[data-delete]").forEach((button) => button.addEventListener("click", async () => {
+    if (!confirm(`Delete source ${button.dataset.delete}? Its stored events stay.`)) return;
+    const answer = await api("DELETE", `/api/v1/event-sources/${encodeURIComponent(button.dataset.delete)}`);
+    if (answer.ok) location.reload(); else alert(problem(answer.data));
+  }));
+}
+
+async function refreshSources() {
+  const answer = await api("GET", "/api/v1/event-sources");
+  if (!answer.ok) return;
+  for (const s of answer.data) {
+    const row = $(`tr[data-source="${CSS.escape(s.name)}"]`);
+    if (!row) continue;
+    const h = s.health, cells = row.children;
+    cells[1].replaceChildren(el("span", { class: `state state-${h.state}`, text: h.state }));
+    cells[2].textContent = h.events_per_minute;
+    cells[3].textContent = h.events_stored;
+    cells[4].textContent = h.last_event_time || "—";
+    cells[5].textContent = h.lag.length ? h.lag.reduce((n, p) => n + (p.lag || 0), 0) : "—";
+    cells[6].replaceChildren(...(h.last_error ? [el("span", { class: "error", text: h.last_error })] : []),
+      ...(h.hint ? [el("div", { class: "hint", text: h.hint })] : []), ...(!h.last_error && !h.hint ? ["—"] : []));
+  }
+}
+
+// ---- page: one alert ----
+function alertPage() {
+  const box = $("#alert"), form = $("#triage");
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const f = form.elements;
+    const body = { actor: box.dataset.actor, status: f.status.value, assignee: f.assignee.value || null };
+    if (f.disposition.value) body.disposition = f.disposition.value;
+    if (f.comment.value.trim()) body.comment = f.comment.value.trim();
+    const answer = await api("PATCH", `/api/v1/alerts/${box.dataset.id}`, body);
+    if (answer.ok) location.reload(); else show($("#triage-error"), problem(answer.data));
+  });
+  $$("button[data-context]").forEach((button) => button.addEventListener("click", async () => {
+    const row = button.closest("tr").nextElementSibling;
+    if (!row.hidden) { row.hidden = true; return; }
+    const answer = await api("GET", button.dataset.context + "?before=0&after=0");
+    $("pre", row).textContent = JSON.stringify(answer.ok ? answer.data : answer.data, null, 2);
+    row.hidden = false;
+  }));
+}
+
+// ---- page: Settings ----
+function settingsPage() {
+  $$("input[data-rule]").forEach((box) => box.addEventListener("change", async () => {
+    const answer = await api("PUT", `/api/v1/rules/${encodeURIComponent(box.dataset.rule)}/enabled`, { enabled: box.checked });
+    if (!answer.ok) { box.checked = !box.checked; alert(problem(answer.data)); }
+  }));
+  const account = $("#new-account");
+  if (account) account.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const f = account.elements;
+    const answer = await api("POST", "/api/v1/accounts", { name: f.name.value.trim(), password: f.password.value, role: f.role.value });
+    if (answer.ok) location.reload(); else show($(".error", account), problem(answer.data));
+  });
+  const token = $("#new-token");
+  if (token) token.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const answer = await api("POST", "/api/v1/tokens", { label: token.elements.label.value });
+    show($("#token-out"), answer.ok ? `Token (shown once): ${answer.data.token}` : problem(answer.data));
+  });
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  const logout = $("#logout");
+  if (logout) logout.addEventListener("click", async () => { await api("POST", "/logout"); location.href = "/login"; });
+  const openUser = $("#open-user");
+  if (openUser) openUser.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    location.href = "/users/" + encodeURIComponent(openUser.elements.u.value.trim().toLowerCase());
+  });
+  const page = document.body.dataset.page;
+  if (page === "search") searchPage();
+  if (page === "sources") { sourcesPage(); setInterval(refreshSources, 2000); }
+  if (page === "dashboard") setInterval(refreshSources, 5000);
+  if (page === "alert") alertPage();
+  if (page === "settings") settingsPage();
+  fillCharts();
+});

@@ -1,0 +1,216 @@
+"""Console security: sign-in, cookies, CSRF, roles, API tokens, the login limit, the CLI."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from argon2 import PasswordHasher
+from click.testing import CliRunner
+from fastapi.testclient import TestClient
+
+from hubsight.cli.main import cli
+from hubsight.cli.run_cmd import _owner_socket
+from hubsight.errors import AlreadyExistsError, ConfigError
+from hubsight.service import Service
+from hubsight.store.catalog import CATALOG_FILE, Catalog
+from hubsight.store.embedded import EmbeddedStore
+from hubsight.store.users import UserStore
+from hubsight.web.api import create_app
+from hubsight.web.auth import SESSION_COOKIE, ConsoleAuth, LoginLimiter
+
+ADMIN_PW = "correct horse battery"
+ANALYST_PW = "analyst passphrase here"
+# Cheap argon2 parameters keep the tests fast; production uses argon2-cffi's defaults.
+FAST_HASH = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+
+
+@pytest.fixture
+def users(data_dir: Path) -> UserStore:
+    store = UserStore(data_dir, hasher=FAST_HASH)
+    store.create("root", ADMIN_PW, "admin")
+    store.create("ana", ANALYST_PW, "analyst")
+    return store
+
+
+@pytest.fixture
+def service(data_dir: Path) -> Iterator[Service]:
+    store = EmbeddedStore(data_dir)
+    try:
+        yield Service(data_dir, store, Catalog(data_dir))
+    finally:
+        store.close()
+
+
+def _client(service: Service, users: UserStore, base_url: str = "http://testserver") -> TestClient:
+    auth = ConsoleAuth(users, limiter=LoginLimiter(attempts=3, window_s=60))
+    return TestClient(create_app(service, auth=auth), base_url=base_url, follow_redirects=False)
+
+
+def _sign_in(client: TestClient, name: str, password: str) -> str:
+    """Sign in; the CSRF token the console page carries."""
+    response = client.post("/login", data={"name": name, "password": password, "next": "/"})
+    assert response.status_code == 303, response.text
+    page = client.get("/sources")
+    match = re.search(r'name="csrf-token" content="([^"]+)"', page.text)
+    assert match is not None
+    return match.group(1)
+
+
+SOURCE = {"name": "k1", "profile": {"kind": "kafka", "bootstrap": "127.0.0.1:1"}}
+
+
+def test_without_a_session_everything_but_health_is_refused(
+    service: Service, users: UserStore
+) -> None:
+    client = _client(service, users)
+    assert client.get("/health").status_code == 200
+    refused = client.get("/api/v1/event-sources")
+    assert refused.status_code == 401
+    assert refused.json()["error"] == "sign in required"
+    assert client.post("/api/v1/search", json={"query": "x"}).status_code == 401
+    assert client.get("/openapi.json").status_code == 303
+    page = client.get("/alerts")
+    assert (page.status_code, page.headers["location"]) == (303, "/login?next=/alerts")
+    assert client.get("/login").status_code == 200
+
+
+def test_session_cookie_is_httponly_strict_and_secure_only_over_tls(
+    service: Service, users: UserStore
+) -> None:
+    plain = _client(service, users)
+    cookie = plain.post("/login", data={"name": "root", "password": ADMIN_PW}).headers["set-cookie"]
+    assert cookie.startswith(f"{SESSION_COOKIE}=")
+    assert "HttpOnly" in cookie
+    assert "SameSite=strict" in cookie
+    assert "Secure" not in cookie
+    tls = _client(service, users, base_url="https://testserver")
+    cookie = tls.post("/login", data={"name": "root", "password": ADMIN_PW}).headers["set-cookie"]
+    assert "Secure" in cookie
+
+
+def test_changes_need_the_csrf_token_of_the_session(service: Service, users: UserStore) -> None:
+    client = _client(service, users)
+    csrf = _sign_in(client, "root", ADMIN_PW)
+    assert client.get("/api/v1/event-sources").json() == []
+    missing = client.post("/api/v1/event-sources", json=SOURCE)
+    assert missing.status_code == 403
+    assert "CSRF" in missing.json()["error"]
+    wrong = client.post("/api/v1/event-sources", json=SOURCE, headers={"X-CSRF-Token": "x"})
+    assert wrong.status_code == 403
+    made = client.post("/api/v1/event-sources", json=SOURCE, headers={"X-CSRF-Token": csrf})
+    assert made.status_code == 201
+    assert client.post("/logout", headers={"X-CSRF-Token": csrf}).status_code == 303
+    assert client.get("/api/v1/event-sources").status_code == 401
+
+
+def test_analyst_searches_but_cannot_change_sources_rules_or_accounts(
+    service: Service, users: UserStore
+) -> None:
+    client = _client(service, users)
+    csrf = {"X-CSRF-Token": _sign_in(client, "ana", ANALYST_PW)}
+    assert client.get("/api/v1/event-sources").status_code == 200
+    for method, path, body in [
+        ("POST", "/api/v1/event-sources", SOURCE),
+        ("DELETE", "/api/v1/event-sources/k1", None),
+        ("PUT", "/api/v1/rules/some.rule/enabled", {"enabled": False}),
+        ("POST", "/api/v1/accounts", {"name": "eve", "password": "x" * 12, "role": "admin"}),
+    ]:
+        response = client.request(method, path, json=body, headers=csrf)
+        assert response.status_code == 403, path
+        assert response.json()["error"] == "the analyst role cannot change this"
+    searched = client.post("/api/v1/search", json={"query": "where(", "last": "1h"}, headers=csrf)
+    assert searched.status_code == 400
+    assert searched.json()["column"] == 7
+    assert [a.name for a in users.accounts()] == ["ana", "root"]
+
+
+def test_admin_creates_an_analyst_from_the_console(service: Service, users: UserStore) -> None:
+    client = _client(service, users)
+    csrf = {"X-CSRF-Token": _sign_in(client, "root", ADMIN_PW)}
+    short = client.post("/api/v1/accounts", json={"name": "bo", "password": "short"}, headers=csrf)
+    assert short.status_code == 400
+    assert "shorter than 12" in short.json()["error"]
+    made = client.post(
+        "/api/v1/accounts", json={"name": "bo", "password": "long enough pass"}, headers=csrf
+    )
+    assert made.json() == {"name": "bo", "role": "analyst"}
+
+
+def test_api_tokens_work_without_cookie_or_csrf(service: Service, users: UserStore) -> None:
+    client = _client(service, users)
+    token = users.issue_token("root", "script")
+    bearer = {"Authorization": f"Bearer {token}"}
+    assert client.post("/api/v1/event-sources", json=SOURCE, headers=bearer).status_code == 201
+    bad = client.get("/api/v1/event-sources", headers={"Authorization": "Bearer hs_nope"})
+    assert bad.status_code == 401
+    analyst = {"Authorization": f"Bearer {users.issue_token('ana', 'soar')}"}
+    assert client.delete("/api/v1/event-sources/k1", headers=analyst).status_code == 403
+
+
+def test_failed_sign_ins_are_rate_limited(service: Service, users: UserStore) -> None:
+    client = _client(service, users)
+    for _ in range(3):
+        wrong = client.post("/login", data={"name": "root", "password": "guess guess guess"})
+        assert wrong.status_code == 401
+        assert "Wrong user name or password" in wrong.text
+    blocked = client.post("/login", data={"name": "root", "password": ADMIN_PW})
+    assert blocked.status_code == 429
+    assert int(blocked.headers["retry-after"]) > 0
+    assert SESSION_COOKIE not in blocked.headers.get("set-cookie", "")
+
+
+def test_next_never_leaves_the_server(service: Service, users: UserStore) -> None:
+    client = _client(service, users)
+    data = {"name": "root", "password": ADMIN_PW, "next": "//evil.example/x"}
+    assert client.post("/login", data=data).headers["location"] == "/"
+
+
+def test_store_keeps_only_hashes(data_dir: Path, users: UserStore) -> None:
+    session_id, session = users.open_session(users.accounts()[1])
+    token = users.issue_token("root", "t")
+    dump = "\n".join(sqlite3.connect(data_dir / CATALOG_FILE).iterdump())
+    for secret in (ADMIN_PW, ANALYST_PW, session_id, token):
+        assert secret not in dump
+    assert "$argon2id$" in dump
+    assert users.session(session_id) == session
+    assert users.check_password("root", "wrong password!") is None
+    assert users.check_password("nobody", ADMIN_PW) is None
+    with pytest.raises(AlreadyExistsError):
+        users.create("root", ADMIN_PW, "admin")
+    with pytest.raises(ConfigError, match="not a valid user name"):
+        users.create("bad name", ADMIN_PW, "admin")
+
+
+def test_cli_creates_admin_from_env_or_prompt_and_never_echoes(data_dir: Path) -> None:
+    runner = CliRunner()
+    base = ["--data-dir", str(data_dir), "users"]
+    missing = runner.invoke(cli, [*base, "create-admin", "--name", "a", "--password-env", "NOPE"])
+    assert missing.exit_code == 2
+    assert "NOPE is empty or not set" in missing.output
+    made = runner.invoke(
+        cli,
+        [*base, "create-admin", "--name", "admin", "--password-env", "HS_PW"],
+        env={"HS_PW": ADMIN_PW},
+    )
+    assert made.exit_code == 0, made.output
+    prompted = runner.invoke(
+        cli, [*base, "create", "--name", "ana", "--role", "analyst"], input=f"{ANALYST_PW}\n" * 2
+    )
+    assert prompted.exit_code == 0, prompted.output
+    assert ANALYST_PW not in prompted.output
+    listed = runner.invoke(cli, [*base, "list"])
+    assert listed.output.splitlines() == ["admin\tadmin", "ana\tanalyst"]
+    assert UserStore(data_dir).check_password("ana", ANALYST_PW) is not None
+
+
+def test_the_unauthenticated_socket_is_the_owners_only(tmp_path: Path) -> None:
+    sock = _owner_socket(tmp_path / "api.sock")
+    try:
+        assert stat.S_IMODE((tmp_path / "api.sock").stat().st_mode) == 0o600
+    finally:
+        sock.close()

@@ -1,0 +1,87 @@
+"""The console's pages render over a service with an alert, and the world map draws countries."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from hubsight.detect.db import DetectDB
+from hubsight.detect.engine import DetectionEngine, EngineOptions
+from hubsight.detect.rules.auth_volume import BruteForceSuccess
+from hubsight.detect.ruleset import build_rule
+from hubsight.service import Service
+from hubsight.store.catalog import Catalog
+from hubsight.store.embedded import EmbeddedStore
+from hubsight.web.api import create_app
+from hubsight.web.worldmap import world_svg
+
+STATIC = Path(__file__).parents[2] / "src/hubsight/web/static"
+
+
+@pytest.fixture
+def client(data_dir: Path) -> Iterator[TestClient]:
+    """The socket-style app (no sign-in) over one brute-force-success alert."""
+    engine = DetectionEngine(
+        DetectDB.in_dir(data_dir), [build_rule(BruteForceSuccess, {})], options=EngineOptions()
+    )
+    (example,) = [e for e in BruteForceSuccess.examples() if e.fires][:1]
+    assert engine.process(example.events)
+    engine.close()
+    store = EmbeddedStore(data_dir)
+    try:
+        app = create_app(Service(data_dir, store, Catalog(data_dir)))
+        app.state.detect_db = DetectDB.in_dir(data_dir)
+        with TestClient(app) as test_client:
+            yield test_client
+    finally:
+        store.close()
+
+
+def test_every_page_renders(client: TestClient) -> None:
+    alerts = client.get("/alerts")
+    assert alerts.status_code == 200
+    (alert_id,) = re.findall(r'href="/alerts/([0-9a-f]{16})"', alerts.text)
+    detail = client.get(f"/alerts/{alert_id}")
+    assert "Triage" in detail.text
+    assert detail.text.count("data-context=") == 11
+    user = re.search(r'href="/users/([^"]+)"', detail.text)
+    assert user is not None
+    user_page = client.get(f"/users/{user.group(1)}")
+    assert user_page.status_code == 200
+    assert '<svg class="worldmap"' in user_page.text
+    for path, needle in [
+        ("/", "Open alerts by severity"),
+        ("/sources", "Azure setup checklist"),
+        ("/search", 'id="leql"'),
+        ("/users", user.group(1).replace("%40", "@")),
+        ("/settings", "auth.brute_force_success"),
+    ]:
+        page = client.get(path)
+        assert page.status_code == 200, path
+        assert needle in page.text, path
+    assert client.get("/alerts/0000000000000000").status_code == 404
+    assert client.get("/static/console.js").status_code == 200
+
+
+def test_pages_escape_what_users_typed(client: TestClient) -> None:
+    page = client.get("/alerts", params={"user": '"><script>alert(1)</script>'})
+    assert "<script>alert(1)" not in page.text
+    assert "&lt;script&gt;" in page.text
+
+
+def test_world_map_places_known_countries_and_scales_by_count() -> None:
+    svg = world_svg({"US": 40, "DE": 10, "ZZ": 3})
+    marks = dict(re.findall(r'data-country="(\w+)" cx="[\d.]+" cy="[\d.]+" r="([\d.]+)"', svg))
+    assert set(marks) == {"US", "DE"}
+    assert float(marks["US"]) == 8.0
+    assert float(marks["DE"]) == 5.0
+    assert "United States: 40 sign-ins" in svg
+
+
+def test_console_assets_stay_small() -> None:
+    weight = sum(f.stat().st_size for f in STATIC.iterdir() if f.suffix in {".js", ".css"})
+    assert weight < 40_000
