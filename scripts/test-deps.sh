@@ -1,21 +1,30 @@
 #!/bin/sh
 # System packages the test suite needs beyond the virtualenv: Debian's stunnel4 puts TLS in front
-# of the local broker for the TLS tests. Idempotent: does nothing when stunnel is already there.
+# of the local broker for the TLS tests, and Debian's Chromium runs the browser tests (Playwright's
+# own browser download does not work offline). Idempotent: installs only what is missing.
 set -eu
 
-if command -v stunnel4 >/dev/null 2>&1 || command -v stunnel >/dev/null 2>&1; then
+missing=""
+if ! command -v stunnel4 >/dev/null 2>&1 && ! command -v stunnel >/dev/null 2>&1; then
+    missing="$missing stunnel4"
+fi
+if [ ! -x /usr/bin/chromium ]; then
+    missing="$missing chromium"
+fi
+if [ -z "$missing" ]; then
     exit 0
 fi
 if [ "$(id -u)" != 0 ]; then
-    echo "stunnel4 is missing and this is not root: install it (apt-get install stunnel4)" \
-        "or the TLS tests will fail" >&2
+    echo "missing:$missing; this is not root: install them (apt-get install$missing)" \
+        "or the TLS and browser tests will fail" >&2
     exit 0
 fi
 if ! command -v apt-get >/dev/null 2>&1; then
-    echo "stunnel4 is missing and there is no apt-get: install stunnel with this system's" \
-        "package manager or the TLS tests will fail" >&2
+    echo "missing:$missing and there is no apt-get: install them with this system's" \
+        "package manager or the TLS and browser tests will fail" >&2
     exit 0
 fi
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
-apt-get install -y -qq stunnel4 >/dev/null
+# shellcheck disable=SC2086 # the list is meant to split into package names
+apt-get install -y -qq $missing >/dev/null

@@ -167,18 +167,20 @@ def users_page(request: Request) -> HTMLResponse:
 
 
 @router.get("/users/{user}", response_class=HTMLResponse)
-def user_page(request: Request, user: str) -> HTMLResponse:
+def user_page(request: Request, user: str, days: int = 30) -> HTMLResponse:
     """One user: sign-ins by country on the map, devices and apps, notables, alerts."""
     db = _db(request)
     if db is None:
         return render(request, "error.html", {"error": "detections are not running"}, 503)
-    timeline = user_timeline(user, db)
+    days = max(1, min(days, 3650))
+    timeline = user_timeline(user, db, days)
     counts: dict[str, int] = timeline["signins_by_country"]
     return render(
         request,
         "user.html",
         {
             "t": timeline,
+            "days": days,
             "map": world_svg(counts),
             "countries": sorted(counts.items(), key=lambda item: -item[1]),
             "unplaced": sorted(c for c in counts if c.upper() not in CENTRES),

@@ -283,7 +283,7 @@ async function refreshSources() {
     const row = $(`tr[data-source="${CSS.escape(s.name)}"]`);
     if (!row) continue;
     const h = s.health, cells = row.children;
-    cells[1].replaceChildren(el("span", { class: `state state-${h.state}`, text: h.state }));
+    cells[1].replaceChildren(el("span", { class: `state state-${h.state.replaceAll(" ", "-")}`, text: h.state }));
     cells[2].textContent = h.events_per_minute;
     cells[3].textContent = h.events_stored;
     cells[4].textContent = h.last_event_time || "—";

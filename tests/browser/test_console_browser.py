@@ -1,0 +1,225 @@
+"""The console in a real Chromium: sign-in, sources, search, alerts, users, roles, CSRF."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+
+import pytest
+from click.testing import CliRunner
+from playwright.sync_api import Page, expect
+from tests.browser.harness import ADMIN, ANALYST, Console, shot, sign_in
+from tests.query.dataset import WINDOW, events
+
+from hubsight.cli.main import cli
+from hubsight.devbroker import LocalBroker
+from hubsight.simulate import generate_messages
+
+from support import (
+    FAST_TUNING,
+    PLANTED_PASSWORD,
+    assert_no_secret,
+    connection_string,
+    kafka_source,
+    produce,
+)
+
+pytestmark = pytest.mark.browser
+
+
+def test_create_admin_then_sign_in(page: Page, console: Console) -> None:
+    data_dir = console.service.data_dir
+    created = CliRunner().invoke(
+        cli,
+        ["--data-dir", str(data_dir), "users", "create-admin", "--name", ADMIN[0],
+         "--password-env", "HS_ADMIN_PW"],
+        env={"HS_ADMIN_PW": ADMIN[1], **os.environ},
+    )  # fmt: skip
+    assert created.exit_code == 0, created.output
+    page.goto(console.url + "/search")
+    expect(page).to_have_url(console.url + "/login?next=/search")
+    shot(page, "login")
+    page.fill('input[name="name"]', ADMIN[0])
+    page.fill('input[name="password"]', "not the password")
+    page.click('button[type="submit"]')
+    expect(page.locator(".error")).to_have_text("Wrong user name or password.")
+    sign_in(page, console, ADMIN)
+    expect(page.locator(".who")).to_contain_text("admin")
+    shot(page, "dashboard")
+
+
+def _add_kafka_source(page: Page, name: str, bootstrap: str, topic: str, **extra: str) -> None:
+    form = page.locator("#add-source")
+    form.locator('input[name="name"]').fill(name)
+    form.locator('select[name="kind"]').select_option("kafka")
+    form.locator('input[name="bootstrap"]').fill(bootstrap)
+    for field, value in extra.items():
+        selector = f'select[name="{field}"]' if field == "sasl" else f'input[name="{field}"]'
+        if field == "sasl":
+            form.locator(selector).select_option(value)
+        else:
+            form.locator(selector).fill(value)
+    form.locator('input[name="topics"]').fill(topic)
+    form.locator("summary").click()
+    # Short client timings and a group of its own, as every broker test uses (support.py).
+    advanced = {"tuning": FAST_TUNING, "consumer_group": f"hubsight-{uuid.uuid4().hex[:8]}"}
+    form.locator('textarea[name="advanced"]').fill(json.dumps(advanced))
+    form.locator('button[type="submit"]').click()
+    expect(page.locator(f'tr[data-source="{name}"]')).to_be_visible()
+
+
+def test_add_source_turns_healthy_and_probe_shows_steps(
+    page: Page, console: Console, broker: LocalBroker, topic: str
+) -> None:
+    produce(broker.bootstrap, topic, generate_messages(5, seed=3))
+    console.users.create(*ADMIN, "admin")
+    sign_in(page, console, ADMIN)
+    page.goto(console.url + "/sources")
+    eventhubs = page.locator('input[name="connection_string"]')
+    eventhubs.fill("Endpoint=nonsense")
+    expect(page.locator("#cs-msg")).to_contain_text("expected Endpoint=sb://")
+    eventhubs.fill(connection_string())
+    expect(page.locator("#cs-msg")).to_have_text("namespace contoso-logs.servicebus.windows.net")
+    expect(page.locator('input[name="server"]')).to_have_value(
+        "contoso-logs.servicebus.windows.net"
+    )
+    _add_kafka_source(page, "relay", broker.bootstrap, topic)
+    row = page.locator('tr[data-source="relay"]')
+    expect(row.locator(".state")).to_have_text("running", timeout=30_000)
+    expect(row.locator("td").nth(3)).not_to_have_text("0", timeout=30_000)
+    row.get_by_role("button", name="Test connection").click()
+    expect(page.locator("#probe h3")).to_have_text("relay: connection works", timeout=30_000)
+    steps = page.locator("#probe li b").all_inner_texts()
+    assert [s.split(":")[0] for s in steps] == [
+        "dns",
+        "tcp",
+        "tls",
+        "sasl",
+        "topic",
+        "first_message",
+    ]
+    shot(page, "data-collection")
+    assert_no_secret(page.content())
+
+
+def test_wrong_credentials_show_the_sasl_hint(
+    page: Page, console: Console, auth_broker: LocalBroker
+) -> None:
+    console.users.create(*ADMIN, "admin")
+    sign_in(page, console, ADMIN)
+    page.goto(console.url + "/sources")
+    _add_kafka_source(
+        page, "wrong-key", auth_broker.bootstrap, "any",
+        sasl="scram-sha-256", username="nobody", password=PLANTED_PASSWORD,
+    )  # fmt: skip
+    row = page.locator('tr[data-source="wrong-key"]')
+    row.get_by_role("button", name="Test connection").click()
+    failed = page.locator("#probe li.step-failed")
+    expect(failed).to_contain_text("sasl: failed", timeout=30_000)
+    expect(failed.locator(".hint")).not_to_be_empty()
+    expect(row.locator(".hint")).not_to_be_empty(timeout=30_000)
+    shot(page, "data-collection-wrong-key")
+    assert_no_secret(page.content())
+
+
+def test_search_with_chart_and_an_error_with_its_caret(page: Page, console: Console) -> None:
+    console.service.store.write(events())
+    sign_in(page, console, ANALYST)
+    page.goto(console.url + "/search")
+    page.locator('select[name="last"]').select_option("")
+    page.fill('input[name="from"]', WINDOW[0][:16])
+    page.fill('input[name="to"]', WINDOW[1][:16])
+    page.fill("#leql", "groupby(result)")
+    page.click('#search button[type="submit"]')
+    expect(page.locator("#rows tbody tr")).to_have_count(4)
+    expect(page.locator("#chart svg.bars rect")).to_have_count(4)
+    shot(page, "search-groupby")
+    page.fill("#leql", "calculate(count) timeslice(4)")
+    page.keyboard.press("Control+Enter")
+    expect(page.locator("#chart svg.series path")).to_have_count(1)
+    page.fill("#leql", "corp")
+    page.keyboard.press("Control+Enter")
+    first = page.locator("#rows tr.event").first
+    expect(first).to_be_visible()
+    first.locator("td.summary").click()
+    expect(page.locator("#rows tr.sub pre").first).to_contain_text('"log_name"')
+    first.locator('td.value[data-key="log_name"]').click()
+    expect(page.locator("#leql")).to_have_value('where(log_name="Azure AD Sign-in") corp')
+    page.fill("#leql", "where(user=)")
+    page.keyboard.press("Control+Enter")
+    error = page.locator("#qerror")
+    expect(error).to_contain_text("line 1, column 12")
+    lines = error.inner_text().splitlines()
+    caret = next(line for line in lines if line.strip() == "^")
+    query_line = lines[lines.index(caret) - 1]
+    assert query_line[caret.index("^")] == ")"
+    shot(page, "search-error")
+
+
+def test_open_an_alert_comment_and_close_it(page: Page, console: Console) -> None:
+    sign_in(page, console, ANALYST)
+    page.goto(console.url + "/alerts?status=open")
+    page.locator("#alerts a").first.click()
+    page.locator('select[name="status"]').select_option("closed")
+    page.locator('select[name="disposition"]').select_option("benign")
+    page.fill('textarea[name="comment"]', "user confirmed the new phone")
+    page.click('#triage button[type="submit"]')
+    expect(page.locator("#status")).to_have_text("closed · benign")
+    history = page.locator("#history")
+    expect(history).to_contain_text("user confirmed the new phone")
+    expect(history).to_contain_text(ANALYST[0])
+    page.locator("button[data-context]").first.click()
+    expect(page.locator("tr.sub pre").first).to_contain_text("adele.vance@contoso.com")
+    shot(page, "alert")
+    page.goto(console.url + "/alerts?status=open")
+    expect(page.locator("#alerts")).to_contain_text("No alerts match.")
+
+
+def test_user_page_with_the_map(page: Page, console: Console) -> None:
+    sign_in(page, console, ANALYST)
+    page.goto(console.url + "/users")
+    page.locator("table.grid a").first.click()
+    expect(page.locator("svg.worldmap .land path")).to_have_count(12)
+    expect(page.locator("h1")).to_have_text("adele.vance@contoso.com")
+    expect(page.locator('svg.worldmap circle[data-country="DE"]')).to_have_count(1)
+    expect(page.locator("#countries")).to_contain_text("Germany")
+    page.fill('input[name="days"]', "3650")
+    page.get_by_role("button", name="Show").click()
+    expect(page.get_by_text("signed in after 10 password failures")).to_be_visible()
+    shot(page, "user")
+    for path, name in [("/", "dashboard-charts"), ("/settings", "settings"), ("/alerts", "alerts")]:
+        page.goto(console.url + path)
+        shot(page, name)
+
+
+def test_analyst_cannot_edit_a_source(page: Page, console: Console, broker: LocalBroker) -> None:
+    console.service.catalog.add(kafka_source("relay", broker.bootstrap, "t"))
+    sign_in(page, console, ANALYST)
+    page.goto(console.url + "/sources")
+    expect(page.locator('tr[data-source="relay"]')).to_be_visible()
+    expect(page.locator("#add-source")).to_have_count(0)
+    expect(page.locator("button[data-delete]")).to_have_count(0)
+    status = page.evaluate(
+        """async () => (await fetch('/api/v1/event-sources/relay', {method: 'DELETE',
+            headers: {'X-CSRF-Token': document.querySelector('meta[name=csrf-token]').content}}))
+            .status"""
+    )
+    assert status == 403
+    assert console.service.catalog.get("relay").name == "relay"
+    shot(page, "data-collection-analyst")
+
+
+def test_no_session_is_401_and_missing_csrf_is_rejected(page: Page, console: Console) -> None:
+    anonymous = page.request.get(console.url + "/api/v1/alerts")
+    assert anonymous.status == 401
+    assert anonymous.json()["error"] == "sign in required"
+    sign_in(page, console, ANALYST)
+    assert page.request.get(console.url + "/api/v1/alerts").status == 200
+    alert_id = page.request.get(console.url + "/api/v1/alerts").json()[0]["id"]
+    forged = page.request.patch(
+        console.url + f"/api/v1/alerts/{alert_id}", data={"status": "closed"}
+    )
+    assert forged.status == 403
+    assert "CSRF" in forged.json()["error"]
+    assert page.request.get(console.url + f"/api/v1/alerts/{alert_id}").json()["status"] == "open"
