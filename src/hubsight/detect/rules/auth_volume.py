@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
-from hubsight.detect.base import Example, Finding, RuleMeta, Severity, numbered
+from pydantic import Field
+
+from hubsight.detect.base import Example, Finding, RuleContext, RuleMeta, Severity, numbered
 from hubsight.detect.rules.signals import (
     AUTH_LOG_SETS,
     PASSWORD_FAILURES,
@@ -143,6 +145,9 @@ class SprayConfig(WindowConfig):
 
     count: int = 5
     window_minutes: int = 20
+    # An IP from which most of the failing accounts have signed in successfully before is the
+    # office's egress (people mistyping), not a sprayer. 1.0 turns this off.
+    known_ip_share: float = Field(default=0.5, gt=0, le=1)
 
 
 class PasswordSpray(ThresholdRule[SprayConfig]):
@@ -152,16 +157,27 @@ class PasswordSpray(ThresholdRule[SprayConfig]):
         id="auth.password_spray",
         title="Password spray",
         description="One source IP with password failures for at least `count` distinct "
-        "accounts within `window_minutes`.",
+        "accounts within `window_minutes`, unless at least `known_ip_share` of those accounts "
+        "have signed in successfully from that IP before (a shared office egress).",
         severity=Severity.HIGH,
         technique="T1110.003",
         log_sets=AUTH_LOG_SETS,
         runbook="Block the IP; look for successes from it; enforce MFA on the targeted accounts.",
         windowed=True,
+        uses_baseline=True,
         results=PASSWORD_FAILURES,
     )
     config_type = SprayConfig
     distinct = True
+
+    def evaluate(self, event: Event, ctx: RuleContext) -> Iterable[Finding]:
+        """Count accounts per IP; drop crossings from an IP the accounts know."""
+        for finding in super().evaluate(event, ctx):
+            users = finding.context["users"]
+            ip, at, horizon = event.source_ip or "", event.timestamp, ctx.baseline_horizon
+            known = sum(ctx.baseline(u).seen("ip", ip, at, horizon) for u in users)
+            if known < self.config.known_ip_share * len(users) or self.config.known_ip_share >= 1:
+                yield finding
 
     def select(self, event: Event) -> tuple[str, str] | None:
         """Count accounts per IP."""
@@ -182,17 +198,19 @@ class PasswordSpray(ThresholdRule[SprayConfig]):
 
     @classmethod
     def examples(cls) -> Sequence[Example]:
-        """Five accounts from one IP fire; one account five times does not."""
+        """Five accounts from one IP fire; one account five times, or the office, do not."""
         users = [f"user{i}@contoso.com" for i in range(5)]
+        failures = [signin(60 + i, u, result=_FAILED) for i, u in enumerate(users)]
         return (
-            Example(
-                "five accounts from one IP",
-                numbered(signin(i, u, result=_FAILED) for i, u in enumerate(users)),
-                fires=True,
-            ),
+            Example("five accounts from one IP", numbered(failures), fires=True),
             Example(
                 "one account five times",
                 numbered(signin(i, result=_FAILED) for i in range(5)),
+                fires=False,
+            ),
+            Example(
+                "five colleagues mistyping at the office",
+                numbered([*(signin(i, u) for i, u in enumerate(users)), *failures]),
                 fires=False,
             ),
         )
