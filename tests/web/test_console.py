@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 
 from hubsight.detect.db import DetectDB
@@ -16,7 +17,9 @@ from hubsight.detect.ruleset import build_rule
 from hubsight.service import Service
 from hubsight.store.catalog import Catalog
 from hubsight.store.embedded import EmbeddedStore
+from hubsight.store.users import UserStore
 from hubsight.web.api import create_app
+from hubsight.web.auth import ConsoleAuth
 from hubsight.web.worldmap import world_svg
 
 STATIC = Path(__file__).parents[2] / "src/hubsight/web/static"
@@ -85,3 +88,19 @@ def test_world_map_places_known_countries_and_scales_by_count() -> None:
 def test_console_assets_stay_small() -> None:
     weight = sum(f.stat().st_size for f in STATIC.iterdir() if f.suffix in {".js", ".css"})
     assert weight < 40_000
+
+
+def test_triage_history_names_the_signed_in_account(client: TestClient, data_dir: Path) -> None:
+    users = UserStore(data_dir, hasher=PasswordHasher(time_cost=1, memory_cost=1024))
+    users.create("ana", "analyst passphrase", "analyst")
+    app = create_app(client.app.state.service, auth=ConsoleAuth(users))  # type: ignore[attr-defined]
+    app.state.detect_db = DetectDB.in_dir(data_dir)
+    token = {"Authorization": f"Bearer {users.issue_token('ana', 'test')}"}
+    with TestClient(app) as signed:
+        (alert,) = signed.get("/api/v1/alerts", headers=token).json()
+        changed = signed.patch(
+            f"/api/v1/alerts/{alert['id']}",
+            json={"comment": "looked at it", "actor": "mallory"},
+            headers=token,
+        ).json()
+    assert [(h["actor"], h["detail"]) for h in changed["history"]] == [("ana", "looked at it")]

@@ -128,13 +128,19 @@ class AlertUpdate(BaseModel):
 
 
 @router.patch("/alerts/{alert_id}", response_model=None)
-def update_alert(alert_id: str, body: AlertUpdate, db: Db) -> dict[str, Any] | JSONResponse:
+def update_alert(
+    request: Request, alert_id: str, body: AlertUpdate, db: Db
+) -> dict[str, Any] | JSONResponse:
     """Change status, disposition or assignee, or add a comment."""
     store = AlertStore(db)
+    # Behind sign-in the history names the signed-in account, whatever the body claims.
+    account = getattr(request.state, "account", None)
+    signed_in = getattr(request.app.state, "auth", None) is not None
+    actor = account.name if account is not None and signed_in else body.actor
     try:
         alert = store.update(
             alert_id,
-            actor=body.actor,
+            actor=actor,
             status=body.status,
             disposition=body.disposition,
             assignee=body.assignee,
