@@ -182,6 +182,7 @@ class RiskySignIn(Rule[RiskyConfig]):
 
 
 # Risk event types and network location types by which sign-in records flag anonymizers.
+_NO_RISK = (None, "none")
 _ANONYMIZER = (b"anonymizedIPAddress", b"torExitNode", b"anonymousProxy")
 
 
@@ -202,6 +203,9 @@ class Anonymizer(Rule[DayConfig]):
 
     def evaluate(self, event: Event, ctx: RuleContext) -> Iterable[Finding]:
         """Fire when the raw record names an anonymizer."""
+        # Entra lists risk event types only on sign-ins it found risky: the others need no look.
+        if event.risk_level in _NO_RISK and event.risk_state in _NO_RISK:
+            return
         if raw_has(event, *_ANONYMIZER):
             who = event.user or event.application or "unknown"
             yield _finding(event, who, f"{who} signed in from anonymizing IP {event.source_ip}")
@@ -211,8 +215,9 @@ class Anonymizer(Rule[DayConfig]):
         """A record with anonymizedIPAddress fires; a plain one does not."""
         flagged = b'{"properties":{"riskEventTypes_v2":["anonymizedIPAddress"]}}'
         return (
-            Example("flagged", [signin(0, raw=flagged)], fires=True),
+            Example("flagged", [signin(0, raw=flagged, risk_level="medium")], fires=True),
             Example("plain", [signin(0)], fires=False),
+            Example("no risk found", [signin(0, raw=flagged, risk_level="none")], fires=False),
         )
 
 
