@@ -25,7 +25,7 @@ from hubsight.store.base import EventStore
 DEFAULT_PAGE = 100
 # InsightIDR shows the top 40 groups unless limit() asks for more.
 DEFAULT_GROUPS = 40
-_FIRST_SLICE = timedelta(minutes=15)
+_FIRST_SLICE = timedelta(minutes=1)
 _POSITION = ("log_set", "log_name", "source_topic", "source_partition", "source_offset")
 
 
@@ -283,8 +283,9 @@ def _events(
 
     The newest events of a busy search lie in the last minutes of the window. Counting is
     cheap and fetching whole events is not, so matches are counted over a growing slice at the
-    sorted end (15 minutes, then 8 times longer each step), and the events are fetched once,
-    from the first slice that holds a page. A rare match costs a few counts more than one pass.
+    sorted end (1/64 of the window, then 8 times longer each step), and the events are fetched
+    once, from the first slice that holds a page. A rare match costs two counts over 1/64 and
+    1/8 of the window more than one pass.
     """
     descending = query.sort != "asc"
     anchor = cursor.values[0] if cursor else (scope.end if descending else scope.start)
@@ -296,7 +297,7 @@ def _events(
         having=None,
         timeslice=None,
     )
-    span = _FIRST_SLICE
+    span = max((scope.end - scope.start) / 64, _FIRST_SLICE)
     elapsed = 0.0
     while True:
         if descending:
