@@ -167,21 +167,27 @@ class DetectionEngine:
         state = self._state
         lateness = self.options.lateness.total_seconds()
         ceiling = time.time() + _FUTURE_SLACK
+        dispatch = self._dispatch
+        arrivals: dict[tuple[str, str], datetime] = {}
+        self.stats.events += len(events)
         for event in events:
             ts = event.timestamp.timestamp()
-            self.stats.events += 1
             if ts > state.watermark:
                 state.watermark = min(ts, max(ceiling, state.watermark))
             if event.received_time is not None:
-                self._saw_source(event, event.received_time.timestamp())
+                source = (event.log_name, event.category or "")
+                seen = arrivals.get(source)
+                if seen is None or event.received_time > seen:
+                    arrivals[source] = event.received_time
             late = ts < state.watermark - lateness
             if late:
                 self.stats.too_late += 1
             elif state.started is None or ts < state.started:
                 state.started = ts
-            targets = self._dispatch.get((event.log_set, event.result))
+            result = event.result
+            targets = dispatch.get((event.log_set, result))
             if targets is None:
-                targets = self._targets(event.log_set, event.result)
+                targets = self._targets(event.log_set, result)
             for rule, ctx, rule_exceptions, windowed in targets:
                 if late and windowed:
                     continue
@@ -192,8 +198,10 @@ class DetectionEngine:
                         self._fold(rule, finding)
                 except Exception as exc:  # noqa: BLE001 - one failing rule must not stop the others
                     self._failed(rule, exc)
-            if event.log_set in _AUTH and event.result == "SUCCESS":
+            if result == "SUCCESS" and event.log_set in _AUTH:
                 self._observe(event, ts)
+        for source, received in arrivals.items():
+            self._saw_source(source, received.timestamp())
         if state.watermark - state.pruned_at >= _PRUNE_EVERY:
             self._prune()
         return self._commit()
@@ -343,8 +351,7 @@ class DetectionEngine:
             )
         self._state.dirty_baselines.add(subject)
 
-    def _saw_source(self, event: Event, ts: float) -> None:
-        key = (event.log_name, event.category or "")
+    def _saw_source(self, key: tuple[str, str], ts: float) -> None:
         if ts > self._state.sources.get(key, 0.0):
             self._state.sources[key] = ts
             self._state.dirty_sources.add(key)
