@@ -20,7 +20,7 @@ from typing import Any
 import msgspec
 
 from hubsight.detect.alerts import Alert, AlertStore, alert_id, merge_evidence
-from hubsight.detect.base import Finding, Rule, Severity
+from hubsight.detect.base import EventRef, Finding, Rule, Severity
 from hubsight.detect.baseline import SignIn, UserBaseline, from_epoch, network_of
 from hubsight.detect.db import DetectDB
 from hubsight.detect.settings import RuleExceptions
@@ -337,9 +337,8 @@ class DetectionEngine:
         ):
             if value:
                 baseline.observe(kind, value, ts)
-        if event.user:
-            from hubsight.detect.base import EventRef
-
+        # The timeline keeps interactive sign-ins; token refreshes would crowd them out.
+        if event.user and event.log_set == LogSet.INGRESS_AUTHENTICATION:
             baseline.remember(
                 SignIn(
                     ts=ts,
