@@ -134,11 +134,6 @@ def network_of(ip: str) -> str:
     return f"{parts[0]}.{parts[1]}.0.0/16" if len(parts) == 4 else ip
 
 
-def epoch(at: datetime) -> float:
-    """Seconds since the epoch of an aware datetime."""
-    return at.timestamp()
-
-
 def from_epoch(ts: float) -> datetime:
     """The UTC datetime of epoch seconds."""
     return datetime.fromtimestamp(ts, tz=UTC)

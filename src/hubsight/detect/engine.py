@@ -20,7 +20,7 @@ from typing import Any
 import msgspec
 
 from hubsight.detect.alerts import Alert, AlertStore, alert_id, merge_evidence
-from hubsight.detect.base import EventRef, Finding, Rule, Severity
+from hubsight.detect.base import EventRef, Finding, Rule
 from hubsight.detect.baseline import SignIn, UserBaseline, from_epoch, network_of
 from hubsight.detect.db import DetectDB
 from hubsight.detect.settings import RuleExceptions
@@ -469,8 +469,3 @@ _alert_encoder = msgspec.json.Encoder()
 
 def _encode_alert(alert: Alert) -> bytes:
     return _alert_encoder.encode(alert)
-
-
-def severity_at_least(alert: Alert, floor: Severity) -> bool:
-    """Whether ``alert`` is at or above ``floor``."""
-    return alert.severity.rank >= floor.rank

@@ -63,10 +63,6 @@ class Window:
             self.cut = max(self.cut or before, before)
         return cut > 0
 
-    def entries(self) -> list[Entry]:
-        """All entries, oldest first."""
-        return list(self._entries)
-
     def __len__(self) -> int:
         return len(self._entries)
 
