@@ -195,7 +195,11 @@ function searchPage() {
     const r = answer.data;
     const chart = chartFor(r);
     $("#chart").replaceChildren(...(chart ? [chart] : []));
-    if (r.kind === "events") { eventRows(r.events, append); cursor = r.next_cursor; }
+    if (r.kind === "events") {
+      eventRows(r.events, append);
+      cursor = r.next_cursor;
+      if (!r.events.length && !append) $("tbody", rowsTable).append(el("tr", {}, el("td", { colspan: 6, class: "muted", text: "No events match." })));
+    }
     else { tableRows(r); cursor = null; }
     $("#more").hidden = !cursor;
     results.hidden = false;
