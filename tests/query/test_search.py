@@ -16,8 +16,11 @@ import pytest
 
 from hubsight.errors import NotFoundError, QueryError, QuerySyntaxError
 from hubsight.parsing.event import Event, LogSet
+from hubsight.query.compiler import Scope, compile_query
 from hubsight.query.context import context
 from hubsight.query.export import export
+from hubsight.query.params import bind
+from hubsight.query.parser import parse
 from hubsight.query.saved import SavedScope, delete_saved, get_saved, list_saved, save
 from hubsight.query.search import SearchLimits, SearchRequest, search
 from hubsight.store.embedded import EmbeddedStore
@@ -229,3 +232,12 @@ def test_relative_bucket_counts_are_exact_with_a_sub_millisecond_now(store: Embe
     result = search(store, SearchRequest(query="timeslice(2)", last="2h"), now=now)
     assert len(result.rows) == 2
     assert result.window.end == NOW + timedelta(milliseconds=123)
+
+
+@pytest.mark.parametrize("query", ["alice", '"alice@corp.com"'])
+def test_keyword_search_is_served_by_the_full_text_index(store: EmbeddedStore, query: str) -> None:
+    scope = Scope(start=BASE, end=NOW)
+    compiled = compile_query(parse(query), scope, limit=10)
+    plan = store.select(f"EXPLAIN indexes = 1 {compiled.sql}", bind(compiled.params))
+    text = "\n".join(str(v) for row in plan for v in row.values())
+    assert "raw_tokens" in text
