@@ -22,7 +22,7 @@ from hubsight.query.export import export
 from hubsight.query.params import bind
 from hubsight.query.parser import parse
 from hubsight.query.saved import SavedScope, delete_saved, get_saved, list_saved, save
-from hubsight.query.search import SearchLimits, SearchRequest, search
+from hubsight.query.search import SearchLimits, SearchRequest, iter_events, search
 from hubsight.store.embedded import EmbeddedStore
 
 from .dataset import ALERTS, BASE, NOW, ROWS, SIGNIN, WINDOW, newest
@@ -241,3 +241,11 @@ def test_keyword_search_is_served_by_the_full_text_index(store: EmbeddedStore, q
     plan = store.select(f"EXPLAIN indexes = 1 {compiled.sql}", bind(compiled.params))
     text = "\n".join(str(v) for row in plan for v in row.values())
     assert "raw_tokens" in text
+
+
+@pytest.mark.parametrize("order", ["asc", "desc"])
+def test_paging_through_every_event_in_either_order(store: EmbeddedStore, order: str) -> None:
+    request = _request(f"where(log_name = {SIGNIN!r}) sort({order})")
+    seen = [e["source_offset"] for e in iter_events(store, request, page=7)]
+    expected = newest(lambda r: r.log_name == SIGNIN)
+    assert seen == (expected[::-1] if order == "asc" else expected)
