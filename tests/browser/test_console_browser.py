@@ -130,11 +130,23 @@ def test_search_with_chart_and_an_error_with_its_caret(page: Page, console: Cons
     page.locator('select[name="last"]').select_option("")
     page.fill('input[name="from"]', WINDOW[0][:16])
     page.fill('input[name="to"]', WINDOW[1][:16])
-    page.fill("#leql", "groupby(result)")
+    box = page.locator("#leql")
+    box.press_sequentially("grou")
+    expect(page.locator("#suggest li.on")).to_have_text("groupby")
+    box.press("Tab")
+    box.press_sequentially("resu")
+    expect(page.locator("#suggest li.on")).to_have_text("result")
+    box.press("Enter")
+    box.press_sequentially(")")
+    expect(box).to_have_value("groupby(result)")
+    expect(page.locator(".leql pre .t-kw")).to_have_text("groupby")
     page.click('#search button[type="submit"]')
     expect(page.locator("#rows tbody tr")).to_have_count(4)
     expect(page.locator("#chart svg.bars rect")).to_have_count(4)
     shot(page, "search-groupby")
+    page.once("dialog", lambda dialog: dialog.accept("results by kind"))
+    page.click("#save")
+    expect(page.locator("#saved option:checked")).to_have_text("results by kind")
     page.fill("#leql", "calculate(count) timeslice(4)")
     page.keyboard.press("Control+Enter")
     expect(page.locator("#chart svg.series path")).to_have_count(1)
@@ -155,6 +167,9 @@ def test_search_with_chart_and_an_error_with_its_caret(page: Page, console: Cons
     query_line = lines[lines.index(caret) - 1]
     assert query_line[caret.index("^")] == ")"
     shot(page, "search-error")
+    page.reload()
+    page.locator("#saved").select_option(label="results by kind")
+    expect(page.locator("#leql")).to_have_value("groupby(result)")
 
 
 def test_open_an_alert_comment_and_close_it(page: Page, console: Console) -> None:

@@ -18,6 +18,7 @@ from hubsight.detect.alerts import DISPOSITIONS, STATUSES, AlertFilter, AlertSto
 from hubsight.detect.base import Severity
 from hubsight.detect.db import DetectDB
 from hubsight.errors import HubsightError
+from hubsight.parsing.event import Event
 from hubsight.service import Service
 from hubsight.status import source_status
 from hubsight.web.auth import current_account
@@ -91,7 +92,6 @@ def sources_page(request: Request) -> HTMLResponse:
 def search_page(request: Request, q: str = "") -> HTMLResponse:
     """Log Search."""
     service = _service(request)
-    log_names = [c.name for c in service.catalog.all()]
     rows = service.store.select("SELECT DISTINCT log_set, log_name FROM events ORDER BY log_name")
     return render(
         request,
@@ -100,7 +100,7 @@ def search_page(request: Request, q: str = "") -> HTMLResponse:
             "query": q,
             "log_sets": sorted({r["log_set"] for r in rows}),
             "log_names": sorted({r["log_name"] for r in rows}),
-            "sources": log_names,
+            "keys": sorted(f for f in Event.__struct_fields__ if f != "raw"),
         },
     )
 

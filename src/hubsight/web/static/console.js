@@ -124,6 +124,8 @@ function searchPage() {
   const results = $("#results"), rowsTable = $("#rows"), qerror = $("#qerror");
   let cursor = null;
   const last = form.elements.last;
+  const query = form.elements.query;
+  const repaint = typeof leqlEditor === "function" ? leqlEditor(query, JSON.parse(query.dataset.keys)) : () => {};
   last.addEventListener("change", () => { $(".abs", form).hidden = last.value !== ""; });
 
   function scope() {
@@ -142,6 +144,7 @@ function searchPage() {
     const term = `${key}=${JSON.stringify(String(value))}`;
     const match = q.value.match(/^\s*where\((.*)\)(.*)$/s);
     q.value = match ? `where(${match[1]} AND ${term})${match[2]}` : (q.value.trim() ? `where(${term}) ${q.value.trim()}` : `where(${term})`);
+    repaint();
     q.focus();
   }
 
@@ -225,7 +228,43 @@ function searchPage() {
     const link = el("a", { href: URL.createObjectURL(await response.blob()), download: "search.json" });
     link.click();
   });
+  savedQueries(form, repaint);
   if (form.elements.query.value) submit(false);
+}
+
+async function savedQueries(form, repaint) {
+  const select = $("#saved"), unsave = $("#unsave");
+  const answer = await api("GET", "/api/v1/saved-queries");
+  const saved = new Map((answer.ok ? answer.data : []).map((q) => [q.id, q]));
+  for (const q of saved.values()) select.append(el("option", { value: q.id, text: q.name }));
+  select.addEventListener("change", () => {
+    const q = saved.get(select.value);
+    unsave.disabled = !q;
+    if (!q) return;
+    form.elements.query.value = q.query;
+    if (q.last) form.elements.last.value = q.last;
+    repaint();
+  });
+  $("#save").addEventListener("click", async () => {
+    const name = prompt("Name of the saved query");
+    if (!name) return;
+    const body = { name, query: form.elements.query.value };
+    if (form.elements.last.value) body.last = form.elements.last.value;
+    const made = await api("POST", "/api/v1/saved-queries", body);
+    if (!made.ok) { show($("#qerror"), problem(made.data)); return; }
+    saved.set(made.data.id, made.data);
+    select.append(el("option", { value: made.data.id, text: made.data.name }));
+    select.value = made.data.id;
+    unsave.disabled = false;
+  });
+  unsave.addEventListener("click", async () => {
+    const gone = await api("DELETE", `/api/v1/saved-queries/${select.value}`);
+    if (!gone.ok) { show($("#qerror"), problem(gone.data)); return; }
+    saved.delete(select.value);
+    select.selectedOptions[0].remove();
+    select.value = "";
+    unsave.disabled = true;
+  });
 }
 
 // ---- page: Data Collection ----

@@ -1,0 +1,97 @@
+// LEQL box of Log Search: syntax colours under a transparent textarea, and completion of keys,
+// operators and clauses (Tab or Enter accepts, arrows choose, Escape closes).
+"use strict";
+const LEQL_CLAUSES = ["where", "groupby", "calculate", "having", "sort", "limit", "timeslice", "select"];
+const LEQL_OPERATORS = ["AND", "OR", "NOT", "CONTAINS", "ICONTAINS", "STARTS-WITH", "ISTARTS-WITH",
+  "CONTAINS-ANY", "ICONTAINS-ANY", "CONTAINS-ALL", "ICONTAINS-ALL", "STARTS-WITH-ANY",
+  "ISTARTS-WITH-ANY", "IN", "IIN", "NOCASE", "IP", "count", "sum", "average", "max", "min", "unique"];
+const LEQL_TOKEN = new RegExp([
+  String.raw`("""[\s\S]*?"""|'''[\s\S]*?'''|"(?:\\.|[^"\\])*"?|'(?:\\.|[^'\\])*'?)`,
+  String.raw`(\b(?:${LEQL_CLAUSES.join("|")}|nocase|ip)(?=\s*\())`,
+  String.raw`((?:\b(?:I?CONTAINS|I?STARTS-WITH)(?:-ANY|-ALL)?|\bI?IN|\bAND|\bOR|\bNOT)\b|!=|>=|<=|=|<|>)`,
+  String.raw`(\/(?:\\.|[^/\\])*\/[a-z]*)`,
+  String.raw`(-?\b\d+(?:\.\d+)?(?:e-?\d+)?\b)`,
+].join("|"), "gi");
+const LEQL_CLASSES = ["str", "kw", "op", "re", "num"];
+
+function leqlHighlight(text) {
+  const out = document.createDocumentFragment();
+  let last = 0;
+  for (const m of text.matchAll(LEQL_TOKEN)) {
+    if (m.index > last) out.append(text.slice(last, m.index));
+    const group = m.slice(1).findIndex((g) => g !== undefined);
+    const span = document.createElement("span");
+    span.className = `t-${LEQL_CLASSES[group]}`;
+    span.textContent = m[0];
+    out.append(span);
+    last = m.index + m[0].length;
+  }
+  out.append(text.slice(last) + "\n");
+  return out;
+}
+
+function leqlEditor(textarea, keys) {
+  const wrap = document.createElement("div");
+  wrap.className = "leql";
+  const layer = document.createElement("pre");
+  layer.setAttribute("aria-hidden", "true");
+  const list = document.createElement("ul");
+  list.className = "suggest";
+  list.id = "suggest";
+  list.hidden = true;
+  textarea.replaceWith(wrap);
+  wrap.append(layer, textarea, list);
+  const words = [...LEQL_CLAUSES, ...LEQL_OPERATORS, ...keys];
+  let choices = [], chosen = 0;
+
+  const paint = () => { layer.replaceChildren(leqlHighlight(textarea.value)); layer.scrollTop = textarea.scrollTop; };
+  const prefix = () => {
+    const before = textarea.value.slice(0, textarea.selectionStart);
+    return (before.match(/[A-Za-z_][\w.-]*$/) || [""])[0];
+  };
+  const close = () => { list.hidden = true; choices = []; };
+  const render = () => {
+    list.replaceChildren(...choices.map((word, i) => {
+      const li = document.createElement("li");
+      li.textContent = word;
+      if (i === chosen) li.className = "on";
+      li.addEventListener("mousedown", (ev) => { ev.preventDefault(); chosen = i; accept(); });
+      return li;
+    }));
+    list.hidden = !choices.length;
+  };
+  const suggest = () => {
+    const p = prefix().toLowerCase();
+    choices = p ? words.filter((w) => w.toLowerCase().startsWith(p) && w.toLowerCase() !== p).slice(0, 8) : [];
+    chosen = 0;
+    render();
+  };
+  function accept() {
+    const p = prefix(), word = choices[chosen];
+    const at = textarea.selectionStart;
+    const tail = LEQL_CLAUSES.includes(word) ? "(" : "";
+    textarea.value = textarea.value.slice(0, at - p.length) + word + tail + textarea.value.slice(at);
+    textarea.selectionStart = textarea.selectionEnd = at - p.length + word.length + tail.length;
+    close();
+    paint();
+  }
+  textarea.addEventListener("input", () => { paint(); suggest(); });
+  textarea.addEventListener("scroll", paint);
+  textarea.addEventListener("blur", close);
+  textarea.addEventListener("keydown", (ev) => {
+    if (list.hidden) return;
+    if (ev.key === "ArrowDown" || ev.key === "ArrowUp") {
+      chosen = (chosen + (ev.key === "ArrowDown" ? 1 : choices.length - 1)) % choices.length;
+      render();
+    } else if ((ev.key === "Tab" || ev.key === "Enter") && !ev.ctrlKey && !ev.metaKey) accept();
+    else if (ev.key === "Escape") close();
+    else return;
+    ev.preventDefault();
+    ev.stopImmediatePropagation();
+  });
+  const observer = new MutationObserver(paint);
+  observer.observe(textarea, { attributes: true });
+  textarea.addEventListener("change", paint);
+  paint();
+  return paint;
+}
