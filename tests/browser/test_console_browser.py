@@ -101,6 +101,27 @@ def test_add_source_turns_healthy_and_probe_shows_steps(
     ]
     shot(page, "data-collection")
     assert_no_secret(page.content())
+    row.get_by_role("button", name="Disable").click()
+    expect(row.get_by_role("button", name="Enable")).to_be_visible()
+    stored = console.service.catalog.get("relay")
+    assert (stored.enabled, stored.consumer_group.startswith("hubsight-")) == (False, True)
+
+
+def test_admin_tunes_a_rule(page: Page, console: Console) -> None:
+    console.users.create(*ADMIN, "admin")
+    sign_in(page, console, ADMIN)
+    page.goto(console.url + "/settings")
+    form = page.locator('form.tune[data-rule="auth.brute_force"]')
+    form.locator('textarea[name="thresholds"]').fill('{"count": 25}')
+    form.get_by_role("button", name="Save").click()
+    expect(form.locator(".field-msg")).to_have_text("saved; applies when detection restarts")
+    form.locator('textarea[name="thresholds"]').fill('{"cont": 25}')
+    form.get_by_role("button", name="Save").click()
+    expect(form.locator(".field-msg")).to_contain_text("cont")
+    page.reload()
+    thresholds = form.locator('textarea[name="thresholds"]').input_value()
+    assert json.loads(thresholds)["count"] == 25
+    shot(page, "settings-admin")
 
 
 def test_wrong_credentials_show_the_sasl_hint(

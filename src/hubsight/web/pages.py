@@ -89,7 +89,7 @@ def sources_page(request: Request) -> HTMLResponse:
 
 
 @router.get("/search", response_class=HTMLResponse)
-def search_page(request: Request, q: str = "") -> HTMLResponse:
+def search_page(request: Request, q: str = "", log_set: str = "") -> HTMLResponse:
     """Log Search."""
     service = _service(request)
     rows = service.store.select("SELECT DISTINCT log_set, log_name FROM events ORDER BY log_name")
@@ -98,6 +98,7 @@ def search_page(request: Request, q: str = "") -> HTMLResponse:
         "search.html",
         {
             "query": q,
+            "picked_set": log_set,
             "log_sets": sorted({r["log_set"] for r in rows}),
             "log_names": sorted({r["log_name"] for r in rows}),
             "keys": sorted(f for f in Event.__struct_fields__ if f != "raw"),
@@ -150,10 +151,11 @@ def alert_page(request: Request, alert_id: str) -> HTMLResponse:
         alert = alert_detail(store, store.get(alert_id))
     except HubsightError as exc:
         return render(request, "error.html", {"error": exc.message, "hint": exc.hint}, 404)
+    recent = user_timeline(alert["user"], db)["recent_signins"][-10:] if alert["user"] else []
     return render(
         request,
         "alert.html",
-        {"alert": alert, "statuses": STATUSES, "dispositions": DISPOSITIONS},
+        {"alert": alert, "statuses": STATUSES, "dispositions": DISPOSITIONS, "recent": recent},
     )
 
 

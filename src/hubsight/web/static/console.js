@@ -312,6 +312,18 @@ function sourcesPage() {
     }
     probe.replaceChildren(el("h3", { text: `${button.dataset.test}: ${answer.data.ok ? "connection works" : "connection fails"}` }), list);
   }));
+  $$("button[data-enable]").forEach((button) => button.addEventListener("click", async () => {
+    const name = encodeURIComponent(button.dataset.enable);
+    const current = await api("GET", `/api/v1/event-sources/${name}`);
+    if (!current.ok) { alert(problem(current.data)); return; }
+    // Secrets come back as "(set)": leaving them out keeps the stored values.
+    const { health, ...body } = current.data;
+    delete body.profile.connection_string;
+    delete body.profile.password;
+    body.enabled = button.dataset.enabled !== "true";
+    const answer = await api("PUT", `/api/v1/event-sources/${name}`, body);
+    if (answer.ok) location.reload(); else alert(problem(answer.data));
+  }));
   $$("button[data-delete]").forEach((button) => button.addEventListener("click", async () => {
     if (!confirm(`Delete source ${button.dataset.delete}? Its stored events stay.`)) return;
     const answer = await api("DELETE", `/api/v1/event-sources/${encodeURIComponent(button.dataset.delete)}`);
@@ -363,6 +375,17 @@ function settingsPage() {
     const answer = await api("PUT", `/api/v1/rules/${encodeURIComponent(box.dataset.rule)}/enabled`, { enabled: box.checked });
     if (!answer.ok) { box.checked = !box.checked; alert(problem(answer.data)); }
   }));
+  $$("form.tune").forEach((form) => form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const msg = $(".field-msg", form), rule = encodeURIComponent(form.dataset.rule);
+    let thresholds, exceptions;
+    try { thresholds = JSON.parse(form.elements.thresholds.value); exceptions = JSON.parse(form.elements.exceptions.value); }
+    catch { msg.className = "field-msg error"; msg.textContent = "not valid JSON"; return; }
+    let answer = await api("PUT", `/api/v1/rules/${rule}/thresholds`, thresholds);
+    if (answer.ok) answer = await api("PUT", `/api/v1/rules/${rule}/exceptions`, exceptions);
+    msg.className = "field-msg " + (answer.ok ? "ok" : "error");
+    msg.textContent = answer.ok ? "saved; applies when detection restarts" : problem(answer.data);
+  }));
   const account = $("#new-account");
   if (account) account.addEventListener("submit", async (ev) => {
     ev.preventDefault();
@@ -377,6 +400,14 @@ function settingsPage() {
     show($("#token-out"), answer.ok ? `Token (shown once): ${answer.data.token}` : problem(answer.data));
   });
 }
+
+document.addEventListener("keydown", (ev) => {
+  // "/" jumps to the query box (or to Log Search) unless the user is typing somewhere.
+  if (ev.key !== "/" || ev.ctrlKey || ev.metaKey || /^(INPUT|TEXTAREA|SELECT)$/.test(document.activeElement.tagName)) return;
+  ev.preventDefault();
+  const box = $("#leql");
+  if (box) box.focus(); else location.href = "/search";
+});
 
 document.addEventListener("DOMContentLoaded", () => {
   const logout = $("#logout");
