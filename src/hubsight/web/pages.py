@@ -20,6 +20,7 @@ from hubsight.detect.db import DetectDB
 from hubsight.errors import HubsightError
 from hubsight.parsing.event import Event
 from hubsight.service import Service
+from hubsight.sources.config import DEFAULT_TOPIC
 from hubsight.status import source_status
 from hubsight.web.auth import current_account
 from hubsight.web.detect_routes import alert_detail, list_rules, user_timeline
@@ -85,7 +86,9 @@ def dashboard(request: Request) -> HTMLResponse:
 @router.get("/sources", response_class=HTMLResponse)
 def sources_page(request: Request) -> HTMLResponse:
     """Data Collection: sources, their health, the add form and the Azure checklist."""
-    return render(request, "sources.html", {"sources": _sources(request)})
+    return render(
+        request, "sources.html", {"sources": _sources(request), "default_topic": DEFAULT_TOPIC}
+    )
 
 
 @router.get("/search", response_class=HTMLResponse)

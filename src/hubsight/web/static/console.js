@@ -331,6 +331,9 @@ function sourcesPage() {
   }));
 }
 
+// Events/min samples taken while the page is open, drawn as a sparkline per source.
+const rates = new Map();
+
 async function refreshSources() {
   const answer = await api("GET", "/api/v1/event-sources");
   if (!answer.ok) return;
@@ -339,7 +342,11 @@ async function refreshSources() {
     if (!row) continue;
     const h = s.health, cells = row.children;
     cells[1].replaceChildren(el("span", { class: `state state-${h.state.replaceAll(" ", "-")}`, text: h.state }));
-    cells[2].textContent = h.events_per_minute;
+    const samples = [...(rates.get(s.name) || []), h.events_per_minute].slice(-30);
+    rates.set(s.name, samples);
+    const top = Math.max(1, ...samples);
+    $("span", cells[2]).textContent = h.events_per_minute;
+    $("path", cells[2]).setAttribute("d", samples.map((v, i) => `${i ? "L" : "M"}${i * 2},${(15 - (v / top) * 14).toFixed(1)}`).join(""));
     cells[3].textContent = h.events_stored;
     cells[4].textContent = h.last_event_time || "—";
     cells[5].textContent = h.lag.length ? h.lag.reduce((n, p) => n + (p.lag || 0), 0) : "—";
@@ -364,7 +371,7 @@ function alertPage() {
     const row = button.closest("tr").nextElementSibling;
     if (!row.hidden) { row.hidden = true; return; }
     const answer = await api("GET", button.dataset.context + "?before=0&after=0");
-    $("pre", row).textContent = JSON.stringify(answer.ok ? answer.data : answer.data, null, 2);
+    $("pre", row).textContent = JSON.stringify(answer.ok ? answer.data.event ?? answer.data : answer.data, null, 2);
     row.hidden = false;
   }));
 }
@@ -409,6 +416,15 @@ document.addEventListener("keydown", (ev) => {
   if (box) box.focus(); else location.href = "/search";
 });
 
+function checklist() {
+  // The Azure checklist remembers its ticks in this browser.
+  $$(".checklist input[type=checkbox]").forEach((box, i) => {
+    const key = `hubsight.checklist.${i}`;
+    box.checked = localStorage.getItem(key) === "1";
+    box.addEventListener("change", () => localStorage.setItem(key, box.checked ? "1" : "0"));
+  });
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   const logout = $("#logout");
   if (logout) logout.addEventListener("click", async () => { await api("POST", "/logout"); location.href = "/login"; });
@@ -419,8 +435,8 @@ document.addEventListener("DOMContentLoaded", () => {
   });
   const page = document.body.dataset.page;
   if (page === "search") searchPage();
-  if (page === "sources") { sourcesPage(); setInterval(refreshSources, 2000); }
-  if (page === "dashboard") setInterval(refreshSources, 5000);
+  if (page === "sources") { sourcesPage(); checklist(); refreshSources(); setInterval(refreshSources, 2000); }
+  if (page === "dashboard") { refreshSources(); setInterval(refreshSources, 5000); }
   if (page === "alert") alertPage();
   if (page === "settings") settingsPage();
   fillCharts();
