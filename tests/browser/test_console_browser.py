@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -168,6 +169,10 @@ def test_search_with_chart_and_an_error_with_its_caret(page: Page, console: Cons
     page.once("dialog", lambda dialog: dialog.accept("results by kind"))
     page.click("#save")
     expect(page.locator("#saved option:checked")).to_have_text("results by kind")
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Export CSV").click()
+    exported = Path(download.value.path()).read_text().splitlines()
+    assert (exported[0], len(exported)) == ("result,count", 5)
     page.fill("#leql", "calculate(count) timeslice(4)")
     page.keyboard.press("Control+Enter")
     expect(page.locator("#chart svg.series path")).to_have_count(1)

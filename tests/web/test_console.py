@@ -104,3 +104,21 @@ def test_triage_history_names_the_signed_in_account(client: TestClient, data_dir
             headers=token,
         ).json()
     assert [(h["actor"], h["detail"]) for h in changed["history"]] == [("ana", "looked at it")]
+
+
+def test_alerts_filter_by_time(client: TestClient) -> None:
+    assert "No alerts match." in client.get("/alerts", params={"since": "24h"}).text
+    assert "No alerts match." not in client.get("/alerts", params={"since": ""}).text
+
+
+def test_settings_show_notification_targets_without_webhook_secrets(
+    client: TestClient, data_dir: Path
+) -> None:
+    (data_dir / "detect.toml").write_text(
+        '[[notify.webhooks]]\nurl = "https://hooks.example.com/services/T0/B0/SECRETpath"\n'
+        '[[notify.syslog]]\nhost = "siem.local"\nseverities = ["Critical"]\n'
+    )
+    page = client.get("/settings").text
+    assert "hooks.example.com" in page
+    assert "SECRETpath" not in page
+    assert "udp://siem.local:514" in page

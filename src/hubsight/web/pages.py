@@ -7,8 +7,10 @@ back in ``X-CSRF-Token`` on each state-changing request.
 from __future__ import annotations
 
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -17,6 +19,7 @@ from fastapi.staticfiles import StaticFiles
 from hubsight.detect.alerts import DISPOSITIONS, STATUSES, AlertFilter, AlertStore
 from hubsight.detect.base import Severity
 from hubsight.detect.db import DetectDB
+from hubsight.detect.settings import DetectConfig
 from hubsight.errors import HubsightError
 from hubsight.parsing.event import Event
 from hubsight.service import Service
@@ -29,6 +32,7 @@ from hubsight.web.worldmap import CENTRES, world_svg
 
 _HERE = Path(__file__).parent
 SEVERITIES = [s.value for s in Severity]
+_SINCE = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
 router = APIRouter(include_in_schema=False)
 
 
@@ -111,11 +115,22 @@ def search_page(request: Request, q: str = "", log_set: str = "") -> HTMLRespons
 
 @router.get("/alerts", response_class=HTMLResponse)
 def alerts_page(
-    request: Request, status: str = "", severity: str = "", rule_id: str = "", user: str = ""
+    request: Request,
+    status: str = "",
+    severity: str = "",
+    rule_id: str = "",
+    user: str = "",
+    since: str = "",
 ) -> HTMLResponse:
     """Alerts with filters."""
     db = _db(request)
-    filters = {"status": status, "severity": severity, "rule_id": rule_id, "user": user}
+    filters = {
+        "status": status,
+        "severity": severity,
+        "rule_id": rule_id,
+        "user": user,
+        "since": since if since in _SINCE else "",
+    }
     alerts: list[dict[str, Any]] = []
     error = None
     if db is None:
@@ -127,6 +142,7 @@ def alerts_page(
             rule_id=rule_id or None,
             user=user.lower() or None,
             notable=False,
+            since=datetime.now(UTC) - _SINCE[since] if since in _SINCE else None,
             limit=500,
         )
         alerts = [a.summary() for a in AlertStore(db).find(flt)]
@@ -203,5 +219,29 @@ def settings_page(request: Request) -> HTMLResponse:
     return render(
         request,
         "settings.html",
-        {"rules": rules, "accounts": accounts, "me": current_account(request)},
+        {
+            "rules": rules,
+            "accounts": accounts,
+            "me": current_account(request),
+            "targets": _targets(request),
+        },
     )
+
+
+def _targets(request: Request) -> list[tuple[str, str, str]]:
+    """Notification channels of ``detect.toml`` as (kind, where, severities)."""
+    try:
+        notify = DetectConfig.load(request.app.state.data_dir).notify
+    except HubsightError as exc:
+        return [("error", exc.message, "")]
+    # A webhook URL's path and query often hold its credential: show the host only.
+    found = [("webhook", urlsplit(w.url).netloc, ", ".join(w.severities)) for w in notify.webhooks]
+    found += [
+        ("syslog", f"{s.protocol}://{s.host}:{s.port}", ", ".join(s.severities))
+        for s in notify.syslog
+    ]
+    found += [
+        ("mail", f"{m.host}:{m.port} to {', '.join(m.recipients)}", ", ".join(m.severities))
+        for m in notify.smtp
+    ]
+    return found

@@ -219,15 +219,15 @@ function searchPage() {
     if (ev.key === "Enter" && (ev.ctrlKey || ev.metaKey)) { ev.preventDefault(); submit(false); }
   });
   $("#more").addEventListener("click", () => submit(true));
-  $("#export").addEventListener("click", async () => {
-    const response = await fetch("/api/v1/search/export?format=json", {
+  $$("button.export").forEach((button) => button.addEventListener("click", async () => {
+    const format = button.dataset.format;
+    const response = await fetch(`/api/v1/search/export?format=${format}`, {
       method: "POST", credentials: "same-origin",
       headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf() }, body: JSON.stringify(scope()),
     });
     if (!response.ok) { show(qerror, problem(await response.json())); return; }
-    const link = el("a", { href: URL.createObjectURL(await response.blob()), download: "search.json" });
-    link.click();
-  });
+    el("a", { href: URL.createObjectURL(await response.blob()), download: `search.${format}` }).click();
+  }));
   savedQueries(form, repaint);
   if (form.elements.query.value) submit(false);
 }
