@@ -6,17 +6,20 @@ import logging
 import os
 import signal
 import socket
+import ssl
 import threading
 from pathlib import Path
 from types import FrameType
 
 import click
 import uvicorn
+from fastapi import FastAPI
 
 from hubsight.collector import CollectorSettings
 from hubsight.demo import start_demo, stop_demo
 from hubsight.detect.custom import leql_searcher
 from hubsight.detect.runtime import Detection
+from hubsight.errors import ConfigError
 from hubsight.parsing.registry import default_registry
 from hubsight.service import SOCKET_FILE, Service, run_lock
 from hubsight.store.catalog import Catalog
@@ -26,6 +29,8 @@ from hubsight.web.api import create_app
 from hubsight.web.auth import ConsoleAuth
 
 log = logging.getLogger("hubsight")
+TLS_CERT_ENV = "HUBSIGHT_TLS_CERT"
+TLS_KEY_ENV = "HUBSIGHT_TLS_KEY"
 
 
 @click.command("run")
@@ -87,25 +92,47 @@ def _start_api(
     service: Service, detection: Detection, tcp: tuple[str, int] | None
 ) -> list[uvicorn.Server]:
     # The socket is the owner's alone (0600), so its app trusts the caller; the TCP one signs in.
-    local = create_app(service)
-    local.state.detect_db = detection.engine.db
-    socket_path = service.data_dir / SOCKET_FILE
-    servers: list[tuple[uvicorn.Server, socket.socket | None]] = [
-        (uvicorn.Server(uvicorn.Config(local, log_level="warning")), _owner_socket(socket_path))
-    ]
+    servers: list[tuple[uvicorn.Server, socket.socket | None]] = []
     if tcp is not None:
         users = UserStore(service.data_dir)
         web = create_app(service, auth=ConsoleAuth(users))
         web.state.detect_db = detection.engine.db
-        config = uvicorn.Config(web, host=tcp[0], port=tcp[1], log_level="warning")
+        config = _tcp_config(web, *tcp)
         servers.append((uvicorn.Server(config), None))
-        log.info("console and API on http://%s:%d (OpenAPI at /docs)", *tcp)
+        scheme = "https" if config.ssl_certfile else "http"
+        log.info("console and API on %s://%s:%d (OpenAPI at /docs)", scheme, *tcp)
         if not users.has_admin():
             log.warning("no console account yet: run `hubsight users create-admin --name NAME`")
+    local = create_app(service)
+    local.state.detect_db = detection.engine.db
+    local_config = uvicorn.Config(local, log_level="warning")
+    servers.append((uvicorn.Server(local_config), _owner_socket(service.data_dir / SOCKET_FILE)))
     for server, sock in servers:
         sockets = [sock] if sock is not None else None
         threading.Thread(target=server.run, args=(sockets,), name="api", daemon=True).start()
     return [server for server, _ in servers]
+
+
+def _tcp_config(app: FastAPI, host: str, port: int) -> uvicorn.Config:
+    """The TCP listener, with TLS when HUBSIGHT_TLS_CERT and HUBSIGHT_TLS_KEY name PEM files."""
+    cert, key = os.environ.get(TLS_CERT_ENV) or None, os.environ.get(TLS_KEY_ENV) or None
+    if (cert is None) != (key is None):
+        raise ConfigError(
+            f"only one of {TLS_CERT_ENV} and {TLS_KEY_ENV} is set",
+            hint="set both (certificate chain and private key, PEM) or neither",
+        )
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level="warning", ssl_certfile=cert, ssl_keyfile=key
+    )
+    try:
+        # Loading here, not in the server's thread, makes a bad certificate stop `run` at once.
+        config.load()
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(
+            f"the TLS certificate or key cannot be used: {exc}",
+            hint=f"point {TLS_CERT_ENV} and {TLS_KEY_ENV} at a readable PEM certificate and key",
+        ) from exc
+    return config
 
 
 def _owner_socket(path: Path) -> socket.socket:
