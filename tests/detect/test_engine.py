@@ -192,7 +192,7 @@ def test_crash_and_redelivery_of_the_last_batch_refires_nothing(
 ) -> None:
     events = tenant.events
     cut = (len(events) // BATCH // 2) * BATCH
-    first = _engine(tmp_path, baseline_flush_seconds=0)
+    first = _engine(tmp_path, baselines_per_batch=10**6)
     created = [
         a.dedup_key for b in _batches(events[:cut]) for a in first.process(b) if a.revision == 1
     ]

@@ -9,6 +9,7 @@ and re-fires nothing.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
@@ -51,10 +52,10 @@ class EngineOptions:
     baseline_horizon: timedelta = timedelta(days=90)
     # Replays (backtests) keep state in memory only and touch nothing on disk.
     persist: bool = True
-    # Baselines move slowly and are large: they are saved at most this often (and on close),
-    # while windows and alerts are saved with every batch. A crash forgets at most this much
-    # of baseline learning, which can neither lose nor duplicate an alert.
-    baseline_flush_seconds: float = 30.0
+    # Baselines move slowly and are large: each batch saves at most this many of the changed
+    # ones (longest-waiting first) and close() saves the rest, so no batch pays for them all.
+    # A crash forgets the unsaved learning, which can neither lose nor duplicate an alert.
+    baselines_per_batch: int = 64
 
 
 @dataclass(slots=True)
@@ -77,9 +78,10 @@ class _State:
         self.watermark = 0.0
         self.started: float | None = None
         self.pruned_at = 0.0
-        self.baselines_saved_at = 0.0
+        self.baselines_pruned_at = 0.0
         self.dirty_windows: set[tuple[str, str]] = set()
-        self.dirty_baselines: set[str] = set()
+        # Insertion-ordered: the longest-waiting baselines are saved first.
+        self.dirty_baselines: dict[str, None] = {}
         self.dirty_sources: set[tuple[str, str]] = set()
 
 
@@ -348,7 +350,7 @@ class DetectionEngine:
                     ref=EventRef.of(event),
                 )
             )
-        self._state.dirty_baselines.add(subject)
+        self._state.dirty_baselines[subject] = None
 
     def _saw_source(self, key: tuple[str, str], ts: float) -> None:
         if ts > self._state.sources.get(key, 0.0):
@@ -364,10 +366,14 @@ class DetectionEngine:
             keep = retention.get(wkey[0], 0.0)
             if window.prune(state.watermark - lateness - keep):
                 state.dirty_windows.add(wkey)
+        # Baselines span 90 days: forgetting their oldest values once a day is plenty.
+        if state.watermark - state.baselines_pruned_at < 86400.0:
+            return
+        state.baselines_pruned_at = state.watermark
         horizon = state.watermark - self.options.baseline_horizon.total_seconds()
         for subject, baseline in state.baselines.items():
             if baseline.prune(horizon):
-                state.dirty_baselines.add(subject)
+                state.dirty_baselines[subject] = None
 
     def _commit(self) -> list[Alert]:
         state = self._state
@@ -416,16 +422,15 @@ class DetectionEngine:
                 "DELETE FROM window_entries WHERE rule_id = ? AND key = ? AND ts < ?", cuts
             )
             conn.executemany("INSERT INTO window_entries VALUES (?, ?, ?, ?)", added)
-            if (
-                flush_baselines
-                or now - state.baselines_saved_at >= self.options.baseline_flush_seconds
-            ):
-                conn.executemany(
-                    "INSERT OR REPLACE INTO baselines VALUES (?, ?)",
-                    [(s, _entries_codec.encode(state.baselines[s])) for s in state.dirty_baselines],
-                )
-                state.dirty_baselines.clear()
-                state.baselines_saved_at = now
+            dirty = state.dirty_baselines
+            count = len(dirty) if flush_baselines else self.options.baselines_per_batch
+            subjects = list(itertools.islice(dirty, count))
+            conn.executemany(
+                "INSERT OR REPLACE INTO baselines VALUES (?, ?)",
+                [(s, _entries_codec.encode(state.baselines[s])) for s in subjects],
+            )
+            for subject in subjects:
+                del dirty[subject]
             conn.executemany(
                 "INSERT OR REPLACE INTO sources VALUES (?, ?, ?)",
                 [(*k, state.sources[k]) for k in state.dirty_sources],
