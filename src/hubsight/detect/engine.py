@@ -1,10 +1,13 @@
 """The streaming detection engine: events in (by event time), deduplicated alerts out.
 
 The collector calls ``DetectionEngine.process(batch)`` after each batch is stored. Every batch
-ends in one SQLite transaction holding the windows, baselines and alerts it changed, so a crash
-loses at most the batch being processed; since windows ignore an event they already hold and
-alerts merge by dedup key, processing that batch again after a restart yields the same alerts
-and re-fires nothing.
+ends in one SQLite transaction holding the window changes and alerts it made (and some of the
+baselines it touched), so a crash loses at most the batch being processed; since windows ignore
+an event they already hold and alerts merge by dedup key, processing that batch again after a
+restart yields the same alerts and re-fires nothing.
+
+Windowed rules see events up to ``lateness`` behind the newest event time; later ones still
+reach single-event and baseline rules and are counted in ``stats.too_late``.
 """
 
 from __future__ import annotations
