@@ -45,13 +45,27 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture
 def page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
-    """A fresh browser context (no cookies) and page; a screenshot is kept when it ends."""
+    """A fresh browser context (no cookies) and page; a screenshot is kept when it ends.
+
+    A script error or a Content-Security-Policy violation on any page fails the test.
+    """
     context = browser.new_context(viewport={"width": 1400, "height": 900})
     opened = context.new_page()
+    problems: list[str] = []
+    opened.on("pageerror", lambda error: problems.append(f"script error: {error}"))
+    opened.on(
+        "console",
+        lambda message: (
+            problems.append(message.text)
+            if message.type == "error" and "Content Security Policy" in message.text
+            else None
+        ),
+    )
     yield opened
     ARTIFACTS.mkdir(exist_ok=True)
     opened.screenshot(path=str(ARTIFACTS / f"{request.node.name}-end.png"), full_page=True)
     context.close()
+    assert problems == []
 
 
 def _free_socket() -> socket.socket:

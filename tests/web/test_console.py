@@ -122,3 +122,11 @@ def test_settings_show_notification_targets_without_webhook_secrets(
     assert "hooks.example.com" in page
     assert "SECRETpath" not in page
     assert "udp://siem.local:514" in page
+
+
+def test_pages_forbid_foreign_scripts_and_framing(client: TestClient) -> None:
+    headers = client.get("/sources").headers
+    policy = headers["content-security-policy"]
+    assert "default-src 'self'" in policy
+    assert "frame-ancestors 'none'" in policy
+    assert headers["x-content-type-options"] == "nosniff"

@@ -11,6 +11,16 @@ from fastapi.templating import Jinja2Templates
 
 from hubsight.web.worldmap import country_name
 
+# Pages load scripts and styles from /static only, so injected markup cannot run script, and no
+# other site may frame the console (clickjacking).
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
+        "form-action 'self'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
 _templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 _templates.env.filters["country"] = country_name
 
@@ -26,4 +36,6 @@ def render(
         "auth_on": request.app.state.auth is not None,
         "path": request.url.path,
     }
-    return _templates.TemplateResponse(request, template, base | context, status_code=status)
+    response = _templates.TemplateResponse(request, template, base | context, status_code=status)
+    response.headers.update(SECURITY_HEADERS)
+    return response
