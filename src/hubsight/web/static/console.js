@@ -63,6 +63,30 @@ function barChart(columns, rows) {
   return chart;
 }
 
+function pieChart(columns, rows) {
+  const value = columns.length - 1;
+  const slices = rows.slice(0, 7).map((r) => [r.slice(0, value).map((v) => v ?? "(none)").join(" · "), Number(r[value]) || 0]);
+  const rest = rows.slice(7).reduce((n, r) => n + (Number(r[value]) || 0), 0);
+  if (rest) slices.push(["other", rest]);
+  const total = slices.reduce((n, [, v]) => n + v, 0) || 1;
+  const chart = svg("svg", { class: "pie", viewBox: "0 0 420 160", role: "img" });
+  let angle = -Math.PI / 2;
+  slices.forEach(([label, v], i) => {
+    const sweep = (v / total) * 2 * Math.PI;
+    const [x1, y1] = [80 + 70 * Math.cos(angle), 80 + 70 * Math.sin(angle)];
+    angle += sweep;
+    const [x2, y2] = [80 + 70 * Math.cos(angle), 80 + 70 * Math.sin(angle)];
+    const d = sweep >= 2 * Math.PI - 1e-9
+      ? "M80,10A70,70 0 1 1 79.99,10Z"
+      : `M80,80L${x1.toFixed(2)},${y1.toFixed(2)}A70,70 0 ${sweep > Math.PI ? 1 : 0} 1 ${x2.toFixed(2)},${y2.toFixed(2)}Z`;
+    const slice = svg("path", { d, class: `s${i % 6}` });
+    slice.append(svg("title", {}, `${label}: ${v}`));
+    chart.append(slice);
+    chart.append(svg("text", { x: 170, y: 16 + i * 17, class: `label s${i % 6}` }, `■ ${label.slice(0, 36)} ${Math.round((v / total) * 100)}%`));
+  });
+  return chart;
+}
+
 function timeChart(columns, rows) {
   const value = columns.length - 1;
   const series = new Map();
@@ -91,10 +115,10 @@ function timeChart(columns, rows) {
   return chart;
 }
 
-function chartFor(result) {
+function chartFor(result, kind = "bar") {
   if (result.kind === "timeseries") return timeChart(result.columns, result.rows);
   if (result.kind === "table" && result.rows.length && typeof result.rows[0].at(-1) === "number") {
-    return barChart(result.columns, result.rows);
+    return (kind === "pie" ? pieChart : barChart)(result.columns, result.rows);
   }
   return null;
 }
@@ -196,7 +220,10 @@ function searchPage() {
     }
     show(qerror, "");
     const r = answer.data;
-    const chart = chartFor(r);
+    const drawn = () => chartFor(r, $("#chart-kind").value);
+    $("#chart-kind").onchange = () => $("#chart").replaceChildren(drawn());
+    $("#chart-kind").hidden = r.kind !== "table" || !drawn();
+    const chart = drawn();
     $("#chart").replaceChildren(...(chart ? [chart] : []));
     if (r.kind === "events") {
       eventRows(r.events, append);
