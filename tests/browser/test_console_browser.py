@@ -191,6 +191,7 @@ def test_search_with_chart_and_an_error_with_its_caret(page: Page, console: Cons
     page.keyboard.press("Control+Enter")
     error = page.locator("#qerror")
     expect(error).to_contain_text("line 1, column 12")
+    assert page.evaluate("document.querySelector('#leql').selectionStart") == 11
     lines = error.inner_text().splitlines()
     caret = next(line for line in lines if line.strip() == "^")
     query_line = lines[lines.index(caret) - 1]
@@ -204,7 +205,9 @@ def test_search_with_chart_and_an_error_with_its_caret(page: Page, console: Cons
 def test_open_an_alert_comment_and_close_it(page: Page, console: Console) -> None:
     sign_in(page, console, ANALYST)
     page.goto(console.url + "/alerts?status=open")
-    page.locator("#alerts a").first.click()
+    page.keyboard.press("j")
+    page.keyboard.press("Enter")
+    expect(page.locator("#triage")).to_be_visible()
     page.locator('select[name="status"]').select_option("closed")
     page.locator('select[name="disposition"]').select_option("benign")
     page.fill('textarea[name="comment"]', "user confirmed the new phone")

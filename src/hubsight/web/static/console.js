@@ -216,6 +216,13 @@ function searchPage() {
       const d = answer.data || {};
       const where = d.line ? ` (line ${d.line}, column ${d.column})` : "";
       show(qerror, `${d.error || "search failed"}${where}${d.excerpt ? "\n" + d.excerpt : ""}${d.hint ? "\nhint: " + d.hint : ""}`);
+      if (d.line) {
+        // Put the cursor where the parser stopped.
+        const lines = query.value.split("\n");
+        const at = lines.slice(0, d.line - 1).reduce((n, l) => n + l.length + 1, 0) + d.column - 1;
+        query.focus();
+        query.setSelectionRange(at, Math.min(at + 1, query.value.length));
+      }
       return;
     }
     show(qerror, "");
@@ -435,6 +442,21 @@ function settingsPage() {
   });
 }
 
+function listKeys() {
+  // j/k move through the alerts, Enter or o opens the chosen one.
+  const rows = $$("#alerts tbody tr").filter((tr) => $("a", tr));
+  let at = -1;
+  document.addEventListener("keydown", (ev) => {
+    if (/^(INPUT|TEXTAREA|SELECT)$/.test(document.activeElement.tagName) || !rows.length) return;
+    if (ev.key === "j" || ev.key === "k") {
+      if (at >= 0) rows[at].classList.remove("cur");
+      at = Math.max(0, Math.min(rows.length - 1, at + (ev.key === "j" ? 1 : -1)));
+      rows[at].classList.add("cur");
+      rows[at].scrollIntoView({ block: "nearest" });
+    } else if ((ev.key === "Enter" || ev.key === "o") && at >= 0) location.href = $("a", rows[at]).href;
+  });
+}
+
 document.addEventListener("keydown", (ev) => {
   // "/" jumps to the query box (or to Log Search) unless the user is typing somewhere.
   if (ev.key !== "/" || ev.ctrlKey || ev.metaKey || /^(INPUT|TEXTAREA|SELECT)$/.test(document.activeElement.tagName)) return;
@@ -465,6 +487,7 @@ document.addEventListener("DOMContentLoaded", () => {
   if (page === "sources") { sourcesPage(); checklist(); refreshSources(); setInterval(refreshSources, 2000); }
   if (page === "dashboard") { refreshSources(); setInterval(refreshSources, 5000); }
   if (page === "alert") alertPage();
+  if (page === "alerts") listKeys();
   if (page === "settings") settingsPage();
   fillCharts();
 });
