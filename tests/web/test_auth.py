@@ -139,6 +139,13 @@ def test_admin_creates_an_analyst_from_the_console(service: Service, users: User
         "/api/v1/accounts", json={"name": "bo", "password": "long enough pass"}, headers=csrf
     )
     assert made.json() == {"name": "bo", "role": "analyst"}
+    bo = TestClient(client.app, follow_redirects=False)
+    _sign_in(bo, "bo", "long enough pass")
+    assert client.delete("/api/v1/accounts/bo", headers=csrf).status_code == 204
+    assert bo.get("/api/v1/alerts").status_code == 401
+    last = client.delete("/api/v1/accounts/root", headers=csrf)
+    assert last.status_code == 400
+    assert last.json()["error"] == "'root' is the last admin"
 
 
 def test_api_tokens_work_without_cookie_or_csrf(service: Service, users: UserStore) -> None:

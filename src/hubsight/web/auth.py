@@ -265,6 +265,18 @@ def create_account(request: Request, body: NewAccount) -> dict[str, str]:
     return {"name": account.name, "role": account.role}
 
 
+@router.delete("/api/v1/accounts/{name}", status_code=204)
+def delete_account(request: Request, name: str) -> None:
+    """Delete an account with its sessions and tokens (admins only; never the last admin)."""
+    users = _users(request)
+    admins = [a.name for a in users.accounts() if a.role == "admin"]
+    if admins == [name]:
+        raise ConfigError(
+            f"'{name}' is the last admin", hint="create another admin before deleting this one"
+        )
+    users.delete(name)
+
+
 @router.post("/api/v1/tokens", status_code=201)
 def create_token(request: Request, body: NewToken) -> dict[str, str]:
     """An API token for the caller, shown only in this answer."""

@@ -434,6 +434,11 @@ function settingsPage() {
     const answer = await api("POST", "/api/v1/accounts", { name: f.name.value.trim(), password: f.password.value, role: f.role.value });
     if (answer.ok) location.reload(); else show($(".error", account), problem(answer.data));
   });
+  $$("button[data-account]").forEach((button) => button.addEventListener("click", async () => {
+    if (!confirm(`Delete user ${button.dataset.account}? Their sessions and API tokens end now.`)) return;
+    const answer = await api("DELETE", `/api/v1/accounts/${encodeURIComponent(button.dataset.account)}`);
+    if (answer.ok) location.reload(); else alert(problem(answer.data));
+  }));
   const token = $("#new-token");
   if (token) token.addEventListener("submit", async (ev) => {
     ev.preventDefault();
