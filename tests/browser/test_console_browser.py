@@ -73,7 +73,8 @@ def _add_kafka_source(page: Page, name: str, bootstrap: str, topic: str, **extra
 def test_add_source_turns_healthy_and_probe_shows_steps(
     page: Page, console: Console, broker: LocalBroker, topic: str
 ) -> None:
-    produce(broker.bootstrap, topic, generate_messages(5, seed=3))
+    mystery = {"records": [{"category": "MysteryLogs", "time": "2026-11-27T00:00:00Z"}]}
+    produce(broker.bootstrap, topic, [*generate_messages(5, seed=3), json.dumps(mystery).encode()])
     console.users.create(*ADMIN, "admin")
     sign_in(page, console, ADMIN)
     page.goto(console.url + "/sources")
@@ -89,6 +90,11 @@ def test_add_source_turns_healthy_and_probe_shows_steps(
     row = page.locator('tr[data-source="relay"]')
     expect(row.locator(".state")).to_have_text("running", timeout=30_000)
     expect(row.locator("td").nth(3)).not_to_have_text("0", timeout=30_000)
+    page.reload()
+    page.get_by_role("button", name="MysteryLogs").click()
+    samples = page.locator(".samples")
+    expect(samples.locator("pre")).to_contain_text('"category": "MysteryLogs"')
+    expect(samples.locator(".hint")).not_to_be_empty()
     row.get_by_role("button", name="Test connection").click()
     expect(page.locator("#probe h3")).to_have_text("relay: connection works", timeout=30_000)
     steps = page.locator("#probe li b").all_inner_texts()

@@ -259,6 +259,17 @@ function sourcesPage() {
     }
     probe.replaceChildren(el("h3", { text: `${button.dataset.test}: ${answer.data.ok ? "connection works" : "connection fails"}` }), list);
   }));
+  $$("button[data-unparsed]").forEach((button) => button.addEventListener("click", async () => {
+    // Three sample records of the category, with why they were not parsed.
+    const box = $(".samples", button.closest("td"));
+    const query = `where(category=${JSON.stringify(button.dataset.unparsed)})`;
+    const answer = await runSearch({ query, last: "30d", log_sets: ["Unparsed Data"], log_names: [button.dataset.log], limit: 3 });
+    box.hidden = false;
+    if (!answer.ok) { box.replaceChildren(el("p", { class: "error", text: problem(answer.data) })); return; }
+    const link = el("a", { href: `/search?log_set=Unparsed+Data&q=${encodeURIComponent(query)}`, text: "Open in Log Search" });
+    box.replaceChildren(...answer.data.events.map((e) => el("div", {},
+      el("div", { class: "hint", text: e.parse_error || "" }), el("pre", { class: "json", text: JSON.stringify(e.raw, null, 2) }))), link);
+  }));
   $$("button[data-enable]").forEach((button) => button.addEventListener("click", async () => {
     const name = encodeURIComponent(button.dataset.enable);
     const current = await api("GET", `/api/v1/event-sources/${name}`);
