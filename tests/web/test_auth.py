@@ -123,6 +123,9 @@ def test_analyst_searches_but_cannot_change_sources_rules_or_accounts(
         response = client.request(method, path, json=body, headers=csrf)
         assert response.status_code == 403, path
         assert response.json()["error"] == "the analyst role cannot change this"
+    settings = client.get("/settings").text
+    assert 'id="new-account"' not in settings
+    assert 'id="new-token"' in settings
     searched = client.post("/api/v1/search", json={"query": "where(", "last": "1h"}, headers=csrf)
     assert searched.status_code == 400
     assert searched.json()["column"] == 7

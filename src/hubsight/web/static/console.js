@@ -36,6 +36,9 @@ function problem(data) {
 
 function show(node, message) { node.textContent = message; node.hidden = !message; }
 
+// Relative ranges and timeslice buckets follow the analyst's own time zone.
+const ZONE = Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
+
 async function runSearch(body) {
   let answer = await api("POST", "/api/v1/search", body);
   while (answer.status === 202) {
@@ -48,7 +51,7 @@ async function runSearch(body) {
 // ---- page: any page with .chart[data-query] (dashboard, user) ----
 async function fillCharts() {
   for (const box of $$(".chart[data-query]")) {
-    const answer = await runSearch({ query: box.dataset.query, last: box.dataset.last || "24h" });
+    const answer = await runSearch({ query: box.dataset.query, last: box.dataset.last || "24h", timezone: ZONE });
     if (!answer.ok) { box.append(el("p", { class: "error", text: problem(answer.data) })); continue; }
     const chart = chartFor(answer.data);
     box.append(chart || el("p", { class: "muted", text: "No data." }));
@@ -67,7 +70,7 @@ function searchPage() {
 
   function scope() {
     const picked = (name) => [...form.elements[name].selectedOptions].map((o) => o.value);
-    const body = { query: form.elements.query.value, log_sets: picked("log_sets"), log_names: picked("log_names") };
+    const body = { query: form.elements.query.value, log_sets: picked("log_sets"), log_names: picked("log_names"), timezone: ZONE };
     if (last.value) body.last = last.value;
     else {
       if (form.elements.from.value) body.from = new Date(form.elements.from.value).toISOString();
