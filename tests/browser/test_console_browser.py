@@ -118,6 +118,7 @@ def test_admin_tunes_a_rule(page: Page, console: Console) -> None:
     console.users.create(*ADMIN, "admin")
     sign_in(page, console, ADMIN)
     page.goto(console.url + "/settings")
+    page.locator('details[data-rule="auth.brute_force"] summary').click()
     form = page.locator('form.tune[data-rule="auth.brute_force"]')
     form.locator('textarea[name="thresholds"]').fill('{"count": 25}')
     form.get_by_role("button", name="Save").click()
@@ -126,6 +127,8 @@ def test_admin_tunes_a_rule(page: Page, console: Console) -> None:
     form.get_by_role("button", name="Save").click()
     expect(form.locator(".field-msg")).to_contain_text("cont")
     page.reload()
+    summary = page.locator('details[data-rule="auth.brute_force"] summary')
+    expect(summary).to_contain_text('"count": 25')
     thresholds = form.locator('textarea[name="thresholds"]').input_value()
     assert json.loads(thresholds)["count"] == 25
     shot(page, "settings-admin")

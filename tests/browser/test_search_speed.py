@@ -25,10 +25,10 @@ def test_first_page_of_a_million_events_renders_within_a_second(
     figures = {}
     for query in QUERIES:
         page.fill("#leql", query)
-        page.evaluate("document.querySelector('#summary').dataset.ms = ''")
+        page.evaluate("document.querySelector('#summary').removeAttribute('data-ms')")
         began = time.perf_counter()
         page.click('#search button[type="submit"]')
-        page.wait_for_function("document.querySelector('#summary').dataset.ms !== ''")
+        page.wait_for_selector("#summary[data-ms]")
         expect(page.locator("#rows tbody tr").first).to_be_visible()
         figures[query] = (
             round((time.perf_counter() - began) * 1000),
