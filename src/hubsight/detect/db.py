@@ -58,6 +58,10 @@ class DetectDB:
             self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")
+            # Window entries are inserted and pruned at random keys on every batch: a 64 MB page
+            # cache and rarer checkpoints keep that from rewriting the same pages over and over.
+            self._conn.execute("PRAGMA cache_size=-65536")
+            self._conn.execute("PRAGMA wal_autocheckpoint=20000")
             self._conn.executescript(_SCHEMA)
         except sqlite3.Error as exc:
             raise StoreError(
