@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
+import anyio.to_thread
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
@@ -108,43 +109,43 @@ class AuthMiddleware:
             await self.app(scope, receive, send)
             return
         request = Request(scope)
-        denied = self._check(request, state)
+        # The look-up reads SQLite: keep it off the event loop.
+        denied = await anyio.to_thread.run_sync(_check, self.auth, request, state)
         if denied is not None:
             await denied(scope, receive, send)
             return
         await self.app(scope, receive, send)
 
-    def _check(self, request: Request, state: dict[str, Any]) -> Response | None:
-        assert self.auth is not None  # noqa: S101 - only called when auth is on
-        method, path = request.method, request.url.path
-        bearer = request.headers.get("authorization", "")
-        account: Account | None = None
-        csrf = ""
-        if bearer.lower().startswith("bearer "):
-            account = self.auth.users.token_account(bearer[7:].strip())
-            if account is None:
-                return _error(401, "the API token is not valid", "create a new token in Settings")
-        else:
-            session_id = request.cookies.get(SESSION_COOKIE)
-            session = self.auth.users.session(session_id) if session_id else None
-            if session is None:
-                if method in _SAFE and not path.startswith("/api/"):
-                    return RedirectResponse(f"/login?next={quote(path)}", status_code=303)
-                return _error(401, "sign in required", "sign in at /login or send an API token")
-            account, csrf = session.account, session.csrf
-            if method not in _SAFE and not hmac.compare_digest(
-                request.headers.get(CSRF_HEADER, ""), csrf
-            ):
-                return _error(403, "the CSRF token is missing or wrong", "reload the page")
-        if (
-            account.role != "admin"
-            and method not in _SAFE
-            and path.startswith(_ADMIN_ONLY)
-            and not path.endswith("/test")
-        ):
-            return _error(403, f"the {account.role} role cannot change this", "ask an admin")
-        state["account"], state["csrf"] = account, csrf
-        return None
+
+def _check(auth: ConsoleAuth, request: Request, state: dict[str, Any]) -> Response | None:
+    method, path = request.method, request.url.path
+    bearer = request.headers.get("authorization", "")
+    account: Account | None = None
+    csrf = ""
+    if bearer.lower().startswith("bearer "):
+        account = auth.users.token_account(bearer[7:].strip())
+        if account is None:
+            return _error(401, "the API token is not valid", "create a new token in Settings")
+    else:
+        session_id = request.cookies.get(SESSION_COOKIE)
+        session = auth.users.session(session_id) if session_id else None
+        if session is None:
+            if method in _SAFE and not path.startswith("/api/"):
+                return RedirectResponse(f"/login?next={quote(path)}", status_code=303)
+            return _error(401, "sign in required", "sign in at /login or send an API token")
+        account, csrf = session.account, session.csrf
+        sent = request.headers.get(CSRF_HEADER, "").encode()
+        if method not in _SAFE and not hmac.compare_digest(sent, csrf.encode()):
+            return _error(403, "the CSRF token is missing or wrong", "reload the page")
+    if (
+        account.role != "admin"
+        and method not in _SAFE
+        and path.startswith(_ADMIN_ONLY)
+        and not path.endswith("/test")
+    ):
+        return _error(403, f"the {account.role} role cannot change this", "ask an admin")
+    state["account"], state["csrf"] = account, csrf
+    return None
 
 
 def _error(status: int, message: str, hint: str) -> JSONResponse:
