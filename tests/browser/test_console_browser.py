@@ -235,6 +235,7 @@ def test_open_an_alert_comment_and_close_it(page: Page, console: Console) -> Non
 def test_user_page_with_the_map(page: Page, console: Console) -> None:
     sign_in(page, console, ANALYST)
     page.goto(console.url + "/users")
+    shot(page, "users")
     page.locator("table.grid a").first.click()
     expect(page.locator("svg.worldmap .land path")).to_have_count(12)
     expect(page.locator("h1")).to_have_text("adele.vance@contoso.com")
