@@ -186,11 +186,13 @@ def login(
     keys = (f"ip:{client}", f"name:{name.lower()}")
     wait = auth.limiter.retry_after(*keys)
     if wait > 0:
-        return _login_page(request, "Too many failed sign-ins; try again later.", 429, wait)
+        return _login_page(
+            request, "Too many failed sign-ins; try again later.", 429, wait, next_path
+        )
     account = auth.users.check_password(name, password)
     if account is None:
         auth.limiter.failed(*keys)
-        return _login_page(request, "Wrong user name or password.", 401, 0)
+        return _login_page(request, "Wrong user name or password.", 401, 0, next_path)
     auth.limiter.succeeded(*keys)
     session_id, _ = auth.users.open_session(account)
     response = RedirectResponse(_safe_next(next_path), status_code=303)
@@ -206,9 +208,12 @@ def login(
     return response
 
 
-def _login_page(request: Request, message: str, status: int, wait: float) -> Response:
+def _login_page(
+    request: Request, message: str, status: int, wait: float, next_path: str
+) -> Response:
     headers = {"Retry-After": str(int(wait) + 1)} if wait else None
-    response = render(request, "login.html", {"error": message, "next": "/"}, status)
+    context = {"error": message, "next": _safe_next(next_path)}
+    response = render(request, "login.html", context, status)
     if headers:
         response.headers.update(headers)
     return response
