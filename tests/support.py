@@ -13,7 +13,7 @@ from typing import Any
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from hubsight.collector import CollectorSettings
+from hubsight.collector import CollectorSettings, StoredHook
 from hubsight.parsing.base import ParserRegistry
 from hubsight.parsing.pipeline import EmptyRegistry
 from hubsight.service import Service
@@ -116,6 +116,7 @@ def serving(
     *sources: SourceConfig,
     settings: CollectorSettings = FAST_COLLECTOR,
     registry: ParserRegistry | None = None,
+    on_stored: StoredHook | None = None,
 ) -> Iterator[Service]:
     """A running service (collectors + health) over an embedded store in ``data_dir``; records
     stay unparsed unless a parser ``registry`` is given."""
@@ -125,7 +126,12 @@ def serving(
         for source in sources:
             catalog.add(source)
         service = Service(
-            data_dir, store, catalog, registry=registry or EmptyRegistry(), settings=settings
+            data_dir,
+            store,
+            catalog,
+            registry=registry or EmptyRegistry(),
+            settings=settings,
+            on_stored=on_stored,
         )
         stop = threading.Event()
         thread = threading.Thread(target=service.serve, args=(stop, 0.2))
