@@ -11,8 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ from pydantic import SecretStr
 
 from hubsight.errors import AlreadyExistsError, NotFoundError
 from hubsight.sources.config import SourceConfig, make_source
+from hubsight.store.sqlite import connect
 from hubsight.store.vault import Vault
 
 CATALOG_FILE = "hubsight.sqlite3"
@@ -51,15 +51,8 @@ class Catalog:
         with self._connect() as db:
             db.executescript(_SCHEMA)
 
-    @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA busy_timeout=30000")
-            yield db
-        finally:
-            db.close()
+    def _connect(self) -> AbstractContextManager[sqlite3.Connection]:
+        return connect(self.path)
 
     def _split(self, config: SourceConfig) -> tuple[str, str]:
         data = config.model_dump(mode="python")

@@ -12,8 +12,7 @@ import re
 import secrets
 import sqlite3
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, get_args
@@ -23,6 +22,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from hubsight.errors import AlreadyExistsError, ConfigError, NotFoundError
 from hubsight.store.catalog import CATALOG_FILE
+from hubsight.store.sqlite import connect
 
 Role = Literal["admin", "analyst"]
 ROLES: tuple[Role, ...] = get_args(Role)
@@ -84,15 +84,8 @@ class UserStore:
         with self._connect() as db:
             db.executescript(_SCHEMA)
 
-    @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA foreign_keys=ON")
-            yield db
-        finally:
-            db.close()
+    def _connect(self) -> AbstractContextManager[sqlite3.Connection]:
+        return connect(self.path)
 
     def create(self, name: str, password: str, role: Role) -> Account:
         """Add an account; the name must be free and the password long enough."""
