@@ -106,6 +106,8 @@ def test_health_and_openapi(client: TestClient) -> None:
     assert "/api/v1/event-sources" in spec["paths"]
     assert "/api/v1/event-sources/{name}/health" in spec["paths"]
     assert "SourceConfig" in spec["components"]["schemas"]
+    # Swagger UI would load its scripts from a CDN: not offered in an air-gapped console.
+    assert client.get("/docs").status_code == 404
     assert client.post("/api/v1/event-sources", content=b"{not json").status_code == 400
 
 

@@ -100,7 +100,7 @@ def _start_api(
         config = _tcp_config(web, *tcp)
         servers.append((uvicorn.Server(config), None))
         scheme = "https" if config.ssl_certfile else "http"
-        log.info("console and API on %s://%s:%d (OpenAPI at /docs)", scheme, *tcp)
+        log.info("console and API on %s://%s:%d (OpenAPI at /openapi.json)", scheme, *tcp)
         if not users.has_admin():
             log.warning("no console account yet: run `hubsight users create-admin --name NAME`")
     local = create_app(service)

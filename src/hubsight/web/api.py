@@ -128,7 +128,9 @@ async def _json_body(request: Request) -> dict[str, Any]:
 
 def create_app(service: Service, auth: ConsoleAuth | None = None) -> FastAPI:
     """The API and console over a running service; ``auth=None`` only for the owner's socket."""
-    app = FastAPI(title="hubsight", version=__version__)
+    # No Swagger/ReDoc pages: they load their scripts from a CDN, and the console must work in
+    # an air-gapped SOC. The OpenAPI description itself is served at /openapi.json.
+    app = FastAPI(title="hubsight", version=__version__, docs_url=None, redoc_url=None)
     app.add_middleware(AuthMiddleware, auth=auth)
     app.state.auth = auth
     app.state.service = service
