@@ -12,12 +12,13 @@ from typing import Any
 import msgspec
 
 from hubsight.parsing.azure.normalize import (
+    ModifiedProperty,
     TolerantDecoder,
     blanks_to_none,
+    change_of,
     embedded,
     encode_json,
     first_time,
-    json_value,
     new_event,
     nonempty,
     set_source,
@@ -49,18 +50,12 @@ class _InitiatedBy(msgspec.Struct):
     app: _AppInitiator | None = None
 
 
-class _Modified(msgspec.Struct):
-    displayName: str | None = None
-    oldValue: Any = None
-    newValue: Any = None
-
-
 class _Target(msgspec.Struct):
     id: str | None = None
     displayName: str | None = None
     type: str | None = None
     userPrincipalName: str | None = None
-    modifiedProperties: list[_Modified] | None = None
+    modifiedProperties: list[ModifiedProperty] | None = None
 
 
 class _Detail(msgspec.Struct):
@@ -166,14 +161,8 @@ def _set_targets(event: Event, targets: list[_Target]) -> None:
             event.target_resource = target.displayName or target.userPrincipalName or target.id
             event.target_type = target.type
         for change in target.modifiedProperties or ():
-            changes.append(
-                {
-                    "target": target.displayName or target.userPrincipalName or target.id,
-                    "name": change.displayName,
-                    "old": json_value(change.oldValue),
-                    "new": json_value(change.newValue),
-                }
-            )
+            target_name = target.displayName or target.userPrincipalName or target.id
+            changes.append({"target": target_name, **change_of(change)})
     event.modified_properties = encode_json(changes)
 
 

@@ -341,6 +341,23 @@ def as_int(value: object) -> int | None:
     return None
 
 
+class ModifiedProperty(msgspec.Struct):
+    """One changed property of an Entra audit or provisioning target."""
+
+    displayName: str | None = None
+    oldValue: Any = None
+    newValue: Any = None
+
+
+def change_of(change: ModifiedProperty) -> dict[str, Any]:
+    """A property change with its old and new values decoded from their quoted JSON."""
+    return {
+        "name": change.displayName,
+        "old": json_value(change.oldValue),
+        "new": json_value(change.newValue),
+    }
+
+
 def encode_json(value: object) -> msgspec.Raw | None:
     """A normalized structure as stored JSON, or None when empty."""
     if not value:

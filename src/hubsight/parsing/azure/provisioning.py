@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import msgspec
 
 from hubsight.parsing.azure.activity import normalize_result
 from hubsight.parsing.azure.normalize import (
+    ModifiedProperty,
     TolerantDecoder,
     blanks_to_none,
+    change_of,
     embedded,
     encode_json,
     first_time,
-    json_value,
     new_event,
     set_user,
     severity_of,
@@ -41,12 +40,6 @@ class _StatusInfo(msgspec.Struct):
     errorInformation: _ErrorInfo | None = None
 
 
-class _Modified(msgspec.Struct):
-    displayName: str | None = None
-    oldValue: Any = None
-    newValue: Any = None
-
-
 class _Properties(msgspec.Struct):
     activityDateTime: str | None = None
     provisioningAction: str | None = None
@@ -56,7 +49,7 @@ class _Properties(msgspec.Struct):
     targetIdentity: _Named | None = None
     servicePrincipal: _Named | None = None
     targetSystem: _Named | None = None
-    modifiedProperties: list[_Modified] | None = None
+    modifiedProperties: list[ModifiedProperty] | None = None
     jobId: str | None = None
     cycleId: str | None = None
 
@@ -120,13 +113,6 @@ class ProvisioningParser:
         if source is not None and source.displayName and "@" in source.displayName:
             set_user(event, source.displayName, ctx.default_domain)
         event.modified_properties = encode_json(
-            [
-                {
-                    "name": change.displayName,
-                    "old": json_value(change.oldValue),
-                    "new": json_value(change.newValue),
-                }
-                for change in props.modifiedProperties or ()
-            ]
+            [change_of(change) for change in props.modifiedProperties or ()]
         )
         return blanks_to_none(event)
