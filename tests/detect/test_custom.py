@@ -8,11 +8,12 @@ from pathlib import Path
 import pytest
 
 from hubsight.detect.base import numbered
-from hubsight.detect.custom import CustomAlertSpec, build_custom_rules, leql_searcher
+from hubsight.detect.custom import CustomAlertSpec, build_custom_rules
 from hubsight.detect.db import DetectDB
 from hubsight.detect.engine import DetectionEngine, EngineOptions
 from hubsight.detect.rules.signals import signin
 from hubsight.errors import ConfigError
+from hubsight.query.search import searcher
 from hubsight.store.embedded import EmbeddedStore
 
 
@@ -46,7 +47,7 @@ def test_three_kinds(tmp_path: Path) -> None:
     store = EmbeddedStore(tmp_path)
     try:
         store.write(failures)
-        rules = build_custom_rules(specs, leql_searcher(store))
+        rules = build_custom_rules(specs, searcher(store))
         engine = DetectionEngine(
             DetectDB(Path(":memory:")), rules, options=EngineOptions(persist=False)
         )
@@ -66,4 +67,4 @@ def test_threshold_needs_a_value_and_a_calculation() -> None:
         CustomAlertSpec(id="x", title="x", kind="threshold", query="where(a=b)")
     spec = CustomAlertSpec(id="x", title="x", kind="threshold", query="where(a=b)", threshold=1)
     with pytest.raises(ConfigError, match="calculate"):
-        build_custom_rules([spec], leql_searcher(None))  # type: ignore[arg-type]
+        build_custom_rules([spec], searcher(None))  # type: ignore[arg-type]

@@ -17,10 +17,10 @@ from fastapi import FastAPI
 
 from hubsight.collector import CollectorSettings
 from hubsight.demo import start_demo, stop_demo
-from hubsight.detect.custom import leql_searcher
 from hubsight.detect.runtime import Detection
 from hubsight.errors import ConfigError
 from hubsight.parsing.registry import default_registry
+from hubsight.query.search import searcher
 from hubsight.service import SOCKET_FILE, Service, run_lock
 from hubsight.store.catalog import Catalog
 from hubsight.store.embedded import EmbeddedStore
@@ -64,7 +64,7 @@ def run(
         store = EmbeddedStore(data_dir)
         catalog = Catalog(data_dir)
         broker = start_demo(catalog, stop) if demo else None
-        detection = Detection.open(data_dir, searcher=leql_searcher(store))
+        detection = Detection.open(data_dir, searcher=searcher(store))
         service = Service(
             data_dir,
             store,

@@ -15,17 +15,16 @@ Each is a saved LEQL search run on the clock (``DetectionEngine.tick``) over a t
     kind = "inactivity"         # no matching event for ``window_minutes``
     query = "where(log_set = \\"Cloud Service Admin Activity\\")"
 
-Detection sits below search in the pipeline; custom alerts are searches by definition, so they
-reach the query package through a ``Searcher`` handed in by whoever owns the store
-(``leql_searcher``), never by importing it at module level.
+Detection and search are sibling stages over the store; custom alerts are searches by
+definition, so they run them through a ``Searcher`` handed in by whoever wires the stages
+together (``hubsight.query.search.searcher``), and this package never imports the query one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
 
@@ -41,7 +40,6 @@ from hubsight.detect.base import (
 )
 from hubsight.errors import ConfigError
 from hubsight.parsing.event import Event
-from hubsight.store.base import EventStore
 
 
 class CustomAlertSpec(BaseModel):
@@ -66,30 +64,23 @@ class CustomAlertSpec(BaseModel):
         return self
 
 
-@dataclass(slots=True)
-class SearchOutcome:
+class SearchOutcome(Protocol):
     """What a search returned: matching events (as dicts), or a table."""
 
-    events: list[dict[str, Any]] = field(default_factory=list)
-    columns: list[str] = field(default_factory=list)
-    rows: list[list[Any]] = field(default_factory=list)
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        """Matching events, newest first."""
+
+    @property
+    def columns(self) -> list[str]:
+        """Column names of a table result."""
+
+    @property
+    def rows(self) -> list[list[Any]]:
+        """Rows of a table result."""
 
 
 Searcher = Callable[[str, datetime, datetime, tuple[str, ...]], SearchOutcome]
-
-
-def leql_searcher(store: EventStore, *, limit: int = 1000) -> Searcher:
-    """A ``Searcher`` running LEQL over ``store`` with the query package."""
-    from hubsight.query.search import SearchRequest, iso, search
-
-    def run(query: str, start: datetime, end: datetime, log_sets: tuple[str, ...]) -> SearchOutcome:
-        request = SearchRequest(
-            query=query, start=iso(start), end=iso(end), log_sets=log_sets, limit=limit
-        )
-        result = search(store, request, now=end)
-        return SearchOutcome(events=result.events, columns=result.columns, rows=result.rows)
-
-    return run
 
 
 class CustomRule(Rule[RuleConfig]):

@@ -6,7 +6,7 @@ import base64
 import binascii
 import hashlib
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -216,6 +216,21 @@ def window_of(request: SearchRequest, now: datetime | None = None) -> TimeWindow
     )
     # The store keeps milliseconds: a finer bound would shift buckets and cursors by a hair.
     return TimeWindow(_from_ms(_to_ms(window.start)), _from_ms(_to_ms(window.end)))
+
+
+def searcher(
+    store: EventStore, *, limit: int = 1000
+) -> Callable[[str, datetime, datetime, tuple[str, ...]], SearchResult]:
+    """Searches as custom detections run them: a query over a window and log sets, at most
+    ``limit`` events."""
+
+    def run(query: str, start: datetime, end: datetime, log_sets: tuple[str, ...]) -> SearchResult:
+        request = SearchRequest(
+            query=query, start=iso(start), end=iso(end), log_sets=log_sets, limit=limit
+        )
+        return search(store, request, now=end)
+
+    return run
 
 
 def search(
