@@ -17,8 +17,10 @@ from hubsight.detect.coverage import score
 from hubsight.detect.db import DetectDB
 from hubsight.detect.engine import DetectionEngine, EngineOptions
 from hubsight.detect.rules import BUILTIN_RULES
-from hubsight.detect.ruleset import build_ruleset
-from hubsight.detect.settings import DetectConfig
+from hubsight.detect.rules.auth_volume import BruteForce
+from hubsight.detect.rules.signals import signin
+from hubsight.detect.ruleset import build_rule, build_ruleset
+from hubsight.detect.settings import DetectConfig, RuleExceptions
 from hubsight.parsing.event import Event
 from hubsight.parsing.pipeline import MessageParser
 from hubsight.parsing.registry import default_registry
@@ -204,3 +206,50 @@ def test_crash_and_redelivery_of_the_last_batch_refires_nothing(
     ]
     assert len(created) == len(set(created))
     assert set(created) == set(reference)
+
+
+def _failures(minutes: Iterable[int], user: str = "adele.vance@contoso.com") -> list[Event]:
+    return [
+        signin(m, user, result="FAILED_BAD_PASSWORD", offset=1000 + m + 100 * len(user))
+        for m in minutes
+    ]
+
+
+def _window_rows(engine: DetectionEngine, rule_id: str) -> int:
+    rows = engine.db.rows("SELECT count(*) AS n FROM window_entries WHERE rule_id = ?", (rule_id,))
+    return int(rows[0]["n"])
+
+
+def test_reconfigure_keeps_windows_of_rules_still_present(tmp_path: Path) -> None:
+    engine = _engine(tmp_path)
+    brute_force = build_rule(BruteForce, {})
+    engine.reconfigure([brute_force], {})
+    assert engine.process(_failures(range(5))) == []
+    assert _window_rows(engine, "auth.brute_force") == 5
+    # A new instance with other thresholds: the five failures already counted still count.
+    engine.reconfigure([build_rule(BruteForce, {"count": 8})], {})
+    fired = engine.process(_failures(range(5, 8)))
+    assert [(a.rule_id, len(a.evidence)) for a in fired] == [("auth.brute_force", 8)]
+    engine.close()
+
+
+def test_reconfigure_applies_exceptions_and_drops_windows_of_removed_rules(
+    tmp_path: Path,
+) -> None:
+    engine = _engine(tmp_path)
+    engine.reconfigure([build_rule(BruteForce, {})], {})
+    engine.process(_failures(range(9)) + _failures(range(9), user="bob@contoso.com"))
+    engine.reconfigure(
+        [build_rule(BruteForce, {})],
+        {"auth.brute_force": RuleExceptions(users=("adele.vance@contoso.com",))},
+    )
+    fired = engine.process(_failures([9]) + _failures([9], user="bob@contoso.com"))
+    assert [a.user for a in fired] == ["bob@contoso.com"]
+    engine.reconfigure([], {})
+    assert _window_rows(engine, "auth.brute_force") == 0
+    assert engine.process(_failures(range(10, 20))) == []
+    # Alerts stay: the one alert is still there, and the engine knows it when the rule returns.
+    engine.reconfigure([build_rule(BruteForce, {})], {})
+    again = engine.process(_failures(range(10, 20), user="bob@contoso.com"))
+    assert [(a.user, a.revision) for a in again] == [("bob@contoso.com", 2)]
+    engine.close()

@@ -160,6 +160,37 @@ class DetectionEngine:
         if options.persist:
             self._load()
 
+    def reconfigure(
+        self, rules: Sequence[Rule[Any]], exceptions: Mapping[str, RuleExceptions] | None = None
+    ) -> None:
+        """Run ``rules`` with ``exceptions`` from the next batch on, keeping the engine's state.
+
+        Windows of rules still present (by id, even with new thresholds), baselines, watermarks
+        and alerts stay; windows of rules that are gone are dropped, here and on disk, so a rule
+        enabled again later starts counting afresh instead of from stale entries.
+        """
+        with self._lock:
+            ids = {r.meta.id for r in rules}
+            gone = {wkey for wkey in self._state.windows if wkey[0] not in ids}
+            for wkey in gone:
+                del self._state.windows[wkey]
+            self._state.dirty_windows -= gone
+            if self.options.persist:
+                with self.db.transaction() as conn:
+                    conn.executemany(
+                        "DELETE FROM window_entries WHERE rule_id = ?",
+                        [(rule_id,) for rule_id in {wkey[0] for wkey in gone}],
+                    )
+            self.rules = list(rules)
+            self._exceptions = {
+                rule_id: exc for rule_id, exc in (exceptions or {}).items() if not exc.empty()
+            }
+            self._contexts = {
+                rule_id: self._contexts.get(rule_id) or _Context(rule_id, self._state, self.options)
+                for rule_id in ids
+            }
+            self._dispatch.clear()
+
     def process(self, events: Sequence[Event]) -> list[Alert]:
         """Run every enabled rule over ``events``; the alerts created or changed, new ones first.
 
