@@ -2,7 +2,8 @@
 
 Passwords are kept as argon2id hashes. Session ids and API tokens are random and only their
 SHA-256 is stored, so a copy of the database opens no session. The CLI writes accounts here while
-``hubsight run`` reads them: SQLite lets both processes share the file.
+``hubsight run`` reads them: SQLite lets both processes share the file. Failed sign-ins are counted
+here too, so a restart of ``hubsight run`` does not hand an attacker a fresh set of guesses.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import re
 import secrets
 import sqlite3
 import time
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +29,8 @@ from hubsight.store.sqlite import connect
 Role = Literal["admin", "analyst"]
 ROLES: tuple[Role, ...] = get_args(Role)
 MIN_PASSWORD = 12
-SESSION_SECONDS = 12 * 3600
+# An ended session's row stays this long, so a browser that comes back is told it expired.
+_ENDED_KEPT_S = 24 * 3600
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS console_users (
@@ -40,8 +43,14 @@ CREATE TABLE IF NOT EXISTS console_sessions (
     id_hash TEXT PRIMARY KEY,
     name TEXT NOT NULL REFERENCES console_users(name) ON DELETE CASCADE,
     csrf TEXT NOT NULL,
-    expires_at REAL NOT NULL
+    expires_at REAL NOT NULL,
+    last_seen REAL NOT NULL DEFAULT 0
 );
+CREATE TABLE IF NOT EXISTS login_failures (
+    key TEXT NOT NULL,
+    at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS login_failures_key ON login_failures (key, at);
 CREATE TABLE IF NOT EXISTS api_tokens (
     token_hash TEXT PRIMARY KEY,
     name TEXT NOT NULL REFERENCES console_users(name) ON DELETE CASCADE,
@@ -67,6 +76,21 @@ class Session:
     csrf: str
 
 
+@dataclass(frozen=True, slots=True)
+class SessionLimits:
+    """How long a session lives: ``idle_s`` without a request, ``max_s`` after sign-in at most."""
+
+    idle_s: float = 30 * 60
+    max_s: float = 12 * 3600
+
+
+@dataclass(frozen=True, slots=True)
+class SessionExpired:
+    """A session that ended on its own: ``idle`` (no request for too long) or ``max`` (too old)."""
+
+    reason: Literal["idle", "max"]
+
+
 def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
@@ -74,15 +98,22 @@ def _digest(secret: str) -> str:
 class UserStore:
     """Accounts, sessions and tokens in ``<data_dir>/hubsight.sqlite3``."""
 
-    def __init__(self, data_dir: Path, hasher: PasswordHasher | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        hasher: PasswordHasher | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         data_dir.mkdir(parents=True, exist_ok=True)
         self.path = data_dir / CATALOG_FILE
+        self._clock = clock
         self._hasher = hasher or PasswordHasher()
         # Verifying an unknown name against this hash costs what a real check costs, so the
         # time of a failed sign-in does not tell which names exist.
         self._decoy = self._hasher.hash(secrets.token_hex(16))
         with self._connect() as db:
             db.executescript(_SCHEMA)
+            _add_last_seen(db, self._clock())
 
     def _connect(self) -> AbstractContextManager[sqlite3.Connection]:
         return connect(self.path)
@@ -106,7 +137,7 @@ class UserStore:
                 db.execute(
                     "INSERT INTO console_users (name, role, password_hash, created_at) "
                     "VALUES (?, ?, ?, ?)",
-                    (name, role, self._hasher.hash(password), time.time()),
+                    (name, role, self._hasher.hash(password), self._clock()),
                 )
             except sqlite3.IntegrityError:
                 raise AlreadyExistsError(
@@ -142,28 +173,55 @@ class UserStore:
             return None
         return Account(name, row[0]) if row else None
 
-    def open_session(self, account: Account) -> tuple[str, Session]:
+    def open_session(
+        self, account: Account, limits: SessionLimits | None = None
+    ) -> tuple[str, Session]:
         """A new session: the id for the cookie (shown once) and the session."""
+        limits = limits or SessionLimits()
         session_id = secrets.token_urlsafe(32)
         csrf = secrets.token_urlsafe(32)
-        now = time.time()
+        now = self._clock()
         with self._connect() as db:
-            db.execute("DELETE FROM console_sessions WHERE expires_at < ?", (now,))
             db.execute(
-                "INSERT INTO console_sessions (id_hash, name, csrf, expires_at) VALUES (?,?,?,?)",
-                (_digest(session_id), account.name, csrf, now + SESSION_SECONDS),
+                "DELETE FROM console_sessions WHERE expires_at < ? OR last_seen < ?",
+                (now - _ENDED_KEPT_S, now - limits.idle_s - _ENDED_KEPT_S),
+            )
+            db.execute(
+                "INSERT INTO console_sessions (id_hash, name, csrf, expires_at, last_seen) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (_digest(session_id), account.name, csrf, now + limits.max_s, now),
             )
         return session_id, Session(account, csrf)
 
-    def session(self, session_id: str) -> Session | None:
-        """The live session with this id, if any."""
+    def session(
+        self, session_id: str, limits: SessionLimits | None = None
+    ) -> Session | SessionExpired | None:
+        """The live session with this id, why it ended, or None for an id never issued.
+
+        Each look-up counts as activity: it moves the idle deadline on (written at most every
+        tenth of the idle time, so a busy page does not write on every request).
+        """
+        limits = limits or SessionLimits()
+        now = self._clock()
+        id_hash = _digest(session_id)
         with self._connect() as db:
             row = db.execute(
-                "SELECT u.name, u.role, s.csrf FROM console_sessions s "
-                "JOIN console_users u ON u.name = s.name WHERE s.id_hash = ? AND s.expires_at > ?",
-                (_digest(session_id), time.time()),
+                "SELECT u.name, u.role, s.csrf, s.expires_at, s.last_seen FROM console_sessions s "
+                "JOIN console_users u ON u.name = s.name WHERE s.id_hash = ?",
+                (id_hash,),
             ).fetchone()
-        return Session(Account(row[0], row[1]), row[2]) if row else None
+            if row is None:
+                return None
+            name, role, csrf, expires_at, last_seen = row
+            if expires_at <= now:
+                return SessionExpired("max")
+            if last_seen + limits.idle_s <= now:
+                return SessionExpired("idle")
+            if now - last_seen >= min(60.0, limits.idle_s / 10):
+                db.execute(
+                    "UPDATE console_sessions SET last_seen = ? WHERE id_hash = ?", (now, id_hash)
+                )
+        return Session(Account(name, role), csrf)
 
     def close_session(self, session_id: str) -> None:
         """Sign a session out."""
@@ -177,7 +235,7 @@ class UserStore:
             try:
                 db.execute(
                     "INSERT INTO api_tokens (token_hash, name, label, created_at) VALUES (?,?,?,?)",
-                    (_digest(token), name, label, time.time()),
+                    (_digest(token), name, label, self._clock()),
                 )
             except sqlite3.IntegrityError:
                 raise NotFoundError(
@@ -194,3 +252,54 @@ class UserStore:
                 (_digest(token),),
             ).fetchone()
         return Account(row[0], row[1]) if row else None
+
+    def login_wait(self, keys: tuple[str, ...], attempts: int, window_s: float) -> float:
+        """Seconds until a sign-in is allowed again for these keys (0 when it is now)."""
+        now = self._clock()
+        wait = 0.0
+        with self._connect() as db:
+            for key in keys:
+                (count,) = db.execute(
+                    "SELECT count(*) FROM login_failures WHERE key = ? AND at > ?",
+                    (key, now - window_s),
+                ).fetchone()
+                if count < attempts:
+                    continue
+                # Allowed again once the failures in the window drop below ``attempts``.
+                (at,) = db.execute(
+                    "SELECT at FROM login_failures WHERE key = ? AND at > ? "
+                    "ORDER BY at LIMIT 1 OFFSET ?",
+                    (key, now - window_s, count - attempts),
+                ).fetchone()
+                wait = max(wait, at + window_s - now)
+        return wait
+
+    def login_failed(self, keys: tuple[str, ...], window_s: float) -> None:
+        """Count a failed sign-in against each key (and forget failures older than the window)."""
+        now = self._clock()
+        with self._connect() as db:
+            db.execute("DELETE FROM login_failures WHERE at < ?", (now - window_s,))
+            db.executemany(
+                "INSERT INTO login_failures (key, at) VALUES (?, ?)", [(k, now) for k in keys]
+            )
+
+    def login_succeeded(self, key: str) -> None:
+        """Forget the failed sign-ins counted against ``key``."""
+        with self._connect() as db:
+            db.execute("DELETE FROM login_failures WHERE key = ?", (key,))
+
+
+def _add_last_seen(db: sqlite3.Connection, now: float) -> None:
+    # Files from before the idle timeout lack the column; their open sessions count as active
+    # now rather than all ending at the upgrade.
+    # The write lock keeps the CLI and `hubsight run` from both adding it.
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        columns = {row[1] for row in db.execute("PRAGMA table_info(console_sessions)")}
+        if "last_seen" not in columns:
+            db.execute("ALTER TABLE console_sessions ADD COLUMN last_seen REAL NOT NULL DEFAULT 0")
+            db.execute("UPDATE console_sessions SET last_seen = ?", (now,))
+    except sqlite3.Error:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")

@@ -11,9 +11,8 @@ socket is the owner's alone (mode 0600).
 from __future__ import annotations
 
 import hmac
-import threading
-import time
-from collections import deque
+import os
+import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,7 +24,14 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from hubsight.errors import ConfigError
-from hubsight.store.users import Account, Role, UserStore
+from hubsight.store.users import (
+    Account,
+    Role,
+    Session,
+    SessionExpired,
+    SessionLimits,
+    UserStore,
+)
 from hubsight.web.rendering import render
 
 SESSION_COOKIE = "hubsight_session"
@@ -34,6 +40,15 @@ LOCAL_ADMIN = Account("local", "admin")
 _SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
 _PUBLIC = frozenset({"/health", "/login"})
 _ADMIN_ONLY = ("/api/v1/event-sources", "/api/v1/rules", "/api/v1/accounts")
+SESSION_IDLE_ENV = "HUBSIGHT_SESSION_IDLE"
+SESSION_MAX_ENV = "HUBSIGHT_SESSION_MAX"
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd])?$")
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+# What the login page says after the middleware sent a browser there from an ended session.
+EXPIRED_MESSAGES = {
+    "idle": "Your session expired after a period without activity. Sign in again.",
+    "max": "Your session reached its maximum length. Sign in again.",
+}
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -41,50 +56,48 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class LoginLimiter:
-    """At most ``attempts`` failed sign-ins per client address and per name in ``window_s``."""
+    """At most ``attempts`` failed sign-ins per client address and per name in ``window_s``.
+
+    The failures are counted in the accounts' SQLite file, so they outlive a restart.
+    """
 
     attempts: int = 5
     window_s: float = 300.0
-    _failures: dict[str, deque[float]] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def retry_after(self, *keys: str) -> float:
-        """Seconds until another attempt is allowed for these keys (0 when allowed now)."""
-        now = time.monotonic()
-        wait = 0.0
-        with self._lock:
-            for key in keys:
-                times = self._failures.get(key)
-                while times and times[0] <= now - self.window_s:
-                    times.popleft()
-                if times and len(times) >= self.attempts:
-                    wait = max(wait, times[0] + self.window_s - now)
-        return wait
 
-    def failed(self, *keys: str) -> None:
-        """Count a failed attempt against each key."""
-        now = time.monotonic()
-        with self._lock:
-            for key in keys:
-                self._failures.setdefault(key, deque()).append(now)
+def _seconds(variable: str, default: float) -> float:
+    text = os.environ.get(variable, "").strip().lower()
+    if not text:
+        return default
+    match = _DURATION.match(text)
+    if match is None or float(match.group(1)) <= 0:
+        raise ConfigError(
+            f"{variable}={text!r} is not a duration",
+            hint="write a positive number with s, m, h or d, e.g. 30m or 12h",
+        )
+    return float(match.group(1)) * _UNITS[match.group(2) or "s"]
 
-    def succeeded(self, *keys: str) -> None:
-        """Forget the failures of these keys."""
-        with self._lock:
-            for key in keys:
-                self._failures.pop(key, None)
+
+def session_limits_from_env() -> SessionLimits:
+    """Session lifetimes from HUBSIGHT_SESSION_IDLE and HUBSIGHT_SESSION_MAX (default 30m, 12h)."""
+    default = SessionLimits()
+    return SessionLimits(
+        idle_s=_seconds(SESSION_IDLE_ENV, default.idle_s),
+        max_s=_seconds(SESSION_MAX_ENV, default.max_s),
+    )
 
 
 @dataclass(frozen=True)
 class ConsoleAuth:
-    """Authentication settings of one app: the accounts, cookie security and the login limit."""
+    """Authentication settings of one app: the accounts, cookie security and the limits."""
 
     users: UserStore
     # None: Secure cookies exactly when the request came over https (TLS or a trusted proxy).
     secure_cookies: bool | None = None
     limiter: LoginLimiter = field(default_factory=LoginLimiter)
+    sessions: SessionLimits = field(default_factory=session_limits_from_env)
 
 
 class AuthMiddleware:
@@ -128,11 +141,9 @@ def _check(auth: ConsoleAuth, request: Request, state: dict[str, Any]) -> Respon
             return _error(401, "the API token is not valid", "create a new token in Settings")
     else:
         session_id = request.cookies.get(SESSION_COOKIE)
-        session = auth.users.session(session_id) if session_id else None
-        if session is None:
-            if method in _SAFE and not path.startswith("/api/"):
-                return RedirectResponse(f"/login?next={quote(path)}", status_code=303)
-            return _error(401, "sign in required", "sign in at /login or send an API token")
+        session = auth.users.session(session_id, auth.sessions) if session_id else None
+        if not isinstance(session, Session):
+            return _signed_out(method, path, session)
         account, csrf = session.account, session.csrf
         sent = request.headers.get(CSRF_HEADER, "").encode()
         if method not in _SAFE and not hmac.compare_digest(sent, csrf.encode()):
@@ -146,6 +157,22 @@ def _check(auth: ConsoleAuth, request: Request, state: dict[str, Any]) -> Respon
         return _error(403, f"the {account.role} role cannot change this", "ask an admin")
     state["account"], state["csrf"] = account, csrf
     return None
+
+
+def _signed_out(method: str, path: str, ended: SessionExpired | None) -> Response:
+    """To the login page for a page view, else 401; both end the cookie of an expired session."""
+    response: Response
+    if method in _SAFE and not path.startswith("/api/"):
+        expired = f"&expired={ended.reason}" if ended else ""
+        response = RedirectResponse(f"/login?next={quote(path)}{expired}", status_code=303)
+    elif ended is not None:
+        body = {"error": "the session expired", "hint": "sign in again", "expired": ended.reason}
+        response = JSONResponse(body, status_code=401)
+    else:
+        return _error(401, "sign in required", "sign in at /login or send an API token")
+    if ended is not None:
+        response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
 
 
 def _error(status: int, message: str, hint: str) -> JSONResponse:
@@ -183,18 +210,24 @@ def login(
     if auth is None:
         return RedirectResponse(_safe_next(next_path), status_code=303)
     client = request.client.host if request.client else "unknown"
-    keys = (f"ip:{client}", f"name:{name.lower()}")
-    wait = auth.limiter.retry_after(*keys)
+    name_key = f"name:{name.lower()}"
+    keys = (f"ip:{client}", name_key)
+    limit = auth.limiter
+    wait = auth.users.login_wait(keys, limit.attempts, limit.window_s)
     if wait > 0:
-        return _login_page(
-            request, "Too many failed sign-ins; try again later.", 429, wait, next_path
+        message = (
+            "Too many failed sign-ins for this user or from this address; "
+            f"try again in {_in_words(wait)}."
         )
+        return _login_page(request, message, 429, wait, next_path)
     account = auth.users.check_password(name, password)
     if account is None:
-        auth.limiter.failed(*keys)
+        auth.users.login_failed(keys, limit.window_s)
         return _login_page(request, "Wrong user name or password.", 401, 0, next_path)
-    auth.limiter.succeeded(*keys)
-    session_id, _ = auth.users.open_session(account)
+    # Only the name's count ends: one good password must not wipe an address's failed guesses
+    # at other accounts.
+    auth.users.login_succeeded(name_key)
+    session_id, _ = auth.users.open_session(account, auth.sessions)
     response = RedirectResponse(_safe_next(next_path), status_code=303)
     secure = auth.secure_cookies
     response.set_cookie(
@@ -206,6 +239,13 @@ def login(
         path="/",
     )
     return response
+
+
+def _in_words(seconds: float) -> str:
+    whole = int(seconds) + 1
+    if whole < 90:
+        return f"{whole} seconds"
+    return f"{round(whole / 60)} minutes"
 
 
 def _login_page(

@@ -25,7 +25,7 @@ from hubsight.parsing.event import Event
 from hubsight.service import Service
 from hubsight.sources.config import DEFAULT_TOPIC
 from hubsight.status import source_status
-from hubsight.web.auth import current_account
+from hubsight.web.auth import EXPIRED_MESSAGES, current_account
 from hubsight.web.detect_routes import alert_detail, list_rules, user_timeline
 from hubsight.web.rendering import render
 from hubsight.web.worldmap import CENTRES, world_svg
@@ -53,11 +53,12 @@ def _service(request: Request) -> Service:
 
 
 @router.get("/login", response_model=None)
-def login_page(request: Request, next: str = "/") -> Response:
-    """The sign-in form."""
+def login_page(request: Request, next: str = "/", expired: str = "") -> Response:
+    """The sign-in form; it says so when the browser came from a session that expired."""
     if request.app.state.auth is None:
         return RedirectResponse("/", status_code=303)
-    return render(request, "login.html", {"error": None, "next": next})
+    notice = EXPIRED_MESSAGES.get(expired)
+    return render(request, "login.html", {"error": None, "notice": notice, "next": next})
 
 
 def _sources(request: Request) -> list[dict[str, Any]]:

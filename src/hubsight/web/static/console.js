@@ -23,6 +23,10 @@ async function api(method, url, body) {
   const text = await response.text();
   let data = null;
   try { data = text ? JSON.parse(text) : null; } catch { data = { error: text }; }
+  // The session ended (idle or too old): the login page says why and brings the user back.
+  if (response.status === 401 && !url.startsWith("/logout")) {
+    location.href = `/login?next=${encodeURIComponent(location.pathname)}${data && data.expired ? "&expired=" + data.expired : ""}`;
+  }
   return { status: response.status, ok: response.ok, data };
 }
 
