@@ -96,10 +96,12 @@ class Service:
         """Start, restart or stop collectors so that they match the catalog."""
         sources = {config.name: config for config in self.catalog.all()}
         versions = self.catalog.versions()
+        changed: set[str] = set()
         for name, running in list(self._running.items()):
             config = sources.get(name)
             if config is None or not config.enabled or versions.get(name) != running.version:
                 self._stop(name)
+                changed.add(name)
         for name in list(self.health):
             if name not in sources:
                 del self.health[name]
@@ -110,7 +112,8 @@ class Service:
             if name in self._running:
                 continue
             health = self.health.get(name)
-            if health is None or health.state is State.DISABLED:
+            # Changed settings start from a clean slate: the old settings' error is not theirs.
+            if health is None or health.state is State.DISABLED or name in changed:
                 health = SourceHealth(name, events_stored=self._stored_count(name))
                 self.health[name] = health
             health.set_state(State.STARTING)

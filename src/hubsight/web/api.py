@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import anyio.to_thread
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -21,9 +22,10 @@ from hubsight.sources.config import SourceConfig, make_source
 from hubsight.status import source_status
 from hubsight.web import auth as console_auth
 from hubsight.web import detect_routes, pages, search_routes
-from hubsight.web.auth import AuthMiddleware, ConsoleAuth
+from hubsight.web.auth import AuthMiddleware, ConsoleAuth, current_account
 
 router = APIRouter(prefix="/api/v1")
+_SECRETS = ("connection_string", "password")
 
 _SOURCE_BODY: dict[str, Any] = {
     "requestBody": {
@@ -66,25 +68,66 @@ def get_source(request: Request, name: str) -> dict[str, Any]:
 
 
 @router.put("/event-sources/{name}", openapi_extra=_SOURCE_BODY)
-async def replace_source(request: Request, name: str) -> dict[str, Any]:
-    """Replace a source's settings; a secret left out keeps its stored value."""
+async def replace_source(request: Request, name: str, dry_run: bool = False) -> dict[str, Any]:
+    """Replace a source's settings; a secret left out or empty keeps its stored value.
+
+    With ``dry_run`` the settings are only validated. A running collector restarts with the
+    new settings within a second.
+    """
+    service = _service(request)
+    config = edited(service.catalog.get(name), await _json_body(request))
+    if not dry_run:
+        service.catalog.replace(config)
+    return _public(service, config)
+
+
+@router.patch("/event-sources/{name}")
+async def patch_source(request: Request, name: str, dry_run: bool = False) -> dict[str, Any]:
+    """Change some settings (a JSON merge patch: null removes a key); secrets as with PUT."""
     service = _service(request)
     current = service.catalog.get(name)
-    body = await _json_body(request)
-    if body.get("name", name) != name:
+    patch = await _json_body(request)
+    base = current.public()
+    # "(set)" stands in for a stored secret; leaving it out makes ``edited`` keep the secret.
+    base["profile"] = {k: v for k, v in base["profile"].items() if k not in _SECRETS}
+    profile = patch.get("profile")
+    if isinstance(profile, dict) and profile.get("kind", current.profile.kind) != (
+        current.profile.kind
+    ):
+        base.pop("profile")
+    config = edited(current, merge_patch(base, patch))
+    if not dry_run:
+        service.catalog.replace(config)
+    return _public(service, config)
+
+
+def edited(current: SourceConfig, body: dict[str, Any]) -> SourceConfig:
+    """``current`` as ``body`` describes it; a secret left out or empty keeps its stored value."""
+    if body.get("name", current.name) != current.name:
         raise ConfigError("a source cannot be renamed", hint="add a new source instead")
-    body["name"] = name
+    body["name"] = current.name
     profile = body.get("profile")
     if isinstance(profile, dict) and profile.get("kind", current.profile.kind) == (
         current.profile.kind
     ):
-        for secret in ("connection_string", "password"):
+        for secret in _SECRETS:
             stored = getattr(current.profile, secret, None)
-            if secret not in profile and stored is not None:
+            if not profile.get(secret) and stored is not None:
                 profile[secret] = stored.get_secret_value()
-    config = make_source(body)
-    service.catalog.replace(config)
-    return _public(service, config)
+    return make_source(body)
+
+
+def merge_patch(target: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """``target`` with ``patch`` applied as an RFC 7396 JSON merge patch."""
+    merged = dict(target)
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        elif isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge_patch(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
 
 
 @router.delete("/event-sources/{name}", status_code=204)
@@ -101,11 +144,19 @@ def source_health(request: Request, name: str) -> dict[str, Any]:
     return source_status(service, name)
 
 
-@router.post("/event-sources/{name}/test")
-def test_source(request: Request, name: str) -> dict[str, Any]:
-    """Walk the connection step by step: DNS, TCP, TLS, SASL, topic, first message."""
+@router.post("/event-sources/{name}/test", response_model=None)
+async def test_source(request: Request, name: str) -> dict[str, Any] | JSONResponse:
+    """Walk the connection step by step: DNS, TCP, TLS, SASL, topic, first message.
+
+    With a body (as for PUT, admins only) the edited settings are tested without saving them.
+    """
     config = _service(request).catalog.get(name)
-    steps = probe_source(config)
+    if await request.body():
+        if current_account(request).role != "admin":
+            message = "only an admin may test settings that are not saved"
+            return JSONResponse({"error": message, "hint": "ask an admin"}, status_code=403)
+        config = edited(config, await _json_body(request))
+    steps = await anyio.to_thread.run_sync(probe_source, config)
     return {"name": name, "ok": all(s.ok for s in steps), "steps": [s.as_dict() for s in steps]}
 
 
