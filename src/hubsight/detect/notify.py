@@ -3,7 +3,8 @@
 The collector hands ``Notifier.send`` what ``DetectionEngine.process`` returned. Only new alerts
 (revision 1) are sent, notables never (they do not alert alone). Each channel is tried
 ``retries + 1`` times with a doubling pause; what still fails is kept in the ``dead_letters``
-table with the error, so nothing is lost silently.
+table with the error, so nothing is lost silently. ``send_test`` delivers one made-up alert
+once and explains a failure with a hint (``explain``); targets are described in ``targets``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import smtplib
 import socket
 import ssl
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -22,10 +24,12 @@ from typing import Any, Protocol
 
 import httpx
 
+from hubsight import __version__
 from hubsight.detect.alerts import Alert
 from hubsight.detect.base import Severity
 from hubsight.detect.db import DetectDB
-from hubsight.detect.settings import NotifyConfig, SmtpConfig, SyslogConfig, WebhookConfig
+from hubsight.detect.targets import SmtpConfig, SyslogConfig, Target, WebhookConfig
+from hubsight.errors import ConfigError, HubsightError
 
 _FIRST_PAUSE = 0.5
 # RFC 5424 severities: crit, err, warning, notice, informational.
@@ -63,9 +67,14 @@ def payload(alert: Alert) -> dict[str, Any]:
     }
 
 
+def _label(target: Target) -> str:
+    # Named targets are named by name; the others by where they go (never a full URL).
+    return f"{target.kind}:{target.name or target.where()}"
+
+
 @dataclass(slots=True)
 class WebhookChannel:
-    """POSTs the alert as JSON."""
+    """POSTs the alert as JSON, with the configured Authorization header."""
 
     config: WebhookConfig
     transport: httpx.BaseTransport | None = None
@@ -74,15 +83,19 @@ class WebhookChannel:
     retries: int = field(init=False)
 
     def __post_init__(self) -> None:
-        # The URL may carry a token: name the channel by its host only.
-        self.name = f"webhook:{httpx.URL(self.config.url).host}"
+        self.name = _label(self.config)
         self.severities = self.config.severities
         self.retries = self.config.retries
 
     def deliver(self, alert: Alert) -> None:
         """POST and require a 2xx answer."""
+        headers = {"User-Agent": f"hubsight/{__version__}"}
+        if self.config.auth_header is not None:
+            headers["Authorization"] = self.config.auth_header.get_secret_value()
         with httpx.Client(transport=self.transport, timeout=self.config.timeout_seconds) as client:
-            response = client.post(self.config.url, json=payload(alert))
+            response = client.post(
+                self.config.url.get_secret_value(), json=payload(alert), headers=headers
+            )
             response.raise_for_status()
 
 
@@ -93,11 +106,12 @@ class SyslogChannel:
     config: SyslogConfig
     name: str = field(init=False)
     severities: tuple[str, ...] = field(init=False)
-    retries: int = 2
+    retries: int = field(init=False)
 
     def __post_init__(self) -> None:
-        self.name = f"syslog:{self.config.host}:{self.config.port}"
+        self.name = _label(self.config)
         self.severities = self.config.severities
+        self.retries = self.config.retries
 
     def deliver(self, alert: Alert) -> None:
         """Send one message."""
@@ -138,11 +152,26 @@ class SmtpChannel:
     config: SmtpConfig
     name: str = field(init=False)
     severities: tuple[str, ...] = field(init=False)
-    retries: int = 2
+    retries: int = field(init=False)
 
     def __post_init__(self) -> None:
-        self.name = f"smtp:{self.config.host}:{self.config.port}"
+        self.name = _label(self.config)
         self.severities = self.config.severities
+        self.retries = self.config.retries
+
+    def _password(self) -> str:
+        if self.config.password is not None:
+            return self.config.password.get_secret_value()
+        variable = self.config.password_env
+        password = os.environ.get(variable) if variable else None
+        if not password:
+            raise ConfigError(
+                f"no SMTP password for user {self.config.username!r}",
+                hint=f"set it in Settings, or export {variable} to hubsight run"
+                if variable
+                else "set it in Settings (or password_env in detect.toml)",
+            )
+        return password
 
     def deliver(self, alert: Alert) -> None:
         """Send one mail."""
@@ -151,13 +180,30 @@ class SmtpChannel:
         mail["From"] = self.config.sender
         mail["To"] = ", ".join(self.config.recipients)
         mail.set_content(json.dumps(payload(alert), indent=2, default=str))
-        with smtplib.SMTP(self.config.host, self.config.port, timeout=10) as smtp:
-            if self.config.starttls:
-                smtp.starttls(context=ssl.create_default_context())
-            if self.config.username:
-                password = os.environ.get(self.config.password_env or "", "")
-                smtp.login(self.config.username, password)
+        config = self.config
+        context = ssl.create_default_context(cafile=config.ca_file)
+        smtp = (
+            smtplib.SMTP_SSL(
+                config.host, config.port, timeout=config.timeout_seconds, context=context
+            )
+            if config.smtps
+            else smtplib.SMTP(config.host, config.port, timeout=config.timeout_seconds)
+        )
+        with smtp:
+            if config.starttls:
+                smtp.starttls(context=context)
+            if config.username:
+                smtp.login(config.username, self._password())
             smtp.send_message(mail)
+
+
+def channel_for(target: Target, transport: httpx.BaseTransport | None = None) -> Channel:
+    """The channel that delivers to ``target``."""
+    if isinstance(target, WebhookConfig):
+        return WebhookChannel(target, transport)
+    if isinstance(target, SyslogConfig):
+        return SyslogChannel(target)
+    return SmtpChannel(target)
 
 
 @dataclass(slots=True)
@@ -183,12 +229,9 @@ class Notifier:
         self._sleep = sleep
 
     @classmethod
-    def from_config(cls, config: NotifyConfig, db: DetectDB) -> Notifier:
-        """The channels of ``detect.toml``'s ``[notify]`` section."""
-        channels: list[Channel] = [WebhookChannel(c) for c in config.webhooks]
-        channels += [SyslogChannel(c) for c in config.syslog]
-        channels += [SmtpChannel(c) for c in config.smtp]
-        return cls(channels, db)
+    def for_targets(cls, targets: Sequence[Target], db: DetectDB) -> Notifier:
+        """A notifier with one channel per enabled target."""
+        return cls([channel_for(t) for t in targets if t.enabled], db)
 
     def send(self, alerts: Sequence[Alert]) -> NotifyReport:
         """Send every new, non-notable alert to each channel that takes its severity."""
@@ -221,14 +264,142 @@ class Notifier:
             try:
                 channel.deliver(alert)
                 return None
-            except httpx.HTTPStatusError as exc:
-                # Not str(exc): it repeats the URL, which may carry a token.
-                error = f"HTTP {exc.response.status_code}"
-            except (OSError, httpx.HTTPError, smtplib.SMTPException) as exc:
-                error = f"{type(exc).__name__}: {exc}"
+            except _DELIVERY_ERRORS as exc:
+                error = explain(exc)[0]
         return error
 
     def dead_letters(self) -> list[dict[str, Any]]:
         """Notifications that could not be delivered, oldest first."""
         rows = self.db.rows("SELECT * FROM dead_letters ORDER BY at")
         return [dict(row) for row in rows]
+
+
+_DELIVERY_ERRORS = (OSError, httpx.HTTPError, smtplib.SMTPException, HubsightError)
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """The result of one test notification."""
+
+    target: str
+    ok: bool
+    elapsed_ms: float
+    error: str = ""
+    hint: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        """The result as JSON-ready data."""
+        return {
+            "target": self.target,
+            "ok": self.ok,
+            "elapsed_ms": round(self.elapsed_ms, 1),
+            "error": self.error or None,
+            "hint": self.hint or None,
+        }
+
+
+def test_alert(target: Target) -> Alert:
+    """A made-up alert that says it is a test, at the target's highest severity."""
+    now = datetime.now(UTC)
+    ranked = sorted((Severity(s) for s in target.severities), key=lambda s: -s.rank)
+    return Alert(
+        id=f"test-{uuid.uuid4().hex[:12]}",
+        dedup_key=f"hubsight.test|{now.timestamp()}",
+        rule_id="hubsight.test",
+        title=f"hubsight test notification to {target.name or target.kind}",
+        severity=ranked[0] if ranked else Severity.INFO,
+        notable=False,
+        technique="",
+        runbook="Nothing to do: this was sent with 'send test notification'.",
+        first_event_time=now,
+        last_event_time=now,
+        evidence=[],
+    )
+
+
+def send_test(target: Target, transport: httpx.BaseTransport | None = None) -> Delivery:
+    """Deliver one test alert to ``target`` (once, whatever its severities) and say how it went."""
+    channel = channel_for(target, transport)
+    started = time.perf_counter()
+    try:
+        channel.deliver(test_alert(target))
+    except _DELIVERY_ERRORS as exc:
+        error, hint = explain(exc)
+        return Delivery(channel.name, False, (time.perf_counter() - started) * 1000, error, hint)
+    return Delivery(channel.name, True, (time.perf_counter() - started) * 1000)
+
+
+_HTTP_HINTS = {
+    400: "the receiver rejected the JSON: check that the URL expects hubsight's alert document",
+    401: "the receiver refused the credentials: check the auth header (or the token in the URL)",
+    403: "the receiver refused the credentials: check the auth header (or the token in the URL)",
+    404: "the receiver has no such path: check the URL",
+    429: "the receiver limits the rate: alerts are retried, then kept as dead letters",
+}
+_TLS_HINT = (
+    "TLS failed: check that the port speaks TLS the chosen way (SMTPS, implicit TLS, is usually "
+    "465; STARTTLS 587; plain 25)"
+)
+
+
+def explain(exc: BaseException) -> tuple[str, str]:
+    """A delivery failure as (error, hint); never repeats a URL or a secret."""
+    if isinstance(exc, HubsightError):
+        return exc.message, exc.hint
+    if isinstance(exc, httpx.HTTPStatusError):
+        # Not str(exc): it repeats the URL, which may carry a token.
+        code = exc.response.status_code
+        hint = _HTTP_HINTS.get(
+            code, "the receiver failed; alerts are retried, then kept as dead letters"
+        )
+        return f"HTTP {code}", hint
+    if isinstance(exc, smtplib.SMTPAuthenticationError):
+        return (
+            f"SMTP authentication failed: {exc.smtp_code} {_smtp_text(exc.smtp_error)}",
+            "the server refused the user name or password: check both (Microsoft 365 and Gmail "
+            "need SMTP AUTH enabled for the mailbox or an app password)",
+        )
+    if isinstance(exc, smtplib.SMTPNotSupportedError):
+        return (
+            f"SMTP: {exc}",
+            "the server does not offer this on this connection: servers offer AUTH only over "
+            "TLS (turn on STARTTLS or SMTPS); turn STARTTLS off if the server has none",
+        )
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        return (
+            f"the SMTP server refused the recipients {', '.join(sorted(exc.recipients))}",
+            "check the addresses, and that the server relays mail for this sender",
+        )
+    if isinstance(exc, smtplib.SMTPSenderRefused):
+        return (
+            f"the SMTP server refused the sender: {exc.smtp_code} {_smtp_text(exc.smtp_error)}",
+            "use a sender address the account may send as",
+        )
+    if isinstance(exc, smtplib.SMTPServerDisconnected):
+        return f"the SMTP server closed the connection: {exc}", _TLS_HINT
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return f"SMTP {exc.smtp_code} {_smtp_text(exc.smtp_error)}", "see the server's answer"
+    if isinstance(exc, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(exc):
+        return (
+            f"the server's TLS certificate is not trusted: {exc}",
+            "set the CA file of a private relay (ca_file), or use the host name on the certificate",
+        )
+    if isinstance(exc, ssl.SSLError) or "SSL" in str(exc):
+        return f"TLS failed: {exc}", _TLS_HINT
+    if isinstance(exc, TimeoutError | httpx.TimeoutException):
+        return (
+            f"no answer in time: {exc or type(exc).__name__}",
+            "check that the receiver runs and that a firewall lets this host reach it",
+        )
+    if isinstance(exc, socket.gaierror) or "Name or service not known" in str(exc):
+        return f"the host name does not resolve: {exc}", "check the host and this host's DNS"
+    if isinstance(exc, ConnectionRefusedError) or "Connection refused" in str(exc):
+        return (
+            f"connection refused: {exc}",
+            "nothing listens there: check the host and port, and that the receiver runs",
+        )
+    return f"{type(exc).__name__}: {exc}", "check the host, the port and the network path"
+
+
+def _smtp_text(raw: bytes | str) -> str:
+    return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)

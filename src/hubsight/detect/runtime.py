@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -13,11 +16,17 @@ from hubsight.detect.base import Rule
 from hubsight.detect.custom import Searcher, build_custom_rules
 from hubsight.detect.db import DetectDB
 from hubsight.detect.engine import DetectionEngine, EngineOptions
+from hubsight.detect.generation import settings_generation
 from hubsight.detect.notify import Notifier
 from hubsight.detect.ruleset import RuleSet, build_ruleset, rules_dir_default
-from hubsight.detect.settings import DetectConfig, SettingsStore
+from hubsight.detect.settings import CONFIG_NAME, DetectConfig, SettingsStore
 from hubsight.detect.sigma import load_sigma_rules
+from hubsight.detect.targets import Configured, TargetStore, configured
+from hubsight.errors import HubsightError
 from hubsight.parsing.event import Event
+from hubsight.store.vault import Vault
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -63,28 +72,128 @@ def open_engine(request: EngineRequest) -> DetectionEngine:
     return DetectionEngine(db, ruleset.rules, options=options, exceptions=ruleset.exceptions)
 
 
-class Detection:
-    """The engine and its notifier, as the collector uses them after each stored batch."""
+def load_targets(data_dir: Path, db: DetectDB) -> list[Configured]:
+    """The notification targets in use: ``detect.toml``'s and the stored ones (these win)."""
+    stored = TargetStore(db, Vault(data_dir)).all()
+    return configured(DetectConfig.load(data_dir).notify, stored)
 
-    def __init__(self, engine: DetectionEngine, notifier: Notifier) -> None:
+
+def _mtime(path: Path) -> int | None:
+    try:
+        return path.stat().st_mtime_ns
+    except FileNotFoundError:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class SettingsWatch:
+    """Where a live engine's settings come from, and a cheap fingerprint of them."""
+
+    data_dir: Path
+    rules_dir: Path | None = None
+    searcher: Searcher | None = None
+
+    def fingerprint(self, db: DetectDB) -> tuple[int, int | None, int | None]:
+        """Changes with every CLI/API change, ``detect.toml`` edit and Sigma file added."""
+        folder = self.rules_dir or rules_dir_default(self.data_dir)
+        return (
+            settings_generation(db),
+            _mtime(self.data_dir / CONFIG_NAME),
+            _mtime(folder / "sigma"),
+        )
+
+    def ruleset(self, db: DetectDB) -> RuleSet:
+        """The rules as the settings now say."""
+        return load_ruleset(self.data_dir, db, self.rules_dir, self.searcher)
+
+    def notifier(self, db: DetectDB) -> Notifier:
+        """A notifier for the targets the settings now name."""
+        return Notifier.for_targets([c.target for c in load_targets(self.data_dir, db)], db)
+
+
+class Detection:
+    """The engine and its notifier, as the collector uses them after each stored batch.
+
+    Settings changed while it runs (rules switched, tuned or excepted, notification targets
+    added, changed or removed, by the API in this process or by the CLI in another) apply to the
+    next batch or tick at most ``refresh_s`` after the change; the engine keeps its windows and
+    baselines across the change.
+    """
+
+    def __init__(
+        self,
+        engine: DetectionEngine,
+        notifier: Notifier,
+        watch: SettingsWatch | None = None,
+        *,
+        refresh_s: float = 1.0,
+    ) -> None:
         self.engine = engine
         self.notifier = notifier
+        self._watch = watch
+        self._refresh_s = refresh_s
+        self._seen = watch.fingerprint(engine.db) if watch is not None else None
+        self._checked = time.monotonic()
+        self._refreshing = threading.Lock()
 
     @classmethod
     def open(cls, data_dir: Path, searcher: Searcher | None = None) -> Detection:
         """The live detection of a data directory; custom LEQL alerts run with ``searcher``."""
+        watch = SettingsWatch(data_dir, searcher=searcher)
         engine = open_engine(EngineRequest(data_dir=data_dir, searcher=searcher))
-        notifier = Notifier.from_config(DetectConfig.load(data_dir).notify, engine.db)
-        return cls(engine, notifier)
+        detection = cls(engine, watch.notifier(engine.db), watch)
+        return detection
+
+    def refresh(self, *, force: bool = False) -> bool:
+        """Apply settings changed since the last look; whether they changed.
+
+        Looks at most once per ``refresh_s`` unless forced. Settings that cannot be used (a bad
+        ``detect.toml``) are logged and the running ones kept until the settings change again.
+        """
+        watch = self._watch
+        if watch is None or (not force and time.monotonic() - self._checked < self._refresh_s):
+            return False
+        # Several collectors may call at once: one looks, the others go on with what runs.
+        if not self._refreshing.acquire(blocking=force):
+            return False
+        try:
+            self._checked = time.monotonic()
+            seen = watch.fingerprint(self.engine.db)
+            if seen == self._seen:
+                return False
+            self._seen = seen
+            try:
+                ruleset = watch.ruleset(self.engine.db)
+                notifier = watch.notifier(self.engine.db)
+            except HubsightError as exc:
+                log.error(
+                    "detection settings changed but cannot be used; the running ones stay: %s (%s)",
+                    exc.message,
+                    exc.hint,
+                )
+                return False
+            self.engine.reconfigure(ruleset.rules, ruleset.exceptions)
+            self.notifier = notifier
+            log.info(
+                "detection settings applied: %d rules on, %d off, %d notification channels",
+                len(ruleset.rules),
+                len(ruleset.disabled),
+                len(notifier.channels),
+            )
+            return True
+        finally:
+            self._refreshing.release()
 
     def on_stored(self, events: Sequence[Event]) -> list[Alert]:
         """Detect on a batch that was just stored and notify the new alerts."""
+        self.refresh()
         alerts = self.engine.process(events)
         self.notifier.send(alerts)
         return alerts
 
     def tick(self, now: datetime) -> list[Alert]:
         """Check for silent sources; call about once a minute."""
+        self.refresh()
         alerts = self.engine.tick(now)
         self.notifier.send(alerts)
         return alerts

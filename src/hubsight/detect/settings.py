@@ -1,7 +1,10 @@
 """Detection settings: engine timing, per-rule enable/thresholds/exceptions, notifications.
 
 Defaults come from code, then ``<data_dir>/detect.toml``, then changes made with the CLI or the
-API (kept in the ``rule_settings`` table), later ones winning. Unknown keys are rejected.
+API (kept in the ``rule_settings`` table), later ones winning. Unknown keys are rejected. Every
+change made with the CLI or the API bumps the settings generation (``generation``), which a
+running ``hubsight run`` watches to apply it within seconds. Notification targets are described
+in ``targets``.
 
     lateness_hours = 24
     learning_days = 7
@@ -25,6 +28,8 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, ValidationErro
 
 from hubsight.detect.custom import CustomAlertSpec
 from hubsight.detect.db import DetectDB
+from hubsight.detect.generation import bump_generation
+from hubsight.detect.targets import NotifyConfig
 from hubsight.errors import ConfigError
 from hubsight.parsing.event import Event
 
@@ -93,53 +98,6 @@ class RuleSettings(BaseModel):
     exceptions: RuleExceptions = Field(default_factory=RuleExceptions)
 
 
-class Severities(BaseModel):
-    """Which severities a notification channel receives."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    severities: tuple[str, ...] = ("Critical", "High")
-
-
-class WebhookConfig(Severities):
-    """POST each alert as JSON; retried, then kept as a dead letter."""
-
-    url: str
-    retries: int = Field(default=3, ge=0, le=10)
-    timeout_seconds: PositiveFloat = 5.0
-
-
-class SyslogConfig(Severities):
-    """Send each alert as an RFC 5424 message."""
-
-    host: str
-    port: int = Field(default=514, ge=1, le=65535)
-    protocol: str = Field(default="udp", pattern="^(udp|tcp)$")
-
-
-class SmtpConfig(Severities):
-    """Mail each alert."""
-
-    host: str
-    port: int = Field(default=25, ge=1, le=65535)
-    sender: str
-    recipients: tuple[str, ...]
-    starttls: bool = False
-    username: str | None = None
-    # Read from this environment variable, never stored in the file.
-    password_env: str | None = None
-
-
-class NotifyConfig(BaseModel):
-    """Notification channels."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    webhooks: tuple[WebhookConfig, ...] = ()
-    syslog: tuple[SyslogConfig, ...] = ()
-    smtp: tuple[SmtpConfig, ...] = ()
-
-
 class DetectConfig(BaseModel):
     """All detection settings of a data directory."""
 
@@ -199,30 +157,27 @@ class SettingsStore:
             for row in self.db.rows("SELECT * FROM rule_settings")
         }
 
+    def _upsert(self, rule_id: str, column: str, value: object) -> None:
+        with self.db.transaction() as conn:
+            conn.execute(
+                f"INSERT INTO rule_settings (rule_id, {column}) VALUES (?, ?) "  # noqa: S608 - column is one of ours
+                f"ON CONFLICT(rule_id) DO UPDATE SET {column} = excluded.{column}",
+                (rule_id, value),
+            )
+            bump_generation(conn)
+
     def set_enabled(self, rule_id: str, enabled: bool) -> None:
         """Enable or disable a rule."""
-        self.db.execute(
-            "INSERT INTO rule_settings (rule_id, enabled) VALUES (?, ?) "
-            "ON CONFLICT(rule_id) DO UPDATE SET enabled = excluded.enabled",
-            (rule_id, int(enabled)),
-        )
+        self._upsert(rule_id, "enabled", int(enabled))
 
     def set_thresholds(self, rule_id: str, thresholds: dict[str, Any]) -> None:
         """Replace a rule's threshold overrides."""
-        self.db.execute(
-            "INSERT INTO rule_settings (rule_id, thresholds) VALUES (?, ?) "
-            "ON CONFLICT(rule_id) DO UPDATE SET thresholds = excluded.thresholds",
-            (rule_id, json.dumps(thresholds)),
-        )
+        self._upsert(rule_id, "thresholds", json.dumps(thresholds))
 
     def set_exceptions(self, rule_id: str, exceptions: RuleExceptions) -> None:
         """Replace a rule's exceptions."""
         exceptions.validate_ips()
-        self.db.execute(
-            "INSERT INTO rule_settings (rule_id, exceptions) VALUES (?, ?) "
-            "ON CONFLICT(rule_id) DO UPDATE SET exceptions = excluded.exceptions",
-            (rule_id, exceptions.model_dump_json()),
-        )
+        self._upsert(rule_id, "exceptions", exceptions.model_dump_json())
 
 
 def effective(config: DetectConfig, stored: dict[str, RuleSettings], rule_id: str) -> RuleSettings:

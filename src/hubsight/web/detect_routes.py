@@ -1,8 +1,11 @@
-"""REST routes of detections: alerts (list, detail, triage), rules (settings), user timelines.
+"""REST routes of detections: alerts (triage), rules and notification targets, user timelines.
 
 The app provides ``app.state.detect_db`` (a ``hubsight.detect.db.DetectDB``, e.g.
-``DetectDB.in_dir(data_dir)``) and optionally ``app.state.data_dir`` (for ``detect.toml``).
-Rule changes made here are stored in the detection database and apply when the engine restarts.
+``DetectDB.in_dir(data_dir)``) and optionally ``app.state.data_dir`` (for ``detect.toml`` and the
+key that encrypts secrets; else the database's folder). Rule and target changes made here are
+stored in the detection database; a running engine applies them within seconds (see
+``hubsight.detect.runtime.Detection``). Changing rules and targets takes the admin role, and so
+does sending a test notification; analysts may read both. Target secrets are write-only.
 """
 
 from __future__ import annotations
@@ -21,10 +24,21 @@ from hubsight.detect.alerts import Alert, AlertFilter, AlertStore, Disposition, 
 from hubsight.detect.base import EventRef, Severity
 from hubsight.detect.baseline import UserBaseline
 from hubsight.detect.db import DetectDB
+from hubsight.detect.notify import send_test
 from hubsight.detect.rules import BUILTIN_RULES
 from hubsight.detect.ruleset import build_rule, rule_class
+from hubsight.detect.runtime import load_targets
 from hubsight.detect.settings import DetectConfig, RuleExceptions, SettingsStore, effective
-from hubsight.errors import HubsightError, StoreError
+from hubsight.detect.targets import TargetStore, keep_secrets, parse_target, public
+from hubsight.errors import (
+    AlreadyExistsError,
+    ConfigError,
+    HubsightError,
+    NotFoundError,
+    StoreError,
+)
+from hubsight.store.vault import Vault
+from hubsight.web.auth import current_account
 from hubsight.web.search_routes import error_response
 
 router = APIRouter(prefix="/api/v1")
@@ -44,6 +58,11 @@ def get_db(request: Request) -> DetectDB:
 def _config(request: Request) -> DetectConfig:
     data_dir: Path | None = getattr(request.app.state, "data_dir", None)
     return DetectConfig.load(data_dir) if data_dir is not None else DetectConfig()
+
+
+def _data_dir(request: Request, db: DetectDB) -> Path:
+    data_dir: Path | None = getattr(request.app.state, "data_dir", None)
+    return data_dir if data_dir is not None else db.path.parent
 
 
 Db = Annotated[DetectDB, Depends(get_db)]
@@ -245,3 +264,98 @@ def user_timeline(user: str, db: Db, days: int = 30) -> dict[str, Any]:
         "notables": [a.summary() for a in found if a.notable],
         "alerts": [a.summary() for a in found if not a.notable],
     }
+
+
+def _failed(exc: HubsightError) -> JSONResponse:
+    if isinstance(exc, AlreadyExistsError):
+        return JSONResponse({"error": exc.message, "hint": exc.hint or None}, status_code=409)
+    return error_response(exc)
+
+
+def _not_admin(request: Request) -> JSONResponse | None:
+    # The auth middleware guards changes to /api/v1/notify; a test notification (a POST ending
+    # in /test, which it lets analysts make for sources) is checked here.
+    account = current_account(request)
+    if account.role == "admin":
+        return None
+    return JSONResponse(
+        {
+            "error": f"the {account.role} role cannot send test notifications",
+            "hint": "ask an admin",
+        },
+        status_code=403,
+    )
+
+
+def _targets(request: Request, db: DetectDB) -> TargetStore:
+    return TargetStore(db, Vault(_data_dir(request, db)))
+
+
+def target_docs(request: Request, db: DetectDB) -> list[dict[str, Any]]:
+    """The notification targets in use as the API shows them (the Settings page too)."""
+    return [public(c.target, c.origin) for c in load_targets(_data_dir(request, db), db)]
+
+
+@router.get("/notify/targets", response_model=None)
+def list_targets(request: Request, db: Db) -> list[dict[str, Any]] | JSONResponse:
+    """Notification targets in use, with where each was set; secrets only as "set"/"not set"."""
+    try:
+        return target_docs(request, db)
+    except HubsightError as exc:
+        return error_response(exc)
+
+
+@router.post("/notify/targets", status_code=201, response_model=None)
+def add_target(request: Request, body: dict[str, Any], db: Db) -> dict[str, Any] | JSONResponse:
+    """Add a target (webhook, syslog or smtp); it takes effect within seconds."""
+    try:
+        target = parse_target(body)
+        _targets(request, db).add(target)
+    except HubsightError as exc:
+        return _failed(exc)
+    return public(target, "console")
+
+
+@router.put("/notify/targets/{name}", response_model=None)
+def replace_target(
+    request: Request, name: str, body: dict[str, Any], db: Db
+) -> dict[str, Any] | JSONResponse:
+    """Replace a target added in the console; a secret left empty keeps its stored value."""
+    store = _targets(request, db)
+    try:
+        if body.get("name", name) != name:
+            raise ConfigError("a target cannot be renamed", hint="add a new target instead")
+        target = parse_target(keep_secrets(body | {"name": name}, store.get(name)))
+        store.replace(target)
+    except HubsightError as exc:
+        return _failed(exc)
+    return public(target, "console")
+
+
+@router.delete("/notify/targets/{name}", status_code=204, response_model=None)
+def delete_target(request: Request, name: str, db: Db) -> JSONResponse | None:
+    """Remove a target added in the console."""
+    try:
+        _targets(request, db).remove(name)
+    except HubsightError as exc:
+        return _failed(exc)
+    return None
+
+
+@router.post("/notify/targets/{name}/test", response_model=None)
+def test_target(request: Request, name: str, db: Db) -> dict[str, Any] | JSONResponse:
+    """Send one test notification now and report the delivery: ok, or the error and a hint."""
+    denied = _not_admin(request)
+    if denied is not None:
+        return denied
+    try:
+        found = {c.name: c.target for c in load_targets(_data_dir(request, db), db)}
+    except HubsightError as exc:
+        return error_response(exc)
+    if name not in found:
+        return error_response(
+            NotFoundError(
+                f"no notification target named {name!r}", hint="the Settings page lists them"
+            )
+        )
+    return send_test(found[name]).as_dict()

@@ -10,7 +10,6 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -19,14 +18,13 @@ from fastapi.staticfiles import StaticFiles
 from hubsight.detect.alerts import DISPOSITIONS, STATUSES, AlertFilter, AlertStore
 from hubsight.detect.base import Severity
 from hubsight.detect.db import DetectDB
-from hubsight.detect.settings import DetectConfig
 from hubsight.errors import HubsightError
 from hubsight.parsing.event import Event
 from hubsight.service import Service
 from hubsight.sources.config import DEFAULT_TOPIC
 from hubsight.status import source_status
 from hubsight.web.auth import EXPIRED_MESSAGES, current_account
-from hubsight.web.detect_routes import alert_detail, list_rules, user_timeline
+from hubsight.web.detect_routes import alert_detail, list_rules, target_docs, user_timeline
 from hubsight.web.rendering import render
 from hubsight.web.worldmap import CENTRES, world_svg
 
@@ -224,25 +222,17 @@ def settings_page(request: Request) -> HTMLResponse:
             "rules": rules,
             "accounts": accounts,
             "me": current_account(request),
-            "targets": _targets(request),
-        },
+        }
+        | _targets(request),
     )
 
 
-def _targets(request: Request) -> list[tuple[str, str, str]]:
-    """Notification channels of ``detect.toml`` as (kind, where, severities)."""
+def _targets(request: Request) -> dict[str, Any]:
+    """Notification targets (secrets only as set/not set), or why they cannot be read."""
+    db = _db(request)
+    if db is None:
+        return {"targets": [], "targets_error": "detections are not running in this process"}
     try:
-        notify = DetectConfig.load(request.app.state.data_dir).notify
+        return {"targets": target_docs(request, db), "targets_error": None}
     except HubsightError as exc:
-        return [("error", exc.message, "")]
-    # A webhook URL's path and query often hold its credential: show the host only.
-    found = [("webhook", urlsplit(w.url).netloc, ", ".join(w.severities)) for w in notify.webhooks]
-    found += [
-        ("syslog", f"{s.protocol}://{s.host}:{s.port}", ", ".join(s.severities))
-        for s in notify.syslog
-    ]
-    found += [
-        ("mail", f"{m.host}:{m.port} to {', '.join(m.recipients)}", ", ".join(m.severities))
-        for m in notify.smtp
-    ]
-    return found
+        return {"targets": [], "targets_error": f"{exc.message} ({exc.hint})"}
