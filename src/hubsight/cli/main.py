@@ -63,6 +63,7 @@ def main() -> None:
 from hubsight.cli.alerts_cmd import alerts  # noqa: E402
 from hubsight.cli.detect_cmd import detect  # noqa: E402
 from hubsight.cli.import_cmd import import_command  # noqa: E402
+from hubsight.cli.notify_cmd import notify  # noqa: E402
 from hubsight.cli.parse_cmd import parse_command  # noqa: E402
 from hubsight.cli.rules_cmd import rules  # noqa: E402
 from hubsight.cli.run_cmd import run  # noqa: E402 - commands register after the group exists
@@ -80,6 +81,7 @@ cli.add_command(search_cmd)
 cli.add_command(detect)
 cli.add_command(alerts)
 cli.add_command(rules)
+cli.add_command(notify)
 cli.add_command(simulate)
 cli.add_command(import_command)
 cli.add_command(users)

@@ -59,7 +59,7 @@ def _switch(data_dir: Path, rule_id: str, enabled: bool) -> None:
         rule_class(rule_id)
     SettingsStore(DetectDB.in_dir(data_dir)).set_enabled(rule_id, enabled)
     state = "enabled" if enabled else "disabled"
-    click.echo(f"{rule_id} {state} (a running hubsight picks it up on restart)")
+    click.echo(f"{rule_id} {state} (applies to a running hubsight within seconds)")
 
 
 @rules.command("enable")

@@ -85,6 +85,10 @@ def _mtime(path: Path) -> int | None:
         return None
 
 
+# Settings generation, detect.toml's and the Sigma folder's modification times.
+Fingerprint = tuple[int, int | None, int | None]
+
+
 @dataclass(frozen=True, slots=True)
 class SettingsWatch:
     """Where a live engine's settings come from, and a cheap fingerprint of them."""
@@ -93,7 +97,7 @@ class SettingsWatch:
     rules_dir: Path | None = None
     searcher: Searcher | None = None
 
-    def fingerprint(self, db: DetectDB) -> tuple[int, int | None, int | None]:
+    def fingerprint(self, db: DetectDB) -> Fingerprint:
         """Changes with every CLI/API change, ``detect.toml`` edit and Sigma file added."""
         folder = self.rules_dir or rules_dir_default(self.data_dir)
         return (
@@ -127,22 +131,28 @@ class Detection:
         watch: SettingsWatch | None = None,
         *,
         refresh_s: float = 1.0,
+        seen: Fingerprint | None = None,
     ) -> None:
         self.engine = engine
         self.notifier = notifier
         self._watch = watch
         self._refresh_s = refresh_s
-        self._seen = watch.fingerprint(engine.db) if watch is not None else None
+        # What the engine was built from; taken before building, so no change slips between.
+        self._seen = seen or (watch.fingerprint(engine.db) if watch is not None else None)
         self._checked = time.monotonic()
         self._refreshing = threading.Lock()
 
     @classmethod
-    def open(cls, data_dir: Path, searcher: Searcher | None = None) -> Detection:
+    def open(
+        cls, data_dir: Path, searcher: Searcher | None = None, *, refresh_s: float = 1.0
+    ) -> Detection:
         """The live detection of a data directory; custom LEQL alerts run with ``searcher``."""
         watch = SettingsWatch(data_dir, searcher=searcher)
+        db = DetectDB.in_dir(data_dir)
+        seen = watch.fingerprint(db)
+        db.close()
         engine = open_engine(EngineRequest(data_dir=data_dir, searcher=searcher))
-        detection = cls(engine, watch.notifier(engine.db), watch)
-        return detection
+        return cls(engine, watch.notifier(engine.db), watch, refresh_s=refresh_s, seen=seen)
 
     def refresh(self, *, force: bool = False) -> bool:
         """Apply settings changed since the last look; whether they changed.
