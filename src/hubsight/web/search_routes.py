@@ -1,4 +1,4 @@
-"""REST endpoints of Log Search: run and poll searches, event context, export, saved queries.
+"""REST endpoints of Log Search: searches, event context, export, saved queries, raw paths.
 
 Quick searches answer in the POST; one that runs longer than ``wait_ms`` returns its id to poll
 with GET. A query error is a 400 with the line, the column and a caret excerpt, never a 500.
@@ -12,7 +12,7 @@ from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor, TimeoutError
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -28,6 +28,7 @@ from hubsight.query.saved import (
     save,
 )
 from hubsight.query.search import SearchLimits, SearchRequest, SearchResult, search
+from hubsight.web.raw_paths import RawPathCache
 
 router = APIRouter(prefix="/api/v1")
 _KEPT_JOBS = 200
@@ -166,6 +167,22 @@ def run_search(body: SearchBody, store: Store, jobs: Jobs, limits: Limits) -> JS
     except HubsightError as exc:
         return error_response(exc)
     return _job_body(job_id, future)
+
+
+@router.get("/raw-paths")
+def raw_paths(
+    request: Request,
+    store: Store,
+    log_set: Annotated[list[str] | None, Query()] = None,
+    log_name: Annotated[list[str] | None, Query()] = None,
+) -> dict[str, Any]:
+    """Paths into the raw records of recent events in these log sets and names, to complete."""
+    state = request.app.state
+    if getattr(state, "raw_paths", None) is None:
+        state.raw_paths = RawPathCache()
+    cache: RawPathCache = state.raw_paths
+    paths, sampled = cache.paths(store, log_set or [], log_name or [])
+    return {"paths": paths, "sampled_events": sampled}
 
 
 @router.get("/search/{job_id}")

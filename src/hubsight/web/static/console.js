@@ -69,7 +69,9 @@ function searchPage() {
   let cursor = null;
   const last = form.elements.last;
   const query = form.elements.query;
-  const repaint = typeof leqlEditor === "function" ? leqlEditor(query, JSON.parse(query.dataset.keys)) : () => {};
+  const rawPaths = [];
+  const repaint = leqlEditor(query, JSON.parse(query.dataset.keys), rawPaths);
+  leqlRawPaths(form, rawPaths);
   last.addEventListener("change", () => { $(".abs", form).hidden = last.value !== ""; });
 
   function scope() {

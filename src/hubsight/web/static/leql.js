@@ -1,5 +1,5 @@
 // LEQL box of Log Search: syntax colours under a transparent textarea, and completion of keys,
-// operators and clauses (Tab or Enter accepts, arrows choose, Escape closes).
+// raw-record paths, operators and clauses (Tab or Enter accepts, arrows choose, Escape closes).
 "use strict";
 const LEQL_CLAUSES = ["where", "groupby", "calculate", "having", "sort", "limit", "timeslice", "select"];
 const LEQL_OPERATORS = ["AND", "OR", "NOT", "CONTAINS", "ICONTAINS", "STARTS-WITH", "ISTARTS-WITH",
@@ -30,7 +30,22 @@ function leqlHighlight(text) {
   return out;
 }
 
-function leqlEditor(textarea, keys) {
+// Raw paths seen in recent events of the chosen log sets and names (sampled by the server),
+// refreshed whenever the choice changes; ``into`` is the array the editor completes from.
+function leqlRawPaths(form, into) {
+  const learn = async () => {
+    const params = new URLSearchParams();
+    for (const o of form.elements.log_sets.selectedOptions) params.append("log_set", o.value);
+    for (const o of form.elements.log_names.selectedOptions) params.append("log_name", o.value);
+    const answer = await api("GET", `/api/v1/raw-paths?${params}`);
+    if (answer.ok) into.splice(0, into.length, ...answer.data.paths);
+  };
+  form.elements.log_sets.addEventListener("change", learn);
+  form.elements.log_names.addEventListener("change", learn);
+  return learn();
+}
+
+function leqlEditor(textarea, keys, paths = []) {
   const wrap = document.createElement("div");
   wrap.className = "leql";
   const layer = document.createElement("pre");
@@ -41,7 +56,6 @@ function leqlEditor(textarea, keys) {
   list.hidden = true;
   textarea.replaceWith(wrap);
   wrap.append(layer, textarea, list);
-  const words = [...LEQL_CLAUSES, ...LEQL_OPERATORS, ...keys];
   let choices = [], chosen = 0;
 
   const paint = () => { layer.replaceChildren(leqlHighlight(textarea.value)); layer.scrollTop = textarea.scrollTop; };
@@ -62,7 +76,10 @@ function leqlEditor(textarea, keys) {
   };
   const suggest = () => {
     const p = prefix().toLowerCase();
-    choices = p ? words.filter((w) => w.toLowerCase().startsWith(p) && w.toLowerCase() !== p).slice(0, 8) : [];
+    const starts = (w) => w.toLowerCase().startsWith(p) && w.toLowerCase() !== p;
+    // A raw path is found by the start of any of its segments too: "errorc" offers properties.status.errorCode.
+    const inner = p.includes(".") ? [] : paths.filter((w) => !starts(w) && w.toLowerCase().split(".").slice(1).some((s) => s.startsWith(p)));
+    choices = p ? [...[...LEQL_CLAUSES, ...LEQL_OPERATORS, ...keys, ...paths].filter(starts), ...inner].slice(0, 8) : [];
     chosen = 0;
     render();
   };
