@@ -59,7 +59,10 @@ function sourceForm(form, save) {
   kind.addEventListener("change", flip);
   form.flip = flip;
   flip();
-  form.elements.connection_string.addEventListener("input", () => checkConnectionString(form));
+  // The connection string must agree with the namespace host and the topics: recheck on each.
+  form.addEventListener("input", (ev) => {
+    if (["connection_string", "server", "topics", "topic_pattern"].includes(ev.target.name)) checkConnectionString(form);
+  });
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     let body;
