@@ -60,6 +60,7 @@ def test_edit_a_source_test_the_edit_then_save_and_see_it_healthy(
     advanced = json.loads(form.locator("textarea[name=advanced]").input_value())
     assert advanced["tuning"]["session_timeout_ms"] == 6_000
     form.locator("input[name=topics]").fill(topic)
+    expect(form.locator(".form-msg")).to_be_visible()
     expect(form.locator(".form-msg")).to_have_text("valid; not saved yet")
     form.get_by_role("button", name="Test connection").click()
     expect(form.locator(".probe h3")).to_have_text(

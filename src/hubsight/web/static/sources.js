@@ -24,6 +24,7 @@ function fillSource(form, s) {
     connection_string: "", password: "" };
   for (const [name, value] of Object.entries(values)) f[name].value = value ?? "";
   f.tls.checked = !!p.tls;
+  f.password.placeholder = p.password ? "stored: leave empty to keep it" : "";
   f.keep_unparsed.checked = s.keep_unparsed;
   form.dataset.enabled = s.enabled;
   // What the stored secret is for, told from the stored fields (the secret itself stays on the server).
@@ -81,18 +82,18 @@ function editForm() {
   const msg = $(".form-msg", form), box = $(".probe", form);
   let timer = null;
   // Live validation against the stored settings and secret: the server checks a dry run.
+  const say = (ok, text) => { msg.className = "field-msg form-msg " + (ok ? "ok" : "error"); show(msg, text); };
   const validate = async () => {
     let body;
-    try { body = sourceBody(form); } catch { show(msg, "Advanced settings are not valid JSON."); return; }
+    try { body = sourceBody(form); } catch { say(false, "Advanced settings are not valid JSON."); return; }
     const answer = await api("PUT", url() + "?dry_run=true", body);
-    msg.className = "field-msg form-msg " + (answer.ok ? "ok" : "error");
-    msg.textContent = answer.ok ? "valid; not saved yet" : problem(answer.data);
+    say(answer.ok, answer.ok ? "valid; not saved yet" : problem(answer.data));
   };
   form.addEventListener("input", () => { clearTimeout(timer); timer = setTimeout(validate, 400); });
   form.addEventListener("change", () => { clearTimeout(timer); timer = setTimeout(validate, 400); });
   $(".probe-edited", form).addEventListener("click", async () => {
     let body;
-    try { body = sourceBody(form); } catch { show(msg, "Advanced settings are not valid JSON."); return; }
+    try { body = sourceBody(form); } catch { say(false, "Advanced settings are not valid JSON."); return; }
     box.hidden = false;
     box.replaceChildren(el("p", { class: "muted", text: `Testing the edited settings of ${body.name}…` }));
     showSteps(box, `${body.name} (edited, not saved)`, await api("POST", url() + "/test", body));
