@@ -1,82 +1,424 @@
-"""Sigma rules: loading report, field mapping onto raw Azure records, import command."""
+"""Sigma rules: the load report, predicates on raw Azure records, import and replay end to end.
+
+``sigma_rules/sigmahq`` holds 37 of SigmaHQ's azure rules, unchanged (see its README.md);
+``sigma_rules/own`` holds small rules for the reasons SigmaHQ's rules do not exercise.
+"""
 
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
+from typing import Any
 
 import msgspec
+import pytest
+import yaml
 from click.testing import CliRunner
 
 from hubsight.cli.main import cli
 from hubsight.detect.base import example_event
-from hubsight.detect.sigma import load_sigma_rules
+from hubsight.detect.sigma import LOADED, SigmaDetection, SigmaLoad, load_sigma_rules
 from hubsight.parsing.event import Event, LogSet
 
 RULES = Path(__file__).parent / "sigma_rules"
+SIGMAHQ = RULES / "sigmahq"
+OWN = RULES / "own"
+AZURE = Path(__file__).parents[1] / "data" / "azure"
+
+_SUPPORTED = (
+    "(supported: azure/activitylogs, azure/auditlogs, azure/pim, azure/riskdetection, "
+    "azure/signinlogs)"
+)
+_SIGNIN = (
+    "not in Entra ID sign-in records (azure/signinlogs); use a SigninLogs column such as "
+    "ResultType or a path such as properties.deviceDetail"
+)
+_AUDIT = (
+    "not in Entra ID audit records (azure/auditlogs); use an AuditLogs column such as "
+    "OperationName or TargetResources"
+)
+_PIM = (
+    "not in Entra ID audit records logged by Privileged Identity Management (azure/pim); use an "
+    "AuditLogs column such as OperationName or TargetResources"
+)
+
+# Every vendored SigmaHQ rule: LOADED, or the exact reason it is not.
+SIGMAHQ_EXPECTED = {
+    "azure_aadhybridhealth_adfs_new_server.yml": LOADED,
+    "azure_aadhybridhealth_adfs_service_delete.yml": LOADED,
+    "azure_granting_permission_detection.yml": LOADED,
+    "azure_rare_operations.yml": LOADED,
+    "azure_keyvault_modified_or_deleted.yml": LOADED,
+    "azure_dns_zone_modified_or_deleted.yml": LOADED,
+    "azure_device_or_configuration_modified_or_deleted.yml": LOADED,
+    "azure_subscription_permissions_elevation_via_activitylogs.yml": LOADED,
+    "azure_kubernetes_admission_controller.yml": LOADED,
+    "azure_account_lockout.yml": LOADED,
+    "azure_ad_azurehound_discovery.yml": LOADED,
+    "azure_ad_device_registration_or_join_without_mfa.yml": LOADED,
+    "azure_ad_only_single_factor_auth_required.yml": LOADED,
+    "azure_ad_risky_sign_ins_with_singlefactorauth_from_unknown_devices.yml": LOADED,
+    "azure_ad_sign_ins_from_unknown_devices.yml": LOADED,
+    "azure_mfa_denies.yml": LOADED,
+    "azure_mfa_interrupted.yml": LOADED,
+    "azure_login_to_disabled_account.yml": LOADED,
+    "azure_app_device_code_authentication.yml": f"field properties.message is {_SIGNIN}",
+    "azure_legacy_authentication_protocols.yml": (
+        f"fields ActivityDetails, ClientApp, Username are {_SIGNIN}"
+    ),
+    "azure_ad_users_added_to_device_admin_roles.yml": LOADED,
+    "azure_ad_user_added_to_admin_role.yml": LOADED,
+    "azure_ad_account_created_deleted.yml": LOADED,
+    "azure_federation_modified.yml": LOADED,
+    "azure_user_account_mfa_disable.yml": LOADED,
+    "azure_mfa_disabled.yml": LOADED,
+    "azure_change_to_authentication_method.yml": LOADED,
+    "azure_ad_new_root_ca_added.yml": LOADED,
+    "azure_guest_to_member.yml": LOADED,
+    "azure_app_end_user_consent.yml": f"field ConsentContext.IsAdminConsent is {_AUDIT}",
+    "azure_user_password_change.yml": f"fields ActivityType, Target are {_AUDIT}",
+    "azure_identity_protection_unfamilar_sign_in.yml": LOADED,
+    "azure_identity_protection_anonymous_ip_address.yml": LOADED,
+    "azure_identity_protection_impossible_travel.yml": LOADED,
+    "azure_identity_protection_leaked_credentials.yml": LOADED,
+    "azure_pim_role_assigned_outside_of_pim.yml": f"field riskEventType is {_PIM}",
+    "azure_pim_too_many_global_admins.yml": f"field riskEventType is {_PIM}",
+}
+
+OWN_EXPECTED = {
+    "disabled_account.yml": LOADED,
+    "federation.yml": LOADED,
+    "single_factor.yml": LOADED,
+    "windows_only.yml": f"logsource product 'windows' is not azure {_SUPPORTED}",
+    "other_service.yml": f"logsource service 'storage' is not supported {_SUPPORTED}",
+    "correlation.yml": (
+        "correlation rules are not supported; count events with a threshold custom alert in "
+        "detect.toml instead"
+    ),
+    "hour_of_day.yml": "the |hour modifier is not supported by hubsight",
+    "placeholder.yml": (
+        "the placeholder in '%admin_networks%' (|expand) is not supported by hubsight"
+    ),
+    "two_rules.yml": "2 rules in one file; put each rule in its own file",
+}
 
 
-def _signin(record: dict[str, object]) -> Event:
-    return example_event(
-        LogSet.INGRESS_AUTHENTICATION,
-        category="SignInLogs",
-        user="eve@contoso.com",
-        raw=msgspec.json.encode(record),
-    )
+@pytest.fixture(scope="module")
+def sigmahq() -> dict[str, SigmaLoad]:
+    return {load.path.name: load for load in load_sigma_rules(SIGMAHQ)}
 
 
-def test_load_report_says_why() -> None:
-    loads = {p.path.name: p for p in load_sigma_rules(RULES)}
-    assert loads["disabled_account.yml"].rule is not None
-    assert loads["federation.yml"].rule is not None
-    assert loads["windows_only.yml"].reason == "logsource product 'windows' is not azure"
-    assert loads["broken.yml"].reason.startswith("not a valid Sigma rule")
-    rule = loads["disabled_account.yml"].rule
+def test_every_vendored_rule_has_an_expectation(sigmahq: dict[str, SigmaLoad]) -> None:
+    assert sorted(sigmahq) == sorted(SIGMAHQ_EXPECTED)
+
+
+@pytest.mark.parametrize("name", sorted(SIGMAHQ_EXPECTED))
+def test_sigmahq_rule_loads_or_says_why(sigmahq: dict[str, SigmaLoad], name: str) -> None:
+    load = sigmahq[name]
+    assert load.reason == SIGMAHQ_EXPECTED[name]
+    assert (load.rule is not None) is (load.reason == LOADED)
+    assert load.rule_id is not None
+    assert load.rule_id.startswith("sigma.")
+
+
+def test_own_rules_load_or_say_why() -> None:
+    loads = {load.path.name: load for load in load_sigma_rules(OWN)}
+    reasons = {name: load.reason for name, load in loads.items() if name != "broken.yml"}
+    assert reasons == OWN_EXPECTED
+    assert loads["broken.yml"].reason.startswith("not a valid Sigma rule: while parsing")
+    assert "line 2, column 12" in loads["broken.yml"].reason
+    assert loads["broken.yml"].rule_id is None
+
+
+def test_rule_metadata_comes_from_the_sigma_rule(sigmahq: dict[str, SigmaLoad]) -> None:
+    rule = sigmahq["azure_account_lockout.yml"].rule
     assert rule is not None
-    assert rule.meta.technique == "T1078.004"
-    assert rule.meta.id == "sigma.0b9a1b3c-5a3e-4c0e-9d3f-6f7f7e0b2a11"
+    meta = rule.meta
+    assert meta.id == "sigma.2b7d6fc0-71ac-4cf7-8ed1-b5788ee5257a"
+    assert meta.title == "Account Lockout"
+    assert meta.severity == "Medium"
+    assert meta.technique == "T1110"
+    assert meta.log_sets == {LogSet.INGRESS_AUTHENTICATION, LogSet.SSO_AUTHENTICATION}
 
 
-def test_condition_runs_on_the_raw_record() -> None:
-    rule = {p.path.name: p for p in load_sigma_rules(RULES)}["disabled_account.yml"].rule
-    assert rule is not None
-    hit = _signin({"resultType": "50057", "properties": {"appDisplayName": "Office 365"}})
-    filtered = _signin({"resultType": "50057", "properties": {"appDisplayName": "Test app"}})
-    other = _signin({"resultType": "0", "properties": {"appDisplayName": "Office 365"}})
-    assert [f.user for f in rule.evaluate(hit, None)] == ["eve@contoso.com"]  # type: ignore[arg-type]
-    assert list(rule.evaluate(filtered, None)) == []  # type: ignore[arg-type]
-    assert list(rule.evaluate(other, None)) == []  # type: ignore[arg-type]
+# Predicates on raw records.
 
 
-def test_import_prints_one_line_per_file_and_keeps_loaded_rules(tmp_path: Path) -> None:
-    folder = tmp_path / "in"
-    shutil.copytree(RULES, folder)
-    result = CliRunner().invoke(
-        cli,
-        ["--data-dir", str(tmp_path / "data"), "rules", "import", "sigma", str(folder), "--json"],
-    )
-    assert result.exit_code == 0, result.output
-    lines = [json.loads(line) for line in result.output.splitlines()]
-    assert {Path(d["path"]).name: d["loaded"] for d in lines} == {
-        "broken.yml": False,
-        "disabled_account.yml": True,
-        "federation.yml": True,
-        "single_factor.yml": True,
-        "windows_only.yml": False,
+def _record(path: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((AZURE / path).read_text("utf-8"))
+    return data
+
+
+def _rule(tmp_path: Path, detection: dict[str, Any], service: str = "signinlogs") -> SigmaDetection:
+    doc = {
+        "title": "Test",
+        "id": "9e8d7c6b-5a4f-4e3d-8c2b-1a0f9e8d7c6b",
+        "logsource": {"product": "azure", "service": service},
+        "detection": {**detection, "condition": "selection"},
     }
-    assert set(lines[0]) == {"path", "loaded", "reason", "rule_id"}
-    kept = sorted(p.name for p in (tmp_path / "data" / "rules" / "sigma").iterdir())
-    assert kept == ["disabled_account.yml", "federation.yml", "single_factor.yml"]
+    path = tmp_path / "rule.yml"
+    path.write_text(yaml.safe_dump(doc), "utf-8")
+    (load,) = load_sigma_rules(tmp_path)
+    assert load.rule is not None, load.reason
+    return load.rule
 
 
-def test_status_is_derived_from_the_normalized_result() -> None:
-    rule = {p.path.name: p for p in load_sigma_rules(RULES)}["single_factor.yml"].rule
-    assert rule is not None
-    record = {"properties": {"authenticationRequirement": "singleFactorAuthentication"}}
-    success = _signin(record)
-    failure = _signin(record)
-    failure.result = "FAILED_BAD_PASSWORD"
-    success.result = "SUCCESS"
-    assert len(list(rule.evaluate(success, None))) == 1  # type: ignore[arg-type]
-    assert list(rule.evaluate(failure, None)) == []  # type: ignore[arg-type]
+def _event(record: dict[str, Any] | bytes, **fields: Any) -> Event:
+    raw = record if isinstance(record, bytes) else msgspec.json.encode(record)
+    fields.setdefault("log_set", LogSet.INGRESS_AUTHENTICATION)
+    fields.setdefault("category", "SignInLogs")
+    fields.setdefault("user", "alice.martin@contoso.com")
+    return example_event(fields.pop("log_set"), raw=raw, **fields)
+
+
+def _fires(rule: SigmaDetection, event: Event) -> bool:
+    findings = list(rule.evaluate(event, None))  # type: ignore[arg-type]
+    assert len(findings) <= 1
+    return bool(findings)
+
+
+SUCCESS = "SignInLogs/success-mfa-push.json"
+
+
+@pytest.mark.parametrize(
+    ("selection", "fires"),
+    [
+        ({"AppDisplayName": "microsoft office 365 portal"}, True),
+        ({"AppDisplayName|cased": "microsoft office 365 portal"}, False),
+        ({"AppDisplayName": "Microsoft*365 Portal"}, True),
+        ({"AppDisplayName": "Microsoft*365"}, False),
+        ({"UserAgent|contains": "edg/131"}, True),
+        ({"UserAgent|startswith": "Mozilla/5.0 (Windows"}, True),
+        ({"UserAgent|endswith": "Safari/537.36"}, False),
+        ({"UserAgent|re": r"Edg/1[0-9]{2}\."}, True),
+        ({"UserAgent|re": r"^Edg/"}, False),
+        ({"ResourceDisplayName": ["Azure Portal", "OFFICE 365 EXCHANGE ONLINE"]}, True),
+        ({"ResourceDisplayName": ["Azure Portal", "Microsoft Graph"]}, False),
+        ({"ResultType": 0}, True),
+        ({"ResultType": 50126}, False),
+        ({"ProcessingTimeInMilliseconds|gte": 182}, True),
+        ({"ProcessingTimeInMilliseconds|lt": 182}, False),
+        ({"IPAddress|cidr": "81.2.69.0/24"}, True),
+        ({"IPAddress|cidr": "10.0.0.0/8"}, False),
+        ({"DeviceDetail.isCompliant": False}, True),
+        ({"DeviceDetail.isCompliant": "false"}, True),
+        ({"DeviceDetail.isCompliant": True}, False),
+        ({"DeviceDetail.trusttype": ""}, True),
+        ({"DeviceDetail.operatingSystem|exists": True}, True),
+        ({"MfaDetail|exists": True}, False),
+        ({"ServicePrincipalName": None}, True),
+        ({"RiskDetail": None}, False),
+        ({"NetworkLocationDetails": "[]"}, True),
+        ({"AuthenticationDetails.authenticationMethod": "Mobile app notification"}, True),
+        ({"AuthenticationDetails|contains": '"succeeded":true'}, True),
+        ({"UserPrincipalName|fieldref": "SignInIdentifier"}, True),
+        ({"UserPrincipalName|fieldref": "UserDisplayName"}, False),
+        ({"Status": "Success"}, True),
+        ({"Status": "Failure"}, False),
+        ({"Location": "GB"}, True),
+        ({"LocationDetails.countryOrRegion": "GB"}, True),
+    ],
+)
+def test_sign_in_values(tmp_path: Path, selection: dict[str, Any], fires: bool) -> None:
+    rule = _rule(tmp_path, {"selection": selection})
+    assert _fires(rule, _event(_record(SUCCESS), result="SUCCESS")) is fires
+
+
+def test_keywords_search_the_whole_record(tmp_path: Path) -> None:
+    doc = {
+        "title": "Keywords",
+        "logsource": {"product": "azure", "service": "signinlogs"},
+        "detection": {"keywords": ["*Mobile app*notification*", "nothing-like-this"]},
+    }
+    doc["detection"]["condition"] = "keywords"
+    (tmp_path / "k.yml").write_text(yaml.safe_dump(doc), "utf-8")
+    (load,) = load_sigma_rules(tmp_path)
+    assert load.rule is not None, load.reason
+    assert load.rule_id == "sigma.k"
+    assert _fires(load.rule, _event(_record(SUCCESS)))
+    assert not _fires(load.rule, _event(_record("SignInLogs/disabled-account-us-time.json")))
+
+
+def test_keys_in_any_case_and_code_under_status(tmp_path: Path) -> None:
+    rule = _rule(tmp_path, {"selection": {"ResultType": 50053, "UserAgent|contains": "Chrome"}})
+    assert _fires(rule, _event(_record("SignInLogs/lowercase-keys-ipv6-port-locked.json")))
+    record = _record("SignInLogs/lowercase-keys-ipv6-port-locked.json")
+    del record["resulttype"]  # the code is still in properties.status.errorCode
+    assert _fires(rule, _event(record))
+    record["properties"]["status"]["errorCode"] = 50126
+    assert not _fires(rule, _event(record))
+
+
+def test_properties_held_as_a_json_string(tmp_path: Path) -> None:
+    rule = _rule(tmp_path, {"selection": {"DeviceDetail.browser|startswith": "Edge "}})
+    path = "SignInLogs/bad-password-properties-as-string-ip-port.json"
+    assert isinstance(_record(path)["properties"], str)
+    assert _fires(rule, _event(_record(path)))
+
+
+def test_caller_address_with_a_port(tmp_path: Path) -> None:
+    v4 = _rule(tmp_path, {"selection": {"callerIpAddress|cidr": "203.0.113.0/24"}})
+    assert _fires(v4, _event(_record("SignInLogs/bad-password-properties-as-string-ip-port.json")))
+    v6 = _rule(tmp_path, {"selection": {"callerIpAddress|cidr": "2a01:111::/32"}})
+    assert _fires(v6, _event(_record("SignInLogs/lowercase-keys-ipv6-port-locked.json")))
+
+
+def test_status_is_derived_from_the_normalized_result_or_searched(tmp_path: Path) -> None:
+    success = _rule(tmp_path, {"selection": {"Status": "Success"}})
+    record = _record(SUCCESS)
+    assert _fires(success, _event(record, result="SUCCESS"))
+    assert not _fires(success, _event(record, result="FAILED_BAD_PASSWORD"))
+    assert not _fires(success, _event(record))
+    denied = _rule(tmp_path, {"selection": {"Status|contains": "MFA Denied"}})
+    record["properties"]["status"]["additionalDetails"] = "MFA denied; user declined"
+    assert _fires(denied, _event(record, result="FAILED_MFA"))
+
+
+def test_audit_lists_and_message_alias(tmp_path: Path) -> None:
+    record = _record("AuditLogs/global-admin-role-granted.json")
+    audit = {"log_set": LogSet.CLOUD_SERVICE_ADMIN_ACTIVITY, "category": "AuditLogs"}
+    new_value = "TargetResources.ModifiedProperties.NewValue|contains"
+    role = _rule(tmp_path, {"selection": {new_value: "Global Administrator"}}, "auditlogs")
+    assert _fires(role, _event(record, **audit))
+    message = _rule(tmp_path, {"selection": {"properties.message": "Add member to role"}}, "pim")
+    assert not _fires(message, _event(record, **audit)), "logged by Core Directory, not PIM"
+    record["properties"]["loggedByService"] = "PIM"
+    assert _fires(message, _event(record, **audit))
+
+
+def test_rule_reads_only_its_service_categories(tmp_path: Path) -> None:
+    rule = _rule(tmp_path, {"selection": {"operationName": "Add member to role"}}, "auditlogs")
+    record = _record("AuditLogs/global-admin-role-granted.json")
+    assert _fires(rule, _event(record, category="AuditLogs"))
+    assert not _fires(rule, _event(record, category="SignInLogs"))
+
+
+def test_resource_provider_is_derived_from_the_operation(tmp_path: Path) -> None:
+    selection = {
+        "ResourceProviderValue": "Microsoft.Authorization",
+        "CategoryValue": "Administrative",
+    }
+    rule = _rule(tmp_path, {"selection": selection}, "activitylogs")
+    record = _record("Administrative/owner-role-assignment-request-body.json")
+    activity = {"log_set": LogSet.CLOUD_SERVICE_ADMIN_ACTIVITY, "category": "Administrative"}
+    assert _fires(rule, _event(record, **activity))
+    record["operationName"] = "Microsoft.Compute/virtualMachines/write"
+    assert not _fires(rule, _event(record, **activity))
+
+
+def test_a_record_that_is_not_an_object_never_fires(tmp_path: Path) -> None:
+    rule = _rule(tmp_path, {"selection": {"ResultType|exists": False}})
+    assert _fires(rule, _event(b"{}"))
+    assert not _fires(rule, _event(b"[1, 2]"))
+    assert not _fires(rule, _event(b"not json"))
+
+
+# End to end: `hubsight rules import sigma` then `hubsight detect --replay`.
+
+
+def _activity(operation: str, resource: str) -> dict[str, Any]:
+    record = _record("Administrative/owner-role-assignment-request-body.json")
+    record["operationName"] = operation
+    record["resourceId"] = resource
+    del record["identity"]["authorization"]  # it names roleAssignments/write too
+    return record
+
+
+def _cases() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Records that fire the rules named in HITS, and near misses that fire no Sigma rule."""
+    single = _record(SUCCESS)
+    single["properties"]["authenticationRequirement"] = "singleFactorAuthentication"
+    readers = json.loads(
+        (AZURE / "AuditLogs/global-admin-role-granted.json")
+        .read_text("utf-8")
+        .replace("Global Administrator", "Directory Readers")
+        .replace("CompanyAdministrator", "DirectoryReaders")
+        .replace("62e90394-69f5-4237-9190-012177145e10", "88d8e3e3-8f55-4a1e-953a-9b9898b8876b")
+    )
+    failed = _record("AuditLogs/add-user-failed-lowercase-level.json")
+    added = _record("AuditLogs/add-user-failed-lowercase-level.json")
+    added["properties"]["result"] = "success"
+    hybrid = "/subscriptions/3f2a/providers/Microsoft.ADHybridHealthService/services/"
+    unfamiliar = _record("UserRiskEvents/unfamiliar-sign-in-properties.json")
+    confirmed = _record("UserRiskEvents/unfamiliar-sign-in-properties.json")
+    confirmed["properties"]["riskEventType"] = "adminConfirmedUserCompromised"
+    confirmed["properties"]["riskType"] = "adminConfirmedUserCompromised"
+    vault = "/subscriptions/3f2a/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/kv-prod"
+    hits = [
+        _record("SignInLogs/lowercase-keys-ipv6-port-locked.json"),
+        single,
+        _record("AuditLogs/global-admin-role-granted.json"),
+        added,
+        _activity(
+            "Microsoft.ADHybridHealthService/services/delete", hybrid + "AdFederationService-x"
+        ),
+        _record("Administrative/owner-role-assignment-request-body.json"),
+        _activity("Microsoft.KeyVault/vaults/delete", vault),
+        unfamiliar,
+    ]
+    misses = [
+        _record("SignInLogs/bad-password-properties-as-string-ip-port.json"),
+        _record(SUCCESS),
+        readers,
+        failed,
+        _activity("Microsoft.ADHybridHealthService/services/delete", hybrid + "AdDomainService-x"),
+        _activity("Microsoft.KeyVault/vaults/read", vault),
+        confirmed,
+    ]
+    return hits, misses
+
+
+HITS = {
+    "azure_account_lockout.yml",
+    "azure_ad_only_single_factor_auth_required.yml",
+    "azure_ad_sign_ins_from_unknown_devices.yml",
+    "azure_ad_users_added_to_device_admin_roles.yml",
+    "azure_ad_user_added_to_admin_role.yml",
+    "azure_ad_account_created_deleted.yml",
+    "azure_aadhybridhealth_adfs_service_delete.yml",
+    "azure_granting_permission_detection.yml",
+    "azure_keyvault_modified_or_deleted.yml",
+    "azure_identity_protection_unfamilar_sign_in.yml",
+}
+
+
+def _invoke(args: list[str]) -> str:
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def _fired(data: Path, records: list[dict[str, Any]], tmp_path: Path, name: str) -> set[str]:
+    path = tmp_path / name
+    path.write_bytes(msgspec.json.encode({"records": records}))
+    rules = str(data / "rules" / "sigma")
+    output = _invoke(
+        ["--data-dir", str(data), "detect", "--replay", "--input", str(path), "--rules", rules]
+    )
+    alerts = [json.loads(line) for line in output.splitlines()]
+    return {a["rule_id"] for a in alerts if a["rule_id"].startswith("sigma.")}
+
+
+def test_import_then_replay_fires_sigmahq_rules(
+    tmp_path: Path, sigmahq: dict[str, SigmaLoad]
+) -> None:
+    data = tmp_path / "data"
+    output = _invoke(["--data-dir", str(data), "rules", "import", "sigma", str(SIGMAHQ), "--json"])
+    lines = [json.loads(line) for line in output.splitlines()]
+    assert all(set(line) == {"path", "loaded", "reason", "rule_id"} for line in lines)
+    report = {Path(line["path"]).name: (line["loaded"], line["reason"]) for line in lines}
+    assert report == {n: (r == LOADED, r) for n, r in SIGMAHQ_EXPECTED.items()}
+    kept = sorted(p.name for p in (data / "rules" / "sigma").iterdir())
+    assert kept == sorted(n for n, r in SIGMAHQ_EXPECTED.items() if r == LOADED)
+
+    hits, misses = _cases()
+    assert _fired(data, hits, tmp_path, "hits.json") == {sigmahq[n].rule_id for n in HITS}
+    assert _fired(data, misses, tmp_path, "misses.json") == set()
+
+
+def test_import_prints_a_line_per_file_for_people(tmp_path: Path) -> None:
+    output = _invoke(["--data-dir", str(tmp_path / "d"), "rules", "import", "sigma", str(OWN)])
+    lines = sorted(line.split("\t") for line in output.splitlines())
+    assert len(lines) == len(OWN_EXPECTED) + 1
+    assert [state for state, *_ in lines].count("loaded") == 3
+    assert ["skipped", str(OWN / "two_rules.yml"), "-", OWN_EXPECTED["two_rules.yml"]] in lines

@@ -1,0 +1,26 @@
+"""Sigma rules for the ``azure`` product, converted by pySigma into predicates on raw records.
+
+fields.py     the azure logsource services: their records and where Sigma's fields are
+pipeline.py   the pySigma processing pipeline (logsource check, field check and mapping)
+backend.py    the pySigma backend whose queries are Python predicates
+record.py     the raw record as predicates read it, decoded once per event
+loader.py     files in, rules out, with the reason for every file that does not load
+"""
+
+from hubsight.detect.sigma.loader import (
+    LOADED,
+    SigmaDetection,
+    SigmaLoad,
+    SigmaLoader,
+    load_sigma_file,
+    load_sigma_rules,
+)
+
+__all__ = [
+    "LOADED",
+    "SigmaDetection",
+    "SigmaLoad",
+    "SigmaLoader",
+    "load_sigma_file",
+    "load_sigma_rules",
+]

@@ -1,0 +1,291 @@
+"""The ``azure`` logsource services: which records each reads and where Sigma's fields are in them.
+
+Sigma's azure rules name Log Analytics columns (``ResultType``, ``ActivityDisplayName``,
+``OperationNameValue``, ...) or paths of the record as Event Hubs deliver it
+(``properties.targetResources``). Each service maps both, case-insensitively, onto paths of the
+Event Hub record; a field it cannot place makes the rule fail to load with that field's name.
+Fields starting with ``hubsight:`` are derived from the normalized event (see ``record.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from hubsight.parsing.azure.activity import ADMIN_CATEGORIES, SERVICE_CATEGORIES
+from hubsight.parsing.azure.audit import AUDIT_CATEGORY
+from hubsight.parsing.azure.risk import DETECTION_CATEGORIES
+from hubsight.parsing.azure.signin import SIGNIN_CATEGORIES
+from hubsight.parsing.event import LogSet
+
+VIRTUAL_PREFIX = "hubsight:"
+PROPERTIES = "properties"
+
+# Keys at the top of every Azure Monitor record, with the Log Analytics names of the same values.
+_COMMON: dict[str, str | tuple[str, ...]] = {
+    "time": "time",
+    "TimeGenerated": "time",
+    "resourceId": "resourceId",
+    "_ResourceId": "resourceId",
+    "operationName": "operationName",
+    "operationVersion": "operationVersion",
+    "category": "category",
+    "tenantId": "tenantId",
+    "resultType": "resultType",
+    "resultSignature": "resultSignature",
+    "resultDescription": "resultDescription",
+    "durationMs": "durationMs",
+    "callerIpAddress": "callerIpAddress",
+    "correlationId": "correlationId",
+    "identity": "identity",
+    "level": "level",
+    "location": "location",
+    "properties": "properties",
+}
+
+
+def _under_properties(*columns: str) -> dict[str, str | tuple[str, ...]]:
+    # Entra ID records carry the Log Analytics columns under ``properties`` in lower camel case.
+    return {column: f"{PROPERTIES}.{column[0].lower()}{column[1:]}" for column in columns}
+
+
+_SIGNIN: dict[str, str | tuple[str, ...]] = {
+    **_under_properties(
+        "AppDisplayName",
+        "AppId",
+        "AuthenticationContextClassReferences",
+        "AuthenticationDetails",
+        "AuthenticationMethodsUsed",
+        "AuthenticationProcessingDetails",
+        "AuthenticationProtocol",
+        "AuthenticationRequirement",
+        "AuthenticationRequirementPolicies",
+        "AutonomousSystemNumber",
+        "ClientAppUsed",
+        "ClientCredentialType",
+        "ConditionalAccessStatus",
+        "CreatedDateTime",
+        "CrossTenantAccessType",
+        "DeviceDetail",
+        "FederatedCredentialId",
+        "FlaggedForReview",
+        "HomeTenantId",
+        "Id",
+        "IncomingTokenType",
+        "IPAddress",
+        "IsInteractive",
+        "IsRisky",
+        "MfaDetail",
+        "NetworkLocationDetails",
+        "OriginalRequestId",
+        "ProcessingTimeInMilliseconds",
+        "ResourceDisplayName",
+        "ResourceServicePrincipalId",
+        "ResourceTenantId",
+        "RiskDetail",
+        "RiskEventTypes",
+        "RiskEventTypes_V2",
+        "RiskLevelAggregated",
+        "RiskLevelDuringSignIn",
+        "RiskState",
+        "ServicePrincipalId",
+        "ServicePrincipalName",
+        "SessionLifetimePolicies",
+        "SignInIdentifier",
+        "SignInIdentifierType",
+        "TokenIssuerName",
+        "TokenIssuerType",
+        "UniqueTokenIdentifier",
+        "UserAgent",
+        "UserDisplayName",
+        "UserId",
+        "UserPrincipalName",
+        "UserType",
+    ),
+    "ConditionalAccessPolicies": "properties.appliedConditionalAccessPolicies",
+    "LocationDetails": "properties.location",
+    "ResourceIdentity": "properties.resourceId",
+    # Some records carry the code and reason only under properties.status.
+    "ResultType": ("resultType", "properties.status.errorCode"),
+    "ResultDescription": ("resultDescription", "properties.status.failureReason"),
+    # Rules compare Status with Success / Failure (the portal's column) or search its details.
+    "Status": ("hubsight:status", "properties.status"),
+}
+
+_AUDIT: dict[str, str | tuple[str, ...]] = {
+    **_under_properties(
+        "ActivityDateTime",
+        "ActivityDisplayName",
+        "AdditionalDetails",
+        "Id",
+        "InitiatedBy",
+        "LoggedByService",
+        "Result",
+        "ResultReason",
+        "TargetResources",
+    ),
+    "AADOperationType": "properties.operationType",
+    "OperationType": "properties.operationType",
+    # The audit category (UserManagement, Policy, ...), not the log category "AuditLogs".
+    "Category": "properties.category",
+    # The portal's Status and Status reason columns.
+    "Status": ("properties.result", "properties.resultReason"),
+    # SigmaHQ's audit rules use properties.message for the activity ("Add user").
+    "properties.message": "properties.activityDisplayName",
+}
+
+_RISK: dict[str, str | tuple[str, ...]] = {
+    **_under_properties(
+        "Activity",
+        "ActivityDateTime",
+        "AdditionalInfo",
+        "AppId",
+        "DetectedDateTime",
+        "DetectionTimingType",
+        "Id",
+        "IpAddress",
+        "LastUpdatedDateTime",
+        "RequestId",
+        "RiskDetail",
+        "RiskEventType",
+        "RiskLevel",
+        "RiskState",
+        "RiskType",
+        "ServicePrincipalDisplayName",
+        "ServicePrincipalId",
+        "Source",
+        "TokenIssuerType",
+        "UserDisplayName",
+        "UserId",
+        "UserPrincipalName",
+    ),
+    "Location": "properties.location",
+}
+
+# AzureActivity columns; ``properties`` of Activity Log records are defined by each resource
+# provider, so any properties.* path is accepted there.
+_ACTIVITY: dict[str, str | tuple[str, ...]] = {
+    "CategoryValue": "category",
+    "OperationNameValue": "operationName",
+    "ResourceProvider": "hubsight:resource_provider",
+    "ResourceProviderValue": "hubsight:resource_provider",
+    "ActivityStatus": "resultType",
+    "ActivityStatusValue": "resultType",
+    "ActivitySubstatus": "properties.statusCode",
+    "ActivitySubstatusValue": "properties.statusCode",
+    "Caller": "hubsight:user",
+    "Authorization": "identity.authorization",
+    "Authorization_d": "identity.authorization",
+    "Claims": "identity.claims",
+    "Claims_d": "identity.claims",
+    "Properties_d": "properties",
+    "EventSubmissionTimestamp": "time",
+}
+
+
+def _lower(table: Mapping[str, str | tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+    return {
+        name.lower(): (paths,) if isinstance(paths, str) else paths for name, paths in table.items()
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class Service:
+    """One ``azure`` logsource service: its records and where its fields are in them."""
+
+    name: str
+    records: str
+    columns_hint: str
+    categories: frozenset[str]
+    log_sets: frozenset[LogSet]
+    columns: Mapping[str, tuple[str, ...]]
+    any_property: bool = False
+    property_names: frozenset[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        names = {
+            path.split(".")[1].lower()
+            for paths in self.columns.values()
+            for path in paths
+            if path.startswith(f"{PROPERTIES}.")
+        }
+        object.__setattr__(self, "property_names", frozenset(names))
+
+    def paths(self, sigma_field: str) -> tuple[str, ...] | None:
+        """The record paths ``sigma_field`` reads (None: the records have no such field)."""
+        key = sigma_field.lower()
+        known = self.columns.get(key)
+        if known is not None:
+            return known
+        head, _, rest = sigma_field.partition(".")
+        if not rest:
+            return None
+        if head.lower() == PROPERTIES:
+            inner = rest.partition(".")[0].lower()
+            return (sigma_field,) if self.any_property or inner in self.property_names else None
+        base = self.columns.get(head.lower())
+        if base is None or any(p.startswith(VIRTUAL_PREFIX) for p in base):
+            return None
+        return tuple(f"{path}.{rest}" for path in base)
+
+
+def _categories(*names: str) -> frozenset[str]:
+    return frozenset(name.lower() for name in names)
+
+
+_ENTRA_AUDIT = _categories(AUDIT_CATEGORY)
+
+SERVICES: dict[str, Service] = {
+    service.name: service
+    for service in (
+        Service(
+            name="signinlogs",
+            records="Entra ID sign-in records",
+            columns_hint="a SigninLogs column such as ResultType or a path such as "
+            "properties.deviceDetail",
+            categories=_categories(*SIGNIN_CATEGORIES),
+            log_sets=frozenset(kind[0] for kind in SIGNIN_CATEGORIES.values()),
+            columns=_lower({**_COMMON, **_SIGNIN}),
+        ),
+        Service(
+            name="auditlogs",
+            records="Entra ID audit records",
+            columns_hint="an AuditLogs column such as OperationName or TargetResources",
+            categories=_ENTRA_AUDIT,
+            log_sets=frozenset({LogSet.CLOUD_SERVICE_ADMIN_ACTIVITY}),
+            columns=_lower({**_COMMON, **_AUDIT}),
+        ),
+        Service(
+            name="pim",
+            records="Entra ID audit records logged by Privileged Identity Management",
+            columns_hint="an AuditLogs column such as OperationName or TargetResources",
+            categories=_ENTRA_AUDIT,
+            log_sets=frozenset({LogSet.CLOUD_SERVICE_ADMIN_ACTIVITY}),
+            columns=_lower({**_COMMON, **_AUDIT}),
+        ),
+        Service(
+            name="activitylogs",
+            records="Azure Activity Log records",
+            columns_hint="an AzureActivity column such as OperationNameValue or a path such "
+            "as properties.statusCode",
+            categories=_categories(*ADMIN_CATEGORIES, *SERVICE_CATEGORIES, "Security"),
+            log_sets=frozenset(
+                {
+                    LogSet.CLOUD_SERVICE_ADMIN_ACTIVITY,
+                    LogSet.CLOUD_SERVICE_ACTIVITY,
+                    LogSet.THIRD_PARTY_ALERTS,
+                }
+            ),
+            columns=_lower({**_COMMON, **_ACTIVITY}),
+            any_property=True,
+        ),
+        Service(
+            name="riskdetection",
+            records="Entra ID Protection risk detections",
+            columns_hint="an AADUserRiskEvents column such as RiskEventType",
+            categories=_categories(*DETECTION_CATEGORIES),
+            log_sets=frozenset({LogSet.THIRD_PARTY_ALERTS}),
+            columns=_lower({**_COMMON, **_RISK}),
+        ),
+    )
+}
