@@ -159,8 +159,11 @@ def test_smtp_wrong_password_is_a_clear_error_and_a_dead_letter(tls: Tls, tmp_pa
         ("plain", {"smtps": True}, "TLS failed", "465"),
         # A user without a password anywhere.
         ("plain", {"username": "u", "password_env": "HS_UNSET"}, "no SMTP password", "HS_UNSET"),
+        # A CA file that is not there.
+        ("starttls", {"starttls": True, "ca_file": "/nonexistent/ca.pem"}, "CA file", "PEM"),
     ],
-    ids=["auth-needs-tls", "untrusted-certificate", "smtps-on-plain-port", "no-password"],
+    ids=["auth-needs-tls", "untrusted-certificate", "smtps-on-plain-port", "no-password",
+         "missing-ca-file"],
 )  # fmt: skip
 def test_smtp_failures_say_what_to_do(
     tls: Tls, mode: str, extra: dict[str, object], error: str, hint: str
@@ -267,3 +270,12 @@ def test_a_disabled_target_gets_nothing(tmp_path: Path) -> None:
         target = WebhookConfig(url=SecretStr(url), enabled=False)
         report = Notifier.for_targets([target], DetectDB.in_dir(tmp_path)).send([_alert()])
     assert (report.sent, received.requests) == (0, [])
+
+
+def test_an_https_webhook_on_a_plain_http_port_says_tls_failed() -> None:
+    with http_receiver() as (url, received):
+        result = send_test(WebhookConfig(url=SecretStr(url.replace("http://", "https://"))))
+    assert not result.ok
+    assert result.error.startswith("TLS failed")
+    assert "https:// webhook needs a TLS server" in result.hint
+    assert received.requests == []

@@ -181,7 +181,7 @@ class SmtpChannel:
         mail["To"] = ", ".join(self.config.recipients)
         mail.set_content(json.dumps(payload(alert), indent=2, default=str))
         config = self.config
-        context = ssl.create_default_context(cafile=config.ca_file)
+        context = _tls_context(config.ca_file)
         smtp = (
             smtplib.SMTP_SSL(
                 config.host, config.port, timeout=config.timeout_seconds, context=context
@@ -195,6 +195,16 @@ class SmtpChannel:
             if config.username:
                 smtp.login(config.username, self._password())
             smtp.send_message(mail)
+
+
+def _tls_context(ca_file: str | None) -> ssl.SSLContext:
+    try:
+        return ssl.create_default_context(cafile=ca_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(
+            f"the CA file {ca_file} cannot be used: {exc}",
+            hint="give the path of a PEM file with the relay's CA, readable by hubsight run",
+        ) from None
 
 
 def channel_for(target: Target, transport: httpx.BaseTransport | None = None) -> Channel:
@@ -337,8 +347,8 @@ _HTTP_HINTS = {
     429: "the receiver limits the rate: alerts are retried, then kept as dead letters",
 }
 _TLS_HINT = (
-    "TLS failed: check that the port speaks TLS the chosen way (SMTPS, implicit TLS, is usually "
-    "465; STARTTLS 587; plain 25)"
+    "check that the port speaks TLS the way the target says: an https:// webhook needs a TLS "
+    "server; for mail, SMTPS (implicit TLS) is usually port 465, STARTTLS 587, plain SMTP 25"
 )
 
 
