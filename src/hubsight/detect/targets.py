@@ -9,7 +9,18 @@ Targets come from two places, and both are used:
   Fernet tokens made with the data directory's key (``hubsight.store.vault``).
 
 A stored target named like a file target replaces it, as run-time rule settings override the
-file's. A file target without a name is called ``<kind>-<n>`` (``webhook-1``).
+file's. A file target without a name is called ``<kind>-<n>`` (``webhook-1``). In the file:
+
+    [[notify.smtp]]
+    name = "soc-mail"
+    host = "smtp.contoso.com"
+    port = 587
+    starttls = true
+    sender = "hubsight@contoso.com"
+    recipients = ["soc@contoso.com"]
+    username = "hubsight@contoso.com"
+    password_env = "HUBSIGHT_SMTP_PASSWORD"
+    severities = ["Critical", "High"]
 """
 
 from __future__ import annotations
