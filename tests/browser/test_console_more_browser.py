@@ -176,7 +176,8 @@ def test_an_idle_session_expires_and_the_login_page_says_so(
 def test_complete_a_raw_path_and_search_with_it(page: Page, console: Console) -> None:
     console.service.store.write(events())
     sign_in(page, console, ANALYST)
-    page.goto(console.url + "/search?log_set=Ingress+Authentication")
+    with page.expect_response(lambda r: "/api/v1/raw-paths?log_set=Ingress" in r.url):
+        page.goto(console.url + "/search?log_set=Ingress+Authentication")
     page.locator('select[name="last"]').select_option("")
     page.fill('input[name="from"]', WINDOW[0][:16])
     page.fill('input[name="to"]', WINDOW[1][:16])
@@ -197,9 +198,12 @@ def test_complete_a_raw_path_and_search_with_it(page: Page, console: Console) ->
     expect(page.locator("#suggest li")).to_have_text(
         ["properties.deviceDetail.isCompliant", "properties.deviceDetail.operatingSystem"]
     )
-    # Unparsed Data holds none of these paths: choosing it alone changes what is offered.
-    page.locator('select[name="log_sets"]').select_option([])
-    page.locator('select[name="log_sets"]').select_option("Third Party Alerts")
+    # Third Party Alerts have no device details: choosing them alone changes what is offered.
+    with page.expect_response(lambda r: "/api/v1/raw-paths?log_set=Third" in r.url):
+        page.locator('select[name="log_sets"]').select_option("Third Party Alerts")
+    page.fill("#leql", "")
+    box.press_sequentially("properties.deviceD")
+    expect(page.locator("#suggest")).to_be_hidden()
     page.fill("#leql", "")
     box.press_sequentially("source_json.ca")
     expect(page.locator("#suggest li")).to_have_text(["source_json.category"])

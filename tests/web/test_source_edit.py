@@ -176,6 +176,14 @@ def test_edited_settings_are_tested_without_saving_and_by_admins_only(
     stored = signed.post("/api/v1/event-sources/relay/test", headers=analyst)
     assert stored.status_code == 200
     assert stored.json()["name"] == "relay"
+    for method in ("PUT", "PATCH"):
+        changed = signed.request(method, "/api/v1/event-sources/relay", json={}, headers=analyst)
+        assert changed.status_code == 403, method
+    page = signed.get("/sources", headers=analyst).text
+    # An analyst tests the stored settings but is offered no Edit.
+    assert 'data-test="relay"' in page
+    assert "data-edit=" not in page
+    assert 'id="edit-template"' not in page
 
 
 @pytest.mark.integration

@@ -34,6 +34,17 @@ _SOURCE_BODY: dict[str, Any] = {
     }
 }
 
+_PATCH_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {"type": "object", "description": "JSON merge patch of a SourceConfig"}
+            }
+        },
+    }
+}
+
 
 def _service(request: Request) -> Service:
     service: Service = request.app.state.service
@@ -81,7 +92,7 @@ async def replace_source(request: Request, name: str, dry_run: bool = False) -> 
     return _public(service, config)
 
 
-@router.patch("/event-sources/{name}")
+@router.patch("/event-sources/{name}", openapi_extra=_PATCH_BODY)
 async def patch_source(request: Request, name: str, dry_run: bool = False) -> dict[str, Any]:
     """Change some settings (a JSON merge patch: null removes a key); secrets as with PUT."""
     service = _service(request)

@@ -33,12 +33,14 @@ function leqlHighlight(text) {
 // Raw paths seen in recent events of the chosen log sets and names (sampled by the server),
 // refreshed whenever the choice changes; ``into`` is the array the editor completes from.
 function leqlRawPaths(form, into) {
+  let asked = 0;
   const learn = async () => {
-    const params = new URLSearchParams();
+    const params = new URLSearchParams(), mine = ++asked;
     for (const o of form.elements.log_sets.selectedOptions) params.append("log_set", o.value);
     for (const o of form.elements.log_names.selectedOptions) params.append("log_name", o.value);
     const answer = await api("GET", `/api/v1/raw-paths?${params}`);
-    if (answer.ok) into.splice(0, into.length, ...answer.data.paths);
+    // Only the answer for the latest choice counts; an earlier one may arrive after it.
+    if (answer.ok && mine === asked) into.splice(0, into.length, ...answer.data.paths);
   };
   form.elements.log_sets.addEventListener("change", learn);
   form.elements.log_names.addEventListener("change", learn);
