@@ -99,6 +99,8 @@ def detect(
     for batch in _batches(data_dir, inputs, start, end, log_name, geoip):
         for alert in engine.process(batch):
             final[alert.id] = alert
+        for withdrawn in engine.withdrawn:
+            final.pop(withdrawn, None)
     out = sys.stdout.buffer
     for alert in sorted(final.values(), key=lambda a: (a.first_event_time, a.rule_id, a.id)):
         out.write(_encode(alert.summary()) + b"\n")

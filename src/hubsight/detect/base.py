@@ -8,7 +8,8 @@ and yields ``Finding``s; the engine turns findings into deduplicated alerts.
 Rules must be order-independent over event time: evaluating the same set of events in any
 arrival order (within the lateness window) must yield the same findings. Window helpers in
 ``hubsight.detect.windows`` re-check every window a late event falls into, so rules built on them
-get this for free.
+get this for free. Rules that ask "is this new?" of a baseline retract (``Finding.retract``) what
+a late, earlier event shows untrue.
 """
 
 from __future__ import annotations
@@ -107,6 +108,9 @@ class Finding:
     context: dict[str, Any] = field(default_factory=dict)
     # When set, the dedup key ignores time buckets (e.g. a vendor's own alert id).
     stable_key: bool = False
+    # A late event showed an earlier finding untrue: its evidence leaves the alert, and an
+    # alert left without evidence is withdrawn (see ``DetectionEngine.withdrawn``).
+    retract: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -162,8 +166,12 @@ class Baseline(Protocol):
         """The values of ``kind`` seen in the ``horizon`` before ``at``, sorted."""
         ...
 
-    def has_history(self, kind: str, at: datetime) -> bool:
-        """Whether anything of ``kind`` was seen before ``at``."""
+    def has_history(self, kind: str, at: datetime, horizon: timedelta) -> bool:
+        """Whether anything of ``kind`` was seen in the ``horizon`` before ``at``."""
+        ...
+
+    def starts_after(self, kind: str, at: datetime) -> bool:
+        """Whether some value of ``kind`` began its latest episode after ``at``."""
         ...
 
     def recent_signins(self, at: datetime, horizon: timedelta) -> list[dict[str, Any]]:
@@ -177,6 +185,11 @@ class RuleContext(Protocol):
     @property
     def baseline_horizon(self) -> timedelta:
         """How far back baselines look (90 days by default)."""
+        ...
+
+    @property
+    def lateness(self) -> timedelta:
+        """How late events may arrive (24 h by default); older ones have all arrived."""
         ...
 
     def window(self, key: str) -> Window:

@@ -5,6 +5,13 @@ organization when GeoIP knows it, else the address's /16), ``device`` and ``app`
 successful sign-ins feed a baseline, so an attacker's failures do not teach hubsight that their
 country is normal. ``recent`` keeps the last successful sign-ins
 to correlate third-party alerts with the user's timeline.
+
+Every question is asked by event time, so the answers do not depend on the order events arrived
+in. A value's sightings form *episodes*: runs in which no two consecutive sightings are more than
+the horizon apart. A sighting is new exactly when it starts an episode (nothing in the horizon
+before it). ``Seen`` keeps the latest episode and the end of the one before, which answers
+"seen in the horizon before ``at``" exactly for any ``at`` within the lateness, whatever order the
+sightings came in: a late sighting can only start, extend or join episodes.
 """
 
 from __future__ import annotations
@@ -23,11 +30,42 @@ MAX_VALUES_PER_KIND = 256
 
 
 class Seen(msgspec.Struct, array_like=True):
-    """First and last event time (epoch seconds) a value was seen, and how often."""
+    """A value's latest episode (first and last event time, epoch seconds) and sightings."""
 
     first: float
     last: float
     count: int = 1
+    # The last sighting of the episode before ``first`` (more than a horizon before it).
+    before: float | None = None
+
+    def covers(self, ts: float, gap: float) -> bool:
+        """Whether the value was seen in the ``gap`` seconds before ``ts`` (``ts`` excluded)."""
+        if self.first < ts:
+            # Inside an episode consecutive sightings are at most ``gap`` apart.
+            return self.last >= ts - gap
+        before = self.before
+        return before is not None and ts - gap <= before < ts
+
+    def add(self, ts: float, gap: float) -> None:
+        """Count a sighting at ``ts``, in any order, keeping the episodes exact."""
+        self.count += 1
+        if ts > self.last:
+            if ts - self.last > gap:
+                self.before, self.first = self.last, ts
+            self.last = ts
+            return
+        if ts >= self.first:
+            return
+        before = self.before
+        if self.first - ts > gap:
+            # An episode of its own before the latest one; an older one can no longer matter.
+            self.before = ts if before is None else max(before, ts)
+        elif before is not None and ts - before <= gap:
+            # It bridges the two episodes. The merged one started before ``before``: any time
+            # an arriving event can ask about is later than that, so ``before`` stands in.
+            self.first, self.before = before, None
+        else:
+            self.first = ts
 
 
 class SignIn(msgspec.Struct, array_like=True, frozen=True):
@@ -49,21 +87,26 @@ class UserBaseline(msgspec.Struct):
     def seen(self, kind: str, value: str, at: datetime, horizon: timedelta) -> bool:
         """Whether ``value`` was seen in the ``horizon`` before ``at``."""
         seen = self.kinds.get(kind, {}).get(value)
-        ts = at.timestamp()
-        return seen is not None and seen.first < ts and seen.last >= ts - horizon.total_seconds()
+        return seen is not None and seen.covers(at.timestamp(), horizon.total_seconds())
 
     def known(self, kind: str, at: datetime, horizon: timedelta) -> list[str]:
         """Values of ``kind`` seen in the ``horizon`` before ``at``, sorted."""
-        ts = at.timestamp()
-        floor = ts - horizon.total_seconds()
-        return sorted(
-            v for v, s in self.kinds.get(kind, {}).items() if s.first < ts and s.last >= floor
-        )
+        ts, gap = at.timestamp(), horizon.total_seconds()
+        return sorted(v for v, s in self.kinds.get(kind, {}).items() if s.covers(ts, gap))
 
-    def has_history(self, kind: str, at: datetime) -> bool:
-        """Whether anything of ``kind`` was seen before ``at``."""
+    def has_history(self, kind: str, at: datetime, horizon: timedelta) -> bool:
+        """Whether anything of ``kind`` was seen in the ``horizon`` before ``at``."""
+        ts, gap = at.timestamp(), horizon.total_seconds()
+        return any(s.covers(ts, gap) for s in self.kinds.get(kind, {}).values())
+
+    def starts_after(self, kind: str, at: datetime) -> bool:
+        """Whether some value of ``kind`` began its latest episode after ``at``.
+
+        Only then can a sighting at ``at`` change what is new after it: rules skip their
+        corrections for in-order events with this one check.
+        """
         ts = at.timestamp()
-        return any(s.first < ts for s in self.kinds.get(kind, {}).values())
+        return any(s.first > ts for s in self.kinds.get(kind, {}).values())
 
     def recent_signins(self, at: datetime, horizon: timedelta) -> list[dict[str, Any]]:
         """Successful sign-ins in the ``horizon`` before ``at``, oldest first."""
@@ -81,8 +124,8 @@ class UserBaseline(msgspec.Struct):
             if floor <= s.ts <= ts
         ]
 
-    def observe(self, kind: str, value: str, ts: float) -> None:
-        """Record that ``value`` of ``kind`` was seen at ``ts``."""
+    def observe(self, kind: str, value: str, ts: float, horizon: timedelta) -> None:
+        """Record that ``value`` of ``kind`` was seen at ``ts`` (any order)."""
         values = self.kinds.setdefault(kind, {})
         seen = values.get(value)
         if seen is None:
@@ -93,9 +136,7 @@ class UserBaseline(msgspec.Struct):
                     del values[old]
             values[value] = Seen(first=ts, last=ts)
         else:
-            seen.first = min(seen.first, ts)
-            seen.last = max(seen.last, ts)
-            seen.count += 1
+            seen.add(ts, horizon.total_seconds())
 
     def remember(self, signin: SignIn) -> None:
         """Keep ``signin`` among the most recent successful sign-ins (by event time)."""
@@ -117,6 +158,9 @@ class UserBaseline(msgspec.Struct):
             stale = [v for v, s in values.items() if s.last < before]
             for value in stale:
                 del values[value]
+            for seen in values.values():
+                if seen.before is not None and seen.before < before:
+                    seen.before = None
             changed = changed or bool(stale)
         return changed
 

@@ -4,7 +4,9 @@ The collector calls ``DetectionEngine.process(batch)`` after each batch is store
 ends in one SQLite transaction holding the window changes and alerts it made (and some of the
 baselines it touched), so a crash loses at most the batch being processed; since windows ignore
 an event they already hold and alerts merge by dedup key, processing that batch again after a
-restart yields the same alerts and re-fires nothing.
+restart yields the same alerts and re-fires nothing. Findings a late event showed untrue are
+retracted: an alert left without evidence is withdrawn (deleted, unless someone triaged it) and
+its id listed in ``withdrawn``.
 
 Windowed rules see events up to ``lateness`` behind the newest event time; later ones still
 reach single-event and baseline rules and are counted in ``stats.too_late``.
@@ -103,6 +105,11 @@ class _Context:
         """How far back baselines look."""
         return self._options.baseline_horizon
 
+    @property
+    def lateness(self) -> timedelta:
+        """How late events may arrive."""
+        return self._options.lateness
+
     def window(self, key: str) -> Window:
         """The rule's window for ``key``; saved at the end of the batch if it changed."""
         wkey = (self._rule_id, key)
@@ -156,6 +163,10 @@ class DetectionEngine:
         self._pending: dict[str, Alert] = {}
         self._created: set[str] = set()
         self._memory_alerts: dict[str, Alert] = {}
+        # Alerts the current batch withdrew (a late event showed them untrue), by dedup key.
+        self._withdrawn: dict[str, Alert] = {}
+        # Ids of the alerts the last ``process`` or ``tick`` withdrew, for callers keeping copies.
+        self.withdrawn: list[str] = []
         self._lock = threading.Lock()
         if options.persist:
             self._load()
@@ -284,6 +295,9 @@ class DetectionEngine:
         else:
             bucket = int(finding.at.timestamp() // (rule.config.dedup_minutes * 60))
             key = f"{meta.id}|{finding.entity}|{bucket}"
+        if finding.retract:
+            self._retract(key, finding.evidence)
+            return
         times = [ref.timestamp for ref in finding.evidence] or [finding.at]
         severity = finding.severity or meta.severity
         alert = self._lookup(key)
@@ -309,7 +323,12 @@ class DetectionEngine:
                 notables = self._recent_notables(finding.user, alert.first_event_time)
                 if notables:
                     alert.context["notables"] = notables
-            self._created.add(key)
+            gone = self._withdrawn.pop(key, None)
+            if gone is None:
+                self._created.add(key)
+            else:
+                # Withdrawn and found again in one batch: an update, never notified twice.
+                alert.revision = gone.revision + 1
             self._pending[key] = alert
             return
         before = _encode_alert(alert)
@@ -325,10 +344,34 @@ class DetectionEngine:
                 alert.revision += 1
             self._pending[key] = alert
 
+    def _retract(self, key: str, evidence: Sequence[EventRef]) -> None:
+        alert = self._lookup(key)
+        if alert is None:
+            return
+        drop = set(evidence)
+        kept = [ref for ref in alert.evidence if ref not in drop]
+        if len(kept) == len(alert.evidence):
+            return
+        if kept:
+            alert.evidence = kept
+            alert.first_event_time = kept[0].timestamp
+            alert.last_event_time = max(ref.timestamp for ref in kept)
+            if key not in self._pending:
+                alert.revision += 1
+            self._pending[key] = alert
+        else:
+            self._pending.pop(key, None)
+            if key in self._created:
+                self._created.discard(key)
+            else:
+                self._withdrawn[key] = alert
+
     def _lookup(self, key: str) -> Alert | None:
         alert = self._pending.get(key)
         if alert is not None:
             return alert
+        if key in self._withdrawn:
+            return None
         if not self.options.persist:
             return self._memory_alerts.get(key)
         return self.alerts.by_dedup_key(key)
@@ -372,7 +415,7 @@ class DetectionEngine:
             ("app", event.application),
         ):
             if value:
-                baseline.observe(kind, value, ts)
+                baseline.observe(kind, value, ts, self.options.baseline_horizon)
         # The timeline keeps interactive sign-ins; token refreshes would crowd them out.
         if event.user and event.log_set == LogSet.INGRESS_AUTHENTICATION:
             baseline.remember(
@@ -404,7 +447,13 @@ class DetectionEngine:
         if state.watermark - state.baselines_pruned_at < 86400.0:
             return
         state.baselines_pruned_at = state.watermark
-        horizon = state.watermark - self.options.baseline_horizon.total_seconds()
+        # Values are kept two latenesses beyond the horizon: late events, and rules that look
+        # only at what has surely arrived (a lateness back), still find all they ask about.
+        horizon = (
+            state.watermark
+            - self.options.baseline_horizon.total_seconds()
+            - 2 * self.options.lateness.total_seconds()
+        )
         for subject, baseline in state.baselines.items():
             if baseline.prune(horizon):
                 state.dirty_baselines[subject] = None
@@ -413,10 +462,15 @@ class DetectionEngine:
         state = self._state
         created = [self._pending[k] for k in sorted(self._created)]
         changed = created + [a for k, a in sorted(self._pending.items()) if k not in self._created]
+        withdrawn = self._withdrawn
+        self.withdrawn = [a.id for a in withdrawn.values()]
         if self.options.persist:
-            self._save(changed)
+            self._save(changed, withdrawn=list(withdrawn))
         else:
             self._memory_alerts.update(self._pending)
+            for key in withdrawn:
+                self._memory_alerts.pop(key, None)
+        withdrawn.clear()
         state.dirty_windows.clear()
         state.dirty_sources.clear()
         if not self.options.persist:
@@ -432,7 +486,9 @@ class DetectionEngine:
                 self._save([], flush_baselines=True)
             self.db.close()
 
-    def _save(self, alerts: list[Alert], *, flush_baselines: bool = False) -> None:
+    def _save(
+        self, alerts: list[Alert], *, flush_baselines: bool = False, withdrawn: Sequence[str] = ()
+    ) -> None:
         state = self._state
         now = time.time()
         with self.db.transaction() as conn:
@@ -480,6 +536,12 @@ class DetectionEngine:
             )
             for alert in alerts:
                 self.alerts.save(conn, alert, now)
+            # A withdrawn alert someone already triaged stays, with its last evidence.
+            conn.executemany(
+                "DELETE FROM alerts WHERE dedup_key = ? AND status = 'open' AND assignee IS NULL "
+                "AND disposition IS NULL AND id NOT IN (SELECT alert_id FROM alert_history)",
+                [(key,) for key in withdrawn],
+            )
 
     def _load(self) -> None:
         state = self._state

@@ -5,11 +5,10 @@ from __future__ import annotations
 import ipaddress
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import cached_property
 
 from hubsight.detect.base import (
-    EventRef,
     Example,
     Finding,
     Rule,
@@ -46,12 +45,17 @@ class NewCountry(Rule[NewCountryConfig]):
     meta = RuleMeta(
         id="auth.new_country",
         title="First sign-in from a new country",
-        description="A successful sign-in from a country not in the user's baseline. A notable: "
-        "it goes on the user's timeline and into later alerts.",
+        description="A successful sign-in from a country the user had no successful sign-in "
+        "from in the baseline horizon before it, by event time. A notable: it goes on the "
+        "user's timeline and into later alerts. When an earlier sign-in from that country "
+        "arrives late, the notable moves to it; when that earlier sign-in shows the country "
+        "was not new after all, the notable is withdrawn.",
         severity=Severity.LOW,
         technique="T1078.004",
         log_sets=AUTH_LOG_SETS,
-        runbook="Check the user's travel; look at what else the user did from this country.",
+        runbook="Check the user's travel; look at what else the user did from this country. "
+        "Entra sign-in logs can arrive hours late: a notable may move to an earlier sign-in or "
+        "be withdrawn as they come in.",
         notable=True,
         uses_baseline=True,
         results=frozenset({SUCCESS}),
@@ -59,25 +63,65 @@ class NewCountry(Rule[NewCountryConfig]):
     config_type = NewCountryConfig
 
     def evaluate(self, event: Event, ctx: RuleContext) -> Iterable[Finding]:
-        """Fire when the country is new for a user who has a baseline."""
+        """Fire when the country is new for a user who has a baseline; revise later notables."""
         country, user, at = event.geoip_country_code, event.user, event.timestamp
-        if event.result != SUCCESS or not user or not country or ctx.learning(at):
+        if event.result != SUCCESS or not user or not country:
             return
         baseline = ctx.baseline(user)
         horizon = ctx.baseline_horizon
+        # Corrections first: a notable moving to this sign-in is then replaced, not merged.
+        if baseline.starts_after("country", at):
+            yield from self._revise(user, country, at, ctx)
         known = baseline.known("country", at, horizon)
-        # A user with no history at all is new, not travelling.
-        if not known or country in known:
+        if country in known:
             return
-        yield Finding(
+        # Every first sighting is kept for the lateness: a late sign-in may still give it the
+        # history it lacks, or show it was not the first.
+        entry = entry_of(event, f"{country}\t{event.source_ip or ''}")
+        ctx.window(user).add(entry)
+        # A user with no history at all is new, not travelling.
+        if known and not ctx.learning(at):
+            yield self._finding(user, entry, known, horizon)
+
+    def _revise(self, user: str, country: str, at: datetime, ctx: RuleContext) -> Iterable[Finding]:
+        """Findings of later first sightings that a sign-in at ``at`` makes or unmakes."""
+        baseline = ctx.baseline(user)
+        horizon = ctx.baseline_horizon
+        ts = at.timestamp()
+        for later in ctx.window(user).between(ts, ts + horizon.total_seconds()):
+            if later.ts == ts:
+                continue
+            then = from_epoch(later.ts)
+            other = later.value.split("\t", 1)[0]
+            if baseline.seen("country", other, then, horizon) or ctx.learning(then):
+                continue
+            known = baseline.known("country", then, horizon)
+            if other == country:
+                if known:
+                    yield self._finding(user, later, known, horizon, retract=True)
+            elif not known:
+                yield self._finding(user, later, [country], horizon)
+
+    def _finding(
+        self,
+        user: str,
+        entry: Entry,
+        known: Sequence[str],
+        horizon: timedelta,
+        *,
+        retract: bool = False,
+    ) -> Finding:
+        country, ip = entry.value.split("\t", 1)
+        return Finding(
             entity=f"{user}|{country}",
             title=f"{user} signed in from {country} for the first time",
-            at=at,
-            evidence=[EventRef.of(event)],
+            at=from_epoch(entry.ts),
+            evidence=[entry.ref],
             user=user,
-            source_ip=event.source_ip,
+            source_ip=ip or None,
             baseline=f"countries seen for this user in {horizon.days} days: "
             f"{', '.join(known)}; now: {country}",
+            retract=retract,
         )
 
     @classmethod
@@ -87,6 +131,11 @@ class NewCountry(Rule[NewCountryConfig]):
             Example("DE then NG", numbered([signin(0), signin(600, country="NG")]), fires=True),
             Example("DE then DE", numbered([signin(0), signin(600)]), fires=False),
             Example("first ever sign-in", [signin(0, country="NG")], fires=False),
+            Example(
+                "NG arrives before the DE sign-in that preceded it",
+                numbered([signin(600, country="NG"), signin(0)]),
+                fires=True,
+            ),
         )
 
 
@@ -260,7 +309,9 @@ class ServicePrincipalNewNetwork(Rule[WorkloadConfig]):
         id="auth.service_principal_new_network",
         title="Service principal sign-in from a new IP/ASN",
         description="A successful service principal sign-in from an IP not in its baseline, "
-        "whose network (ASN) is not in its baseline either.",
+        "whose network (ASN) is not in its baseline either, by event time. When an earlier "
+        "sign-in from that network arrives late, the alert moves to it, or is withdrawn when "
+        "that sign-in shows the network was known.",
         severity=Severity.MEDIUM,
         technique="T1078.004",
         log_sets=AUTH_LOG_SETS,
@@ -272,28 +323,75 @@ class ServicePrincipalNewNetwork(Rule[WorkloadConfig]):
     config_type = WorkloadConfig
 
     def evaluate(self, event: Event, ctx: RuleContext) -> Iterable[Finding]:
-        """Fire when both the IP and its organization are new for the app."""
-        ip, app_id, at = public_ip(event), event.application_id, event.timestamp
+        """Fire when both the IP and its organization are new for the app; revise later ones."""
+        app_id, at = event.application_id, event.timestamp
         if event.actor_type != "service_principal" or event.result != SUCCESS:
             return
-        if not ip or not app_id or ctx.learning(at):
+        if not app_id or not event.source_ip:
             return
-        baseline = ctx.baseline(f"sp:{app_id}")
+        subject = f"sp:{app_id}"
+        baseline = ctx.baseline(subject)
         horizon = ctx.baseline_horizon
-        if not baseline.has_history("ip", at) or baseline.seen("ip", ip, at, horizon):
+        network = event.geoip_organization or network_of(event.source_ip)
+        # Corrections first: an alert moving to this sign-in is then replaced, not merged.
+        if baseline.starts_after("asn", at):
+            yield from self._revise(subject, event.source_ip, network, at, ctx)
+        ip = public_ip(event)
+        if not ip or baseline.seen("ip", ip, at, horizon):
             return
-        network = event.geoip_organization or network_of(ip)
         if baseline.seen("asn", network, at, horizon):
             return
-        name = event.application or app_id
-        yield Finding(
+        # Kept for the lateness: a late sign-in may still give it the history it lacks, or show
+        # its network was known.
+        entry = entry_of(event, f"{ip}\t{network}\t{event.application or app_id}")
+        ctx.window(subject).add(entry)
+        if baseline.has_history("ip", at, horizon) and not ctx.learning(at):
+            yield self._finding(app_id, entry, baseline.known("asn", at, horizon), horizon)
+
+    def _revise(
+        self, subject: str, ip: str, network: str, at: datetime, ctx: RuleContext
+    ) -> Iterable[Finding]:
+        """Findings of later new networks that a sign-in at ``at`` makes or unmakes."""
+        baseline = ctx.baseline(subject)
+        horizon = ctx.baseline_horizon
+        ts = at.timestamp()
+        app_id = subject.removeprefix("sp:")
+        for later in ctx.window(subject).between(ts, ts + horizon.total_seconds()):
+            if later.ts == ts:
+                continue
+            then = from_epoch(later.ts)
+            other_ip, other_network, _ = later.value.split("\t", 2)
+            if baseline.seen("ip", other_ip, then, horizon) or ctx.learning(then):
+                continue
+            if baseline.seen("asn", other_network, then, horizon):
+                continue
+            known = baseline.known("asn", then, horizon)
+            had_history = baseline.has_history("ip", then, horizon)
+            if other_ip == ip or other_network == network:
+                if had_history:
+                    yield self._finding(app_id, later, known, horizon, retract=True)
+            elif not had_history:
+                yield self._finding(app_id, later, sorted({*known, network}), horizon)
+
+    def _finding(
+        self,
+        app_id: str,
+        entry: Entry,
+        known: Sequence[str],
+        horizon: timedelta,
+        *,
+        retract: bool = False,
+    ) -> Finding:
+        ip, network, name = entry.value.split("\t", 2)
+        return Finding(
             entity=f"{app_id}|{network}",
             title=f"Service principal {name} signed in from new network {network}",
-            at=at,
-            evidence=[EventRef.of(event)],
+            at=from_epoch(entry.ts),
+            evidence=[entry.ref],
             source_ip=ip,
             baseline=f"networks seen for this app in {horizon.days} days: "
-            f"{', '.join(baseline.known('asn', at, horizon))}; now: {network}",
+            f"{', '.join(known)}; now: {network}",
+            retract=retract,
         )
 
     @classmethod

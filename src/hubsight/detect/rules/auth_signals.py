@@ -15,6 +15,7 @@ from hubsight.detect.base import (
     RuleMeta,
     Severity,
 )
+from hubsight.detect.baseline import from_epoch
 from hubsight.detect.rules.signals import (
     AUTH_LOG_SETS,
     SUCCESS,
@@ -22,6 +23,7 @@ from hubsight.detect.rules.signals import (
     raw_has,
     signin,
 )
+from hubsight.detect.windows import Entry
 from hubsight.parsing.event import Event
 
 
@@ -238,7 +240,9 @@ class UnusualAuthFlow(Rule[FlowConfig]):
         id="auth.unusual_flow",
         title="Device-code or ROPC flow by an unusual user",
         description="A sign-in using the device code or resource-owner password flow by a user "
-        "who had not used that flow in `lookback_days`.",
+        "who had not used that flow in the `lookback_days` before it, by event time. When an "
+        "earlier use arrives late, the alert moves to it (or is withdrawn, when that earlier use "
+        "was not the first either).",
         severity=Severity.MEDIUM,
         technique="T1528",
         log_sets=AUTH_LOG_SETS,
@@ -254,7 +258,7 @@ class UnusualAuthFlow(Rule[FlowConfig]):
         return timedelta(days=self.config.lookback_days)
 
     def evaluate(self, event: Event, ctx: RuleContext) -> Iterable[Finding]:
-        """Fire on the first use of a flow by a user within the lookback."""
+        """Fire on the first use of a flow by a user within the lookback; revise the next one."""
         if not event.user:
             return
         raw = bytes(memoryview(event.raw))
@@ -265,15 +269,38 @@ class UnusualAuthFlow(Rule[FlowConfig]):
         entry = entry_of(event, flow)
         if not window.add(entry):
             return
-        lookback = self.config.lookback_days * 86400.0
-        earlier = [
-            e
-            for e in window.between(entry.ts - lookback, entry.ts)
-            if e.value == flow and e != entry
-        ]
-        if earlier or ctx.learning(event.timestamp):
-            return
-        yield _finding(event, f"{event.user}|{flow}", f"{event.user} used the {flow} flow")
+        ts, lookback = entry.ts, self.config.lookback_days * 86400.0
+        prior = next(
+            (
+                e.ts
+                for e in reversed(window.between(ts - lookback, ts))
+                if e.value == flow and e.ts < ts
+            ),
+            None,
+        )
+        after = next(
+            (e.ts for e in window.between(ts, ts + lookback) if e.value == flow and e.ts > ts), None
+        )
+        if after is not None:
+            # The next use fired unless another use was in its lookback before this one came.
+            ties = any(e.value == flow and e != entry for e in window.between(ts, ts))
+            then = from_epoch(after)
+            if not ties and (prior is None or prior < after - lookback) and not ctx.learning(then):
+                for e in window.between(after, after):
+                    if e.value == flow:
+                        yield self._finding(event.user, flow, e, retract=True)
+        if prior is None and not ctx.learning(event.timestamp):
+            yield self._finding(event.user, flow, entry)
+
+    def _finding(self, user: str, flow: str, entry: Entry, *, retract: bool = False) -> Finding:
+        return Finding(
+            entity=f"{user}|{flow}",
+            title=f"{user} used the {flow} flow",
+            at=from_epoch(entry.ts),
+            evidence=[entry.ref],
+            user=user,
+            retract=retract,
+        )
 
     @classmethod
     def examples(cls) -> Sequence[Example]:
