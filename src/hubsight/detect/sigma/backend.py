@@ -44,7 +44,7 @@ from sigma.types import (
     SpecialChars,
 )
 
-from hubsight.detect.sigma.record import AzureRecord, getter, number_of, text_of
+from hubsight.detect.sigma.record import AzureRecord, FieldReader, text_of
 
 Predicate = Callable[[AzureRecord], bool]
 V = TypeVar("V", bound=SigmaType)
@@ -79,13 +79,11 @@ class PredicateBackend(Backend):
 
     def convert_condition_and(self, cond: ConditionAND, state: ConversionState) -> Predicate:
         """All of the parts."""
-        parts = self._parts(cond.args, state)
-        return lambda record: all(part(record) for part in parts)
+        return _all_of(self._parts(cond.args, state))
 
     def convert_condition_or(self, cond: ConditionOR, state: ConversionState) -> Predicate:
         """Any of the parts."""
-        parts = self._parts(cond.args, state)
-        return lambda record: any(part(record) for part in parts)
+        return _any_of(self._parts(cond.args, state))
 
     def convert_condition_not(self, cond: ConditionNOT, state: ConversionState) -> Predicate:
         """The negation of the single part."""
@@ -114,14 +112,15 @@ class PredicateBackend(Backend):
             _plain(arg.value).lower() for arg in args if isinstance(arg.value, SigmaString)
         )
         numbers = frozenset(arg.value.number for arg in args if isinstance(arg.value, SigmaNumber))
+        reader = _reader(args[0].field)
 
-        def test(value: Any) -> bool:
-            text = text_of(value)
-            if text is not None and text.lower() in texts:
-                return True
-            return bool(numbers) and number_of(value) in numbers
+        def predicate(record: AzureRecord) -> bool:
+            for text in reader.lowered(record):
+                if text in texts:
+                    return True
+            return bool(numbers) and any(n in numbers for n in reader.numbers(record))
 
-        return _field(args[0].field, test)
+        return predicate
 
     # field: value
 
@@ -129,7 +128,7 @@ class PredicateBackend(Backend):
         self, cond: ConditionFieldEqualsValueExpression, state: ConversionState
     ) -> Predicate:
         """Case-insensitive string match, wildcards included."""
-        return _field(cond.field, _on_text(_string_test(_value(cond, SigmaString), cased=False)))
+        return _field_text(cond.field, _string_test(_value(cond, SigmaString), cased=False))
 
     def convert_condition_field_eq_val_str_case_sensitive(
         self, cond: ConditionFieldEqualsValueExpression, state: ConversionState
@@ -141,8 +140,8 @@ class PredicateBackend(Backend):
         self, cond: ConditionFieldEqualsValueExpression, state: ConversionState
     ) -> Predicate:
         """Numeric equality; numbers held as text count."""
-        number = _value(cond, SigmaNumber).number
-        return _field(cond.field, lambda value: number_of(value) == number)
+        number, reader = _value(cond, SigmaNumber).number, _reader(cond.field)
+        return lambda record: number in reader.numbers(record)
 
     def convert_condition_field_eq_val_bool(
         self, cond: ConditionFieldEqualsValueExpression, state: ConversionState
@@ -172,18 +171,15 @@ class PredicateBackend(Backend):
         value = _value(cond, SigmaCompareExpression)
         compare, limit = _COMPARE[value.op], value.number.number
 
-        def test(candidate: Any) -> bool:
-            number = number_of(candidate)
-            return number is not None and compare(number, limit)
-
-        return _field(cond.field, test)
+        reader = _reader(cond.field)
+        return lambda record: any(compare(n, limit) for n in reader.numbers(record))
 
     def convert_condition_field_eq_field(
         self, cond: ConditionFieldEqualsValueExpression, state: ConversionState
     ) -> Predicate:
         """Two fields with the same value (``|fieldref``), or a prefix / suffix of it."""
         ref = _value(cond, SigmaFieldReference)
-        left, right = getter(cond.field), getter(ref.field)
+        left, right = _reader(cond.field), _reader(ref.field)
 
         def same(a: str, b: str) -> bool:
             if ref.starts_with:
@@ -193,13 +189,8 @@ class PredicateBackend(Backend):
             return a == b
 
         def predicate(record: AzureRecord) -> bool:
-            others = [t.lower() for t in map(text_of, right(record)) if t is not None]
-            return any(
-                same(text.lower(), other)
-                for text in map(text_of, left(record))
-                if text is not None
-                for other in others
-            )
+            others = right.lowered(record)
+            return any(same(text, other) for text in left.lowered(record) for other in others)
 
         return predicate
 
@@ -207,15 +198,15 @@ class PredicateBackend(Backend):
         self, cond: ConditionFieldEqualsValueExpression, state: ConversionState
     ) -> Predicate:
         """The field is absent or null."""
-        get = getter(cond.field)
-        return lambda record: all(value is None for value in get(record))
+        reader = _reader(cond.field)
+        return lambda record: all(value is None for value in reader.values(record))
 
     def convert_condition_field_exists(
         self, cond: ConditionFieldEqualsValueExpression, state: ConversionState
     ) -> Predicate:
         """The field has a non-null value (``|exists: true``)."""
-        get = getter(cond.field)
-        return lambda record: any(value is not None for value in get(record))
+        reader = _reader(cond.field)
+        return lambda record: any(value is not None for value in reader.values(record))
 
     def convert_condition_field_not_exists(
         self, cond: ConditionFieldEqualsValueExpression, state: ConversionState
@@ -297,15 +288,47 @@ def _value(
     return value
 
 
-def _field(field: str | None, test: ValueTest) -> Predicate:
+def _reader(field: str | None) -> FieldReader:
     if field is None:
         raise _unsupported("a field-less value outside a keyword list")
-    get = getter(field)
+    return FieldReader(field)
+
+
+def _field(field: str | None, test: ValueTest) -> Predicate:
+    reader = _reader(field)
 
     def predicate(record: AzureRecord) -> bool:
-        return any(test(value) for value in get(record))
+        return any(test(value) for value in reader.values(record))
 
     return predicate
+
+
+def _field_text(field: str | None, test: TextTest) -> Predicate:
+    # ``test`` receives the values as lower-case text, computed once per record and field.
+    reader = _reader(field)
+
+    def predicate(record: AzureRecord) -> bool:
+        return any(test(text) for text in reader.lowered(record))
+
+    return predicate
+
+
+def _all_of(parts: tuple[Predicate, ...]) -> Predicate:
+    if len(parts) == 1:
+        return parts[0]
+    if len(parts) == 2:
+        first, second = parts
+        return lambda record: first(record) and second(record)
+    return lambda record: all(part(record) for part in parts)
+
+
+def _any_of(parts: tuple[Predicate, ...]) -> Predicate:
+    if len(parts) == 1:
+        return parts[0]
+    if len(parts) == 2:
+        first, second = parts
+        return lambda record: first(record) or second(record)
+    return lambda record: any(part(record) for part in parts)
 
 
 def _on_text(test: TextTest) -> ValueTest:
@@ -327,11 +350,12 @@ def _plain(value: SigmaString) -> str:
 
 
 def _string_test(value: SigmaString, *, cased: bool) -> TextTest:
+    # Unless ``cased``, the text tested is lower case already: only the rule's value is folded.
     _no_placeholders(value)
     fold: Callable[[str], str] = (lambda text: text) if cased else str.lower
     if not value.contains_special():
         whole = fold(_plain(value))
-        return lambda text: fold(text) == whole
+        return lambda text: text == whole
     parts = value.s
     lead = parts[0] is SpecialChars.WILDCARD_MULTI
     trail = parts[-1] is SpecialChars.WILDCARD_MULTI
@@ -339,10 +363,10 @@ def _string_test(value: SigmaString, *, cased: bool) -> TextTest:
     if len(middle) == 1 and isinstance(middle[0], str):
         needle = fold(middle[0])
         if lead and trail:
-            return lambda text: needle in fold(text)
+            return lambda text: needle in text
         if trail:
-            return lambda text: fold(text).startswith(needle)
-        return lambda text: fold(text).endswith(needle)
+            return lambda text: text.startswith(needle)
+        return lambda text: text.endswith(needle)
     flags = re.DOTALL if cased else re.DOTALL | re.IGNORECASE
     fullmatch = re.compile(str(value.to_regex().regexp), flags).fullmatch
     return lambda text: fullmatch(text) is not None

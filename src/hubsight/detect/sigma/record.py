@@ -17,18 +17,20 @@ import msgspec
 from hubsight.detect.sigma.fields import PROPERTIES, VIRTUAL_PREFIX
 from hubsight.parsing.event import Event
 
-Getter = Callable[["AzureRecord"], list[Any]]
+Derived = Callable[["AzureRecord"], list[Any]]
 _MISSING = object()
 
 
 class AzureRecord:
     """One event's decoded record, with its normalized event for derived fields."""
 
-    __slots__ = ("_lower", "_raw", "data", "event")
+    __slots__ = ("_lower", "_raw", "data", "event", "memo")
 
     def __init__(self, event: Event, data: dict[str, Any]) -> None:
         self.event = event
         self.data = data
+        # Values by field, filled as rules read them: many rules read the same few fields.
+        self.memo: dict[str, list[Any]] = {}
         self._raw: str | None = None
         self._lower: str | None = None
 
@@ -77,19 +79,68 @@ def _decode(event: Event) -> AzureRecord | None:
     return AzureRecord(event, data)
 
 
-def getter(path: str) -> Getter:
-    """The values at ``path`` (dotted, or a ``hubsight:`` derived field) of a record."""
-    if path.startswith(VIRTUAL_PREFIX):
-        # Only the field tables produce these names, so every one of them is in _DERIVED.
-        return _DERIVED[path[len(VIRTUAL_PREFIX) :]]
-    keys = tuple((key, key.lower()) for key in path.split("."))
+class FieldReader:
+    """Reads one field (a dotted path, or a ``hubsight:`` derived field) of records."""
 
-    def values(record: AzureRecord) -> list[Any]:
-        out: list[Any] = []
-        _walk(record.data, keys, 0, out)
+    __slots__ = ("_derived", "_keys", "_lower_key", "_number_key", "path")
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._lower_key = path + "\0lower"
+        self._number_key = path + "\0number"
+        # Only the field tables produce hubsight: names, so every one of them is in _DERIVED.
+        self._derived = (
+            _DERIVED[path[len(VIRTUAL_PREFIX) :]] if path.startswith(VIRTUAL_PREFIX) else None
+        )
+        self._keys = tuple((key, key.lower()) for key in path.split("."))
+
+    def values(self, record: AzureRecord) -> list[Any]:
+        """The field's values in ``record`` (empty when absent)."""
+        found = record.memo.get(self.path)
+        if found is None:
+            if self._derived is not None:
+                found = self._derived(record)
+            else:
+                found = _lookup(record.data, self._keys)
+            record.memo[self.path] = found
+        return found
+
+    def lowered(self, record: AzureRecord) -> list[str]:
+        """The field's non-null values as lower-case text."""
+        found = record.memo.get(self._lower_key)
+        if found is None:
+            found = [t.lower() for t in map(text_of, self.values(record)) if t is not None]
+            record.memo[self._lower_key] = found
+        return found
+
+    def numbers(self, record: AzureRecord) -> list[Any]:
+        """The field's values that are numbers or numeric text, as numbers."""
+        found = record.memo.get(self._number_key)
+        if found is None:
+            found = [n for n in map(number_of, self.values(record)) if n is not None]
+            record.memo[self._number_key] = found
+        return found
+
+
+def _lookup(data: dict[str, Any], keys: tuple[tuple[str, str], ...]) -> list[Any]:
+    # Straight down through objects, the common case; lists and JSON strings take _walk.
+    node: Any = data
+    for depth, (exact, lower) in enumerate(keys):
+        if not isinstance(node, dict):
+            out: list[Any] = []
+            _walk(node, keys, depth, out)
+            return out
+        child = node.get(exact, _MISSING)
+        if child is _MISSING:
+            child = next((v for k, v in node.items() if k.lower() == lower), _MISSING)
+            if child is _MISSING:
+                return []
+        node = child
+    if isinstance(node, list):
+        out = []
+        _walk(node, keys, len(keys), out)
         return out
-
-    return values
+    return [node]
 
 
 def _walk(node: Any, keys: tuple[tuple[str, str], ...], depth: int, out: list[Any]) -> None:
@@ -145,7 +196,7 @@ def _user(record: AzureRecord) -> list[Any]:
     return [] if record.event.user is None else [record.event.user]
 
 
-_DERIVED: dict[str, Getter] = {
+_DERIVED: dict[str, Derived] = {
     "status": _status,
     "resource_provider": _resource_provider,
     "user": _user,
