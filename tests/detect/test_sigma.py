@@ -422,3 +422,22 @@ def test_import_prints_a_line_per_file_for_people(tmp_path: Path) -> None:
     assert len(lines) == len(OWN_EXPECTED) + 1
     assert [state for state, *_ in lines].count("loaded") == 3
     assert ["skipped", str(OWN / "two_rules.yml"), "-", OWN_EXPECTED["two_rules.yml"]] in lines
+
+
+def test_graph_and_rest_shapes_read_like_event_hub_records(tmp_path: Path) -> None:
+    audit = _rule(
+        tmp_path, {"selection": {"Category": "Policy", "OperationName": "Update*"}}, "auditlogs"
+    )
+    graph = _record("AuditLogs/graph-shape-policy-category.json")
+    admin = {"log_set": LogSet.CLOUD_SERVICE_ADMIN_ACTIVITY, "category": "AuditLogs"}
+    assert _fires(audit, _event(graph, **admin))
+    graph["activityDisplayName"] = "Add conditional access policy"
+    assert not _fires(audit, _event(graph, **admin))
+    selection = {
+        "CategoryValue": "Administrative",
+        "OperationNameValue": "Microsoft.Network/networkSecurityGroups/write",
+    }
+    activity = _rule(tmp_path, {"selection": selection}, "activitylogs")
+    rest = _record("Administrative/microsoft-docs-rest-shape.json")
+    assert isinstance(rest["operationName"], dict)
+    assert _fires(activity, _event(rest, **{**admin, "category": "Administrative"}))

@@ -1,5 +1,7 @@
 """The raw Azure record as Sigma predicates read it: decoded once per event, looked up by path.
 
+Bare Graph-shaped audit entries get the Event Hub envelope, and the REST shape's
+``{value, localizedValue}`` wrappers are unwrapped, so one field table serves every shape.
 Lookups are case-insensitive (Azure spells the same key differently across categories and API
 versions), walk into lists (``TargetResources.modifiedProperties.newValue`` reads every target's
 every modified property) and into JSON held in strings (``properties`` is often one). A value
@@ -15,10 +17,13 @@ from typing import Any
 import msgspec
 
 from hubsight.detect.sigma.fields import PROPERTIES, VIRTUAL_PREFIX
+from hubsight.parsing.azure.audit import AUDIT_CATEGORY
 from hubsight.parsing.event import Event
 
 Derived = Callable[["AzureRecord"], list[Any]]
 _MISSING = object()
+_GRAPH_ACTIVITY = "activityDisplayName"
+_LOCALIZED, _VALUE = "localizedValue", "value"
 
 
 class AzureRecord:
@@ -76,6 +81,17 @@ def _decode(event: Event) -> AzureRecord | None:
     properties = data.get(PROPERTIES)
     if isinstance(properties, str):
         data[PROPERTIES] = _json_in_string(properties, properties)
+    elif properties is None and event.category == AUDIT_CATEGORY and _GRAPH_ACTIVITY in data:
+        # A bare Graph-shaped audit entry: give it the Event Hub envelope the fields expect.
+        data = {
+            "operationName": data[_GRAPH_ACTIVITY],
+            "category": AUDIT_CATEGORY,
+            PROPERTIES: data,
+        }
+    for key, value in data.items():
+        # The REST shape of Activity Log records wraps values as {value, localizedValue}.
+        if isinstance(value, dict) and _LOCALIZED in value and _VALUE in value:
+            data[key] = value[_VALUE]
     return AzureRecord(event, data)
 
 
