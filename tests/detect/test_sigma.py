@@ -14,6 +14,8 @@ import msgspec
 import pytest
 import yaml
 from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from hubsight.cli.main import cli
 from hubsight.detect.base import example_event
@@ -304,6 +306,9 @@ def test_resource_provider_is_derived_from_the_operation(tmp_path: Path) -> None
     assert _fires(rule, _event(record, **activity))
     record["operationName"] = "Microsoft.Compute/virtualMachines/write"
     assert not _fires(rule, _event(record, **activity))
+    caller = _rule(tmp_path, {"selection": {"Caller": "carol.admin@contoso.com"}}, "activitylogs")
+    assert _fires(caller, _event(record, **activity, user="carol.admin@contoso.com"))
+    assert not _fires(caller, _event(record, **activity, user="bob@contoso.com"))
 
 
 def test_a_record_that_is_not_an_object_never_fires(tmp_path: Path) -> None:
@@ -441,3 +446,46 @@ def test_graph_and_rest_shapes_read_like_event_hub_records(tmp_path: Path) -> No
     rest = _record("Administrative/microsoft-docs-rest-shape.json")
     assert isinstance(rest["operationName"], dict)
     assert _fires(activity, _event(rest, **{**admin, "category": "Administrative"}))
+
+
+# Keys the vendored rules read, in several spellings, so that random records reach deep paths.
+_KEYS = st.sampled_from(
+    [
+        "properties",
+        "Properties",
+        "resultType",
+        "ResultType",
+        "operationName",
+        "category",
+        "targetResources",
+        "modifiedProperties",
+        "newValue",
+        "status",
+        "deviceDetail",
+        "trustType",
+        "userAgent",
+        "callerIpAddress",
+        "riskEventType",
+        "x",
+    ]
+)
+_SCALARS = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12)
+_JSON = st.recursive(
+    _SCALARS,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_KEYS, inner, max_size=4),
+    max_leaves=12,
+)
+_CATEGORIES = st.sampled_from(["SignInLogs", "AuditLogs", "Administrative", "UserRiskEvents"])
+
+
+@settings(
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(record=st.dictionaries(_KEYS, _JSON, max_size=6), category=_CATEGORIES)
+def test_any_record_is_evaluated_without_error(
+    sigmahq: dict[str, SigmaLoad], record: dict[str, Any], category: str
+) -> None:
+    event = _event(msgspec.json.encode(record), category=category, result="SUCCESS")
+    for load in sigmahq.values():
+        if load.rule is not None:
+            assert len(list(load.rule.evaluate(event, None))) <= 1  # type: ignore[arg-type]
