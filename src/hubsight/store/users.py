@@ -196,7 +196,7 @@ class UserStore:
     def session(
         self, session_id: str, limits: SessionLimits | None = None
     ) -> Session | SessionExpired | None:
-        """The live session with this id, why it ended, or None for an id never issued.
+        """The live session with this id, why it ended, or None for an id not (or no longer) known.
 
         Each look-up counts as activity: it moves the idle deadline on (written at most every
         tenth of the idle time, so a busy page does not write on every request).
