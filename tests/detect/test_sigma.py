@@ -102,6 +102,7 @@ OWN_EXPECTED = {
         "the placeholder in '%admin_networks%' (|expand) is not supported by hubsight"
     ),
     "two_rules.yml": "2 rules in one file; put each rule in its own file",
+    "empty.yml": "no Sigma rule in the file",
 }
 
 

@@ -169,9 +169,7 @@ class PredicateBackend(Backend):
     ) -> Predicate:
         """Numeric comparison (``|lt``, ``|gte``, ...)."""
         value = _value(cond, SigmaCompareExpression)
-        compare, limit = _COMPARE[value.op], value.number.number
-
-        reader = _reader(cond.field)
+        compare, limit, reader = _COMPARE[value.op], value.number.number, _reader(cond.field)
         return lambda record: any(compare(n, limit) for n in reader.numbers(record))
 
     def convert_condition_field_eq_field(

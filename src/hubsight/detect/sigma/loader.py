@@ -118,7 +118,11 @@ class SigmaLoader:
         except (SigmaError, yaml.YAMLError) as exc:
             return SigmaLoad(path, None, f"not a valid Sigma rule: {_message(exc)}", None)
         if len(rules) != 1:
-            reason = f"{len(rules)} rules in one file; put each rule in its own file"
+            reason = (
+                f"{len(rules)} rules in one file; put each rule in its own file"
+                if rules
+                else "no Sigma rule in the file"
+            )
             return SigmaLoad(path, None, reason, None)
         sigma = rules[0]
         rule_id = f"sigma.{sigma.id or path.stem}"
