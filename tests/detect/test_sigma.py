@@ -103,6 +103,7 @@ OWN_EXPECTED = {
     ),
     "two_rules.yml": "2 rules in one file; put each rule in its own file",
     "empty.yml": "no Sigma rule in the file",
+    "no_product.yml": f"logsource has no product {_SUPPORTED}",
 }
 
 

@@ -42,7 +42,9 @@ class RejectOtherLogsources(PreprocessingTransformation):
         if isinstance(rule, SigmaCorrelationRule):
             raise SigmaTransformationError(f"correlation rules are not supported; use {wanted}")
         source = rule.logsource
-        if (source.product or "").lower() != PRODUCT:
+        if source.product is None:
+            raise SigmaTransformationError(f"logsource has no product (supported: {wanted})")
+        if source.product.lower() != PRODUCT:
             raise SigmaTransformationError(
                 f"logsource product {source.product!r} is not {PRODUCT} (supported: {wanted})"
             )
