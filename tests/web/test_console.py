@@ -20,7 +20,6 @@ from hubsight.store.embedded import EmbeddedStore
 from hubsight.store.users import UserStore
 from hubsight.web.api import create_app
 from hubsight.web.auth import ConsoleAuth
-from hubsight.web.worldmap import world_svg
 
 STATIC = Path(__file__).parents[2] / "src/hubsight/web/static"
 
@@ -74,15 +73,6 @@ def test_pages_escape_what_users_typed(client: TestClient) -> None:
     page = client.get("/alerts", params={"user": '"><script>alert(1)</script>'})
     assert "<script>alert(1)" not in page.text
     assert "&lt;script&gt;" in page.text
-
-
-def test_world_map_places_known_countries_and_scales_by_count() -> None:
-    svg = world_svg({"US": 40, "DE": 10, "ZZ": 3})
-    marks = dict(re.findall(r'data-country="(\w+)" cx="[\d.]+" cy="[\d.]+" r="([\d.]+)"', svg))
-    assert set(marks) == {"US", "DE"}
-    assert float(marks["US"]) == 8.0
-    assert float(marks["DE"]) == 5.0
-    assert "United States: 40 sign-ins" in svg
 
 
 def test_console_pages_stay_light(client: TestClient) -> None:

@@ -26,7 +26,7 @@ from hubsight.status import source_status
 from hubsight.web.auth import EXPIRED_MESSAGES, current_account
 from hubsight.web.detect_routes import alert_detail, list_rules, target_docs, user_timeline
 from hubsight.web.rendering import render
-from hubsight.web.worldmap import CENTRES, world_svg
+from hubsight.web.worldmap import cited_countries, on_map, world_svg
 
 _HERE = Path(__file__).parent
 SEVERITIES = [s.value for s in Severity]
@@ -201,9 +201,14 @@ def user_page(request: Request, user: str, days: int = 30) -> HTMLResponse:
         {
             "t": timeline,
             "days": days,
-            "map": world_svg(counts),
+            "map": world_svg(
+                counts,
+                cited_countries(
+                    timeline["recent_signins"], timeline["alerts"] + timeline["notables"]
+                ),
+            ),
             "countries": sorted(counts.items(), key=lambda item: -item[1]),
-            "unplaced": sorted(c for c in counts if c.upper() not in CENTRES),
+            "unplaced": sorted(c for c in counts if not on_map(c)),
         },
     )
 

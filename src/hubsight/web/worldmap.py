@@ -1,109 +1,239 @@
-"""A world map drawn locally as SVG: coarse land outlines and one circle per country signed in from.
+"""A world map of sign-ins by country, rendered on the server as inline SVG.
 
-An air-gapped SOC has no map tiles, so the outlines are a few hundred hand-placed (longitude,
-latitude) points, accurate to a few degrees: enough to see which continent a sign-in came from.
-Circles sit on each country's approximate centre; countries missing from the table are listed
-beside the map instead.
+An air-gapped SOC has no map tiles, so the country outlines ship with the package:
+``worldmap.json`` holds Natural Earth's 1:110m admin-0 countries (public domain), projected,
+simplified and keyed by ISO 3166-1 alpha-2 by ``scripts/build-worldmap.py``. Countries too small
+to see at that scale (Singapore, Malta, Luxembourg...) also carry a dot at their label point.
+
+Each country is filled by its sign-in count on a sequential, logarithmically binned scale;
+countries a user's alerts cite are outlined in red, the rest of the user's baseline in ink. The
+page's Content-Security-Policy forbids inline styles, so every colour is an SVG presentation
+attribute.
 """
 
 from __future__ import annotations
 
-import math
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from functools import cache
 from html import escape
+from importlib import resources
+from typing import Any
 
+import msgspec
 import pycountry
 
-_LAND: tuple[tuple[tuple[float, float], ...], ...] = (
-    # North and Central America
-    ((-168, 65), (-162, 70), (-140, 70), (-125, 72), (-95, 72), (-80, 73), (-65, 60), (-55, 52),
-     (-67, 45), (-70, 42), (-76, 35), (-81, 31), (-80, 25), (-82, 29), (-90, 30), (-97, 27),
-     (-97, 21), (-92, 18), (-87, 21), (-88, 15), (-83, 10), (-79, 9), (-82, 8), (-86, 12),
-     (-92, 14), (-105, 20), (-110, 24), (-115, 30), (-117, 33), (-121, 35), (-124, 40),
-     (-124, 47), (-130, 54), (-140, 60), (-150, 60), (-158, 57), (-165, 60)),
-    # South America
-    ((-79, 9), (-72, 12), (-62, 10), (-52, 5), (-50, 0), (-44, -2), (-35, -5), (-38, -13),
-     (-41, -22), (-48, -26), (-53, -33), (-58, -38), (-62, -41), (-65, -45), (-68, -50),
-     (-69, -55), (-74, -52), (-73, -45), (-72, -35), (-71, -25), (-70, -18), (-76, -14),
-     (-81, -6), (-80, -1), (-78, 2), (-77, 7)),
-    # Europe and Asia
-    ((-10, 36), (-9, 43), (-2, 44), (-5, 48), (2, 51), (8, 54), (10, 57), (5, 58), (5, 62),
-     (14, 66), (20, 70), (30, 71), (40, 67), (45, 68), (60, 70), (70, 73), (80, 73), (100, 77),
-     (112, 74), (130, 71), (140, 72), (160, 70), (170, 70), (180, 68), (180, 65), (170, 60),
-     (163, 58), (156, 51), (156, 57), (143, 59), (137, 54), (141, 48), (135, 43), (130, 42),
-     (128, 35), (126, 38), (122, 40), (118, 38), (122, 31), (120, 25), (110, 20), (107, 17),
-     (109, 12), (105, 9), (100, 13), (100, 4), (104, 1), (100, 3), (98, 8), (97, 16), (92, 21),
-     (88, 22), (80, 15), (77, 8), (73, 18), (72, 22), (67, 25), (57, 25), (52, 27), (48, 30),
-     (50, 26), (56, 26), (59, 22), (53, 16), (45, 13), (43, 16), (35, 28), (35, 33), (30, 37),
-     (27, 40), (24, 38), (22, 37), (19, 41), (16, 38), (12, 44), (14, 46), (8, 44), (3, 43),
-     (-2, 37)),
-    # Africa
-    ((-17, 21), (-17, 15), (-12, 7), (-8, 4), (0, 5), (9, 4), (10, -2), (13, -10), (12, -18),
-     (15, -27), (18, -34), (25, -34), (33, -26), (35, -20), (40, -15), (40, -7), (43, 0),
-     (51, 11), (44, 11), (38, 18), (33, 28), (32, 31), (20, 31), (10, 34), (10, 37), (-1, 36),
-     (-6, 35), (-10, 29)),
-    # Australia
-    ((114, -22), (122, -18), (130, -12), (137, -12), (142, -11), (146, -19), (153, -25),
-     (151, -34), (146, -39), (140, -38), (135, -34), (131, -31), (124, -33), (115, -34),
-     (113, -26)),
-    # Greenland, Great Britain, Japan, New Zealand, Borneo, Sumatra, Madagascar
-    ((-73, 78), (-60, 82), (-30, 83), (-20, 80), (-20, 70), (-40, 65), (-45, 60), (-53, 66),
-     (-58, 76)),
-    ((-5, 50), (1, 51), (2, 53), (-2, 56), (-3, 58), (-6, 58), (-5, 55), (-3, 54), (-5, 52)),
-    ((130, 31), (135, 34), (140, 35), (142, 40), (141, 45), (145, 44), (140, 41), (136, 37),
-     (131, 34)),
-    ((172, -34), (178, -38), (174, -41), (171, -44), (167, -46), (172, -41)),
-    ((109, 2), (117, 7), (119, 1), (116, -4), (110, -3)),
-    ((95, 5), (106, -6), (102, -4), (98, 1)),
-    ((44, -25), (47, -25), (50, -15), (49, -12), (44, -17)),
-)  # fmt: skip
-
-# Approximate centres (latitude, longitude) of the countries sign-ins most often come from.
-CENTRES: dict[str, tuple[float, float]] = {
-    "US": (39, -98), "CA": (56, -106), "MX": (23, -102), "BR": (-10, -52), "AR": (-34, -64),
-    "CL": (-31, -71), "CO": (4, -73), "PE": (-10, -76), "GB": (54, -2), "IE": (53, -8),
-    "FR": (46, 2), "DE": (51, 10), "NL": (52, 5), "BE": (50.5, 4.5), "ES": (40, -4),
-    "PT": (39.5, -8), "IT": (42.5, 12.5), "CH": (47, 8), "AT": (47.5, 14), "PL": (52, 19),
-    "CZ": (50, 15), "SE": (62, 15), "NO": (61, 9), "FI": (64, 26), "DK": (56, 10),
-    "RO": (46, 25), "UA": (49, 32), "RU": (60, 90), "TR": (39, 35), "GR": (39, 22),
-    "IL": (31, 35), "AE": (24, 54), "SA": (24, 45), "IR": (32, 53), "EG": (27, 30),
-    "NG": (9, 8), "ZA": (-29, 24), "KE": (0, 38), "MA": (32, -6), "IN": (22, 79),
-    "PK": (30, 70), "CN": (35, 103), "HK": (22.3, 114.2), "TW": (23.7, 121), "KR": (36, 128),
-    "KP": (40, 127), "JP": (36, 138), "VN": (16, 107), "TH": (15, 101), "SG": (1.35, 103.8),
-    "MY": (4, 102), "ID": (-2, 118), "PH": (12, 122), "AU": (-25, 134), "NZ": (-41, 174),
-}  # fmt: skip
+# Light to dark blue; five steps stay distinguishable for people with colour-vision deficiency.
+PALETTE = ("#cfe1f2", "#9ec4e6", "#679fd2", "#3a76b7", "#1b4f8c")
+NO_SIGNINS = "#dde2e8"
+# Darker than NO_SIGNINS: a dot sits on the sea, where the land grey would barely show.
+NO_SIGNINS_DOT = "#a9b2bd"
+BASELINE_STROKE = "#1c2330"
+FLAGGED_STROKE = "#b3261e"
+SEA = "#eef3f8"
+LEGEND_HEIGHT = 40
 
 
-def _xy(lon: float, lat: float) -> tuple[float, float]:
-    return round(lon + 180, 1), round(90 - lat, 1)
+class Country(msgspec.Struct, frozen=True):
+    """One country of the map: its outline as SVG path data and, when tiny, a dot."""
+
+    code: str
+    name: str
+    d: str = ""
+    dot: tuple[float, float] | None = None
+
+
+class Area(msgspec.Struct, frozen=True):
+    """Land that has no ISO code of its own (e.g. N. Cyprus); drawn, never coloured."""
+
+    name: str
+    d: str
+
+
+class WorldMap(msgspec.Struct, frozen=True):
+    """The vendored map: viewBox size, the globe's outline, countries and uncoded land."""
+
+    source: str
+    width: int
+    height: int
+    sphere: str
+    countries: tuple[Country, ...]
+    land: tuple[Area, ...]
+
+
+@cache
+def world() -> WorldMap:
+    """The map shipped with the package (read once per process)."""
+    data = resources.files("hubsight.web").joinpath("worldmap.json").read_bytes()
+    return msgspec.json.decode(data, type=WorldMap)
+
+
+@cache
+def _by_code() -> Mapping[str, Country]:
+    return {c.code: c for c in world().countries}
+
+
+def on_map(code: str) -> bool:
+    """Whether the map can show ``code`` (an ISO 3166-1 alpha-2 code, any case)."""
+    return code.upper() in _by_code()
 
 
 def country_name(code: str) -> str:
-    """The country's English name, or the code when unknown."""
-    country = pycountry.countries.get(alpha_2=code.upper()) if len(code) == 2 else None
-    return country.name if country is not None else code
+    """The country's common English name, or the code when unknown."""
+    upper = code.upper()
+    country = pycountry.countries.get(alpha_2=upper) if len(code) == 2 else None
+    if country is not None:
+        return str(getattr(country, "common_name", None) or country.name)
+    shape = _by_code().get(upper)
+    return shape.name if shape is not None else code
 
 
-def world_svg(counts: dict[str, int]) -> str:
-    """The map as an inline SVG element, a circle per country sized by its sign-ins."""
-    land = "".join(
-        '<path d="M{}Z"/>'.format("L".join("{},{}".format(*_xy(*p)) for p in shape))
-        for shape in _LAND
-    )
-    biggest = max(counts.values(), default=1)
-    marks = []
-    for code, count in sorted(counts.items(), key=lambda item: -item[1]):
-        centre = CENTRES.get(code.upper())
-        if centre is None:
-            continue
-        x, y = _xy(centre[1], centre[0])
-        radius = round(2 + 6 * math.sqrt(count / biggest), 1)
-        label = escape(f"{country_name(code)}: {count} sign-ins")
-        marks.append(
-            f'<circle class="mark" data-country="{escape(code)}" cx="{x}" cy="{y}" '
-            f'r="{radius}"><title>{label}</title></circle>'
-        )
+def cited_countries(
+    recent_signins: Iterable[Mapping[str, Any]], alerts: Iterable[Mapping[str, Any]]
+) -> set[str]:
+    """Countries of the recent sign-ins that an alert or notable cites as evidence."""
+    cited = [ref for alert in alerts for ref in alert.get("evidence", ())]
+    return {
+        str(s["country"]).upper()
+        for s in recent_signins
+        if s.get("country") and s.get("evidence") in cited
+    }
+
+
+def bins(biggest: int) -> list[tuple[int, int, str]]:
+    """The colour scale for counts 1..``biggest``: (low, high, colour) per bin.
+
+    Bin edges grow geometrically, so one country with thousands of sign-ins does not wash the
+    others out into the lightest colour.
+    """
+    if biggest < 1:
+        return []
+    steps = len(PALETTE)
+    highs = sorted({max(1, round(biggest ** (i / steps))) for i in range(1, steps + 1)})
+    last = len(highs) - 1
+    shades = [
+        PALETTE[round(j * (steps - 1) / last)] if last else PALETTE[-2] for j in range(len(highs))
+    ]
+    lows = [1, *(h + 1 for h in highs[:-1])]
+    return list(zip(lows, highs, shades, strict=True))
+
+
+def _colour(count: int, scale: Sequence[tuple[int, int, str]]) -> str:
+    return next((shade for _, high, shade in scale if count <= high), NO_SIGNINS)
+
+
+def world_svg(counts: Mapping[str, int], flagged: Collection[str] = ()) -> str:
+    """The map as an inline SVG element: countries filled by sign-ins, flagged ones outlined."""
+    totals: dict[str, int] = {}
+    for code, count in counts.items():
+        totals[code.upper()] = totals.get(code.upper(), 0) + count
+    cited = {c.upper() for c in flagged}
+    scale = bins(max(totals.values(), default=0))
+    shapes = world()
+
+    def drawn(country: Country) -> tuple[bool, bool]:
+        # Countries with sign-ins go on top so their outlines are not covered by neighbours.
+        count = totals.get(country.code, 0)
+        return (country.code in cited, count > 0)
+
+    ordered = sorted(shapes.countries, key=drawn)
+    paths = [_path(c, totals.get(c.code, 0), c.code in cited, scale) for c in ordered if c.d]
+    dots = [
+        _dot(c, c.dot, totals.get(c.code, 0), c.code in cited, scale)
+        for c in ordered
+        if c.dot is not None
+    ]
+    land = "".join(f'<path d="{a.d}"><title>{escape(a.name)}</title></path>' for a in shapes.land)
+    height = shapes.height + LEGEND_HEIGHT
     return (
-        '<svg class="worldmap" viewBox="0 5 360 145" role="img" '
+        f'<svg class="worldmap" viewBox="0 0 {shapes.width} {height}" role="img" '
         'aria-label="Sign-ins by country" xmlns="http://www.w3.org/2000/svg">'
-        f'<g class="land">{land}</g><g class="marks">{"".join(marks)}</g></svg>'
+        f'<path class="sea" d="{shapes.sphere}" fill="{SEA}"/>'
+        f'<g class="countries" fill="{NO_SIGNINS}" stroke="#fff" stroke-width=".5" '
+        f'stroke-linejoin="round">{land}{"".join(paths)}</g>'
+        f'<g class="dots" fill="{NO_SIGNINS_DOT}" stroke="#fff" stroke-width=".5">'
+        f"{''.join(dots)}</g>"
+        f"{_legend(scale, shapes.height)}</svg>"
+    )
+
+
+def _tooltip(country: Country, count: int, flagged: bool) -> str:
+    name = f"{country_name(country.code)} ({country.code})"
+    if count == 0:
+        return escape(f"{name}: no sign-ins")
+    noun = "sign-in" if count == 1 else "sign-ins"
+    role = "new or cited by an alert" if flagged else "in the user's baseline"
+    return escape(f"{name}: {count} {noun} · {role}")
+
+
+def _marks(shape: str, count: int, flagged: bool, scale: Sequence[tuple[int, int, str]]) -> str:
+    """The class, count and colours of a country's path or dot, as attributes."""
+    if count == 0:
+        return f' class="{shape}"'
+    stroke = FLAGGED_STROKE if flagged else BASELINE_STROKE
+    width = "1.6" if flagged else ".7"
+    kind = "flagged" if flagged else "baseline"
+    return (
+        f' class="{shape} {kind}" data-count="{count}" fill="{_colour(count, scale)}"'
+        f' stroke="{stroke}" stroke-width="{width}"'
+    )
+
+
+def _path(
+    country: Country, count: int, flagged: bool, scale: Sequence[tuple[int, int, str]]
+) -> str:
+    return (
+        f'<path{_marks("country", count, flagged, scale)} data-country="{country.code}" '
+        f'd="{country.d}">'
+        f"<title>{_tooltip(country, count, flagged)}</title></path>"
+    )
+
+
+def _dot(
+    country: Country,
+    at: tuple[float, float],
+    count: int,
+    flagged: bool,
+    scale: Sequence[tuple[int, int, str]],
+) -> str:
+    x, y = at
+    # A dot without sign-ins stays small so island groups do not clutter the map.
+    radius = 4 if count else 1.8
+    return (
+        f'<circle{_marks("dot", count, flagged, scale)} data-country="{country.code}" '
+        f'cx="{x:g}" cy="{y:g}" r="{radius:g}"><title>{_tooltip(country, count, flagged)}</title>'
+        "</circle>"
+    )
+
+
+def _legend(scale: Sequence[tuple[int, int, str]], top: int) -> str:
+    """Swatches of the colour scale, the two outlines and the dot, in one row under the map."""
+    y = top + 14
+    keys = [(f'fill="{NO_SIGNINS}" stroke="#fff"', "none")]
+    keys += [
+        (f'fill="{shade}" stroke="#fff"', str(low) if low == high else f"{low}–{high}")
+        for low, high, shade in scale
+    ]
+    keys += [
+        (f'fill="{PALETTE[1]}" stroke="{BASELINE_STROKE}"', "baseline country"),
+        (
+            f'fill="{PALETTE[1]}" stroke="{FLAGGED_STROKE}" stroke-width="2"',
+            "new or cited by an alert",
+        ),
+    ]
+    parts = [f'<text x="0" y="{y + 13}">Sign-ins</text>']
+    x = 76
+    for attributes, label in keys:
+        parts.append(
+            f'<rect x="{x}" y="{y}" width="20" height="14" {attributes}/>'
+            f'<text x="{x + 26}" y="{y + 13}">{escape(label)}</text>'
+        )
+        # About 8.5 units a character at this font size, and a gap before the next key.
+        x += 44 + round(8.5 * len(label))
+    parts.append(
+        f'<circle cx="{x + 8}" cy="{y + 7}" r="5" fill="{PALETTE[1]}" stroke="{BASELINE_STROKE}"/>'
+        f'<text x="{x + 20}" y="{y + 13}">small country</text>'
+    )
+    return (
+        '<g class="legend" font-size="16" font-family="system-ui, sans-serif" fill="#4a5361">'
+        f"{''.join(parts)}</g>"
     )
