@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import click
 
 from hubsight.cli.source_cmd import format_table
+from hubsight.detect.base import RuleMeta
 from hubsight.detect.db import DetectDB
 from hubsight.detect.rules import BUILTIN_RULES
 from hubsight.detect.ruleset import build_rule, rule_class, rules_dir_default, run_example
@@ -26,14 +28,24 @@ def rules() -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 @click.pass_obj
 def list_rules(data_dir: Path, as_json: bool) -> None:
-    """Every rule with its severity, technique and whether it is enabled."""
+    """Every rule (built-in, then imported Sigma) with its severity, technique and state."""
     config = DetectConfig.load(data_dir)
     stored = SettingsStore(DetectDB.in_dir(data_dir)).all()
+    folder = rules_dir_default(data_dir)
+    imported = [r.rule for r in load_sigma_rules(folder) if r.rule] if folder.is_dir() else []
+    listed: list[tuple[RuleMeta, dict[str, Any]]] = [
+        (
+            cls.meta,
+            build_rule(cls, effective(config, stored, cls.meta.id).thresholds).config.model_dump(
+                mode="json"
+            ),
+        )
+        for cls in BUILTIN_RULES
+    ]
+    listed += [(rule.meta, {}) for rule in imported]
     rows = []
-    for cls in BUILTIN_RULES:
-        meta = cls.meta
-        settings = effective(config, stored, meta.id)
-        enabled = settings.enabled is not False
+    for meta, thresholds in listed:
+        enabled = effective(config, stored, meta.id).enabled is not False
         if as_json:
             doc = {
                 "id": meta.id,
@@ -43,7 +55,7 @@ def list_rules(data_dir: Path, as_json: bool) -> None:
                 "log_sets": sorted(str(s) for s in meta.log_sets),
                 "enabled": enabled,
                 "notable": meta.notable,
-                "thresholds": build_rule(cls, settings.thresholds).config.model_dump(mode="json"),
+                "thresholds": thresholds,
             }
             click.echo(json.dumps(doc))
         else:
