@@ -72,9 +72,9 @@ class NewCountry(Rule[NewCountryConfig]):
         # Corrections first: a notable moving to this sign-in is then replaced, not merged.
         if baseline.starts_after("country", at):
             yield from self._revise(user, country, at, ctx)
-        known = baseline.known("country", at, horizon)
-        if country in known:
+        if baseline.seen("country", country, at, horizon):
             return
+        known = baseline.known("country", at, horizon)
         # Every first sighting is kept for the lateness: a late sign-in may still give it the
         # history it lacks, or show it was not the first.
         entry = entry_of(event, f"{country}\t{event.source_ip or ''}")
