@@ -17,6 +17,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from functools import cache
 from html import escape
 from importlib import resources
+from types import MappingProxyType
 from typing import Any
 
 import msgspec
@@ -69,7 +70,8 @@ def world() -> WorldMap:
 
 @cache
 def _by_code() -> Mapping[str, Country]:
-    return {c.code: c for c in world().countries}
+    # Read-only, as it is shared by every request of the process.
+    return MappingProxyType({c.code: c for c in world().countries})
 
 
 def on_map(code: str) -> bool:
