@@ -201,7 +201,12 @@ class RuleContext(Protocol):
         ...
 
     def learning(self, at: datetime) -> bool:
-        """Whether ``at`` is inside the silent learning period."""
+        """Whether event time ``at`` is inside the silent learning period.
+
+        The period starts at the earliest event time seen. A learning period longer than the
+        lateness (or none) gives every event the same verdict in any delivery order; a shorter
+        one may still see an earlier first event arrive after it judged.
+        """
         ...
 
     def sources(self) -> dict[tuple[str, str], datetime]:
