@@ -205,7 +205,7 @@ class RuleContext(Protocol):
 
         The period starts at the earliest event time seen. A learning period longer than the
         lateness (or none) gives every event the same verdict in any delivery order; a shorter
-        one may still see an earlier first event arrive after it judged.
+        one may judge an event before a still earlier first event arrives.
         """
         ...
 
