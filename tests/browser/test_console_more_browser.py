@@ -64,7 +64,7 @@ def test_edit_a_source_test_the_edit_then_save_and_see_it_healthy(
     expect(form.locator(".form-msg")).to_have_text("valid; not saved yet")
     form.get_by_role("button", name="Test connection").click()
     expect(form.locator(".probe h3")).to_have_text(
-        "relay (edited, not saved): connection works", timeout=30_000
+        "relay (not saved): connection works", timeout=30_000
     )
     expect(form.locator(".probe li").last).to_contain_text("first_message: ok")
     assert console.service.catalog.get("relay").topics == ["no-such-topic"]
@@ -126,6 +126,20 @@ def test_a_wrong_key_in_an_edit_shows_the_sasl_hint(
     console.users.create(*ADMIN, "admin")
     sign_in(page, console, ADMIN)
     page.goto(console.url + "/sources")
+    # The add form tests its settings before anything is added.
+    add = page.locator("#add-source")
+    add.locator("input[name=name]").fill("scram-2")
+    add.locator("select[name=kind]").select_option("kafka")
+    add.locator("input[name=bootstrap]").fill(auth_broker.bootstrap)
+    add.locator("select[name=sasl]").select_option("scram-sha-512")
+    add.locator("input[name=username]").fill("nobody")
+    add.locator("input[name=password]").fill(PLANTED_PASSWORD)
+    add.get_by_role("button", name="Test connection").click()
+    expect(add.locator(".probe h3")).to_have_text(
+        "scram-2 (not saved): connection fails", timeout=30_000
+    )
+    expect(add.locator(".probe li.step-failed")).to_contain_text("sasl: failed")
+    assert [c.name for c in console.service.catalog.all()] == ["scram"]
     _edit(page, "scram")
     form = page.locator("#edit-source")
     form.locator("input[name=bootstrap]").fill(auth_broker.bootstrap)

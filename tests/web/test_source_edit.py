@@ -165,14 +165,23 @@ def test_edited_settings_are_tested_without_saving_and_by_admins_only(
     assert (result["ok"], tcp["status"]) == (False, "failed")
     assert "127.0.0.1:2" in tcp["detail"]
     assert catalog.get("relay").profile.bootstrap == "127.0.0.1:1"
+    new = {"name": "new-relay", **edited}
+    unsaved = client.post("/api/v1/event-sources/test", json=new).json()
+    assert (unsaved["name"], unsaved["ok"], unsaved["steps"][1]["status"]) == (
+        "new-relay",
+        False,
+        "failed",
+    )
+    assert [c.name for c in catalog.all()] == ["relay"]
     users = UserStore(data_dir, hasher=PasswordHasher(time_cost=1, memory_cost=1024))
     users.create("ana", "analyst passphrase", "analyst")
     service: Service = client.app.state.service  # type: ignore[attr-defined]
     signed = TestClient(create_app(service, auth=ConsoleAuth(users)))
     analyst = {"Authorization": f"Bearer {users.issue_token('ana', 't')}"}
-    refused = signed.post("/api/v1/event-sources/relay/test", json=edited, headers=analyst)
-    assert refused.status_code == 403
-    assert refused.json()["error"] == "only an admin may test settings that are not saved"
+    for url, body in [("relay/test", edited), ("test", new)]:
+        refused = signed.post(f"/api/v1/event-sources/{url}", json=body, headers=analyst)
+        assert refused.status_code == 403, url
+        assert refused.json()["error"] == "only an admin may test settings that are not saved"
     stored = signed.post("/api/v1/event-sources/relay/test", headers=analyst)
     assert stored.status_code == 200
     assert stored.json()["name"] == "relay"

@@ -54,8 +54,10 @@ function showSteps(box, name, answer) {
   box.replaceChildren(el("h3", { text: `${name}: ${answer.data.ok ? "connection works" : "connection fails"}` }), list);
 }
 
-function sourceForm(form, save) {
-  const kind = form.elements.kind, error = $(".form-error", form);
+// Wires a source form: kind switch, connection string checks, "Test connection" on the values in
+// the form (nothing saved), and submit. ``save`` and ``testUrl`` say where they go.
+function sourceForm(form, save, testUrl) {
+  const kind = form.elements.kind, error = $(".form-error", form), msg = $(".form-msg", form), box = $(".probe", form);
   const flip = () => $$("fieldset[data-kind]", form).forEach((f) => { f.hidden = f.dataset.kind !== kind.value; });
   kind.addEventListener("change", flip);
   form.flip = flip;
@@ -64,10 +66,19 @@ function sourceForm(form, save) {
   form.addEventListener("input", (ev) => {
     if (["connection_string", "server", "topics", "topic_pattern"].includes(ev.target.name)) checkConnectionString(form);
   });
+  form.say = (ok, text) => { msg.className = "field-msg form-msg " + (ok ? "ok" : "error"); show(msg, text); };
+  form.body = () => { try { return sourceBody(form); } catch { form.say(false, "Advanced settings are not valid JSON."); return null; } };
+  $(".probe-edited", form).addEventListener("click", async () => {
+    const body = form.body();
+    if (!body) return;
+    box.hidden = false;
+    box.replaceChildren(el("p", { class: "muted", text: `Testing the settings of ${body.name} in this form…` }));
+    showSteps(box, `${body.name} (not saved)`, await api("POST", testUrl(), body));
+  });
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
-    let body;
-    try { body = sourceBody(form); } catch { show(error, "Advanced settings are not valid JSON."); return; }
+    const body = form.body();
+    if (!body) return;
     const answer = await save(body);
     if (answer.ok) location.reload(); else show(error, problem(answer.data));
   });
@@ -78,26 +89,18 @@ function editForm() {
   card.append($("#edit-template").content.cloneNode(true));
   const form = $("#edit-source", card);
   const url = () => `/api/v1/event-sources/${encodeURIComponent(form.elements.name.value)}`;
-  sourceForm(form, (body) => api("PUT", url(), body));
-  const msg = $(".form-msg", form), box = $(".probe", form);
+  sourceForm(form, (body) => api("PUT", url(), body), () => url() + "/test");
   let timer = null;
   // Live validation against the stored settings and secret: the server checks a dry run.
-  const say = (ok, text) => { msg.className = "field-msg form-msg " + (ok ? "ok" : "error"); show(msg, text); };
   const validate = async () => {
-    let body;
-    try { body = sourceBody(form); } catch { say(false, "Advanced settings are not valid JSON."); return; }
+    const body = form.body();
+    if (!body) return;
     const answer = await api("PUT", url() + "?dry_run=true", body);
-    say(answer.ok, answer.ok ? "valid; not saved yet" : problem(answer.data));
+    form.say(answer.ok, answer.ok ? "valid; not saved yet" : problem(answer.data));
   };
-  form.addEventListener("input", () => { clearTimeout(timer); timer = setTimeout(validate, 400); });
-  form.addEventListener("change", () => { clearTimeout(timer); timer = setTimeout(validate, 400); });
-  $(".probe-edited", form).addEventListener("click", async () => {
-    let body;
-    try { body = sourceBody(form); } catch { say(false, "Advanced settings are not valid JSON."); return; }
-    box.hidden = false;
-    box.replaceChildren(el("p", { class: "muted", text: `Testing the edited settings of ${body.name}…` }));
-    showSteps(box, `${body.name} (edited, not saved)`, await api("POST", url() + "/test", body));
-  });
+  const later = () => { clearTimeout(timer); timer = setTimeout(validate, 400); };
+  form.addEventListener("input", later);
+  form.addEventListener("change", later);
   $(".cancel", form).addEventListener("click", () => { card.hidden = true; });
   return form;
 }
@@ -120,7 +123,7 @@ function editSource() {
 
 function sourcesPage() {
   const add = $("#add-source");
-  if (add) sourceForm(add, (body) => api("POST", "/api/v1/event-sources", body));
+  if (add) sourceForm(add, (body) => api("POST", "/api/v1/event-sources", body), () => "/api/v1/event-sources/test");
   editSource();
   $$("button[data-test]").forEach((button) => button.addEventListener("click", async () => {
     const probe = $("#probe");
