@@ -240,11 +240,16 @@ def test_a_late_sign_in_from_a_known_network_withdraws_the_alert() -> None:
 
 
 def test_a_late_earlier_device_code_sign_in_moves_the_alert_to_it() -> None:
-    later, earlier = _numbered(signin(60, raw=DEVICE_CODE), signin(30, raw=DEVICE_CODE))
+    later, earlier = _numbered(
+        signin(60, raw=DEVICE_CODE, ip="198.51.100.2"),
+        signin(30, raw=DEVICE_CODE, ip="198.51.100.1"),
+    )
     rule = UnusualAuthFlow(FlowConfig())
     final, _ = _deliver(rule, [[later], [earlier]])
 
-    assert [a.evidence for a in final.values()] == [[EventRef.of(earlier)]]
+    assert [(a.evidence, a.source_ip) for a in final.values()] == [
+        ([EventRef.of(earlier)], "198.51.100.1")
+    ]
     assert _view(final) == _view(_in_order(rule, [later, earlier]))
 
 

@@ -290,15 +290,24 @@ class UnusualAuthFlow(Rule[FlowConfig]):
                     if e.value == flow:
                         yield self._finding(event.user, flow, e, retract=True)
         if prior is None and not ctx.learning(event.timestamp):
-            yield self._finding(event.user, flow, entry)
+            yield self._finding(event.user, flow, entry, source_ip=event.source_ip)
 
-    def _finding(self, user: str, flow: str, entry: Entry, *, retract: bool = False) -> Finding:
+    def _finding(
+        self,
+        user: str,
+        flow: str,
+        entry: Entry,
+        *,
+        retract: bool = False,
+        source_ip: str | None = None,
+    ) -> Finding:
         return Finding(
             entity=f"{user}|{flow}",
             title=f"{user} used the {flow} flow",
             at=from_epoch(entry.ts),
             evidence=[entry.ref],
             user=user,
+            source_ip=source_ip,
             retract=retract,
         )
 
