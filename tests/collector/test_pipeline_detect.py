@@ -47,6 +47,8 @@ def test_every_planted_scenario_raises_its_alerts_end_to_end(
             data_dir, source, registry=default_registry(), on_stored=detection.on_stored
         ) as service:
             wait_until(lambda: stored_count(service, "azure") == records, 90, f"{records} events")
+            # Detection runs after a batch is counted as stored: wait for it to finish too.
+            wait_until(lambda: detection.engine.stats.events == records, 30, "detection")
             app = create_app(service)
             app.state.detect_db = detection.engine.db
             with TestClient(app) as client:

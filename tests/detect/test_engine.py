@@ -13,6 +13,7 @@ import pytest
 
 from hubsight.detect.alerts import Alert, AlertFilter, alert_id
 from hubsight.detect.base import Rule
+from hubsight.detect.baseline import UserBaseline
 from hubsight.detect.coverage import score
 from hubsight.detect.db import DetectDB
 from hubsight.detect.engine import DetectionEngine, EngineOptions
@@ -202,7 +203,7 @@ def test_crash_and_redelivery_of_the_last_batch_refires_nothing(
     events = tenant.events
     cut = (len(events) // BATCH // 2) * BATCH
     live: set[str] = set()
-    first = _engine(tmp_path, baselines_per_batch=10**6)
+    first = _engine(tmp_path, baseline_save_interval=timedelta(0))
     created = _created(first, events[:cut], live)
     # No close(): the process dies; the collector delivers the last batch again.
     second = _engine(tmp_path)
@@ -256,3 +257,24 @@ def test_reconfigure_applies_exceptions_and_drops_windows_of_removed_rules(
     again = engine.process(_failures(range(10, 20), user="bob@contoso.com"))
     assert [(a.user, a.revision) for a in again] == [("bob@contoso.com", 2)]
     engine.close()
+
+
+def _baseline_rows(engine: DetectionEngine) -> int:
+    return int(engine.db.rows("SELECT count(*) AS n FROM baselines")[0]["n"])
+
+
+def test_baselines_are_saved_every_interval_and_at_close(tmp_path: Path) -> None:
+    signins = [signin(m, offset=m) for m in range(3)]
+    every_batch = _engine(tmp_path / "a", baseline_save_interval=timedelta(0))
+    every_batch.process(signins)
+    assert _baseline_rows(every_batch) == 1
+    every_batch.close()
+    hourly = _engine(tmp_path / "b", baseline_save_interval=timedelta(hours=1))
+    hourly.process(signins)
+    assert _baseline_rows(hourly) == 0
+    hourly.close()
+    reopened = DetectDB(tmp_path / "b" / "detect.sqlite3")
+    (row,) = reopened.rows("SELECT subject, body FROM baselines")
+    seen = msgspec.json.decode(row["body"], type=UserBaseline).kinds["country"]["DE"]
+    assert (row["subject"], seen.count) == ("adele.vance@contoso.com", 3)
+    reopened.close()

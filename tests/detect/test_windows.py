@@ -39,6 +39,9 @@ def test_distinct_counts_values_and_prune_drops_old_entries() -> None:
     window = Window([_entry(1, "a"), _entry(2, "a"), _entry(3, "b")])
     assert crossings(window, _entry(3, "b"), 10, 2, distinct=True) != []
     assert crossings(window, _entry(3, "b"), 10, 3, distinct=True) == []
+    window.added = [_entry(1, "c"), _entry(3, "c")]
     assert window.prune(2.5)
     assert [e.ts for e in window] == [3]
-    assert window.cut == 2.5
+    # Entries pruned before they were saved are not saved either.
+    assert [e.ts for e in window.added] == [3]
+    assert not window.prune(2.5)

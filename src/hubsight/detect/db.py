@@ -3,6 +3,10 @@
 One SQLite file in WAL mode, so the API can read alerts while the engine writes. The engine
 commits its state and the alerts a batch produced in one transaction: after a crash either both
 are there or neither is, and replaying the batch yields the same result (see ``engine``).
+
+``synchronous=NORMAL`` with WAL does not sync the log on every commit, which keeps commits
+cheap: a commit survives the process crashing (the log is in the operating system's cache); only
+a power cut or an OS crash can undo the last commits (never corrupt the file).
 """
 
 from __future__ import annotations
@@ -22,7 +26,11 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS window_entries (
     rule_id TEXT NOT NULL, key TEXT NOT NULL, ts REAL NOT NULL, body BLOB NOT NULL);
-CREATE INDEX IF NOT EXISTS window_entries_key ON window_entries (rule_id, key, ts);
+-- Entries arrive in roughly event-time order and are pruned by time, one rule at a time: an
+-- index on ts alone takes each batch's inserts at its right edge, where one on (rule_id, key,
+-- ts) scattered them over hundreds of pages per commit.
+DROP INDEX IF EXISTS window_entries_key;
+CREATE INDEX IF NOT EXISTS window_entries_ts ON window_entries (ts);
 CREATE TABLE IF NOT EXISTS baselines (subject TEXT PRIMARY KEY, body BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS alerts (
     id TEXT PRIMARY KEY, dedup_key TEXT UNIQUE NOT NULL, rule_id TEXT NOT NULL,

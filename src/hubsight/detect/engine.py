@@ -1,12 +1,12 @@
 """The streaming detection engine: events in (by event time), deduplicated alerts out.
 
 The collector calls ``DetectionEngine.process(batch)`` after each batch is stored. Every batch
-ends in one SQLite transaction holding the window changes and alerts it made (and some of the
-baselines it touched), so a crash loses at most the batch being processed; since windows ignore
-an event they already hold and alerts merge by dedup key, processing that batch again after a
-restart yields the same alerts and re-fires nothing. Findings a late event showed untrue are
-retracted: an alert left without evidence is withdrawn (deleted, unless someone triaged it) and
-its id listed in ``withdrawn``.
+ends in one SQLite transaction holding the window changes and alerts it made (and, every few
+seconds, the baselines changed since), so a crash loses at most the batch being processed; since
+windows ignore an event they already hold and alerts merge by dedup key, processing that batch
+again after a restart yields the same alerts and re-fires nothing. Findings a late event showed
+untrue are retracted: an alert left without evidence is withdrawn (deleted, unless someone
+triaged it) and its id listed in ``withdrawn``.
 
 Windowed rules see events up to ``lateness`` behind the newest event time; later ones still
 reach single-event and baseline rules and are counted in ``stats.too_late``.
@@ -14,7 +14,6 @@ reach single-event and baseline rules and are counted in ``stats.too_late``.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import threading
 import time
@@ -57,10 +56,11 @@ class EngineOptions:
     baseline_horizon: timedelta = timedelta(days=90)
     # Replays (backtests) keep state in memory only and touch nothing on disk.
     persist: bool = True
-    # Baselines move slowly and are large: each batch saves at most this many of the changed
-    # ones (longest-waiting first) and close() saves the rest, so no batch pays for them all.
-    # A crash forgets the unsaved learning, which can neither lose nor duplicate an alert.
-    baselines_per_batch: int = 64
+    # Baselines move slowly and are large (kilobytes each) while nearly every batch touches
+    # most of them: the changed ones are saved together at most this often (wall clock) and at
+    # close(), not on every batch. A crash forgets the unsaved learning, which can neither lose
+    # nor duplicate an alert.
+    baseline_save_interval: timedelta = timedelta(seconds=10)
 
 
 @dataclass(slots=True)
@@ -84,9 +84,12 @@ class _State:
         self.started: float | None = None
         self.pruned_at = 0.0
         self.baselines_pruned_at = 0.0
+        # Windows a rule asked for in this batch; those with entries ``added`` are saved.
         self.dirty_windows: set[tuple[str, str]] = set()
-        # Insertion-ordered: the longest-waiting baselines are saved first.
+        # Per rule, the time before which entries were pruned and are still on disk.
+        self.cuts: dict[str, float] = {}
         self.dirty_baselines: dict[str, None] = {}
+        self.baselines_saved_at = time.monotonic()
         self.dirty_sources: set[tuple[str, str]] = set()
 
 
@@ -216,7 +219,6 @@ class DetectionEngine:
         ceiling = time.time() + _FUTURE_SLACK
         dispatch = self._dispatch
         arrivals: dict[tuple[str, str], datetime] = {}
-        self.stats.events += len(events)
         for event in events:
             ts = event.timestamp.timestamp()
             if ts > state.watermark:
@@ -251,7 +253,10 @@ class DetectionEngine:
             self._saw_source(source, received.timestamp())
         if state.watermark - state.pruned_at >= _PRUNE_EVERY:
             self._prune()
-        return self._commit()
+        changed = self._commit()
+        # Counted once committed, so a reader seeing the count also sees the alerts.
+        self.stats.events += len(events)
+        return changed
 
     def _targets(self, log_set: LogSet, result: str | None) -> list[_Target]:
         targets = [
@@ -439,10 +444,13 @@ class DetectionEngine:
         state.pruned_at = state.watermark
         lateness = self.options.lateness.total_seconds()
         retention = {r.meta.id: r.retention().total_seconds() for r in self.rules}
+        # Every window of a rule is cut at the same time, so one DELETE per rule follows it.
         for wkey, window in list(state.windows.items()):
-            keep = retention.get(wkey[0], 0.0)
-            if window.prune(state.watermark - lateness - keep):
-                state.dirty_windows.add(wkey)
+            before = state.watermark - lateness - retention.get(wkey[0], 0.0)
+            if window.prune(before):
+                state.cuts[wkey[0]] = before
+            if not window:
+                del state.windows[wkey]
         # Baselines span 90 days: forgetting their oldest values once a day is plenty.
         if state.watermark - state.baselines_pruned_at < 86400.0:
             return
@@ -471,10 +479,16 @@ class DetectionEngine:
             for key in withdrawn:
                 self._memory_alerts.pop(key, None)
         withdrawn.clear()
+        if not self.options.persist:
+            # Nothing is saved: drop the changes a save would have consumed.
+            for wkey in state.dirty_windows:
+                window = state.windows.get(wkey)
+                if window is not None:
+                    window.added = []
+            state.cuts.clear()
+            state.dirty_baselines.clear()
         state.dirty_windows.clear()
         state.dirty_sources.clear()
-        if not self.options.persist:
-            state.dirty_baselines.clear()
         self._pending.clear()
         self._created.clear()
         return changed
@@ -492,35 +506,29 @@ class DetectionEngine:
         state = self._state
         now = time.time()
         with self.db.transaction() as conn:
-            # Windows are saved as their changes: new entries in, pruned entries out.
-            cuts, added = [], []
+            # Windows are saved as their changes: pruned entries out, new entries in.
+            conn.executemany(
+                "DELETE FROM window_entries WHERE ts < ? AND rule_id = ?",
+                [(cut, rule_id) for rule_id, cut in state.cuts.items()],
+            )
+            state.cuts.clear()
+            added = []
             for wkey in state.dirty_windows:
                 window = state.windows.get(wkey)
-                if window is None:
+                if window is None or not window.added:
                     continue
-                if window.cut is not None:
-                    cuts.append((*wkey, window.cut))
-                added += [
-                    (*wkey, e.ts, _entries_codec.encode(e))
-                    for e in window.added
-                    if window.cut is None or e.ts >= window.cut
-                ]
-                window.added, window.cut = [], None
-                if not len(window):
-                    del state.windows[wkey]
-            conn.executemany(
-                "DELETE FROM window_entries WHERE rule_id = ? AND key = ? AND ts < ?", cuts
-            )
+                added += [(*wkey, e.ts, _entries_codec.encode(e)) for e in window.added]
+                window.added = []
             conn.executemany("INSERT INTO window_entries VALUES (?, ?, ?, ?)", added)
-            dirty = state.dirty_baselines
-            count = len(dirty) if flush_baselines else self.options.baselines_per_batch
-            subjects = list(itertools.islice(dirty, count))
-            conn.executemany(
-                "INSERT OR REPLACE INTO baselines VALUES (?, ?)",
-                [(s, _entries_codec.encode(state.baselines[s])) for s in subjects],
-            )
-            for subject in subjects:
-                del dirty[subject]
+            clock = time.monotonic()
+            interval = self.options.baseline_save_interval.total_seconds()
+            if flush_baselines or clock - state.baselines_saved_at >= interval:
+                conn.executemany(
+                    "INSERT OR REPLACE INTO baselines VALUES (?, ?)",
+                    [(s, _entries_codec.encode(state.baselines[s])) for s in state.dirty_baselines],
+                )
+                state.dirty_baselines.clear()
+                state.baselines_saved_at = clock
             conn.executemany(
                 "INSERT OR REPLACE INTO sources VALUES (?, ?, ?)",
                 [(*k, state.sources[k]) for k in state.dirty_sources],

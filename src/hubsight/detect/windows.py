@@ -28,15 +28,14 @@ class Entry(msgspec.Struct, frozen=True, array_like=True):
 class Window:
     """Entries of one rule and key, ordered by event time."""
 
-    __slots__ = ("_entries", "_times", "added", "cut")
+    __slots__ = ("_entries", "_times", "added")
 
     def __init__(self, entries: list[Entry] | None = None) -> None:
         self._entries: list[Entry] = sorted(entries or [], key=_order)
         self._times: list[float] = [e.ts for e in self._entries]
-        # Changes since the last save, so that saving writes only them: the entries added and
-        # the time before which entries were pruned. Whoever saves the window resets both.
+        # Entries added since the last save, so that saving writes only them; whoever saves
+        # the window empties it.
         self.added: list[Entry] = []
-        self.cut: float | None = None
 
     def add(self, entry: Entry) -> bool:
         """Insert ``entry`` in time order; False (and no change) when it is already there."""
@@ -55,12 +54,12 @@ class Window:
         return self._entries[bisect_left(self._times, start) : bisect_right(self._times, end)]
 
     def prune(self, before: float) -> bool:
-        """Drop entries older than ``before``; True when anything was dropped."""
+        """Drop entries older than ``before`` (unsaved ones too); True when any was dropped."""
         cut = bisect_left(self._times, before)
         if cut:
             del self._entries[:cut]
             del self._times[:cut]
-            self.cut = max(self.cut or before, before)
+            self.added = [e for e in self.added if e.ts >= before]
         return cut > 0
 
     def __len__(self) -> int:
