@@ -283,7 +283,7 @@ function settingsPage() {
     let answer = await api("PUT", `/api/v1/rules/${rule}/thresholds`, thresholds);
     if (answer.ok) answer = await api("PUT", `/api/v1/rules/${rule}/exceptions`, exceptions);
     msg.className = "field-msg " + (answer.ok ? "ok" : "error");
-    msg.textContent = answer.ok ? "saved; applies when detection restarts" : problem(answer.data);
+    msg.textContent = answer.ok ? "saved; applies to the running detection within seconds" : problem(answer.data);
   }));
   const account = $("#new-account");
   if (account) account.addEventListener("submit", async (ev) => {
