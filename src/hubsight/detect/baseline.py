@@ -10,8 +10,9 @@ Every question is asked by event time, so the answers do not depend on the order
 in. A value's sightings form *episodes*: runs in which no two consecutive sightings are more than
 the horizon apart. A sighting is new exactly when it starts an episode (nothing in the horizon
 before it). ``Seen`` keeps the latest episode and the end of the one before, which answers
-"seen in the horizon before ``at``" exactly for any ``at`` within the lateness, whatever order the
-sightings came in: a late sighting can only start, extend or join episodes.
+"seen in the horizon before ``at``" exactly, whatever order the sightings came in, for any ``at``
+from two latenesses before the newest sighting on (rules ask no earlier), provided the horizon
+is longer than that: a late sighting can only start, extend or join episodes.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ class Seen(msgspec.Struct, array_like=True):
             return
         before = self.before
         if self.first - ts > gap:
-            # An episode of its own before the latest one; an older one can no longer matter.
+            # It belongs before the latest episode, where only the last sighting matters.
             self.before = ts if before is None else max(before, ts)
         elif before is not None and ts - before <= gap:
             # It bridges the two episodes. The merged one started before ``before``: any time
