@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ import msgspec
 import pytest
 
 from hubsight.detect.alerts import Alert, AlertFilter, alert_id
-from hubsight.detect.base import Rule
+from hubsight.detect.base import EventKind, Rule
 from hubsight.detect.baseline import UserBaseline
 from hubsight.detect.coverage import score
 from hubsight.detect.db import DetectDB
@@ -21,7 +22,7 @@ from hubsight.detect.rules.auth_volume import BruteForce
 from hubsight.detect.rules.signals import signin
 from hubsight.detect.ruleset import build_rule, build_ruleset
 from hubsight.detect.settings import DetectConfig, RuleExceptions
-from hubsight.parsing.event import Event
+from hubsight.parsing.event import Event, LogSet
 from hubsight.parsing.pipeline import MessageParser
 from hubsight.parsing.registry import default_registry
 from hubsight.simulate import SCENARIOS, Simulation, SimulationConfig
@@ -278,3 +279,29 @@ def test_baselines_are_saved_every_interval_and_at_close(tmp_path: Path) -> None
     seen = msgspec.json.decode(row["body"], type=UserBaseline).kinds["country"]["DE"]
     assert (row["subject"], seen.count) == ("adele.vance@contoso.com", 3)
     reopened.close()
+
+
+def _log_set_and_result(rule: Rule[Any], kind: EventKind) -> bool:
+    meta = rule.meta
+    return kind.log_set in meta.log_sets and (meta.results is None or kind.result in meta.results)
+
+
+def test_rules_are_not_called_for_events_they_cannot_read_and_nothing_is_missed(
+    tenant: Tenant, reference: dict[str, Alert]
+) -> None:
+    rules = _rules()
+    app_signin = EventKind(LogSet.SSO_AUTHENTICATION, "SUCCESS", "Sign-in activity", False)
+    assert "auth.brute_force_success" not in {r.meta.id for r in rules if r.reads(app_signin)}
+    purge = EventKind(
+        LogSet.CLOUD_SERVICE_ADMIN_ACTIVITY, "SUCCESS", "Microsoft.KeyVault/vaults/delete", True
+    )
+    assert {r.meta.id for r in rules if r.reads(purge)} == {"azure.deletion_burst"}
+    for rule in rules:
+        # Events by log set and result only, as the engine sorted them before kinds.
+        rule.reads = partial(_log_set_and_result, rule)  # type: ignore[method-assign]
+    engine = DetectionEngine(
+        DetectDB(Path(":memory:")),
+        rules,
+        options=EngineOptions(learning=timedelta(0), persist=False),
+    )
+    assert _view(_run(engine, tenant.events)) == _view(reference)

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, NamedTuple, Protocol, TypeVar
 
 import msgspec
 from pydantic import BaseModel, ConfigDict, PositiveInt
@@ -133,6 +133,18 @@ class RuleMeta:
     # The normalized ``result`` values the rule reads (None: all). The engine only hands the
     # rule events with these results, which spares most rules most events.
     results: frozenset[str] | None = None
+    # The rule reads only events naming a user, which spares it service principal sign-ins.
+    needs_user: bool = False
+
+
+class EventKind(NamedTuple):
+    """The fields the engine sorts events by before it hands them to rules (see ``Rule.reads``)."""
+
+    log_set: LogSet
+    result: str | None
+    operation: str | None
+    # Whether ``event.user`` is set (and not empty).
+    has_user: bool
 
 
 class RuleConfig(BaseModel):
@@ -225,6 +237,20 @@ class Rule(ABC, Generic[C]):
 
     def __init__(self, config: C) -> None:
         self.config = config
+
+    def reads(self, kind: EventKind) -> bool:
+        """Whether events of ``kind`` can concern the rule; the engine asks once per kind.
+
+        By default: the log sets, results and ``needs_user`` of ``meta``. Rules that match
+        operations narrow it further, so the engine never calls them for events they would
+        ignore; it must never exclude an event ``evaluate`` could report on.
+        """
+        meta = self.meta
+        return (
+            kind.log_set in meta.log_sets
+            and (meta.results is None or kind.result in meta.results)
+            and (kind.has_user or not meta.needs_user)
+        )
 
     @abstractmethod
     def evaluate(self, event: Event, ctx: RuleContext) -> Iterable[Finding]:

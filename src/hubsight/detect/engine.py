@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -25,7 +25,7 @@ from typing import Any
 import msgspec
 
 from hubsight.detect.alerts import Alert, AlertStore, alert_id, merge_evidence
-from hubsight.detect.base import EventRef, Finding, Rule
+from hubsight.detect.base import EventKind, EventRef, Finding, Rule, RuleContext
 from hubsight.detect.baseline import SignIn, UserBaseline, from_epoch, network_of
 from hubsight.detect.db import DetectDB
 from hubsight.detect.settings import RuleExceptions
@@ -136,8 +136,18 @@ class _Context:
         return {key: from_epoch(ts) for key, ts in self._state.sources.items()}
 
 
-# A rule as the dispatch table holds it: the rule, its context, its exceptions, windowed or not.
-_Target = tuple[Rule[Any], _Context, RuleExceptions | None, bool]
+# A rule as the dispatch table holds it: the rule, its evaluate, its context, its exceptions.
+_Target = tuple[
+    Rule[Any],
+    Callable[[Event, RuleContext], Iterable[Finding]],
+    _Context,
+    Callable[[Event], bool] | None,
+]
+# Per kind of event, the rules that read it: for events within the lateness, and for later ones
+# (windowed rules skip those: their windows are gone).
+_Targets = tuple[list[_Target], list[_Target]]
+# Kinds are few (log sets x results x operations); the cap guards against free-text operations.
+_MAX_KINDS = 10_000
 
 
 class DetectionEngine:
@@ -161,7 +171,7 @@ class DetectionEngine:
         }
         self._state = _State()
         self._contexts = {r.meta.id: _Context(r.meta.id, self._state, options) for r in rules}
-        self._dispatch: dict[tuple[str, str | None], list[_Target]] = {}
+        self._dispatch: dict[tuple[Any, ...], _Targets] = {}
         # Alerts of the current batch; in memory only when not persisting (replays).
         self._pending: dict[str, Alert] = {}
         self._created: set[str] = set()
@@ -234,16 +244,14 @@ class DetectionEngine:
             elif state.started is None or ts < state.started:
                 state.started = ts
             result = event.result
-            targets = dispatch.get((event.log_set, result))
-            if targets is None:
-                targets = self._targets(event.log_set, result)
-            for rule, ctx, rule_exceptions, windowed in targets:
-                if late and windowed:
-                    continue
-                if rule_exceptions is not None and rule_exceptions.matches(event):
+            kind = (event.log_set, result, event.operation, bool(event.user))
+            targets = dispatch.get(kind) or self._targets(EventKind(*kind))
+            # targets[False] holds every rule reading this kind, targets[True] the unwindowed.
+            for rule, evaluate, ctx, excepted in targets[late]:
+                if excepted is not None and excepted(event):
                     continue
                 try:
-                    for finding in rule.evaluate(event, ctx):
+                    for finding in evaluate(event, ctx):
                         self._fold(rule, finding)
                 except Exception as exc:  # noqa: BLE001 - one failing rule must not stop the others
                     self._failed(rule, exc)
@@ -258,19 +266,17 @@ class DetectionEngine:
         self.stats.events += len(events)
         return changed
 
-    def _targets(self, log_set: LogSet, result: str | None) -> list[_Target]:
-        targets = [
-            (
-                rule,
-                self._contexts[rule.meta.id],
-                self._exceptions.get(rule.meta.id),
-                rule.meta.windowed,
-            )
-            for rule in self.rules
-            if log_set in rule.meta.log_sets
-            and (rule.meta.results is None or result in rule.meta.results)
-        ]
-        self._dispatch[(log_set, result)] = targets
+    def _targets(self, kind: EventKind) -> _Targets:
+        if len(self._dispatch) >= _MAX_KINDS:
+            self._dispatch.clear()
+        on_time: list[_Target] = []
+        for rule in self.rules:
+            if rule.reads(kind):
+                rule_exceptions = self._exceptions.get(rule.meta.id)
+                excepted = rule_exceptions.matches if rule_exceptions is not None else None
+                on_time.append((rule, rule.evaluate, self._contexts[rule.meta.id], excepted))
+        targets = (on_time, [t for t in on_time if not t[0].meta.windowed])
+        self._dispatch[kind] = targets
         return targets
 
     def tick(self, now: datetime) -> list[Alert]:

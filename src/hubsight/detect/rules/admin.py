@@ -8,6 +8,7 @@ from datetime import timedelta
 import msgspec
 
 from hubsight.detect.base import (
+    EventKind,
     Example,
     Finding,
     Rule,
@@ -17,7 +18,13 @@ from hubsight.detect.base import (
     Severity,
     numbered,
 )
-from hubsight.detect.rules.operations import OperationConfig, OperationRule, admin_meta, failed
+from hubsight.detect.rules.operations import (
+    OperationConfig,
+    OperationRule,
+    admin_meta,
+    failed,
+    failed_result,
+)
 from hubsight.detect.rules.signals import (
     ADMIN_LOG_SETS,
     admin,
@@ -241,6 +248,15 @@ class PrivilegedMfaChanged(Rule[MfaChangeConfig]):
         """Role grants are remembered for ``remember_days``."""
         return timedelta(days=self.config.remember_days)
 
+    def reads(self, kind: EventKind) -> bool:
+        """Role grants, method changes and user updates that succeeded."""
+        operation = (kind.operation or "").lower()
+        return self._roles.reads(kind) or (
+            super().reads(kind)
+            and not failed_result(kind.result)
+            and (operation in _MFA_OPERATIONS or operation == "update user")
+        )
+
     def evaluate(self, event: Event, ctx: RuleContext) -> Iterable[Finding]:
         """Remember privileged grants; fire on a method change for a privileged user."""
         target = event.target_user or event.user
@@ -331,6 +347,14 @@ class GuestPromoted(Rule[GuestPromotedConfig]):
     def retention(self) -> timedelta:
         """Invitations are remembered for ``within_days``."""
         return timedelta(days=self.config.within_days)
+
+    def reads(self, kind: EventKind) -> bool:
+        """Invitations and user updates that succeeded."""
+        return (
+            super().reads(kind)
+            and not failed_result(kind.result)
+            and (kind.operation or "").lower() in ("invite external user", "update user")
+        )
 
     def evaluate(self, event: Event, ctx: RuleContext) -> Iterable[Finding]:
         """Pair each promotion with an earlier invitation of the same user."""

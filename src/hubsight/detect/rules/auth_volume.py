@@ -46,6 +46,7 @@ class BruteForce(ThresholdRule[BruteForceConfig]):
         "has MFA and reset the password if a success followed.",
         windowed=True,
         results=PASSWORD_FAILURES,
+        needs_user=True,
     )
     config_type = BruteForceConfig
 
@@ -104,6 +105,7 @@ class BruteForceSuccess(SequenceRule[BruteForceSuccessConfig]):
         "review what the session did.",
         windowed=True,
         results=PASSWORD_FAILURES | {SUCCESS},
+        needs_user=True,
     )
     config_type = BruteForceSuccessConfig
 
@@ -168,6 +170,7 @@ class PasswordSpray(ThresholdRule[SprayConfig]):
         windowed=True,
         uses_baseline=True,
         results=PASSWORD_FAILURES,
+        needs_user=True,
     )
     config_type = SprayConfig
     distinct = True
@@ -239,6 +242,7 @@ class DistributedCracking(ThresholdRule[CrackingConfig]):
         runbook="Confirm the account has MFA; check for successes; consider a password reset.",
         windowed=True,
         results=PASSWORD_FAILURES,
+        needs_user=True,
     )
     config_type = CrackingConfig
     distinct = True
@@ -291,6 +295,7 @@ class LockoutStorm(ThresholdRule[LockoutConfig]):
         runbook="Find the common source IPs or ASNs of the lockouts and block them.",
         windowed=True,
         results=frozenset({"FAILED_ACCOUNT_LOCKED"}),
+        needs_user=True,
     )
     config_type = LockoutConfig
     distinct = True
@@ -346,6 +351,7 @@ class MfaFatigue(ThresholdRule[MfaFatigueConfig]):
         "number matching.",
         windowed=True,
         results=frozenset({"FAILED_MFA"}),
+        needs_user=True,
     )
     config_type = MfaFatigueConfig
 
@@ -385,6 +391,7 @@ class MfaFatigueSuccess(SequenceRule[MfaFatigueConfig]):
         runbook="Treat the account as compromised: revoke sessions, reset password and MFA.",
         windowed=True,
         results=frozenset({"FAILED_MFA", SUCCESS}),
+        needs_user=True,
     )
     config_type = MfaFatigueConfig
 

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from hubsight.detect.base import Example, Finding, RuleMeta, Severity, numbered
-from hubsight.detect.rules.operations import OperationRule, admin_meta, failed, target_of
+from hubsight.detect.base import EventKind, Example, Finding, RuleMeta, Severity, numbered
+from hubsight.detect.rules.operations import (
+    OperationRule,
+    admin_meta,
+    failed,
+    failed_result,
+    target_of,
+)
 from hubsight.detect.rules.signals import (
     ADMIN_LOG_SETS,
     ThresholdRule,
@@ -160,6 +166,14 @@ class DeletionBurst(ThresholdRule[DeletionBurstConfig]):
     )
     config_type = DeletionBurstConfig
     distinct = True
+
+    def reads(self, kind: EventKind) -> bool:
+        """Deletions that succeeded."""
+        return (
+            super().reads(kind)
+            and not failed_result(kind.result)
+            and (kind.operation or "").upper().endswith("/DELETE")
+        )
 
     def select(self, event: Event) -> tuple[str, str] | None:
         """Count deleted resources per caller."""

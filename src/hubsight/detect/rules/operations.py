@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from typing import ClassVar
 
 from hubsight.detect.base import (
+    EventKind,
     EventRef,
     Example,
     Finding,
@@ -50,7 +51,12 @@ class OperationConfig(RuleConfig):
 
 def failed(event: Event) -> bool:
     """Whether an admin operation failed (it changed nothing)."""
-    return bool(event.result) and "FAIL" in (event.result or "").upper()
+    return failed_result(event.result)
+
+
+def failed_result(result: str | None) -> bool:
+    """Whether an admin operation with this result failed."""
+    return result is not None and "FAIL" in result.upper()
 
 
 def target_of(event: Event) -> str:
@@ -77,6 +83,14 @@ class OperationRule(Rule[OperationConfig]):
         self._markers = tuple(m.lower().encode() for m in config.markers)
         self._operations = frozenset(op.upper() for op in self.operations | self.unconditional)
         self._unconditional = frozenset(op.upper() for op in self.unconditional)
+
+    def reads(self, kind: EventKind) -> bool:
+        """Only successful ``operations``."""
+        return (
+            super().reads(kind)
+            and not failed_result(kind.result)
+            and (kind.operation or "").strip().upper() in self._operations
+        )
 
     def evaluate(self, event: Event, ctx: RuleContext) -> Iterable[Finding]:
         """Match the operation, the outcome and the markers."""
