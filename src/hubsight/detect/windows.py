@@ -17,7 +17,8 @@ import msgspec
 from hubsight.detect.base import EventRef
 
 
-class Entry(msgspec.Struct, frozen=True, array_like=True):
+# Not tracked by the cyclic garbage collector (atoms and an EventRef only): see EventRef.
+class Entry(msgspec.Struct, frozen=True, array_like=True, gc=False):
     """One counted event: its time (epoch seconds), the value a rule counts, its reference."""
 
     ts: float
