@@ -126,7 +126,9 @@ def test_admin_tunes_a_rule(page: Page, console: Console) -> None:
     form = page.locator('form.tune[data-rule="auth.brute_force"]')
     form.locator('textarea[name="thresholds"]').fill('{"count": 25}')
     form.get_by_role("button", name="Save").click()
-    expect(form.locator(".field-msg")).to_have_text("saved; applies to the running detection within seconds")
+    expect(form.locator(".field-msg")).to_have_text(
+        "saved; applies to the running detection within seconds"
+    )
     form.locator('textarea[name="thresholds"]').fill('{"cont": 25}')
     form.get_by_role("button", name="Save").click()
     expect(form.locator(".field-msg")).to_contain_text("cont")
