@@ -418,15 +418,19 @@ class DetectionEngine:
         baseline = self._state.baselines.get(subject)
         if baseline is None:
             baseline = self._state.baselines[subject] = UserBaseline()
-        for kind, value in (
-            ("country", event.geoip_country_code),
-            ("ip", event.source_ip),
-            ("asn", event.geoip_organization or (event.source_ip and network_of(event.source_ip))),
-            ("device", event.device_id),
-            ("app", event.application),
-        ):
-            if value:
-                baseline.observe(kind, value, ts, self.options.baseline_horizon)
+        observe, horizon = baseline.observe, self.options.baseline_horizon
+        country, ip = event.geoip_country_code, event.source_ip
+        if country:
+            observe("country", country, ts, horizon)
+        if ip:
+            observe("ip", ip, ts, horizon)
+        asn = event.geoip_organization or (ip and network_of(ip))
+        if asn:
+            observe("asn", asn, ts, horizon)
+        if event.device_id:
+            observe("device", event.device_id, ts, horizon)
+        if event.application:
+            observe("app", event.application, ts, horizon)
         # The timeline keeps interactive sign-ins; token refreshes would crowd them out.
         if event.user and event.log_set == LogSet.INGRESS_AUTHENTICATION:
             baseline.remember(

@@ -132,19 +132,26 @@ class SequenceRule(Rule[W]):
             return
         key, closing = selected
         window = ctx.window(key)
-        if closing and _covered(window, event):
+        ts = event.timestamp.timestamp()
+        if closing and _covered(window, event, ts):
             return
-        entry = entry_of(event, "S" if closing else "F")
-        length = self.config.window_minutes * 60.0
+        entry = Entry(ts=ts, value="S" if closing else "F", ref=EventRef.of(event))
         if not window.add(entry):
             return
-        # A late lead-up event may complete the sequence of any later success in reach.
-        ends = [entry] if closing else window.between(entry.ts, entry.ts + length)
+        length, count = self.config.window_minutes * 60.0, self.config.count
+        if closing:
+            # Most successes follow no failure at all: too few entries before it to look closer.
+            if len(window.between(ts - length, ts)) <= count:
+                return
+            ends = [entry]
+        else:
+            # A late lead-up event may complete the sequence of any later success in reach.
+            ends = window.between(ts, ts + length)
         for end in ends:
             if end.value != "S":
                 continue
             leadup = [e for e in window.between(end.ts - length, end.ts) if e.value == "F"]
-            if len(leadup) >= self.config.count:
+            if len(leadup) >= count:
                 yield self.describe(key, leadup, end)
 
 
@@ -153,8 +160,7 @@ class SequenceRule(Rule[W]):
 _SAME_SUCCESS = 300.0
 
 
-def _covered(window: Window, event: Event) -> bool:
-    ts = event.timestamp.timestamp()
+def _covered(window: Window, event: Event, ts: float) -> bool:
     for other in reversed(window.between(ts - _SAME_SUCCESS, ts)):
         if other.value == "F":
             return False
