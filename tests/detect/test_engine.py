@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import sqlite3
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -19,7 +20,7 @@ from hubsight.detect.coverage import score
 from hubsight.detect.db import DetectDB
 from hubsight.detect.engine import DetectionEngine, EngineOptions
 from hubsight.detect.rules.auth_volume import BruteForce
-from hubsight.detect.rules.signals import signin
+from hubsight.detect.rules.signals import entry_of, signin
 from hubsight.detect.ruleset import build_rule, build_ruleset
 from hubsight.detect.settings import DetectConfig, RuleExceptions
 from hubsight.parsing.event import Event, LogSet
@@ -221,8 +222,11 @@ def _failures(minutes: Iterable[int], user: str = "adele.vance@contoso.com") -> 
 
 
 def _window_rows(engine: DetectionEngine, rule_id: str) -> int:
-    rows = engine.db.rows("SELECT count(*) AS n FROM window_entries WHERE rule_id = ?", (rule_id,))
-    return int(rows[0]["n"])
+    """How many window entries of the rule are on disk."""
+    rows = engine.db.rows("SELECT body FROM window_batches WHERE rule_id = ?", (rule_id,))
+    return sum(
+        len(entries) for row in rows for entries in msgspec.json.decode(row["body"]).values()
+    )
 
 
 def test_reconfigure_keeps_windows_of_rules_still_present(tmp_path: Path) -> None:
@@ -305,3 +309,23 @@ def test_rules_are_not_called_for_events_they_cannot_read_and_nothing_is_missed(
         options=EngineOptions(learning=timedelta(0), persist=False),
     )
     assert _view(_run(engine, tenant.events)) == _view(reference)
+
+
+def test_windows_saved_one_row_per_entry_by_older_versions_are_read(tmp_path: Path) -> None:
+    path = tmp_path / "detect.sqlite3"
+    old = sqlite3.connect(path)
+    old.execute("CREATE TABLE window_entries (rule_id TEXT, key TEXT, ts REAL, body BLOB)")
+    entries = [(e.user, entry_of(e, e.source_ip or "")) for e in _failures(range(9))]
+    old.executemany(
+        "INSERT INTO window_entries VALUES ('auth.brute_force', ?, ?, ?)",
+        [(user, entry.ts, msgspec.json.encode(entry)) for user, entry in entries],
+    )
+    old.commit()
+    old.close()
+    engine = DetectionEngine(
+        DetectDB(path), [build_rule(BruteForce, {})], options=EngineOptions(learning=timedelta(0))
+    )
+    assert _window_rows(engine, "auth.brute_force") == 9
+    fired = engine.process(_failures([9]))
+    assert [(a.rule_id, len(a.evidence)) for a in fired] == [("auth.brute_force", 10)]
+    engine.close()

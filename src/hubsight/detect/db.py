@@ -24,13 +24,12 @@ DB_NAME = "detect.sqlite3"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS window_entries (
-    rule_id TEXT NOT NULL, key TEXT NOT NULL, ts REAL NOT NULL, body BLOB NOT NULL);
--- Entries arrive in roughly event-time order and are pruned by time, one rule at a time: an
--- index on ts alone takes each batch's inserts at its right edge, where one on (rule_id, key,
--- ts) scattered them over hundreds of pages per commit.
-DROP INDEX IF EXISTS window_entries_key;
-CREATE INDEX IF NOT EXISTS window_entries_ts ON window_entries (ts);
+-- Window entries, one row per rule and batch that added any (a JSON object: window key -> its
+-- new entries), so a batch writes a row or two instead of hundreds. A row goes once its newest
+-- entry is older than the rule's cut; the index takes each batch's row at its right edge.
+CREATE TABLE IF NOT EXISTS window_batches (
+    rule_id TEXT NOT NULL, newest REAL NOT NULL, body BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS window_batches_newest ON window_batches (newest);
 CREATE TABLE IF NOT EXISTS baselines (subject TEXT PRIMARY KEY, body BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS alerts (
     id TEXT PRIMARY KEY, dedup_key TEXT UNIQUE NOT NULL, rule_id TEXT NOT NULL,
@@ -71,12 +70,28 @@ class DetectDB:
             self._conn.execute("PRAGMA cache_size=-65536")
             self._conn.execute("PRAGMA wal_autocheckpoint=20000")
             self._conn.executescript(_SCHEMA)
+            self._migrate()
         except sqlite3.Error as exc:
             raise StoreError(
                 f"cannot open the detection database {path}: {exc}",
                 hint="check that the data directory is writable and not on a network share",
             ) from exc
         self._lock = threading.RLock()
+
+    def _migrate(self) -> None:
+        # Databases written before window batches kept one row per entry: each becomes a batch.
+        conn = self._conn
+        if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'window_entries'").fetchone():
+            conn.executescript(
+                """
+                BEGIN IMMEDIATE;
+                INSERT INTO window_batches
+                    SELECT rule_id, ts, '{' || json_quote(key) || ':[' || body || ']}'
+                    FROM window_entries;
+                DROP TABLE window_entries;
+                COMMIT;
+                """
+            )
 
     @classmethod
     def in_dir(cls, data_dir: Path) -> DetectDB:

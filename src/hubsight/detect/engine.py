@@ -43,7 +43,7 @@ _PRUNE_EVERY = 3600.0
 _NOTABLE_LOOKBACK = timedelta(days=7)
 
 _entries_codec = msgspec.json.Encoder()
-_entry_decoder = msgspec.json.Decoder(Entry)
+_batch_decoder = msgspec.json.Decoder(dict[str, list[Entry]])
 _baseline_decoder = msgspec.json.Decoder(UserBaseline)
 
 
@@ -202,7 +202,7 @@ class DetectionEngine:
             if self.options.persist:
                 with self.db.transaction() as conn:
                     conn.executemany(
-                        "DELETE FROM window_entries WHERE rule_id = ?",
+                        "DELETE FROM window_batches WHERE rule_id = ?",
                         [(rule_id,) for rule_id in {wkey[0] for wkey in gone}],
                     )
             self.rules = list(rules)
@@ -516,20 +516,28 @@ class DetectionEngine:
         state = self._state
         now = time.time()
         with self.db.transaction() as conn:
-            # Windows are saved as their changes: pruned entries out, new entries in.
+            # Windows are saved as their changes: pruned entries out, new entries in, one row
+            # per rule (see ``db``).
             conn.executemany(
-                "DELETE FROM window_entries WHERE ts < ? AND rule_id = ?",
+                "DELETE FROM window_batches WHERE newest < ? AND rule_id = ?",
                 [(cut, rule_id) for rule_id, cut in state.cuts.items()],
             )
             state.cuts.clear()
-            added = []
+            added: dict[str, dict[str, list[Entry]]] = {}
+            newest: dict[str, float] = {}
             for wkey in state.dirty_windows:
                 window = state.windows.get(wkey)
                 if window is None or not window.added:
                     continue
-                added += [(*wkey, e.ts, _entries_codec.encode(e)) for e in window.added]
+                rule_id, key = wkey
+                added.setdefault(rule_id, {})[key] = window.added
+                latest = max(e.ts for e in window.added)
+                newest[rule_id] = max(newest.get(rule_id, latest), latest)
                 window.added = []
-            conn.executemany("INSERT INTO window_entries VALUES (?, ?, ?, ?)", added)
+            conn.executemany(
+                "INSERT INTO window_batches VALUES (?, ?, ?)",
+                [(r, newest[r], _entries_codec.encode(windows)) for r, windows in added.items()],
+            )
             clock = time.monotonic()
             interval = self.options.baseline_save_interval.total_seconds()
             if flush_baselines or clock - state.baselines_saved_at >= interval:
@@ -564,9 +572,9 @@ class DetectionEngine:
     def _load(self) -> None:
         state = self._state
         grouped: dict[tuple[str, str], list[Entry]] = {}
-        for row in self.db.rows("SELECT rule_id, key, body FROM window_entries"):
-            entry = _entry_decoder.decode(row["body"])
-            grouped.setdefault((row["rule_id"], row["key"]), []).append(entry)
+        for row in self.db.rows("SELECT rule_id, body FROM window_batches"):
+            for key, entries in _batch_decoder.decode(row["body"]).items():
+                grouped.setdefault((row["rule_id"], key), []).extend(entries)
         for wkey, entries in grouped.items():
             state.windows[wkey] = Window(entries)
         for row in self.db.rows("SELECT subject, body FROM baselines"):
