@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import math
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
@@ -172,8 +173,8 @@ class TravelConfig(RuleConfig):
 class _Places:
     """One user's window entries grouped by place and sorted by time, for range queries.
 
-    Derived from the persisted window (rebuilt whenever the two disagree), so it needs no
-    saving of its own.
+    Derived from the persisted window (following its pruning, rebuilt whenever the two
+    disagree otherwise), so it needs no saving of its own.
     """
 
     def __init__(self, window: Window) -> None:
@@ -189,6 +190,21 @@ class _Places:
         times.insert(index, entry.ts)
         entries.insert(index, entry)
         self.size += 1
+
+    def follow(self) -> bool:
+        """Drop what the engine pruned from the window; False if still out of step with it."""
+        if self.size == len(self.window):
+            return True
+        # Pruning drops a window's oldest entries: those before its first one are gone.
+        first = next(iter(self.window), None)
+        oldest = first.ts if first is not None else math.inf
+        for place, (times, entries) in list(self.by_place.items()):
+            cut = bisect_left(times, oldest)
+            del times[:cut], entries[:cut]
+            self.size -= cut
+            if not times:
+                del self.by_place[place]
+        return self.size == len(self.window)
 
     def near(self, place: str, start: float, end: float) -> list[Entry]:
         times, entries = self.by_place[place]
@@ -237,7 +253,7 @@ class ImpossibleTravel(Rule[TravelConfig]):
         window = ctx.window(user)
         entry = entry_of(event, f"{lat:.3f},{lon:.3f},{event.geoip_country_code or '?'}")
         places = self._places.get(user)
-        if places is None or places.window is not window or places.size != len(window):
+        if places is None or places.window is not window or not places.follow():
             places = self._places[user] = _Places(window)
         if not window.add(entry):
             return
