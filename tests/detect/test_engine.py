@@ -19,6 +19,7 @@ from hubsight.detect.baseline import UserBaseline
 from hubsight.detect.coverage import score
 from hubsight.detect.db import DetectDB
 from hubsight.detect.engine import DetectionEngine, EngineOptions
+from hubsight.detect.rules.auth_baseline import ImpossibleTravel, NewCountry
 from hubsight.detect.rules.auth_volume import BruteForce
 from hubsight.detect.rules.signals import entry_of, signin
 from hubsight.detect.ruleset import build_rule, build_ruleset
@@ -224,9 +225,12 @@ def _failures(minutes: Iterable[int], user: str = "adele.vance@contoso.com") -> 
 def _window_rows(engine: DetectionEngine, rule_id: str) -> int:
     """How many window entries of the rule are on disk."""
     rows = engine.db.rows("SELECT body FROM window_batches WHERE rule_id = ?", (rule_id,))
-    return sum(
-        len(entries) for row in rows for entries in msgspec.json.decode(row["body"]).values()
-    )
+    # Rows migrated from older versions are JSON text; new ones MessagePack.
+    batches = [
+        msgspec.json.decode(body) if isinstance(body, str) else msgspec.msgpack.decode(body)
+        for body in (row["body"] for row in rows)
+    ]
+    return sum(len(entries) for batch in batches for entries in batch.values())
 
 
 def test_reconfigure_keeps_windows_of_rules_still_present(tmp_path: Path) -> None:
@@ -280,7 +284,7 @@ def test_baselines_are_saved_every_interval_and_at_close(tmp_path: Path) -> None
     hourly.close()
     reopened = DetectDB(tmp_path / "b" / "detect.sqlite3")
     (row,) = reopened.rows("SELECT subject, body FROM baselines")
-    seen = msgspec.json.decode(row["body"], type=UserBaseline).kinds["country"]["DE"]
+    seen = msgspec.msgpack.decode(row["body"], type=UserBaseline).kinds["country"]["DE"]
     assert (row["subject"], seen.count) == ("adele.vance@contoso.com", 3)
     reopened.close()
 
@@ -311,21 +315,44 @@ def test_rules_are_not_called_for_events_they_cannot_read_and_nothing_is_missed(
     assert _view(_run(engine, tenant.events)) == _view(reference)
 
 
-def test_windows_saved_one_row_per_entry_by_older_versions_are_read(tmp_path: Path) -> None:
+def test_state_saved_as_json_by_older_versions_is_read(tmp_path: Path) -> None:
     path = tmp_path / "detect.sqlite3"
     old = sqlite3.connect(path)
+    # Older versions kept one row per window entry, and JSON bodies.
     old.execute("CREATE TABLE window_entries (rule_id TEXT, key TEXT, ts REAL, body BLOB)")
     entries = [(e.user, entry_of(e, e.source_ip or "")) for e in _failures(range(9))]
     old.executemany(
         "INSERT INTO window_entries VALUES ('auth.brute_force', ?, ?, ?)",
         [(user, entry.ts, msgspec.json.encode(entry)) for user, entry in entries],
     )
+    known = UserBaseline()
+    known.observe("country", "DE", signin(-60).timestamp.timestamp(), timedelta(days=90))
+    old.execute("CREATE TABLE baselines (subject TEXT PRIMARY KEY, body BLOB NOT NULL)")
+    old.execute(
+        "INSERT INTO baselines VALUES ('adele.vance@contoso.com', ?)", (msgspec.json.encode(known),)
+    )
     old.commit()
     old.close()
     engine = DetectionEngine(
-        DetectDB(path), [build_rule(BruteForce, {})], options=EngineOptions(learning=timedelta(0))
+        DetectDB(path),
+        [build_rule(BruteForce, {}), build_rule(NewCountry, {})],
+        options=EngineOptions(learning=timedelta(0)),
     )
     assert _window_rows(engine, "auth.brute_force") == 9
-    fired = engine.process(_failures([9]))
-    assert [(a.rule_id, len(a.evidence)) for a in fired] == [("auth.brute_force", 10)]
+    nigeria = signin(20, country="NG", ip="102.89.1.1", offset=99)
+    fired = {a.rule_id: a for a in engine.process([*_failures([9]), nigeria])}
+    assert len(fired["auth.brute_force"].evidence) == 10
+    assert "DE" in (fired["auth.new_country"].baseline or "")
+    engine.close()
+
+
+def test_impossible_travel_follows_windows_the_engine_pruned(tmp_path: Path) -> None:
+    engine = _engine(tmp_path)
+    engine.reconfigure([build_rule(ImpossibleTravel, {})], {})
+    lagos = {"country": "NG", "lat": 6.45, "lon": 3.39, "ip": "102.89.1.1"}
+    assert engine.process([signin(0, offset=1)]) == []
+    # 50 hours on, the first sign-in is older than lateness and window: the engine prunes it.
+    assert engine.process([signin(3000, offset=2)]) == []
+    fired = engine.process([signin(3030, offset=3, **lagos)])  # type: ignore[arg-type]
+    assert [[ref.source_offset for ref in a.evidence] for a in fired] == [[2, 3]]
     engine.close()

@@ -29,7 +29,8 @@ from hubsight.detect.base import EventKind, EventRef, Finding, Rule, RuleContext
 from hubsight.detect.baseline import SignIn, UserBaseline, from_epoch, network_of
 from hubsight.detect.db import DetectDB
 from hubsight.detect.settings import RuleExceptions
-from hubsight.detect.windows import Entry, Window
+from hubsight.detect.state import EngineState
+from hubsight.detect.windows import Window
 from hubsight.parsing.event import Event, LogSet
 
 log = logging.getLogger(__name__)
@@ -41,10 +42,6 @@ _FUTURE_SLACK = 300.0
 _PRUNE_EVERY = 3600.0
 # Notables of a user this recent are attached to a new alert about that user.
 _NOTABLE_LOOKBACK = timedelta(days=7)
-
-_entries_codec = msgspec.json.Encoder()
-_batch_decoder = msgspec.json.Decoder(dict[str, list[Entry]])
-_baseline_decoder = msgspec.json.Decoder(UserBaseline)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -73,32 +70,12 @@ class EngineStats:
     last_rule_error: dict[str, str] = field(default_factory=dict)
 
 
-class _State:
-    """Windows, baselines and watermarks; what changed since the last commit."""
-
-    def __init__(self) -> None:
-        self.windows: dict[tuple[str, str], Window] = {}
-        self.baselines: dict[str, UserBaseline] = {}
-        self.sources: dict[tuple[str, str], float] = {}
-        self.watermark = 0.0
-        self.started: float | None = None
-        self.pruned_at = 0.0
-        self.baselines_pruned_at = 0.0
-        # Windows a rule asked for in this batch; those with entries ``added`` are saved.
-        self.dirty_windows: set[tuple[str, str]] = set()
-        # Per rule, the time before which entries were pruned and are still on disk.
-        self.cuts: dict[str, float] = {}
-        self.dirty_baselines: dict[str, None] = {}
-        self.baselines_saved_at = time.monotonic()
-        self.dirty_sources: set[tuple[str, str]] = set()
-
-
 class _Context:
     """One rule's view of the engine state (implements ``RuleContext``)."""
 
     __slots__ = ("_options", "_rule_id", "_state")
 
-    def __init__(self, rule_id: str, state: _State, options: EngineOptions) -> None:
+    def __init__(self, rule_id: str, state: EngineState, options: EngineOptions) -> None:
         self._rule_id = rule_id
         self._state = state
         self._options = options
@@ -169,7 +146,7 @@ class DetectionEngine:
         self._exceptions = {
             rule_id: exc for rule_id, exc in (exceptions or {}).items() if not exc.empty()
         }
-        self._state = _State()
+        self._state = EngineState()
         self._contexts = {r.meta.id: _Context(r.meta.id, self._state, options) for r in rules}
         self._dispatch: dict[tuple[Any, ...], _Targets] = {}
         # Alerts of the current batch; in memory only when not persisting (replays).
@@ -182,7 +159,7 @@ class DetectionEngine:
         self.withdrawn: list[str] = []
         self._lock = threading.Lock()
         if options.persist:
-            self._load()
+            self._state.load(self.db)
 
     def reconfigure(
         self, rules: Sequence[Rule[Any]], exceptions: Mapping[str, RuleExceptions] | None = None
@@ -477,7 +454,6 @@ class DetectionEngine:
                 state.dirty_baselines[subject] = None
 
     def _commit(self) -> list[Alert]:
-        state = self._state
         created = [self._pending[k] for k in sorted(self._created)]
         changed = created + [a for k, a in sorted(self._pending.items()) if k not in self._created]
         withdrawn = self._withdrawn
@@ -488,17 +464,8 @@ class DetectionEngine:
             self._memory_alerts.update(self._pending)
             for key in withdrawn:
                 self._memory_alerts.pop(key, None)
+            self._state.forget_changes()
         withdrawn.clear()
-        if not self.options.persist:
-            # Nothing is saved: drop the changes a save would have consumed.
-            for wkey in state.dirty_windows:
-                window = state.windows.get(wkey)
-                if window is not None:
-                    window.added = []
-            state.cuts.clear()
-            state.dirty_baselines.clear()
-        state.dirty_windows.clear()
-        state.dirty_sources.clear()
         self._pending.clear()
         self._created.clear()
         return changed
@@ -513,53 +480,10 @@ class DetectionEngine:
     def _save(
         self, alerts: list[Alert], *, flush_baselines: bool = False, withdrawn: Sequence[str] = ()
     ) -> None:
-        state = self._state
         now = time.time()
+        every = None if flush_baselines else self.options.baseline_save_interval.total_seconds()
         with self.db.transaction() as conn:
-            # Windows are saved as their changes: pruned entries out, new entries in, one row
-            # per rule (see ``db``).
-            conn.executemany(
-                "DELETE FROM window_batches WHERE newest < ? AND rule_id = ?",
-                [(cut, rule_id) for rule_id, cut in state.cuts.items()],
-            )
-            state.cuts.clear()
-            added: dict[str, dict[str, list[Entry]]] = {}
-            newest: dict[str, float] = {}
-            for wkey in state.dirty_windows:
-                window = state.windows.get(wkey)
-                if window is None or not window.added:
-                    continue
-                rule_id, key = wkey
-                added.setdefault(rule_id, {})[key] = window.added
-                latest = max(e.ts for e in window.added)
-                newest[rule_id] = max(newest.get(rule_id, latest), latest)
-                window.added = []
-            conn.executemany(
-                "INSERT INTO window_batches VALUES (?, ?, ?)",
-                [(r, newest[r], _entries_codec.encode(windows)) for r, windows in added.items()],
-            )
-            clock = time.monotonic()
-            interval = self.options.baseline_save_interval.total_seconds()
-            if flush_baselines or clock - state.baselines_saved_at >= interval:
-                conn.executemany(
-                    "INSERT OR REPLACE INTO baselines VALUES (?, ?)",
-                    [(s, _entries_codec.encode(state.baselines[s])) for s in state.dirty_baselines],
-                )
-                state.dirty_baselines.clear()
-                state.baselines_saved_at = clock
-            conn.executemany(
-                "INSERT OR REPLACE INTO sources VALUES (?, ?, ?)",
-                [(*k, state.sources[k]) for k in state.dirty_sources],
-            )
-            meta = {
-                "watermark": state.watermark,
-                "started": state.started,
-                "pruned": state.pruned_at,
-            }
-            conn.executemany(
-                "INSERT OR REPLACE INTO meta VALUES (?, ?)",
-                [(k, repr(v)) for k, v in meta.items() if v is not None],
-            )
+            self._state.save(conn, baselines_every=every)
             for alert in alerts:
                 self.alerts.save(conn, alert, now)
             # A withdrawn alert someone already triaged stays, with its last evidence.
@@ -568,27 +492,6 @@ class DetectionEngine:
                 "AND disposition IS NULL AND id NOT IN (SELECT alert_id FROM alert_history)",
                 [(key,) for key in withdrawn],
             )
-
-    def _load(self) -> None:
-        state = self._state
-        grouped: dict[tuple[str, str], list[Entry]] = {}
-        for row in self.db.rows("SELECT rule_id, body FROM window_batches"):
-            for key, entries in _batch_decoder.decode(row["body"]).items():
-                grouped.setdefault((row["rule_id"], key), []).extend(entries)
-        for wkey, entries in grouped.items():
-            state.windows[wkey] = Window(entries)
-        for row in self.db.rows("SELECT subject, body FROM baselines"):
-            state.baselines[row["subject"]] = _baseline_decoder.decode(row["body"])
-        for row in self.db.rows("SELECT log_name, category, last_received FROM sources"):
-            state.sources[(row["log_name"], row["category"])] = float(row["last_received"])
-        for key, attr in (
-            ("watermark", "watermark"),
-            ("started", "started"),
-            ("pruned", "pruned_at"),
-        ):
-            value = self.db.get_meta(key)
-            if value is not None:
-                setattr(state, attr, float(value))
 
 
 _alert_encoder = msgspec.json.Encoder()

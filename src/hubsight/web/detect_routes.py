@@ -22,13 +22,13 @@ from pydantic import BaseModel, ConfigDict
 
 from hubsight.detect.alerts import Alert, AlertFilter, AlertStore, Disposition, Status
 from hubsight.detect.base import EventRef, Severity
-from hubsight.detect.baseline import UserBaseline
 from hubsight.detect.db import DetectDB
 from hubsight.detect.notify import send_test
 from hubsight.detect.rules import BUILTIN_RULES
 from hubsight.detect.ruleset import build_rule, rule_class
 from hubsight.detect.runtime import load_targets
 from hubsight.detect.settings import DetectConfig, RuleExceptions, SettingsStore, effective
+from hubsight.detect.state import read_baseline
 from hubsight.detect.targets import TargetStore, keep_secrets, parse_target, public
 from hubsight.errors import (
     AlreadyExistsError,
@@ -42,7 +42,6 @@ from hubsight.web.auth import current_account
 from hubsight.web.search_routes import error_response
 
 router = APIRouter(prefix="/api/v1")
-_baseline_decoder = msgspec.json.Decoder(UserBaseline)
 
 
 def get_db(request: Request) -> DetectDB:
@@ -246,8 +245,7 @@ def set_exceptions(
 def user_timeline(user: str, db: Db, days: int = 30) -> dict[str, Any]:
     """A user's sign-ins by country, recent sign-ins, notables and alerts."""
     subject = user.lower()
-    rows = db.rows("SELECT body FROM baselines WHERE subject = ?", (subject,))
-    baseline = _baseline_decoder.decode(rows[0]["body"]) if rows else UserBaseline()
+    baseline = read_baseline(db, subject)
     store = AlertStore(db)
     since = datetime.now().astimezone() - timedelta(days=max(1, days))
     found = store.find(AlertFilter(user=subject, since=since, limit=500))

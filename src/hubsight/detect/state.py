@@ -1,0 +1,145 @@
+"""The detection engine's state (windows, baselines, watermarks) and how it is saved.
+
+Saving writes changes only: the entries windows gained (one row per rule and batch), the rules'
+prune cuts, the baselines changed since the last save (every few seconds, since nearly every
+batch touches most of them), the sources that delivered, and the watermarks. Bodies are
+MessagePack; bodies written as JSON by earlier versions are still read.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable
+from itertools import chain
+from operator import attrgetter
+from typing import TypeVar
+
+import msgspec
+
+from hubsight.detect.baseline import UserBaseline
+from hubsight.detect.db import DetectDB
+from hubsight.detect.windows import Entry, Window
+
+_encode = msgspec.msgpack.Encoder().encode
+_entry_ts = attrgetter("ts")
+
+T = TypeVar("T")
+
+
+def _decoder(type_: type[T]) -> Callable[[bytes | str], T]:
+    from_json = msgspec.json.Decoder(type_).decode
+    from_msgpack = msgspec.msgpack.Decoder(type_).decode
+
+    def decode(body: bytes | str) -> T:
+        # Both body types are maps: "{" opens a JSON one, never a MessagePack one.
+        if isinstance(body, str) or body[:1] == b"{":
+            return from_json(body)
+        return from_msgpack(body)
+
+    return decode
+
+
+_decode_batch = _decoder(dict[str, list[Entry]])
+_decode_baseline = _decoder(UserBaseline)
+
+
+class EngineState:
+    """Windows, baselines and watermarks; what changed since the last save."""
+
+    def __init__(self) -> None:
+        self.windows: dict[tuple[str, str], Window] = {}
+        self.baselines: dict[str, UserBaseline] = {}
+        self.sources: dict[tuple[str, str], float] = {}
+        self.watermark = 0.0
+        self.started: float | None = None
+        self.pruned_at = 0.0
+        self.baselines_pruned_at = 0.0
+        # Windows a rule asked for in this batch; those with entries ``added`` are saved.
+        self.dirty_windows: set[tuple[str, str]] = set()
+        # Per rule, the time before which entries were pruned and are still on disk.
+        self.cuts: dict[str, float] = {}
+        self.dirty_baselines: dict[str, None] = {}
+        self.baselines_saved_at = time.monotonic()
+        self.dirty_sources: set[tuple[str, str]] = set()
+
+    def forget_changes(self) -> None:
+        """Drop the record of changes, as a save would (for engines that keep nothing)."""
+        for wkey in self.dirty_windows:
+            window = self.windows.get(wkey)
+            if window is not None:
+                window.added = []
+        self.cuts.clear()
+        self.dirty_baselines.clear()
+        self.dirty_windows.clear()
+        self.dirty_sources.clear()
+
+    def save(self, conn: sqlite3.Connection, *, baselines_every: float | None) -> None:
+        """Write the changes in ``conn``'s transaction (baselines every ``baselines_every`` s).
+
+        ``None`` writes the changed baselines now, however recently they were written.
+        """
+        conn.executemany(
+            "DELETE FROM window_batches WHERE newest < ? AND rule_id = ?",
+            [(cut, rule_id) for rule_id, cut in self.cuts.items()],
+        )
+        self.cuts.clear()
+        added: dict[str, dict[str, list[Entry]]] = {}
+        for wkey in self.dirty_windows:
+            window = self.windows.get(wkey)
+            if window is not None and window.added:
+                added.setdefault(wkey[0], {})[wkey[1]] = window.added
+                window.added = []
+        self.dirty_windows.clear()
+        conn.executemany(
+            "INSERT INTO window_batches VALUES (?, ?, ?)",
+            [
+                (rule_id, max(map(_entry_ts, chain.from_iterable(batch.values()))), _encode(batch))
+                for rule_id, batch in added.items()
+            ],
+        )
+        clock = time.monotonic()
+        if baselines_every is None or clock - self.baselines_saved_at >= baselines_every:
+            conn.executemany(
+                "INSERT OR REPLACE INTO baselines VALUES (?, ?)",
+                [(s, _encode(self.baselines[s])) for s in self.dirty_baselines],
+            )
+            self.dirty_baselines.clear()
+            self.baselines_saved_at = clock
+        conn.executemany(
+            "INSERT OR REPLACE INTO sources VALUES (?, ?, ?)",
+            [(*k, self.sources[k]) for k in self.dirty_sources],
+        )
+        self.dirty_sources.clear()
+        meta = {"watermark": self.watermark, "started": self.started, "pruned": self.pruned_at}
+        conn.executemany(
+            "INSERT OR REPLACE INTO meta VALUES (?, ?)",
+            [(k, repr(v)) for k, v in meta.items() if v is not None],
+        )
+
+    def load(self, db: DetectDB) -> None:
+        """Read the state ``save`` wrote."""
+        grouped: dict[tuple[str, str], list[Entry]] = {}
+        for row in db.rows("SELECT rule_id, body FROM window_batches"):
+            for key, entries in _decode_batch(row["body"]).items():
+                grouped.setdefault((row["rule_id"], key), []).extend(entries)
+        for wkey, entries in grouped.items():
+            self.windows[wkey] = Window(entries)
+        for row in db.rows("SELECT subject, body FROM baselines"):
+            self.baselines[row["subject"]] = _decode_baseline(row["body"])
+        for row in db.rows("SELECT log_name, category, last_received FROM sources"):
+            self.sources[(row["log_name"], row["category"])] = float(row["last_received"])
+        for key, attr in (
+            ("watermark", "watermark"),
+            ("started", "started"),
+            ("pruned", "pruned_at"),
+        ):
+            value = db.get_meta(key)
+            if value is not None:
+                setattr(self, attr, float(value))
+
+
+def read_baseline(db: DetectDB, subject: str) -> UserBaseline:
+    """The saved baseline of ``subject`` (empty when there is none)."""
+    rows = db.rows("SELECT body FROM baselines WHERE subject = ?", (subject,))
+    return _decode_baseline(rows[0]["body"]) if rows else UserBaseline()
