@@ -85,11 +85,16 @@ class EngineState:
         )
         self.cuts.clear()
         added: dict[str, dict[str, list[Entry]]] = {}
+        windows = self.windows
         for wkey in self.dirty_windows:
-            window = self.windows.get(wkey)
-            if window is not None and window.added:
-                added.setdefault(wkey[0], {})[wkey[1]] = window.added
-                window.added = []
+            window = windows.get(wkey)
+            if window is None or not window.added:
+                continue
+            batch = added.get(wkey[0])
+            if batch is None:
+                batch = added[wkey[0]] = {}
+            batch[wkey[1]] = window.added
+            window.added = []
         self.dirty_windows.clear()
         conn.executemany(
             "INSERT INTO window_batches VALUES (?, ?, ?)",
