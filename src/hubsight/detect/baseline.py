@@ -127,7 +127,9 @@ class UserBaseline(msgspec.Struct):
 
     def observe(self, kind: str, value: str, ts: float, horizon: timedelta) -> None:
         """Record that ``value`` of ``kind`` was seen at ``ts`` (any order)."""
-        values = self.kinds.setdefault(kind, {})
+        values = self.kinds.get(kind)
+        if values is None:
+            values = self.kinds[kind] = {}
         seen = values.get(value)
         if seen is None:
             if len(values) >= MAX_VALUES_PER_KIND:

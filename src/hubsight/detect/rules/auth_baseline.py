@@ -60,6 +60,7 @@ class NewCountry(Rule[NewCountryConfig]):
         notable=True,
         uses_baseline=True,
         results=frozenset({SUCCESS}),
+        needs_user=True,
     )
     config_type = NewCountryConfig
 
@@ -231,6 +232,7 @@ class ImpossibleTravel(Rule[TravelConfig]):
         "if one was not.",
         windowed=True,
         results=frozenset({SUCCESS}),
+        needs_user=True,
     )
     config_type = TravelConfig
 

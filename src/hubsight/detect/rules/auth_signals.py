@@ -58,6 +58,7 @@ class DisabledAccount(Rule[DayConfig]):
         runbook="Find out who still holds the credentials of the departed account; check the "
         "source IP for other activity.",
         results=frozenset({"FAILED_ACCOUNT_DISABLED"}),
+        needs_user=True,
     )
     config_type = DayConfig
 
@@ -121,6 +122,7 @@ class LegacyAuthentication(Rule[LegacyConfig]):
         runbook="Block legacy authentication with conditional access; ask the user which "
         "client this was.",
         results=frozenset({SUCCESS}),
+        needs_user=True,
     )
     config_type = LegacyConfig
 
@@ -250,6 +252,7 @@ class UnusualAuthFlow(Rule[FlowConfig]):
         "attacker a token. Revoke sessions if not.",
         uses_baseline=True,
         windowed=True,
+        needs_user=True,
     )
     config_type = FlowConfig
 
