@@ -1,8 +1,8 @@
 """The streaming detection engine: events in (by event time), deduplicated alerts out.
 
 The collector calls ``DetectionEngine.process(batch)`` after each batch is stored. Every batch
-ends in one SQLite transaction holding the window changes and alerts it made (and, every few
-seconds, the baselines changed since), so a crash loses at most the batch being processed; since
+ends in one SQLite transaction holding the window changes and alerts it made (and, every half
+minute, the baselines changed since), so a crash loses at most the batch being processed; since
 windows ignore an event they already hold and alerts merge by dedup key, processing that batch
 again after a restart yields the same alerts and re-fires nothing. Findings a late event showed
 untrue are retracted: an alert left without evidence is withdrawn (deleted, unless someone
@@ -55,11 +55,11 @@ class EngineOptions:
     baseline_horizon: timedelta = timedelta(days=90)
     # Replays (backtests) keep state in memory only and touch nothing on disk.
     persist: bool = True
-    # Baselines move slowly and are large (kilobytes each) while nearly every batch touches
-    # most of them: the changed ones are saved together at most this often (wall clock) and at
-    # close(), not on every batch. A crash forgets the unsaved learning, which can neither lose
-    # nor duplicate an alert.
-    baseline_save_interval: timedelta = timedelta(seconds=10)
+    # Baselines are large (kilobytes each) and nearly every batch touches most of them: the
+    # changed ones are saved together at most this often (wall clock) and at close(), not on
+    # every batch. A crash forgets the learning since the last save: a sign-in seen only then
+    # may look new once more (an extra notable), which loses no alert.
+    baseline_save_interval: timedelta = timedelta(seconds=30)
 
 
 @dataclass(slots=True)

@@ -1,8 +1,8 @@
 """The detection engine's state (windows, baselines, watermarks) and how it is saved.
 
 Saving writes changes only: the entries windows gained (one row per rule and batch), the rules'
-prune cuts, the baselines changed since the last save (every few seconds, since nearly every
-batch touches most of them), the sources that delivered, and the watermarks. Bodies are
+prune cuts, the baselines changed since they were last written (not on every batch: nearly
+every batch touches most of them), the sources that delivered, and the watermarks. Bodies are
 MessagePack; bodies written as JSON by earlier versions are still read.
 """
 
