@@ -24,9 +24,10 @@ DB_NAME = "detect.sqlite3"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
--- Window entries, one row per rule and batch that added any (a JSON object: window key -> its
--- new entries), so a batch writes a row or two instead of hundreds. A row goes once its newest
--- entry is older than the rule's cut; the index takes each batch's row at its right edge.
+-- Window entries, one row per rule and batch that added any (a map: window key -> its new
+-- entries; see ``state``), so a batch writes a row or two instead of hundreds. A row goes once
+-- its newest entry is older than the rule's cut; the index takes each batch's row at its right
+-- edge.
 CREATE TABLE IF NOT EXISTS window_batches (
     rule_id TEXT NOT NULL, newest REAL NOT NULL, body BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS window_batches_newest ON window_batches (newest);
