@@ -101,7 +101,7 @@ class _Context:
         window = self._windows.get(wkey)
         if window is None:
             window = self._windows[wkey] = Window()
-        self._dirty.add(wkey)
+        self._dirty[wkey] = window
         return window
 
     def baseline(self, subject: str) -> UserBaseline:
@@ -180,7 +180,8 @@ class DetectionEngine:
             gone = {wkey for wkey in self._state.windows if wkey[0] not in ids}
             for wkey in gone:
                 del self._state.windows[wkey]
-            self._state.dirty_windows -= gone
+            for wkey in gone:
+                self._state.dirty_windows.pop(wkey, None)
             if self.options.persist:
                 with self.db.transaction() as conn:
                     conn.executemany(

@@ -56,7 +56,7 @@ class EngineState:
         self.pruned_at = 0.0
         self.baselines_pruned_at = 0.0
         # Windows a rule asked for in this batch; those with entries ``added`` are saved.
-        self.dirty_windows: set[tuple[str, str]] = set()
+        self.dirty_windows: dict[tuple[str, str], Window] = {}
         # Per rule, the time before which entries were pruned and are still on disk.
         self.cuts: dict[str, float] = {}
         self.dirty_baselines: dict[str, None] = {}
@@ -65,10 +65,8 @@ class EngineState:
 
     def forget_changes(self) -> None:
         """Drop the record of changes, as a save would (for engines that keep nothing)."""
-        for wkey in self.dirty_windows:
-            window = self.windows.get(wkey)
-            if window is not None:
-                window.added = []
+        for window in self.dirty_windows.values():
+            window.added = []
         self.cuts.clear()
         self.dirty_baselines.clear()
         self.dirty_windows.clear()
@@ -85,10 +83,8 @@ class EngineState:
         )
         self.cuts.clear()
         added: dict[str, dict[str, list[Entry]]] = {}
-        windows = self.windows
-        for wkey in self.dirty_windows:
-            window = windows.get(wkey)
-            if window is None or not window.added:
+        for wkey, window in self.dirty_windows.items():
+            if not window.added:
                 continue
             batch = added.get(wkey[0])
             if batch is None:
