@@ -2,32 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 from fastapi.testclient import TestClient
 
 from hubsight.devbroker import LocalBroker
 from hubsight.service import Service
-from hubsight.store.catalog import Catalog
-from hubsight.store.embedded import EmbeddedStore
-from hubsight.web.api import create_app
 
 from support import PLANTED_KEY, assert_no_secret, connection_string, produce
 
 HOST = "contoso-logs.servicebus.windows.net"
-
-
-@pytest.fixture
-def client(data_dir: Path) -> Iterator[TestClient]:
-    store = EmbeddedStore(data_dir)
-    try:
-        service = Service(data_dir, store, Catalog(data_dir))
-        with TestClient(create_app(service)) as test_client:
-            yield test_client
-    finally:
-        store.close()
 
 
 def _eventhubs(name: str = "azure-prod", **overrides: object) -> dict[str, object]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,6 @@ from hubsight.devbroker import LocalBroker
 from hubsight.service import Service
 from hubsight.sources.config import EventHubsProfile, KafkaProfile
 from hubsight.store.catalog import Catalog
-from hubsight.store.embedded import EmbeddedStore
 from hubsight.store.users import UserStore
 from hubsight.web.api import create_app, merge_patch
 from hubsight.web.auth import ConsoleAuth
@@ -35,17 +33,6 @@ from support import (
 
 HOST = "contoso-logs.servicebus.windows.net"
 URL = "/api/v1/event-sources/azure-prod"
-
-
-@pytest.fixture
-def client(data_dir: Path) -> Iterator[TestClient]:
-    store = EmbeddedStore(data_dir)
-    try:
-        service = Service(data_dir, store, Catalog(data_dir))
-        with TestClient(create_app(service)) as test_client:
-            yield test_client
-    finally:
-        store.close()
 
 
 def _catalog(client: TestClient) -> Catalog:
