@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from argon2 import PasswordHasher
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -20,6 +21,9 @@ from hubsight.service import Service
 from hubsight.sources.config import SourceConfig, make_source
 from hubsight.store.catalog import Catalog
 from hubsight.store.embedded import EmbeddedStore
+
+# Cheap argon2 parameters keep the tests fast; production uses argon2-cffi's defaults.
+FAST_HASH = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 
 PLANTED_KEY = "PLANTEDsecretKEY0123456789abcdefghijklmnopqrs="
 PLANTED_PASSWORD = "planted-Password-9f8e7d6c"

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 import uvicorn
-from argon2 import PasswordHasher
 from playwright.sync_api import Browser, Page, sync_playwright
 from tests.browser.harness import ANALYST, ARTIFACTS, CHROMIUM, Console
 
@@ -26,7 +25,7 @@ from hubsight.store.users import UserStore
 from hubsight.web.api import create_app
 from hubsight.web.auth import ConsoleAuth
 
-from support import serving, wait_until
+from support import FAST_HASH, serving, wait_until
 
 
 @pytest.fixture(scope="session")
@@ -88,7 +87,7 @@ def seed_alert(data_dir: Path) -> list[Event]:
 def console(data_dir: Path) -> Iterator[Console]:
     """The service with an alert, an analyst account, and the console served over TCP."""
     evidence = seed_alert(data_dir)
-    users = UserStore(data_dir, hasher=PasswordHasher(time_cost=1, memory_cost=1024))
+    users = UserStore(data_dir, hasher=FAST_HASH)
     users.create(*ANALYST, "analyst")
     with serving(data_dir) as service:
         service.store.write(evidence)

@@ -15,12 +15,17 @@ from hubsight.web.api import create_app
 
 
 @pytest.fixture
-def client(data_dir: Path) -> Iterator[TestClient]:
-    """The API over an empty store and catalog, as the owner's socket serves it (no sign-in)."""
+def service(data_dir: Path) -> Iterator[Service]:
+    """A service over an empty store and catalog."""
     store = EmbeddedStore(data_dir)
     try:
-        service = Service(data_dir, store, Catalog(data_dir))
-        with TestClient(create_app(service)) as test_client:
-            yield test_client
+        yield Service(data_dir, store, Catalog(data_dir))
     finally:
         store.close()
+
+
+@pytest.fixture
+def client(service: Service) -> Iterator[TestClient]:
+    """The API as the owner's socket serves it (no sign-in)."""
+    with TestClient(create_app(service)) as test_client:
+        yield test_client

@@ -5,11 +5,9 @@ from __future__ import annotations
 import re
 import sqlite3
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from argon2 import PasswordHasher
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
@@ -17,16 +15,15 @@ from hubsight.cli.main import cli
 from hubsight.cli.run_cmd import _owner_socket
 from hubsight.errors import AlreadyExistsError, ConfigError
 from hubsight.service import Service
-from hubsight.store.catalog import CATALOG_FILE, Catalog
-from hubsight.store.embedded import EmbeddedStore
+from hubsight.store.catalog import CATALOG_FILE
 from hubsight.store.users import UserStore
 from hubsight.web.api import create_app
 from hubsight.web.auth import SESSION_COOKIE, ConsoleAuth, LoginLimiter
 
+from support import FAST_HASH
+
 ADMIN_PW = "correct horse battery"
 ANALYST_PW = "analyst passphrase here"
-# Cheap argon2 parameters keep the tests fast; production uses argon2-cffi's defaults.
-FAST_HASH = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 
 
 @pytest.fixture
@@ -35,15 +32,6 @@ def users(data_dir: Path) -> UserStore:
     store.create("root", ADMIN_PW, "admin")
     store.create("ana", ANALYST_PW, "analyst")
     return store
-
-
-@pytest.fixture
-def service(data_dir: Path) -> Iterator[Service]:
-    store = EmbeddedStore(data_dir)
-    try:
-        yield Service(data_dir, store, Catalog(data_dir))
-    finally:
-        store.close()
 
 
 def _client(service: Service, users: UserStore, base_url: str = "http://testserver") -> TestClient:

@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 
 from hubsight.detect.db import DetectDB
@@ -20,6 +19,8 @@ from hubsight.store.embedded import EmbeddedStore
 from hubsight.store.users import UserStore
 from hubsight.web.api import create_app
 from hubsight.web.auth import ConsoleAuth
+
+from support import FAST_HASH
 
 STATIC = Path(__file__).parents[2] / "src/hubsight/web/static"
 
@@ -87,7 +88,7 @@ def test_console_pages_stay_light(client: TestClient) -> None:
 
 
 def test_triage_history_names_the_signed_in_account(client: TestClient, data_dir: Path) -> None:
-    users = UserStore(data_dir, hasher=PasswordHasher(time_cost=1, memory_cost=1024))
+    users = UserStore(data_dir, hasher=FAST_HASH)
     users.create("ana", "analyst passphrase", "analyst")
     app = create_app(client.app.state.service, auth=ConsoleAuth(users))  # type: ignore[attr-defined]
     app.state.detect_db = DetectDB.in_dir(data_dir)

@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 from tests.detect.receivers import http_receiver, smtp_server
 
@@ -21,9 +20,8 @@ from hubsight.store.users import UserStore
 from hubsight.web.api import create_app
 from hubsight.web.auth import ConsoleAuth
 
-from support import PLANTED_PASSWORD
+from support import FAST_HASH, PLANTED_PASSWORD
 
-FAST_HASH = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 ADMIN = ("root", "correct horse battery")
 ANALYST = ("ana", "analyst passphrase here")
 TARGETS = "/api/v1/notify/targets"

@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 
 from hubsight.errors import ConfigError
 from hubsight.service import Service
-from hubsight.store.catalog import CATALOG_FILE, Catalog
-from hubsight.store.embedded import EmbeddedStore
+from hubsight.store.catalog import CATALOG_FILE
 from hubsight.store.users import Account, Session, SessionExpired, SessionLimits, UserStore
 from hubsight.web.api import create_app
 from hubsight.web.auth import (
@@ -26,8 +23,9 @@ from hubsight.web.auth import (
     session_limits_from_env,
 )
 
+from support import FAST_HASH
+
 PASSWORD = "correct horse battery"
-FAST_HASH = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 TEN_MINUTES_IDLE = SessionLimits(idle_s=600, max_s=3600)
 
 
@@ -51,15 +49,6 @@ def users(data_dir: Path, clock: Clock) -> UserStore:
     store = UserStore(data_dir, hasher=FAST_HASH, clock=clock)
     store.create("root", PASSWORD, "admin")
     return store
-
-
-@pytest.fixture
-def service(data_dir: Path) -> Iterator[Service]:
-    store = EmbeddedStore(data_dir)
-    try:
-        yield Service(data_dir, store, Catalog(data_dir))
-    finally:
-        store.close()
 
 
 def _client(

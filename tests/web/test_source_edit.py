@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 
 from hubsight.devbroker import LocalBroker
@@ -18,6 +17,7 @@ from hubsight.web.api import create_app, merge_patch
 from hubsight.web.auth import ConsoleAuth
 
 from support import (
+    FAST_HASH,
     FAST_TUNING,
     PLANTED_PASSWORD,
     assert_no_secret,
@@ -160,7 +160,7 @@ def test_edited_settings_are_tested_without_saving_and_by_admins_only(
         "failed",
     )
     assert [c.name for c in catalog.all()] == ["relay"]
-    users = UserStore(data_dir, hasher=PasswordHasher(time_cost=1, memory_cost=1024))
+    users = UserStore(data_dir, hasher=FAST_HASH)
     users.create("ana", "analyst passphrase", "analyst")
     service: Service = client.app.state.service  # type: ignore[attr-defined]
     signed = TestClient(create_app(service, auth=ConsoleAuth(users)))
