@@ -16,10 +16,16 @@ function el(tag, attrs = {}, ...children) {
 async function api(method, url, body) {
   const headers = { "X-CSRF-Token": csrf() };
   if (body !== undefined) headers["Content-Type"] = "application/json";
-  const response = await fetch(url, {
-    method, headers, credentials: "same-origin",
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
+  let response;
+  try {
+    response = await fetch(url, {
+      method, headers, credentials: "same-origin",
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch {
+    // Server gone or the page is leaving: every caller already shows a failed answer.
+    return { status: 0, ok: false, data: { error: "hubsight did not answer", hint: "check that `hubsight run` is running, then retry" } };
+  }
   const text = await response.text();
   let data = null;
   try { data = text ? JSON.parse(text) : null; } catch { data = { error: text }; }
