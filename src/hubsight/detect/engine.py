@@ -162,6 +162,8 @@ class DetectionEngine:
         self._withdrawn: dict[str, Alert] = {}
         # Ids of the alerts the last ``process`` or ``tick`` withdrew, for callers keeping copies.
         self.withdrawn: list[str] = []
+        # The same alerts as last stored, for the notifier's follow-ups to whoever got them.
+        self.withdrawn_alerts: list[Alert] = []
         self._lock = threading.Lock()
         if options.persist:
             self._state.load(self.db)
@@ -465,6 +467,7 @@ class DetectionEngine:
         changed = created + [a for k, a in sorted(self._pending.items()) if k not in self._created]
         withdrawn = self._withdrawn
         self.withdrawn = [a.id for a in withdrawn.values()]
+        self.withdrawn_alerts = list(withdrawn.values())
         if self.options.persist:
             self._save(changed, withdrawn=list(withdrawn))
         else:
