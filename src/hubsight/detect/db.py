@@ -50,6 +50,11 @@ CREATE TABLE IF NOT EXISTS rule_settings (
 CREATE TABLE IF NOT EXISTS dead_letters (
     at REAL NOT NULL, channel TEXT NOT NULL, alert_id TEXT NOT NULL, payload TEXT NOT NULL,
     error TEXT NOT NULL);
+-- Which channel received which alert, so a withdrawn alert is followed up where it went (see
+-- ``notify``); an alert's rows go once its follow-ups are sent.
+CREATE TABLE IF NOT EXISTS notified (
+    alert_id TEXT NOT NULL, channel TEXT NOT NULL, at REAL NOT NULL,
+    PRIMARY KEY (alert_id, channel));
 CREATE TABLE IF NOT EXISTS sources (
     log_name TEXT NOT NULL, category TEXT NOT NULL, last_received REAL NOT NULL,
     PRIMARY KEY (log_name, category));

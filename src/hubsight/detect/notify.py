@@ -5,6 +5,15 @@ The collector hands ``Notifier.send`` what ``DetectionEngine.process`` returned.
 ``retries + 1`` times with a doubling pause; what still fails is kept in the ``dead_letters``
 table with the error, so nothing is lost silently. ``send_test`` delivers one made-up alert
 once and explains a failure with a hint (``explain``); targets are described in ``targets``.
+
+Withdrawn alerts (a late event showed them untrue: ``DetectionEngine.withdrawn_alerts``) get a
+follow-up on each channel that received them, as recorded in the ``notified`` table: the webhook
+document with ``"status": "withdrawn"`` and a ``reason``, a syslog message with MSGID
+``withdrawn``, a mail whose subject starts with "Withdrawn:". Channels whose severities skipped
+the alert, or whose delivery ended as a dead letter, get none; nor does a target removed or
+disabled since. An alert someone had triaged stays in hubsight when withdrawn, yet its receivers
+are told all the same, since the detection no longer stands; the reason then says it was kept.
+A follow-up is retried and dead-lettered like an alert, and sent at most once.
 """
 
 from __future__ import annotations
@@ -43,6 +52,8 @@ _SYSLOG_SEVERITY = {
 _AUTHPRIV = 10
 # The private enterprise number RFC 5424 reserves for examples and documentation.
 _SD_ID = "hubsight@32473"
+WITHDRAWN = "a late event showed this alert untrue"
+WITHDRAWN_KEPT = f"{WITHDRAWN}; hubsight keeps it because someone triaged it"
 
 
 class Channel(Protocol):
@@ -52,19 +63,23 @@ class Channel(Protocol):
     severities: tuple[str, ...]
     retries: int
 
-    def deliver(self, alert: Alert) -> None:
-        """Send one alert; raise on failure."""
+    def deliver(self, alert: Alert, *, withdrawn: str | None = None) -> None:
+        """Send one alert, or with ``withdrawn`` (why) the news that it was; raise on failure."""
         ...
 
 
-def payload(alert: Alert) -> dict[str, Any]:
-    """The JSON document a webhook receives."""
-    return {
+def payload(alert: Alert, *, withdrawn: str | None = None) -> dict[str, Any]:
+    """The JSON document a webhook receives; a follow-up's says withdrawn, and why."""
+    document = {
         **alert.summary(),
         "technique": alert.technique,
         "runbook": alert.runbook,
         "context": alert.context,
     }
+    if withdrawn is not None:
+        # In place of the triage status: withdrawn is what a receiver has to act on.
+        document |= {"status": "withdrawn", "reason": withdrawn}
+    return document
 
 
 def _label(target: Target) -> str:
@@ -87,14 +102,16 @@ class WebhookChannel:
         self.severities = self.config.severities
         self.retries = self.config.retries
 
-    def deliver(self, alert: Alert) -> None:
+    def deliver(self, alert: Alert, *, withdrawn: str | None = None) -> None:
         """POST and require a 2xx answer."""
         headers = {"User-Agent": f"hubsight/{__version__}"}
         if self.config.auth_header is not None:
             headers["Authorization"] = self.config.auth_header.get_secret_value()
         with httpx.Client(transport=self.transport, timeout=self.config.timeout_seconds) as client:
             response = client.post(
-                self.config.url.get_secret_value(), json=payload(alert), headers=headers
+                self.config.url.get_secret_value(),
+                json=payload(alert, withdrawn=withdrawn),
+                headers=headers,
             )
             response.raise_for_status()
 
@@ -113,9 +130,9 @@ class SyslogChannel:
         self.severities = self.config.severities
         self.retries = self.config.retries
 
-    def deliver(self, alert: Alert) -> None:
+    def deliver(self, alert: Alert, *, withdrawn: str | None = None) -> None:
         """Send one message."""
-        message = rfc5424(alert, hostname=socket.gethostname()).encode()
+        message = rfc5424(alert, hostname=socket.gethostname(), withdrawn=withdrawn).encode()
         address = (self.config.host, self.config.port)
         if self.config.protocol == "udp":
             with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
@@ -125,8 +142,13 @@ class SyslogChannel:
             sock.sendall(f"{len(message)} ".encode() + message)
 
 
-def rfc5424(alert: Alert, *, hostname: str) -> str:
-    """The alert as one RFC 5424 syslog line with a structured-data element."""
+def rfc5424(alert: Alert, *, hostname: str, withdrawn: str | None = None) -> str:
+    """The alert as one RFC 5424 syslog line with a structured-data element.
+
+    With ``withdrawn`` (why), the line says the alert was withdrawn: MSGID ``withdrawn``, a
+    ``reason`` parameter and "Withdrawn:" before the title.
+    """
+    # A follow-up keeps the alert's severity, so a SIEM routing by severity files it beside it.
     pri = _AUTHPRIV * 8 + _SYSLOG_SEVERITY[alert.severity]
     stamp = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     params = {
@@ -137,8 +159,12 @@ def rfc5424(alert: Alert, *, hostname: str) -> str:
         "ip": alert.source_ip or "",
         "first": alert.first_event_time.isoformat(),
     }
+    msgid, title = "alert", alert.title
+    if withdrawn is not None:
+        params["reason"] = withdrawn
+        msgid, title = "withdrawn", f"Withdrawn: {title}"
     sd = " ".join(f'{k}="{_sd_escape(v)}"' for k, v in params.items())
-    return f"<{pri}>1 {stamp} {hostname or '-'} hubsight - alert [{_SD_ID} {sd}] {alert.title}"
+    return f"<{pri}>1 {stamp} {hostname or '-'} hubsight - {msgid} [{_SD_ID} {sd}] {title}"
 
 
 def _sd_escape(value: str) -> str:
@@ -173,13 +199,14 @@ class SmtpChannel:
             )
         return password
 
-    def deliver(self, alert: Alert) -> None:
+    def deliver(self, alert: Alert, *, withdrawn: str | None = None) -> None:
         """Send one mail."""
+        subject = f"[hubsight {alert.severity.value}] {alert.title}"
         mail = EmailMessage()
-        mail["Subject"] = f"[hubsight {alert.severity.value}] {alert.title}"
+        mail["Subject"] = subject if withdrawn is None else f"Withdrawn: {subject}"
         mail["From"] = self.config.sender
         mail["To"] = ", ".join(self.config.recipients)
-        mail.set_content(json.dumps(payload(alert), indent=2, default=str))
+        mail.set_content(json.dumps(payload(alert, withdrawn=withdrawn), indent=2, default=str))
         config = self.config
         context = _tls_context(config.ca_file)
         smtp = (
@@ -218,9 +245,10 @@ def channel_for(target: Target, transport: httpx.BaseTransport | None = None) ->
 
 @dataclass(slots=True)
 class NotifyReport:
-    """What a ``send`` did."""
+    """What a ``send`` did: alerts delivered, follow-ups of withdrawn ones, dead letters kept."""
 
     sent: int = 0
+    withdrawn: int = 0
     dead_letters: int = 0
 
 
@@ -243,28 +271,58 @@ class Notifier:
         """A notifier with one channel per enabled target."""
         return cls([channel_for(t) for t in targets if t.enabled], db)
 
-    def send(self, alerts: Sequence[Alert]) -> NotifyReport:
-        """Send every new, non-notable alert to each channel that takes its severity."""
+    def send(self, alerts: Sequence[Alert], withdrawn: Sequence[Alert] = ()) -> NotifyReport:
+        """Send every new, non-notable alert to each channel that takes its severity, and a
+        follow-up of each ``withdrawn`` alert to each channel that received it."""
         report = NotifyReport()
         for alert in alerts:
             if alert.revision != 1 or alert.notable:
                 continue
             for channel in self.channels:
-                if alert.severity.value not in channel.severities:
-                    continue
-                error = self._try(channel, alert)
-                if error is None:
-                    report.sent += 1
-                else:
-                    report.dead_letters += 1
-                    body = json.dumps(payload(alert), default=str)
-                    self.db.execute(
-                        "INSERT INTO dead_letters VALUES (?, ?, ?, ?, ?)",
-                        (time.time(), channel.name, alert.id, body, error),
-                    )
+                if alert.severity.value in channel.severities:
+                    self._notify(channel, alert, None, report)
+        for alert in withdrawn:
+            self._follow_up(alert, report)
         return report
 
-    def _try(self, channel: Channel, alert: Alert) -> str | None:
+    def _follow_up(self, alert: Alert, report: NotifyReport) -> None:
+        # Claimed in one transaction, so two collectors never both send it; an alert raised
+        # again under the same id is then followed up only where it went the next time.
+        with self.db.transaction() as conn:
+            rows = conn.execute(
+                "SELECT channel FROM notified WHERE alert_id = ?", (alert.id,)
+            ).fetchall()
+            conn.execute("DELETE FROM notified WHERE alert_id = ?", (alert.id,))
+        received = {str(row[0]) for row in rows}
+        if not received:
+            return
+        kept = self.db.rows("SELECT 1 FROM alerts WHERE id = ?", (alert.id,))
+        reason = WITHDRAWN_KEPT if kept else WITHDRAWN
+        for channel in self.channels:
+            if channel.name in received:
+                self._notify(channel, alert, reason, report)
+
+    def _notify(
+        self, channel: Channel, alert: Alert, withdrawn: str | None, report: NotifyReport
+    ) -> None:
+        error = self._try(channel, alert, withdrawn)
+        if error is not None:
+            report.dead_letters += 1
+            body = json.dumps(payload(alert, withdrawn=withdrawn), default=str)
+            self.db.execute(
+                "INSERT INTO dead_letters VALUES (?, ?, ?, ?, ?)",
+                (time.time(), channel.name, alert.id, body, error),
+            )
+        elif withdrawn is None:
+            report.sent += 1
+            self.db.execute(
+                "INSERT OR REPLACE INTO notified VALUES (?, ?, ?)",
+                (alert.id, channel.name, time.time()),
+            )
+        else:
+            report.withdrawn += 1
+
+    def _try(self, channel: Channel, alert: Alert, withdrawn: str | None) -> str | None:
         pause = _FIRST_PAUSE
         error = ""
         for attempt in range(channel.retries + 1):
@@ -272,7 +330,7 @@ class Notifier:
                 self._sleep(pause)
                 pause *= 2
             try:
-                channel.deliver(alert)
+                channel.deliver(alert, withdrawn=withdrawn)
                 return None
             except _DELIVERY_ERRORS as exc:
                 error = explain(exc)[0]

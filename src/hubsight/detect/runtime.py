@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -141,6 +141,7 @@ class Detection:
         self._seen = seen or (watch.fingerprint(engine.db) if watch is not None else None)
         self._checked = time.monotonic()
         self._refreshing = threading.Lock()
+        self._detecting = threading.Lock()
 
     @classmethod
     def open(
@@ -195,17 +196,22 @@ class Detection:
             self._refreshing.release()
 
     def on_stored(self, events: Sequence[Event]) -> list[Alert]:
-        """Detect on a batch that was just stored and notify the new alerts."""
+        """Detect on a batch that was just stored; notify the new alerts and the withdrawn ones."""
         self.refresh()
-        alerts = self.engine.process(events)
-        self.notifier.send(alerts)
-        return alerts
+        return self._notified(lambda: self.engine.process(events))
 
     def tick(self, now: datetime) -> list[Alert]:
         """Check for silent sources; call about once a minute."""
         self.refresh()
-        alerts = self.engine.tick(now)
-        self.notifier.send(alerts)
+        return self._notified(lambda: self.engine.tick(now))
+
+    def _notified(self, detect: Callable[[], list[Alert]]) -> list[Alert]:
+        # The engine keeps only its last call's withdrawals: they are read before another
+        # collector's batch replaces them (the engine runs one batch at a time anyway).
+        with self._detecting:
+            alerts = detect()
+            withdrawn = self.engine.withdrawn_alerts
+        self.notifier.send(alerts, withdrawn)
         return alerts
 
     def close(self) -> None:
