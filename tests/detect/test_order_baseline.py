@@ -27,7 +27,7 @@ from hubsight.detect.rules.signals import signin
 from hubsight.parsing.event import Event
 
 HOUR = timedelta(hours=1)
-DEVICE_CODE = b'{"properties":{"authenticationProtocol":"deviceCode"}}'
+DEVICE_CODE = "deviceCode"
 
 
 @pytest.mark.parametrize("seed", range(40))
@@ -241,8 +241,8 @@ def test_a_late_sign_in_from_a_known_network_withdraws_the_alert() -> None:
 
 def test_a_late_earlier_device_code_sign_in_moves_the_alert_to_it() -> None:
     later, earlier = _numbered(
-        signin(60, raw=DEVICE_CODE, ip="198.51.100.2"),
-        signin(30, raw=DEVICE_CODE, ip="198.51.100.1"),
+        signin(60, authentication_protocol=DEVICE_CODE, ip="198.51.100.2"),
+        signin(30, authentication_protocol=DEVICE_CODE, ip="198.51.100.1"),
     )
     rule = UnusualAuthFlow(FlowConfig())
     final, _ = _deliver(rule, [[later], [earlier]])
@@ -255,9 +255,9 @@ def test_a_late_earlier_device_code_sign_in_moves_the_alert_to_it() -> None:
 
 def test_a_late_device_code_sign_in_within_the_lookback_withdraws_the_next_alert() -> None:
     first, later, between = _numbered(
-        signin(0, raw=DEVICE_CODE),
-        signin(25 * 60, raw=DEVICE_CODE),
-        signin(23 * 60, raw=DEVICE_CODE),
+        signin(0, authentication_protocol=DEVICE_CODE),
+        signin(25 * 60, authentication_protocol=DEVICE_CODE),
+        signin(23 * 60, authentication_protocol=DEVICE_CODE),
     )
     rule = UnusualAuthFlow(FlowConfig(lookback_days=1))
     before, _ = _deliver(rule, [[first], [later]])

@@ -79,6 +79,9 @@ class Event(msgspec.Struct, kw_only=True, omit_defaults=True):
     client_app: str | None = None
     is_interactive: bool | None = None
     authentication_requirement: str | None = None
+    # The sign-in's token flow as Entra names it (deviceCode, ropc, saml20, wsFederation, ...);
+    # None for the ordinary ("none") interactive and refresh flows.
+    authentication_protocol: str | None = None
     mfa_method: str | None = None
     conditional_access_status: str | None = None
     risk_level: str | None = None

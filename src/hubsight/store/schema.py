@@ -34,6 +34,7 @@ _LOW_CARDINALITY = {
     "resource",
     "client_app",
     "authentication_requirement",
+    "authentication_protocol",
     "mfa_method",
     "conditional_access_status",
     "risk_level",

@@ -232,7 +232,7 @@ class FlowConfig(RuleConfig):
     dedup_minutes: int = 1440
 
 
-_FLOWS = ((b'"deviceCode', "device code"), (b'"ropc"', "ROPC"))
+_FLOWS = {"deviceCode": "device code", "ropc": "ROPC"}
 
 
 class UnusualAuthFlow(Rule[FlowConfig]):
@@ -262,11 +262,8 @@ class UnusualAuthFlow(Rule[FlowConfig]):
 
     def evaluate(self, event: Event, ctx: RuleContext) -> Iterable[Finding]:
         """Fire on the first use of a flow by a user within the lookback; revise the next one."""
-        if not event.user:
-            return
-        raw = bytes(memoryview(event.raw))
-        flow = next((name for needle, name in _FLOWS if needle in raw), None)
-        if flow is None:
+        flow = _FLOWS.get(event.authentication_protocol or "")
+        if flow is None or not event.user:
             return
         window = ctx.window(event.user)
         entry = entry_of(event, flow)
@@ -317,9 +314,10 @@ class UnusualAuthFlow(Rule[FlowConfig]):
     @classmethod
     def examples(cls) -> Sequence[Example]:
         """A first device-code sign-in fires; a repeat within the lookback does not."""
-        device = b'{"properties":{"authenticationProtocol":"deviceCode"}}'
         return (
-            Example("first device code", [signin(0, raw=device)], fires=True),
+            Example(
+                "first device code", [signin(0, authentication_protocol="deviceCode")], fires=True
+            ),
             Example("no special flow", [signin(0)], fires=False),
         )
 

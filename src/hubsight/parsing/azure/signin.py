@@ -86,6 +86,8 @@ class _Properties(msgspec.Struct):
     resourceDisplayName: str | None = None
     authenticationDetails: list[_AuthStep] | None = None
     authenticationRequirement: str | None = None
+    authenticationProtocol: str | None = None
+    originalTransferMethod: str | None = None
     mfaDetail: _MfaDetail | None = None
     sessionId: str | None = None
     homeTenantId: str | None = None
@@ -155,6 +157,7 @@ class SignInParser:
             props.isInteractive if props.isInteractive is not None else interactive
         )
         event.authentication_requirement = _requirement(props.authenticationRequirement)
+        event.authentication_protocol = _protocol(props)
         event.mfa_method = _mfa_method(props)
         event.conditional_access_status = props.conditionalAccessStatus or None
         event.risk_level = props.riskLevelDuringSignIn or props.riskLevelAggregated or None
@@ -186,6 +189,16 @@ def _kind_of(category: str) -> tuple[LogSet, str, bool]:
         if name.lower() == category.lower():
             return value
     return SIGNIN_CATEGORIES["SignInLogs"]
+
+
+def _protocol(props: _Properties) -> str | None:
+    protocol = props.authenticationProtocol
+    if protocol and protocol != "none":
+        return protocol
+    # Device-code sign-ins that refresh a device-code token say so only in the transfer method.
+    if props.originalTransferMethod == "deviceCodeFlow":
+        return "deviceCode"
+    return None
 
 
 def _result(code: int | None, result_type: str | int | None) -> AuthResult:
