@@ -111,7 +111,7 @@ def test_a_withdrawn_alert_is_followed_up_once_on_each_channel_that_got_it(
             _smtp(smtp_port),
         ]
         detection = _detection(tmp_path, targets)
-        kept = _new(detection.on_stored([first]))
+        stays = _new(detection.on_stored([first]))
         gone = _new(detection.on_stored([later]))
         detection.close()
 
@@ -124,7 +124,7 @@ def test_a_withdrawn_alert_is_followed_up_once_on_each_channel_that_got_it(
         detection.close()
         wait_until(lambda: len(frames) == 3, 5, "three syslog frames")
 
-    assert [body["id"] for _, body in soar.requests] == [kept.id, gone.id, gone.id]
+    assert [body["id"] for _, body in soar.requests] == [stays.id, gone.id, gone.id]
     original, follow_up = soar.requests[1][1], soar.requests[2][1]
     assert original["status"] == "open"
     assert follow_up == original | {"status": "withdrawn", "reason": WITHDRAWN}
@@ -140,7 +140,7 @@ def test_a_withdrawn_alert_is_followed_up_once_on_each_channel_that_got_it(
     # Unfolded: the long subject comes folded over two header lines.
     subjects = [mail["Subject"].replace("\r\n", "") for _, mail in box.mails]
     assert subjects == [
-        f"[hubsight Medium] {kept.title}",
+        f"[hubsight Medium] {stays.title}",
         f"[hubsight Medium] {gone.title}",
         f"Withdrawn: [hubsight Medium] {gone.title}",
     ]
