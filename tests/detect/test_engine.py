@@ -326,7 +326,7 @@ def test_state_saved_as_json_by_older_versions_is_read(tmp_path: Path) -> None:
         [(user, entry.ts, msgspec.json.encode(entry)) for user, entry in entries],
     )
     known = UserBaseline()
-    known.observe("country", "DE", signin(-60).timestamp.timestamp(), timedelta(days=90))
+    known.observe("country", "DE", signin(-60).timestamp.timestamp(), 90 * 86400.0)
     old.execute("CREATE TABLE baselines (subject TEXT PRIMARY KEY, body BLOB NOT NULL)")
     old.execute(
         "INSERT INTO baselines VALUES ('adele.vance@contoso.com', ?)", (msgspec.json.encode(known),)

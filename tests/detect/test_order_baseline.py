@@ -45,7 +45,7 @@ def test_episodes_answer_like_the_definition_in_any_order(seed: int) -> None:
     baseline = UserBaseline()
     arrived: list[float] = []
     for ts in arrivals:
-        baseline.observe("ip", "x", ts, timedelta(seconds=horizon))
+        baseline.observe("ip", "x", ts, horizon)
         arrived.append(ts)
         newest = max(arrived)
         # Rules ask about times from two latenesses back (settled sign-ins) to ahead.

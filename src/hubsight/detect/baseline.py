@@ -30,7 +30,8 @@ RECENT_SIGNINS = 20
 MAX_VALUES_PER_KIND = 256
 
 
-class Seen(msgspec.Struct, array_like=True):
+# Atoms only, so not tracked by the cyclic GC (a tenant holds hundreds of thousands of them).
+class Seen(msgspec.Struct, array_like=True, gc=False):
     """A value's latest episode (first and last event time, epoch seconds) and sightings."""
 
     first: float
@@ -69,7 +70,7 @@ class Seen(msgspec.Struct, array_like=True):
             self.first = ts
 
 
-class SignIn(msgspec.Struct, array_like=True, frozen=True):
+class SignIn(msgspec.Struct, array_like=True, frozen=True, gc=False):
     """A successful sign-in as remembered for timelines."""
 
     ts: float
@@ -125,8 +126,8 @@ class UserBaseline(msgspec.Struct):
             if floor <= s.ts <= ts
         ]
 
-    def observe(self, kind: str, value: str, ts: float, horizon: timedelta) -> None:
-        """Record that ``value`` of ``kind`` was seen at ``ts`` (any order)."""
+    def observe(self, kind: str, value: str, ts: float, gap: float) -> None:
+        """Record that ``value`` of ``kind`` was seen at ``ts`` (any order), ``gap`` = horizon s."""
         values = self.kinds.get(kind)
         if values is None:
             values = self.kinds[kind] = {}
@@ -138,8 +139,12 @@ class UserBaseline(msgspec.Struct):
                 for old in stale:
                     del values[old]
             values[value] = Seen(first=ts, last=ts)
+        elif seen.last < ts <= seen.last + gap:
+            # Nearly every sighting extends the latest episode in order: no episode changes.
+            seen.last = ts
+            seen.count += 1
         else:
-            seen.add(ts, horizon.total_seconds())
+            seen.add(ts, gap)
 
     def remember(self, signin: SignIn) -> None:
         """Keep ``signin`` among the most recent successful sign-ins (by event time)."""

@@ -152,6 +152,7 @@ class DetectionEngine:
             rule_id: exc for rule_id, exc in (exceptions or {}).items() if not exc.empty()
         }
         self._state = EngineState()
+        self._horizon = options.baseline_horizon.total_seconds()
         self._contexts = {r.meta.id: _Context(r.meta.id, self._state, options) for r in rules}
         self._dispatch: dict[tuple[Any, ...], _Targets] = {}
         # Alerts of the current batch; in memory only when not persisting (replays).
@@ -404,7 +405,7 @@ class DetectionEngine:
         baseline = self._state.baselines.get(subject)
         if baseline is None:
             baseline = self._state.baselines[subject] = UserBaseline()
-        observe, horizon = baseline.observe, self.options.baseline_horizon
+        observe, horizon = baseline.observe, self._horizon
         country, ip = event.geoip_country_code, event.source_ip
         if country:
             observe("country", country, ts, horizon)

@@ -40,7 +40,14 @@ class Window:
 
     def add(self, entry: Entry) -> bool:
         """Insert ``entry`` in time order; False (and no change) when it is already there."""
-        lo = bisect_left(self._times, entry.ts)
+        times = self._times
+        if not times or entry.ts > times[-1]:
+            # Most events arrive in order: nothing to search.
+            times.append(entry.ts)
+            self._entries.append(entry)
+            self.added.append(entry)
+            return True
+        lo = bisect_left(times, entry.ts)
         hi = bisect_right(self._times, entry.ts, lo)
         for existing in self._entries[lo:hi]:
             if existing.ref == entry.ref and existing.value == entry.value:
@@ -49,6 +56,14 @@ class Window:
         self._entries.insert(hi, entry)
         self.added.append(entry)
         return True
+
+    def last(self) -> Entry | None:
+        """The latest entry, if any."""
+        return self._entries[-1] if self._entries else None
+
+    def count_since(self, start: float) -> int:
+        """How many entries have ``ts >= start``."""
+        return len(self._times) - bisect_left(self._times, start)
 
     def between(self, start: float, end: float) -> list[Entry]:
         """Entries with ``start <= ts <= end``."""

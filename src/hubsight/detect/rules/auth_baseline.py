@@ -152,6 +152,10 @@ class TravelConfig(RuleConfig):
     vpn_organizations: tuple[str, ...] = ()
 
     @cached_property
+    def _vpn_orgs(self) -> frozenset[str]:
+        return frozenset(v.lower() for v in self.vpn_organizations)
+
+    @cached_property
     def _vpn_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
         try:
             return tuple(ipaddress.ip_network(ip, strict=False) for ip in self.vpn_ips)
@@ -162,13 +166,29 @@ class TravelConfig(RuleConfig):
 
     def is_vpn(self, event: Event) -> bool:
         """Whether the event comes through an allowlisted VPN egress."""
-        org = (event.geoip_organization or "").lower()
-        if org and any(v.lower() == org for v in self.vpn_organizations):
+        org = event.geoip_organization
+        if org and self.vpn_organizations and org.lower() in self._vpn_orgs:
             return True
         if not self.vpn_ips or not event.source_ip:
             return False
         address = ipaddress.ip_address(event.source_ip)
         return any(address in net for net in self._vpn_networks)
+
+
+class _Place:
+    """One place's coordinates and its entries, sorted by time."""
+
+    __slots__ = ("entries", "lat", "lon", "times")
+
+    def __init__(self, place: str) -> None:
+        lat, lon = place.split(",")
+        self.lat, self.lon = float(lat), float(lon)
+        self.times: list[float] = []
+        self.entries: list[Entry] = []
+
+    def near(self, start: float, end: float) -> list[Entry]:
+        times = self.times
+        return self.entries[bisect_left(times, start) : bisect_right(times, end)]
 
 
 class _Places:
@@ -181,15 +201,22 @@ class _Places:
     def __init__(self, window: Window) -> None:
         self.window = window
         self.size = 0
-        self.by_place: dict[str, tuple[list[float], list[Entry]]] = {}
+        self.by_place: dict[str, _Place] = {}
         for entry in window:
-            self.add(entry)
+            self.add(entry, _place(entry))
 
-    def add(self, entry: Entry) -> None:
-        times, entries = self.by_place.setdefault(_place(entry), ([], []))
-        index = bisect_right(times, entry.ts)
-        times.insert(index, entry.ts)
-        entries.insert(index, entry)
+    def add(self, entry: Entry, place: str) -> None:
+        spot = self.by_place.get(place)
+        if spot is None:
+            spot = self.by_place[place] = _Place(place)
+        times = spot.times
+        if not times or entry.ts >= times[-1]:
+            times.append(entry.ts)
+            spot.entries.append(entry)
+        else:
+            index = bisect_right(times, entry.ts)
+            times.insert(index, entry.ts)
+            spot.entries.insert(index, entry)
         self.size += 1
 
     def follow(self) -> bool:
@@ -199,17 +226,13 @@ class _Places:
         # Pruning drops a window's oldest entries: those before its first one are gone.
         first = next(iter(self.window), None)
         oldest = first.ts if first is not None else math.inf
-        for place, (times, entries) in list(self.by_place.items()):
-            cut = bisect_left(times, oldest)
-            del times[:cut], entries[:cut]
+        for place, spot in list(self.by_place.items()):
+            cut = bisect_left(spot.times, oldest)
+            del spot.times[:cut], spot.entries[:cut]
             self.size -= cut
-            if not times:
+            if not spot.times:
                 del self.by_place[place]
         return self.size == len(self.window)
-
-    def near(self, place: str, start: float, end: float) -> list[Entry]:
-        times, entries = self.by_place[place]
-        return entries[bisect_left(times, start) : bisect_right(times, end)]
 
 
 def _place(entry: Entry) -> str:
@@ -253,21 +276,20 @@ class ImpossibleTravel(Rule[TravelConfig]):
         if public_ip(event) is None or self.config.is_vpn(event):
             return
         window = ctx.window(user)
-        entry = entry_of(event, f"{lat:.3f},{lon:.3f},{event.geoip_country_code or '?'}")
+        here = f"{lat:.3f},{lon:.3f}"
+        entry = entry_of(event, f"{here},{event.geoip_country_code or '?'}")
         places = self._places.get(user)
         if places is None or places.window is not window or not places.follow():
             places = self._places[user] = _Places(window)
         if not window.add(entry):
             return
-        places.add(entry)
-        here = _place(entry)
+        places.add(entry, here)
         limit = self.config.max_speed_kmh
         span = self.config.window_hours * 3600.0
-        for other, _ in places.by_place.items():
+        for other, spot in places.by_place.items():
             if other == here:
                 continue
-            olat, olon = (float(v) for v in other.split(","))
-            km = great_circle_km(lat, lon, olat, olon)
+            km = great_circle_km(lat, lon, spot.lat, spot.lon)
             if km < self.config.min_distance_km:
                 continue
             # Too fast means closer in time than the distance allows at the speed limit.
@@ -275,7 +297,7 @@ class ImpossibleTravel(Rule[TravelConfig]):
             # Every violating pair is reported (grouped by the dedup bucket of its later
             # sign-in), so the alerts do not depend on which sign-in arrived first.
             buckets: dict[int, list[Entry]] = {}
-            for hit in places.near(other, entry.ts - reach, entry.ts + reach):
+            for hit in spot.near(entry.ts - reach, entry.ts + reach):
                 if abs(hit.ts - entry.ts) < reach:
                     buckets.setdefault(int(max(hit.ts, entry.ts) // self._bucket), []).append(hit)
             for hits in buckets.values():

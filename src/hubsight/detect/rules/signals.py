@@ -141,7 +141,7 @@ class SequenceRule(Rule[W]):
         length, count = self.config.window_minutes * 60.0, self.config.count
         if closing:
             # Most successes follow no failure at all: too few entries before it to look closer.
-            if len(window.between(ts - length, ts)) <= count:
+            if window.count_since(ts - length) <= count:
                 return
             ends = [entry]
         else:
@@ -161,6 +161,10 @@ _SAME_SUCCESS = 300.0
 
 
 def _covered(window: Window, event: Event, ts: float) -> bool:
+    last = window.last()
+    if last is not None and last.ts <= ts and not _is(last.ref, event):
+        # In order, only the latest entry can cover it.
+        return last.value == "S" and ts - last.ts <= _SAME_SUCCESS
     for other in reversed(window.between(ts - _SAME_SUCCESS, ts)):
         if other.value == "F":
             return False
