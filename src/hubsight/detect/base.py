@@ -186,7 +186,7 @@ class Baseline(Protocol):
         ...
 
     def starts_after(self, kind: str, at: datetime) -> bool:
-        """Whether some value of ``kind`` began its latest episode after ``at``."""
+        """Whether some value of ``kind`` began its latest episode after ``at`` (or may have)."""
         ...
 
     def recent_signins(self, at: datetime, horizon: timedelta) -> list[dict[str, Any]]:

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from functools import cached_property
 
 from hubsight.detect.base import (
+    EventKind,
     Example,
     Finding,
     Rule,
@@ -361,6 +362,10 @@ class ServicePrincipalNewNetwork(Rule[WorkloadConfig]):
         results=frozenset({SUCCESS}),
     )
     config_type = WorkloadConfig
+
+    def reads(self, kind: EventKind) -> bool:
+        """Sign-ins naming no user: service principal sign-ins never name one."""
+        return super().reads(kind) and not kind.has_user
 
     def evaluate(self, event: Event, ctx: RuleContext) -> Iterable[Finding]:
         """Fire when both the IP and its organization are new for the app; revise later ones."""
