@@ -57,13 +57,9 @@ class Window:
         self.added.append(entry)
         return True
 
-    def last(self) -> Entry | None:
-        """The latest entry, if any."""
-        return self._entries[-1] if self._entries else None
-
-    def count_since(self, start: float) -> int:
-        """How many entries have ``ts >= start``."""
-        return len(self._times) - bisect_left(self._times, start)
+    def count_between(self, start: float, end: float) -> int:
+        """How many entries have ``start <= ts <= end``."""
+        return bisect_right(self._times, end) - bisect_left(self._times, start)
 
     def between(self, start: float, end: float) -> list[Entry]:
         """Entries with ``start <= ts <= end``."""

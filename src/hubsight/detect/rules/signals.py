@@ -111,7 +111,14 @@ class ThresholdRule(Rule[W]):
 
 
 class SequenceRule(Rule[W]):
-    """``count`` lead-up events then a success for the same key within ``window_minutes``."""
+    """``count`` lead-up events then a success for the same key within ``window_minutes``.
+
+    A success is cited when at least ``count`` lead-up events fall in the ``window_minutes``
+    up to it, unless it continues an earlier success: one at most five minutes before it with
+    no lead-up event between (the burst of sign-ins that follows a guessed password is one
+    finding, cited by its first success). Both are judged by event time, so a late event adds,
+    moves or withdraws citations exactly as in-order delivery would have placed them.
+    """
 
     @abstractmethod
     def select(self, event: Event) -> tuple[str, bool] | None:
@@ -121,68 +128,94 @@ class SequenceRule(Rule[W]):
     def describe(self, key: str, leadup: Sequence[Entry], success: Entry) -> Finding:
         """The finding for a success preceded by enough lead-up events."""
 
+    def __init__(self, config: W) -> None:
+        super().__init__(config)
+        # Per key, its two windows' names, built once rather than for every sign-in.
+        self._window_names: dict[str, tuple[str, str]] = {}
+
     def retention(self) -> timedelta:
-        """Windows look back ``window_minutes``."""
-        return timedelta(minutes=self.config.window_minutes)
+        """Windows look back ``window_minutes``, and successes five minutes."""
+        return timedelta(seconds=max(self.config.window_minutes * 60.0, _CONTINUES))
 
     def evaluate(self, event: Event, ctx: RuleContext) -> Iterable[Finding]:
-        """Record the event; report each success now preceded by enough lead-up events."""
+        """Record the event; report the successes it gets cited, withdraw those it no longer."""
         selected = self.select(event)
         if selected is None:
             return
         key, closing = selected
-        window = ctx.window(key)
-        ts = event.timestamp.timestamp()
-        if closing and _covered(window, event, ts):
+        names = self._window_names.get(key)
+        if names is None:
+            names = self._window_names[key] = (f"F\t{key}", f"S\t{key}")
+        # Lead-ups and successes are kept apart so that counting either is a bisection.
+        leadups, successes = ctx.window(names[0]), ctx.window(names[1])
+        entry = Entry(
+            ts=event.timestamp.timestamp(), value="S" if closing else "F", ref=EventRef.of(event)
+        )
+        if not (successes if closing else leadups).add(entry):
             return
-        entry = Entry(ts=ts, value="S" if closing else "F", ref=EventRef.of(event))
-        if not window.add(entry):
+        ts = entry.ts
+        length = self.config.window_minutes * 60.0
+        if not closing:
+            # A lead-up can only add citations: to later successes it completes or now parts
+            # from the success they continued.
+            reach = max(length, _CONTINUES)
+            for later in successes.between(ts, ts + reach):
+                if self._cited(leadups, successes, later):
+                    yield self._finding(key, leadups, later)
             return
-        length, count = self.config.window_minutes * 60.0, self.config.count
-        if closing:
-            # Most successes follow no failure at all: too few entries before it to look closer.
-            if window.count_since(ts - length) <= count:
-                return
-            ends = [entry]
-        else:
-            # A late lead-up event may complete the sequence of any later success in reach.
-            ends = window.between(ts, ts + length)
-        for end in ends:
-            if end.value != "S":
-                continue
-            leadup = [e for e in window.between(end.ts - length, end.ts) if e.value == "F"]
-            if len(leadup) >= count:
-                yield self.describe(key, leadup, end)
+        # Citing this success, or one it now continues, takes lead-ups in reach: most have none.
+        if not leadups.count_between(ts - length, ts + _CONTINUES):
+            return
+        for later in successes.between(ts, ts + _CONTINUES):
+            # Successes this one now continues lose their citation.
+            if (
+                later.ts > ts
+                and self._cited(leadups, successes, later, ignore=entry)
+                and not self._cited(leadups, successes, later)
+            ):
+                yield self._withdrawal(key, leadups, successes, later)
+        if self._cited(leadups, successes, entry):
+            yield self._finding(key, leadups, entry)
 
+    def _leadup(self, leadups: Window, success: Entry) -> list[Entry]:
+        return leadups.between(success.ts - self.config.window_minutes * 60.0, success.ts)
 
-# A success needs no entry of its own when an earlier success within this many seconds already
-# has the same lead-up (no lead-up event between them): it would complete the same sequences.
-_SAME_SUCCESS = 300.0
-
-
-def _covered(window: Window, event: Event, ts: float) -> bool:
-    last = window.last()
-    if last is not None and last.ts <= ts and not _is(last.ref, event):
-        # In order, only the latest entry can cover it.
-        return last.value == "S" and ts - last.ts <= _SAME_SUCCESS
-    for other in reversed(window.between(ts - _SAME_SUCCESS, ts)):
-        if other.value == "F":
+    def _cited(
+        self, leadups: Window, successes: Window, success: Entry, ignore: Entry | None = None
+    ) -> bool:
+        start = success.ts - self.config.window_minutes * 60.0
+        if leadups.count_between(start, success.ts) < self.config.count:
             return False
-        if not _is(other.ref, event):
-            return True
-    return False
+        earlier = [
+            s
+            for s in successes.between(success.ts - _CONTINUES, success.ts)
+            if s.ts < success.ts and s is not ignore
+        ]
+        return not earlier or leadups.count_between(earlier[-1].ts, success.ts) > 0
+
+    def _finding(self, key: str, leadups: Window, success: Entry) -> Finding:
+        return self.describe(key, self._leadup(leadups, success), success)
+
+    def _withdrawal(self, key: str, leadups: Window, successes: Window, success: Entry) -> Finding:
+        """Retracts ``success`` and the lead-ups no other cited success of its alert shares."""
+        bucket = self.config.dedup_minutes * 60.0
+        start = success.ts // bucket * bucket
+        kept: set[EventRef] = set()
+        for other in successes.between(start, start + bucket):
+            if (
+                other.ts < start + bucket
+                and other != success
+                and self._cited(leadups, successes, other)
+            ):
+                kept.update(self._finding(key, leadups, other).evidence)
+        finding = self._finding(key, leadups, success)
+        finding.evidence = [ref for ref in finding.evidence if ref not in kept]
+        finding.retract = True
+        return finding
 
 
-def _is(ref: EventRef, event: Event) -> bool:
-    """Whether ``ref`` points at ``event`` (its position, or its time when it has none)."""
-    return (
-        ref.source_offset == event.source_offset
-        and ref.record_index == event.record_index
-        and ref.source_partition == event.source_partition
-        and ref.source_topic == event.source_topic
-        and ref.log_name == event.log_name
-        and ref.timestamp == event.timestamp
-    )
+# A success this soon after another, with no lead-up event between, continues it.
+_CONTINUES = 300.0
 
 
 def span_finding(entity: str, title: str, span: Sequence[Entry], **fields: Any) -> Finding:
