@@ -26,7 +26,7 @@ from typing import Any
 from hubsight.detect.alerts import Alert
 from hubsight.detect.coverage import score
 from hubsight.detect.db import DetectDB
-from hubsight.detect.engine import DetectionEngine, EngineOptions
+from hubsight.detect.engine import DetectionEngine, EngineOptions, tune_gc
 from hubsight.detect.ruleset import build_ruleset
 from hubsight.detect.settings import DetectConfig
 from hubsight.parsing.event import Event
@@ -84,6 +84,8 @@ def main() -> None:
     total = 0
     count = 0
     with tempfile.TemporaryDirectory() as tmp:
+        # As in ``hubsight run`` and ``detect --replay`` (open_engine does it there).
+        tune_gc()
         ruleset = build_ruleset(DetectConfig(), {})
         options = EngineOptions(learning=timedelta(hours=args.learning_hours))
         db = DetectDB(Path(tmp) / "detect.sqlite3")

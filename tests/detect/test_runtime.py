@@ -3,6 +3,7 @@ settings changes (API in the process, CLI in another)."""
 
 from __future__ import annotations
 
+import gc
 import os
 import socket
 import subprocess
@@ -15,12 +16,23 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from hubsight.detect.alerts import Alert
+from hubsight.detect.engine import GC_THRESHOLDS
 from hubsight.detect.rules.auth_volume import BruteForceSuccess
 from hubsight.detect.rules.signals import signin
 from hubsight.detect.runtime import Detection
 from hubsight.detect.settings import SettingsStore
 from hubsight.parsing.event import Event
 from hubsight.web.detect_routes import router
+
+
+def test_opening_an_engine_tunes_the_garbage_collector(tmp_path: Path) -> None:
+    before = gc.get_threshold()
+    gc.set_threshold(700, 10, 10)
+    try:
+        Detection.open(tmp_path).close()
+        assert gc.get_threshold() == GC_THRESHOLDS
+    finally:
+        gc.set_threshold(*before)
 
 
 def test_on_stored_alerts_notifies_once_and_survives_restart(tmp_path: Path) -> None:

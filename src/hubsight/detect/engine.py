@@ -14,6 +14,7 @@ reach single-event and baseline rules and are counted in ``stats.too_late``.
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -44,6 +45,18 @@ _FUTURE_SLACK = 300.0
 _PRUNE_EVERY = 6 * 3600.0
 # Notables of a user this recent are attached to a new alert about that user.
 _NOTABLE_LOOKBACK = timedelta(days=7)
+
+
+# The engine holds a large heap that lives long (windows, baselines) and allocates young objects
+# at a high rate. With CPython's default thresholds (700, 10, 10) the cyclic collector ran every
+# few hundred events and took 15% of detection time on a 7-day tenant; its objects rarely form
+# cycles, so collecting a little less often frees the same memory at a fraction of the cost.
+GC_THRESHOLDS = (10_000, 10, 10)
+
+
+def tune_gc() -> None:
+    """Set the process's cyclic GC thresholds for running an engine (``GC_THRESHOLDS``)."""
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -15,7 +15,7 @@ from hubsight.detect.alerts import Alert
 from hubsight.detect.base import Rule
 from hubsight.detect.custom import Searcher, build_custom_rules
 from hubsight.detect.db import DetectDB
-from hubsight.detect.engine import DetectionEngine, EngineOptions
+from hubsight.detect.engine import DetectionEngine, EngineOptions, tune_gc
 from hubsight.detect.generation import settings_generation
 from hubsight.detect.notify import Notifier
 from hubsight.detect.ruleset import RuleSet, build_ruleset, rules_dir_default
@@ -56,7 +56,11 @@ def load_ruleset(
 
 
 def open_engine(request: EngineRequest) -> DetectionEngine:
-    """The engine of a data directory; a backtest keeps its state and alerts in memory."""
+    """The engine of a data directory; a backtest keeps its state and alerts in memory.
+
+    Tunes the process's garbage collector for it (``tune_gc``).
+    """
+    tune_gc()
     config = DetectConfig.load(request.data_dir)
     settings_db = DetectDB.in_dir(request.data_dir)
     ruleset = load_ruleset(request.data_dir, settings_db, request.rules_dir, request.searcher)
