@@ -4,7 +4,7 @@ what later ones raised, and the end result is that of in-order delivery."""
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from hubsight.detect.rules.auth_baseline import (
 )
 from hubsight.detect.rules.auth_signals import FlowConfig, UnusualAuthFlow
 from hubsight.detect.rules.signals import signin
+from hubsight.detect.settings import RuleExceptions
 from hubsight.parsing.event import Event
 
 HOUR = timedelta(hours=1)
@@ -63,6 +64,7 @@ def _deliver(
     *,
     path: Path | None = None,
     horizon: timedelta = timedelta(days=90),
+    exceptions: Mapping[str, RuleExceptions] | None = None,
 ) -> tuple[dict[str, Alert], list[str]]:
     """Final alerts by dedup key, and the ids withdrawn on the way."""
     db = DetectDB(path / "detect.sqlite3") if path else DetectDB(Path(":memory:"))
@@ -72,6 +74,7 @@ def _deliver(
         options=EngineOptions(
             learning=timedelta(0), baseline_horizon=horizon, persist=path is not None
         ),
+        exceptions=exceptions,
     )
     final: dict[str, Alert] = {}
     withdrawn: list[str] = []
@@ -267,3 +270,53 @@ def test_a_late_device_code_sign_in_within_the_lookback_withdraws_the_next_alert
     assert [a.evidence for a in final.values()] == [[EventRef.of(first)]]
     assert len(withdrawn) == 1
     assert _view(final) == _view(_in_order(rule, [first, later, between]))
+
+
+EXCEPTED_IP = "198.51.100.9"
+
+
+@pytest.mark.parametrize(
+    ("spec", "arrival", "notables"),
+    [
+        # The excepted sign-in from NG shows the later one was not the first from NG.
+        (
+            [(0, "DE", "203.0.113.1"), (600, "NG", EXCEPTED_IP), (1200, "NG", "102.89.0.1")],
+            [0, 2, 1],
+            0,
+        ),
+        # The excepted sign-in from DE gives the later NG one the history it lacked.
+        ([(0, "DE", EXCEPTED_IP), (600, "NG", "102.89.0.1")], [1, 0], 1),
+    ],
+    ids=["shows-it-known", "gives-it-history"],
+)
+def test_a_late_excepted_sign_in_corrects_new_country_notables(
+    spec: list[tuple[float, str, str]], arrival: list[int], notables: int
+) -> None:
+    events = _numbered(*(signin(m, country=c, ip=ip) for m, c, ip in spec))
+    rule = NewCountry(NewCountryConfig())
+    exceptions = {rule.meta.id: RuleExceptions(ips=(EXCEPTED_IP,))}
+    final, _ = _deliver(rule, [[events[i]] for i in arrival], exceptions=exceptions)
+
+    expected = _in_order(rule, events, exceptions=exceptions)
+    assert len(expected) == notables
+    assert _view(final) == _view(expected)
+    # The excepted sign-in itself is never cited.
+    excepted = [EventRef.of(e) for e in events if e.source_ip == EXCEPTED_IP]
+    assert not [ref for a in final.values() for ref in a.evidence if ref in excepted]
+
+
+def test_a_late_excepted_sign_in_from_the_network_withdraws_the_new_network_alert() -> None:
+    home, later, excepted = _numbered(
+        _sp(0, "20.1.1.1", "MICROSOFT-CORP"),
+        _sp(60, "45.1.1.2", "EvilHost"),
+        _sp(30, "45.1.1.1", "EvilHost"),
+    )
+    rule = ServicePrincipalNewNetwork(WorkloadConfig())
+    exceptions = {rule.meta.id: RuleExceptions(ips=("45.1.1.1",))}
+    raised, _ = _deliver(rule, [[home], [later]], exceptions=exceptions)
+    final, withdrawn = _deliver(rule, [[home], [later], [excepted]], exceptions=exceptions)
+
+    assert len(raised) == 1
+    assert final == {}
+    assert withdrawn == [a.id for a in raised.values()]
+    assert _in_order(rule, [home, later, excepted], exceptions=exceptions) == {}

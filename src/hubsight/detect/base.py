@@ -259,6 +259,14 @@ class Rule(ABC, Generic[C]):
     def evaluate(self, event: Event, ctx: RuleContext) -> Iterable[Finding]:
         """Yield what ``event`` reveals, given the state in ``ctx``."""
 
+    def correct(self, event: Event, ctx: RuleContext) -> Iterable[Finding]:
+        """The corrections an event the rule's exceptions exclude makes to later findings.
+
+        Excepted events raise nothing, yet they feed the baselines like any other: a late one
+        can show a finding of a baseline rule untrue, or true. Other rules have nothing to do.
+        """
+        return ()
+
     def check(self, now: datetime, ctx: RuleContext) -> Iterable[Finding]:
         """Yield what the passing of time reveals (silence); most rules have nothing to say."""
         return ()

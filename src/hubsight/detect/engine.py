@@ -248,10 +248,15 @@ class DetectionEngine:
             targets = dispatch.get(kind) or self._targets(EventKind(*kind))
             # targets[False] holds every rule reading this kind, targets[True] the unwindowed.
             for rule, evaluate, ctx, excepted in targets[late]:
-                if excepted is not None and excepted(event):
-                    continue
                 try:
-                    for finding in evaluate(event, ctx):
+                    # An excepted event raises nothing, but what it taught a baseline may still
+                    # show a later finding untrue (or now true): the rule corrects those.
+                    findings = (
+                        rule.correct(event, ctx)
+                        if excepted is not None and excepted(event)
+                        else evaluate(event, ctx)
+                    )
+                    for finding in findings:
                         self._fold(rule, finding)
                 except Exception as exc:  # noqa: BLE001 - one failing rule must not stop the others
                     self._failed(rule, exc)

@@ -70,11 +70,10 @@ class NewCountry(Rule[NewCountryConfig]):
         country, user, at = event.geoip_country_code, event.user, event.timestamp
         if event.result != SUCCESS or not user or not country:
             return
+        # Corrections first: a notable moving to this sign-in is then replaced, not merged.
+        yield from self.correct(event, ctx)
         baseline = ctx.baseline(user)
         horizon = ctx.baseline_horizon
-        # Corrections first: a notable moving to this sign-in is then replaced, not merged.
-        if baseline.starts_after("country", at):
-            yield from self._revise(user, country, at, ctx)
         if baseline.seen("country", country, at, horizon):
             return
         known = baseline.known("country", at, horizon)
@@ -85,6 +84,15 @@ class NewCountry(Rule[NewCountryConfig]):
         # A user with no history at all is new, not travelling.
         if known and not ctx.learning(at):
             yield self._finding(user, entry, known, horizon)
+
+    def correct(self, event: Event, ctx: RuleContext) -> Iterable[Finding]:
+        """What an excepted sign-in changes about later first sightings (see ``_revise``)."""
+        country, user, at = event.geoip_country_code, event.user, event.timestamp
+        if event.result != SUCCESS or not user or not country:
+            return ()
+        if not ctx.baseline(user).starts_after("country", at):
+            return ()
+        return self._revise(user, country, at, ctx)
 
     def _revise(self, user: str, country: str, at: datetime, ctx: RuleContext) -> Iterable[Finding]:
         """Findings of later first sightings that a sign-in at ``at`` makes or unmakes."""
@@ -374,13 +382,12 @@ class ServicePrincipalNewNetwork(Rule[WorkloadConfig]):
             return
         if not app_id or not event.source_ip:
             return
+        # Corrections first: an alert moving to this sign-in is then replaced, not merged.
+        yield from self.correct(event, ctx)
         subject = f"sp:{app_id}"
         baseline = ctx.baseline(subject)
         horizon = ctx.baseline_horizon
         network = event.geoip_organization or network_of(event.source_ip)
-        # Corrections first: an alert moving to this sign-in is then replaced, not merged.
-        if baseline.starts_after("asn", at):
-            yield from self._revise(subject, event.source_ip, network, at, ctx)
         ip = public_ip(event)
         if not ip or baseline.seen("ip", ip, at, horizon):
             return
@@ -392,6 +399,18 @@ class ServicePrincipalNewNetwork(Rule[WorkloadConfig]):
         ctx.window(subject).add(entry)
         if baseline.has_history("ip", at, horizon) and not ctx.learning(at):
             yield self._finding(app_id, entry, baseline.known("asn", at, horizon), horizon)
+
+    def correct(self, event: Event, ctx: RuleContext) -> Iterable[Finding]:
+        """What an excepted sign-in changes about later new networks (see ``_revise``)."""
+        app_id, ip, at = event.application_id, event.source_ip, event.timestamp
+        if event.actor_type != "service_principal" or event.result != SUCCESS:
+            return ()
+        if not app_id or not ip:
+            return ()
+        subject = f"sp:{app_id}"
+        if not ctx.baseline(subject).starts_after("asn", at):
+            return ()
+        return self._revise(subject, ip, event.geoip_organization or network_of(ip), at, ctx)
 
     def _revise(
         self, subject: str, ip: str, network: str, at: datetime, ctx: RuleContext
