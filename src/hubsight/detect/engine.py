@@ -88,7 +88,7 @@ class EngineStats:
 class _Context:
     """One rule's view of the engine state (implements ``RuleContext``)."""
 
-    __slots__ = ("_dirty", "_options", "_rule_id", "_state", "_windows")
+    __slots__ = ("_changed", "_options", "_rule_id", "_state", "_windows")
 
     def __init__(self, rule_id: str, state: EngineState, options: EngineOptions) -> None:
         self._rule_id = rule_id
@@ -96,7 +96,7 @@ class _Context:
         self._options = options
         # Rules ask for windows a million times an hour: the two collections, at hand.
         self._windows = state.windows
-        self._dirty = state.dirty_windows
+        self._changed = state.dirty_windows
 
     @property
     def baseline_horizon(self) -> timedelta:
@@ -113,8 +113,7 @@ class _Context:
         wkey = (self._rule_id, key)
         window = self._windows.get(wkey)
         if window is None:
-            window = self._windows[wkey] = Window()
-        self._dirty[wkey] = window
+            window = self._windows[wkey] = Window(key=wkey, changed=self._changed)
         return window
 
     def baseline(self, subject: str) -> UserBaseline:

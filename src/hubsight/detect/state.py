@@ -55,7 +55,7 @@ class EngineState:
         self.started: float | None = None
         self.pruned_at = 0.0
         self.baselines_pruned_at = 0.0
-        # Windows a rule asked for in this batch; those with entries ``added`` are saved.
+        # Windows that gained entries since the last save (they list themselves here).
         self.dirty_windows: dict[tuple[str, str], Window] = {}
         # Per rule, the time before which entries were pruned and are still on disk.
         self.cuts: dict[str, float] = {}
@@ -125,7 +125,7 @@ class EngineState:
             for key, entries in _decode_batch(row["body"]).items():
                 grouped.setdefault((row["rule_id"], key), []).extend(entries)
         for wkey, entries in grouped.items():
-            self.windows[wkey] = Window(entries)
+            self.windows[wkey] = Window(entries, key=wkey, changed=self.dirty_windows)
         for row in db.rows("SELECT subject, body FROM baselines"):
             self.baselines[row["subject"]] = _decode_baseline(row["body"])
         for row in db.rows("SELECT log_name, category, last_received FROM sources"):

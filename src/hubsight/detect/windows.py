@@ -29,31 +29,42 @@ class Entry(msgspec.Struct, frozen=True, array_like=True, gc=False):
 class Window:
     """Entries of one rule and key, ordered by event time."""
 
-    __slots__ = ("_entries", "_times", "added")
+    __slots__ = ("_changed", "_entries", "_key", "_times", "added")
 
-    def __init__(self, entries: list[Entry] | None = None) -> None:
+    def __init__(
+        self,
+        entries: list[Entry] | None = None,
+        *,
+        key: tuple[str, str] = ("", ""),
+        changed: dict[tuple[str, str], Window] | None = None,
+    ) -> None:
         self._entries: list[Entry] = sorted(entries or [], key=_order)
         self._times: list[float] = [e.ts for e in self._entries]
         # Entries added since the last save, so that saving writes only them; whoever saves
         # the window empties it.
         self.added: list[Entry] = []
+        # Where the window lists itself under ``key`` when it gains its first unsaved entry,
+        # so that saving visits only the windows that changed.
+        self._changed = changed
+        self._key = key
 
     def add(self, entry: Entry) -> bool:
         """Insert ``entry`` in time order; False (and no change) when it is already there."""
         times = self._times
-        if not times or entry.ts > times[-1]:
+        if times and entry.ts <= times[-1]:
+            lo = bisect_left(times, entry.ts)
+            hi = bisect_right(times, entry.ts, lo)
+            for existing in self._entries[lo:hi]:
+                if existing.ref == entry.ref and existing.value == entry.value:
+                    return False
+            times.insert(hi, entry.ts)
+            self._entries.insert(hi, entry)
+        else:
             # Most events arrive in order: nothing to search.
             times.append(entry.ts)
             self._entries.append(entry)
-            self.added.append(entry)
-            return True
-        lo = bisect_left(times, entry.ts)
-        hi = bisect_right(self._times, entry.ts, lo)
-        for existing in self._entries[lo:hi]:
-            if existing.ref == entry.ref and existing.value == entry.value:
-                return False
-        self._times.insert(hi, entry.ts)
-        self._entries.insert(hi, entry)
+        if not self.added and self._changed is not None:
+            self._changed[self._key] = self
         self.added.append(entry)
         return True
 
