@@ -135,9 +135,16 @@ def _with_restart(events: Sequence[Event], learning: timedelta, path: Path) -> d
 
 
 def _view(alerts: dict[str, Alert]) -> dict[str, tuple[Any, ...]]:
-    """What must not depend on delivery: rule, user, event times and evidence per dedup key."""
+    """What must not depend on delivery: rule, user, times, evidence, notables per dedup key."""
     return {
-        key: (a.rule_id, a.user, a.first_event_time, a.last_event_time, tuple(a.evidence))
+        key: (
+            a.rule_id,
+            a.user,
+            a.first_event_time,
+            a.last_event_time,
+            tuple(a.evidence),
+            tuple(a.context.get("notables", ())),
+        )
         for key, a in alerts.items()
     }
 

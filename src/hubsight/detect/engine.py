@@ -25,10 +25,11 @@ from typing import Any
 
 import msgspec
 
-from hubsight.detect.alerts import Alert, AlertStore, alert_id, merge_evidence
+from hubsight.detect.alerts import Alert, AlertFilter, AlertStore, alert_id, merge_evidence
 from hubsight.detect.base import EventKind, EventRef, Finding, Rule, RuleContext
 from hubsight.detect.baseline import SignIn, UserBaseline, from_epoch, network_of
 from hubsight.detect.db import DetectDB
+from hubsight.detect.notables import relink
 from hubsight.detect.settings import RuleExceptions
 from hubsight.detect.state import EngineState
 from hubsight.detect.windows import Window
@@ -43,8 +44,6 @@ _FUTURE_SLACK = 300.0
 # Pruning visits every window: every six hours of event time it costs little, and windows keep
 # at most that much more than they need.
 _PRUNE_EVERY = 6 * 3600.0
-# Notables of a user this recent are attached to a new alert about that user.
-_NOTABLE_LOOKBACK = timedelta(days=7)
 
 
 # The engine holds a large heap that lives long (windows, baselines) and allocates young objects
@@ -334,10 +333,6 @@ class DetectionEngine:
                 baseline=finding.baseline,
                 context=dict(finding.context),
             )
-            if not meta.notable and finding.user:
-                notables = self._recent_notables(finding.user, alert.first_event_time)
-                if notables:
-                    alert.context["notables"] = notables
             gone = self._withdrawn.pop(key, None)
             if gone is None:
                 self._created.add(key)
@@ -391,26 +386,49 @@ class DetectionEngine:
             return self._memory_alerts.get(key)
         return self.alerts.by_dedup_key(key)
 
-    def _recent_notables(self, user: str, at: datetime) -> list[str]:
-        floor = (at - _NOTABLE_LOOKBACK).timestamp()
-        pending = [
-            a.id
-            for a in self._pending.values()
-            if a.notable and a.user == user and a.last_event_time.timestamp() >= floor
-        ]
-        if not self.options.persist:
-            stored = [
-                a.id
-                for a in self._memory_alerts.values()
-                if a.notable and a.user == user and a.last_event_time.timestamp() >= floor
-            ]
-        else:
-            rows = self.db.rows(
-                "SELECT id FROM alerts WHERE user = ? AND notable = 1 AND last_event_time >= ?",
-                (user, floor),
+    def _link_notables(self) -> None:
+        """Work out again the notables of alerts about users whose alerts or notables changed."""
+        pending, withdrawn = self._pending, self._withdrawn
+        moved = [a for a in (*pending.values(), *withdrawn.values()) if a.notable and a.user]
+        users = {a.user for a in pending.values() if a.user and not a.notable}
+        users |= {a.user for a in moved if a.user}
+        gone = {a.id for a in withdrawn.values()}
+        for user in sorted(users):
+            # A notable moves only to earlier times: alerts before where it lands keep theirs.
+            since = min((a.last_event_time for a in moved if a.user == user), default=None)
+            alerts, notables = self._alerts_of(user, since)
+            notables.update(
+                (a.id, a.last_event_time) for a in pending.values() if a.notable and a.user == user
             )
-            stored = [str(row["id"]) for row in rows]
-        return sorted(set(pending) | set(stored))
+            for gone_id in gone:
+                notables.pop(gone_id, None)
+            mine = {a.dedup_key: a for a in alerts if a.dedup_key not in withdrawn}
+            mine.update((k, a) for k, a in pending.items() if a.user == user and not a.notable)
+            for alert in relink(mine.values(), notables):
+                if alert.dedup_key not in pending:
+                    alert.revision += 1
+                    pending[alert.dedup_key] = alert
+
+    def _alerts_of(
+        self, user: str, since: datetime | None
+    ) -> tuple[list[Alert], dict[str, datetime]]:
+        """Stored alerts of ``user`` ending at or after ``since`` (none when None); its notables."""
+        if not self.options.persist:
+            stored = [a for a in self._memory_alerts.values() if a.user == user]
+            alerts = [
+                a
+                for a in stored
+                if not a.notable and since is not None and a.last_event_time >= since
+            ]
+            return alerts, {a.id: a.last_event_time for a in stored if a.notable}
+        rows = self.db.rows(
+            "SELECT id, last_event_time FROM alerts WHERE user = ? AND notable = 1", (user,)
+        )
+        notables = {str(r["id"]): from_epoch(float(r["last_event_time"])) for r in rows}
+        if since is None:
+            return [], notables
+        found = self.alerts.find(AlertFilter(user=user, notable=False, since=since, limit=10_000))
+        return found, notables
 
     def _observe(self, event: Event, ts: float) -> None:
         if event.user:
@@ -481,6 +499,7 @@ class DetectionEngine:
                 state.dirty_baselines[subject] = None
 
     def _commit(self) -> list[Alert]:
+        self._link_notables()
         created = [self._pending[k] for k in sorted(self._created)]
         changed = created + [a for k, a in sorted(self._pending.items()) if k not in self._created]
         withdrawn = self._withdrawn

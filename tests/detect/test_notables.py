@@ -1,0 +1,100 @@
+"""Alerts list the notables of their user from a week before to their last event, in any order."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hubsight.detect.alerts import Alert
+from hubsight.detect.base import Rule
+from hubsight.detect.db import DetectDB
+from hubsight.detect.engine import DetectionEngine, EngineOptions
+from hubsight.detect.notables import relink
+from hubsight.detect.rules.auth_baseline import (
+    ImpossibleTravel,
+    NewCountry,
+    NewCountryConfig,
+    TravelConfig,
+)
+from hubsight.detect.rules.signals import signin
+from hubsight.parsing.event import Event
+
+LAGOS = {"country": "NG", "lat": 6.45, "lon": 3.39, "ip": "102.89.1.1"}
+
+
+def _events() -> tuple[list[Event], Event]:
+    """With a one-hour horizon NG at 0 and 70 are both new, until NG at 30 arrives late.
+
+    Berlin and Lagos minutes apart make impossible-travel alerts about the same user.
+    """
+    events = [
+        signin(-10),
+        signin(0, **LAGOS),  # type: ignore[arg-type]
+        signin(50),
+        signin(70, **LAGOS),  # type: ignore[arg-type]
+        signin(30, **LAGOS),  # type: ignore[arg-type]
+    ]
+    for offset, event in enumerate(events):
+        event.source_offset = offset
+    return events[:-1], events[-1]
+
+
+def _deliver(batches: Sequence[Sequence[Event]], path: Path | None) -> dict[str, Alert]:
+    db = DetectDB(path / "detect.sqlite3") if path else DetectDB(Path(":memory:"))
+    rules: list[Rule[Any]] = [
+        NewCountry(NewCountryConfig(dedup_minutes=30)),
+        ImpossibleTravel(TravelConfig()),
+    ]
+    options = EngineOptions(
+        learning=timedelta(0), baseline_horizon=timedelta(hours=1), persist=path is not None
+    )
+    engine = DetectionEngine(db, rules, options=options)
+    final: dict[str, Alert] = {}
+    for batch in batches:
+        final.update((a.dedup_key, a) for a in engine.process(batch))
+        final = {k: a for k, a in final.items() if a.id not in engine.withdrawn}
+    engine.close()
+    return final
+
+
+def _notables(alerts: dict[str, Alert]) -> dict[str, list[str]]:
+    return {k: a.context.get("notables", []) for k, a in alerts.items() if not a.notable}
+
+
+@pytest.mark.parametrize("persist", [False, True], ids=["memory", "persisted"])
+def test_a_withdrawn_notable_leaves_the_alerts_and_late_ones_join_them(
+    persist: bool, tmp_path: Path
+) -> None:
+    on_time, late = _events()
+    before = _deliver([on_time], tmp_path / "a" if persist else None)
+    final = _deliver([on_time, [late]], tmp_path / "b" if persist else None)
+    in_order = _deliver([sorted([*on_time, late], key=lambda e: e.timestamp)], None)
+
+    notable_ids = {a.id for a in before.values() if a.notable}
+    assert len(notable_ids) == 2
+    # Before the late sign-in, every travel alert lists both first sightings of NG in reach.
+    assert sorted(map(len, _notables(before).values())) == [1, 2]
+    (kept,) = [a.id for a in final.values() if a.notable]
+    assert all(ids == [kept] for ids in _notables(final).values())
+    assert _notables(final) == _notables(in_order)
+
+
+def test_relink_takes_the_week_before_the_first_event_to_the_last() -> None:
+    berlin, lagos = signin(0), signin(30, offset=1, **LAGOS)  # type: ignore[arg-type]
+    (alert,) = [a for a in _deliver([[berlin, lagos]], None).values() if not a.notable]
+    start, end = alert.first_event_time, alert.last_event_time
+    notables = {
+        "week-before": start - timedelta(days=7),
+        "too-early": start - timedelta(days=7, seconds=1),
+        "during": end,
+        "after": end + timedelta(seconds=1),
+    }
+    assert relink([alert], notables) == [alert]
+    assert alert.context["notables"] == ["during", "week-before"]
+    assert relink([alert], notables) == []
+    assert relink([alert], {}) == [alert]
+    assert "notables" not in alert.context
