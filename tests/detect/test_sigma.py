@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hubsight.cli.main import cli
-from hubsight.detect.base import example_event
+from hubsight.detect.base import EventKind, example_event
 from hubsight.detect.sigma import LOADED, SigmaDetection, SigmaLoad, load_sigma_rules
 from hubsight.parsing.event import Event, LogSet
 
@@ -491,3 +491,48 @@ def test_any_record_is_evaluated_without_error(
     for load in sigmahq.values():
         if load.rule is not None:
             assert len(list(load.rule.evaluate(event, None))) <= 1  # type: ignore[arg-type]
+
+
+def _kind(operation: str, log_set: LogSet = LogSet.CLOUD_SERVICE_ADMIN_ACTIVITY) -> EventKind:
+    return EventKind(log_set=log_set, result="SUCCESS", operation=operation, has_user=True)
+
+
+def test_activity_rules_naming_operations_read_only_those(tmp_path: Path) -> None:
+    named = {
+        "operationName": ["MICROSOFT.KEYVAULT/VAULTS/DELETE", "Microsoft.KeyVault/vaults/write"]
+    }
+    rule = _rule(tmp_path, {"selection": named}, service="activitylogs")
+    assert rule.reads(_kind("Microsoft.KeyVault/vaults/delete"))
+    assert rule.reads(_kind("MICROSOFT.KEYVAULT/VAULTS/WRITE", LogSet.CLOUD_SERVICE_ACTIVITY))
+    assert not rule.reads(_kind("Microsoft.KeyVault/vaults/read"))
+    # Defender's records in the activity log are "Security alert" events: always handed over.
+    assert rule.reads(_kind("Security alert", LogSet.THIRD_PARTY_ALERTS))
+
+
+@pytest.mark.parametrize(
+    "detection",
+    [
+        {"selection": {"operationName|startswith": "MICROSOFT.KEYVAULT/"}},
+        {"selection": {"properties.statusCode": "Deleted"}},
+    ],
+    ids=["wildcard", "other-field"],
+)
+def test_activity_rules_not_naming_operations_read_every_operation(
+    tmp_path: Path, detection: dict[str, Any]
+) -> None:
+    rule = _rule(tmp_path, detection, service="activitylogs")
+    assert rule.reads(_kind("Microsoft.Compute/virtualMachines/write"))
+
+
+def test_vendored_activity_rules_read_their_operations(sigmahq: dict[str, SigmaLoad]) -> None:
+    rules = {
+        load.path.name: load.rule
+        for load in sigmahq.values()
+        if load.rule is not None and load.path.parent.name == "activity_logs"
+    }
+    keyvault = rules["azure_keyvault_modified_or_deleted.yml"]
+    assert keyvault.reads(_kind("MICROSOFT.KEYVAULT/VAULTS/DELETE"))
+    assert not keyvault.reads(_kind("Microsoft.KeyVault/vaults/read"))
+    unrelated = _kind("Microsoft.Example/widgets/read")
+    # Most of SigmaHQ's activity rules name their operations; the others read every one.
+    assert sum(not rule.reads(unrelated) for rule in rules.values()) >= len(rules) // 2

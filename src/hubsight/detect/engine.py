@@ -177,8 +177,16 @@ class DetectionEngine:
         # The same alerts as last stored, for the notifier's follow-ups to whoever got them.
         self.withdrawn_alerts: list[Alert] = []
         self._lock = threading.Lock()
+        # Per user, the notables (id -> event time) that alerts about the user list: kept here,
+        # as nearly every batch asks and notables are few.
+        self._notables: dict[str, dict[str, datetime]] = {}
         if options.persist:
             self._state.load(self.db)
+            for row in self.db.rows(
+                "SELECT id, user, last_event_time FROM alerts WHERE notable = 1"
+            ):
+                mine = self._notables.setdefault(str(row["user"]), {})
+                mine[str(row["id"])] = from_epoch(float(row["last_event_time"]))
 
     def reconfigure(
         self, rules: Sequence[Rule[Any]], exceptions: Mapping[str, RuleExceptions] | None = None
@@ -388,47 +396,38 @@ class DetectionEngine:
 
     def _link_notables(self) -> None:
         """Work out again the notables of alerts about users whose alerts or notables changed."""
-        pending, withdrawn = self._pending, self._withdrawn
+        pending, withdrawn, known = self._pending, self._withdrawn, self._notables
         moved = [a for a in (*pending.values(), *withdrawn.values()) if a.notable and a.user]
+        for notable in moved:
+            mine = known.setdefault(notable.user or "", {})
+            if notable.dedup_key in withdrawn:
+                mine.pop(notable.id, None)
+            else:
+                mine[notable.id] = notable.last_event_time
         users = {a.user for a in pending.values() if a.user and not a.notable}
         users |= {a.user for a in moved if a.user}
-        gone = {a.id for a in withdrawn.values()}
         for user in sorted(users):
             # A notable moves only to earlier times: alerts before where it lands keep theirs.
             since = min((a.last_event_time for a in moved if a.user == user), default=None)
-            alerts, notables = self._alerts_of(user, since)
-            notables.update(
-                (a.id, a.last_event_time) for a in pending.values() if a.notable and a.user == user
-            )
-            for gone_id in gone:
-                notables.pop(gone_id, None)
-            mine = {a.dedup_key: a for a in alerts if a.dedup_key not in withdrawn}
-            mine.update((k, a) for k, a in pending.items() if a.user == user and not a.notable)
-            for alert in relink(mine.values(), notables):
+            alerts = {a.dedup_key: a for a in self._stored_alerts(user, since)}
+            alerts.update((k, a) for k, a in pending.items() if a.user == user and not a.notable)
+            current = [a for k, a in alerts.items() if k not in withdrawn]
+            for alert in relink(current, known.get(user, {})):
                 if alert.dedup_key not in pending:
                     alert.revision += 1
                     pending[alert.dedup_key] = alert
 
-    def _alerts_of(
-        self, user: str, since: datetime | None
-    ) -> tuple[list[Alert], dict[str, datetime]]:
-        """Stored alerts of ``user`` ending at or after ``since`` (none when None); its notables."""
-        if not self.options.persist:
-            stored = [a for a in self._memory_alerts.values() if a.user == user]
-            alerts = [
-                a
-                for a in stored
-                if not a.notable and since is not None and a.last_event_time >= since
-            ]
-            return alerts, {a.id: a.last_event_time for a in stored if a.notable}
-        rows = self.db.rows(
-            "SELECT id, last_event_time FROM alerts WHERE user = ? AND notable = 1", (user,)
-        )
-        notables = {str(r["id"]): from_epoch(float(r["last_event_time"])) for r in rows}
+    def _stored_alerts(self, user: str, since: datetime | None) -> list[Alert]:
+        """Stored alerts (not notables) of ``user`` ending at or after ``since`` (None: none)."""
         if since is None:
-            return [], notables
-        found = self.alerts.find(AlertFilter(user=user, notable=False, since=since, limit=10_000))
-        return found, notables
+            return []
+        if not self.options.persist:
+            return [
+                a
+                for a in self._memory_alerts.values()
+                if a.user == user and not a.notable and a.last_event_time >= since
+            ]
+        return self.alerts.find(AlertFilter(user=user, notable=False, since=since, limit=10_000))
 
     def _observe(self, event: Event, ts: float) -> None:
         if event.user:

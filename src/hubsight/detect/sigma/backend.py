@@ -342,6 +342,28 @@ def _no_placeholders(value: SigmaString) -> None:
         raise _unsupported(f"the placeholder in {value.to_plain()!r} (|expand)")
 
 
+def required_values(tree: Any, field: str) -> frozenset[str] | None:
+    """The lowered values ``field`` must equal for the condition ``tree`` to hold.
+
+    None when no such list follows from the tree (a wildcard, a NOT, another field decides):
+    the engine then hands the rule every event of its log sets, as before.
+    """
+    if isinstance(tree, ConditionFieldEqualsValueExpression):
+        value = tree.value
+        if tree.field != field or not isinstance(value, SigmaString) or value.contains_special():
+            return None
+        return frozenset({_plain(value).lower()})
+    if isinstance(tree, ConditionOR):
+        parts = [required_values(arg, field) for arg in tree.args]
+        if any(part is None for part in parts):
+            return None
+        return frozenset().union(*(part for part in parts if part is not None))
+    if isinstance(tree, ConditionAND):
+        known = [part for part in (required_values(arg, field) for arg in tree.args) if part]
+        return frozenset.intersection(*known) if known else None
+    return None
+
+
 def _plain(value: SigmaString) -> str:
     _no_placeholders(value)
     return "".join(part for part in value.s if isinstance(part, str))

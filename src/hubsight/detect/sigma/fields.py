@@ -200,6 +200,9 @@ class Service:
     log_sets: frozenset[LogSet]
     columns: Mapping[str, tuple[str, ...]]
     any_property: bool = False
+    # Log sets whose events carry the record's ``operationName`` as their ``operation``, so that
+    # a rule naming operations is handed only those (Defender's "Security" records do not).
+    operation_log_sets: frozenset[LogSet] = frozenset()
     property_names: frozenset[str] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -278,6 +281,9 @@ SERVICES: dict[str, Service] = {
             ),
             columns=_lower({**_COMMON, **_ACTIVITY}),
             any_property=True,
+            operation_log_sets=frozenset(
+                {LogSet.CLOUD_SERVICE_ADMIN_ACTIVITY, LogSet.CLOUD_SERVICE_ACTIVITY}
+            ),
         ),
         Service(
             name="riskdetection",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import yaml
 from sigma.collection import SigmaCollection
@@ -13,6 +13,7 @@ from sigma.exceptions import SigmaError
 from sigma.rule import SigmaRule
 
 from hubsight.detect.base import (
+    EventKind,
     EventRef,
     Example,
     Finding,
@@ -22,11 +23,11 @@ from hubsight.detect.base import (
     RuleMeta,
     Severity,
 )
-from hubsight.detect.sigma.backend import Predicate, PredicateBackend
+from hubsight.detect.sigma.backend import Predicate, PredicateBackend, required_values
 from hubsight.detect.sigma.fields import SERVICES
 from hubsight.detect.sigma.pipeline import PRODUCT, azure_pipeline
 from hubsight.detect.sigma.record import RecordCache
-from hubsight.parsing.event import Event
+from hubsight.parsing.event import Event, LogSet
 
 LOADED = "loaded"
 _SUFFIXES = (".yml", ".yaml")
@@ -56,13 +57,28 @@ class SigmaDetection(Rule[SigmaConfig]):
         categories: frozenset[str],
         records: RecordCache,
         author: str | None,
+        operations: frozenset[str] | None = None,
+        operation_log_sets: frozenset[LogSet] = frozenset(),
     ) -> None:
         super().__init__(config)
         self._predicate = predicate
         self._categories = categories
+        # The operations the rule can fire on (lowered), when its condition names them: the
+        # engine then never hands it other events (most activity rules name one or two).
+        self._operations = operations
+        self._operation_log_sets = operation_log_sets
         self._records = records
         # The Detection Rule License of SigmaHQ's rules asks that alerts name the rule's author.
         self._context = {"sigma_author": author} if author else {}
+
+    def reads(self, kind: EventKind) -> bool:
+        """The log sets of the rule's service, and its operations when the condition names them."""
+        operations = self._operations
+        return super().reads(kind) and (
+            operations is None
+            or kind.log_set not in self._operation_log_sets
+            or (kind.operation or "").lower() in operations
+        )
 
     def evaluate(self, event: Event, ctx: RuleContext) -> Iterable[Finding]:
         """Run the rule's predicate on the event's raw record."""
@@ -136,9 +152,16 @@ class SigmaLoader:
             predicates: list[Predicate] = self._backend.convert_rule(sigma)
         except (SigmaError, TypeError) as exc:
             return SigmaLoad(path, None, _message(exc), rule_id)
-        return SigmaLoad(path, self._rule(sigma, rule_id, predicates), LOADED, rule_id)
+        conditions = [condition.parsed for condition in sigma.detection.parsed_condition]
+        return SigmaLoad(path, self._rule(sigma, rule_id, predicates, conditions), LOADED, rule_id)
 
-    def _rule(self, sigma: SigmaRule, rule_id: str, predicates: list[Predicate]) -> SigmaDetection:
+    def _rule(
+        self,
+        sigma: SigmaRule,
+        rule_id: str,
+        predicates: list[Predicate],
+        conditions: list[Any],
+    ) -> SigmaDetection:
         service = SERVICES[sigma.logsource.service or ""]
         technique = next(
             (t.name.upper() for t in sigma.tags if t.namespace == "attack" and t.name[:1] == "t"),
@@ -164,7 +187,17 @@ class SigmaLoader:
             categories=service.categories,
             records=self._records,
             author=sigma.author,
+            operations=_operations(conditions) if service.operation_log_sets else None,
+            operation_log_sets=service.operation_log_sets,
         )
+
+
+def _operations(conditions: list[Any]) -> frozenset[str] | None:
+    # The rule fires when any of its conditions holds: each must name its operations.
+    found = [required_values(condition, "operationName") for condition in conditions]
+    if not found or any(values is None for values in found):
+        return None
+    return frozenset().union(*(values for values in found if values is not None))
 
 
 def _any_of(conditions: tuple[Predicate, ...]) -> Predicate:
