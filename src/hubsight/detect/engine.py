@@ -172,9 +172,8 @@ class DetectionEngine:
         self._memory_alerts: dict[str, Alert] = {}
         # Alerts the current batch withdrew (a late event showed them untrue), by dedup key.
         self._withdrawn: dict[str, Alert] = {}
-        # Ids of the alerts the last ``process`` or ``tick`` withdrew, for callers keeping copies.
-        self.withdrawn: list[str] = []
-        # The same alerts as last stored, for the notifier's follow-ups to whoever got them.
+        # The alerts the last ``process`` or ``tick`` withdrew, as last stored: for callers
+        # keeping copies and for the notifier's follow-ups to whoever got them.
         self.withdrawn_alerts: list[Alert] = []
         self._lock = threading.Lock()
         # Per user, the notables (id -> event time) that alerts about the user list: kept here,
@@ -187,6 +186,11 @@ class DetectionEngine:
             ):
                 mine = self._notables.setdefault(str(row["user"]), {})
                 mine[str(row["id"])] = from_epoch(float(row["last_event_time"]))
+
+    @property
+    def withdrawn(self) -> list[str]:
+        """Ids of the alerts the last ``process`` or ``tick`` withdrew."""
+        return [a.id for a in self.withdrawn_alerts]
 
     def reconfigure(
         self, rules: Sequence[Rule[Any]], exceptions: Mapping[str, RuleExceptions] | None = None
@@ -502,7 +506,6 @@ class DetectionEngine:
         created = [self._pending[k] for k in sorted(self._created)]
         changed = created + [a for k, a in sorted(self._pending.items()) if k not in self._created]
         withdrawn = self._withdrawn
-        self.withdrawn = [a.id for a in withdrawn.values()]
         self.withdrawn_alerts = list(withdrawn.values())
         if self.options.persist:
             self._save(changed, withdrawn=list(withdrawn))

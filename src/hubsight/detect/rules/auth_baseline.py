@@ -67,11 +67,13 @@ class NewCountry(Rule[NewCountryConfig]):
 
     def evaluate(self, event: Event, ctx: RuleContext) -> Iterable[Finding]:
         """Fire when the country is new for a user who has a baseline; revise later notables."""
-        country, user, at = event.geoip_country_code, event.user, event.timestamp
-        if event.result != SUCCESS or not user or not country:
+        placed = _placed_signin(event)
+        if placed is None:
             return
+        user, country = placed
+        at = event.timestamp
         # Corrections first: a notable moving to this sign-in is then replaced, not merged.
-        yield from self.correct(event, ctx)
+        yield from self._corrections(user, country, at, ctx)
         baseline = ctx.baseline(user)
         horizon = ctx.baseline_horizon
         if baseline.seen("country", country, at, horizon):
@@ -87,9 +89,13 @@ class NewCountry(Rule[NewCountryConfig]):
 
     def correct(self, event: Event, ctx: RuleContext) -> Iterable[Finding]:
         """What an excepted sign-in changes about later first sightings (see ``_revise``)."""
-        country, user, at = event.geoip_country_code, event.user, event.timestamp
-        if event.result != SUCCESS or not user or not country:
-            return ()
+        placed = _placed_signin(event)
+        return () if placed is None else self._corrections(*placed, event.timestamp, ctx)
+
+    def _corrections(
+        self, user: str, country: str, at: datetime, ctx: RuleContext
+    ) -> Iterable[Finding]:
+        # Only a sign-in earlier than some country's latest first sighting can change anything.
         if not ctx.baseline(user).starts_after("country", at):
             return ()
         return self._revise(user, country, at, ctx)
@@ -148,6 +154,13 @@ class NewCountry(Rule[NewCountryConfig]):
                 fires=True,
             ),
         )
+
+
+def _placed_signin(event: Event) -> tuple[str, str] | None:
+    """The user and country of a successful sign-in that names both."""
+    if event.result != SUCCESS or not event.user or not event.geoip_country_code:
+        return None
+    return event.user, event.geoip_country_code
 
 
 class TravelConfig(RuleConfig):
@@ -377,17 +390,15 @@ class ServicePrincipalNewNetwork(Rule[WorkloadConfig]):
 
     def evaluate(self, event: Event, ctx: RuleContext) -> Iterable[Finding]:
         """Fire when both the IP and its organization are new for the app; revise later ones."""
-        app_id, at = event.application_id, event.timestamp
-        if event.actor_type != "service_principal" or event.result != SUCCESS:
+        workload = _workload_signin(event)
+        if workload is None:
             return
-        if not app_id or not event.source_ip:
-            return
+        app_id, subject, network = workload
+        at = event.timestamp
         # Corrections first: an alert moving to this sign-in is then replaced, not merged.
-        yield from self.correct(event, ctx)
-        subject = f"sp:{app_id}"
+        yield from self._corrections(subject, network, event.source_ip or "", at, ctx)
         baseline = ctx.baseline(subject)
         horizon = ctx.baseline_horizon
-        network = event.geoip_organization or network_of(event.source_ip)
         ip = public_ip(event)
         if not ip or baseline.seen("ip", ip, at, horizon):
             return
@@ -402,15 +413,19 @@ class ServicePrincipalNewNetwork(Rule[WorkloadConfig]):
 
     def correct(self, event: Event, ctx: RuleContext) -> Iterable[Finding]:
         """What an excepted sign-in changes about later new networks (see ``_revise``)."""
-        app_id, ip, at = event.application_id, event.source_ip, event.timestamp
-        if event.actor_type != "service_principal" or event.result != SUCCESS:
+        workload = _workload_signin(event)
+        if workload is None:
             return ()
-        if not app_id or not ip:
-            return ()
-        subject = f"sp:{app_id}"
+        _, subject, network = workload
+        return self._corrections(subject, network, event.source_ip or "", event.timestamp, ctx)
+
+    def _corrections(
+        self, subject: str, network: str, ip: str, at: datetime, ctx: RuleContext
+    ) -> Iterable[Finding]:
+        # Only a sign-in earlier than some network's latest first sighting can change anything.
         if not ctx.baseline(subject).starts_after("asn", at):
             return ()
-        return self._revise(subject, ip, event.geoip_organization or network_of(ip), at, ctx)
+        return self._revise(subject, ip, network, at, ctx)
 
     def _revise(
         self, subject: str, ip: str, network: str, at: datetime, ctx: RuleContext
@@ -486,6 +501,14 @@ class ServicePrincipalNewNetwork(Rule[WorkloadConfig]):
                 fires=False,
             ),
         )
+
+
+def _workload_signin(event: Event) -> tuple[str, str, str] | None:
+    """App id, baseline subject and network of a successful service principal sign-in."""
+    app_id, ip = event.application_id, event.source_ip
+    if event.actor_type != "service_principal" or event.result != SUCCESS or not app_id or not ip:
+        return None
+    return app_id, f"sp:{app_id}", event.geoip_organization or network_of(ip)
 
 
 RULES = (NewCountry, ImpossibleTravel, ServicePrincipalNewNetwork)

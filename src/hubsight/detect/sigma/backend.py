@@ -354,14 +354,19 @@ def required_values(tree: Any, field: str) -> frozenset[str] | None:
             return None
         return frozenset({_plain(value).lower()})
     if isinstance(tree, ConditionOR):
-        parts = [required_values(arg, field) for arg in tree.args]
-        if any(part is None for part in parts):
-            return None
-        return frozenset().union(*(part for part in parts if part is not None))
+        return required_by_any(tree.args, field)
     if isinstance(tree, ConditionAND):
         known = [part for part in (required_values(arg, field) for arg in tree.args) if part]
         return frozenset.intersection(*known) if known else None
     return None
+
+
+def required_by_any(trees: Sequence[Any], field: str) -> frozenset[str] | None:
+    """The lowered values ``field`` must equal for any of ``trees`` to hold (see above)."""
+    parts = [required_values(tree, field) for tree in trees]
+    if not parts or any(part is None for part in parts):
+        return None
+    return frozenset().union(*(part for part in parts if part is not None))
 
 
 def _plain(value: SigmaString) -> str:

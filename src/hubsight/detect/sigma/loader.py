@@ -23,7 +23,7 @@ from hubsight.detect.base import (
     RuleMeta,
     Severity,
 )
-from hubsight.detect.sigma.backend import Predicate, PredicateBackend, required_values
+from hubsight.detect.sigma.backend import Predicate, PredicateBackend, required_by_any
 from hubsight.detect.sigma.fields import SERVICES
 from hubsight.detect.sigma.pipeline import PRODUCT, azure_pipeline
 from hubsight.detect.sigma.record import RecordCache
@@ -187,17 +187,12 @@ class SigmaLoader:
             categories=service.categories,
             records=self._records,
             author=sigma.author,
-            operations=_operations(conditions) if service.operation_log_sets else None,
+            # The rule fires when any of its conditions holds.
+            operations=required_by_any(conditions, "operationName")
+            if service.operation_log_sets
+            else None,
             operation_log_sets=service.operation_log_sets,
         )
-
-
-def _operations(conditions: list[Any]) -> frozenset[str] | None:
-    # The rule fires when any of its conditions holds: each must name its operations.
-    found = [required_values(condition, "operationName") for condition in conditions]
-    if not found or any(values is None for values in found):
-        return None
-    return frozenset().union(*(values for values in found if values is not None))
 
 
 def _any_of(conditions: tuple[Predicate, ...]) -> Predicate:
