@@ -93,15 +93,14 @@ OWN_EXPECTED = {
     "single_factor.yml": LOADED,
     "windows_only.yml": f"logsource product 'windows' is not azure {_SUPPORTED}",
     "other_service.yml": f"logsource service 'storage' is not supported {_SUPPORTED}",
-    "correlation.yml": (
-        "correlation rules are not supported; count events with a threshold custom alert in "
-        "detect.toml instead"
-    ),
+    # A correlation of disabled_account.yml's rule (generate: true keeps that rule's alerts).
+    "correlation.yml": LOADED,
     "hour_of_day.yml": "the |hour modifier is not supported by hubsight",
     "placeholder.yml": (
         "the placeholder in '%admin_networks%' (|expand) is not supported by hubsight"
     ),
-    "two_rules.yml": "2 rules in one file; put each rule in its own file",
+    "two_rules.yml": LOADED,
+    "two_rules.yml#2": LOADED,
     "empty.yml": "no Sigma rule in the file",
     "no_product.yml": f"logsource has no product {_SUPPORTED}",
 }
@@ -126,12 +125,17 @@ def test_sigmahq_rule_loads_or_says_why(sigmahq: dict[str, SigmaLoad], name: str
 
 
 def test_own_rules_load_or_say_why() -> None:
-    loads = {load.path.name: load for load in load_sigma_rules(OWN)}
+    loads = {_name(load): load for load in load_sigma_rules(OWN)}
     reasons = {name: load.reason for name, load in loads.items() if name != "broken.yml"}
     assert reasons == OWN_EXPECTED
     assert loads["broken.yml"].reason.startswith("not a valid Sigma rule: while parsing")
     assert "line 2, column 12" in loads["broken.yml"].reason
     assert loads["broken.yml"].rule_id is None
+
+
+def _name(load: SigmaLoad) -> str:
+    # Documents after a file's first are named by their place in it.
+    return load.path.name + (f"#{load.document}" if load.document > 1 else "")
 
 
 def test_rule_metadata_comes_from_the_sigma_rule(sigmahq: dict[str, SigmaLoad]) -> None:
@@ -412,7 +416,7 @@ def test_import_then_replay_fires_sigmahq_rules(
     data = tmp_path / "data"
     output = _invoke(["--data-dir", str(data), "rules", "import", "sigma", str(SIGMAHQ), "--json"])
     lines = [json.loads(line) for line in output.splitlines()]
-    assert all(set(line) == {"path", "loaded", "reason", "rule_id"} for line in lines)
+    assert all(set(line) == {"path", "document", "loaded", "reason", "rule_id"} for line in lines)
     report = {Path(line["path"]).name: (line["loaded"], line["reason"]) for line in lines}
     assert report == {n: (r == LOADED, r) for n, r in SIGMAHQ_EXPECTED.items()}
     kept = sorted(p.name for p in (data / "rules" / "sigma").iterdir())
@@ -427,8 +431,14 @@ def test_import_prints_a_line_per_file_for_people(tmp_path: Path) -> None:
     output = _invoke(["--data-dir", str(tmp_path / "d"), "rules", "import", "sigma", str(OWN)])
     lines = sorted(line.split("\t") for line in output.splitlines())
     assert len(lines) == len(OWN_EXPECTED) + 1
-    assert [state for state, *_ in lines].count("loaded") == 3
-    assert ["skipped", str(OWN / "two_rules.yml"), "-", OWN_EXPECTED["two_rules.yml"]] in lines
+    assert [state for state, *_ in lines].count("loaded") == 6
+    assert ["skipped", str(OWN / "empty.yml"), "-", OWN_EXPECTED["empty.yml"]] in lines
+    assert [
+        "loaded",
+        str(OWN / "two_rules.yml"),
+        "sigma.8b5c7a6f-4e3d-4c2b-9a0f-0e9d8c7b6a5f",
+        LOADED,
+    ] in lines
 
 
 def test_graph_and_rest_shapes_read_like_event_hub_records(tmp_path: Path) -> None:

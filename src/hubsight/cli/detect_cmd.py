@@ -103,7 +103,8 @@ def detect(
             final.pop(withdrawn, None)
     out = sys.stdout.buffer
     for alert in sorted(final.values(), key=lambda a: (a.first_event_time, a.rule_id, a.id)):
-        out.write(_encode(alert.summary()) + b"\n")
+        # With the context, as `alerts show` prints it: a Sigma correlation's base rules.
+        out.write(_encode({**alert.summary(), "context": alert.context}) + b"\n")
     out.flush()
 
 

@@ -124,7 +124,10 @@ def import_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per rule file.")
 @click.pass_obj
 def import_sigma(data_dir: Path, folder: Path, as_json: bool) -> None:
-    """Load the Sigma rules under FOLDER (azure product); keep those that load."""
+    """Load the Sigma rules under FOLDER (azure product); keep the files with a rule that loads.
+
+    One line per YAML document: a file may hold several rules (a correlation and its base rules).
+    """
     target = rules_dir_default(data_dir) / "sigma"
     results = load_sigma_rules(folder)
     if not results:
@@ -132,12 +135,13 @@ def import_sigma(data_dir: Path, folder: Path, as_json: bool) -> None:
             f"no .yml or .yaml files under {folder}", hint="point at a Sigma rules folder"
         )
     for result in results:
-        if result.rule is not None:
+        if result.loaded:
             target.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(result.path, target / result.path.name)
         doc = {
             "path": str(result.path),
-            "loaded": result.rule is not None,
+            "document": result.document,
+            "loaded": result.loaded,
             "reason": result.reason,
             "rule_id": result.rule_id,
         }

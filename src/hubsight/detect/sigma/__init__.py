@@ -4,12 +4,15 @@ fields.py     the azure logsource services: their records and where Sigma's fiel
 pipeline.py   the pySigma processing pipeline (logsource check, field check and mapping)
 backend.py    the pySigma backend whose queries are Python predicates
 record.py     the raw record as predicates read it, decoded once per event
-loader.py     files in, rules out, with the reason for every file that does not load
+detection.py  a single-event rule: its predicate on each event's record
+correlation.py  a correlation rule: its base rules' events in event-time windows per group
+loader.py     files in, rules out, with the reason for every document that does not load
 """
 
+from hubsight.detect.sigma.correlation import SigmaCorrelation
+from hubsight.detect.sigma.detection import SigmaDetection
 from hubsight.detect.sigma.loader import (
     LOADED,
-    SigmaDetection,
     SigmaLoad,
     SigmaLoader,
     load_sigma_file,
@@ -18,6 +21,7 @@ from hubsight.detect.sigma.loader import (
 
 __all__ = [
     "LOADED",
+    "SigmaCorrelation",
     "SigmaDetection",
     "SigmaLoad",
     "SigmaLoader",

@@ -1,33 +1,32 @@
-"""Sigma rule files in, detection rules out, with the reason for every file that does not load."""
+"""Sigma files in, detection rules out, with the reason for every document that does not load.
+
+A file may hold several YAML documents: single-event rules and correlation rules, a correlation
+next to its base rules as the Sigma specification shows. A correlation may also name base rules
+in other files of the same folder. Each document is reported on its own: loaded, or the reason.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
 import yaml
 from sigma.collection import SigmaCollection
+from sigma.correlations import SigmaCorrelationRule, SigmaCorrelationType
 from sigma.exceptions import SigmaError
-from sigma.rule import SigmaRule
+from sigma.filters import SigmaFilter
+from sigma.rule import SigmaRule, SigmaRuleBase
 
-from hubsight.detect.base import (
-    EventKind,
-    EventRef,
-    Example,
-    Finding,
-    Rule,
-    RuleConfig,
-    RuleContext,
-    RuleMeta,
-    Severity,
-)
+from hubsight.detect.base import RuleMeta, Severity
 from hubsight.detect.sigma.backend import Predicate, PredicateBackend, required_by_any
-from hubsight.detect.sigma.fields import SERVICES
+from hubsight.detect.sigma.correlation import Base, SigmaCorrelation, expression_of, threshold_of
+from hubsight.detect.sigma.detection import SigmaConfig, SigmaDetection
+from hubsight.detect.sigma.fields import SERVICES, Service
 from hubsight.detect.sigma.pipeline import PRODUCT, azure_pipeline
-from hubsight.detect.sigma.record import RecordCache
-from hubsight.parsing.event import Event, LogSet
+from hubsight.detect.sigma.record import FieldReader, RecordCache
+from hubsight.parsing.event import LogSet
 
 LOADED = "loaded"
 _SUFFIXES = (".yml", ".yaml")
@@ -38,82 +37,65 @@ _LEVELS = {
     "high": Severity.HIGH,
     "critical": Severity.CRITICAL,
 }
+_STREAMED = frozenset(
+    {
+        SigmaCorrelationType.EVENT_COUNT,
+        SigmaCorrelationType.VALUE_COUNT,
+        SigmaCorrelationType.TEMPORAL,
+        SigmaCorrelationType.TEMPORAL_ORDERED,
+    }
+)
 
-
-class SigmaConfig(RuleConfig):
-    """Sigma rules have no thresholds; one alert per user (or IP) per hour."""
-
-
-class SigmaDetection(Rule[SigmaConfig]):
-    """A converted Sigma rule; ``SigmaLoader`` makes one subclass per rule to carry its meta."""
-
-    config_type = SigmaConfig
-
-    def __init__(
-        self,
-        config: SigmaConfig,
-        *,
-        predicate: Predicate,
-        categories: frozenset[str],
-        records: RecordCache,
-        author: str | None,
-        operations: frozenset[str] | None = None,
-        operation_log_sets: frozenset[LogSet] = frozenset(),
-    ) -> None:
-        super().__init__(config)
-        self._predicate = predicate
-        self._categories = categories
-        # The operations the rule can fire on (lowered), when its condition names them: the
-        # engine then never hands it other events (most activity rules name one or two).
-        self._operations = operations
-        self._operation_log_sets = operation_log_sets
-        self._records = records
-        # The Detection Rule License of SigmaHQ's rules asks that alerts name the rule's author.
-        self._context = {"sigma_author": author} if author else {}
-
-    def reads(self, kind: EventKind) -> bool:
-        """The log sets of the rule's service, and its operations when the condition names them."""
-        operations = self._operations
-        return super().reads(kind) and (
-            operations is None
-            or kind.log_set not in self._operation_log_sets
-            or (kind.operation or "").lower() in operations
-        )
-
-    def evaluate(self, event: Event, ctx: RuleContext) -> Iterable[Finding]:
-        """Run the rule's predicate on the event's raw record."""
-        # A plain function, not a generator: most events fire nothing, and cheaply.
-        if (event.category or "").lower() not in self._categories:
-            return ()
-        record = self._records.record(event)
-        if record is None or not self._predicate(record):
-            return ()
-        who = event.user or event.source_ip or "tenant"
-        finding = Finding(
-            entity=who,
-            title=f"{self.meta.title} ({who})",
-            at=event.timestamp,
-            evidence=[EventRef.of(event)],
-            user=event.user,
-            source_ip=event.source_ip,
-            context=dict(self._context),
-        )
-        return (finding,)
-
-    @classmethod
-    def examples(cls) -> Sequence[Example]:
-        """Sigma rules bring no examples; tests/detect/test_sigma.py runs SigmaHQ's."""
-        return ()
+SigmaRuleType = SigmaDetection | SigmaCorrelation
 
 
 @dataclass(frozen=True, slots=True)
 class SigmaLoad:
-    """The outcome of loading one Sigma file: the rule, or None and the reason."""
+    """The outcome of loading one Sigma document: the rule, or None and the reason."""
 
     path: Path
-    rule: SigmaDetection | None
+    rule: SigmaRuleType | None
     reason: str
     rule_id: str | None
+    # The document's place in its file (1 for the first).
+    document: int = 1
+    # True also for a base rule that only feeds correlations (``rule`` is None then).
+    loaded: bool = False
+
+
+class _Refused(Exception):
+    """A document that does not load, with the reason."""
+
+
+@dataclass(slots=True)
+class _Doc:
+    """One document while a load is under way."""
+
+    path: Path
+    document: int
+    sigma: SigmaRule | SigmaCorrelationRule | None = None
+    rule_id: str | None = None
+    reason: str = LOADED
+    rule: SigmaRuleType | None = None
+    service: Service | None = None
+    # The ids of correlations that use this rule without generating its own alerts.
+    silenced_by: list[str] = field(default_factory=list)
+
+    def load(self) -> SigmaLoad:
+        if self.silenced_by and self.rule is not None:
+            users = ", ".join(self.silenced_by)
+            reason = (
+                f"loaded as a base rule of {users} only (generate: false): no alerts of its own"
+            )
+            return SigmaLoad(self.path, None, reason, self.rule_id, self.document, loaded=True)
+        return SigmaLoad(
+            self.path,
+            self.rule,
+            self.reason,
+            self.rule_id,
+            self.document,
+            loaded=self.rule is not None,
+        )
 
 
 class SigmaLoader:
@@ -123,65 +105,44 @@ class SigmaLoader:
         self._backend = PredicateBackend(azure_pipeline())
         self._records = RecordCache()
 
-    def load_file(self, path: Path) -> SigmaLoad:
-        """Parse, process and convert one rule file."""
-        try:
-            text = path.read_text("utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            return SigmaLoad(path, None, f"cannot read the file: {exc}", None)
-        try:
-            rules = SigmaCollection.from_yaml(text, resolve_references=False).rules
-        except (SigmaError, yaml.YAMLError) as exc:
-            return SigmaLoad(path, None, f"not a valid Sigma rule: {_message(exc)}", None)
-        if len(rules) != 1:
-            reason = (
-                f"{len(rules)} rules in one file; put each rule in its own file"
-                if rules
-                else "no Sigma rule in the file"
-            )
-            return SigmaLoad(path, None, reason, None)
-        sigma = rules[0]
-        rule_id = f"sigma.{sigma.id or path.stem}"
-        if not isinstance(sigma, SigmaRule):
-            reason = (
-                "correlation rules are not supported; count events with a threshold "
-                "custom alert in detect.toml instead"
-            )
-            return SigmaLoad(path, None, reason, rule_id)
+    def load_file(self, path: Path) -> list[SigmaLoad]:
+        """Parse, process and convert every document of one file."""
+        return self.load_files([path])
+
+    def load_files(self, paths: Iterable[Path]) -> list[SigmaLoad]:
+        """Every document of ``paths``; correlations may name base rules in any of the files."""
+        docs = [doc for path in paths for doc in _parse(path)]
+        for doc in docs:
+            if isinstance(doc.sigma, SigmaRule):
+                self._convert(doc)
+        known: list[SigmaRule | SigmaCorrelationRule | SigmaFilter] = [
+            doc.sigma for doc in docs if doc.sigma is not None
+        ]
+        collection = SigmaCollection(known, resolve_references=False)
+        by_rule = {id(doc.sigma): doc for doc in docs if doc.sigma is not None}
+        for doc in docs:
+            if isinstance(doc.sigma, SigmaCorrelationRule):
+                self._correlate(doc, collection, by_rule)
+        return [doc.load() for doc in docs]
+
+    def _convert(self, doc: _Doc) -> None:
+        sigma = cast(SigmaRule, doc.sigma)
         try:
             predicates: list[Predicate] = self._backend.convert_rule(sigma)
         except (SigmaError, TypeError) as exc:
-            return SigmaLoad(path, None, _message(exc), rule_id)
+            doc.reason = _message(exc)
+            return
         conditions = [condition.parsed for condition in sigma.detection.parsed_condition]
-        return SigmaLoad(path, self._rule(sigma, rule_id, predicates, conditions), LOADED, rule_id)
-
-    def _rule(
-        self,
-        sigma: SigmaRule,
-        rule_id: str,
-        predicates: list[Predicate],
-        conditions: list[Any],
-    ) -> SigmaDetection:
-        service = SERVICES[sigma.logsource.service or ""]
-        technique = next(
-            (t.name.upper() for t in sigma.tags if t.namespace == "attack" and t.name[:1] == "t"),
-            "",
-        )
-        level = sigma.level.name.lower() if sigma.level is not None else "medium"
-        meta = RuleMeta(
-            id=rule_id,
-            title=sigma.title,
-            description=sigma.description or sigma.title,
-            severity=_LEVELS.get(level, Severity.MEDIUM),
-            technique=technique,
-            log_sets=service.log_sets,
-            runbook="; ".join(str(fp) for fp in sigma.falsepositives or ())
-            or f"See the Sigma rule ({PRODUCT}/{service.name}).",
-        )
+        service = doc.service = SERVICES[sigma.logsource.service or ""]
         cls = cast(
-            type[SigmaDetection], type(f"Sigma_{rule_id}", (SigmaDetection,), {"meta": meta})
+            type[SigmaDetection],
+            type(
+                f"Sigma_{doc.rule_id}",
+                (SigmaDetection,),
+                {"meta": _meta(sigma, doc, service.log_sets)},
+            ),
         )
-        return cls(
+        doc.rule = cls(
             SigmaConfig(),
             predicate=predicates[0] if len(predicates) == 1 else _any_of(tuple(predicates)),
             categories=service.categories,
@@ -193,6 +154,156 @@ class SigmaLoader:
             else None,
             operation_log_sets=service.operation_log_sets,
         )
+
+    def _correlate(self, doc: _Doc, collection: SigmaCollection, by_rule: dict[int, _Doc]) -> None:
+        sigma = cast(SigmaCorrelationRule, doc.sigma)
+        try:
+            sigma.resolve_rule_references(collection)
+            bases = [by_rule[id(ref.rule)] for ref in sigma.referenced_rules]
+            if not sigma.generate:
+                for base in bases:
+                    base.silenced_by.append(doc.rule_id or "")
+            doc.rule = _correlation(sigma, doc, bases)
+        except SigmaError as exc:
+            doc.reason = _message(exc)
+        except _Refused as exc:
+            doc.reason = str(exc)
+
+
+def _parse(path: Path) -> list[_Doc]:
+    try:
+        text = path.read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        return [_Doc(path, 1, reason=f"cannot read the file: {exc}")]
+    try:
+        documents = [d for d in yaml.safe_load_all(text) if d is not None]
+    except yaml.YAMLError as exc:
+        return [_Doc(path, 1, reason=f"not a valid Sigma rule: {_message(exc)}")]
+    if not documents:
+        return [_Doc(path, 1, reason="no Sigma rule in the file")]
+    docs = []
+    for number, document in enumerate(documents, start=1):
+        doc = _Doc(path, number)
+        docs.append(doc)
+        if not isinstance(document, dict):
+            doc.reason = "not a valid Sigma rule: the document is not a mapping of keys"
+            continue
+        try:
+            rules = SigmaCollection.from_dicts([document], resolve_references=False).rules
+        except SigmaError as exc:
+            doc.reason = f"not a valid Sigma rule: {_message(exc)}"
+            continue
+        if not rules:
+            doc.reason = "a Sigma filter, which hubsight does not apply; put it in the rule"
+            continue
+        sigma = doc.sigma = rules[0]
+        stem = path.stem if number == 1 else f"{path.stem}.{number}"
+        doc.rule_id = f"sigma.{sigma.id or sigma.name or stem}"
+    return docs
+
+
+def _correlation(sigma: SigmaCorrelationRule, doc: _Doc, bases: Sequence[_Doc]) -> SigmaCorrelation:
+    if sigma.type not in _STREAMED:
+        raise _Refused(
+            f"{sigma.type.name.lower()} correlations are not supported (supported: event_count, "
+            "value_count, temporal, temporal_ordered)"
+        )
+    for base in bases:
+        if isinstance(base.sigma, SigmaCorrelationRule):
+            raise _Refused(f"its rule {base.rule_id} is a correlation: chains are not supported")
+        if base.rule is None:
+            raise _Refused(f"its base rule {base.rule_id} does not load: {base.reason}")
+    refs = [ref.reference for ref in sigma.referenced_rules]
+    group_by = list(sigma.group_by or ())
+    counted_field: str | None = None
+    threshold = 1
+    expression = None
+    if sigma.type in (SigmaCorrelationType.EVENT_COUNT, SigmaCorrelationType.VALUE_COUNT):
+        threshold = threshold_of(sigma)
+        if sigma.type is SigmaCorrelationType.VALUE_COUNT:
+            fieldref = getattr(sigma.condition, "fieldref", None)
+            if not isinstance(fieldref, str):
+                raise _Refused("value_count counts one field: name one in condition.field")
+            counted_field = fieldref
+    else:
+        expression = expression_of(sigma)
+    parts = []
+    for ref, base in zip(refs, bases, strict=True):
+        names = _names(base, ref)
+        group = tuple(_readers(sigma, base, names, name) for name in group_by)
+        counted = _readers(sigma, base, names, counted_field) if counted_field else ()
+        parts.append(
+            Base(rule=cast(SigmaDetection, base.rule), names=names, group=group, counted=counted)
+        )
+    log_sets = frozenset().union(*(base.rule.meta.log_sets for base in bases if base.rule))
+    meta = _meta(sigma, doc, log_sets, windowed=True)
+    context: dict[str, Any] = {
+        "sigma_correlation": sigma.type.name.lower(),
+        "sigma_base_rules": [base.rule_id for base in bases],
+    }
+    if sigma.author:
+        context["sigma_author"] = sigma.author
+    cls = cast(
+        type[SigmaCorrelation], type(f"Sigma_{doc.rule_id}", (SigmaCorrelation,), {"meta": meta})
+    )
+    return cls(
+        SigmaConfig(),
+        kind=sigma.type,
+        bases=parts,
+        group_by=group_by,
+        timespan=float(sigma.timespan.seconds),
+        threshold=threshold,
+        expression=expression,
+        context=context,
+    )
+
+
+def _names(base: _Doc, ref: str) -> frozenset[str]:
+    # A correlation may name a base rule by its name or its id, in rules, aliases and conditions.
+    sigma = cast(SigmaRule, base.sigma)
+    return frozenset(n for n in (ref, sigma.name, str(sigma.id) if sigma.id else None) if n)
+
+
+def _readers(
+    sigma: SigmaCorrelationRule, base: _Doc, names: frozenset[str], wanted: str
+) -> tuple[FieldReader, ...]:
+    field_name = wanted
+    alias = sigma.aliases.aliases.get(wanted)
+    if alias is not None:
+        mapped = [f for ref, f in alias.mapping.items() if ref.reference in names]
+        if not mapped:
+            raise _Refused(f"alias {wanted} names no field of its rule {base.rule_id}")
+        field_name = mapped[0]
+    service = cast(Service, base.service)
+    paths = service.paths(field_name)
+    if paths is None:
+        raise _Refused(
+            f"field {field_name} is not in {service.records} ({PRODUCT}/{service.name}), the "
+            f"records of its rule {base.rule_id}; use {service.columns_hint}"
+        )
+    return tuple(FieldReader(path) for path in paths)
+
+
+def _meta(
+    sigma: SigmaRuleBase, doc: _Doc, log_sets: frozenset[LogSet], *, windowed: bool = False
+) -> RuleMeta:
+    technique = next(
+        (t.name.upper() for t in sigma.tags if t.namespace == "attack" and t.name[:1] == "t"),
+        "",
+    )
+    level = sigma.level.name.lower() if sigma.level is not None else "medium"
+    source = f"{PRODUCT}/{doc.service.name}" if doc.service else "correlation"
+    return RuleMeta(
+        id=doc.rule_id or "",
+        title=sigma.title,
+        description=sigma.description or sigma.title,
+        severity=_LEVELS.get(level, Severity.MEDIUM),
+        technique=technique,
+        log_sets=log_sets,
+        runbook="; ".join(str(fp) for fp in sigma.falsepositives or ())
+        or f"See the Sigma rule ({source}).",
+        windowed=windowed,
+    )
 
 
 def _any_of(conditions: tuple[Predicate, ...]) -> Predicate:
@@ -207,12 +318,11 @@ def _message(exc: Exception) -> str:
 
 
 def load_sigma_rules(folder: Path) -> list[SigmaLoad]:
-    """Load every ``*.yml`` / ``*.yaml`` under ``folder``, each with whether and why not."""
+    """Every document of every ``*.yml`` / ``*.yaml`` under ``folder``, each with its reason."""
     paths = sorted(p for p in folder.rglob("*") if p.suffix in _SUFFIXES and p.is_file())
-    loader = SigmaLoader()
-    return [loader.load_file(path) for path in paths]
+    return SigmaLoader().load_files(paths)
 
 
-def load_sigma_file(path: Path) -> SigmaLoad:
-    """Load one Sigma rule file."""
+def load_sigma_file(path: Path) -> list[SigmaLoad]:
+    """Load every document of one Sigma file."""
     return SigmaLoader().load_file(path)
