@@ -32,6 +32,7 @@ from hubsight.parsing.pipeline import EmptyRegistry
 from hubsight.parsing.registry import default_registry
 from hubsight.simulate import generate_messages
 from hubsight.sources.config import make_source
+from hubsight.sources.registry import driver_for
 from hubsight.store.embedded import EmbeddedStore
 
 PARTITIONS = 4
@@ -133,6 +134,7 @@ def hubsight_ingest(
 
         collector = Collector(
             config,
+            driver_for(config),
             store,
             health,
             registry,
@@ -185,6 +187,7 @@ def freshness(bootstrap: str, bodies: list[bytes], seconds: float, per_s: int) -
         health = SourceHealth("fresh")
         collector = Collector(
             config,
+            driver_for(config),
             store,
             health,
             default_registry(),

@@ -22,10 +22,9 @@ from hubsight.health import SourceHealth, State
 from hubsight.parsing.base import ParserRegistry
 from hubsight.parsing.event import Event
 from hubsight.parsing.pipeline import EmptyRegistry, MessageParser
-from hubsight.sources.base import Message, Source
+from hubsight.sources.base import Message, Source, SourceDriver, SourceHooks
 from hubsight.sources.config import SourceConfig
 from hubsight.sources.diagnose import Diagnosis, Problem
-from hubsight.sources.kafka import KafkaSource, diagnose, explain
 from hubsight.store.base import EventStore, Offsets
 
 log = logging.getLogger(__name__)
@@ -58,9 +57,10 @@ class _Batch:
 
 @dataclass
 class Collector:
-    """Reads one source into the store until ``stop`` is set."""
+    """Reads one source into the store until ``stop`` is set; ``driver`` is its transport."""
 
     config: SourceConfig
+    driver: SourceDriver
     store: EventStore
     health: SourceHealth
     registry: ParserRegistry = field(default_factory=EmptyRegistry)
@@ -86,7 +86,7 @@ class Collector:
                 self.health.error(Diagnosis(Problem.STORE, exc.message, exc.hint))
             except Exception as exc:
                 log.exception("collector %s failed", self.config.name)
-                self.health.error(diagnose(self.config, type(exc).__name__, str(exc)))
+                self.health.error(self.driver.diagnose(self.config, type(exc).__name__, str(exc)))
             if time.monotonic() - started > self.settings.backoff_max_s:
                 backoff = self.settings.backoff_initial_s
             stop.wait(backoff)
@@ -96,13 +96,13 @@ class Collector:
     def _consume(self, parser: MessageParser, stop: threading.Event) -> None:
         guard = self.store.stored_offsets(self.config.name)
         run = _Run(self, parser, guard)
-        source = KafkaSource(
-            self.config,
+        hooks = SourceHooks(
             on_error=run.on_error,
             on_assign=run.on_assign,
             on_revoke=run.on_revoke,
             on_lag=self.health.set_lag,
         )
+        source = self.driver.open(self.config, hooks)
         run.source = source
         writer = threading.Thread(target=run.write_loop, name=f"writer-{self.config.name}")
         writer.start()
@@ -229,7 +229,9 @@ class _Run:
             and self.health.state is not State.ERROR
         ):
             self.health.waiting(
-                explain(self.config, Problem.NO_DATA, "connected, no events have arrived yet")
+                self.collector.driver.explain(
+                    self.config, Problem.NO_DATA, "connected, no events have arrived yet"
+                )
             )
 
     def _report_missing_topics(self, source: Source) -> None:
@@ -247,7 +249,7 @@ class _Run:
             message = f"topic {', '.join(missing)} not found"
         seen = ", ".join(visible[:20]) or "none"
         self.health.error(
-            explain(
+            self.collector.driver.explain(
                 self.config,
                 Problem.TOPIC_NOT_FOUND,
                 f"{message}; topics this credential can see: {seen}",

@@ -11,8 +11,8 @@ from enum import StrEnum
 from typing import Any
 
 from hubsight.parsing.pipeline import ParseCounters
+from hubsight.sources.base import PartitionLag
 from hubsight.sources.diagnose import Diagnosis, Problem
-from hubsight.sources.kafka import PartitionLag
 
 
 class State(StrEnum):

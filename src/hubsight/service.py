@@ -24,8 +24,11 @@ from hubsight.errors import ConfigError
 from hubsight.health import SourceHealth, State
 from hubsight.parsing.base import ParserRegistry
 from hubsight.parsing.pipeline import EmptyRegistry
+from hubsight.sources.base import SourceDriver
+from hubsight.sources.config import SourceConfig
+from hubsight.sources.registry import driver_for
+from hubsight.store.base import EventStore
 from hubsight.store.catalog import Catalog
-from hubsight.store.embedded import EmbeddedStore
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +85,10 @@ class Service:
     """Runs the collectors of every enabled source over one store."""
 
     data_dir: Path
-    store: EmbeddedStore
+    store: EventStore
     catalog: Catalog
+    # Which transport reads a source: the registry's, or a test's MemoryBroker.
+    drivers: Callable[[SourceConfig], SourceDriver] = driver_for
     registry: ParserRegistry = field(default_factory=EmptyRegistry)
     settings: CollectorSettings = field(default_factory=CollectorSettings)
     on_stored: StoredHook | None = None
@@ -118,7 +123,13 @@ class Service:
                 self.health[name] = health
             health.set_state(State.STARTING)
             collector = Collector(
-                config, self.store, health, self.registry, self.settings, self.on_stored
+                config,
+                self.drivers(config),
+                self.store,
+                health,
+                self.registry,
+                self.settings,
+                self.on_stored,
             )
             stop = threading.Event()
             thread = threading.Thread(

@@ -44,12 +44,12 @@ def offline_status(data_dir: Path, *, running: bool) -> list[dict[str, Any]]:
 
 
 def _stored_counts(data_dir: Path) -> dict[str, int] | None:
-    from hubsight.store.embedded import EmbeddedStore
+    from hubsight.store.backends import StoreSettings, open_store
 
     if not (data_dir / "clickhouse").exists():
         return {}
     try:
-        store = EmbeddedStore(data_dir)
+        store = open_store(StoreSettings(data_dir=data_dir))
     except StoreError:
         return None
     try:

@@ -16,6 +16,7 @@ import pytest
 from confluent_kafka import Consumer
 
 from hubsight.errors import ConfigError, SourceError
+from hubsight.sources.base import SourceHooks
 from hubsight.sources.config import SourceConfig, make_source
 from hubsight.sources.diagnose import Problem, hint_for
 from hubsight.sources.kafka import KafkaSource, client_settings
@@ -148,10 +149,12 @@ def test_kafka_profile_with_a_missing_ca_file_fails_with_the_tls_hint(tmp_path: 
     with pytest.raises(SourceError) as caught:
         KafkaSource(
             source,
-            on_error=lambda _d: None,
-            on_assign=lambda _p: None,
-            on_revoke=lambda _p: None,
-            on_lag=lambda _l: None,
+            SourceHooks(
+                on_error=lambda _d: None,
+                on_assign=lambda _p: None,
+                on_revoke=lambda _p: None,
+                on_lag=lambda _l: None,
+            ),
         )
     assert "ssl.ca.location" in caught.value.message
     assert caught.value.retriable is False

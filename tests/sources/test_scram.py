@@ -16,9 +16,10 @@ from typing import Any
 
 import pytest
 
-from hubsight.probe import STEP_NAMES, probe_source
+from hubsight.probe import probe_source
 from hubsight.sources.config import SourceConfig
 from hubsight.sources.diagnose import Problem, hint_for
+from hubsight.sources.kafka_probe import STEP_NAMES
 from scramfront import ScramFront
 
 from support import (

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from hubsight.probe import STEP_NAMES, probe_source
+from hubsight.probe import probe_source
 from hubsight.sources.config import SourceConfig
 from hubsight.sources.diagnose import Problem, hint_for
+from hubsight.sources.kafka_probe import STEP_NAMES
 
 from support import kafka_source, serving, state_of, stored_count, wait_until
 from tlsbroker import TlsTerminator, create_topic_as, produce_as

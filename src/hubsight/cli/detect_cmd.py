@@ -120,9 +120,9 @@ def _batches(
         parser = MessageParser(log_name=log_name, registry=default_registry(data_dir, geoip))
         yield from events_from_files(parser, list(inputs))
         return
-    from hubsight.store.embedded import EmbeddedStore
+    from hubsight.store.backends import StoreSettings, open_store
 
-    store = EmbeddedStore(data_dir)
+    store = open_store(StoreSettings(data_dir=data_dir))
     try:
         yield from events_from_store(store, parse_time(start, "--from"), parse_time(end, "--to"))
     finally:

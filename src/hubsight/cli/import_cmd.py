@@ -31,7 +31,8 @@ from hubsight.parsing.event import Event, LogSet
 from hubsight.parsing.pipeline import MessageParser
 from hubsight.parsing.registry import default_registry
 from hubsight.sources.base import Message
-from hubsight.store.embedded import EmbeddedStore
+from hubsight.store.backends import StoreSettings, open_store
+from hubsight.store.base import EventStore
 
 # Events per store write: large enough for ClickHouse to like the parts, small enough that an
 # interrupted import loses little work (it resumes after the last stored batch anyway).
@@ -173,7 +174,7 @@ def import_command(
         default_domain=default_domain,
         keep_unparsed=keep_unparsed,
     )
-    store = EmbeddedStore(data_dir)
+    store = open_store(StoreSettings(data_dir=data_dir))
     try:
         totals, by_category = _import(store, parser, files)
     finally:
@@ -182,7 +183,7 @@ def import_command(
 
 
 def _import(
-    store: EmbeddedStore, parser: MessageParser, files: list[ImportFile]
+    store: EventStore, parser: MessageParser, files: list[ImportFile]
 ) -> tuple[_Totals, Counter[str]]:
     stored = store.stored_offsets(parser.log_name)
     totals = _Totals()

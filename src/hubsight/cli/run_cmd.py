@@ -22,8 +22,8 @@ from hubsight.errors import ConfigError
 from hubsight.parsing.registry import default_registry
 from hubsight.query.search import searcher
 from hubsight.service import SOCKET_FILE, Service, run_lock
+from hubsight.store.backends import StoreSettings, open_store
 from hubsight.store.catalog import Catalog
-from hubsight.store.embedded import EmbeddedStore
 from hubsight.store.users import UserStore
 from hubsight.web.api import create_app
 from hubsight.web.auth import ConsoleAuth
@@ -61,7 +61,7 @@ def run(
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     with run_lock(data_dir):
-        store = EmbeddedStore(data_dir)
+        store = open_store(StoreSettings(data_dir=data_dir))
         catalog = Catalog(data_dir)
         broker = start_demo(catalog, stop) if demo else None
         detection = Detection.open(data_dir, searcher=searcher(store))

@@ -16,7 +16,7 @@ from hubsight.cli.local_api import LocalApi
 from hubsight.query.search import SearchLimits, SearchRequest, SearchResult, search
 from hubsight.query.timerange import TimeWindow
 from hubsight.service import is_running
-from hubsight.store.embedded import EmbeddedStore
+from hubsight.store.backends import StoreSettings, open_store
 
 _EVENT_COLUMNS = ["timestamp", "log_set", "log_name", "user", "result", "source_ip"]
 
@@ -148,7 +148,7 @@ def search_cmd(
     if is_running(data_dir):
         result = _search_running(data_dir, request)
     else:
-        store = EmbeddedStore(data_dir)
+        store = open_store(StoreSettings(data_dir=data_dir))
         try:
             result = search(store, request, limits)
         finally:

@@ -234,13 +234,20 @@ def _tls_context(ca_file: str | None) -> ssl.SSLContext:
         ) from None
 
 
+ChannelFactory = Callable[[Any, httpx.BaseTransport | None], Channel]
+
+# One line per target kind (``targets.KINDS``): the channel that delivers to it. Only webhooks
+# use an HTTP transport (tests hand in a MockTransport).
+CHANNELS: dict[str, ChannelFactory] = {
+    "webhook": WebhookChannel,
+    "syslog": lambda config, _transport: SyslogChannel(config),
+    "smtp": lambda config, _transport: SmtpChannel(config),
+}
+
+
 def channel_for(target: Target, transport: httpx.BaseTransport | None = None) -> Channel:
     """The channel that delivers to ``target``."""
-    if isinstance(target, WebhookConfig):
-        return WebhookChannel(target, transport)
-    if isinstance(target, SyslogConfig):
-        return SyslogChannel(target)
-    return SmtpChannel(target)
+    return CHANNELS[target.kind](target, transport)
 
 
 @dataclass(slots=True)
@@ -410,62 +417,107 @@ _TLS_HINT = (
 )
 
 
-def explain(exc: BaseException) -> tuple[str, str]:
-    """A delivery failure as (error, hint); never repeats a URL or a secret."""
-    if isinstance(exc, HubsightError):
-        return exc.message, exc.hint
-    if isinstance(exc, httpx.HTTPStatusError):
-        # Not str(exc): it repeats the URL, which may carry a token.
-        code = exc.response.status_code
-        hint = _HTTP_HINTS.get(
-            code, "the receiver failed; alerts are retried, then kept as dead letters"
-        )
-        return f"HTTP {code}", hint
-    if isinstance(exc, smtplib.SMTPAuthenticationError):
-        return (
-            f"SMTP authentication failed: {exc.smtp_code} {_smtp_text(exc.smtp_error)}",
+def _http_status(exc: httpx.HTTPStatusError) -> tuple[str, str]:
+    # Not str(exc): it repeats the URL, which may carry a token.
+    code = exc.response.status_code
+    hint = _HTTP_HINTS.get(
+        code, "the receiver failed; alerts are retried, then kept as dead letters"
+    )
+    return f"HTTP {code}", hint
+
+
+def _smtp_answer(exc: smtplib.SMTPResponseException) -> str:
+    return f"{exc.smtp_code} {_smtp_text(exc.smtp_error)}"
+
+
+# Each kind of failure and how to say it, most specific first; ``explain`` tries them on the
+# exception and then on its causes, since httpx wraps the socket's or TLS's own error.
+_EXPLAINED: list[tuple[type[BaseException] | tuple[type[BaseException], ...], Any]] = [
+    (HubsightError, lambda e: (e.message, e.hint)),
+    (httpx.HTTPStatusError, _http_status),
+    (
+        smtplib.SMTPAuthenticationError,
+        lambda e: (
+            f"SMTP authentication failed: {_smtp_answer(e)}",
             "the server refused the user name or password: check both (Microsoft 365 and Gmail "
             "need SMTP AUTH enabled for the mailbox or an app password)",
-        )
-    if isinstance(exc, smtplib.SMTPNotSupportedError):
-        return (
-            f"SMTP: {exc}",
+        ),
+    ),
+    (
+        smtplib.SMTPNotSupportedError,
+        lambda e: (
+            f"SMTP: {e}",
             "the server does not offer this on this connection: servers offer AUTH only over "
             "TLS (turn on STARTTLS or SMTPS); turn STARTTLS off if the server has none",
-        )
-    if isinstance(exc, smtplib.SMTPRecipientsRefused):
-        return (
-            f"the SMTP server refused the recipients {', '.join(sorted(exc.recipients))}",
+        ),
+    ),
+    (
+        smtplib.SMTPRecipientsRefused,
+        lambda e: (
+            f"the SMTP server refused the recipients {', '.join(sorted(e.recipients))}",
             "check the addresses, and that the server relays mail for this sender",
-        )
-    if isinstance(exc, smtplib.SMTPSenderRefused):
-        return (
-            f"the SMTP server refused the sender: {exc.smtp_code} {_smtp_text(exc.smtp_error)}",
+        ),
+    ),
+    (
+        smtplib.SMTPSenderRefused,
+        lambda e: (
+            f"the SMTP server refused the sender: {_smtp_answer(e)}",
             "use a sender address the account may send as",
-        )
-    if isinstance(exc, smtplib.SMTPServerDisconnected):
-        return f"the SMTP server closed the connection: {exc}", _TLS_HINT
-    if isinstance(exc, smtplib.SMTPResponseException):
-        return f"SMTP {exc.smtp_code} {_smtp_text(exc.smtp_error)}", "see the server's answer"
-    if isinstance(exc, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(exc):
-        return (
-            f"the server's TLS certificate is not trusted: {exc}",
+        ),
+    ),
+    (
+        smtplib.SMTPServerDisconnected,
+        lambda e: (f"the SMTP server closed the connection: {e}", _TLS_HINT),
+    ),
+    (
+        smtplib.SMTPResponseException,
+        lambda e: (f"SMTP {_smtp_answer(e)}", "see the server's answer"),
+    ),
+    (
+        ssl.SSLCertVerificationError,
+        lambda e: (
+            f"the server's TLS certificate is not trusted: {e}",
             "set the CA file of a private relay (ca_file), or use the host name on the certificate",
-        )
-    if isinstance(exc, ssl.SSLError) or "SSL" in str(exc):
-        return f"TLS failed: {exc}", _TLS_HINT
-    if isinstance(exc, TimeoutError | httpx.TimeoutException):
-        return (
-            f"no answer in time: {exc or type(exc).__name__}",
+        ),
+    ),
+    (ssl.SSLError, lambda e: (f"TLS failed: {e}", _TLS_HINT)),
+    (
+        (TimeoutError, httpx.TimeoutException),
+        lambda e: (
+            f"no answer in time: {e or type(e).__name__}",
             "check that the receiver runs and that a firewall lets this host reach it",
-        )
-    if isinstance(exc, socket.gaierror) or "Name or service not known" in str(exc):
-        return f"the host name does not resolve: {exc}", "check the host and this host's DNS"
-    if isinstance(exc, ConnectionRefusedError) or "Connection refused" in str(exc):
-        return (
-            f"connection refused: {exc}",
+        ),
+    ),
+    (
+        socket.gaierror,
+        lambda e: (f"the host name does not resolve: {e}", "check the host and this host's DNS"),
+    ),
+    (
+        ConnectionRefusedError,
+        lambda e: (
+            f"connection refused: {e}",
             "nothing listens there: check the host and port, and that the receiver runs",
-        )
+        ),
+    ),
+]
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain
+
+
+def explain(exc: BaseException) -> tuple[str, str]:
+    """A delivery failure as (error, hint); never repeats a URL or a secret."""
+    for cause in _causes(exc):
+        for kind, describe in _EXPLAINED:
+            if isinstance(cause, kind):
+                described: tuple[str, str] = describe(cause)
+                return described
     return f"{type(exc).__name__}: {exc}", "check the host, the port and the network path"
 
 

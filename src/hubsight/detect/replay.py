@@ -13,7 +13,7 @@ from hubsight.errors import ConfigError
 from hubsight.parsing.event import Event, LogSet
 from hubsight.parsing.pipeline import MessageParser
 from hubsight.sources.base import Message
-from hubsight.store.embedded import EmbeddedStore
+from hubsight.store.base import EventStore
 from hubsight.store.schema import EVENTS_TABLE
 
 BATCH = 5000
@@ -58,7 +58,7 @@ def events_from_files(parser: MessageParser, paths: list[Path]) -> Iterator[list
 
 
 def events_from_store(
-    store: EmbeddedStore, start: datetime, end: datetime, *, step: timedelta = timedelta(hours=1)
+    store: EventStore, start: datetime, end: datetime, *, step: timedelta = timedelta(hours=1)
 ) -> Iterator[list[Event]]:
     """Stored events with ``start <= timestamp < end`` in event-time order, an hour at a time."""
     if end <= start:

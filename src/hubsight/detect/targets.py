@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import time
+import typing
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -149,14 +150,12 @@ class SmtpConfig(_Target):
         return f"{scheme}://{self.host}:{self.port} to {', '.join(self.recipients)}"
 
 
+# The one list of target kinds: the parser and ``KINDS`` derive from it, ``notify.CHANNELS``
+# maps each kind to its channel (a test checks that every kind has one).
 Target = WebhookConfig | SyslogConfig | SmtpConfig
-_ADAPTER: TypeAdapter[Target] = TypeAdapter(
-    Annotated[WebhookConfig | SyslogConfig | SmtpConfig, Field(discriminator="kind")]
-)
+_ADAPTER: TypeAdapter[Target] = TypeAdapter(Annotated[Target, Field(discriminator="kind")])
 KINDS: dict[str, type[Target]] = {
-    "webhook": WebhookConfig,
-    "syslog": SyslogConfig,
-    "smtp": SmtpConfig,
+    cls.model_fields["kind"].default: cls for cls in typing.get_args(Target)
 }
 
 
@@ -183,8 +182,8 @@ class NotifyConfig(BaseModel):
     def targets(self) -> list[Target]:
         """Every target of the file, each with a name."""
         found: list[Target] = []
-        groups: tuple[tuple[Target, ...], ...] = (self.webhooks, self.syslog, self.smtp)
-        for group in groups:
+        for section in type(self).model_fields:
+            group: tuple[Target, ...] = getattr(self, section)
             for number, target in enumerate(group, 1):
                 name = target.name or f"{target.kind}-{number}"
                 found.append(target.model_copy(update={"name": name}))

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 import msgspec
 
@@ -37,14 +36,6 @@ class SavedQuery(msgspec.Struct, kw_only=True):
     updated_at: str
 
 
-class WritableStore(EventStore, Protocol):
-    """A store that can also run a statement without a result (the embedded store can)."""
-
-    def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
-        """Run a statement that returns nothing."""
-        ...
-
-
 _TYPES = {
     "id": "String",
     "name": "String",
@@ -57,7 +48,7 @@ _TYPES = {
 }
 
 
-def _insert(store: WritableStore, row: dict[str, Any]) -> None:
+def _insert(store: EventStore, row: dict[str, Any]) -> None:
     placeholders = ", ".join(f"{{{name}:{sql_type}}}" for name, sql_type in _TYPES.items())
     store.execute(
         f"INSERT INTO {SAVED_QUERIES_TABLE} ({', '.join(_TYPES)}) SELECT {placeholders}",
@@ -84,7 +75,7 @@ def _from_row(row: dict[str, Any]) -> SavedQuery:
     )
 
 
-def list_saved(store: WritableStore) -> list[SavedQuery]:
+def list_saved(store: EventStore) -> list[SavedQuery]:
     """Every saved query, by name."""
     rows = store.select(
         f"SELECT * FROM {SAVED_QUERIES_TABLE} FINAL WHERE NOT deleted ORDER BY name, id"  # noqa: S608
@@ -92,7 +83,7 @@ def list_saved(store: WritableStore) -> list[SavedQuery]:
     return [_from_row(r) for r in rows]
 
 
-def get_saved(store: WritableStore, query_id: str) -> SavedQuery:
+def get_saved(store: EventStore, query_id: str) -> SavedQuery:
     """One saved query; ``NotFoundError`` when there is none with this id."""
     rows = store.select(
         f"SELECT * FROM {SAVED_QUERIES_TABLE} FINAL WHERE id = {{id:String}} AND NOT deleted",  # noqa: S608
@@ -106,7 +97,7 @@ def get_saved(store: WritableStore, query_id: str) -> SavedQuery:
 
 
 def save(
-    store: WritableStore,
+    store: EventStore,
     *,
     name: str,
     query: str,
@@ -133,7 +124,7 @@ def save(
     return get_saved(store, saved_id)
 
 
-def delete_saved(store: WritableStore, query_id: str) -> None:
+def delete_saved(store: EventStore, query_id: str) -> None:
     """Remove a saved query; ``NotFoundError`` when there is none with this id."""
     found = get_saved(store, query_id)
     row = msgspec.structs.asdict(found)

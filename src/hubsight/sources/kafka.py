@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from hubsight.errors import SourceError
-from hubsight.sources.base import Message
+from hubsight.sources.base import Check, Message, PartitionLag, SourceHooks
 from hubsight.sources.config import MAX_MESSAGE_BYTES, EventHubsProfile, SourceConfig
 from hubsight.sources.diagnose import Diagnosis, Problem, classify, hint_for
 
@@ -126,43 +124,15 @@ def explain(config: SourceConfig, problem: Problem, message: str) -> Diagnosis:
     return Diagnosis(problem, message, hint)
 
 
-@dataclass(frozen=True, slots=True)
-class PartitionLag:
-    """Where one partition stands: committed offset, high watermark and the difference."""
-
-    topic: str
-    partition: int
-    committed: int | None
-    high_watermark: int | None
-
-    @property
-    def lag(self) -> int | None:
-        """Messages not yet committed, when both ends are known."""
-        if self.high_watermark is None:
-            return None
-        return max(self.high_watermark - (self.committed or 0), 0)
-
-
-PartitionsCallback = Callable[[list[tuple[str, int]]], None]
-
-
 class KafkaSource:
     """One consumer of one event source."""
 
-    def __init__(
-        self,
-        config: SourceConfig,
-        *,
-        on_error: Callable[[Diagnosis], None],
-        on_assign: PartitionsCallback,
-        on_revoke: PartitionsCallback,
-        on_lag: Callable[[list[PartitionLag]], None],
-    ) -> None:
+    def __init__(self, config: SourceConfig, hooks: SourceHooks) -> None:
         self.config = config
-        self._on_error = on_error
-        self._on_assign = on_assign
-        self._on_revoke = on_revoke
-        self._on_lag = on_lag
+        self._on_error = hooks.on_error
+        self._on_assign = hooks.on_assign
+        self._on_revoke = hooks.on_revoke
+        self._on_lag = hooks.on_lag
         settings = client_settings(config)
         settings["error_cb"] = self._error
         settings["stats_cb"] = self._stats
@@ -285,5 +255,27 @@ class KafkaSource:
         return sorted(t for t in metadata.topics if not t.startswith("__"))
 
     def close(self) -> None:
-        """Leave the group and close connections."""
+        """Leave the group (``on_revoke`` runs first) and close connections."""
         self._consumer.close()
+
+
+class KafkaDriver:
+    """Kafka and Azure Event Hubs' Kafka endpoint, through librdkafka."""
+
+    def open(self, config: SourceConfig, hooks: SourceHooks) -> KafkaSource:
+        """A consumer of ``config``'s subscription in its consumer group."""
+        return KafkaSource(config, hooks)
+
+    def diagnose(self, config: SourceConfig, code_name: str, text: str) -> Diagnosis:
+        """A librdkafka error classified for this source."""
+        return diagnose(config, code_name, text)
+
+    def explain(self, config: SourceConfig, problem: Problem, message: str) -> Diagnosis:
+        """A problem found by hubsight, with the hint for Kafka or Event Hubs."""
+        return explain(config, problem, message)
+
+    def checks(self, config: SourceConfig, timeout: float) -> list[Check]:
+        """DNS, TCP, TLS, SASL, topic, first message."""
+        from hubsight.sources.kafka_probe import kafka_checks
+
+        return kafka_checks(config, timeout)

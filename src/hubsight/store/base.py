@@ -30,6 +30,10 @@ class EventStore(Protocol):
         """Run a read-only query with bound parameters; rows as dicts."""
         ...
 
+    def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
+        """Run a statement that returns no rows (a small INSERT) with bound parameters."""
+        ...
+
     def close(self) -> None:
         """Flush and release the engine."""
         ...

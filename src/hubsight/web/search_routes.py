@@ -21,13 +21,13 @@ from hubsight.query.context import context
 from hubsight.query.export import export
 from hubsight.query.saved import (
     SavedScope,
-    WritableStore,
     delete_saved,
     get_saved,
     list_saved,
     save,
 )
 from hubsight.query.search import SearchLimits, SearchRequest, SearchResult, search
+from hubsight.store.base import EventStore
 from hubsight.web.raw_paths import RawPathCache
 
 router = APIRouter(prefix="/api/v1")
@@ -85,7 +85,7 @@ class SearchJobs:
         self._jobs: OrderedDict[str, Future[SearchResult]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def submit(self, store: WritableStore, request: SearchRequest, limits: SearchLimits) -> str:
+    def submit(self, store: EventStore, request: SearchRequest, limits: SearchLimits) -> str:
         """Start a search; its id."""
         job_id = uuid.uuid4().hex
         future = self._pool.submit(search, store, request, limits)
@@ -104,9 +104,9 @@ class SearchJobs:
         return future
 
 
-def get_store(request: Request) -> WritableStore:
+def get_store(request: Request) -> EventStore:
     """The application's event store."""
-    store: WritableStore = request.app.state.store
+    store: EventStore = request.app.state.store
     return store
 
 
@@ -125,7 +125,7 @@ def get_limits(request: Request) -> SearchLimits:
     return limits if isinstance(limits, SearchLimits) else SearchLimits()
 
 
-Store = Annotated[WritableStore, Depends(get_store)]
+Store = Annotated[EventStore, Depends(get_store)]
 Jobs = Annotated[SearchJobs, Depends(get_jobs)]
 Limits = Annotated[SearchLimits, Depends(get_limits)]
 
@@ -225,7 +225,7 @@ def event_context(event_id: str, store: Store, before: int = 10, after: int = 10
         return error_response(exc)
 
 
-def _saved_json(store: WritableStore, query_id: str) -> dict[str, Any]:
+def _saved_json(store: EventStore, query_id: str) -> dict[str, Any]:
     saved = get_saved(store, query_id)
     return {
         "id": saved.id,
@@ -239,7 +239,7 @@ def _saved_json(store: WritableStore, query_id: str) -> dict[str, Any]:
     }
 
 
-def _store_saved(store: WritableStore, body: SavedBody, query_id: str | None) -> JSONResponse:
+def _store_saved(store: EventStore, body: SavedBody, query_id: str | None) -> JSONResponse:
     scope = SavedScope(log_sets=body.log_sets, log_names=body.log_names, last=body.last)
     try:
         saved = save(store, name=body.name, query=body.query, scope=scope, query_id=query_id)

@@ -1,0 +1,51 @@
+"""The composition root of the event store: settings in, an ``EventStore`` out.
+
+Everything that needs events calls ``open_store``; only this module names a concrete store.
+Adding a backend is a module implementing ``store.base.EventStore`` and one line in
+``_BACKENDS`` (keyed by the URL scheme of ``StoreSettings.url``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from hubsight.errors import ConfigError
+from hubsight.store.base import EventStore
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoreSettings:
+    """Where events live: ``url`` names a store server; without one, the embedded store."""
+
+    data_dir: Path
+    url: str | None = None
+
+    @property
+    def scheme(self) -> str:
+        """The backend's name: the URL's scheme, or ``embedded``."""
+        return self.url.split("://", 1)[0].lower() if self.url else "embedded"
+
+
+def _embedded(settings: StoreSettings) -> EventStore:
+    from hubsight.store.embedded import EmbeddedStore
+
+    return EmbeddedStore(settings.data_dir)
+
+
+# Imported when chosen: each backend pulls in its own client library.
+_BACKENDS: dict[str, Callable[[StoreSettings], EventStore]] = {
+    "embedded": _embedded,
+}
+
+
+def open_store(settings: StoreSettings) -> EventStore:
+    """Open (and migrate) the store ``settings`` name."""
+    opener = _BACKENDS.get(settings.scheme)
+    if opener is None:
+        raise ConfigError(
+            f"no event store backend for {settings.scheme!r}",
+            hint=f"the store URL's scheme is one of {', '.join(sorted(_BACKENDS))}",
+        )
+    return opener(settings)
