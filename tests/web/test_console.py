@@ -59,6 +59,8 @@ def test_every_page_renders(client: TestClient) -> None:
     for path, needle in [
         ("/", "Open alerts by severity"),
         ("/sources", "Azure setup checklist"),
+        ("/sources", "Create or update activity log profiles Failure"),
+        ("/sources", "hubsight azure setup --subscription"),
         ("/search", 'id="leql"'),
         ("/users", user.group(1).replace("%40", "@")),
         ("/settings", "auth.brute_force_success"),

@@ -61,6 +61,7 @@ def main() -> None:
 
 
 from hubsight.cli.alerts_cmd import alerts  # noqa: E402
+from hubsight.cli.azure_cmd import azure  # noqa: E402
 from hubsight.cli.detect_cmd import detect  # noqa: E402
 from hubsight.cli.import_cmd import import_command  # noqa: E402
 from hubsight.cli.notify_cmd import notify  # noqa: E402
@@ -85,3 +86,4 @@ cli.add_command(notify)
 cli.add_command(simulate)
 cli.add_command(import_command)
 cli.add_command(users)
+cli.add_command(azure)
