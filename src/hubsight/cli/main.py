@@ -64,6 +64,7 @@ from hubsight.cli.alerts_cmd import alerts  # noqa: E402
 from hubsight.cli.azure_cmd import azure  # noqa: E402
 from hubsight.cli.detect_cmd import detect  # noqa: E402
 from hubsight.cli.import_cmd import import_command  # noqa: E402
+from hubsight.cli.investigations_cmd import investigations  # noqa: E402
 from hubsight.cli.notify_cmd import notify  # noqa: E402
 from hubsight.cli.parse_cmd import parse_command  # noqa: E402
 from hubsight.cli.rules_cmd import rules  # noqa: E402
@@ -81,6 +82,7 @@ cli.add_command(parse_command)
 cli.add_command(search_cmd)
 cli.add_command(detect)
 cli.add_command(alerts)
+cli.add_command(investigations)
 cli.add_command(rules)
 cli.add_command(notify)
 cli.add_command(simulate)

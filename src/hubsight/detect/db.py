@@ -44,6 +44,24 @@ CREATE TABLE IF NOT EXISTS alert_history (
     alert_id TEXT NOT NULL, at REAL NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
     detail TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS alert_history_alert ON alert_history (alert_id, at);
+-- Investigations group alerts about the same user, address or resource (see ``grouping``);
+-- an alert is in at most one. Subjects index what each investigation concerns.
+CREATE TABLE IF NOT EXISTS investigations (
+    id TEXT PRIMARY KEY, title TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'open',
+    disposition TEXT, assignee TEXT, priority TEXT NOT NULL,
+    first_event_time REAL NOT NULL, last_event_time REAL NOT NULL,
+    created_at REAL NOT NULL, updated_at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS investigations_time ON investigations (last_event_time);
+CREATE TABLE IF NOT EXISTS investigation_alerts (
+    alert_id TEXT PRIMARY KEY, investigation_id TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS investigation_alerts_of ON investigation_alerts (investigation_id);
+CREATE TABLE IF NOT EXISTS investigation_subjects (
+    subject TEXT NOT NULL, investigation_id TEXT NOT NULL,
+    PRIMARY KEY (subject, investigation_id));
+CREATE TABLE IF NOT EXISTS investigation_history (
+    investigation_id TEXT NOT NULL, at REAL NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
+    detail TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS investigation_history_of ON investigation_history (investigation_id, at);
 CREATE TABLE IF NOT EXISTS rule_settings (
     rule_id TEXT PRIMARY KEY, enabled INTEGER, thresholds TEXT NOT NULL DEFAULT '{}',
     exceptions TEXT NOT NULL DEFAULT '{}');

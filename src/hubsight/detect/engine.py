@@ -29,6 +29,7 @@ from hubsight.detect.alerts import Alert, AlertFilter, AlertStore, alert_id, mer
 from hubsight.detect.base import EventKind, EventRef, Finding, Rule, RuleContext
 from hubsight.detect.baseline import SignIn, UserBaseline, from_epoch, network_of
 from hubsight.detect.db import DetectDB
+from hubsight.detect.grouping import group_alerts, release_alerts
 from hubsight.detect.notables import relink
 from hubsight.detect.settings import RuleExceptions
 from hubsight.detect.state import EngineState
@@ -72,6 +73,9 @@ class EngineOptions:
     # every batch. A crash forgets the learning since the last save: a sign-in seen only then
     # may look new once more (an extra notable), which loses no alert.
     baseline_save_interval: timedelta = timedelta(seconds=30)
+    # Alerts about the same user, address or resource this close in event time share an
+    # investigation (see ``grouping``).
+    investigation_window: timedelta = timedelta(hours=24)
 
 
 @dataclass(slots=True)
@@ -175,6 +179,8 @@ class DetectionEngine:
         # The alerts the last ``process`` or ``tick`` withdrew, as last stored: for callers
         # keeping copies and for the notifier's follow-ups to whoever got them.
         self.withdrawn_alerts: list[Alert] = []
+        # The investigations the last process/tick opened, for the notifier.
+        self.opened_investigations: list[str] = []
         self._lock = threading.Lock()
         # Per user, the notables (id -> event time) that alerts about the user list: kept here,
         # as nearly every batch asks and notables are few.
@@ -541,6 +547,9 @@ class DetectionEngine:
                 "AND disposition IS NULL AND id NOT IN (SELECT alert_id FROM alert_history)",
                 [(key,) for key in withdrawn],
             )
+            release_alerts(conn, [alert_id(key) for key in withdrawn])
+            window = self.options.investigation_window.total_seconds()
+            self.opened_investigations = group_alerts(conn, alerts, window, now)
 
 
 _alert_encoder = msgspec.json.Encoder()

@@ -71,6 +71,7 @@ def open_engine(request: EngineRequest) -> DetectionEngine:
         lateness=config.lateness,
         learning=config.learning if request.learning is None else request.learning,
         baseline_horizon=config.baseline_horizon,
+        investigation_window=config.investigation_window,
         persist=request.persist,
     )
     return DetectionEngine(db, ruleset.rules, options=options, exceptions=ruleset.exceptions)

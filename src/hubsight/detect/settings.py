@@ -8,6 +8,7 @@ in ``targets``.
 
     lateness_hours = 24
     learning_days = 7
+    investigation_window_hours = 24   # alerts this close about one subject share an investigation
     [rules."auth.brute_force"]
     enabled = true
     thresholds = { count = 20 }
@@ -106,6 +107,7 @@ class DetectConfig(BaseModel):
     lateness_hours: PositiveFloat = 24
     learning_days: float = Field(default=7, ge=0)
     baseline_days: PositiveFloat = 90
+    investigation_window_hours: PositiveFloat = 24
     rules: dict[str, RuleSettings] = Field(default_factory=dict)
     notify: NotifyConfig = Field(default_factory=NotifyConfig)
     custom: tuple[CustomAlertSpec, ...] = ()
@@ -119,6 +121,11 @@ class DetectConfig(BaseModel):
     def learning(self) -> timedelta:
         """The silent learning period of baseline rules."""
         return timedelta(days=self.learning_days)
+
+    @property
+    def investigation_window(self) -> timedelta:
+        """How close in event time alerts about one subject must be to share an investigation."""
+        return timedelta(hours=self.investigation_window_hours)
 
     @property
     def baseline_horizon(self) -> timedelta:

@@ -99,6 +99,13 @@ def alert_detail(store: AlertStore, alert: Alert) -> dict[str, Any]:
     }
 
 
+def actor_of(request: Request, claimed: str) -> str:
+    """Who makes a change: behind sign-in the signed-in account, whatever the body claims."""
+    account = getattr(request.state, "account", None)
+    signed_in = getattr(request.app.state, "auth", None) is not None
+    return account.name if account is not None and signed_in else claimed
+
+
 @router.get("/alerts")
 def list_alerts(
     db: Db,
@@ -151,14 +158,10 @@ def update_alert(
 ) -> dict[str, Any] | JSONResponse:
     """Change status, disposition or assignee, or add a comment."""
     store = AlertStore(db)
-    # Behind sign-in the history names the signed-in account, whatever the body claims.
-    account = getattr(request.state, "account", None)
-    signed_in = getattr(request.app.state, "auth", None) is not None
-    actor = account.name if account is not None and signed_in else body.actor
     try:
         alert = store.update(
             alert_id,
-            actor=actor,
+            actor=actor_of(request, body.actor),
             status=body.status,
             disposition=body.disposition,
             assignee=body.assignee,

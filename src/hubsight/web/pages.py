@@ -18,11 +18,13 @@ from fastapi.staticfiles import StaticFiles
 from hubsight.detect.alerts import DISPOSITIONS, STATUSES, AlertFilter, AlertStore
 from hubsight.detect.base import Severity
 from hubsight.detect.db import DetectDB
+from hubsight.detect.investigations import InvestigationStore
 from hubsight.errors import HubsightError
 from hubsight.parsing.event import Event
 from hubsight.service import Service
 from hubsight.sources.config import DEFAULT_TOPIC
 from hubsight.status import source_status
+from hubsight.web import investigation_pages
 from hubsight.web.auth import EXPIRED_MESSAGES, current_account
 from hubsight.web.detect_routes import alert_detail, list_rules, target_docs, user_timeline
 from hubsight.web.rendering import render
@@ -38,6 +40,7 @@ def mount(app: FastAPI) -> None:
     """Add the pages and their static files to an app."""
     app.mount("/static", StaticFiles(directory=_HERE / "static"), name="static")
     app.include_router(router)
+    app.include_router(investigation_pages.router)
 
 
 def _db(request: Request) -> DetectDB | None:
@@ -152,6 +155,7 @@ def alerts_page(
             "alerts": alerts,
             "filters": filters,
             "statuses": STATUSES,
+            "dispositions": DISPOSITIONS,
             "severities": SEVERITIES,
             "error": error,
         },
@@ -168,12 +172,21 @@ def alert_page(request: Request, alert_id: str) -> HTMLResponse:
     try:
         alert = alert_detail(store, store.get(alert_id))
     except HubsightError as exc:
-        return render(request, "error.html", {"error": exc.message, "hint": exc.hint}, 404)
+        # The CLI's hint means nothing in a browser: point back to the list instead.
+        context = {"error": exc.message, "back": ("/alerts", "the alerts")}
+        return render(request, "error.html", context, 404)
+    investigation = InvestigationStore(db).of_alert(alert_id)
     recent = user_timeline(alert["user"], db)["recent_signins"][-10:] if alert["user"] else []
     return render(
         request,
         "alert.html",
-        {"alert": alert, "statuses": STATUSES, "dispositions": DISPOSITIONS, "recent": recent},
+        {
+            "alert": alert,
+            "statuses": STATUSES,
+            "dispositions": DISPOSITIONS,
+            "recent": recent,
+            "investigation": investigation.summary() if investigation else None,
+        },
     )
 
 

@@ -1,0 +1,103 @@
+"""The console's Investigations pages: the list with filters, and one investigation."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+
+from hubsight.detect.alerts import DISPOSITIONS, STATUSES
+from hubsight.detect.db import DetectDB
+from hubsight.detect.grouping import PRIORITIES
+from hubsight.detect.investigations import InvestigationFilter, InvestigationStore
+from hubsight.errors import HubsightError
+from hubsight.web.investigation_routes import investigation_detail
+from hubsight.web.rendering import render
+
+router = APIRouter(include_in_schema=False)
+SINCE = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
+
+
+def _db(request: Request) -> DetectDB | None:
+    db: DetectDB | None = getattr(request.app.state, "detect_db", None)
+    return db
+
+
+def account_names(request: Request) -> list[str]:
+    """The console's accounts, whom investigations and alerts can be assigned to."""
+    auth = request.app.state.auth
+    return [a.name for a in auth.users.accounts()] if auth is not None else []
+
+
+@router.get("/investigations", response_class=HTMLResponse)
+def investigations_page(
+    request: Request,
+    status: str = "",
+    assignee: str = "",
+    priority: str = "",
+    q: str = "",
+    since: str = "",
+) -> HTMLResponse:
+    """Investigations with filters (status, assignee, priority, text, time)."""
+    db = _db(request)
+    filters = {
+        "status": status,
+        "assignee": assignee,
+        "priority": priority,
+        "q": q,
+        "since": since if since in SINCE else "",
+    }
+    found: list[dict[str, Any]] = []
+    error = None
+    if db is None:
+        error = "detections are not running in this process"
+    else:
+        flt = InvestigationFilter(
+            status=status if status in STATUSES else None,
+            assignee=assignee or None,
+            priority=priority if priority in PRIORITIES else None,
+            text=q.strip() or None,
+            since=datetime.now(UTC) - SINCE[since] if since in SINCE else None,
+            limit=500,
+        )
+        found = [i.summary() for i in InvestigationStore(db).find(flt)]
+    return render(
+        request,
+        "investigations.html",
+        {
+            "investigations": found,
+            "filters": filters,
+            "filtered": any(filters.values()),
+            "statuses": STATUSES,
+            "priorities": PRIORITIES,
+            "accounts": account_names(request),
+            "error": error,
+        },
+    )
+
+
+@router.get("/investigations/{investigation_id}", response_class=HTMLResponse)
+def investigation_page(request: Request, investigation_id: str) -> HTMLResponse:
+    """One investigation: triage, its alerts (split, bulk triage), timeline, merge, history."""
+    db = _db(request)
+    if db is None:
+        return render(request, "error.html", {"error": "detections are not running"}, 503)
+    store = InvestigationStore(db)
+    try:
+        found = investigation_detail(store, store.get(investigation_id))
+    except HubsightError as exc:
+        context = {"error": exc.message, "back": ("/investigations", "all investigations")}
+        return render(request, "error.html", context, 404)
+    return render(
+        request,
+        "investigation.html",
+        {
+            "inv": found,
+            "statuses": STATUSES,
+            "dispositions": DISPOSITIONS,
+            "priorities": PRIORITIES,
+            "accounts": account_names(request),
+        },
+    )

@@ -1,0 +1,209 @@
+"""REST routes of investigations: list, detail with timeline, triage, merge, split; bulk triage.
+
+Analysts and admins may use all of them. Behind sign-in, the history names the signed-in account
+and an assignee must be one of the console's accounts.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from hubsight.detect.alerts import Disposition, Status
+from hubsight.detect.grouping import Priority
+from hubsight.detect.investigations import (
+    Investigation,
+    InvestigationFilter,
+    InvestigationStore,
+    TimelineEntry,
+    Triage,
+)
+from hubsight.errors import ConfigError, HubsightError
+from hubsight.web.detect_routes import Db, actor_of, evidence_link
+from hubsight.web.search_routes import error_response
+
+router = APIRouter(prefix="/api/v1")
+
+
+def check_assignee(request: Request, assignee: str | None) -> None:
+    """Refuse an assignee who is not a console account (when the console has accounts)."""
+    auth = getattr(request.app.state, "auth", None)
+    if not assignee or auth is None:
+        return
+    names = [a.name for a in auth.users.accounts()]
+    if assignee not in names:
+        raise ConfigError(
+            f"no console account named {assignee!r}",
+            hint=f"assign one of: {', '.join(names)}",
+        )
+
+
+def timeline_doc(entry: TimelineEntry) -> dict[str, Any]:
+    """A timeline entry as JSON: what happened, when, and which alert it belongs to."""
+    return {
+        "at": entry.at.isoformat(),
+        "kind": entry.kind,
+        "alert_id": entry.alert.id,
+        "title": entry.alert.title,
+        "severity": str(entry.alert.severity),
+        "rule_id": entry.alert.rule_id,
+        "evidence": evidence_link(entry.ref) if entry.ref is not None else None,
+        "cited_by": entry.cited_by,
+    }
+
+
+def investigation_detail(store: InvestigationStore, found: Investigation) -> dict[str, Any]:
+    """An investigation with its alerts, timeline and history."""
+    return {
+        **found.summary(),
+        "alerts": [a.summary() for a in store.member_alerts(found.id)],
+        "timeline": [timeline_doc(e) for e in store.timeline(found.id)],
+        "history": store.history(found.id),
+    }
+
+
+@router.get("/investigations")
+def list_investigations(
+    db: Db,
+    status: Status | None = None,
+    assignee: str | None = None,
+    priority: Priority | None = None,
+    q: str | None = None,
+    since: datetime | None = None,
+    limit: int = 100,
+) -> list[dict[str, Any]]:
+    """Investigations, most recent event first; ``q`` matches part of a title or subject."""
+    flt = InvestigationFilter(
+        status=status,
+        assignee=assignee or None,
+        priority=priority,
+        text=q or None,
+        since=since,
+        limit=max(1, min(limit, 1000)),
+    )
+    return [i.summary() for i in InvestigationStore(db).find(flt)]
+
+
+@router.get("/investigations/{investigation_id}", response_model=None)
+def get_investigation(investigation_id: str, db: Db) -> dict[str, Any] | JSONResponse:
+    """One investigation: its alerts, its timeline of alerts, notables and evidence, history."""
+    store = InvestigationStore(db)
+    try:
+        return investigation_detail(store, store.get(investigation_id))
+    except HubsightError as exc:
+        return error_response(exc)
+
+
+class InvestigationUpdate(BaseModel):
+    """Triage changes; absent fields stay as they are, an empty assignee unassigns."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: Status | None = None
+    disposition: Disposition | None = None
+    assignee: str | None = None
+    priority: Priority | None = None
+    title: str | None = Field(default=None, max_length=300)
+    comment: str | None = Field(default=None, max_length=10_000)
+    actor: str = "api"
+
+
+@router.patch("/investigations/{investigation_id}", response_model=None)
+def update_investigation(
+    request: Request, investigation_id: str, body: InvestigationUpdate, db: Db
+) -> dict[str, Any] | JSONResponse:
+    """Change status, disposition, assignee, priority or title, or comment.
+
+    Closing an investigation closes its open alerts with the same disposition.
+    """
+    store = InvestigationStore(db)
+    triage = Triage(**body.model_dump(exclude={"actor"}))
+    try:
+        check_assignee(request, body.assignee)
+        found = store.update(investigation_id, triage, actor=actor_of(request, body.actor))
+        return investigation_detail(store, found)
+    except HubsightError as exc:
+        return error_response(exc)
+
+
+class Merge(BaseModel):
+    """Investigations to merge into the one named in the path."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    investigations: list[str] = Field(min_length=1, max_length=100)
+    actor: str = "api"
+
+
+@router.post("/investigations/{investigation_id}/merge", response_model=None)
+def merge_investigations(
+    request: Request, investigation_id: str, body: Merge, db: Db
+) -> dict[str, Any] | JSONResponse:
+    """Move the alerts of the named investigations here; those are closed as merged."""
+    store = InvestigationStore(db)
+    try:
+        found = store.merge(
+            investigation_id, body.investigations, actor=actor_of(request, body.actor)
+        )
+        return investigation_detail(store, found)
+    except HubsightError as exc:
+        return error_response(exc)
+
+
+class Split(BaseModel):
+    """Alerts to move out of an investigation into a new one."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    alert_ids: list[str] = Field(min_length=1, max_length=1000)
+    actor: str = "api"
+
+
+@router.post("/investigations/{investigation_id}/split", status_code=201, response_model=None)
+def split_investigation(
+    request: Request, investigation_id: str, body: Split, db: Db
+) -> dict[str, Any] | JSONResponse:
+    """Move some alerts into a new investigation; the answer is the new one."""
+    store = InvestigationStore(db)
+    try:
+        found = store.split(investigation_id, body.alert_ids, actor=actor_of(request, body.actor))
+        return investigation_detail(store, found)
+    except HubsightError as exc:
+        return error_response(exc)
+
+
+class BulkTriage(BaseModel):
+    """The same triage change for many alerts."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    alert_ids: list[str] = Field(min_length=1, max_length=1000)
+    status: Status | None = None
+    disposition: Disposition | None = None
+    assignee: str | None = None
+    comment: str | None = Field(default=None, max_length=10_000)
+    actor: str = "api"
+
+
+@router.post("/alerts/triage", response_model=None)
+def triage_alerts(
+    request: Request, body: BulkTriage, db: Db
+) -> list[dict[str, Any]] | JSONResponse:
+    """Apply one change to every listed alert; nothing changes when an id is unknown."""
+    try:
+        check_assignee(request, body.assignee)
+        changed = InvestigationStore(db).triage_alerts(
+            body.alert_ids,
+            actor=actor_of(request, body.actor),
+            status=body.status,
+            disposition=body.disposition,
+            assignee=body.assignee,
+            comment=body.comment,
+        )
+    except HubsightError as exc:
+        return error_response(exc)
+    return [a.summary() for a in changed]

@@ -1,0 +1,122 @@
+"""Investigations through the REST routes and the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from hubsight.cli.main import cli
+from hubsight.detect.db import DetectDB
+from hubsight.detect.engine import DetectionEngine, EngineOptions
+from hubsight.detect.rules.auth_volume import BruteForceSuccess
+from hubsight.detect.ruleset import build_rule
+from hubsight.store.users import UserStore
+from hubsight.web import detect_routes, investigation_routes
+from hubsight.web.auth import ConsoleAuth
+
+from support import FAST_HASH
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    """A data directory holding one brute force that succeeded, in its investigation."""
+    rule = build_rule(BruteForceSuccess, {})
+    engine = DetectionEngine(DetectDB.in_dir(tmp_path), [rule], options=EngineOptions())
+    example = next(e for e in BruteForceSuccess.examples() if e.fires)
+    assert engine.process(example.events)
+    engine.close()
+    return tmp_path
+
+
+@pytest.fixture
+def client(data_dir: Path) -> TestClient:
+    app = FastAPI()
+    app.state.detect_db = DetectDB.in_dir(data_dir)
+    app.state.data_dir = data_dir
+    users = UserStore(data_dir, hasher=FAST_HASH)
+    users.create("ana", "analyst passphrase 1", "analyst")
+    app.state.auth = ConsoleAuth(users)
+    app.include_router(detect_routes.router)
+    app.include_router(investigation_routes.router)
+    return TestClient(app)
+
+
+def test_list_detail_triage_and_close(client: TestClient) -> None:
+    (listed,) = client.get("/api/v1/investigations").json()
+    assert listed["alert_count"] == 1
+    assert listed["priority"] == "high"
+    inv = listed["id"]
+    detail = client.get(f"/api/v1/investigations/{inv}").json()
+    kinds = [e["kind"] for e in detail["timeline"]]
+    assert kinds.count("alert") == 1
+    assert kinds.count("evidence") == 11
+    times = [e["at"] for e in detail["timeline"]]
+    assert times == sorted(times)
+    evidence = next(e for e in detail["timeline"] if e["kind"] == "evidence")
+    assert evidence["evidence"]["context_url"].startswith("/api/v1/events/")
+    user = detail["alerts"][0]["user"]
+    assert client.get("/api/v1/investigations", params={"q": user[:4].upper()}).json()
+    assert client.get("/api/v1/investigations", params={"q": "nobody-like-this"}).json() == []
+    wrong = client.patch(f"/api/v1/investigations/{inv}", json={"assignee": "mallory"})
+    assert wrong.status_code == 400
+    assert "ana" in wrong.json()["hint"]
+    bad = client.patch(f"/api/v1/investigations/{inv}", json={"priority": "urgent"})
+    assert bad.status_code == 422
+    changed = client.patch(
+        f"/api/v1/investigations/{inv}",
+        json={"assignee": "ana", "status": "investigating", "comment": "on it"},
+    ).json()
+    assert (changed["assignee"], changed["status"]) == ("ana", "investigating")
+    assert client.get("/api/v1/investigations", params={"assignee": "ana"}).json()
+    closed = client.patch(
+        f"/api/v1/investigations/{inv}", json={"status": "closed", "disposition": "malicious"}
+    ).json()
+    assert closed["alerts"][0]["status"] == "closed"
+    assert closed["alerts"][0]["disposition"] == "malicious"
+    assert client.get("/api/v1/investigations/inv-nope").status_code == 404
+
+
+def test_bulk_triage_split_and_merge_refusals(client: TestClient) -> None:
+    (listed,) = client.get("/api/v1/investigations").json()
+    alert_id = client.get("/api/v1/alerts").json()[0]["id"]
+    unknown = client.post("/api/v1/alerts/triage", json={"alert_ids": [alert_id, "nope"]})
+    assert unknown.status_code == 404
+    done = client.post(
+        "/api/v1/alerts/triage", json={"alert_ids": [alert_id], "status": "investigating"}
+    )
+    assert [a["status"] for a in done.json()] == ["investigating"]
+    split = client.post(
+        f"/api/v1/investigations/{listed['id']}/split", json={"alert_ids": [alert_id]}
+    )
+    assert split.status_code == 400
+    assert "every alert" in split.json()["error"]
+    merge = client.post(
+        f"/api/v1/investigations/{listed['id']}/merge", json={"investigations": [listed["id"]]}
+    )
+    assert merge.status_code == 400
+
+
+def test_cli_list_show_close(data_dir: Path) -> None:
+    runner = CliRunner()
+    base = ["--data-dir", str(data_dir), "investigations"]
+    listed = runner.invoke(cli, [*base, "list", "--json"])
+    assert listed.exit_code == 0, listed.output
+    inv = json.loads(listed.output.splitlines()[0])["id"]
+    table = runner.invoke(cli, [*base, "list", "--status", "closed"])
+    assert table.output.strip() == "no investigations"
+    shown = runner.invoke(cli, [*base, "show", inv])
+    assert "timeline:" in shown.output
+    assert "evidence" in shown.output
+    closed = runner.invoke(cli, [*base, "close", inv, "--disposition", "benign", "--actor", "ana"])
+    assert closed.output.strip() == f"closed {inv} as benign (1 alerts)"
+    as_json = json.loads(runner.invoke(cli, [*base, "show", inv, "--json"]).output)
+    assert as_json["status"] == "closed"
+    assert as_json["history"][-1]["actor"] == "ana"
+    missing = runner.invoke(cli, [*base, "show", "inv-nope"])
+    assert missing.exit_code == 1
+    assert "hubsight investigations list" in missing.output
