@@ -19,6 +19,8 @@ from hubsight.parsing.azure.signin import SIGNIN_CATEGORIES
 from hubsight.parsing.event import LogSet
 
 VIRTUAL_PREFIX = "hubsight:"
+# Derived fields ``hubsight:modified:<displayName>`` read an audit target's modified property.
+MODIFIED = "modified:"
 PROPERTIES = "properties"
 
 # Keys at the top of every Azure Monitor record, with the Log Analytics names of the same values.
@@ -110,6 +112,14 @@ _SIGNIN: dict[str, str | tuple[str, ...]] = {
     "ResultDescription": ("resultDescription", "properties.status.failureReason"),
     # Rules compare Status with Success / Failure (the portal's column) or search its details.
     "Status": ("hubsight:status", "properties.status"),
+    # The portal's and older Log Analytics names of the same values.
+    "ClientApp": "properties.clientAppUsed",
+    "Username": "properties.userPrincipalName",
+    # The portal's "Authentication Protocol" (Device Code, ROPC), which SigmaHQ's rules read as
+    # properties.message; records hold Graph's enum (deviceCode, ropc).
+    "properties.message": ("properties.authenticationProtocol", "hubsight:protocol_label"),
+    # The portal's activity of every sign-in record: "Sign-ins".
+    "ActivityDetails": "hubsight:sign_ins",
 }
 
 _AUDIT: dict[str, str | tuple[str, ...]] = {
@@ -132,6 +142,24 @@ _AUDIT: dict[str, str | tuple[str, ...]] = {
     "Status": ("properties.result", "properties.resultReason"),
     # SigmaHQ's audit rules use properties.message for the activity ("Add user").
     "properties.message": "properties.activityDisplayName",
+    # The portal's Activity Type and Target(s) columns.
+    "ActivityType": "properties.activityDisplayName",
+    "Target": "properties.targetResources",
+    "failure_status_reason": "properties.resultReason",
+    # Values Entra ID writes as modified properties of the target (targetResources[].
+    # modifiedProperties[] with this displayName), read as their new value.
+    **{
+        name: f"{VIRTUAL_PREFIX}{MODIFIED}{name}"
+        for name in (
+            "ConsentAction.Permissions",
+            "ConsentAction.Reason",
+            "ConsentContext.IsAdminConsent",
+            "ConsentContext.IsAppOnly",
+            "ConsentContext.OnBehalfOfAll",
+            "ConsentContext.Tags",
+            "TargetId.ServicePrincipalNames",
+        )
+    },
 }
 
 _RISK: dict[str, str | tuple[str, ...]] = {
@@ -203,6 +231,8 @@ class Service:
     # Log sets whose events carry the record's ``operationName`` as their ``operation``, so that
     # a rule naming operations is handed only those (Defender's "Security" records do not).
     operation_log_sets: frozenset[LogSet] = frozenset()
+    # Fields rules name that no exported record has, with why (lower-cased name -> sentence).
+    absent: Mapping[str, str] = field(default_factory=dict)
     property_names: frozenset[str] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -265,6 +295,12 @@ SERVICES: dict[str, Service] = {
             categories=_ENTRA_AUDIT,
             log_sets=frozenset({LogSet.CLOUD_SERVICE_ADMIN_ACTIVITY}),
             columns=_lower({**_COMMON, **_AUDIT}),
+            absent={
+                "riskeventtype": "PIM's security alerts (riskEventType) live in Privileged "
+                "Identity Management and Microsoft Graph only: diagnostic settings export "
+                "PIM's activity as audit records, never its alerts, so no Event Hub record "
+                "carries them",
+            },
         ),
         Service(
             name="activitylogs",

@@ -72,6 +72,11 @@ class RejectUnknownFields(PreprocessingTransformation):
                 if self.service.paths(name) is None
             }
         )
+        explained = [
+            self.service.absent[n.lower()] for n in unknown if n.lower() in self.service.absent
+        ]
+        if explained:
+            raise SigmaTransformationError(explained[0])
         if unknown:
             noun = "field {} is" if len(unknown) == 1 else "fields {} are"
             raise SigmaTransformationError(

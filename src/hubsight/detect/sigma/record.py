@@ -4,7 +4,8 @@ Bare Graph-shaped audit entries get the Event Hub envelope, and the REST shape's
 ``{value, localizedValue}`` wrappers are unwrapped, so one field table serves every shape.
 Lookups are case-insensitive (Azure spells the same key differently across categories and API
 versions), walk into lists (``TargetResources.modifiedProperties.newValue`` reads every target's
-every modified property) and into JSON held in strings (``properties`` is often one). A value
+every modified property) and into JSON held in strings (``properties`` is often one); a step
+also names the key of a ``{"key", "value"}`` pair (``additionalDetails.User-Agent``). A value
 that is itself a list yields its elements and the list; objects and lists compare as their
 compact JSON text, as Log Analytics compares a dynamic column with a string.
 """
@@ -16,7 +17,7 @@ from typing import Any
 
 import msgspec
 
-from hubsight.detect.sigma.fields import PROPERTIES, VIRTUAL_PREFIX
+from hubsight.detect.sigma.fields import MODIFIED, PROPERTIES, VIRTUAL_PREFIX
 from hubsight.parsing.azure.audit import AUDIT_CATEGORY
 from hubsight.parsing.event import Event
 
@@ -104,9 +105,8 @@ class FieldReader:
         self.path = path
         self._lower_key = path + "\0lower"
         self._number_key = path + "\0number"
-        # Only the field tables produce hubsight: names, so every one of them is in _DERIVED.
         self._derived = (
-            _DERIVED[path[len(VIRTUAL_PREFIX) :]] if path.startswith(VIRTUAL_PREFIX) else None
+            _derived(path[len(VIRTUAL_PREFIX) :]) if path.startswith(VIRTUAL_PREFIX) else None
         )
         self._keys = tuple((key, key.lower()) for key in path.split("."))
 
@@ -146,11 +146,9 @@ def _lookup(data: dict[str, Any], keys: tuple[tuple[str, str], ...]) -> list[Any
             out: list[Any] = []
             _walk(node, keys, depth, out)
             return out
-        child = node.get(exact, _MISSING)
+        child = _child(node, exact, lower)
         if child is _MISSING:
-            child = next((v for k, v in node.items() if k.lower() == lower), _MISSING)
-            if child is _MISSING:
-                return []
+            return []
         node = child
     if isinstance(node, list):
         out = []
@@ -175,12 +173,22 @@ def _walk(node: Any, keys: tuple[tuple[str, str], ...], depth: int, out: list[An
     if not isinstance(node, dict):
         return
     exact, lower = keys[depth]
+    child = _child(node, exact, lower)
+    if child is not _MISSING:
+        _walk(child, keys, depth + 1, out)
+
+
+def _child(node: dict[str, Any], exact: str, lower: str) -> Any:
     child = node.get(exact, _MISSING)
     if child is _MISSING:
         child = next((v for k, v in node.items() if k.lower() == lower), _MISSING)
-        if child is _MISSING:
-            return
-    _walk(child, keys, depth + 1, out)
+    if child is _MISSING:
+        # Entra ID lists details as {"key": ..., "value": ...} pairs (additionalDetails,
+        # authenticationProcessingDetails): a path step names the pair's key.
+        key = node.get("key")
+        if isinstance(key, str) and key.lower() == lower:
+            child = node.get("value", _MISSING)
+    return child
 
 
 def _json_in_string(text: str, default: Any) -> Any:
@@ -212,11 +220,74 @@ def _user(record: AzureRecord) -> list[Any]:
     return [] if record.event.user is None else [record.event.user]
 
 
+# Graph's authenticationProtocol values as the portal shows them.
+_PROTOCOL_LABELS = {
+    "devicecode": "Device Code",
+    "ropc": "ROPC",
+    "oauth2": "OAuth2",
+    "saml20": "SAML 2.0",
+    "wsfederation": "WS-Federation",
+    "none": "None",
+}
+
+
+_PROTOCOL = (("properties", "properties"), ("authenticationProtocol", "authenticationprotocol"))
+
+
+def _protocol_label(record: AzureRecord) -> list[Any]:
+    protocols = _lookup(record.data, _PROTOCOL)
+    return [_PROTOCOL_LABELS.get(p.lower(), p) for p in protocols if isinstance(p, str)]
+
+
+def _sign_ins(record: AzureRecord) -> list[Any]:
+    return ["Sign-ins"]
+
+
+_MODIFIED_PATH = tuple(
+    (key, key.lower()) for key in ("properties", "targetResources", "modifiedProperties")
+)
+
 _DERIVED: dict[str, Derived] = {
     "status": _status,
     "resource_provider": _resource_provider,
     "user": _user,
+    "protocol_label": _protocol_label,
+    "sign_ins": _sign_ins,
 }
+
+
+def _derived(name: str) -> Derived:
+    # Only the field tables produce hubsight: names, so each is in _DERIVED or is modified:<x>.
+    if name.startswith(MODIFIED):
+        return _modified(name[len(MODIFIED) :].lower())
+    return _DERIVED[name]
+
+
+def _modified(display_name: str) -> Derived:
+    def read(record: AzureRecord) -> list[Any]:
+        out: list[Any] = []
+        for item in _lookup(record.data, _MODIFIED_PATH):
+            if not isinstance(item, dict):
+                continue
+            name = next((v for k, v in item.items() if k.lower() == "displayname"), None)
+            if not isinstance(name, str) or name.lower() != display_name:
+                continue
+            value = next((v for k, v in item.items() if k.lower() == "newvalue"), None)
+            # Entra ID writes the new value as JSON text: "\"False\"" or "[\"a\",\"b\"]".
+            decoded = _json_value(value) if isinstance(value, str) else value
+            out.extend(decoded if isinstance(decoded, list) else [decoded])
+        return out
+
+    return read
+
+
+def _json_value(text: str) -> Any:
+    if text[:1] not in ('"', "["):
+        return text
+    try:
+        return msgspec.json.decode(text)
+    except msgspec.DecodeError:
+        return text
 
 
 def text_of(value: Any) -> str | None:
