@@ -61,7 +61,7 @@ def save(db: DetectDB, *alerts: Alert) -> list[str]:
     with db.transaction() as conn:
         for a in alerts:
             AlertStore(db).save(conn, a, time.time())
-        return group_alerts(conn, alerts, WINDOW.total_seconds(), time.time())
+        return list(group_alerts(conn, alerts, WINDOW.total_seconds(), time.time()).values())
 
 
 def test_subjects_name_user_address_and_azure_resources_only() -> None:
@@ -218,7 +218,8 @@ def test_engine_files_its_alerts(tmp_path: Path) -> None:
     engine = DetectionEngine(DetectDB.in_dir(tmp_path), [rule], options=EngineOptions())
     example = next(e for e in BruteForceSuccess.examples() if e.fires)
     (raised,) = engine.process(example.events)
-    (opened,) = engine.opened_investigations
+    ((opener, opened),) = engine.opened_investigations.items()
+    assert opener == raised.id
     engine.close()
     found = InvestigationStore(DetectDB.in_dir(tmp_path)).of_alert(raised.id)
     assert found is not None

@@ -279,3 +279,15 @@ def test_an_https_webhook_on_a_plain_http_port_says_tls_failed() -> None:
     assert result.error.startswith("TLS failed")
     assert "https:// webhook needs a TLS server" in result.hint
     assert received.requests == []
+
+
+def test_a_target_per_investigation_gets_only_alerts_opening_one(tmp_path: Path) -> None:
+    with http_receiver() as (every_url, every), http_receiver() as (cases_url, cases):
+        per_alert = WebhookConfig(name="every", url=SecretStr(every_url))
+        per_case = WebhookConfig(name="cases", url=SecretStr(cases_url), per="investigation")
+        notifier = Notifier.for_targets([per_alert, per_case], DetectDB.in_dir(tmp_path))
+        opening, joining = _alert(), _alert(Severity.CRITICAL)
+        report = notifier.send([opening, joining], opened={opening.id: "inv-1"})
+    assert report.sent == 3
+    assert sorted(body["id"] for _, body in every.requests) == sorted([opening.id, joining.id])
+    assert [body["id"] for _, body in cases.requests] == [opening.id]

@@ -179,8 +179,9 @@ class DetectionEngine:
         # The alerts the last ``process`` or ``tick`` withdrew, as last stored: for callers
         # keeping copies and for the notifier's follow-ups to whoever got them.
         self.withdrawn_alerts: list[Alert] = []
-        # The investigations the last process/tick opened, for the notifier.
-        self.opened_investigations: list[str] = []
+        # The alerts that opened an investigation in the last process/tick (alert id ->
+        # investigation id), for notification targets set per investigation.
+        self.opened_investigations: dict[str, str] = {}
         self._lock = threading.Lock()
         # Per user, the notables (id -> event time) that alerts about the user list: kept here,
         # as nearly every batch asks and notables are few.

@@ -62,9 +62,10 @@ def investigation_id(seed: str) -> str:
 
 def group_alerts(
     conn: sqlite3.Connection, alerts: Iterable[Alert], window_s: float, now: float
-) -> list[str]:
-    """File each alert (not notable) under an investigation; the ids of investigations opened."""
-    opened: list[str] = []
+) -> dict[str, str]:
+    """File each alert (not notable) under an investigation; those that opened one (alert id ->
+    investigation id)."""
+    opened: dict[str, str] = {}
     for alert in alerts:
         if alert.notable:
             continue
@@ -91,7 +92,7 @@ def group_alerts(
                     now,
                 ),
             )
-            opened.append(target)
+            opened[alert.id] = target
         add_alert(conn, target, alert, now, actor=DETECTION)
     return opened
 

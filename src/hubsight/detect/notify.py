@@ -25,7 +25,7 @@ import socket
 import ssl
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -62,6 +62,8 @@ class Channel(Protocol):
     name: str
     severities: tuple[str, ...]
     retries: int
+    # "alert": every new alert; "investigation": only the alert that opens an investigation.
+    per: str
 
     def deliver(self, alert: Alert, *, withdrawn: str | None = None) -> None:
         """Send one alert, or with ``withdrawn`` (why) the news that it was; raise on failure."""
@@ -96,10 +98,12 @@ class WebhookChannel:
     name: str = field(init=False)
     severities: tuple[str, ...] = field(init=False)
     retries: int = field(init=False)
+    per: str = field(init=False)
 
     def __post_init__(self) -> None:
         self.name = _label(self.config)
         self.severities = self.config.severities
+        self.per = self.config.per
         self.retries = self.config.retries
 
     def deliver(self, alert: Alert, *, withdrawn: str | None = None) -> None:
@@ -124,10 +128,12 @@ class SyslogChannel:
     name: str = field(init=False)
     severities: tuple[str, ...] = field(init=False)
     retries: int = field(init=False)
+    per: str = field(init=False)
 
     def __post_init__(self) -> None:
         self.name = _label(self.config)
         self.severities = self.config.severities
+        self.per = self.config.per
         self.retries = self.config.retries
 
     def deliver(self, alert: Alert, *, withdrawn: str | None = None) -> None:
@@ -179,10 +185,12 @@ class SmtpChannel:
     name: str = field(init=False)
     severities: tuple[str, ...] = field(init=False)
     retries: int = field(init=False)
+    per: str = field(init=False)
 
     def __post_init__(self) -> None:
         self.name = _label(self.config)
         self.severities = self.config.severities
+        self.per = self.config.per
         self.retries = self.config.retries
 
     def _password(self) -> str:
@@ -278,15 +286,25 @@ class Notifier:
         """A notifier with one channel per enabled target."""
         return cls([channel_for(t) for t in targets if t.enabled], db)
 
-    def send(self, alerts: Sequence[Alert], withdrawn: Sequence[Alert] = ()) -> NotifyReport:
+    def send(
+        self,
+        alerts: Sequence[Alert],
+        withdrawn: Sequence[Alert] = (),
+        opened: Collection[str] = (),
+    ) -> NotifyReport:
         """Send every new, non-notable alert to each channel that takes its severity, and a
-        follow-up of each ``withdrawn`` alert to each channel that received it."""
+        follow-up of each ``withdrawn`` alert to each channel that received it.
+
+        A channel set ``per = "investigation"`` gets only the alerts in ``opened``: those that
+        opened an investigation (``DetectionEngine.opened_investigations``)."""
         report = NotifyReport()
         for alert in alerts:
             if alert.revision != 1 or alert.notable:
                 continue
             for channel in self.channels:
-                if alert.severity.value in channel.severities:
+                if alert.severity.value not in channel.severities:
+                    continue
+                if channel.per == "alert" or alert.id in opened:
                     self._notify(channel, alert, None, report)
         for alert in withdrawn:
             self._follow_up(alert, report)

@@ -216,7 +216,8 @@ class Detection:
         with self._detecting:
             alerts = detect()
             withdrawn = self.engine.withdrawn_alerts
-        self.notifier.send(alerts, withdrawn)
+            opened = self.engine.opened_investigations
+        self.notifier.send(alerts, withdrawn, opened)
         return alerts
 
     def close(self) -> None:

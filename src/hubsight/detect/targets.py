@@ -71,6 +71,8 @@ class _Target(BaseModel):
     enabled: bool = True
     severities: tuple[SeverityName, ...] = ("Critical", "High")
     retries: int = Field(default=2, ge=0, le=10)
+    # "investigation": only the alert that opens an investigation is sent, not those joining it.
+    per: Literal["alert", "investigation"] = "alert"
 
 
 class WebhookConfig(_Target):
