@@ -8,6 +8,7 @@
     ├── ParseError                one record could not be understood (carries its RecordRef)
     ├── StoreError                the event store refused or failed a read or a write
     ├── NotFoundError             a named object (event source, ...) does not exist
+    ├── RuleError                 a shipped detection rule or its examples cannot be used
     └── QueryError                a search cannot run
         └── QuerySyntaxError      with line, column and a caret excerpt
 
@@ -80,6 +81,10 @@ class StoreError(HubsightError):
 
 class NotFoundError(HubsightError):
     """A named object does not exist."""
+
+
+class RuleError(HubsightError):
+    """A shipped detection rule, or one of its examples, that cannot be used."""
 
 
 class QueryError(HubsightError):

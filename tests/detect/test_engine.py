@@ -303,7 +303,8 @@ def test_rules_are_not_called_for_events_they_cannot_read_and_nothing_is_missed(
     purge = EventKind(
         LogSet.CLOUD_SERVICE_ADMIN_ACTIVITY, "SUCCESS", "Microsoft.KeyVault/vaults/delete", True
     )
-    assert {r.meta.id for r in rules if r.reads(purge)} == {"azure.deletion_burst"}
+    deleted = {"azure.deletion_burst", "keyvault.vault_deleted"}
+    assert {r.meta.id for r in rules if r.reads(purge)} == deleted
     for rule in rules:
         # Events by log set and result only, as the engine sorted them before kinds.
         rule.reads = partial(_log_set_and_result, rule)  # type: ignore[method-assign]

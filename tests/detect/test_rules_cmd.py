@@ -52,3 +52,42 @@ def test_imported_sigma_rules_are_listed_and_switchable(tmp_path: Path) -> None:
     assert listed[some]["enabled"] is False
     assert listed["auth.brute_force"]["enabled"] is True
     assert some in _run(tmp_path, "list")[1]
+
+
+def test_shipped_content_is_listed_by_family_tested_and_switchable(tmp_path: Path) -> None:
+    code, output = _run(tmp_path, "test", "keyvault.vault_deleted")
+    assert code == 0, output
+    lines = output.splitlines()
+    fired = "ok   keyvault.vault_deleted: MICROSOFT.KEYVAULT/VAULTS/DELETE succeeded (fires)"
+    assert fired in lines
+    assert any(line.endswith("failed (stays quiet)") for line in lines)
+    assert all(line.startswith("ok   keyvault.vault_deleted: ") for line in lines)
+    code, output = _run(tmp_path, "list", "--by-family")
+    assert code == 0
+    assert "Key Vault (keyvault, " in output
+    assert "Entra ID (entra, " in output
+    keyvault = output.split("Key Vault (keyvault, ")[1].split("\n\n")[0]
+    assert "keyvault.vault_deleted" in keyvault
+    assert "impact" in keyvault
+    assert "auth.brute_force" not in keyvault
+    assert _run(tmp_path, "disable", "keyvault.vault_deleted")[0] == 0
+    listed = {d["id"]: d for d in map(json.loads, _run(tmp_path, "list", "--json")[1].splitlines())}
+    assert listed["keyvault.vault_deleted"]["enabled"] is False
+    assert listed["keyvault.vault_deleted"]["family"] == "keyvault"
+    assert listed["keyvault.vault_deleted"]["tactics"] == ["impact"]
+    assert listed["auth.brute_force"]["family"] == "entra"
+    code, output = _run(tmp_path, "disable", "keyvault.nope")
+    assert code == 1
+    assert "no rule 'keyvault.nope'" in output
+
+
+def test_a_shipped_rule_is_tuned_with_its_thresholds_checked(tmp_path: Path) -> None:
+    config = tmp_path / "detect.toml"
+    config.write_text('[rules."storage.account_deleted"]\nthresholds = { dedup_minutes = 5 }\n')
+    listed = {d["id"]: d for d in map(json.loads, _run(tmp_path, "list", "--json")[1].splitlines())}
+    assert listed["storage.account_deleted"]["thresholds"] == {"dedup_minutes": 5}
+    assert _run(tmp_path, "test", "storage.account_deleted")[0] == 0
+    config.write_text('[rules."storage.account_deleted"]\nthresholds = { dedup_minutes = 0 }\n')
+    code, output = _run(tmp_path, "test", "storage.account_deleted")
+    assert code == 2
+    assert "thresholds of rule storage.account_deleted: dedup_minutes" in output

@@ -12,8 +12,14 @@ import click
 from hubsight.cli.source_cmd import format_table
 from hubsight.detect.base import RuleMeta
 from hubsight.detect.db import DetectDB
-from hubsight.detect.rules import BUILTIN_RULES
-from hubsight.detect.ruleset import build_rule, rule_class, rules_dir_default, run_example
+from hubsight.detect.families import FAMILIES, family_of, family_title
+from hubsight.detect.ruleset import (
+    build_rule,
+    rule_class,
+    rule_classes,
+    rules_dir_default,
+    run_example,
+)
 from hubsight.detect.settings import DetectConfig, SettingsStore, effective
 from hubsight.detect.sigma import load_sigma_rules
 from hubsight.errors import ConfigError, HubsightError
@@ -26,9 +32,10 @@ def rules() -> None:
 
 @rules.command("list")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@click.option("--by-family", is_flag=True, help="Group the table by family, with ATT&CK tactics.")
 @click.pass_obj
-def list_rules(data_dir: Path, as_json: bool) -> None:
-    """Every rule (built-in, then imported Sigma) with its severity, technique and state."""
+def list_rules(data_dir: Path, as_json: bool, by_family: bool) -> None:
+    """Every rule (built-in, shipped content, imported Sigma): severity, ATT&CK, state."""
     config = DetectConfig.load(data_dir)
     stored = SettingsStore(DetectDB.in_dir(data_dir)).all()
     folder = rules_dir_default(data_dir)
@@ -40,33 +47,48 @@ def list_rules(data_dir: Path, as_json: bool) -> None:
                 mode="json"
             ),
         )
-        for cls in BUILTIN_RULES
+        for cls in rule_classes()
     ]
     listed += [(rule.meta, {}) for rule in imported]
-    rows = []
+    rows: list[tuple[str, ...]] = []
+    groups: dict[str, list[tuple[str, ...]]] = {key: [] for key in FAMILIES}
     for meta, thresholds in listed:
         enabled = effective(config, stored, meta.id).enabled is not False
+        family = family_of(meta)
         if as_json:
             doc = {
                 "id": meta.id,
                 "title": meta.title,
                 "severity": meta.severity.value,
                 "technique": meta.technique,
+                "tactics": list(meta.tactics),
+                "family": family,
                 "log_sets": sorted(str(s) for s in meta.log_sets),
                 "enabled": enabled,
                 "notable": meta.notable,
                 "thresholds": thresholds,
             }
             click.echo(json.dumps(doc))
+            continue
+        state = "on" if enabled else "off"
+        if by_family:
+            tactics = ",".join(meta.tactics) or "-"
+            groups.setdefault(family, []).append(
+                (meta.id, state, meta.severity.value, meta.technique, tactics, meta.title)
+            )
         else:
-            state = "on" if enabled else "off"
             rows.append((meta.id, state, meta.severity.value, meta.technique, meta.title))
     if rows:
         click.echo(format_table(("RULE", "STATE", "SEVERITY", "ATT&CK", "TITLE"), rows))
+    for family, members in groups.items():
+        if members:
+            click.echo(f"\n{family_title(family)} ({family}, {len(members)} rules)")
+            header = ("RULE", "STATE", "SEVERITY", "ATT&CK", "TACTICS", "TITLE")
+            click.echo(format_table(header, members))
 
 
 def _switch(data_dir: Path, rule_id: str, enabled: bool) -> None:
-    # Imported Sigma rules and custom alerts are switched by id too; built-in ids are checked.
+    # Imported Sigma rules and custom alerts are switched by id too; shipped ids are checked.
     if not rule_id.startswith(("sigma.", "custom.")):
         rule_class(rule_id)
     SettingsStore(DetectDB.in_dir(data_dir)).set_enabled(rule_id, enabled)
@@ -94,10 +116,13 @@ def disable(data_dir: Path, rule_id: str) -> None:
 @click.argument("rule_ids", nargs=-1)
 @click.pass_obj
 def test(data_dir: Path, rule_ids: tuple[str, ...]) -> None:
-    """Run rules' own examples (all rules when none is named) with the configured thresholds."""
+    """Run rules' own examples (all shipped rules when none is named) with the configured settings.
+
+    Shipped Sigma rules run their example records through the parser, then the rule.
+    """
     config = DetectConfig.load(data_dir)
     stored = SettingsStore(DetectDB.in_dir(data_dir)).all()
-    classes = [rule_class(r) for r in rule_ids] if rule_ids else list(BUILTIN_RULES)
+    classes = [rule_class(r) for r in rule_ids] if rule_ids else list(rule_classes())
     failures = 0
     for cls in classes:
         rule = build_rule(cls, effective(config, stored, cls.meta.id).thresholds)

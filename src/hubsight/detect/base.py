@@ -138,6 +138,11 @@ class RuleMeta:
     results: frozenset[str] | None = None
     # The rule reads only events naming a user, which spares it service principal sign-ins.
     needs_user: bool = False
+    # What part of Azure the rule watches (a key of ``hubsight.detect.families.FAMILIES``);
+    # empty for built-in rules, whose family ``families.family_of`` knows by id.
+    family: str = ""
+    # ATT&CK tactics (``defense-evasion``, ...), for rules that name them (Sigma tags do).
+    tactics: tuple[str, ...] = ()
 
 
 class EventKind(NamedTuple):

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hubsight.detect.alerts import Alert
-from hubsight.detect.rules import BUILTIN_RULES
+from hubsight.detect.ruleset import rule_classes
 
 # A record of the generator: (message sequence, index in the message).
 Position = tuple[int, int]
@@ -33,7 +33,7 @@ class Coverage:
 
 def score(alerts: Iterable[Alert], truth: Iterable[Mapping[str, Any]]) -> Coverage:
     """Match alerts to the scenarios of ``truth`` by the records they cite."""
-    known = {cls.meta.id for cls in BUILTIN_RULES}
+    known = {cls.meta.id for cls in rule_classes()}
     alerts = list(alerts)
     cited: dict[str, set[Position]] = {}
     for alert in alerts:

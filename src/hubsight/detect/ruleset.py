@@ -1,4 +1,4 @@
-"""Build the rules to run: built-ins (and imported Sigma rules), with settings applied."""
+"""Build the rules to run: built-ins, shipped content and imported Sigma rules, with settings."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from hubsight.detect.alerts import Alert
 from hubsight.detect.base import Example, Rule
+from hubsight.detect.content import content_rules
 from hubsight.detect.db import DetectDB
 from hubsight.detect.engine import DetectionEngine, EngineOptions
 from hubsight.detect.rules import BUILTIN_RULES
@@ -27,9 +28,14 @@ class RuleSet:
     disabled: list[str]
 
 
+def rule_classes() -> tuple[type[Rule[Any]], ...]:
+    """The rules hubsight ships: the built-in ones, then the Sigma content by family."""
+    return BUILTIN_RULES + content_rules()
+
+
 def rule_class(rule_id: str) -> type[Rule[Any]]:
-    """The built-in rule class with this id."""
-    for cls in BUILTIN_RULES:
+    """The shipped (built-in or content) rule class with this id."""
+    for cls in rule_classes():
         if cls.meta.id == rule_id:
             return cls
     raise NotFoundError(f"no rule {rule_id!r}", hint="list rule ids with `hubsight rules list`")
@@ -60,7 +66,7 @@ def build_ruleset(
     rules: list[Rule[Any]] = []
     exceptions: dict[str, RuleExceptions] = {}
     disabled: list[str] = []
-    for cls in BUILTIN_RULES:
+    for cls in rule_classes():
         rule_id = cls.meta.id
         settings = effective(config, stored, rule_id)
         wanted = rule_id in only if only is not None else settings.enabled is not False

@@ -23,9 +23,9 @@ from pydantic import BaseModel, ConfigDict
 from hubsight.detect.alerts import Alert, AlertFilter, AlertStore, Disposition, Status
 from hubsight.detect.base import EventRef, Severity
 from hubsight.detect.db import DetectDB
+from hubsight.detect.families import family_of, family_title
 from hubsight.detect.notify import send_test
-from hubsight.detect.rules import BUILTIN_RULES
-from hubsight.detect.ruleset import build_rule, rule_class
+from hubsight.detect.ruleset import build_rule, rule_class, rule_classes
 from hubsight.detect.runtime import load_targets
 from hubsight.detect.settings import DetectConfig, RuleExceptions, SettingsStore, effective
 from hubsight.detect.state import read_baseline
@@ -182,6 +182,9 @@ def _rule_doc(request: Request, db: DetectDB, rule_id: str) -> dict[str, Any]:
         "description": meta.description,
         "severity": meta.severity.value,
         "technique": meta.technique,
+        "tactics": list(meta.tactics),
+        "family": family_of(meta),
+        "family_title": family_title(family_of(meta)),
         "log_sets": sorted(str(s) for s in meta.log_sets),
         "runbook": meta.runbook,
         "notable": meta.notable,
@@ -194,7 +197,7 @@ def _rule_doc(request: Request, db: DetectDB, rule_id: str) -> dict[str, Any]:
 @router.get("/rules")
 def list_rules(request: Request, db: Db) -> list[dict[str, Any]]:
     """Every rule with its settings."""
-    return [_rule_doc(request, db, cls.meta.id) for cls in BUILTIN_RULES]
+    return [_rule_doc(request, db, cls.meta.id) for cls in rule_classes()]
 
 
 class Enabled(BaseModel):

@@ -61,6 +61,8 @@ class SigmaLoad:
     document: int = 1
     # True also for a base rule that only feeds correlations (``rule`` is None then).
     loaded: bool = False
+    # The rule's Sigma ``name`` (shipped content uses it as the rule id).
+    name: str | None = None
 
 
 class _Refused(Exception):
@@ -87,7 +89,9 @@ class _Doc:
             reason = (
                 f"loaded as a base rule of {users} only (generate: false): no alerts of its own"
             )
-            return SigmaLoad(self.path, None, reason, self.rule_id, self.document, loaded=True)
+            return SigmaLoad(
+                self.path, None, reason, self.rule_id, self.document, loaded=True, name=self.name
+            )
         return SigmaLoad(
             self.path,
             self.rule,
@@ -95,7 +99,13 @@ class _Doc:
             self.rule_id,
             self.document,
             loaded=self.rule is not None,
+            name=self.name,
         )
+
+    @property
+    def name(self) -> str | None:
+        """The Sigma ``name`` of the document's rule."""
+        return self.sigma.name if self.sigma is not None else None
 
 
 class SigmaLoader:
@@ -303,6 +313,12 @@ def _meta(
         runbook="; ".join(str(fp) for fp in sigma.falsepositives or ())
         or f"See the Sigma rule ({source}).",
         windowed=windowed,
+        # ATT&CK tags name tactics (attack.persistence) and ids (attack.t1098, g0016, s0002).
+        tactics=tuple(
+            t.name
+            for t in sigma.tags
+            if t.namespace == "attack" and not (t.name[:1] in "tgs" and t.name[1:2].isdigit())
+        ),
     )
 
 

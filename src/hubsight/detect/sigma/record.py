@@ -12,6 +12,7 @@ compact JSON text, as Log Analytics compares a dynamic column with a string.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -53,10 +54,12 @@ class AzureRecord:
         return self._lower
 
 
-class RecordCache:
-    """The record of the event being evaluated, decoded once for all Sigma rules of a load."""
+class RecordCache(threading.local):
+    """The record of the event being evaluated, decoded once for all Sigma rules of a load.
 
-    __slots__ = ("_event", "_record")
+    Per thread: the shipped rules are loaded once per process and may run in two engines at
+    once (the live one and a backtest), each in its own thread.
+    """
 
     def __init__(self) -> None:
         self._event: Event | None = None

@@ -1,0 +1,131 @@
+"""The shipped Sigma content: every rule complete, loaded as a shipped rule, examples checked."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+
+from hubsight.detect.base import Example
+from hubsight.detect.content import CONTENT_DIR, ShippedRule, _shipped, content_rules
+from hubsight.detect.content.examples import examples_path, load_examples
+from hubsight.detect.families import FAMILIES, family_of
+from hubsight.detect.ruleset import build_rule, build_ruleset, rule_class
+from hubsight.detect.settings import DetectConfig, RuleSettings
+from hubsight.detect.sigma import SigmaLoader
+from hubsight.errors import ConfigError, RuleError
+from hubsight.parsing.event import LogSet
+
+RULE_FILES = sorted(p for p in CONTENT_DIR.glob("*/*.yml"))
+_LEVELS = {"informational", "low", "medium", "high", "critical"}
+
+
+@pytest.mark.parametrize("path", RULE_FILES, ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_rule_file_is_complete(path: Path) -> None:
+    doc = yaml.safe_load(path.read_text())
+    family = path.parent.name
+    assert family in FAMILIES
+    assert doc["name"] == f"{family}.{path.stem}"
+    assert uuid.UUID(doc["id"])
+    assert doc["title"]
+    # Why it matters, what to do, and which stage of the operation fires.
+    assert "What to do:" in doc["description"]
+    assert "Fires on" in doc["description"]
+    tags = doc["tags"]
+    assert any(t.startswith("attack.t") for t in tags), "an ATT&CK technique"
+    assert any(not t.startswith("attack.t") for t in tags), "an ATT&CK tactic"
+    assert doc["level"] in _LEVELS
+    assert doc["falsepositives"]
+    assert doc["logsource"]["product"] == "azure"
+    record = json.loads(examples_path(path).read_text())
+    assert record["fires"]
+    assert record["quiet"]
+
+
+def test_every_file_is_a_shipped_rule_with_its_family() -> None:
+    classes = content_rules()
+    assert len(classes) == len(RULE_FILES)
+    for cls in classes:
+        assert issubclass(cls, ShippedRule)
+        assert family_of(cls.meta) == cls.meta.id.partition(".")[0]
+        assert cls.meta.technique.startswith("T")
+        assert cls.meta.tactics
+        assert rule_class(cls.meta.id) is cls
+
+
+def test_examples_are_parsed_records_of_the_rule_log_set() -> None:
+    cls = rule_class("keyvault.vault_deleted")
+    examples = cls.examples()
+    for example in examples:
+        for event in example.events:
+            assert event.log_set is LogSet.CLOUD_SERVICE_ADMIN_ACTIVITY
+            assert event.user == "carol.admin@contoso.com"
+    operations = {e.events[0].operation for e in examples if e.fires}
+    assert operations == {"MICROSOFT.KEYVAULT/VAULTS/DELETE"}
+
+
+def test_content_rules_are_switched_and_tuned_like_built_in_ones() -> None:
+    stored = {
+        "storage.account_deleted": RuleSettings(enabled=False),
+        "keyvault.vault_deleted": RuleSettings(thresholds={"dedup_minutes": 5}),
+    }
+    ruleset = build_ruleset(DetectConfig(), stored)
+    assert "storage.account_deleted" in ruleset.disabled
+    tuned = next(r for r in ruleset.rules if r.meta.id == "keyvault.vault_deleted")
+    assert tuned.config.dedup_minutes == 5
+    with pytest.raises(ConfigError, match="dedup_minutes"):
+        build_rule(rule_class("keyvault.vault_deleted"), {"dedup_minutes": 0})
+
+
+def _write_examples(tmp_path: Path, doc: object) -> Path:
+    path = tmp_path / "rule.examples.json"
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def test_an_unknown_example_variable_is_refused(tmp_path: Path) -> None:
+    path = _write_examples(
+        tmp_path, {"record": "administrative", "fires": [{"name": "x", "operation_name": "a"}]}
+    )
+    with pytest.raises(RuleError, match="'operation_name' is not one of base record"):
+        load_examples(path)
+
+
+def test_an_example_the_parser_refuses_is_an_error(tmp_path: Path) -> None:
+    # Without a category no parser claims the record: a negative example must not pass by that.
+    doc = {"record": "administrative", "quiet": [{"name": "no category", "category": None}]}
+    with pytest.raises(RuleError, match="example 'no category' is not a record the parser"):
+        load_examples(_write_examples(tmp_path, doc))
+
+
+def test_missing_examples_are_an_error(tmp_path: Path) -> None:
+    with pytest.raises(RuleError, match="examples cannot be read"):
+        load_examples(tmp_path / "none.examples.json")
+
+
+def test_examples_compose_several_records(tmp_path: Path) -> None:
+    doc = {
+        "record": "administrative",
+        "fires": [
+            {"name": "two", "caller": "dave@contoso.com", "records": [{}, {"ip": "1.2.3.4"}]}
+        ],
+    }
+    (example,) = load_examples(_write_examples(tmp_path, doc))
+    assert isinstance(example, Example)
+    assert [e.user for e in example.events] == ["dave@contoso.com"] * 2
+    assert [e.source_ip for e in example.events] == ["52.174.3.10", "1.2.3.4"]
+    assert [e.source_offset for e in example.events] == [0, 1]
+
+
+def test_a_shipped_rule_that_does_not_load_is_an_error(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.yml"
+    broken.write_text("title: Broken\nlogsource: {product: azure, service: nope}\n")
+    (load,) = SigmaLoader().load_file(broken)
+    with pytest.raises(RuleError, match="does not load"):
+        _shipped(load, "storage")
+    (load,) = SigmaLoader().load_file(CONTENT_DIR / "storage" / "account_deleted.yml")
+    with pytest.raises(RuleError, match="no name starting with 'keyvault'"):
+        _shipped(load, "keyvault")
