@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from hubsight.errors import HubsightError, SourceError, StoreError
 from hubsight.health import SourceHealth, State
+from hubsight.metrics import SourceMetrics
 from hubsight.parsing.base import ParserRegistry
 from hubsight.parsing.event import Event
 from hubsight.parsing.pipeline import EmptyRegistry, MessageParser
@@ -66,6 +67,7 @@ class Collector:
     registry: ParserRegistry = field(default_factory=EmptyRegistry)
     settings: CollectorSettings = field(default_factory=CollectorSettings)
     on_stored: StoredHook | None = None
+    metrics: SourceMetrics | None = None
 
     def run(self, stop: threading.Event) -> None:
         """Consume until ``stop``; reconnect with capped exponential backoff after failures."""
@@ -206,6 +208,8 @@ class _Run:
             key = (message.topic, message.partition)
             offsets[key] = max(offsets.get(key, -1), message.offset + 1)
         events = [event for message in fresh for event in self.parser.parse(message)]
+        if self.collector.metrics is not None:
+            self.collector.metrics.consumed(messages, events)
         payload = sum(len(m.value) for m in fresh)
         self.batches.put(_Batch(events, offsets, payload))
         for key, next_offset in offsets.items():
@@ -281,6 +285,7 @@ class _Run:
                 self.batches.task_done()
 
     def _write(self, batch: _Batch) -> None:
+        started = time.perf_counter()
         try:
             self.collector.store.write(batch.events)
         except StoreError as exc:
@@ -289,10 +294,16 @@ class _Run:
             self.writer_failed.set()
             return
         self.written.put(batch.offsets)
+        metrics = self.collector.metrics
+        if metrics is not None:
+            metrics.stored(batch.events, time.perf_counter() - started)
         last = max((e.timestamp for e in batch.events), default=None)
         self.health.stored(len(batch.events), batch.payload_bytes, last)
         if self.collector.on_stored is not None and batch.events:
+            started = time.perf_counter()
             try:
                 self.collector.on_stored(batch.events)
             except Exception:
                 log.exception("processing stored events of %s failed", self.config.name)
+            if metrics is not None:
+                metrics.detected(time.perf_counter() - started)

@@ -22,9 +22,10 @@ from typing import IO
 from hubsight.collector import Collector, CollectorSettings, StoredHook
 from hubsight.errors import ConfigError
 from hubsight.health import SourceHealth, State
+from hubsight.metrics import Metrics
 from hubsight.parsing.base import ParserRegistry
 from hubsight.parsing.pipeline import EmptyRegistry
-from hubsight.sources.base import SourceDriver
+from hubsight.sources.base import PartitionLag, SourceDriver
 from hubsight.sources.config import SourceConfig
 from hubsight.sources.registry import driver_for
 from hubsight.store.base import EventStore
@@ -94,8 +95,18 @@ class Service:
     on_stored: StoredHook | None = None
     # Called about once a minute with the time, for work that watches silence (detections).
     on_tick: Callable[[datetime], object] | None = None
+    metrics: Metrics = field(default_factory=Metrics)
     health: dict[str, SourceHealth] = field(default_factory=dict)
+    # When the serving loop last went round (monotonic): readiness checks that it still does.
+    last_loop: float | None = None
     _running: dict[str, _Running] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.metrics.watch_lag(self.lags)
+
+    def lags(self) -> dict[str, list[PartitionLag]]:
+        """Lag per partition of every running source."""
+        return {name: list(health.lag) for name, health in self.health.items()}
 
     def reconcile(self) -> None:
         """Start, restart or stop collectors so that they match the catalog."""
@@ -130,6 +141,7 @@ class Service:
                 self.registry,
                 self.settings,
                 self.on_stored,
+                self.metrics.for_source(name),
             )
             stop = threading.Event()
             thread = threading.Thread(
@@ -160,6 +172,7 @@ class Service:
         next_tick = time.monotonic()
         try:
             while not stop.is_set():
+                self.last_loop = time.monotonic()
                 try:
                     self.reconcile()
                 except ConfigError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import signal
@@ -74,6 +75,7 @@ def run(
             on_stored=detection.on_stored,
             on_tick=detection.tick,
         )
+        detection.metrics = service.metrics
         servers = _start_api(service, detection, None if no_web else (host, port))
         try:
             service.serve(stop)
@@ -95,7 +97,7 @@ def _start_api(
     servers: list[tuple[uvicorn.Server, socket.socket | None]] = []
     if tcp is not None:
         users = UserStore(service.data_dir)
-        web = create_app(service, auth=ConsoleAuth(users))
+        web = create_app(service, auth=ConsoleAuth(users, open_metrics=is_loopback(tcp[0])))
         web.state.detect_db = detection.engine.db
         config = _tcp_config(web, *tcp)
         servers.append((uvicorn.Server(config), None))
@@ -111,6 +113,16 @@ def _start_api(
         sockets = [sock] if sock is not None else None
         threading.Thread(target=server.run, args=(sockets,), name="api", daemon=True).start()
     return [server for server, _ in servers]
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is reachable only from this machine (then /metrics needs no token)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _tcp_config(app: FastAPI, host: str, port: int) -> uvicorn.Config:

@@ -265,6 +265,8 @@ class NotifyReport:
     sent: int = 0
     withdrawn: int = 0
     dead_letters: int = 0
+    # The channel of each dead letter, for the failure metrics.
+    failed: list[str] = field(default_factory=list)
 
 
 class Notifier:
@@ -333,6 +335,7 @@ class Notifier:
         error = self._try(channel, alert, withdrawn)
         if error is not None:
             report.dead_letters += 1
+            report.failed.append(channel.name)
             body = json.dumps(payload(alert, withdrawn=withdrawn), default=str)
             self.db.execute(
                 "INSERT INTO dead_letters VALUES (?, ?, ?, ?, ?)",

@@ -23,6 +23,7 @@ from hubsight.detect.settings import CONFIG_NAME, DetectConfig, SettingsStore
 from hubsight.detect.sigma import load_sigma_rules
 from hubsight.detect.targets import Configured, TargetStore, configured
 from hubsight.errors import HubsightError
+from hubsight.metrics import Metrics
 from hubsight.parsing.event import Event
 from hubsight.store.vault import Vault
 
@@ -147,6 +148,8 @@ class Detection:
         self._checked = time.monotonic()
         self._refreshing = threading.Lock()
         self._detecting = threading.Lock()
+        # Set by ``hubsight run`` to count alerts and failed notifications.
+        self.metrics: Metrics | None = None
 
     @classmethod
     def open(
@@ -217,7 +220,11 @@ class Detection:
             alerts = detect()
             withdrawn = self.engine.withdrawn_alerts
             opened = self.engine.opened_investigations
-        self.notifier.send(alerts, withdrawn, opened)
+        report = self.notifier.send(alerts, withdrawn, opened)
+        if self.metrics is not None:
+            self.metrics.alerted(a.rule_id for a in alerts if a.revision == 1 and not a.notable)
+            for channel in report.failed:
+                self.metrics.notification_failures.labels(channel).inc()
         return alerts
 
     def close(self) -> None:

@@ -60,7 +60,8 @@ class EmbeddedStore:
 
     def _session(self) -> Any:
         session = getattr(self._local, "session", None)
-        if session is not None:
+        # A thread's session outlives close(): look at the flag first, as the lock below does.
+        if session is not None and not self._closed:
             return session
         with self._lock:
             if self._closed:

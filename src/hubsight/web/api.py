@@ -21,7 +21,13 @@ from hubsight.service import Service
 from hubsight.sources.config import SourceConfig, make_source
 from hubsight.status import source_status
 from hubsight.web import auth as console_auth
-from hubsight.web import detect_routes, investigation_routes, pages, search_routes
+from hubsight.web import (
+    detect_routes,
+    investigation_routes,
+    monitor_routes,
+    pages,
+    search_routes,
+)
 from hubsight.web.auth import AuthMiddleware, ConsoleAuth, current_account
 
 router = APIRouter(prefix="/api/v1")
@@ -225,6 +231,7 @@ def create_app(service: Service, auth: ConsoleAuth | None = None) -> FastAPI:
     app.include_router(detect_routes.router)
     app.include_router(investigation_routes.router)
     app.include_router(console_auth.router)
+    app.include_router(monitor_routes.router)
     pages.mount(app)
     app.openapi_schema = None
     _add_schemas(app)

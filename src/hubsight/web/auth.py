@@ -32,6 +32,7 @@ from hubsight.store.users import (
     SessionLimits,
     UserStore,
 )
+from hubsight.web.monitor_routes import PROBES
 from hubsight.web.rendering import render
 
 SESSION_COOKIE = "hubsight_session"
@@ -98,6 +99,8 @@ class ConsoleAuth:
     secure_cookies: bool | None = None
     limiter: LoginLimiter = field(default_factory=LoginLimiter)
     sessions: SessionLimits = field(default_factory=session_limits_from_env)
+    # /metrics without a token: only when the console listens on a loopback address only.
+    open_metrics: bool = False
 
 
 class AuthMiddleware:
@@ -118,7 +121,12 @@ class AuthMiddleware:
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
-        if path in _PUBLIC or path.startswith("/static/"):
+        if (
+            path in _PUBLIC
+            or path in PROBES
+            or path.startswith("/static/")
+            or (path == "/metrics" and self.auth.open_metrics)
+        ):
             await self.app(scope, receive, send)
             return
         request = Request(scope)
@@ -162,7 +170,8 @@ def _check(auth: ConsoleAuth, request: Request, state: dict[str, Any]) -> Respon
 def _signed_out(method: str, path: str, ended: SessionExpired | None) -> Response:
     """To the login page for a page view, else 401; both end the cookie of an expired session."""
     response: Response
-    if method in _SAFE and not path.startswith("/api/"):
+    # Pages go to the login form; the API and /metrics (read by machines) answer 401.
+    if method in _SAFE and not path.startswith("/api/") and path != "/metrics":
         expired = f"&expired={ended.reason}" if ended else ""
         response = RedirectResponse(f"/login?next={quote(path)}{expired}", status_code=303)
     elif ended is not None:

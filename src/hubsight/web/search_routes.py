@@ -7,8 +7,10 @@ with GET. A query error is a 400 with the line, the column and a caret excerpt, 
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, TimeoutError
 from typing import Annotated, Any, Literal
 
@@ -80,7 +82,9 @@ class SavedBody(BaseModel):
 class SearchJobs:
     """Searches that outlived their request; one worker so the engine sees one search at a time."""
 
-    def __init__(self) -> None:
+    def __init__(self, observe: Callable[[float], object] | None = None) -> None:
+        # Called with each finished search's duration in seconds (the search latency metric).
+        self._observe = observe
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="search")
         self._jobs: OrderedDict[str, Future[SearchResult]] = OrderedDict()
         self._lock = threading.Lock()
@@ -88,12 +92,22 @@ class SearchJobs:
     def submit(self, store: EventStore, request: SearchRequest, limits: SearchLimits) -> str:
         """Start a search; its id."""
         job_id = uuid.uuid4().hex
-        future = self._pool.submit(search, store, request, limits)
+        future = self._pool.submit(self._timed, store, request, limits)
         with self._lock:
             self._jobs[job_id] = future
             while len(self._jobs) > _KEPT_JOBS:
                 self._jobs.popitem(last=False)
         return job_id
+
+    def _timed(
+        self, store: EventStore, request: SearchRequest, limits: SearchLimits
+    ) -> SearchResult:
+        started = time.perf_counter()
+        try:
+            return search(store, request, limits)
+        finally:
+            if self._observe is not None:
+                self._observe(time.perf_counter() - started)
 
     def get(self, job_id: str) -> Future[SearchResult]:
         """The job's future; ``NotFoundError`` once it is forgotten or never existed."""
@@ -114,7 +128,9 @@ def get_jobs(request: Request) -> SearchJobs:
     """The application's search jobs, created on first use."""
     state = request.app.state
     if getattr(state, "search_jobs", None) is None:
-        state.search_jobs = SearchJobs()
+        service = getattr(state, "service", None)
+        metrics = getattr(service, "metrics", None)
+        state.search_jobs = SearchJobs(metrics.search_seconds.observe if metrics else None)
     jobs: SearchJobs = state.search_jobs
     return jobs
 
