@@ -5,6 +5,8 @@ Dashboard -> investigation -> evidence -> Log Search pivot -> entity page -> tri
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.sync_api import Page, expect
 from tests.browser.harness import ANALYST, Console, shot, sign_in
@@ -27,9 +29,38 @@ def test_from_alert_to_answer(page: Page, console: Console) -> None:
 
     page.locator("#inv-alerts tbody a").first.click()
     expect(page.locator("#alert h1")).to_be_visible()
-    page.locator("button[data-context]").first.click()
-    expect(page.locator("tr.sub pre").first).to_contain_text("adele.vance@contoso.com")
+    # Evidence rows say what each event was; the raw record opens below its row.
+    first = page.locator("#evidence tr.evidence").first
+    expect(first.locator("td").nth(1)).to_have_text("adele.vance@contoso.com")
+    expect(first.locator("td").nth(4)).not_to_be_empty()
+    first.get_by_role("button", name="Raw record").click()
+    expect(page.locator("#evidence tr.sub pre").first).to_contain_text('"raw"')
     shot(page, "journey-3-evidence")
+    alert_url = page.url
+
+    page.locator("#alert-search").click()
+    expect(page).to_have_url(re.compile(r"/search\?q=where"))
+    expect(page.locator("#leql")).to_have_value('where(user="adele.vance@contoso.com")')
+    expect(page.locator('select[name="last"]')).to_have_value("")
+    events = page.locator("#rows tr.event")
+    expect(events).to_have_count(11)
+    shot(page, "journey-4-log-search")
+
+    page.goto(alert_url)
+    page.locator("#alert dd a[href^='/users/']").click()
+    expect(page.locator("h1")).to_have_text("adele.vance@contoso.com")
+    # The seeded events are older than the default 30 days.
+    page.fill('input[name="days"]', "3650")
+    page.get_by_role("button", name="Show").click()
+    expect(page.locator("#tops")).to_contain_text("203.0.113.10")
+    expect(page.locator("#why-no-notable")).to_contain_text("still learning")
+    shot(page, "journey-5-user")
+    page.locator("#tops a", has_text="203.0.113.10").click()
+    page.goto(page.url + "?days=3650")
+    expect(page.locator("#address-users")).to_contain_text("adele.vance@contoso.com")
+    expect(page.locator("#address")).to_contain_text("Germany")
+    shot(page, "journey-5-address")
+    page.goto(alert_url)
     page.locator("#alert a[href^='/investigations/']").click()
 
     form = page.locator("#inv-triage")

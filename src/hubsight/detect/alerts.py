@@ -104,6 +104,7 @@ class AlertFilter:
     severity: Severity | None = None
     rule_id: str | None = None
     user: str | None = None
+    source_ip: str | None = None
     notable: bool | None = None
     since: datetime | None = None
     limit: int = 100
@@ -138,6 +139,7 @@ class AlertStore:
             ("severity", flt.severity and str(flt.severity)),
             ("rule_id", flt.rule_id),
             ("user", flt.user and flt.user.lower()),
+            ("source_ip", flt.source_ip),
         ):
             if value is not None:
                 where.append(f"{column} = ?")

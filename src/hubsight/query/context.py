@@ -19,7 +19,8 @@ from hubsight.store.schema import EVENTS_TABLE
 _Key = tuple[str, str, str, int | None, int | None, int, int | None]
 
 
-def _decode(event_id: str) -> _Key:
+def decode_event_id(event_id: str) -> _Key:
+    """The log and sort key an event id stands for; QueryError when it is not one."""
     try:
         padded = event_id + "=" * (-len(event_id) % 4)
         key: _Key = msgspec.json.decode(base64.urlsafe_b64decode(padded), type=_Key)
@@ -34,7 +35,7 @@ def context(
     store: EventStore, event_id: str, *, before: int = 10, after: int = 10
 ) -> dict[str, Any]:
     """``before`` events, the event itself and ``after`` events of its log, oldest first."""
-    log_set, log_name, topic, partition, offset, ts_ms, index = _decode(event_id)
+    log_set, log_name, topic, partition, offset, ts_ms, index = decode_event_id(event_id)
     params = Params()
     when = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=ts_ms)
     values: tuple[ParamValue, ...] = (

@@ -13,7 +13,9 @@ from hubsight.detect.db import DetectDB
 from hubsight.detect.grouping import PRIORITIES
 from hubsight.detect.investigations import InvestigationFilter, InvestigationStore
 from hubsight.errors import HubsightError
+from hubsight.web.evidence import evidence_summaries
 from hubsight.web.investigation_routes import investigation_detail
+from hubsight.web.pivots import investigation_search
 from hubsight.web.rendering import render
 
 router = APIRouter(include_in_schema=False)
@@ -90,11 +92,14 @@ def investigation_page(request: Request, investigation_id: str) -> HTMLResponse:
     except HubsightError as exc:
         context = {"error": exc.message, "back": ("/investigations", "all investigations")}
         return render(request, "error.html", context, 404)
+    ids = [e["evidence"]["event_id"] for e in found["timeline"] if e["evidence"]]
     return render(
         request,
         "investigation.html",
         {
             "inv": found,
+            "events": evidence_summaries(request, ids),
+            "search": investigation_search(found),
             "statuses": STATUSES,
             "dispositions": DISPOSITIONS,
             "priorities": PRIORITIES,

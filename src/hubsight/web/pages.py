@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
@@ -19,19 +19,22 @@ from hubsight.detect.alerts import DISPOSITIONS, STATUSES, AlertFilter, AlertSto
 from hubsight.detect.base import Severity
 from hubsight.detect.db import DetectDB
 from hubsight.detect.investigations import InvestigationStore
+from hubsight.detect.ruleset import rule_class
 from hubsight.errors import HubsightError
 from hubsight.parsing.event import Event
 from hubsight.service import Service
 from hubsight.sources.config import DEFAULT_TOPIC
 from hubsight.status import source_status
-from hubsight.web import investigation_pages
+from hubsight.web import entity_pages, investigation_pages
 from hubsight.web.auth import EXPIRED_MESSAGES, current_account
 from hubsight.web.detect_routes import alert_detail, list_rules, target_docs, user_timeline
+from hubsight.web.evidence import evidence_summaries
+from hubsight.web.pivots import alert_search
 from hubsight.web.rendering import render
-from hubsight.web.worldmap import cited_countries, on_map, world_svg
 
 _HERE = Path(__file__).parent
 SEVERITIES = [s.value for s in Severity]
+_LAST_CHOICES = ("15m", "1h", "24h", "7d", "30d")
 _SINCE = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
 router = APIRouter(include_in_schema=False)
 
@@ -41,6 +44,7 @@ def mount(app: FastAPI) -> None:
     app.mount("/static", StaticFiles(directory=_HERE / "static"), name="static")
     app.include_router(router)
     app.include_router(investigation_pages.router)
+    app.include_router(entity_pages.router)
 
 
 def _db(request: Request) -> DetectDB | None:
@@ -60,6 +64,14 @@ def login_page(request: Request, next: str = "/", expired: str = "") -> Response
         return RedirectResponse("/", status_code=303)
     notice = EXPIRED_MESSAGES.get(expired)
     return render(request, "login.html", {"error": None, "notice": notice, "next": next})
+
+
+def rule_log_sets(rule_id: str) -> list[str]:
+    """The log sets a rule reads (none known for rules that are not built in)."""
+    try:
+        return sorted(str(s) for s in rule_class(rule_id).meta.log_sets)
+    except HubsightError:
+        return []
 
 
 def _sources(request: Request) -> list[dict[str, Any]]:
@@ -98,8 +110,16 @@ def sources_page(request: Request) -> HTMLResponse:
 
 
 @router.get("/search", response_class=HTMLResponse)
-def search_page(request: Request, q: str = "", log_set: str = "") -> HTMLResponse:
-    """Log Search."""
+def search_page(
+    request: Request,
+    q: str = "",
+    log_set: Annotated[list[str] | None, Query()] = None,
+    start: Annotated[str, Query(alias="from")] = "",
+    end: Annotated[str, Query(alias="to")] = "",
+    last: str = "",
+    run: bool = False,
+) -> HTMLResponse:
+    """Log Search; a pivot from another page fills in the query, log sets and time window."""
     service = _service(request)
     rows = service.store.select("SELECT DISTINCT log_set, log_name FROM events ORDER BY log_name")
     return render(
@@ -107,10 +127,13 @@ def search_page(request: Request, q: str = "", log_set: str = "") -> HTMLRespons
         "search.html",
         {
             "query": q,
-            "picked_set": log_set,
+            "picked_sets": set(log_set or ()),
             "log_sets": sorted({r["log_set"] for r in rows}),
             "log_names": sorted({r["log_name"] for r in rows}),
             "keys": sorted(f for f in Event.__struct_fields__ if f != "raw"),
+            "window": {"from": start, "to": end} if start and end else None,
+            "last": last if last in _LAST_CHOICES else "24h",
+            "run": run,
         },
     )
 
@@ -176,6 +199,7 @@ def alert_page(request: Request, alert_id: str) -> HTMLResponse:
         context = {"error": exc.message, "back": ("/alerts", "the alerts")}
         return render(request, "error.html", context, 404)
     investigation = InvestigationStore(db).of_alert(alert_id)
+    events = evidence_summaries(request, [e["event_id"] for e in alert["evidence"]])
     recent = user_timeline(alert["user"], db)["recent_signins"][-10:] if alert["user"] else []
     return render(
         request,
@@ -186,42 +210,10 @@ def alert_page(request: Request, alert_id: str) -> HTMLResponse:
             "dispositions": DISPOSITIONS,
             "recent": recent,
             "investigation": investigation.summary() if investigation else None,
-        },
-    )
-
-
-@router.get("/users", response_class=HTMLResponse)
-def users_page(request: Request) -> HTMLResponse:
-    """Users that have alerts, most alerts first."""
-    db = _db(request)
-    alerts = AlertStore(db).find(AlertFilter(limit=1000)) if db else []
-    counts = Counter(a.user for a in alerts if a.user)
-    return render(request, "users.html", {"users": counts.most_common(200)})
-
-
-@router.get("/users/{user}", response_class=HTMLResponse)
-def user_page(request: Request, user: str, days: int = 30) -> HTMLResponse:
-    """One user: sign-ins by country on the map, devices and apps, notables, alerts."""
-    db = _db(request)
-    if db is None:
-        return render(request, "error.html", {"error": "detections are not running"}, 503)
-    days = max(1, min(days, 3650))
-    timeline = user_timeline(user, db, days)
-    counts: dict[str, int] = timeline["signins_by_country"]
-    return render(
-        request,
-        "user.html",
-        {
-            "t": timeline,
-            "days": days,
-            "map": world_svg(
-                counts,
-                cited_countries(
-                    timeline["recent_signins"], timeline["alerts"] + timeline["notables"]
-                ),
-            ),
-            "countries": sorted(counts.items(), key=lambda item: -item[1]),
-            "unplaced": sorted(c for c in counts if not on_map(c)),
+            "events": events,
+            "search": alert_search(alert),
+            "rule_log_sets": rule_log_sets(alert["rule_id"]),
+            "accounts": investigation_pages.account_names(request),
         },
     )
 

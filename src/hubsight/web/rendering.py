@@ -9,6 +9,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
+from hubsight.web import pivots
 from hubsight.web.worldmap import country_name
 
 # Pages load scripts and styles from /static only, so injected markup cannot run script, and no
@@ -23,6 +24,15 @@ SECURITY_HEADERS = {
 }
 _templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 _templates.env.filters["country"] = country_name
+_templates.env.globals.update(
+    user_url=pivots.user_url,
+    address_url=pivots.address_url,
+    resource_url=pivots.resource_url,
+    application_url=pivots.application_url,
+    evidence_search=pivots.evidence_search,
+    entity_search=pivots.entity_search,
+    rule_search=pivots.rule_search,
+)
 
 
 def render(

@@ -68,6 +68,13 @@ async function fillCharts() {
   }
 }
 
+// A time as a datetime-local input wants it: the viewer's zone, no offset, to the second.
+function localInput(iso) {
+  const d = new Date(iso);
+  const pad = (n) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+}
+
 // ---- page: Log Search ----
 function searchPage() {
   const form = $("#search");
@@ -163,7 +170,7 @@ function searchPage() {
     if (r.kind === "events") {
       eventRows(r.events, append);
       cursor = r.next_cursor;
-      if (!r.events.length && !append) $("tbody", rowsTable).append(el("tr", {}, el("td", { colspan: 6, class: "muted", text: "No events match." })));
+      if (!r.events.length && !append) $("tbody", rowsTable).append(el("tr", {}, el("td", { colspan: 6, class: "muted", text: "No events match in this time range and these log sets. Widen the time range (or pick no log set) and search again." })));
     }
     else { tableRows(r); cursor = null; }
     $("#more").hidden = !cursor;
@@ -191,7 +198,12 @@ function searchPage() {
     el("a", { href: URL.createObjectURL(await response.blob()), download: `search.${format}` }).click();
   }));
   savedQueries(form, repaint);
-  if (form.elements.query.value) submit(false);
+  // A pivot from another page brings its time window (ISO) and asks to run at once.
+  if (form.dataset.from) {
+    form.elements.from.value = localInput(form.dataset.from);
+    form.elements.to.value = localInput(form.dataset.to);
+  }
+  if (form.elements.query.value || form.dataset.run) submit(false);
 }
 
 async function savedQueries(form, repaint) {
@@ -265,6 +277,10 @@ function alertPage() {
     const answer = await api("PATCH", `/api/v1/alerts/${box.dataset.id}`, body);
     if (answer.ok) location.reload(); else show($("#triage-error"), problem(answer.data));
   });
+}
+
+function rawRecords() {
+  // "Raw record" buttons of evidence rows open the stored event in the row below.
   $$("button[data-context]").forEach((button) => button.addEventListener("click", async () => {
     const row = button.closest("tr").nextElementSibling;
     if (!row.hidden) { row.hidden = true; return; }
@@ -346,16 +362,12 @@ function checklist() {
 document.addEventListener("DOMContentLoaded", () => {
   const logout = $("#logout");
   if (logout) logout.addEventListener("click", async () => { await api("POST", "/logout"); location.href = "/login"; });
-  const openUser = $("#open-user");
-  if (openUser) openUser.addEventListener("submit", (ev) => {
-    ev.preventDefault();
-    location.href = "/users/" + encodeURIComponent(openUser.elements.u.value.trim().toLowerCase());
-  });
   const page = document.body.dataset.page;
   if (page === "search") searchPage();
   if (page === "sources") { sourcesPage(); checklist(); refreshSources(); setInterval(refreshSources, 2000); }
   if (page === "dashboard") { refreshSources(); setInterval(refreshSources, 5000); }
   if (page === "alert") alertPage();
+  rawRecords();
   if (page === "alerts") listKeys();
   if (page === "settings") settingsPage();
   fillCharts();
