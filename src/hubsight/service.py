@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import IO
 
 from hubsight.collector import Collector, CollectorSettings, StoredHook
-from hubsight.errors import ConfigError
+from hubsight.errors import ConfigError, StoreError
 from hubsight.health import SourceHealth, State
 from hubsight.metrics import Metrics
 from hubsight.parsing.base import ParserRegistry
@@ -28,8 +28,10 @@ from hubsight.parsing.pipeline import EmptyRegistry
 from hubsight.sources.base import PartitionLag, SourceDriver
 from hubsight.sources.config import SourceConfig
 from hubsight.sources.registry import driver_for
+from hubsight.store import retention
 from hubsight.store.base import EventStore
 from hubsight.store.catalog import Catalog
+from hubsight.store.retention import Policy
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +101,8 @@ class Service:
     health: dict[str, SourceHealth] = field(default_factory=dict)
     # When the serving loop last went round (monotonic): readiness checks that it still does.
     last_loop: float | None = None
+    # The retention policy last given to the store.
+    _retention: Policy | None = None
     _running: dict[str, _Running] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -163,6 +167,21 @@ class Service:
         running.thread.join()
         log.info("stopped collecting from %s", name)
 
+    def apply_retention(self) -> None:
+        """Give the store the catalog's retention policy when it changed (the CLI may change
+        it at any time)."""
+        policy = self.catalog.retention()
+        if policy == self._retention:
+            return
+        self._retention = policy
+        try:
+            if retention.apply(self.store, policy):
+                log.info(
+                    "retention applied: %s", ", ".join(f"{k} {v} days" for k, v in policy.items())
+                )
+        except StoreError:
+            log.exception("the event store refused the retention policy")
+
     def persist_health(self) -> None:
         """Write every source's health where ``hubsight status`` reads it."""
         self.catalog.save_health([h.snapshot() for h in self.health.values()])
@@ -178,6 +197,7 @@ class Service:
                 except ConfigError:
                     log.exception("the catalog holds a source that cannot be used")
                 self.persist_health()
+                self.apply_retention()
                 if self.on_tick is not None and time.monotonic() >= next_tick:
                     next_tick = time.monotonic() + 60
                     try:

@@ -67,6 +67,7 @@ from hubsight.cli.import_cmd import import_command  # noqa: E402
 from hubsight.cli.investigations_cmd import investigations  # noqa: E402
 from hubsight.cli.notify_cmd import notify  # noqa: E402
 from hubsight.cli.parse_cmd import parse_command  # noqa: E402
+from hubsight.cli.retention_cmd import retention  # noqa: E402
 from hubsight.cli.rules_cmd import rules  # noqa: E402
 from hubsight.cli.run_cmd import run  # noqa: E402 - commands register after the group exists
 from hubsight.cli.search_cmd import search_cmd  # noqa: E402
@@ -85,6 +86,7 @@ cli.add_command(alerts)
 cli.add_command(investigations)
 cli.add_command(rules)
 cli.add_command(notify)
+cli.add_command(retention)
 cli.add_command(simulate)
 cli.add_command(import_command)
 cli.add_command(users)

@@ -19,6 +19,7 @@ from pydantic import SecretStr
 
 from hubsight.errors import AlreadyExistsError, NotFoundError
 from hubsight.sources.config import SourceConfig, make_source
+from hubsight.store.retention import Policy, checked, default_policy
 from hubsight.store.sqlite import connect
 from hubsight.store.vault import Vault
 
@@ -31,6 +32,11 @@ CREATE TABLE IF NOT EXISTS sources (
     secrets TEXT NOT NULL,
     version INTEGER NOT NULL DEFAULT 1,
     created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS retention (
+    log_set TEXT PRIMARY KEY,
+    days INTEGER NOT NULL,
     updated_at REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS source_health (
@@ -147,6 +153,23 @@ class Catalog:
         with self._connect() as db:
             rows = db.execute("SELECT name, snapshot, updated_at FROM source_health").fetchall()
         return {name: (json.loads(snapshot), updated) for name, snapshot, updated in rows}
+
+    def retention(self) -> Policy:
+        """Days kept per log set: the defaults, overridden by what was set."""
+        with self._connect() as db:
+            rows = db.execute("SELECT log_set, days FROM retention").fetchall()
+        return default_policy() | {log_set: int(days) for log_set, days in rows}
+
+    def set_retention(self, log_set: str, days: int) -> None:
+        """Keep ``log_set``'s events ``days`` days (checked; applied by the running service)."""
+        log_set, days = checked(log_set, days)
+        with self._connect() as db:
+            db.execute(
+                "INSERT INTO retention (log_set, days, updated_at) VALUES (?, ?, ?) "
+                "ON CONFLICT(log_set) DO UPDATE SET days = excluded.days, "
+                "updated_at = excluded.updated_at",
+                (log_set, days, time.time()),
+            )
 
 
 def _jsonable(profile: dict[str, Any]) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from hubsight.web import (
     investigation_routes,
     monitor_routes,
     pages,
+    retention_routes,
     search_routes,
 )
 from hubsight.web.auth import AuthMiddleware, ConsoleAuth, current_account
@@ -232,6 +233,7 @@ def create_app(service: Service, auth: ConsoleAuth | None = None) -> FastAPI:
     app.include_router(investigation_routes.router)
     app.include_router(console_auth.router)
     app.include_router(monitor_routes.router)
+    app.include_router(retention_routes.router)
     pages.mount(app)
     app.openapi_schema = None
     _add_schemas(app)

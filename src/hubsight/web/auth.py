@@ -40,7 +40,13 @@ CSRF_HEADER = "x-csrf-token"
 LOCAL_ADMIN = Account("local", "admin")
 _SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
 _PUBLIC = frozenset({"/health", "/login"})
-_ADMIN_ONLY = ("/api/v1/event-sources", "/api/v1/rules", "/api/v1/notify", "/api/v1/accounts")
+_ADMIN_ONLY = (
+    "/api/v1/event-sources",
+    "/api/v1/rules",
+    "/api/v1/notify",
+    "/api/v1/accounts",
+    "/api/v1/retention",
+)
 SESSION_IDLE_ENV = "HUBSIGHT_SESSION_IDLE"
 SESSION_MAX_ENV = "HUBSIGHT_SESSION_MAX"
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd])?$")

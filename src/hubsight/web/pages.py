@@ -25,12 +25,14 @@ from hubsight.parsing.event import Event
 from hubsight.service import Service
 from hubsight.sources.config import DEFAULT_TOPIC
 from hubsight.status import source_status
+from hubsight.store.retention import describe_bytes
 from hubsight.web import entity_pages, investigation_pages
 from hubsight.web.auth import EXPIRED_MESSAGES, current_account
 from hubsight.web.detect_routes import alert_detail, list_rules, target_docs, user_timeline
 from hubsight.web.evidence import evidence_summaries
 from hubsight.web.pivots import alert_search
 from hubsight.web.rendering import render
+from hubsight.web.retention_routes import retention_rows
 
 _HERE = Path(__file__).parent
 SEVERITIES = [s.value for s in Severity]
@@ -105,8 +107,20 @@ def dashboard(request: Request) -> HTMLResponse:
 def sources_page(request: Request) -> HTMLResponse:
     """Data Collection: sources, their health, the add form and the Azure checklist."""
     return render(
-        request, "sources.html", {"sources": _sources(request), "default_topic": DEFAULT_TOPIC}
+        request,
+        "sources.html",
+        {
+            "sources": _sources(request),
+            "default_topic": DEFAULT_TOPIC,
+            "retention": _retention(request),
+        },
     )
+
+
+def _retention(request: Request) -> list[dict[str, Any]]:
+    """Days kept, events and disk per log set, with the disk in words."""
+    rows = retention_rows(_service(request))
+    return [row | {"disk": describe_bytes(row["bytes_on_disk"])} for row in rows]
 
 
 @router.get("/search", response_class=HTMLResponse)
@@ -232,6 +246,7 @@ def settings_page(request: Request) -> HTMLResponse:
             "rules": rules,
             "accounts": accounts,
             "me": current_account(request),
+            "retention": _retention(request),
         }
         | _targets(request),
     )

@@ -95,4 +95,15 @@ function notifySettings() {
   }));
 }
 
+function retentionSettings() {
+  $$("form.retention").forEach((form) => form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const out = $(".field-msg", form);
+    const answer = await api("PUT", `/api/v1/retention/${encodeURIComponent(form.dataset.logSet)}`, { days: Number(form.elements.days.value) });
+    out.className = answer.ok ? "field-msg ok" : "field-msg error";
+    out.textContent = answer.ok ? "saved; the store applies it within a second" : problem(answer.data);
+  }));
+}
+
 document.addEventListener("DOMContentLoaded", notifySettings);
+document.addEventListener("DOMContentLoaded", retentionSettings);

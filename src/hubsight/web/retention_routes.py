@@ -1,0 +1,45 @@
+"""Retention per log set: ``GET /api/v1/retention`` (with disk used) and ``PUT`` per log set."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, ConfigDict
+
+from hubsight.service import Service
+from hubsight.store import retention
+
+router = APIRouter(prefix="/api/v1")
+
+
+class RetentionBody(BaseModel):
+    """How many days to keep a log set's events."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    days: int
+
+
+def _service(request: Request) -> Service:
+    service: Service = request.app.state.service
+    return service
+
+
+def retention_rows(service: Service) -> list[dict[str, Any]]:
+    """Each log set: days kept, events stored, estimated bytes on disk."""
+    return retention.usage(service.store, service.catalog.retention())
+
+
+@router.get("/retention")
+def list_retention(request: Request) -> list[dict[str, Any]]:
+    """Days kept, events and disk used per log set."""
+    return retention_rows(_service(request))
+
+
+@router.put("/retention/{log_set}")
+def set_retention(request: Request, log_set: str, body: RetentionBody) -> dict[str, Any]:
+    """Keep a log set's events this many days; the store applies it within a second."""
+    service = _service(request)
+    service.catalog.set_retention(log_set, body.days)
+    return {"log_set": log_set, "days": body.days}
