@@ -93,8 +93,23 @@ def test_query_error_exits_2_with_the_positioned_message(data_dir: Path) -> None
         "error: 'CONTAIN' is not an operator",
         "where(user CONTAIN x)",
         "           ^",
-        "hint: did you mean CONTAINS?",
+        'hint: did you mean CONTAINS? (to search for the word, quote it: "CONTAIN")',
     ]
+
+
+def test_unknown_key_warns_and_strict_refuses(data_dir: Path) -> None:
+    code, out, err = _run(data_dir, "groupby(riskLevel)", "--format", "json")
+    assert code == 0
+    assert json.loads(out)["rows"] == groups(lambda r: r.raw["properties"]["riskLevel"])
+    assert err.splitlines()[:2] == [
+        "warning: 'riskLevel' is not a hubsight key: read from the raw record's 'riskLevel' or "
+        "'properties.riskLevel' (any case) (line 1, column 9)",
+        "hint: did you mean risk_level? search with --strict to make unknown keys an error",
+    ]
+    assert json.loads(out)["warnings"][0]["column"] == 9
+    code, out, err = _run(data_dir, "groupby(riskLevel)", "--strict")
+    assert (code, out) == (2, "")
+    assert err.splitlines()[0] == "error: unknown key 'riskLevel'"
 
 
 def test_bad_time_range_is_a_usage_error(data_dir: Path) -> None:

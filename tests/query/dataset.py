@@ -84,6 +84,11 @@ def _row(i: int) -> Row:
         },
         "message": f"Sign-in by {user or 'nobody'} from {ip or 'unknown'} result {result}",
     }
+    if i % 4 == 0:
+        raw["properties"]["appliedConditionalAccessPolicies"] = [
+            {"displayName": ("Require MFA", "Block legacy")[i % 8 // 4], "result": "success"},
+            {"displayName": "Require compliant device", "result": "notApplied"},
+        ]
     if i % 10 == 0:
         raw["properties"]["deviceDetail"] = {"operatingSystem": "Windows 11", "isCompliant": True}
     return Row(

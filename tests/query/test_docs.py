@@ -21,7 +21,8 @@ def test_the_document_has_an_example_per_construct() -> None:
     for construct in [
         "select(", "groupby(", "calculate(", "having(", "sort(", "limit(", "timeslice(",
         "CONTAINS-ANY", "ICONTAINS-ALL", "ISTARTS-WITH-ANY", " IIN ", "NOCASE(", "IP(", "/i",
-        "(?P<", "source_json.", "NOT ", " OR ", "'''", "pctl95", "percentile(95)", "bytes",
+        "(?P<", "(?<", "source_json.", "NOT ", " OR ", "'''", "pctl95", "percentile(95)", "bytes",
+        "percentile(99.99:", ".0.", "source_user", "riskLevel", "limit(2)",
     ]:  # fmt: skip
         assert construct in text, construct
 

@@ -17,7 +17,7 @@ SCOPE = Scope(start=datetime(2026, 1, 1, tzinfo=UTC), end=datetime(2026, 1, 2, t
 
 def _error(query: str) -> QuerySyntaxError:
     with pytest.raises(QuerySyntaxError) as caught:
-        compile_query(parse(query), SCOPE, limit=10)
+        compile_query(parse(query), SCOPE, limit=10, strict=True)
     return caught.value
 
 
@@ -35,7 +35,8 @@ def _error(query: str) -> QuerySyntaxError:
         ('where(user="abc)', 12, "unterminated quoted value", "same quote"),
         ("where(user=alice", 17, "the query ends too early", "close every"),
         ("where(user=)", 12, "unexpected ')'", ""),
-        ("where(alice bob)", 13, "unexpected 'bob'", "join search terms with AND or OR"),
+        ("where(alice bob and carol)", 17, "unexpected 'and'", "upper case: AND"),
+        ("where(user CONTAIN x)", 12, "not an operator", 'quote it: "CONTAIN"'),
         ("limit(0)", 7, "limit() needs a positive whole number", ""),
         ("limit(ten)", 7, "limit() needs a positive whole number", ""),
         ("sort(up)", 6, "sort() takes asc or desc", "sort(desc)"),

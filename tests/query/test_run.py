@@ -50,8 +50,12 @@ def _raw(r: Row, *path: str) -> Any:
 
 
 def _quantile(values: list[float], level: float) -> float:
+    """Interpolated between the two nearest values, as InsightIDR documents percentiles."""
     ordered = sorted(values)
-    return ordered[min(int(level * len(ordered)), len(ordered) - 1)]
+    at = level * (len(ordered) - 1)
+    low = math.floor(at)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (at - low)
 
 
 def _stddev(values: list[float]) -> float:
@@ -74,6 +78,29 @@ def _day_series(pred: Callable[[Row], bool], width_h: int = 24) -> list[list[Any
         out.append([at.strftime("%Y-%m-%dT%H:%M:%S.000Z"), n])
         at += width
     return out
+
+
+def _ranked_series(
+    key: Callable[[Row], str],
+    pred: Callable[[Row], bool] = lambda r: True,
+    *,
+    limit: int,
+    width_h: int = 24,
+) -> list[list[Any]]:
+    """Counts per bucket of the ``limit`` groups largest in total, then the rest as "other",
+    every bucket of the window listed (zero where a group has no events)."""
+    totals: dict[str, int] = {}
+    for r in ROWS:
+        if pred(r):
+            totals[key(r)] = totals.get(key(r), 0) + 1
+    ranked = sorted(totals, key=lambda k: (-totals[k], k))
+    top, rest = ranked[:limit], set(ranked[limit:])
+    series = {k: _day_series(lambda r, k=k: pred(r) and key(r) == k, width_h) for k in top}
+    if rest:
+        series["other"] = _day_series(lambda r: pred(r) and key(r) in rest, width_h)
+    order = [*top, *(["other"] if rest else [])]
+    buckets = len(_day_series(lambda r: True, width_h))
+    return [[series[k][b][0], k, series[k][b][1]] for b in range(buckets) for k in order]
 
 
 def _attempts(pred: Callable[[Row], bool] = lambda r: True) -> list[float]:
@@ -432,12 +459,15 @@ CASES: list[tuple[str, Expected]] = [
     ),
     (
         "groupby(log_name) timeslice(1d)",
-        lambda: sorted(
-            [t, name, n]
-            for name in {r.log_name for r in ROWS}
-            for t, n in _day_series(lambda r, name=name: r.log_name == name)
-            if n
-        ),
+        lambda: _ranked_series(lambda r: r.log_name, limit=40),
+    ),
+    (
+        "groupby(log_name) timeslice(1d) limit(2)",
+        lambda: _ranked_series(lambda r: r.log_name, limit=2),
+    ),
+    (
+        "where(user) groupby(user) timeslice(12h) limit(1)",
+        lambda: _ranked_series(lambda r: r.user, lambda r: r.user != "", limit=1, width_h=12),
     ),
     (
         "calculate(max:properties.attempt) timeslice(1d)",
@@ -460,6 +490,37 @@ CASES: list[tuple[str, Expected]] = [
             for t, n in _day_series(lambda r, user=user: r.user == user)
             if n > 6
         ),
+    ),
+    # queries written for InsightIDR: unknown keys read the raw record, InsightIDR's key
+    # names, array positions, implicit AND, binary NOT, (?<name>...) groups
+    ("RiskLevel = high", _ids(lambda r: r.raw["properties"]["riskLevel"] == "high")),
+    ("where(MESSAGE ICONTAINS nobody)", _ids(lambda r: "nobody" in r.raw["message"].lower())),
+    ("where(attempt > 55)", _ids(lambda r: r.raw["properties"]["attempt"] > 55)),
+    ("groupby(riskLevel)", lambda: groups(lambda r: r.raw["properties"]["riskLevel"])),
+    (
+        'where(properties.appliedConditionalAccessPolicies.0.displayName = "Require MFA")',
+        _ids(lambda r: r.id % 8 == 0),
+    ),
+    (
+        "where(properties.appliedConditionalAccessPolicies.1.result = notApplied)",
+        _ids(lambda r: r.id % 4 == 0),
+    ),
+    ("where(properties.appliedConditionalAccessPolicies.2.result)", _ids(lambda r: False)),
+    ("where(source_user = alice@corp.com)", _ids(lambda r: r.user == A)),
+    ("where(target_account = alice@corp.com)", _ids(lambda r: False)),
+    ("alice SUCCESS", _ids(lambda r: keyword(r, "alice") and keyword(r, "SUCCESS"))),
+    ("alice NOT SUCCESS", _ids(lambda r: keyword(r, "alice") and not keyword(r, "SUCCESS"))),
+    (
+        "where(user = bob@corp.com NOT result = SUCCESS)",
+        _ids(lambda r: r.user == B and r.result != "SUCCESS"),
+    ),
+    (
+        r"/by (?<who>[a-z]+)@/ groupby(who)",
+        lambda: groups(lambda r: (re.search(r"by ([a-z]+)@", r.raw["message"]) or [""] * 2)[1]),
+    ),
+    (
+        "calculate(percentile(90:attempt))",
+        lambda: [[_quantile([float(r.raw["properties"]["attempt"]) for r in ROWS], 0.9)]],
     ),
     # sort and limit of events, select
     ("where(user=alice@corp.com) sort(asc)", lambda: oldest(lambda r: r.user == A)),

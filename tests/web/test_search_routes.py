@@ -59,8 +59,33 @@ def test_slow_search_returns_an_id_to_poll(client: TestClient) -> None:
     )
 
 
+def test_unknown_key_answers_from_the_raw_record_with_a_warning(client: TestClient) -> None:
+    response = client.post("/api/v1/search", json=_body("where(usr=x) groupby(riskLevel)"))
+    assert response.status_code == 200
+    body = response.json()
+    assert body["rows"] == []
+    assert body["warnings"] == [
+        {
+            "message": "'usr' is not a hubsight key: read from the raw record's 'usr' or "
+            "'properties.usr' (any case)",
+            "hint": "did you mean user? search with --strict to make unknown keys an error",
+            "line": 1,
+            "column": 7,
+        },
+        {
+            "message": "'riskLevel' is not a hubsight key: read from the raw record's "
+            "'riskLevel' or 'properties.riskLevel' (any case)",
+            "hint": "did you mean risk_level? search with --strict to make unknown keys an error",
+            "line": 1,
+            "column": 22,
+        },
+    ]
+    known = client.post("/api/v1/search", json=_body("where(user=x)")).json()
+    assert known["warnings"] == []
+
+
 def test_query_error_is_400_with_position(client: TestClient) -> None:
-    response = client.post("/api/v1/search", json=_body("where(usr=x)"))
+    response = client.post("/api/v1/search", json=_body("where(usr=x)", strict=True))
     assert response.status_code == 400
     assert response.json() == {
         "error": "unknown key 'usr'",

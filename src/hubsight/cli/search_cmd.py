@@ -13,6 +13,7 @@ import click
 import msgspec
 
 from hubsight.cli.local_api import LocalApi
+from hubsight.query.keys import QueryWarning
 from hubsight.query.search import SearchLimits, SearchRequest, SearchResult, search
 from hubsight.query.timerange import TimeWindow
 from hubsight.service import is_running
@@ -23,8 +24,12 @@ _EVENT_COLUMNS = ["timestamp", "log_set", "log_name", "user", "result", "source_
 
 def _document(result: SearchResult) -> dict[str, Any]:
     if result.kind == "events":
-        return {"kind": "events", "events": result.events}
-    return {"kind": result.kind, "columns": result.columns, "rows": result.rows}
+        document: dict[str, Any] = {"kind": "events", "events": result.events}
+    else:
+        document = {"kind": result.kind, "columns": result.columns, "rows": result.rows}
+    if result.warnings:
+        document["warnings"] = [w.to_json() for w in result.warnings]
+    return document
 
 
 def _table(result: SearchResult) -> tuple[list[str], list[list[Any]]]:
@@ -74,6 +79,7 @@ def _search_running(data_dir: Path, request: SearchRequest) -> SearchResult:
                 "log_sets": list(request.log_sets),
                 "log_names": list(request.log_names),
                 "limit": request.limit,
+                "strict": request.strict,
                 "wait_ms": 10_000,
             }
         )
@@ -89,6 +95,7 @@ def _search_running(data_dir: Path, request: SearchRequest) -> SearchResult:
         elapsed_ms=body.get("elapsed_ms", 0.0),
         time_limit_hit=body.get("time_limit_hit", False),
         result_cap_hit=body.get("result_cap_hit", False),
+        warnings=[QueryWarning(**w) for w in body.get("warnings", [])],
     )
 
 
@@ -117,6 +124,8 @@ def parse_iso(text: str) -> datetime:
               help="Seconds before the search stops with what it has.")  # fmt: skip
 @click.option("--max-results", type=click.IntRange(min=1), default=10_000, show_default=True,
               help="Most rows a search returns.")  # fmt: skip
+@click.option("--strict", is_flag=True,
+              help="Unknown keys are errors (else read from the raw record, warned).")  # fmt: skip
 @click.pass_context
 def search_cmd(
     ctx: click.Context,
@@ -131,6 +140,7 @@ def search_cmd(
     fmt: str,
     time_limit: float,
     max_results: int,
+    strict: bool,
 ) -> None:
     """Run a LEQL QUERY, e.g. 'where(result=FAILED_BAD_PASSWORD) groupby(user)'."""
     request = SearchRequest(
@@ -142,6 +152,7 @@ def search_cmd(
         log_sets=log_sets,
         log_names=log_names,
         limit=limit,
+        strict=strict,
     )
     data_dir: Path = ctx.obj
     limits = SearchLimits(time_limit_s=time_limit, result_cap=max_results)
@@ -158,6 +169,11 @@ def search_cmd(
     else:
         names, rows = _table(result)
         click.echo(_render_csv(names, rows) if fmt == "csv" else _render_table(names, rows))
+    for warning in result.warnings:
+        click.echo(f"warning: {warning.message} (line {warning.line}, column {warning.column})",
+                   err=True)  # fmt: skip
+        if warning.hint:
+            click.echo(f"hint: {warning.hint}", err=True)
     if result.time_limit_hit:
         click.echo(f"note: stopped at the {time_limit:g} s time limit; results are partial",
                    err=True)  # fmt: skip

@@ -10,7 +10,7 @@ from typing import Literal
 
 from hubsight.errors import QuerySyntaxError
 from hubsight.query import ast
-from hubsight.query.keys import Field, KeyResolver, group_index, named_groups
+from hubsight.query.keys import Field, KeyResolver, QueryWarning, group_index, named_groups
 from hubsight.query.params import Params, ParamValue
 from hubsight.query.predicates import Predicates, number_of, regex_text
 from hubsight.store.schema import EVENTS_TABLE
@@ -64,21 +64,32 @@ class Compiled:
     bucket_ms: int | None = None
     origin_ms: int | None = None
     selected: list[str] = field(default_factory=list)
+    warnings: list[QueryWarning] = field(default_factory=list)
+    # A grouped series filtered by having(): buckets a group has no row in stay out, not zero.
+    sparse: bool = False
 
 
 def compile_query(
-    query: ast.Query, scope: Scope, *, limit: int, cursor: CursorKey | None = None
+    query: ast.Query,
+    scope: Scope,
+    *,
+    limit: int,
+    cursor: CursorKey | None = None,
+    strict: bool = False,
 ) -> Compiled:
-    """Compile a parsed query over ``scope``; ``limit`` caps events or groups returned."""
-    return _Compiler(query, scope).compile(limit, cursor)
+    """Compile a parsed query over ``scope``; ``limit`` caps events or groups returned.
+
+    Unknown keys read the raw record and are listed in ``warnings``; ``strict`` refuses them.
+    """
+    return _Compiler(query, scope, strict).compile(limit, cursor)
 
 
 class _Compiler:
-    def __init__(self, query: ast.Query, scope: Scope) -> None:
+    def __init__(self, query: ast.Query, scope: Scope, strict: bool = False) -> None:
         self.query = query
         self.scope = scope
         self.params = Params()
-        self.keys = KeyResolver(query.text, self.params)
+        self.keys = KeyResolver(query.text, self.params, strict=strict)
         self.preds = Predicates(query.text, self.params)
 
     def fail(self, message: str, pos: ast.Pos, hint: str = "") -> QuerySyntaxError:
@@ -93,7 +104,7 @@ class _Compiler:
         if q.having is not None and not q.groupby:
             raise self.fail("having() filters groups", q.having.pos, "add groupby(key)")
         if q.timeslice is not None:
-            return self.timeseries(conditions, q.timeslice)
+            return self.timeseries(conditions, q.timeslice, limit)
         if q.groupby or q.calculate is not None:
             return self.table(conditions, limit)
         return self.events(conditions, limit, cursor)
@@ -184,7 +195,7 @@ class _Compiler:
             f"ORDER BY {order} LIMIT {self.params.add('UInt32', limit, 'limit')}"
         )
         return Compiled(kind="events", sql=sql, params=self.params.values, columns=selected,
-                        selected=selected)  # fmt: skip
+                        selected=selected, warnings=self.keys.warnings)  # fmt: skip
 
     def calc(self, conditions: list[str]) -> tuple[str, str]:
         """The aggregate's SQL and its column label (``count`` when none is given).
@@ -208,8 +219,9 @@ class _Compiler:
             return f"uniqExact({key.sql})", calc.label
         value = self.numeric(key, calc)
         if calc.fn == "percentile":
+            # Interpolated between the two nearest values, as InsightIDR documents percentiles.
             level = self.params.add("Float64", (calc.percentile or 0) / 100)
-            return f"quantileExact({level})({value})", calc.label
+            return f"quantileExactInclusive({level})({value})", calc.label
         function = {
             "sum": "sum",
             "average": "avg",
@@ -219,7 +231,7 @@ class _Compiler:
             "stddev": "stddevPop",
         }[calc.fn]
         if function == "median":
-            return f"quantileExact(0.5)({value})", calc.label
+            return f"quantileExactInclusive(0.5)({value})", calc.label
         if function == "sum":
             # A sum over nothing is 0, as in InsightIDR; ClickHouse's sum of NULLs is NULL.
             return f"ifNull(sum({value}), 0)", calc.label
@@ -255,7 +267,13 @@ class _Compiler:
             direction = "ASC" if self.query.sort == "asc" else "DESC"
             limit_param = self.params.add("UInt32", limit, "limit")
             sql += f" ORDER BY v {direction}, {aliases} LIMIT {limit_param}"
-        return Compiled(kind="table", sql=sql, params=self.params.values, columns=[*names, label])
+        return Compiled(
+            kind="table",
+            sql=sql,
+            params=self.params.values,
+            columns=[*names, label],
+            warnings=self.keys.warnings,
+        )
 
     def having(self, label: str) -> str:
         """`` HAVING v op n`` for the query's having(), or nothing."""
@@ -269,7 +287,7 @@ class _Compiler:
             )  # fmt: skip
         return f" HAVING v {having.op} {self.params.add('Float64', having.number)}"
 
-    def timeseries(self, conditions: list[str], slice_: ast.Timeslice) -> Compiled:
+    def timeseries(self, conditions: list[str], slice_: ast.Timeslice, limit: int) -> Compiled:
         span_ms = (self.scope.end - self.scope.start) // _MS
         width = slice_.width_ms or max(1, math.ceil(span_ms / (slice_.buckets or 1)))
         if span_ms // width > 10_000:
@@ -286,12 +304,15 @@ class _Compiler:
         bucket = f"intDiv(toUnixTimestamp64Milli(timestamp) - {origin}, {step}) AS b"
         group_exprs, names = self.groups(conditions)
         aggregate, label = self.calc(conditions)
-        aliases = ", ".join(["b", *(f"g{i}" for i in range(len(group_exprs)))])
-        selected = ", ".join([bucket, *group_exprs, f"{aggregate} AS v"])
-        sql = (
-            f"SELECT {selected} FROM {EVENTS_TABLE} WHERE {' AND '.join(conditions)} "  # noqa: S608
-            f"GROUP BY {aliases}{self.having(label)} ORDER BY {aliases}"
-        )
+        where = " AND ".join(conditions)
+        having = self.having(label)
+        if not group_exprs:
+            sql = (
+                f"SELECT {bucket}, {aggregate} AS v FROM {EVENTS_TABLE} "  # noqa: S608
+                f"WHERE {where} GROUP BY b{having} ORDER BY b"
+            )
+        else:
+            sql = self.ranked_series(bucket, group_exprs, aggregate, where, having, limit)
         return Compiled(
             kind="timeseries",
             sql=sql,
@@ -299,6 +320,41 @@ class _Compiler:
             columns=["timestamp", *names, label],
             bucket_ms=width,
             origin_ms=first,
+            warnings=self.keys.warnings,
+            sparse=bool(group_exprs and having),
+        )
+
+    def ranked_series(
+        self,
+        bucket: str,
+        group_exprs: list[str],
+        aggregate: str,
+        where: str,
+        having: str,
+        limit: int,
+    ) -> str:
+        """A grouped series of the top ``limit`` groups by their total over the whole window.
+
+        Each row carries ``r``, its group's rank (1 = largest total), or 0 for the events of
+        every other group, which are aggregated together as one "other" series.
+        """
+        exprs = [e.rsplit(" AS ", 1)[0] for e in group_exprs]
+        aliases = [f"g{i}" for i in range(len(exprs))]
+        keys = ", ".join(f"{e} AS {a}" for e, a in zip(exprs, aliases, strict=True))
+        top = (
+            f"SELECT groupArray(tuple({', '.join(aliases)})) FROM (SELECT {keys}, "  # noqa: S608
+            f"{aggregate} AS t FROM {EVENTS_TABLE} WHERE {where} GROUP BY {', '.join(aliases)} "
+            f"ORDER BY t DESC, {', '.join(aliases)} "
+            f"LIMIT {self.params.add('UInt32', limit, 'limit')})"
+        )
+        rank = f"indexOf(({top}), tuple({', '.join(exprs)})) AS r"
+        shown = ", ".join(
+            f"if(r > 0, {e}, NULL) AS {a}" for e, a in zip(exprs, aliases, strict=True)
+        )
+        return (
+            f"SELECT {bucket}, {rank}, {shown}, {aggregate} AS v FROM {EVENTS_TABLE} "  # noqa: S608
+            f"WHERE {where} GROUP BY b, r, {', '.join(aliases)}{having} "
+            f"ORDER BY b, r = 0, r"
         )
 
 

@@ -15,6 +15,15 @@ from hubsight.store.schema import event_columns
 
 Kind = Literal["string", "number", "time", "bool", "array"]
 RAW_PREFIX = "source_json."
+# InsightIDR's standard key names for what hubsight calls otherwise: queries written for
+# InsightIDR (by people or by tools such as pySigma's InsightIDR backend) run unchanged.
+ALIASES = {
+    "source_user": "user",
+    "source_account": "user",
+    "target_account": "target_user",
+    "destination_user": "target_user",
+    "destination_account": "target_user",
+}
 # Columns that are not keys: the raw record itself is searched by keywords and raw paths.
 _NOT_KEYS = {"raw"}
 
@@ -80,13 +89,39 @@ def group_index(pattern: str, name: str) -> int:
     return re.compile(pattern).groupindex[name]
 
 
-class KeyResolver:
-    """Turns keys into ``Field``s for one compilation, adding raw-path segments as parameters."""
+@dataclass(frozen=True, slots=True)
+class QueryWarning:
+    """Something a query does that it may not mean: shown to the person, not an error."""
 
-    def __init__(self, query_text: str, params: Params) -> None:
+    message: str
+    hint: str
+    line: int
+    column: int
+
+    def to_json(self) -> dict[str, str | int]:
+        """The shape the API and the CLI's JSON carry."""
+        return {
+            "message": self.message,
+            "hint": self.hint,
+            "line": self.line,
+            "column": self.column,
+        }
+
+
+class KeyResolver:
+    """Turns keys into ``Field``s for one compilation, adding raw-path segments as parameters.
+
+    A key that is neither a field, an alias, a regex group nor a dotted path is looked up in the
+    raw record (top level, then under ``properties``), as InsightIDR does, and a warning with the
+    nearest known key is recorded; with ``strict`` it is an error instead.
+    """
+
+    def __init__(self, query_text: str, params: Params, *, strict: bool = False) -> None:
         self.query_text = query_text
         self.params = params
+        self.strict = strict
         self.groups: dict[str, Field] = {}
+        self.warnings: list[QueryWarning] = []
 
     def add_group(self, name: str, sql: str) -> None:
         """Make a regex's named group usable as a key."""
@@ -98,33 +133,71 @@ class KeyResolver:
         return (
             lowered in self.groups
             or lowered in normalized_fields()
+            or lowered in ALIASES
             or (lowered.startswith(RAW_PREFIX) and len(name) > len(RAW_PREFIX))
         )
 
     def resolve(self, key: ast.Key) -> Field:
-        """The field a key names; a positioned error with the nearest key when there is none."""
+        """The field a key names; unknown keys read the raw record (or fail when strict)."""
         lowered = key.name.lower()
         if lowered in self.groups:
             return self.groups[lowered]
         if lowered in normalized_fields():
             return normalized_fields()[lowered]
+        if lowered in ALIASES:
+            return normalized_fields()[ALIASES[lowered]]
         path = key.name[len(RAW_PREFIX) :] if lowered.startswith(RAW_PREFIX) else key.name
         if "." in key.name and all(path.split(".")):
             return self.raw_path(key.name, path.split("."))
         choices = [f.name for f in normalized_fields().values()] + list(self.groups)
         near = suggest(key.name, choices)
         hint = f"did you mean {near}? " if near else ""
-        raise QuerySyntaxError(
-            f"unknown key '{key.name}'",
-            query=self.query_text,
-            line=key.pos.line,
-            column=key.pos.column,
-            hint=hint + f"a path into the raw record is written {RAW_PREFIX}<path>",
+        if self.strict:
+            raise QuerySyntaxError(
+                f"unknown key '{key.name}'",
+                query=self.query_text,
+                line=key.pos.line,
+                column=key.pos.column,
+                hint=hint + f"a path into the raw record is written {RAW_PREFIX}<path>",
+            )
+        if not any(w.line == key.pos.line and w.column == key.pos.column for w in self.warnings):
+            self.warnings.append(
+                QueryWarning(
+                    f"'{key.name}' is not a hubsight key: read from the raw record's "
+                    f"'{key.name}' or 'properties.{key.name}' (any case)",
+                    hint + "search with --strict to make unknown keys an error",
+                    key.pos.line,
+                    key.pos.column,
+                )
+            )
+        return self.raw_key(key.name)
+
+    def _args(self, segments: list[str]) -> str:
+        """JSON path arguments; a whole number is an array position (0 is the first)."""
+        return ", ".join(
+            self.params.add("Int64", int(s) + 1) if s.isdigit() else self.params.add("String", s)
+            for s in segments
         )
 
     def raw_path(self, name: str, segments: list[str]) -> Field:
         """A case-insensitive JSON path into the raw record."""
-        args = ", ".join(self.params.add("String", s) for s in segments)
-        sql = f"JSONExtractStringCaseInsensitive(raw, {args})"
-        present = f"JSONExtractRawCaseInsensitive(raw, {args}) != ''"
+        args = self._args(segments)
+        return Field(name, _json_value(args), "string", False, _json_present(args))
+
+    def raw_key(self, name: str) -> Field:
+        """An unknown key: the raw record's top-level key of that name, else under properties."""
+        top = self._args([name])
+        nested = self._args(["properties", name])
+        sql = f"if({_json_present(top)}, {_json_value(top)}, {_json_value(nested)})"
+        present = f"({_json_present(top)} OR {_json_present(nested)})"
         return Field(name, sql, "string", False, present)
+
+
+def _json_value(args: str) -> str:
+    """A JSON value as text: a string decoded, anything else (number, object ...) as written."""
+    raw = f"JSONExtractRawCaseInsensitive(raw, {args})"
+    return f"if(startsWith({raw}, '\"'), JSONExtractStringCaseInsensitive(raw, {args}), {raw})"
+
+
+def _json_present(args: str) -> str:
+    return f"JSONExtractRawCaseInsensitive(raw, {args}) != ''"

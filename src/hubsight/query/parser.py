@@ -37,6 +37,7 @@ MAX_GROUPBY_KEYS = 5
 MAX_BUCKETS = 200
 _WIDTH = re.compile(r"(\d+)([smhd])", re.IGNORECASE)
 _UNIT_MS = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+_NAMED_GROUP = re.compile(r"(?<!\\)\(\?<([A-Za-z_][A-Za-z0-9_]*)>")
 _PCTL = re.compile(r"pctl(\d+(?:\.\d+)?)", re.IGNORECASE)
 _TOKEN_NAMES = {
     "RPAR": "')'",
@@ -259,11 +260,22 @@ class _Builder:
     def calc(self, node: Tree[Token]) -> ast.Calc:
         tokens = [c for c in node.children if isinstance(c, Token)]
         pos = _pos(tokens[0])
-        if node.data == "calc_param":
+        if node.data in {"calc_param", "calc_inner"}:
             if tokens[0].lower() != "percentile":
                 raise self.fail(f"'{tokens[0]}' takes no argument", pos, "percentile(95):key does")
-            pct = self.number(tokens[1])
-            return self.make_calc("percentile", ast.Key(str(tokens[2]), _pos(tokens[2])), pct, pos)
+            if node.data == "calc_param":
+                pct = self.number(tokens[1])
+                return self.make_calc(
+                    "percentile", ast.Key(str(tokens[2]), _pos(tokens[2])), pct, pos
+                )
+            # Rapid7's own form: percentile(99.99:key), the key inside the parentheses.
+            number, _, key_text = str(tokens[1]).partition(":")
+            at = _pos(tokens[1])
+            if not key_text:
+                raise self.fail("percentile needs a key", at, "write percentile(95:some_key)")
+            pct = self.number(Token("WORD", number, line=at.line, column=at.column))
+            inner = ast.Key(key_text, ast.Pos(at.line, at.column + len(number) + 1))
+            return self.make_calc("percentile", inner, pct, pos)
         name, _, key_text = str(tokens[0]).partition(":")
         key = ast.Key(key_text, ast.Pos(pos.line, pos.column + len(name) + 1)) if key_text else None
         pctl = _PCTL.fullmatch(name)
@@ -298,6 +310,8 @@ class _Builder:
             return ast.Word(unquote(node), True, _pos(node))
         kids = [c for c in node.children if isinstance(c, Tree | Token)]
         if node.data in {"or_expr", "and_expr"}:
+            if node.data == "and_expr":
+                self.check_implicit_and(kids)
             items = tuple(self.expr(k) for k in kids if not _is_bool_op(k))
             return ast.Or(items) if node.data == "or_expr" else ast.And(items)
         if node.data == "negation":
@@ -306,10 +320,39 @@ class _Builder:
             return self.expr(kids[0])
         return self.comparison(kids)
 
+    def check_implicit_and(self, kids: list[Tree[Token] | Token]) -> None:
+        """Words side by side are ANDed, but ``key CONTAIN value`` is a misspelt operator.
+
+        An upper-case word close to an operator, between two others with no AND, is refused
+        with the operator it resembles; quoting it searches for the word itself.
+        """
+        words = [_bare_word(k) for k in kids]
+        for word in words:
+            if word is None:
+                continue
+            if word.lower() in {"and", "or", "not"} and not word.isupper():
+                raise self.fail(
+                    f"unexpected '{word}'", _pos(word),
+                    f"write the boolean operator in upper case: {word.upper()} "
+                    f'(to search for the word, quote it: "{word}")',
+                )  # fmt: skip
+            near = suggest(str(word), CLAUSES)
+            if near and self.text[word.end_pos or 0 : (word.end_pos or 0) + 1] == "(":
+                raise self.fail(f"unknown clause '{word}'", _pos(word), f"did you mean {near}()?")
+        for before, word, after in zip(words, words[1:], words[2:], strict=False):
+            if before is None or word is None or after is None or not word.isupper():
+                continue
+            near = suggest(str(word), OPERATORS)
+            if near:
+                raise self.fail(
+                    f"'{word}' is not an operator", _pos(word),
+                    f"did you mean {near}? (to search for the word, quote it: \"{word}\")",
+                )  # fmt: skip
+
     def comparison(self, kids: list[Tree[Token] | Token]) -> ast.Compare:
         key_token, *rest = kids
         key_token = _token(key_token)
-        negated = isinstance(rest[0], Token) and rest[0].type == "NOT"
+        negated = isinstance(rest[0], Token) and rest[0].type == "NEGATE"
         op_token, value_node = _token(rest[-2]), rest[-1]
         op = str(op_token).upper()
         if op not in OPERATORS:
@@ -351,6 +394,9 @@ class _Builder:
         raw = str(token)
         ignore_case = raw.endswith("i")
         body = raw[1 : -2 if ignore_case else -1].replace("\\/", "/")
+        # InsightIDR writes named groups (?<name>...); Python's re (which checks the pattern
+        # here and lists its groups) needs (?P<name>...), which RE2 reads too.
+        body = _NAMED_GROUP.sub(r"(?P<\1>", body)
         try:
             re.compile(body)
         except re.error as exc:
@@ -374,6 +420,13 @@ def _token(item: object) -> Token:
     if isinstance(item, Token):
         return item
     raise TypeError(f"expected a token, got {item!r}")
+
+
+def _bare_word(node: Tree[Token] | Token) -> Token | None:
+    """The token of an unquoted word standing alone (an AND between words is not one)."""
+    if isinstance(node, Tree) and node.data == "bare_word":
+        node = _node(node.children[0])
+    return node if isinstance(node, Token) and node.type == "WORD" else None
 
 
 def _is_bool_op(node: Tree[Token] | Token) -> bool:

@@ -17,6 +17,7 @@ from hubsight.errors import QueryError, StoreError
 from hubsight.query import ast
 from hubsight.query.ast import Query
 from hubsight.query.compiler import Compiled, CursorKey, ResultKind, Scope, compile_query
+from hubsight.query.keys import QueryWarning
 from hubsight.query.params import bind
 from hubsight.query.parser import parse
 from hubsight.query.timerange import TimeWindow, resolve_window
@@ -50,6 +51,8 @@ class SearchRequest:
     log_names: tuple[str, ...] = ()
     limit: int | None = None
     cursor: str | None = None
+    # Unknown keys are an error instead of a lookup in the raw record with a warning.
+    strict: bool = False
 
 
 @dataclass(kw_only=True)
@@ -65,6 +68,7 @@ class SearchResult:
     elapsed_ms: float = 0.0
     time_limit_hit: bool = False
     result_cap_hit: bool = False
+    warnings: list[QueryWarning] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         """The shape the CLI and the API print: ``kind`` plus events, or columns and rows."""
@@ -80,6 +84,7 @@ class SearchResult:
         body["elapsed_ms"] = round(self.elapsed_ms, 1)
         body["time_limit_hit"] = self.time_limit_hit
         body["result_cap_hit"] = self.result_cap_hit
+        body["warnings"] = [w.to_json() for w in self.warnings]
         return body
 
 
@@ -260,12 +265,21 @@ def search(
     wanted = wanted or (DEFAULT_PAGE if is_events else DEFAULT_GROUPS)
     shown = min(wanted, limits.result_cap)
     if is_events:
-        compiled, rows, elapsed, timed_out = _events(store, query, scope, shown + 1, cursor, limits)
+        compiled, rows, elapsed, timed_out = _events(
+            store, query, scope, shown + 1, cursor, limits, strict=request.strict
+        )
     else:
-        compiled = compile_query(query, scope, limit=shown + 1, cursor=cursor)
+        # A table asks for one row more than it shows to tell whether it was cut; a series
+        # shows the top ``shown`` groups and folds the rest into "other".
+        groups = shown if query.timeslice is not None else shown + 1
+        compiled = compile_query(query, scope, limit=groups, cursor=cursor, strict=request.strict)
         rows, elapsed, timed_out = run(store, compiled, limits)
     result = SearchResult(
-        kind=compiled.kind, window=window, elapsed_ms=elapsed, time_limit_hit=timed_out
+        kind=compiled.kind,
+        window=window,
+        elapsed_ms=elapsed,
+        time_limit_hit=timed_out,
+        warnings=compiled.warnings,
     )
     if compiled.kind == "events":
         more = len(rows) > shown
@@ -293,6 +307,8 @@ def _events(
     limit: int,
     cursor: CursorKey | None,
     limits: SearchLimits,
+    *,
+    strict: bool,
 ) -> tuple[Compiled, list[dict[str, Any]], float, bool]:
     """The first ``limit`` events in sort order, reading as little of the window as it can.
 
@@ -322,15 +338,16 @@ def _events(
             part = replace(scope, end=min(scope.end, anchor + span))
             whole = part.end == scope.end
         if not whole:
-            rows, took, timed_out = run(store, compile_query(counting, part, limit=1), limits)
+            counted = compile_query(counting, part, limit=1, strict=strict)
+            rows, took, timed_out = run(store, counted, limits)
             elapsed += took
             span *= 8
-            compiled = compile_query(query, part, limit=limit, cursor=cursor)
+            compiled = compile_query(query, part, limit=limit, cursor=cursor, strict=strict)
             if timed_out:
                 return compiled, [], elapsed, True
             if rows[0]["v"] < limit:
                 continue
-        compiled = compile_query(query, part, limit=limit, cursor=cursor)
+        compiled = compile_query(query, part, limit=limit, cursor=cursor, strict=strict)
         rows, took, timed_out = run(store, compiled, limits)
         elapsed += took
         # The count may include events a cursor already passed: fetch again if short.
@@ -338,19 +355,39 @@ def _events(
             return compiled, rows, elapsed, timed_out
 
 
+OTHER = "other"
+
+
 def _series(
     rows: list[dict[str, Any]], compiled: Compiled, window: TimeWindow, cap: int
 ) -> tuple[list[list[Any]], bool]:
+    """Every bucket from the window's start to its end, each with every group shown.
+
+    A bucket with no events counts zero (an average or a maximum of nothing is null). Groups
+    come in the order of their totals, the events of groups past the limit last as "other".
+    """
     width = timedelta(milliseconds=compiled.bucket_ms or 1)
     origin = _from_ms(compiled.origin_ms or 0)
-    if len(compiled.columns) > 2:
-        out = [[iso(origin + width * r["b"]), *list(r.values())[1:]] for r in rows]
-        return out[:cap], len(out) > cap
-    values = {r["b"]: r["v"] for r in rows}
     count = -(-(window.end - origin) // width)
-    # Empty buckets count zero; an average or a maximum of nothing is null.
     additive = compiled.columns[-1].startswith(("count", "unique", "bytes", "sum"))
-    out = [[iso(origin + width * b), values.get(b, 0 if additive else None)] for b in range(count)]
+    empty = 0 if additive else None
+    if len(compiled.columns) == 2:
+        values = {r["b"]: r["v"] for r in rows}
+        out = [[iso(origin + width * b), values.get(b, empty)] for b in range(count)]
+        return out[:cap], len(out) > cap
+    keys = len(compiled.columns) - 2
+    names: dict[int, list[Any]] = {}
+    cells: dict[tuple[int, int], Any] = {}
+    for row in rows:
+        rank = row["r"]
+        names.setdefault(rank, [row[f"g{i}"] if rank else OTHER for i in range(keys)])
+        cells[row["b"], rank] = row["v"]
+    ranks = sorted(names, key=lambda r: (r == 0, r))
+    out = []
+    for b in range(count):
+        for rank in ranks:
+            if (b, rank) in cells or not compiled.sparse:
+                out.append([iso(origin + width * b), *names[rank], cells.get((b, rank), empty)])
     return out[:cap], len(out) > cap
 
 

@@ -51,6 +51,8 @@ class SearchBody(BaseModel):
     limit: int | None = Field(default=None, ge=1)
     cursor: str | None = None
     wait_ms: int = Field(default=2000, ge=0, le=60_000)
+    # Unknown keys fail the search instead of reading the raw record with a warning.
+    strict: bool = False
 
     def request(self) -> SearchRequest:
         """As the executor's request."""
@@ -64,6 +66,7 @@ class SearchBody(BaseModel):
             log_names=tuple(self.log_names),
             limit=self.limit,
             cursor=self.cursor,
+            strict=self.strict,
         )
 
 

@@ -148,6 +148,7 @@ function searchPage() {
     form.querySelector('button[type="submit"]').disabled = false;
     if (!answer.ok) {
       results.hidden = true;
+      show($("#qwarning"), "");
       const d = answer.data || {};
       const where = d.line ? ` (line ${d.line}, column ${d.column})` : "";
       show(qerror, `${d.error || "search failed"}${where}${d.excerpt ? "\n" + d.excerpt : ""}${d.hint ? "\nhint: " + d.hint : ""}`);
@@ -162,6 +163,10 @@ function searchPage() {
     }
     show(qerror, "");
     const r = answer.data;
+    // Keys the query names that hubsight does not know: answered from the raw record, but
+    // shown (with the nearest key) so that a typo does not pass unseen.
+    show($("#qwarning"), (r.warnings || []).map((w) =>
+      `warning (line ${w.line}, column ${w.column}): ${w.message}` + (w.hint ? `\n  ${w.hint}` : "")).join("\n"));
     const drawn = () => chartFor(r, $("#chart-kind").value);
     $("#chart-kind").onchange = () => $("#chart").replaceChildren(drawn());
     $("#chart-kind").hidden = r.kind !== "table" || !drawn();
