@@ -13,7 +13,7 @@ from hubsight.detect.base import Example
 from hubsight.detect.content import CONTENT_DIR, ShippedRule, _shipped, content_rules
 from hubsight.detect.content.examples import examples_path, load_examples
 from hubsight.detect.families import FAMILIES, family_of
-from hubsight.detect.ruleset import build_rule, build_ruleset, rule_class
+from hubsight.detect.ruleset import build_rule, build_ruleset, rule_class, rule_classes
 from hubsight.detect.settings import DetectConfig, RuleSettings
 from hubsight.detect.sigma import SigmaLoader
 from hubsight.errors import ConfigError, RuleError
@@ -25,8 +25,16 @@ _LEVELS = {"informational", "low", "medium", "high", "critical"}
 
 @pytest.mark.parametrize("path", RULE_FILES, ids=lambda p: f"{p.parent.name}/{p.stem}")
 def test_rule_file_is_complete(path: Path) -> None:
-    doc = yaml.safe_load(path.read_text())
+    # A correlation follows its base rule in the same file; the file's rule is the last one.
+    *bases, doc = list(yaml.safe_load_all(path.read_text()))
     family = path.parent.name
+    for base in bases:
+        assert base["name"].startswith(f"{family}.{path.stem}.")
+        assert base["logsource"]["product"] == "azure"
+    if bases:
+        assert doc["correlation"]["rules"] == [base["name"] for base in bases]
+    else:
+        assert doc["logsource"]["product"] == "azure"
     assert family in FAMILIES
     assert doc["name"] == f"{family}.{path.stem}"
     assert uuid.UUID(doc["id"])
@@ -39,7 +47,6 @@ def test_rule_file_is_complete(path: Path) -> None:
     assert any(not t.startswith("attack.t") for t in tags), "an ATT&CK tactic"
     assert doc["level"] in _LEVELS
     assert doc["falsepositives"]
-    assert doc["logsource"]["product"] == "azure"
     record = json.loads(examples_path(path).read_text())
     assert record["fires"]
     assert record["quiet"]
@@ -48,6 +55,8 @@ def test_rule_file_is_complete(path: Path) -> None:
 def test_every_file_is_a_shipped_rule_with_its_family() -> None:
     classes = content_rules()
     assert len(classes) == len(RULE_FILES)
+    # The floor: 150 rules shipped in all, the built-in ones included.
+    assert len(rule_classes()) >= 150
     for cls in classes:
         assert issubclass(cls, ShippedRule)
         assert family_of(cls.meta) == cls.meta.id.partition(".")[0]
@@ -129,3 +138,14 @@ def test_a_shipped_rule_that_does_not_load_is_an_error(tmp_path: Path) -> None:
     (load,) = SigmaLoader().load_file(CONTENT_DIR / "storage" / "account_deleted.yml")
     with pytest.raises(RuleError, match="no name starting with 'keyvault'"):
         _shipped(load, "keyvault")
+
+
+def test_a_correlation_is_shipped_with_its_window_and_base_rule() -> None:
+    cls = rule_class("entra.lockouts_per_user")
+    assert cls.meta.windowed
+    assert cls.meta.tactics == ("credential-access",)
+    assert not any(c.meta.id.startswith("entra.lockouts_per_user.") for c in content_rules())
+    fired, *quiet = [e for e in cls.examples()]
+    assert fired.fires
+    assert len(fired.events) == 5
+    assert [len(e.events) for e in quiet if "one short" in e.name] == [4]

@@ -92,6 +92,7 @@ _SIGNIN: dict[str, str | tuple[str, ...]] = {
         "RiskState",
         "ServicePrincipalId",
         "ServicePrincipalName",
+        "SessionId",
         "SessionLifetimePolicies",
         "SignInIdentifier",
         "SignInIdentifierType",
