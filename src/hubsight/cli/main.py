@@ -62,6 +62,7 @@ def main() -> None:
 
 from hubsight.cli.alerts_cmd import alerts  # noqa: E402
 from hubsight.cli.azure_cmd import azure  # noqa: E402
+from hubsight.cli.backup_cmd import backup_cmd, restore_cmd  # noqa: E402
 from hubsight.cli.detect_cmd import detect  # noqa: E402
 from hubsight.cli.import_cmd import import_command  # noqa: E402
 from hubsight.cli.investigations_cmd import investigations  # noqa: E402
@@ -87,6 +88,8 @@ cli.add_command(investigations)
 cli.add_command(rules)
 cli.add_command(notify)
 cli.add_command(retention)
+cli.add_command(backup_cmd)
+cli.add_command(restore_cmd)
 cli.add_command(simulate)
 cli.add_command(import_command)
 cli.add_command(users)

@@ -10,9 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from hubsight.errors import ConfigError
 from hubsight.store.base import EventStore
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -40,12 +43,32 @@ _BACKENDS: dict[str, Callable[[StoreSettings], EventStore]] = {
 }
 
 
+def _restore_embedded(settings: StoreSettings, source: Path) -> None:
+    from hubsight.store.embedded import restore_embedded
+
+    restore_embedded(settings.data_dir, source)
+
+
+_RESTORERS: dict[str, Callable[[StoreSettings, Path], None]] = {
+    "embedded": _restore_embedded,
+}
+
+
 def open_store(settings: StoreSettings) -> EventStore:
     """Open (and migrate) the store ``settings`` name."""
-    opener = _BACKENDS.get(settings.scheme)
-    if opener is None:
+    return _chosen(_BACKENDS, settings)(settings)
+
+
+def restore_store(settings: StoreSettings, source: Path) -> None:
+    """Bring the copy ``EventStore.backup`` wrote in ``source`` back into an empty store."""
+    _chosen(_RESTORERS, settings)(settings, source)
+
+
+def _chosen(table: dict[str, _T], settings: StoreSettings) -> _T:
+    chosen = table.get(settings.scheme)
+    if chosen is None:
         raise ConfigError(
             f"no event store backend for {settings.scheme!r}",
-            hint=f"the store URL's scheme is one of {', '.join(sorted(_BACKENDS))}",
+            hint=f"the store URL's scheme is one of {', '.join(sorted(table))}",
         )
-    return opener(settings)
+    return chosen

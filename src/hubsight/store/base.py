@@ -7,6 +7,7 @@ swapped for a ClickHouse server or cluster without touching them.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
 from hubsight.parsing.event import Event
@@ -32,6 +33,10 @@ class EventStore(Protocol):
 
     def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
         """Run a statement that returns no rows (a small INSERT) with bound parameters."""
+        ...
+
+    def backup(self, target: Path) -> None:
+        """Write a consistent copy of the stored events to the new directory ``target``."""
         ...
 
     def close(self) -> None:

@@ -6,7 +6,9 @@ while it runs, and other commands reach the store through its local API.
 
 from __future__ import annotations
 
+import shutil
 import threading
+import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -34,6 +36,8 @@ _INSERT_SETTINGS = (
     "min_insert_block_size_bytes = 0"
 )
 MAX_BATCH_EVENTS = 500_000
+# Where BACKUP writes before the copy is moved to where it was asked for.
+_BACKUPS = "backups"
 
 
 class _Result(msgspec.Struct):
@@ -67,7 +71,7 @@ class EmbeddedStore:
             if self._closed:
                 raise StoreError("the event store is closed")
             try:
-                session = chdb_session.Session(str(self._path))
+                session = chdb_session.Session(_session_url(self._path))
                 # 64-bit integers as JSON numbers, not strings, in every result.
                 session.query("SET output_format_json_quote_64bit_integers = 0")
             except Exception as exc:
@@ -150,6 +154,16 @@ class EmbeddedStore:
         """Run a statement that returns no rows (an INSERT of a few rows) with bound parameters."""
         self._run(sql, params)
 
+    def backup(self, target: Path) -> None:
+        """A consistent copy of every table (ClickHouse ``BACKUP``) in ``target``, which must
+        not exist; writes go on meanwhile."""
+        staging = _staging(self._path)
+        try:
+            self._run(f"BACKUP DATABASE default TO File({_sql_string(str(staging))})")
+            shutil.move(staging, target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
     def close(self) -> None:
         """Release the engine so that another process may open the directory."""
         with self._lock:
@@ -158,6 +172,39 @@ class EmbeddedStore:
                 for session in self._sessions:
                     session.close()
                 self._sessions.clear()
+
+
+def restore_embedded(data_dir: Path, source: Path) -> None:
+    """Bring a ``backup`` copy back into ``data_dir``, which must hold no event store yet."""
+    path = data_dir / "clickhouse"
+    path.mkdir(parents=True, exist_ok=True)
+    staging = _staging(path)
+    shutil.copytree(source, staging)
+    session = chdb_session.Session(_session_url(path))
+    try:
+        session.query(f"RESTORE DATABASE default FROM File({_sql_string(str(staging))})")
+    except Exception as exc:
+        raise StoreError(
+            f"restoring the event store from {source} failed: {_first_line(exc)}",
+            hint="restore into an empty --data-dir from a directory `hubsight backup` wrote",
+        ) from exc
+    finally:
+        session.close()
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _session_url(path: Path) -> str:
+    # BACKUP and RESTORE may only use File() under backups.allowed_path: a folder of the store.
+    return f"{path}?backups.allowed_path={path / _BACKUPS}"
+
+
+def _staging(path: Path) -> Path:
+    (path / _BACKUPS).mkdir(exist_ok=True)
+    return path / _BACKUPS / uuid.uuid4().hex
+
+
+def _sql_string(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def _first_line(exc: BaseException) -> str:

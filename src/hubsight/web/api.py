@@ -22,6 +22,7 @@ from hubsight.sources.config import SourceConfig, make_source
 from hubsight.status import source_status
 from hubsight.web import auth as console_auth
 from hubsight.web import (
+    backup_routes,
     detect_routes,
     investigation_routes,
     monitor_routes,
@@ -234,6 +235,7 @@ def create_app(service: Service, auth: ConsoleAuth | None = None) -> FastAPI:
     app.include_router(console_auth.router)
     app.include_router(monitor_routes.router)
     app.include_router(retention_routes.router)
+    app.include_router(backup_routes.router)
     pages.mount(app)
     app.openapi_schema = None
     _add_schemas(app)

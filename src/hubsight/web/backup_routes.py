@@ -1,0 +1,37 @@
+"""``POST /api/v1/backup``: the running service copies its data directory (owner's socket only)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
+
+from hubsight import backup
+from hubsight.service import Service
+
+router = APIRouter(prefix="/api/v1")
+
+
+class BackupBody(BaseModel):
+    """Where to write the copy: a new or empty directory, an absolute path."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dir: str
+
+
+@router.post("/backup", response_model=None)
+def make_backup(request: Request, body: BackupBody) -> dict[str, Any] | JSONResponse:
+    """Copy events, sources, users and detection state into ``dir``."""
+    # A backup holds the secret key: only the owner of the data directory, who reaches the
+    # unauthenticated socket, may have one written, never a console account.
+    if request.app.state.auth is not None:
+        return JSONResponse(
+            {"error": "backups are taken over the local socket", "hint": "run `hubsight backup`"},
+            status_code=403,
+        )
+    service: Service = request.app.state.service
+    return backup.create(service.data_dir, service.store, Path(body.dir))
