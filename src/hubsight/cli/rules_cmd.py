@@ -175,3 +175,8 @@ def import_sigma(data_dir: Path, folder: Path, as_json: bool) -> None:
         else:
             state = "loaded" if doc["loaded"] else "skipped"
             click.echo(f"{state}\t{result.path}\t{result.rule_id or '-'}\t{result.reason}")
+
+
+from hubsight.cli.hunt_cmd import hunt_cmd  # noqa: E402 - registers on the group defined above
+
+rules.add_command(hunt_cmd)

@@ -24,6 +24,7 @@ from hubsight.web import auth as console_auth
 from hubsight.web import (
     backup_routes,
     detect_routes,
+    hunt_routes,
     investigation_routes,
     monitor_routes,
     pages,
@@ -232,6 +233,7 @@ def create_app(service: Service, auth: ConsoleAuth | None = None) -> FastAPI:
     app.include_router(search_routes.router)
     app.include_router(detect_routes.router)
     app.include_router(investigation_routes.router)
+    app.include_router(hunt_routes.router)
     app.include_router(console_auth.router)
     app.include_router(monitor_routes.router)
     app.include_router(retention_routes.router)
