@@ -19,8 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from hubsight.errors import StoreError
+from hubsight.store.sqlite import claim_version
 
 DB_NAME = "detect.sqlite3"
+# Raised when a release changes the tables in a way an older one cannot read.
+SCHEMA_VERSION = 1
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -93,6 +96,7 @@ class DetectDB:
             # cache and rarer checkpoints keep that from rewriting the same pages over and over.
             self._conn.execute("PRAGMA cache_size=-65536")
             self._conn.execute("PRAGMA wal_autocheckpoint=20000")
+            claim_version(self._conn, path, SCHEMA_VERSION)
             self._conn.executescript(_SCHEMA)
             self._migrate()
         except sqlite3.Error as exc:

@@ -20,10 +20,12 @@ from pydantic import SecretStr
 from hubsight.errors import AlreadyExistsError, NotFoundError
 from hubsight.sources.config import SourceConfig, make_source
 from hubsight.store.retention import Policy, checked, default_policy
-from hubsight.store.sqlite import connect
+from hubsight.store.sqlite import claim_version, connect
 from hubsight.store.vault import Vault
 
 CATALOG_FILE = "hubsight.sqlite3"
+# Raised when a release changes the tables in a way an older one cannot read (users.py's too).
+CATALOG_VERSION = 1
 _SECRET_FIELDS = ("connection_string", "password")
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sources (
@@ -55,6 +57,7 @@ class Catalog:
         self.path = data_dir / CATALOG_FILE
         self._vault = Vault(data_dir)
         with self._connect() as db:
+            claim_version(db, self.path, CATALOG_VERSION)
             db.executescript(_SCHEMA)
 
     def _connect(self) -> AbstractContextManager[sqlite3.Connection]:

@@ -19,7 +19,12 @@ from chdb import session as chdb_session
 from hubsight.errors import StoreError
 from hubsight.parsing.event import Event
 from hubsight.store.base import Offsets
-from hubsight.store.schema import EVENTS_TABLE, MIGRATIONS, missing_column_ddl
+from hubsight.store.schema import (
+    EVENTS_TABLE,
+    MIGRATIONS,
+    check_not_newer,
+    missing_column_ddl,
+)
 
 _encoder = msgspec.json.Encoder()
 
@@ -98,6 +103,7 @@ class EmbeddedStore:
             "ENGINE = MergeTree ORDER BY version"
         )
         applied = {row["version"] for row in self.select("SELECT version FROM hubsight_migrations")}
+        check_not_newer(applied, str(self._path))
         for version, name, statements in MIGRATIONS:
             if version in applied:
                 continue

@@ -13,6 +13,8 @@ from datetime import datetime
 
 import msgspec
 
+from hubsight import __version__
+from hubsight.errors import StoreError
 from hubsight.parsing.event import Event, LogSet
 
 EVENTS_TABLE = "events"
@@ -129,6 +131,18 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         ],
     ),
 ]
+
+
+def check_not_newer(applied: set[int], where: str) -> None:
+    """Refuse an event store with migrations this release does not know (a downgrade)."""
+    newest = max(version for version, _name, _statements in MIGRATIONS)
+    if applied and max(applied) > newest:
+        raise StoreError(
+            f"the event store in {where} has schema version {max(applied)}; this hubsight "
+            f"{__version__} knows up to {newest}: it was written by a newer hubsight",
+            hint="run that release or a newer one (downgrades are not supported), or restore "
+            "a backup taken before the upgrade",
+        )
 
 
 def missing_column_ddl(existing: set[str]) -> list[str]:

@@ -7,6 +7,24 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from hubsight import __version__
+from hubsight.errors import StoreError
+
+
+def claim_version(db: sqlite3.Connection, path: Path, version: int) -> None:
+    """Mark the file as of ``version`` (``PRAGMA user_version``); refuse one a newer hubsight
+    wrote, whose tables this release may misread (a downgrade)."""
+    found = int(db.execute("PRAGMA user_version").fetchone()[0])
+    if found > version:
+        raise StoreError(
+            f"{path} has schema version {found}; this hubsight {__version__} knows up to "
+            f"{version}: it was written by a newer hubsight",
+            hint="run that release or a newer one (downgrades are not supported), or restore "
+            "a backup taken before the upgrade",
+        )
+    if found < version:
+        db.execute(f"PRAGMA user_version = {version:d}")
+
 
 @contextmanager
 def connect(path: Path) -> Iterator[sqlite3.Connection]:

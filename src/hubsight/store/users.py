@@ -23,8 +23,8 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from hubsight.errors import AlreadyExistsError, ConfigError, NotFoundError
-from hubsight.store.catalog import CATALOG_FILE
-from hubsight.store.sqlite import connect
+from hubsight.store.catalog import CATALOG_FILE, CATALOG_VERSION
+from hubsight.store.sqlite import claim_version, connect
 
 Role = Literal["admin", "analyst"]
 ROLES: tuple[Role, ...] = get_args(Role)
@@ -112,6 +112,7 @@ class UserStore:
         # time of a failed sign-in does not tell which names exist.
         self._decoy = self._hasher.hash(secrets.token_hex(16))
         with self._connect() as db:
+            claim_version(db, self.path, CATALOG_VERSION)
             db.executescript(_SCHEMA)
             _add_last_seen(db, self._clock())
 
