@@ -61,6 +61,7 @@ def test_every_page_renders(client: TestClient) -> None:
         ("/sources", "Azure setup checklist"),
         ("/sources", "Create or update activity log profiles Failure"),
         ("/sources", "hubsight azure setup --subscription"),
+        ("/coverage", "enabled rules;"),
         ("/search", 'id="leql"'),
         ("/users", user.group(1).replace("%40", "@")),
         ("/settings", "auth.brute_force_success"),

@@ -177,6 +177,8 @@ def import_sigma(data_dir: Path, folder: Path, as_json: bool) -> None:
             click.echo(f"{state}\t{result.path}\t{result.rule_id or '-'}\t{result.reason}")
 
 
+from hubsight.cli.coverage_cmd import coverage_cmd  # noqa: E402 - registers on the group above
 from hubsight.cli.hunt_cmd import hunt_cmd  # noqa: E402 - registers on the group defined above
 
 rules.add_command(hunt_cmd)
+rules.add_command(coverage_cmd)

@@ -1,5 +1,5 @@
-"""Hunting over stored events: ``POST /api/v1/rules/hunt`` (the CLI's ``rules hunt`` and the
-console's Hunt button)."""
+"""Rules against stored data: ``POST /api/v1/rules/hunt`` (``rules hunt``, the console's Hunt
+button) and ``GET /api/v1/rules/coverage`` (``rules coverage``, the console's Coverage page)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from hubsight.detect.attack import coverage, delivered, matrix, navigator_layer
+from hubsight.detect.db import DetectDB
 from hubsight.detect.hunt import hunt, hunt_rules
-from hubsight.errors import ConfigError, HubsightError
+from hubsight.detect.runtime import load_ruleset
+from hubsight.errors import ConfigError, HubsightError, StoreError
 from hubsight.query.timerange import resolve_window
+from hubsight.store.base import EventStore
 from hubsight.web.search_routes import Store, error_response
 
 router = APIRouter(prefix="/api/v1")
@@ -51,5 +55,26 @@ def hunt_route(request: Request, body: HuntBody, store: Store) -> dict[str, Any]
         else:
             rules = hunt_rules(data_dir, body.rule or "")
         return hunt(store, rules, window.start, window.end).to_json()
+    except HubsightError as exc:
+        return error_response(exc)
+
+
+def coverage_of(request: Request, store: EventStore, *, navigator: bool = False) -> dict[str, Any]:
+    """ATT&CK coverage of the enabled rules against the last 24 h of stored data."""
+    db: DetectDB | None = getattr(request.app.state, "detect_db", None)
+    if db is None:
+        raise StoreError("detections are not running", hint="start hubsight run")
+    data_dir: Path = request.app.state.data_dir
+    covered = coverage(load_ruleset(data_dir, db).rules, delivered(store, datetime.now(UTC)))
+    return navigator_layer(covered) if navigator else matrix(covered)
+
+
+@router.get("/rules/coverage", response_model=None)
+def coverage_route(
+    request: Request, store: Store, format: str = "json"
+) -> dict[str, Any] | JSONResponse:
+    """Tactics x techniques of the enabled rules; ``format=navigator`` for a Navigator layer."""
+    try:
+        return coverage_of(request, store, navigator=format == "navigator")
     except HubsightError as exc:
         return error_response(exc)

@@ -26,7 +26,7 @@ from hubsight.service import Service
 from hubsight.sources.config import DEFAULT_TOPIC
 from hubsight.status import source_status
 from hubsight.store.retention import describe_bytes
-from hubsight.web import entity_pages, investigation_pages
+from hubsight.web import coverage_pages, entity_pages, investigation_pages
 from hubsight.web.auth import EXPIRED_MESSAGES, current_account
 from hubsight.web.detect_routes import alert_detail, list_rules, target_docs, user_timeline
 from hubsight.web.evidence import evidence_summaries
@@ -47,6 +47,7 @@ def mount(app: FastAPI) -> None:
     app.include_router(router)
     app.include_router(investigation_pages.router)
     app.include_router(entity_pages.router)
+    app.include_router(coverage_pages.router)
 
 
 def _db(request: Request) -> DetectDB | None:

@@ -49,6 +49,11 @@ class SigmaDetection(Rule[SigmaConfig]):
         # The Detection Rule License of SigmaHQ's rules asks that alerts name the rule's author.
         self._context = {"sigma_author": author} if author else {}
 
+    @property
+    def categories(self) -> frozenset[str]:
+        """The Azure categories (lower case) whose records the rule reads."""
+        return self._categories
+
     def reads(self, kind: EventKind) -> bool:
         """The log sets of the rule's service, and its operations when the condition names them."""
         operations = self._operations

@@ -1,0 +1,23 @@
+"""The console's ATT&CK coverage page: tactics x techniques, each rule's data, blind rules."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+
+from hubsight.errors import HubsightError
+from hubsight.web.hunt_routes import coverage_of
+from hubsight.web.rendering import render
+from hubsight.web.search_routes import get_store
+
+router = APIRouter()
+
+
+@router.get("/coverage", response_class=HTMLResponse)
+def coverage_page(request: Request) -> HTMLResponse:
+    """ATT&CK coverage of the enabled rules against the last 24 h of data."""
+    try:
+        document = coverage_of(request, get_store(request))
+    except HubsightError as exc:
+        return render(request, "error.html", {"error": exc.message}, 503)
+    return render(request, "coverage.html", {"coverage": document})
