@@ -20,6 +20,7 @@ from hubsight.collector import CollectorSettings
 from hubsight.demo import start_demo, stop_demo
 from hubsight.detect.runtime import Detection
 from hubsight.errors import ConfigError
+from hubsight.logformat import FORMATS, configure_logging, resolve_log_format
 from hubsight.parsing.registry import default_registry
 from hubsight.query.search import searcher
 from hubsight.service import SOCKET_FILE, Service, run_lock
@@ -45,14 +46,24 @@ TLS_KEY_ENV = "HUBSIGHT_TLS_KEY"
     show_default=True,
     help="Seconds without data before a source shows 'waiting for data' with a hint.",
 )
+@click.option(
+    "--log-format",
+    type=click.Choice(FORMATS),
+    default=None,
+    help="text, or json: one object per line (default: $HUBSIGHT_LOG_FORMAT or text).",
+)
 @click.pass_obj
 def run(
-    data_dir: Path, no_web: bool, port: int, host: str, demo: bool, no_data_after: float
+    data_dir: Path,
+    no_web: bool,
+    port: int,
+    host: str,
+    demo: bool,
+    no_data_after: float,
+    log_format: str | None,
 ) -> None:
     """Run the collectors and the API until SIGTERM or SIGINT."""
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(resolve_log_format(log_format))
     stop = threading.Event()
 
     def request_stop(signum: int, _frame: FrameType | None) -> None:
@@ -107,7 +118,7 @@ def _start_api(
             log.warning("no console account yet: run `hubsight users create-admin --name NAME`")
     local = create_app(service)
     local.state.detect_db = detection.engine.db
-    local_config = uvicorn.Config(local, log_level="warning")
+    local_config = uvicorn.Config(local, log_level="warning", log_config=None)
     servers.append((uvicorn.Server(local_config), _owner_socket(service.data_dir / SOCKET_FILE)))
     for server, sock in servers:
         sockets = [sock] if sock is not None else None
@@ -134,7 +145,13 @@ def _tcp_config(app: FastAPI, host: str, port: int) -> uvicorn.Config:
             hint="set both (certificate chain and private key, PEM) or neither",
         )
     config = uvicorn.Config(
-        app, host=host, port=port, log_level="warning", ssl_certfile=cert, ssl_keyfile=key
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        log_config=None,
+        ssl_certfile=cert,
+        ssl_keyfile=key,
     )
     try:
         # Loading here, not in the server's thread, makes a bad certificate stop `run` at once.
