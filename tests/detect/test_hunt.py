@@ -22,9 +22,12 @@ from hubsight.cli.main import cli
 from hubsight.detect.base import example_event
 from hubsight.detect.db import DetectDB
 from hubsight.detect.engine import DetectionEngine, EngineOptions
-from hubsight.detect.hunt import hunt, hunt_rules
+from hubsight.detect.hunt import hunt, hunt_leql, hunt_rules
+from hubsight.detect.sigma.leql import rule_leql
 from hubsight.errors import ConfigError, NotFoundError
 from hubsight.parsing.event import Event, LogSet
+from hubsight.query.parser import parse
+from hubsight.query.search import SearchRequest, search
 from hubsight.store.embedded import EmbeddedStore
 from hubsight.web.hunt_routes import router
 
@@ -218,3 +221,43 @@ def test_the_api_hunts_by_id_or_by_text(store: EmbeddedStore, data_dir: Path) ->
         )
         missing = client.post("/api/v1/rules/hunt", json={"rule": "sigma.nope"})
         assert missing.status_code == 404
+        leql = client.get(f"/api/v1/rules/sigma.{SOLO}/leql").json()
+        assert leql["leql"] == hunt_leql(data_dir, f"sigma.{SOLO}")
+        assert client.get("/api/v1/rules/sigma.nope/leql").status_code == 404
+
+
+def test_a_rules_leql_finds_the_events_it_matches(store: EmbeddedStore, data_dir: Path) -> None:
+    leql = hunt_leql(data_dir, f"sigma.{SOLO}")
+    assert leql.startswith('where(category IIN ["adfssigninlogs"')
+    assert "resultType = 50126" in leql
+    found = search(
+        store,
+        SearchRequest(query=leql, start="2026-03-02T09:00:00Z", end="2026-03-02T14:00:00Z"),
+    )
+    rules = hunt_rules(data_dir, f"sigma.{SOLO}")
+    hunted = hunt(store, rules, START, START + timedelta(minutes=300))
+    assert len(found.events) == hunted.matched_events == 8
+    with pytest.raises(ConfigError, match="a correlation has no LEQL form"):
+        hunt_leql(data_dir, "sigma.7e8f9a0b-1c2d-4e3f-8a4b-5c6d7e8f9a0b")
+
+
+def test_sigma_modifiers_become_leql_operators(tmp_path: Path) -> None:
+    path = tmp_path / "mods.yml"
+    path.write_text(
+        FAILED.replace(
+            "selection: {ResultType: 50126}",
+            "selection: {AppDisplayName|contains: Office, UserPrincipalName|startswith: [adm, root]}"
+            "\n  filter: {IPAddress|cidr: 10.0.0.0/8}",
+        ).replace("condition: selection", "condition: selection and not filter")
+    )
+    leql = rule_leql(path)
+    assert leql.endswith(
+        '(properties.appDisplayName ICONTAINS "Office" AND (properties.userPrincipalName '
+        'ISTARTS-WITH "adm" OR properties.userPrincipalName ISTARTS-WITH "root") '
+        "AND NOT properties.iPAddress = IP(10.0.0.0/8))))"
+    )
+    parse(leql)  # LEQL the search accepts
+    ends = tmp_path / "ends.yml"
+    ends.write_text(FAILED.replace("{ResultType: 50126}", "{AppDisplayName|endswith: Office}"))
+    with pytest.raises(ConfigError, match="has no LEQL form"):
+        rule_leql(ends)

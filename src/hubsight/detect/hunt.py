@@ -23,6 +23,7 @@ from hubsight.detect.engine import DetectionEngine, EngineOptions
 from hubsight.detect.replay import event_of_row
 from hubsight.detect.ruleset import rules_dir_default
 from hubsight.detect.sigma import SigmaDetection, SigmaLoad, load_sigma_file, load_sigma_rules
+from hubsight.detect.sigma.leql import rule_leql
 from hubsight.errors import ConfigError, NotFoundError
 from hubsight.parsing.event import Event, LogSet
 from hubsight.store.base import EventStore
@@ -78,19 +79,14 @@ def _iso(when: datetime) -> str:
     return when.isoformat().replace("+00:00", "Z")
 
 
-def hunt_rules(data_dir: Path, target: str) -> Sequence[Rule[Any]]:
-    """The rules ``target`` names: every rule of a Sigma file, or an imported rule's id."""
+def _loads(data_dir: Path, target: str) -> list[SigmaLoad]:
+    """The documents ``target`` names: a Sigma file's, or the imported one with that id."""
     path = Path(target)
     if path.is_file():
-        loads = load_sigma_file(path)
-        rules = [load.rule for load in loads if load.rule is not None]
-        if not rules:
-            raise ConfigError(f"no rule of {path} loads: {_reasons(loads)}",
-                              hint="hunt a Sigma rule of the azure product")  # fmt: skip
-        return rules
+        return load_sigma_file(path)
     folder = rules_dir_default(data_dir)
     loads = load_sigma_rules(folder) if folder.is_dir() else []
-    found = [load.rule for load in loads if load.rule is not None and load.rule.meta.id == target]
+    found = [load for load in loads if load.rule is not None and load.rule.meta.id == target]
     if not found:
         raise NotFoundError(
             f"no Sigma rule file or imported Sigma rule named {target!r}",
@@ -98,6 +94,27 @@ def hunt_rules(data_dir: Path, target: str) -> Sequence[Rule[Any]]:
             "(rules imported with `hubsight rules import sigma`)",
         )
     return found
+
+
+def hunt_rules(data_dir: Path, target: str) -> Sequence[Rule[Any]]:
+    """The rules ``target`` names: every rule of a Sigma file, or an imported rule's id."""
+    loads = _loads(data_dir, target)
+    rules = [load.rule for load in loads if load.rule is not None]
+    if not rules:
+        raise ConfigError(f"no rule of {target} loads: {_reasons(loads)}",
+                          hint="hunt a Sigma rule of the azure product")  # fmt: skip
+    return rules
+
+
+def hunt_leql(data_dir: Path, target: str) -> str:
+    """The LEQL query of a single-event rule, to open in Log Search."""
+    loads = [load for load in _loads(data_dir, target) if isinstance(load.rule, SigmaDetection)]
+    if not loads:
+        raise ConfigError(
+            f"{target} is not a single-event Sigma rule: a correlation has no LEQL form",
+            hint="hunt it instead: hubsight rules hunt RULE_OR_FILE",
+        )
+    return rule_leql(loads[0].path, loads[0].document)
 
 
 def _reasons(loads: Sequence[SigmaLoad]) -> str:

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from hubsight.detect.attack import coverage, delivered, matrix, navigator_layer
 from hubsight.detect.db import DetectDB
-from hubsight.detect.hunt import hunt, hunt_rules
+from hubsight.detect.hunt import hunt, hunt_leql, hunt_rules
 from hubsight.detect.runtime import load_ruleset
 from hubsight.errors import ConfigError, HubsightError, StoreError
 from hubsight.query.timerange import resolve_window
@@ -76,5 +76,14 @@ def coverage_route(
     """Tactics x techniques of the enabled rules; ``format=navigator`` for a Navigator layer."""
     try:
         return coverage_of(request, store, navigator=format == "navigator")
+    except HubsightError as exc:
+        return error_response(exc)
+
+
+@router.get("/rules/{rule_id}/leql", response_model=None)
+def leql_route(request: Request, rule_id: str) -> dict[str, Any] | JSONResponse:
+    """An imported single-event Sigma rule as a LEQL query, to open in Log Search."""
+    try:
+        return {"rule": rule_id, "leql": hunt_leql(request.app.state.data_dir, rule_id)}
     except HubsightError as exc:
         return error_response(exc)
