@@ -246,8 +246,8 @@ def test_sigma_modifiers_become_leql_operators(tmp_path: Path) -> None:
     path.write_text(
         FAILED.replace(
             "selection: {ResultType: 50126}",
-            "selection: {AppDisplayName|contains: Office, UserPrincipalName|startswith: [adm, root]}"
-            "\n  filter: {IPAddress|cidr: 10.0.0.0/8}",
+            "selection: {AppDisplayName|contains: Office, "
+            "UserPrincipalName|startswith: [adm, root]}\n  filter: {IPAddress|cidr: 10.0.0.0/8}",
         ).replace("condition: selection", "condition: selection and not filter")
     )
     leql = rule_leql(path)
@@ -258,6 +258,12 @@ def test_sigma_modifiers_become_leql_operators(tmp_path: Path) -> None:
     )
     parse(leql)  # LEQL the search accepts
     ends = tmp_path / "ends.yml"
-    ends.write_text(FAILED.replace("{ResultType: 50126}", "{AppDisplayName|endswith: Office}"))
-    with pytest.raises(ConfigError, match="has no LEQL form"):
-        rule_leql(ends)
+    ends.write_text(
+        FAILED.replace("{ResultType: 50126}", "{AppDisplayName|endswith: Off/ice, AppId: 'a*b'}")
+    )
+    assert rule_leql(ends).endswith(
+        "(properties.appDisplayName = /Off\\/ice$/i AND properties.appId = /^a.*b$/i)))"
+    )
+    parse(rule_leql(ends))
+    with pytest.raises(ConfigError, match=r"\(document 2\) has no LEQL form"):
+        rule_leql(ends, 2)

@@ -5,8 +5,8 @@ detection engine's, so fields land on the raw record's paths (``properties.appDi
 that LEQL reads directly. Sigma compares case-insensitively unless a rule says ``|cased``:
 equality becomes ``NOCASE(...)``, prefixes and substrings ``ISTARTS-WITH`` and ``ICONTAINS``.
 The query is a starting point for an analyst: LEQL reads a path's first value where the engine
-reads every element of a list, and a few Sigma forms (``|endswith``, inner wildcards) have no
-LEQL operator and are refused with that reason. ``rules hunt`` gives the exact answer.
+reads every element of a list; ``|endswith`` and inner wildcards become anchored regular
+expressions. ``rules hunt`` gives the exact answer.
 """
 
 from __future__ import annotations
@@ -54,6 +54,10 @@ class LeqlBackend(TextQueryBackend):
     bool_values: ClassVar[dict[bool, str | None]] = {True: "true", False: "false"}
 
     startswith_expression: ClassVar[str] = "{field} ISTARTS-WITH {value}"
+    # LEQL has no ends-with or wildcard operator: anchored regular expressions instead.
+    endswith_expression: ClassVar[str] = "{field} = /{regex}$/i"
+    wildcard_match_expression: ClassVar[str] = "{field} = /^{regex}$/i"
+    case_sensitive_endswith_expression: ClassVar[str] = "{field} = /{regex}$/"
     contains_expression: ClassVar[str] = "{field} ICONTAINS {value}"
     case_sensitive_match_expression: ClassVar[str] = "{field} = {value}"
     case_sensitive_startswith_expression: ClassVar[str] = "{field} STARTS-WITH {value}"
