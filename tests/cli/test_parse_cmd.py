@@ -12,7 +12,7 @@ from hubsight.cli.main import cli
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "azure"
 SIGNIN = DATA / "SignInLogs" / "unknown-user-without-domain.json"
-UNKNOWN = DATA / "StorageRead" / "blob-read-resource-log.json"
+UNKNOWN = DATA / "messages" / "unknown-category-without-operation.json"
 POLICY = DATA / "Policy" / "microsoft-docs-invalid-wrapped-string.json"
 
 
@@ -51,7 +51,7 @@ def test_prints_one_json_object_per_event(runner: CliRunner, tmp_path: Path) -> 
     ]
     assert events[0]["user"] == "jdoe@corp.example"
     assert events[0]["log_name"] == "entra"
-    assert events[1]["parse_error"] == "no parser for category 'StorageRead'"
+    assert events[1]["parse_error"] == "no parser for category 'ContosoRelayHeartbeat'"
     assert events[2]["repairs"] == ["raw_control_character"]
     for event in events:
         assert "source_offset" not in event

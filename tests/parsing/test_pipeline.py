@@ -12,7 +12,7 @@ from hubsight.sources.base import Message
 from parsing.samples import DATA, RECEIVED, parse_bytes
 
 SIGNIN = (DATA / "SignInLogs" / "success-mfa-push.json").read_bytes()
-UNKNOWN = b'{"time": "2025-01-01T00:00:00Z", "category": "StorageRead"}'
+UNKNOWN = b'{"time": "2025-01-01T00:00:00Z", "category": "NoSuchCategory"}'
 
 
 def _parser(keep_unparsed: bool = True) -> MessageParser:
@@ -38,7 +38,7 @@ def test_drop_unparsed_counts_unclaimed_records_but_keeps_broken_ones() -> None:
     events = parser.parse(_message(body))
     assert [e.log_set for e in events] == ["Ingress Authentication"]
     assert parser.counters.dropped_unparsed == 1
-    assert parser.counters.unparsed_by_category == {"StorageRead": 1}
+    assert parser.counters.unparsed_by_category == {"NoSuchCategory": 1}
     broken = parser.parse(_message(b'{"category": "SignInLogs", "time": "2025'))
     assert [e.log_set for e in broken] == ["Unparsed Data"]
     assert broken[0].parse_error is not None

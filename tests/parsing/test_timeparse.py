@@ -28,6 +28,9 @@ from hubsight.parsing.timeparse import parse_time
         ("12/12/2025 12:03:58 AM", datetime(2025, 12, 12, 0, 3, 58, tzinfo=UTC)),
         ("1/2/2025 9:05:00", datetime(2025, 1, 2, 9, 5, 0, tzinfo=UTC)),
         ("11/07/2025 03:00:12", datetime(2025, 11, 7, 3, 0, 12, tzinfo=UTC)),
+        # Event Hubs' EventTimeString: US form with an offset.
+        ("11/14/2025 9:21:36 AM +00:00", datetime(2025, 11, 14, 9, 21, 36, tzinfo=UTC)),
+        ("11/14/2025 9:21:36 PM -05:00", datetime(2025, 11, 15, 2, 21, 36, tzinfo=UTC)),
         ("1700000000", datetime(2023, 11, 14, 22, 13, 20, tzinfo=UTC)),
         ("  2019-03-12T16:02:15Z  ", datetime(2019, 3, 12, 16, 2, 15, tzinfo=UTC)),
     ],

@@ -18,7 +18,7 @@ from hubsight.simulate import (
     generate_messages,
     stream_messages,
 )
-from hubsight.simulate.background import rhythm, working_factor
+from hubsight.simulate.background import TRUNCATED, rhythm, working_factor
 
 from .runs import DAY_START, Run, simulate
 
@@ -168,4 +168,7 @@ def test_bad_configuration_names_the_problem(kwargs: dict[str, object], problem:
 
 def _category(record: dict[str, object]) -> str:
     category = record.get("category")
-    return category if isinstance(category, str) else "SecurityAlert"
+    if isinstance(category, str):
+        return category
+    # Without a category: a Defender continuous-export alert, or what a relay cut short.
+    return "SecurityAlert" if "SystemAlertId" in record else TRUNCATED

@@ -7,13 +7,13 @@ from collections import Counter
 from hubsight.parsing.azure import build_registry
 from hubsight.parsing.event import LogSet
 from hubsight.parsing.pipeline import MessageParser
-from hubsight.simulate import UNCLAIMED
+from hubsight.simulate import BROKEN
 from hubsight.sources.base import Message
 
 from .runs import Run
 
 
-def test_only_unclaimed_categories_are_unparsed(day: Run) -> None:
+def test_only_broken_records_are_unparsed(day: Run) -> None:
     parser = MessageParser(log_name="simulated", registry=build_registry())
     unparsed: Counter[str] = Counter()
     log_sets: Counter[LogSet] = Counter()
@@ -29,9 +29,10 @@ def test_only_unclaimed_categories_are_unparsed(day: Run) -> None:
         for event in parser.parse(value):
             log_sets[event.log_set] += 1
             if event.log_set is LogSet.UNPARSED_DATA:
-                unparsed[event.category or "(none)"] += 1
-    assert set(unparsed) == set(UNCLAIMED)
-    assert set(log_sets) == set(LogSet)
+                unparsed[message.category] += 1
+    assert set(unparsed) == set(BROKEN)
+    # TODO(issue 15): storage and firewall traffic come with their parsers.
+    assert set(log_sets) == set(LogSet) - {LogSet.FILE_ACCESS_ACTIVITY, LogSet.FIREWALL_ACTIVITY}
 
 
 def test_sign_ins_normalize_to_who_where_and_how(day: Run) -> None:

@@ -20,6 +20,8 @@ class LogSet(StrEnum):
     CLOUD_SERVICE_ADMIN_ACTIVITY = "Cloud Service Admin Activity"
     CLOUD_SERVICE_ACTIVITY = "Cloud Service Activity"
     THIRD_PARTY_ALERTS = "Third Party Alerts"
+    FILE_ACCESS_ACTIVITY = "File Access Activity"
+    FIREWALL_ACTIVITY = "Firewall Activity"
     UNPARSED_DATA = "Unparsed Data"
 
 
@@ -114,3 +116,31 @@ class Event(msgspec.Struct, kw_only=True, omit_defaults=True):
     entities: msgspec.Raw | None = None
     compromised_entity: str | None = None
     mitre_tactics: list[str] | None = None
+
+    # Resource logs (Graph activity, Key Vault, Storage, AKS, SQL audit). ``user_id`` is the
+    # caller's Entra object id, kept beside ``user`` because Graph and Key Vault often name no UPN.
+    user_id: str | None = None
+    service_principal_id: str | None = None
+    http_method: str | None = None
+    url: str | None = None
+    http_status: int | None = None
+    roles: list[str] | None = None
+    scopes: list[str] | None = None
+    signin_activity_id: str | None = None
+    # SAS, AccountKey, OAuth, Anonymous (Storage); how the caller proved who it is.
+    auth_type: str | None = None
+    # The object inside the resource: a Key Vault secret/key/certificate name, a blob's path.
+    object_name: str | None = None
+    object_path: str | None = None
+    namespace: str | None = None
+    groups: list[str] | None = None
+    # Every address a record names (AKS lists the client and the proxies it came through).
+    source_ips: list[str] | None = None
+    statement: str | None = None
+
+    # Firewall Activity (``action`` is allow/deny/alert/...).
+    destination_ip: str | None = None
+    destination_port: int | None = None
+    protocol: str | None = None
+    rule: str | None = None
+    fqdn: str | None = None

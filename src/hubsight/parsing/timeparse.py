@@ -20,7 +20,9 @@ _LOOSE_ISO = re.compile(
 )
 _US = re.compile(
     r"^(?P<mo>\d{1,2})/(?P<d>\d{1,2})/(?P<y>\d{4})(?:\s+(?P<h>\d{1,2}):(?P<m>\d{2})"
-    r"(?::(?P<s>\d{2})(?:\.(?P<frac>\d{1,9}))?)?\s*(?P<ampm>[AaPp][Mm])?)?\s*(?P<zone>Z|UTC)?$"
+    r"(?::(?P<s>\d{2})(?:\.(?P<frac>\d{1,9}))?)?\s*(?P<ampm>[AaPp][Mm])?)?"
+    # Event Hubs' EventTimeString ends with an offset: "11/14/2025 9:21:36 AM +00:00".
+    r"\s*(?P<zone>Z|UTC|[+-]\d{2}:?\d{2})?$"
 )
 
 
@@ -82,7 +84,7 @@ def _from_us(match: re.Match[str]) -> datetime | None:
     elif ampm == "AM" and hour == 12:
         hour = 0
     try:
-        return datetime(
+        stamp = datetime(
             int(match["y"]),
             int(match["mo"]),
             int(match["d"]),
@@ -92,7 +94,8 @@ def _from_us(match: re.Match[str]) -> datetime | None:
             _micros(match["frac"]),
             tzinfo=UTC,
         )
-    except ValueError:
+        return stamp - _offset(match["zone"])
+    except (ValueError, OverflowError):
         return None
 
 

@@ -2,9 +2,10 @@
 
 The tenant has users with home countries and devices, administrators, registered applications,
 managed identities and Azure resources. Its background traffic covers every category hubsight
-parses (and a few it does not: ``MicrosoftGraphActivityLogs``, Key Vault ``AuditEvent``) in
-realistic proportions with a daily and weekly rhythm. Attack scenarios chosen by name
-(``SCENARIOS``) are planted in it, each reported in a ground-truth entry naming its records.
+parses in realistic proportions with a daily and weekly rhythm, plus a few records a relay cut
+short (``BROKEN``), which are the only ones that should land in Unparsed Data. Attack scenarios
+chosen by name (``SCENARIOS``) are planted in it, each reported in a ground-truth entry naming
+its records.
 
 Python API::
 
@@ -28,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 
-from hubsight.simulate.background import CATEGORIES, UNCLAIMED
+from hubsight.simulate.background import BROKEN, CATEGORIES
 from hubsight.simulate.engine import (
     MAX_MESSAGE_BYTES,
     SimMessage,
@@ -38,10 +39,10 @@ from hubsight.simulate.engine import (
 from hubsight.simulate.scenarios import SCENARIOS
 
 __all__ = [
+    "BROKEN",
     "CATEGORIES",
     "MAX_MESSAGE_BYTES",
     "SCENARIOS",
-    "UNCLAIMED",
     "SimMessage",
     "Simulation",
     "SimulationConfig",

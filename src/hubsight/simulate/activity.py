@@ -1,5 +1,5 @@
 """Azure Activity Log records (every category) in the resource-log shape that diagnostic settings
-stream to Event Hubs, plus a Key Vault resource log (a category hubsight does not parse).
+stream to Event Hubs, plus Key Vault's ``AuditEvent`` resource log.
 """
 
 from __future__ import annotations
@@ -397,7 +397,7 @@ def defender_activity(ctx: Context, when: datetime, alert: DefenderAlert) -> Dra
 def key_vault_audit(
     ctx: Context, when: datetime, vault: AzureResource, caller: ServicePrincipal, ip: str
 ) -> Draft:
-    """A Key Vault ``AuditEvent`` resource log (a category hubsight does not parse)."""
+    """A Key Vault ``AuditEvent`` resource log: a workload reading a secret or using a key."""
     rng = ctx.rng
     correlation = new_id(rng)
     operation = rng.choice(("SecretGet", "SecretList", "KeySign", "VaultGet"))

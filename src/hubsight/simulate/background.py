@@ -14,12 +14,15 @@ from typing import Literal
 
 from hubsight.simulate import activity, directory, signins
 from hubsight.simulate.changes import everyday_change, everyday_operation
-from hubsight.simulate.draft import Context, Draft
+from hubsight.simulate.draft import Context, Draft, iso7
 from hubsight.simulate.geo import azure_ip
 from hubsight.simulate.platform import platform_builders
-from hubsight.simulate.tenant import USER_APPS, User
+from hubsight.simulate.tenant import USER_APPS, User, new_id
 
 Rhythm = Literal["people", "devices", "steady"]
+
+# Records a relay cut short: their category and everything after the first fields are gone.
+TRUNCATED = "(truncated)"
 
 # Share of each category in a tenant's stream (roughly what a mid-sized tenant sends when all
 # Entra and Activity Log categories are exported), and whether people drive it.
@@ -45,10 +48,11 @@ MIX: dict[str, tuple[float, Rhythm]] = {
     "SecurityAlert": (0.0001, "steady"),
     "MicrosoftGraphActivityLogs": (0.14, "people"),
     "AuditEvent": (0.04, "steady"),
+    TRUNCATED: (0.001, "steady"),
 }
 CATEGORIES = tuple(MIX)
-# Categories hubsight does not parse: they must land in Unparsed Data with their reason.
-UNCLAIMED = ("MicrosoftGraphActivityLogs", "AuditEvent")
+# Deliberately broken records: the only ones that must land in Unparsed Data (with their reason).
+BROKEN = (TRUNCATED,)
 
 _INTERACTIVE_CODES = (
     (0, 0.885),
@@ -143,6 +147,7 @@ class Background:
             "Policy": self._policy,
             "MicrosoftGraphActivityLogs": self._graph,
             "AuditEvent": self._key_vault,
+            TRUNCATED: self._truncated,
             "SecurityAlert": lambda t: [
                 activity.defender_export(self.ctx, t, self._benign_alert())
             ],
@@ -254,6 +259,16 @@ class Background:
         vault = self.ctx.tenant.resources_of("vaults")[0]
         caller = rng.choice(self.ctx.tenant.managed_identities)
         return [activity.key_vault_audit(self.ctx, when, vault, caller, azure_ip(rng))]
+
+    def _truncated(self, when: datetime) -> list[Draft]:
+        # What is left of a sign-in when a relay keeps only a record's first fields: no
+        # category, no properties, so no parser can say what it was.
+        record = {
+            "time": iso7(when),
+            "resourceId": f"/tenants/{self.ctx.tenant.tenant_id}/providers/Microsoft.aadiam",
+            "operationName": "Sign-in activity",
+        }
+        return [Draft(when, when, TRUNCATED, record, new_id(self.ctx.rng))]
 
     def _benign_alert(self) -> activity.DefenderAlert:
         rng = self.ctx.rng

@@ -1,5 +1,5 @@
 """Entra ID directory records: AuditLogs, ProvisioningLogs, RiskyUsers, UserRiskEvents, and the
-Microsoft Graph activity log (a category hubsight does not parse), as Event Hubs delivers them.
+Microsoft Graph activity log, as Event Hubs delivers them.
 """
 
 from __future__ import annotations
@@ -330,7 +330,7 @@ _GRAPH_CALLS = (
 
 
 def graph_activity(ctx: Context, when: datetime, user: User, ip: str) -> Draft:
-    """A ``MicrosoftGraphActivityLogs`` record: one Graph API request (not parsed by hubsight)."""
+    """A ``MicrosoftGraphActivityLogs`` record: one Graph API request."""
     rng = ctx.rng
     processed = later(when, rng, 60, 300)
     method, uri, status = rng.choice(_GRAPH_CALLS)

@@ -10,6 +10,7 @@ import msgspec
 from confluent_kafka import KafkaError, KafkaException, Producer
 
 from hubsight.errors import HubsightError
+from hubsight.simulate.background import TRUNCATED
 from hubsight.simulate.engine import MAX_MESSAGE_BYTES, SimMessage
 
 
@@ -55,13 +56,14 @@ _ACTIVITY_LOG = frozenset(
     {"Administrative", "Policy", "Security", "ServiceHealth", "ResourceHealth", "Alert",
      "Autoscale", "Recommendation"}
 )  # fmt: skip
+_NOT_ARCHIVED = frozenset({"SecurityAlert", TRUNCATED})
 
 
 class ExportSink:
     """Records as a diagnostic setting archives them to a storage account: one JSON record per
     line in ``insights-logs-<category>/.../y=YYYY/m=MM/d=DD/h=HH/m=00/PT1H.json`` (the Activity
-    Log in ``insights-activity-logs``). Defender continuous-export alerts are not archived this
-    way and are left out."""
+    Log in ``insights-activity-logs``). Defender continuous-export records are not archived this
+    way, nor would a relay's truncated records be: both are left out."""
 
     def __init__(self, root: Path) -> None:
         self._root = root
@@ -71,7 +73,7 @@ class ExportSink:
 
     def send(self, message: SimMessage) -> None:
         """Append each record of the message to the file of its category and hour."""
-        if message.category == "SecurityAlert":
+        if message.category in _NOT_ARCHIVED:
             self.skipped += message.records
             return
         lines: dict[Path, list[bytes]] = {}

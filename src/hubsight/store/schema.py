@@ -52,6 +52,10 @@ _LOW_CARDINALITY = {
     "status",
     "alert_type",
     "failure_reason",
+    "http_method",
+    "auth_type",
+    "namespace",
+    "protocol",
 }
 # Large text columns get stronger compression than the default LZ4.
 _CODECS = {

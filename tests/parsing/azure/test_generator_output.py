@@ -9,7 +9,7 @@ from hubsight.parsing.azure import build_registry
 from hubsight.parsing.event import LogSet
 from hubsight.parsing.pipeline import MessageParser
 from hubsight.simulate import SCENARIOS, Simulation, SimulationConfig
-from hubsight.simulate.background import UNCLAIMED
+from hubsight.simulate.background import BROKEN
 from hubsight.sources.base import Message
 
 START = datetime(2026, 1, 5, tzinfo=UTC)
@@ -25,9 +25,9 @@ def test_generated_traffic_has_no_unparsed_record_of_a_claimed_category() -> Non
             topic="sim", partition=0, offset=sim.sequence, value=sim.body, received_time=START
         )
         for event in parser.parse(message):
-            by_set[(event.category, event.log_set)] += 1
+            by_set[(sim.category, event.log_set)] += 1
     unparsed = {cat for (cat, log_set) in by_set if log_set == LogSet.UNPARSED_DATA}
-    assert unparsed <= set(UNCLAIMED)
+    assert unparsed <= set(BROKEN)
     claimed = {cat for (cat, log_set) in by_set if log_set != LogSet.UNPARSED_DATA}
     assert {"SignInLogs", "AuditLogs", "Administrative", "SecurityAlert"} <= claimed
     assert parser.counters.repairs == {}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from hubsight.parsing.geoip import GeoIP, MemoryGeoDatabase
 from parsing.samples import DATA, parse_bytes
 
@@ -52,3 +54,15 @@ def test_private_addresses_are_never_looked_up() -> None:
     (event,) = parse_bytes(json.dumps(record).encode(), geoip=geo)
     assert event["source_ip_scope"] == "private"
     assert "geoip_country_code" not in event
+
+
+@pytest.mark.parametrize("address", ["", "<IP ADDRESS>", "0.0.0.0"])  # noqa: S104 - data
+def test_missing_or_placeholder_address_keeps_microsoft_location(address: str) -> None:
+    record = dict(
+        SIGNIN, callerIpAddress=address, properties=dict(SIGNIN["properties"], ipAddress=address)
+    )
+    (event,) = parse_bytes(json.dumps(record).encode(), geoip=GEO)
+    assert (event["geoip_country_code"], event["geoip_city"]) == ("GB", "London")
+    assert event.get("source_ip_scope") in (None, "reserved")
+    # No public address: no organization can be looked up.
+    assert "geoip_organization" not in event

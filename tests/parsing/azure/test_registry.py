@@ -14,9 +14,15 @@ from hubsight.parsing.azure import (
 from hubsight.parsing.azure.activity import ActivityParser
 from hubsight.parsing.azure.audit import AuditParser
 from hubsight.parsing.azure.defender import DefenderParser
+from hubsight.parsing.azure.firewall import FirewallParser
+from hubsight.parsing.azure.graph import GraphActivityParser
+from hubsight.parsing.azure.keyvault import KeyVaultParser
+from hubsight.parsing.azure.kubernetes import KubernetesAuditParser
 from hubsight.parsing.azure.provisioning import ProvisioningParser
+from hubsight.parsing.azure.resourcelog import ResourceLogParser
 from hubsight.parsing.azure.risk import RiskParser
 from hubsight.parsing.azure.signin import SignInParser
+from hubsight.parsing.azure.storage import StorageParser
 from hubsight.parsing.geoip import GeoIP
 
 # The issue's table of log sets: each category must have a parser.
@@ -43,6 +49,20 @@ ISSUE_CATEGORIES = {
     "Security": DefenderParser,
     "SecurityAlert": DefenderParser,
     "UserRiskEvents": RiskParser,
+    "MicrosoftGraphActivityLogs": GraphActivityParser,
+    "AuditEvent": KeyVaultParser,
+    "StorageRead": StorageParser,
+    "StorageWrite": StorageParser,
+    "StorageDelete": StorageParser,
+    "kube-audit": KubernetesAuditParser,
+    "kube-audit-admin": KubernetesAuditParser,
+    "AzureFirewallNetworkRule": FirewallParser,
+    "AzureFirewallApplicationRule": FirewallParser,
+    "AZFWNetworkRule": FirewallParser,
+    "AZFWApplicationRule": FirewallParser,
+    "AZFWNatRule": FirewallParser,
+    "ApplicationGatewayFirewallLog": FirewallParser,
+    "FrontDoorWebApplicationFirewallLog": FirewallParser,
 }
 
 
@@ -66,9 +86,27 @@ def test_issue_category_has_its_parser(
     assert isinstance(registry.parser_for(category.lower(), record), parser_type)
 
 
-@pytest.mark.parametrize("category", [None, "", "MicrosoftGraphActivityLogs", "StorageRead"])
+@pytest.mark.parametrize("category", [None, "", "OperationalLogs", "NoSuchCategory"])
 def test_unknown_categories_have_no_parser(registry: AzureRegistry, category: str | None) -> None:
+    # A time alone is not the common resource-log schema: no operation, so nothing claims it.
     assert registry.parser_for(category, b'{"time": "2025-01-01T00:00:00Z"}') is None
+
+
+@pytest.mark.parametrize(
+    ("record", "claimed"),
+    [
+        (b'{"time": "t", "category": "OperationalLogs", "operationName": "Create"}', True),
+        (b'{"resourceId": "/x", "category": "OperationalLogs", "operationName": "C"}', True),
+        (b'{"TIME": "t", "Category": "OperationalLogs", "OperationName": "Create"}', True),
+        (b'{"time": "t", "category": "OperationalLogs"}', False),
+        (b'{"category": "OperationalLogs", "operationName": "Create"}', False),
+    ],
+)
+def test_unclaimed_categories_of_the_resource_log_shape(
+    registry: AzureRegistry, record: bytes, claimed: bool
+) -> None:
+    parser = registry.parser_for("OperationalLogs", record)
+    assert isinstance(parser, ResourceLogParser) if claimed else parser is None
 
 
 def test_shapes_without_a_log_category(registry: AzureRegistry) -> None:
@@ -80,6 +118,11 @@ def test_shapes_without_a_log_category(registry: AzureRegistry) -> None:
     assert isinstance(registry.parser_for("UserManagement", graph_user), AuditParser)
     activity_policy = b'{"category": "Policy", "operationName": "x/audit/action"}'
     assert isinstance(registry.parser_for("Policy", activity_policy), ActivityParser)
+    graph_signin = b'{"createdDateTime": "2025-01-01T00:00:00Z", "clientAppUsed": "Browser"}'
+    assert isinstance(registry.parser_for(None, graph_signin), SignInParser)
+    # With an envelope it is a sign-in log record only when its category says so.
+    wrapped = b'{"operationName": "Sign-in activity", "createdDateTime": "x", "clientAppUsed": "B"}'
+    assert registry.parser_for(None, wrapped) is None
 
 
 def test_a_second_claim_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -2,8 +2,9 @@
 
 Adding a category is one module (a class with ``categories`` and ``parse``) and one line in
 ``_PARSER_TYPES``. Records without an Azure Monitor category are recognised by shape: Defender
-continuous-export alerts and Graph-shaped audit entries (whose ``category`` is the audit
-category, e.g. ``UserManagement`` or ``Policy``, not a log category).
+continuous-export alerts, Graph-shaped sign-ins and audit entries (whose ``category`` is the
+audit category, e.g. ``UserManagement`` or ``Policy``, not a log category). A category no parser
+claims but which follows the common resource-log schema goes to ``ResourceLogParser``.
 """
 
 from __future__ import annotations
@@ -16,15 +17,22 @@ from typing import Protocol
 from hubsight.parsing.azure.activity import ActivityParser
 from hubsight.parsing.azure.audit import AuditParser, is_graph_audit
 from hubsight.parsing.azure.defender import DefenderParser, is_security_alert
+from hubsight.parsing.azure.deps import KnownUsers, ParserDeps
+from hubsight.parsing.azure.firewall import FirewallParser
+from hubsight.parsing.azure.graph import GraphActivityParser
+from hubsight.parsing.azure.keyvault import KeyVaultParser
+from hubsight.parsing.azure.kubernetes import KubernetesAuditParser
 from hubsight.parsing.azure.provisioning import ProvisioningParser
+from hubsight.parsing.azure.resourcelog import ResourceLogParser, is_resource_log
 from hubsight.parsing.azure.risk import RiskParser
-from hubsight.parsing.azure.signin import SignInParser
+from hubsight.parsing.azure.signin import SignInParser, is_graph_signin
+from hubsight.parsing.azure.storage import StorageParser
 from hubsight.parsing.base import RecordParser
 from hubsight.parsing.geoip import GeoIP
 
 
 class AzureParser(RecordParser, Protocol):
-    """A parser module's class: the categories it claims, built with the shared ``GeoIP``."""
+    """A parser module's class: the categories it claims, built with the shared ``ParserDeps``."""
 
     @property
     def categories(self) -> tuple[str, ...]:
@@ -32,13 +40,19 @@ class AzureParser(RecordParser, Protocol):
         ...
 
 
-_PARSER_TYPES: tuple[Callable[[GeoIP], AzureParser], ...] = (
+_PARSER_TYPES: tuple[Callable[[ParserDeps], AzureParser], ...] = (
     SignInParser,
     AuditParser,
     ActivityParser,
     DefenderParser,
     ProvisioningParser,
     RiskParser,
+    GraphActivityParser,
+    KeyVaultParser,
+    StorageParser,
+    KubernetesAuditParser,
+    FirewallParser,
+    ResourceLogParser,
 )
 # Activity Log categories that are also Graph audit categories: checked for the Graph shape first.
 _AMBIGUOUS = frozenset({"policy"})
@@ -55,6 +69,8 @@ class AzureRegistry:
     by_category: Mapping[str, AzureParser]
     audit: AzureParser
     defender: AzureParser
+    signin: AzureParser
+    resource_log: AzureParser
     claimed: tuple[str, ...] = field(default=())
 
     def parser_for(self, category: str | None, record: bytes) -> AzureParser | None:
@@ -67,15 +83,19 @@ class AzureRegistry:
             return self.defender
         if is_graph_audit(record):
             return self.audit
+        if parser is None and not key and is_graph_signin(record):
+            return self.signin
+        if parser is None and key and is_resource_log(record):
+            return self.resource_log
         return parser
 
 
 def build_registry(geoip: GeoIP | None = None) -> AzureRegistry:
     """The registry of every Azure parser, sharing one ``GeoIP`` (none: addresses not located)."""
-    geo = geoip if geoip is not None else GeoIP()
+    deps = ParserDeps(geoip=geoip if geoip is not None else GeoIP(), users=KnownUsers())
     by_category: dict[str, AzureParser] = {}
     claimed: list[str] = []
-    parsers = [make(geo) for make in _PARSER_TYPES]
+    parsers = [make(deps) for make in _PARSER_TYPES]
     for parser in parsers:
         for category in parser.categories:
             key = category.lower()
@@ -86,11 +106,11 @@ def build_registry(geoip: GeoIP | None = None) -> AzureRegistry:
                 )
             by_category[key] = parser
             claimed.append(category)
-    audit = next(p for p in parsers if isinstance(p, AuditParser))
-    defender = next(p for p in parsers if isinstance(p, DefenderParser))
     return AzureRegistry(
         by_category=MappingProxyType(by_category),
-        audit=audit,
-        defender=defender,
+        audit=next(p for p in parsers if isinstance(p, AuditParser)),
+        defender=next(p for p in parsers if isinstance(p, DefenderParser)),
+        signin=next(p for p in parsers if isinstance(p, SignInParser)),
+        resource_log=next(p for p in parsers if isinstance(p, ResourceLogParser)),
         claimed=tuple(claimed),
     )

@@ -13,6 +13,7 @@ from typing import Any
 
 import msgspec
 
+from hubsight.parsing.azure.deps import ParserDeps
 from hubsight.parsing.azure.normalize import (
     LocalizedText,
     TolerantDecoder,
@@ -177,8 +178,8 @@ class ActivityParser:
 
     categories = ADMIN_CATEGORIES + SERVICE_CATEGORIES
 
-    def __init__(self, geoip: GeoIP) -> None:
-        self._geoip = geoip
+    def __init__(self, deps: ParserDeps) -> None:
+        self._geoip = deps.geoip
         self._admin = frozenset(c.lower() for c in ADMIN_CATEGORIES)
 
     def parse(self, record: bytes, ctx: RecordContext) -> Event:

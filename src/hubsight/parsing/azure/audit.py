@@ -11,6 +11,7 @@ from typing import Any
 
 import msgspec
 
+from hubsight.parsing.azure.deps import ParserDeps
 from hubsight.parsing.azure.normalize import (
     ModifiedProperty,
     TolerantDecoder,
@@ -27,7 +28,6 @@ from hubsight.parsing.azure.normalize import (
 )
 from hubsight.parsing.base import RecordContext
 from hubsight.parsing.event import Event, LogSet
-from hubsight.parsing.geoip import GeoIP
 
 AUDIT_CATEGORY = "AuditLogs"
 _RESULTS = {"success": "SUCCESS", "failure": "FAILED", "timeout": "FAILED"}
@@ -104,8 +104,8 @@ class AuditParser:
 
     categories = (AUDIT_CATEGORY,)
 
-    def __init__(self, geoip: GeoIP) -> None:
-        self._geoip = geoip
+    def __init__(self, deps: ParserDeps) -> None:
+        self._geoip = deps.geoip
         self._record = TolerantDecoder(_Record, probe="operationName")
         self._entry = TolerantDecoder(_Entry)
 

@@ -20,6 +20,7 @@ from hubsight.parsing.azure.activity import (
     properties_of,
     subscription_of,
 )
+from hubsight.parsing.azure.deps import ParserDeps
 from hubsight.parsing.azure.normalize import (
     TolerantDecoder,
     blanks_to_none,
@@ -35,7 +36,6 @@ from hubsight.parsing.azure.normalize import (
 )
 from hubsight.parsing.base import RecordContext
 from hubsight.parsing.event import Event, LogSet
-from hubsight.parsing.geoip import GeoIP
 
 SECURITY_ALERT = "SecurityAlert"
 _PRODUCT = "Microsoft Defender for Cloud"
@@ -81,8 +81,8 @@ class DefenderParser:
 
     categories = ("Security", SECURITY_ALERT)
 
-    def __init__(self, geoip: GeoIP) -> None:
-        self._geoip = geoip
+    def __init__(self, deps: ParserDeps) -> None:
+        self._geoip = deps.geoip
         self._alert = TolerantDecoder(_Alert)
 
     def parse(self, record: bytes, ctx: RecordContext) -> Event:

@@ -265,16 +265,21 @@ def set_user(event: Event, name: str | None, default_domain: str | None) -> None
 def set_source(
     event: Event, address: str | None, geoip: GeoIP, known: GeoLocation | None = None
 ) -> None:
-    """Fill the source address, its scope and its location (``known`` first, then the database)."""
+    """Fill the source address, its scope and its location (``known`` first, then the database).
+
+    When the address is missing or a placeholder (unreadable, or an unspecified/reserved one such
+    as ``0.0.0.0``), Microsoft's own location (``known``) is still the best there is, so it is kept.
+    """
     source = geoip.source(address)
-    if source is None:
-        return
-    event.source_ip = source.ip
-    event.source_port = source.port
-    event.source_ip_scope = source.scope
-    if source.scope is not IpScope.PUBLIC:
-        return
-    location = known or source.location
+    location = known
+    if source is not None:
+        event.source_ip = source.ip
+        event.source_port = source.port
+        event.source_ip_scope = source.scope
+        if source.scope is IpScope.PUBLIC:
+            location = known or source.location
+        elif source.scope is not IpScope.RESERVED:
+            return  # a private or internal address: no place to name
     if location is None:
         return
     event.geoip_country_code = location.country_code
@@ -285,7 +290,7 @@ def set_source(
     event.geoip_longitude = location.longitude
     if location.organization:
         event.geoip_organization = location.organization
-    elif known is not None and source.location is not None:
+    elif known is not None and source is not None and source.location is not None:
         # Microsoft's own location has no organization: take it from the databases if any.
         event.geoip_organization = source.location.organization
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import msgspec
 
 from hubsight.parsing.azure.activity import normalize_result
+from hubsight.parsing.azure.deps import ParserDeps
 from hubsight.parsing.azure.normalize import (
     ModifiedProperty,
     TolerantDecoder,
@@ -19,7 +20,6 @@ from hubsight.parsing.azure.normalize import (
 )
 from hubsight.parsing.base import RecordContext
 from hubsight.parsing.event import Event, LogSet
-from hubsight.parsing.geoip import GeoIP
 
 PROVISIONING_CATEGORY = "ProvisioningLogs"
 
@@ -70,8 +70,8 @@ class ProvisioningParser:
 
     categories = (PROVISIONING_CATEGORY,)
 
-    def __init__(self, geoip: GeoIP) -> None:
-        self._geoip = geoip
+    def __init__(self, deps: ParserDeps) -> None:
+        self._geoip = deps.geoip
         self._record = TolerantDecoder(_Record, probe="operationName")
         self._properties = TolerantDecoder(_Properties)
 

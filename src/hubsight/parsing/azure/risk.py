@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import msgspec
 
+from hubsight.parsing.azure.deps import ParserDeps
 from hubsight.parsing.azure.normalize import (
     EntraLocation,
     TolerantDecoder,
@@ -24,7 +25,6 @@ from hubsight.parsing.azure.normalize import (
 )
 from hubsight.parsing.base import RecordContext
 from hubsight.parsing.event import Event, LogSet
-from hubsight.parsing.geoip import GeoIP
 
 DETECTION_CATEGORIES = ("UserRiskEvents", "ServicePrincipalRiskEvents")
 STATE_CATEGORIES = ("RiskyUsers", "RiskyServicePrincipals")
@@ -84,8 +84,8 @@ class RiskParser:
 
     categories = DETECTION_CATEGORIES + STATE_CATEGORIES
 
-    def __init__(self, geoip: GeoIP) -> None:
-        self._geoip = geoip
+    def __init__(self, deps: ParserDeps) -> None:
+        self._geoip = deps.geoip
         self._record = TolerantDecoder(_Record, probe="operationName")
         self._properties = TolerantDecoder(_Properties)
         self._detections = frozenset(c.lower() for c in DETECTION_CATEGORIES)

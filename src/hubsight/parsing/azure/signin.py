@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import msgspec
 
+from hubsight.parsing.azure.deps import ParserDeps
 from hubsight.parsing.azure.normalize import (
     EntraLocation,
     TolerantDecoder,
@@ -23,7 +24,6 @@ from hubsight.parsing.azure.normalize import (
 from hubsight.parsing.base import RecordContext
 from hubsight.parsing.errorcodes import AuthResult, result_for
 from hubsight.parsing.event import Event, LogSet
-from hubsight.parsing.geoip import GeoIP
 from hubsight.parsing.timeparse import parse_time
 
 # category -> (log set, actor type, interactive unless the record says otherwise)
@@ -93,6 +93,12 @@ class _Properties(msgspec.Struct):
     homeTenantId: str | None = None
 
 
+class _GraphSignIn(_Properties):
+    """A sign-in as Graph returns it: the object itself, no Azure Monitor envelope."""
+
+    signInEventTypes: list[str] | None = None
+
+
 class _SignIn(msgspec.Struct):
     time: str | None = None
     category: str | None = None
@@ -113,18 +119,29 @@ class SignInParser:
 
     categories = tuple(SIGNIN_CATEGORIES)
 
-    def __init__(self, geoip: GeoIP) -> None:
-        self._geoip = geoip
+    def __init__(self, deps: ParserDeps) -> None:
+        self._geoip = deps.geoip
+        self._users = deps.users
         self._decoder = TolerantDecoder(_SignIn, probe="operationName")
         self._properties = TolerantDecoder(_Properties)
+        self._graph = TolerantDecoder(_GraphSignIn)
 
     def parse(self, record: bytes, ctx: RecordContext) -> Event:
-        """Normalize one sign-in record."""
+        """Normalize one sign-in record, with or without the Azure Monitor envelope."""
         head = self._decoder.decode(record)
-        props = head.properties
-        if not isinstance(props, _Properties):
-            props = embedded(props, self._properties) or _Properties()
-        category = head.category or "SignInLogs"
+        props: _Properties
+        if head.category is None and head.properties is None and is_graph_signin(record):
+            graph = self._graph.decode(record)
+            head = _SignIn(correlationId=graph.correlationId)
+            props = graph
+            category = _graph_category(graph)
+        else:
+            found = head.properties
+            if isinstance(found, _Properties):
+                props = found
+            else:
+                props = embedded(found, self._properties) or _Properties()
+            category = head.category or "SignInLogs"
         kind = SIGNIN_CATEGORIES.get(category)
         log_set, actor_type, interactive = kind if kind is not None else _kind_of(category)
         event = new_event(
@@ -148,6 +165,8 @@ class SignInParser:
             event.failure_reason = status.failureReason or head.resultDescription or None
         if actor_type == "user":
             set_user(event, props.userPrincipalName or _upn_like(head.identity), ctx.default_domain)
+            self._users.learn(props.userId, event.user)
+            event.user_id = props.userId.lower() if props.userId else None
         event.application = props.appDisplayName or props.servicePrincipalName or None
         event.application_id = props.appId or None
         event.resource = props.resourceDisplayName or None
@@ -179,6 +198,32 @@ class SignInParser:
             entra_location(props.location, head.location),
         )
         return event
+
+
+def is_graph_signin(record: bytes) -> bool:
+    """Whether a record is a bare Graph-shaped sign-in (no Azure Monitor envelope)."""
+    return (
+        b'"createdDateTime"' in record
+        and b'"operationName"' not in record
+        and (b'"clientAppUsed"' in record or b'"conditionalAccessStatus"' in record)
+    )
+
+
+# Graph's signInEventTypes (beta) name the log the sign-in would be exported to.
+_GRAPH_EVENT_TYPES = {
+    "interactiveuser": "SignInLogs",
+    "noninteractiveuser": "NonInteractiveUserSignInLogs",
+    "serviceprincipal": "ServicePrincipalSignInLogs",
+    "managedidentity": "ManagedIdentitySignInLogs",
+}
+
+
+def _graph_category(sign_in: _GraphSignIn) -> str:
+    for kind in sign_in.signInEventTypes or ():
+        category = _GRAPH_EVENT_TYPES.get(kind.lower())
+        if category is not None:
+            return category
+    return "NonInteractiveUserSignInLogs" if sign_in.isInteractive is False else "SignInLogs"
 
 
 def _kind_of(category: str) -> tuple[LogSet, str, bool]:
