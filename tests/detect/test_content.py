@@ -149,3 +149,11 @@ def test_a_correlation_is_shipped_with_its_window_and_base_rule() -> None:
     assert fired.fires
     assert len(fired.events) == 5
     assert [len(e.events) for e in quiet if "one short" in e.name] == [4]
+
+
+def test_informational_rules_are_notables_and_the_others_alert() -> None:
+    notables = {c.meta.id for c in content_rules() if c.meta.notable}
+    assert "entra.guest_invited" in notables
+    assert "keyvault.vault_deleted" not in notables
+    for cls in content_rules():
+        assert cls.meta.notable is (cls.meta.severity.value == "Info"), cls.meta.id

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from hubsight.detect.rules import BUILTIN_RULES
+from hubsight.detect.ruleset import rule_classes
 from hubsight.simulate import SCENARIOS
 
 from .runs import Run
@@ -181,6 +181,18 @@ def _audits(*activities: str, marker: str) -> Callable[[list[Record], dict[str, 
     return check
 
 
+def _requested(marker: str, *operations: str) -> Callable[[list[Record], dict[str, Any]], None]:
+    # Operations whose request body (on the Start record) asks for the risky setting.
+    by_operations = _operations(*operations)
+
+    def check(records: list[Record], truth: dict[str, Any]) -> None:
+        by_operations(records, truth)
+        bodies = [r["properties"].get("requestbody", "") for r in records]
+        assert any(marker in body for body in bodies), bodies
+
+    return check
+
+
 def _deletion_burst(records: list[Record], truth: dict[str, Any]) -> None:
     ends = [r for r in records if r["resultType"] == "Success"]
     assert all(r["operationName"].endswith("/DELETE") for r in ends)
@@ -236,6 +248,53 @@ CHECKS: dict[str, Callable[[list[Record], dict[str, Any]], None]] = {
         "MICROSOFT.RESOURCES/SUBSCRIPTIONS/RESOURCEGROUPS/DELETE"
     ),
     "deletion-burst": _deletion_burst,
+    "keyvault-opened": _requested(
+        '"defaultAction": "Allow"',
+        "MICROSOFT.KEYVAULT/VAULTS/WRITE",
+        "MICROSOFT.KEYVAULT/VAULTS/DELETE",
+    ),
+    "storage-soft-delete-off": _requested(
+        '"enabled": false',
+        "MICROSOFT.STORAGE/STORAGEACCOUNTS/BLOBSERVICES/WRITE",
+        "MICROSOFT.STORAGE/STORAGEACCOUNTS/DELETE",
+    ),
+    "disk-exported": _operations(
+        "MICROSOFT.COMPUTE/DISKS/BEGINGETACCESS/ACTION", "MICROSOFT.COMPUTE/SNAPSHOTS/DELETE"
+    ),
+    "aks-admin-credentials": _operations(
+        "MICROSOFT.CONTAINERSERVICE/MANAGEDCLUSTERS/LISTCLUSTERADMINCREDENTIAL/ACTION",
+        "MICROSOFT.CONTAINERSERVICE/MANAGEDCLUSTERS/RUNCOMMAND/ACTION",
+    ),
+    "nsg-rdp-open": _requested(
+        '"destinationPortRange": "3389"',
+        "MICROSOFT.NETWORK/NETWORKSECURITYGROUPS/SECURITYRULES/WRITE",
+    ),
+    "monitoring-blinded": _operations(
+        "MICROSOFT.SECURITYINSIGHTS/ALERTRULES/DELETE",
+        "MICROSOFT.OPERATIONALINSIGHTS/WORKSPACES/DELETE",
+    ),
+    "automation-backdoor": _operations(
+        "MICROSOFT.AUTOMATION/AUTOMATIONACCOUNTS/RUNBOOKS/WRITE",
+        "MICROSOFT.AUTOMATION/AUTOMATIONACCOUNTS/WEBHOOKS/WRITE",
+    ),
+    "governance-unlocked": _requested(
+        '"softDeleteFeatureState": "Disabled"',
+        "MICROSOFT.RECOVERYSERVICES/VAULTS/BACKUPCONFIG/WRITE",
+        "MICROSOFT.AUTHORIZATION/LOCKS/DELETE",
+    ),
+    "defender-downgraded": _requested(
+        '"pricingTier": "Free"',
+        "MICROSOFT.SECURITY/PRICINGS/WRITE",
+        "MICROSOFT.SECURITY/ALERTSSUPPRESSIONRULES/WRITE",
+    ),
+    "sql-opened": _requested(
+        '"endIpAddress": "255.255.255.255"',
+        "MICROSOFT.SQL/SERVERS/FIREWALLRULES/WRITE",
+        "MICROSOFT.SQL/SERVERS/AUDITINGSETTINGS/WRITE",
+    ),
+    "entra-mfa-disabled": _audits(
+        "Disable Strong Authentication", "Update named location", marker="Trusted partners"
+    ),
 }
 
 
@@ -257,7 +316,7 @@ def test_scenario_records_are_in_the_truth_and_show_the_attack(day: Run, name: s
 
 
 def test_expected_detections_are_shipped_rules(day: Run) -> None:
-    shipped = {rule.meta.id for rule in BUILTIN_RULES}
+    shipped = {rule.meta.id for rule in rule_classes()}
     expected = {rule for t in day.truth for rule in t["expect"]}
     assert expected <= shipped
     assert len(expected) >= 30

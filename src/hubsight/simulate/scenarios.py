@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from hubsight.simulate import content_scenarios as content
 from hubsight.simulate import control_scenarios as control
 from hubsight.simulate import directory, signins
 from hubsight.simulate import directory_scenarios as directory_attacks
@@ -355,4 +356,6 @@ SCENARIOS: dict[str, Callable[[Context, datetime], Planted]] = {
     "vm-run-command": control.vm_run_command,
     "resource-group-deleted": control.resource_group_deleted,
     "deletion-burst": control.deletion_burst,
+    # One per family of the shipped Sigma content.
+    **content.SCENARIOS,
 }

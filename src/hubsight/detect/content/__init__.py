@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar, cast
 
-from hubsight.detect.base import EventKind, Example, Finding, Rule, RuleContext
+from hubsight.detect.base import EventKind, Example, Finding, Rule, RuleContext, Severity
 from hubsight.detect.content.examples import examples_path, load_examples
 from hubsight.detect.families import FAMILIES
 from hubsight.detect.sigma import SigmaCorrelation, SigmaDetection, SigmaLoad, SigmaLoader
@@ -89,7 +89,10 @@ def _shipped(load: SigmaLoad, family: str) -> type[ShippedRule]:
             f"{family!r}.",
             hint="the Sigma 'name' of a shipped rule is its id: <family>.<what>",
         )
-    meta = replace(load.rule.meta, id=load.name, family=family)
+    # Informational rules note what is routine in most tenants: on the actor's timeline and in
+    # later alerts about them, not alerted alone.
+    notable = load.rule.meta.severity is Severity.INFO
+    meta = replace(load.rule.meta, id=load.name, family=family, notable=notable)
     attributes = {
         "meta": meta,
         "loaded": load.rule,
