@@ -130,3 +130,16 @@ def test_pages_forbid_foreign_scripts_and_framing(client: TestClient) -> None:
     assert "default-src 'self'" in policy
     assert "frame-ancestors 'none'" in policy
     assert headers["x-content-type-options"] == "nosniff"
+
+
+def test_settings_list_rules_by_family_with_attack(client: TestClient) -> None:
+    page = client.get("/settings").text
+    assert '<tr class="family" data-family="keyvault"><th colspan="5">Key Vault' in page
+    keyvault = page.split('data-family="keyvault"')[1].split('<tr class="family"')[0]
+    assert "keyvault.vault_deleted" in keyvault
+    assert "T1485" in keyvault
+    assert "impact" in keyvault
+    assert "auth.brute_force" not in keyvault
+    entra = page.split('data-family="entra"')[1].split('<tr class="family"')[0]
+    assert "auth.brute_force" in entra
+    assert "entra.guest_invited" in entra
