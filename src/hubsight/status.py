@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from hubsight.errors import StoreError
 from hubsight.health import SourceHealth, State
+from hubsight.store.backends import StoreSettings
 from hubsight.store.catalog import Catalog
 
 if TYPE_CHECKING:
@@ -24,11 +25,13 @@ def source_status(service: Service, name: str) -> dict[str, Any]:
     return health.snapshot()
 
 
-def offline_status(data_dir: Path, *, running: bool) -> list[dict[str, Any]]:
+def offline_status(
+    data_dir: Path, *, running: bool, store: StoreSettings | None = None
+) -> list[dict[str, Any]]:
     """Health of every source from the catalog; with nothing running, counts from the store."""
     catalog = Catalog(data_dir)
     persisted = catalog.load_health()
-    counts = {} if running else _stored_counts(data_dir)
+    counts = {} if running else _stored_counts(store or StoreSettings.resolve(data_dir))
     result = []
     for config in catalog.all():
         snapshot, _written = persisted.get(config.name, (SourceHealth(config.name).snapshot(), 0))
@@ -43,13 +46,14 @@ def offline_status(data_dir: Path, *, running: bool) -> list[dict[str, Any]]:
     return result
 
 
-def _stored_counts(data_dir: Path) -> dict[str, int] | None:
-    from hubsight.store.backends import StoreSettings, open_store
+def _stored_counts(settings: StoreSettings) -> dict[str, int] | None:
+    from hubsight.store.backends import open_store
 
-    if not (data_dir / "clickhouse").exists():
+    # An embedded store that was never created holds nothing: do not create one to say so.
+    if settings.scheme == "embedded" and not (settings.data_dir / "clickhouse").exists():
         return {}
     try:
-        store = open_store(StoreSettings(data_dir=data_dir))
+        store = open_store(settings)
     except StoreError:
         return None
     try:

@@ -9,8 +9,9 @@ import click
 
 from hubsight import backup
 from hubsight.cli.local_api import LocalApi
+from hubsight.cli.options import store_settings
 from hubsight.service import is_running, run_lock
-from hubsight.store.backends import StoreSettings, open_store
+from hubsight.store.backends import open_store
 
 
 @click.command("backup")
@@ -29,7 +30,7 @@ def backup_cmd(data_dir: Path, directory: Path) -> None:
             api.close()
     else:
         with run_lock(data_dir):
-            store = open_store(StoreSettings(data_dir=data_dir))
+            store = open_store(store_settings(data_dir))
             try:
                 manifest = backup.create(data_dir, store, target)
             finally:

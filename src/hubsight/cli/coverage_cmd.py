@@ -10,12 +10,13 @@ from typing import Any
 import click
 
 from hubsight.cli.local_api import LocalApi
+from hubsight.cli.options import store_settings
 from hubsight.cli.source_cmd import format_table
 from hubsight.detect.attack import coverage, delivered, matrix, navigator_layer
 from hubsight.detect.db import DetectDB
 from hubsight.detect.runtime import load_ruleset
 from hubsight.service import is_running
-from hubsight.store.backends import StoreSettings, open_store
+from hubsight.store.backends import open_store
 
 
 def coverage_document(data_dir: Path, *, navigator: bool) -> dict[str, Any]:
@@ -25,7 +26,7 @@ def coverage_document(data_dir: Path, *, navigator: bool) -> dict[str, Any]:
         rules = load_ruleset(data_dir, db).rules
     finally:
         db.close()
-    store = open_store(StoreSettings(data_dir=data_dir))
+    store = open_store(store_settings(data_dir))
     try:
         counts = delivered(store, datetime.now(UTC))
     finally:

@@ -120,9 +120,10 @@ def _batches(
         parser = MessageParser(log_name=log_name, registry=default_registry(data_dir, geoip))
         yield from events_from_files(parser, list(inputs))
         return
-    from hubsight.store.backends import StoreSettings, open_store
+    from hubsight.cli.options import store_settings
+    from hubsight.store.backends import open_store
 
-    store = open_store(StoreSettings(data_dir=data_dir))
+    store = open_store(store_settings(data_dir))
     try:
         yield from events_from_store(store, parse_time(start, "--from"), parse_time(end, "--to"))
     finally:

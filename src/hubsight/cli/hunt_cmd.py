@@ -10,11 +10,12 @@ from typing import Any
 import click
 
 from hubsight.cli.local_api import LocalApi
+from hubsight.cli.options import store_settings
 from hubsight.cli.source_cmd import format_table
 from hubsight.detect.hunt import hunt, hunt_rules
 from hubsight.query.timerange import resolve_window
 from hubsight.service import is_running
-from hubsight.store.backends import StoreSettings, open_store
+from hubsight.store.backends import open_store
 
 
 @click.command("hunt")
@@ -46,7 +47,7 @@ def hunt_cmd(
     else:
         rules = hunt_rules(data_dir, rule_or_file)
         window = resolve_window(now=datetime.now(UTC), last=last, start=start, end=end)
-        store = open_store(StoreSettings(data_dir=data_dir))
+        store = open_store(store_settings(data_dir))
         try:
             document = hunt(store, rules, window.start, window.end).to_json()
         finally:

@@ -26,12 +26,13 @@ from pathlib import Path
 import click
 import msgspec
 
+from hubsight.cli.options import store_settings
 from hubsight.errors import ConfigError, HubsightError
 from hubsight.parsing.event import Event, LogSet
 from hubsight.parsing.pipeline import MessageParser
 from hubsight.parsing.registry import default_registry
 from hubsight.sources.base import Message
-from hubsight.store.backends import StoreSettings, open_store
+from hubsight.store.backends import open_store
 from hubsight.store.base import EventStore
 
 # Events per store write: large enough for ClickHouse to like the parts, small enough that an
@@ -174,7 +175,7 @@ def import_command(
         default_domain=default_domain,
         keep_unparsed=keep_unparsed,
     )
-    store = open_store(StoreSettings(data_dir=data_dir))
+    store = open_store(store_settings(data_dir))
     try:
         totals, by_category = _import(store, parser, files)
     finally:

@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from hubsight import __version__
+from hubsight.cli.options import STORE_META
 from hubsight.config import resolve_data_dir
 from hubsight.errors import ConfigError, HubsightError, QuerySyntaxError
 
@@ -49,10 +50,18 @@ def render_error(exc: HubsightError) -> None:
     default=None,
     help="Data directory (default: $HUBSIGHT_DATA_DIR or ./data).",
 )
+@click.option(
+    "--store",
+    default=None,
+    metavar="URL",
+    help="Event store: clickhouse://USER@HOST:PORT/DB[?cluster=NAME] "
+    "(default: $HUBSIGHT_STORE, else embedded in the data directory).",
+)
 @click.pass_context
-def cli(ctx: click.Context, data_dir: Path | None) -> None:
+def cli(ctx: click.Context, data_dir: Path | None, store: str | None) -> None:
     """hubsight: incident detection and response for Microsoft Azure."""
     ctx.obj = resolve_data_dir(data_dir)
+    ctx.meta[STORE_META] = store
 
 
 def main() -> None:

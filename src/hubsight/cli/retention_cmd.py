@@ -9,10 +9,11 @@ from typing import Any
 import click
 
 from hubsight.cli.local_api import LocalApi
+from hubsight.cli.options import store_settings
 from hubsight.cli.source_cmd import format_table
 from hubsight.service import is_running
 from hubsight.store import retention as policy
-from hubsight.store.backends import StoreSettings, open_store
+from hubsight.store.backends import open_store
 from hubsight.store.catalog import Catalog
 
 
@@ -60,7 +61,7 @@ def _rows(data_dir: Path) -> list[dict[str, Any]]:
             return rows
         finally:
             api.close()
-    store = open_store(StoreSettings(data_dir=data_dir))
+    store = open_store(store_settings(data_dir))
     try:
         return policy.usage(store, Catalog(data_dir).retention())
     finally:

@@ -16,6 +16,7 @@ import click
 import uvicorn
 from fastapi import FastAPI
 
+from hubsight.cli.options import store_settings
 from hubsight.collector import CollectorSettings
 from hubsight.demo import start_demo, stop_demo
 from hubsight.detect.runtime import Detection
@@ -24,7 +25,7 @@ from hubsight.logformat import FORMATS, configure_logging, resolve_log_format
 from hubsight.parsing.registry import default_registry
 from hubsight.query.search import searcher
 from hubsight.service import SOCKET_FILE, Service, run_lock
-from hubsight.store.backends import StoreSettings, open_store
+from hubsight.store.backends import open_store
 from hubsight.store.catalog import Catalog
 from hubsight.store.users import UserStore
 from hubsight.web.api import create_app
@@ -73,7 +74,7 @@ def run(
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     with run_lock(data_dir):
-        store = open_store(StoreSettings(data_dir=data_dir))
+        store = open_store(store_settings(data_dir))
         catalog = Catalog(data_dir)
         broker = start_demo(catalog, stop) if demo else None
         detection = Detection.open(data_dir, searcher=searcher(store))

@@ -13,11 +13,12 @@ import click
 import msgspec
 
 from hubsight.cli.local_api import LocalApi
+from hubsight.cli.options import store_settings
 from hubsight.query.keys import QueryWarning
 from hubsight.query.search import SearchLimits, SearchRequest, SearchResult, search
 from hubsight.query.timerange import TimeWindow
 from hubsight.service import is_running
-from hubsight.store.backends import StoreSettings, open_store
+from hubsight.store.backends import open_store
 
 _EVENT_COLUMNS = ["timestamp", "log_set", "log_name", "user", "result", "source_ip"]
 
@@ -159,7 +160,7 @@ def search_cmd(
     if is_running(data_dir):
         result = _search_running(data_dir, request)
     else:
-        store = open_store(StoreSettings(data_dir=data_dir))
+        store = open_store(store_settings(data_dir))
         try:
             result = search(store, request, limits)
         finally:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from hubsight.cli.options import store_settings
 from hubsight.cli.source_cmd import format_table
 from hubsight.parsing.geoip import describe_geoip
 from hubsight.service import is_running
@@ -19,7 +20,7 @@ from hubsight.status import offline_status
 def status(data_dir: Path, as_json: bool) -> None:
     """Per source: state, events stored, last event, lag per partition, last error and hint."""
     running = is_running(data_dir)
-    sources = offline_status(data_dir, running=running)
+    sources = offline_status(data_dir, running=running, store=store_settings(data_dir))
     geoip = describe_geoip(None, data_dir)
     if as_json:
         report = {"running": running, "sources": sources, "geoip": geoip}

@@ -7,8 +7,9 @@ Adding a backend is a module implementing ``store.base.EventStore`` and one line
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
@@ -16,6 +17,7 @@ from hubsight.errors import ConfigError
 from hubsight.store.base import EventStore
 
 _T = TypeVar("_T")
+STORE_ENV = "HUBSIGHT_STORE"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -23,7 +25,13 @@ class StoreSettings:
     """Where events live: ``url`` names a store server; without one, the embedded store."""
 
     data_dir: Path
-    url: str | None = None
+    # May carry a password: never printed.
+    url: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def resolve(cls, data_dir: Path, url: str | None = None) -> StoreSettings:
+        """``url`` (``--store``) over ``HUBSIGHT_STORE`` over the embedded store."""
+        return cls(data_dir=data_dir, url=url or os.environ.get(STORE_ENV) or None)
 
     @property
     def scheme(self) -> str:
@@ -37,9 +45,17 @@ def _embedded(settings: StoreSettings) -> EventStore:
     return EmbeddedStore(settings.data_dir)
 
 
+def _server(settings: StoreSettings) -> EventStore:
+    from hubsight.store.server import open_server
+
+    return open_server(settings.url or "", settings.data_dir)
+
+
 # Imported when chosen: each backend pulls in its own client library.
 _BACKENDS: dict[str, Callable[[StoreSettings], EventStore]] = {
     "embedded": _embedded,
+    "clickhouse": _server,
+    "clickhouses": _server,
 }
 
 

@@ -25,6 +25,7 @@ from hubsight.store.schema import (
     check_not_newer,
     missing_column_ddl,
 )
+from hubsight.store.sql import STORED_OFFSETS, decode_rows
 
 _encoder = msgspec.json.Encoder()
 
@@ -43,14 +44,6 @@ _INSERT_SETTINGS = (
 MAX_BATCH_EVENTS = 500_000
 # Where BACKUP writes before the copy is moved to where it was asked for.
 _BACKUPS = "backups"
-
-
-class _Result(msgspec.Struct):
-    meta: list[dict[str, str]]
-    data: list[list[Any]]
-
-
-_result_decoder = msgspec.json.Decoder(_Result)
 
 
 class EmbeddedStore:
@@ -142,19 +135,12 @@ class EmbeddedStore:
 
     def stored_offsets(self, log_name: str) -> Offsets:
         """The highest stored offset per (topic, partition) of one log name."""
-        rows = self.select(
-            "SELECT source_topic, source_partition, max(source_offset) AS offset "
-            "FROM events WHERE log_name = {log_name:String} "
-            "AND source_offset IS NOT NULL GROUP BY source_topic, source_partition",
-            {"log_name": log_name},
-        )
+        rows = self.select(STORED_OFFSETS, {"log_name": log_name})
         return {(r["source_topic"], int(r["source_partition"])): int(r["offset"]) for r in rows}
 
     def select(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         """Run a read query; rows as dicts keyed by column name."""
-        result = _result_decoder.decode(self._run(sql, params, "JSONCompact"))
-        names = [column["name"] for column in result.meta]
-        return [dict(zip(names, row, strict=True)) for row in result.data]
+        return decode_rows(self._run(sql, params, "JSONCompact"))
 
     def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
         """Run a statement that returns no rows (an INSERT of a few rows) with bound parameters."""

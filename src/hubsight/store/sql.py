@@ -1,0 +1,29 @@
+"""What every ClickHouse-backed store shares: its reads' answer format and the offset guard."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+# The collector's guard: the highest stored offset per (topic, partition) of one log name.
+STORED_OFFSETS = (
+    "SELECT source_topic, source_partition, max(source_offset) AS offset "
+    "FROM events WHERE log_name = {log_name:String} "
+    "AND source_offset IS NOT NULL GROUP BY source_topic, source_partition"
+)
+
+
+class _Result(msgspec.Struct):
+    meta: list[dict[str, str]]
+    data: list[list[Any]]
+
+
+_decoder = msgspec.json.Decoder(_Result)
+
+
+def decode_rows(body: bytes) -> list[dict[str, Any]]:
+    """Rows of a ``JSONCompact`` answer as dicts keyed by column name."""
+    result = _decoder.decode(body)
+    names = [column["name"] for column in result.meta]
+    return [dict(zip(names, row, strict=True)) for row in result.data]
