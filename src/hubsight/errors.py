@@ -9,6 +9,9 @@
     ├── StoreError                the event store refused or failed a read or a write
     ├── NotFoundError             a named object (event source, ...) does not exist
     ├── RuleError                 a shipped detection rule or its examples cannot be used
+    ├── AccessError               the caller may not do this
+    │   ├── SignInRequired        no valid session or API token (401; ``expired`` says why)
+    │   └── ForbiddenError        signed in, but the role or the CSRF token does not allow it (403)
     └── QueryError                a search cannot run
         └── QuerySyntaxError      with line, column and a caret excerpt
 
@@ -85,6 +88,22 @@ class NotFoundError(HubsightError):
 
 class RuleError(HubsightError):
     """A shipped detection rule, or one of its examples, that cannot be used."""
+
+
+class AccessError(HubsightError):
+    """The caller may not do this."""
+
+
+class SignInRequired(AccessError):
+    """No valid session or API token; ``expired`` names why a session ended ("idle", "max")."""
+
+    def __init__(self, message: str, *, hint: str = "", expired: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.expired = expired
+
+
+class ForbiddenError(AccessError):
+    """Signed in, but the account's role or a missing CSRF token does not allow the request."""
 
 
 class QueryError(HubsightError):

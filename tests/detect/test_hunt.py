@@ -224,6 +224,13 @@ def test_the_api_hunts_by_id_or_by_text(store: EmbeddedStore, data_dir: Path) ->
         leql = client.get(f"/api/v1/rules/sigma.{SOLO}/leql").json()
         assert leql["leql"] == hunt_leql(data_dir, f"sigma.{SOLO}")
         assert client.get("/api/v1/rules/sigma.nope/leql").status_code == 404
+        # A file on the server is hunted only by the CLI: the API would let accounts read files.
+        (data_dir / "rule.yml").write_text(FAILED + BURST, "utf-8")
+        with pytest.MonkeyPatch.context() as patch:
+            patch.chdir(data_dir)
+            by_path = client.post("/api/v1/rules/hunt", json={"rule": "rule.yml", **window})
+            assert by_path.status_code == 404
+            assert client.get("/api/v1/rules/rule.yml/leql").status_code == 404
 
 
 def test_a_rules_leql_finds_the_events_it_matches(store: EmbeddedStore, data_dir: Path) -> None:

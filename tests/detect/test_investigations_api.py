@@ -43,7 +43,8 @@ def client(data_dir: Path) -> TestClient:
     app.state.auth = ConsoleAuth(users)
     app.include_router(detect_routes.router)
     app.include_router(investigation_routes.router)
-    return TestClient(app)
+    # With accounts the routes need a sign-in: the analyst's API token.
+    return TestClient(app, headers={"Authorization": f"Bearer {users.issue_token('ana', 't')}"})
 
 
 def test_list_detail_triage_and_close(client: TestClient) -> None:

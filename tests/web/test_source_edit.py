@@ -168,7 +168,7 @@ def test_edited_settings_are_tested_without_saving_and_by_admins_only(
     for url, body in [("relay/test", edited), ("test", new)]:
         refused = signed.post(f"/api/v1/event-sources/{url}", json=body, headers=analyst)
         assert refused.status_code == 403, url
-        assert refused.json()["error"] == "only an admin may test settings that are not saved"
+        assert refused.json()["error"] == "the analyst role cannot change this"
     stored = signed.post("/api/v1/event-sources/relay/test", headers=analyst)
     assert stored.status_code == 200
     assert stored.json()["name"] == "relay"

@@ -79,10 +79,11 @@ def _iso(when: datetime) -> str:
     return when.isoformat().replace("+00:00", "Z")
 
 
-def _loads(data_dir: Path, target: str) -> list[SigmaLoad]:
-    """The documents ``target`` names: a Sigma file's, or the imported one with that id."""
+def _loads(data_dir: Path, target: str, *, files: bool) -> list[SigmaLoad]:
+    """The documents ``target`` names: a Sigma file's (when ``files``), or the imported one."""
     path = Path(target)
-    if path.is_file():
+    # The API passes files=False: a path would let a console account load any readable file.
+    if files and path.is_file():
         return load_sigma_file(path)
     folder = rules_dir_default(data_dir)
     loads = load_sigma_rules(folder) if folder.is_dir() else []
@@ -96,9 +97,9 @@ def _loads(data_dir: Path, target: str) -> list[SigmaLoad]:
     return found
 
 
-def hunt_rules(data_dir: Path, target: str) -> Sequence[Rule[Any]]:
+def hunt_rules(data_dir: Path, target: str, *, files: bool = True) -> Sequence[Rule[Any]]:
     """The rules ``target`` names: every rule of a Sigma file, or an imported rule's id."""
-    loads = _loads(data_dir, target)
+    loads = _loads(data_dir, target, files=files)
     rules = [load.rule for load in loads if load.rule is not None]
     if not rules:
         raise ConfigError(f"no rule of {target} loads: {_reasons(loads)}",
@@ -106,9 +107,13 @@ def hunt_rules(data_dir: Path, target: str) -> Sequence[Rule[Any]]:
     return rules
 
 
-def hunt_leql(data_dir: Path, target: str) -> str:
+def hunt_leql(data_dir: Path, target: str, *, files: bool = True) -> str:
     """The LEQL query of a single-event rule, to open in Log Search."""
-    loads = [load for load in _loads(data_dir, target) if isinstance(load.rule, SigmaDetection)]
+    loads = [
+        load
+        for load in _loads(data_dir, target, files=files)
+        if isinstance(load.rule, SigmaDetection)
+    ]
     if not loads:
         raise ConfigError(
             f"{target} is not a single-event Sigma rule: a correlation has no LEQL form",

@@ -12,10 +12,11 @@ from typing import Any
 import anyio.to_thread
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 
 from hubsight import __version__
-from hubsight.errors import AlreadyExistsError, ConfigError, HubsightError, NotFoundError
+from hubsight.errors import ConfigError, HubsightError, SignInRequired
 from hubsight.probe import probe_source
 from hubsight.service import Service
 from hubsight.sources.config import SourceConfig, make_source
@@ -31,7 +32,15 @@ from hubsight.web import (
     retention_routes,
     search_routes,
 )
-from hubsight.web.auth import AuthMiddleware, ConsoleAuth, current_account
+from hubsight.web.auth import (
+    ConsoleAuth,
+    app_routes,
+    declared_access,
+    require,
+    require_role,
+    signed_out,
+)
+from hubsight.web.responses import error_response
 
 router = APIRouter(prefix="/api/v1")
 _SECRETS = ("connection_string", "password")
@@ -64,14 +73,19 @@ def _public(service: Service, config: SourceConfig) -> dict[str, Any]:
     return config.public() | {"health": source_status(service, config.name)}
 
 
-@router.get("/event-sources")
+@router.get("/event-sources", dependencies=[require_role("analyst")])
 def list_sources(request: Request) -> list[dict[str, Any]]:
     """Every event source with its health; secrets are shown only as '(set)'."""
     service = _service(request)
     return [_public(service, config) for config in service.catalog.all()]
 
 
-@router.post("/event-sources", status_code=201, openapi_extra=_SOURCE_BODY)
+@router.post(
+    "/event-sources",
+    status_code=201,
+    openapi_extra=_SOURCE_BODY,
+    dependencies=[require_role("admin")],
+)
 async def create_source(request: Request) -> dict[str, Any]:
     """Add an event source; the collector starts on it within a second."""
     service = _service(request)
@@ -80,14 +94,16 @@ async def create_source(request: Request) -> dict[str, Any]:
     return _public(service, config)
 
 
-@router.get("/event-sources/{name}")
+@router.get("/event-sources/{name}", dependencies=[require_role("analyst")])
 def get_source(request: Request, name: str) -> dict[str, Any]:
     """One event source."""
     service = _service(request)
     return _public(service, service.catalog.get(name))
 
 
-@router.put("/event-sources/{name}", openapi_extra=_SOURCE_BODY)
+@router.put(
+    "/event-sources/{name}", openapi_extra=_SOURCE_BODY, dependencies=[require_role("admin")]
+)
 async def replace_source(request: Request, name: str, dry_run: bool = False) -> dict[str, Any]:
     """Replace a source's settings; a secret left out or empty keeps its stored value.
 
@@ -101,7 +117,9 @@ async def replace_source(request: Request, name: str, dry_run: bool = False) -> 
     return _public(service, config)
 
 
-@router.patch("/event-sources/{name}", openapi_extra=_PATCH_BODY)
+@router.patch(
+    "/event-sources/{name}", openapi_extra=_PATCH_BODY, dependencies=[require_role("admin")]
+)
 async def patch_source(request: Request, name: str, dry_run: bool = False) -> dict[str, Any]:
     """Change some settings (a JSON merge patch: null removes a key); secrets as with PUT."""
     service = _service(request)
@@ -150,13 +168,13 @@ def merge_patch(target: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]
     return merged
 
 
-@router.delete("/event-sources/{name}", status_code=204)
+@router.delete("/event-sources/{name}", status_code=204, dependencies=[require_role("admin")])
 def delete_source(request: Request, name: str) -> None:
     """Remove a source; its stored events stay."""
     _service(request).catalog.remove(name)
 
 
-@router.get("/event-sources/{name}/health")
+@router.get("/event-sources/{name}/health", dependencies=[require_role("analyst")])
 def source_health(request: Request, name: str) -> dict[str, Any]:
     """State, last error and hint, events per minute, last event time, lag per partition."""
     service = _service(request)
@@ -164,24 +182,30 @@ def source_health(request: Request, name: str) -> dict[str, Any]:
     return source_status(service, name)
 
 
-@router.post("/event-sources/test", response_model=None, openapi_extra=_SOURCE_BODY)
-async def test_new_source(request: Request) -> dict[str, Any] | JSONResponse:
+@router.post(
+    "/event-sources/test",
+    response_model=None,
+    openapi_extra=_SOURCE_BODY,
+    dependencies=[require_role("admin")],
+)
+async def test_new_source(request: Request) -> dict[str, Any]:
     """Walk the connection of a source that is not added yet (admins only); nothing is saved."""
-    if current_account(request).role != "admin":
-        return _unsaved_refused()
+    # Testing settings that are not saved makes this server connect wherever they point.
     return await _probe(make_source(await _json_body(request)))
 
 
-@router.post("/event-sources/{name}/test", response_model=None)
-async def test_source(request: Request, name: str) -> dict[str, Any] | JSONResponse:
+@router.post(
+    "/event-sources/{name}/test", response_model=None, dependencies=[require_role("analyst")]
+)
+async def test_source(request: Request, name: str) -> dict[str, Any]:
     """Walk the connection step by step: DNS, TCP, TLS, SASL, topic, first message.
 
     With a body (as for PUT, admins only) the edited settings are tested without saving them.
     """
     config = _service(request).catalog.get(name)
     if await request.body():
-        if current_account(request).role != "admin":
-            return _unsaved_refused()
+        # As for a source not added yet: only an admin may make this server connect elsewhere.
+        require(request, "admin")
         config = edited(config, await _json_body(request))
     return await _probe(config)
 
@@ -195,13 +219,7 @@ async def _probe(config: SourceConfig) -> dict[str, Any]:
     }
 
 
-def _unsaved_refused() -> JSONResponse:
-    # Testing settings that are not saved makes this server connect wherever they point.
-    message = "only an admin may test settings that are not saved"
-    return JSONResponse({"error": message, "hint": "ask an admin"}, status_code=403)
-
-
-@router.get("/status")
+@router.get("/status", dependencies=[require_role("analyst")])
 def status(request: Request) -> dict[str, Any]:
     """Health of every source."""
     service = _service(request)
@@ -222,8 +240,9 @@ def create_app(service: Service, auth: ConsoleAuth | None = None) -> FastAPI:
     """The API and console over a running service; ``auth=None`` only for the owner's socket."""
     # No Swagger/ReDoc pages: they load their scripts from a CDN, and the console must work in
     # an air-gapped SOC. The OpenAPI description itself is served at /openapi.json.
-    app = FastAPI(title="hubsight", version=__version__, docs_url=None, redoc_url=None)
-    app.add_middleware(AuthMiddleware, auth=auth)
+    app = FastAPI(
+        title="hubsight", version=__version__, docs_url=None, redoc_url=None, openapi_url=None
+    )
     app.state.auth = auth
     app.state.service = service
     app.state.store = service.store
@@ -239,24 +258,23 @@ def create_app(service: Service, auth: ConsoleAuth | None = None) -> FastAPI:
     app.include_router(retention_routes.router)
     app.include_router(backup_routes.router)
     pages.mount(app)
-    app.openapi_schema = None
     _add_schemas(app)
 
-    @app.get("/health")
+    @app.get("/health", dependencies=[require_role("public")])
     def health() -> dict[str, Any]:
         """Liveness: the process runs."""
         return {"status": "ok", "version": __version__}
 
+    @app.get("/openapi.json", include_in_schema=False, dependencies=[require_role("analyst")])
+    def openapi() -> dict[str, Any]:
+        """The OpenAPI description of this API."""
+        return app.openapi()
+
     @app.exception_handler(HubsightError)
-    async def hubsight_error(_request: Request, exc: HubsightError) -> JSONResponse:
-        code = 500
-        if isinstance(exc, NotFoundError):
-            code = 404
-        elif isinstance(exc, AlreadyExistsError):
-            code = 409
-        elif isinstance(exc, ConfigError):
-            code = 400
-        return JSONResponse({"error": exc.message, "hint": exc.hint or None}, status_code=code)
+    async def hubsight_error(request: Request, exc: HubsightError) -> Response:
+        if isinstance(exc, SignInRequired):
+            return signed_out(request, exc)
+        return error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -264,7 +282,19 @@ def create_app(service: Service, auth: ConsoleAuth | None = None) -> FastAPI:
         problems = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "")} for e in exc.errors()]
         return JSONResponse({"error": "invalid request", "problems": problems}, status_code=422)
 
+    check_routes(app)
     return app
+
+
+def check_routes(app: FastAPI) -> None:
+    """Every route must say who may call it: a route without ``require_role`` is a bug."""
+    for route in app_routes(app.routes):
+        if isinstance(route, APIRoute) and len(declared_access(route)) != 1:
+            raise ConfigError(
+                f"route {sorted(route.methods or ())} {route.path} declares "
+                f"{len(declared_access(route))} roles",
+                hint='add dependencies=[require_role("public" | "analyst" | "admin")] to it',
+            )
 
 
 def _add_schemas(app: FastAPI) -> None:

@@ -4,8 +4,12 @@ A request is authenticated by an API token (``Authorization: Bearer hs_...``, fo
 the session cookie a browser gets at ``/login``. A cookie is sent by the browser on its own, so a
 state-changing request that authenticates with it must also carry the session's CSRF token in the
 ``X-CSRF-Token`` header, which another site's page cannot read. Analysts search and triage;
-changing sources, rules and accounts takes an admin. The Unix-socket app runs without this: the
-socket is the owner's alone (mode 0600).
+changing sources, rules and accounts takes an admin.
+
+Every route declares who may call it where it is defined, with ``require_role("public" |
+"analyst" | "admin")`` as a FastAPI dependency; ``create_app`` refuses a route that declares
+none, and a test calls every route as no one, an analyst and an admin. The Unix-socket app runs
+without sign-in: the socket is the owner's alone (mode 0600).
 """
 
 from __future__ import annotations
@@ -13,54 +17,40 @@ from __future__ import annotations
 import hmac
 import os
 import re
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
 from urllib.parse import quote
 
-import anyio.to_thread
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.routing import BaseRoute
 
-from hubsight.errors import ConfigError
+from hubsight.errors import ConfigError, ForbiddenError, SignInRequired
 from hubsight.store.users import (
     Account,
     Role,
-    Session,
     SessionExpired,
     SessionLimits,
     UserStore,
 )
-from hubsight.web.monitor_routes import PROBES
 from hubsight.web.rendering import render
 
 SESSION_COOKIE = "hubsight_session"
 CSRF_HEADER = "x-csrf-token"
 LOCAL_ADMIN = Account("local", "admin")
 _SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
-_PUBLIC = frozenset({"/health", "/login"})
-_ADMIN_ONLY = (
-    "/api/v1/event-sources",
-    "/api/v1/rules",
-    "/api/v1/notify",
-    "/api/v1/accounts",
-    "/api/v1/retention",
-)
 SESSION_IDLE_ENV = "HUBSIGHT_SESSION_IDLE"
 SESSION_MAX_ENV = "HUBSIGHT_SESSION_MAX"
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd])?$")
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-# What the login page says after the middleware sent a browser there from an ended session.
+# What the login page says after a guard sent a browser there from an ended session.
 EXPIRED_MESSAGES = {
     "idle": "Your session expired after a period without activity. Sign in again.",
     "max": "Your session reached its maximum length. Sign in again.",
 }
-
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,89 +99,112 @@ class ConsoleAuth:
     open_metrics: bool = False
 
 
-class AuthMiddleware:
-    """Puts the caller's account in ``request.state.account`` or answers 401/403 itself."""
-
-    def __init__(self, app: ASGIApp, auth: ConsoleAuth | None) -> None:
-        self.app = app
-        self.auth = auth
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """ASGI entry point."""
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        state = scope.setdefault("state", {})
-        if self.auth is None:
-            state["account"], state["csrf"] = LOCAL_ADMIN, ""
-            await self.app(scope, receive, send)
-            return
-        path: str = scope["path"]
-        if (
-            path in _PUBLIC
-            or path in PROBES
-            or path.startswith("/static/")
-            or (path == "/metrics" and self.auth.open_metrics)
-        ):
-            await self.app(scope, receive, send)
-            return
-        request = Request(scope)
-        # The look-up reads SQLite: keep it off the event loop.
-        denied = await anyio.to_thread.run_sync(_check, self.auth, request, state)
-        if denied is not None:
-            await denied(scope, receive, send)
-            return
-        await self.app(scope, receive, send)
+Access = Literal["public", "monitor", "analyst", "admin", "owner"]
+ACCESS: tuple[Access, ...] = get_args(Access)
 
 
-def _check(auth: ConsoleAuth, request: Request, state: dict[str, Any]) -> Response | None:
-    method, path = request.method, request.url.path
+def _guard(access: Access) -> Callable[[Request], None]:
+    def guard(request: Request) -> None:
+        # An app built without ``auth`` (the owner's socket, a bare router in tests) has no sign-in.
+        auth: ConsoleAuth | None = getattr(request.app.state, "auth", None)
+        state = request.state
+        if auth is None:
+            state.account, state.csrf = LOCAL_ADMIN, ""
+            return
+        if access == "public" or (access == "monitor" and auth.open_metrics):
+            return
+        if access == "owner":
+            raise ForbiddenError(
+                "this is done only over the owner's local socket, never by a console account",
+                hint="run the hubsight command on the server as the data directory's owner",
+            )
+        state.account, state.csrf = _caller(auth, request)
+        require(request, access)
+
+    guard.__doc__ = f"Let the request through only for the {access} role (a route dependency)."
+    return guard
+
+
+# One guard function per level, so a route's level can be read back from its dependencies.
+_GUARDS: dict[Access, Callable[[Request], None]] = {access: _guard(access) for access in ACCESS}
+
+
+def require_role(access: Access) -> Any:
+    """The dependency declaring who may call a route; every route names one.
+
+    ``"public"``: anyone (sign-in page, health); ``"analyst"``: any signed-in account;
+    ``"admin"``: admins only; ``"monitor"``: as analyst, but anyone when the console listens
+    on loopback only (``ConsoleAuth.open_metrics``, for Prometheus); ``"owner"``: only on the
+    owner's Unix socket (no console account, admins neither). Use it where the route is defined::
+
+        @router.delete("/api/v1/accounts/{name}", dependencies=[require_role("admin")])
+    """
+    return Depends(_GUARDS[access])
+
+
+def app_routes(routes: Iterable[BaseRoute]) -> Iterator[BaseRoute]:
+    """Every route of a route table, those of included routers too."""
+    for route in routes:
+        # Newer FastAPI keeps an included router whole in the table instead of copying its routes.
+        included: APIRouter | None = getattr(route, "original_router", None)
+        if included is not None:
+            yield from app_routes(included.routes)
+        else:
+            yield route
+
+
+def declared_access(route: APIRoute) -> list[Access]:
+    """The access levels ``route`` declares with ``require_role`` (exactly one when correct)."""
+    levels = {guard: access for access, guard in _GUARDS.items()}
+    return [levels[d.call] for d in route.dependant.dependencies if d.call in levels]
+
+
+def require(request: Request, access: Access) -> None:
+    """Raise ``ForbiddenError`` unless the signed-in caller has ``access`` (inside a route)."""
+    account = current_account(request)
+    if access == "admin" and account.role != "admin":
+        verb = "see" if request.method in _SAFE else "change"
+        raise ForbiddenError(f"the {account.role} role cannot {verb} this", hint="ask an admin")
+
+
+def _caller(auth: ConsoleAuth, request: Request) -> tuple[Account, str]:
+    """The account of the token or session, and the session's CSRF token ('' for a token)."""
     bearer = request.headers.get("authorization", "")
-    account: Account | None = None
-    csrf = ""
     if bearer.lower().startswith("bearer "):
         account = auth.users.token_account(bearer[7:].strip())
         if account is None:
-            return _error(401, "the API token is not valid", "create a new token in Settings")
-    else:
-        session_id = request.cookies.get(SESSION_COOKIE)
-        session = auth.users.session(session_id, auth.sessions) if session_id else None
-        if not isinstance(session, Session):
-            return _signed_out(method, path, session)
-        account, csrf = session.account, session.csrf
-        sent = request.headers.get(CSRF_HEADER, "").encode()
-        if method not in _SAFE and not hmac.compare_digest(sent, csrf.encode()):
-            return _error(403, "the CSRF token is missing or wrong", "reload the page")
-    if (
-        account.role != "admin"
-        and method not in _SAFE
-        and path.startswith(_ADMIN_ONLY)
-        and not path.endswith("/test")
-    ):
-        return _error(403, f"the {account.role} role cannot change this", "ask an admin")
-    state["account"], state["csrf"] = account, csrf
-    return None
+            raise SignInRequired(
+                "the API token is not valid", hint="create a new token in Settings"
+            )
+        return account, ""
+    session_id = request.cookies.get(SESSION_COOKIE)
+    session = auth.users.session(session_id, auth.sessions) if session_id else None
+    if isinstance(session, SessionExpired):
+        raise SignInRequired("the session expired", hint="sign in again", expired=session.reason)
+    if session is None:
+        raise SignInRequired("sign in required", hint="sign in at /login or send an API token")
+    sent = request.headers.get(CSRF_HEADER, "").encode()
+    if request.method not in _SAFE and not hmac.compare_digest(sent, session.csrf.encode()):
+        raise ForbiddenError("the CSRF token is missing or wrong", hint="reload the page")
+    return session.account, session.csrf
 
 
-def _signed_out(method: str, path: str, ended: SessionExpired | None) -> Response:
+def signed_out(request: Request, exc: SignInRequired) -> Response:
     """To the login page for a page view, else 401; both end the cookie of an expired session."""
+    path = request.url.path
     response: Response
     # Pages go to the login form; the API and /metrics (read by machines) answer 401.
-    if method in _SAFE and not path.startswith("/api/") and path != "/metrics":
-        expired = f"&expired={ended.reason}" if ended else ""
+    if request.method in _SAFE and not path.startswith("/api/") and path != "/metrics":
+        expired = f"&expired={exc.expired}" if exc.expired else ""
         response = RedirectResponse(f"/login?next={quote(path)}{expired}", status_code=303)
-    elif ended is not None:
-        body = {"error": "the session expired", "hint": "sign in again", "expired": ended.reason}
-        response = JSONResponse(body, status_code=401)
     else:
-        return _error(401, "sign in required", "sign in at /login or send an API token")
-    if ended is not None:
+        body: dict[str, Any] = {"error": exc.message, "hint": exc.hint or None}
+        if exc.expired:
+            body["expired"] = exc.expired
+        response = JSONResponse(body, status_code=401)
+    if exc.expired:
         response.delete_cookie(SESSION_COOKIE, path="/")
     return response
-
-
-def _error(status: int, message: str, hint: str) -> JSONResponse:
-    return JSONResponse({"error": message, "hint": hint}, status_code=status)
 
 
 def current_account(request: Request) -> Account:
@@ -213,7 +226,7 @@ def _safe_next(target: str) -> str:
 router = APIRouter()
 
 
-@router.post("/login", response_model=None)
+@router.post("/login", response_model=None, dependencies=[require_role("public")])
 def login(
     request: Request,
     name: str = Form(max_length=64),
@@ -274,7 +287,7 @@ def _login_page(
     return response
 
 
-@router.post("/logout", response_model=None)
+@router.post("/logout", response_model=None, dependencies=[require_role("analyst")])
 def logout(request: Request) -> Response:
     """End the session."""
     auth = _auth(request)
@@ -313,20 +326,20 @@ def _users(request: Request) -> UserStore:
     return auth.users
 
 
-@router.get("/api/v1/accounts")
+@router.get("/api/v1/accounts", dependencies=[require_role("analyst")])
 def list_accounts(request: Request) -> list[dict[str, str]]:
     """Every console account (names and roles)."""
     return [{"name": a.name, "role": a.role} for a in _users(request).accounts()]
 
 
-@router.post("/api/v1/accounts", status_code=201)
+@router.post("/api/v1/accounts", status_code=201, dependencies=[require_role("admin")])
 def create_account(request: Request, body: NewAccount) -> dict[str, str]:
     """Create an account (admins only)."""
     account = _users(request).create(body.name, body.password, body.role)
     return {"name": account.name, "role": account.role}
 
 
-@router.delete("/api/v1/accounts/{name}", status_code=204)
+@router.delete("/api/v1/accounts/{name}", status_code=204, dependencies=[require_role("admin")])
 def delete_account(request: Request, name: str) -> None:
     """Delete an account with its sessions and tokens (admins only; never the last admin)."""
     users = _users(request)
@@ -338,7 +351,7 @@ def delete_account(request: Request, name: str) -> None:
     users.delete(name)
 
 
-@router.post("/api/v1/tokens", status_code=201)
+@router.post("/api/v1/tokens", status_code=201, dependencies=[require_role("analyst")])
 def create_token(request: Request, body: NewToken) -> dict[str, str]:
     """An API token for the caller, shown only in this answer."""
     account = current_account(request)

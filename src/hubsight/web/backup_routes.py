@@ -6,11 +6,11 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
 from hubsight import backup
 from hubsight.service import Service
+from hubsight.web.auth import require_role
 
 router = APIRouter(prefix="/api/v1")
 
@@ -23,15 +23,10 @@ class BackupBody(BaseModel):
     dir: str
 
 
-@router.post("/backup", response_model=None)
-def make_backup(request: Request, body: BackupBody) -> dict[str, Any] | JSONResponse:
+# A backup holds the secret key: only the owner of the data directory, who reaches the
+# unauthenticated socket, may have one written, never a console account.
+@router.post("/backup", response_model=None, dependencies=[require_role("owner")])
+def make_backup(request: Request, body: BackupBody) -> dict[str, Any]:
     """Copy events, sources, users and detection state into ``dir``."""
-    # A backup holds the secret key: only the owner of the data directory, who reaches the
-    # unauthenticated socket, may have one written, never a console account.
-    if request.app.state.auth is not None:
-        return JSONResponse(
-            {"error": "backups are taken over the local socket", "hint": "run `hubsight backup`"},
-            status_code=403,
-        )
     service: Service = request.app.state.service
     return backup.create(service.data_dir, service.store, Path(body.dir))

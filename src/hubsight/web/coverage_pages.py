@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from hubsight.errors import HubsightError
+from hubsight.web.auth import require_role
 from hubsight.web.hunt_routes import coverage_of
 from hubsight.web.rendering import render
 from hubsight.web.search_routes import get_store
@@ -13,7 +14,7 @@ from hubsight.web.search_routes import get_store
 router = APIRouter()
 
 
-@router.get("/coverage", response_class=HTMLResponse)
+@router.get("/coverage", response_class=HTMLResponse, dependencies=[require_role("analyst")])
 def coverage_page(request: Request) -> HTMLResponse:
     """ATT&CK coverage of the enabled rules against the last 24 h of data."""
     try:

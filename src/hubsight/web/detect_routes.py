@@ -5,7 +5,8 @@ The app provides ``app.state.detect_db`` (a ``hubsight.detect.db.DetectDB``, e.g
 key that encrypts secrets; else the database's folder). Rule and target changes made here are
 stored in the detection database; a running engine applies them within seconds (see
 ``hubsight.detect.runtime.Detection``). Changing rules and targets takes the admin role, and so
-does sending a test notification; analysts may read both. Target secrets are write-only.
+does sending a test notification (each route declares its role); analysts may read both.
+Target secrets are write-only.
 """
 
 from __future__ import annotations
@@ -31,15 +32,14 @@ from hubsight.detect.settings import DetectConfig, RuleExceptions, SettingsStore
 from hubsight.detect.state import read_baseline
 from hubsight.detect.targets import TargetStore, keep_secrets, parse_target, public
 from hubsight.errors import (
-    AlreadyExistsError,
     ConfigError,
     HubsightError,
     NotFoundError,
     StoreError,
 )
 from hubsight.store.vault import Vault
-from hubsight.web.auth import current_account
-from hubsight.web.search_routes import error_response
+from hubsight.web.auth import require_role
+from hubsight.web.responses import error_response
 
 router = APIRouter(prefix="/api/v1")
 
@@ -106,7 +106,7 @@ def actor_of(request: Request, claimed: str) -> str:
     return account.name if account is not None and signed_in else claimed
 
 
-@router.get("/alerts")
+@router.get("/alerts", dependencies=[require_role("analyst")])
 def list_alerts(
     db: Db,
     status: Status | None = None,
@@ -130,7 +130,7 @@ def list_alerts(
     return [alert.summary() for alert in AlertStore(db).find(flt)]
 
 
-@router.get("/alerts/{alert_id}", response_model=None)
+@router.get("/alerts/{alert_id}", response_model=None, dependencies=[require_role("analyst")])
 def get_alert(alert_id: str, db: Db) -> dict[str, Any] | JSONResponse:
     """One alert with evidence, baseline, context and history."""
     store = AlertStore(db)
@@ -152,7 +152,7 @@ class AlertUpdate(BaseModel):
     actor: str = "api"
 
 
-@router.patch("/alerts/{alert_id}", response_model=None)
+@router.patch("/alerts/{alert_id}", response_model=None, dependencies=[require_role("analyst")])
 def update_alert(
     request: Request, alert_id: str, body: AlertUpdate, db: Db
 ) -> dict[str, Any] | JSONResponse:
@@ -194,7 +194,7 @@ def _rule_doc(request: Request, db: DetectDB, rule_id: str) -> dict[str, Any]:
     }
 
 
-@router.get("/rules")
+@router.get("/rules", dependencies=[require_role("analyst")])
 def list_rules(request: Request, db: Db) -> list[dict[str, Any]]:
     """Every rule with its settings."""
     return [_rule_doc(request, db, cls.meta.id) for cls in rule_classes()]
@@ -208,7 +208,7 @@ class Enabled(BaseModel):
     enabled: bool
 
 
-@router.put("/rules/{rule_id}/enabled", response_model=None)
+@router.put("/rules/{rule_id}/enabled", response_model=None, dependencies=[require_role("admin")])
 def set_enabled(
     request: Request, rule_id: str, body: Enabled, db: Db
 ) -> dict[str, Any] | JSONResponse:
@@ -221,7 +221,9 @@ def set_enabled(
         return error_response(exc)
 
 
-@router.put("/rules/{rule_id}/thresholds", response_model=None)
+@router.put(
+    "/rules/{rule_id}/thresholds", response_model=None, dependencies=[require_role("admin")]
+)
 def set_thresholds(
     request: Request, rule_id: str, body: dict[str, Any], db: Db
 ) -> dict[str, Any] | JSONResponse:
@@ -234,7 +236,9 @@ def set_thresholds(
         return error_response(exc)
 
 
-@router.put("/rules/{rule_id}/exceptions", response_model=None)
+@router.put(
+    "/rules/{rule_id}/exceptions", response_model=None, dependencies=[require_role("admin")]
+)
 def set_exceptions(
     request: Request, rule_id: str, body: RuleExceptions, db: Db
 ) -> dict[str, Any] | JSONResponse:
@@ -247,7 +251,7 @@ def set_exceptions(
         return error_response(exc)
 
 
-@router.get("/users/{user}/timeline")
+@router.get("/users/{user}/timeline", dependencies=[require_role("analyst")])
 def user_timeline(user: str, db: Db, days: int = 30) -> dict[str, Any]:
     """A user's sign-ins by country, recent sign-ins, notables and alerts."""
     subject = user.lower()
@@ -270,27 +274,6 @@ def user_timeline(user: str, db: Db, days: int = 30) -> dict[str, Any]:
     }
 
 
-def _failed(exc: HubsightError) -> JSONResponse:
-    if isinstance(exc, AlreadyExistsError):
-        return JSONResponse({"error": exc.message, "hint": exc.hint or None}, status_code=409)
-    return error_response(exc)
-
-
-def _not_admin(request: Request) -> JSONResponse | None:
-    # The auth middleware guards changes to /api/v1/notify; a test notification (a POST ending
-    # in /test, which it lets analysts make for sources) is checked here.
-    account = current_account(request)
-    if account.role == "admin":
-        return None
-    return JSONResponse(
-        {
-            "error": f"the {account.role} role cannot send test notifications",
-            "hint": "ask an admin",
-        },
-        status_code=403,
-    )
-
-
 def _targets(request: Request, db: DetectDB) -> TargetStore:
     return TargetStore(db, Vault(_data_dir(request, db)))
 
@@ -300,7 +283,7 @@ def target_docs(request: Request, db: DetectDB) -> list[dict[str, Any]]:
     return [public(c.target, c.origin) for c in load_targets(_data_dir(request, db), db)]
 
 
-@router.get("/notify/targets", response_model=None)
+@router.get("/notify/targets", response_model=None, dependencies=[require_role("analyst")])
 def list_targets(request: Request, db: Db) -> list[dict[str, Any]] | JSONResponse:
     """Notification targets in use, with where each was set; secrets only as "set"/"not set"."""
     try:
@@ -309,18 +292,20 @@ def list_targets(request: Request, db: Db) -> list[dict[str, Any]] | JSONRespons
         return error_response(exc)
 
 
-@router.post("/notify/targets", status_code=201, response_model=None)
+@router.post(
+    "/notify/targets", status_code=201, response_model=None, dependencies=[require_role("admin")]
+)
 def add_target(request: Request, body: dict[str, Any], db: Db) -> dict[str, Any] | JSONResponse:
     """Add a target (webhook, syslog or smtp); it takes effect within seconds."""
     try:
         target = parse_target(body)
         _targets(request, db).add(target)
     except HubsightError as exc:
-        return _failed(exc)
+        return error_response(exc)
     return public(target, "console")
 
 
-@router.put("/notify/targets/{name}", response_model=None)
+@router.put("/notify/targets/{name}", response_model=None, dependencies=[require_role("admin")])
 def replace_target(
     request: Request, name: str, body: dict[str, Any], db: Db
 ) -> dict[str, Any] | JSONResponse:
@@ -332,26 +317,30 @@ def replace_target(
         target = parse_target(keep_secrets(body | {"name": name}, store.get(name)))
         store.replace(target)
     except HubsightError as exc:
-        return _failed(exc)
+        return error_response(exc)
     return public(target, "console")
 
 
-@router.delete("/notify/targets/{name}", status_code=204, response_model=None)
+@router.delete(
+    "/notify/targets/{name}",
+    status_code=204,
+    response_model=None,
+    dependencies=[require_role("admin")],
+)
 def delete_target(request: Request, name: str, db: Db) -> JSONResponse | None:
     """Remove a target added in the console."""
     try:
         _targets(request, db).remove(name)
     except HubsightError as exc:
-        return _failed(exc)
+        return error_response(exc)
     return None
 
 
-@router.post("/notify/targets/{name}/test", response_model=None)
+@router.post(
+    "/notify/targets/{name}/test", response_model=None, dependencies=[require_role("admin")]
+)
 def test_target(request: Request, name: str, db: Db) -> dict[str, Any] | JSONResponse:
     """Send one test notification now and report the delivery: ok, or the error and a hint."""
-    denied = _not_admin(request)
-    if denied is not None:
-        return denied
     try:
         found = {c.name: c.target for c in load_targets(_data_dir(request, db), db)}
     except HubsightError as exc:

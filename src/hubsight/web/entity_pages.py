@@ -21,6 +21,7 @@ from hubsight.detect.state import read_baseline
 from hubsight.errors import HubsightError
 from hubsight.query.entities import address_profile, resource_activity, user_profile, users_seen
 from hubsight.service import Service
+from hubsight.web.auth import require_role
 from hubsight.web.detect_routes import user_timeline
 from hubsight.web.rendering import render
 from hubsight.web.worldmap import cited_countries, on_map, world_svg
@@ -54,7 +55,7 @@ def open_counts(db: DetectDB | None) -> dict[str, tuple[int, int]]:
     return {r["user"]: (int(r["alerts"]), int(r["notables"])) for r in rows}
 
 
-@router.get("/users", response_class=HTMLResponse)
+@router.get("/users", response_class=HTMLResponse, dependencies=[require_role("analyst")])
 def users_page(request: Request, q: str = "", sort: str = "risk", days: int = 30) -> HTMLResponse:
     """Every user the logs name, with events, addresses, failures and open alerts/notables."""
     sort = sort if sort in _SORTS else "risk"
@@ -94,7 +95,7 @@ def learning_status(request: Request, db: DetectDB) -> dict[str, Any]:
     }
 
 
-@router.get("/users/{user}", response_class=HTMLResponse)
+@router.get("/users/{user}", response_class=HTMLResponse, dependencies=[require_role("analyst")])
 def user_page(request: Request, user: str, days: int = 30) -> HTMLResponse:
     """One user: the map, what the logs say (roles, MFA, devices, apps), baseline, alerts."""
     db = _db(request)
@@ -129,7 +130,9 @@ def user_page(request: Request, user: str, days: int = 30) -> HTMLResponse:
     )
 
 
-@router.get("/addresses/{address}", response_class=HTMLResponse)
+@router.get(
+    "/addresses/{address}", response_class=HTMLResponse, dependencies=[require_role("analyst")]
+)
 def address_page(request: Request, address: str, days: int = 30) -> HTMLResponse:
     """One address: where it is, its network, the users and results seen from it, alerts."""
     db = _db(request)
@@ -144,7 +147,7 @@ def address_page(request: Request, address: str, days: int = 30) -> HTMLResponse
     return render(request, "address.html", context)
 
 
-@router.get("/resources", response_class=HTMLResponse)
+@router.get("/resources", response_class=HTMLResponse, dependencies=[require_role("analyst")])
 def resource_page(request: Request, id: str = "", days: int = 30) -> HTMLResponse:
     """One Azure resource (its id in ``?id=``): operations on it and who did them, alerts."""
     if not id.strip():

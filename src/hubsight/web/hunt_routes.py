@@ -19,7 +19,9 @@ from hubsight.detect.runtime import load_ruleset
 from hubsight.errors import ConfigError, HubsightError, StoreError
 from hubsight.query.timerange import resolve_window
 from hubsight.store.base import EventStore
-from hubsight.web.search_routes import Store, error_response
+from hubsight.web.auth import require_role
+from hubsight.web.responses import error_response
+from hubsight.web.search_routes import Store
 
 router = APIRouter(prefix="/api/v1")
 
@@ -36,7 +38,7 @@ class HuntBody(BaseModel):
     to: str | None = None
 
 
-@router.post("/rules/hunt", response_model=None)
+@router.post("/rules/hunt", response_model=None, dependencies=[require_role("analyst")])
 def hunt_route(request: Request, body: HuntBody, store: Store) -> dict[str, Any] | JSONResponse:
     """Run a rule over the stored events of a window: the alerts it would have raised."""
     data_dir: Path = request.app.state.data_dir
@@ -53,7 +55,7 @@ def hunt_route(request: Request, body: HuntBody, store: Store) -> dict[str, Any]
                 path.write_text(body.sigma, "utf-8")
                 rules = hunt_rules(data_dir, str(path))
         else:
-            rules = hunt_rules(data_dir, body.rule or "")
+            rules = hunt_rules(data_dir, body.rule or "", files=False)
         return hunt(store, rules, window.start, window.end).to_json()
     except HubsightError as exc:
         return error_response(exc)
@@ -69,7 +71,7 @@ def coverage_of(request: Request, store: EventStore, *, navigator: bool = False)
     return navigator_layer(covered) if navigator else matrix(covered)
 
 
-@router.get("/rules/coverage", response_model=None)
+@router.get("/rules/coverage", response_model=None, dependencies=[require_role("analyst")])
 def coverage_route(
     request: Request, store: Store, format: str = "json"
 ) -> dict[str, Any] | JSONResponse:
@@ -80,10 +82,13 @@ def coverage_route(
         return error_response(exc)
 
 
-@router.get("/rules/{rule_id}/leql", response_model=None)
+@router.get("/rules/{rule_id}/leql", response_model=None, dependencies=[require_role("analyst")])
 def leql_route(request: Request, rule_id: str) -> dict[str, Any] | JSONResponse:
     """An imported single-event Sigma rule as a LEQL query, to open in Log Search."""
     try:
-        return {"rule": rule_id, "leql": hunt_leql(request.app.state.data_dir, rule_id)}
+        return {
+            "rule": rule_id,
+            "leql": hunt_leql(request.app.state.data_dir, rule_id, files=False),
+        }
     except HubsightError as exc:
         return error_response(exc)

@@ -13,6 +13,7 @@ from hubsight.detect.db import DetectDB
 from hubsight.detect.grouping import PRIORITIES
 from hubsight.detect.investigations import InvestigationFilter, InvestigationStore
 from hubsight.errors import HubsightError
+from hubsight.web.auth import require_role
 from hubsight.web.evidence import evidence_summaries
 from hubsight.web.investigation_routes import investigation_detail
 from hubsight.web.pivots import investigation_search
@@ -33,7 +34,7 @@ def account_names(request: Request) -> list[str]:
     return [a.name for a in auth.users.accounts()] if auth is not None else []
 
 
-@router.get("/investigations", response_class=HTMLResponse)
+@router.get("/investigations", response_class=HTMLResponse, dependencies=[require_role("analyst")])
 def investigations_page(
     request: Request,
     status: str = "",
@@ -80,7 +81,11 @@ def investigations_page(
     )
 
 
-@router.get("/investigations/{investigation_id}", response_class=HTMLResponse)
+@router.get(
+    "/investigations/{investigation_id}",
+    response_class=HTMLResponse,
+    dependencies=[require_role("analyst")],
+)
 def investigation_page(request: Request, investigation_id: str) -> HTMLResponse:
     """One investigation: triage, its alerts (split, bulk triage), timeline, merge, history."""
     db = _db(request)

@@ -23,8 +23,9 @@ from hubsight.detect.investigations import (
     Triage,
 )
 from hubsight.errors import ConfigError, HubsightError
+from hubsight.web.auth import require_role
 from hubsight.web.detect_routes import Db, actor_of, evidence_link
-from hubsight.web.search_routes import error_response
+from hubsight.web.responses import error_response
 
 router = APIRouter(prefix="/api/v1")
 
@@ -66,7 +67,7 @@ def investigation_detail(store: InvestigationStore, found: Investigation) -> dic
     }
 
 
-@router.get("/investigations")
+@router.get("/investigations", dependencies=[require_role("analyst")])
 def list_investigations(
     db: Db,
     status: Status | None = None,
@@ -88,7 +89,11 @@ def list_investigations(
     return [i.summary() for i in InvestigationStore(db).find(flt)]
 
 
-@router.get("/investigations/{investigation_id}", response_model=None)
+@router.get(
+    "/investigations/{investigation_id}",
+    response_model=None,
+    dependencies=[require_role("analyst")],
+)
 def get_investigation(investigation_id: str, db: Db) -> dict[str, Any] | JSONResponse:
     """One investigation: its alerts, its timeline of alerts, notables and evidence, history."""
     store = InvestigationStore(db)
@@ -112,7 +117,11 @@ class InvestigationUpdate(BaseModel):
     actor: str = "api"
 
 
-@router.patch("/investigations/{investigation_id}", response_model=None)
+@router.patch(
+    "/investigations/{investigation_id}",
+    response_model=None,
+    dependencies=[require_role("analyst")],
+)
 def update_investigation(
     request: Request, investigation_id: str, body: InvestigationUpdate, db: Db
 ) -> dict[str, Any] | JSONResponse:
@@ -139,7 +148,11 @@ class Merge(BaseModel):
     actor: str = "api"
 
 
-@router.post("/investigations/{investigation_id}/merge", response_model=None)
+@router.post(
+    "/investigations/{investigation_id}/merge",
+    response_model=None,
+    dependencies=[require_role("analyst")],
+)
 def merge_investigations(
     request: Request, investigation_id: str, body: Merge, db: Db
 ) -> dict[str, Any] | JSONResponse:
@@ -163,7 +176,12 @@ class Split(BaseModel):
     actor: str = "api"
 
 
-@router.post("/investigations/{investigation_id}/split", status_code=201, response_model=None)
+@router.post(
+    "/investigations/{investigation_id}/split",
+    status_code=201,
+    response_model=None,
+    dependencies=[require_role("analyst")],
+)
 def split_investigation(
     request: Request, investigation_id: str, body: Split, db: Db
 ) -> dict[str, Any] | JSONResponse:
@@ -189,7 +207,7 @@ class BulkTriage(BaseModel):
     actor: str = "api"
 
 
-@router.post("/alerts/triage", response_model=None)
+@router.post("/alerts/triage", response_model=None, dependencies=[require_role("analyst")])
 def triage_alerts(
     request: Request, body: BulkTriage, db: Db
 ) -> list[dict[str, Any]] | JSONResponse:

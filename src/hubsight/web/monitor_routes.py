@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from hubsight.errors import StoreError
 from hubsight.metrics import CONTENT_TYPE, Metrics
 from hubsight.service import Service
+from hubsight.web.auth import require_role
 
 router = APIRouter()
 PROBES = frozenset({"/health/live", "/health/ready"})
@@ -23,20 +24,20 @@ PROBES = frozenset({"/health/live", "/health/ready"})
 _LOOP_STALE_S = 10.0
 
 
-@router.get("/metrics", response_class=Response)
+@router.get("/metrics", response_class=Response, dependencies=[require_role("monitor")])
 def metrics(request: Request) -> Response:
     """Every metric in Prometheus' text format."""
     exported: Metrics = request.app.state.service.metrics
     return Response(exported.render(), media_type=CONTENT_TYPE)
 
 
-@router.get("/health/live")
+@router.get("/health/live", dependencies=[require_role("public")])
 def live() -> dict[str, str]:
     """Liveness: the process answers."""
     return {"status": "live"}
 
 
-@router.get("/health/ready")
+@router.get("/health/ready", dependencies=[require_role("public")])
 async def ready(request: Request) -> JSONResponse:
     """Readiness: the event store answers and the service loop goes round (else 503)."""
     service: Service = request.app.state.service

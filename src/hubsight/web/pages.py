@@ -27,7 +27,7 @@ from hubsight.sources.config import DEFAULT_TOPIC
 from hubsight.status import source_status
 from hubsight.store.retention import describe_bytes
 from hubsight.web import coverage_pages, entity_pages, investigation_pages
-from hubsight.web.auth import EXPIRED_MESSAGES, current_account
+from hubsight.web.auth import EXPIRED_MESSAGES, current_account, require_role
 from hubsight.web.detect_routes import alert_detail, list_rules, target_docs, user_timeline
 from hubsight.web.evidence import evidence_summaries
 from hubsight.web.pivots import alert_search
@@ -60,7 +60,7 @@ def _service(request: Request) -> Service:
     return service
 
 
-@router.get("/login", response_model=None)
+@router.get("/login", response_model=None, dependencies=[require_role("public")])
 def login_page(request: Request, next: str = "/", expired: str = "") -> Response:
     """The sign-in form; it says so when the browser came from a session that expired."""
     if request.app.state.auth is None:
@@ -85,7 +85,7 @@ def _sources(request: Request) -> list[dict[str, Any]]:
     ]
 
 
-@router.get("/", response_class=HTMLResponse)
+@router.get("/", response_class=HTMLResponse, dependencies=[require_role("analyst")])
 def dashboard(request: Request) -> HTMLResponse:
     """Ingestion per source, open alerts by severity, authentication charts."""
     db = _db(request)
@@ -104,7 +104,7 @@ def dashboard(request: Request) -> HTMLResponse:
     )
 
 
-@router.get("/sources", response_class=HTMLResponse)
+@router.get("/sources", response_class=HTMLResponse, dependencies=[require_role("analyst")])
 def sources_page(request: Request) -> HTMLResponse:
     """Data Collection: sources, their health, the add form and the Azure checklist."""
     return render(
@@ -124,7 +124,7 @@ def _retention(request: Request) -> list[dict[str, Any]]:
     return [row | {"disk": describe_bytes(row["bytes_on_disk"])} for row in rows]
 
 
-@router.get("/search", response_class=HTMLResponse)
+@router.get("/search", response_class=HTMLResponse, dependencies=[require_role("analyst")])
 def search_page(
     request: Request,
     q: str = "",
@@ -153,7 +153,7 @@ def search_page(
     )
 
 
-@router.get("/alerts", response_class=HTMLResponse)
+@router.get("/alerts", response_class=HTMLResponse, dependencies=[require_role("analyst")])
 def alerts_page(
     request: Request,
     status: str = "",
@@ -200,7 +200,9 @@ def alerts_page(
     )
 
 
-@router.get("/alerts/{alert_id}", response_class=HTMLResponse)
+@router.get(
+    "/alerts/{alert_id}", response_class=HTMLResponse, dependencies=[require_role("analyst")]
+)
 def alert_page(request: Request, alert_id: str) -> HTMLResponse:
     """One alert: evidence, baseline, history and triage actions."""
     db = _db(request)
@@ -233,7 +235,7 @@ def alert_page(request: Request, alert_id: str) -> HTMLResponse:
     )
 
 
-@router.get("/settings", response_class=HTMLResponse)
+@router.get("/settings", response_class=HTMLResponse, dependencies=[require_role("analyst")])
 def settings_page(request: Request) -> HTMLResponse:
     """Rules (enable, thresholds), console accounts and API tokens."""
     db = _db(request)

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict
 
 from hubsight.service import Service
 from hubsight.store import retention
+from hubsight.web.auth import require_role
 
 router = APIRouter(prefix="/api/v1")
 
@@ -31,13 +32,13 @@ def retention_rows(service: Service) -> list[dict[str, Any]]:
     return retention.usage(service.store, service.catalog.retention())
 
 
-@router.get("/retention")
+@router.get("/retention", dependencies=[require_role("analyst")])
 def list_retention(request: Request) -> list[dict[str, Any]]:
     """Days kept, events and disk used per log set."""
     return retention_rows(_service(request))
 
 
-@router.put("/retention/{log_set}")
+@router.put("/retention/{log_set}", dependencies=[require_role("admin")])
 def set_retention(request: Request, log_set: str, body: RetentionBody) -> dict[str, Any]:
     """Keep a log set's events this many days; the store applies it within a second."""
     service = _service(request)

@@ -18,7 +18,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from hubsight.errors import ConfigError, HubsightError, NotFoundError, QueryError, QuerySyntaxError
+from hubsight.errors import HubsightError, NotFoundError
 from hubsight.query.context import context
 from hubsight.query.export import export
 from hubsight.query.saved import (
@@ -30,7 +30,9 @@ from hubsight.query.saved import (
 )
 from hubsight.query.search import SearchLimits, SearchRequest, SearchResult, search
 from hubsight.store.base import EventStore
+from hubsight.web.auth import require_role
 from hubsight.web.raw_paths import RawPathCache
+from hubsight.web.responses import error_response
 
 router = APIRouter(prefix="/api/v1")
 _KEPT_JOBS = 200
@@ -149,19 +151,6 @@ Jobs = Annotated[SearchJobs, Depends(get_jobs)]
 Limits = Annotated[SearchLimits, Depends(get_limits)]
 
 
-def error_response(exc: HubsightError) -> JSONResponse:
-    """A hubsight error as JSON; query errors carry their position and excerpt."""
-    body: dict[str, Any] = {"error": exc.message, "hint": exc.hint or None}
-    status = 500
-    if isinstance(exc, NotFoundError):
-        status = 404
-    elif isinstance(exc, QueryError | ConfigError):
-        status = 400
-    if isinstance(exc, QuerySyntaxError):
-        body.update(line=exc.line, column=exc.column, excerpt=exc.excerpt)
-    return JSONResponse(body, status_code=status)
-
-
 def _job_body(job_id: str, future: Future[SearchResult]) -> JSONResponse:
     if not future.done():
         return JSONResponse({"id": job_id, "status": "running"}, status_code=202)
@@ -174,7 +163,7 @@ def _job_body(job_id: str, future: Future[SearchResult]) -> JSONResponse:
     return JSONResponse({"id": job_id, "status": "done", **future.result().to_json()})
 
 
-@router.post("/search")
+@router.post("/search", dependencies=[require_role("analyst")])
 def run_search(body: SearchBody, store: Store, jobs: Jobs, limits: Limits) -> JSONResponse:
     """Run a search; the answer if it finishes within ``wait_ms``, else its id (202)."""
     job_id = jobs.submit(store, body.request(), limits)
@@ -188,7 +177,7 @@ def run_search(body: SearchBody, store: Store, jobs: Jobs, limits: Limits) -> JS
     return _job_body(job_id, future)
 
 
-@router.get("/raw-paths")
+@router.get("/raw-paths", dependencies=[require_role("analyst")])
 def raw_paths(
     request: Request,
     store: Store,
@@ -204,7 +193,7 @@ def raw_paths(
     return {"paths": paths, "sampled_events": sampled}
 
 
-@router.get("/search/{job_id}")
+@router.get("/search/{job_id}", dependencies=[require_role("analyst")])
 def poll_search(job_id: str, jobs: Jobs) -> JSONResponse:
     """A search's status, and its result once done."""
     try:
@@ -213,7 +202,7 @@ def poll_search(job_id: str, jobs: Jobs) -> JSONResponse:
         return error_response(exc)
 
 
-@router.post("/search/export", response_model=None)
+@router.post("/search/export", response_model=None, dependencies=[require_role("analyst")])
 def export_search(
     body: SearchBody, store: Store, limits: Limits, format: Literal["csv", "json"] = "json"
 ) -> StreamingResponse | JSONResponse:
@@ -233,7 +222,7 @@ def export_search(
     return StreamingResponse(stream(), media_type=media, headers=headers)
 
 
-@router.get("/events/{event_id}/context")
+@router.get("/events/{event_id}/context", dependencies=[require_role("analyst")])
 def event_context(event_id: str, store: Store, before: int = 10, after: int = 10) -> JSONResponse:
     """The events before and after one event in its log."""
     try:
@@ -267,19 +256,19 @@ def _store_saved(store: EventStore, body: SavedBody, query_id: str | None) -> JS
         return error_response(exc)
 
 
-@router.get("/saved-queries")
+@router.get("/saved-queries", dependencies=[require_role("analyst")])
 def saved_queries(store: Store) -> list[dict[str, Any]]:
     """Every saved query."""
     return [_saved_json(store, saved.id) for saved in list_saved(store)]
 
 
-@router.post("/saved-queries", status_code=201)
+@router.post("/saved-queries", status_code=201, dependencies=[require_role("analyst")])
 def create_saved(body: SavedBody, store: Store) -> JSONResponse:
     """Save a query (it must parse)."""
     return _store_saved(store, body, None)
 
 
-@router.get("/saved-queries/{query_id}")
+@router.get("/saved-queries/{query_id}", dependencies=[require_role("analyst")])
 def read_saved(query_id: str, store: Store) -> JSONResponse:
     """One saved query."""
     try:
@@ -288,13 +277,18 @@ def read_saved(query_id: str, store: Store) -> JSONResponse:
         return error_response(exc)
 
 
-@router.put("/saved-queries/{query_id}")
+@router.put("/saved-queries/{query_id}", dependencies=[require_role("analyst")])
 def update_saved(query_id: str, body: SavedBody, store: Store) -> JSONResponse:
     """Replace a saved query."""
     return _store_saved(store, body, query_id)
 
 
-@router.delete("/saved-queries/{query_id}", status_code=204, response_model=None)
+@router.delete(
+    "/saved-queries/{query_id}",
+    status_code=204,
+    response_model=None,
+    dependencies=[require_role("analyst")],
+)
 def remove_saved(query_id: str, store: Store) -> JSONResponse | None:
     """Delete a saved query."""
     try:

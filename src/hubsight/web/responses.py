@@ -1,0 +1,45 @@
+"""How the API answers a hubsight error: one table from error class to HTTP status.
+
+Every error body has the same shape, ``{"error": ..., "hint": ...}``; query syntax errors add
+the line, the column and a caret excerpt.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi.responses import JSONResponse
+
+from hubsight.errors import (
+    AlreadyExistsError,
+    ConfigError,
+    ForbiddenError,
+    HubsightError,
+    NotFoundError,
+    QueryError,
+    QuerySyntaxError,
+    SignInRequired,
+)
+
+# Most specific first: the first class the error is an instance of gives its status.
+_STATUS: tuple[tuple[type[HubsightError], int], ...] = (
+    (SignInRequired, 401),
+    (ForbiddenError, 403),
+    (NotFoundError, 404),
+    (AlreadyExistsError, 409),
+    (ConfigError, 400),
+    (QueryError, 400),
+)
+
+
+def status_of(exc: HubsightError) -> int:
+    """The HTTP status of an error (500 for a failure that is not the caller's)."""
+    return next((status for cls, status in _STATUS if isinstance(exc, cls)), 500)
+
+
+def error_response(exc: HubsightError) -> JSONResponse:
+    """A hubsight error as JSON; query errors carry their position and excerpt."""
+    body: dict[str, Any] = {"error": exc.message, "hint": exc.hint or None}
+    if isinstance(exc, QuerySyntaxError):
+        body.update(line=exc.line, column=exc.column, excerpt=exc.excerpt)
+    return JSONResponse(body, status_code=status_of(exc))
