@@ -64,6 +64,7 @@ def test_shipped_content_is_listed_by_family_tested_and_switchable(tmp_path: Pat
     assert all(line.startswith("ok   keyvault.vault_deleted: ") for line in lines)
     code, output = _run(tmp_path, "list", "--by-family")
     assert code == 0
+    assert output.startswith("Entra ID (entra, ")
     assert "Key Vault (keyvault, " in output
     assert "Entra ID (entra, " in output
     keyvault = output.split("Key Vault (keyvault, ")[1].split("\n\n")[0]

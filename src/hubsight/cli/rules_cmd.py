@@ -80,11 +80,13 @@ def list_rules(data_dir: Path, as_json: bool, by_family: bool) -> None:
             rows.append((meta.id, state, meta.severity.value, meta.technique, meta.title))
     if rows:
         click.echo(format_table(("RULE", "STATE", "SEVERITY", "ATT&CK", "TITLE"), rows))
-    for family, members in groups.items():
-        if members:
-            click.echo(f"\n{family_title(family)} ({family}, {len(members)} rules)")
-            header = ("RULE", "STATE", "SEVERITY", "ATT&CK", "TACTICS", "TITLE")
-            click.echo(format_table(header, members))
+    header = ("RULE", "STATE", "SEVERITY", "ATT&CK", "TACTICS", "TITLE")
+    shown = [(family, members) for family, members in groups.items() if members]
+    for n, (family, members) in enumerate(shown):
+        if n:
+            click.echo("")
+        click.echo(f"{family_title(family)} ({family}, {len(members)} rules)")
+        click.echo(format_table(header, members))
 
 
 def _switch(data_dir: Path, rule_id: str, enabled: bool) -> None:
