@@ -203,23 +203,15 @@ def sql_opened(ctx: Context, start: datetime) -> Planted:
         ctx,
         start,
         "sql-opened",
-        ["sql.firewall_all_addresses"],
+        ["sql.firewall_all_addresses", "sql.auditing_disabled"],
         [("Microsoft.Sql/servers/firewallRules/write", f"{server}/firewallRules/all")],
         "opened a SQL server's firewall to every address and switched auditing off",
         # The rule Azure writes for "allow every address" (not a socket binding).
         body={"properties": {"startIpAddress": "0.0.0.0", "endIpAddress": "255.255.255.255"}},  # noqa: S104
     )
-    actor = next(u for u in ctx.tenant.users if u.upn == plant.user)
-    audit_off = activity.Operation(
-        "Microsoft.Sql/servers/auditingSettings/write",
-        f"{server}/auditingSettings/default",
-        actor,
-        plant.source_ips[0],
-        role="Owner",
-        extra={"properties": {"state": "Disabled"}},
-    )
-    plant.drafts.extend(activity.administrative(ctx, start + timedelta(minutes=2), audit_off))
-    plant.expect.append("sql.auditing_disabled")
+    auditing = f"{server}/auditingSettings/default"
+    off = {"properties": {"state": "Disabled"}}
+    _more(ctx, plant, start, [("Microsoft.Sql/servers/auditingSettings/write", auditing)], off)
     return plant
 
 
@@ -265,11 +257,19 @@ def entra_mfa_disabled(ctx: Context, start: datetime) -> Planted:
     return plant
 
 
-def _more(ctx: Context, plant: Planted, start: datetime, actions: list[tuple[str, str]]) -> None:
+def _more(
+    ctx: Context,
+    plant: Planted,
+    start: datetime,
+    actions: list[tuple[str, str]],
+    body: Record | None = None,
+) -> None:
     # Further operations by the same actor, from the same address, a few minutes later.
     actor = next(u for u in ctx.tenant.users if u.upn == plant.user)
     for n, (action, scope) in enumerate(actions, start=1):
-        op = activity.Operation(action, scope, actor, plant.source_ips[0], role="Owner")
+        op = activity.Operation(
+            action, scope, actor, plant.source_ips[0], role="Owner", extra=body or {}
+        )
         plant.drafts.extend(activity.administrative(ctx, start + timedelta(minutes=3 * n), op))
 
 
