@@ -65,12 +65,21 @@ def test_every_page_renders(client: TestClient) -> None:
         ("/search", 'id="leql"'),
         ("/users", user.group(1).replace("%40", "@")),
         ("/settings", "auth.brute_force_success"),
+        ("/investigations", "signed in after 10 password failures"),
+        ("/addresses/203.0.113.10", "Users and results from this address"),
+        ("/resources?id=/subscriptions/1/rg/vm1", "No operations on this resource"),
     ]:
         page = client.get(path)
         assert page.status_code == 200, path
         assert needle in page.text, path
-    assert client.get("/alerts/0000000000000000").status_code == 404
+        # Every script and style comes from the product itself, never from another site.
+        for url in re.findall(r'<(?:script|link)[^>]+(?:src|href)="([^"]+)"', page.text):
+            assert url.startswith(("/static/", "data:")), (path, url)
+    missing = client.get("/alerts/0000000000000000")
+    assert missing.status_code == 404
+    assert 'href="/alerts"' in missing.text
     assert client.get("/static/console.js").status_code == 200
+    assert client.get("/static/vendor/echarts/echarts.common.min.js").status_code == 200
 
 
 def test_pages_escape_what_users_typed(client: TestClient) -> None:

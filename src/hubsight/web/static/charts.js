@@ -1,88 +1,144 @@
-// hubsight console charts: inline SVG bars, pie slices and time series; no chart library.
+// hubsight console charts, drawn by Apache ECharts (vendored in static/vendor/echarts, with its
+// licence; nothing is fetched at run time). They draw on canvas: ECharts' SVG renderer writes
+// style attributes, which the console's Content-Security-Policy refuses. The aria option puts a
+// text description of each chart in its aria-label, for screen readers.
 "use strict";
-const SVGNS = "http://www.w3.org/2000/svg";
-function svg(tag, attrs, text) {
-  const node = document.createElementNS(SVGNS, tag);
-  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
-  if (text !== undefined) node.textContent = text;
-  return node;
+
+// Series beyond the largest ones are summed into one "other", so a legend stays readable.
+const TOP_SERIES = 8;
+const TOP_BARS = 20;
+const label = (row, value) => row.slice(0, value).map((v) => v ?? "(none)").join(" · ");
+
+function tooltipOf(params) {
+  // The tooltip as DOM nodes: ECharts' own markup carries style attributes, which the
+  // Content-Security-Policy refuses; colours set through the style object are allowed.
+  const list = Array.isArray(params) ? params : [params];
+  const box = document.createElement("div");
+  const head = list[0].axisValueLabel ?? list[0].name;
+  if (head) box.append(Object.assign(document.createElement("b"), { textContent: head }));
+  for (const p of list) {
+    const line = document.createElement("div");
+    const dot = Object.assign(document.createElement("span"), { textContent: "● " });
+    dot.style.color = p.color;
+    const value = Array.isArray(p.value) ? p.value.at(-1) : p.value;
+    const name = Array.isArray(params) ? p.seriesName : p.name;
+    line.append(dot, `${name}: ${value}${p.percent !== undefined ? ` (${p.percent}%)` : ""}`);
+    box.append(line);
+  }
+  return box;
 }
 
-function barChart(columns, rows) {
-  const value = columns.length - 1;
-  const top = rows.slice(0, 20);
-  const max = Math.max(1, ...top.map((r) => Number(r[value]) || 0));
-  const chart = svg("svg", { class: "bars", viewBox: `0 0 600 ${top.length * 18 + 4}`, role: "img" });
-  top.forEach((row, i) => {
-    const label = row.slice(0, value).map((v) => v ?? "(none)").join(" · ");
-    const n = Number(row[value]) || 0;
-    const y = i * 18 + 2;
-    chart.append(svg("text", { x: 0, y: y + 12, class: "label" }, label.slice(0, 40)));
-    const bar = svg("rect", { x: 250, y, height: 14, width: Math.max(1, (n / max) * 300) });
-    bar.append(svg("title", {}, `${label}: ${n}`));
-    chart.append(bar);
-    chart.append(svg("text", { x: 255 + (n / max) * 300, y: y + 12, class: "value" }, String(n)));
-  });
-  return chart;
+function topAndOther(totals, limit) {
+  // The keys to draw on their own, largest first; the rest go into "other".
+  const sorted = [...totals.entries()].sort((a, b) => b[1] - a[1]).map(([k]) => k);
+  return { kept: sorted.slice(0, limit), others: new Set(sorted.slice(limit)) };
 }
 
-function pieChart(columns, rows) {
+function timeOption(columns, rows, histogram) {
   const value = columns.length - 1;
-  const slices = rows.slice(0, 7).map((r) => [r.slice(0, value).map((v) => v ?? "(none)").join(" · "), Number(r[value]) || 0]);
-  const rest = rows.slice(7).reduce((n, r) => n + (Number(r[value]) || 0), 0);
-  if (rest) slices.push(["other", rest]);
-  const total = slices.reduce((n, [, v]) => n + v, 0) || 1;
-  const chart = svg("svg", { class: "pie", viewBox: "0 0 420 160", role: "img" });
-  let angle = -Math.PI / 2;
-  slices.forEach(([label, v], i) => {
-    const sweep = (v / total) * 2 * Math.PI;
-    const [x1, y1] = [80 + 70 * Math.cos(angle), 80 + 70 * Math.sin(angle)];
-    angle += sweep;
-    const [x2, y2] = [80 + 70 * Math.cos(angle), 80 + 70 * Math.sin(angle)];
-    const d = sweep >= 2 * Math.PI - 1e-9
-      ? "M80,10A70,70 0 1 1 79.99,10Z"
-      : `M80,80L${x1.toFixed(2)},${y1.toFixed(2)}A70,70 0 ${sweep > Math.PI ? 1 : 0} 1 ${x2.toFixed(2)},${y2.toFixed(2)}Z`;
-    const slice = svg("path", { d, class: `s${i % 6}` });
-    slice.append(svg("title", {}, `${label}: ${v}`));
-    chart.append(slice);
-    chart.append(svg("text", { x: 170, y: 16 + i * 17, class: `label s${i % 6}` }, `■ ${label.slice(0, 36)} ${Math.round((v / total) * 100)}%`));
-  });
-  return chart;
-}
-
-function timeChart(columns, rows) {
-  const value = columns.length - 1;
-  const series = new Map();
-  const times = [...new Set(rows.map((r) => r[0]))].sort();
+  const grouped = value > 1;
+  const points = new Map(), totals = new Map();
   for (const row of rows) {
-    const key = row.slice(1, value).join(" · ") || columns[value];
-    if (!series.has(key)) series.set(key, new Map());
-    series.get(key).set(row[0], Number(row[value]) || 0);
+    const key = grouped ? label(row.slice(1), value - 1) : columns[value];
+    const n = Number(row[value]) || 0;
+    if (!points.has(key)) points.set(key, new Map());
+    points.get(key).set(row[0], (points.get(key).get(row[0]) || 0) + n);
+    totals.set(key, (totals.get(key) || 0) + n);
   }
-  const max = Math.max(1, ...rows.map((r) => Number(r[value]) || 0));
-  const W = 600, H = 160, left = 40;
-  const x = (i) => left + (times.length < 2 ? 0 : (i / (times.length - 1)) * (W - left - 10));
-  const y = (v) => H - 20 - (v / max) * (H - 30);
-  const chart = svg("svg", { class: "series", viewBox: `0 0 ${W} ${H + 18 * Math.ceil(series.size / 3)}`, role: "img" });
-  chart.append(svg("text", { x: 0, y: 12, class: "label" }, String(max)));
-  chart.append(svg("line", { x1: left, x2: W - 10, y1: H - 20, y2: H - 20, class: "axis" }));
-  chart.append(svg("text", { x: left, y: H - 5, class: "label" }, times[0] || ""));
-  chart.append(svg("text", { x: W - 10, y: H - 5, class: "label", "text-anchor": "end" }, times.at(-1) || ""));
-  let n = 0;
-  for (const [key, points] of series) {
-    const d = times.map((t, i) => `${i ? "L" : "M"}${x(i).toFixed(1)},${y(points.get(t) || 0).toFixed(1)}`).join("");
-    chart.append(svg("path", { d, class: `s${n % 6}` }));
-    chart.append(svg("text", { x: (n % 3) * 200, y: H + 14 + 18 * Math.floor(n / 3), class: `label s${n % 6}` }, `■ ${key}`));
-    n += 1;
-  }
-  return chart;
+  const times = [...new Set(rows.map((r) => r[0]))].sort();
+  const { kept, others } = topAndOther(totals, TOP_SERIES);
+  const data = (keys) => times.map((t) => [t, keys.reduce((n, k) => n + (points.get(k).get(t) || 0), 0)]);
+  // groupby + timeslice: stacked bars; one count over time: a line (bars for a histogram).
+  const kind = grouped || histogram ? "bar" : "line";
+  const series = kept.map((k) => ({ name: k, type: kind, stack: grouped ? "all" : undefined, data: data([k]), showSymbol: false }));
+  if (others.size) series.push({ name: `other (${others.size})`, type: kind, stack: "all", data: data([...others]), showSymbol: false });
+  return {
+    tooltip: { trigger: "axis", formatter: tooltipOf },
+    legend: grouped ? { type: "scroll", top: 0 } : undefined,
+    grid: { left: 56, right: 16, top: grouped ? 48 : 28, bottom: 28 },
+    xAxis: { type: "time" },
+    yAxis: { type: "value", name: columns[value], nameLocation: "end", minInterval: 1 },
+    series,
+  };
 }
 
-function chartFor(result, kind = "bar") {
-  if (result.kind === "timeseries") return timeChart(result.columns, result.rows);
+function barOption(columns, rows) {
+  const value = columns.length - 1;
+  const totals = new Map(rows.map((r) => [label(r, value), Number(r[value]) || 0]));
+  const { kept, others } = topAndOther(totals, TOP_BARS);
+  const bars = kept.map((k) => [k, totals.get(k)]);
+  if (others.size) bars.push([`other (${others.size})`, [...others].reduce((n, k) => n + totals.get(k), 0)]);
+  return {
+    // Hovering anywhere on a bar's row shows it, not only over the bar itself.
+    tooltip: { trigger: "axis", axisPointer: { type: "shadow" }, formatter: tooltipOf },
+    grid: { left: 8, right: 40, top: 8, bottom: 24, containLabel: true },
+    xAxis: { type: "value", name: columns[value], minInterval: 1 },
+    yAxis: { type: "category", inverse: true, data: bars.map(([k]) => k), axisLabel: { width: 220, overflow: "truncate" } },
+    series: [{ type: "bar", data: bars.map(([k, n]) => ({ name: k, value: n })), label: { show: true, position: "right" } }],
+  };
+}
+
+function pieOption(columns, rows) {
+  const value = columns.length - 1;
+  const totals = new Map(rows.map((r) => [label(r, value), Number(r[value]) || 0]));
+  const { kept, others } = topAndOther(totals, TOP_SERIES);
+  const slices = kept.map((k) => ({ name: k, value: totals.get(k) }));
+  if (others.size) slices.push({ name: `other (${others.size})`, value: [...others].reduce((n, k) => n + totals.get(k), 0) });
+  return {
+    tooltip: { trigger: "item", formatter: tooltipOf },
+    legend: { type: "scroll", orient: "vertical", left: 0, top: 0 },
+    series: [{ type: "pie", radius: "70%", center: ["65%", "50%"], data: slices }],
+  };
+}
+
+function chartOption(result, kind, histogram) {
+  if (result.kind === "timeseries") return timeOption(result.columns, result.rows, histogram);
   if (result.kind === "table" && result.rows.length && typeof result.rows[0].at(-1) === "number") {
-    return (kind === "pie" ? pieChart : barChart)(result.columns, result.rows);
+    return kind === "pie" ? pieOption(result.columns, result.rows) : barOption(result.columns, result.rows);
   }
   return null;
 }
 
+function brushToZoom(chart, onZoom) {
+  // Dragging across a time chart shades the range; letting go hands it to ``onZoom``.
+  const zr = chart.getZr();
+  let start = null;
+  const time = (x) => new Date(chart.convertFromPixel({ xAxisIndex: 0 }, x)).toISOString();
+  const shade = (x) => {
+    const grid = chart.getModel().getComponent("grid").coordinateSystem.getRect();
+    const shape = { x: Math.min(start, x), y: grid.y, width: Math.abs(x - start), height: grid.height };
+    chart.setOption({ graphic: [{ id: "brush", type: "rect", shape, style: { fill: "rgba(31,95,191,0.15)" } }] });
+  };
+  zr.on("mousedown", (e) => { if (chart.containPixel("grid", [e.offsetX, e.offsetY])) start = e.offsetX; });
+  zr.on("mousemove", (e) => { if (start !== null) shade(e.offsetX); });
+  zr.on("mouseup", (e) => {
+    if (start === null) return;
+    const from = start;
+    start = null;
+    chart.setOption({ graphic: [{ id: "brush", $action: "remove" }] });
+    // A click is not a range.
+    if (Math.abs(e.offsetX - from) < 4) return;
+    const [a, b] = [time(Math.min(from, e.offsetX)), time(Math.max(from, e.offsetX))];
+    onZoom(a, b);
+  });
+}
+
+// The chart of a search result, or null when it has nothing to chart. ``onZoom(from, to)`` is
+// called with ISO times when someone brushes a time range on a time chart.
+function chartFor(result, kind = "bar", { onZoom = null, histogram = false } = {}) {
+  const option = chartOption(result, kind, histogram);
+  if (!option) return null;
+  const box = document.createElement("div");
+  box.className = "echart";
+  const bars = option.yAxis && option.yAxis.type === "category" ? option.yAxis.data.length : 0;
+  box.style.height = `${bars ? Math.max(120, bars * 22 + 40) : histogram ? 140 : 240}px`;
+  // ECharts measures its box: draw once the box is in the page.
+  requestAnimationFrame(() => {
+    const chart = echarts.init(box, null, { renderer: "canvas" });
+    chart.setOption({ aria: { enabled: true }, ...option });
+    new ResizeObserver(() => chart.resize()).observe(box);
+    if (result.kind === "timeseries" && onZoom) brushToZoom(chart, onZoom);
+    box.chart = chart;
+  });
+  return box;
+}

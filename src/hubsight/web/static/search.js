@@ -1,0 +1,203 @@
+// Log Search: scope, query, results, histogram and charts (uses console.js and charts.js).
+"use strict";
+
+// A time as a datetime-local input wants it: the viewer's zone, no offset, to the second.
+function localInput(iso) {
+  const d = new Date(iso);
+  const pad = (n) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+}
+
+// ---- page: Log Search ----
+function searchPage() {
+  const form = $("#search");
+  const results = $("#results"), rowsTable = $("#rows"), qerror = $("#qerror");
+  let cursor = null;
+  const last = form.elements.last;
+  const query = form.elements.query;
+  const rawPaths = [];
+  const repaint = leqlEditor(query, JSON.parse(query.dataset.keys), rawPaths);
+  leqlRawPaths(form, rawPaths);
+  last.addEventListener("change", () => { $(".abs", form).hidden = last.value !== ""; });
+
+  function scope() {
+    const picked = (name) => [...form.elements[name].selectedOptions].map((o) => o.value);
+    const body = { query: form.elements.query.value, log_sets: picked("log_sets"), log_names: picked("log_names"), timezone: ZONE };
+    if (last.value) body.last = last.value;
+    else {
+      if (form.elements.from.value) body.from = new Date(form.elements.from.value).toISOString();
+      if (form.elements.to.value) body.to = new Date(form.elements.to.value).toISOString();
+    }
+    return body;
+  }
+
+  function addToQuery(key, value) {
+    const q = form.elements.query;
+    const term = `${key}=${JSON.stringify(String(value))}`;
+    const match = q.value.match(/^\s*where\((.*)\)(.*)$/s);
+    q.value = match ? `where(${match[1]} AND ${term})${match[2]}` : (q.value.trim() ? `where(${term}) ${q.value.trim()}` : `where(${term})`);
+    repaint();
+    q.focus();
+  }
+
+  function eventRows(events, append) {
+    if (!append) {
+      rowsTable.replaceChildren(el("thead", {}, el("tr", {}, ...["Time", "Log", "User", "Result", "Source IP", "Summary"].map((h) => el("th", { text: h })))));
+      rowsTable.append(el("tbody"));
+    }
+    const body = $("tbody", rowsTable);
+    for (const e of events) {
+      const cells = [["timestamp", e.timestamp], ["log_name", e.log_name], ["user", e.user], ["result", e.result], ["source_ip", e.source_ip]];
+      const tr = el("tr", { class: "event" });
+      for (const [key, v] of cells) {
+        const td = el("td", { text: v ?? "" });
+        if (v !== undefined && key !== "timestamp") { td.classList.add("value"); td.dataset.key = key; td.dataset.value = v; }
+        tr.append(td);
+      }
+      const raw = e.raw ?? e;
+      tr.append(el("td", { class: "summary", text: (raw.message || JSON.stringify(raw)).slice(0, 160) }));
+      const detail = el("tr", { class: "sub", hidden: "" }, el("td", { colspan: 6 }, el("pre", { class: "json", text: JSON.stringify(e, null, 2) })));
+      tr.addEventListener("click", (ev) => {
+        if (ev.target.classList.contains("value")) addToQuery(ev.target.dataset.key, ev.target.dataset.value);
+        else detail.hidden = !detail.hidden;
+      });
+      body.append(tr, detail);
+    }
+  }
+
+  function tableRows(result) {
+    rowsTable.replaceChildren(el("thead", {}, el("tr", {}, ...result.columns.map((c) => el("th", { text: c })))));
+    const body = el("tbody");
+    for (const row of result.rows) body.append(el("tr", {}, ...row.map((v) => el("td", { text: v ?? "" }))));
+    rowsTable.append(body);
+  }
+
+  async function submit(append) {
+    const started = performance.now();
+    const body = scope();
+    if (append) body.cursor = cursor;
+    form.querySelector('button[type="submit"]').disabled = true;
+    const answer = await runSearch(body);
+    form.querySelector('button[type="submit"]').disabled = false;
+    if (!answer.ok) {
+      results.hidden = true;
+      show($("#qwarning"), "");
+      const d = answer.data || {};
+      const where = d.line ? ` (line ${d.line}, column ${d.column})` : "";
+      show(qerror, `${d.error || "search failed"}${where}${d.excerpt ? "\n" + d.excerpt : ""}${d.hint ? "\nhint: " + d.hint : ""}`);
+      if (d.line) {
+        // Put the cursor where the parser stopped.
+        const lines = query.value.split("\n");
+        const at = lines.slice(0, d.line - 1).reduce((n, l) => n + l.length + 1, 0) + d.column - 1;
+        query.focus();
+        query.setSelectionRange(at, Math.min(at + 1, query.value.length));
+      }
+      return;
+    }
+    show(qerror, "");
+    const r = answer.data;
+    // Keys the query names that hubsight does not know: answered from the raw record, but
+    // shown (with the nearest key) so that a typo does not pass unseen.
+    show($("#qwarning"), (r.warnings || []).map((w) =>
+      `warning (line ${w.line}, column ${w.column}): ${w.message}` + (w.hint ? `\n  ${w.hint}` : "")).join("\n"));
+    if (!append) histogram(body, r);
+    const drawn = () => chartFor(r, $("#chart-kind").value, { onZoom: zoomTo });
+    $("#chart-kind").onchange = () => $("#chart").replaceChildren(drawn());
+    const chart = drawn();
+    // Bar or pie is a choice only for a table of counts.
+    $("#chart-kind").hidden = r.kind !== "table" || !chart;
+    $("#chart").replaceChildren(...(chart ? [chart] : []));
+    if (r.kind === "events") {
+      eventRows(r.events, append);
+      cursor = r.next_cursor;
+      if (!r.events.length && !append) $("tbody", rowsTable).append(el("tr", {}, el("td", { colspan: 6, class: "muted", text: "No events match in this time range and these log sets. Widen the time range (or pick no log set) and search again." })));
+    }
+    else { tableRows(r); cursor = null; }
+    $("#more").hidden = !cursor;
+    results.hidden = false;
+    const count = r.kind === "events" ? $$("tr.event", rowsTable).length : r.rows.length;
+    const ms = Math.round(performance.now() - started);
+    const summary = $("#summary");
+    summary.dataset.ms = String(ms);
+    summary.textContent = `${count} ${r.kind === "events" ? "events" : "rows"} · ${r.from} – ${r.to} · store ${r.elapsed_ms} ms, rendered in ${ms} ms` +
+      (r.time_limit_hit ? " · time limit hit: narrow the range" : "") + (r.result_cap_hit ? " · result cap hit" : "");
+  }
+
+  function zoomTo(from, to) {
+    // A time range brushed on a chart becomes the search's absolute range.
+    last.value = "";
+    $(".abs", form).hidden = false;
+    form.elements.from.value = localInput(from);
+    form.elements.to.value = localInput(to);
+    submit(false);
+  }
+
+  async function histogram(body, r) {
+    // Events over time above the event list, as InsightIDR shows them; brush to zoom.
+    const box = $("#histogram");
+    box.replaceChildren();
+    if (r.kind !== "events" || !r.events.length) return;
+    const counts = await runSearch({ ...body, query: `${body.query} timeslice(60)`, cursor: undefined });
+    const chart = counts.ok ? chartFor(counts.data, "bar", { onZoom: zoomTo, histogram: true }) : null;
+    if (chart) box.replaceChildren(chart);
+  }
+
+  form.addEventListener("submit", (ev) => { ev.preventDefault(); submit(false); });
+  form.elements.query.addEventListener("keydown", (ev) => {
+    if (ev.key === "Enter" && (ev.ctrlKey || ev.metaKey)) { ev.preventDefault(); submit(false); }
+  });
+  $("#more").addEventListener("click", () => submit(true));
+  $$("button.export").forEach((button) => button.addEventListener("click", async () => {
+    const format = button.dataset.format;
+    const response = await fetch(`/api/v1/search/export?format=${format}`, {
+      method: "POST", credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf() }, body: JSON.stringify(scope()),
+    });
+    if (!response.ok) { show(qerror, problem(await response.json())); return; }
+    el("a", { href: URL.createObjectURL(await response.blob()), download: `search.${format}` }).click();
+  }));
+  savedQueries(form, repaint);
+  // A pivot from another page brings its time window (ISO) and asks to run at once.
+  if (form.dataset.from) {
+    form.elements.from.value = localInput(form.dataset.from);
+    form.elements.to.value = localInput(form.dataset.to);
+  }
+  if (form.elements.query.value || form.dataset.run) submit(false);
+}
+
+async function savedQueries(form, repaint) {
+  const select = $("#saved"), unsave = $("#unsave");
+  const answer = await api("GET", "/api/v1/saved-queries");
+  const saved = new Map((answer.ok ? answer.data : []).map((q) => [q.id, q]));
+  for (const q of saved.values()) select.append(el("option", { value: q.id, text: q.name }));
+  select.addEventListener("change", () => {
+    const q = saved.get(select.value);
+    unsave.disabled = !q;
+    if (!q) return;
+    form.elements.query.value = q.query;
+    if (q.last) form.elements.last.value = q.last;
+    repaint();
+  });
+  $("#save").addEventListener("click", async () => {
+    const name = prompt("Name of the saved query");
+    if (!name) return;
+    const body = { name, query: form.elements.query.value };
+    if (form.elements.last.value) body.last = form.elements.last.value;
+    const made = await api("POST", "/api/v1/saved-queries", body);
+    if (!made.ok) { show($("#qerror"), problem(made.data)); return; }
+    saved.set(made.data.id, made.data);
+    select.append(el("option", { value: made.data.id, text: made.data.name }));
+    select.value = made.data.id;
+    unsave.disabled = false;
+  });
+  unsave.addEventListener("click", async () => {
+    const gone = await api("DELETE", `/api/v1/saved-queries/${select.value}`);
+    if (!gone.ok) { show($("#qerror"), problem(gone.data)); return; }
+    saved.delete(select.value);
+    select.selectedOptions[0].remove();
+    select.value = "";
+    unsave.disabled = true;
+  });
+}
+
+document.addEventListener("DOMContentLoaded", () => { if (document.body.dataset.page === "search") searchPage(); });
