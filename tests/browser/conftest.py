@@ -20,7 +20,8 @@ from hubsight.detect.db import DetectDB
 from hubsight.detect.engine import DetectionEngine, EngineOptions
 from hubsight.detect.rules.auth_volume import BruteForceSuccess
 from hubsight.detect.ruleset import build_rule
-from hubsight.parsing.event import Event
+from hubsight.parsing.event import Event, LogSet
+from hubsight.store.catalog import Catalog
 from hubsight.store.users import UserStore
 from hubsight.web.api import create_app
 from hubsight.web.auth import ConsoleAuth
@@ -89,6 +90,10 @@ def console(data_dir: Path) -> Iterator[Console]:
     evidence = seed_alert(data_dir)
     users = UserStore(data_dir, hasher=FAST_HASH)
     users.create(*ANALYST, "analyst")
+    # The seeded events are dated months back: keep them past the default 90 days' retention.
+    catalog = Catalog(data_dir)
+    for log_set in LogSet:
+        catalog.set_retention(log_set.value, 3650)
     with serving(data_dir) as service:
         service.store.write(evidence)
         app = create_app(service, auth=ConsoleAuth(users))

@@ -74,7 +74,7 @@ function barOption(columns, rows) {
     grid: { left: 8, right: 40, top: 8, bottom: 24, containLabel: true },
     xAxis: { type: "value", name: columns[value], minInterval: 1 },
     yAxis: { type: "category", inverse: true, data: bars.map(([k]) => k), axisLabel: { width: 220, overflow: "truncate" } },
-    series: [{ type: "bar", data: bars.map(([k, n]) => ({ name: k, value: n })), label: { show: true, position: "right" } }],
+    series: [{ name: columns[value], type: "bar", data: bars.map(([k, n]) => ({ name: k, value: n })), label: { show: true, position: "right" } }],
   };
 }
 
