@@ -491,6 +491,10 @@ CASES: list[tuple[str, Expected]] = [
             if n > 6
         ),
     ),
+    # LIKE's wildcards in an ISTARTS-WITH value are literal characters
+    ('where(user ISTARTS-WITH "ALICE_")', _ids(lambda r: r.user.lower().startswith("alice_"))),
+    ('where(user ISTARTS-WITH "%corp")', _ids(lambda r: r.user.lower().startswith("%corp"))),
+    ('where(user ISTARTS-WITH "ALICE@")', _ids(lambda r: r.user.lower().startswith("alice@"))),
     # queries written for InsightIDR: unknown keys read the raw record, InsightIDR's key
     # names, array positions, implicit AND, binary NOT, (?<name>...) groups
     ("RiskLevel = high", _ids(lambda r: r.raw["properties"]["riskLevel"] == "high")),
