@@ -3,6 +3,7 @@
     HubsightError                 message + hint (what to do about it)
     ├── ConfigError               bad configuration or user input (a usage error)
     │   ├── CredentialError       a connection string or key that cannot work
+    │   ├── RequestTooLarge       a request body over the API's limit (413)
     │   └── AlreadyExistsError    a name that is taken
     ├── SourceError               reading from a broker failed (``retriable`` says if waiting helps)
     ├── ParseError                one record could not be understood (carries its RecordRef)
@@ -56,6 +57,10 @@ class ConfigError(HubsightError):
 
 class CredentialError(ConfigError):
     """A connection string, key or password that cannot work as given."""
+
+
+class RequestTooLarge(ConfigError):
+    """A request body larger than the API accepts."""
 
 
 class AlreadyExistsError(ConfigError):

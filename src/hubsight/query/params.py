@@ -45,8 +45,10 @@ def render(value: ParamValue) -> str:
         return _escape(value)
     if isinstance(value, int | float):
         return repr(value)
+    # An array is read as a literal of quoted items, without the escaped format's unescaping
+    # first (escaping it again would double every backslash and break on a quote).
     items = [_quote(v) if isinstance(v, str) else repr(v) for v in value]
-    return _escape("[" + ", ".join(items) + "]")
+    return "[" + ", ".join(items) + "]"
 
 
 def bind(values: dict[str, tuple[str, ParamValue]]) -> dict[str, str]:

@@ -37,6 +37,7 @@ MAX_GROUPBY_KEYS = 5
 MAX_BUCKETS = 200
 _WIDTH = re.compile(r"(\d+)([smhd])", re.IGNORECASE)
 _UNIT_MS = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+MAX_WIDTH_MS = 100 * 366 * _UNIT_MS["d"]
 _NAMED_GROUP = re.compile(r"(?<!\\)\(\?<([A-Za-z_][A-Za-z0-9_]*)>")
 _PCTL = re.compile(r"pctl(\d+(?:\.\d+)?)", re.IGNORECASE)
 _TOKEN_NAMES = {
@@ -244,7 +245,14 @@ class _Builder:
             raise self.fail(
                 f"timeslice() takes a bucket count or a width like 30m, 1h, 1d; not '{text}'", pos
             )
-        return ast.Timeslice(None, int(width.group(1)) * _UNIT_MS[width.group(2).lower()], pos)
+        width_ms = int(width.group(1)) * _UNIT_MS[width.group(2).lower()]
+        # Wider than any time range is meaningless, and past this a time span cannot be held.
+        if width_ms > MAX_WIDTH_MS:
+            raise self.fail(
+                f"timeslice({text}) is wider than {MAX_WIDTH_MS // _UNIT_MS['d']} days", pos,
+                "use a width of at most a few years, e.g. timeslice(30d)",
+            )  # fmt: skip
+        return ast.Timeslice(None, width_ms, pos)
 
     def number(self, token: Token) -> float:
         value = parse_number(str(token))

@@ -67,15 +67,24 @@ def parse_relative(text: str, now: datetime, tz: tzinfo = UTC) -> TimeWindow:
             f"cannot read the time range '{text}'",
             hint="write e.g. 'last 15 minutes', 24h, 'last 7 days', today or yesterday",
         )
-    span = timedelta(**{unit: int(match.group(1))})
-    return TimeWindow(now.astimezone(UTC) - span, now.astimezone(UTC))
+    try:
+        start = now.astimezone(UTC) - timedelta(**{unit: int(match.group(1))})
+    except OverflowError:
+        raise ConfigError(
+            f"the time range '{text}' reaches before the year 1",
+            hint="give a range of at most a few years, e.g. 'last 365 days'",
+        ) from None
+    return TimeWindow(start, now.astimezone(UTC))
 
 
 def parse_instant(text: str, tz: tzinfo = UTC) -> datetime | None:
     """ISO 8601 (read in ``tz`` when it has no offset) or epoch milliseconds; None otherwise."""
     stripped = text.strip()
     if _EPOCH_MS.fullmatch(stripped):
-        return datetime.fromtimestamp(int(stripped) / 1000, tz=UTC)
+        try:
+            return datetime.fromtimestamp(int(stripped) / 1000, tz=UTC)
+        except (OverflowError, OSError, ValueError):
+            return None  # past the years a datetime holds: not a time
     try:
         parsed = datetime.fromisoformat(stripped.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:

@@ -14,6 +14,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hubsight import __version__
 from hubsight.errors import ConfigError, HubsightError, SignInRequired
@@ -40,6 +41,7 @@ from hubsight.web.auth import (
     require_role,
     signed_out,
 )
+from hubsight.web.limits import BodyLimit
 from hubsight.web.responses import error_response
 
 router = APIRouter(prefix="/api/v1")
@@ -229,8 +231,10 @@ def status(request: Request) -> dict[str, Any]:
 async def _json_body(request: Request) -> dict[str, Any]:
     try:
         body = await request.json()
-    except ValueError:
-        raise ConfigError("the request body is not JSON") from None
+    except (ValueError, RecursionError):
+        raise ConfigError(
+            "the request body is not JSON, or nests too deeply", hint="send one JSON object"
+        ) from None
     if not isinstance(body, dict):
         raise ConfigError("the request body must be a JSON object")
     return body
@@ -243,6 +247,7 @@ def create_app(service: Service, auth: ConsoleAuth | None = None) -> FastAPI:
     app = FastAPI(
         title="hubsight", version=__version__, docs_url=None, redoc_url=None, openapi_url=None
     )
+    app.add_middleware(BodyLimit)
     app.state.auth = auth
     app.state.service = service
     app.state.store = service.store
@@ -275,6 +280,12 @@ def create_app(service: Service, auth: ConsoleAuth | None = None) -> FastAPI:
         if isinstance(exc, SignInRequired):
             return signed_out(request, exc)
         return error_response(exc)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # Starlette's own refusals (unknown path, unreadable body) in the API's error shape.
+        body = {"error": str(exc.detail), "hint": "see /openapi.json for the API's requests"}
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import msgspec
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
@@ -252,12 +252,14 @@ def set_exceptions(
 
 
 @router.get("/users/{user}/timeline", dependencies=[require_role("analyst")])
-def user_timeline(user: str, db: Db, days: int = 30) -> dict[str, Any]:
+def user_timeline(
+    user: str, db: Db, days: Annotated[int, Query(ge=1, le=3650)] = 30
+) -> dict[str, Any]:
     """A user's sign-ins by country, recent sign-ins, notables and alerts."""
     subject = user.lower()
     baseline = read_baseline(db, subject)
     store = AlertStore(db)
-    since = datetime.now().astimezone() - timedelta(days=max(1, days))
+    since = datetime.now().astimezone() - timedelta(days=days)
     found = store.find(AlertFilter(user=subject, since=since, limit=500))
     latest = max((s.ts for s in baseline.recent), default=None)
     recent = (

@@ -18,6 +18,7 @@ from hubsight.errors import (
     NotFoundError,
     QueryError,
     QuerySyntaxError,
+    RequestTooLarge,
     SignInRequired,
 )
 
@@ -27,6 +28,7 @@ _STATUS: tuple[tuple[type[HubsightError], int], ...] = (
     (ForbiddenError, 403),
     (NotFoundError, 404),
     (AlreadyExistsError, 409),
+    (RequestTooLarge, 413),
     (ConfigError, 400),
     (QueryError, 400),
 )
