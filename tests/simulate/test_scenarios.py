@@ -193,6 +193,17 @@ def _requested(marker: str, *operations: str) -> Callable[[list[Record], dict[st
     return check
 
 
+def _graph_enumeration(records: list[Record], truth: dict[str, Any]) -> None:
+    reads = [r for r in records if r["category"] == "MicrosoftGraphActivityLogs"]
+    assert len(reads) >= 20
+    assert {r["properties"]["requestMethod"] for r in reads} == {"GET"}
+    assert {r["properties"]["userId"] for r in reads} == {reads[0]["properties"]["userId"]}
+    times = sorted(datetime.fromisoformat(r["time"]) for r in reads)
+    assert times[-1] - times[0] <= timedelta(minutes=2)
+    vault = [r for r in records if r["category"] == "AuditEvent"]
+    assert [r["operationName"] for r in vault] == ["SecretBackup"]
+
+
 def _deletion_burst(records: list[Record], truth: dict[str, Any]) -> None:
     ends = [r for r in records if r["resultType"] == "Success"]
     assert all(r["operationName"].endswith("/DELETE") for r in ends)
@@ -292,6 +303,7 @@ CHECKS: dict[str, Callable[[list[Record], dict[str, Any]], None]] = {
         "MICROSOFT.SQL/SERVERS/FIREWALLRULES/WRITE",
         "MICROSOFT.SQL/SERVERS/AUDITINGSETTINGS/WRITE",
     ),
+    "graph-enumeration": _graph_enumeration,
     "entra-mfa-disabled": _audits(
         "Disable Strong Authentication", "Update named location", marker="Trusted partners"
     ),

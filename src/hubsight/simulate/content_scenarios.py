@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 
 from hubsight.simulate import activity, directory
 from hubsight.simulate.directory import Audit, user_target
-from hubsight.simulate.draft import Context, Record
+from hubsight.simulate.draft import Context, Record, iso7
 from hubsight.simulate.planting import Planted, arm_attack, hostile, victim
 
 
@@ -257,6 +257,38 @@ def entra_mfa_disabled(ctx: Context, start: datetime) -> Planted:
     return plant
 
 
+def graph_enumeration(ctx: Context, start: datetime) -> Planted:
+    """A signed-in intruder pages through the directory with Graph, then backs up a secret."""
+    user = victim(ctx)
+    _, ip, _ = hostile(ctx)
+    plant = Planted(
+        "graph-enumeration",
+        f"{user.upn} listed directory objects 25 times in 75 s and backed up a secret from {ip}",
+        start,
+        user.upn,
+        [ip],
+        ["graph.enumeration_burst", "graph.keyvault_objects_backed_up"],
+    )
+    kinds = ("users", "groups", "servicePrincipals", "applications", "directoryRoles")
+    for n in range(25):
+        when = start + timedelta(seconds=3 * n)
+        draft = directory.graph_activity(ctx, when, user, ip)
+        # Paged listing of one kind of directory object after another.
+        draft.record["time"] = iso7(when)
+        draft.record["properties"].update(
+            requestMethod="GET",
+            responseStatusCode=200,
+            requestUri=f"https://graph.microsoft.com/v1.0/{kinds[n % 5]}?$top=999&$skiptoken=p{n}",
+        )
+        plant.drafts.append(draft)
+    vault = ctx.tenant.resources_of("vaults")[0]
+    workload = ctx.tenant.managed_identities[0]
+    backup = activity.key_vault_audit(ctx, start + timedelta(minutes=2), vault, workload, ip)
+    backup.record["operationName"] = "SecretBackup"
+    plant.drafts.append(backup)
+    return plant
+
+
 def _more(
     ctx: Context,
     plant: Planted,
@@ -285,4 +317,5 @@ SCENARIOS = {
     "defender-downgraded": defender_downgraded,
     "sql-opened": sql_opened,
     "entra-mfa-disabled": entra_mfa_disabled,
+    "graph-enumeration": graph_enumeration,
 }

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 from hubsight.parsing.azure.activity import ADMIN_CATEGORIES, SERVICE_CATEGORIES
 from hubsight.parsing.azure.audit import AUDIT_CATEGORY
+from hubsight.parsing.azure.graph import GRAPH_CATEGORY
+from hubsight.parsing.azure.keyvault import KEY_VAULT_CATEGORY
 from hubsight.parsing.azure.risk import DETECTION_CATEGORIES
 from hubsight.parsing.azure.signin import SIGNIN_CATEGORIES
 from hubsight.parsing.event import LogSet
@@ -191,6 +193,20 @@ _RISK: dict[str, str | tuple[str, ...]] = {
     "Location": "properties.location",
 }
 
+# MicrosoftGraphActivityLogs columns, under ``properties`` in lower camel case.
+_GRAPH: dict[str, str | tuple[str, ...]] = _under_properties(
+    "AppId",
+    "IPAddress",
+    "RequestMethod",
+    "RequestUri",
+    "ResponseStatusCode",
+    "Roles",
+    "Scopes",
+    "ServicePrincipalId",
+    "UserAgent",
+    "UserId",
+)
+
 # AzureActivity columns; ``properties`` of Activity Log records are defined by each resource
 # provider, so any properties.* path is accepted there.
 _ACTIVITY: dict[str, str | tuple[str, ...]] = {
@@ -329,6 +345,27 @@ SERVICES: dict[str, Service] = {
             categories=_categories(*DETECTION_CATEGORIES),
             log_sets=frozenset({LogSet.THIRD_PARTY_ALERTS}),
             columns=_lower({**_COMMON, **_RISK}),
+        ),
+        # Resource data planes (no SigmaHQ service names these; hubsight's content uses them).
+        Service(
+            name="keyvault",
+            records="Key Vault AuditEvent resource logs",
+            columns_hint="a record key such as operationName or a path such as properties.id",
+            categories=_categories(KEY_VAULT_CATEGORY),
+            log_sets=frozenset({LogSet.CLOUD_SERVICE_ACTIVITY}),
+            columns=_lower(_COMMON),
+            any_property=True,
+            operation_log_sets=frozenset({LogSet.CLOUD_SERVICE_ACTIVITY}),
+        ),
+        Service(
+            name="graphactivitylogs",
+            records="Microsoft Graph activity logs",
+            columns_hint="a MicrosoftGraphActivityLogs column such as RequestUri or a path such "
+            "as properties.requestMethod",
+            categories=_categories(GRAPH_CATEGORY),
+            log_sets=frozenset({LogSet.CLOUD_SERVICE_ACTIVITY}),
+            columns=_lower({**_COMMON, **_GRAPH}),
+            any_property=True,
         ),
     )
 }
