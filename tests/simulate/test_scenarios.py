@@ -351,8 +351,10 @@ def _key(record: Record, category: str) -> str:
         return str(record["SystemAlertId"])
     if category == "Administrative":
         return f"{record['correlationId']}/{record['resultType']}"
-    if category == "Security":
+    if category in ("Security", "AuditEvent"):
         return str(record["correlationId"])
+    if category == "MicrosoftGraphActivityLogs":
+        return str(record["properties"]["requestId"])
     if category == "RiskyUsers":
         return f"{record['properties']['id']}@{record['time']}"
     return str(record["properties"]["id"])
