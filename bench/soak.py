@@ -1,0 +1,138 @@
+"""Soak benchmark: ``hubsight run`` fed at a steady rate, its resources printed each interval.
+
+    .venv/bin/python bench/soak.py [--minutes 30] [--rate 500] [--users 1000] [--interval 60]
+
+Starts a local tansu broker, a data directory whose one source reads it, and ``hubsight run
+--no-web`` in a process of its own; feeds a simulated tenant (every scenario planted) live at
+``--rate`` records/s; and prints, every ``--interval`` seconds, the process's resident memory,
+open files and threads, the sizes of the SQLite write-ahead logs and the events stored so far.
+At the end it compares the last sample with the one at a third of the run (10 minutes of 30):
+what grew after the warm-up. Not a pass/fail test; the figures depend on the machine's load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+
+from hubsight.devbroker import LocalBroker
+from hubsight.simulate import SCENARIOS, stream_messages
+from hubsight.sources.config import make_source
+from hubsight.store.catalog import Catalog
+
+TOPIC = "insights-operational-logs"
+SOURCE = "soak"
+WALS = ("hubsight.sqlite3-wal", "detect.sqlite3-wal")
+
+
+def _feed(bootstrap: str, rate: float, users: int, stop: threading.Event) -> None:
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 50})
+    for body in stream_messages(seed=17, rate=rate, scenarios=SCENARIOS, users=users):
+        if stop.is_set():
+            break
+        producer.produce(TOPIC, body)
+        producer.poll(0)
+    producer.flush(10)
+
+
+def _status(pid: int) -> dict[str, int]:
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "Threads"):
+            fields[key] = int(value.split()[0])
+    return {
+        "rss_mb": fields["VmRSS"] // 1024,
+        "threads": fields["Threads"],
+        "files": len(os.listdir(f"/proc/{pid}/fd")),
+    }
+
+
+def _sample(pid: int, data_dir: Path, started: float) -> dict[str, float]:
+    minute = round((time.monotonic() - started) / 60, 1)
+    sample: dict[str, float] = {**_status(pid), "minute": minute}
+    for wal in WALS:
+        path = data_dir / wal
+        sample[wal] = path.stat().st_size // 1024 if path.exists() else 0
+    health = Catalog(data_dir).load_health().get(SOURCE)
+    sample["stored"] = int(health[0]["events_stored"]) if health else 0
+    return sample
+
+
+def main() -> None:
+    args = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    args.add_argument("--minutes", type=float, default=30.0)
+    args.add_argument("--rate", type=float, default=500.0, help="records per second")
+    args.add_argument("--users", type=int, default=1000)
+    args.add_argument("--interval", type=float, default=60.0, help="seconds between samples")
+    opts = args.parse_args()
+    print(f"load average at start: {os.getloadavg()[0]:.1f} (1 min)")
+    with tempfile.TemporaryDirectory() as tmp, LocalBroker() as broker:
+        data_dir = Path(tmp) / "data"
+        # Kept in a name: a collected AdminClient cancels its pending request.
+        admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+        admin.create_topics([NewTopic(TOPIC, 4)])[TOPIC].result(timeout=30)
+        Catalog(data_dir).add(
+            make_source(
+                {
+                    "name": SOURCE,
+                    "profile": {"kind": "kafka", "bootstrap": broker.bootstrap},
+                    "topics": [TOPIC],
+                    "keep_unparsed": True,
+                }
+            )
+        )
+        run = subprocess.Popen(
+            [sys.executable, "-m", "hubsight", "--data-dir", str(data_dir), "run", "--no-web"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        stop = threading.Event()
+        feeder = threading.Thread(
+            target=_feed, args=(broker.bootstrap, opts.rate, opts.users, stop), daemon=True
+        )
+        feeder.start()
+        started = time.monotonic()
+        samples = []
+        header = ["minute", "rss_mb", "files", "threads", *WALS, "stored"]
+        print("  ".join(f"{h:>20}" if "wal" in h else f"{h:>8}" for h in header))
+        try:
+            while time.monotonic() - started < opts.minutes * 60:
+                time.sleep(opts.interval)
+                sample = _sample(run.pid, data_dir, started)
+                samples.append(sample)
+                print(
+                    "  ".join(
+                        f"{sample[h]:>20}" if "wal" in h else f"{sample[h]:>8}" for h in header
+                    ),
+                    flush=True,
+                )
+        finally:
+            stop.set()
+            feeder.join(timeout=30)
+            run.send_signal(signal.SIGTERM)
+            run.wait(timeout=120)
+        warm = samples[len(samples) // 3] if samples else None
+        last = samples[-1] if samples else None
+        if warm and last:
+            grew = {k: last[k] - warm[k] for k in ("rss_mb", "files", "threads")}
+            print(
+                f"after warm-up (minute {warm['minute']} -> {last['minute']}): "
+                f"RSS {grew['rss_mb']:+.0f} MB, files {grew['files']:+.0f}, "
+                f"threads {grew['threads']:+.0f}; {last['stored']:.0f} events stored, "
+                f"load average {os.getloadavg()[0]:.1f}"
+            )
+
+
+if __name__ == "__main__":
+    main()
