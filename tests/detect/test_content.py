@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from hubsight.detect.attack import TACTICS, TECHNIQUES
 from hubsight.detect.base import Example
 from hubsight.detect.content import CONTENT_DIR, ShippedRule, _shipped, content_rules
 from hubsight.detect.content.examples import examples_path, load_examples
@@ -158,3 +159,10 @@ def test_informational_rules_are_notables_and_the_others_alert() -> None:
     assert "keyvault.vault_deleted" not in notables
     for cls in content_rules():
         assert cls.meta.notable is (cls.meta.severity.value == "Info"), cls.meta.id
+
+
+def test_every_shipped_technique_is_known_with_the_tactics_it_tags() -> None:
+    # The rule's tactic tags must be tactics of its technique (the ATT&CK coverage page's map).
+    for cls in content_rules():
+        name, tactics = TECHNIQUES[cls.meta.technique]
+        assert set(cls.meta.tactics) <= {TACTICS[t] for t in tactics}, (cls.meta.id, name)
