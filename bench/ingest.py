@@ -6,6 +6,9 @@ Prints, in one run on the local tansu broker:
 - the rate of a bare confluent-kafka consume loop over the topic (records/s, MB/s);
 - hubsight's rate from broker to committed store, with the full Azure parsers and with parsing
   reduced to splitting (every record Unparsed), and its ratio to the bare loop;
+- where the time went: the store writes' share of the wall time (from the collector's
+  ``hubsight_store_write_seconds`` metric) and the process's CPU time (CPU far below wall time
+  means the machine is busy elsewhere: the figures then say little about hubsight);
 - freshness: p50/p99 from produce to stored (searchable) while producing 5,000 records/s.
 The records are simulated 2-5 KB sign-in records (``hubsight.simulate``).
 """
@@ -27,13 +30,14 @@ from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-def
 from hubsight.collector import Collector, CollectorSettings
 from hubsight.devbroker import LocalBroker
 from hubsight.health import SourceHealth
+from hubsight.metrics import Metrics
 from hubsight.parsing.base import ParserRegistry
 from hubsight.parsing.pipeline import EmptyRegistry
 from hubsight.parsing.registry import default_registry
 from hubsight.simulate import generate_messages
 from hubsight.sources.config import make_source
 from hubsight.sources.registry import driver_for
-from hubsight.store.embedded import EmbeddedStore
+from hubsight.store.backends import StoreSettings, open_store
 
 PARTITIONS = 4
 
@@ -110,11 +114,12 @@ def bare_consume(bootstrap: str, topic: str, messages: int) -> tuple[float, int]
 
 def hubsight_ingest(
     bootstrap: str, topic: str, records: int, registry: ParserRegistry
-) -> tuple[float, float, float]:
-    """Seconds from the first stored batch to the last, seconds including the group join, and
-    bytes on disk per event once merged."""
+) -> tuple[float, float, float, str]:
+    """Seconds from the first stored batch to the last, seconds including the group join,
+    bytes on disk per event once merged, and where the time went."""
+    metrics = Metrics()
     with tempfile.TemporaryDirectory() as tmp:
-        store = EmbeddedStore(Path(tmp))
+        store = open_store(StoreSettings(data_dir=Path(tmp)))
         config = make_source(
             {
                 "name": "bench",
@@ -140,23 +145,35 @@ def hubsight_ingest(
             registry,
             CollectorSettings(max_batch_messages=500, poll_timeout_s=0.2),
             on_stored=stored,
+            metrics=metrics.for_source("bench"),
         )
         stop = threading.Event()
         started = time.perf_counter()
+        cpu_started = time.process_time()
         thread = threading.Thread(target=collector.run, args=(stop,))
         thread.start()
         while health.events_stored < records:
             time.sleep(0.01)
         done = time.perf_counter()
+        cpu = time.process_time() - cpu_started
         stop.set()
         thread.join()
+        labels = {"source": "bench"}
+        writes = metrics.registry.get_sample_value("hubsight_store_write_seconds_sum", labels)
+        batches = metrics.registry.get_sample_value("hubsight_store_write_seconds_count", labels)
+        # The writer thread waits on the store (encoding the rows as JSON, then ClickHouse's
+        # INSERT) while the consumer thread polls, splits and parses the next batches.
+        split = (
+            f"store writes (JSON encoding + INSERT) {writes or 0:.1f} s of {done - started:.1f} s"
+            f" wall in {batches or 0:.0f} batches; process CPU {cpu:.1f} s"
+        )
         store.execute("OPTIMIZE TABLE events FINAL")
         (row,) = store.select(
             "SELECT sum(bytes_on_disk) / sum(rows) AS per_event FROM system.parts "
             "WHERE active AND table = 'events'"
         )
         store.close()
-    return done - first[0], done - started, float(row["per_event"])
+    return done - first[0], done - started, float(row["per_event"]), split
 
 
 def freshness(bootstrap: str, bodies: list[bytes], seconds: float, per_s: int) -> list[float]:
@@ -165,7 +182,7 @@ def freshness(bootstrap: str, bodies: list[bytes], seconds: float, per_s: int) -
     produced_at: dict[tuple[int, int], float] = {}
     latencies: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
-        store = EmbeddedStore(Path(tmp))
+        store = open_store(StoreSettings(data_dir=Path(tmp)))
         config = make_source(
             {
                 "name": "fresh",
@@ -260,13 +277,16 @@ def main() -> None:
             ("hubsight, full parsing", full_topic, default_registry()),
             ("hubsight, split only", split_topic, EmptyRegistry()),
         ):
-            steady, total, per_event = hubsight_ingest(broker.bootstrap, topic, records, registry)
+            steady, total, per_event, split = hubsight_ingest(
+                broker.bootstrap, topic, records, registry
+            )
             rate = records / steady
             print(
                 f"{label + ':':24} {rate:>9,.0f} records/s  {payload / steady / 1e6:>6.0f} MB/s"
                 f"  ({rate / bare_rate:.2f} of bare; {records / total:,.0f}/s with group join;"
                 f" {per_event:,.0f} bytes/event on disk)"
             )
+            print(f"{'':24} where the time went: {split}")
 
         latencies = sorted(freshness(broker.bootstrap, bodies, args.freshness_s, 5_000))
         if latencies:
