@@ -77,6 +77,8 @@ def test_shipped_content_is_listed_by_family_tested_and_switchable(tmp_path: Pat
     assert listed["keyvault.vault_deleted"]["family"] == "keyvault"
     assert listed["keyvault.vault_deleted"]["tactics"] == ["impact"]
     assert listed["auth.brute_force"]["family"] == "entra"
+    # Built-in rules name a technique; their tactics are the technique's.
+    assert listed["auth.brute_force"]["tactics"] == ["credential-access"]
     code, output = _run(tmp_path, "disable", "keyvault.nope")
     assert code == 1
     assert "no rule 'keyvault.nope'" in output

@@ -12,7 +12,7 @@ import click
 from hubsight.cli.source_cmd import format_table
 from hubsight.detect.base import RuleMeta
 from hubsight.detect.db import DetectDB
-from hubsight.detect.families import FAMILIES, family_of, family_title
+from hubsight.detect.families import FAMILIES, family_of, family_title, tactics_of
 from hubsight.detect.ruleset import (
     build_rule,
     rule_class,
@@ -61,7 +61,7 @@ def list_rules(data_dir: Path, as_json: bool, by_family: bool) -> None:
                 "title": meta.title,
                 "severity": meta.severity.value,
                 "technique": meta.technique,
-                "tactics": list(meta.tactics),
+                "tactics": list(tactics_of(meta)),
                 "family": family,
                 "log_sets": sorted(str(s) for s in meta.log_sets),
                 "enabled": enabled,
@@ -72,7 +72,7 @@ def list_rules(data_dir: Path, as_json: bool, by_family: bool) -> None:
             continue
         state = "on" if enabled else "off"
         if by_family:
-            tactics = ",".join(meta.tactics) or "-"
+            tactics = ",".join(tactics_of(meta)) or "-"
             groups.setdefault(family, []).append(
                 (meta.id, state, meta.severity.value, meta.technique, tactics, meta.title)
             )

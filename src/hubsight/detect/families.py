@@ -6,6 +6,7 @@ rules are placed here by id; rules a user imported are their own family.
 
 from __future__ import annotations
 
+from hubsight.detect.attack import TACTICS, TECHNIQUES
 from hubsight.detect.base import RuleMeta
 
 # Family key -> title, in the order rules are listed.
@@ -56,3 +57,11 @@ def family_of(meta: RuleMeta) -> str:
 def family_title(key: str) -> str:
     """The title of a family key (the key itself when unknown)."""
     return FAMILIES.get(key, key)
+
+
+def tactics_of(meta: RuleMeta) -> tuple[str, ...]:
+    """The rule's ATT&CK tactics: its own tags, else those of its technique (built-in rules)."""
+    if meta.tactics:
+        return meta.tactics
+    known = TECHNIQUES.get(meta.technique)
+    return tuple(TACTICS[tactic] for tactic in known[1]) if known else ()

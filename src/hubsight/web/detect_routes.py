@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict
 from hubsight.detect.alerts import Alert, AlertFilter, AlertStore, Disposition, Status
 from hubsight.detect.base import EventRef, Severity
 from hubsight.detect.db import DetectDB
-from hubsight.detect.families import family_of, family_title
+from hubsight.detect.families import family_of, family_title, tactics_of
 from hubsight.detect.notify import send_test
 from hubsight.detect.ruleset import build_rule, rule_class, rule_classes
 from hubsight.detect.runtime import load_targets
@@ -182,7 +182,7 @@ def _rule_doc(request: Request, db: DetectDB, rule_id: str) -> dict[str, Any]:
         "description": meta.description,
         "severity": meta.severity.value,
         "technique": meta.technique,
-        "tactics": list(meta.tactics),
+        "tactics": list(tactics_of(meta)),
         "family": family_of(meta),
         "family_title": family_title(family_of(meta)),
         "log_sets": sorted(str(s) for s in meta.log_sets),
