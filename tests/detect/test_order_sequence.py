@@ -2,8 +2,8 @@
 
 The oracle is the definition itself: a success is cited when at least ``count`` failures fall
 in the ``window_minutes`` up to it and it does not continue an earlier success (one at most
-five minutes before, with no failure between); an alert holds, per dedup bucket, the cited
-successes and their lead-ups.
+five minutes before, with no failure between); citations within the dedup window of each other
+are one alert, keyed by the dedup bucket of its first event.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def _definition(events: Sequence[Event]) -> dict[int, set[EventRef]]:
     failures = [e.timestamp.timestamp() for e in events if e.result == FAILED]
     successes = sorted(e.timestamp.timestamp() for e in events if e.result == SUCCESS)
     window, count = CONFIG.window_minutes * 60.0, CONFIG.count
-    buckets: dict[int, set[EventRef]] = {}
+    cited: list[set[EventRef]] = []
     for event in events:
         if event.result != SUCCESS:
             continue
@@ -74,11 +74,18 @@ def _definition(events: Sequence[Event]) -> dict[int, set[EventRef]]:
         earlier = [s for s in successes if ts - 300 <= s < ts]
         continues = bool(earlier) and not any(earlier[-1] <= f <= ts for f in failures)
         if len(leadup) >= count and not continues:
-            bucket = int(ts // (CONFIG.dedup_minutes * 60))
-            buckets.setdefault(bucket, set()).update(
-                [EventRef.of(e) for e in leadup] + [EventRef.of(event)]
-            )
-    return buckets
+            cited.append({EventRef.of(e) for e in leadup} | {EventRef.of(event)})
+    # Citations within the dedup window of each other are one alert, keyed by the bucket its
+    # first event falls in.
+    width = CONFIG.dedup_minutes * 60.0
+    alerts: list[set[EventRef]] = []
+    for refs in sorted(cited, key=min):
+        first = min(refs).timestamp.timestamp()
+        if alerts and first - max(alerts[-1]).timestamp.timestamp() <= width:
+            alerts[-1] |= refs
+        else:
+            alerts.append(set(refs))
+    return {int(min(refs).timestamp.timestamp() // width): refs for refs in alerts}
 
 
 def _random_case(rng: random.Random) -> list[Event]:

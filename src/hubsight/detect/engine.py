@@ -31,6 +31,7 @@ from hubsight.detect.baseline import SignIn, UserBaseline, from_epoch, network_o
 from hubsight.detect.db import DetectDB
 from hubsight.detect.grouping import group_alerts, release_alerts
 from hubsight.detect.notables import relink
+from hubsight.detect.sessions import MERGED_INTO, Sessions, Span, session_prefix
 from hubsight.detect.settings import RuleExceptions
 from hubsight.detect.state import EngineState
 from hubsight.detect.windows import Window
@@ -170,6 +171,7 @@ class DetectionEngine:
         self._horizon = options.baseline_horizon.total_seconds()
         self._contexts = {r.meta.id: _Context(r.meta.id, self._state, options) for r in rules}
         self._dispatch: dict[tuple[Any, ...], _Targets] = {}
+        self._sessions = Sessions(db if options.persist else None)
         # Alerts of the current batch; in memory only when not persisting (replays).
         self._pending: dict[str, Alert] = {}
         self._created: set[str] = set()
@@ -325,13 +327,68 @@ class DetectionEngine:
         meta = rule.meta
         if finding.stable_key:
             key = f"{meta.id}|{finding.entity}"
-        else:
-            bucket = int(finding.at.timestamp() // (rule.config.dedup_minutes * 60))
-            key = f"{meta.id}|{finding.entity}|{bucket}"
-        if finding.retract:
-            self._retract(key, finding.evidence)
+            if finding.retract:
+                self._retract(key, finding.evidence, session=False)
+            else:
+                self._fold_into(key, rule, finding, session=False)
             return
+        # The alerts of this rule and entity within its dedup window of the finding (see
+        # ``sessions``): it joins them, under the key of the bucket their first event is in.
+        prefix = session_prefix(meta.id, finding.entity)
+        width = rule.config.dedup_minutes * 60.0
+        times = [ref.timestamp.timestamp() for ref in finding.evidence] or [finding.at.timestamp()]
+        touching = self._sessions.touching(prefix, min(times), max(times), width)
+        if finding.retract:
+            for key in touching:
+                self._retract(key, finding.evidence)
+            return
+        joined = [alert for alert in map(self._lookup, touching) if alert is not None]
+        first = min([*times, *(a.first_event_time.timestamp() for a in joined)])
+        key = f"{prefix}{int(first // width)}"
+        self._fold_into(key, rule, finding)
+        for other in joined:
+            if other.dedup_key != key:
+                self._absorb(key, rule, other)
+
+    def _absorb(self, key: str, rule: Rule[Any], other: Alert) -> None:
+        """Fold the alert ``other`` into the alert ``key`` of the same rule and entity."""
+        context = {k: v for k, v in other.context.items() if k != MERGED_INTO}
+        as_finding = Finding(
+            entity="",
+            title=other.title,
+            at=other.first_event_time,
+            evidence=other.evidence,
+            user=other.user,
+            source_ip=other.source_ip,
+            severity=other.severity,
+            baseline=other.baseline,
+            context=context,
+        )
+        self._fold_into(key, rule, as_finding, (other.first_event_time, other.last_event_time))
+        gone = other.dedup_key
+        self._pending.pop(gone, None)
+        self._sessions.drop(gone)
+        if gone in self._created:
+            self._created.discard(gone)
+        else:
+            # Receivers of the merged alert are told where it went (notify's follow-up).
+            other.context[MERGED_INTO] = alert_id(key)
+            self._withdrawn[gone] = other
+
+    def _fold_into(
+        self,
+        key: str,
+        rule: Rule[Any],
+        finding: Finding,
+        span: tuple[datetime, datetime] | None = None,
+        *,
+        session: bool = True,
+    ) -> None:
+        meta = rule.meta
         times = [ref.timestamp for ref in finding.evidence] or [finding.at]
+        if span is not None:
+            # An absorbed alert's evidence is capped: its span says where it really lies.
+            times += span
         severity = finding.severity or meta.severity
         alert = self._lookup(key)
         if alert is None:
@@ -359,6 +416,8 @@ class DetectionEngine:
                 # Withdrawn and found again in one batch: an update, never notified twice.
                 alert.revision = gone.revision + 1
             self._pending[key] = alert
+            if session:
+                self._sessions.set(key, _span(alert))
             return
         before = _encode_alert(alert)
         alert.evidence = merge_evidence(alert.evidence, list(finding.evidence))
@@ -372,8 +431,10 @@ class DetectionEngine:
             if key not in self._pending:
                 alert.revision += 1
             self._pending[key] = alert
+            if session:
+                self._sessions.set(key, _span(alert))
 
-    def _retract(self, key: str, evidence: Sequence[EventRef]) -> None:
+    def _retract(self, key: str, evidence: Sequence[EventRef], *, session: bool = True) -> None:
         alert = self._lookup(key)
         if alert is None:
             return
@@ -388,8 +449,12 @@ class DetectionEngine:
             if key not in self._pending:
                 alert.revision += 1
             self._pending[key] = alert
+            if session:
+                self._sessions.set(key, _span(alert))
         else:
             self._pending.pop(key, None)
+            if session:
+                self._sessions.drop(key)
             if key in self._created:
                 self._created.discard(key)
             else:
@@ -554,6 +619,10 @@ class DetectionEngine:
 
 
 _alert_encoder = msgspec.json.Encoder()
+
+
+def _span(alert: Alert) -> Span:
+    return (alert.first_event_time.timestamp(), alert.last_event_time.timestamp())
 
 
 def _encode_alert(alert: Alert) -> bytes:

@@ -37,6 +37,7 @@ from hubsight import __version__
 from hubsight.detect.alerts import Alert
 from hubsight.detect.base import Severity
 from hubsight.detect.db import DetectDB
+from hubsight.detect.sessions import MERGED_INTO
 from hubsight.detect.targets import SmtpConfig, SyslogConfig, Target, WebhookConfig
 from hubsight.errors import ConfigError, HubsightError
 
@@ -53,7 +54,19 @@ _AUTHPRIV = 10
 # The private enterprise number RFC 5424 reserves for examples and documentation.
 _SD_ID = "hubsight@32473"
 WITHDRAWN = "a late event showed this alert untrue"
-WITHDRAWN_KEPT = f"{WITHDRAWN}; hubsight keeps it because someone triaged it"
+_KEPT = "; hubsight keeps it because someone triaged it"
+WITHDRAWN_KEPT = WITHDRAWN + _KEPT
+
+
+def withdrawal_reason(alert: Alert, *, kept: bool) -> str:
+    """Why ``alert`` was withdrawn: shown untrue, or merged into another alert of its rule."""
+    merged = alert.context.get(MERGED_INTO)
+    reason = (
+        f"merged into alert {merged}, of the same rule about the same entity within its window"
+        if merged
+        else WITHDRAWN
+    )
+    return reason + (_KEPT if kept else "")
 
 
 class Channel(Protocol):
@@ -324,7 +337,7 @@ class Notifier:
         if not received:
             return
         kept = self.db.rows("SELECT 1 FROM alerts WHERE id = ?", (alert.id,))
-        reason = WITHDRAWN_KEPT if kept else WITHDRAWN
+        reason = withdrawal_reason(alert, kept=bool(kept))
         for channel in self.channels:
             if channel.name in received:
                 self._notify(channel, alert, reason, report)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import timedelta
 
+from pydantic import PositiveInt
+
 from hubsight.detect.base import (
     EventRef,
     Example,
@@ -31,10 +33,13 @@ class PassthroughConfig(RuleConfig):
     """How far back the user's sign-ins are attached."""
 
     signin_lookback_hours: int = 24
+    # Vendors raise one alert per occurrence (Defender: per access, per file) and send updates
+    # of each: alerts of one kind about one resource or user within a day are one alert.
+    dedup_minutes: PositiveInt = 24 * 60
 
 
 class VendorAlert(Rule[PassthroughConfig]):
-    """Every vendor alert becomes one alert, deduplicated by the vendor's alert id."""
+    """Vendor alerts of one kind about one resource or user within a day become one alert."""
 
     meta = RuleMeta(
         id="thirdparty.vendor_alert",
@@ -71,7 +76,7 @@ class VendorAlert(Rule[PassthroughConfig]):
             context["recent_signins"] = ctx.baseline(user).recent_signins(event.timestamp, lookback)
         who = user or event.compromised_entity or event.source_ip or "tenant"
         yield Finding(
-            entity=f"{vendor}|{vendor_id}",
+            entity=f"{vendor}|{name}|{who}",
             title=f"{vendor}: {name} ({who})",
             at=event.timestamp,
             evidence=[EventRef.of(event)],
@@ -79,7 +84,6 @@ class VendorAlert(Rule[PassthroughConfig]):
             source_ip=event.source_ip,
             severity=_VENDOR_SEVERITY.get((event.severity or "").upper(), self.meta.severity),
             context=context,
-            stable_key=True,
         )
 
     @classmethod
