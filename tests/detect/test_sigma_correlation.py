@@ -4,7 +4,8 @@ The oracle is the Sigma specification's definition, per group (here: per user): 
 ``timespan`` ending at one of the group's matched events holds when it has at least ``count``
 events (``event_count``), distinct values (``value_count``), an event of every base rule
 (``temporal``) or of the base rules in order, each strictly later (``temporal_ordered``). An
-alert holds, per dedup bucket of the window's last event, every event of the windows that held.
+alert holds every event of the windows that held within an hour (the dedup window) of each
+other, keyed by the hour its first event falls in.
 Random arrival orders and batchings, with a restart half-way, must give the alerts of in-order
 delivery.
 """
@@ -238,6 +239,7 @@ def _deliver(
             engine.close()
             engine = DetectionEngine(DetectDB(path / "detect.sqlite3"), [rule], options=options)
         final.update((a.dedup_key, a) for a in engine.process(batch))
+        final = {k: a for k, a in final.items() if a.id not in engine.withdrawn}
     engine.close()
     return final
 
@@ -259,7 +261,7 @@ def _definition(kind: str, events: Sequence[Event]) -> dict[tuple[str, int], set
     counted = [
         e for e in events if kind in ("temporal", "temporal_ordered") or e.result != "SUCCESS"
     ]
-    out: dict[tuple[str, int], set[EventRef]] = {}
+    held: dict[str, list[set[EventRef]]] = {}
     for end in counted:
         span = [
             e
@@ -268,8 +270,19 @@ def _definition(kind: str, events: Sequence[Event]) -> dict[tuple[str, int], set
             and timedelta(0) <= end.timestamp - e.timestamp <= timedelta(minutes=10)
         ]
         if _holds(kind, span):
-            bucket = int(end.timestamp.timestamp() // 3600)
-            out.setdefault((end.user or "", bucket), set()).update(EventRef.of(e) for e in span)
+            held.setdefault(end.user or "", []).append({EventRef.of(e) for e in span})
+    # Windows of one group within the dedup window (an hour) of each other are one alert,
+    # keyed by the hour its first event falls in.
+    out: dict[tuple[str, int], set[EventRef]] = {}
+    for user, spans in held.items():
+        alerts: list[set[EventRef]] = []
+        for refs in sorted(spans, key=min):
+            if alerts and min(refs).timestamp - max(alerts[-1]).timestamp <= timedelta(hours=1):
+                alerts[-1] |= refs
+            else:
+                alerts.append(set(refs))
+        for refs in alerts:
+            out[(user, int(min(refs).timestamp.timestamp() // 3600))] = refs
     return out
 
 
