@@ -5,30 +5,40 @@ and feeds the events in arrival order, in collector-sized batches, to a persiste
 the time spent in the engine (``process`` for every batch, and ``close``, which saves the
 baselines still unsaved) counts towards events/s. The delay from "batch stored" to "its alerts
 exist" is the time ``process`` takes for the batch (it commits the alerts before returning).
-Also prints which planted scenarios were detected and how many alerts fired on background
-traffic, per rule.
+Runs the same events twice, side by side: the built-in rules only, then everything (built-in
+rules, the shipped Sigma content and the Sigma rules of ``--sigma-dir``); then, with timers on
+every rule, the cost per rule of the most expensive ones. Also prints which planted scenarios
+were detected and the alerts per rule per day per 1,000 users on background traffic (the noise
+budget). The machine's load average is printed with the figures.
 
     .venv/bin/python bench/detect.py                       # 200 users, 6 hours
-    .venv/bin/python bench/detect.py --users 1000 --days 7 --rate 3.4   # the acceptance run
+    .venv/bin/python bench/detect.py --users 1000 --days 7 --rate 3.4 \
+        --sigma-dir /work/ext/sigmahq-azure/rules/cloud/azure        # the acceptance run
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 import time
-from collections.abc import Iterator
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from hubsight.detect.alerts import Alert
-from hubsight.detect.coverage import score
+from hubsight.detect.base import Finding, Rule, RuleContext
+from hubsight.detect.coverage import Coverage, score
 from hubsight.detect.db import DetectDB
 from hubsight.detect.engine import DetectionEngine, EngineOptions, tune_gc
+from hubsight.detect.rules import BUILTIN_RULES
 from hubsight.detect.ruleset import build_ruleset
 from hubsight.detect.settings import DetectConfig
+from hubsight.detect.sigma import load_sigma_rules
 from hubsight.parsing.event import Event
 from hubsight.parsing.pipeline import MessageParser
 from hubsight.parsing.registry import default_registry
@@ -67,6 +77,140 @@ def batches(args: argparse.Namespace, truth: list[dict[str, Any]]) -> Iterator[l
         yield batch
 
 
+@dataclass(slots=True)
+class Run:
+    """What one pass over the events measured."""
+
+    rules: int
+    events: int = 0
+    batches: int = 0
+    elapsed: float = 0.0
+    cpu: float = 0.0
+    delays: list[float] = field(default_factory=list)
+    final: dict[str, Alert] = field(default_factory=dict)
+    truth: list[dict[str, Any]] = field(default_factory=list)
+    too_late: int = 0
+    rule_errors: dict[str, int] = field(default_factory=dict)
+
+
+def run(args: argparse.Namespace, rules: list[Rule[Any]]) -> Run:
+    """Feed the simulated tenant to a persisted engine running ``rules``; time the engine only."""
+    result = Run(rules=len(rules))
+    with tempfile.TemporaryDirectory() as tmp:
+        options = EngineOptions(learning=timedelta(hours=args.learning_hours))
+        engine = DetectionEngine(DetectDB(Path(tmp) / "detect.sqlite3"), rules, options=options)
+        for batch in batches(args, result.truth):
+            t0, c0 = time.perf_counter(), time.process_time()
+            changed = engine.process(batch)
+            delay = time.perf_counter() - t0
+            result.elapsed += delay
+            result.cpu += time.process_time() - c0
+            result.events += len(batch)
+            result.batches += 1
+            result.delays.extend(delay for _ in changed)
+            for alert in changed:
+                result.final[alert.id] = alert
+            for gone in engine.withdrawn:
+                result.final.pop(gone, None)
+        # Closing saves the baselines changed since the last periodic save: engine work too.
+        t0, c0 = time.perf_counter(), time.process_time()
+        engine.close()
+        result.elapsed += time.perf_counter() - t0
+        result.cpu += time.process_time() - c0
+        result.too_late = engine.stats.too_late
+        result.rule_errors = engine.stats.rule_errors
+    return result
+
+
+Evaluate = Callable[[Any, RuleContext], Iterable[Finding]]
+
+
+def timed(rules: list[Rule[Any]], costs: defaultdict[str, float]) -> None:
+    """Make each rule's ``evaluate`` add its time (findings included) to ``costs``."""
+    for rule in rules:
+
+        def evaluate(
+            event: Any, ctx: RuleContext, _inner: Evaluate = rule.evaluate, _id: str = rule.meta.id
+        ) -> list[Finding]:
+            t0 = time.perf_counter()
+            found = list(_inner(event, ctx))
+            costs[_id] += time.perf_counter() - t0
+            return found
+
+        # The engine looks ``evaluate`` up on the instance when it builds its dispatch table.
+        setattr(rule, "evaluate", evaluate)  # noqa: B010 - an instance attribute on purpose
+
+
+def ruleset(args: argparse.Namespace, *, everything: bool) -> list[Rule[Any]]:
+    """The built-in rules only, or everything: built-ins, shipped content, ``--sigma-dir``."""
+    if not everything:
+        return build_ruleset(DetectConfig(), {}, only={c.meta.id for c in BUILTIN_RULES}).rules
+    extra: list[Rule[Any]] = []
+    if args.sigma_dir is not None:
+        extra = [load.rule for load in load_sigma_rules(args.sigma_dir) if load.rule is not None]
+    return build_ruleset(DetectConfig(), {}, extra=extra).rules
+
+
+def _p99(delays: list[float]) -> float:
+    return statistics.quantiles(delays, n=100)[98] if len(delays) > 1 else sum(delays)
+
+
+def _load() -> str:
+    return "load average " + ", ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def report(args: argparse.Namespace, runs: dict[str, Run]) -> None:
+    """Print the runs side by side, then the scenarios and the noise of the last one."""
+    names = list(runs)
+    rows: list[tuple[str, list[str]]] = [
+        ("rules enabled", [f"{r.rules}" for r in runs.values()]),
+        ("events", [f"{r.events:,}" for r in runs.values()]),
+        ("events/s (wall, engine only)", [f"{r.events / r.elapsed:,.0f}" for r in runs.values()]),
+        ("events per CPU second", [f"{r.events / r.cpu:,.0f}" for r in runs.values()]),
+        (
+            "store -> alert p50 / p99 ms",
+            [
+                f"{statistics.median(r.delays) * 1000:.0f} / {_p99(r.delays) * 1000:.0f}"
+                if r.delays
+                else "-"
+                for r in runs.values()
+            ],
+        ),
+        ("alerts + notables", [f"{len(r.final):,}" for r in runs.values()]),
+        (
+            "too late / rule errors",
+            [f"{r.too_late} / {sum(r.rule_errors.values())}" for r in runs.values()],
+        ),
+    ]
+    print(f"{'':32}" + "".join(f"{n:>16}" for n in names))
+    for label, values in rows:
+        print(f"{label:32}" + "".join(f"{v:>16}" for v in values))
+    last = runs[names[-1]]
+    if last.rule_errors:
+        print(f"rule errors: {last.rule_errors}")
+    coverage = score(last.final.values(), last.truth)
+    print(
+        f"scenarios ({names[-1]}): {len(coverage.detected)} expectations detected, "
+        f"{len(coverage.missed)} missed, {len(coverage.unmapped)} naming unknown rules"
+    )
+    for scenario, expect in coverage.missed:
+        print(f"  MISSED {scenario}: {expect}")
+    for scenario, expect in coverage.unmapped:
+        print(f"  {scenario} expects {expect}, which is not a shipped rule")
+    noise(args, coverage)
+
+
+def noise(args: argparse.Namespace, coverage: Coverage) -> None:
+    """Alerts and notables per rule per day per 1,000 users on background traffic."""
+    days = args.days + args.hours / 24
+    scale = days * args.users / 1000
+    print(
+        f"background traffic, per rule per day per 1,000 users ({days:g} days, {args.users} users):"
+    )
+    for rule_id, count in coverage.background.most_common():
+        print(f"  {rule_id:48} {count / scale:8.2f}   ({count} in all)")
+
+
 def main() -> None:
     """Run the benchmark and print its figures."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -78,70 +222,41 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=1, help="plant every scenario this many times")
     ap.add_argument("--batch", type=int, default=1000, help="events per collector batch")
     ap.add_argument("--learning-hours", type=float, default=0.25)
+    ap.add_argument(
+        "--sigma-dir",
+        type=Path,
+        help="a folder of extra Sigma rules, e.g. SigmaHQ's rules/cloud/azure fetched outside "
+        "this repository",
+    )
+    ap.add_argument(
+        "--costs", type=int, default=10, help="print this many most expensive rules (0: no pass)"
+    )
     args = ap.parse_args()
 
-    truth: list[dict[str, Any]] = []
-    total = 0
-    count = 0
-    with tempfile.TemporaryDirectory() as tmp:
-        # As in ``hubsight run`` and ``detect --replay`` (open_engine does it there).
-        tune_gc()
-        ruleset = build_ruleset(DetectConfig(), {})
-        options = EngineOptions(learning=timedelta(hours=args.learning_hours))
-        db = DetectDB(Path(tmp) / "detect.sqlite3")
-        engine = DetectionEngine(db, ruleset.rules, options=options)
-        final: dict[str, Alert] = {}
-        delays: list[float] = []
-        elapsed = cpu = 0.0
-        began = time.perf_counter()
-        for batch in batches(args, truth):
-            t0, c0 = time.perf_counter(), time.process_time()
-            changed = engine.process(batch)
-            delay = time.perf_counter() - t0
-            elapsed += delay
-            cpu += time.process_time() - c0
-            total += len(batch)
-            count += 1
-            delays.extend(delay for _ in changed)
-            for alert in changed:
-                final[alert.id] = alert
-        # Closing saves the baselines changed since the last periodic save: engine work too.
-        t0, c0 = time.perf_counter(), time.process_time()
-        engine.close()
-        elapsed += time.perf_counter() - t0
-        cpu += time.process_time() - c0
-        wall = time.perf_counter() - began
-
-    print(f"simulated, parsed and detected {total:,} events in {wall:.1f} s")
-    print(f"rules enabled: {len(ruleset.rules)}; batches: {count} of ~{args.batch} events")
-    print(
-        f"detection: {total / elapsed:,.0f} events/s wall ({elapsed:.2f} s for {total:,} events), "
-        f"{total / cpu:,.0f} events per CPU second"
-    )
-    if delays:
-        p99 = statistics.quantiles(delays, n=100)[98] if len(delays) > 1 else delays[0]
+    # As in ``hubsight run`` and ``detect --replay`` (open_engine does it there).
+    tune_gc()
+    print(f"start: {_load()}")
+    began = time.perf_counter()
+    runs = {
+        "built-in": run(args, ruleset(args, everything=False)),
+        "everything": run(args, ruleset(args, everything=True)),
+    }
+    print(f"simulated, parsed and detected twice in {time.perf_counter() - began:.0f} s; {_load()}")
+    report(args, runs)
+    if args.costs:
+        costs: defaultdict[str, float] = defaultdict(float)  # seconds per rule
+        rules = ruleset(args, everything=True)
+        timed(rules, costs)
+        measured = run(args, rules)
+        total = sum(costs.values())
         print(
-            f"store -> alert delay: p50 {statistics.median(delays) * 1000:.1f} ms, "
-            f"p99 {p99 * 1000:.1f} ms over {len(delays)} alert updates"
+            f"cost per rule (a third pass with timers; rules' evaluate takes {total:.1f} s of "
+            f"{measured.elapsed:.1f} s in the engine), the {args.costs} most expensive:"
         )
-    print(
-        f"too late (beyond lateness): {engine.stats.too_late}; rule errors: "
-        f"{engine.stats.rule_errors or 'none'}"
-    )
-    coverage = score(final.values(), truth)
-    print(
-        f"scenarios: {len(coverage.detected)} expectations detected, "
-        f"{len(coverage.missed)} missed, {len(coverage.unmapped)} naming unknown rules"
-    )
-    for scenario, expect in coverage.missed:
-        print(f"  MISSED {scenario}: {expect}")
-    for scenario, expect in coverage.unmapped:
-        print(f"  {scenario} expects {expect}, which is not a shipped rule")
-    alerts = [a for a in final.values() if not a.notable]
-    print(f"alerts: {len(alerts)}, notables: {len(final) - len(alerts)}")
-    print("alerts and notables on background traffic, per rule:")
-    for rule_id, count in coverage.background.most_common():
-        print(f"  {rule_id:40} {count}")
+        for rule_id, seconds in sorted(costs.items(), key=lambda kv: -kv[1])[: args.costs]:
+            per_event = seconds / measured.events * 1e6
+            print(f"  {rule_id:60} {seconds:7.2f} s  {per_event:6.2f} us/event")
+    print(f"end: {_load()}")
 
 
 if __name__ == "__main__":

@@ -153,6 +153,9 @@ class EventKind(NamedTuple):
     operation: str | None
     # Whether ``event.user`` is set (and not empty).
     has_user: bool
+    # The record's category and a sign-in's error code (None: not told, so not excluded).
+    category: str | None = None
+    error_code: int | None = None
 
 
 class RuleConfig(BaseModel):

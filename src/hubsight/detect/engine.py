@@ -263,7 +263,14 @@ class DetectionEngine:
             elif state.started is None or ts < state.started:
                 state.started = ts
             result = event.result
-            kind = (event.log_set, result, event.operation, bool(event.user))
+            kind = (
+                event.log_set,
+                result,
+                event.operation,
+                bool(event.user),
+                event.category,
+                event.error_code,
+            )
             targets = dispatch.get(kind) or self._targets(EventKind(*kind))
             # targets[False] holds every rule reading this kind, targets[True] the unwindowed.
             for rule, evaluate, ctx, excepted in targets[late]:

@@ -342,28 +342,33 @@ def _no_placeholders(value: SigmaString) -> None:
         raise _unsupported(f"the placeholder in {value.to_plain()!r} (|expand)")
 
 
-def required_values(tree: Any, field: str) -> frozenset[str] | None:
-    """The lowered values ``field`` must equal for the condition ``tree`` to hold.
+def required_values(tree: Any, fields: frozenset[str]) -> frozenset[str] | None:
+    """The lowered values one of ``fields`` must equal for the condition ``tree`` to hold.
 
     None when no such list follows from the tree (a wildcard, a NOT, another field decides):
-    the engine then hands the rule every event of its log sets, as before.
+    the engine then hands the rule every event of its log sets, as before. Numbers count as
+    their text.
     """
     if isinstance(tree, ConditionFieldEqualsValueExpression):
         value = tree.value
-        if tree.field != field or not isinstance(value, SigmaString) or value.contains_special():
+        if tree.field not in fields:
+            return None
+        if isinstance(value, SigmaNumber):
+            return frozenset({str(value.number)})
+        if not isinstance(value, SigmaString) or value.contains_special():
             return None
         return frozenset({_plain(value).lower()})
     if isinstance(tree, ConditionOR):
-        return required_by_any(tree.args, field)
+        return required_by_any(tree.args, fields)
     if isinstance(tree, ConditionAND):
-        known = [part for part in (required_values(arg, field) for arg in tree.args) if part]
+        known = [part for part in (required_values(arg, fields) for arg in tree.args) if part]
         return frozenset.intersection(*known) if known else None
     return None
 
 
-def required_by_any(trees: Sequence[Any], field: str) -> frozenset[str] | None:
-    """The lowered values ``field`` must equal for any of ``trees`` to hold (see above)."""
-    parts = [required_values(tree, field) for tree in trees]
+def required_by_any(trees: Sequence[Any], fields: frozenset[str]) -> frozenset[str] | None:
+    """The lowered values one of ``fields`` must equal for any of ``trees`` to hold (above)."""
+    parts = [required_values(tree, fields) for tree in trees]
     if not parts or any(part is None for part in parts):
         return None
     return frozenset().union(*(part for part in parts if part is not None))

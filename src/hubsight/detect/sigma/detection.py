@@ -37,6 +37,7 @@ class SigmaDetection(Rule[SigmaConfig]):
         author: str | None,
         operations: frozenset[str] | None = None,
         operation_log_sets: frozenset[LogSet] = frozenset(),
+        codes: frozenset[str] | None = None,
     ) -> None:
         super().__init__(config)
         self._predicate = predicate
@@ -45,6 +46,8 @@ class SigmaDetection(Rule[SigmaConfig]):
         # engine then never hands it other events (most activity rules name one or two).
         self._operations = operations
         self._operation_log_sets = operation_log_sets
+        # The sign-in error codes (as text) the rule can fire on, when its condition names them.
+        self._codes = codes
         self._records = records
         # The Detection Rule License of SigmaHQ's rules asks that alerts name the rule's author.
         self._context = {"sigma_author": author} if author else {}
@@ -55,12 +58,19 @@ class SigmaDetection(Rule[SigmaConfig]):
         return self._categories
 
     def reads(self, kind: EventKind) -> bool:
-        """The log sets of the rule's service, and its operations when the condition names them."""
-        operations = self._operations
-        return super().reads(kind) and (
-            operations is None
-            or kind.log_set not in self._operation_log_sets
-            or (kind.operation or "").lower() in operations
+        """The log sets and categories of the rule's service, and the operations or sign-in
+        error codes its condition names: most events reach none of the Sigma rules."""
+        operations, codes = self._operations, self._codes
+        return (
+            super().reads(kind)
+            and (kind.category is None or kind.category.lower() in self._categories)
+            and (
+                operations is None
+                or kind.log_set not in self._operation_log_sets
+                or (kind.operation or "").lower() in operations
+            )
+            # A sign-in without a code is handed over: the record may still hold one.
+            and (codes is None or kind.error_code is None or str(kind.error_code) in codes)
         )
 
     def match(self, event: Event) -> AzureRecord | None:

@@ -248,6 +248,11 @@ class Service:
     # Log sets whose events carry the record's ``operationName`` as their ``operation``, so that
     # a rule naming operations is handed only those (Defender's "Security" records do not).
     operation_log_sets: frozenset[LogSet] = frozenset()
+    # The record paths that hold the event's ``operation`` (its operationName, and for Entra
+    # audit records the activity, which the parser takes as the operation).
+    operation_paths: frozenset[str] = frozenset({"operationName"})
+    # The record paths that hold a sign-in's error code (the event's ``error_code``).
+    code_paths: frozenset[str] = frozenset()
     # Fields rules name that no exported record has, with why (lower-cased name -> sentence).
     absent: Mapping[str, str] = field(default_factory=dict)
     property_names: frozenset[str] = field(init=False)
@@ -284,6 +289,7 @@ def _categories(*names: str) -> frozenset[str]:
 
 
 _ENTRA_AUDIT = _categories(AUDIT_CATEGORY)
+_AUDIT_OPERATION = frozenset({"operationName", "properties.activityDisplayName"})
 
 SERVICES: dict[str, Service] = {
     service.name: service
@@ -296,6 +302,7 @@ SERVICES: dict[str, Service] = {
             categories=_categories(*SIGNIN_CATEGORIES),
             log_sets=frozenset(kind[0] for kind in SIGNIN_CATEGORIES.values()),
             columns=_lower({**_COMMON, **_SIGNIN}),
+            code_paths=frozenset({"resultType", "properties.status.errorCode"}),
         ),
         Service(
             name="auditlogs",
@@ -304,6 +311,8 @@ SERVICES: dict[str, Service] = {
             categories=_ENTRA_AUDIT,
             log_sets=frozenset({LogSet.CLOUD_SERVICE_ADMIN_ACTIVITY}),
             columns=_lower({**_COMMON, **_AUDIT}),
+            operation_log_sets=frozenset({LogSet.CLOUD_SERVICE_ADMIN_ACTIVITY}),
+            operation_paths=_AUDIT_OPERATION,
         ),
         Service(
             name="pim",
@@ -312,6 +321,8 @@ SERVICES: dict[str, Service] = {
             categories=_ENTRA_AUDIT,
             log_sets=frozenset({LogSet.CLOUD_SERVICE_ADMIN_ACTIVITY}),
             columns=_lower({**_COMMON, **_AUDIT}),
+            operation_log_sets=frozenset({LogSet.CLOUD_SERVICE_ADMIN_ACTIVITY}),
+            operation_paths=_AUDIT_OPERATION,
             absent={
                 "riskeventtype": "PIM's security alerts (riskEventType) live in Privileged "
                 "Identity Management and Microsoft Graph only: diagnostic settings export "

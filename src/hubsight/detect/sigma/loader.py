@@ -159,10 +159,11 @@ class SigmaLoader:
             records=self._records,
             author=sigma.author,
             # The rule fires when any of its conditions holds.
-            operations=required_by_any(conditions, "operationName")
+            operations=required_by_any(conditions, service.operation_paths)
             if service.operation_log_sets
             else None,
             operation_log_sets=service.operation_log_sets,
+            codes=required_by_any(conditions, service.code_paths) if service.code_paths else None,
         )
 
     def _correlate(self, doc: _Doc, collection: SigmaCollection, by_rule: dict[int, _Doc]) -> None:
