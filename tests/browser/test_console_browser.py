@@ -200,8 +200,11 @@ def test_search_with_chart_and_an_error_with_its_caret(page: Page, console: Cons
     page.keyboard.press("Control+Enter")
     first = page.locator("#rows tr.event").first
     expect(first).to_be_visible()
-    first.locator("td.summary").click()
+    first.locator("td").first.click()
     expect(page.locator("#rows tr.sub pre").first).to_contain_text('"log_name"')
+    # Times show in the viewer's zone with the ISO time on hover.
+    assert first.locator("td").first.get_attribute("title", timeout=1000) is not None
+    expect(first.locator("td.summary .pill").first).to_contain_text("=")
     first.locator('td.value[data-key="log_name"]').click()
     expect(page.locator("#leql")).to_have_value('where(log_name="Azure AD Sign-in") corp')
     page.fill("#leql", "where(riskLevel = high)")

@@ -108,6 +108,8 @@ class AlertFilter:
     notable: bool | None = None
     since: datetime | None = None
     limit: int = 100
+    # Match part of the user and of the rule id (the console's filters) instead of all of it.
+    partial: bool = False
 
 
 class AlertStore:
@@ -141,7 +143,12 @@ class AlertStore:
             ("user", flt.user and flt.user.lower()),
             ("source_ip", flt.source_ip),
         ):
-            if value is not None:
+            if value is None:
+                continue
+            if flt.partial and column in ("user", "rule_id"):
+                where.append(f"{column} LIKE ? ESCAPE '\\'")
+                params.append("%" + like_escape(value) + "%")
+            else:
                 where.append(f"{column} = ?")
                 params.append(value)
         if flt.notable is not None:
@@ -243,6 +250,11 @@ class AlertStore:
             }
             for row in rows
         ]
+
+
+def like_escape(text: str) -> str:
+    """``text`` as a literal inside a LIKE pattern with ESCAPE '\\'."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def _row_alert(row: sqlite3.Row) -> Alert:

@@ -24,6 +24,7 @@ from hubsight.detect.alerts import (
     AlertStore,
     Disposition,
     Status,
+    like_escape,
 )
 from hubsight.detect.base import EventRef
 from hubsight.detect.baseline import from_epoch
@@ -153,7 +154,7 @@ class InvestigationStore:
                 "FROM investigation_subjects s WHERE s.investigation_id = i.id "
                 "AND s.subject LIKE ? ESCAPE '\\'))"
             )
-            pattern = "%" + _like_escape(flt.text.strip().lower()) + "%"
+            pattern = "%" + like_escape(flt.text.strip().lower()) + "%"
             params += [pattern, pattern, pattern]
         if flt.since is not None:
             where.append("i.last_event_time >= ?")
@@ -382,10 +383,6 @@ def _refit(conn: sqlite3.Connection, investigation_id: str) -> None:
         "WHERE id = ?",
         (rows[0], rows[1], max(priorities, key=priority_rank), investigation_id),
     )
-
-
-def _like_escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def _row(row: sqlite3.Row) -> Investigation:

@@ -42,6 +42,7 @@ from hubsight.web.auth import (
     signed_out,
 )
 from hubsight.web.limits import BodyLimit
+from hubsight.web.rendering import render
 from hubsight.web.responses import error_response
 
 router = APIRouter(prefix="/api/v1")
@@ -282,8 +283,15 @@ def create_app(service: Service, auth: ConsoleAuth | None = None) -> FastAPI:
         return error_response(exc)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        # A browser that follows a wrong link gets a page of the console; scripts get
         # Starlette's own refusals (unknown path, unreadable body) in the API's error shape.
+        if exc.status_code == 404 and not request.url.path.startswith("/api/"):
+            context = {
+                "error": f"There is no page at {request.url.path}.",
+                "back": ("/", "the dashboard"),
+            }
+            return render(request, "error.html", context, 404)
         body = {"error": str(exc.detail), "hint": "see /openapi.json for the API's requests"}
         return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 

@@ -184,6 +184,7 @@ def alerts_page(
             notable=False,
             since=datetime.now(UTC) - _SINCE[since] if since in _SINCE else None,
             limit=500,
+            partial=True,
         )
         alerts = [a.summary() for a in AlertStore(db).find(flt)]
     return render(
@@ -195,6 +196,7 @@ def alerts_page(
             "statuses": STATUSES,
             "dispositions": DISPOSITIONS,
             "severities": SEVERITIES,
+            "filtered": any(filters.values()),
             "error": error,
         },
     )

@@ -44,6 +44,15 @@ function problem(data) {
   return parts.join("\n");
 }
 
+// Times are shown in the viewer's zone; the exact ISO time stays on hover.
+const LOCAL_TIME = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "medium" });
+function localTime(node, iso) {
+  const when = new Date(iso);
+  if (Number.isNaN(when.getTime())) return;
+  node.title = iso;
+  node.textContent = LOCAL_TIME.format(when);
+}
+
 function show(node, message) { node.textContent = message; node.hidden = !message; }
 
 // Relative ranges and timeslice buckets follow the analyst's own time zone.
@@ -191,6 +200,7 @@ function checklist() {
 document.addEventListener("DOMContentLoaded", () => {
   const logout = $("#logout");
   if (logout) logout.addEventListener("click", async () => { await api("POST", "/logout"); location.href = "/login"; });
+  $$("time[datetime]").forEach((node) => localTime(node, node.getAttribute("datetime")));
   const page = document.body.dataset.page;
   if (page === "sources") { sourcesPage(); checklist(); refreshSources(); setInterval(refreshSources, 2000); }
   if (page === "dashboard") { refreshSources(); setInterval(refreshSources, 5000); }

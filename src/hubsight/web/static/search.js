@@ -8,6 +8,10 @@ function localInput(iso) {
   return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
 }
 
+// Fields shown as pills in the Summary column, in this order, when an event has them.
+const SUMMARY_KEYS = ["operation", "application", "geoip_country_code", "geoip_city", "error_code", "failure_reason",
+  "mfa_method", "target_user", "target_resource", "resource_id", "alert_name", "severity", "category"];
+
 // ---- page: Log Search ----
 function searchPage() {
   const form = $("#search");
@@ -51,11 +55,20 @@ function searchPage() {
       const tr = el("tr", { class: "event" });
       for (const [key, v] of cells) {
         const td = el("td", { text: v ?? "" });
-        if (v !== undefined && key !== "timestamp") { td.classList.add("value"); td.dataset.key = key; td.dataset.value = v; }
+        if (key === "timestamp") localTime(td, v);
+        else if (v !== undefined) { td.classList.add("value"); td.dataset.key = key; td.dataset.value = v; }
         tr.append(td);
       }
-      const raw = e.raw ?? e;
-      tr.append(el("td", { class: "summary", text: (raw.message || JSON.stringify(raw)).slice(0, 160) }));
+      // The Summary: what else the event says, as key=value pills (click one to filter on it).
+      const pills = el("td", { class: "summary" });
+      for (const key of SUMMARY_KEYS) {
+        if (e[key] === undefined || e[key] === "") continue;
+        const pill = el("span", { class: "pill value", text: `${key}=${e[key]}` });
+        pill.dataset.key = key;
+        pill.dataset.value = e[key];
+        pills.append(pill);
+      }
+      tr.append(pills);
       const detail = el("tr", { class: "sub", hidden: "" }, el("td", { colspan: 6 }, el("pre", { class: "json", text: JSON.stringify(e, null, 2) })));
       tr.addEventListener("click", (ev) => {
         if (ev.target.classList.contains("value")) addToQuery(ev.target.dataset.key, ev.target.dataset.value);
