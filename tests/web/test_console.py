@@ -165,3 +165,24 @@ def test_settings_list_rules_by_family_with_attack(client: TestClient) -> None:
     entra = page.split('data-family="entra"')[1].split('<tr class="family"')[0]
     assert "auth.brute_force" in entra
     assert "entra.guest_invited" in entra
+
+
+def test_coverage_page_hunts_an_imported_sigma_rule(client: TestClient, data_dir: Path) -> None:
+    (data_dir / "rules").mkdir(exist_ok=True)
+    (data_dir / "rules" / "failed.yml").write_text(
+        "title: Failed password\nid: 0d4e5f60-7182-4a93-b4c5-d6e7f8091a2b\n"
+        "tags: [attack.credential_access, attack.t1110.001]\n"
+        "logsource: {product: azure, service: signinlogs}\n"
+        "detection:\n  selection: {ResultType: 50126}\n  condition: selection\n"
+    )
+    rule = "sigma.0d4e5f60-7182-4a93-b4c5-d6e7f8091a2b"
+    page = client.get("/coverage")
+    assert f'<button type="button" class="hunt" data-rule="{rule}">' in page.text
+    assert "T1110.001" in page.text
+    hunted = client.post("/api/v1/rules/hunt", json={"rule": rule, "last": "90d"})
+    assert hunted.status_code == 200
+    assert hunted.json()["rules"] == [rule]
+    leql = client.get(f"/api/v1/rules/{rule}/leql").json()["leql"]
+    # Accepted as a search (answered, or still running on a loaded machine), not a 400.
+    searched = client.post("/api/v1/search", json={"query": leql, "last": "24h"})
+    assert searched.status_code in {200, 202}

@@ -312,10 +312,10 @@ def _events(
     """The first ``limit`` events in sort order, reading as little of the window as it can.
 
     The newest events of a busy search lie in the last minutes of the window, so the page is
-    fetched from a slice at the sorted end (1/64 of the window, then 8 times longer each step)
-    until a slice holds a whole page or is the whole window. Each fetch is bounded by the
-    limit and ClickHouse reads the other columns of only the rows it returns (lazy
-    materialization), so a busy search costs one small query and a rare one at most three.
+    first fetched from the 1/64 of the window at its sorted end; when that slice holds less
+    than a page, from the whole window. Each fetch is bounded by the limit and ClickHouse reads
+    the other columns of only the rows it returns (lazy materialization), so a busy search
+    costs one small query and a rare one the hand-written query plus that small one.
     """
     descending = query.sort != "asc"
     anchor = cursor.values[0] if cursor else (scope.end if descending else scope.start)
@@ -333,7 +333,7 @@ def _events(
         elapsed += took
         if whole or len(rows) >= limit or timed_out:
             return compiled, rows, elapsed, timed_out
-        span *= 8
+        span = scope.end - scope.start
 
 
 OTHER = "other"
