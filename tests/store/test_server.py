@@ -32,6 +32,7 @@ class ChdbClient:
     def __init__(self, path: Path) -> None:
         self.session = chdb_session.Session(str(path))
         self.statements: list[str] = []
+        self.closed = False
 
     def _run(self, sql: str, parameters: Any, settings: Any, fmt: str = "CSV") -> bytes:
         self.statements.append(sql)
@@ -64,7 +65,7 @@ class ChdbClient:
         return self._run(sql, None, settings)
 
     def close(self) -> None:
-        self.session.close()
+        self.closed = True
 
 
 def _literal(value: Any) -> str:
@@ -75,7 +76,7 @@ def _literal(value: Any) -> str:
 def client(tmp_path: Path) -> Iterator[ChdbClient]:
     opened = ChdbClient(tmp_path / "server")
     yield opened
-    opened.close()
+    opened.session.close()
 
 
 def _batch(offsets: range, log_set: LogSet = LogSet.INGRESS_AUTHENTICATION) -> list[Event]:
@@ -136,6 +137,7 @@ def test_a_store_of_a_newer_release_is_refused(client: ChdbClient) -> None:
     with pytest.raises(StoreError) as caught:
         ServerStore(client, where="ch1:8123")
     assert "the event store in ch1:8123 has schema version 999" in caught.value.message
+    assert client.closed
 
 
 def test_every_cluster_statement_is_on_cluster_and_parses(client: ChdbClient) -> None:

@@ -103,6 +103,9 @@ def test_a_store_written_by_a_newer_release_is_refused(tmp_path: Path) -> None:
     assert "has schema version 999" in caught.value.message
     assert "written by a newer hubsight" in caught.value.message
     assert "downgrades are not supported" in caught.value.hint
+    # The refused store let go of the engine: this process can open another data directory.
+    other = open_store(StoreSettings(data_dir=tmp_path / "other"))
+    other.close()
     result = CliRunner().invoke(cli, ["--data-dir", str(data_dir), "search", "", "--last", "1d"])
     assert result.exit_code == 1
     assert "error: the event store in" in result.output

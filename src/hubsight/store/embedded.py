@@ -58,7 +58,13 @@ class EmbeddedStore:
         # meanwhile, and the collectors' writers and the API's readers work at the same time.
         self._local = threading.local()
         self._sessions: list[Any] = []
-        self._migrate()
+        try:
+            self._migrate()
+        except BaseException:
+            # A store that cannot be used (a newer schema, a failed migration) lets go of the
+            # engine: chdb holds one data directory per process until its sessions close.
+            self.close()
+            raise
 
     def _session(self) -> Any:
         session = getattr(self._local, "session", None)

@@ -81,7 +81,13 @@ class ServerStore:
         self._client = client
         self._where = where
         self._cluster = cluster
-        self._migrate()
+        try:
+            self._migrate()
+        except BaseException:
+            # A store that cannot be used (a newer schema, a failed migration) lets go of the
+            # engine: chdb holds one data directory per process until its sessions close.
+            self.close()
+            raise
 
     def _command(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
         try:
