@@ -1,16 +1,22 @@
-"""Input that once gave a 500 or a dropped connection is a 4xx with the error-and-hint body."""
+"""Input that once gave a 500 or a dropped connection is a 4xx with the error-and-hint body;
+input that once changed a query the console writes is quoted as a LEQL string."""
 
 from __future__ import annotations
 
+import html
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from fastapi.testclient import TestClient
 
 from hubsight.detect.db import DetectDB
+from hubsight.query import ast
 from hubsight.query.params import render
+from hubsight.query.parser import parse
 from hubsight.service import Service
 from hubsight.web.api import create_app
 from hubsight.web.limits import MAX_BODY_BYTES
@@ -100,3 +106,16 @@ def test_a_body_over_the_limit_is_413(client: TestClient) -> None:
     _refused(streamed, 413)
     just_under = {"query": "where(x)", "last": "1h", "log_names": ["x" * (MAX_BODY_BYTES - 100)]}
     assert client.post(SEARCH, json=just_under).status_code == 200
+
+
+def test_a_user_name_with_a_quote_cannot_change_the_user_pages_queries(client: TestClient) -> None:
+    name = 'x") OR user=* OR (user="'
+    page = client.get(f"/users/{quote(name, safe='')}")
+    assert page.status_code == 200
+    queries = [html.unescape(q) for q in re.findall(r'data-query="([^"]*)"', page.text)]
+    assert len(queries) >= 2
+    for query in queries:
+        where = parse(query).where
+        assert isinstance(where, ast.Compare)  # one comparison, on this user
+        assert isinstance(where.value, ast.Text)
+        assert where.value.text == name.lower()  # the page shows the user in lower case

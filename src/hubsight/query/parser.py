@@ -163,6 +163,14 @@ def unquote(token: Token) -> str:
     return re.sub(r"\\(.)", r"\1", raw[1:-1], flags=re.DOTALL)
 
 
+def leql_string(text: str) -> str:
+    """``text`` as a LEQL string literal (``unquote`` reads it back): how values enter queries.
+
+    Only the quote and the backslash are escaped; LEQL reads every other character as itself.
+    """
+    return '"' + re.sub(r'(["\\])', r"\\\1", text) + '"'
+
+
 class _Builder:
     """Walks lark's tree into ``ast`` nodes, checking what the grammar cannot."""
 

@@ -6,11 +6,12 @@ the Log Search page fills in and runs. Entity links lead to the user, address an
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote, urlencode
+
+from hubsight.query.parser import leql_string
 
 # Around an alert: enough before to see the lead-up, enough after to see what followed.
 ALERT_MARGIN = timedelta(hours=1)
@@ -38,8 +39,7 @@ def search_link(
 
 
 def _term(key: str, value: str) -> str:
-    # JSON quoting is LEQL's string quoting.
-    return f"{key}={json.dumps(value)}"
+    return f"{key}={leql_string(value)}"
 
 
 def who_and_where(subjects: Iterable[tuple[str, str]]) -> str:

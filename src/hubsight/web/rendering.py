@@ -9,6 +9,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
+from hubsight.query.parser import leql_string
 from hubsight.web import pivots
 from hubsight.web.worldmap import country_name
 
@@ -24,6 +25,8 @@ SECURITY_HEADERS = {
 }
 _templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 _templates.env.filters["country"] = country_name
+# Values a page writes into a LEQL query (chart queries) go through the one quoting function.
+_templates.env.filters["leql"] = leql_string
 _templates.env.globals.update(
     user_url=pivots.user_url,
     address_url=pivots.address_url,

@@ -3,6 +3,9 @@
 const $ = (sel, root = document) => root.querySelector(sel);
 const $$ = (sel, root = document) => [...root.querySelectorAll(sel)];
 const csrf = () => $('meta[name="csrf-token"]').content;
+// A value as a LEQL string literal: the one way the console writes values into queries (the
+// server's hubsight.query.parser.leql_string does the same).
+const leqlString = (value) => `"${String(value).replace(/["\\]/g, "\\$&")}"`;
 
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);

@@ -37,7 +37,7 @@ function searchPage() {
 
   function addToQuery(key, value) {
     const q = form.elements.query;
-    const term = `${key}=${JSON.stringify(String(value))}`;
+    const term = `${key}=${leqlString(value)}`;
     const match = q.value.match(/^\s*where\((.*)\)(.*)$/s);
     q.value = match ? `where(${match[1]} AND ${term})${match[2]}` : (q.value.trim() ? `where(${term}) ${q.value.trim()}` : `where(${term})`);
     repaint();

@@ -134,7 +134,7 @@ function sourcesPage() {
   $$("button[data-unparsed]").forEach((button) => button.addEventListener("click", async () => {
     // Three sample records of the category, with why they were not parsed.
     const box = $(".samples", button.closest("td"));
-    const query = `where(category=${JSON.stringify(button.dataset.unparsed)})`;
+    const query = `where(category=${leqlString(button.dataset.unparsed)})`;
     const answer = await runSearch({ query, last: "30d", log_sets: ["Unparsed Data"], log_names: [button.dataset.log], limit: 3 });
     box.hidden = false;
     if (!answer.ok) { box.replaceChildren(el("p", { class: "error", text: problem(answer.data) })); return; }
