@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from hubsight.errors import HubsightError, SourceError, StoreError
+from hubsight.errors import HubsightError, SourceError, StoreError, StoreFullError
 from hubsight.health import SourceHealth, State
 from hubsight.metrics import SourceMetrics
 from hubsight.parsing.base import ParserRegistry
@@ -85,7 +85,13 @@ class Collector:
             except SourceError as exc:
                 self.health.error(Diagnosis(Problem.OTHER, exc.message, exc.hint))
             except StoreError as exc:
-                self.health.error(Diagnosis(Problem.STORE, exc.message, exc.hint))
+                # Nothing unstored was committed: the next attempt reads it again.
+                retry = (
+                    "ingestion resumes by itself when space is freed"
+                    if isinstance(exc, StoreFullError)
+                    else "the collector retries by itself"
+                )
+                self.health.error(Diagnosis(Problem.STORE, exc.message, f"{exc.hint}; {retry}"))
             except Exception as exc:
                 log.exception("collector %s failed", self.config.name)
                 self.health.error(self.driver.diagnose(self.config, type(exc).__name__, str(exc)))

@@ -8,6 +8,7 @@
     ├── SourceError               reading from a broker failed (``retriable`` says if waiting helps)
     ├── ParseError                one record could not be understood (carries its RecordRef)
     ├── StoreError                the event store refused or failed a read or a write
+    │   └── StoreFullError        the disk holding the event store is full
     ├── NotFoundError             a named object (event source, ...) does not exist
     ├── RuleError                 a shipped detection rule or its examples cannot be used
     ├── AccessError               the caller may not do this
@@ -85,6 +86,15 @@ class ParseError(HubsightError):
 
 class StoreError(HubsightError):
     """The event store failed a read or a write."""
+
+
+class StoreFullError(StoreError):
+    """The disk holding the event store is full: ``path`` has ``free_bytes`` left."""
+
+    def __init__(self, message: str, *, path: str, free_bytes: int, hint: str = "") -> None:
+        super().__init__(message, hint=hint)
+        self.path = path
+        self.free_bytes = free_bytes
 
 
 class NotFoundError(HubsightError):

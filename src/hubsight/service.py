@@ -189,14 +189,24 @@ class Service:
     def serve(self, stop: threading.Event, interval_s: float = 1.0) -> None:
         """Reconcile and persist health until ``stop``; then stop every collector cleanly."""
         next_tick = time.monotonic()
+        # The catalog's disk full or its file unreadable: the collectors go on with the sources
+        # they have, both steps are tried again next round, and each failure is logged once.
+        failing: dict[str, str] = {}
         try:
             while not stop.is_set():
                 self.last_loop = time.monotonic()
                 try:
                     self.reconcile()
+                    failing.pop("reconcile", None)
                 except ConfigError:
                     log.exception("the catalog holds a source that cannot be used")
-                self.persist_health()
+                except StoreError as exc:
+                    _log_once(failing, "reconcile", exc)
+                try:
+                    self.persist_health()
+                    failing.pop("health", None)
+                except StoreError as exc:
+                    _log_once(failing, "health", exc)
                 self.apply_retention()
                 if self.on_tick is not None and time.monotonic() >= next_tick:
                     next_tick = time.monotonic() + 60
@@ -208,4 +218,13 @@ class Service:
         finally:
             for name in list(self._running):
                 self._stop(name)
-            self.persist_health()
+            try:
+                self.persist_health()
+            except StoreError as exc:
+                log.error("the sources' last health was not saved: %s", exc)
+
+
+def _log_once(failing: dict[str, str], step: str, exc: StoreError) -> None:
+    if failing.get(step) != exc.message:
+        log.error("the catalog cannot be used (%s): %s; %s", step, exc.message, exc.hint)
+    failing[step] = exc.message

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,6 +19,8 @@ from hubsight.cli.main import cli
 from hubsight.simulate import SimulationConfig
 from hubsight.simulate.engine import Simulation
 from hubsight.store.embedded import EmbeddedStore
+
+from faults import SmallDisk
 
 
 def _import(data_dir: Path, *args: str) -> Result:
@@ -209,3 +213,68 @@ def test_log_name_and_paths_are_required(data_dir: Path, missing: list[str]) -> 
     args = ["--data-dir", str(data_dir), "import", *missing]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 2
+
+
+def test_a_file_spanning_150_months_is_stored_whole(tmp_path: Path, data_dir: Path) -> None:
+    record = _sign_in()
+    lines = []
+    for month in range(150):
+        moment = datetime(2012 + month // 12, month % 12 + 1, 3, 4, 5, tzinfo=UTC)
+        properties = {**record["properties"], "createdDateTime": moment.isoformat()}
+        lines.append(msgspec.json.encode({**record, "properties": properties}))
+    archive = tmp_path / "decade.json"
+    archive.write_bytes(b"\n".join(lines) + b"\n")
+    assert _summary(_import(data_dir, str(archive)))["events"] == 150
+    store = EmbeddedStore(data_dir)
+    try:
+        (row,) = store.select(
+            "SELECT count() AS n, uniqExact(toYYYYMM(timestamp)) AS months, "
+            "min(timestamp) AS first FROM events WHERE log_name = 'archive'"
+        )
+    finally:
+        store.close()
+    assert row == {"n": 150, "months": 150, "first": "2012-01-03 04:05:00.000"}
+
+
+def test_a_full_disk_stops_the_import_saying_how_far_it_got_and_a_rerun_finishes(
+    tmp_path: Path,
+) -> None:
+    # 12,000 lines of ~1 KB on disk each, in three files: more than the 12 MB disk holds.
+    for number in range(3):
+        lines = [
+            json.dumps(
+                {"category": "Custom", "n": number * 4000 + i, "pad": os.urandom(1000).hex()}
+            )
+            for i in range(4000)
+        ]
+        (tmp_path / "in" / f"part{number}.json").parent.mkdir(exist_ok=True)
+        (tmp_path / "in" / f"part{number}.json").write_text("\n".join(lines) + "\n")
+    with SmallDisk(tmp_path / "disk", 12) as disk:
+        failed = _import(disk.path, str(tmp_path / "in"))
+        assert failed.exit_code == 1
+        error = re.search(
+            r"error: writing (\d+) events failed: the disk of (\S+) is full \([\d.]+ [KM]B "
+            r"free\); (\d+) events of (\d) file\(s\) were stored before this batch\n",
+            failed.stderr,
+        )
+        assert error is not None, failed.stderr
+        assert error[2] == str(disk.path / "clickhouse")
+        stored_before = int(error[3])
+        assert 0 < stored_before < 12_000
+        assert (
+            f"hint: free space on the disk of {disk.path / 'clickhouse'} or give it more; then "
+            "run the same import again: it skips what is stored and goes on from there\n"
+        ) in failed.stderr
+        assert len(_stored(disk.path)) == stored_before
+
+        disk.resize(64)
+        again = _summary(_import(disk.path, str(tmp_path / "in")))
+        assert again["events"] == 12_000 - stored_before
+        store = EmbeddedStore(disk.path)
+        try:
+            (row,) = store.select(
+                "SELECT count() AS n, uniqExact(JSONExtractInt(raw, 'n')) AS distinct_n FROM events"
+            )
+        finally:
+            store.close()
+        assert row == {"n": 12_000, "distinct_n": 12_000}

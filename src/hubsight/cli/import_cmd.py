@@ -27,7 +27,7 @@ import click
 import msgspec
 
 from hubsight.cli.options import store_settings
-from hubsight.errors import ConfigError, HubsightError
+from hubsight.errors import ConfigError, HubsightError, StoreError
 from hubsight.parsing.event import Event, LogSet
 from hubsight.parsing.pipeline import MessageParser
 from hubsight.parsing.registry import default_registry
@@ -217,10 +217,21 @@ def _import(
                 pending.extend(events)
                 # Only whole messages are written together: a resumed import skips by message.
                 if len(pending) >= _BATCH_EVENTS:
-                    store.write(pending)
-                    totals.events += len(pending)
+                    _write(store, pending, totals)
                     pending = []
-        if pending:
-            store.write(pending)
-            totals.events += len(pending)
+        _write(store, pending, totals)
     return totals, by_category
+
+
+def _write(store: EmbeddedStore, events: list[Event], totals: _Totals) -> None:
+    """Store one batch; a failure says how far the import got, and how to go on."""
+    try:
+        store.write(events)
+    except StoreError as exc:
+        raise StoreError(
+            f"{exc.message}; {totals.events} events of {totals.files} file(s) were stored "
+            "before this batch",
+            hint=f"{exc.hint}; then run the same import again: it skips what is stored and "
+            "goes on from there",
+        ) from exc
+    totals.events += len(events)

@@ -16,7 +16,7 @@ from typing import Any
 import msgspec
 from chdb import session as chdb_session
 
-from hubsight.errors import StoreError
+from hubsight.errors import StoreError, StoreFullError
 from hubsight.parsing.event import Event
 from hubsight.store.base import Offsets
 from hubsight.store.schema import (
@@ -24,13 +24,14 @@ from hubsight.store.schema import (
     MIGRATIONS,
     check_not_newer,
     missing_column_ddl,
+    unpartition_ddl,
 )
 from hubsight.store.sql import STORED_OFFSETS, decode_rows
 
 _encoder = msgspec.json.Encoder()
 
-# A batch is written as one INSERT of one block, which ClickHouse commits as one part: all of it
-# or none. The limits keep every batch the collector sends inside one block.
+# A batch is written as one INSERT of one block into the table's one partition, which ClickHouse
+# commits as one part: all of it or none. The limits keep every batch inside one block.
 # Skip indexes (the full-text index on raw) are built by background merges, not on the insert
 # path: building them inline cut the insert rate threefold. A part not merged yet is scanned,
 # so results are the same, only slower, until the merge that follows within minutes.
@@ -122,22 +123,47 @@ class EmbeddedStore:
         }
         for statement in missing_column_ddl(existing):
             self._run(statement)
+        (table,) = self.select(
+            "SELECT partition_key FROM system.tables WHERE database = currentDatabase() "
+            "AND name = {t:String}",
+            {"t": EVENTS_TABLE},
+        )
+        for statement in unpartition_ddl(table["partition_key"]):
+            self._run(statement)
 
     def write(self, events: Sequence[Event]) -> None:
-        """Insert ``events`` as one atomic, fsynced part."""
+        """Insert ``events`` as one atomic, fsynced part; return only once all of them are in."""
         if not events:
             return
         if len(events) > MAX_BATCH_EVENTS:
             raise StoreError(f"a batch of {len(events)} events is over {MAX_BATCH_EVENTS}")
-        body = _encoder.encode(events)
+        # A query, not chdb's streaming insert (``send_insert``): that one reports success, and
+        # its rows as written, when the engine failed to write the part (a full disk, a refused
+        # block), while a query raises the engine's error.
+        statement = f"INSERT INTO {EVENTS_TABLE} {_INSERT_SETTINGS} FORMAT JSONEachRow\n"
         try:
-            with self._session().send_insert(
-                f"INSERT INTO {EVENTS_TABLE} {_INSERT_SETTINGS}", "JSONEachRow"
-            ) as inserter:
-                inserter.append(body)
-                inserter.finish()
+            result = self._session().query(statement.encode() + _encoder.encode(events))
         except Exception as exc:
-            raise StoreError(f"writing {len(events)} events failed: {_first_line(exc)}") from exc
+            raise self._write_error(len(events), _first_line(exc)) from exc
+        written = result.rows_written()
+        if written != len(events):
+            raise self._write_error(len(events), f"the engine wrote {written} rows")
+
+    def _write_error(self, events: int, reason: str) -> StoreError:
+        """The error of a failed write, saying where space is short when that is the cause."""
+        if any(sign in reason for sign in _DISK_FULL):
+            free = shutil.disk_usage(self._path).free
+            return StoreFullError(
+                f"writing {events} events failed: the disk of {self._path} is full "
+                f"({_size(free)} free)",
+                path=str(self._path),
+                free_bytes=free,
+                hint=f"free space on the disk of {self._path} or give it more",
+            )
+        return StoreError(
+            f"writing {events} events failed: {reason}",
+            hint="nothing of this batch was stored; it can be written again once the cause is gone",
+        )
 
     def stored_offsets(self, log_name: str) -> Offsets:
         """The highest stored offset per (topic, partition) of one log name."""
@@ -203,6 +229,19 @@ def _staging(path: Path) -> Path:
 
 def _sql_string(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+# How ClickHouse words a full disk: it reserves space before writing a part, and a write that
+# still meets a full disk fails with the system's ENOSPC text.
+_DISK_FULL = ("NOT_ENOUGH_SPACE", "No space left on device")
+
+
+def _size(free: int) -> str:
+    if free < 1024 * 1024:
+        return f"{free / 1024:.1f} KB"
+    if free < 1024**3:
+        return f"{free / 1024**2:.1f} MB"
+    return f"{free / 1024**3:.1f} GB"
 
 
 def _first_line(exc: BaseException) -> str:

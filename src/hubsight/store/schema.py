@@ -93,19 +93,25 @@ def event_columns() -> list[tuple[str, str]]:
     return columns
 
 
-def _create_events() -> str:
+def _create_events(table: str = EVENTS_TABLE) -> str:
     body = ",\n    ".join(f"`{name}` {sql}" for name, sql in event_columns())
     # Ordered by log set, log name and event time: every search is scoped to those three, so
     # the primary index skips everything outside them. fsync on insert makes a returned insert
     # durable, which is what lets the collector commit Kafka offsets right after it.
+    # Not partitioned: an INSERT is atomic only within one partition, and ClickHouse refuses a
+    # block spanning over 100 partitions, so monthly partitions made a batch that crosses a
+    # month boundary half-storable and one spanning 100 months (a backfill, skewed clocks)
+    # unstorable. One partition keeps every batch one part: all of it or none.
     return f"""
-CREATE TABLE IF NOT EXISTS {EVENTS_TABLE} (
+CREATE TABLE IF NOT EXISTS {table} (
     {body}
 ) ENGINE = MergeTree
-PARTITION BY toYYYYMM(timestamp)
 ORDER BY (log_set, log_name, timestamp)
 SETTINGS fsync_after_insert = 1, fsync_part_directory = 1
 """
+
+
+_RAW_INDEX = "raw_tokens raw TYPE text(tokenizer = 'splitByNonAlpha') GRANULARITY 64"
 
 
 SAVED_QUERIES_TABLE = "saved_queries"
@@ -118,8 +124,7 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         2,
         "full-text index on raw",
         [
-            f"ALTER TABLE {EVENTS_TABLE} ADD INDEX IF NOT EXISTS raw_tokens raw "
-            "TYPE text(tokenizer = 'splitByNonAlpha') GRANULARITY 64",
+            f"ALTER TABLE {EVENTS_TABLE} ADD INDEX IF NOT EXISTS {_RAW_INDEX}",
             f"ALTER TABLE {EVENTS_TABLE} MATERIALIZE INDEX raw_tokens SETTINGS mutations_sync = 1",
         ],
     ),
@@ -155,4 +160,28 @@ def missing_column_ddl(existing: set[str]) -> list[str]:
         f"ALTER TABLE {EVENTS_TABLE} ADD COLUMN IF NOT EXISTS `{name}` {sql}"
         for name, sql in event_columns()
         if name not in existing
+    ]
+
+
+_UNPARTITIONED = f"{EVENTS_TABLE}_unpartitioned"
+
+
+def unpartition_ddl(partition_key: str) -> list[str]:
+    """Statements that rebuild an events table partitioned by month (as made before) as one.
+
+    Run after ``missing_column_ddl``, so the old table has every column. Each step can be run
+    again after a crash: the copy starts over until the tables are exchanged, and a leftover
+    copy is dropped on the next start.
+    """
+    if not partition_key:
+        return [f"DROP TABLE IF EXISTS {_UNPARTITIONED} SYNC"]
+    names = ", ".join(f"`{name}`" for name, _ in event_columns())
+    return [
+        f"DROP TABLE IF EXISTS {_UNPARTITIONED} SYNC",
+        _create_events(_UNPARTITIONED),
+        f"ALTER TABLE {_UNPARTITIONED} ADD INDEX {_RAW_INDEX}",
+        # Names and tables are our own constants.
+        f"INSERT INTO {_UNPARTITIONED} ({names}) SELECT {names} FROM {EVENTS_TABLE}",  # noqa: S608
+        f"EXCHANGE TABLES {EVENTS_TABLE} AND {_UNPARTITIONED}",
+        f"DROP TABLE {_UNPARTITIONED} SYNC",
     ]

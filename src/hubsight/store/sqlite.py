@@ -29,11 +29,26 @@ def claim_version(db: sqlite3.Connection, path: Path, version: int) -> None:
 @contextmanager
 def connect(path: Path) -> Iterator[sqlite3.Connection]:
     """An autocommit connection in WAL mode, so the CLI and ``hubsight run`` share the file."""
-    db = sqlite3.connect(path, timeout=30, isolation_level=None)
     try:
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA busy_timeout=30000")
-        db.execute("PRAGMA foreign_keys=ON")
-        yield db
-    finally:
-        db.close()
+        db = sqlite3.connect(path, timeout=30, isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA busy_timeout=30000")
+            db.execute("PRAGMA foreign_keys=ON")
+            yield db
+        finally:
+            db.close()
+    except sqlite3.Error as exc:
+        raise sqlite_error(path, exc) from exc
+
+
+def sqlite_error(path: Path, exc: sqlite3.Error) -> StoreError:
+    """A SQLite failure on ``path`` as a StoreError whose hint fits its cause."""
+    text = str(exc)
+    if "disk is full" in text or "disk I/O error" in text:
+        hint = f"free space on the disk of {path.parent}; hubsight goes on by itself then"
+    elif "not a database" in text or "malformed" in text:
+        hint = "the file is damaged: run `hubsight doctor` to see what can be recovered"
+    else:
+        hint = f"check that {path.parent} is writable and not on a network share"
+    return StoreError(f"{path.name}: {text}", hint=hint)

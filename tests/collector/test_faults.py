@@ -1,0 +1,100 @@
+"""Faults injected while collecting from a real broker: what is produced is stored exactly once,
+and health says at each step what a user needs to know.
+
+Disks fill up on a small tmpfs (root mounts it; without root these tests are skipped).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hubsight.devbroker import LocalBroker
+from hubsight.service import Service
+
+from faults import SmallDisk
+from support import (
+    FAST_COLLECTOR,
+    kafka_source,
+    produce,
+    serving,
+    state_of,
+    stored_count,
+    wait_until,
+)
+
+pytestmark = pytest.mark.integration
+
+# Batches of 1,000 events (10 messages): a disk fills up between batches, not on the first one.
+SMALL_BATCHES = dataclasses.replace(FAST_COLLECTOR, max_batch_messages=10)
+
+
+def _bodies(messages: int, per_message: int, pad: int = 0) -> list[bytes]:
+    return [
+        json.dumps(
+            {
+                "records": [
+                    {
+                        "category": "AuditLogs",
+                        "seq": m * per_message + i,
+                        "pad": os.urandom(pad).hex(),
+                    }
+                    for i in range(per_message)
+                ]
+            }
+        ).encode()
+        for m in range(messages)
+    ]
+
+
+def _stored_once(service: Service, name: str) -> dict[str, Any]:
+    (row,) = service.store.select(
+        "SELECT count() AS n, uniqExact(JSONExtractInt(raw, 'seq')) AS seqs, "
+        "uniqExact(source_partition, source_offset, record_index) AS positions "
+        "FROM events WHERE log_name = {n:String}",
+        {"n": name},
+    )
+    return row
+
+
+def test_a_full_disk_stops_ingestion_with_a_hint_and_it_resumes_when_space_is_freed(
+    broker: LocalBroker, topic: str, tmp_path: Path
+) -> None:
+    with SmallDisk(tmp_path / "disk", 12) as disk:
+        data_dir = disk.path / "data"
+        # ~13 MB of events on disk: more than the 12 MB disk holds.
+        produced = produce(broker.bootstrap, topic, _bodies(130, 100, pad=500), partitions=4)
+        with serving(
+            data_dir, kafka_source("azure", broker.bootstrap, topic), settings=SMALL_BATCHES
+        ) as service:
+            wait_until(
+                lambda: state_of(service, "azure").get("problem") == "store", 60, "a store error"
+            )
+            health = state_of(service, "azure")
+            assert health["state"] == "error"
+            store_dir = str(data_dir / "clickhouse")
+            assert f"the disk of {store_dir} is full" in health["last_error"]
+            assert " free)" in health["last_error"]
+            assert health["hint"] == (
+                f"free space on the disk of {store_dir} or give it more; "
+                "ingestion resumes by itself when space is freed"
+            )
+            before = stored_count(service, "azure")
+            assert 0 < before < produced * 100
+            # Nothing unstored was committed: every partition still lags.
+            lag = sum(p["lag"] for p in health["lag"])
+            assert lag >= (produced * 100 - before) / 100
+
+            disk.resize(64)
+            wait_until(lambda: stored_count(service, "azure") == 13_000, 90, "13,000 events")
+            wait_until(lambda: state_of(service, "azure")["state"] == "running", 30, "running")
+            assert _stored_once(service, "azure") == {
+                "n": 13_000,
+                "seqs": 13_000,
+                "positions": 13_000,
+            }

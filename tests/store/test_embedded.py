@@ -1,0 +1,178 @@
+"""Writes to the embedded store are all or nothing, verified, and say why they failed."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from chdb import session as chdb_session
+
+from hubsight.errors import StoreError, StoreFullError
+from hubsight.parsing.event import Event, LogSet
+from hubsight.store.embedded import EmbeddedStore
+from hubsight.store.schema import _create_events
+
+from faults import SmallDisk
+
+
+def _events(times: list[datetime], pad: int = 0, log_name: str = "azure") -> list[Event]:
+    return [
+        Event(
+            timestamp=moment,
+            log_set=LogSet.UNPARSED_DATA,
+            log_name=log_name,
+            # Random hex compresses about twice: a known number of bytes reaches the disk.
+            raw=f'{{"i": {i}, "pad": "{os.urandom(pad).hex()}"}}'.encode(),
+            source_topic="t",
+            source_partition=0,
+            source_offset=i,
+        )
+        for i, moment in enumerate(times)
+    ]
+
+
+def _count(store: EmbeddedStore) -> int:
+    return int(store.select("SELECT count() AS n FROM events")[0]["n"])
+
+
+def test_a_batch_of_150_months_is_stored_whole(data_dir: Path) -> None:
+    # ClickHouse refuses an INSERT block over more than 100 partitions; a partition per month
+    # lost such a batch (a backfill) while the write reported success.
+    months = [datetime(2010 + m // 12, m % 12 + 1, 15, tzinfo=UTC) for m in range(150)]
+    store = EmbeddedStore(data_dir)
+    try:
+        store.write(_events(months))
+        assert _count(store) == 150
+        (row,) = store.select("SELECT uniqExact(toYYYYMM(timestamp)) AS months FROM events")
+        assert row["months"] == 150
+    finally:
+        store.close()
+
+
+def test_far_past_and_future_times_are_stored_as_they_are(data_dir: Path) -> None:
+    times = [
+        datetime(1, 1, 1, tzinfo=UTC),
+        datetime(1850, 6, 1, 12, tzinfo=UTC),
+        datetime(2299, 12, 31, 23, 59, 59, tzinfo=UTC),
+        datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=UTC),
+    ]
+    store = EmbeddedStore(data_dir)
+    try:
+        store.write(_events(times))
+        rows = store.select("SELECT toString(timestamp) AS t FROM events ORDER BY source_offset")
+        assert [r["t"] for r in rows] == [
+            "0001-01-01 00:00:00.000",
+            "1850-06-01 12:00:00.000",
+            "2299-12-31 23:59:59.000",
+            "9999-12-31 23:59:59.999",
+        ]
+    finally:
+        store.close()
+
+
+def test_a_refused_write_raises_and_stores_nothing(data_dir: Path) -> None:
+    store = EmbeddedStore(data_dir)
+    try:
+        store.write(_events([datetime(2026, 1, 1, tzinfo=UTC)] * 3))
+        store.execute("ALTER TABLE events MODIFY SETTING max_parts_in_total = 1")
+        with pytest.raises(StoreError, match=r"writing 5 events failed: .*TOO_MANY_PARTS") as err:
+            store.write(_events([datetime(2026, 2, 1, tzinfo=UTC)] * 5))
+        assert not isinstance(err.value, StoreFullError)
+        assert "nothing of this batch was stored" in err.value.hint
+        assert _count(store) == 3
+    finally:
+        store.close()
+
+
+def test_a_full_disk_fails_the_write_whole_and_says_where_then_space_freed_resumes(
+    tmp_path: Path,
+) -> None:
+    day = datetime(2026, 1, 1, tzinfo=UTC)
+    with SmallDisk(tmp_path / "disk", 12) as disk:
+        store = EmbeddedStore(disk.path)
+        try:
+            stored = 0
+            while shutil.disk_usage(disk.path).free > 4 * 1024 * 1024:
+                store.write(_events([day] * 500, pad=1000))
+                stored += 500
+            assert stored >= 1_000
+            # About 5 MB on disk: more than is left.
+            big = _events([day] * 5_000, pad=1000)
+            with pytest.raises(StoreFullError) as err:
+                store.write(big)
+            store_dir = str(disk.path / "clickhouse")
+            assert err.value.path == store_dir
+            assert err.value.free_bytes < 4 * 1024 * 1024
+            assert err.value.message.startswith(
+                f"writing 5000 events failed: the disk of {store_dir} is full ("
+            )
+            assert err.value.message.endswith(" MB free)")
+            assert err.value.hint == f"free space on the disk of {store_dir} or give it more"
+            assert _count(store) == stored
+            disk.resize(64)
+            store.write(big)
+            assert _count(store) == stored + 5_000
+        finally:
+            store.close()
+
+
+def _old_partitioned_store(data_dir: Path) -> None:
+    """An events table as made before: partitioned by month, and one column short."""
+    ddl = _create_events().replace("ORDER BY", "PARTITION BY toYYYYMM(timestamp)\nORDER BY")
+    ddl = ddl.replace(",\n    `resource_id` String", "")
+    assert "resource_id" not in ddl
+    path = data_dir / "clickhouse"
+    path.mkdir()
+    session = chdb_session.Session(str(path))
+    try:
+        session.query(ddl)
+        session.query(
+            "CREATE TABLE hubsight_migrations (version UInt32, name String, "
+            "applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) ENGINE = MergeTree ORDER BY version"
+        )
+        session.query(
+            "ALTER TABLE events ADD INDEX raw_tokens raw "
+            "TYPE text(tokenizer = 'splitByNonAlpha') GRANULARITY 64"
+        )
+        session.query("INSERT INTO hubsight_migrations (version, name) VALUES (1, ''), (2, '')")
+        session.query(
+            "INSERT INTO events (timestamp, log_set, log_name, raw, source_offset) VALUES "
+            "('2025-11-30 23:00:00', 'Unparsed Data', 'azure', 'alpha', 1), "
+            "('2025-12-01 01:00:00', 'Unparsed Data', 'azure', 'beta', 2)"
+        )
+    finally:
+        session.close()
+
+
+def test_an_old_monthly_partitioned_table_is_rebuilt_as_one_partition(data_dir: Path) -> None:
+    _old_partitioned_store(data_dir)
+    store = EmbeddedStore(data_dir)
+    try:
+        (table,) = store.select(
+            "SELECT partition_key FROM system.tables WHERE name = 'events' "
+            "AND database = currentDatabase()"
+        )
+        assert table["partition_key"] == ""
+        rows = store.select(
+            "SELECT raw, source_offset, resource_id FROM events ORDER BY source_offset"
+        )
+        assert rows == [
+            {"raw": "alpha", "source_offset": 1, "resource_id": ""},
+            {"raw": "beta", "source_offset": 2, "resource_id": ""},
+        ]
+        indexes = store.select(
+            "SELECT name FROM system.data_skipping_indices WHERE table = 'events' "
+            "AND database = currentDatabase()"
+        )
+        assert indexes == [{"name": "raw_tokens"}]
+        (copy,) = store.select(
+            "SELECT count() AS n FROM system.tables WHERE name = 'events_unpartitioned'"
+        )
+        assert copy["n"] == 0
+        store.write(_events([datetime(2001, 1, 1, tzinfo=UTC), datetime(2031, 1, 1, tzinfo=UTC)]))
+        assert _count(store) == 4
+    finally:
+        store.close()
