@@ -223,7 +223,7 @@ def _import(
     return totals, by_category
 
 
-def _write(store: EmbeddedStore, events: list[Event], totals: _Totals) -> None:
+def _write(store: EventStore, events: list[Event], totals: _Totals) -> None:
     """Store one batch; a failure says how far the import got, and how to go on."""
     try:
         store.write(events)
