@@ -278,3 +278,19 @@ def test_a_full_disk_stops_the_import_saying_how_far_it_got_and_a_rerun_finishes
         finally:
             store.close()
         assert row == {"n": 12_000, "distinct_n": 12_000}
+
+
+def test_a_line_nested_10000_deep_is_stored_unparsed_beside_the_others(
+    tmp_path: Path, data_dir: Path
+) -> None:
+    signin = msgspec.json.encode(_sign_in())
+    deep = b'{"category": "SignInLogs", "p": ' + b"[" * 10_000 + b"]" * 10_000 + b"}"
+    (tmp_path / "poison.json").write_bytes(b"\n".join([deep, signin, deep, signin]) + b"\n")
+    summary = _summary(_import(data_dir, str(tmp_path / "poison.json")))
+    assert (summary["events"], summary["unparsed"]) == (4, 2)
+    assert [(r["source_offset"], r["log_set"]) for r in _stored(data_dir)] == [
+        (0, "Unparsed Data"),
+        (1, "Ingress Authentication"),
+        (2, "Unparsed Data"),
+        (3, "Ingress Authentication"),
+    ]

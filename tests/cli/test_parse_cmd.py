@@ -128,3 +128,23 @@ def test_empty_input_prints_nothing(runner: CliRunner, tmp_path: Path) -> None:
     result = runner.invoke(cli, ["--data-dir", str(tmp_path), "parse", str(empty)])
     assert result.exit_code == 0
     assert result.output == ""
+
+
+@pytest.mark.parametrize("deep_first", [True, False], ids=["deep-first-line", "deep-later-line"])
+def test_a_line_nested_10000_deep_is_unparsed_and_the_others_parsed(
+    runner: CliRunner, tmp_path: Path, deep_first: bool
+) -> None:
+    signin = json.dumps(json.loads(SIGNIN.read_bytes())).encode()
+    deep = b'{"category": "SignInLogs", "p": ' + b"[" * 10_000 + b"]" * 10_000 + b"}"
+    lines = [deep, signin, signin] if deep_first else [signin, deep, signin]
+    (tmp_path / "poison.json").write_bytes(b"\n".join(lines) + b"\n")
+    result = runner.invoke(
+        cli, ["--data-dir", str(tmp_path), "parse", str(tmp_path / "poison.json")]
+    )
+    assert result.exit_code == 0, result.output
+    events = _lines(result.stdout)
+    deep_at = 0 if deep_first else 1
+    assert [e.get("parse_error") for e in events] == [
+        "parser failed: nested too deeply to read" if i == deep_at else None for i in range(3)
+    ]
+    assert [e["result"] for i, e in enumerate(events) if i != deep_at] == ["FAILED_BAD_LOGIN"] * 2

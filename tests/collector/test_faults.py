@@ -98,3 +98,27 @@ def test_a_full_disk_stops_ingestion_with_a_hint_and_it_resumes_when_space_is_fr
                 "seqs": 13_000,
                 "positions": 13_000,
             }
+
+
+def test_a_poison_message_nested_10000_deep_is_kept_and_the_partition_goes_on(
+    broker: LocalBroker, topic: str, data_dir: Path
+) -> None:
+    poison = b'{"b": ' * 10_000 + b"1" + b"}" * 10_000
+    good = _bodies(50, 2)
+    produce(broker.bootstrap, topic, [*good[:25], poison, *good[25:]], partitions=1)
+    with serving(data_dir, kafka_source("azure", broker.bootstrap, topic)) as service:
+        wait_until(lambda: stored_count(service, "azure") == 101, 60, "101 events")
+        rows = service.store.select(
+            "SELECT source_offset, parse_error, raw FROM events WHERE log_name = 'azure' "
+            "AND parse_error NOT LIKE 'no parser%'"
+        )
+        assert rows == [
+            {
+                "source_offset": 25,
+                "parse_error": "nested too deeply to read",
+                "raw": poison.decode(),
+            }
+        ]
+        # 100 good records with their sequence numbers, and the poison message.
+        assert _stored_once(service, "azure") == {"n": 101, "seqs": 100, "positions": 101}
+        assert state_of(service, "azure")["state"] == "running"

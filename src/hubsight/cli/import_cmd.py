@@ -102,6 +102,8 @@ def read_messages(path: Path) -> Iterator[tuple[int, bytes, int]]:
                 per_line = True
             except msgspec.DecodeError:
                 per_line = False
+            except RecursionError:
+                per_line = True  # a line too deep to decode: the parser keeps it as unparsed
             handle.seek(0)
             if not per_line:
                 whole = handle.read()

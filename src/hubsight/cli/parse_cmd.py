@@ -138,6 +138,8 @@ def _bodies(name: str) -> Iterator[bytes]:
             except msgspec.DecodeError:
                 yield first + stream.read()
                 return
+            except RecursionError:
+                pass  # a line too deep to decode is still a line: the parser keeps it as unparsed
             yield first
             yield from (line for line in stream if line.strip())
     except OSError as exc:

@@ -18,7 +18,7 @@ import msgspec
 
 from hubsight.errors import ParseError
 from hubsight.parsing.base import ParserRegistry, RecordContext
-from hubsight.parsing.envelope import Piece, split_message
+from hubsight.parsing.envelope import TOO_DEEP, Piece, split_message
 from hubsight.parsing.event import Event, LogSet
 from hubsight.parsing.repair import repair
 from hubsight.sources.base import Message
@@ -112,10 +112,14 @@ class MessageParser:
         events: list[Event] = []
         index = 0
         for piece in split_message(message.value):
-            if piece.error is None:
-                parsed: list[Event | None] = [self._parse_record(piece.data, ctx)]
-            else:
-                parsed = self._parse_repaired(piece, ctx)
+            parsed: list[Event | None]
+            try:
+                if piece.error is None:
+                    parsed = [self._parse_record(piece.data, ctx)]
+                else:
+                    parsed = self._parse_repaired(piece, ctx)
+            except Exception as exc:  # noqa: BLE001 - whatever a record causes, it is kept
+                parsed = [self._unparsed(piece.data, ctx, None, _reason(exc, "reading failed"))]
             for event in parsed:
                 # Every record takes an index, stored or not, so indexes stay stable.
                 index += 1
@@ -150,7 +154,10 @@ class MessageParser:
         return events
 
     def _parse_record(self, record: bytes, ctx: RecordContext) -> Event | None:
-        category = record_category(record)
+        try:
+            category = record_category(record)
+        except RecursionError:
+            return self._unparsed(record, ctx, None, TOO_DEEP)
         parser = self.registry.parser_for(category, record)
         if parser is None:
             reason = (
@@ -164,7 +171,7 @@ class MessageParser:
         try:
             return parser.parse(record, ctx)
         except Exception as exc:  # noqa: BLE001 - any parser failure is recorded, never raised
-            return self._unparsed(record, ctx, category, _reason(exc))
+            return self._unparsed(record, ctx, category, _reason(exc, "parser failed"))
 
     def _unparsed(
         self, data: bytes, ctx: RecordContext, category: str | None, reason: str
@@ -204,7 +211,8 @@ def raw_of(data: bytes) -> tuple[msgspec.Raw, bool]:
         try:
             _raw_check.decode(stripped)
             return msgspec.Raw(stripped), False
-        except (msgspec.DecodeError, UnicodeDecodeError):
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+            # Too deep for the decoder is too deep for the store's JSON reader too: kept as text.
             pass
     try:
         return msgspec.Raw(_encode(data.decode("utf-8"))), False
@@ -212,6 +220,8 @@ def raw_of(data: bytes) -> tuple[msgspec.Raw, bool]:
         return msgspec.Raw(_encode(base64.b64encode(data).decode("ascii"))), True
 
 
-def _reason(exc: BaseException) -> str:
+def _reason(exc: BaseException, what: str) -> str:
+    if isinstance(exc, RecursionError):
+        return f"{what}: {TOO_DEEP}"
     text = getattr(exc, "message", None) or str(exc) or type(exc).__name__
-    return f"parser failed: {text}"
+    return f"{what}: {text}"
