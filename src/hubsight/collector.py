@@ -3,8 +3,9 @@
 Two threads per source. The consumer thread polls, drops what the store already holds, parses
 and queues batches; the writer thread stores each batch and hands its offsets back, and the
 consumer thread commits them. So an offset is committed only after the store has durably written
-everything before it. After a crash the uncommitted messages come again; the store's highest
-offset per partition (the guard) makes their second write a no-op.
+everything before it. After a crash the uncommitted messages come again; the offset of the last
+message stored per partition (the guard) makes their second write a no-op. A topic re-created
+under the same name starts its offsets again: that is detected (see ``_went_back``) and said.
 """
 
 from __future__ import annotations
@@ -146,6 +147,8 @@ class _Run:
         self.pending: list[Message] = []
         self.pending_bytes = 0
         self.pending_since = 0.0
+        # The last offset read per partition in this assignment (a rebalance starts it over).
+        self.seen: dict[tuple[str, int], int] = {}
 
     # -- callbacks from the consumer (run on the consumer thread, inside poll) --
     def on_error(self, diagnosis: Diagnosis) -> None:
@@ -154,6 +157,8 @@ class _Run:
             self.topic_check_due = True
 
     def on_assign(self, partitions: list[tuple[str, int]]) -> None:
+        for key in partitions:
+            self.seen.pop(key, None)
         self.assigned_at = time.monotonic()
         self.health.connected(waiting=self.last_data is None)
 
@@ -208,19 +213,47 @@ class _Run:
 
     def _enqueue(self, messages: list[Message]) -> None:
         self.last_data = time.monotonic()
-        fresh = [m for m in messages if m.offset > self.guard.get((m.topic, m.partition), -1)]
+        fresh: list[Message] = []
         offsets: Offsets = {}
         for message in messages:
             key = (message.topic, message.partition)
-            offsets[key] = max(offsets.get(key, -1), message.offset + 1)
+            guard = self.guard.get(key, -1)
+            if message.offset <= guard and self._went_back(key, message.offset, guard):
+                guard = message.offset - 1
+            if message.offset > guard:
+                fresh.append(message)
+                self.guard[key] = message.offset
+            self.seen[key] = message.offset
+            # A partition's messages come in order: its last one here is where it goes on.
+            offsets[key] = message.offset + 1
         events = [event for message in fresh for event in self.parser.parse(message)]
         if self.collector.metrics is not None:
             self.collector.metrics.consumed(messages, events)
         payload = sum(len(m.value) for m in fresh)
         self.batches.put(_Batch(events, offsets, payload))
-        for key, next_offset in offsets.items():
-            self.guard[key] = max(self.guard.get(key, -1), next_offset - 1)
         self.health.set_parse_counters(self.parser.counters)
+
+    def _went_back(self, key: tuple[str, int], offset: int, guard: int) -> bool:
+        """Whether a message at or below the guard starts a new log rather than coming again.
+
+        Messages come again from the committed offset after a reconnect, and the guard skips
+        them. But a topic deleted and created again (an Event Hub re-created under the same
+        name, a broker that lost its data) numbers its messages from 0 again: reading on from
+        this session's last offset, or a log that ends before the last stored offset, says so.
+        """
+        last = self.seen.get(key)
+        if last is not None:
+            went_back = offset <= last
+        else:
+            high = self.source.high_watermark(*key, timeout=5.0) if self.source else None
+            went_back = high is not None and high <= guard
+        if went_back:
+            topic, partition = key
+            self.health.notice(
+                f"offsets of partition {partition} of {topic} went back from {guard:,} to "
+                f"{offset:,}: the topic was re-created; reading it from the start"
+            )
+        return went_back
 
     def _watch_idle(self, source: Source) -> None:
         now = time.monotonic()
@@ -273,8 +306,8 @@ class _Run:
                 done = self.written.get_nowait()
             except queue.Empty:
                 break
-            for key, value in done.items():
-                offsets[key] = max(offsets.get(key, -1), value)
+            # Later batches win: after a topic is re-created its offsets are lower.
+            offsets.update(done)
         if offsets and self.source is not None:
             self.source.commit(offsets, wait=wait)
 

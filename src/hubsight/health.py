@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import deque
@@ -26,6 +27,9 @@ class State(StrEnum):
     STOPPED = "stopped"
 
 
+log = logging.getLogger(__name__)
+
+_NOTICES_KEPT = 20
 # Events per minute are counted over this sliding window.
 _RATE_WINDOW_S = 60.0
 
@@ -47,6 +51,8 @@ class SourceHealth:
     unparsed_dropped: int = 0
     repairs: dict[str, int] = field(default_factory=dict)
     lag: list[PartitionLag] = field(default_factory=list)
+    # Things a user should know that are not errors (a re-created topic), newest last.
+    notices: list[tuple[datetime, str]] = field(default_factory=list)
     _stored_times: deque[tuple[float, int]] = field(default_factory=deque)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -101,6 +107,13 @@ class SourceHealth:
             while self._stored_times and self._stored_times[0][0] < now - _RATE_WINDOW_S:
                 self._stored_times.popleft()
 
+    def notice(self, message: str) -> None:
+        """Record (and log) something that happened to the source; the last 20 are kept."""
+        log.warning("%s: %s", self.name, message)
+        with self._lock:
+            self.notices.append((datetime.now(UTC), message))
+            del self.notices[:-_NOTICES_KEPT]
+
     def set_lag(self, lag: list[PartitionLag]) -> None:
         """Replace the per-partition lag figures."""
         with self._lock:
@@ -142,6 +155,7 @@ class SourceHealth:
                 "unparsed_by_category": dict(self.unparsed_by_category),
                 "unparsed_dropped": self.unparsed_dropped,
                 "repairs": dict(self.repairs),
+                "notices": [{"time": _iso(t), "message": m} for t, m in self.notices],
             }
 
 

@@ -226,3 +226,75 @@ def test_a_missing_topic_is_named_with_the_topics_that_exist(store: EventStore) 
         assert snapshot["problem"] == "topic_not_found"
         assert "topic t-none not found" in snapshot["last_error"]
         assert "insights-logs-signinlogs" in snapshot["last_error"]
+
+
+def _produce_seqs(broker: MemoryBroker, topic: str, seqs: range, partitions: int = 2) -> None:
+    for seq in seqs:
+        body = json.dumps({"records": [{"category": "SignInLogs", "seq": seq}]}).encode()
+        broker.produce(topic, body, partition=seq % partitions)
+
+
+def _notices(health: SourceHealth) -> list[str]:
+    return [n["message"] for n in health.snapshot()["notices"]]
+
+
+def test_a_topic_re_created_while_stopped_is_read_from_the_start_and_said(
+    store: EventStore,
+) -> None:
+    broker = MemoryBroker()
+    broker.create_topic("t-again", 2)
+    _produce_seqs(broker, "t-again", range(40))
+    config = _source("again", "t-again")
+    with collecting(config, broker, store) as health:
+        wait_until(lambda: _all_committed(broker, "t-again", 2, 20), 30, "first topic read")
+    assert _notices(health) == []
+    # Deleted and created again: offsets start at 0, below the 19 stored per partition.
+    broker.recreate("t-again")
+    _produce_seqs(broker, "t-again", range(100, 110))
+    with collecting(config, broker, store) as health:
+        wait_until(lambda: _all_committed(broker, "t-again", 2, 5), 30, "new topic read")
+        assert sorted(_notices(health)) == [
+            f"offsets of partition {p} of t-again went back from 19 to 0: the topic was "
+            "re-created; reading it from the start"
+            for p in (0, 1)
+        ]
+    assert _stored(store, "again")["seqs"] == 50
+    # After a restart the guard follows the new topic's offsets, not the old topic's higher ones.
+    _produce_seqs(broker, "t-again", range(110, 114))
+    with collecting(config, broker, store) as health:
+        wait_until(lambda: _all_committed(broker, "t-again", 2, 7), 30, "more of the new topic")
+    assert _notices(health) == []
+    # 54 messages stored once; the new topic's positions (0..6 per partition) repeat the old's.
+    assert _stored(store, "again") == {"n": 54, "seqs": 54, "positions": 40}
+
+
+def test_a_topic_re_created_while_running_is_read_from_the_start(store: EventStore) -> None:
+    broker = MemoryBroker()
+    broker.create_topic("t-live", 1)
+    _produce_seqs(broker, "t-live", range(30), partitions=1)
+    with collecting(_source("live", "t-live"), broker, store) as health:
+        wait_until(lambda: _all_committed(broker, "t-live", 1, 30), 30, "first topic read")
+        broker.recreate("t-live")
+        _produce_seqs(broker, "t-live", range(200, 203), partitions=1)
+        wait_until(lambda: _all_committed(broker, "t-live", 1, 3), 30, "new topic read")
+        assert _notices(health) == [
+            "offsets of partition 0 of t-live went back from 29 to 0: the topic was "
+            "re-created; reading it from the start"
+        ]
+    assert _stored(store, "live")["seqs"] == 33
+
+
+def test_messages_read_again_after_lost_commits_are_no_reset(store: EventStore) -> None:
+    broker = MemoryBroker()
+    broker.create_topic("t-lost", 1)
+    _produce_seqs(broker, "t-lost", range(20), partitions=1)
+    config = _source("lost", "t-lost")
+    with collecting(config, broker, store):
+        wait_until(lambda: _all_committed(broker, "t-lost", 1, 20), 30, "first pass")
+    broker.forget_commits()
+    # The log still holds offset 19 (its high watermark is 21): offset 0 comes again, no reset.
+    _produce_seqs(broker, "t-lost", range(20, 21), partitions=1)
+    with collecting(config, broker, store) as health:
+        wait_until(lambda: _all_committed(broker, "t-lost", 1, 21), 30, "second pass")
+    assert _notices(health) == []
+    assert _stored(store, "lost") == {"n": 21, "seqs": 21, "positions": 21}

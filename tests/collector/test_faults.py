@@ -14,12 +14,13 @@ from typing import Any
 
 import pytest
 
-from hubsight.devbroker import LocalBroker
+from hubsight.devbroker import LocalBroker, free_port
 from hubsight.service import Service
 
 from faults import SmallDisk
 from support import (
     FAST_COLLECTOR,
+    create_topic,
     kafka_source,
     produce,
     serving,
@@ -122,3 +123,26 @@ def test_a_poison_message_nested_10000_deep_is_kept_and_the_partition_goes_on(
         # 100 good records with their sequence numbers, and the poison message.
         assert _stored_once(service, "azure") == {"n": 101, "seqs": 100, "positions": 101}
         assert state_of(service, "azure")["state"] == "running"
+
+
+def test_a_broker_restarted_empty_is_read_from_the_start_and_health_says_why(
+    tmp_path: Path, data_dir: Path
+) -> None:
+    port = free_port()
+    with LocalBroker(port=port, log_path=tmp_path / "first.log") as first:
+        create_topic(first.bootstrap, 1, "restarted")
+        produce(first.bootstrap, "restarted", _bodies(30, 1), partitions=1)
+        with serving(data_dir, kafka_source("azure", first.bootstrap, "restarted")) as service:
+            wait_until(lambda: stored_count(service, "azure") == 30, 60, "30 events")
+            # tansu keeps topics in memory: restarted, it numbers messages from 0 again.
+            first.stop()
+            with LocalBroker(port=port, log_path=tmp_path / "second.log") as second:
+                create_topic(second.bootstrap, 1, "restarted")
+                produce(second.bootstrap, "restarted", _bodies(5, 1), partitions=1)
+                wait_until(lambda: stored_count(service, "azure") == 35, 90, "35 events")
+                notices = [n["message"] for n in state_of(service, "azure")["notices"]]
+                assert notices == [
+                    "offsets of partition 0 of restarted went back from 29 to 0: the topic "
+                    "was re-created; reading it from the start"
+                ]
+                wait_until(lambda: state_of(service, "azure")["state"] == "running", 30, "running")

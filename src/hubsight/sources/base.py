@@ -98,6 +98,11 @@ class Source(Protocol):
         """Names of the topics the credential can see."""
         ...
 
+    def high_watermark(self, topic: str, partition: int, timeout: float) -> int | None:
+        """The offset the partition's next message will get, as the broker says now; None if
+        it cannot say."""
+        ...
+
     def close(self) -> None:
         """Hand the partitions back (``on_revoke``) and release connections."""
         ...

@@ -254,6 +254,16 @@ class KafkaSource:
             return []
         return sorted(t for t in metadata.topics if not t.startswith("__"))
 
+    def high_watermark(self, topic: str, partition: int, timeout: float) -> int | None:
+        """The partition's high watermark, asked of the broker (not librdkafka's cache)."""
+        try:
+            _low, high = self._consumer.get_watermark_offsets(
+                TopicPartition(topic, partition), timeout=timeout, cached=False
+            )
+        except KafkaException:
+            return None
+        return int(high) if high is not None and high >= 0 else None
+
     def close(self) -> None:
         """Leave the group (``on_revoke`` runs first) and close connections."""
         self._consumer.close()

@@ -205,6 +205,11 @@ class MemorySource:
         with self._broker._changed:
             return sorted(self._broker._topics)
 
+    def high_watermark(self, topic: str, partition: int, timeout: float) -> int | None:
+        """The length of the partition's log."""
+        with self._broker._changed:
+            return self._broker._high(topic, partition)
+
     def close(self) -> None:
         """Revoke the partitions (the reader commits what it stored) and stop."""
         if self.assignment:

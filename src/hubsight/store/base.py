@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 from hubsight.parsing.event import Event
 
-# (topic, partition) -> highest offset stored for one log name.
+# (topic, partition) -> offset of the last message stored for one log name.
 Offsets = dict[tuple[str, int], int]
 
 
@@ -24,7 +24,7 @@ class EventStore(Protocol):
         ...
 
     def stored_offsets(self, log_name: str) -> Offsets:
-        """The highest stored offset per (topic, partition) for ``log_name``."""
+        """The offset of the last stored message per (topic, partition) for ``log_name``."""
         ...
 
     def select(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:

@@ -195,7 +195,7 @@ class EmbeddedStore:
         )
 
     def stored_offsets(self, log_name: str) -> Offsets:
-        """The highest stored offset per (topic, partition) of one log name."""
+        """The offset of the last stored message per (topic, partition) of one log name."""
         rows = self.select(STORED_OFFSETS, {"log_name": log_name})
         return {(r["source_topic"], int(r["source_partition"])): int(r["offset"]) for r in rows}
 

@@ -7,8 +7,11 @@ from typing import Any
 import msgspec
 
 # The collector's guard: the highest stored offset per (topic, partition) of one log name.
+# The offset of the last message stored per partition: the last one received, not the highest,
+# so that after a topic is re-created (offsets from 0 again) the guard follows the new offsets.
 STORED_OFFSETS = (
-    "SELECT source_topic, source_partition, max(source_offset) AS offset "
+    "SELECT source_topic, source_partition, argMax(source_offset, "
+    "(ifNull(received_time, toDateTime64(0, 3, 'UTC')), source_offset)) AS offset "
     "FROM events WHERE log_name = {log_name:String} "
     "AND source_offset IS NOT NULL GROUP BY source_topic, source_partition"
 )
