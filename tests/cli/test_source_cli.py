@@ -10,6 +10,7 @@ from click.testing import CliRunner, Result
 
 from hubsight.cli.main import cli
 from hubsight.devbroker import LocalBroker, free_port
+from hubsight.health import SourceHealth
 from hubsight.store.catalog import Catalog
 
 from support import PLANTED_KEY, PLANTED_PASSWORD, assert_no_secret, connection_string, produce
@@ -205,3 +206,17 @@ def test_status_when_nothing_runs(data_dir: Path) -> None:
     table = _invoke(data_dir, "status").stdout
     assert "hubsight run is not running" in table
     assert "GeoIP: no database" in table
+
+
+def test_status_lists_a_sources_notices(data_dir: Path) -> None:
+    _invoke(data_dir, "source", "add", "k", "--kafka", "--bootstrap", "h:9092", "--topic", "t")
+    health = SourceHealth("k")
+    health.notice(
+        "offsets of partition 2 of t went back from 50,112 to 0: the topic was re-created"
+    )
+    Catalog(data_dir).save_health([health.snapshot()])
+    report = json.loads(_invoke(data_dir, "status", "--json").stdout)
+    (notice,) = report["sources"][0]["notices"]
+    assert notice["message"].startswith("offsets of partition 2 of t went back")
+    text = _invoke(data_dir, "status").stdout
+    assert f"k: {notice['time']}: offsets of partition 2 of t went back from 50,112 to 0" in text

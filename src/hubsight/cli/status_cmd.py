@@ -54,5 +54,8 @@ def status(data_dir: Path, as_json: bool) -> None:
                 click.echo(f"  hint: {s['hint']}")
         elif s["hint"]:
             click.echo(f"\n{s['name']}: {s['hint']}")
+        # Health saved before notices existed has none.
+        for notice in s.get("notices", []):
+            click.echo(f"{s['name']}: {notice['time']}: {notice['message']}")
     if not running:
         click.echo("\n(hubsight run is not running: states are as last seen)")
