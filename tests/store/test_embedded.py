@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from datetime import UTC, datetime
@@ -9,7 +10,9 @@ from pathlib import Path
 
 import pytest
 from chdb import session as chdb_session
+from click.testing import CliRunner
 
+from hubsight.cli.main import cli
 from hubsight.errors import StoreError, StoreFullError
 from hubsight.parsing.event import Event, LogSet
 from hubsight.store.embedded import EmbeddedStore
@@ -176,3 +179,20 @@ def test_an_old_monthly_partitioned_table_is_rebuilt_as_one_partition(data_dir: 
         assert _count(store) == 4
     finally:
         store.close()
+
+
+def test_a_search_from_year_1_to_9999_runs_and_finds_what_lies_between(data_dir: Path) -> None:
+    # It used to overflow Python's datetime, or send year 1 as "1-01-01" that ClickHouse refused.
+    store = EmbeddedStore(data_dir)
+    try:
+        store.write(_events([datetime(2026, 5, 1, tzinfo=UTC)]))
+    finally:
+        store.close()
+    result = CliRunner().invoke(
+        cli,
+        ["--data-dir", str(data_dir), "search", "", "--from", "0001-01-01", "--to",
+         "9999-12-31T23:59:59Z", "--log-set", "Unparsed Data", "--format", "json"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    times = [e["timestamp"] for e in json.loads(result.stdout)["events"]]
+    assert times == ["2026-05-01T00:00:00.000Z"]

@@ -39,8 +39,8 @@ def render(value: ParamValue) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, datetime):
-        utc = value.astimezone(UTC)
-        return utc.strftime("%Y-%m-%d %H:%M:%S.") + f"{utc.microsecond // 1000:03d}"
+        # isoformat, not strftime: it writes year 1 as 0001, which ClickHouse can read.
+        return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "milliseconds")
     if isinstance(value, str):
         return _escape(value)
     if isinstance(value, int | float):

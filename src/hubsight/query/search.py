@@ -96,7 +96,7 @@ class _Cursor(msgspec.Struct, array_like=True):
 
 def iso(when: datetime) -> str:
     """UTC ISO 8601 with milliseconds and a Z."""
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+    return when.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
 
 
 def _from_ms(ms: int) -> datetime:
@@ -322,12 +322,13 @@ def _events(
     span = max((scope.end - scope.start) / 64, _FIRST_SLICE)
     elapsed = 0.0
     while True:
+        # Compared before adding: a window from year 1 to 9999 would overflow datetime.
         if descending:
-            part = replace(scope, start=max(scope.start, anchor - span))
-            whole = part.start == scope.start
+            whole = span >= anchor - scope.start
+            part = scope if whole else replace(scope, start=anchor - span)
         else:
-            part = replace(scope, end=min(scope.end, anchor + span))
-            whole = part.end == scope.end
+            whole = span >= scope.end - anchor
+            part = scope if whole else replace(scope, end=anchor + span)
         compiled = compile_query(query, part, limit=limit, cursor=cursor, strict=strict)
         rows, took, timed_out = run(store, compiled, limits)
         elapsed += took
