@@ -140,12 +140,14 @@ class EmbeddedStore:
             raise StoreError(f"a batch of {len(events)} events is over {MAX_BATCH_EVENTS}")
         body = _encoder.encode(events)
         # chdb's streaming insert reports success, and its rows as written, when the engine
-        # failed to write the part (a full disk, a refused block). So the table's row count is
-        # compared before and after, one write at a time; when the rows are not there, the same
-        # INSERT runs as a query, which raises the engine's error (or stores them after all).
-        # Streaming is kept for the common case: the query costs about twice the CPU.
+        # failed to write the part (a full disk, a refused block). So, one write at a time, the
+        # rows of the parts the insert made are counted (parts of level 0 numbered after the
+        # last block before it: merges, which drop expired rows, cannot blur the count); when
+        # they are missing, the same INSERT runs as a query, which raises the engine's error (or
+        # stores them after all). Streaming is kept for the common case: the query costs about
+        # twice the CPU.
         with self._write_lock:
-            before = self._stored_rows()
+            last_block = self._parts_figure("max(max_block_number)", "1")
             try:
                 with self._session().send_insert(
                     f"INSERT INTO {EVENTS_TABLE} {_INSERT_SETTINGS}", "JSONEachRow"
@@ -154,7 +156,9 @@ class EmbeddedStore:
                     inserter.finish()
             except Exception as exc:
                 raise self._write_error(len(events), _first_line(exc)) from exc
-            added = self._stored_rows() - before
+            added = self._parts_figure(
+                "sum(rows)", f"level = 0 AND min_block_number > {last_block}"
+            )
             if added == len(events):
                 return
             if added:
@@ -169,11 +173,12 @@ class EmbeddedStore:
             if result.rows_written() != len(events):
                 raise self._write_error(len(events), f"{result.rows_written()} were stored")
 
-    def _stored_rows(self) -> int:
-        """Rows in the events table, from the parts' metadata (merges do not change the sum)."""
+    def _parts_figure(self, figure: str, where: str) -> int:
+        """One aggregate over the events table's parts, outdated ones included."""
         (row,) = self.select(
-            "SELECT sum(rows) AS n FROM system.parts WHERE database = currentDatabase() "
-            "AND table = {t:String} AND active",
+            # Both expressions are the caller's constants.
+            f"SELECT {figure} AS n FROM system.parts WHERE database = currentDatabase() "  # noqa: S608
+            f"AND table = {{t:String}} AND {where}",
             {"t": EVENTS_TABLE},
         )
         return int(row["n"])
