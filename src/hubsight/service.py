@@ -204,10 +204,10 @@ class Service:
                     _log_once(failing, "reconcile", exc)
                 try:
                     self.persist_health()
-                    failing.pop("health", None)
+                    self.apply_retention()
+                    failing.pop("health and retention", None)
                 except StoreError as exc:
-                    _log_once(failing, "health", exc)
-                self.apply_retention()
+                    _log_once(failing, "health and retention", exc)
                 if self.on_tick is not None and time.monotonic() >= next_tick:
                     next_tick = time.monotonic() + 60
                     try:

@@ -260,7 +260,8 @@ def test_a_full_disk_stops_the_import_saying_how_far_it_got_and_a_rerun_finishes
         assert error is not None, failed.stderr
         assert error[2] == str(disk.path / "clickhouse")
         stored_before = int(error[3])
-        assert 0 < stored_before < 12_000
+        # The first batch (5,000 events) may be the one that does not fit.
+        assert stored_before in (0, 5_000, 10_000)
         assert (
             f"hint: free space on the disk of {disk.path / 'clickhouse'} or give it more; then "
             "run the same import again: it skips what is stored and goes on from there\n"
