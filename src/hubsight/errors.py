@@ -4,6 +4,7 @@
     ├── ConfigError               bad configuration or user input (a usage error)
     │   ├── CredentialError       a connection string or key that cannot work
     │   ├── RequestTooLarge       a request body over the API's limit (413)
+    │   ├── SecretRequired        a changed destination without its secret entered again (422)
     │   └── AlreadyExistsError    a name that is taken
     ├── SourceError               reading from a broker failed (``retriable`` says if waiting helps)
     ├── ParseError                one record could not be understood (carries its RecordRef)
@@ -62,6 +63,10 @@ class CredentialError(ConfigError):
 
 class RequestTooLarge(ConfigError):
     """A request body larger than the API accepts."""
+
+
+class SecretRequired(ConfigError):
+    """An edit that changes where a stored secret is sent, without entering the secret again."""
 
 
 class AlreadyExistsError(ConfigError):

@@ -20,7 +20,7 @@ from hubsight.store.users import UserStore
 from hubsight.web.api import create_app
 from hubsight.web.auth import ConsoleAuth
 
-from support import FAST_HASH, PLANTED_PASSWORD
+from support import FAST_HASH, PLANTED_PASSWORD, assert_no_secret
 
 ADMIN = ("root", "correct horse battery")
 ANALYST = ("ana", "analyst passphrase here")
@@ -85,8 +85,16 @@ def test_admin_adds_edits_tests_and_removes_a_target(
     assert PLANTED_PASSWORD.encode() not in (data_dir / DB_NAME).read_bytes()
     assert client.post(TARGETS, json=_smtp(2525)).status_code == 409
 
-    # An edit that leaves the password empty keeps it.
+    # The password never follows a new server: moving the target needs it typed again.
     with smtp_server() as (port, box):
+        moved = client.put(f"{TARGETS}/soc-mail", json=_smtp(port, password=""))
+        assert moved.status_code == 422, moved.text
+        assert moved.json()["error"] == (
+            f"the destination changed to smtp://127.0.0.1:{port}: enter password again"
+        )
+        assert "never sent to a new destination" in moved.json()["hint"]
+        assert client.put(f"{TARGETS}/soc-mail", json=_smtp(port)).status_code == 200
+        # An edit that leaves the password empty and the server as it is keeps the password.
         edited = client.put(f"{TARGETS}/soc-mail", json=_smtp(port, password="", username=None))
         assert edited.status_code == 200, edited.text
         (target,) = [c.target for c in load_targets(data_dir, db)]
@@ -179,3 +187,18 @@ def test_changes_need_the_csrf_token(app_parts: tuple[Service, UserStore]) -> No
     del client.headers["X-CSRF-Token"]
     body = {"kind": "syslog", "name": "siem", "host": "127.0.0.1"}
     assert client.post(TARGETS, json=body).status_code == 403
+
+
+def test_a_webhooks_header_never_follows_a_new_url(app_parts: tuple[Service, UserStore]) -> None:
+    client = _client(app_parts, ADMIN)
+    body = {"kind": "webhook", "name": "soar", "url": "https://soar.contoso.com/hook"}
+    assert client.post(TARGETS, json=body | {"auth_header": PLANTED_PASSWORD}).status_code == 201
+    same_host = client.put(f"{TARGETS}/soar", json=body | {"url": "https://soar.contoso.com/v2"})
+    assert same_host.status_code == 200, same_host.text
+    elsewhere = body | {"url": "https://attacker.example/hook"}
+    moved = client.put(f"{TARGETS}/soar", json=elsewhere)
+    assert moved.status_code == 422
+    assert moved.json()["error"].endswith("enter auth_header again")
+    assert_no_secret(moved.text)
+    typed = client.put(f"{TARGETS}/soar", json=elsewhere | {"auth_header": "Bearer new"})
+    assert typed.status_code == 200

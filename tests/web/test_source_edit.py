@@ -199,3 +199,33 @@ def test_the_running_collector_takes_an_edit_live(data_dir: Path, broker: LocalB
             service.catalog.get("relay").tuning.session_timeout_ms
             == (FAST_TUNING["session_timeout_ms"])
         )
+
+
+def test_a_stored_password_never_follows_a_new_bootstrap(client: TestClient) -> None:
+    sasl = {"sasl": "plain", "username": "hubsight", "password": PLANTED_PASSWORD}
+    source = kafka_source("relay", "kafka.contoso.com:9093", "azure", profile=sasl)
+    _catalog(client).add(source)
+    url = "/api/v1/event-sources/relay"
+    elsewhere = {"profile": {"bootstrap": "attacker.example:9093"}}
+    for method in ("PATCH", "PUT"):
+        body = elsewhere if method == "PATCH" else source.public() | elsewhere
+        if method == "PUT":
+            body["profile"] = {k: v for k, v in source.public()["profile"].items() if v != "(set)"}
+            body["profile"]["bootstrap"] = "attacker.example:9093"
+        moved = client.request(method, url, json=body)
+        assert moved.status_code == 422, (method, moved.text)
+        assert moved.json()["error"] == (
+            "the address changed to attacker.example:9093: enter password again"
+        )
+        assert_no_secret(moved.text)
+    tested = client.post(f"{url}/test", json={"profile": {"kind": "kafka", **elsewhere["profile"]}})
+    assert tested.status_code == 422  # nor is it tried against the new address
+    assert _catalog(client).get("relay").profile.bootstrap == "kafka.contoso.com:9093"
+    kept = client.patch(url, json={"topics": ["other"]})
+    assert kept.status_code == 200
+    retyped = {"profile": {"bootstrap": "kafka2.contoso.com:9093", "password": "new password"}}
+    assert client.patch(url, json=retyped).status_code == 200
+    profile = _catalog(client).get("relay").profile
+    assert isinstance(profile, KafkaProfile)
+    assert profile.password is not None
+    assert profile.password.get_secret_value() == "new password"

@@ -46,7 +46,7 @@ from pydantic import (
 
 from hubsight.detect.db import DetectDB
 from hubsight.detect.generation import bump_generation
-from hubsight.errors import AlreadyExistsError, ConfigError, NotFoundError
+from hubsight.errors import AlreadyExistsError, ConfigError, NotFoundError, SecretRequired
 from hubsight.store.vault import Vault
 
 SeverityName = Literal["Critical", "High", "Medium", "Low", "Info"]
@@ -73,6 +73,14 @@ class _Target(BaseModel):
     retries: int = Field(default=2, ge=0, le=10)
     # "investigation": only the alert that opens an investigation is sent, not those joining it.
     per: Literal["alert", "investigation"] = "alert"
+
+    def destination(self) -> str:
+        """Where the target's secrets are sent: an edit changing it needs them entered again."""
+        return self.where()
+
+    def where(self) -> str:
+        """Where the target delivers, for people (no secret)."""
+        raise NotImplementedError
 
 
 class WebhookConfig(_Target):
@@ -145,6 +153,10 @@ class SmtpConfig(_Target):
         if self.starttls and self.smtps:
             raise ValueError("choose STARTTLS or SMTPS, not both")
         return self
+
+    def destination(self) -> str:
+        """The mail server: recipients may change and keep the password."""
+        return f"{'smtps' if self.smtps else 'smtp'}://{self.host}:{self.port}"
 
     def where(self) -> str:
         """Server and recipients."""
@@ -226,16 +238,28 @@ def public(target: Target, origin: Origin) -> dict[str, Any]:
     return doc | secret_state(target) | {"where": target.where(), "origin": origin}
 
 
-def keep_secrets(body: dict[str, Any], current: Target) -> dict[str, Any]:
-    """``body`` with every secret it leaves empty taken from ``current`` (same kind only)."""
+def keep_secrets(body: dict[str, Any], current: Target) -> Target:
+    """``body`` parsed, every secret it leaves empty taken from ``current`` (same kind only).
+
+    A stored secret never follows a changed destination: whoever may edit the address could
+    otherwise have it sent to a host of their choosing. Such an edit raises ``SecretRequired``.
+    """
     merged = dict(body)
     if merged.get("kind") != current.kind:
-        return merged
+        return parse_target(merged)
+    kept = []
     for field in current.secret_fields:
         stored = getattr(current, field)
         if not merged.get(field) and stored is not None:
             merged[field] = stored.get_secret_value()
-    return merged
+            kept.append(field)
+    target = parse_target(merged)
+    if kept and target.destination() != current.destination():
+        raise SecretRequired(
+            f"the destination changed to {target.destination()}: enter {' and '.join(kept)} again",
+            hint="a stored secret is never sent to a new destination; type it with the change",
+        )
+    return target
 
 
 @dataclass(frozen=True, slots=True)

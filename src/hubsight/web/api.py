@@ -17,7 +17,7 @@ from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hubsight import __version__
-from hubsight.errors import ConfigError, HubsightError, SignInRequired
+from hubsight.errors import ConfigError, HubsightError, SecretRequired, SignInRequired
 from hubsight.probe import probe_source
 from hubsight.service import Service
 from hubsight.sources.config import SourceConfig, make_source
@@ -143,11 +143,13 @@ async def patch_source(request: Request, name: str, dry_run: bool = False) -> di
 
 
 def edited(current: SourceConfig, body: dict[str, Any]) -> SourceConfig:
-    """``current`` as ``body`` describes it; a secret left out or empty keeps its stored value."""
+    """``current`` as ``body`` describes it; a secret left out or empty keeps its stored value,
+    unless the address changes (``SecretRequired``)."""
     if body.get("name", current.name) != current.name:
         raise ConfigError("a source cannot be renamed", hint="add a new source instead")
     body["name"] = current.name
     profile = body.get("profile")
+    kept = []
     if isinstance(profile, dict) and profile.get("kind", current.profile.kind) == (
         current.profile.kind
     ):
@@ -155,7 +157,16 @@ def edited(current: SourceConfig, body: dict[str, Any]) -> SourceConfig:
             stored = getattr(current.profile, secret, None)
             if not profile.get(secret) and stored is not None:
                 profile[secret] = stored.get_secret_value()
-    return make_source(body)
+                kept.append(secret)
+    config = make_source(body)
+    # A stored secret never follows a changed address: whoever may edit the address could
+    # otherwise have it sent to a broker of their choosing.
+    if kept and config.profile.bootstrap != current.profile.bootstrap:
+        raise SecretRequired(
+            f"the address changed to {config.profile.bootstrap}: enter {' and '.join(kept)} again",
+            hint="a stored secret is never sent to a new address; type it with the change",
+        )
+    return config
 
 
 def merge_patch(target: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:

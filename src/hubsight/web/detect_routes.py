@@ -316,7 +316,7 @@ def replace_target(
     try:
         if body.get("name", name) != name:
             raise ConfigError("a target cannot be renamed", hint="add a new target instead")
-        target = parse_target(keep_secrets(body | {"name": name}, store.get(name)))
+        target = keep_secrets(body | {"name": name}, store.get(name))
         store.replace(target)
     except HubsightError as exc:
         return error_response(exc)

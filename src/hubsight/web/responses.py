@@ -19,6 +19,7 @@ from hubsight.errors import (
     QueryError,
     QuerySyntaxError,
     RequestTooLarge,
+    SecretRequired,
     SignInRequired,
 )
 
@@ -29,6 +30,7 @@ _STATUS: tuple[tuple[type[HubsightError], int], ...] = (
     (NotFoundError, 404),
     (AlreadyExistsError, 409),
     (RequestTooLarge, 413),
+    (SecretRequired, 422),
     (ConfigError, 400),
     (QueryError, 400),
 )
