@@ -213,8 +213,9 @@ def test_complete_a_raw_path_and_search_with_it(page: Page, console: Console) ->
         ["properties.deviceDetail.isCompliant", "properties.deviceDetail.operatingSystem"]
     )
     # Third Party Alerts have no device details: choosing them alone changes what is offered.
+    page.locator('input[name="log_sets"][value="Ingress Authentication"]').uncheck()
     with page.expect_response(lambda r: "/api/v1/raw-paths?log_set=Third" in r.url):
-        page.locator('select[name="log_sets"]').select_option("Third Party Alerts")
+        page.locator('input[name="log_sets"][value="Third Party Alerts"]').check()
     page.fill("#leql", "")
     box.press_sequentially("properties.deviceD")
     expect(page.locator("#suggest")).to_be_hidden()

@@ -42,6 +42,11 @@ def test_from_alert_to_answer(page: Page, console: Console) -> None:
     expect(page).to_have_url(re.compile(r"/search\?q=where"))
     expect(page.locator("#leql")).to_have_value('where(user="adele.vance@contoso.com")')
     expect(page.locator('select[name="last"]')).to_have_value("")
+    # The scope is visible: the alert's log set ticked, each with its count of events.
+    ticked = page.locator('input[name="log_sets"]:checked')
+    expect(ticked).to_have_count(1)
+    expect(ticked).to_have_value("Ingress Authentication")
+    expect(page.locator("#log-sets")).to_contain_text("Ingress Authentication 11")
     events = page.locator("#rows tr.event")
     expect(events).to_have_count(11)
     shot(page, "journey-4-log-search")

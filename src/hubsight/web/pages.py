@@ -136,15 +136,22 @@ def search_page(
 ) -> HTMLResponse:
     """Log Search; a pivot from another page fills in the query, log sets and time window."""
     service = _service(request)
-    rows = service.store.select("SELECT DISTINCT log_set, log_name FROM events ORDER BY log_name")
+    rows = service.store.select(
+        "SELECT log_set, log_name, count() AS n FROM events GROUP BY log_set, log_name "
+        "ORDER BY log_name"
+    )
+    sets: Counter[str] = Counter()
+    for row in rows:
+        sets[row["log_set"]] += int(row["n"])
     return render(
         request,
         "search.html",
         {
             "query": q,
             "picked_sets": set(log_set or ()),
-            "log_sets": sorted({r["log_set"] for r in rows}),
-            "log_names": sorted({r["log_name"] for r in rows}),
+            # Every log set and log name stored, with how many events each holds.
+            "log_sets": sorted(sets.items()),
+            "log_names": [(r["log_name"], int(r["n"])) for r in rows],
             "keys": sorted(f for f in Event.__struct_fields__ if f != "raw"),
             "window": {"from": start, "to": end} if start and end else None,
             "last": last if last in _LAST_CHOICES else "24h",

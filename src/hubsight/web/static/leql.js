@@ -36,14 +36,13 @@ function leqlRawPaths(form, into) {
   let asked = 0;
   const learn = async () => {
     const params = new URLSearchParams(), mine = ++asked;
-    for (const o of form.elements.log_sets.selectedOptions) params.append("log_set", o.value);
-    for (const o of form.elements.log_names.selectedOptions) params.append("log_name", o.value);
+    for (const box of form.querySelectorAll('input[name="log_sets"]:checked')) params.append("log_set", box.value);
+    for (const box of form.querySelectorAll('input[name="log_names"]:checked')) params.append("log_name", box.value);
     const answer = await api("GET", `/api/v1/raw-paths?${params}`);
     // Only the answer for the latest choice counts; an earlier one may arrive after it.
     if (answer.ok && mine === asked) into.splice(0, into.length, ...answer.data.paths);
   };
-  form.elements.log_sets.addEventListener("change", learn);
-  form.elements.log_names.addEventListener("change", learn);
+  form.addEventListener("change", (ev) => { if (ev.target.name === "log_sets" || ev.target.name === "log_names") learn(); });
   return learn();
 }
 

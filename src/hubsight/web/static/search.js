@@ -25,7 +25,7 @@ function searchPage() {
   last.addEventListener("change", () => { $(".abs", form).hidden = last.value !== ""; });
 
   function scope() {
-    const picked = (name) => [...form.elements[name].selectedOptions].map((o) => o.value);
+    const picked = (name) => $$(`input[name="${name}"]:checked`, form).map((box) => box.value);
     const body = { query: form.elements.query.value, log_sets: picked("log_sets"), log_names: picked("log_names"), timezone: ZONE };
     if (last.value) body.last = last.value;
     else {
