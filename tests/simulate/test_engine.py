@@ -19,6 +19,7 @@ from hubsight.simulate import (
     stream_messages,
 )
 from hubsight.simulate.background import TRUNCATED, rhythm, working_factor
+from hubsight.simulate.resources import POSTURE_KINDS
 
 from .runs import DAY_START, Run, simulate
 
@@ -170,5 +171,9 @@ def _category(record: dict[str, object]) -> str:
     category = record.get("category")
     if isinstance(category, str):
         return category
-    # Without a category: a Defender continuous-export alert, or what a relay cut short.
-    return "SecurityAlert" if "SystemAlertId" in record else TRUNCATED
+    # Without a category: a Defender continuous-export object, or what a relay cut short.
+    if "SystemAlertId" in record:
+        return "SecurityAlert"
+    kind = record.get("type", record.get("Type"))
+    posture = {type_: name for name, type_ in POSTURE_KINDS.items()}
+    return posture[kind] if isinstance(kind, str) else TRUNCATED

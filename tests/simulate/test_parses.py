@@ -31,8 +31,7 @@ def test_only_broken_records_are_unparsed(day: Run) -> None:
             if event.log_set is LogSet.UNPARSED_DATA:
                 unparsed[message.category] += 1
     assert set(unparsed) == set(BROKEN)
-    # TODO(issue 15): storage and firewall traffic come with their parsers.
-    assert set(log_sets) == set(LogSet) - {LogSet.FILE_ACCESS_ACTIVITY, LogSet.FIREWALL_ACTIVITY}
+    assert set(log_sets) == set(LogSet)
 
 
 def test_sign_ins_normalize_to_who_where_and_how(day: Run) -> None:

@@ -17,6 +17,7 @@ from hubsight.simulate.changes import everyday_change, everyday_operation
 from hubsight.simulate.draft import Context, Draft, iso7
 from hubsight.simulate.geo import azure_ip
 from hubsight.simulate.platform import platform_builders
+from hubsight.simulate.resources import resource_builders
 from hubsight.simulate.tenant import USER_APPS, User, new_id
 
 Rhythm = Literal["people", "devices", "steady"]
@@ -48,6 +49,24 @@ MIX: dict[str, tuple[float, Rhythm]] = {
     "SecurityAlert": (0.0001, "steady"),
     "MicrosoftGraphActivityLogs": (0.14, "people"),
     "AuditEvent": (0.04, "steady"),
+    # Resource logs of the subscriptions' busiest services, and Defender continuous export.
+    "StorageRead": (0.03, "people"),
+    "StorageWrite": (0.01, "people"),
+    "StorageDelete": (0.002, "people"),
+    "kube-audit": (0.02, "steady"),
+    "kube-audit-admin": (0.005, "steady"),
+    "AzureFirewallNetworkRule": (0.015, "people"),
+    "AzureFirewallApplicationRule": (0.01, "people"),
+    "AZFWNetworkRule": (0.015, "people"),
+    "AZFWApplicationRule": (0.01, "people"),
+    "ApplicationGatewayFirewallLog": (0.003, "steady"),
+    "FrontDoorWebApplicationFirewallLog": (0.002, "steady"),
+    "SQLSecurityAuditEvents": (0.01, "people"),
+    "OperationalLogs": (0.001, "steady"),
+    "DefenderAssessments": (0.001, "steady"),
+    "DefenderSubAssessments": (0.0005, "steady"),
+    "DefenderSecureScores": (0.0001, "steady"),
+    "DefenderRegulatoryCompliance": (0.0003, "steady"),
     TRUNCATED: (0.001, "steady"),
 }
 CATEGORIES = tuple(MIX)
@@ -154,6 +173,7 @@ class Background:
             "Security": lambda t: [activity.defender_activity(self.ctx, t, self._benign_alert())],
         }
         self._builders.update(platform_builders(ctx))
+        self._builders.update(resource_builders(ctx))
 
     def weights(self, when: datetime) -> tuple[list[str], list[float], float]:
         """Categories, their relative rates at ``when``, and the total rate multiplier."""

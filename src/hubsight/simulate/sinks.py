@@ -3,6 +3,7 @@ a folder laid out like Azure's storage-account export."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any, Protocol
 
@@ -12,6 +13,7 @@ from confluent_kafka import KafkaError, KafkaException, Producer
 from hubsight.errors import HubsightError
 from hubsight.simulate.background import TRUNCATED
 from hubsight.simulate.engine import MAX_MESSAGE_BYTES, SimMessage
+from hubsight.simulate.resources import POSTURE_KINDS
 
 
 class Sink(Protocol):
@@ -50,13 +52,18 @@ class _Where(msgspec.Struct):
     time: str = ""
     resourceId: str = ""  # Azure's spelling
     tenantId: str = ""
+    EventTimeString: str = ""  # Event Hubs' OperationalLogs: "1/5/2026 9:00:41 AM +00:00"
 
 
 _ACTIVITY_LOG = frozenset(
     {"Administrative", "Policy", "Security", "ServiceHealth", "ResourceHealth", "Alert",
      "Autoscale", "Recommendation"}
 )  # fmt: skip
-_NOT_ARCHIVED = frozenset({"SecurityAlert", TRUNCATED})
+_NOT_ARCHIVED = frozenset({"SecurityAlert", TRUNCATED, *POSTURE_KINDS})
+
+
+def _iso(event_time: str) -> str:
+    return datetime.strptime(event_time, "%m/%d/%Y %I:%M:%S %p %z").isoformat()
 
 
 class ExportSink:
@@ -88,7 +95,7 @@ class ExportSink:
                 handle.write(b"\n".join(records) + b"\n")
 
     def _path(self, category: str, where: _Where) -> Path:
-        stamp = where.time
+        stamp = where.time or _iso(where.EventTimeString)
         hour = f"y={stamp[:4]}/m={stamp[5:7]}/d={stamp[8:10]}/h={stamp[11:13]}/m=00/PT1H.json"
         if category in _ACTIVITY_LOG:
             subscription = where.resourceId.split("/")[2].upper()

@@ -18,10 +18,12 @@ from hubsight.parsing.azure.firewall import FirewallParser
 from hubsight.parsing.azure.graph import GraphActivityParser
 from hubsight.parsing.azure.keyvault import KeyVaultParser
 from hubsight.parsing.azure.kubernetes import KubernetesAuditParser
+from hubsight.parsing.azure.posture import DefenderPostureParser
 from hubsight.parsing.azure.provisioning import ProvisioningParser
 from hubsight.parsing.azure.resourcelog import ResourceLogParser
 from hubsight.parsing.azure.risk import RiskParser
 from hubsight.parsing.azure.signin import SignInParser
+from hubsight.parsing.azure.sql import SqlAuditParser
 from hubsight.parsing.azure.storage import StorageParser
 from hubsight.parsing.geoip import GeoIP
 
@@ -63,6 +65,7 @@ ISSUE_CATEGORIES = {
     "AZFWNatRule": FirewallParser,
     "ApplicationGatewayFirewallLog": FirewallParser,
     "FrontDoorWebApplicationFirewallLog": FirewallParser,
+    "SQLSecurityAuditEvents": SqlAuditParser,
 }
 
 
@@ -118,6 +121,12 @@ def test_shapes_without_a_log_category(registry: AzureRegistry) -> None:
     assert isinstance(registry.parser_for("UserManagement", graph_user), AuditParser)
     activity_policy = b'{"category": "Policy", "operationName": "x/audit/action"}'
     assert isinstance(registry.parser_for("Policy", activity_policy), ActivityParser)
+    posture = b'{"Type": "Microsoft.Security/secureScores", "Id": "/subscriptions/s"}'
+    assert isinstance(registry.parser_for(None, posture), DefenderPostureParser)
+    exported_alert = b'{"type": "Microsoft.Security/Alerts", "SystemAlertId": "1"}'
+    assert isinstance(registry.parser_for(None, exported_alert), DefenderParser)
+    not_security = b'{"type": "Microsoft.Compute/virtualMachines", "id": "/subscriptions/s"}'
+    assert registry.parser_for(None, not_security) is None
     graph_signin = b'{"createdDateTime": "2025-01-01T00:00:00Z", "clientAppUsed": "Browser"}'
     assert isinstance(registry.parser_for(None, graph_signin), SignInParser)
     # With an envelope it is a sign-in log record only when its category says so.

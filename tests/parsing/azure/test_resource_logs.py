@@ -11,6 +11,7 @@ from hubsight.parsing.azure.deps import KnownUsers
 from hubsight.parsing.azure.firewall import action_result
 from hubsight.parsing.azure.graph import decode_text_escapes, split_claim, status_result
 from hubsight.parsing.azure.keyvault import object_of
+from hubsight.parsing.azure.sql import MAX_STATEMENT, succeeded_result
 from hubsight.parsing.azure.storage import auth_type, object_path
 from parsing.samples import parse_bytes
 
@@ -230,3 +231,25 @@ def test_kube_audit_event_that_is_not_json_keeps_the_common_fields() -> None:
     assert event["log_set"] == "Cloud Service Admin Activity"
     assert event["timestamp"] == "2025-11-16T10:00:00Z"
     assert "user" not in event
+
+
+@pytest.mark.parametrize(
+    ("length", "kept"), [(MAX_STATEMENT, MAX_STATEMENT), (MAX_STATEMENT + 1, MAX_STATEMENT)]
+)
+def test_sql_statement_is_truncated_at_its_limit(length: int, kept: int) -> None:
+    record = msgspec.json.encode(
+        {"time": "2025-11-18T02:00:00Z", "category": "SQLSecurityAuditEvents",
+         "operationName": "AuditEvent",
+         "properties": {"statement": "x" * length, "succeeded": "maybe"}}
+    )  # fmt: skip
+    (event,) = parse_bytes(record)
+    assert len(event["statement"]) == kept
+    assert "result" not in event  # neither true nor false: no result rather than a wrong one
+
+
+@pytest.mark.parametrize(
+    ("value", "result"),
+    [(True, "SUCCESS"), ("false", "FAILED"), (" TRUE ", "SUCCESS"), ("", None), (1, None)],
+)
+def test_sql_succeeded_flag(value: object, result: str | None) -> None:
+    assert succeeded_result(value) == result

@@ -2,9 +2,10 @@
 
 Adding a category is one module (a class with ``categories`` and ``parse``) and one line in
 ``_PARSER_TYPES``. Records without an Azure Monitor category are recognised by shape: Defender
-continuous-export alerts, Graph-shaped sign-ins and audit entries (whose ``category`` is the
-audit category, e.g. ``UserManagement`` or ``Policy``, not a log category). A category no parser
-claims but which follows the common resource-log schema goes to ``ResourceLogParser``.
+continuous-export alerts and posture objects, Graph-shaped sign-ins and audit entries (whose
+``category`` is the audit category, e.g. ``UserManagement`` or ``Policy``, not a log category).
+A category no parser claims but which follows the common resource-log schema goes to
+``ResourceLogParser``.
 """
 
 from __future__ import annotations
@@ -22,10 +23,12 @@ from hubsight.parsing.azure.firewall import FirewallParser
 from hubsight.parsing.azure.graph import GraphActivityParser
 from hubsight.parsing.azure.keyvault import KeyVaultParser
 from hubsight.parsing.azure.kubernetes import KubernetesAuditParser
+from hubsight.parsing.azure.posture import DefenderPostureParser, is_posture_export
 from hubsight.parsing.azure.provisioning import ProvisioningParser
 from hubsight.parsing.azure.resourcelog import ResourceLogParser, is_resource_log
 from hubsight.parsing.azure.risk import RiskParser
 from hubsight.parsing.azure.signin import SignInParser, is_graph_signin
+from hubsight.parsing.azure.sql import SqlAuditParser
 from hubsight.parsing.azure.storage import StorageParser
 from hubsight.parsing.base import RecordParser
 from hubsight.parsing.geoip import GeoIP
@@ -52,6 +55,8 @@ _PARSER_TYPES: tuple[Callable[[ParserDeps], AzureParser], ...] = (
     StorageParser,
     KubernetesAuditParser,
     FirewallParser,
+    SqlAuditParser,
+    DefenderPostureParser,
     ResourceLogParser,
 )
 # Activity Log categories that are also Graph audit categories: checked for the Graph shape first.
@@ -70,6 +75,7 @@ class AzureRegistry:
     audit: AzureParser
     defender: AzureParser
     signin: AzureParser
+    posture: AzureParser
     resource_log: AzureParser
     claimed: tuple[str, ...] = field(default=())
 
@@ -85,6 +91,8 @@ class AzureRegistry:
             return self.audit
         if parser is None and not key and is_graph_signin(record):
             return self.signin
+        if parser is None and not key and is_posture_export(record):
+            return self.posture
         if parser is None and key and is_resource_log(record):
             return self.resource_log
         return parser
@@ -111,6 +119,7 @@ def build_registry(geoip: GeoIP | None = None) -> AzureRegistry:
         audit=next(p for p in parsers if isinstance(p, AuditParser)),
         defender=next(p for p in parsers if isinstance(p, DefenderParser)),
         signin=next(p for p in parsers if isinstance(p, SignInParser)),
+        posture=next(p for p in parsers if isinstance(p, DefenderPostureParser)),
         resource_log=next(p for p in parsers if isinstance(p, ResourceLogParser)),
         claimed=tuple(claimed),
     )

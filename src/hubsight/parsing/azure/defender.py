@@ -109,6 +109,11 @@ class DefenderParser:
         event.severity = severity_of(lookup(props, "severity")) or event.severity
         event.status = nonempty(lookup(props, "status")) or event.result
         event.compromised_entity = nonempty(lookup(props, "compromisedEntity"))
+        # Event Hubs deliver the alert's text and its attacker's address only in properties.
+        event.description = event.description or nonempty(lookup(props, "description"))
+        if event.source_ip is None:
+            address = lookup(props, "clientIPAddress", "attackerSourceIP", "sourceIPAddress")
+            set_source(event, nonempty(address), self._geoip)
         event.remediation = _remediation(lookup(props, "remediationSteps"))
         event.mitre_tactics = _tactics(lookup(props, "intent", "tactics"))
         account = nonempty(lookup(props, "userName", "accountName"))
