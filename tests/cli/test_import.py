@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import re
@@ -200,14 +201,56 @@ def test_progress_goes_to_stderr_and_the_summary_to_stdout(tmp_path: Path, data_
     assert json.loads(result.stdout)["events"] == 1
 
 
-def test_two_files_of_the_same_name_are_refused(tmp_path: Path, data_dir: Path) -> None:
-    for folder in ("a", "b"):
-        (tmp_path / folder).mkdir()
-        (tmp_path / folder / "PT1H.json").write_text("{}\n")
-    result = _import(data_dir, str(tmp_path / "a" / "PT1H.json"), str(tmp_path / "b/PT1H.json"))
-    assert result.exit_code == 2
-    assert "same name 'PT1H.json'" in result.stderr
-    assert "import their common parent directory" in result.stderr
+def test_files_of_the_same_name_are_keyed_by_their_path_from_the_common_parent(
+    tmp_path: Path, data_dir: Path
+) -> None:
+    record = msgspec.json.encode(_sign_in()) + b"\n"
+    for folder in ("a", "b/c"):
+        (tmp_path / folder).mkdir(parents=True)
+        (tmp_path / folder / "PT1H.json").write_bytes(record * 2)
+    (tmp_path / "other.json").write_bytes(record)
+    first, second = str(tmp_path / "a" / "PT1H.json"), str(tmp_path / "b/c/PT1H.json")
+    other = str(tmp_path / "other.json")
+    summary = _summary(_import(data_dir, first, second, other, first))  # one named twice
+    assert (summary["files"], summary["events"]) == (3, 5)
+    topics = Counter(r["source_topic"] for r in _stored(data_dir))
+    # Only the clashing names change: a file without a namesake keeps its name.
+    assert topics == {"a/PT1H.json": 2, "b/c/PT1H.json": 2, "other.json": 1}
+    again = _summary(_import(data_dir, second, first))
+    assert (again["events"], again["skipped_messages"]) == (0, 4)
+
+
+@pytest.mark.parametrize("name", ["PT1H.json.gz", "PT1H.gz", "named-plainly.json"])
+def test_gzip_files_are_read_as_their_content(tmp_path: Path, data_dir: Path, name: str) -> None:
+    records = _records(30)
+    lines = b"".join(msgspec.json.encode(r) + b"\n" for r in records)
+    path = tmp_path / name
+    path.write_bytes(gzip.compress(lines))
+    result = _import(data_dir, str(path))
+    assert json.loads(result.stdout)["events"] == len(records)
+    assert [r["source_offset"] for r in _stored(data_dir)] == list(range(len(records)))
+    # A pretty-printed document compressed is still one message.
+    document = tmp_path / "doc.json.gz"
+    document.write_bytes(gzip.compress(json.dumps({"records": records[:2]}, indent=2).encode()))
+    assert _summary(_import(data_dir, str(document)))["events"] == 2
+
+
+def test_damaged_gzip_is_an_error_naming_the_file_and_keeps_what_was_read(
+    tmp_path: Path, data_dir: Path
+) -> None:
+    records = _records(400)
+    lines = b"".join(msgspec.json.encode(r) + b"\n" for r in records)
+    compressed = gzip.compress(lines)
+    path = tmp_path / "cut.json.gz"
+    path.write_bytes(compressed[: len(compressed) * 3 // 4])
+    result = _import(data_dir, str(path))
+    assert result.exit_code == 1
+    assert "cut.json.gz" in result.stderr
+    assert "damaged or cut short" in result.stderr
+    assert "gzip -t" in result.stderr
+    stored = [r["source_offset"] for r in _stored(data_dir)]
+    assert 0 < len(stored) < len(records)
+    assert stored == list(range(len(stored)))
 
 
 @pytest.mark.parametrize("missing", [["--log-name"], []])

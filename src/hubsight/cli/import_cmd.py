@@ -7,6 +7,10 @@ message at offset 0. The file's path relative to the directory named on the comm
 name, for a file named directly) is the message's topic, so that importing the same file again
 skips every line already stored: imports are idempotent and resume where they stopped.
 
+Files compressed with gzip (``.gz``, ``.json.gz``; recognised by their first bytes) are read
+as their content. Files of the same name in different places (``a/PT1H.json``, ``b/PT1H.json``)
+are each keyed by their path relative to the parent they have in common.
+
 Directories are searched recursively. Files of a storage-account export
 (``insights-logs-<category>/resourceId=.../y=YYYY/m=MM/d=DD/h=HH/m=00/PT1H.json``) are imported
 in the order of the hour they hold, the others by path.
@@ -14,11 +18,16 @@ in the order of the hour they hold, the others by path.
 
 from __future__ import annotations
 
+import gzip
+import io
 import json
+import os
 import re
 import sys
+import zlib
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,6 +50,7 @@ _BATCH_EVENTS = 5_000
 _EXPORT_HOUR = re.compile(r"y=(\d{4})/m=(\d{1,2})/d=(\d{1,2})/h=(\d{1,2})")
 _json_check = msgspec.json.Decoder(msgspec.Raw)
 _BOM = b"\xef\xbb\xbf"
+_GZIP_MAGIC = b"\x1f\x8b"
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,20 +90,46 @@ def collect_files(paths: tuple[Path, ...]) -> list[ImportFile]:
             found.append(ImportFile(path, path.name, path.stat().st_size))
         else:
             raise ConfigError(f"{path} is neither a file nor a directory", hint="check the path")
-    topics = Counter(f.topic for f in found)
-    clash = next((topic for topic, n in topics.items() if n > 1), None)
-    if clash is not None:
-        raise ConfigError(
-            f"two files would be imported under the same name {clash!r}",
-            hint="import their common parent directory instead, so that each keeps its path",
-        )
-    return found
+    return _unique_topics(found)
+
+
+def _unique_topics(found: list[ImportFile]) -> list[ImportFile]:
+    """Files whose topics clash keyed by their path relative to their common parent instead.
+
+    Only the clashing ones change, so that a file imported before keeps its topic (and is
+    skipped, not stored again); a file named twice is imported once.
+    """
+    unique = list({f.path.resolve(): f for f in found}.values())
+    topics = Counter(f.topic for f in unique)
+    clashing = [f for f in unique if topics[f.topic] > 1]
+    if not clashing:
+        return unique
+    parent = Path(os.path.commonpath([f.path.resolve().parent for f in clashing]))
+    keyed = {f.path: f.path.resolve().relative_to(parent).as_posix() for f in clashing}
+    return [ImportFile(f.path, keyed.get(f.path, f.topic), f.size) for f in unique]
+
+
+@contextmanager
+def _open(path: Path) -> Iterator[tuple[io.BufferedIOBase, io.BufferedIOBase]]:
+    """The file's content, decompressed when it is gzip (whatever its name says), and the file
+    itself, whose position is how much of it has been read."""
+    with path.open("rb") as raw:
+        if raw.read(2) != _GZIP_MAGIC:
+            raw.seek(0)
+            yield raw, raw
+            return
+        raw.seek(0)
+        with gzip.GzipFile(fileobj=raw, mode="rb") as content:
+            yield content, raw
 
 
 def read_messages(path: Path) -> Iterator[tuple[int, bytes, int]]:
-    """(offset, message body, bytes read) of each message of a file; blank lines are skipped."""
+    """(offset, message body, bytes read) of each message of a file; blank lines are skipped.
+
+    Bytes read are the file's own (compressed, for gzip): they drive the progress bar.
+    """
     try:
-        with path.open("rb") as handle:
+        with _open(path) as (handle, raw):
             first = handle.readline()
             while first and not first.strip():
                 first = handle.readline()
@@ -107,13 +143,21 @@ def read_messages(path: Path) -> Iterator[tuple[int, bytes, int]]:
             handle.seek(0)
             if not per_line:
                 whole = handle.read()
-                yield 0, whole.removeprefix(_BOM), len(whole)
+                yield 0, whole.removeprefix(_BOM), raw.tell()
                 return
+            done = 0
             for number, line in enumerate(handle):
+                position = raw.tell()
                 if line.strip():
                     # Files saved by Windows tools may start with a byte-order mark.
                     body = line.removeprefix(_BOM) if number == 0 else line
-                    yield number, body, len(line)
+                    yield number, body, position - done
+                    done = position
+    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+        raise HubsightError(
+            f"cannot read {path}: the gzip data is damaged or cut short ({exc})",
+            hint="check the file with `gzip -t`; lines read before the damage are stored",
+        ) from exc
     except OSError as exc:
         raise HubsightError(
             f"cannot read {path}: {exc.strerror}", hint="check the file's permissions"
@@ -185,6 +229,20 @@ def import_command(
     click.echo(json.dumps(totals.summary(by_category)))
 
 
+def _messages_keeping(
+    path: Path, store: EventStore, pending: list[Event], totals: _Totals
+) -> Iterator[tuple[int, bytes, int]]:
+    """The file's messages; when it cannot be read to its end, what was read before is stored
+    before the error (which names the file) goes on."""
+    try:
+        yield from read_messages(path)
+    except HubsightError:
+        if pending:
+            _write(store, pending, totals)
+            pending.clear()
+        raise
+
+
 def _import(
     store: EventStore, parser: MessageParser, files: list[ImportFile]
 ) -> tuple[_Totals, Counter[str]]:
@@ -202,7 +260,7 @@ def _import(
         for item in files:
             totals.files += 1
             done = stored.get((item.topic, 0), -1)
-            for offset, body, size in read_messages(item.path):
+            for offset, body, size in _messages_keeping(item.path, store, pending, totals):
                 progress.update(size)
                 if offset <= done:
                     totals.skipped_messages += 1
@@ -220,8 +278,9 @@ def _import(
                 # Only whole messages are written together: a resumed import skips by message.
                 if len(pending) >= _BATCH_EVENTS:
                     _write(store, pending, totals)
-                    pending = []
-        _write(store, pending, totals)
+                    pending.clear()
+        if pending:
+            _write(store, pending, totals)
     return totals, by_category
 
 
