@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 import pytest
 
@@ -88,3 +89,38 @@ def test_default_domain_applies_to_users_without_one() -> None:
 )
 def test_record_category_is_the_top_level_one(record: bytes, category: str | None) -> None:
     assert record_category(record) == category
+
+
+@pytest.mark.parametrize(
+    ("created", "time", "repairs"),
+    [
+        ("not-a-time", "2026-02-30T10:00:00Z", ["time_from_broker"]),
+        ("not-a-time", "2026-02-28T10:00:00Z", None),
+        ("2026-02-28T09:00:00Z", "garbage", None),
+    ],
+)
+def test_an_unreadable_event_time_is_taken_from_the_broker_and_recorded_as_a_repair(
+    created: str, time: str, repairs: list[str] | None
+) -> None:
+    record = json.loads(SIGNIN)
+    record["time"] = time
+    record["properties"]["createdDateTime"] = created
+    enqueued = datetime(2026, 3, 1, 12, tzinfo=UTC)
+    parser = _parser()
+    (event,) = parser.parse(
+        Message(
+            topic="t",
+            partition=0,
+            offset=1,
+            value=json.dumps(record).encode(),
+            received_time=RECEIVED,
+            enqueued_time=enqueued,
+        )
+    )
+    assert event.log_set == "Ingress Authentication"
+    assert event.repairs == repairs
+    assert parser.counters.repairs == ({"time_from_broker": 1} if repairs else {})
+    if repairs:
+        assert event.timestamp == enqueued
+    else:
+        assert event.timestamp != enqueued

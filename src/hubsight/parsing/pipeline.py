@@ -149,7 +149,7 @@ class MessageParser:
                 else:
                     event = self._parse_record(record.data, ctx)
                 if event is not None:
-                    event.repairs = list(repaired.repairs)
+                    event.repairs = [*repaired.repairs, *(event.repairs or [])]
                 events.append(event)
         return events
 
@@ -169,9 +169,13 @@ class MessageParser:
                 return None
             return self._unparsed(record, ctx, category, reason)
         try:
-            return parser.parse(record, ctx)
+            event = parser.parse(record, ctx)
         except Exception as exc:  # noqa: BLE001 - any parser failure is recorded, never raised
             return self._unparsed(record, ctx, category, _reason(exc, "parser failed"))
+        # A parser's own repairs (a time taken from the broker) are counted like JSON's.
+        for kind in event.repairs or ():
+            self.counters.repairs[kind] = self.counters.repairs.get(kind, 0) + 1
+        return event
 
     def _unparsed(
         self, data: bytes, ctx: RecordContext, category: str | None, reason: str

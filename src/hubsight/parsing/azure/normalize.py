@@ -198,6 +198,9 @@ def first_time(*values: object) -> datetime | None:
     return None
 
 
+TIME_FROM_BROKER = "time_from_broker"
+
+
 def new_event(
     record: bytes,
     ctx: RecordContext,
@@ -212,6 +215,8 @@ def new_event(
     if stamp is None:
         raise ParseError("record has no readable time and no broker time was given")
     return Event(
+        # A record without a readable time of its own ("not-a-time", 2026-02-30) says so.
+        repairs=None if timestamp or azure_time else [TIME_FROM_BROKER],
         timestamp=stamp,
         log_set=log_set,
         log_name=ctx.log_name,
