@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -14,6 +12,7 @@ import msgspec
 
 from hubsight.cli.local_api import LocalApi
 from hubsight.cli.options import store_settings
+from hubsight.query.csv_cells import csv_row
 from hubsight.query.keys import QueryWarning
 from hubsight.query.search import SearchLimits, SearchRequest, SearchResult, search
 from hubsight.query.timerange import TimeWindow
@@ -59,11 +58,8 @@ def _render_table(names: list[str], rows: list[list[Any]]) -> str:
 
 
 def _render_csv(names: list[str], rows: list[list[Any]]) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(names)
-    writer.writerows([[_cell(v) for v in row] for row in rows])
-    return buffer.getvalue().rstrip("\n")
+    lines = [csv_row(names, "\n"), *(csv_row([_cell(v) for v in row], "\n") for row in rows)]
+    return "".join(lines).rstrip("\n")
 
 
 def _search_running(data_dir: Path, request: SearchRequest) -> SearchResult:

@@ -2,27 +2,18 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterator
 from dataclasses import replace
-from typing import Any, Literal
+from typing import Literal
 
 import msgspec
 
+from hubsight.query.csv_cells import csv_row
 from hubsight.query.search import SearchLimits, SearchRequest, iter_events, search
 from hubsight.store.base import EventStore
 
 ExportFormat = Literal["csv", "json"]
 _encoder = msgspec.json.Encoder()
-
-
-def _csv_line(values: list[Any]) -> str:
-    buffer = io.StringIO()
-    csv.writer(buffer).writerow(
-        [_encoder.encode(v).decode() if isinstance(v, dict | list) else v for v in values]
-    )
-    return buffer.getvalue()
 
 
 def export(
@@ -43,9 +34,9 @@ def export(
     if first.kind != "events":
         result = search(store, request, limits)
         if fmt == "csv":
-            yield _csv_line(result.columns)
+            yield csv_row(result.columns)
             for row in result.rows:
-                yield _csv_line(row)
+                yield csv_row(row)
             return
         yield _encoder.encode(result.to_json()).decode()
         return
@@ -57,6 +48,6 @@ def export(
         yield "]\n"
         return
     names = columns or ["timestamp", "log_set", "log_name", "user", "result", "source_ip", "raw"]
-    yield _csv_line(names)
+    yield csv_row(names)
     for event in events:
-        yield _csv_line([event.get(n, "") for n in names])
+        yield csv_row([event.get(n, "") for n in names])
