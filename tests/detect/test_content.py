@@ -12,7 +12,7 @@ import yaml
 from hubsight.detect.attack import TACTICS, TECHNIQUES
 from hubsight.detect.base import Example
 from hubsight.detect.content import CONTENT_DIR, ShippedRule, _shipped, content_rules
-from hubsight.detect.content.examples import examples_path, load_examples
+from hubsight.detect.content.examples import compose, examples_path, load_base, load_examples
 from hubsight.detect.families import FAMILIES, family_of
 from hubsight.detect.ruleset import build_rule, build_ruleset, rule_class, rule_classes
 from hubsight.detect.settings import DetectConfig, RuleSettings
@@ -129,6 +129,28 @@ def test_examples_compose_several_records(tmp_path: Path) -> None:
     assert [e.user for e in example.events] == ["dave@contoso.com"] * 2
     assert [e.source_ip for e in example.events] == ["52.174.3.10", "1.2.3.4"]
     assert [e.source_offset for e in example.events] == [0, 1]
+
+
+def test_json_text_paths_are_sent_as_text_with_the_example_values_inside() -> None:
+    # AKS sends the audit event as JSON text in properties.log, and so must the examples.
+    base = load_base("kubeaudit")
+    spec = {"verb": "patch", "set": {"properties.log.requestObject": {"roleRef": {"name": "x"}}}}
+    record = compose(base, spec)
+    log = record["properties"]["log"]
+    assert isinstance(log, str)
+    assert json.loads(log)["verb"] == "patch"
+    assert json.loads(log)["requestObject"] == {"roleRef": {"name": "x"}}
+    # The base record itself is left as it was for the next example.
+    assert isinstance(base.record["properties"]["log"], dict)
+
+
+def test_kube_audit_rules_read_the_event_in_properties_log() -> None:
+    cls = rule_class("aks.exec_into_pod")
+    (first, *_) = cls.examples()
+    (event,) = first.events
+    assert json.loads(bytes(event.raw))["properties"]["log"].startswith("{")
+    assert event.operation == "create pods/exec"
+    assert event.user == "alice.martin@contoso.com"
 
 
 def test_a_shipped_rule_that_does_not_load_is_an_error(tmp_path: Path) -> None:

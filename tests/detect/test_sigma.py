@@ -29,7 +29,7 @@ AZURE = Path(__file__).parents[1] / "data" / "azure"
 
 _SUPPORTED = (
     "(supported: azure/activitylogs, azure/auditlogs, azure/graphactivitylogs, azure/keyvault, "
-    "azure/pim, azure/riskdetection, azure/signinlogs)"
+    "azure/kubeaudit, azure/pim, azure/riskdetection, azure/signinlogs)"
 )
 _PIM_ALERTS = (
     "PIM's security alerts (riskEventType) live in Privileged Identity Management and Microsoft "

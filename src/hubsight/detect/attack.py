@@ -103,6 +103,7 @@ TECHNIQUES: dict[str, tuple[str, tuple[str, ...]]] = {
     "T1580": ("Cloud Infrastructure Discovery", (_DI,)),
     "T1599": ("Network Boundary Bridging", (_DE,)),
     "T1609": ("Container Administration Command", (_EX,)),
+    "T1611": ("Escape to Host", (_PR,)),
     "T1621": ("Multi-Factor Authentication Request Generation", (_CA,)),
     "T1648": ("Serverless Execution", (_EX,)),
     "T1651": ("Cloud Administration Command", (_EX,)),

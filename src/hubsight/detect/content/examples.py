@@ -11,7 +11,9 @@ the records the rule must fire on (``fires``) and must stay quiet on (``quiet``)
 A base record is ``{"vars": {...}, "record": {...}}``: a complete record as Azure sends it in
 which a string that is exactly ``"{name}"`` stands for the variable ``name``. An example sets
 variables by name (any JSON value) and may ``set`` further values by dotted path (list items by
-number; null removes the key); ``records`` lists several such records for rules that need more
+number; null removes the key). A base record's ``"json_text"`` lists paths that Azure sends as
+JSON text (AKS's ``properties.log``): they are written as objects, so examples can ``set`` inside
+them, and encoded last. ``records`` lists several such records for rules that need more
 than one event. Each record is sent as Event Hubs sends it (``{"records": [...]}``) through the
 real parser, so an example is exactly what the collector would store.
 """
@@ -46,6 +48,7 @@ class BaseRecord:
     name: str
     defaults: dict[str, Any]
     record: dict[str, Any]
+    json_text: tuple[str, ...] = ()
 
 
 def examples_path(rule_path: Path) -> Path:
@@ -63,7 +66,7 @@ def load_base(name: str) -> BaseRecord:
             f"base record {name!r} cannot be read: {exc}",
             hint=f"base records are the JSON files in {RECORDS_DIR}",
         ) from exc
-    return BaseRecord(name, dict(doc["vars"]), doc["record"])
+    return BaseRecord(name, dict(doc["vars"]), doc["record"], tuple(doc.get("json_text", ())))
 
 
 def load_examples(path: Path) -> list[Example]:
@@ -111,6 +114,12 @@ def compose(base: BaseRecord, spec: dict[str, Any]) -> dict[str, Any]:
     record: dict[str, Any] = _substitute(base.record, values)
     for dotted, value in spec.get("set", {}).items():
         _set_path(record, dotted.split("."), value)
+    for dotted in base.json_text:
+        *parents, last = dotted.split(".")
+        node: Any = record
+        for key in parents:
+            node = node[key]
+        node[last] = json.dumps(node[last])
     return record
 
 

@@ -16,6 +16,7 @@ from hubsight.parsing.azure.activity import ADMIN_CATEGORIES, SERVICE_CATEGORIES
 from hubsight.parsing.azure.audit import AUDIT_CATEGORY
 from hubsight.parsing.azure.graph import GRAPH_CATEGORY
 from hubsight.parsing.azure.keyvault import KEY_VAULT_CATEGORY
+from hubsight.parsing.azure.kubernetes import KUBE_CATEGORIES
 from hubsight.parsing.azure.risk import DETECTION_CATEGORIES
 from hubsight.parsing.azure.signin import SIGNIN_CATEGORIES
 from hubsight.parsing.event import LogSet
@@ -207,6 +208,30 @@ _GRAPH: dict[str, str | tuple[str, ...]] = _under_properties(
     "UserId",
 )
 
+# The Kubernetes audit event's top-level keys (audit.k8s.io/v1 Event), which AKS records carry as
+# JSON text in ``properties.log``: ``objectRef.resource`` reads properties.log.objectRef.resource.
+KUBE_LOG = f"{PROPERTIES}.log"
+_KUBE: dict[str, str | tuple[str, ...]] = {
+    key: f"{KUBE_LOG}.{key}"
+    for key in (
+        "annotations",
+        "auditID",
+        "impersonatedUser",
+        "level",
+        "objectRef",
+        "requestObject",
+        "requestReceivedTimestamp",
+        "requestURI",
+        "responseObject",
+        "responseStatus",
+        "sourceIPs",
+        "stage",
+        "user",
+        "userAgent",
+        "verb",
+    )
+}
+
 # AzureActivity columns; ``properties`` of Activity Log records are defined by each resource
 # provider, so any properties.* path is accepted there.
 _ACTIVITY: dict[str, str | tuple[str, ...]] = {
@@ -376,6 +401,17 @@ SERVICES: dict[str, Service] = {
             categories=_categories(GRAPH_CATEGORY),
             log_sets=frozenset({LogSet.CLOUD_SERVICE_ACTIVITY}),
             columns=_lower({**_COMMON, **_GRAPH}),
+            any_property=True,
+        ),
+        Service(
+            name="kubeaudit",
+            records="AKS API-server audit records (kube-audit, kube-audit-admin)",
+            columns_hint="a Kubernetes audit event key such as verb or objectRef.resource, or a "
+            "path such as properties.log.user.username",
+            categories=_categories(*KUBE_CATEGORIES),
+            log_sets=frozenset({LogSet.CLOUD_SERVICE_ADMIN_ACTIVITY}),
+            # The event's own "level" (Metadata, Request...) shadows the record's, which is unused.
+            columns=_lower({**_COMMON, **_KUBE}),
             any_property=True,
         ),
     )

@@ -20,12 +20,14 @@ import msgspec
 
 from hubsight.detect.sigma.fields import MODIFIED, PROPERTIES, VIRTUAL_PREFIX
 from hubsight.parsing.azure.audit import AUDIT_CATEGORY
+from hubsight.parsing.azure.kubernetes import KUBE_CATEGORIES
 from hubsight.parsing.event import Event
 
 Derived = Callable[["AzureRecord"], list[Any]]
 _MISSING = object()
 _GRAPH_ACTIVITY = "activityDisplayName"
 _LOCALIZED, _VALUE = "localizedValue", "value"
+_KUBE_LOG = "log"
 
 
 class AzureRecord:
@@ -92,6 +94,13 @@ def _decode(event: Event) -> AzureRecord | None:
             "category": AUDIT_CATEGORY,
             PROPERTIES: data,
         }
+    properties = data.get(PROPERTIES)
+    if event.category in KUBE_CATEGORIES and isinstance(properties, dict):
+        # The audit event is JSON text that every kube-audit rule reads: decode it once, not
+        # once per field.
+        log = properties.get(_KUBE_LOG)
+        if isinstance(log, str):
+            properties[_KUBE_LOG] = _json_in_string(log.strip(), log)
     for key, value in data.items():
         # The REST shape of Activity Log records wraps values as {value, localizedValue}.
         if isinstance(value, dict) and _LOCALIZED in value and _VALUE in value:
