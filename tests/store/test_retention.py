@@ -86,6 +86,22 @@ def test_each_log_set_loses_its_events_just_after_its_days(store: EventStore) ->
     assert _kept(store) == ["admin-31d", "signin-14d1h", "unparsed-13d23h"]
 
 
+def test_the_longest_retention_and_dates_past_2106_keep_their_events(store: EventStore) -> None:
+    # A 32-bit DateTime ends in 2106: today + MAX_DAYS, or a clock skewed past 2106, wrapped
+    # round to the past and every such event expired at the first merge.
+    now = datetime.now(UTC)
+    store.write(
+        [
+            _event(ADMIN, timedelta(0), "admin-now", now),
+            _event(ADMIN, -timedelta(days=365 * 90), "admin-in-90-years", now),
+            _event(ADMIN, timedelta(days=retention.MAX_DAYS) - HOUR, "admin-just-inside", now),
+            _event(ADMIN, timedelta(days=retention.MAX_DAYS) + HOUR, "admin-just-outside", now),
+        ]
+    )
+    assert retention.apply(store, retention.default_policy() | {ADMIN: retention.MAX_DAYS})
+    assert _kept(store) == ["admin-in-90-years", "admin-just-inside", "admin-now"]
+
+
 def test_the_policy_defaults_and_refuses_what_cannot_be_used(data_dir: Path) -> None:
     catalog = Catalog(data_dir)
     policy = catalog.retention()

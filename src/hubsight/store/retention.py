@@ -49,16 +49,16 @@ def ttl_expression(policy: Policy) -> str:
     """The events table's TTL, in the form ClickHouse shows it back (``engine_full``).
 
     One rule per log set; events of a log set not named (one added later) are kept for the
-    default. Log set names are ours (``LogSet``), so they are quoted, not bound.
+    default. Log set names are ours (``LogSet``), so they are quoted, not bound. The arithmetic
+    stays in ``DateTime64``: a 32-bit ``DateTime`` ends in 2106, so today + 100 years (or an
+    event dated past 2106 by a skewed clock) wrapped round to the past and expired at once.
     """
     rules = [
-        f"toDateTime(timestamp) + toIntervalDay({days}) WHERE log_set = {_quote(log_set)}"
+        f"timestamp + toIntervalDay({days}) WHERE log_set = {_quote(log_set)}"
         for log_set, days in sorted(policy.items())
     ]
     others = ", ".join(_quote(n) for n in sorted(policy))
-    rules.append(
-        f"toDateTime(timestamp) + toIntervalDay({DEFAULT_DAYS}) WHERE log_set NOT IN ({others})"
-    )
+    rules.append(f"timestamp + toIntervalDay({DEFAULT_DAYS}) WHERE log_set NOT IN ({others})")
     return ", ".join(rules)
 
 
