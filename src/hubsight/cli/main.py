@@ -14,6 +14,7 @@ import click
 from hubsight import __version__
 from hubsight.cli.options import STORE_META
 from hubsight.config import resolve_data_dir
+from hubsight.datadir import close_new_files
 from hubsight.errors import ConfigError, HubsightError, QuerySyntaxError
 
 EXIT_FAILURE = 1
@@ -60,6 +61,7 @@ def render_error(exc: HubsightError) -> None:
 @click.pass_context
 def cli(ctx: click.Context, data_dir: Path | None, store: str | None) -> None:
     """hubsight: incident detection and response for Microsoft Azure."""
+    close_new_files()
     ctx.obj = resolve_data_dir(data_dir)
     ctx.meta[STORE_META] = store
 

@@ -18,6 +18,7 @@ from fastapi import FastAPI
 
 from hubsight.cli.options import store_settings
 from hubsight.collector import CollectorSettings
+from hubsight.datadir import close_data_dir
 from hubsight.demo import start_demo, stop_demo
 from hubsight.detect.runtime import Detection
 from hubsight.errors import ConfigError
@@ -73,6 +74,7 @@ def run(
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
+    close_data_dir(data_dir)
     with run_lock(data_dir):
         store = open_store(store_settings(data_dir))
         catalog = Catalog(data_dir)
