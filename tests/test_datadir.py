@@ -22,9 +22,9 @@ def test_an_open_data_directory_is_tightened_with_a_log_line(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     data = tmp_path / "data"
-    (data / "clickhouse" / "store").mkdir(parents=True, mode=0o755)
-    data.chmod(0o755)
-    (data / "clickhouse").chmod(0o755)
+    (data / "clickhouse" / "store").mkdir(parents=True)
+    for folder in (data, data / "clickhouse", data / "clickhouse" / "store"):
+        folder.chmod(0o755)  # whatever this process's umask is
     for name in ("hubsight.sqlite3", "clickhouse/store/part.bin"):
         (data / name).write_text("x")
         (data / name).chmod(0o644)
