@@ -35,6 +35,8 @@ from hubsight.web.auth import ConsoleAuth
 log = logging.getLogger("hubsight")
 TLS_CERT_ENV = "HUBSIGHT_TLS_CERT"
 TLS_KEY_ENV = "HUBSIGHT_TLS_KEY"
+# Addresses of reverse proxies whose X-Forwarded-For/-Proto are believed (comma-separated).
+TRUSTED_PROXIES_ENV = "HUBSIGHT_TRUSTED_PROXIES"
 
 
 @click.command("run")
@@ -142,6 +144,7 @@ def is_loopback(host: str) -> bool:
 def _tcp_config(app: FastAPI, host: str, port: int) -> uvicorn.Config:
     """The TCP listener, with TLS when HUBSIGHT_TLS_CERT and HUBSIGHT_TLS_KEY name PEM files."""
     cert, key = os.environ.get(TLS_CERT_ENV) or None, os.environ.get(TLS_KEY_ENV) or None
+    proxies = os.environ.get(TRUSTED_PROXIES_ENV, "").strip()
     if (cert is None) != (key is None):
         raise ConfigError(
             f"only one of {TLS_CERT_ENV} and {TLS_KEY_ENV} is set",
@@ -155,6 +158,10 @@ def _tcp_config(app: FastAPI, host: str, port: int) -> uvicorn.Config:
         log_config=None,
         ssl_certfile=cert,
         ssl_keyfile=key,
+        # uvicorn believes X-Forwarded-For from loopback by default, so a forged header would
+        # reset the per-address sign-in limit: only proxies the operator names are believed.
+        proxy_headers=bool(proxies),
+        forwarded_allow_ips=proxies or None,
     )
     try:
         # Loading here, not in the server's thread, makes a bad certificate stop `run` at once.
