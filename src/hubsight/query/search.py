@@ -14,6 +14,7 @@ from typing import Any
 import msgspec
 
 from hubsight.errors import QueryError, StoreError
+from hubsight.query import ast
 from hubsight.query.ast import Query
 from hubsight.query.compiler import Compiled, CursorKey, ResultKind, Scope, compile_query
 from hubsight.query.keys import QueryWarning
@@ -311,30 +312,47 @@ def _events(
 ) -> tuple[Compiled, list[dict[str, Any]], float, bool]:
     """The first ``limit`` events in sort order, reading as little of the window as it can.
 
-    The newest events of a busy search lie in the last minutes of the window, so the page is
-    first fetched from the 1/64 of the window at its sorted end; when that slice holds less
-    than a page, from the whole window. Each fetch is bounded by the limit and ClickHouse reads
-    the other columns of only the rows it returns (lazy materialization), so a busy search
-    costs one small query and a rare one the hand-written query plus that small one.
+    The newest events of a busy search lie in the last minutes of the window. Counting is
+    cheap and fetching whole events is not, so matches are counted over a growing slice at the
+    sorted end (1/64 of the window, then 8 times longer each step), and the events are fetched
+    once, from the first slice that holds a page. A rare match costs two counts over 1/64 and
+    1/8 of the window more than one pass.
     """
     descending = query.sort != "asc"
     anchor = cursor.values[0] if cursor else (scope.end if descending else scope.start)
+    counting = replace(
+        query,
+        select=(),
+        groupby=(),
+        calculate=ast.Calc("count", None, None, "count", ast.Pos(1, 1)),
+        having=None,
+        timeslice=None,
+    )
     span = max((scope.end - scope.start) / 64, _FIRST_SLICE)
     elapsed = 0.0
     while True:
-        # Compared before adding: a window from year 1 to 9999 would overflow datetime.
         if descending:
-            whole = span >= anchor - scope.start
-            part = scope if whole else replace(scope, start=anchor - span)
+            part = replace(scope, start=max(scope.start, anchor - span))
+            whole = part.start == scope.start
         else:
-            whole = span >= scope.end - anchor
-            part = scope if whole else replace(scope, end=anchor + span)
+            part = replace(scope, end=min(scope.end, anchor + span))
+            whole = part.end == scope.end
+        if not whole:
+            counted = compile_query(counting, part, limit=1, strict=strict)
+            rows, took, timed_out = run(store, counted, limits)
+            elapsed += took
+            span *= 8
+            compiled = compile_query(query, part, limit=limit, cursor=cursor, strict=strict)
+            if timed_out:
+                return compiled, [], elapsed, True
+            if rows[0]["v"] < limit:
+                continue
         compiled = compile_query(query, part, limit=limit, cursor=cursor, strict=strict)
         rows, took, timed_out = run(store, compiled, limits)
         elapsed += took
+        # The count may include events a cursor already passed: fetch again if short.
         if whole or len(rows) >= limit or timed_out:
             return compiled, rows, elapsed, timed_out
-        span = scope.end - scope.start
 
 
 OTHER = "other"
