@@ -191,10 +191,9 @@ def _steps(plan: SetupPlan) -> list[tuple[str, list[AzCommand | str]]]:
         steps.append(
             (
                 "5. Defender for Cloud's alerts exported continuously into the hub. Defender\n"
-                "   sends"
-                "   with its own Send-only policy; its connection string goes through a private\n"
-                "   temporary file, never the command line. Alerts exist only where a Defender\n"
-                "   plan (the former Standard tier) is on.",
+                "   sends with its own Send-only policy; its connection string goes through a\n"
+                "   private temporary file, never the command line. Alerts exist only where a\n"
+                "   Defender plan (the former Standard tier) is on.",
                 [
                     az(
                         "eventhubs eventhub authorization-rule create",
