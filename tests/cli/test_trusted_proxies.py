@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import MutableMapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -36,7 +37,10 @@ def _client_seen(monkeypatch: pytest.MonkeyPatch, proxies: str | None, peer: str
     async def drop(_message: Any) -> None:
         return None
 
-    asyncio.run(config.loaded_app(scope, nothing, drop))
+    # A thread of its own: the browser tests' Playwright keeps an event loop running on the main
+    # thread for the rest of the session, and asyncio.run refuses to start beside it.
+    with ThreadPoolExecutor(1) as thread:
+        thread.submit(asyncio.run, config.loaded_app(scope, nothing, drop)).result()
     return seen[0]
 
 
