@@ -100,12 +100,22 @@ def test_each_failure_has_its_hint_and_the_service_recovers(
             create_topic(late.bootstrap, 2, "late-topic")
             produce(late.bootstrap, "late-topic", [_body()] * 5)
             wait_until(lambda: stored_count(service, "closed-port") == 15, 60, "late broker data")
-            assert state_of(service, "closed-port")["state"] == "running"
+            # Health is published after the store write it reports: wait for it, briefly.
+            wait_until(
+                lambda: state_of(service, "closed-port")["state"] == "running",
+                10,
+                "closed-port running",
+            )
 
         create_topic(broker.bootstrap, 2, missing_topic)
         produce(broker.bootstrap, missing_topic, [_body()] * 4)
         wait_until(lambda: stored_count(service, "missing-topic") == 12, 60, "created topic data")
-        assert state_of(service, "missing-topic")["state"] == "running"
+        # Health is published after the store write it reports: wait for it, briefly.
+        wait_until(
+            lambda: state_of(service, "missing-topic")["state"] == "running",
+            10,
+            "missing-topic running",
+        )
 
         # A corrected credential (here: the source moved to a broker it may read) is picked up
         # by the running service without a restart.
@@ -113,7 +123,12 @@ def test_each_failure_has_its_hint_and_the_service_recovers(
         produce(broker.bootstrap, fixed_topic, [_body()] * 2)
         service.catalog.replace(kafka_source("unknown-user", broker.bootstrap, fixed_topic))
         wait_until(lambda: stored_count(service, "unknown-user") == 6, 60, "fixed source data")
-        assert state_of(service, "unknown-user")["state"] == "running"
+        # Health is published after the store write it reports: wait for it, briefly.
+        wait_until(
+            lambda: state_of(service, "unknown-user")["state"] == "running",
+            10,
+            "unknown-user running",
+        )
 
 
 def test_connected_without_data_says_so(broker: LocalBroker, topic: str, data_dir: Path) -> None:
