@@ -68,8 +68,9 @@ def test_a_full_disk_stops_ingestion_with_a_hint_and_commits_nothing_unstored(
 ) -> None:
     with SmallDisk(tmp_path / "disk", 12) as disk:
         data_dir = disk.path / "data"
-        # ~13 MB of events on disk: more than the 12 MB disk holds.
-        produced = produce(broker.bootstrap, topic, _bodies(130, 100, pad=500), partitions=4)
+        # ~27 MB of events, ~14 MB compressed (random hex carries 4 bits a byte): more than the
+        # 12 MB disk holds. With half of that it all fitted and the disk never filled.
+        produced = produce(broker.bootstrap, topic, _bodies(130, 100, pad=1000), partitions=4)
         with serving(
             data_dir, kafka_source("azure", broker.bootstrap, topic), settings=SMALL_BATCHES
         ) as service:
