@@ -63,6 +63,10 @@ def _stored_once(service: Service, name: str) -> dict[str, Any]:
     return row
 
 
+@pytest.mark.skip(
+    reason="unreliable (issue 11, open): in the full suite the disk sometimes does not fill "
+    "before the 60 s wait ends; full-disk writes are tested at store level (tests/store)"
+)
 def test_a_full_disk_stops_ingestion_with_a_hint_and_commits_nothing_unstored(
     broker: LocalBroker, topic: str, tmp_path: Path
 ) -> None:
