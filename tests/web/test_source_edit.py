@@ -194,7 +194,9 @@ def test_the_running_collector_takes_an_edit_live(data_dir: Path, broker: LocalB
         assert answer.status_code == 200, answer.text
         wait_until(lambda: stored_count(service, "relay") == 20, 30, "the 20 records")
         health = state_of(service, "relay")
-        assert (health["state"], health["last_error"], health["hint"]) == ("running", None, None)
+        # Once the 20 records are stored the consumer may already be idle at the end of the topic.
+        assert health["state"] in ("running", "waiting for data")
+        assert (health["last_error"], health["hint"]) == (None, None)
         assert (
             service.catalog.get("relay").tuning.session_timeout_ms
             == (FAST_TUNING["session_timeout_ms"])
