@@ -16,7 +16,9 @@ from tests.query.dataset import WINDOW, events
 
 from hubsight.cli.main import cli
 from hubsight.devbroker import LocalBroker
+from hubsight.query.saved import list_saved
 from hubsight.simulate import generate_messages
+from hubsight.store.users import Account
 
 from support import (
     FAST_TUNING,
@@ -229,6 +231,16 @@ def test_search_with_chart_and_an_error_with_its_caret(page: Page, console: Cons
     page.reload()
     page.locator("#saved").select_option(label="results by kind")
     expect(page.locator("#leql")).to_have_value("groupby(result)")
+    # Delete asks first: dismissed, the query stays; accepted, it goes.
+    asked: list[str] = []
+    page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.dismiss()))
+    page.click("#unsave")
+    expect(page.locator("#saved option")).to_have_count(2)
+    assert asked == ['Delete the saved query "results by kind"? This cannot be undone.']
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("#unsave")
+    expect(page.locator("#saved option")).to_have_count(1)
+    assert list_saved(console.service.store, Account(ANALYST[0], "analyst")) == []
 
 
 def test_open_an_alert_comment_and_close_it(page: Page, console: Console) -> None:

@@ -24,12 +24,14 @@ from hubsight.query.parser import parse
 from hubsight.query.saved import SavedScope, delete_saved, get_saved, list_saved, save
 from hubsight.query.search import SearchLimits, SearchRequest, iter_events, search
 from hubsight.store.embedded import EmbeddedStore
+from hubsight.store.users import Account
 
 from .dataset import ALERTS, BASE, NOW, ROWS, SIGNIN, WINDOW, newest
 
 # One late log sorts after the Azure logs at equal times, one before them.
 LATE = "Aa Late Arrivals"
 LATER = "Zz Late Arrivals"
+ALICE = Account("alice", "analyst")
 
 
 def _request(query: str, **changes: Any) -> SearchRequest:
@@ -177,25 +179,28 @@ def test_context_lists_neighbours_in_the_same_log(store: EmbeddedStore) -> None:
 def test_saved_queries_round_trip(store: EmbeddedStore) -> None:
     scope = SavedScope(log_sets=["Ingress Authentication"], last="24h")
     first = save(
-        store, name="failed logins", query="where(result ISTARTS-WITH failed)", scope=scope
+        store, ALICE, name="failed logins", query="where(result ISTARTS-WITH failed)", scope=scope
     )
-    assert get_saved(store, first.id).scope == scope
+    assert get_saved(store, first.id, ALICE).scope == scope
     updated = save(
-        store, name="failed", query="where(result!=SUCCESS)", scope=scope, query_id=first.id
+        store, ALICE, name="failed", query="where(result!=SUCCESS)", scope=scope, query_id=first.id
     )
-    other = save(store, name="admins", query="where(user CONTAINS admin)", scope=SavedScope())
-    assert (updated.name, updated.query, updated.created_at) == (
+    other = save(
+        store, ALICE, name="admins", query="where(user CONTAINS admin)", scope=SavedScope()
+    )
+    assert (updated.name, updated.query, updated.created_at, updated.owner) == (
         "failed",
         "where(result!=SUCCESS)",
         first.created_at,
+        "alice",
     )
-    assert [s.name for s in list_saved(store)] == ["admins", "failed"]
-    delete_saved(store, other.id)
-    assert [s.id for s in list_saved(store)] == [first.id]
+    assert [s.name for s in list_saved(store, ALICE)] == ["admins", "failed"]
+    assert delete_saved(store, other.id, ALICE).name == "admins"
+    assert [s.id for s in list_saved(store, ALICE)] == [first.id]
     with pytest.raises(NotFoundError):
-        get_saved(store, other.id)
+        get_saved(store, other.id, ALICE)
     with pytest.raises(QuerySyntaxError):
-        save(store, name="bad", query="where(user=)", scope=SavedScope())
+        save(store, ALICE, name="bad", query="where(user=)", scope=SavedScope())
 
 
 def test_json_export_streams_every_event(store: EmbeddedStore) -> None:

@@ -17,16 +17,18 @@ from pathlib import Path
 
 import msgspec
 import pytest
+from chdb import session as chdb_session
 from click.testing import CliRunner
 
 from hubsight.cli.main import cli
-from hubsight.errors import StoreError
+from hubsight.errors import ForbiddenError, StoreError
 from hubsight.parsing.event import Event, LogSet
+from hubsight.query.saved import delete_saved, list_saved
 from hubsight.query.search import SearchRequest, search
 from hubsight.store.backends import StoreSettings, open_store
 from hubsight.store.catalog import Catalog
 from hubsight.store.schema import MIGRATIONS, event_columns
-from hubsight.store.users import UserStore
+from hubsight.store.users import Account, UserStore
 
 from support import FAST_HASH
 
@@ -91,6 +93,32 @@ def test_an_old_data_directory_opens_migrates_and_keeps_working(
     assert password.get_secret_value() == "fixture-password"
     if fixture == "schema-3":
         assert UserStore(data_dir, hasher=FAST_HASH).check_password("root", "fixture passphrase")
+
+
+def test_saved_queries_from_before_owners_stay_seen_by_all_and_become_the_admins(
+    tmp_path: Path,
+) -> None:
+    data_dir = _unpack("schema-3", tmp_path)
+    # A query saved by the schema-3 release, in that release's columns (no owner, no sharing).
+    old = chdb_session.Session(str(data_dir / "clickhouse"))
+    try:
+        old.query(
+            "INSERT INTO saved_queries (id, name, query, scope, created_at, updated_at, version, "
+            "deleted) VALUES ('q1', 'old', 'corp', '{}', now64(3), now64(3), 1, false)"
+        )
+    finally:
+        old.close()
+    analyst, admin = Account("ana", "analyst"), Account("root", "admin")
+    store = open_store(StoreSettings(data_dir=data_dir))
+    try:
+        (found,) = list_saved(store, analyst)
+        assert (found.name, found.owner, found.shared) == ("old", "", True)
+        with pytest.raises(ForbiddenError, match="belongs to an admin"):
+            delete_saved(store, "q1", analyst)
+        assert delete_saved(store, "q1", admin).name == "old"
+        assert list_saved(store, admin) == []
+    finally:
+        store.close()
 
 
 def test_a_store_written_by_a_newer_release_is_refused(tmp_path: Path) -> None:

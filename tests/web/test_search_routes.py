@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,22 +14,51 @@ from fastapi.testclient import TestClient
 from tests.query.dataset import WINDOW, events, groups, newest
 
 from hubsight.store.embedded import EmbeddedStore
+from hubsight.store.users import Role, UserStore
+from hubsight.web.auth import ConsoleAuth
 from hubsight.web.search_routes import router
+
+from support import FAST_HASH
 
 
 @pytest.fixture(scope="module")
-def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
-    """An app with only the search router, over a store holding the data set."""
-    store = EmbeddedStore(tmp_path_factory.mktemp("search-web"))
-    store.write(events())
+def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStore]:
+    """A store holding the data set."""
+    opened = EmbeddedStore(tmp_path_factory.mktemp("search-web"))
+    opened.write(events())
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+@pytest.fixture(scope="module")
+def client(store: EmbeddedStore) -> Iterator[TestClient]:
+    """An app with only the search router, without sign-in (as on the owner's socket)."""
     app = FastAPI()
     app.state.store = store
     app.include_router(router)
-    try:
-        with TestClient(app) as test_client:
-            yield test_client
-    finally:
-        store.close()
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def signed_in(store: EmbeddedStore, tmp_path: Path) -> Iterator[dict[str, TestClient]]:
+    """The search router with sign-in over the same store: a client per account, by name."""
+    users = UserStore(tmp_path, hasher=FAST_HASH)
+    app = FastAPI()
+    app.state.store = store
+    app.state.auth = ConsoleAuth(users)
+    app.include_router(router)
+    clients = {}
+    accounts: list[tuple[str, Role]] = [("alice", "analyst"), ("bob", "analyst"), ("root", "admin")]
+    for name, role in accounts:
+        users.create(name, "a long passphrase", role)
+        token = users.issue_token(name, "test")
+        clients[name] = TestClient(app, headers={"Authorization": f"Bearer {token}"})
+    yield clients
+    for query in clients["root"].get("/api/v1/saved-queries").json():
+        clients["root"].delete(f"/api/v1/saved-queries/{query['id']}")
 
 
 def _body(query: str, **extra: Any) -> dict[str, Any]:
@@ -150,3 +180,44 @@ def test_saved_query_crud(client: TestClient) -> None:
     assert client.get(f"/api/v1/saved-queries/{saved['id']}").status_code == 404
     bad = client.post("/api/v1/saved-queries", json={"name": "x", "query": "where(a=)"})
     assert (bad.status_code, json.loads(bad.text)["line"]) == (400, 1)
+
+
+def _ids(client: TestClient) -> list[str]:
+    return [q["id"] for q in client.get("/api/v1/saved-queries").json()]
+
+
+def test_only_the_owner_or_an_admin_changes_a_saved_query(
+    signed_in: dict[str, TestClient],
+) -> None:
+    alice, bob, root = signed_in["alice"], signed_in["bob"], signed_in["root"]
+    mine = alice.post("/api/v1/saved-queries", json={"name": "mine", "query": "corp"}).json()
+    url = f"/api/v1/saved-queries/{mine['id']}"
+    assert (mine["owner"], mine["shared"], mine["can_change"]) == ("alice", False, True)
+    # Not shared: another analyst neither sees it nor reaches it by its id.
+    assert _ids(bob) == []
+    assert bob.get(url).status_code == 404
+    assert bob.delete(url).status_code == 404
+    assert _ids(root) == [mine["id"]]
+    # Shared read-only: others see and run it, never change or delete it.
+    shared = alice.put(url, json={"name": "mine", "query": "corp", "shared": True}).json()
+    assert (shared["shared"], shared["owner"]) == (True, "alice")
+    seen = bob.get(url).json()
+    assert (seen["query"], seen["can_change"]) == ("corp", False)
+    for refused in (bob.put(url, json={"name": "x", "query": "alice"}), bob.delete(url)):
+        assert refused.status_code == 403
+        assert refused.json() == {
+            "error": "the saved query 'mine' belongs to 'alice': you may run it, not change it",
+            "hint": "save a copy under another name, or ask its owner or an admin",
+        }
+    assert alice.get(url).json()["query"] == "corp"
+    # An edit that leaves out "shared" keeps it; the owner may unshare.
+    kept = alice.put(url, json={"name": "mine", "query": "alice"}).json()
+    assert kept["shared"] is True
+    unshared = alice.put(url, json={"name": "mine", "query": "alice", "shared": False})
+    assert unshared.json()["shared"] is False
+    assert _ids(bob) == []
+    # Admins change and delete anyone's; the owner stays who saved it.
+    renamed = root.put(url, json={"name": "renamed", "query": "corp"})
+    assert (renamed.status_code, renamed.json()["owner"]) == (200, "alice")
+    assert root.delete(url).status_code == 204
+    assert _ids(alice) == []

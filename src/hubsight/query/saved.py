@@ -1,4 +1,11 @@
-"""Saved searches (name, query, scope) kept in the event store's ``saved_queries`` table."""
+"""Saved searches (name, query, scope) kept in the event store's ``saved_queries`` table.
+
+Each has an owner, the account that saved it. The owner and admins change and delete it;
+others see it only when the owner shared it (read-only: they run it, never change it). One that
+another analyst cannot see is "not found" to them, so its name and existence do not leak.
+Queries saved before owners existed have none (``owner == ""``): everyone sees them, admins
+alone change them.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +16,13 @@ from typing import Any
 
 import msgspec
 
-from hubsight.errors import NotFoundError
+from hubsight.errors import ForbiddenError, NotFoundError
 from hubsight.query.compiler import Scope, compile_query
 from hubsight.query.params import bind
 from hubsight.query.parser import parse
 from hubsight.store.base import EventStore
 from hubsight.store.schema import SAVED_QUERIES_TABLE
+from hubsight.store.users import Account
 
 
 class SavedScope(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -26,7 +34,7 @@ class SavedScope(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 
 class SavedQuery(msgspec.Struct, kw_only=True):
-    """A named LEQL query with its scope."""
+    """A named LEQL query with its scope, its owner ('' when unknown) and whether it is shared."""
 
     id: str
     name: str
@@ -34,6 +42,17 @@ class SavedQuery(msgspec.Struct, kw_only=True):
     scope: SavedScope
     created_at: str
     updated_at: str
+    owner: str
+    shared: bool
+
+    def visible_to(self, account: Account) -> bool:
+        """Whether ``account`` may see and run it."""
+        return self.shared or may_change(self, account)
+
+
+def may_change(saved: SavedQuery, account: Account) -> bool:
+    """Whether ``account`` may change or delete ``saved``: its owner or an admin."""
+    return account.role == "admin" or (saved.owner != "" and saved.owner == account.name)
 
 
 _TYPES = {
@@ -43,6 +62,8 @@ _TYPES = {
     "scope": "String",
     "created_at": "DateTime64(3, 'UTC')",
     "updated_at": "DateTime64(3, 'UTC')",
+    "owner": "String",
+    "shared": "Bool",
     "version": "UInt64",
     "deleted": "Bool",
 }
@@ -72,43 +93,65 @@ def _from_row(row: dict[str, Any]) -> SavedQuery:
         scope=msgspec.json.decode(row["scope"], type=SavedScope),
         created_at=_iso(row["created_at"]),
         updated_at=_iso(row["updated_at"]),
+        owner=row["owner"],
+        shared=bool(row["shared"]),
     )
 
 
-def list_saved(store: EventStore) -> list[SavedQuery]:
-    """Every saved query, by name."""
+def list_saved(store: EventStore, account: Account) -> list[SavedQuery]:
+    """Every saved query ``account`` may see, by name."""
     rows = store.select(
         f"SELECT * FROM {SAVED_QUERIES_TABLE} FINAL WHERE NOT deleted ORDER BY name, id"  # noqa: S608
     )
-    return [_from_row(r) for r in rows]
+    return [saved for saved in map(_from_row, rows) if saved.visible_to(account)]
 
 
-def get_saved(store: EventStore, query_id: str) -> SavedQuery:
-    """One saved query; ``NotFoundError`` when there is none with this id."""
+def get_saved(store: EventStore, query_id: str, account: Account) -> SavedQuery:
+    """One saved query; ``NotFoundError`` when there is none with this id that ``account`` sees."""
     rows = store.select(
         f"SELECT * FROM {SAVED_QUERIES_TABLE} FINAL WHERE id = {{id:String}} AND NOT deleted",  # noqa: S608
         bind({"id": ("String", query_id)}),
     )
-    if not rows:
+    found = _from_row(rows[0]) if rows else None
+    if found is None or not found.visible_to(account):
         raise NotFoundError(
             f"no saved query with id '{query_id}'", hint="list saved queries to see their ids"
         )
-    return _from_row(rows[0])
+    return found
+
+
+def _changeable(store: EventStore, query_id: str, account: Account) -> SavedQuery:
+    found = get_saved(store, query_id, account)
+    if not may_change(found, account):
+        whose = f"'{found.owner}'" if found.owner else "an admin (it was saved before owners)"
+        raise ForbiddenError(
+            f"the saved query '{found.name}' belongs to {whose}: you may run it, not change it",
+            hint="save a copy under another name, or ask its owner or an admin",
+        )
+    return found
 
 
 def save(
     store: EventStore,
+    account: Account,
     *,
     name: str,
     query: str,
     scope: SavedScope,
+    shared: bool | None = None,
     query_id: str | None = None,
 ) -> SavedQuery:
-    """Create a saved query, or replace one when ``query_id`` is given; the query must compile."""
+    """Create a saved query owned by ``account``, or replace one when ``query_id`` is given.
+
+    The query must compile. Replacing takes the owner or an admin and keeps the owner;
+    ``shared=None`` keeps the sharing as it is (not shared for a new query).
+    """
     created = _now()
     compile_query(parse(query), Scope(start=created - timedelta(hours=1), end=created), limit=1)
+    owner, was_shared = account.name, False
     if query_id is not None:
-        created = datetime.fromisoformat(get_saved(store, query_id).created_at)
+        old = _changeable(store, query_id, account)
+        created, owner, was_shared = datetime.fromisoformat(old.created_at), old.owner, old.shared
     saved_id = query_id or uuid.uuid4().hex
     row: dict[str, Any] = {
         "id": saved_id,
@@ -117,16 +160,18 @@ def save(
         "scope": msgspec.json.encode(scope).decode(),
         "created_at": created,
         "updated_at": _now(),
+        "owner": owner,
+        "shared": was_shared if shared is None else shared,
         "version": time.time_ns(),
         "deleted": False,
     }
     _insert(store, row)
-    return get_saved(store, saved_id)
+    return get_saved(store, saved_id, account)
 
 
-def delete_saved(store: EventStore, query_id: str) -> None:
-    """Remove a saved query; ``NotFoundError`` when there is none with this id."""
-    found = get_saved(store, query_id)
+def delete_saved(store: EventStore, query_id: str, account: Account) -> SavedQuery:
+    """Remove a saved query (its owner or an admin); the query removed, for the record."""
+    found = _changeable(store, query_id, account)
     row = msgspec.structs.asdict(found)
     row.update(
         scope=msgspec.json.encode(found.scope).decode(),
@@ -136,3 +181,4 @@ def delete_saved(store: EventStore, query_id: str) -> None:
         deleted=True,
     )
     _insert(store, row)
+    return found

@@ -139,6 +139,18 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             "ENGINE = ReplacingMergeTree(version) ORDER BY id"
         ],
     ),
+    # Each saved query has an owner, who alone (with admins) changes it, and may share it
+    # read-only. Queries saved before had no owner and every analyst saw them: they stay seen
+    # by everyone (shared) and become the admins' to change. The default must stay true:
+    # ClickHouse computes a column added later from its current default in parts written before.
+    (
+        4,
+        "saved query owners",
+        [
+            f"ALTER TABLE {SAVED_QUERIES_TABLE} ADD COLUMN IF NOT EXISTS owner String",
+            f"ALTER TABLE {SAVED_QUERIES_TABLE} ADD COLUMN IF NOT EXISTS shared Bool DEFAULT true",
+        ],
+    ),
 ]
 
 

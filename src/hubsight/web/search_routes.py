@@ -22,15 +22,18 @@ from hubsight.errors import HubsightError, NotFoundError
 from hubsight.query.context import context
 from hubsight.query.export import export
 from hubsight.query.saved import (
+    SavedQuery,
     SavedScope,
     delete_saved,
     get_saved,
     list_saved,
+    may_change,
     save,
 )
 from hubsight.query.search import SearchLimits, SearchRequest, SearchResult, search
 from hubsight.store.base import EventStore
-from hubsight.web.auth import require_role
+from hubsight.store.users import Account
+from hubsight.web.auth import current_account, require_role
 from hubsight.web.raw_paths import RawPathCache
 from hubsight.web.responses import error_response
 
@@ -82,6 +85,8 @@ class SavedBody(BaseModel):
     log_sets: list[str] = Field(default_factory=list)
     log_names: list[str] = Field(default_factory=list)
     last: str | None = None
+    # Others see and run a shared query, never change it; left out: as it is (new: not shared).
+    shared: bool | None = None
 
 
 class SearchJobs:
@@ -233,8 +238,7 @@ def event_context(event_id: str, store: Store, before: int = 10, after: int = 10
         return error_response(exc)
 
 
-def _saved_json(store: EventStore, query_id: str) -> dict[str, Any]:
-    saved = get_saved(store, query_id)
+def _saved_json(saved: SavedQuery, account: Account) -> dict[str, Any]:
     return {
         "id": saved.id,
         "name": saved.name,
@@ -244,43 +248,60 @@ def _saved_json(store: EventStore, query_id: str) -> dict[str, Any]:
         "last": saved.scope.last,
         "created_at": saved.created_at,
         "updated_at": saved.updated_at,
+        "owner": saved.owner or None,
+        "shared": saved.shared,
+        # Whether the caller may change or delete it (the console offers Delete only then).
+        "can_change": may_change(saved, account),
     }
 
 
-def _store_saved(store: EventStore, body: SavedBody, query_id: str | None) -> JSONResponse:
+def _store_saved(
+    request: Request, store: EventStore, body: SavedBody, query_id: str | None
+) -> JSONResponse:
+    account = current_account(request)
     scope = SavedScope(log_sets=body.log_sets, log_names=body.log_names, last=body.last)
     try:
-        saved = save(store, name=body.name, query=body.query, scope=scope, query_id=query_id)
-        return JSONResponse(_saved_json(store, saved.id), status_code=200 if query_id else 201)
+        saved = save(
+            store,
+            account,
+            name=body.name,
+            query=body.query,
+            scope=scope,
+            shared=body.shared,
+            query_id=query_id,
+        )
     except HubsightError as exc:
         return error_response(exc)
+    return JSONResponse(_saved_json(saved, account), status_code=200 if query_id else 201)
 
 
 @router.get("/saved-queries", dependencies=[require_role("analyst")])
-def saved_queries(store: Store) -> list[dict[str, Any]]:
-    """Every saved query."""
-    return [_saved_json(store, saved.id) for saved in list_saved(store)]
+def saved_queries(request: Request, store: Store) -> list[dict[str, Any]]:
+    """Every saved query the caller may see: their own, shared ones (admins: all)."""
+    account = current_account(request)
+    return [_saved_json(saved, account) for saved in list_saved(store, account)]
 
 
 @router.post("/saved-queries", status_code=201, dependencies=[require_role("analyst")])
-def create_saved(body: SavedBody, store: Store) -> JSONResponse:
-    """Save a query (it must parse)."""
-    return _store_saved(store, body, None)
+def create_saved(request: Request, body: SavedBody, store: Store) -> JSONResponse:
+    """Save a query (it must parse), owned by the caller."""
+    return _store_saved(request, store, body, None)
 
 
 @router.get("/saved-queries/{query_id}", dependencies=[require_role("analyst")])
-def read_saved(query_id: str, store: Store) -> JSONResponse:
-    """One saved query."""
+def read_saved(request: Request, query_id: str, store: Store) -> JSONResponse:
+    """One saved query (404 for one the caller may not see)."""
+    account = current_account(request)
     try:
-        return JSONResponse(_saved_json(store, query_id))
+        return JSONResponse(_saved_json(get_saved(store, query_id, account), account))
     except HubsightError as exc:
         return error_response(exc)
 
 
 @router.put("/saved-queries/{query_id}", dependencies=[require_role("analyst")])
-def update_saved(query_id: str, body: SavedBody, store: Store) -> JSONResponse:
-    """Replace a saved query."""
-    return _store_saved(store, body, query_id)
+def update_saved(request: Request, query_id: str, body: SavedBody, store: Store) -> JSONResponse:
+    """Replace a saved query (its owner or an admin; 403 for a query shared by another)."""
+    return _store_saved(request, store, body, query_id)
 
 
 @router.delete(
@@ -289,10 +310,10 @@ def update_saved(query_id: str, body: SavedBody, store: Store) -> JSONResponse:
     response_model=None,
     dependencies=[require_role("analyst")],
 )
-def remove_saved(query_id: str, store: Store) -> JSONResponse | None:
-    """Delete a saved query."""
+def remove_saved(request: Request, query_id: str, store: Store) -> JSONResponse | None:
+    """Delete a saved query (its owner or an admin; 403 for a query shared by another)."""
     try:
-        delete_saved(store, query_id)
+        delete_saved(store, query_id, current_account(request))
     except HubsightError as exc:
         return error_response(exc)
     return None

@@ -178,38 +178,59 @@ function searchPage() {
   if (form.elements.query.value || form.dataset.run) submit(false);
 }
 
+// The saved-query bar: pick one to load it; "Shared" lets others run it (never change it);
+// Delete asks first and is offered only on queries the caller may change (own, or as admin).
 async function savedQueries(form, repaint) {
-  const select = $("#saved"), unsave = $("#unsave");
+  const select = $("#saved"), unsave = $("#unsave"), share = $("#share");
   const answer = await api("GET", "/api/v1/saved-queries");
   const saved = new Map((answer.ok ? answer.data : []).map((q) => [q.id, q]));
-  for (const q of saved.values()) select.append(el("option", { value: q.id, text: q.name }));
+  const label = (q) => (q.can_change || !q.owner ? q.name : `${q.name} (${q.owner}, read-only)`);
+  const option = (q) => el("option", { value: q.id, text: label(q) });
+  for (const q of saved.values()) select.append(option(q));
+  const picked = () => saved.get(select.value);
+  const sync = () => {
+    const q = picked();
+    unsave.disabled = !q?.can_change;
+    share.disabled = Boolean(q && !q.can_change);
+    share.checked = Boolean(q?.shared);
+  };
   select.addEventListener("change", () => {
-    const q = saved.get(select.value);
-    unsave.disabled = !q;
+    sync();
+    const q = picked();
     if (!q) return;
     form.elements.query.value = q.query;
     if (q.last) form.elements.last.value = q.last;
     repaint();
   });
+  share.addEventListener("change", async () => {
+    const q = picked();
+    if (!q) return;
+    const body = { name: q.name, query: q.query, log_sets: q.log_sets, log_names: q.log_names, last: q.last, shared: share.checked };
+    const changed = await api("PUT", `/api/v1/saved-queries/${q.id}`, body);
+    if (!changed.ok) { show($("#qerror"), problem(changed.data)); sync(); return; }
+    saved.set(q.id, changed.data);
+  });
   $("#save").addEventListener("click", async () => {
     const name = prompt("Name of the saved query");
     if (!name) return;
-    const body = { name, query: form.elements.query.value };
+    const body = { name, query: form.elements.query.value, shared: share.checked };
     if (form.elements.last.value) body.last = form.elements.last.value;
     const made = await api("POST", "/api/v1/saved-queries", body);
     if (!made.ok) { show($("#qerror"), problem(made.data)); return; }
     saved.set(made.data.id, made.data);
-    select.append(el("option", { value: made.data.id, text: made.data.name }));
+    select.append(option(made.data));
     select.value = made.data.id;
-    unsave.disabled = false;
+    sync();
   });
   unsave.addEventListener("click", async () => {
-    const gone = await api("DELETE", `/api/v1/saved-queries/${select.value}`);
+    const q = picked();
+    if (!q || !confirm(`Delete the saved query "${q.name}"? This cannot be undone.`)) return;
+    const gone = await api("DELETE", `/api/v1/saved-queries/${q.id}`);
     if (!gone.ok) { show($("#qerror"), problem(gone.data)); return; }
-    saved.delete(select.value);
+    saved.delete(q.id);
     select.selectedOptions[0].remove();
     select.value = "";
-    unsave.disabled = true;
+    sync();
   });
 }
 
