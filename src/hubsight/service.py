@@ -31,6 +31,7 @@ from hubsight.sources.registry import driver_for
 from hubsight.store import retention
 from hubsight.store.base import EventStore
 from hubsight.store.catalog import Catalog
+from hubsight.store.damage import DOCTOR_HINT, DamagedPart, damaged_parts
 from hubsight.store.retention import Policy
 
 log = logging.getLogger(__name__)
@@ -101,6 +102,8 @@ class Service:
     health: dict[str, SourceHealth] = field(default_factory=dict)
     # When the serving loop last went round (monotonic): readiness checks that it still does.
     last_loop: float | None = None
+    # Parts of the event store ClickHouse set aside as damaged, found when serving began.
+    damaged_parts: list[DamagedPart] = field(default_factory=list)
     # The retention policy last given to the store.
     _retention: Policy | None = None
     _running: dict[str, _Running] = field(default_factory=dict)
@@ -182,12 +185,27 @@ class Service:
         except StoreError:
             log.exception("the event store refused the retention policy")
 
+    def check_store(self) -> None:
+        """Find the parts ClickHouse set aside as damaged when it opened the store; log each
+        and save the list where ``hubsight status`` reads it."""
+        try:
+            self.damaged_parts = damaged_parts(self.store)
+        except StoreError as exc:
+            log.error("the event store's damaged parts could not be listed: %s", exc)
+        for part in self.damaged_parts:
+            log.warning("event store: %s; %s", part.summary(), DOCTOR_HINT)
+        try:
+            self.catalog.save_damaged_parts([p.as_json() for p in self.damaged_parts])
+        except StoreError as exc:
+            log.error("the damaged parts were not saved for `hubsight status`: %s", exc)
+
     def persist_health(self) -> None:
         """Write every source's health where ``hubsight status`` reads it."""
         self.catalog.save_health([h.snapshot() for h in self.health.values()])
 
     def serve(self, stop: threading.Event, interval_s: float = 1.0) -> None:
         """Reconcile and persist health until ``stop``; then stop every collector cleanly."""
+        self.check_store()
         next_tick = time.monotonic()
         # The catalog's disk full or its file unreadable: the collectors go on with the sources
         # they have, both steps are tried again next round, and each failure is logged once.

@@ -1,8 +1,9 @@
 """Source status for ``hubsight status`` and the API, whether or not ``hubsight run`` is running.
 
-The running service writes each source's health to the catalog every second; ``status`` reads it
-from there, so it needs neither the event store (held by the service) nor its API. When nothing
-runs, the event counts come from the store itself.
+The running service writes each source's health to the catalog every second, and the event
+store's damaged parts when it starts; ``status`` reads them from there, so it needs neither the
+event store (held by the service) nor its API. When nothing runs, the event counts and damaged
+parts come from the store itself.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from hubsight.errors import StoreError
 from hubsight.health import SourceHealth, State
 from hubsight.store.backends import StoreSettings
 from hubsight.store.catalog import Catalog
+from hubsight.store.damage import damaged_parts
 
 if TYPE_CHECKING:
     from hubsight.service import Service
@@ -27,12 +29,17 @@ def source_status(service: Service, name: str) -> dict[str, Any]:
 
 def offline_status(
     data_dir: Path, *, running: bool, store: StoreSettings | None = None
-) -> list[dict[str, Any]]:
-    """Health of every source from the catalog; with nothing running, counts from the store."""
+) -> dict[str, Any]:
+    """Health of every source from the catalog, and the event store's damaged parts; with
+    nothing running, counts and damaged parts come from the store itself."""
     catalog = Catalog(data_dir)
     persisted = catalog.load_health()
-    counts = {} if running else _stored_counts(store or StoreSettings.resolve(data_dir))
-    result = []
+    counts: dict[str, int] | None = {}
+    if running:
+        damaged = catalog.load_damaged_parts()
+    else:
+        counts, damaged = _from_store(store or StoreSettings.resolve(data_dir))
+    sources = []
     for config in catalog.all():
         snapshot, _written = persisted.get(config.name, (SourceHealth(config.name).snapshot(), 0))
         if not config.enabled:
@@ -42,22 +49,24 @@ def offline_status(
             snapshot["events_per_minute"] = 0
         if not running and counts is not None:
             snapshot["events_stored"] = counts.get(config.name, 0)
-        result.append(snapshot)
-    return result
+        sources.append(snapshot)
+    return {"sources": sources, "damaged_parts": damaged}
 
 
-def _stored_counts(settings: StoreSettings) -> dict[str, int] | None:
+def _from_store(settings: StoreSettings) -> tuple[dict[str, int] | None, list[dict[str, Any]]]:
+    """Events stored per log name (None when the store cannot be opened) and damaged parts."""
     from hubsight.store.backends import open_store
 
     # An embedded store that was never created holds nothing: do not create one to say so.
     if settings.scheme == "embedded" and not (settings.data_dir / "clickhouse").exists():
-        return {}
+        return {}, []
     try:
         store = open_store(settings)
     except StoreError:
-        return None
+        return None, []
     try:
         rows = store.select("SELECT log_name, count() AS n FROM events GROUP BY log_name")
+        damaged = [part.as_json() for part in damaged_parts(store)]
     finally:
         store.close()
-    return {row["log_name"]: int(row["n"]) for row in rows}
+    return {row["log_name"]: int(row["n"]) for row in rows}, damaged

@@ -75,6 +75,7 @@ from hubsight.cli.alerts_cmd import alerts  # noqa: E402
 from hubsight.cli.azure_cmd import azure  # noqa: E402
 from hubsight.cli.backup_cmd import backup_cmd, restore_cmd  # noqa: E402
 from hubsight.cli.detect_cmd import detect  # noqa: E402
+from hubsight.cli.doctor_cmd import doctor  # noqa: E402
 from hubsight.cli.import_cmd import import_command  # noqa: E402
 from hubsight.cli.investigations_cmd import investigations  # noqa: E402
 from hubsight.cli.notify_cmd import notify  # noqa: E402
@@ -101,6 +102,7 @@ cli.add_command(notify)
 cli.add_command(retention)
 cli.add_command(backup_cmd)
 cli.add_command(restore_cmd)
+cli.add_command(doctor)
 cli.add_command(simulate)
 cli.add_command(import_command)
 cli.add_command(users)

@@ -78,8 +78,9 @@ def run(
     signal.signal(signal.SIGINT, request_stop)
     close_data_dir(data_dir)
     with run_lock(data_dir):
-        store = open_store(store_settings(data_dir))
+        # The catalog first: a damaged one stops `run` before the engine starts.
         catalog = Catalog(data_dir)
+        store = open_store(store_settings(data_dir))
         broker = start_demo(catalog, stop) if demo else None
         detection = Detection.open(data_dir, searcher=searcher(store))
         service = Service(

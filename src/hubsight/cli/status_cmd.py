@@ -12,6 +12,7 @@ from hubsight.cli.source_cmd import format_table
 from hubsight.parsing.geoip import describe_geoip
 from hubsight.service import is_running
 from hubsight.status import offline_status
+from hubsight.store.damage import DOCTOR_HINT, DamagedPart
 
 
 @click.command("status")
@@ -20,16 +21,21 @@ from hubsight.status import offline_status
 def status(data_dir: Path, as_json: bool) -> None:
     """Per source: state, events stored, last event, lag per partition, last error and hint."""
     running = is_running(data_dir)
-    sources = offline_status(data_dir, running=running, store=store_settings(data_dir))
+    found = offline_status(data_dir, running=running, store=store_settings(data_dir))
+    sources = found["sources"]
     geoip = describe_geoip(None, data_dir)
     if as_json:
-        report = {"running": running, "sources": sources, "geoip": geoip}
+        report = {"running": running, **found, "geoip": geoip}
         click.echo(json.dumps(report, indent=2))
         return
     for database in geoip:
         click.echo(f"GeoIP: {database['type']} built {database['built']} ({database['path']})")
     if not geoip:
         click.echo("GeoIP: no database; run scripts/fetch-geoip.sh to locate IP addresses")
+    for part in found["damaged_parts"]:
+        click.echo(f"event store: {DamagedPart.from_json(part).summary()}")
+    if found["damaged_parts"]:
+        click.echo(f"  hint: {DOCTOR_HINT}")
     if not sources:
         click.echo("no event sources; add one with `hubsight source add`")
         return

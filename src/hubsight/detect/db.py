@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from hubsight.errors import StoreError
-from hubsight.store.sqlite import claim_version
+from hubsight.store.sqlite import claim_version, sqlite_error
 
 DB_NAME = "detect.sqlite3"
 # Raised when a release changes the tables in a way an older one cannot read.
@@ -102,7 +102,7 @@ class DetectDB:
         except sqlite3.Error as exc:
             raise StoreError(
                 f"cannot open the detection database {path}: {exc}",
-                hint="check that the data directory is writable and not on a network share",
+                hint=sqlite_error(path, exc).hint,
             ) from exc
         self._lock = threading.RLock()
 

@@ -41,6 +41,12 @@ CREATE TABLE IF NOT EXISTS retention (
     days INTEGER NOT NULL,
     updated_at REAL NOT NULL
 );
+-- The event store's parts ClickHouse set aside, as ``hubsight run`` found them when it started.
+CREATE TABLE IF NOT EXISTS damaged_parts (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    parts TEXT NOT NULL,
+    updated_at REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS source_health (
     name TEXT PRIMARY KEY,
     snapshot TEXT NOT NULL,
@@ -156,6 +162,22 @@ class Catalog:
         with self._connect() as db:
             rows = db.execute("SELECT name, snapshot, updated_at FROM source_health").fetchall()
         return {name: (json.loads(snapshot), updated) for name, snapshot, updated in rows}
+
+    def save_damaged_parts(self, parts: list[dict[str, Any]]) -> None:
+        """Replace the list of the event store's damaged parts (``DamagedPart.as_json``)."""
+        with self._connect() as db:
+            db.execute(
+                "INSERT INTO damaged_parts (id, parts, updated_at) VALUES (1, ?, ?) "
+                "ON CONFLICT(id) DO UPDATE SET parts = excluded.parts, "
+                "updated_at = excluded.updated_at",
+                (json.dumps(parts), time.time()),
+            )
+
+    def load_damaged_parts(self) -> list[dict[str, Any]]:
+        """The damaged parts ``hubsight run`` found when it last started."""
+        with self._connect() as db:
+            row = db.execute("SELECT parts FROM damaged_parts WHERE id = 1").fetchone()
+        return list(json.loads(row[0])) if row else []
 
     def retention(self) -> Policy:
         """Days kept per log set: the defaults, overridden by what was set."""

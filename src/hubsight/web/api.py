@@ -235,9 +235,12 @@ async def _probe(config: SourceConfig) -> dict[str, Any]:
 
 @router.get("/status", dependencies=[require_role("analyst")])
 def status(request: Request) -> dict[str, Any]:
-    """Health of every source."""
+    """Health of every source, and the event store's parts ClickHouse set aside as damaged."""
     service = _service(request)
-    return {"sources": [source_status(service, c.name) for c in service.catalog.all()]}
+    return {
+        "sources": [source_status(service, c.name) for c in service.catalog.all()],
+        "damaged_parts": [part.as_json() for part in service.damaged_parts],
+    }
 
 
 async def _json_body(request: Request) -> dict[str, Any]:

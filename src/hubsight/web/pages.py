@@ -25,6 +25,7 @@ from hubsight.parsing.event import Event
 from hubsight.service import Service
 from hubsight.sources.config import DEFAULT_TOPIC
 from hubsight.status import source_status
+from hubsight.store.damage import DOCTOR_HINT
 from hubsight.store.retention import describe_bytes
 from hubsight.web import coverage_pages, entity_pages, investigation_pages
 from hubsight.web.auth import EXPIRED_MESSAGES, current_account, require_role
@@ -114,6 +115,8 @@ def sources_page(request: Request) -> HTMLResponse:
             "sources": _sources(request),
             "default_topic": DEFAULT_TOPIC,
             "retention": _retention(request),
+            "damaged_parts": [part.summary() for part in _service(request).damaged_parts],
+            "doctor_hint": DOCTOR_HINT,
         },
     )
 

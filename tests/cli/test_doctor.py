@@ -1,0 +1,187 @@
+"""``hubsight doctor`` names what is damaged and how to recover it; commands that meet a damaged
+SQLite file say so plainly, never with a traceback."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+from cryptography.fernet import Fernet
+
+from hubsight.cli.main import cli
+from hubsight.detect.db import DetectDB
+from hubsight.parsing.event import Event, LogSet
+from hubsight.sources.config import make_source
+from hubsight.store.catalog import Catalog
+from hubsight.store.embedded import EmbeddedStore
+
+from support import connection_string
+
+_DAY = datetime(2026, 3, 4, 5, 6, tzinfo=UTC)
+
+
+def _hubsight(data_dir: Path, *args: str) -> Result:
+    return CliRunner().invoke(cli, ["--data-dir", str(data_dir), *args])
+
+
+@pytest.fixture
+def filled(data_dir: Path) -> Path:
+    """A data directory with a source (and its secret), detection state and 200 events in two
+    parts; the events table's first part is returned."""
+    Catalog(data_dir).add(
+        make_source(
+            {
+                "name": "azure",
+                "profile": {
+                    "kind": "eventhubs",
+                    "server": "contoso-logs.servicebus.windows.net",
+                    "connection_string": connection_string(),
+                },
+            }
+        )
+    )
+    DetectDB.in_dir(data_dir).close()
+    store = EmbeddedStore(data_dir)
+    try:
+        for batch in range(2):
+            store.write(
+                [
+                    Event(
+                        timestamp=_DAY,
+                        log_set=LogSet.UNPARSED_DATA,
+                        log_name="azure",
+                        raw=b'{"n": %d}' % i,
+                        source_topic="t",
+                        source_partition=batch,
+                        source_offset=i,
+                    )
+                    for i in range(100)
+                ]
+            )
+        (row,) = store.select(
+            "SELECT path FROM system.parts WHERE table = 'events' AND active "
+            "ORDER BY min_block_number LIMIT 1"
+        )
+    finally:
+        store.close()
+    return Path(row["path"])
+
+
+def _damage(path: Path) -> None:
+    """Overwrite the file's first bytes, as a bad disk block would."""
+    with open(path, "r+b") as handle:
+        handle.write(os.urandom(100))
+
+
+def test_a_sound_data_directory_passes_every_check(data_dir: Path, filled: Path) -> None:
+    result = _hubsight(data_dir, "doctor")
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == [
+        f"ok: secret key ({data_dir / 'secret.key'}): decrypts the secrets of 1 event source(s)",
+        "ok: hubsight.sqlite3: integrity check passed",
+        "ok: detect.sqlite3: integrity check passed",
+        "ok: event store: CHECK TABLE passed (3 tables)",
+    ]
+
+
+@pytest.mark.parametrize("name", ["hubsight.sqlite3", "detect.sqlite3"])
+def test_a_damaged_sqlite_file_is_named_with_how_to_recover(
+    data_dir: Path, filled: Path, name: str
+) -> None:
+    _damage(data_dir / name)
+    result = _hubsight(data_dir, "doctor")
+    assert result.exit_code == 1
+    assert f"error: {name}: damaged: file is not a database\n" in result.output
+    assert f"copy NEW/{name} here" in result.output
+    assert f"sqlite3 {data_dir / name} .recover" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_commands_meeting_a_damaged_sqlite_file_say_so_without_a_traceback(
+    data_dir: Path, filled: Path
+) -> None:
+    _damage(data_dir / "hubsight.sqlite3")
+    status = _hubsight(data_dir, "status")
+    assert status.exit_code == 1
+    assert status.output == (
+        "error: hubsight.sqlite3: file is not a database\n"
+        "hint: the file is damaged: run `hubsight doctor` to see what can be recovered\n"
+    )
+    # `run` as an operator starts it, in its own process; the detection database damaged too.
+    _damage(data_dir / "detect.sqlite3")
+    run = subprocess.run(
+        [sys.executable, "-m", "hubsight", "--data-dir", str(data_dir), "run", "--no-web"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert run.returncode == 1
+    assert "error: hubsight.sqlite3: file is not a database" in run.stderr
+    assert "hint: the file is damaged: run `hubsight doctor`" in run.stderr
+    assert "Traceback" not in run.stderr + run.stdout
+
+
+def test_the_wrong_or_exposed_key_is_named(data_dir: Path, filled: Path) -> None:
+    key = data_dir / "secret.key"
+    key.chmod(0o644)
+    exposed = _hubsight(data_dir, "doctor")
+    assert exposed.exit_code == 1
+    assert f"error: secret key ({key}): readable by others\nhint: make it its owner's only: " in (
+        exposed.output
+    )
+    key.write_bytes(Fernet.generate_key())
+    key.chmod(0o600)
+    wrong = _hubsight(data_dir, "doctor")
+    assert wrong.exit_code == 1
+    assert f"error: secret key ({key}): a stored secret cannot be decrypted with the key in" in (
+        wrong.output
+    )
+
+
+def test_a_part_failing_its_check_is_named_and_set_aside_on_request(
+    data_dir: Path, filled: Path
+) -> None:
+    # Same size, other bytes: ClickHouse opens the part and only its checksums tell.
+    data = filled / "data.bin"
+    body = bytearray(data.read_bytes())
+    body[100:110] = bytes(10)
+    data.write_bytes(body)
+    found = _hubsight(data_dir, "doctor")
+    assert found.exit_code == 1
+    assert f"error: event store table events: part {filled.name} fails its check: " in (
+        found.output
+    )
+    assert "Checksum mismatch for file data.bin" in found.output
+    assert "hint: searches that read it fail: `hubsight doctor --set-aside`" in found.output
+
+    aside = _hubsight(data_dir, "doctor", "--set-aside", "--json")
+    assert aside.exit_code == 1
+    findings = json.loads(aside.output)
+    assert [f["message"].split(":")[0] for f in findings if not f["ok"]] == [
+        f"part {filled.name} fails its check; set aside (listed below)",
+        "100 events of 2026-03-04 set aside as damaged (broken)",
+    ]
+    after = _hubsight(data_dir, "status", "--json")
+    assert after.exit_code == 0, after.output
+    report = json.loads(after.output)
+    assert report["sources"][0]["events_stored"] == 100
+    ((part),) = report["damaged_parts"]
+    assert (part["name"], part["reason"], part["events"]) == (
+        f"broken_{filled.name}",
+        "broken",
+        100,
+    )
+    text = _hubsight(data_dir, "status").output
+    assert "event store: 100 events of 2026-03-04 set aside as damaged (broken): " in text
+    assert "  hint: `hubsight doctor` checks the data directory" in text
+    # A second look finds every table sound, and still the part set aside.
+    again = _hubsight(data_dir, "doctor")
+    assert "ok: event store: CHECK TABLE passed (3 tables)" in again.output
+    assert again.exit_code == 1
