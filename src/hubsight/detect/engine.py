@@ -28,6 +28,7 @@ import msgspec
 from hubsight.detect.alerts import Alert, AlertFilter, AlertStore, alert_id, merge_evidence
 from hubsight.detect.base import EventKind, EventRef, Finding, Rule, RuleContext
 from hubsight.detect.baseline import SignIn, UserBaseline, from_epoch, network_of
+from hubsight.detect.dataplane import feed
 from hubsight.detect.db import DetectDB
 from hubsight.detect.grouping import group_alerts, release_alerts
 from hubsight.detect.notables import relink
@@ -286,8 +287,11 @@ class DetectionEngine:
                         self._fold(rule, finding)
                 except Exception as exc:  # noqa: BLE001 - one failing rule must not stop the others
                     self._failed(rule, exc)
-            if result == "SUCCESS" and event.log_set in _AUTH:
-                self._observe(event, ts)
+            if result == "SUCCESS":
+                if event.log_set in _AUTH:
+                    self._observe(event, ts)
+                # Data-plane first sightings and the tenant's sign-in networks (``dataplane``).
+                feed(state, event, ts, self._horizon)
         for source, received in arrivals.items():
             self._saw_source(source, received.timestamp())
         if state.watermark - state.pruned_at >= _PRUNE_EVERY:

@@ -14,8 +14,10 @@ variables by name (any JSON value) and may ``set`` further values by dotted path
 number; null removes the key). A base record's ``"json_text"`` lists paths that Azure sends as
 JSON text (AKS's ``properties.log``): they are written as objects, so examples can ``set`` inside
 them, and encoded last. ``records`` lists several such records for rules that need more
-than one event. Each record is sent as Event Hubs sends it (``{"records": [...]}``) through the
-real parser, so an example is exactly what the collector would store.
+than one event; a record there may name another base record (``"record": "signin"``), to
+which the example's own variables then do not apply. Each record is sent as Event Hubs sends
+it (``{"records": [...]}``) through the real parser, so an example is exactly what the
+collector would store.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from hubsight.sources.base import Message
 RECORDS_DIR = Path(__file__).parent / "records"
 EXAMPLES_SUFFIX = ".examples.json"
 _VERDICTS = (("fires", True), ("quiet", False))
-_RESERVED = frozenset({"name", "set", "records"})
+_RESERVED = frozenset({"name", "set", "records", "record"})
 _RECEIVED = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 
 
@@ -79,6 +81,7 @@ def load_examples(path: Path) -> list[Example]:
             hint="every shipped rule has a <rule>.examples.json beside it",
         ) from exc
     base = load_base(doc["record"])
+    others: dict[str, BaseRecord] = {}
     parser = MessageParser(log_name="example", registry=build_registry())
     out: list[Example] = []
     offset = 0
@@ -87,7 +90,13 @@ def load_examples(path: Path) -> list[Example]:
             name = spec.get("name") or f"{key} {len(out) + 1}"
             events: list[Event] = []
             for part in spec.get("records", [spec]):
-                record = compose(base, {**_shared(spec), **part})
+                other = part.get("record") if "records" in spec else None
+                if other is None:
+                    record = compose(base, {**_shared(spec), **part})
+                else:
+                    if other not in others:
+                        others[other] = load_base(other)
+                    record = compose(others[other], part)
                 events.append(_parse(parser, record, offset, path, name))
                 offset += 1
             out.append(Example(name, events, fires))

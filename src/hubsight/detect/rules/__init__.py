@@ -11,6 +11,7 @@ from hubsight.detect.rules import (
     auth_signals,
     auth_volume,
     azure_activity,
+    dataplane,
     platform,
     thirdparty,
 )
@@ -21,6 +22,7 @@ BUILTIN_RULES: tuple[type[Rule[Any]], ...] = (
     *auth_baseline.RULES,
     *admin.RULES,
     *azure_activity.RULES,
+    *dataplane.RULES,
     *thirdparty.RULES,
     *platform.RULES,
 )
