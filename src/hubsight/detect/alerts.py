@@ -241,15 +241,20 @@ class AlertStore:
             "SELECT at, actor, action, detail FROM alert_history WHERE alert_id = ? ORDER BY at",
             (alert_id,),
         )
-        return [
-            {
-                "at": from_epoch(row["at"]).isoformat(),
-                "actor": row["actor"],
-                "action": row["action"],
-                "detail": row["detail"],
-            }
-            for row in rows
-        ]
+        return history_docs(rows)
+
+
+def history_docs(rows: list[sqlite3.Row]) -> list[dict[str, Any]]:
+    """History rows (``at``, ``actor``, ``action``, ``detail``) as JSON-ready dicts."""
+    return [
+        {
+            "at": from_epoch(row["at"]).isoformat(),
+            "actor": row["actor"],
+            "action": row["action"],
+            "detail": row["detail"],
+        }
+        for row in rows
+    ]
 
 
 def like_escape(text: str) -> str:

@@ -24,6 +24,7 @@ from hubsight.detect.alerts import (
     AlertStore,
     Disposition,
     Status,
+    history_docs,
     like_escape,
 )
 from hubsight.detect.base import EventRef
@@ -208,15 +209,7 @@ class InvestigationStore:
             "WHERE investigation_id = ? ORDER BY at, rowid",
             (investigation_id,),
         )
-        return [
-            {
-                "at": from_epoch(row["at"]).isoformat(),
-                "actor": row["actor"],
-                "action": row["action"],
-                "detail": row["detail"],
-            }
-            for row in rows
-        ]
+        return history_docs(rows)
 
     def update(self, investigation_id: str, triage: Triage, *, actor: str) -> Investigation:
         """Apply ``triage``; closing also closes the open alerts with the same disposition."""
