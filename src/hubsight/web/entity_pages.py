@@ -20,24 +20,14 @@ from hubsight.detect.settings import DetectConfig
 from hubsight.detect.state import read_baseline
 from hubsight.errors import HubsightError
 from hubsight.query.entities import address_profile, resource_activity, user_profile, users_seen
-from hubsight.service import Service
 from hubsight.web.auth import require_role
 from hubsight.web.detect_routes import user_timeline
+from hubsight.web.page_state import detect_db, service_of
 from hubsight.web.rendering import render
 from hubsight.web.worldmap import cited_countries, on_map, world_svg
 
 router = APIRouter(include_in_schema=False)
 _SORTS = ("risk", "events", "name")
-
-
-def _db(request: Request) -> DetectDB | None:
-    db: DetectDB | None = getattr(request.app.state, "detect_db", None)
-    return db
-
-
-def _service(request: Request) -> Service:
-    service: Service = request.app.state.service
-    return service
 
 
 def _since(days: int) -> datetime:
@@ -59,8 +49,8 @@ def open_counts(db: DetectDB | None) -> dict[str, tuple[int, int]]:
 def users_page(request: Request, q: str = "", sort: str = "risk", days: int = 30) -> HTMLResponse:
     """Every user the logs name, with events, addresses, failures and open alerts/notables."""
     sort = sort if sort in _SORTS else "risk"
-    risk = open_counts(_db(request))
-    seen = {row["name"]: row for row in users_seen(_service(request).store, _since(days), q)}
+    risk = open_counts(detect_db(request))
+    seen = {row["name"]: row for row in users_seen(service_of(request).store, _since(days), q)}
     # A user with open alerts is listed even when their events are older than the period.
     for name in risk:
         if name not in seen and q.strip().lower() in name:
@@ -98,14 +88,14 @@ def learning_status(request: Request, db: DetectDB) -> dict[str, Any]:
 @router.get("/users/{user}", response_class=HTMLResponse, dependencies=[require_role("analyst")])
 def user_page(request: Request, user: str, days: int = 30) -> HTMLResponse:
     """One user: the map, what the logs say (roles, MFA, devices, apps), baseline, alerts."""
-    db = _db(request)
+    db = detect_db(request)
     if db is None:
         return render(request, "error.html", {"error": "detections are not running"}, 503)
     days = max(1, min(days, 3650))
     timeline = user_timeline(user, db, days)
     counts: dict[str, int] = timeline["signins_by_country"]
     try:
-        profile = user_profile(_service(request).store, user, _since(days))
+        profile = user_profile(service_of(request).store, user, _since(days))
     except HubsightError as exc:
         profile = {"tops": {}, "roles": [], "error": exc.message}
     baseline = read_baseline(db, user.lower())
@@ -135,8 +125,8 @@ def user_page(request: Request, user: str, days: int = 30) -> HTMLResponse:
 )
 def address_page(request: Request, address: str, days: int = 30) -> HTMLResponse:
     """One address: where it is, its network, the users and results seen from it, alerts."""
-    db = _db(request)
-    profile = address_profile(_service(request).store, address, _since(days))
+    db = detect_db(request)
+    profile = address_profile(service_of(request).store, address, _since(days))
     alerts = AlertStore(db).find(AlertFilter(source_ip=address, limit=200)) if db else []
     context: dict[str, Any] = {
         "address": address,
@@ -153,8 +143,8 @@ def resource_page(request: Request, id: str = "", days: int = 30) -> HTMLRespons
     if not id.strip():
         missing = {"error": "no resource id given", "back": ("/investigations", "investigations")}
         return render(request, "error.html", missing, 400)
-    db = _db(request)
-    activity = resource_activity(_service(request).store, id, _since(days))
+    db = detect_db(request)
+    activity = resource_activity(service_of(request).store, id, _since(days))
     investigations = (
         InvestigationStore(db).find(InvestigationFilter(text=f"resource:{id.lower()}", limit=50))
         if db

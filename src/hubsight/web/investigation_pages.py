@@ -2,30 +2,23 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from hubsight.detect.alerts import DISPOSITIONS, STATUSES
-from hubsight.detect.db import DetectDB
 from hubsight.detect.grouping import PRIORITIES
 from hubsight.detect.investigations import InvestigationFilter, InvestigationStore
 from hubsight.errors import HubsightError
 from hubsight.web.auth import require_role
 from hubsight.web.evidence import evidence_summaries
 from hubsight.web.investigation_routes import investigation_detail
+from hubsight.web.page_state import detect_db, since_filter
 from hubsight.web.pivots import investigation_search
 from hubsight.web.rendering import render
 
 router = APIRouter(include_in_schema=False)
-SINCE = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
-
-
-def _db(request: Request) -> DetectDB | None:
-    db: DetectDB | None = getattr(request.app.state, "detect_db", None)
-    return db
 
 
 def account_names(request: Request) -> list[str]:
@@ -44,14 +37,9 @@ def investigations_page(
     since: str = "",
 ) -> HTMLResponse:
     """Investigations with filters (status, assignee, priority, text, time)."""
-    db = _db(request)
-    filters = {
-        "status": status,
-        "assignee": assignee,
-        "priority": priority,
-        "q": q,
-        "since": since if since in SINCE else "",
-    }
+    db = detect_db(request)
+    since, start = since_filter(since)
+    filters = {"status": status, "assignee": assignee, "priority": priority, "q": q, "since": since}
     found: list[dict[str, Any]] = []
     error = None
     if db is None:
@@ -62,7 +50,7 @@ def investigations_page(
             assignee=assignee or None,
             priority=priority if priority in PRIORITIES else None,
             text=q.strip() or None,
-            since=datetime.now(UTC) - SINCE[since] if since in SINCE else None,
+            since=start,
             limit=500,
         )
         found = [i.summary() for i in InvestigationStore(db).find(flt)]
@@ -88,7 +76,7 @@ def investigations_page(
 )
 def investigation_page(request: Request, investigation_id: str) -> HTMLResponse:
     """One investigation: triage, its alerts (split, bulk triage), timeline, merge, history."""
-    db = _db(request)
+    db = detect_db(request)
     if db is None:
         return render(request, "error.html", {"error": "detections are not running"}, 503)
     store = InvestigationStore(db)

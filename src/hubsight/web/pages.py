@@ -7,7 +7,6 @@ back in ``X-CSRF-Token`` on each state-changing request.
 from __future__ import annotations
 
 from collections import Counter
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,12 +16,10 @@ from fastapi.staticfiles import StaticFiles
 
 from hubsight.detect.alerts import DISPOSITIONS, STATUSES, AlertFilter, AlertStore
 from hubsight.detect.base import Severity
-from hubsight.detect.db import DetectDB
 from hubsight.detect.investigations import InvestigationStore
 from hubsight.detect.ruleset import rule_class
 from hubsight.errors import HubsightError
 from hubsight.parsing.event import Event
-from hubsight.service import Service
 from hubsight.sources.config import DEFAULT_TOPIC
 from hubsight.status import source_status
 from hubsight.store.damage import DOCTOR_HINT
@@ -31,6 +28,7 @@ from hubsight.web import coverage_pages, entity_pages, investigation_pages
 from hubsight.web.auth import EXPIRED_MESSAGES, current_account, require_role
 from hubsight.web.detect_routes import alert_detail, list_rules, target_docs, user_timeline
 from hubsight.web.evidence import evidence_summaries
+from hubsight.web.page_state import detect_db, service_of, since_filter
 from hubsight.web.pivots import alert_search
 from hubsight.web.rendering import render
 from hubsight.web.retention_routes import retention_rows
@@ -38,7 +36,6 @@ from hubsight.web.retention_routes import retention_rows
 _HERE = Path(__file__).parent
 SEVERITIES = [s.value for s in Severity]
 _LAST_CHOICES = ("15m", "1h", "24h", "7d", "30d")
-_SINCE = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
 router = APIRouter(include_in_schema=False)
 
 
@@ -49,16 +46,6 @@ def mount(app: FastAPI) -> None:
     app.include_router(investigation_pages.router)
     app.include_router(entity_pages.router)
     app.include_router(coverage_pages.router)
-
-
-def _db(request: Request) -> DetectDB | None:
-    db: DetectDB | None = getattr(request.app.state, "detect_db", None)
-    return db
-
-
-def _service(request: Request) -> Service:
-    service: Service = request.app.state.service
-    return service
 
 
 @router.get("/login", response_model=None, dependencies=[require_role("public")])
@@ -79,7 +66,7 @@ def rule_log_sets(rule_id: str) -> list[str]:
 
 
 def _sources(request: Request) -> list[dict[str, Any]]:
-    service = _service(request)
+    service = service_of(request)
     return [
         config.public() | {"health": source_status(service, config.name)}
         for config in service.catalog.all()
@@ -89,7 +76,7 @@ def _sources(request: Request) -> list[dict[str, Any]]:
 @router.get("/", response_class=HTMLResponse, dependencies=[require_role("analyst")])
 def dashboard(request: Request) -> HTMLResponse:
     """Ingestion per source, open alerts by severity, authentication charts."""
-    db = _db(request)
+    db = detect_db(request)
     open_alerts = (
         AlertStore(db).find(AlertFilter(status="open", notable=False, limit=1000)) if db else []
     )
@@ -115,7 +102,7 @@ def sources_page(request: Request) -> HTMLResponse:
             "sources": _sources(request),
             "default_topic": DEFAULT_TOPIC,
             "retention": _retention(request),
-            "damaged_parts": [part.summary() for part in _service(request).damaged_parts],
+            "damaged_parts": [part.summary() for part in service_of(request).damaged_parts],
             "doctor_hint": DOCTOR_HINT,
         },
     )
@@ -123,7 +110,7 @@ def sources_page(request: Request) -> HTMLResponse:
 
 def _retention(request: Request) -> list[dict[str, Any]]:
     """Days kept, events and disk per log set, with the disk in words."""
-    rows = retention_rows(_service(request))
+    rows = retention_rows(service_of(request))
     return [row | {"disk": describe_bytes(row["bytes_on_disk"])} for row in rows]
 
 
@@ -138,7 +125,7 @@ def search_page(
     run: bool = False,
 ) -> HTMLResponse:
     """Log Search; a pivot from another page fills in the query, log sets and time window."""
-    service = _service(request)
+    service = service_of(request)
     rows = service.store.select(
         "SELECT log_set, log_name, count() AS n FROM events GROUP BY log_set, log_name "
         "ORDER BY log_name"
@@ -173,13 +160,14 @@ def alerts_page(
     since: str = "",
 ) -> HTMLResponse:
     """Alerts with filters."""
-    db = _db(request)
+    db = detect_db(request)
+    since, start = since_filter(since)
     filters = {
         "status": status,
         "severity": severity,
         "rule_id": rule_id,
         "user": user,
-        "since": since if since in _SINCE else "",
+        "since": since,
     }
     alerts: list[dict[str, Any]] = []
     error = None
@@ -192,7 +180,7 @@ def alerts_page(
             rule_id=rule_id or None,
             user=user.lower() or None,
             notable=False,
-            since=datetime.now(UTC) - _SINCE[since] if since in _SINCE else None,
+            since=start,
             limit=500,
             partial=True,
         )
@@ -217,7 +205,7 @@ def alerts_page(
 )
 def alert_page(request: Request, alert_id: str) -> HTMLResponse:
     """One alert: evidence, baseline, history and triage actions."""
-    db = _db(request)
+    db = detect_db(request)
     if db is None:
         return render(request, "error.html", {"error": "detections are not running"}, 503)
     store = AlertStore(db)
@@ -250,7 +238,7 @@ def alert_page(request: Request, alert_id: str) -> HTMLResponse:
 @router.get("/settings", response_class=HTMLResponse, dependencies=[require_role("analyst")])
 def settings_page(request: Request) -> HTMLResponse:
     """Rules (enable, thresholds), console accounts and API tokens."""
-    db = _db(request)
+    db = detect_db(request)
     auth = request.app.state.auth
     rules = list_rules(request, db) if db else []
     accounts = auth.users.accounts() if auth is not None else []
@@ -269,7 +257,7 @@ def settings_page(request: Request) -> HTMLResponse:
 
 def _targets(request: Request) -> dict[str, Any]:
     """Notification targets (secrets only as set/not set), or why they cannot be read."""
-    db = _db(request)
+    db = detect_db(request)
     if db is None:
         return {"targets": [], "targets_error": "detections are not running in this process"}
     try:
