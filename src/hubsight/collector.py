@@ -46,6 +46,11 @@ class CollectorSettings:
     poll_timeout_s: float = 0.5
     queued_batches: int = 2
     no_data_after_s: float = 60.0
+    # After this long without a message, the broker is asked for its topics; no answer within
+    # ``stall_timeout_s`` means it stopped answering (a hung or paused broker keeps the
+    # connection open, so the client reports nothing until its request timeouts, minutes on).
+    stall_after_s: float = 10.0
+    stall_timeout_s: float = 10.0
     backoff_initial_s: float = 1.0
     backoff_max_s: float = 60.0
 
@@ -143,6 +148,8 @@ class _Run:
         self.assigned_at: float | None = None
         self.unassigned_since = time.monotonic()
         self.last_data: float | None = None
+        # When the broker last showed it answers: a message, or topics when asked.
+        self.last_heard = time.monotonic()
         self.topic_check_due = False
         self.pending: list[Message] = []
         self.pending_bytes = 0
@@ -190,6 +197,7 @@ class _Run:
             room = settings.max_batch_messages - len(self.pending)
             messages = source.poll_batch(room, timeout)
             if messages:
+                self.last_heard = time.monotonic()
                 if not self.pending:
                     self.pending_since = now
                 self.pending.extend(messages)
@@ -276,9 +284,30 @@ class _Run:
                     self.config, Problem.NO_DATA, "connected, no events have arrived yet"
                 )
             )
+        if time.monotonic() - self.last_heard > self.collector.settings.stall_after_s:
+            self._ask_topics(source)
+
+    def _ask_topics(self, source: Source) -> list[str] | None:
+        """The broker's topics, noting whether it answered: a stall is said, and its end."""
+        visible = source.list_topics(timeout=self.collector.settings.stall_timeout_s)
+        if visible is None:
+            silent = time.monotonic() - self.last_heard
+            self.health.stalled(
+                self.collector.driver.explain(
+                    self.config,
+                    Problem.STALLED,
+                    f"the broker has not answered for {silent:,.0f} s",
+                )
+            )
+        else:
+            self.last_heard = time.monotonic()
+            self.health.answering(waiting=self.last_data is None)
+        return visible
 
     def _report_missing_topics(self, source: Source) -> None:
-        visible = source.list_topics(timeout=5.0)
+        visible = self._ask_topics(source)
+        if visible is None:
+            return
         wanted = self.config.subscription
         if self.config.topic_pattern:
             matched = [t for t in visible if re.match(self.config.topic_pattern, t)]

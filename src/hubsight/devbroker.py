@@ -69,6 +69,13 @@ class LocalBroker:
         """host:port clients connect to."""
         return f"localhost:{self.port}"
 
+    @property
+    def pid(self) -> int:
+        """The broker's process id, also its process group's (tests pause it with SIGSTOP)."""
+        if self._process is None:
+            raise ConfigError("the local broker is not running")
+        return self._process.pid
+
     def start(self, timeout: float = 20.0) -> LocalBroker:
         """Start the broker and wait until it accepts connections."""
         command = [

@@ -22,6 +22,8 @@ class State(StrEnum):
     STARTING = "starting"
     RUNNING = "running"
     WAITING = "waiting for data"
+    # Connected, but the broker has stopped answering.
+    STALLED = "stalled"
     ERROR = "error"
     DISABLED = "disabled"
     STOPPED = "stopped"
@@ -89,12 +91,31 @@ class SourceHealth:
             self.problem = diagnosis.problem
             self.hint = diagnosis.hint
 
+    def stalled(self, diagnosis: Diagnosis) -> None:
+        """The broker stopped answering; an event store error stays the one shown."""
+        with self._lock:
+            if self.state is State.ERROR and self.problem is Problem.STORE:
+                return
+            self.state = State.STALLED
+            self.problem = diagnosis.problem
+            self.last_error = diagnosis.message
+            self.hint = diagnosis.hint
+            self.last_error_time = datetime.now(UTC)
+
+    def answering(self, *, waiting: bool) -> None:
+        """The broker answers again: back to running (or waiting for data) if it was stalled."""
+        with self._lock:
+            if self.state is State.STALLED:
+                self.state = State.WAITING if waiting else State.RUNNING
+                self.problem = None
+                self.hint = None
+
     def stored(self, events: int, payload_bytes: int, last_event: datetime | None) -> None:
         """A batch was durably stored."""
         now = time.monotonic()
         with self._lock:
             self.state = State.RUNNING
-            if self.problem is Problem.NO_DATA:
+            if self.problem in (Problem.NO_DATA, Problem.STALLED):
                 self.problem = None
                 self.hint = None
             self.events_stored += events

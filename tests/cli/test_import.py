@@ -6,6 +6,10 @@ import gzip
 import json
 import os
 import re
+import signal
+import subprocess
+import sys
+import time
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -340,3 +344,101 @@ def test_a_line_nested_10000_deep_is_stored_unparsed_beside_the_others(
         (2, "Unparsed Data"),
         (3, "Ingress Authentication"),
     ]
+
+
+_SIGNINS = "insights-logs-signinlogs"
+
+
+@pytest.mark.parametrize(
+    ("first", "then"),
+    [
+        # The whole export, then one category's folder inside it; and the other way round.
+        (".", _SIGNINS),
+        (f"{_SIGNINS}/resourceId=/TENANTS", "."),
+    ],
+)
+def test_a_folder_of_an_export_imported_again_stores_no_duplicates(
+    tmp_path: Path, data_dir: Path, first: str, then: str
+) -> None:
+    root = tmp_path / "download"
+    layout = _write_export(root, _records(300))
+    signins = sum(n for key, n in layout.items() if key.startswith(f"{_SIGNINS}/"))
+    assert 0 < signins < sum(layout.values())
+    once = _summary(_import(data_dir, str(root / first)))
+    again = _summary(_import(data_dir, str(root / then)))
+    if first == ".":
+        assert (once["events"], again["events"], again["skipped_messages"]) == (
+            sum(layout.values()),
+            0,
+            signins,
+        )
+    else:
+        assert (once["events"], again["events"]) == (signins, sum(layout.values()) - signins)
+        assert again["skipped_messages"] == signins
+    # Each file under its path inside the export, whichever folder was named: stored once.
+    stored = _stored(data_dir)
+    assert dict(Counter(row["source_topic"] for row in stored)) == layout
+
+
+def test_an_export_without_its_container_is_keyed_from_resource_id(
+    tmp_path: Path, data_dir: Path
+) -> None:
+    layout = _write_export(tmp_path / "download", _records(100))
+    only = tmp_path / "only"
+    os.renames(tmp_path / "download" / _SIGNINS, only)
+    keys = {k.removeprefix(f"{_SIGNINS}/"): n for k, n in layout.items() if k.startswith(_SIGNINS)}
+    once = _summary(_import(data_dir, str(only)))
+    again = _summary(_import(data_dir, str(only / "resourceId=" / "TENANTS" / "T1")))
+    assert (once["events"], again["events"]) == (sum(keys.values()), 0)
+    assert dict(Counter(row["source_topic"] for row in _stored(data_dir))) == keys
+
+
+def _events_parts(data_dir: Path) -> list[Path]:
+    """Committed parts of the events table (ClickHouse writes a part under tmp_ and renames it
+    when it is whole)."""
+    return [
+        part
+        for part in (data_dir / "clickhouse" / "store").glob("*/*/all_*")
+        if "`log_set`" in (part / "columns.txt").read_text(errors="replace")
+    ]
+
+
+def test_an_import_killed_midway_then_run_again_stores_everything_once(
+    tmp_path: Path, data_dir: Path
+) -> None:
+    lines = 15_000  # three batches of 5,000
+    archive = tmp_path / "archive.jsonl"
+    archive.write_text("".join(f'{{"category": "Backfill", "seq": {i}}}\n' for i in range(lines)))
+    command = [sys.executable, "-m", "hubsight", "--data-dir", str(data_dir), "import"]
+    command += ["--log-name", "archive", str(archive)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while not _events_parts(data_dir) and process.poll() is None:
+            assert time.monotonic() < deadline, "no batch was stored within 60 s"
+            time.sleep(0.01)
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.communicate(timeout=30)
+    assert process.returncode == -signal.SIGKILL
+    store = EmbeddedStore(data_dir)
+    try:
+        (row,) = store.select("SELECT count() AS n FROM events")
+    finally:
+        store.close()
+    before = int(row["n"])
+    # Batches are whole or absent: the kill came after the first, before the last.
+    assert before % 5_000 == 0
+    assert 0 < before < lines
+    summary = _summary(_import(data_dir, str(archive)))
+    assert (summary["events"], summary["skipped_messages"]) == (lines - before, before)
+    store = EmbeddedStore(data_dir)
+    try:
+        (row,) = store.select(
+            "SELECT count() AS n, uniqExact(JSONExtractInt(raw, 'seq')) AS seqs, "
+            "min(JSONExtractInt(raw, 'seq')) AS low, max(JSONExtractInt(raw, 'seq')) AS high "
+            "FROM events"
+        )
+    finally:
+        store.close()
+    assert row == {"n": lines, "seqs": lines, "low": 0, "high": lines - 1}

@@ -9,6 +9,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +37,7 @@ pytestmark = pytest.mark.integration
 SMALL_BATCHES = dataclasses.replace(FAST_COLLECTOR, max_batch_messages=10)
 
 
-def _bodies(messages: int, per_message: int, pad: int = 0) -> list[bytes]:
+def _bodies(messages: int, per_message: int, pad: int = 0, first: int = 0) -> list[bytes]:
     return [
         json.dumps(
             {
@@ -49,7 +51,7 @@ def _bodies(messages: int, per_message: int, pad: int = 0) -> list[bytes]:
                 ]
             }
         ).encode()
-        for m in range(messages)
+        for m in range(first, first + messages)
     ]
 
 
@@ -147,3 +149,39 @@ def test_a_broker_restarted_empty_is_read_from_the_start_and_health_says_why(
                     "was re-created; reading it from the start"
                 ]
                 wait_until(lambda: state_of(service, "azure")["state"] == "running", 30, "running")
+
+
+def test_a_broker_that_stops_answering_is_stalled_then_read_on(
+    tmp_path: Path, data_dir: Path
+) -> None:
+    # Asked after 2 s without a message, the broker has 2 s to answer (10 s and 10 s by default:
+    # stalled within about 20 s).
+    settings = dataclasses.replace(FAST_COLLECTOR, stall_after_s=2.0, stall_timeout_s=2.0)
+    with LocalBroker(log_path=tmp_path / "broker.log") as broker:
+        create_topic(broker.bootstrap, 2, "hung")
+        produce(broker.bootstrap, "hung", _bodies(20, 5), partitions=2)
+        source = kafka_source("azure", broker.bootstrap, "hung")
+        with serving(data_dir, source, settings=settings) as service:
+            wait_until(lambda: stored_count(service, "azure") == 100, 60, "100 events")
+            # Negative: a broker with nothing to send, but answering, is not stalled.
+            time.sleep(settings.stall_after_s + 1.5)
+            assert state_of(service, "azure")["state"] == "running"
+            os.killpg(broker.pid, signal.SIGSTOP)
+            try:
+                stopped = time.monotonic()
+                wait_until(lambda: state_of(service, "azure")["state"] == "stalled", 30, "stalled")
+                assert time.monotonic() - stopped < 10
+                health = state_of(service, "azure")
+            finally:
+                os.killpg(broker.pid, signal.SIGCONT)
+            assert health["problem"] == "stalled"
+            assert health["last_error"].startswith("the broker has not answered for ")
+            assert health["hint"] == (
+                f"the broker at {broker.bootstrap} keeps the connection but does not answer "
+                "(hung, paused or overloaded): check its process and load; collection goes on "
+                "by itself when it answers"
+            )
+            produce(broker.bootstrap, "hung", _bodies(20, 5, first=20), partitions=2)
+            wait_until(lambda: stored_count(service, "azure") == 200, 60, "200 events")
+            wait_until(lambda: state_of(service, "azure")["state"] == "running", 30, "running")
+            assert _stored_once(service, "azure") == {"n": 200, "seqs": 200, "positions": 200}

@@ -3,9 +3,12 @@
 A file holds message bodies or records one per line (the storage-account export's ``PT1H.json``
 files hold one record per line), or one JSON document, pretty-printed or not. Each line is a
 message at an offset equal to its line number (0-based); a file that is one document is one
-message at offset 0. The file's path relative to the directory named on the command line (its
-name, for a file named directly) is the message's topic, so that importing the same file again
-skips every line already stored: imports are idempotent and resume where they stopped.
+message at offset 0. A file's key, the messages' topic, is its path inside a storage-account
+export (from the ``insights-logs-<category>`` or ``insights-activity-logs`` container, or without
+one from ``resourceId=``, on), whatever folder was named on the command line; other files are
+keyed by their path relative to the directory named (their name, for a file named directly).
+Importing the same file again, alone or within any folder above it, skips every line already
+stored: imports are idempotent and resume where they stopped.
 
 Files compressed with gzip (``.gz``, ``.json.gz``; recognised by their first bytes) are read
 as their content. Files of the same name in different places (``a/PT1H.json``, ``b/PT1H.json``)
@@ -48,6 +51,9 @@ from hubsight.store.base import EventStore
 # interrupted import loses little work (it resumes after the last stored batch anyway).
 _BATCH_EVENTS = 5_000
 _EXPORT_HOUR = re.compile(r"y=(\d{4})/m=(\d{1,2})/d=(\d{1,2})/h=(\d{1,2})")
+# Where a storage-account export's own layout begins: its container, else the resource path.
+_EXPORT_CONTAINER = re.compile(r"insights-logs-.+|insights-activity-logs")
+_EXPORT_RESOURCE = "resourceid="
 _json_check = msgspec.json.Decoder(msgspec.Raw)
 _BOM = b"\xef\xbb\xbf"
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -60,6 +66,25 @@ class ImportFile:
     path: Path
     topic: str
     size: int
+    # The topic is the file's path inside a storage-account export.
+    export: bool = False
+
+
+def _export_key(path: Path) -> str | None:
+    """The file's path inside a storage-account export, or None if it is not in one."""
+    parts = path.resolve().parts
+    for start, part in enumerate(parts):
+        if _EXPORT_CONTAINER.fullmatch(part):
+            return "/".join(parts[start:])
+    for start, part in enumerate(parts):
+        if part.lower().startswith(_EXPORT_RESOURCE):
+            return "/".join(parts[start:])
+    return None
+
+
+def _import_file(path: Path, fallback: str) -> ImportFile:
+    key = _export_key(path)
+    return ImportFile(path, key or fallback, path.stat().st_size, export=key is not None)
 
 
 def _export_hour(relative: str) -> datetime | None:
@@ -85,9 +110,9 @@ def collect_files(paths: tuple[Path, ...]) -> list[ImportFile]:
                     inside.append((relative.as_posix(), child))
             never = datetime.max.replace(tzinfo=UTC)
             inside.sort(key=lambda item: (_export_hour(item[0]) or never, item[0]))
-            found += [ImportFile(child, rel, child.stat().st_size) for rel, child in inside]
+            found += [_import_file(child, rel) for rel, child in inside]
         elif path.is_file():
-            found.append(ImportFile(path, path.name, path.stat().st_size))
+            found.append(_import_file(path, path.name))
         else:
             raise ConfigError(f"{path} is neither a file nor a directory", hint="check the path")
     return _unique_topics(found)
@@ -97,16 +122,22 @@ def _unique_topics(found: list[ImportFile]) -> list[ImportFile]:
     """Files whose topics clash keyed by their path relative to their common parent instead.
 
     Only the clashing ones change, so that a file imported before keeps its topic (and is
-    skipped, not stored again); a file named twice is imported once.
+    skipped, not stored again); a file named twice is imported once. Export files of the same
+    key are copies of one blob of one resource's hour: only the largest is kept.
     """
     unique = list({f.path.resolve(): f for f in found}.values())
+    largest: dict[str, ImportFile] = {}
+    for f in unique:
+        if f.export and (f.topic not in largest or f.size > largest[f.topic].size):
+            largest[f.topic] = f
+    unique = [f for f in unique if not f.export or largest[f.topic] is f]
     topics = Counter(f.topic for f in unique)
     clashing = [f for f in unique if topics[f.topic] > 1]
     if not clashing:
         return unique
     parent = Path(os.path.commonpath([f.path.resolve().parent for f in clashing]))
     keyed = {f.path: f.path.resolve().relative_to(parent).as_posix() for f in clashing}
-    return [ImportFile(f.path, keyed.get(f.path, f.topic), f.size) for f in unique]
+    return [ImportFile(f.path, keyed.get(f.path, f.topic), f.size, f.export) for f in unique]
 
 
 @contextmanager

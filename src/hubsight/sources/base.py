@@ -94,8 +94,9 @@ class Source(Protocol):
         """Fetch again."""
         ...
 
-    def list_topics(self, timeout: float) -> list[str]:
-        """Names of the topics the credential can see."""
+    def list_topics(self, timeout: float) -> list[str] | None:
+        """Names of the topics the credential can see; None if the broker did not answer within
+        ``timeout`` (it is down or stalled)."""
         ...
 
     def high_watermark(self, topic: str, partition: int, timeout: float) -> int | None:

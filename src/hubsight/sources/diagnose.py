@@ -25,6 +25,7 @@ class Problem(StrEnum):
     AUTHORIZATION = "authorization"
     CONSUMER_GROUP = "consumer_group"
     STORE = "store"
+    STALLED = "stalled"
     OTHER = "other"
 
 
@@ -104,6 +105,18 @@ def hint_for(
         return (
             "the consumer group cannot be used: check its name; on Event Hubs Standard at most 20 "
             "consumer groups exist per hub and each allows 5 readers per partition"
+        )
+    if problem is Problem.STALLED:
+        if eventhubs:
+            return (
+                f"{endpoint} keeps the connection but does not answer: check Azure's service "
+                "health for Event Hubs and any proxy or firewall that holds connections open; "
+                "collection goes on by itself when it answers"
+            )
+        return (
+            f"the broker at {endpoint} keeps the connection but does not answer (hung, paused "
+            "or overloaded): check its process and load; collection goes on by itself when it "
+            "answers"
         )
     if problem is Problem.STORE:
         return "the event store failed; check the data directory's disk space and permissions"

@@ -246,12 +246,12 @@ class KafkaSource:
             self._consumer.resume([TopicPartition(t, p) for t, p in self.assignment])
             self._paused = False
 
-    def list_topics(self, timeout: float) -> list[str]:
-        """Names of the topics this credential can see."""
+    def list_topics(self, timeout: float) -> list[str] | None:
+        """Names of the topics this credential can see; None if no broker answered in time."""
         try:
             metadata = self._consumer.list_topics(timeout=timeout)
         except KafkaException:
-            return []
+            return None
         return sorted(t for t in metadata.topics if not t.startswith("__"))
 
     def high_watermark(self, topic: str, partition: int, timeout: float) -> int | None:

@@ -200,7 +200,7 @@ class MemorySource:
         """Return messages again."""
         self._paused = False
 
-    def list_topics(self, timeout: float) -> list[str]:
+    def list_topics(self, timeout: float) -> list[str] | None:
         """Every topic of the broker."""
         with self._broker._changed:
             return sorted(self._broker._topics)
