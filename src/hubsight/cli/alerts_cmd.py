@@ -10,9 +10,11 @@ from typing import Any
 import click
 
 from hubsight.cli.source_cmd import format_table
+from hubsight.cli.trail import record_cli
 from hubsight.detect.alerts import DISPOSITIONS, STATUSES, AlertFilter, AlertStore
 from hubsight.detect.base import Severity
 from hubsight.detect.db import DetectDB
+from hubsight.store.audit import changes
 
 
 def _store(data_dir: Path) -> AlertStore:
@@ -114,11 +116,18 @@ def close(
     data_dir: Path, alert_id: str, disposition: Any, comment: str | None, actor: str | None
 ) -> None:
     """Close an alert with a disposition."""
-    alert = _store(data_dir).update(
+    store = _store(data_dir)
+    before = store.get(alert_id)
+    alert = store.update(
         alert_id,
         actor=actor or getpass.getuser(),
         status="closed",
         disposition=disposition,
         comment=comment,
     )
+    changed = changes(
+        {"status": before.status, "disposition": before.disposition},
+        {"status": alert.status, "disposition": alert.disposition},
+    )
+    record_cli(data_dir, "alert.triage", alert.id, changes=changed, comment=comment)
     click.echo(f"closed {alert.id} as {alert.disposition}")

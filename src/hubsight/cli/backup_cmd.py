@@ -10,6 +10,7 @@ import click
 from hubsight import backup
 from hubsight.cli.local_api import LocalApi
 from hubsight.cli.options import store_settings
+from hubsight.cli.trail import record_cli
 from hubsight.service import is_running, run_lock
 from hubsight.store.backends import open_store
 
@@ -35,6 +36,7 @@ def backup_cmd(data_dir: Path, directory: Path) -> None:
                 manifest = backup.create(data_dir, store, target)
             finally:
                 store.close()
+        record_cli(data_dir, "backup", str(target))
     click.echo(f"backed up {_summary(manifest)} to {target}")
     click.echo("it holds the secret key of the stored secrets: keep it as safe as the key")
 
@@ -46,6 +48,7 @@ def restore_cmd(data_dir: Path, directory: Path) -> None:
     """Bring the backup in DIRECTORY back into an empty --data-dir."""
     with run_lock(data_dir):
         manifest = backup.restore(directory, data_dir)
+    record_cli(data_dir, "restore", str(directory.resolve()))
     click.echo(f"restored {_summary(manifest)} into {data_dir}")
 
 

@@ -10,10 +10,12 @@ from typing import Any
 import click
 
 from hubsight.cli.source_cmd import format_table
+from hubsight.cli.trail import record_cli
 from hubsight.detect.alerts import DISPOSITIONS, STATUSES
 from hubsight.detect.db import DetectDB
 from hubsight.detect.grouping import PRIORITIES
 from hubsight.detect.investigations import InvestigationFilter, InvestigationStore, Triage
+from hubsight.store.audit import changes
 
 
 def _store(data_dir: Path) -> InvestigationStore:
@@ -127,9 +129,16 @@ def close(
     data_dir: Path, investigation_id: str, disposition: Any, comment: str | None, actor: str | None
 ) -> None:
     """Close an investigation and its open alerts with a disposition."""
-    found = _store(data_dir).update(
+    store = _store(data_dir)
+    before = store.get(investigation_id)
+    found = store.update(
         investigation_id,
         Triage(status="closed", disposition=disposition, comment=comment),
         actor=actor or getpass.getuser(),
     )
+    changed = changes(
+        {"status": before.status, "disposition": before.disposition},
+        {"status": found.status, "disposition": found.disposition},
+    )
+    record_cli(data_dir, "investigation.triage", found.id, changes=changed, comment=comment)
     click.echo(f"closed {found.id} as {found.disposition} ({found.alert_count} alerts)")

@@ -14,6 +14,8 @@ import httpx
 
 from hubsight.errors import HubsightError, NotFoundError, QueryError, QuerySyntaxError
 from hubsight.service import SOCKET_FILE
+from hubsight.store.audit import cli_actor
+from hubsight.web.auditing import ACTOR_HEADER
 
 
 class LocalApi:
@@ -24,6 +26,8 @@ class LocalApi:
             transport=httpx.HTTPTransport(uds=str(data_dir / SOCKET_FILE)),
             base_url="http://hubsight",
             timeout=timeout_s,
+            # The service records changes made over its socket as this OS user's.
+            headers={ACTOR_HEADER: cli_actor()},
         )
 
     def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:

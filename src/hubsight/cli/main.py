@@ -72,6 +72,7 @@ def main() -> None:
 
 
 from hubsight.cli.alerts_cmd import alerts  # noqa: E402
+from hubsight.cli.audit_cmd import audit  # noqa: E402
 from hubsight.cli.azure_cmd import azure  # noqa: E402
 from hubsight.cli.backup_cmd import backup_cmd, restore_cmd  # noqa: E402
 from hubsight.cli.detect_cmd import detect  # noqa: E402
@@ -106,4 +107,5 @@ cli.add_command(doctor)
 cli.add_command(simulate)
 cli.add_command(import_command)
 cli.add_command(users)
+cli.add_command(audit)
 cli.add_command(azure)

@@ -11,6 +11,7 @@ import click
 from hubsight.cli.local_api import LocalApi
 from hubsight.cli.options import store_settings
 from hubsight.cli.source_cmd import format_table
+from hubsight.cli.trail import record_cli
 from hubsight.service import is_running
 from hubsight.store import retention as policy
 from hubsight.store.backends import open_store
@@ -47,7 +48,10 @@ def list_retention(data_dir: Path, as_json: bool) -> None:
 @click.pass_obj
 def set_retention(data_dir: Path, log_set: str, days: int) -> None:
     """Keep LOG_SET's events DAYS days, e.g. `retention set 'Unparsed Data' 7`."""
-    Catalog(data_dir).set_retention(log_set, days)
+    catalog = Catalog(data_dir)
+    was = catalog.retention().get(log_set)
+    catalog.set_retention(log_set, days)
+    record_cli(data_dir, "retention.update", log_set, changes={"days": [was, days]})
     when = "within a second" if is_running(data_dir) else "when `hubsight run` starts"
     click.echo(f"{log_set}: events kept {days} days (the store applies it {when})")
 

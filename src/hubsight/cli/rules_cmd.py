@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from hubsight.cli.source_cmd import format_table
+from hubsight.cli.trail import record_cli
 from hubsight.detect.base import RuleMeta
 from hubsight.detect.db import DetectDB
 from hubsight.detect.families import FAMILIES, family_of, family_title, tactics_of
@@ -93,7 +94,11 @@ def _switch(data_dir: Path, rule_id: str, enabled: bool) -> None:
     # Imported Sigma rules and custom alerts are switched by id too; shipped ids are checked.
     if not rule_id.startswith(("sigma.", "custom.")):
         rule_class(rule_id)
-    SettingsStore(DetectDB.in_dir(data_dir)).set_enabled(rule_id, enabled)
+    settings = SettingsStore(DetectDB.in_dir(data_dir))
+    stored = settings.all().get(rule_id)
+    settings.set_enabled(rule_id, enabled)
+    was = stored.enabled if stored is not None else None
+    record_cli(data_dir, "rule.update", rule_id, changes={"enabled": [was, enabled]})
     state = "enabled" if enabled else "disabled"
     click.echo(f"{rule_id} {state} (applies to a running hubsight within seconds)")
 
@@ -161,6 +166,7 @@ def import_sigma(data_dir: Path, folder: Path, as_json: bool) -> None:
         raise ConfigError(
             f"no .yml or .yaml files under {folder}", hint="point at a Sigma rules folder"
         )
+    loaded = [r.rule_id for r in results if r.loaded]
     for result in results:
         if result.loaded:
             target.mkdir(parents=True, exist_ok=True)
@@ -177,6 +183,8 @@ def import_sigma(data_dir: Path, folder: Path, as_json: bool) -> None:
         else:
             state = "loaded" if doc["loaded"] else "skipped"
             click.echo(f"{state}\t{result.path}\t{result.rule_id or '-'}\t{result.reason}")
+    if loaded:
+        record_cli(data_dir, "rule.import", str(folder), loaded=loaded)
 
 
 from hubsight.cli.coverage_cmd import coverage_cmd  # noqa: E402 - registers on the group above

@@ -13,10 +13,12 @@ from typing import Any
 
 import click
 
+from hubsight.cli.trail import record_cli
 from hubsight.errors import ConfigError
 from hubsight.probe import probe_source
 from hubsight.sources.config import DEFAULT_TOPIC, make_source
 from hubsight.sources.eventhubs import NAMESPACE_SUFFIX, build_connection_string
+from hubsight.store.audit import changes
 from hubsight.store.catalog import Catalog
 
 
@@ -104,6 +106,7 @@ def add(data_dir: Path, /, name: str, **options: Any) -> None:
         data["profile"] = _eventhubs_profile(options)
     config = make_source(data)
     Catalog(data_dir).add(config)
+    record_cli(data_dir, "source.create", name, changes=changes({}, config.public()))
     click.echo(f"added event source {name!r}")
 
 
@@ -199,7 +202,7 @@ def test(data_dir: Path, name: str, as_json: bool, timeout: float) -> None:
 @click.pass_obj
 def enable(data_dir: Path, name: str) -> None:
     """Start collecting from NAME."""
-    Catalog(data_dir).set_enabled(name, True)
+    _switch(data_dir, name, True)
     click.echo(f"enabled {name!r}")
 
 
@@ -208,7 +211,7 @@ def enable(data_dir: Path, name: str) -> None:
 @click.pass_obj
 def disable(data_dir: Path, name: str) -> None:
     """Stop collecting from NAME (its events stay)."""
-    Catalog(data_dir).set_enabled(name, False)
+    _switch(data_dir, name, False)
     click.echo(f"disabled {name!r}")
 
 
@@ -217,8 +220,20 @@ def disable(data_dir: Path, name: str) -> None:
 @click.pass_obj
 def remove(data_dir: Path, name: str) -> None:
     """Delete NAME's settings (its stored events stay searchable)."""
-    Catalog(data_dir).remove(name)
+    catalog = Catalog(data_dir)
+    before = catalog.get(name).public()
+    catalog.remove(name)
+    record_cli(data_dir, "source.delete", name, changes=changes(before, {}))
     click.echo(f"removed {name!r}")
+
+
+def _switch(data_dir: Path, name: str, enabled: bool) -> None:
+    catalog = Catalog(data_dir)
+    was = catalog.get(name).enabled
+    catalog.set_enabled(name, enabled)
+    if was == enabled:
+        return
+    record_cli(data_dir, "source.update", name, changes={"enabled": [was, enabled]})
 
 
 def format_table(header: tuple[str, ...], rows: list[tuple[Any, ...]]) -> str:

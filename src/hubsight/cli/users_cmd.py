@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from hubsight.cli.trail import record_cli
 from hubsight.errors import ConfigError
 from hubsight.store.users import ROLES, Role, UserStore
 
@@ -47,6 +48,7 @@ def users() -> None:
 def create_admin(data_dir: Path, name: str, password_env: str | None) -> None:
     """Create an admin account (may change sources, rules and users)."""
     account = UserStore(data_dir).create(name, _password(password_env), "admin")
+    record_cli(data_dir, "account.create", name, changes={"role": [None, "admin"]})
     click.echo(f"created admin '{account.name}'; sign in at http://127.0.0.1:8080/login")
 
 
@@ -58,6 +60,7 @@ def create_admin(data_dir: Path, name: str, password_env: str | None) -> None:
 def create(data_dir: Path, name: str, role: Role, password_env: str | None) -> None:
     """Create an account; analysts search and triage only."""
     account = UserStore(data_dir).create(name, _password(password_env), role)
+    record_cli(data_dir, "account.create", name, changes={"role": [None, role]})
     click.echo(f"created {account.role} '{account.name}'")
 
 
@@ -74,7 +77,10 @@ def list_users(data_dir: Path) -> None:
 @click.pass_obj
 def delete(data_dir: Path, name: str) -> None:
     """Delete an account, its sessions and its API tokens."""
-    UserStore(data_dir).delete(name)
+    users = UserStore(data_dir)
+    roles = {a.name: a.role for a in users.accounts()}
+    users.delete(name)
+    record_cli(data_dir, "account.delete", name, changes={"role": [roles.get(name), None]})
     click.echo(f"deleted '{name}'")
 
 
@@ -84,4 +90,6 @@ def delete(data_dir: Path, name: str) -> None:
 @click.pass_obj
 def token(data_dir: Path, name: str, label: str) -> None:
     """Issue an API token for an account; it is printed once (send it as a Bearer token)."""
-    click.echo(UserStore(data_dir).issue_token(name, label))
+    issued = UserStore(data_dir).issue_token(name, label)
+    record_cli(data_dir, "token.create", name, label=label)
+    click.echo(issued)

@@ -123,3 +123,12 @@ def resolve_window(
             )
         bounds.append(instant)
     return TimeWindow(bounds[0], bounds[1])
+
+
+def parse_since(text: str, now: datetime) -> datetime:
+    """The start of a range: an instant (ISO 8601, epoch ms) or how long ago (``24h``, ``7d``)."""
+    try:
+        instant = parse_instant(text)
+    except OverflowError:
+        instant = None  # an offset pushing the year past what a datetime holds: not a time
+    return instant if instant is not None else parse_relative(text, now).start

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 from pathlib import Path
 
@@ -25,6 +27,8 @@ class Vault:
             path = data_dir / KEY_FILE
             self._key_source = str(path)
             raw = _read_or_create(path)
+        # Seals are keyed with a key derived from the Fernet key, never with that key itself.
+        self._seal_key = hmac.new(raw, b"hubsight seal", hashlib.sha256).digest()
         try:
             self._fernet = Fernet(raw)
         except ValueError as exc:
@@ -37,6 +41,10 @@ class Vault:
     def encrypt(self, secret: str) -> str:
         """The secret as a Fernet token."""
         return self._fernet.encrypt(secret.encode()).decode("ascii")
+
+    def seal(self, text: str) -> str:
+        """An HMAC-SHA256 of ``text``: only a holder of the key can make one that matches."""
+        return hmac.new(self._seal_key, text.encode(), hashlib.sha256).hexdigest()
 
     def decrypt(self, token: str) -> str:
         """The secret behind a token made with the same key."""

@@ -22,8 +22,9 @@ from hubsight.probe import probe_source
 from hubsight.service import Service
 from hubsight.sources.config import SourceConfig, make_source
 from hubsight.status import source_status
-from hubsight.web import auth as console_auth
+from hubsight.store.audit import AuditLog, changes
 from hubsight.web import (
+    audit_routes,
     backup_routes,
     detect_routes,
     hunt_routes,
@@ -33,6 +34,8 @@ from hubsight.web import (
     retention_routes,
     search_routes,
 )
+from hubsight.web import auth as console_auth
+from hubsight.web.auditing import CHANGING, AuditTrail, audit_note, audited, declared_audit
 from hubsight.web.auth import (
     ConsoleAuth,
     app_routes,
@@ -87,13 +90,14 @@ def list_sources(request: Request) -> list[dict[str, Any]]:
     "/event-sources",
     status_code=201,
     openapi_extra=_SOURCE_BODY,
-    dependencies=[require_role("admin")],
+    dependencies=[require_role("admin"), audited("source.create")],
 )
 async def create_source(request: Request) -> dict[str, Any]:
     """Add an event source; the collector starts on it within a second."""
     service = _service(request)
     config = make_source(await _json_body(request))
     service.catalog.add(config)
+    _note_change(request, None, config)
     return _public(service, config)
 
 
@@ -105,7 +109,9 @@ def get_source(request: Request, name: str) -> dict[str, Any]:
 
 
 @router.put(
-    "/event-sources/{name}", openapi_extra=_SOURCE_BODY, dependencies=[require_role("admin")]
+    "/event-sources/{name}",
+    openapi_extra=_SOURCE_BODY,
+    dependencies=[require_role("admin"), audited("source.update")],
 )
 async def replace_source(request: Request, name: str, dry_run: bool = False) -> dict[str, Any]:
     """Replace a source's settings; a secret left out or empty keeps its stored value.
@@ -114,14 +120,18 @@ async def replace_source(request: Request, name: str, dry_run: bool = False) -> 
     new settings within a second.
     """
     service = _service(request)
-    config = edited(service.catalog.get(name), await _json_body(request))
+    current = service.catalog.get(name)
+    config = edited(current, await _json_body(request))
     if not dry_run:
         service.catalog.replace(config)
+        _note_change(request, current, config)
     return _public(service, config)
 
 
 @router.patch(
-    "/event-sources/{name}", openapi_extra=_PATCH_BODY, dependencies=[require_role("admin")]
+    "/event-sources/{name}",
+    openapi_extra=_PATCH_BODY,
+    dependencies=[require_role("admin"), audited("source.update")],
 )
 async def patch_source(request: Request, name: str, dry_run: bool = False) -> dict[str, Any]:
     """Change some settings (a JSON merge patch: null removes a key); secrets as with PUT."""
@@ -139,7 +149,22 @@ async def patch_source(request: Request, name: str, dry_run: bool = False) -> di
     config = edited(current, merge_patch(base, patch))
     if not dry_run:
         service.catalog.replace(config)
+        _note_change(request, current, config)
     return _public(service, config)
+
+
+def _note_change(request: Request, before: SourceConfig | None, after: SourceConfig | None) -> None:
+    """What a source change did, for the audit trail: public fields, and which secrets changed."""
+    found = changes(before.public() if before else {}, after.public() if after else {})
+    if before is not None and after is not None:
+        for secret in _SECRETS:
+            old, new = getattr(before.profile, secret, None), getattr(after.profile, secret, None)
+            if old is not None and new is not None and old != new:
+                found[f"profile.{secret}"] = ["(set)", "(changed)"]
+    note = audit_note(request)
+    note.changes = found
+    either = after or before
+    note.target = either.name if either is not None else None
 
 
 def edited(current: SourceConfig, body: dict[str, Any]) -> SourceConfig:
@@ -182,10 +207,17 @@ def merge_patch(target: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]
     return merged
 
 
-@router.delete("/event-sources/{name}", status_code=204, dependencies=[require_role("admin")])
+@router.delete(
+    "/event-sources/{name}",
+    status_code=204,
+    dependencies=[require_role("admin"), audited("source.delete")],
+)
 def delete_source(request: Request, name: str) -> None:
     """Remove a source; its stored events stay."""
-    _service(request).catalog.remove(name)
+    catalog = _service(request).catalog
+    current = catalog.get(name)
+    catalog.remove(name)
+    _note_change(request, current, None)
 
 
 @router.get("/event-sources/{name}/health", dependencies=[require_role("analyst")])
@@ -200,16 +232,20 @@ def source_health(request: Request, name: str) -> dict[str, Any]:
     "/event-sources/test",
     response_model=None,
     openapi_extra=_SOURCE_BODY,
-    dependencies=[require_role("admin")],
+    dependencies=[require_role("admin"), audited("source.test")],
 )
 async def test_new_source(request: Request) -> dict[str, Any]:
     """Walk the connection of a source that is not added yet (admins only); nothing is saved."""
     # Testing settings that are not saved makes this server connect wherever they point.
-    return await _probe(make_source(await _json_body(request)))
+    config = make_source(await _json_body(request))
+    audit_note(request).target = config.name
+    return await _probe(config)
 
 
 @router.post(
-    "/event-sources/{name}/test", response_model=None, dependencies=[require_role("analyst")]
+    "/event-sources/{name}/test",
+    response_model=None,
+    dependencies=[require_role("analyst"), audited("source.test")],
 )
 async def test_source(request: Request, name: str) -> dict[str, Any]:
     """Walk the connection step by step: DNS, TCP, TLS, SASL, topic, first message.
@@ -263,7 +299,10 @@ def create_app(service: Service, auth: ConsoleAuth | None = None) -> FastAPI:
         title="hubsight", version=__version__, docs_url=None, redoc_url=None, openapi_url=None
     )
     app.add_middleware(BodyLimit)
+    # Outside the body limit, so a refused body is recorded with the status the caller saw.
+    app.add_middleware(AuditTrail)
     app.state.auth = auth
+    app.state.audit = AuditLog(service.data_dir)
     app.state.service = service
     app.state.store = service.store
     app.state.data_dir = service.data_dir
@@ -277,6 +316,7 @@ def create_app(service: Service, auth: ConsoleAuth | None = None) -> FastAPI:
     app.include_router(monitor_routes.router)
     app.include_router(retention_routes.router)
     app.include_router(backup_routes.router)
+    app.include_router(audit_routes.router)
     pages.mount(app)
     _add_schemas(app)
 
@@ -320,13 +360,22 @@ def create_app(service: Service, auth: ConsoleAuth | None = None) -> FastAPI:
 
 
 def check_routes(app: FastAPI) -> None:
-    """Every route must say who may call it: a route without ``require_role`` is a bug."""
+    """Every route must say who may call it, and one that changes something what it is recorded
+    as in the audit trail: a route without ``require_role`` (or ``audited``) is a bug."""
     for route in app_routes(app.routes):
-        if isinstance(route, APIRoute) and len(declared_access(route)) != 1:
+        if not isinstance(route, APIRoute):
+            continue
+        where = f"route {sorted(route.methods or ())} {route.path}"
+        if len(declared_access(route)) != 1:
             raise ConfigError(
-                f"route {sorted(route.methods or ())} {route.path} declares "
-                f"{len(declared_access(route))} roles",
+                f"{where} declares {len(declared_access(route))} roles",
                 hint='add dependencies=[require_role("public" | "analyst" | "admin")] to it',
+            )
+        if CHANGING & set(route.methods or ()) and len(declared_audit(route)) != 1:
+            raise ConfigError(
+                f"{where} changes something but declares {len(declared_audit(route))} audit "
+                "actions",
+                hint='add audited("thing.verb") to its dependencies, after require_role',
             )
 
 

@@ -36,6 +36,7 @@ from hubsight.store.users import (
     SessionLimits,
     UserStore,
 )
+from hubsight.web.auditing import audit_note, audited
 from hubsight.web.rendering import render
 
 SESSION_COOKIE = "hubsight_session"
@@ -226,7 +227,9 @@ def _safe_next(target: str) -> str:
 router = APIRouter()
 
 
-@router.post("/login", response_model=None, dependencies=[require_role("public")])
+@router.post(
+    "/login", response_model=None, dependencies=[require_role("public"), audited("sign-in")]
+)
 def login(
     request: Request,
     name: str = Form(max_length=64),
@@ -238,11 +241,15 @@ def login(
     if auth is None:
         return RedirectResponse(_safe_next(next_path), status_code=303)
     client = request.client.host if request.client else "unknown"
+    # The name as typed: a failed sign-in is recorded under it (the 401 makes it "failed").
+    note = audit_note(request)
+    note.actor = name
     name_key = f"name:{name.lower()}"
     keys = (f"ip:{client}", name_key)
     limit = auth.limiter
     wait = auth.users.login_wait(keys, limit.attempts, limit.window_s)
     if wait > 0:
+        note.skip = True
         message = (
             "Too many failed sign-ins for this user or from this address; "
             f"try again in {_in_words(wait)}."
@@ -287,7 +294,9 @@ def _login_page(
     return response
 
 
-@router.post("/logout", response_model=None, dependencies=[require_role("analyst")])
+@router.post(
+    "/logout", response_model=None, dependencies=[require_role("analyst"), audited("sign-out")]
+)
 def logout(request: Request) -> Response:
     """End the session."""
     auth = _auth(request)
@@ -332,27 +341,45 @@ def list_accounts(request: Request) -> list[dict[str, str]]:
     return [{"name": a.name, "role": a.role} for a in _users(request).accounts()]
 
 
-@router.post("/api/v1/accounts", status_code=201, dependencies=[require_role("admin")])
+@router.post(
+    "/api/v1/accounts",
+    status_code=201,
+    dependencies=[require_role("admin"), audited("account.create")],
+)
 def create_account(request: Request, body: NewAccount) -> dict[str, str]:
     """Create an account (admins only)."""
+    note = audit_note(request)
+    note.target = body.name
     account = _users(request).create(body.name, body.password, body.role)
+    note.changes = {"role": [None, account.role]}
     return {"name": account.name, "role": account.role}
 
 
-@router.delete("/api/v1/accounts/{name}", status_code=204, dependencies=[require_role("admin")])
+@router.delete(
+    "/api/v1/accounts/{name}",
+    status_code=204,
+    dependencies=[require_role("admin"), audited("account.delete")],
+)
 def delete_account(request: Request, name: str) -> None:
     """Delete an account with its sessions and tokens (admins only; never the last admin)."""
     users = _users(request)
-    admins = [a.name for a in users.accounts() if a.role == "admin"]
-    if admins == [name]:
+    roles = {a.name: a.role for a in users.accounts()}
+    if [n for n, role in roles.items() if role == "admin"] == [name]:
         raise ConfigError(
             f"'{name}' is the last admin", hint="create another admin before deleting this one"
         )
     users.delete(name)
+    audit_note(request).changes = {"role": [roles.get(name), None]}
 
 
-@router.post("/api/v1/tokens", status_code=201, dependencies=[require_role("analyst")])
+@router.post(
+    "/api/v1/tokens",
+    status_code=201,
+    dependencies=[require_role("analyst"), audited("token.create")],
+)
 def create_token(request: Request, body: NewToken) -> dict[str, str]:
     """An API token for the caller, shown only in this answer."""
     account = current_account(request)
+    note = audit_note(request)
+    note.target, note.details["label"] = account.name, body.label
     return {"token": _users(request).issue_token(account.name, body.label), "label": body.label}

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict
 
 from hubsight import backup
 from hubsight.service import Service
+from hubsight.web.auditing import audit_note, audited
 from hubsight.web.auth import require_role
 
 router = APIRouter(prefix="/api/v1")
@@ -25,8 +26,11 @@ class BackupBody(BaseModel):
 
 # A backup holds the secret key: only the owner of the data directory, who reaches the
 # unauthenticated socket, may have one written, never a console account.
-@router.post("/backup", response_model=None, dependencies=[require_role("owner")])
+@router.post(
+    "/backup", response_model=None, dependencies=[require_role("owner"), audited("backup")]
+)
 def make_backup(request: Request, body: BackupBody) -> dict[str, Any]:
     """Copy events, sources, users and detection state into ``dir``."""
     service: Service = request.app.state.service
+    audit_note(request).target = body.dir
     return backup.create(service.data_dir, service.store, Path(body.dir))

@@ -30,14 +30,16 @@ from hubsight.detect.ruleset import build_rule, rule_class, rule_classes
 from hubsight.detect.runtime import load_targets
 from hubsight.detect.settings import DetectConfig, RuleExceptions, SettingsStore, effective
 from hubsight.detect.state import read_baseline
-from hubsight.detect.targets import TargetStore, keep_secrets, parse_target, public
+from hubsight.detect.targets import Target, TargetStore, keep_secrets, parse_target, public
 from hubsight.errors import (
     ConfigError,
     HubsightError,
     NotFoundError,
     StoreError,
 )
+from hubsight.store.audit import changes
 from hubsight.store.vault import Vault
+from hubsight.web.auditing import audit_note, audited
 from hubsight.web.auth import require_role
 from hubsight.web.responses import error_response
 
@@ -152,13 +154,18 @@ class AlertUpdate(BaseModel):
     actor: str = "api"
 
 
-@router.patch("/alerts/{alert_id}", response_model=None, dependencies=[require_role("analyst")])
+@router.patch(
+    "/alerts/{alert_id}",
+    response_model=None,
+    dependencies=[require_role("analyst"), audited("alert.triage")],
+)
 def update_alert(
     request: Request, alert_id: str, body: AlertUpdate, db: Db
 ) -> dict[str, Any] | JSONResponse:
     """Change status, disposition or assignee, or add a comment."""
     store = AlertStore(db)
     try:
+        before = store.get(alert_id)
         alert = store.update(
             alert_id,
             actor=actor_of(request, body.actor),
@@ -169,7 +176,26 @@ def update_alert(
         )
     except HubsightError as exc:
         return error_response(exc)
+    note_triage(request, [before], [alert], body.comment)
     return alert_detail(store, alert)
+
+
+_TRIAGED = ("status", "disposition", "assignee")
+
+
+def note_triage(
+    request: Request, before: list[Alert], after: list[Alert], comment: str | None
+) -> None:
+    """What triage changed on these alerts, for the audit trail."""
+    note = audit_note(request)
+    note.changes = {}
+    for old, new in zip(before, after, strict=True):
+        found = changes(
+            {k: getattr(old, k) for k in _TRIAGED}, {k: getattr(new, k) for k in _TRIAGED}
+        )
+        note.changes |= {f"{new.id}.{k}" if len(after) > 1 else k: v for k, v in found.items()}
+    if comment:
+        note.details["comment"] = comment
 
 
 def _rule_doc(request: Request, db: DetectDB, rule_id: str) -> dict[str, Any]:
@@ -208,47 +234,58 @@ class Enabled(BaseModel):
     enabled: bool
 
 
-@router.put("/rules/{rule_id}/enabled", response_model=None, dependencies=[require_role("admin")])
+_RULE_AUDIT = [require_role("admin"), audited("rule.update")]
+
+
+def _note_rule(request: Request, before: dict[str, Any], after: dict[str, Any]) -> None:
+    keys = ("enabled", "thresholds", "exceptions")
+    audit_note(request).changes = changes({k: before[k] for k in keys}, {k: after[k] for k in keys})
+
+
+@router.put("/rules/{rule_id}/enabled", response_model=None, dependencies=_RULE_AUDIT)
 def set_enabled(
     request: Request, rule_id: str, body: Enabled, db: Db
 ) -> dict[str, Any] | JSONResponse:
     """Enable or disable a rule."""
     try:
-        rule_class(rule_id)
+        before = _rule_doc(request, db, rule_id)
         SettingsStore(db).set_enabled(rule_id, body.enabled)
-        return _rule_doc(request, db, rule_id)
+        after = _rule_doc(request, db, rule_id)
     except HubsightError as exc:
         return error_response(exc)
+    _note_rule(request, before, after)
+    return after
 
 
-@router.put(
-    "/rules/{rule_id}/thresholds", response_model=None, dependencies=[require_role("admin")]
-)
+@router.put("/rules/{rule_id}/thresholds", response_model=None, dependencies=_RULE_AUDIT)
 def set_thresholds(
     request: Request, rule_id: str, body: dict[str, Any], db: Db
 ) -> dict[str, Any] | JSONResponse:
     """Replace a rule's threshold overrides (validated against the rule's config)."""
     try:
+        before = _rule_doc(request, db, rule_id)
         build_rule(rule_class(rule_id), body)
         SettingsStore(db).set_thresholds(rule_id, body)
-        return _rule_doc(request, db, rule_id)
+        after = _rule_doc(request, db, rule_id)
     except HubsightError as exc:
         return error_response(exc)
+    _note_rule(request, before, after)
+    return after
 
 
-@router.put(
-    "/rules/{rule_id}/exceptions", response_model=None, dependencies=[require_role("admin")]
-)
+@router.put("/rules/{rule_id}/exceptions", response_model=None, dependencies=_RULE_AUDIT)
 def set_exceptions(
     request: Request, rule_id: str, body: RuleExceptions, db: Db
 ) -> dict[str, Any] | JSONResponse:
     """Replace a rule's exceptions (users, IPs or CIDRs, apps)."""
     try:
-        rule_class(rule_id)
+        before = _rule_doc(request, db, rule_id)
         SettingsStore(db).set_exceptions(rule_id, body)
-        return _rule_doc(request, db, rule_id)
+        after = _rule_doc(request, db, rule_id)
     except HubsightError as exc:
         return error_response(exc)
+    _note_rule(request, before, after)
+    return after
 
 
 @router.get("/users/{user}/timeline", dependencies=[require_role("analyst")])
@@ -295,7 +332,10 @@ def list_targets(request: Request, db: Db) -> list[dict[str, Any]] | JSONRespons
 
 
 @router.post(
-    "/notify/targets", status_code=201, response_model=None, dependencies=[require_role("admin")]
+    "/notify/targets",
+    status_code=201,
+    response_model=None,
+    dependencies=[require_role("admin"), audited("target.create")],
 )
 def add_target(request: Request, body: dict[str, Any], db: Db) -> dict[str, Any] | JSONResponse:
     """Add a target (webhook, syslog or smtp); it takes effect within seconds."""
@@ -304,10 +344,30 @@ def add_target(request: Request, body: dict[str, Any], db: Db) -> dict[str, Any]
         _targets(request, db).add(target)
     except HubsightError as exc:
         return error_response(exc)
+    _note_target(request, None, target)
     return public(target, "console")
 
 
-@router.put("/notify/targets/{name}", response_model=None, dependencies=[require_role("admin")])
+def _note_target(request: Request, before: Target | None, after: Target | None) -> None:
+    """What a target change did, for the audit trail: public fields, and which secrets changed."""
+    note = audit_note(request)
+    either = after or before
+    note.target = either.name if either is not None else None
+    note.changes = changes(
+        public(before, "console") if before else {}, public(after, "console") if after else {}
+    )
+    if before is not None and after is not None and before.kind == after.kind:
+        for secret in after.secret_fields:
+            old, new = getattr(before, secret), getattr(after, secret)
+            if old is not None and new is not None and old != new:
+                note.changes[secret] = ["set", "(changed)"]
+
+
+@router.put(
+    "/notify/targets/{name}",
+    response_model=None,
+    dependencies=[require_role("admin"), audited("target.update")],
+)
 def replace_target(
     request: Request, name: str, body: dict[str, Any], db: Db
 ) -> dict[str, Any] | JSONResponse:
@@ -316,10 +376,12 @@ def replace_target(
     try:
         if body.get("name", name) != name:
             raise ConfigError("a target cannot be renamed", hint="add a new target instead")
-        target = keep_secrets(body | {"name": name}, store.get(name))
+        current = store.get(name)
+        target = keep_secrets(body | {"name": name}, current)
         store.replace(target)
     except HubsightError as exc:
         return error_response(exc)
+    _note_target(request, current, target)
     return public(target, "console")
 
 
@@ -327,19 +389,24 @@ def replace_target(
     "/notify/targets/{name}",
     status_code=204,
     response_model=None,
-    dependencies=[require_role("admin")],
+    dependencies=[require_role("admin"), audited("target.delete")],
 )
 def delete_target(request: Request, name: str, db: Db) -> JSONResponse | None:
     """Remove a target added in the console."""
+    store = _targets(request, db)
     try:
-        _targets(request, db).remove(name)
+        current = store.get(name)
+        store.remove(name)
     except HubsightError as exc:
         return error_response(exc)
+    _note_target(request, current, None)
     return None
 
 
 @router.post(
-    "/notify/targets/{name}/test", response_model=None, dependencies=[require_role("admin")]
+    "/notify/targets/{name}/test",
+    response_model=None,
+    dependencies=[require_role("admin"), audited("target.test")],
 )
 def test_target(request: Request, name: str, db: Db) -> dict[str, Any] | JSONResponse:
     """Send one test notification now and report the delivery: ok, or the error and a hint."""

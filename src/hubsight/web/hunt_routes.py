@@ -19,6 +19,7 @@ from hubsight.detect.runtime import load_ruleset
 from hubsight.errors import ConfigError, HubsightError, StoreError
 from hubsight.query.timerange import resolve_window
 from hubsight.store.base import EventStore
+from hubsight.web.auditing import audit_note, audited
 from hubsight.web.auth import require_role
 from hubsight.web.responses import error_response
 from hubsight.web.search_routes import Store
@@ -38,9 +39,14 @@ class HuntBody(BaseModel):
     to: str | None = None
 
 
-@router.post("/rules/hunt", response_model=None, dependencies=[require_role("analyst")])
+@router.post(
+    "/rules/hunt",
+    response_model=None,
+    dependencies=[require_role("analyst"), audited("hunt", tokens_only=True)],
+)
 def hunt_route(request: Request, body: HuntBody, store: Store) -> dict[str, Any] | JSONResponse:
     """Run a rule over the stored events of a window: the alerts it would have raised."""
+    audit_note(request).target = body.rule or "(sigma text)"
     data_dir: Path = request.app.state.data_dir
     try:
         if (body.rule is None) == (body.sigma is None):

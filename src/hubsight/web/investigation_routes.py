@@ -13,7 +13,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from hubsight.detect.alerts import Disposition, Status
+from hubsight.detect.alerts import AlertStore, Disposition, Status
 from hubsight.detect.grouping import Priority
 from hubsight.detect.investigations import (
     Investigation,
@@ -23,8 +23,10 @@ from hubsight.detect.investigations import (
     Triage,
 )
 from hubsight.errors import ConfigError, HubsightError
+from hubsight.store.audit import changes
+from hubsight.web.auditing import audit_note, audited
 from hubsight.web.auth import require_role
-from hubsight.web.detect_routes import Db, actor_of, evidence_link
+from hubsight.web.detect_routes import Db, actor_of, evidence_link, note_triage
 from hubsight.web.responses import error_response
 
 router = APIRouter(prefix="/api/v1")
@@ -120,7 +122,7 @@ class InvestigationUpdate(BaseModel):
 @router.patch(
     "/investigations/{investigation_id}",
     response_model=None,
-    dependencies=[require_role("analyst")],
+    dependencies=[require_role("analyst"), audited("investigation.triage")],
 )
 def update_investigation(
     request: Request, investigation_id: str, body: InvestigationUpdate, db: Db
@@ -133,10 +135,21 @@ def update_investigation(
     triage = Triage(**body.model_dump(exclude={"actor"}))
     try:
         check_assignee(request, body.assignee)
+        before = store.get(investigation_id).summary()
         found = store.update(investigation_id, triage, actor=actor_of(request, body.actor))
-        return investigation_detail(store, found)
+        after = found.summary()
     except HubsightError as exc:
         return error_response(exc)
+    note = audit_note(request)
+    note.changes = changes(
+        {k: before.get(k) for k in _TRIAGED}, {k: after.get(k) for k in _TRIAGED}
+    )
+    if body.comment:
+        note.details["comment"] = body.comment
+    return investigation_detail(store, found)
+
+
+_TRIAGED = ("status", "disposition", "assignee", "priority", "title")
 
 
 class Merge(BaseModel):
@@ -151,7 +164,7 @@ class Merge(BaseModel):
 @router.post(
     "/investigations/{investigation_id}/merge",
     response_model=None,
-    dependencies=[require_role("analyst")],
+    dependencies=[require_role("analyst"), audited("investigation.merge")],
 )
 def merge_investigations(
     request: Request, investigation_id: str, body: Merge, db: Db
@@ -162,6 +175,7 @@ def merge_investigations(
         found = store.merge(
             investigation_id, body.investigations, actor=actor_of(request, body.actor)
         )
+        audit_note(request).details["merged"] = body.investigations
         return investigation_detail(store, found)
     except HubsightError as exc:
         return error_response(exc)
@@ -180,7 +194,7 @@ class Split(BaseModel):
     "/investigations/{investigation_id}/split",
     status_code=201,
     response_model=None,
-    dependencies=[require_role("analyst")],
+    dependencies=[require_role("analyst"), audited("investigation.split")],
 )
 def split_investigation(
     request: Request, investigation_id: str, body: Split, db: Db
@@ -189,6 +203,7 @@ def split_investigation(
     store = InvestigationStore(db)
     try:
         found = store.split(investigation_id, body.alert_ids, actor=actor_of(request, body.actor))
+        audit_note(request).details |= {"alerts": body.alert_ids, "into": found.id}
         return investigation_detail(store, found)
     except HubsightError as exc:
         return error_response(exc)
@@ -207,13 +222,19 @@ class BulkTriage(BaseModel):
     actor: str = "api"
 
 
-@router.post("/alerts/triage", response_model=None, dependencies=[require_role("analyst")])
+@router.post(
+    "/alerts/triage",
+    response_model=None,
+    dependencies=[require_role("analyst"), audited("alert.triage")],
+)
 def triage_alerts(
     request: Request, body: BulkTriage, db: Db
 ) -> list[dict[str, Any]] | JSONResponse:
     """Apply one change to every listed alert; nothing changes when an id is unknown."""
     try:
         check_assignee(request, body.assignee)
+        alerts = AlertStore(db)
+        before = [alerts.get(alert_id) for alert_id in dict.fromkeys(body.alert_ids)]
         changed = InvestigationStore(db).triage_alerts(
             body.alert_ids,
             actor=actor_of(request, body.actor),
@@ -224,4 +245,6 @@ def triage_alerts(
         )
     except HubsightError as exc:
         return error_response(exc)
+    audit_note(request).target = before[0].id if len(before) == 1 else f"{len(before)} alerts"
+    note_triage(request, before, changed, body.comment)
     return [a.summary() for a in changed]

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict
 
 from hubsight.service import Service
 from hubsight.store import retention
+from hubsight.web.auditing import audit_note, audited
 from hubsight.web.auth import require_role
 
 router = APIRouter(prefix="/api/v1")
@@ -38,9 +39,13 @@ def list_retention(request: Request) -> list[dict[str, Any]]:
     return retention_rows(_service(request))
 
 
-@router.put("/retention/{log_set}", dependencies=[require_role("admin")])
+@router.put(
+    "/retention/{log_set}", dependencies=[require_role("admin"), audited("retention.update")]
+)
 def set_retention(request: Request, log_set: str, body: RetentionBody) -> dict[str, Any]:
     """Keep a log set's events this many days; the store applies it within a second."""
     service = _service(request)
+    before = service.catalog.retention().get(log_set)
     service.catalog.set_retention(log_set, body.days)
+    audit_note(request).changes = {"days": [before, body.days]}
     return {"log_set": log_set, "days": body.days}

@@ -31,8 +31,10 @@ from hubsight.query.saved import (
     save,
 )
 from hubsight.query.search import SearchLimits, SearchRequest, SearchResult, search
+from hubsight.store.audit import changes
 from hubsight.store.base import EventStore
 from hubsight.store.users import Account
+from hubsight.web.auditing import audit_note, audited
 from hubsight.web.auth import current_account, require_role
 from hubsight.web.raw_paths import RawPathCache
 from hubsight.web.responses import error_response
@@ -168,9 +170,26 @@ def _job_body(job_id: str, future: Future[SearchResult]) -> JSONResponse:
     return JSONResponse({"id": job_id, "status": "done", **future.result().to_json()})
 
 
-@router.post("/search", dependencies=[require_role("analyst")])
-def run_search(body: SearchBody, store: Store, jobs: Jobs, limits: Limits) -> JSONResponse:
+# What the trail keeps of a query: enough to know what was looked for.
+_QUERY_KEPT = 2000
+
+
+def note_search(request: Request, body: SearchBody, **details: Any) -> None:
+    """What a search or export asked, for the audit trail."""
+    window = {"last": body.last, "from": body.from_, "to": body.to}
+    audit_note(request).details |= {
+        "query": body.query[:_QUERY_KEPT],
+        **{k: v for k, v in window.items() if v},
+        **details,
+    }
+
+
+@router.post("/search", dependencies=[require_role("analyst"), audited("search", tokens_only=True)])
+def run_search(
+    request: Request, body: SearchBody, store: Store, jobs: Jobs, limits: Limits
+) -> JSONResponse:
     """Run a search; the answer if it finishes within ``wait_ms``, else its id (202)."""
+    note_search(request, body)
     job_id = jobs.submit(store, body.request(), limits)
     future = jobs.get(job_id)
     try:
@@ -207,11 +226,20 @@ def poll_search(job_id: str, jobs: Jobs) -> JSONResponse:
         return error_response(exc)
 
 
-@router.post("/search/export", response_model=None, dependencies=[require_role("analyst")])
+@router.post(
+    "/search/export",
+    response_model=None,
+    dependencies=[require_role("analyst"), audited("export")],
+)
 def export_search(
-    body: SearchBody, store: Store, limits: Limits, format: Literal["csv", "json"] = "json"
+    request: Request,
+    body: SearchBody,
+    store: Store,
+    limits: Limits,
+    format: Literal["csv", "json"] = "json",
 ) -> StreamingResponse | JSONResponse:
     """The whole result of a search, streamed as CSV or JSON."""
+    note_search(request, body, format=format)
     chunks = export(store, body.request(), format, limits)
     try:
         first = next(chunks)
@@ -261,6 +289,7 @@ def _store_saved(
     account = current_account(request)
     scope = SavedScope(log_sets=body.log_sets, log_names=body.log_names, last=body.last)
     try:
+        before = _saved_json(get_saved(store, query_id, account), account) if query_id else {}
         saved = save(
             store,
             account,
@@ -272,7 +301,17 @@ def _store_saved(
         )
     except HubsightError as exc:
         return error_response(exc)
-    return JSONResponse(_saved_json(saved, account), status_code=200 if query_id else 201)
+    after = _saved_json(saved, account)
+    note = audit_note(request)
+    note.target = saved.id
+    note.changes = changes(
+        {k: before.get(k) for k in _SAVED_FIELDS}, {k: after[k] for k in _SAVED_FIELDS}
+    )
+    return JSONResponse(after, status_code=200 if query_id else 201)
+
+
+# What the trail records of a saved query's change (not its times or the caller's rights).
+_SAVED_FIELDS = ("name", "query", "log_sets", "log_names", "last", "shared", "owner")
 
 
 @router.get("/saved-queries", dependencies=[require_role("analyst")])
@@ -282,7 +321,11 @@ def saved_queries(request: Request, store: Store) -> list[dict[str, Any]]:
     return [_saved_json(saved, account) for saved in list_saved(store, account)]
 
 
-@router.post("/saved-queries", status_code=201, dependencies=[require_role("analyst")])
+@router.post(
+    "/saved-queries",
+    status_code=201,
+    dependencies=[require_role("analyst"), audited("saved-query.create")],
+)
 def create_saved(request: Request, body: SavedBody, store: Store) -> JSONResponse:
     """Save a query (it must parse), owned by the caller."""
     return _store_saved(request, store, body, None)
@@ -298,7 +341,10 @@ def read_saved(request: Request, query_id: str, store: Store) -> JSONResponse:
         return error_response(exc)
 
 
-@router.put("/saved-queries/{query_id}", dependencies=[require_role("analyst")])
+@router.put(
+    "/saved-queries/{query_id}",
+    dependencies=[require_role("analyst"), audited("saved-query.update")],
+)
 def update_saved(request: Request, query_id: str, body: SavedBody, store: Store) -> JSONResponse:
     """Replace a saved query (its owner or an admin; 403 for a query shared by another)."""
     return _store_saved(request, store, body, query_id)
@@ -308,12 +354,15 @@ def update_saved(request: Request, query_id: str, body: SavedBody, store: Store)
     "/saved-queries/{query_id}",
     status_code=204,
     response_model=None,
-    dependencies=[require_role("analyst")],
+    dependencies=[require_role("analyst"), audited("saved-query.delete")],
 )
 def remove_saved(request: Request, query_id: str, store: Store) -> JSONResponse | None:
     """Delete a saved query (its owner or an admin; 403 for a query shared by another)."""
+    account = current_account(request)
     try:
-        delete_saved(store, query_id, current_account(request))
+        before = _saved_json(get_saved(store, query_id, account), account)
+        delete_saved(store, query_id, account)
     except HubsightError as exc:
         return error_response(exc)
+    audit_note(request).changes = changes({k: before[k] for k in _SAVED_FIELDS}, {})
     return None

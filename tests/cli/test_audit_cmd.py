@@ -1,0 +1,119 @@
+"""``hubsight audit`` and ``audit verify``; changes made on the command line are recorded too."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from hubsight.cli.main import cli
+from hubsight.store.audit import cli_actor
+from hubsight.store.catalog import CATALOG_FILE
+
+from support import PLANTED, PLANTED_PASSWORD, assert_no_secret, connection_string
+
+
+def _invoke(data_dir: Path, *args: str, env: dict[str, str] | None = None) -> Result:
+    result = CliRunner().invoke(cli, ["--data-dir", str(data_dir), *args], env=env)
+    assert_no_secret(result.stdout)
+    assert_no_secret(result.stderr)
+    return result
+
+
+@pytest.fixture(scope="module")
+def made_here(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data directory changed by eight commands (made once: each test takes a copy)."""
+    data_dir = tmp_path_factory.mktemp("cli-changes")
+    env = {"PW": PLANTED_PASSWORD, "EH_CONN": connection_string()}
+    for args in (
+        ("users", "create", "--name", "eve", "--password-env", "PW"),
+        ("users", "token", "--name", "eve", "--label", "soar"),
+        ("source", "add", "hub", "--server", "contoso-logs.servicebus.windows.net",
+         "--connection-string-env", "EH_CONN"),
+        ("source", "disable", "hub"),
+        ("source", "remove", "hub"),
+        ("retention", "set", "Unparsed Data", "7"),
+        ("rules", "disable", "auth.brute_force"),
+        ("users", "delete", "--name", "eve"),
+    ):  # fmt: skip
+        result = _invoke(data_dir, *args, env=env)
+        assert result.exit_code == 0, (args, result.stderr)
+    return data_dir
+
+
+@pytest.fixture
+def changed(made_here: Path, tmp_path: Path) -> Path:
+    """A copy of ``made_here`` for one test to read or tamper with."""
+    return Path(shutil.copytree(made_here, tmp_path / "data"))
+
+
+def test_command_line_changes_are_recorded_as_the_os_user(changed: Path) -> None:
+    data_dir = changed
+    lines = _invoke(data_dir, "audit", "--json").stdout.splitlines()
+    entries = [json.loads(line) for line in lines]
+    assert [(e["action"], e["target"]) for e in reversed(entries)] == [
+        ("account.create", "eve"),
+        ("token.create", "eve"),
+        ("source.create", "hub"),
+        ("source.update", "hub"),
+        ("source.delete", "hub"),
+        ("retention.update", "Unparsed Data"),
+        ("rule.update", "auth.brute_force"),
+        ("account.delete", "eve"),
+    ]
+    assert {(e["actor"], e["via"], e["address"]) for e in entries} == {(cli_actor(), "cli", None)}
+    by_action = {e["action"]: e["details"] for e in entries}
+    assert by_action["source.update"]["changes"] == {"enabled": [True, False]}
+    assert by_action["retention.update"]["changes"] == {"days": [14, 7]}
+    assert by_action["rule.update"]["changes"] == {"enabled": [None, False]}
+    assert by_action["source.create"]["changes"]["profile.connection_string"] == [None, "(set)"]
+    for path in data_dir.glob("*.sqlite3*"):
+        for secret in PLANTED:
+            assert secret.encode() not in path.read_bytes()
+
+
+def test_the_table_filters_and_verify_passes_on_a_clean_trail(changed: Path) -> None:
+    data_dir = changed
+    table = _invoke(data_dir, "audit", "--action", "source", "--since", "1h").stdout.splitlines()
+    header = ["SEQ", "AT", "WHO", "FROM", "ACTION", "OBJECT", "OUTCOME", "CHANGED"]
+    assert table[0].split() == header
+    assert [line.split()[4] for line in table[1:]] == ["source.delete", "source.update",
+                                                       "source.create"]  # fmt: skip
+    assert "enabled: True -> False" in table[2]
+    none = _invoke(data_dir, "audit", "--actor", "somebody-else")
+    assert none.stdout == "no audit entries match\n"
+    bad = _invoke(data_dir, "audit", "--since", "soon")
+    assert bad.exit_code == 2
+    assert "--since: cannot read the time range 'soon'" in bad.stderr
+    verified = _invoke(data_dir, "audit", "verify")
+    assert verified.exit_code == 0, verified.stderr
+    assert verified.stdout.startswith("ok: 8 entries since ")
+
+
+def _tamper(data_dir: Path, statement: str) -> None:
+    db = sqlite3.connect(data_dir / CATALOG_FILE, isolation_level=None)
+    try:
+        db.execute("DROP TRIGGER audit_log_no_update")
+        db.execute("DROP TRIGGER audit_log_no_delete")
+        db.execute(statement)
+    finally:
+        db.close()
+
+
+def test_verify_fails_naming_the_entry_that_breaks_the_chain(changed: Path) -> None:
+    data_dir = changed
+    _tamper(data_dir, "UPDATE audit_log SET target = 'other' WHERE seq = 4")
+    edited = _invoke(data_dir, "audit", "verify")
+    assert edited.exit_code == 1
+    assert edited.stderr.splitlines()[0] == (
+        "BROKEN entry 4: its content does not match its hash (edited)"
+    )
+    assert "error: the audit trail was changed: 1 break(s) in 8 entries" in edited.stderr
+    _tamper(data_dir, "DELETE FROM audit_log WHERE seq >= 7")
+    cut = _invoke(data_dir, "audit", "verify")
+    assert cut.exit_code == 1
+    assert "entries 7..8 were cut from the end" in cut.stderr
