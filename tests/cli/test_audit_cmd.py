@@ -11,6 +11,11 @@ import pytest
 from click.testing import CliRunner, Result
 
 from hubsight.cli.main import cli
+from hubsight.detect.db import DetectDB
+from hubsight.detect.engine import DetectionEngine, EngineOptions
+from hubsight.detect.investigations import InvestigationFilter, InvestigationStore
+from hubsight.detect.rules.auth_volume import BruteForceSuccess
+from hubsight.detect.ruleset import build_rule
 from hubsight.store.audit import cli_actor
 from hubsight.store.catalog import CATALOG_FILE
 
@@ -28,6 +33,13 @@ def _invoke(data_dir: Path, *args: str, env: dict[str, str] | None = None) -> Re
 def made_here(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A data directory changed by eight commands (made once: each test takes a copy)."""
     data_dir = tmp_path_factory.mktemp("cli-changes")
+    db = DetectDB.in_dir(data_dir)
+    engine = DetectionEngine(db, [build_rule(BruteForceSuccess, {})], options=EngineOptions())
+    assert engine.process(next(e for e in BruteForceSuccess.examples() if e.fires).events)
+    engine.close()
+    investigations = InvestigationStore(DetectDB.in_dir(data_dir))
+    (investigation,) = investigations.find(InvestigationFilter())
+    (alert,) = investigations.member_alerts(investigation.id)
     env = {"PW": PLANTED_PASSWORD, "EH_CONN": connection_string()}
     for args in (
         ("users", "create", "--name", "eve", "--password-env", "PW"),
@@ -39,6 +51,8 @@ def made_here(tmp_path_factory: pytest.TempPathFactory) -> Path:
         ("retention", "set", "Unparsed Data", "7"),
         ("rules", "disable", "auth.brute_force"),
         ("users", "delete", "--name", "eve"),
+        ("alerts", "close", alert.id, "--disposition", "malicious", "--comment", "seen"),
+        ("investigations", "close", investigation.id, "--disposition", "benign"),
     ):  # fmt: skip
         result = _invoke(data_dir, *args, env=env)
         assert result.exit_code == 0, (args, result.stderr)
@@ -53,6 +67,10 @@ def changed(made_here: Path, tmp_path: Path) -> Path:
 
 def test_command_line_changes_are_recorded_as_the_os_user(changed: Path) -> None:
     data_dir = changed
+    investigations = InvestigationStore(DetectDB.in_dir(data_dir))
+    (investigation,) = investigations.find(InvestigationFilter())
+    investigation_id = investigation.id
+    alert_id = investigations.member_alerts(investigation_id)[0].id
     lines = _invoke(data_dir, "audit", "--json").stdout.splitlines()
     entries = [json.loads(line) for line in lines]
     assert [(e["action"], e["target"]) for e in reversed(entries)] == [
@@ -64,12 +82,23 @@ def test_command_line_changes_are_recorded_as_the_os_user(changed: Path) -> None
         ("retention.update", "Unparsed Data"),
         ("rule.update", "auth.brute_force"),
         ("account.delete", "eve"),
+        ("alert.triage", alert_id),
+        ("investigation.triage", investigation_id),
     ]
     assert {(e["actor"], e["via"], e["address"]) for e in entries} == {(cli_actor(), "cli", None)}
     by_action = {e["action"]: e["details"] for e in entries}
     assert by_action["source.update"]["changes"] == {"enabled": [True, False]}
     assert by_action["retention.update"]["changes"] == {"days": [14, 7]}
     assert by_action["rule.update"]["changes"] == {"enabled": [None, False]}
+    assert by_action["alert.triage"] == {
+        "changes": {"disposition": [None, "malicious"], "status": ["open", "closed"]},
+        "comment": "seen",
+    }
+    # The alert was closed already: closing its investigation changed the investigation only.
+    assert by_action["investigation.triage"]["changes"] == {
+        "disposition": [None, "benign"],
+        "status": ["open", "closed"],
+    }
     assert by_action["source.create"]["changes"]["profile.connection_string"] == [None, "(set)"]
     for path in data_dir.glob("*.sqlite3*"):
         for secret in PLANTED:
@@ -91,7 +120,7 @@ def test_the_table_filters_and_verify_passes_on_a_clean_trail(changed: Path) -> 
     assert "--since: cannot read the time range 'soon'" in bad.stderr
     verified = _invoke(data_dir, "audit", "verify")
     assert verified.exit_code == 0, verified.stderr
-    assert verified.stdout.startswith("ok: 8 entries since ")
+    assert verified.stdout.startswith("ok: 10 entries since ")
 
 
 def _tamper(data_dir: Path, statement: str) -> None:
@@ -112,8 +141,8 @@ def test_verify_fails_naming_the_entry_that_breaks_the_chain(changed: Path) -> N
     assert edited.stderr.splitlines()[0] == (
         "BROKEN entry 4: its content does not match its hash (edited)"
     )
-    assert "error: the audit trail was changed: 1 break(s) in 8 entries" in edited.stderr
-    _tamper(data_dir, "DELETE FROM audit_log WHERE seq >= 7")
+    assert "error: the audit trail was changed: 1 break(s) in 10 entries" in edited.stderr
+    _tamper(data_dir, "DELETE FROM audit_log WHERE seq >= 9")
     cut = _invoke(data_dir, "audit", "verify")
     assert cut.exit_code == 1
-    assert "entries 7..8 were cut from the end" in cut.stderr
+    assert "entries 9..10 were cut from the end" in cut.stderr

@@ -7,7 +7,9 @@ what changed and never a secret, triage, exports, searches by token; admins alon
 
 from __future__ import annotations
 
+import logging
 import re
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,7 @@ from hubsight.detect.rules.auth_volume import BruteForceSuccess
 from hubsight.detect.ruleset import build_rule
 from hubsight.service import Service
 from hubsight.store.audit import AuditFilter, AuditLog, Entry
+from hubsight.store.catalog import CATALOG_FILE
 from hubsight.store.users import UserStore
 from hubsight.web.api import create_app
 from hubsight.web.auth import ConsoleAuth, LoginLimiter
@@ -217,3 +220,24 @@ def test_searches_are_recorded_when_made_with_a_token_and_exports_always(app: Fa
     assert search.details["query"] == "where(user=ana)"
     assert search.details["last"] == "7d"
     assert export.details["format"] == "csv"
+
+
+def test_a_change_the_trail_cannot_record_is_answered_and_logged(
+    app: FastAPI, data_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = TestClient(app, headers=_token(app, "root"))
+    # A row added by hand takes the seq the next entry needs: the append fails.
+    db = sqlite3.connect(data_dir / CATALOG_FILE, isolation_level=None)
+    db.execute(
+        "INSERT INTO audit_log VALUES (1, 'x', 'mallory', 'cli', NULL, 'x', NULL, 'ok', '{}', "
+        "'', '')"
+    )
+    db.close()
+    with caplog.at_level(logging.ERROR, logger="hubsight.web.auditing"):
+        response = client.put("/api/v1/retention/Unparsed Data", json={"days": 9})
+    assert response.status_code == 200
+    (record,) = caplog.records
+    assert record.getMessage().startswith(
+        "audit trail: retention.update Unparsed Data by root not recorded: the audit trail's "
+        "head does not match its entries"
+    )

@@ -13,6 +13,7 @@ role is (``denied``). Searches are recorded only when made with an API token.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,9 +21,11 @@ import anyio.to_thread
 from fastapi import Depends, Request
 from fastapi.routing import APIRoute
 
+from hubsight.errors import HubsightError
 from hubsight.store.audit import AuditLog, Outcome, cli_actor, is_cli_actor
 from hubsight.web.limits import ASGIApp, Message, Receive, Scope, Send
 
+_log = logging.getLogger(__name__)
 CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # The header the CLI names its OS user with on the owner's socket (believed only there).
 ACTOR_HEADER = "x-hubsight-actor"
@@ -104,7 +107,14 @@ class AuditTrail:
             entry = _entry_of(scope, status)
             if entry is not None:
                 log: AuditLog = scope["app"].state.audit
-                await anyio.to_thread.run_sync(lambda: log.record(**entry))
+                try:
+                    await anyio.to_thread.run_sync(lambda: log.record(**entry))
+                except HubsightError as exc:
+                    # The answer is sent already: the operator must hear of the gap instead.
+                    _log.error(
+                        "audit trail: %s %s by %s not recorded: %s (%s)",
+                        entry["action"], entry["target"], entry["actor"], exc.message, exc.hint,
+                    )  # fmt: skip
 
 
 def _entry_of(scope: Scope, status: int) -> dict[str, Any] | None:
