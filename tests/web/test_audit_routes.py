@@ -241,3 +241,20 @@ def test_a_change_the_trail_cannot_record_is_answered_and_logged(
         "audit trail: retention.update Unparsed Data by root not recorded: the audit trail's "
         "head does not match its entries"
     )
+
+
+def test_saved_query_changes_are_recorded_with_what_changed(app: FastAPI) -> None:
+    client = TestClient(app, headers=_token(app, "ana"))
+    body = {"name": "fails", "query": "where(result=FAILED)"}
+    saved = client.post("/api/v1/saved-queries", json=body).json()
+    changed = body | {"query": "where(result=FAILED) groupby(user)", "shared": True}
+    assert client.put(f"/api/v1/saved-queries/{saved['id']}", json=changed).status_code == 200
+    assert client.delete(f"/api/v1/saved-queries/{saved['id']}").status_code == 204
+    deleted, updated, created = _trail(app)
+    assert {e.target for e in (created, updated, deleted)} == {saved["id"]}
+    assert created.details["changes"]["owner"] == [None, "ana"]
+    assert updated.details["changes"] == {
+        "query": ["where(result=FAILED)", "where(result=FAILED) groupby(user)"],
+        "shared": [False, True],
+    }
+    assert deleted.details["changes"]["name"] == ["fails", None]
