@@ -204,6 +204,24 @@ def _graph_enumeration(records: list[Record], truth: dict[str, Any]) -> None:
     assert [r["operationName"] for r in vault] == ["SecretBackup"]
 
 
+def _data_plane_theft(records: list[Record], truth: dict[str, Any]) -> None:
+    (ip,) = truth["source_ips"]
+    graph = [r["properties"] for r in records if r["category"] == "MicrosoftGraphActivityLogs"]
+    usual, intruder = graph[:2], graph[2:]
+    # The intruder's application reads the same mail and file without a user signed in.
+    assert [p["requestUri"] for p in usual] == [p["requestUri"] for p in intruder]
+    assert {p["userId"] for p in intruder} == {""}
+    assert all(p["userId"] for p in usual)
+    assert {p["appId"] for p in usual}.isdisjoint({p["appId"] for p in intruder})
+    secrets = [r for r in records if r["category"] == "AuditEvent"]
+    assert [r["operationName"] for r in secrets] == ["SecretGet", "SecretGet"]
+    assert secrets[-1]["identity"]["claim"]["upn"] == truth["user"]
+    assert secrets[-1]["callerIpAddress"] == ip
+    (sas,) = [r for r in records if r["category"] == "StorageRead"]
+    assert sas["identity"] == {"type": "SAS"}
+    assert sas["callerIpAddress"].rsplit(":", 1)[0] == ip
+
+
 def _deletion_burst(records: list[Record], truth: dict[str, Any]) -> None:
     ends = [r for r in records if r["resultType"] == "Success"]
     assert all(r["operationName"].endswith("/DELETE") for r in ends)
@@ -304,6 +322,7 @@ CHECKS: dict[str, Callable[[list[Record], dict[str, Any]], None]] = {
         "MICROSOFT.SQL/SERVERS/AUDITINGSETTINGS/WRITE",
     ),
     "graph-enumeration": _graph_enumeration,
+    "data-plane-theft": _data_plane_theft,
     "entra-mfa-disabled": _audits(
         "Disable Strong Authentication", "Update named location", marker="Trusted partners"
     ),
@@ -351,7 +370,7 @@ def _key(record: Record, category: str) -> str:
         return str(record["SystemAlertId"])
     if category == "Administrative":
         return f"{record['correlationId']}/{record['resultType']}"
-    if category in ("Security", "AuditEvent"):
+    if category in ("Security", "AuditEvent", "StorageRead", "StorageWrite", "StorageDelete"):
         return str(record["correlationId"])
     if category == "MicrosoftGraphActivityLogs":
         return str(record["properties"]["requestId"])

@@ -11,7 +11,10 @@ from datetime import datetime, timedelta
 from hubsight.simulate import activity, directory
 from hubsight.simulate.directory import Audit, user_target
 from hubsight.simulate.draft import Context, Record, iso7
+from hubsight.simulate.geo import azure_ip
 from hubsight.simulate.planting import Planted, arm_attack, hostile, victim
+from hubsight.simulate.resources import StorageRequest, storage_request
+from hubsight.simulate.tenant import new_id
 
 
 def _rg(ctx: Context) -> str:
@@ -289,6 +292,74 @@ def graph_enumeration(ctx: Context, start: datetime) -> Planted:
     return plant
 
 
+_AZURE_CLI = "04b07795-8ddb-461a-bbee-02f9e1bf7b46"
+
+
+def data_plane_theft(ctx: Context, start: datetime) -> Planted:
+    """An unknown application reads a mailbox and a file, a stolen account reads a vault's
+    secret, and a leaked SAS token is used from the intruder's address."""
+    rng = ctx.rng
+    user = victim(ctx)
+    _, ip, _ = hostile(ctx)
+    app, principal = new_id(rng), new_id(rng)
+    plant = Planted(
+        "data-plane-theft",
+        f"application {app} read {user.upn}'s mail and files, {user.upn}'s account read a "
+        f"key vault secret and a SAS token was used from {ip}",
+        start,
+        user.upn,
+        [ip],
+        [
+            "graph.new_app_reads_mail",
+            "graph.new_app_reads_files",
+            "graph.new_secret_reader",
+            "graph.sas_outside_tenant",
+        ],
+    )
+    mail = f"https://graph.microsoft.com/v1.0/users/{user.upn}/messages?$top=100"
+    file = (
+        f"https://graph.microsoft.com/v1.0/users/{user.upn}/drive/root:/Finance/pay.xlsx:/content"
+    )
+    # First what the tenant does every day, so the baselines have history: the user's own mail
+    # client and the vault's workload.
+    for n, uri in enumerate((mail, file)):
+        usual = directory.graph_activity(ctx, start - timedelta(minutes=20 - n), user, ip)
+        usual.record["callerIpAddress"] = home = user.home.ip(rng)
+        usual.record["properties"].update(
+            requestMethod="GET", responseStatusCode=200, requestUri=uri, ipAddress=home
+        )
+        plant.drafts.append(usual)
+    vault = ctx.tenant.resources_of("vaults")[0]
+    workload = ctx.tenant.managed_identities[0]
+    routine = activity.key_vault_audit(ctx, start - timedelta(minutes=15), vault, workload, ip)
+    routine.record.update(operationName="SecretGet", callerIpAddress=azure_ip(rng))
+    plant.drafts.append(routine)
+    # Then the intruder: an application with its own permissions (no user signed in)...
+    for n, uri in enumerate((mail, file)):
+        read = directory.graph_activity(ctx, start + timedelta(seconds=30 * n), user, ip)
+        read.record["properties"].update(
+            requestMethod="GET",
+            responseStatusCode=200,
+            requestUri=uri,
+            appId=app,
+            servicePrincipalId=principal,
+            userId="",
+            scopes="",
+            roles="Mail.Read Files.Read.All",
+        )
+        plant.drafts.append(read)
+    # ...the user's stolen account reading a secret...
+    secret = activity.key_vault_audit(ctx, start + timedelta(minutes=1), vault, workload, ip)
+    claim = {"oid": user.object_id, "upn": user.upn, "appid": _AZURE_CLI}
+    secret.record.update(operationName="SecretGet", identity={"claim": claim})
+    plant.drafts.append(secret)
+    # ...and a SAS token used from the intruder's address.
+    account = ctx.tenant.resources_of("storageAccounts")[0]
+    sas = StorageRequest("StorageRead", "GetBlob", "SAS", ip, blob="backups/db.bak")
+    plant.drafts.append(storage_request(ctx, start + timedelta(minutes=2), account, sas))
+    return plant
+
+
 def _more(
     ctx: Context,
     plant: Planted,
@@ -318,4 +389,5 @@ SCENARIOS = {
     "sql-opened": sql_opened,
     "entra-mfa-disabled": entra_mfa_disabled,
     "graph-enumeration": graph_enumeration,
+    "data-plane-theft": data_plane_theft,
 }

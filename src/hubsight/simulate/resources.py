@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 
 from hubsight.simulate.draft import Context, Draft, Record, iso7
 from hubsight.simulate.geo import azure_ip, tor_ip
-from hubsight.simulate.tenant import AzureResource, new_id
+from hubsight.simulate.tenant import AzureResource, ServicePrincipal, new_id
 
 Builder = Callable[[datetime], list[Draft]]
 
@@ -70,6 +71,67 @@ def _group(subscription: str, group: str) -> str:
     return f"/subscriptions/{subscription}/resourceGroups/{group}/providers"
 
 
+@dataclass(frozen=True, slots=True)
+class StorageRequest:
+    """One Storage data-plane request: how it was authorized, from where, and whether it did."""
+
+    category: str
+    operation: str
+    # identity.type: OAuth, SAS, AccountKey, Anonymous.
+    kind: str
+    ip: str
+    ok: bool = True
+    # The Entra caller of an OAuth request.
+    caller: ServicePrincipal | None = None
+    blob: str | None = None
+
+
+def storage_request(
+    ctx: Context, when: datetime, account: AzureResource, request: StorageRequest
+) -> Draft:
+    """A ``StorageRead``/``StorageWrite``/``StorageDelete`` resource log record of a blob."""
+    rng, tenant = ctx.rng, ctx.tenant
+    status, text = (200, "Success") if request.ok else (403, "AuthorizationFailure")
+    if request.category == "StorageWrite" and request.ok:
+        status = 201
+    identity: Record = {"type": request.kind}
+    if request.caller is not None:
+        identity["requester"] = {
+            "appId": request.caller.app_id,
+            "objectId": request.caller.object_id,
+            "tenantId": tenant.tenant_id,
+            "audience": "https://storage.azure.com/",
+        }
+    blob = request.blob or rng.choice(_BLOBS)
+    correlation = new_id(rng)
+    record = _record(
+        f"{account.resource_id}/blobServices/default",
+        request.category,
+        request.operation,
+        when,
+        operationVersion="2023-11-03",
+        schemaVersion="1.0",
+        statusCode=status,
+        statusText=text,
+        durationMs=rng.randrange(2, 90),
+        callerIpAddress=f"{request.ip}:{rng.randrange(1024, 65535)}",
+        correlationId=correlation,
+        identity=identity,
+        location=account.region,
+        properties={
+            "accountName": account.name,
+            "serviceType": "blob",
+            "userAgentHeader": "azsdk-python-storage-blob/12.19.0",
+            "objectKey": f"/{account.name}/{blob}",
+            "metricResponseType": text,
+        },
+        uri=f"https://{account.name}.blob.core.windows.net:443/{blob}",
+        protocol="HTTPS",
+        resourceType="Microsoft.Storage/storageAccounts/blobServices",
+    )
+    return Draft(when, when, request.category, record, correlation)
+
+
 def resource_builders(ctx: Context) -> dict[str, Builder]:
     """Background builders of the resource-log and continuous-export categories."""
     rng = ctx.rng
@@ -90,50 +152,15 @@ def resource_builders(ctx: Context) -> dict[str, Builder]:
     def storage(category: str, operations: tuple[str, ...]) -> Builder:
         def build(when: datetime) -> list[Draft]:
             account: AzureResource = rng.choice(accounts)
-            operation = rng.choice(operations)
             kind = rng.choice(("OAuth", "OAuth", "SAS", "AccountKey", "Anonymous"))
-            status, text = (
-                (200, "Success") if rng.random() < 0.95 else (403, "AuthorizationFailure")
-            )
-            if category == "StorageWrite" and status == 200:
-                status = 201
-            identity: Record = {"type": kind}
-            if kind == "OAuth":
-                caller = rng.choice(tenant.managed_identities)
-                identity["requester"] = {
-                    "appId": caller.app_id,
-                    "objectId": caller.object_id,
-                    "tenantId": tenant.tenant_id,
-                    "audience": "https://storage.azure.com/",
-                }
-            blob = rng.choice(_BLOBS)
-            uri = f"https://{account.name}.blob.core.windows.net:443/{blob}"
-            record = _record(
-                f"{account.resource_id}/blobServices/default",
-                category,
-                operation,
-                when,
-                operationVersion="2023-11-03",
-                schemaVersion="1.0",
-                statusCode=status,
-                statusText=text,
-                durationMs=rng.randrange(2, 90),
-                callerIpAddress=f"{azure_ip(rng)}:{rng.randrange(1024, 65535)}",
-                correlationId=new_id(rng),
-                identity=identity,
-                location=account.region,
-                properties={
-                    "accountName": account.name,
-                    "serviceType": "blob",
-                    "userAgentHeader": "azsdk-python-storage-blob/12.19.0",
-                    "objectKey": f"/{account.name}/{blob}",
-                    "metricResponseType": text,
-                },
-                uri=uri,
-                protocol="HTTPS",
-                resourceType="Microsoft.Storage/storageAccounts/blobServices",
-            )
-            return [Draft(when, when, category, record, new_id(rng))]
+            ok = rng.random() < 0.95
+            caller = rng.choice(tenant.managed_identities) if kind == "OAuth" else None
+            # SAS tokens are handed to the tenant's own workloads: they use them from the
+            # addresses those sign in from (the tenant's addresses), not from anywhere.
+            workload = rng.choice(tenant.service_principals)
+            ip = rng.choice(workload.addresses) if kind == "SAS" else azure_ip(rng)
+            request = StorageRequest(category, rng.choice(operations), kind, ip, ok, caller)
+            return [storage_request(ctx, when, account, request)]
 
         return build
 
