@@ -27,6 +27,17 @@ from hubsight.store.embedded import EmbeddedStore
 # Cheap argon2 parameters keep the tests fast; production uses argon2-cffi's defaults.
 FAST_HASH = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 
+
+class Clock:
+    """A settable wall clock (epoch seconds) for the user store."""
+
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 PLANTED_KEY = "PLANTEDsecretKEY0123456789abcdefghijklmnopqrs="
 PLANTED_PASSWORD = "planted-Password-9f8e7d6c"
 PLANTED = (PLANTED_KEY, PLANTED_PASSWORD)

@@ -121,6 +121,25 @@ def test_add_source_turns_healthy_and_probe_shows_steps(
     assert (stored.enabled, stored.consumer_group.startswith("hubsight-")) == (False, True)
 
 
+def test_an_analyst_creates_and_revokes_an_api_token(page: Page, console: Console) -> None:
+    sign_in(page, console, ANALYST)
+    page.goto(console.url + "/settings")
+    form = page.locator("#new-token")
+    form.locator('input[name="label"]').fill("soar")
+    form.locator('input[name="days"]').fill("7")
+    form.get_by_role("button", name=re.compile("Create token")).click()
+    expect(page.locator("#token-out")).to_contain_text("Token (shown once; expires ")
+    page.reload()
+    row = page.locator("#tokens tbody tr").filter(has_text="soar")
+    expect(row).to_contain_text("active")
+    page.once("dialog", lambda dialog: dialog.accept())
+    row.get_by_role("button", name="Revoke").click()
+    expect(page.locator("#tokens tbody tr").filter(has_text="soar")).to_contain_text("revoked")
+    (token,) = console.users.tokens(ANALYST[0])
+    assert (token.label, token.revoked_at is not None) == ("soar", True)
+    assert round(token.expires_at - token.created_at) == 7 * 86400
+
+
 def test_admin_tunes_a_rule(page: Page, console: Console) -> None:
     console.users.create(*ADMIN, "admin")
     sign_in(page, console, ADMIN)

@@ -4,11 +4,13 @@ newer release wrote is refused with a clear message.
 ``tests/data/datadirs/schema-N.tar.gz`` were written by the commits named in
 ``scripts/make-upgrade-fixture.py``'s usage (schema-1: a2063f9, the first release with the
 collector, events migration 1; schema-3: 6fdcd77, migrations 1-3 and console users, before the
-``authentication_protocol`` column), each running its own code.
+``authentication_protocol`` column), each running its own code. Rows a fixture lacks (a saved
+query, an API token) are written into it in that release's columns before the upgrade.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 import tarfile
@@ -26,11 +28,11 @@ from hubsight.parsing.event import Event, LogSet
 from hubsight.query.saved import delete_saved, list_saved
 from hubsight.query.search import SearchRequest, search
 from hubsight.store.backends import StoreSettings, open_store
-from hubsight.store.catalog import Catalog
+from hubsight.store.catalog import CATALOG_FILE, CATALOG_VERSION, Catalog
 from hubsight.store.schema import MIGRATIONS, event_columns
-from hubsight.store.users import Account, UserStore
+from hubsight.store.users import DEFAULT_TOKEN_DAYS, Account, TokenEnded, UserStore, token_id
 
-from support import FAST_HASH
+from support import FAST_HASH, Clock
 
 FIXTURES = Path(__file__).parents[1] / "data/datadirs"
 
@@ -119,6 +121,32 @@ def test_saved_queries_from_before_owners_stay_seen_by_all_and_become_the_admins
         assert list_saved(store, admin) == []
     finally:
         store.close()
+
+
+def test_api_tokens_from_before_expiry_last_the_default_lifetime_from_the_upgrade(
+    tmp_path: Path,
+) -> None:
+    data_dir = _unpack("schema-3", tmp_path)
+    secret = "hs_issued-by-the-schema-3-release"
+    # A token as the schema-3 release stored it: no expiry, no last use, no revocation.
+    with sqlite3.connect(data_dir / CATALOG_FILE) as db:
+        db.execute(
+            "INSERT INTO api_tokens (token_hash, name, label, created_at) VALUES (?, ?, ?, ?)",
+            (hashlib.sha256(secret.encode()).hexdigest(), "root", "old script", 1.0),
+        )
+    db.close()
+    clock = Clock()
+    upgraded_at = clock.now
+    users = UserStore(data_dir, hasher=FAST_HASH, clock=clock)
+    assert users.token_account(secret) == Account("root", "admin")
+    assert users.token(token_id(secret)).expires_at == upgraded_at + DEFAULT_TOKEN_DAYS * 86400
+    clock.now = upgraded_at + DEFAULT_TOKEN_DAYS * 86400
+    ended = UserStore(data_dir, hasher=FAST_HASH, clock=clock).token_account(secret)
+    assert isinstance(ended, TokenEnded)
+    assert ended.reason == "expired"
+    with sqlite3.connect(data_dir / CATALOG_FILE) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == CATALOG_VERSION
+    db.close()
 
 
 def test_a_store_written_by_a_newer_release_is_refused(tmp_path: Path) -> None:

@@ -23,20 +23,10 @@ from hubsight.web.auth import (
     session_limits_from_env,
 )
 
-from support import FAST_HASH
+from support import FAST_HASH, Clock
 
 PASSWORD = "correct horse battery"
 TEN_MINUTES_IDLE = SessionLimits(idle_s=600, max_s=3600)
-
-
-class Clock:
-    """A settable wall clock for the user store."""
-
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -9,7 +10,14 @@ import click
 
 from hubsight.cli.trail import record_cli
 from hubsight.errors import ConfigError
-from hubsight.store.users import ROLES, Role, UserStore
+from hubsight.store.users import (
+    DEFAULT_TOKEN_DAYS,
+    MAX_TOKEN_DAYS,
+    ROLES,
+    Role,
+    UserStore,
+    token_id,
+)
 
 
 def _password(env_var: str | None) -> str:
@@ -38,7 +46,7 @@ _PASSWORD_ENV = click.option(
 
 @click.group("users")
 def users() -> None:
-    """Console accounts: create admins and analysts, list them, issue API tokens."""
+    """Console accounts: create admins and analysts, list them; issue, list, revoke API tokens."""
 
 
 @users.command("create-admin")
@@ -87,9 +95,48 @@ def delete(data_dir: Path, name: str) -> None:
 @users.command("token")
 @_NAME
 @click.option("--label", required=True, help="What the token is for, e.g. soar-script.")
+@click.option(
+    "--days",
+    type=click.IntRange(1, MAX_TOKEN_DAYS),
+    default=DEFAULT_TOKEN_DAYS,
+    show_default=True,
+    help="Days until the token expires.",
+)
 @click.pass_obj
-def token(data_dir: Path, name: str, label: str) -> None:
+def token(data_dir: Path, name: str, label: str, days: int) -> None:
     """Issue an API token for an account; it is printed once (send it as a Bearer token)."""
-    issued = UserStore(data_dir).issue_token(name, label)
-    record_cli(data_dir, "token.create", name, label=label)
-    click.echo(issued)
+    store = UserStore(data_dir)
+    secret = store.issue_token(name, label, days=days)
+    # Only the secret goes to stdout, which scripts capture; the rest is for the person.
+    issued = store.token(token_id(secret)).as_dict(store.now())
+    record_cli(
+        data_dir, "token.create", name, label=label, id=issued["id"], expires=issued["expires_at"]
+    )
+    click.echo(secret)
+    click.echo(f"id {issued['id']}, expires {issued['expires_at']}", err=True)
+
+
+@users.command("tokens")
+@click.option("--name", default=None, help="Only this account's tokens.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON array instead of a table.")
+@click.pass_obj
+def tokens(data_dir: Path, name: str | None, as_json: bool) -> None:
+    """API tokens (never their secrets): id, account, label, created, expires, last use, status."""
+    store = UserStore(data_dir)
+    listed = [t.as_dict(store.now()) for t in store.tokens(name)]
+    if as_json:
+        click.echo(json.dumps(listed, indent=2))
+        return
+    for t in listed:
+        fields = ("id", "name", "label", "created_at", "expires_at", "last_used", "status")
+        click.echo("\t".join(t[f] or "-" for f in fields))
+
+
+@users.command("revoke-token")
+@click.option("--id", "token_id_", required=True, help="The token's id, from `users tokens`.")
+@click.pass_obj
+def revoke_token(data_dir: Path, token_id_: str) -> None:
+    """Revoke an API token at once; it stays listed as revoked."""
+    revoked = UserStore(data_dir).revoke_token(token_id_)
+    record_cli(data_dir, "token.revoke", revoked.name, label=revoked.label, id=revoked.id)
+    click.echo(f"revoked {revoked.id} ('{revoked.label}' of {revoked.name})")

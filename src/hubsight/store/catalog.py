@@ -25,7 +25,8 @@ from hubsight.store.vault import Vault
 
 CATALOG_FILE = "hubsight.sqlite3"
 # Raised when a release changes the tables in a way an older one cannot read (users.py's too).
-CATALOG_VERSION = 1
+# 2: API tokens expire and can be revoked; an older release would accept every one of them.
+CATALOG_VERSION = 2
 _SECRET_FIELDS = ("connection_string", "password")
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sources (

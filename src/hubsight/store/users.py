@@ -1,7 +1,9 @@
 """Console accounts, sign-in sessions and API tokens in the catalog's SQLite file.
 
 Passwords are kept as argon2id hashes. Session ids and API tokens are random and only their
-SHA-256 is stored, so a copy of the database opens no session. The CLI writes accounts here while
+SHA-256 is stored, so a copy of the database opens no session. An API token expires (90 days
+unless asked otherwise, a year at most) and can be revoked; it is known afterwards by its id,
+the first 12 hex digits of that hash, never by its secret. The CLI writes accounts here while
 ``hubsight run`` reads them: SQLite lets both processes share the file. Failed sign-ins are counted
 here too, so a restart of ``hubsight run`` does not hand an attacker a fresh set of guesses.
 """
@@ -16,6 +18,7 @@ import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal, get_args
 
@@ -55,9 +58,19 @@ CREATE TABLE IF NOT EXISTS api_tokens (
     token_hash TEXT PRIMARY KEY,
     name TEXT NOT NULL REFERENCES console_users(name) ON DELETE CASCADE,
     label TEXT NOT NULL,
-    created_at REAL NOT NULL
+    created_at REAL NOT NULL,
+    expires_at REAL NOT NULL DEFAULT 0,
+    last_used REAL,
+    revoked_at REAL
 );
 """
+DEFAULT_TOKEN_DAYS = 90
+# A token that is never renewed outlives the script, and the person, it was made for.
+MAX_TOKEN_DAYS = 365
+# Last use is written at most this often per token: a script polling the API several times a
+# second would otherwise write to the file the CLI and every sign-in share on each request.
+LAST_USE_EVERY_S = 60.0
+_DAY_S = 86400.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,8 +104,67 @@ class SessionExpired:
     reason: Literal["idle", "max"]
 
 
+@dataclass(frozen=True, slots=True)
+class TokenInfo:
+    """An API token as listed: its id (from its hash), never its secret; times are epoch seconds."""
+
+    id: str
+    name: str
+    label: str
+    created_at: float
+    expires_at: float
+    last_used: float | None
+    revoked_at: float | None
+
+    def status(self, now: float) -> Literal["active", "expired", "revoked"]:
+        """Whether it lets its account in at ``now``, and why not."""
+        if self.revoked_at is not None:
+            return "revoked"
+        return "expired" if now >= self.expires_at else "active"
+
+    def as_dict(self, now: float) -> dict[str, str | None]:
+        """As the API, the CLI's ``--json`` and Settings show it: ISO times and its status."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "label": self.label,
+            "created_at": epoch_iso(self.created_at),
+            "expires_at": epoch_iso(self.expires_at),
+            "last_used": epoch_iso(self.last_used),
+            "revoked_at": epoch_iso(self.revoked_at),
+            "status": self.status(now),
+        }
+
+
+def epoch_iso(epoch: float | None) -> str | None:
+    """Epoch seconds as an ISO time in UTC to the second (None stays None)."""
+    if epoch is None:
+        return None
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True, slots=True)
+class TokenEnded:
+    """A known API token that no longer lets anyone in: it expired or was revoked."""
+
+    token: TokenInfo
+    reason: Literal["expired", "revoked"]
+
+
+# A token's listed fields, in TokenInfo's order, from ``api_tokens t``.
+_LISTED_FIELDS = (
+    "substr(t.token_hash, 1, 12), t.name, t.label, t.created_at, t.expires_at, t.last_used, "
+    "t.revoked_at"
+)
+
+
 def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def token_id(secret: str) -> str:
+    """The id an API token is listed and revoked by: the start of its hash, not of its secret."""
+    return _digest(secret)[:12]
 
 
 class UserStore:
@@ -114,7 +186,32 @@ class UserStore:
         with self._connect() as db:
             claim_version(db, self.path, CATALOG_VERSION)
             db.executescript(_SCHEMA)
-            _add_last_seen(db, self._clock())
+            _add_columns(
+                db,
+                "console_sessions",
+                {"last_seen": "REAL NOT NULL DEFAULT 0"},
+                # Open sessions of files from before the idle timeout count as active now
+                # rather than all ending at the upgrade.
+                "UPDATE console_sessions SET last_seen = ?",
+                (self._clock(),),
+            )
+            _add_columns(
+                db,
+                "api_tokens",
+                {
+                    "expires_at": "REAL NOT NULL DEFAULT 0",
+                    "last_used": "REAL",
+                    "revoked_at": "REAL",
+                },
+                # Tokens from before expiry get the default lifetime from the upgrade on,
+                # so no script stops on the day of the upgrade.
+                "UPDATE api_tokens SET expires_at = ?",
+                (self._clock() + DEFAULT_TOKEN_DAYS * _DAY_S,),
+            )
+
+    def now(self) -> float:
+        """The store's clock (epoch seconds), by which tokens and sessions end."""
+        return self._clock()
 
     def _connect(self) -> AbstractContextManager[sqlite3.Connection]:
         return connect(self.path)
@@ -229,14 +326,21 @@ class UserStore:
         with self._connect() as db:
             db.execute("DELETE FROM console_sessions WHERE id_hash = ?", (_digest(session_id),))
 
-    def issue_token(self, name: str, label: str) -> str:
-        """A new API token for an account, shown only this once."""
+    def issue_token(self, name: str, label: str, *, days: int = DEFAULT_TOKEN_DAYS) -> str:
+        """A new API token for an account, valid ``days``; its secret is shown only this once."""
+        if not 1 <= days <= MAX_TOKEN_DAYS:
+            raise ConfigError(
+                f"an API token lasts 1 to {MAX_TOKEN_DAYS} days, not {days}",
+                hint=f"ask for {MAX_TOKEN_DAYS} days at most and issue a new token before then",
+            )
         token = "hs_" + secrets.token_urlsafe(32)
+        now = self._clock()
         with self._connect() as db:
             try:
                 db.execute(
-                    "INSERT INTO api_tokens (token_hash, name, label, created_at) VALUES (?,?,?,?)",
-                    (_digest(token), name, label, self._clock()),
+                    "INSERT INTO api_tokens (token_hash, name, label, created_at, expires_at) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (_digest(token), name, label, now, now + days * _DAY_S),
                 )
             except sqlite3.IntegrityError:
                 raise NotFoundError(
@@ -244,15 +348,67 @@ class UserStore:
                 ) from None
         return token
 
-    def token_account(self, token: str) -> Account | None:
-        """The account an API token belongs to, if it is valid."""
+    def token_account(self, token: str) -> Account | TokenEnded | None:
+        """The account an API token lets in, why it no longer does, or None for an unknown one.
+
+        A use is recorded as the token's last use, at most every ``LAST_USE_EVERY_S``.
+        """
+        now = self._clock()
+        token_hash = _digest(token)
         with self._connect() as db:
             row = db.execute(
-                "SELECT u.name, u.role FROM api_tokens t JOIN console_users u ON u.name = t.name "
-                "WHERE t.token_hash = ?",
-                (_digest(token),),
+                f"SELECT {_LISTED_FIELDS}, u.role FROM api_tokens t "  # noqa: S608
+                "JOIN console_users u ON u.name = t.name WHERE t.token_hash = ?",
+                (token_hash,),
             ).fetchone()
-        return Account(row[0], row[1]) if row else None
+            if row is None:
+                return None
+            info, role = TokenInfo(*row[:-1]), row[-1]
+            status = info.status(now)
+            if status != "active":
+                return TokenEnded(info, status)
+            if info.last_used is None or now - info.last_used >= LAST_USE_EVERY_S:
+                db.execute(
+                    "UPDATE api_tokens SET last_used = ? WHERE token_hash = ?", (now, token_hash)
+                )
+        return Account(info.name, role)
+
+    def tokens(self, name: str | None = None) -> list[TokenInfo]:
+        """Every API token (of account ``name`` only when given), by account, newest first."""
+        where, params = ("WHERE t.name = ?", (name,)) if name is not None else ("", ())
+        with self._connect() as db:
+            rows = db.execute(
+                f"SELECT {_LISTED_FIELDS} FROM api_tokens t {where} "  # noqa: S608
+                "ORDER BY t.name, t.created_at DESC, t.token_hash",
+                params,
+            ).fetchall()
+        return [TokenInfo(*row) for row in rows]
+
+    def token(self, token_id: str) -> TokenInfo:
+        """The API token with this id; ``NotFoundError`` when there is none."""
+        with self._connect() as db:
+            row = db.execute(
+                f"SELECT {_LISTED_FIELDS} FROM api_tokens t "  # noqa: S608
+                "WHERE substr(t.token_hash, 1, 12) = ?",
+                (token_id.lower(),),
+            ).fetchone()
+        if row is None:
+            raise NotFoundError(
+                f"no API token with id '{token_id}'",
+                hint="list the tokens (Settings, or `hubsight users tokens`) to see their ids",
+            )
+        return TokenInfo(*row)
+
+    def revoke_token(self, token_id: str) -> TokenInfo:
+        """Revoke an API token at once (kept, listed as revoked); the token as it is now."""
+        found = self.token(token_id)
+        if found.revoked_at is None:
+            with self._connect() as db:
+                db.execute(
+                    "UPDATE api_tokens SET revoked_at = ? WHERE substr(token_hash, 1, 12) = ?",
+                    (self._clock(), found.id),
+                )
+        return self.token(token_id)
 
     def login_wait(self, keys: tuple[str, ...], attempts: int, window_s: float) -> float:
         """Seconds until a sign-in is allowed again for these keys (0 when it is now)."""
@@ -290,16 +446,25 @@ class UserStore:
             db.execute("DELETE FROM login_failures WHERE key = ?", (key,))
 
 
-def _add_last_seen(db: sqlite3.Connection, now: float) -> None:
-    # Files from before the idle timeout lack the column; their open sessions count as active
-    # now rather than all ending at the upgrade.
-    # The write lock keeps the CLI and `hubsight run` from both adding it.
+def _add_columns(
+    db: sqlite3.Connection,
+    table: str,
+    columns: dict[str, str],
+    fill: str,
+    params: tuple[object, ...],
+) -> None:
+    """Add ``columns`` to a table of a file from an older release and fill them in with ``fill``.
+
+    The write lock keeps the CLI and ``hubsight run`` from both adding them.
+    """
     db.execute("BEGIN IMMEDIATE")
     try:
-        columns = {row[1] for row in db.execute("PRAGMA table_info(console_sessions)")}
-        if "last_seen" not in columns:
-            db.execute("ALTER TABLE console_sessions ADD COLUMN last_seen REAL NOT NULL DEFAULT 0")
-            db.execute("UPDATE console_sessions SET last_seen = ?", (now,))
+        present = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+        missing = {name: ddl for name, ddl in columns.items() if name not in present}
+        for name, ddl in missing.items():
+            db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {ddl}")
+        if missing:
+            db.execute(fill, params)
     except sqlite3.Error:
         db.execute("ROLLBACK")
         raise

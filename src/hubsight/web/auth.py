@@ -17,6 +17,7 @@ from __future__ import annotations
 import hmac
 import os
 import re
+import shlex
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
@@ -28,13 +29,19 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.routing import BaseRoute
 
-from hubsight.errors import ConfigError, ForbiddenError, SignInRequired
+from hubsight.errors import ConfigError, ForbiddenError, NotFoundError, SignInRequired
 from hubsight.store.users import (
+    DEFAULT_TOKEN_DAYS,
+    MAX_TOKEN_DAYS,
     Account,
     Role,
     SessionExpired,
     SessionLimits,
+    TokenEnded,
+    TokenInfo,
     UserStore,
+    epoch_iso,
+    token_id,
 )
 from hubsight.web.auditing import audit_note, audited
 from hubsight.web.rendering import render
@@ -177,6 +184,8 @@ def _caller(auth: ConsoleAuth, request: Request) -> tuple[Account, str]:
             raise SignInRequired(
                 "the API token is not valid", hint="create a new token in Settings"
             )
+        if isinstance(account, TokenEnded):
+            raise _token_ended(account)
         return account, ""
     session_id = request.cookies.get(SESSION_COOKIE)
     session = auth.users.session(session_id, auth.sessions) if session_id else None
@@ -188,6 +197,16 @@ def _caller(auth: ConsoleAuth, request: Request) -> tuple[Account, str]:
     if request.method not in _SAFE and not hmac.compare_digest(sent, session.csrf.encode()):
         raise ForbiddenError("the CSRF token is missing or wrong", hint="reload the page")
     return session.account, session.csrf
+
+
+def _token_ended(ended: TokenEnded) -> SignInRequired:
+    token = ended.token
+    when = epoch_iso(token.revoked_at if ended.reason == "revoked" else token.expires_at)
+    return SignInRequired(
+        f"the API token '{token.label}' ({token.id}) {ended.reason} at {when}",
+        hint="issue a new one in Settings (API tokens), or on the server: hubsight users token "
+        f"--name {token.name} --label {shlex.quote(token.label)} [--days N]",
+    )
 
 
 def signed_out(request: Request, exc: SignInRequired) -> Response:
@@ -324,6 +343,7 @@ class NewToken(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     label: str = Field(min_length=1, max_length=100)
+    days: int = Field(default=DEFAULT_TOKEN_DAYS, ge=1, le=MAX_TOKEN_DAYS)
 
 
 def _users(request: Request) -> UserStore:
@@ -377,9 +397,44 @@ def delete_account(request: Request, name: str) -> None:
     status_code=201,
     dependencies=[require_role("analyst"), audited("token.create")],
 )
-def create_token(request: Request, body: NewToken) -> dict[str, str]:
-    """An API token for the caller, shown only in this answer."""
+def create_token(request: Request, body: NewToken) -> dict[str, str | None]:
+    """An API token for the caller, for ``days`` (default 90); its secret is in this answer only."""
     account = current_account(request)
+    users = _users(request)
+    secret = users.issue_token(account.name, body.label, days=body.days)
+    issued = users.token(token_id(secret)).as_dict(users.now())
     note = audit_note(request)
-    note.target, note.details["label"] = account.name, body.label
-    return {"token": _users(request).issue_token(account.name, body.label), "label": body.label}
+    note.target = account.name
+    note.details.update(label=body.label, id=issued["id"], expires=issued["expires_at"])
+    return {"token": secret, **issued}
+
+
+def visible_tokens(users: UserStore, account: Account) -> list[TokenInfo]:
+    """The API tokens ``account`` may see and revoke: its own; an admin's: everyone's."""
+    return users.tokens(None if account.role == "admin" else account.name)
+
+
+@router.get("/api/v1/tokens", dependencies=[require_role("analyst")])
+def list_tokens(request: Request) -> list[dict[str, str | None]]:
+    """The caller's API tokens (an admin: every account's); never their secrets."""
+    users = _users(request)
+    now = users.now()
+    return [t.as_dict(now) for t in visible_tokens(users, current_account(request))]
+
+
+@router.delete(
+    "/api/v1/tokens/{token_id}",
+    status_code=204,
+    dependencies=[require_role("analyst"), audited("token.revoke")],
+)
+def revoke_token(request: Request, token_id: str) -> None:
+    """Revoke an API token at once: the caller's own, or anyone's for an admin (stays listed)."""
+    users = _users(request)
+    account = current_account(request)
+    # Another account's token is "not found" to an analyst: ids of others' tokens do not leak.
+    if account.role != "admin" and users.token(token_id).name != account.name:
+        raise NotFoundError(
+            f"no API token with id '{token_id}'", hint="your tokens are listed in Settings"
+        )
+    revoked = users.revoke_token(token_id)
+    audit_note(request).details.update(label=revoked.label, account=revoked.name)

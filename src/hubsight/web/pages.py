@@ -24,8 +24,9 @@ from hubsight.sources.config import DEFAULT_TOPIC
 from hubsight.status import source_status
 from hubsight.store.damage import DOCTOR_HINT
 from hubsight.store.retention import describe_bytes
+from hubsight.store.users import DEFAULT_TOKEN_DAYS, MAX_TOKEN_DAYS
 from hubsight.web import coverage_pages, entity_pages, investigation_pages
-from hubsight.web.auth import EXPIRED_MESSAGES, current_account, require_role
+from hubsight.web.auth import EXPIRED_MESSAGES, current_account, require_role, visible_tokens
 from hubsight.web.detect_routes import alert_detail, list_rules, target_docs, user_timeline
 from hubsight.web.evidence import evidence_summaries
 from hubsight.web.page_state import detect_db, service_of, since_filter
@@ -242,13 +243,18 @@ def settings_page(request: Request) -> HTMLResponse:
     auth = request.app.state.auth
     rules = list_rules(request, db) if db else []
     accounts = auth.users.accounts() if auth is not None else []
+    me = current_account(request)
+    tokens = [t.as_dict(auth.users.now()) for t in visible_tokens(auth.users, me)] if auth else []
     return render(
         request,
         "settings.html",
         {
             "rules": rules,
             "accounts": accounts,
-            "me": current_account(request),
+            "tokens": tokens,
+            "default_token_days": DEFAULT_TOKEN_DAYS,
+            "max_token_days": MAX_TOKEN_DAYS,
+            "me": me,
             "retention": _retention(request),
         }
         | _targets(request),

@@ -163,9 +163,14 @@ function settingsPage() {
   const token = $("#new-token");
   if (token) token.addEventListener("submit", async (ev) => {
     ev.preventDefault();
-    const answer = await api("POST", "/api/v1/tokens", { label: token.elements.label.value });
-    show($("#token-out"), answer.ok ? `Token (shown once): ${answer.data.token}` : problem(answer.data));
+    const answer = await api("POST", "/api/v1/tokens", { label: token.elements.label.value, days: Number(token.elements.days.value) });
+    show($("#token-out"), answer.ok ? `Token (shown once; expires ${answer.data.expires_at}): ${answer.data.token}` : problem(answer.data));
   });
+  $$("button[data-revoke-token]").forEach((button) => button.addEventListener("click", async () => {
+    if (!confirm(`Revoke the API token ${button.dataset.label} (${button.dataset.revokeToken})? Scripts using it stop at once.`)) return;
+    const answer = await api("DELETE", `/api/v1/tokens/${encodeURIComponent(button.dataset.revokeToken)}`);
+    if (answer.ok) location.reload(); else alert(problem(answer.data));
+  }));
 }
 
 function listKeys() {
