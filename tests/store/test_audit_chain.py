@@ -10,6 +10,7 @@ import hashlib
 import itertools
 import json
 import sqlite3
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -207,6 +208,21 @@ def test_a_clean_trail_verifies_and_an_empty_one_too(data_dir: Path, tmp_path: P
     AuditLog(data_dir).record(actor="cli:root", action="source.delete", via="cli")
     assert log.verify().ok
     assert log.verify().count == 4
+
+
+def test_appends_from_several_processes_at_once_make_one_chain(data_dir: Path) -> None:
+    AuditLog(data_dir)
+
+    def append(worker: int) -> None:
+        # Each its own AuditLog, as the CLI and `hubsight run` are.
+        log = AuditLog(data_dir)
+        for n in range(15):
+            log.record(actor=f"w{worker}", action="sign-in", via="session", details={"n": n})
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(append, range(4)))
+    found = AuditLog(data_dir).verify()
+    assert (found.ok, found.count) == (True, 60)
 
 
 def test_an_append_after_cutting_fails_loudly(data_dir: Path) -> None:

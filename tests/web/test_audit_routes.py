@@ -24,10 +24,11 @@ from hubsight.detect.engine import DetectionEngine, EngineOptions
 from hubsight.detect.rules.auth_volume import BruteForceSuccess
 from hubsight.detect.ruleset import build_rule
 from hubsight.service import Service
-from hubsight.store.audit import AuditFilter, AuditLog, Entry
+from hubsight.store.audit import AuditFilter, AuditLog, Entry, cli_actor
 from hubsight.store.catalog import CATALOG_FILE
 from hubsight.store.users import UserStore
 from hubsight.web.api import create_app
+from hubsight.web.auditing import ACTOR_HEADER
 from hubsight.web.auth import ConsoleAuth, LoginLimiter
 
 from support import FAST_HASH, PLANTED, PLANTED_KEY, PLANTED_PASSWORD, connection_string
@@ -258,3 +259,17 @@ def test_saved_query_changes_are_recorded_with_what_changed(app: FastAPI) -> Non
         "shared": [False, True],
     }
     assert deleted.details["changes"]["name"] == ["fails", None]
+
+
+def test_the_owner_socket_records_the_cli_user_it_is_told(service: Service) -> None:
+    socket_app = create_app(service)
+    client = TestClient(socket_app, client=("", 0))
+    body = {"days": 9}
+    told = {ACTOR_HEADER: "cli:alice"}
+    assert client.put("/api/v1/retention/Unparsed Data", json=body, headers=told).is_success
+    # Anything but a plain cli:<user> is not believed: the service's own OS user instead.
+    forged = {ACTOR_HEADER: "root; admin"}
+    assert client.put("/api/v1/retention/Unparsed Data", json=body, headers=forged).is_success
+    later, first = _trail(socket_app)
+    assert (first.actor, first.via, first.address) == ("cli:alice", "cli", None)
+    assert later.actor == cli_actor()

@@ -149,7 +149,8 @@ def _entry_of(scope: Scope, status: int) -> dict[str, Any] | None:
         "actor": actor,
         "action": declared[0].action,
         "via": via,
-        "address": client[0] if client else None,
+        # None on the Unix socket (uvicorn gives no peer address there).
+        "address": client[0] if client and client[0] else None,
         "target": note.target or next((str(v) for v in params.values()), None),
         "outcome": outcome,
         "details": details,
