@@ -160,6 +160,19 @@ def test_admin_tunes_a_rule(page: Page, console: Console) -> None:
     thresholds = form.locator('textarea[name="thresholds"]').input_value()
     assert json.loads(thresholds)["count"] == 25
     shot(page, "settings-admin")
+    # The change is in the audit trail, with what changed (the refused one as failed).
+    page.get_by_role("link", name="Audit trail").click()
+    saved = page.locator("#audit tbody tr").filter(has_text="thresholds.count")
+    expect(saved).to_contain_text("thresholds.count: 10 → 25")
+    cells = saved.locator("td")
+    expect(cells.nth(2)).to_contain_text(ADMIN[0])
+    expect(cells.nth(3)).to_have_text("127.0.0.1")
+    expect(cells.nth(4)).to_have_text("rule.update")
+    expect(cells.nth(6)).to_have_text("ok")
+    page.get_by_label("Action").fill("sign-in")
+    page.get_by_role("button", name="Filter").click()
+    expect(page.locator("#audit tbody tr")).to_have_count(1)
+    shot(page, "settings-audit")
 
 
 def test_wrong_credentials_show_the_sasl_hint(

@@ -128,6 +128,8 @@ def test_only_admins_read_the_trail_filtered_and_paged(app: FastAPI) -> None:
     bad = client.get("/api/v1/audit?since=yesterday-ish", headers=admin)
     assert bad.status_code == 400
     assert bad.json()["error"].startswith("since: cannot read")
+    assert 'href="/settings/audit"' in client.get("/settings", headers=admin).text
+    assert 'href="/settings/audit"' not in client.get("/settings", headers=analyst).text
     page = client.get("/settings/audit?action=saved-query&actor=ana", headers=admin)
     assert page.status_code == 200
     assert page.text.count("saved-query.create") == 3
