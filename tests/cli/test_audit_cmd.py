@@ -56,6 +56,10 @@ def made_here(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ):  # fmt: skip
         result = _invoke(data_dir, *args, env=env)
         assert result.exit_code == 0, (args, result.stderr)
+        if args[:2] == ("users", "token"):
+            listed = json.loads(_invoke(data_dir, "users", "tokens", "--json").stdout)
+            revoked = _invoke(data_dir, "users", "revoke-token", "--id", listed[0]["id"])
+            assert revoked.exit_code == 0, revoked.stderr
     return data_dir
 
 
@@ -76,6 +80,7 @@ def test_command_line_changes_are_recorded_as_the_os_user(changed: Path) -> None
     assert [(e["action"], e["target"]) for e in reversed(entries)] == [
         ("account.create", "eve"),
         ("token.create", "eve"),
+        ("token.revoke", "eve"),
         ("source.create", "hub"),
         ("source.update", "hub"),
         ("source.delete", "hub"),
@@ -120,7 +125,7 @@ def test_the_table_filters_and_verify_passes_on_a_clean_trail(changed: Path) -> 
     assert "--since: cannot read the time range 'soon'" in bad.stderr
     verified = _invoke(data_dir, "audit", "verify")
     assert verified.exit_code == 0, verified.stderr
-    assert verified.stdout.startswith("ok: 10 entries since ")
+    assert verified.stdout.startswith("ok: 11 entries since ")
 
 
 def _tamper(data_dir: Path, statement: str) -> None:
@@ -141,8 +146,8 @@ def test_verify_fails_naming_the_entry_that_breaks_the_chain(changed: Path) -> N
     assert edited.stderr.splitlines()[0] == (
         "BROKEN entry 4: its content does not match its hash (edited)"
     )
-    assert "error: the audit trail was changed: 1 break(s) in 10 entries" in edited.stderr
-    _tamper(data_dir, "DELETE FROM audit_log WHERE seq >= 9")
+    assert "error: the audit trail was changed: 1 break(s) in 11 entries" in edited.stderr
+    _tamper(data_dir, "DELETE FROM audit_log WHERE seq >= 10")
     cut = _invoke(data_dir, "audit", "verify")
     assert cut.exit_code == 1
-    assert "entries 9..10 were cut from the end" in cut.stderr
+    assert "entries 10..11 were cut from the end" in cut.stderr

@@ -154,7 +154,9 @@ def test_changes_are_recorded_as_diffs_and_never_a_secret(app: FastAPI, data_dir
     assert client.delete("/api/v1/notify/targets/soar").status_code == 204
     new = {"name": "eve", "password": PLANTED_PASSWORD, "role": "analyst"}
     assert client.post("/api/v1/accounts", json=new).status_code == 201
-    token = client.post("/api/v1/tokens", json={"label": "soar"}).json()["token"]
+    issued = client.post("/api/v1/tokens", json={"label": "soar"}).json()
+    token = issued["token"]
+    assert client.delete(f"/api/v1/tokens/{issued['id']}").status_code == 204
     assert client.put("/api/v1/rules/auth.brute_force/enabled", json={"enabled": False}).is_success
     assert client.delete("/api/v1/event-sources/hub").status_code == 204
     entries = {(e.action, e.target): e for e in _trail(app)}
@@ -169,6 +171,11 @@ def test_changes_are_recorded_as_diffs_and_never_a_secret(app: FastAPI, data_dir
     assert entries["target.delete", "soar"].details["changes"]["kind"] == ["webhook", None]
     assert entries["account.create", "eve"].details["changes"] == {"role": [None, "analyst"]}
     assert entries["token.create", "root"].details["label"] == "soar"
+    assert entries["token.revoke", issued["id"]].details == {
+        "status": 204,
+        "label": "soar",
+        "account": "root",
+    }
     assert entries["rule.update", "auth.brute_force"].details["changes"] == {
         "enabled": [True, False]
     }
