@@ -103,21 +103,31 @@ def _label(target: Target) -> str:
 
 
 @dataclass(slots=True)
-class WebhookChannel:
-    """POSTs the alert as JSON, with the configured Authorization header."""
+class _Routed:
+    """What every channel takes from its target: its label, severities, retries and ``per``."""
 
-    config: WebhookConfig
-    transport: httpx.BaseTransport | None = None
     name: str = field(init=False)
     severities: tuple[str, ...] = field(init=False)
     retries: int = field(init=False)
     per: str = field(init=False)
 
+    def route(self, target: Target) -> None:
+        """Take the routing settings of ``target``."""
+        self.name = _label(target)
+        self.severities = target.severities
+        self.per = target.per
+        self.retries = target.retries
+
+
+@dataclass(slots=True)
+class WebhookChannel(_Routed):
+    """POSTs the alert as JSON, with the configured Authorization header."""
+
+    config: WebhookConfig
+    transport: httpx.BaseTransport | None = None
+
     def __post_init__(self) -> None:
-        self.name = _label(self.config)
-        self.severities = self.config.severities
-        self.per = self.config.per
-        self.retries = self.config.retries
+        self.route(self.config)
 
     def deliver(self, alert: Alert, *, withdrawn: str | None = None) -> None:
         """POST and require a 2xx answer."""
@@ -134,20 +144,13 @@ class WebhookChannel:
 
 
 @dataclass(slots=True)
-class SyslogChannel:
+class SyslogChannel(_Routed):
     """Sends an RFC 5424 message over UDP, or over TCP with octet-counting framing."""
 
     config: SyslogConfig
-    name: str = field(init=False)
-    severities: tuple[str, ...] = field(init=False)
-    retries: int = field(init=False)
-    per: str = field(init=False)
 
     def __post_init__(self) -> None:
-        self.name = _label(self.config)
-        self.severities = self.config.severities
-        self.per = self.config.per
-        self.retries = self.config.retries
+        self.route(self.config)
 
     def deliver(self, alert: Alert, *, withdrawn: str | None = None) -> None:
         """Send one message."""
@@ -191,20 +194,13 @@ def _sd_escape(value: str) -> str:
 
 
 @dataclass(slots=True)
-class SmtpChannel:
+class SmtpChannel(_Routed):
     """Mails the alert to the configured recipients."""
 
     config: SmtpConfig
-    name: str = field(init=False)
-    severities: tuple[str, ...] = field(init=False)
-    retries: int = field(init=False)
-    per: str = field(init=False)
 
     def __post_init__(self) -> None:
-        self.name = _label(self.config)
-        self.severities = self.config.severities
-        self.per = self.config.per
-        self.retries = self.config.retries
+        self.route(self.config)
 
     def _password(self) -> str:
         if self.config.password is not None:
