@@ -15,16 +15,6 @@ from hubsight.query.timerange import parse_since
 from hubsight.store.audit import AuditFilter, AuditLog
 
 
-def _when(text: str | None, option: str) -> datetime | None:
-    if not text:
-        return None
-    try:
-        return parse_since(text, datetime.now(UTC))
-    except HubsightError as exc:
-        exc.message = f"{option}: {exc.message}"
-        raise
-
-
 @click.group("audit", invoke_without_command=True)
 @click.option("--actor", default=None, help="Only this account (or cli:USER).")
 @click.option("--action", default=None, help="Only this action or family: sign-in, source, ...")
@@ -48,8 +38,8 @@ def audit(
     flt = AuditFilter(
         actor=actor,
         action=action,
-        since=_when(since, "--since"),
-        until=_when(until, "--until"),
+        since=parse_since(since, datetime.now(UTC), "--since"),
+        until=parse_since(until, datetime.now(UTC), "--until"),
         limit=limit,
     )
     entries = AuditLog(ctx.obj).entries(flt)

@@ -125,10 +125,18 @@ def resolve_window(
     return TimeWindow(bounds[0], bounds[1])
 
 
-def parse_since(text: str, now: datetime) -> datetime:
-    """The start of a range: an instant (ISO 8601, epoch ms) or how long ago (``24h``, ``7d``)."""
+def parse_since(text: str | None, now: datetime, label: str) -> datetime | None:
+    """A bound of a filter: an instant (ISO 8601, epoch ms) or how long ago (``24h``, ``7d``);
+    None for no text. An error names the filter ``label`` (``since``, ``--until``)."""
+    if not text:
+        return None
     try:
         instant = parse_instant(text)
     except OverflowError:
         instant = None  # an offset pushing the year past what a datetime holds: not a time
-    return instant if instant is not None else parse_relative(text, now).start
+    if instant is not None:
+        return instant
+    try:
+        return parse_relative(text, now).start
+    except ConfigError as exc:
+        raise ConfigError(f"{label}: {exc.message}", hint=exc.hint) from None

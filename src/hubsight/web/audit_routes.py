@@ -8,7 +8,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse
 
-from hubsight.errors import ConfigError
 from hubsight.query.timerange import parse_since
 from hubsight.store.audit import AuditFilter
 from hubsight.web.auditing import audit_log
@@ -17,15 +16,6 @@ from hubsight.web.rendering import render
 
 _PAGE_SIZE = 100
 router = APIRouter()
-
-
-def _since(text: str | None, label: str) -> datetime | None:
-    if not text:
-        return None
-    try:
-        return parse_since(text, datetime.now(UTC))
-    except ConfigError as exc:
-        raise ConfigError(f"{label}: {exc.message}", hint=exc.hint) from None
 
 
 def audit_filter(
@@ -40,8 +30,8 @@ def audit_filter(
     return AuditFilter(
         actor=actor or None,
         action=action or None,
-        since=_since(since, "since"),
-        until=_since(until, "until"),
+        since=parse_since(since, datetime.now(UTC), "since"),
+        until=parse_since(until, datetime.now(UTC), "until"),
         before=before,
         limit=limit,
     )
