@@ -80,7 +80,9 @@ def _deliver(
     path: Path | None = None,
 ) -> dict[str, Alert]:
     """The alerts left at the end, by dedup key (restarting halfway when ``path`` is given)."""
-    options = EngineOptions(learning=learning, baseline_horizon=horizon, persist=path is not None)
+    options = EngineOptions(
+        learning=learning, baseline_horizon=horizon, lateness=LATENESS, persist=path is not None
+    )
 
     def engine() -> DetectionEngine:
         db = DetectDB(path / "detect.sqlite3") if path else DetectDB(Path(":memory:"))
@@ -167,6 +169,21 @@ def test_a_late_earlier_read_withdraws_the_new_reader_alert(tmp_path: Path) -> N
     assert _cited(final) == {EventRef.of(bob_earlier)}
 
 
+def test_a_read_later_than_the_lateness_is_not_judged() -> None:
+    # What the baselines knew of times that far back may be forgotten: Bob's read arriving
+    # 90 minutes late (the lateness is 20) raises nothing, though in order it would.
+    ann, eve, bob = _numbered(
+        [
+            _secret_get(0, "ann@contoso.com"),
+            _secret_get(100, "ann@contoso.com"),
+            _secret_get(10, "bob@contoso.com"),
+        ]
+    )
+    rule = NewSecretReader(FirstSeenConfig())
+    assert _cited(_deliver(rule, [[ann, bob, eve]])) == {EventRef.of(bob)}
+    assert _deliver(rule, [[ann], [eve], [bob]]) == {}
+
+
 def test_only_successful_secret_gets_of_the_same_vault_teach_it() -> None:
     events = _numbered(
         [
@@ -204,6 +221,7 @@ def test_first_readers_are_silent_in_the_learning_period(
     [
         ("https://graph.microsoft.com/v1.0/me/messages?$top=5", "data:mail"),
         ("https://graph.microsoft.com/beta/users/ann@contoso.com/mailFolders/inbox", "data:mail"),
+        ("https://graph.microsoft.com/v1.0/me/mailFolders('Inbox')/messages", "data:mail"),
         ("https://graph.microsoft.com/v1.0/drives/b!x/items/01AB/content", "data:files:m365"),
         ("https://graph.microsoft.com/v1.0/me/drive/root:/a/b.docx:/content", "data:files:m365"),
         ("https://graph.microsoft.com/v1.0/users/ann@contoso.com", None),

@@ -40,7 +40,7 @@ SIGNIN = "signin"
 
 # Microsoft Graph's mail API (list/get messages, mail folders, attachments, MIME content) and
 # driveItem downloads (".../content", also "root:/path:/content"), for a user or for anyone.
-_MAIL = re.compile(r"^/(?:v1\.0|beta)/(?:me|users/[^/]+)/(?:messages|mailfolders)(?:/|$)", re.I)
+_MAIL = re.compile(r"^/(?:v1\.0|beta)/(?:me|users/[^/]+)/(?:messages|mailfolders)(?:[/(]|$)", re.I)
 _DRIVE_CONTENT = re.compile(
     r"^/(?:v1\.0|beta)/(?:me|users/[^/]+|groups/[^/]+|sites/[^/]+|drives/[^/]+|shares/[^/]+)"
     r"/.*/content$",

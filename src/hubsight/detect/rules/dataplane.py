@@ -3,7 +3,11 @@
 The baselines are fed by the engine (``hubsight.detect.dataplane``), by event time, after the
 rules saw each event. Like the sign-in baselines, a first sighting is judged by event time in
 any arrival order: every first sighting stays in the rule's window for the lateness, and a late,
-earlier event retracts the findings it shows untrue (or raises those it shows true).
+earlier event retracts the findings it shows untrue (or raises those it shows true). An event
+later than the lateness is not judged at all (the rules are ``windowed``): a baseline answers
+exactly only from two latenesses before its newest sighting on, and what it knew of older times
+may be forgotten, so such an event could look new when it was not. It still teaches the
+baselines.
 Their examples are Event Hub records beside this module (``examples/<rule>.examples.json``).
 """
 
@@ -168,7 +172,8 @@ class FirstSeen(Rule[FirstSeenConfig]):
 _FIRST_SEEN = (
     "Judged by event time against the baseline horizon (90 days); silent during the learning "
     "period and until the baseline has any history. A late, earlier request moves the alert "
-    "to it, or withdraws it when it shows the {0} was known."
+    "to it, or withdraws it when it shows the {0} was known; a request arriving later than "
+    "the lateness (24 h) is not judged."
 )
 
 
@@ -189,6 +194,7 @@ class NewMailReader(FirstSeen):
         "it, with which Mail permissions, and whose mail it read (Log Search by application "
         "id). Revoke its grants and disable it if nobody knows it.",
         uses_baseline=True,
+        windowed=True,
         results=frozenset({SUCCESS}),
         family="graph",
         tactics=("collection",),
@@ -218,6 +224,7 @@ class NewFileReader(FirstSeen):
         runbook="Find the application (its id) in Enterprise applications and what it read "
         "(Log Search by application id); revoke its access if nobody knows it.",
         uses_baseline=True,
+        windowed=True,
         results=frozenset({SUCCESS}),
         family="graph",
         tactics=("collection",),
@@ -248,6 +255,7 @@ class NewSecretReader(FirstSeen):
         runbook="Ask the owner of the identity whether it should read this vault; if not, "
         "rotate the secrets it read and remove its access (access policy or role assignment).",
         uses_baseline=True,
+        windowed=True,
         results=frozenset({SUCCESS}),
         family="graph",
         tactics=("credential-access",),
@@ -302,7 +310,7 @@ class SasFromOutside(Rule[SasConfig]):
         "configured `tenant_networks`. A SAS is a bearer token: one used from elsewhere has "
         "usually leaked. Silent during the learning period, and while neither sign-ins nor "
         "networks say what the tenant's addresses are. A late sign-in from that network "
-        "withdraws the alert.",
+        "withdraws the alert; a request arriving later than the lateness is not judged.",
         severity=Severity.MEDIUM,
         technique="T1530",
         log_sets=_DATA_PLANE_SETS | _SIGNIN_SETS,
@@ -311,6 +319,7 @@ class SasFromOutside(Rule[SasConfig]):
         "signed with (or the user delegation key), and add the network to tenant_networks if "
         "it is yours.",
         uses_baseline=True,
+        windowed=True,
         results=frozenset({SUCCESS}),
         family="graph",
         tactics=("collection",),
