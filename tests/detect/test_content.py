@@ -131,6 +131,28 @@ def test_examples_compose_several_records(tmp_path: Path) -> None:
     assert [e.source_offset for e in example.events] == [0, 1]
 
 
+def test_a_record_of_an_example_may_name_another_base_record(tmp_path: Path) -> None:
+    # A sign-in, then a storage request: the example's own variables are the storage record's.
+    doc = {
+        "record": "storage",
+        "fires": [
+            {
+                "name": "two kinds",
+                "auth": "SAS",
+                "records": [{"record": "signin", "ip": "81.2.69.160"}, {"caller": "1.2.3.4:5"}],
+            }
+        ],
+    }
+    (example,) = load_examples(_write_examples(tmp_path, doc))
+    signin, request = example.events
+    assert (signin.log_set, signin.source_ip) == (LogSet.INGRESS_AUTHENTICATION, "81.2.69.160")
+    assert (request.log_set, request.auth_type) == (LogSet.FILE_ACCESS_ACTIVITY, "SAS")
+    assert request.source_ip == "1.2.3.4"
+    bad = {"record": "storage", "fires": [{"records": [{"record": "signin", "auth": "SAS"}]}]}
+    with pytest.raises(RuleError, match="'auth' is not one of base record 'signin'"):
+        load_examples(_write_examples(tmp_path, bad))
+
+
 def test_json_text_paths_are_sent_as_text_with_the_example_values_inside() -> None:
     # AKS sends the audit event as JSON text in properties.log, and so must the examples.
     base = load_base("kubeaudit")
