@@ -142,16 +142,21 @@ def get_alert(alert_id: str, db: Db) -> dict[str, Any] | JSONResponse:
         return error_response(exc)
 
 
-class AlertUpdate(BaseModel):
-    """Triage changes; absent fields stay as they are."""
+class TriageChange(BaseModel):
+    """The triage fields alerts and investigations share; absent fields stay as they are."""
 
     model_config = ConfigDict(extra="forbid")
 
     status: Status | None = None
     disposition: Disposition | None = None
     assignee: str | None = None
-    comment: str | None = None
     actor: str = "api"
+
+
+class AlertUpdate(TriageChange):
+    """Triage changes of one alert, with a comment."""
+
+    comment: str | None = None
 
 
 @router.patch(

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from hubsight.detect.alerts import AlertStore, Disposition, Status
+from hubsight.detect.alerts import AlertStore, Status
 from hubsight.detect.grouping import Priority
 from hubsight.detect.investigations import (
     Investigation,
@@ -26,7 +26,7 @@ from hubsight.errors import ConfigError, HubsightError
 from hubsight.store.audit import changes
 from hubsight.web.auditing import audit_note, audited
 from hubsight.web.auth import require_role
-from hubsight.web.detect_routes import Db, actor_of, evidence_link, note_triage
+from hubsight.web.detect_routes import Db, TriageChange, actor_of, evidence_link, note_triage
 from hubsight.web.responses import error_response
 
 router = APIRouter(prefix="/api/v1")
@@ -105,18 +105,12 @@ def get_investigation(investigation_id: str, db: Db) -> dict[str, Any] | JSONRes
         return error_response(exc)
 
 
-class InvestigationUpdate(BaseModel):
-    """Triage changes; absent fields stay as they are, an empty assignee unassigns."""
+class InvestigationUpdate(TriageChange):
+    """Triage changes of an investigation; an empty assignee unassigns."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    status: Status | None = None
-    disposition: Disposition | None = None
-    assignee: str | None = None
     priority: Priority | None = None
     title: str | None = Field(default=None, max_length=300)
     comment: str | None = Field(default=None, max_length=10_000)
-    actor: str = "api"
 
 
 @router.patch(
@@ -209,17 +203,11 @@ def split_investigation(
         return error_response(exc)
 
 
-class BulkTriage(BaseModel):
+class BulkTriage(TriageChange):
     """The same triage change for many alerts."""
 
-    model_config = ConfigDict(extra="forbid")
-
     alert_ids: list[str] = Field(min_length=1, max_length=1000)
-    status: Status | None = None
-    disposition: Disposition | None = None
-    assignee: str | None = None
     comment: str | None = Field(default=None, max_length=10_000)
-    actor: str = "api"
 
 
 @router.post(
