@@ -182,6 +182,8 @@ def test_a_removed_head_is_named(data_dir: Path) -> None:
     log = _trail(data_dir, entries=2)
     _tamper(data_dir, "DELETE FROM audit_head")
     assert log.verify().problems[0].startswith("the head record is missing")
+    with pytest.raises(StoreError, match="head does not match its entries"):
+        log.record(actor="x", action="sign-in", via="session")
 
 
 def test_an_entry_appended_by_hand_is_seen(data_dir: Path) -> None:

@@ -71,6 +71,8 @@ CREATE TRIGGER IF NOT EXISTS audit_head_forward BEFORE UPDATE ON audit_head
 WHEN NEW.count <> OLD.count + 1 BEGIN SELECT RAISE(ABORT, '{_APPEND_ONLY}'); END;
 """
 _COLUMNS = "seq, at, actor, via, address, action, target, outcome, details, prev_hash, hash"
+# Fixed column names only: every value is bound.
+_INSERT = f"INSERT INTO audit_log ({_COLUMNS}) VALUES ({', '.join('?' * 11)})"  # noqa: S608
 # Keys whose values are secrets wherever they appear in details (a webhook's url is one).
 _SECRET_KEY = re.compile(r"pass|secret|token|connection_string|auth_header|^url$", re.I)
 # What public views show in a secret's place: safe to keep.
@@ -221,9 +223,10 @@ class AuditLog:
             # The write lock orders appends from the CLI and `hubsight run` into one chain.
             db.execute("BEGIN IMMEDIATE")
             try:
-                count, head = db.execute(
-                    "SELECT count, hash FROM audit_head WHERE id = 1"
-                ).fetchone()
+                found = db.execute("SELECT count, hash FROM audit_head WHERE id = 1").fetchone()
+                if found is None:
+                    raise sqlite3.IntegrityError("the head record is missing")
+                count, head = found
                 row = {
                     "seq": count + 1,
                     "at": at,
@@ -236,10 +239,9 @@ class AuditLog:
                     "details": clean,
                 }
                 entry = Entry(**row, prev_hash=head, hash=_hash(head, row))
-                db.execute(
-                    f"INSERT INTO audit_log ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",  # noqa: S608 - fixed columns
-                    (*list(row.values())[:-1], _canonical(clean), entry.prev_hash, entry.hash),
-                )
+                stored = {"details": _canonical(clean), "prev_hash": head, "hash": entry.hash}
+                values = row | stored
+                db.execute(_INSERT, tuple(values[name] for name in _COLUMNS.split(", ")))
                 db.execute(
                     "UPDATE audit_head SET count = ?, hash = ?, seal = ? WHERE id = 1",
                     (entry.seq, entry.hash, self._vault.seal(_head_text(entry.seq, entry.hash))),
