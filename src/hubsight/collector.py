@@ -28,6 +28,7 @@ from hubsight.sources.base import Message, Source, SourceDriver, SourceHooks
 from hubsight.sources.config import SourceConfig
 from hubsight.sources.diagnose import Diagnosis, Problem
 from hubsight.store.base import EventStore, Offsets
+from hubsight.store.sql import STORED_ENQUEUED_MS
 
 log = logging.getLogger(__name__)
 
@@ -226,7 +227,7 @@ class _Run:
         for message in messages:
             key = (message.topic, message.partition)
             guard = self.guard.get(key, -1)
-            if message.offset <= guard and self._went_back(key, message.offset, guard):
+            if message.offset <= guard and self._went_back(message, guard):
                 guard = message.offset - 1
             if message.offset > guard:
                 fresh.append(message)
@@ -241,17 +242,23 @@ class _Run:
         self.batches.put(_Batch(events, offsets, payload))
         self.health.set_parse_counters(self.parser.counters)
 
-    def _went_back(self, key: tuple[str, int], offset: int, guard: int) -> bool:
+    def _went_back(self, message: Message, guard: int) -> bool:
         """Whether a message at or below the guard starts a new log rather than coming again.
 
         Messages come again from the committed offset after a reconnect, and the guard skips
         them. But a topic deleted and created again (an Event Hub re-created under the same
         name, a broker that lost its data) numbers its messages from 0 again: reading on from
-        this session's last offset, or a log that ends before the last stored offset, says so.
+        this session's last offset says so; so does a first message enqueued at another time
+        than the message last stored at its offset (also when the new log is already longer
+        than the old one), or, when times are unknown, a log that ends before the last stored
+        offset.
         """
+        key, offset = (message.topic, message.partition), message.offset
         last = self.seen.get(key)
         if last is not None:
             went_back = offset <= last
+        elif (same := self._same_as_stored(message)) is not None:
+            went_back = not same
         else:
             high = self.source.high_watermark(*key, timeout=5.0) if self.source else None
             went_back = high is not None and high <= guard
@@ -262,6 +269,24 @@ class _Run:
                 f"{offset:,}: the topic was re-created; reading it from the start"
             )
         return went_back
+
+    def _same_as_stored(self, message: Message) -> bool | None:
+        """Whether the message last stored at this message's position was enqueued at the same
+        time; None when a time is unknown or nothing is stored there."""
+        if message.enqueued_time is None:
+            return None
+        rows = self.collector.store.select(
+            STORED_ENQUEUED_MS,
+            {
+                "log_name": self.config.name,
+                "topic": message.topic,
+                "partition": message.partition,
+                "offset": message.offset,
+            },
+        )
+        if not rows:
+            return None
+        return int(rows[0]["ms"]) == round(message.enqueued_time.timestamp() * 1000)
 
     def _watch_idle(self, source: Source) -> None:
         now = time.monotonic()

@@ -10,6 +10,7 @@ import json
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -231,7 +232,9 @@ def test_a_missing_topic_is_named_with_the_topics_that_exist(store: EventStore) 
 def _produce_seqs(broker: MemoryBroker, topic: str, seqs: range, partitions: int = 2) -> None:
     for seq in seqs:
         body = json.dumps({"records": [{"category": "SignInLogs", "seq": seq}]}).encode()
-        broker.produce(topic, body, partition=seq % partitions)
+        # Enqueued a second apart, as a broker stamps them: a message's time is its own.
+        enqueued = datetime(2026, 5, 1, tzinfo=UTC) + timedelta(seconds=seq, milliseconds=7)
+        broker.produce(topic, body, partition=seq % partitions, enqueued=enqueued)
 
 
 def _notices(health: SourceHealth) -> list[str]:
@@ -282,6 +285,28 @@ def test_a_topic_re_created_while_running_is_read_from_the_start(store: EventSto
             "re-created; reading it from the start"
         ]
     assert _stored(store, "live")["seqs"] == 33
+
+
+def test_a_topic_re_created_longer_than_before_is_told_by_its_enqueue_times(
+    store: EventStore,
+) -> None:
+    broker = MemoryBroker()
+    broker.create_topic("t-longer", 1)
+    _produce_seqs(broker, "t-longer", range(20), partitions=1)
+    config = _source("longer", "t-longer")
+    with collecting(config, broker, store):
+        wait_until(lambda: _all_committed(broker, "t-longer", 1, 20), 30, "first topic read")
+    # Re-created with more messages than the old log had: its end is past the last stored offset,
+    # but the message at offset 0 was enqueued at another time than the one stored there.
+    broker.recreate("t-longer")
+    _produce_seqs(broker, "t-longer", range(100, 130), partitions=1)
+    with collecting(config, broker, store) as health:
+        wait_until(lambda: _all_committed(broker, "t-longer", 1, 30), 30, "new topic read")
+        assert _notices(health) == [
+            "offsets of partition 0 of t-longer went back from 19 to 0: the topic was "
+            "re-created; reading it from the start"
+        ]
+    assert _stored(store, "longer") == {"n": 50, "seqs": 50, "positions": 30}
 
 
 def test_messages_read_again_after_lost_commits_are_no_reset(store: EventStore) -> None:

@@ -16,6 +16,16 @@ STORED_OFFSETS = (
     "AND source_offset IS NOT NULL GROUP BY source_topic, source_partition"
 )
 
+# When the broker took the message last stored at one position (its enqueue time, in ms): the
+# same message read again has the same time; another message there means another log. The last
+# received: a re-created topic's positions repeat the old log's.
+STORED_ENQUEUED_MS = (
+    "SELECT toUnixTimestamp64Milli(enqueued_time) AS ms FROM events "
+    "WHERE log_name = {log_name:String} AND source_topic = {topic:String} "
+    "AND source_partition = {partition:Int64} AND source_offset = {offset:Int64} "
+    "AND enqueued_time IS NOT NULL ORDER BY received_time DESC LIMIT 1"
+)
+
 
 class _Result(msgspec.Struct):
     meta: list[dict[str, str]]
