@@ -57,7 +57,7 @@ def test_https_listener_sets_secure_cookies_and_the_socket_stays_private(
             assert "HttpOnly" in cookie
         local = httpx.HTTPTransport(uds=str(data_dir / SOCKET_FILE))
         with httpx.Client(transport=local, base_url="http://hubsight") as owner:
-            assert owner.get("/api/v1/status").json() == {"sources": []}
+            assert owner.get("/api/v1/status").json() == {"sources": [], "damaged_parts": []}
     finally:
         for server in servers:
             server.should_exit = True
