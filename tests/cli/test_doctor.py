@@ -185,3 +185,22 @@ def test_a_part_failing_its_check_is_named_and_set_aside_on_request(
     again = _hubsight(data_dir, "doctor")
     assert "ok: event store: CHECK TABLE passed (3 tables)" in again.output
     assert again.exit_code == 1
+
+
+def test_a_part_cut_short_is_named_and_stays_aside_when_it_cannot_be_reattached(
+    data_dir: Path, filled: Path
+) -> None:
+    os.truncate(filled / "data.bin", 100)
+    found = _hubsight(data_dir, "doctor")
+    assert found.exit_code == 1
+    aside = filled.parent / "detached" / f"broken-on-start_{filled.name}"
+    assert (
+        "error: event store table events: 100 events of 2026-03-04 set aside as damaged "
+        f"(broken-on-start): {aside}\n"
+        "hint: `hubsight doctor --reattach` gives it back to its table if its files are whole"
+    ) in found.output
+    refused = _hubsight(data_dir, "doctor", "--reattach")
+    assert refused.exit_code == 1
+    assert "; it cannot be reattached: event store query failed: " in refused.output
+    assert "data.bin has unexpected size: 100 instead of" in refused.output
+    assert aside.is_dir()

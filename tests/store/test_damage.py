@@ -6,6 +6,7 @@ as a power cut or a full disk during a merge leaves them.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from datetime import UTC, date, datetime, timedelta
@@ -129,6 +130,10 @@ def test_a_whole_part_is_reattached_and_a_damaged_one_stays_aside(
             reattach(store, second)
         # Still set aside, under its own name, for a later attempt or a restore.
         assert damaged_parts(store) == [second]
+        # A part listed with a path not on this machine (a ClickHouse server's) is left alone.
+        elsewhere = dataclasses.replace(second, path=str(data_dir / "on-the-server" / second.name))
+        with pytest.raises(StoreError, match="is not on this machine"):
+            reattach(store, elsewhere)
         assert _count(store) == 1000
     finally:
         store.close()

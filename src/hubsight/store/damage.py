@@ -118,6 +118,7 @@ def damaged_parts(store: EventStore) -> list[DamagedPart]:
 def reattach(store: EventStore, part: DamagedPart) -> None:
     """Give ``part`` back to its table if its files are whole; ``StoreError`` saying why not."""
     path = Path(part.path)
+    _local(path)
     # ATTACH PART takes a part's own name: the reason prefix goes for the attempt.
     plain = path.with_name(part.name.removeprefix(f"{part.reason}_"))
     if plain.exists():
@@ -135,14 +136,24 @@ def reattach(store: EventStore, part: DamagedPart) -> None:
 def set_aside(store: EventStore, table: str, part: str) -> None:
     """Take the active ``part`` out of ``table`` as ClickHouse does a part it finds broken: into
     ``detached/broken_<part>``, where ``damaged_parts`` lists it."""
+    where = "WHERE database = currentDatabase() AND table = {t:String} AND name = {p:String}"
+    params = {"t": table, "p": part}
+    (active,) = store.select(f"SELECT path FROM system.parts {where} AND active", params)  # noqa: S608
+    _local(Path(active["path"]))
     store.execute(f"ALTER TABLE `{table}` DETACH PART {{p:String}}", {"p": part})
-    (row,) = store.select(
-        "SELECT path FROM system.detached_parts WHERE database = currentDatabase() "
-        "AND table = {t:String} AND name = {p:String}",
-        {"t": table, "p": part},
-    )
+    (row,) = store.select(f"SELECT path FROM system.detached_parts {where}", params)  # noqa: S608
     path = Path(row["path"])
     os.rename(path, path.with_name(f"broken_{part}"))
+
+
+def _local(path: Path) -> None:
+    """Parts are renamed here: a ClickHouse server's are on its own disk."""
+    if not path.is_dir():
+        raise StoreError(
+            f"{path} is not on this machine",
+            hint="rename the part's directory on the ClickHouse server, then run ALTER TABLE "
+            "... ATTACH PART there",
+        )
 
 
 def _count(path: Path) -> int | None:
