@@ -92,9 +92,10 @@ class SourceHealth:
             self.hint = diagnosis.hint
 
     def stalled(self, diagnosis: Diagnosis) -> None:
-        """The broker stopped answering; an event store error stays the one shown."""
+        """The broker stopped answering; an error already shown (an unreachable broker, a refused
+        credential, the store) is the more precise, and stays."""
         with self._lock:
-            if self.state is State.ERROR and self.problem is Problem.STORE:
+            if self.state is State.ERROR:
                 return
             self.state = State.STALLED
             self.problem = diagnosis.problem
