@@ -75,6 +75,7 @@ def examine(
                 "stop it and run `hubsight doctor` again to check the events",
             )
         )
+        findings += _damaged_at_start(data_dir)
     else:
         findings += _events(
             store, reattach_parts=reattach_parts, set_aside_failing=set_aside_failing
@@ -161,6 +162,24 @@ def _events(
     finally:
         store.close()
     return findings
+
+
+def _damaged_at_start(data_dir: Path) -> list[Finding]:
+    """The damaged parts the running service found when it started (the catalog's copy)."""
+    try:
+        parts = Catalog(data_dir).load_damaged_parts()
+    except StoreError:
+        return []  # the catalog's own finding says what is wrong with it
+    return [
+        Finding(
+            f"event store table {part['table']}",
+            False,
+            DamagedPart.from_json(part).summary(),
+            "stop `hubsight run`, then `hubsight doctor --reattach` gives it back if its files "
+            f"are whole; otherwise {_RESTORE}, or import those days again",
+        )
+        for part in parts
+    ]
 
 
 def _check_tables(store: EventStore, set_aside_failing: bool) -> list[Finding]:

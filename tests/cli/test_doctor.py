@@ -16,8 +16,10 @@ from cryptography.fernet import Fernet
 
 from hubsight.cli.main import cli
 from hubsight.detect.db import DetectDB
+from hubsight.doctor import examine
 from hubsight.parsing.event import Event, LogSet
 from hubsight.sources.config import make_source
+from hubsight.store.backends import StoreSettings
 from hubsight.store.catalog import Catalog
 from hubsight.store.embedded import EmbeddedStore
 
@@ -204,3 +206,28 @@ def test_a_part_cut_short_is_named_and_stays_aside_when_it_cannot_be_reattached(
     assert "; it cannot be reattached: event store query failed: " in refused.output
     assert "data.bin has unexpected size: 100 instead of" in refused.output
     assert aside.is_dir()
+
+
+def test_while_run_holds_the_store_the_parts_it_found_damaged_are_named(
+    data_dir: Path, filled: Path
+) -> None:
+    part = {
+        "table": "events",
+        "name": "broken-on-start_all_1_1_0",
+        "reason": "broken-on-start",
+        "path": "/data/detached/broken-on-start_all_1_1_0",
+        "events": 100,
+        "first_day": "2026-03-04",
+        "last_day": "2026-03-05",
+    }
+    catalog = Catalog(data_dir)
+    settings = StoreSettings.resolve(data_dir)
+    running = examine(data_dir, settings, running=True)
+    assert [(f.subject, f.ok) for f in running[-1:]] == [("event store", True)]
+    catalog.save_damaged_parts([part])
+    (finding,) = [f for f in examine(data_dir, settings, running=True) if not f.ok]
+    assert finding.message == (
+        "100 events of 2026-03-04 to 2026-03-05 set aside as damaged (broken-on-start): "
+        "/data/detached/broken-on-start_all_1_1_0"
+    )
+    assert finding.hint.startswith("stop `hubsight run`, then `hubsight doctor --reattach`")
