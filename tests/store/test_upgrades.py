@@ -60,6 +60,17 @@ def test_an_old_data_directory_opens_migrates_and_keeps_working(
             )
         }
         assert columns == {name for name, _ in event_columns()}
+        # The events stored before the entity projections existed are projected too.
+        projected = store.select(
+            "SELECT name, toInt64(sum(rows)) AS n FROM system.projection_parts "
+            "WHERE table = 'events' AND active GROUP BY name"
+        )
+        assert {r["name"]: r["n"] for r in projected} == {
+            "by_user": 4,
+            "by_address": 4,
+            "by_resource": 4,
+            "users_daily": 1,
+        }
         rows = store.select(
             "SELECT JSONExtractInt(raw, 'n') AS n, log_set, authentication_protocol AS protocol "
             "FROM events ORDER BY n"

@@ -1,7 +1,9 @@
 """What the stored events say about one user, address or Azure resource (the entity pages).
 
-Each function is one or two ClickHouse reads bounded by time, so a page stays fast over
-millions of events. Users are matched case-insensitively, as Entra treats them.
+Each function is one or two ClickHouse reads bounded by time, written so that ClickHouse answers
+them from the events table's entity projections (``store.schema.PROJECTIONS``: the rows of one
+user, address or resource, sorted by it), so a page stays fast over millions of events. Users
+are matched case-insensitively, as Entra treats them.
 """
 
 from __future__ import annotations
@@ -36,16 +38,23 @@ def _run(store: EventStore, params: Params, sql: str) -> list[dict[str, Any]]:
 def users_seen(
     store: EventStore, since: datetime, text: str = "", limit: int = 2000
 ) -> list[dict[str, Any]]:
-    """Every user named by an event since ``since`` (part of the name: ``text``), busiest first."""
+    """Every user named by an event since the day of ``since`` (part of the name: ``text``),
+    busiest first.
+
+    Whole days (UTC), and every expression as the ``users_daily`` projection writes it: so the
+    answer is read from per-user daily sums, not from every event of the period.
+    """
     params = Params()
     match = ""
     if text.strip():
-        match = f"AND positionCaseInsensitive(user, {params.add('String', text.strip())}) > 0 "
+        match = (
+            f"AND positionCaseInsensitive(lower(user), {params.add('String', text.strip())}) > 0 "
+        )
     sql = (
         "SELECT lower(user) AS name, count() AS events, max(timestamp) AS last_seen, "  # noqa: S608
-        "uniqExact(source_ip) AS addresses, countIf(result != 'SUCCESS' AND result != '') "
-        f"AS failures FROM {EVENTS_TABLE} WHERE user != '' "
-        f"AND timestamp >= {params.add(_TIME, since)} {match}"
+        "uniqExact(source_ip) AS addresses, countIf(result NOT IN ('SUCCESS', '')) "
+        f"AS failures FROM {EVENTS_TABLE} WHERE lower(user) != '' "
+        f"AND toDate(timestamp) >= toDate({params.add(_TIME, since)}) {match}"
         f"GROUP BY name ORDER BY events DESC LIMIT {params.add('UInt32', limit)}"
     )
     return [
@@ -71,13 +80,18 @@ def _tops(
 
 
 def user_profile(store: EventStore, user: str, since: datetime) -> dict[str, Any]:
+    """A user's most frequent values since ``since`` and the directory roles given to them."""
+    return {"tops": user_tops(store, user, since), "roles": role_changes(store, user)}
+
+
+def user_tops(store: EventStore, user: str, since: datetime) -> dict[str, list[tuple[str, int]]]:
     """A user's MFA methods, devices, apps, countries, addresses and results since ``since``."""
     params = Params()
     where = (
         f"lower(user) = {params.add('String', user.lower())} "
         f"AND timestamp >= {params.add(_TIME, since)}"
     )
-    return {"tops": _tops(store, params, where, PROFILE_FIELDS), "roles": role_changes(store, user)}
+    return _tops(store, params, where, PROFILE_FIELDS)
 
 
 def role_changes(store: EventStore, user: str, limit: int = 50) -> list[dict[str, Any]]:

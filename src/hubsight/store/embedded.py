@@ -21,9 +21,9 @@ from hubsight.parsing.event import Event
 from hubsight.store.base import Offsets
 from hubsight.store.schema import (
     EVENTS_TABLE,
-    MIGRATIONS,
     check_not_newer,
     missing_column_ddl,
+    pending_migrations,
     unpartition_ddl,
 )
 from hubsight.store.sql import STORED_OFFSETS, decode_rows
@@ -105,15 +105,26 @@ class EmbeddedStore:
         )
         applied = {row["version"] for row in self.select("SELECT version FROM hubsight_migrations")}
         check_not_newer(applied, str(self._path))
-        for version, name, statements in MIGRATIONS:
-            if version in applied:
-                continue
+        for version, name, statements in pending_migrations(applied):
+            if version > 1 and statements:
+                # A later migration may name columns added to Event since the table was made.
+                self._add_missing_columns()
             for statement in statements:
                 self._run(statement)
             self._run(
                 "INSERT INTO hubsight_migrations (version, name) VALUES ({v:UInt32}, {n:String})",
                 {"v": version, "n": name},
             )
+        self._add_missing_columns()
+        (table,) = self.select(
+            "SELECT partition_key FROM system.tables WHERE database = currentDatabase() "
+            "AND name = {t:String}",
+            {"t": EVENTS_TABLE},
+        )
+        for statement in unpartition_ddl(table["partition_key"]):
+            self._run(statement)
+
+    def _add_missing_columns(self) -> None:
         existing = {
             row["name"]
             for row in self.select(
@@ -123,13 +134,6 @@ class EmbeddedStore:
             )
         }
         for statement in missing_column_ddl(existing):
-            self._run(statement)
-        (table,) = self.select(
-            "SELECT partition_key FROM system.tables WHERE database = currentDatabase() "
-            "AND name = {t:String}",
-            {"t": EVENTS_TABLE},
-        )
-        for statement in unpartition_ddl(table["partition_key"]):
             self._run(statement)
 
     def write(self, events: Sequence[Event]) -> None:

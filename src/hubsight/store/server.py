@@ -29,7 +29,12 @@ import msgspec
 from hubsight.errors import ConfigError, StoreError
 from hubsight.parsing.event import Event
 from hubsight.store.base import Offsets
-from hubsight.store.schema import EVENTS_TABLE, MIGRATIONS, check_not_newer, missing_column_ddl
+from hubsight.store.schema import (
+    EVENTS_TABLE,
+    check_not_newer,
+    missing_column_ddl,
+    pending_migrations,
+)
 from hubsight.store.sql import STORED_OFFSETS, decode_rows
 
 PASSWORD_ENV = "HUBSIGHT_STORE_PASSWORD"  # noqa: S105 - the variable's name, not a password
@@ -109,9 +114,10 @@ class ServerStore:
         )
         applied = {r["version"] for r in self.select("SELECT version FROM hubsight_migrations")}
         check_not_newer(applied, self._where)
-        for version, name, statements in MIGRATIONS:
-            if version in applied:
-                continue
+        for version, name, statements in pending_migrations(applied):
+            if version > 1 and statements:
+                # A later migration may name columns added to Event since the table was made.
+                self._add_missing_columns()
             extra = _SINGLE_SERVER if version == 1 and not self._cluster else []
             for statement in [*statements, *extra]:
                 self._ddl(statement)
@@ -119,6 +125,9 @@ class ServerStore:
                 "INSERT INTO hubsight_migrations (version, name) VALUES ({v:UInt32}, {n:String})",
                 {"v": version, "n": name},
             )
+        self._add_missing_columns()
+
+    def _add_missing_columns(self) -> None:
         existing = {
             r["name"]
             for r in self.select(
