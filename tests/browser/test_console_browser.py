@@ -273,6 +273,15 @@ def test_search_with_chart_and_an_error_with_its_caret(page: Page, console: Cons
     page.click("#unsave")
     expect(page.locator("#saved option")).to_have_count(1)
     assert list_saved(console.service.store, Account(ANALYST[0], "analyst")) == []
+    # The account's recent searches, newest first (not the one that did not parse); a click
+    # runs one again with its own time range.
+    page.fill("#leql", "")
+    page.locator("#history summary").click()
+    expect(page.locator("#history li button").first).to_have_text("where(risk_level)")
+    page.locator("#history li button", has_text="groupby(result)").click()
+    expect(page.locator("#leql")).to_have_value("groupby(result)")
+    expect(page.locator("#rows tbody tr")).to_have_count(4)
+    expect(page.locator('input[name="from"]')).to_have_value(WINDOW[0][:16])
 
 
 def test_open_an_alert_comment_and_close_it(page: Page, console: Console) -> None:

@@ -11,16 +11,17 @@ here too, so a restart of ``hubsight run`` does not hand an attacker a fresh set
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import secrets
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -63,6 +64,13 @@ CREATE TABLE IF NOT EXISTS api_tokens (
     last_used REAL,
     revoked_at REAL
 );
+CREATE TABLE IF NOT EXISTS query_history (
+    name TEXT NOT NULL REFERENCES console_users(name) ON DELETE CASCADE,
+    search TEXT NOT NULL,
+    ran_at REAL NOT NULL,
+    PRIMARY KEY (name, search)
+);
+CREATE INDEX IF NOT EXISTS query_history_recent ON query_history (name, ran_at);
 """
 DEFAULT_TOKEN_DAYS = 90
 # A token that is never renewed outlives the script, and the person, it was made for.
@@ -71,6 +79,8 @@ MAX_TOKEN_DAYS = 365
 # second would otherwise write to the file the CLI and every sign-in share on each request.
 LAST_USE_EVERY_S = 60.0
 _DAY_S = 86400.0
+# Searches remembered per account (Log Search's history); older ones are forgotten.
+HISTORY_KEPT = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -409,6 +419,40 @@ class UserStore:
                     (self._clock(), found.id),
                 )
         return self.token(token_id)
+
+    def remember_search(self, name: str, search: Mapping[str, Any]) -> None:
+        """Put a search an account ran (query and scope) first in its history.
+
+        The same search run again moves up instead of being listed twice; beyond
+        ``HISTORY_KEPT`` the oldest are forgotten.
+        """
+        text = json.dumps(search, sort_keys=True, separators=(",", ":"))
+        with self._connect() as db:
+            db.execute(
+                "INSERT INTO query_history (name, search, ran_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (name, search) DO UPDATE SET ran_at = excluded.ran_at",
+                (name, text, self._clock()),
+            )
+            db.execute(
+                "DELETE FROM query_history WHERE name = ? AND rowid NOT IN (SELECT rowid "
+                "FROM query_history WHERE name = ? ORDER BY ran_at DESC, rowid DESC LIMIT ?)",
+                (name, name, HISTORY_KEPT),
+            )
+
+    def search_history(self, name: str, limit: int = HISTORY_KEPT) -> list[dict[str, Any]]:
+        """An account's searches, newest first, each with ``ran_at`` (seconds since the epoch)."""
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT search, ran_at FROM query_history WHERE name = ? "
+                "ORDER BY ran_at DESC, rowid DESC LIMIT ?",
+                (name, limit),
+            ).fetchall()
+        return [json.loads(search) | {"ran_at": ran_at} for search, ran_at in rows]
+
+    def forget_searches(self, name: str) -> None:
+        """Empty an account's search history."""
+        with self._connect() as db:
+            db.execute("DELETE FROM query_history WHERE name = ?", (name,))
 
     def login_wait(self, keys: tuple[str, ...], attempts: int, window_s: float) -> float:
         """Seconds until a sign-in is allowed again for these keys (0 when it is now)."""

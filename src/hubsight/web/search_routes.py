@@ -1,4 +1,5 @@
-"""REST endpoints of Log Search: searches, event context, export, saved queries, raw paths.
+"""REST endpoints of Log Search: searches, event context, export, saved and recent queries,
+raw paths.
 
 Quick searches answer in the POST; one that runs longer than ``wait_ms`` returns its id to poll
 with GET. A query error is a 400 with the line, the column and a caret excerpt, never a 500.
@@ -21,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from hubsight.errors import HubsightError, NotFoundError
 from hubsight.query.context import context
 from hubsight.query.export import export
+from hubsight.query.parser import parse
 from hubsight.query.saved import (
     SavedQuery,
     SavedScope,
@@ -30,12 +32,12 @@ from hubsight.query.saved import (
     may_change,
     save,
 )
-from hubsight.query.search import SearchLimits, SearchRequest, SearchResult, search
+from hubsight.query.search import SearchLimits, SearchRequest, SearchResult, search, window_of
 from hubsight.store.audit import changes
 from hubsight.store.base import EventStore
-from hubsight.store.users import Account
+from hubsight.store.users import HISTORY_KEPT, Account, UserStore
 from hubsight.web.auditing import audit_note, audited
-from hubsight.web.auth import current_account, require_role
+from hubsight.web.auth import ConsoleAuth, current_account, require_role
 from hubsight.web.raw_paths import RawPathCache
 from hubsight.web.responses import error_response
 
@@ -60,6 +62,8 @@ class SearchBody(BaseModel):
     wait_ms: int = Field(default=2000, ge=0, le=60_000)
     # Unknown keys fail the search instead of reading the raw record with a warning.
     strict: bool = False
+    # Put it first in the caller's query history (the console's Search button sets it).
+    history: bool = False
 
     def request(self) -> SearchRequest:
         """As the executor's request."""
@@ -188,8 +192,13 @@ def note_search(request: Request, body: SearchBody, **details: Any) -> None:
 def run_search(
     request: Request, body: SearchBody, store: Store, jobs: Jobs, limits: Limits
 ) -> JSONResponse:
-    """Run a search; the answer if it finishes within ``wait_ms``, else its id (202)."""
+    """Run a search; the answer if it finishes within ``wait_ms``, else its id (202).
+
+    With ``history``, a search that parses is put first in the caller's query history.
+    """
     note_search(request, body)
+    if body.history and not body.cursor:
+        remember(request, body)
     job_id = jobs.submit(store, body.request(), limits)
     future = jobs.get(job_id)
     try:
@@ -199,6 +208,49 @@ def run_search(
     except HubsightError as exc:
         return error_response(exc)
     return _job_body(job_id, future)
+
+
+def _accounts(request: Request) -> UserStore | None:
+    auth: ConsoleAuth | None = getattr(request.app.state, "auth", None)
+    return auth.users if auth is not None else None
+
+
+def remember(request: Request, body: SearchBody) -> None:
+    """Put a search that parses, with its scope, first in the calling account's history.
+
+    Only console accounts have one: the owner's socket signs no one in.
+    """
+    users = _accounts(request)
+    if users is None:
+        return
+    try:
+        parse(body.query)
+        window_of(body.request())
+    except HubsightError:
+        return  # the search itself answers with the error
+    scope = body.model_dump(
+        by_alias=True,
+        exclude_none=True,
+        include={"query", "last", "from_", "to", "log_sets", "log_names"},
+    )
+    users.remember_search(request.state.account.name, scope)
+
+
+@router.get("/query-history", dependencies=[require_role("analyst")])
+def query_history(
+    request: Request, limit: Annotated[int, Query(ge=1, le=HISTORY_KEPT)] = 20
+) -> list[dict[str, Any]]:
+    """The caller's latest searches run with ``history``, newest first (none on the socket)."""
+    users = _accounts(request)
+    return users.search_history(request.state.account.name, limit) if users else []
+
+
+@router.delete("/query-history", status_code=204, dependencies=[require_role("analyst")])
+def clear_query_history(request: Request) -> None:
+    """Forget the caller's query history."""
+    users = _accounts(request)
+    if users is not None:
+        users.forget_searches(request.state.account.name)
 
 
 @router.get("/raw-paths", dependencies=[require_role("analyst")])

@@ -88,7 +88,8 @@ function searchPage() {
   async function submit(append) {
     const started = performance.now();
     const body = scope();
-    if (append) body.cursor = cursor;
+    // A new search goes first in the account's history; a next page is the same search.
+    if (append) body.cursor = cursor; else body.history = true;
     form.querySelector('button[type="submit"]').disabled = true;
     const answer = await runSearch(body);
     form.querySelector('button[type="submit"]').disabled = false;
@@ -108,6 +109,7 @@ function searchPage() {
       return;
     }
     show(qerror, "");
+    if (!append) history.reload();
     const r = answer.data;
     // Keys the query names that hubsight does not know: answered from the raw record, but
     // shown (with the nearest key) so that a typo does not pass unseen.
@@ -150,7 +152,7 @@ function searchPage() {
     const box = $("#histogram");
     box.replaceChildren();
     if (r.kind !== "events" || !r.events.length) return;
-    const counts = await runSearch({ ...body, query: `${body.query} timeslice(60)`, cursor: undefined });
+    const counts = await runSearch({ ...body, query: `${body.query} timeslice(60)`, cursor: undefined, history: false });
     const chart = counts.ok ? chartFor(counts.data, "bar", { onZoom: zoomTo, histogram: true }) : null;
     if (chart) box.replaceChildren(chart);
   }
@@ -170,12 +172,46 @@ function searchPage() {
     el("a", { href: URL.createObjectURL(await response.blob()), download: `search.${format}` }).click();
   }));
   savedQueries(form, repaint);
+  const history = queryHistory(form, (h) => {
+    // A recent search comes back whole, scope included, and runs again.
+    query.value = h.query;
+    for (const name of ["log_sets", "log_names"]) {
+      for (const box of $$(`input[name="${name}"]`, form)) box.checked = (h[name] || []).includes(box.value);
+    }
+    last.value = h.last || "";
+    $(".abs", form).hidden = Boolean(h.last);
+    form.elements.from.value = h.from ? localInput(h.from) : "";
+    form.elements.to.value = h.to ? localInput(h.to) : "";
+    repaint();
+    submit(false);
+  });
   // A pivot from another page brings its time window (ISO) and asks to run at once.
   if (form.dataset.from) {
     form.elements.from.value = localInput(form.dataset.from);
     form.elements.to.value = localInput(form.dataset.to);
   }
   if (form.elements.query.value || form.dataset.run) submit(false);
+}
+
+// The account's recent searches (kept on the server), newest first; a click runs one again.
+function queryHistory(form, rerun) {
+  const list = $("#history ol");
+  async function reload() {
+    const answer = await api("GET", "/api/v1/query-history?limit=20");
+    if (!answer.ok) return;
+    list.replaceChildren(...answer.data.map((h) => {
+      const range = h.last ? `last ${h.last}` : `${h.from || "…"} – ${h.to || "…"}`;
+      const sets = [...(h.log_sets || []), ...(h.log_names || [])].join(", ");
+      const item = el("li", {}, el("button", { type: "button", class: "link-button", text: h.query || "(every event)" }),
+        el("span", { class: "muted", text: ` ${range}${sets ? " · " + sets : ""} · ` }), el("time"));
+      localTime($("time", item), new Date(h.ran_at * 1000).toISOString());
+      $("button", item).addEventListener("click", () => rerun(h));
+      return item;
+    }));
+    $("#history").hidden = !answer.data.length;
+  }
+  reload();
+  return { reload };
 }
 
 // The saved-query bar: pick one to load it; "Shared" lets others run it (never change it);
