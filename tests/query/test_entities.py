@@ -173,7 +173,7 @@ def _narrowed_by(plan: list[str], projection: str) -> bool:
     [
         ("users_daily", lambda s: users_seen(s, SINCE, "ali")),
         ("by_user", lambda s: user_tops(s, "Alice@corp.com", SINCE)),
-        ("by_address", lambda s: address_profile(s, "203.0.113.7", SINCE)),
+        ("addresses_daily", lambda s: address_profile(s, "203.0.113.7", SINCE)),
         ("by_resource", lambda s: resource_activity(s, VM, SINCE)),
     ],
 )
@@ -186,7 +186,7 @@ def test_entity_reads_are_answered_from_their_projection(
     assert explained.verdicts
     assert all(explained.verdicts)
     # The check itself: a read by another key is not answered from this projection.
-    other = "by_address" if projection != "by_address" else "by_user"
+    other = "by_resource" if projection != "by_resource" else "by_user"
     explained = _Explained(store, other)
     read(explained)
     assert not any(explained.verdicts)

@@ -67,9 +67,9 @@ def test_an_old_data_directory_opens_migrates_and_keeps_working(
         )
         assert {r["name"]: r["n"] for r in projected} == {
             "by_user": 4,
-            "by_address": 4,
             "by_resource": 4,
             "users_daily": 1,
+            "addresses_daily": 2,
         }
         rows = store.select(
             "SELECT JSONExtractInt(raw, 'n') AS n, log_set, authentication_protocol AS protocol "

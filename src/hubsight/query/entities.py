@@ -52,7 +52,7 @@ def users_seen(
         )
     sql = (
         "SELECT lower(user) AS name, count() AS events, max(timestamp) AS last_seen, "  # noqa: S608
-        "uniqExact(source_ip) AS addresses, countIf(result NOT IN ('SUCCESS', '')) "
+        "uniq(source_ip) AS addresses, countIf(result NOT IN ('SUCCESS', '')) "
         f"AS failures FROM {EVENTS_TABLE} WHERE lower(user) != '' "
         f"AND toDate(timestamp) >= toDate({params.add(_TIME, since)}) {match}"
         f"GROUP BY name ORDER BY events DESC LIMIT {params.add('UInt32', limit)}"
@@ -132,10 +132,12 @@ def role_name(modified: str | None) -> str | None:
 
 
 def address_profile(store: EventStore, address: str, since: datetime) -> dict[str, Any]:
-    """Where an address is (as GeoIP placed it), and the users and results seen from it."""
+    """Where an address is (as GeoIP placed it), and the users and results seen from it since
+    the day of ``since`` (whole days: read from the ``addresses_daily`` projection's sums)."""
     params = Params()
     where = (
-        f"source_ip = {params.add('String', address)} AND timestamp >= {params.add(_TIME, since)}"
+        f"source_ip = {params.add('String', address)} "
+        f"AND toDate(timestamp) >= toDate({params.add(_TIME, since)})"
     )
     geo_sql = (
         "SELECT any(geoip_country_code) AS country, any(geoip_city) AS city, "  # noqa: S608
