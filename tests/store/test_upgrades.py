@@ -69,7 +69,7 @@ def test_an_old_data_directory_opens_migrates_and_keeps_working(
             "by_user": 4,
             "by_resource": 4,
             "users_daily": 1,
-            "addresses_daily": 2,
+            "addresses_daily": 1,
         }
         rows = store.select(
             "SELECT JSONExtractInt(raw, 'n') AS n, log_set, authentication_protocol AS protocol "
