@@ -233,7 +233,7 @@ def remember(request: Request, body: SearchBody) -> None:
         exclude_none=True,
         include={"query", "last", "from_", "to", "log_sets", "log_names"},
     )
-    users.remember_search(request.state.account.name, scope)
+    users.remember_search(current_account(request).name, scope)
 
 
 @router.get("/query-history", dependencies=[require_role("analyst")])
@@ -242,15 +242,19 @@ def query_history(
 ) -> list[dict[str, Any]]:
     """The caller's latest searches run with ``history``, newest first (none on the socket)."""
     users = _accounts(request)
-    return users.search_history(request.state.account.name, limit) if users else []
+    return users.search_history(current_account(request).name, limit) if users else []
 
 
-@router.delete("/query-history", status_code=204, dependencies=[require_role("analyst")])
+@router.delete(
+    "/query-history",
+    status_code=204,
+    dependencies=[require_role("analyst"), audited("query-history.clear")],
+)
 def clear_query_history(request: Request) -> None:
     """Forget the caller's query history."""
     users = _accounts(request)
     if users is not None:
-        users.forget_searches(request.state.account.name)
+        users.forget_searches(current_account(request).name)
 
 
 @router.get("/raw-paths", dependencies=[require_role("analyst")])
