@@ -3,7 +3,7 @@ error already shown."""
 
 from __future__ import annotations
 
-from hubsight.health import SourceHealth, State
+from hubsight.health import HISTORY_MINUTES, SourceHealth, State
 from hubsight.sources.diagnose import Diagnosis, Problem
 
 _STALLED = Diagnosis(Problem.STALLED, "the broker has not answered for 20 s", "check it")
@@ -42,3 +42,36 @@ def test_an_error_shown_is_not_hidden_by_stalled_and_answering_leaves_it() -> No
         Problem.UNREACHABLE,
         "Connection refused",
     )
+
+
+class _Clock:
+    """Wall-clock seconds that move only when told."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_events_per_minute_history_covers_the_last_hour_by_clock_minute() -> None:
+    clock = _Clock(1_767_225_600.0)  # 2026-01-01T00:00:00Z
+    health = SourceHealth("azure", clock=clock)
+    health.stored(5, 0, None)
+    clock.now += 30
+    health.stored(2, 0, None)  # the same minute: added to it
+    clock.now += 31
+    health.stored(4, 0, None)  # the next minute
+    history = health.snapshot()["events_per_minute_history"]
+    assert len(history) == HISTORY_MINUTES
+    assert history[-2:] == [["2026-01-01T00:00:00+00:00", 7], ["2026-01-01T00:01:00+00:00", 4]]
+    assert sum(n for _, n in history) == 11
+    # The first minute is still shown 59 minutes later, and gone at the 60th.
+    clock.now = 1_767_225_600.0 + 59 * 60
+    assert health.snapshot()["events_per_minute_history"][0] == ["2026-01-01T00:00:00+00:00", 7]
+    clock.now += 60
+    health.stored(1, 0, None)
+    history = health.snapshot()["events_per_minute_history"]
+    assert history[0] == ["2026-01-01T00:01:00+00:00", 4]
+    assert (history[-1], sum(n for _, n in history)) == (["2026-01-01T01:00:00+00:00", 1], 5)
+    assert len(health._per_minute) == 2  # nothing older than the hour is kept

@@ -6,6 +6,7 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -34,6 +35,8 @@ log = logging.getLogger(__name__)
 _NOTICES_KEPT = 20
 # Events per minute are counted over this sliding window.
 _RATE_WINDOW_S = 60.0
+# Events stored per clock minute are kept this many minutes (Data Collection's sparklines).
+HISTORY_MINUTES = 60
 
 
 @dataclass
@@ -56,6 +59,10 @@ class SourceHealth:
     # Things a user should know that are not errors (a re-created topic), newest last.
     notices: list[tuple[datetime, str]] = field(default_factory=list)
     _stored_times: deque[tuple[float, int]] = field(default_factory=deque)
+    # (minute since the epoch, events stored in it), oldest first.
+    _per_minute: deque[tuple[int, int]] = field(default_factory=deque)
+    # Seconds since the epoch: the minutes above are wall-clock minutes (tests pass their own).
+    clock: Callable[[], float] = time.time
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def set_state(self, state: State) -> None:
@@ -128,6 +135,13 @@ class SourceHealth:
             self._stored_times.append((now, events))
             while self._stored_times and self._stored_times[0][0] < now - _RATE_WINDOW_S:
                 self._stored_times.popleft()
+            minute = int(self.clock() // 60)
+            if self._per_minute and self._per_minute[-1][0] == minute:
+                self._per_minute[-1] = (minute, self._per_minute[-1][1] + events)
+            else:
+                self._per_minute.append((minute, events))
+            while self._per_minute[0][0] <= minute - HISTORY_MINUTES:
+                self._per_minute.popleft()
 
     def notice(self, message: str) -> None:
         """Record (and log) something that happened to the source; the last 20 are kept."""
@@ -158,6 +172,7 @@ class SourceHealth:
                 "state": self.state.value,
                 "events_stored": self.events_stored,
                 "events_per_minute": recent,
+                "events_per_minute_history": self._history(),
                 "bytes_received": self.bytes_received,
                 "last_event_time": _iso(self.last_event_time),
                 "lag": [
@@ -179,6 +194,16 @@ class SourceHealth:
                 "repairs": dict(self.repairs),
                 "notices": [{"time": _iso(t), "message": m} for t, m in self.notices],
             }
+
+    def _history(self) -> list[list[Any]]:
+        """[minute (ISO), events stored in it] for each of the last ``HISTORY_MINUTES`` clock
+        minutes up to the current one, zero where nothing was stored."""
+        now = int(self.clock() // 60)
+        counts = dict(self._per_minute)
+        return [
+            [_iso(datetime.fromtimestamp(m * 60, UTC)), counts.get(m, 0)]
+            for m in range(now - HISTORY_MINUTES + 1, now + 1)
+        ]
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -115,6 +115,16 @@ def test_add_source_turns_healthy_and_probe_shows_steps(
     ]
     shot(page, "data-collection")
     assert_no_secret(page.content())
+    # Events per minute as a chart with its description; the source's page lists its lag.
+    spark = row.locator(".spark")
+    expect(spark.locator("canvas")).to_have_count(1)
+    described = re.compile("Events stored per minute over the last hour: [1-9]")
+    expect(spark).to_have_attribute("aria-label", described)
+    row.get_by_role("link", name="relay").click()
+    expect(page.locator("#per-minute")).to_have_attribute("aria-label", described)
+    expect(page.locator("#lag tbody td").first).to_have_text(topic, timeout=30_000)
+    shot(page, "source-page")
+    page.go_back()
     row.get_by_role("button", name="Disable").click()
     expect(row.get_by_role("button", name="Enable")).to_be_visible()
     stored = console.service.catalog.get("relay")

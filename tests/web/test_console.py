@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +15,10 @@ from hubsight.detect.db import DetectDB
 from hubsight.detect.engine import DetectionEngine, EngineOptions
 from hubsight.detect.rules.auth_volume import BruteForceSuccess
 from hubsight.detect.ruleset import build_rule
+from hubsight.health import SourceHealth
 from hubsight.service import Service
+from hubsight.sources.base import PartitionLag
+from hubsight.sources.config import make_source
 from hubsight.store.catalog import Catalog
 from hubsight.store.embedded import EmbeddedStore
 from hubsight.store.users import UserStore
@@ -186,3 +191,36 @@ def test_coverage_page_hunts_an_imported_sigma_rule(client: TestClient, data_dir
     # Accepted as a search (answered, or still running on a loaded machine), not a 400.
     searched = client.post("/api/v1/search", json={"query": leql, "last": "24h"})
     assert searched.status_code in {200, 202}
+
+
+def test_a_source_page_shows_lag_per_partition_and_events_per_minute(
+    client: TestClient,
+) -> None:
+    service = client.app.state.service  # type: ignore[attr-defined]
+    service.catalog.add(
+        make_source({"name": "azure", "profile": {"kind": "kafka", "bootstrap": "127.0.0.1:1"}})
+    )
+    health = service.health.setdefault("azure", SourceHealth("azure"))
+    health.set_lag(
+        [
+            PartitionLag("hub", 1, 40, 45),
+            PartitionLag("hub", 0, None, 12),
+            PartitionLag("hub", 2, 7, None),
+        ]
+    )
+    health.stored(3, 0, None)
+    page = client.get("/sources/azure")
+    assert page.status_code == 200
+    rows = re.findall(r"<tr><td>hub</td>(.*?)</tr>", page.text)
+    cells = [re.findall(r'<td class="num">([^<]*)</td>', row) for row in rows]
+    assert cells == [["0", "—", "12", "12"], ["1", "40", "45", "5"], ["2", "7", "—", "—"]]
+    history = re.search(r'id="per-minute" data-history="([^"]*)"', page.text)
+    assert history is not None
+    minutes = json.loads(html.unescape(history.group(1)))
+    assert (len(minutes), minutes[-1][1]) == (60, 3)
+    # The list links each source to its page.
+    assert 'href="/sources/azure"' in client.get("/sources").text
+    missing = client.get("/sources/nope")
+    assert missing.status_code == 404
+    assert "no event source named" in missing.text.lower() or "nope" in missing.text
+    assert 'href="/sources"' in missing.text

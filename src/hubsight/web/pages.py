@@ -109,6 +109,19 @@ def sources_page(request: Request) -> HTMLResponse:
     )
 
 
+@router.get("/sources/{name}", response_class=HTMLResponse, dependencies=[require_role("analyst")])
+def source_page(request: Request, name: str) -> HTMLResponse:
+    """One event source: its state, events per minute over the last hour, lag per partition."""
+    service = service_of(request)
+    try:
+        config = service.catalog.get(name)
+    except HubsightError as exc:
+        context = {"error": exc.message, "back": ("/sources", "Data Collection")}
+        return render(request, "error.html", context, 404)
+    health = source_status(service, name)
+    return render(request, "source.html", {"s": config.public() | {"health": health}})
+
+
 def _retention(request: Request) -> list[dict[str, Any]]:
     """Days kept, events and disk per log set, with the disk in words."""
     rows = retention_rows(service_of(request))

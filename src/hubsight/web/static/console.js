@@ -82,9 +82,6 @@ async function fillCharts() {
   }
 }
 
-// Events/min samples taken while the page is open, drawn as a sparkline per source.
-const rates = new Map();
-
 async function refreshSources() {
   const answer = await api("GET", "/api/v1/event-sources");
   if (!answer.ok) return;
@@ -93,11 +90,8 @@ async function refreshSources() {
     if (!row) continue;
     const h = s.health, cells = row.children;
     cells[1].replaceChildren(el("span", { class: `state state-${h.state.replaceAll(" ", "-")}`, text: h.state }));
-    const samples = [...(rates.get(s.name) || []), h.events_per_minute].slice(-30);
-    rates.set(s.name, samples);
-    const top = Math.max(1, ...samples);
     $("span", cells[2]).textContent = h.events_per_minute;
-    $("path", cells[2]).setAttribute("d", samples.map((v, i) => `${i ? "L" : "M"}${i * 2},${(15 - (v / top) * 14).toFixed(1)}`).join(""));
+    sparkline($(".spark", cells[2]), h.events_per_minute_history);
     cells[3].textContent = h.events_stored;
     cells[4].textContent = h.last_event_time || "—";
     cells[5].textContent = h.lag.length ? h.lag.reduce((n, p) => n + (p.lag || 0), 0) : "—";
