@@ -242,6 +242,19 @@ def test_graph_requests_read_mail_or_files_by_their_path(uri: str, subject: str 
     assert (seen.subject if seen else None) == subject
 
 
+def test_baselines_left_empty_are_deleted(tmp_path: Path) -> None:
+    # A network signed in from once, then three days of silence: with a 100-minute horizon it
+    # is forgotten, and its baseline goes from memory and from the database.
+    first, later = _numbered([signin(0, ip="81.2.69.160"), signin(3 * 1440, ip="198.51.100.1")])
+    rule = SasFromOutside(SasConfig())
+    _deliver(rule, [[first], [later]], path=tmp_path)
+    db = DetectDB(tmp_path / "detect.sqlite3")
+    subjects = {row["subject"] for row in db.rows("SELECT subject FROM baselines")}
+    db.close()
+    assert "data:net:81.2.69.0/24" not in subjects
+    assert {"data:net:198.51.100.0/24", "data:tenant"} <= subjects
+
+
 def test_networks_are_slash_24_and_slash_48() -> None:
     assert network("81.2.69.160") == "81.2.69.0/24"
     assert network("2001:db8:4006:80b::200e") == "2001:db8:4006::/48"

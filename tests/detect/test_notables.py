@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -10,7 +10,17 @@ from typing import Any
 import pytest
 
 from hubsight.detect.alerts import Alert
-from hubsight.detect.base import Rule
+from hubsight.detect.base import (
+    EventRef,
+    Example,
+    Finding,
+    Rule,
+    RuleConfig,
+    RuleContext,
+    RuleMeta,
+    Severity,
+    example_event,
+)
 from hubsight.detect.db import DetectDB
 from hubsight.detect.engine import DetectionEngine, EngineOptions
 from hubsight.detect.notables import relink
@@ -21,7 +31,7 @@ from hubsight.detect.rules.auth_baseline import (
     TravelConfig,
 )
 from hubsight.detect.rules.signals import signin
-from hubsight.parsing.event import Event
+from hubsight.parsing.event import Event, LogSet
 
 LAGOS = {"country": "NG", "lat": 6.45, "lon": 3.39, "ip": "102.89.1.1"}
 
@@ -99,3 +109,60 @@ def test_relink_takes_the_week_before_the_first_event_to_the_last() -> None:
     assert relink([alert], notables) == []
     assert relink([alert], {}) == [alert]
     assert "notables" not in alert.context
+
+
+class _Marks(Rule[RuleConfig]):
+    """Reports every event whose operation is its mark, about the event's user."""
+
+    mark = ""
+
+    def evaluate(self, event: Event, ctx: RuleContext) -> Iterable[Finding]:
+        if event.operation == self.mark and event.user:
+            yield Finding(
+                entity=event.user,
+                title=self.mark,
+                at=event.timestamp,
+                evidence=[EventRef.of(event)],
+                user=event.user,
+            )
+
+    @classmethod
+    def examples(cls) -> Sequence[Example]:
+        return ()
+
+
+def _marks(mark: str, *, notable: bool) -> _Marks:
+    meta = RuleMeta(
+        id=f"test.{mark}",
+        title=mark,
+        description=mark,
+        severity=Severity.INFO if notable else Severity.MEDIUM,
+        technique="T1078",
+        log_sets=frozenset({LogSet.CLOUD_SERVICE_ACTIVITY}),
+        runbook="-",
+        notable=notable,
+    )
+    cls: type[_Marks] = type(f"Marks_{mark}", (_Marks,), {"meta": meta, "mark": mark})
+    return cls(RuleConfig())
+
+
+def test_a_notable_growing_past_an_alert_leaves_it() -> None:
+    # One notable (its findings 20 minutes apart share its dedup window) ends after the alert:
+    # its time is its last event's, so the alert at minute 10 does not list it.
+    def event(minute: float, mark: str, offset: int) -> Event:
+        return example_event(
+            LogSet.CLOUD_SERVICE_ACTIVITY, minute, offset=offset, operation=mark, user="ann@x.com"
+        )
+
+    first, alert, joins = event(0, "note", 0), event(10, "alert", 1), event(20, "note", 2)
+    rules: list[Rule[Any]] = [_marks("note", notable=True), _marks("alert", notable=False)]
+    for order in ([first, alert, joins], [joins, alert, first], [alert, joins, first]):
+        engine = DetectionEngine(
+            DetectDB(Path(":memory:")), rules, options=EngineOptions(persist=False)
+        )
+        final: dict[str, Alert] = {}
+        for one in order:
+            final.update((a.dedup_key, a) for a in engine.process([one]))
+        engine.close()
+        (raised,) = [a for a in final.values() if a.rule_id == "test.alert"]
+        assert "notables" not in raised.context, order

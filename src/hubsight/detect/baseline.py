@@ -188,6 +188,10 @@ class UserBaseline(msgspec.Struct):
             changed = changed or bool(stale)
         return changed
 
+    def empty(self) -> bool:
+        """Whether nothing is remembered any more (no value of any kind, no recent sign-in)."""
+        return not self.recent and not any(self.kinds.values())
+
     def country_counts(self) -> dict[str, int]:
         """Successful sign-ins per country in the baseline."""
         return {c: s.count for c, s in self.kinds.get("country", {}).items()}

@@ -485,18 +485,23 @@ class DetectionEngine:
         """Work out again the notables of alerts about users whose alerts or notables changed."""
         pending, withdrawn, known = self._pending, self._withdrawn, self._notables
         moved = [a for a in (*pending.values(), *withdrawn.values()) if a.notable and a.user]
+        # Per user, the earliest time a notable left or landed on: alerts ending before it keep
+        # their lists. A notable moves later too, when later events join it (a content rule's).
+        since: dict[str, datetime] = {}
         for notable in moved:
-            mine = known.setdefault(notable.user or "", {})
+            user = notable.user or ""
+            mine = known.setdefault(user, {})
+            left = mine.get(notable.id, notable.last_event_time)
             if notable.dedup_key in withdrawn:
                 mine.pop(notable.id, None)
             else:
                 mine[notable.id] = notable.last_event_time
+            earliest = min(left, notable.last_event_time)
+            since[user] = min(since.get(user, earliest), earliest)
         users = {a.user for a in pending.values() if a.user and not a.notable}
         users |= {a.user for a in moved if a.user}
         for user in sorted(users):
-            # A notable moves only to earlier times: alerts before where it lands keep theirs.
-            since = min((a.last_event_time for a in moved if a.user == user), default=None)
-            alerts = {a.dedup_key: a for a in self._stored_alerts(user, since)}
+            alerts = {a.dedup_key: a for a in self._stored_alerts(user, since.get(user))}
             alerts.update((k, a) for k, a in pending.items() if a.user == user and not a.notable)
             current = [a for k, a in alerts.items() if k not in withdrawn]
             for alert in relink(current, known.get(user, {})):
@@ -580,9 +585,13 @@ class DetectionEngine:
             - self.options.baseline_horizon.total_seconds()
             - 2 * self.options.lateness.total_seconds()
         )
-        for subject, baseline in state.baselines.items():
+        for subject, baseline in list(state.baselines.items()):
             if baseline.prune(horizon):
                 state.dirty_baselines[subject] = None
+                # Networks and users come and go: one left with nothing is deleted (saving a
+                # dirty subject that is gone deletes its row).
+                if baseline.empty():
+                    del state.baselines[subject]
 
     def _commit(self) -> list[Alert]:
         self._link_notables()

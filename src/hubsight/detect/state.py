@@ -101,9 +101,14 @@ class EngineState:
         )
         clock = time.monotonic()
         if baselines_every is None or clock - self.baselines_saved_at >= baselines_every:
+            baselines = self.baselines
             conn.executemany(
                 "INSERT OR REPLACE INTO baselines VALUES (?, ?)",
-                [(s, _encode(self.baselines[s])) for s in self.dirty_baselines],
+                [(s, _encode(baselines[s])) for s in self.dirty_baselines if s in baselines],
+            )
+            conn.executemany(
+                "DELETE FROM baselines WHERE subject = ?",
+                [(s,) for s in self.dirty_baselines if s not in baselines],
             )
             self.dirty_baselines.clear()
             self.baselines_saved_at = clock
