@@ -537,3 +537,15 @@ def test_vendored_activity_rules_read_their_operations(sigmahq: dict[str, SigmaL
     unrelated = _kind("Microsoft.Example/widgets/read")
     # Most of SigmaHQ's activity rules name their operations; the others read every one.
     assert sum(not rule.reads(unrelated) for rule in rules.values()) >= len(rules) // 2
+
+
+def test_rules_of_separate_loads_decode_a_record_once(tmp_path: Path) -> None:
+    # Shipped families and imported rules load separately; a sign-in is decoded once for all.
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = _rule(tmp_path / "a", {"selection": {"ResultType": 0}})
+    second = _rule(tmp_path / "b", {"selection": {"AppDisplayName|contains": "Office"}})
+    event = _event(_record(SUCCESS), result="SUCCESS")
+    record = first.match(event)
+    assert record is not None
+    assert second.match(event) is record

@@ -85,6 +85,9 @@ def alert_id(dedup_key: str) -> str:
 
 def merge_evidence(old: list[EventRef], new: list[EventRef]) -> list[EventRef]:
     """The union of two evidence lists, earliest first, capped."""
+    if len(old) >= MAX_EVIDENCE and old[MAX_EVIDENCE - 1] < min(new, default=old[-1]):
+        # A full list of earlier events (a loud rule's alert): the new ones fall off its end.
+        return old[:MAX_EVIDENCE]
     return sorted(set(old) | set(new))[:MAX_EVIDENCE]
 
 

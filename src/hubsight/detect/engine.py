@@ -23,8 +23,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-import msgspec
-
 from hubsight.detect.alerts import Alert, AlertFilter, AlertStore, alert_id, merge_evidence
 from hubsight.detect.base import EventKind, EventRef, Finding, Rule, RuleContext
 from hubsight.detect.baseline import SignIn, UserBaseline, from_epoch, network_of
@@ -430,15 +428,26 @@ class DetectionEngine:
             if session:
                 self._sessions.set(key, _span(alert))
             return
-        before = _encode_alert(alert)
-        alert.evidence = merge_evidence(alert.evidence, list(finding.evidence))
-        alert.first_event_time = min(alert.first_event_time, *times)
-        alert.last_event_time = max(alert.last_event_time, *times)
-        if severity.rank > alert.severity.rank:
-            alert.severity, alert.title = severity, finding.title
-        alert.baseline = alert.baseline or finding.baseline
-        alert.context.update(finding.context)
-        if _encode_alert(alert) != before:
+        # What changes is worked out field by field: a loud rule's alert takes a finding per
+        # event, and encoding it twice to compare cost more than the rest of the fold.
+        evidence = merge_evidence(alert.evidence, list(finding.evidence))
+        first = min(alert.first_event_time, *times)
+        last = max(alert.last_event_time, *times)
+        context = {**alert.context, **finding.context}
+        baseline = alert.baseline or finding.baseline
+        raised = severity.rank > alert.severity.rank
+        if (
+            raised
+            or evidence != alert.evidence
+            or first != alert.first_event_time
+            or last != alert.last_event_time
+            or baseline != alert.baseline
+            or context != alert.context
+        ):
+            alert.evidence, alert.context, alert.baseline = evidence, context, baseline
+            alert.first_event_time, alert.last_event_time = first, last
+            if raised:
+                alert.severity, alert.title = severity, finding.title
             if key not in self._pending:
                 alert.revision += 1
             self._pending[key] = alert
@@ -638,12 +647,5 @@ class DetectionEngine:
             self.opened_investigations = group_alerts(conn, alerts, window, now)
 
 
-_alert_encoder = msgspec.json.Encoder()
-
-
 def _span(alert: Alert) -> Span:
     return (alert.first_event_time.timestamp(), alert.last_event_time.timestamp())
-
-
-def _encode_alert(alert: Alert) -> bytes:
-    return _alert_encoder.encode(alert)

@@ -25,7 +25,7 @@ from hubsight.detect.sigma.correlation import Base, SigmaCorrelation, expression
 from hubsight.detect.sigma.detection import SigmaConfig, SigmaDetection
 from hubsight.detect.sigma.fields import SERVICES, Service
 from hubsight.detect.sigma.pipeline import PRODUCT, azure_pipeline
-from hubsight.detect.sigma.record import FieldReader, RecordCache
+from hubsight.detect.sigma.record import RECORDS, FieldReader
 from hubsight.parsing.event import LogSet
 
 LOADED = "loaded"
@@ -109,11 +109,10 @@ class _Doc:
 
 
 class SigmaLoader:
-    """Converts Sigma files with one pySigma backend; its rules share one record cache."""
+    """Converts Sigma files with one pySigma backend."""
 
     def __init__(self) -> None:
         self._backend = PredicateBackend(azure_pipeline())
-        self._records = RecordCache()
 
     def load_file(self, path: Path) -> list[SigmaLoad]:
         """Parse, process and convert every document of one file."""
@@ -156,7 +155,7 @@ class SigmaLoader:
             SigmaConfig(),
             predicate=predicates[0] if len(predicates) == 1 else _any_of(tuple(predicates)),
             categories=service.categories,
-            records=self._records,
+            records=RECORDS,
             author=sigma.author,
             # The rule fires when any of its conditions holds.
             operations=required_by_any(conditions, service.operation_paths)

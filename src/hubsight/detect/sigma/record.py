@@ -57,10 +57,12 @@ class AzureRecord:
 
 
 class RecordCache(threading.local):
-    """The record of the event being evaluated, decoded once for all Sigma rules of a load.
+    """The record of the event being evaluated, decoded once for every Sigma rule.
 
-    Per thread: the shipped rules are loaded once per process and may run in two engines at
-    once (the live one and a backtest), each in its own thread.
+    One per process (``RECORDS``): each family of shipped rules and the imported rules are
+    loaded by loaders of their own, and with a cache per loader a sign-in was decoded once per
+    family. It holds only the current event's record, so sharing it changes no result. Per
+    thread: the live engine and a backtest may run the same rules at once.
     """
 
     def __init__(self) -> None:
@@ -73,6 +75,9 @@ class RecordCache(threading.local):
             self._event = event
             self._record = _decode(event)
         return self._record
+
+
+RECORDS = RecordCache()
 
 
 def _decode(event: Event) -> AzureRecord | None:

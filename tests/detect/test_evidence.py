@@ -1,0 +1,32 @@
+"""An alert's evidence: the union of what its findings cite, earliest first, capped."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from hubsight.detect.alerts import MAX_EVIDENCE, merge_evidence
+from hubsight.detect.base import EventRef
+
+_START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+
+def _ref(second: int) -> EventRef:
+    return EventRef(_START + timedelta(seconds=second), "log", "topic", 0, second, 0)
+
+
+def test_union_sorted_without_duplicates() -> None:
+    assert merge_evidence([_ref(1), _ref(3)], [_ref(2), _ref(3)]) == [_ref(1), _ref(2), _ref(3)]
+
+
+def test_a_full_list_keeps_its_earliest_events() -> None:
+    full = [_ref(i) for i in range(MAX_EVIDENCE)]
+    # Later events fall off the end of a full list (a loud rule's alert).
+    assert merge_evidence(full, [_ref(MAX_EVIDENCE + 5)]) == full
+    # One just before the last kept event gets in and pushes the last out.
+    before_last = EventRef(_START + timedelta(seconds=MAX_EVIDENCE - 1), "log", "topic", 0, -1, 0)
+    merged = merge_evidence(full, [before_last])
+    assert len(merged) == MAX_EVIDENCE
+    assert merged[-1] == before_last
+    # An earlier event always gets in.
+    assert merge_evidence(full, [_ref(-1)])[0] == _ref(-1)
+    assert merge_evidence(full, []) == full
