@@ -6,6 +6,7 @@ import json
 import os
 import re
 import shutil
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from click.testing import CliRunner
 from hubsight.cli.main import cli
 from hubsight.errors import StoreError, StoreFullError
 from hubsight.parsing.event import Event, LogSet
-from hubsight.store.embedded import EmbeddedStore
+from hubsight.store.embedded import ENGINE_SETTINGS, EmbeddedStore
 from hubsight.store.schema import _create_events
 
 from faults import SmallDisk
@@ -198,3 +199,39 @@ def test_a_search_from_year_1_to_9999_runs_and_finds_what_lies_between(data_dir:
     assert result.exit_code == 0, result.output
     times = [e["timestamp"] for e in json.loads(result.stdout)["events"]]
     assert times == ["2026-05-01T00:00:00.000Z"]
+
+
+def test_connections_of_threads_that_ended_are_closed(data_dir: Path) -> None:
+    # The API's worker threads end after idling and a writer ends at each reconnect: each used
+    # a connection of its own, which must not outlive it for as long as the service runs.
+    store = EmbeddedStore(data_dir)
+    try:
+        for _ in range(3):
+            workers = [threading.Thread(target=_count, args=(store,)) for _ in range(8)]
+            for worker in workers:
+                worker.start()
+            for worker in workers:
+                worker.join()
+        # At most the main thread's and the last round's (closed when another thread opens one).
+        assert store.connections <= 9
+        last = threading.Thread(target=_count, args=(store,))
+        last.start()
+        last.join()
+        # The newest one opened and closed the eight that ended: the main one and its own stay.
+        assert store.connections == 2
+        assert _count(store) == 0
+    finally:
+        store.close()
+
+
+def test_the_engine_runs_with_bounded_caches(data_dir: Path) -> None:
+    store = EmbeddedStore(data_dir)
+    try:
+        rows = store.select(
+            "SELECT name, value FROM system.server_settings WHERE name LIKE '%cache_size'"
+        )
+    finally:
+        store.close()
+    applied = {row["name"]: int(row["value"]) for row in rows}
+    assert {name: applied.get(name) for name in ENGINE_SETTINGS} == ENGINE_SETTINGS
+    assert applied["mark_cache_size"] <= 64 * 1024**2
