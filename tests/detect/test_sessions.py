@@ -213,3 +213,29 @@ def test_a_vendors_alerts_of_one_kind_on_one_resource_within_a_day_are_one() -> 
         ("Microsoft: Access from a suspicious IP address (stcontosodata)", 4),
         ("Microsoft: Access from a suspicious IP address (stcontosologs)", 1),
     ]
+
+
+def test_a_merged_vendor_alert_keeps_every_vendor_alert_id(tmp_path: Path) -> None:
+    # Batches apart, so the alert is read back from the database between them; the second
+    # "2517_a1" is the vendor's update of the first (listed once); "2517_d4" arrives late and
+    # bridges the two alerts 23 and 46 hours apart, which merge.
+    batches = [
+        [_defender(0, "2517_a1", "stcontosodata", 0)],
+        [
+            _defender(60, "2517_b2", "stcontosodata", 1),
+            _defender(61, "2517_a1", "stcontosodata", 2),
+        ],
+        [_defender(46 * 60, "2517_c3", "stcontosodata", 3)],
+        [_defender(23 * 60, "2517_d4", "stcontosodata", 4)],
+    ]
+    engine = DetectionEngine(
+        DetectDB(tmp_path / "detect.sqlite3"), [VendorAlert(PassthroughConfig())]
+    )
+    raised: dict[str, Alert] = {}
+    for batch in batches:
+        raised.update((a.dedup_key, a) for a in engine.process(batch))
+        for gone in engine.withdrawn_alerts:
+            raised.pop(gone.dedup_key, None)
+    (alert,) = raised.values()
+    assert alert.context["vendor_alert_ids"] == ["2517_a1", "2517_b2", "2517_d4", "2517_c3"]
+    assert len(alert.evidence) == 5

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -81,6 +82,22 @@ class Alert(msgspec.Struct, kw_only=True):
 def alert_id(dedup_key: str) -> str:
     """A stable id derived from the dedup key, so replays name alerts the same way."""
     return hashlib.sha256(dedup_key.encode()).hexdigest()[:16]
+
+
+# Context values gathered across an alert's findings instead of the last one kept: an alert that
+# stands for several vendor alerts lists every one of their ids.
+GATHERED_CONTEXT = frozenset({"vendor_alert_ids"})
+
+
+def merge_context(context: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    """An alert's ``context`` with a finding's ``new`` one added: the last value wins, lists of
+    ``GATHERED_CONTEXT`` keys are joined (first seen first, no repeats, capped)."""
+    merged = {**context, **new}
+    for key in GATHERED_CONTEXT.intersection(new):
+        old, value = context.get(key), new[key]
+        if isinstance(old, list) and isinstance(value, list):
+            merged[key] = (old + [v for v in value if v not in old])[:MAX_EVIDENCE]
+    return merged
 
 
 def merge_evidence(old: list[EventRef], new: list[EventRef]) -> list[EventRef]:

@@ -23,7 +23,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from hubsight.detect.alerts import Alert, AlertFilter, AlertStore, alert_id, merge_evidence
+from hubsight.detect.alerts import (
+    Alert,
+    AlertFilter,
+    AlertStore,
+    alert_id,
+    merge_context,
+    merge_evidence,
+)
 from hubsight.detect.base import EventKind, EventRef, Finding, Rule, RuleContext
 from hubsight.detect.baseline import SignIn, UserBaseline, from_epoch, network_of
 from hubsight.detect.dataplane import feed
@@ -433,7 +440,7 @@ class DetectionEngine:
         evidence = merge_evidence(alert.evidence, list(finding.evidence))
         first = min(alert.first_event_time, *times)
         last = max(alert.last_event_time, *times)
-        context = {**alert.context, **finding.context}
+        context = merge_context(alert.context, finding.context)
         baseline = alert.baseline or finding.baseline
         raised = severity.rank > alert.severity.rank
         if (

@@ -67,7 +67,9 @@ class VendorAlert(Rule[PassthroughConfig]):
         name = event.alert_name or event.alert_type or "alert"
         context: dict[str, object] = {
             "vendor": vendor,
+            # The latest; an alert standing for several lists them all (GATHERED_CONTEXT).
             "vendor_alert_id": vendor_id,
+            "vendor_alert_ids": [vendor_id],
             "description": event.description,
             "remediation": event.remediation,
         }
