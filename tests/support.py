@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import threading
 import time
 import uuid
@@ -26,6 +27,14 @@ from hubsight.store.embedded import EmbeddedStore
 
 # Cheap argon2 parameters keep the tests fast; production uses argon2-cffi's defaults.
 FAST_HASH = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+
+
+class Terminal(io.StringIO):
+    """What a program printed on a terminal (``isatty`` is true), as text."""
+
+    def isatty(self) -> bool:
+        """A terminal: what a program prints only there is printed."""
+        return True
 
 
 class Clock:

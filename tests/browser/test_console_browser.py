@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import uuid
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 from playwright.sync_api import Page, expect
 from tests.browser.harness import ADMIN, ANALYST, Console, shot, sign_in
 from tests.query.dataset import WINDOW, events
 
-from hubsight.cli.main import cli
+from hubsight.cli.run_cmd import announce_first_run
 from hubsight.devbroker import LocalBroker
 from hubsight.query.saved import list_saved
 from hubsight.simulate import generate_messages
@@ -23,6 +21,7 @@ from hubsight.store.users import Account
 from support import (
     FAST_TUNING,
     PLANTED_PASSWORD,
+    Terminal,
     assert_no_secret,
     connection_string,
     kafka_source,
@@ -32,15 +31,23 @@ from support import (
 pytestmark = pytest.mark.browser
 
 
-def test_create_admin_then_sign_in(page: Page, console: Console) -> None:
-    data_dir = console.service.data_dir
-    created = CliRunner().invoke(
-        cli,
-        ["--data-dir", str(data_dir), "users", "create-admin", "--name", ADMIN[0],
-         "--password-env", "HS_ADMIN_PW"],
-        env={"HS_ADMIN_PW": ADMIN[1], **os.environ},
-    )  # fmt: skip
-    assert created.exit_code == 0, created.output
+def test_first_admin_from_the_setup_link_then_sign_in(page: Page, console: Console) -> None:
+    # A first run: no account, so `hubsight run` prints a one-time link on its terminal.
+    console.users.delete(ANALYST[0])
+    terminal = Terminal()
+    announce_first_run(console.users, console.url, terminal)
+    link = re.search(r"http://\S+/setup\?token=\S+", terminal.getvalue())
+    assert link is not None
+    page.goto(link.group(0))
+    form = page.locator("#setup")
+    form.locator('input[name="name"]').fill(ADMIN[0])
+    form.locator('input[name="password"]').fill(ADMIN[1])
+    form.locator('input[name="repeat"]').fill(ADMIN[1])
+    shot(page, "setup")
+    form.locator('button[type="submit"]').click()
+    expect(page).to_have_url(console.url + "/")
+    expect(page.locator(".who")).to_contain_text(ADMIN[0])
+    page.context.clear_cookies()
     page.goto(console.url + "/search")
     expect(page).to_have_url(console.url + "/login?next=/search")
     shot(page, "login")

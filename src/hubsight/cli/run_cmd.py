@@ -8,9 +8,11 @@ import os
 import signal
 import socket
 import ssl
+import sys
 import threading
 from pathlib import Path
 from types import FrameType
+from typing import TextIO
 
 import click
 import uvicorn
@@ -28,7 +30,8 @@ from hubsight.query.search import searcher
 from hubsight.service import SOCKET_FILE, Service, run_lock
 from hubsight.store.backends import open_store
 from hubsight.store.catalog import Catalog
-from hubsight.store.users import UserStore
+from hubsight.store.setup_links import SETUP_LINK_S, SetupLinks
+from hubsight.store.users import UserStore, epoch_iso
 from hubsight.web.api import create_app
 from hubsight.web.auth import ConsoleAuth
 
@@ -120,8 +123,7 @@ def _start_api(
         servers.append((uvicorn.Server(config), None))
         scheme = "https" if config.ssl_certfile else "http"
         log.info("console and API on %s://%s:%d (OpenAPI at /openapi.json)", scheme, *tcp)
-        if not users.has_admin():
-            log.warning("no console account yet: run `hubsight users create-admin --name NAME`")
+        announce_first_run(users, console_url(scheme, *tcp), sys.stdout)
     local = create_app(service)
     local.state.detect_db = detection.engine.db
     local_config = uvicorn.Config(local, log_level="warning", log_config=None)
@@ -130,6 +132,42 @@ def _start_api(
         sockets = [sock] if sock is not None else None
         threading.Thread(target=server.run, args=(sockets,), name="api", daemon=True).start()
     return [server for server, _ in servers]
+
+
+def console_url(scheme: str, host: str, port: int) -> str:
+    """The console's address as a browser on this machine opens it."""
+    if host in ("", "0.0.0.0", "::"):  # noqa: S104 (a listener's wildcard, not a bind)
+        host = "127.0.0.1"
+    return f"{scheme}://{f'[{host}]' if ':' in host else host}:{port}"
+
+
+def announce_first_run(users: UserStore, url: str, terminal: TextIO) -> None:
+    """With no console account yet, print a one-time link that creates the first admin.
+
+    The link goes to the terminal only, never to the log (a file, the journal): without a
+    terminal (a service), the log names the CLI command instead.
+    """
+    if users.accounts():
+        if not users.has_admin():
+            log.warning("no admin account: run `hubsight users create-admin --name NAME`")
+        return
+    if not terminal.isatty():
+        log.warning(
+            "no console account yet: run `hubsight users create-admin --name NAME` (a one-time "
+            "setup link is printed only when `hubsight run` runs in a terminal)"
+        )
+        return
+    secret, expires_at = SetupLinks(users).issue()
+    until = epoch_iso(expires_at)
+    terminal.write(
+        "\nNo console account yet. Create the first admin in your browser with this link; it "
+        f"works once, until {until} ({SETUP_LINK_S / 60:.0f} minutes):\n\n"
+        f"    {url}/setup?token={secret}\n\n"
+        "Restart hubsight for a new link while there is no account, or instead run\n"
+        "`hubsight users create-admin --name NAME` in another shell.\n\n"
+    )
+    terminal.flush()
+    log.info("no console account yet: a one-time setup link, valid until %s, is printed", until)
 
 
 def is_loopback(host: str) -> bool:

@@ -168,13 +168,14 @@ _LISTED_FIELDS = (
 )
 
 
-def _digest(secret: str) -> str:
+def secret_digest(secret: str) -> str:
+    """What is stored of a secret (session id, API token, setup link): its SHA-256, in hex."""
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
 def token_id(secret: str) -> str:
     """The id an API token is listed and revoked by: the start of its hash, not of its secret."""
-    return _digest(secret)[:12]
+    return secret_digest(secret)[:12]
 
 
 class UserStore:
@@ -226,8 +227,19 @@ class UserStore:
     def _connect(self) -> AbstractContextManager[sqlite3.Connection]:
         return connect(self.path)
 
-    def create(self, name: str, password: str, role: Role) -> Account:
-        """Add an account; the name must be free and the password long enough."""
+    def create(
+        self,
+        name: str,
+        password: str,
+        role: Role,
+        *,
+        claim: Callable[[sqlite3.Connection], None] | None = None,
+    ) -> Account:
+        """Add an account; the name must be free and the password long enough.
+
+        ``claim`` runs first in the same write transaction and refuses the account by raising:
+        a setup link is spent this way, so two browsers cannot both use it.
+        """
         if not _NAME.match(name):
             raise ConfigError(
                 f"'{name}' is not a valid user name",
@@ -240,17 +252,26 @@ class UserStore:
                 f"the password is shorter than {MIN_PASSWORD} characters",
                 hint="choose a longer password (a passphrase of several words works well)",
             )
+        password_hash = self._hasher.hash(password)
         with self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")
             try:
+                if claim is not None:
+                    claim(db)
                 db.execute(
                     "INSERT INTO console_users (name, role, password_hash, created_at) "
                     "VALUES (?, ?, ?, ?)",
-                    (name, role, self._hasher.hash(password), self._clock()),
+                    (name, role, password_hash, self._clock()),
                 )
             except sqlite3.IntegrityError:
+                db.execute("ROLLBACK")
                 raise AlreadyExistsError(
                     f"a user named '{name}' exists", hint="choose another name"
                 ) from None
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
         return Account(name, role)
 
     def accounts(self) -> list[Account]:
@@ -297,7 +318,7 @@ class UserStore:
             db.execute(
                 "INSERT INTO console_sessions (id_hash, name, csrf, expires_at, last_seen) "
                 "VALUES (?, ?, ?, ?, ?)",
-                (_digest(session_id), account.name, csrf, now + limits.max_s, now),
+                (secret_digest(session_id), account.name, csrf, now + limits.max_s, now),
             )
         return session_id, Session(account, csrf)
 
@@ -311,7 +332,7 @@ class UserStore:
         """
         limits = limits or SessionLimits()
         now = self._clock()
-        id_hash = _digest(session_id)
+        id_hash = secret_digest(session_id)
         with self._connect() as db:
             row = db.execute(
                 "SELECT u.name, u.role, s.csrf, s.expires_at, s.last_seen FROM console_sessions s "
@@ -334,7 +355,9 @@ class UserStore:
     def close_session(self, session_id: str) -> None:
         """Sign a session out."""
         with self._connect() as db:
-            db.execute("DELETE FROM console_sessions WHERE id_hash = ?", (_digest(session_id),))
+            db.execute(
+                "DELETE FROM console_sessions WHERE id_hash = ?", (secret_digest(session_id),)
+            )
 
     def issue_token(self, name: str, label: str, *, days: int = DEFAULT_TOKEN_DAYS) -> str:
         """A new API token for an account, valid ``days``; its secret is shown only this once."""
@@ -350,7 +373,7 @@ class UserStore:
                 db.execute(
                     "INSERT INTO api_tokens (token_hash, name, label, created_at, expires_at) "
                     "VALUES (?, ?, ?, ?, ?)",
-                    (_digest(token), name, label, now, now + days * _DAY_S),
+                    (secret_digest(token), name, label, now, now + days * _DAY_S),
                 )
             except sqlite3.IntegrityError:
                 raise NotFoundError(
@@ -364,7 +387,7 @@ class UserStore:
         A use is recorded as the token's last use, at most every ``LAST_USE_EVERY_S``.
         """
         now = self._clock()
-        token_hash = _digest(token)
+        token_hash = secret_digest(token)
         with self._connect() as db:
             row = db.execute(
                 f"SELECT {_LISTED_FIELDS}, u.role FROM api_tokens t "  # noqa: S608

@@ -33,6 +33,7 @@ from hubsight.web import (
     pages,
     retention_routes,
     search_routes,
+    setup_routes,
 )
 from hubsight.web import auth as console_auth
 from hubsight.web.auditing import CHANGING, AuditTrail, audit_note, audited, declared_audit
@@ -317,6 +318,7 @@ def create_app(service: Service, auth: ConsoleAuth | None = None) -> FastAPI:
     app.include_router(retention_routes.router)
     app.include_router(backup_routes.router)
     app.include_router(audit_routes.router)
+    app.include_router(setup_routes.router)
     pages.mount(app)
     _add_schemas(app)
 

@@ -259,7 +259,7 @@ def login(
     auth = _auth(request)
     if auth is None:
         return RedirectResponse(_safe_next(next_path), status_code=303)
-    client = request.client.host if request.client else "unknown"
+    client = client_address(request)
     # The name as typed: a failed sign-in is recorded under it (the 401 makes it "failed").
     note = audit_note(request)
     note.actor = name
@@ -271,7 +271,7 @@ def login(
         note.skip = True
         message = (
             "Too many failed sign-ins for this user or from this address; "
-            f"try again in {_in_words(wait)}."
+            f"try again in {wait_in_words(wait)}."
         )
         return _login_page(request, message, 429, wait, next_path)
     account = auth.users.check_password(name, password)
@@ -281,21 +281,39 @@ def login(
     # Only the name's count ends: one good password must not wipe an address's failed guesses
     # at other accounts.
     auth.users.login_succeeded(name_key)
-    session_id, _ = auth.users.open_session(account, auth.sessions)
-    response = RedirectResponse(_safe_next(next_path), status_code=303)
+    return signed_in(request, auth, account, _safe_next(next_path))
+
+
+def set_cookie(
+    response: Response, request: Request, auth: ConsoleAuth, name: str, value: str, path: str
+) -> None:
+    """Set a cookie no script reads and no other site sends; Secure as ``auth`` says."""
     secure = auth.secure_cookies
     response.set_cookie(
-        SESSION_COOKIE,
-        session_id,
+        name,
+        value,
         httponly=True,
         samesite="strict",
         secure=request.url.scheme == "https" if secure is None else secure,
-        path="/",
+        path=path,
     )
+
+
+def signed_in(request: Request, auth: ConsoleAuth, account: Account, target: str) -> Response:
+    """A new session for ``account``: its cookie set on a redirect to ``target``."""
+    session_id, _ = auth.users.open_session(account, auth.sessions)
+    response = RedirectResponse(target, status_code=303)
+    set_cookie(response, request, auth, SESSION_COOKIE, session_id, "/")
     return response
 
 
-def _in_words(seconds: float) -> str:
+def client_address(request: Request) -> str:
+    """The caller's address, by which failed attempts are counted."""
+    return request.client.host if request.client else "unknown"
+
+
+def wait_in_words(seconds: float) -> str:
+    """A wait of ``seconds`` as the refusal page says it ("42 seconds", "5 minutes")."""
     whole = int(seconds) + 1
     if whole < 90:
         return f"{whole} seconds"
