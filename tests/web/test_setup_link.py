@@ -264,6 +264,7 @@ def test_without_a_terminal_or_with_an_account_no_link_is_issued(
     announce_first_run(users, "http://127.0.0.1:8080", terminal)
     assert terminal.getvalue() == ""
     assert "no admin account: run `hubsight users create-admin" in caplog.text
+    SetupLinks(users)  # its table, so that an empty one can be told from none issued
     with sqlite3.connect(data_dir / CATALOG_FILE) as db:
         assert db.execute("SELECT count(*) FROM setup_links").fetchone() == (0,)
 
