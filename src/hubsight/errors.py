@@ -5,6 +5,7 @@
     │   ├── CredentialError       a connection string or key that cannot work
     │   ├── RequestTooLarge       a request body over the API's limit (413)
     │   ├── SecretRequired        a changed destination without its secret entered again (422)
+    │   ├── SettingError          one named setting of a rule refused (``field`` names it)
     │   └── AlreadyExistsError    a name that is taken
     ├── SourceError               reading from a broker failed (``retriable`` says if waiting helps)
     ├── ParseError                one record could not be understood (carries its RecordRef)
@@ -67,6 +68,14 @@ class RequestTooLarge(ConfigError):
 
 class SecretRequired(ConfigError):
     """An edit that changes where a stored secret is sent, without entering the secret again."""
+
+
+class SettingError(ConfigError):
+    """A value one setting cannot take; ``field`` names the setting, for a form to mark it."""
+
+    def __init__(self, message: str, *, field: str, hint: str = "") -> None:
+        super().__init__(message, hint=hint)
+        self.field = field
 
 
 class AlreadyExistsError(ConfigError):

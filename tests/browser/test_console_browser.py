@@ -163,19 +163,28 @@ def test_admin_tunes_a_rule(page: Page, console: Console) -> None:
     page.goto(console.url + "/settings")
     page.locator('details[data-rule="auth.brute_force"] summary').click()
     form = page.locator('form.tune[data-rule="auth.brute_force"]')
-    form.locator('textarea[name="thresholds"]').fill('{"count": 25}')
+    saved = form.locator(".form-msg")
+    # A form of the rule's settings: a refused value is marked beside its field with a hint.
+    form.get_by_label("Dedup Minutes").fill("0")
     form.get_by_role("button", name="Save").click()
-    expect(form.locator(".field-msg")).to_have_text(
-        "saved; applies to the running detection within seconds"
+    expect(form.locator('.field-msg[data-for="dedup_minutes"]')).to_have_text(
+        "Input should be greater than 0 (a whole number over 0 (default 60))"
     )
-    form.locator('textarea[name="thresholds"]').fill('{"cont": 25}')
+    expect(saved).to_have_text("not saved: see the field marked")
+    form.get_by_label("Dedup Minutes").fill("60")
+    form.get_by_label("Count").fill("25")
+    form.get_by_label("Addresses or CIDRs").fill("10.0.0.0/8\nnot-an-ip")
     form.get_by_role("button", name="Save").click()
-    expect(form.locator(".field-msg")).to_contain_text("cont")
+    expect(form.locator('.field-msg[data-for="dedup_minutes"]')).to_be_hidden()
+    expect(form.locator('.field-msg[data-for="exceptions.ips"]')).to_contain_text("not-an-ip")
+    form.get_by_label("Addresses or CIDRs").fill("10.0.0.0/8")
+    form.get_by_role("button", name="Save").click()
+    expect(saved).to_have_text("saved; applies to the running detection within seconds")
     page.reload()
     summary = page.locator('details[data-rule="auth.brute_force"] summary')
     expect(summary).to_contain_text('"count": 25')
-    thresholds = form.locator('textarea[name="thresholds"]').input_value()
-    assert json.loads(thresholds)["count"] == 25
+    assert form.get_by_label("Count").input_value() == "25"
+    assert form.get_by_label("Addresses or CIDRs").input_value() == "10.0.0.0/8"
     shot(page, "settings-admin")
     # The change is in the audit trail, with what changed (the refused one as failed).
     page.get_by_role("link", name="Audit trail").click()

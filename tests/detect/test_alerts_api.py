@@ -68,15 +68,43 @@ def test_rule_settings_round_trip(client: TestClient) -> None:
     assert tuned["thresholds"]["count"] == 25
     wrong = client.put(f"/api/v1/rules/{rule}/thresholds", json={"cont": 25})
     assert wrong.status_code == 400
-    assert "cont" in wrong.json()["error"]
+    assert (wrong.json()["field"], "cont" in wrong.json()["error"]) == ("cont", True)
+    assert wrong.json()["hint"].startswith("valid keys: ")
+    # A refused value names its setting and says what the setting takes, from the schema.
+    schema = client.get("/api/v1/rules").json()
+    (doc,) = [r for r in schema if r["id"] == rule]
+    assert doc["settings_schema"]["dedup_minutes"] == {
+        "default": 60,
+        "exclusiveMinimum": 0,
+        "title": "Dedup Minutes",
+        "type": "integer",
+    }
+    for value in (0, -1, "many", None, 2.5):
+        refused = client.put(f"/api/v1/rules/{rule}/thresholds", json={"dedup_minutes": value})
+        assert refused.status_code == 400, value
+        assert refused.json()["field"] == "dedup_minutes"
+        assert refused.json()["hint"] == "a whole number over 0 (default 60)"
+    edge = client.put(f"/api/v1/rules/{rule}/thresholds", json={"dedup_minutes": 1})
+    assert edge.json()["thresholds"]["dedup_minutes"] == 1
+    spray = client.put(
+        "/api/v1/rules/auth.password_spray/thresholds", json={"known_ip_share": 1.01}
+    ).json()
+    assert (spray["field"], spray["hint"]) == (
+        "known_ip_share",
+        "a number over 0 up to 1 (default 0.5)",
+    )
+    listed = client.put(
+        "/api/v1/rules/auth.legacy_protocol/thresholds", json={"client_apps": ["IMAP4", 7]}
+    ).json()
+    assert listed["field"] == "client_apps"
+    assert listed["hint"].startswith("a list, one per line (default Authenticated SMTP, ")
+    assert client.put(f"/api/v1/rules/{rule}/thresholds", json={"count": 25}).status_code == 200
     excepted = client.put(
         f"/api/v1/rules/{rule}/exceptions", json={"ips": ["10.0.0.0/8"], "users": ["svc@x.com"]}
     ).json()
     assert excepted["exceptions"]["ips"] == ["10.0.0.0/8"]
-    assert (
-        client.put(f"/api/v1/rules/{rule}/exceptions", json={"ips": ["not-an-ip"]}).status_code
-        == 400
-    )
+    bad_ip = client.put(f"/api/v1/rules/{rule}/exceptions", json={"ips": ["not-an-ip"]})
+    assert (bad_ip.status_code, bad_ip.json()["field"]) == (400, "ips")
     assert client.put("/api/v1/rules/no.such/enabled", json={"enabled": True}).status_code == 404
 
 

@@ -16,7 +16,7 @@ from hubsight.detect.db import DetectDB
 from hubsight.detect.engine import DetectionEngine, EngineOptions
 from hubsight.detect.rules import BUILTIN_RULES
 from hubsight.detect.settings import DetectConfig, RuleExceptions, RuleSettings, effective
-from hubsight.errors import ConfigError, NotFoundError
+from hubsight.errors import NotFoundError, SettingError
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,11 +48,39 @@ def build_rule(cls: type[Rule[Any]], thresholds: dict[str, Any]) -> Rule[Any]:
     except ValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err["loc"])
-        raise ConfigError(
-            f"thresholds of rule {cls.meta.id}: {where}: {err['msg']}",
-            hint=f"valid keys: {', '.join(cls.config_type.model_fields)}",
+        field = str(err["loc"][0]) if err["loc"] else ""
+        properties = settings_schema(cls)
+        hint = (
+            setting_hint(properties[field])
+            if field in properties
+            else f"valid keys: {', '.join(cls.config_type.model_fields)}"
+        )
+        raise SettingError(
+            f"thresholds of rule {cls.meta.id}: {where}: {err['msg']}", field=field, hint=hint
         ) from exc
     return cls(config)
+
+
+def settings_schema(cls: type[Rule[Any]]) -> dict[str, dict[str, Any]]:
+    """The JSON schema of each of a rule's settings (thresholds, windows, allow-lists)."""
+    properties: dict[str, dict[str, Any]] = cls.config_type.model_json_schema()["properties"]
+    return properties
+
+
+def setting_hint(prop: dict[str, Any]) -> str:
+    """What a setting takes, from its JSON schema: "a whole number over 0 (default 10)"."""
+    if prop.get("type") == "array":
+        return f"a list, one per line (default {', '.join(map(str, prop.get('default', [])))})"
+    words = ["a whole number" if prop.get("type") == "integer" else "a number"]
+    if "exclusiveMinimum" in prop:
+        words.append(f"over {prop['exclusiveMinimum']}")
+    elif "minimum" in prop:
+        words.append(f"from {prop['minimum']}")
+    if "exclusiveMaximum" in prop:
+        words.append(f"under {prop['exclusiveMaximum']}")
+    elif "maximum" in prop:
+        words.append(f"up to {prop['maximum']}")
+    return f"{' '.join(words)} (default {prop.get('default')})"
 
 
 def build_ruleset(

@@ -31,7 +31,7 @@ from hubsight.detect.custom import CustomAlertSpec
 from hubsight.detect.db import DetectDB
 from hubsight.detect.generation import bump_generation
 from hubsight.detect.targets import NotifyConfig
-from hubsight.errors import ConfigError
+from hubsight.errors import ConfigError, SettingError
 from hubsight.parsing.event import Event
 
 CONFIG_NAME = "detect.toml"
@@ -53,8 +53,10 @@ class RuleExceptions(BaseModel):
         try:
             return tuple(ipaddress.ip_network(ip, strict=False) for ip in self.ips)
         except ValueError as exc:
-            raise ConfigError(
-                f"rule exception {exc}", hint="give IPs as 203.0.113.7 or CIDRs as 10.0.0.0/8"
+            raise SettingError(
+                f"rule exception {exc}",
+                field="ips",
+                hint="give IPs as 203.0.113.7 or CIDRs as 10.0.0.0/8",
             ) from exc
 
     @cached_property

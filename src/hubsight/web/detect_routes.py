@@ -26,7 +26,7 @@ from hubsight.detect.base import EventRef, Severity
 from hubsight.detect.db import DetectDB
 from hubsight.detect.families import family_of, family_title, tactics_of
 from hubsight.detect.notify import send_test
-from hubsight.detect.ruleset import build_rule, rule_class, rule_classes
+from hubsight.detect.ruleset import build_rule, rule_class, rule_classes, settings_schema
 from hubsight.detect.runtime import load_targets
 from hubsight.detect.settings import DetectConfig, RuleExceptions, SettingsStore, effective
 from hubsight.detect.state import read_baseline
@@ -221,6 +221,7 @@ def _rule_doc(request: Request, db: DetectDB, rule_id: str) -> dict[str, Any]:
         "notable": meta.notable,
         "enabled": settings.enabled is not False,
         "thresholds": build_rule(cls, settings.thresholds).config.model_dump(mode="json"),
+        "settings_schema": settings_schema(cls),
         "exceptions": settings.exceptions.model_dump(mode="json"),
     }
 

@@ -17,7 +17,7 @@ from fastapi.staticfiles import StaticFiles
 from hubsight.detect.alerts import DISPOSITIONS, STATUSES, AlertFilter, AlertStore
 from hubsight.detect.base import Severity
 from hubsight.detect.investigations import InvestigationStore
-from hubsight.detect.ruleset import rule_class
+from hubsight.detect.ruleset import rule_class, setting_hint
 from hubsight.errors import HubsightError
 from hubsight.parsing.event import Event
 from hubsight.sources.config import DEFAULT_TOPIC
@@ -255,6 +255,8 @@ def settings_page(request: Request) -> HTMLResponse:
     db = detect_db(request)
     auth = request.app.state.auth
     rules = list_rules(request, db) if db else []
+    for rule in rules:
+        rule["hints"] = {k: setting_hint(p) for k, p in rule["settings_schema"].items()}
     accounts = auth.users.accounts() if auth is not None else []
     me = current_account(request)
     tokens = [t.as_dict(auth.users.now()) for t in visible_tokens(auth.users, me)] if auth else []

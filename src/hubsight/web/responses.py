@@ -1,7 +1,7 @@
 """How the API answers a hubsight error: one table from error class to HTTP status.
 
 Every error body has the same shape, ``{"error": ..., "hint": ...}``; query syntax errors add
-the line, the column and a caret excerpt.
+the line, the column and a caret excerpt; a refused setting names its ``field``.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from hubsight.errors import (
     QuerySyntaxError,
     RequestTooLarge,
     SecretRequired,
+    SettingError,
     SignInRequired,
 )
 
@@ -46,4 +47,6 @@ def error_response(exc: HubsightError) -> JSONResponse:
     body: dict[str, Any] = {"error": exc.message, "hint": exc.hint or None}
     if isinstance(exc, QuerySyntaxError):
         body.update(line=exc.line, column=exc.column, excerpt=exc.excerpt)
+    if isinstance(exc, SettingError):
+        body["field"] = exc.field
     return JSONResponse(body, status_code=status_of(exc))

@@ -133,14 +133,22 @@ function settingsPage() {
   }));
   $$("form.tune").forEach((form) => form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
-    const msg = $(".field-msg", form), rule = encodeURIComponent(form.dataset.rule);
-    let thresholds, exceptions;
-    try { thresholds = JSON.parse(form.elements.thresholds.value); exceptions = JSON.parse(form.elements.exceptions.value); }
-    catch { msg.className = "field-msg error"; msg.textContent = "not valid JSON"; return; }
-    let answer = await api("PUT", `/api/v1/rules/${rule}/thresholds`, thresholds);
-    if (answer.ok) answer = await api("PUT", `/api/v1/rules/${rule}/exceptions`, exceptions);
-    msg.className = "field-msg " + (answer.ok ? "ok" : "error");
-    msg.textContent = answer.ok ? "saved; applies to the running detection within seconds" : problem(answer.data);
+    // The rule's settings as its schema types them; a refusal is shown beside its field.
+    const msg = $(".form-msg", form), rule = encodeURIComponent(form.dataset.rule);
+    const lines = (box) => box.value.split("\n").map((v) => v.trim()).filter(Boolean);
+    const thresholds = {}, exceptions = {};
+    for (const box of $$("[data-kind]", form)) {
+      const v = box.value.trim();
+      thresholds[box.name] = box.dataset.kind === "array" ? lines(box) : v === "" || Number.isNaN(Number(v)) ? v : Number(v);
+    }
+    for (const box of $$("[data-exception]", form)) exceptions[box.name] = lines(box);
+    $$(".field-msg[data-for]", form).forEach((m) => show(m, ""));
+    let answer = await api("PUT", `/api/v1/rules/${rule}/thresholds`, thresholds), part = "";
+    if (answer.ok) { answer = await api("PUT", `/api/v1/rules/${rule}/exceptions`, exceptions); part = "exceptions."; }
+    const beside = answer.ok ? null : $(`.field-msg[data-for="${part}${answer.data.field}"]`, form);
+    if (beside) show(beside, `${answer.data.error.split(": ").slice(-1)[0]}${answer.data.hint ? ` (${answer.data.hint})` : ""}`);
+    msg.className = "field-msg form-msg " + (answer.ok ? "ok" : "error");
+    msg.textContent = answer.ok ? "saved; applies to the running detection within seconds" : beside ? "not saved: see the field marked" : problem(answer.data);
   }));
   const account = $("#new-account");
   if (account) account.addEventListener("submit", async (ev) => {
