@@ -171,7 +171,9 @@ def test_a_window_without_the_burst_raises_no_correlation(
 
 
 def test_what_cannot_be_hunted_says_why(data_dir: Path, tmp_path: Path) -> None:
-    with pytest.raises(NotFoundError, match="no Sigma rule file or imported Sigma rule"):
+    with pytest.raises(
+        NotFoundError, match="no Sigma rule file, shipped rule or imported Sigma rule"
+    ):
         hunt_rules(data_dir, "sigma.nope")
     bad = tmp_path / "bad.yml"
     bad.write_text(FAILED.replace("signinlogs", "nosuchservice"))
@@ -199,7 +201,10 @@ def test_cli_hunts_an_imported_rule_as_json(data_dir: Path) -> None:
         cli, ["--data-dir", str(data_dir), "rules", "hunt", "sigma.nope", "--last", "90d"]
     )
     assert table.exit_code == 1
-    assert "error: no Sigma rule file or imported Sigma rule named 'sigma.nope'" in table.stderr
+    assert (
+        "error: no Sigma rule file, shipped rule or imported Sigma rule named 'sigma.nope'"
+        in table.stderr
+    )
 
 
 def test_the_api_hunts_by_id_or_by_text(store: EmbeddedStore, data_dir: Path) -> None:
@@ -274,3 +279,40 @@ def test_sigma_modifiers_become_leql_operators(tmp_path: Path) -> None:
     parse(rule_leql(ends))
     with pytest.raises(ConfigError, match=r"\(document 2\) has no LEQL form"):
         rule_leql(ends, 2)
+
+
+def test_a_shipped_rule_is_hunted_by_its_id(tmp_path: Path) -> None:
+    # entra.break_glass_signin: sign-ins of accounts named breakglass*, emergency-access*, ...
+    events = [
+        _signin(10, "breakglass01@contoso.com", "0", 0),
+        _signin(11, "breakglass01@contoso.com", "50126", 1),
+        _signin(12, A, "0", 2),
+        _signin(400, "emergency-access@contoso.com", "0", 3),  # after the window
+    ]
+    store = EmbeddedStore(tmp_path)
+    try:
+        store.write(events)
+        rules = hunt_rules(tmp_path, "entra.break_glass_signin")
+        result = hunt(store, rules, START, START + timedelta(minutes=300))
+    finally:
+        store.close()
+    assert result.rules == ["entra.break_glass_signin"]
+    assert (result.events_read, result.matched_events) == (3, 2)
+    assert [(a.rule_id, a.user, len(a.evidence)) for a in result.alerts] == [
+        ("entra.break_glass_signin", "breakglass01@contoso.com", 2)
+    ]
+    assert "breakglass" in hunt_leql(tmp_path, "entra.break_glass_signin")
+    with pytest.raises(NotFoundError, match="shipped rule"):
+        hunt_rules(tmp_path, "entra.no_such_rule")
+
+
+def test_cli_hunts_a_shipped_rule(data_dir: Path) -> None:
+    out = CliRunner().invoke(
+        cli,
+        ["--data-dir", str(data_dir), "rules", "hunt", "entra.break_glass_signin",
+         "--from", "2026-03-02T08:00:00Z", "--to", "2026-03-02T15:00:00Z", "--format", "json"],
+    )  # fmt: skip
+    assert out.exit_code == 0, out.output
+    doc = json.loads(out.output)
+    assert doc["rules"] == ["entra.break_glass_signin"]
+    assert (doc["events_read"], doc["alert_count"]) == (11, 0)

@@ -191,6 +191,13 @@ def test_coverage_page_hunts_an_imported_sigma_rule(client: TestClient, data_dir
     # Accepted as a search (answered, or still running on a loaded machine), not a 400.
     searched = client.post("/api/v1/search", json={"query": leql, "last": "24h"})
     assert searched.status_code in {200, 202}
+    # Shipped Sigma rules are hunted too; built-in Python rules have no Sigma to hunt.
+    shipped = "entra.break_glass_signin"
+    assert f'<button type="button" class="hunt" data-rule="{shipped}">' in page.text
+    assert 'data-rule="auth.password_spray"' not in page.text
+    hunted = client.post("/api/v1/rules/hunt", json={"rule": shipped, "last": "90d"})
+    assert hunted.status_code == 200
+    assert hunted.json()["rules"] == [shipped]
 
 
 def test_a_source_page_shows_lag_per_partition_and_events_per_minute(

@@ -18,11 +18,13 @@ from typing import Any
 
 from hubsight.detect.alerts import Alert
 from hubsight.detect.base import Rule
+from hubsight.detect.content import ShippedRule, content_rules
 from hubsight.detect.db import DetectDB
 from hubsight.detect.engine import DetectionEngine, EngineOptions
 from hubsight.detect.replay import event_of_row
 from hubsight.detect.ruleset import rules_dir_default
 from hubsight.detect.sigma import SigmaDetection, SigmaLoad, load_sigma_file, load_sigma_rules
+from hubsight.detect.sigma.detection import SigmaConfig
 from hubsight.detect.sigma.leql import rule_leql
 from hubsight.errors import ConfigError, NotFoundError
 from hubsight.parsing.event import Event, LogSet
@@ -79,6 +81,13 @@ def _iso(when: datetime) -> str:
     return when.isoformat().replace("+00:00", "Z")
 
 
+def _shipped(target: str) -> type[ShippedRule] | None:
+    """The shipped rule whose id is ``target`` (None when there is none)."""
+    return next(
+        (c for c in content_rules() if issubclass(c, ShippedRule) and c.meta.id == target), None
+    )
+
+
 def _loads(data_dir: Path, target: str, *, files: bool) -> list[SigmaLoad]:
     """The documents ``target`` names: a Sigma file's (when ``files``), or the imported one."""
     path = Path(target)
@@ -90,15 +99,18 @@ def _loads(data_dir: Path, target: str, *, files: bool) -> list[SigmaLoad]:
     found = [load for load in loads if load.rule is not None and load.rule.meta.id == target]
     if not found:
         raise NotFoundError(
-            f"no Sigma rule file or imported Sigma rule named {target!r}",
-            hint="give a Sigma file, or an id from `hubsight rules list` "
-            "(rules imported with `hubsight rules import sigma`)",
+            f"no Sigma rule file, shipped rule or imported Sigma rule named {target!r}",
+            hint="give a Sigma file, or a Sigma rule's id from `hubsight rules list` (shipped, "
+            "or imported with `hubsight rules import sigma`)",
         )
     return found
 
 
 def hunt_rules(data_dir: Path, target: str, *, files: bool = True) -> Sequence[Rule[Any]]:
-    """The rules ``target`` names: every rule of a Sigma file, or an imported rule's id."""
+    """The rules ``target`` names: every rule of a Sigma file, a shipped or an imported rule."""
+    shipped = _shipped(target)
+    if shipped is not None:
+        return [shipped(SigmaConfig())]
     loads = _loads(data_dir, target, files=files)
     rules = [load.rule for load in loads if load.rule is not None]
     if not rules:
@@ -109,17 +121,28 @@ def hunt_rules(data_dir: Path, target: str, *, files: bool = True) -> Sequence[R
 
 def hunt_leql(data_dir: Path, target: str, *, files: bool = True) -> str:
     """The LEQL query of a single-event rule, to open in Log Search."""
-    loads = [
-        load
-        for load in _loads(data_dir, target, files=files)
-        if isinstance(load.rule, SigmaDetection)
-    ]
-    if not loads:
+    shipped = _shipped(target)
+    if shipped is not None:
+        places = [(shipped.path, shipped.document)] if _detection(shipped.loaded) else []
+    else:
+        places = [
+            (load.path, load.document)
+            for load in _loads(data_dir, target, files=files)
+            if _detection(load.rule)
+        ]
+    if not places:
         raise ConfigError(
             f"{target} is not a single-event Sigma rule: a correlation has no LEQL form",
             hint="hunt it instead: hubsight rules hunt RULE_OR_FILE",
         )
-    return rule_leql(loads[0].path, loads[0].document)
+    return rule_leql(*places[0])
+
+
+def _detection(rule: Rule[Any] | None) -> SigmaDetection | None:
+    """The single-event Sigma rule ``rule`` is or runs (a shipped one runs its loaded rule)."""
+    if isinstance(rule, ShippedRule):
+        rule = rule.loaded
+    return rule if isinstance(rule, SigmaDetection) else None
 
 
 def _reasons(loads: Sequence[SigmaLoad]) -> str:
@@ -144,7 +167,7 @@ def hunt(
         DetectDB(Path(":memory:")), rules, options=EngineOptions(lateness=lateness, persist=False)
     )
     result = HuntResult(rules=[r.meta.id for r in rules], start=start, end=end)
-    detections = [r for r in rules if isinstance(r, SigmaDetection)]
+    detections = [d for d in map(_detection, rules) if d is not None]
     final: dict[str, Alert] = {}
     log_sets = sorted({str(s) for r in rules for s in r.meta.log_sets})
     for batch in _events(store, log_sets, start, end):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
+from hubsight.detect.content import content_rules
 from hubsight.errors import HubsightError
 from hubsight.web.auth import require_role
 from hubsight.web.hunt_routes import coverage_of
@@ -21,4 +22,6 @@ def coverage_page(request: Request) -> HTMLResponse:
         document = coverage_of(request, get_store(request))
     except HubsightError as exc:
         return render(request, "error.html", {"error": exc.message}, 503)
-    return render(request, "coverage.html", {"coverage": document})
+    # Every Sigma rule can be hunted: the imported (sigma.<id>) and the shipped ones.
+    shipped = {cls.meta.id for cls in content_rules()}
+    return render(request, "coverage.html", {"coverage": document, "shipped": shipped})

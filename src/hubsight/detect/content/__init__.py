@@ -41,6 +41,9 @@ class ShippedRule(Rule[SigmaConfig]):
     config_type = SigmaConfig
     loaded: ClassVar[SigmaDetection | SigmaCorrelation]
     examples_file: ClassVar[Path]
+    # Where the rule is: its file and its document in it (hunting and LEQL read them).
+    path: ClassVar[Path]
+    document: ClassVar[int]
 
     def reads(self, kind: EventKind) -> bool:
         """What the converted rule reads."""
@@ -97,5 +100,7 @@ def _shipped(load: SigmaLoad, family: str) -> type[ShippedRule]:
         "meta": meta,
         "loaded": load.rule,
         "examples_file": examples_path(load.path),
+        "path": load.path,
+        "document": load.document,
     }
     return cast(type[ShippedRule], type(f"Shipped_{load.name}", (ShippedRule,), attributes))

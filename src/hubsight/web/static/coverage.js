@@ -1,4 +1,4 @@
-// Coverage page: hunt an imported Sigma rule over 90 days of stored events, or open its LEQL.
+// Coverage page: hunt a Sigma rule (shipped or imported) over 90 days of stored events, or open its LEQL.
 "use strict";
 
 document.addEventListener("DOMContentLoaded", () => {
