@@ -2,6 +2,9 @@
 
 After each test its captured stdout, stderr and log records are searched for the planted
 secrets (``support.PLANTED``): a secret that leaks anywhere a test can see fails that test.
+
+With ``-n N`` (pytest-xdist, as ``make test`` runs) workers are handed whole test files, the
+browser tests as one unit, the longest-running kinds first (see ``FileScheduling``).
 """
 
 from __future__ import annotations
@@ -10,10 +13,49 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from xdist.remote import Producer
+from xdist.scheduler import LoadScopeScheduling
 
 from hubsight.devbroker import LocalBroker
 
 from support import PLANTED, create_topic
+
+BROWSER_TESTS = "tests/browser/"
+# Files holding tests of these kinds run longest: they are queued first, so that no long file
+# starts last while the other worker has nothing left to do.
+LONG_FIRST = ("browser", "integration", "slow")
+
+
+class FileScheduling(LoadScopeScheduling):
+    """Hands each worker whole test files, and all the browser tests as one unit.
+
+    A file's module-scoped fixtures (stores, simulated tenants) are then built once, not once per
+    worker, and the browser tests share one Chromium instead of competing with each other.
+    """
+
+    def _split_scope(self, nodeid: str) -> str:
+        path = nodeid.split("::", 1)[0]
+        return BROWSER_TESTS if path.startswith(BROWSER_TESTS) else path
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Producer) -> FileScheduling:
+    # Keep the queue in collection order (pytest_collection_modifyitems puts long kinds first)
+    # rather than xdist's largest-file-first, which would queue a file of one long test last.
+    config.option.loadscopereorder = False
+    return FileScheduling(config, log)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Long-running kinds of test first; otherwise the order they were collected in."""
+
+    def rank(item: pytest.Item) -> int:
+        for index, kind in enumerate(LONG_FIRST):
+            if item.get_closest_marker(kind):
+                return index
+        return len(LONG_FIRST)
+
+    items.sort(key=rank)
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import uvicorn
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 from tests.browser.harness import ANALYST, ARTIFACTS, CHROMIUM, Console
 
 from hubsight.detect.db import DetectDB
@@ -28,10 +28,15 @@ from hubsight.web.auth import ConsoleAuth
 
 from support import FAST_HASH, serving, wait_until
 
+# Playwright's default 5 s for an expectation failed tests on a loaded machine while the page was
+# still answering; a wrong page still fails, only later.
+EXPECT_TIMEOUT_MS = 15_000
+
 
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Browser]:
     """Headless Debian Chromium."""
+    expect.set_options(timeout=EXPECT_TIMEOUT_MS)
     if not CHROMIUM.exists():
         pytest.fail("Chromium is missing: run scripts/test-deps.sh (apt-get install chromium)")
     with sync_playwright() as playwright:

@@ -9,7 +9,7 @@ from bench.search import END, SPAN, fill
 from playwright.sync_api import Page, expect
 from tests.browser.harness import ANALYST, Console, shot, sign_in
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timing]
 QUERIES = ["where(result=SUCCESS)", "contoso", "groupby(user) limit(10)"]
 
 
