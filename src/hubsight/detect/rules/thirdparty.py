@@ -45,7 +45,9 @@ class VendorAlert(Rule[PassthroughConfig]):
         id="thirdparty.vendor_alert",
         title="Third-party alert",
         description="A Defender for Cloud or Entra ID Protection alert, with the vendor's "
-        "severity, correlated with the user's recent sign-ins.",
+        "severity, correlated with the user's recent sign-ins. One alert per vendor alert kind "
+        "and resource or user per day: its volume is the vendors' (louder than one a day per "
+        "1,000 users when Identity Protection flags many users), tuned in the vendor's portal.",
         severity=Severity.MEDIUM,
         technique="T1078",
         log_sets=frozenset({LogSet.THIRD_PARTY_ALERTS}),
