@@ -9,7 +9,13 @@ Prints, in one run on the local tansu broker:
 - where the time went: the store writes' share of the wall time (from the collector's
   ``hubsight_store_write_seconds`` metric) and the process's CPU time (CPU far below wall time
   means the machine is busy elsewhere: the figures then say little about hubsight);
+- CPU per record of each step for one batch of 2,000 (parse, JSON encoding, and the engine's
+  share split by streaming the same rows into a table that discards them, one without
+  projections, one without fsync, then ``store.write`` with its verification): CPU time, not
+  wall time, so it stays meaningful on a loaded machine;
 - freshness: p50/p99 from produce to stored (searchable) while producing 5,000 records/s.
+Both rates are printed from the first record (bare) or first stored batch (hubsight), and
+from the subscription (both including the group join): compare like with like.
 The records are simulated 2-5 KB sign-in records (``hubsight.simulate``).
 """
 
@@ -17,13 +23,18 @@ from __future__ import annotations
 
 import argparse
 import functools
+import os
 import statistics
 import tempfile
 import threading
 import time
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, cast
 
 import msgspec
+from chdb import session as chdb_session
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
@@ -32,12 +43,15 @@ from hubsight.devbroker import LocalBroker
 from hubsight.health import SourceHealth
 from hubsight.metrics import Metrics
 from hubsight.parsing.base import ParserRegistry
-from hubsight.parsing.pipeline import EmptyRegistry
+from hubsight.parsing.event import Event
+from hubsight.parsing.pipeline import EmptyRegistry, MessageParser
 from hubsight.parsing.registry import default_registry
 from hubsight.simulate import generate_messages
+from hubsight.sources.base import Message
 from hubsight.sources.config import make_source
 from hubsight.sources.registry import driver_for
 from hubsight.store.backends import StoreSettings, open_store
+from hubsight.store.schema import PROJECTIONS
 
 PARTITIONS = 4
 
@@ -81,8 +95,9 @@ def _produce(bootstrap: str, topic: str, bodies: list[bytes]) -> float:
     return time.perf_counter() - started
 
 
-def bare_consume(bootstrap: str, topic: str, messages: int) -> tuple[float, int]:
-    """Seconds to consume ``messages`` with a plain loop (from the first message), and bytes."""
+def bare_consume(bootstrap: str, topic: str, messages: int) -> tuple[float, float, int]:
+    """Seconds to consume ``messages`` with a plain loop from the first message and from the
+    subscription (the group join included, as hubsight's second figure), and bytes."""
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
@@ -94,6 +109,7 @@ def bare_consume(bootstrap: str, topic: str, messages: int) -> tuple[float, int]
             "fetch.max.bytes": 50 * 1024 * 1024,
         }
     )
+    subscribed = time.perf_counter()
     consumer.subscribe([topic])
     seen = 0
     size = 0
@@ -107,9 +123,9 @@ def bare_consume(bootstrap: str, topic: str, messages: int) -> tuple[float, int]
                 first = time.perf_counter()
             seen += 1
             size += len(message.value() or b"")
-    elapsed = time.perf_counter() - (first or time.perf_counter())
+    done = time.perf_counter()
     consumer.close()
-    return elapsed, size
+    return done - (first or done), done - subscribed, size
 
 
 def hubsight_ingest(
@@ -174,6 +190,77 @@ def hubsight_ingest(
         )
         store.close()
     return done - first[0], done - started, float(row["per_event"]), split
+
+
+def _cpu_ms(work: Callable[[], object], rounds: int = 3) -> float:
+    """The least process CPU time (ms, every thread, ClickHouse's too) of ``work``."""
+    best = float("inf")
+    for _ in range(rounds):
+        started = time.process_time()
+        work()
+        best = min(best, time.process_time() - started)
+    return best * 1000
+
+
+def write_profile(bodies: list[bytes], batch: int = 2_000) -> list[tuple[str, float]]:
+    """CPU time per record of each step from a message to a stored event, for one batch.
+
+    The engine's share is split by inserting the same rows into a table that discards them
+    (reading the JSON only) and into one without the events table's projections.
+    """
+    parser = MessageParser(log_name="bench", registry=default_registry())
+    messages = [
+        Message(topic="t", partition=0, offset=i, value=body, received_time=datetime.now(UTC))
+        for i, body in enumerate(bodies)
+    ]
+    events: list[Event] = []
+    used = 0
+    for message in messages:
+        if len(events) >= batch:
+            break
+        events.extend(parser.parse(message))
+        used += 1
+    events = events[:batch]
+    encode = msgspec.json.Encoder().encode
+    body = encode(events)
+    settings = (
+        "SETTINGS date_time_input_format = 'best_effort', materialize_skip_indexes_on_insert = 0, "
+        "input_format_json_read_objects_as_strings = 1"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        store = open_store(StoreSettings(data_dir=Path(tmp)))
+        # A connection of the bench's own to the store's engine, to stream the same INSERT
+        # into copies of the events table: without fsync, and without projections too.
+        engine: Any = cast(Any, chdb_session).Session(str(Path(tmp) / "clickhouse"))
+        engine.query("CREATE TABLE discard AS events ENGINE = Null")
+        engine.query(
+            "CREATE TABLE projected AS events "
+            "ENGINE = MergeTree ORDER BY (log_set, log_name, timestamp)"
+        )
+        engine.query("CREATE TABLE plain AS projected")
+        engine.query(
+            "ALTER TABLE plain " + ", ".join(f"DROP PROJECTION {name}" for name in PROJECTIONS)
+        )
+
+        def stream(table: str) -> None:
+            with engine.send_insert(f"INSERT INTO {table} {settings}", "JSONEachRow") as inserter:
+                inserter.append(body)
+                inserter.finish()
+
+        steps = {
+            "parse (split, decode, normalize)": _cpu_ms(
+                lambda: [parser.parse(m) for m in messages[:used]]
+            ),
+            "encode rows as JSON": _cpu_ms(lambda: encode(events)),
+            "engine: read the JSON": _cpu_ms(lambda: stream("discard")),
+            "engine: + write a part": _cpu_ms(lambda: stream("plain")),
+            "engine: + projections": _cpu_ms(lambda: stream("projected")),
+            "engine: + fsync (the events table)": _cpu_ms(lambda: stream("events")),
+            "store.write (encode, insert, verify)": _cpu_ms(lambda: store.write(events)),
+        }
+        engine.close()
+        store.close()
+    return [(name, ms * 1000 / len(events)) for name, ms in steps.items()]
 
 
 def freshness(bootstrap: str, bodies: list[bytes], seconds: float, per_s: int) -> list[float]:
@@ -266,11 +353,12 @@ def main() -> None:
             seconds = _produce(broker.bootstrap, topic, bodies)
         print(f"produce: {seconds:.1f} s per topic")
 
-        bare_s, bare_bytes = bare_consume(broker.bootstrap, bare_topic, len(bodies))
+        bare_s, bare_total, bare_bytes = bare_consume(broker.bootstrap, bare_topic, len(bodies))
         bare_rate = records / bare_s
         print(
             f"bare consume loop:       {bare_rate:>9,.0f} records/s  "
-            f"{bare_bytes / bare_s / 1e6:>6.0f} MB/s"
+            f"{bare_bytes / bare_s / 1e6:>6.0f} MB/s  "
+            f"({records / bare_total:,.0f}/s with group join)"
         )
 
         for label, topic, registry in (
@@ -283,10 +371,14 @@ def main() -> None:
             rate = records / steady
             print(
                 f"{label + ':':24} {rate:>9,.0f} records/s  {payload / steady / 1e6:>6.0f} MB/s"
-                f"  ({rate / bare_rate:.2f} of bare; {records / total:,.0f}/s with group join;"
-                f" {per_event:,.0f} bytes/event on disk)"
+                f"  ({rate / bare_rate:.2f} of bare; {records / total:,.0f}/s with group join,"
+                f" {bare_total / total:.2f} of bare's; {per_event:,.0f} bytes/event on disk)"
             )
             print(f"{'':24} where the time went: {split}")
+
+        print(f"CPU per record, one batch of 2,000 (least of 3; load {os.getloadavg()[0]:.1f}):")
+        for name, micros in write_profile(bodies):
+            print(f"  {name:40} {micros:>6.0f} µs")
 
         latencies = sorted(freshness(broker.bootstrap, bodies, args.freshness_s, 5_000))
         if latencies:
