@@ -6,8 +6,10 @@ A pool of events is generated with ``hubsight.simulate``, parsed by hubsight's o
 written batch by batch; the store is then filled to each size by copying the pool inside
 ClickHouse with fresh positions and timestamps spread over eight days. Each question runs through
 ``hubsight.query.search`` (parse, compile, execute, shape the result) and as hand-written
-ClickHouse SQL, warm, and the p50/p95 of each is printed with their ratio. Also printed: bytes per
-event on disk and the process's peak memory.
+ClickHouse SQL, warm and in turns, and the p50/p95 of each is printed with their ratio, beside
+the process CPU time each took (ClickHouse's threads included), which the load of a shared
+machine moves far less than wall time. Also printed: bytes per event on disk and the process's
+peak memory.
 """
 
 from __future__ import annotations
@@ -25,15 +27,19 @@ from typing import Any
 from hubsight.parsing.pipeline import MessageParser
 from hubsight.parsing.registry import default_registry
 from hubsight.query.search import SearchLimits, SearchRequest, search
-from hubsight.simulate import generate_messages
+from hubsight.simulate import iter_messages
 from hubsight.sources.base import Message
-from hubsight.store.embedded import MAX_BATCH_EVENTS, EmbeddedStore
+from hubsight.store.embedded import EmbeddedStore
 
 END = datetime(2026, 1, 13, tzinfo=UTC)
 SPAN = timedelta(days=8)
 LIMITS = SearchLimits(time_limit_s=60, result_cap=100_000)
 # Copies of the pool per INSERT: fewer rows in flight keep ClickHouse's memory down.
 _COPIES_PER_INSERT = 2
+# Events per write while the pool is parsed: about what the collector writes at once (its
+# batches stop at 64 MiB of messages). The store takes 500,000, but a batch of 88,000 events
+# held 0.7 GB in Python and 1.3 GB more while ClickHouse parsed it.
+_POOL_BATCH = 10_000
 
 
 def _ch_time(when: datetime) -> str:
@@ -43,16 +49,17 @@ def _ch_time(when: datetime) -> str:
 def fill(store: EmbeddedStore, messages: int, size: int) -> float:
     """Fill the store to ``size`` events from a pool of parsed messages; seconds taken.
 
-    The pool is parsed and written a batch at a time (never held whole in Python), then copied
-    inside ClickHouse a few copies per INSERT, so the benchmark's own memory stays small.
+    The pool is generated, parsed and written a batch at a time (never held whole in Python),
+    then copied inside ClickHouse a few copies per INSERT, so the benchmark's own memory stays
+    small.
     """
     began = time.perf_counter()
     parser = MessageParser(log_name="Azure Event Hub", registry=default_registry())
     batch: list[Any] = []
-    for offset, body in enumerate(generate_messages(messages, seed=7)):
+    for offset, body in enumerate(iter_messages(messages, seed=7)):
         message = Message(topic="pool", partition=0, offset=offset, value=body, received_time=END)
         batch += parser.parse(message)
-        if len(batch) >= MAX_BATCH_EVENTS:
+        if len(batch) >= _POOL_BATCH:
             store.write(batch)
             batch = []
     if batch:
@@ -93,8 +100,38 @@ def timed(run: Callable[[], object], runs: int) -> tuple[float, float]:
         began = time.perf_counter()
         run()
         samples.append((time.perf_counter() - began) * 1000)
-    samples.sort()
+    return _p50_p95(samples)
+
+
+def _p50_p95(samples: list[float]) -> tuple[float, float]:
+    samples = sorted(samples)
     return statistics.median(samples), samples[min(len(samples) - 1, int(0.95 * len(samples)))]
+
+
+def _cpu_ms() -> float:
+    # The process's CPU time, ClickHouse's threads included: unlike wall time, it is barely
+    # moved by what else runs on a shared machine.
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return (usage.ru_utime + usage.ru_stime) * 1000
+
+
+def timed_pair(
+    first: Callable[[], object], second: Callable[[], object], runs: int
+) -> list[tuple[float, float, float]]:
+    """(wall p50, wall p95, CPU p50) in ms of each of two runs, warm and taken in turns.
+
+    In turns, so that a burst of load from elsewhere weighs on both sides alike.
+    """
+    first()
+    second()
+    samples: list[tuple[list[float], list[float]]] = [([], []), ([], [])]
+    for _ in range(runs):
+        for run, (wall, cpu) in zip((first, second), samples, strict=True):
+            cpu_began, began = _cpu_ms(), time.perf_counter()
+            run()
+            wall.append((time.perf_counter() - began) * 1000)
+            cpu.append(_cpu_ms() - cpu_began)
+    return [(*_p50_p95(wall), statistics.median(cpu)) for wall, cpu in samples]
 
 
 def questions(store: EmbeddedStore) -> list[tuple[str, SearchRequest, str, dict[str, Any]]]:
@@ -177,13 +214,20 @@ def bench_size(size: int, messages: int, runs: int, keep: Path | None) -> None:
                 f"bytes/event on disk: {(disk['data'] + disk['idx']) / stored:.0f} "
                 f"(columns {disk['data'] / stored:.0f}, full-text index {disk['idx'] / stored:.0f})"
             )
-            print(f"{'question':44} {'LEQL p50/p95 ms':>17} {'SQL p50/p95 ms':>16} {'ratio':>6}")
+            print(
+                f"{'question':44} {'LEQL p50/p95 ms':>17} {'SQL p50/p95 ms':>16} {'ratio':>6} "
+                f"{'CPU ms LEQL/SQL':>16} {'ratio':>6}"
+            )
             for label, request, sql, params in questions(store):
-                leql = timed(lambda r=request: search(store, r, LIMITS), runs)  # type: ignore[misc]
-                hand = timed(lambda s=sql, p=params: store.select(s, p), runs)  # type: ignore[misc]
+                leql, hand = timed_pair(
+                    lambda r=request: search(store, r, LIMITS),  # type: ignore[misc]
+                    lambda s=sql, p=params: store.select(s, p),  # type: ignore[misc]
+                    runs,
+                )
                 print(
                     f"{label:44} {leql[0]:8.1f}/{leql[1]:<8.1f} {hand[0]:7.1f}/{hand[1]:<8.1f} "
-                    f"{leql[0] / hand[0]:6.2f}"
+                    f"{leql[0] / hand[0]:6.2f} {leql[2]:7.1f}/{hand[2]:<8.1f} "
+                    f"{leql[2] / hand[2]:6.2f}"
                 )
             _index_difference(store, questions(store)[4], runs)
         finally:

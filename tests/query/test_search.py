@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
 import json
 import time
 from collections.abc import Mapping
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
@@ -22,7 +23,16 @@ from hubsight.query.export import export
 from hubsight.query.params import bind
 from hubsight.query.parser import parse
 from hubsight.query.saved import SavedScope, delete_saved, get_saved, list_saved, save
-from hubsight.query.search import SearchLimits, SearchRequest, iter_events, search
+from hubsight.query.search import (
+    SearchLimits,
+    SearchRequest,
+    ch_iso,
+    event_id,
+    iso,
+    iter_events,
+    parse_ch_time,
+    search,
+)
 from hubsight.store.embedded import EmbeddedStore
 from hubsight.store.users import Account
 
@@ -254,3 +264,49 @@ def test_paging_through_every_event_in_either_order(store: EmbeddedStore, order:
     seen = [e["source_offset"] for e in iter_events(store, request, page=7)]
     expected = newest(lambda r: r.log_name == SIGNIN)
     assert seen == (expected[::-1] if order == "asc" else expected)
+
+
+@pytest.mark.parametrize("order", ["asc", "desc"])
+def test_pages_split_inside_a_run_of_tied_times(store: EmbeddedStore, order: str) -> None:
+    # The page's edge is found by time alone: events tied with the edge must all be weighed by
+    # the whole sort key, on this page and the next, none lost or listed twice.
+    day = 1 if order == "asc" else 2  # a day each: the store is shared by the module
+    at = datetime(2025, 6, day, tzinfo=UTC)
+    times = [at, at, *[at + timedelta(seconds=1)] * 5, at + timedelta(seconds=2)]
+    tied = [
+        Event(
+            timestamp=when,
+            log_set=LogSet.UNPARSED_DATA,
+            log_name=(LATE, LATER)[i % 2],
+            raw=msgspec.Raw(b'{"tied": true}'),
+            source_topic="ties",
+            source_offset=2000 + (i * 5) % 8,
+        )
+        for i, when in enumerate(times)
+    ]
+    store.write(tied)
+    key = [(e.timestamp, e.log_name, e.source_offset or 0) for e in tied]
+    expected = [offset for _, _, offset in sorted(key, reverse=order == "desc")]
+    window = {"start": at.isoformat(), "end": (at + timedelta(days=1)).isoformat()}
+    request = replace(_request(f"where(tied) sort({order})"), **window)
+    assert [e["source_offset"] for e in iter_events(store, request, page=3)] == expected
+    first = search(store, replace(request, limit=4), now=NOW)
+    assert _ids(first) == expected[:4]
+
+
+@pytest.mark.parametrize(
+    "when", ["1900-01-01 00:00:00.000", "1969-12-31 23:59:59.999", "2299-12-31 23:59:59.999"]
+)
+def test_times_are_shown_as_clickhouse_renders_them(store: EmbeddedStore, when: str) -> None:
+    # Event pages rearrange ClickHouse's text instead of parsing it: it must say the same.
+    (row,) = store.select(
+        "SELECT toDateTime64({t:String}, 3, 'UTC') AS timestamp, 'log' AS log_set, "
+        "'name' AS log_name, 't' AS source_topic, 0 AS source_partition, 1 AS source_offset, "
+        "2 AS record_index",
+        {"t": when},
+    )
+    at = parse_ch_time(row["timestamp"])
+    assert ch_iso(row["timestamp"]) == iso(at)
+    ms = (at - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1)
+    key = ["log", "name", "t", 0, 1, ms, 2]
+    assert event_id(row) == base64.urlsafe_b64encode(msgspec.json.encode(key)).decode().rstrip("=")

@@ -190,9 +190,22 @@ class _Compiler:
             columns = f"{_POSITION_COLUMNS}, {', '.join(exprs)}"
         direction = " DESC" if descending else ""
         order = ", ".join(k + direction for k in SORT_KEY)
+        where = " AND ".join(conditions)
+        count = self.params.add("UInt32", limit, "limit")
+        # The page's last timestamp is found first, sorting by the timestamp alone: ClickHouse
+        # then reads only the timestamp and the filter's columns and skips, as it reads, the
+        # granules that cannot reach the page (top-N filtering, which a six-key sort does not
+        # get). Bounded by it, the outer query reads only the granules at the window's end and
+        # sorts a page (with the events tied at its edge) by the whole key.
+        edge = "min" if descending else "max"
+        sign = ">=" if descending else "<="
+        threshold = (
+            f"(SELECT {edge}(timestamp) FROM (SELECT timestamp FROM {EVENTS_TABLE} "  # noqa: S608
+            f"WHERE {where} ORDER BY timestamp{direction} LIMIT {count}))"
+        )
         sql = (
-            f"SELECT {columns} FROM {EVENTS_TABLE} WHERE {' AND '.join(conditions)} "  # noqa: S608
-            f"ORDER BY {order} LIMIT {self.params.add('UInt32', limit, 'limit')}"
+            f"SELECT {columns} FROM {EVENTS_TABLE} WHERE {where} "  # noqa: S608
+            f"AND timestamp {sign} {threshold} ORDER BY {order} LIMIT {count}"
         )
         return Compiled(kind="events", sql=sql, params=self.params.values, columns=selected,
                         selected=selected, warnings=self.keys.warnings)  # fmt: skip

@@ -14,8 +14,6 @@ from typing import Any
 import msgspec
 
 from hubsight.errors import QueryError, StoreError
-from hubsight.query import ast
-from hubsight.query.ast import Query
 from hubsight.query.compiler import Compiled, CursorKey, ResultKind, Scope, compile_query
 from hubsight.query.keys import QueryWarning
 from hubsight.query.params import bind
@@ -26,7 +24,6 @@ from hubsight.store.base import EventStore
 DEFAULT_PAGE = 100
 # InsightIDR shows the top 40 groups unless limit() asks for more.
 DEFAULT_GROUPS = 40
-_FIRST_SLICE = timedelta(minutes=1)
 _POSITION = ("log_set", "log_name", "source_topic", "source_partition", "source_offset")
 
 
@@ -132,7 +129,7 @@ def _decode_cursor(request: SearchRequest) -> _Cursor:
 
 def _encode_cursor(request: SearchRequest, window: TimeWindow, row: dict[str, Any]) -> str:
     key = (
-        _to_ms(parse_ch_time(row["timestamp"])),
+        _ch_ms(row["timestamp"]),
         row["log_name"],
         row["source_topic"],
         _or(row["source_partition"]),
@@ -152,10 +149,29 @@ def parse_ch_time(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
+def ch_iso(text: str) -> str:
+    """A ClickHouse ``DateTime64(3, 'UTC')`` rendering as ``iso`` writes it, by rearranging it.
+
+    ClickHouse writes such a time always as 'YYYY-MM-DD hh:mm:ss.mmm' (years 1900-2299): the
+    text needs no parsing, which took a third of shaping an events page.
+    """
+    return f"{text[:10]}T{text[11:]}Z"
+
+
+def _ch_ms(text: str) -> int:
+    return (datetime.fromisoformat(text) - _NAIVE_EPOCH) // _MS
+
+
+_NAIVE_EPOCH = datetime(1970, 1, 1)  # noqa: DTZ001 - subtracted from ClickHouse's UTC text
+_MS = timedelta(milliseconds=1)
+_TIMES = frozenset({"timestamp", "azure_time", "enqueued_time", "received_time"})
+_JSON_TEXT = frozenset({"modified_properties", "entities"})
+
+
 def event_id(row: dict[str, Any]) -> str:
     """An opaque reference to one stored event (its log and sort key), for ``context``."""
     key = [row[name] for name in _POSITION]
-    key += [_to_ms(parse_ch_time(row["timestamp"])), row["record_index"]]
+    key += [_ch_ms(row["timestamp"]), row["record_index"]]
     return base64.urlsafe_b64encode(msgspec.json.encode(key)).decode().rstrip("=")
 
 
@@ -170,9 +186,9 @@ def event_view(row: dict[str, Any]) -> dict[str, Any]:
                 event[name] = msgspec.json.decode(value)
             except msgspec.DecodeError:
                 event[name] = value
-        elif name in {"timestamp", "azure_time", "enqueued_time", "received_time"}:
-            event[name] = iso(parse_ch_time(value))
-        elif name in {"modified_properties", "entities"}:
+        elif name in _TIMES:
+            event[name] = ch_iso(value)
+        elif name in _JSON_TEXT:
             event[name] = msgspec.json.decode(value)
         else:
             event[name] = value
@@ -180,7 +196,7 @@ def event_view(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _selected_view(row: dict[str, Any], names: list[str]) -> dict[str, Any]:
-    event: dict[str, Any] = {"id": event_id(row), "timestamp": iso(parse_ch_time(row["timestamp"]))}
+    event: dict[str, Any] = {"id": event_id(row), "timestamp": ch_iso(row["timestamp"])}
     for i, name in enumerate(names):
         event[name] = row[f"s{i}"]
     return event
@@ -264,16 +280,11 @@ def search(
     wanted = (page_size if is_events else None) or query.limit or request.limit
     wanted = wanted or (DEFAULT_PAGE if is_events else DEFAULT_GROUPS)
     shown = min(wanted, limits.result_cap)
-    if is_events:
-        compiled, rows, elapsed, timed_out = _events(
-            store, query, scope, shown + 1, cursor, limits, strict=request.strict
-        )
-    else:
-        # A table asks for one row more than it shows to tell whether it was cut; a series
-        # shows the top ``shown`` groups and folds the rest into "other".
-        groups = shown if query.timeslice is not None else shown + 1
-        compiled = compile_query(query, scope, limit=groups, cursor=cursor, strict=request.strict)
-        rows, elapsed, timed_out = run(store, compiled, limits)
+    # Events and tables ask for one row more than they show to tell whether they were cut; a
+    # series shows the top ``shown`` groups and folds the rest into "other".
+    rows_asked = shown if query.timeslice is not None else shown + 1
+    compiled = compile_query(query, scope, limit=rows_asked, cursor=cursor, strict=request.strict)
+    rows, elapsed, timed_out = run(store, compiled, limits)
     result = SearchResult(
         kind=compiled.kind,
         window=window,
@@ -298,61 +309,6 @@ def search(
         return result
     result.rows, result.result_cap_hit = _series(rows, compiled, window, limits.result_cap)
     return result
-
-
-def _events(
-    store: EventStore,
-    query: Query,
-    scope: Scope,
-    limit: int,
-    cursor: CursorKey | None,
-    limits: SearchLimits,
-    *,
-    strict: bool,
-) -> tuple[Compiled, list[dict[str, Any]], float, bool]:
-    """The first ``limit`` events in sort order, reading as little of the window as it can.
-
-    The newest events of a busy search lie in the last minutes of the window. Counting is
-    cheap and fetching whole events is not, so matches are counted over a growing slice at the
-    sorted end (1/64 of the window, then 8 times longer each step), and the events are fetched
-    once, from the first slice that holds a page. A rare match costs two counts over 1/64 and
-    1/8 of the window more than one pass.
-    """
-    descending = query.sort != "asc"
-    anchor = cursor.values[0] if cursor else (scope.end if descending else scope.start)
-    counting = replace(
-        query,
-        select=(),
-        groupby=(),
-        calculate=ast.Calc("count", None, None, "count", ast.Pos(1, 1)),
-        having=None,
-        timeslice=None,
-    )
-    span = max((scope.end - scope.start) / 64, _FIRST_SLICE)
-    elapsed = 0.0
-    while True:
-        if descending:
-            part = replace(scope, start=max(scope.start, anchor - span))
-            whole = part.start == scope.start
-        else:
-            part = replace(scope, end=min(scope.end, anchor + span))
-            whole = part.end == scope.end
-        if not whole:
-            counted = compile_query(counting, part, limit=1, strict=strict)
-            rows, took, timed_out = run(store, counted, limits)
-            elapsed += took
-            span *= 8
-            compiled = compile_query(query, part, limit=limit, cursor=cursor, strict=strict)
-            if timed_out:
-                return compiled, [], elapsed, True
-            if rows[0]["v"] < limit:
-                continue
-        compiled = compile_query(query, part, limit=limit, cursor=cursor, strict=strict)
-        rows, took, timed_out = run(store, compiled, limits)
-        elapsed += took
-        # The count may include events a cursor already passed: fetch again if short.
-        if whole or len(rows) >= limit or timed_out:
-            return compiled, rows, elapsed, timed_out
 
 
 OTHER = "other"

@@ -26,6 +26,7 @@ seed and start always produce the same bytes.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 
@@ -47,6 +48,7 @@ __all__ = [
     "Simulation",
     "SimulationConfig",
     "generate_messages",
+    "iter_messages",
     "stream_messages",
 ]
 
@@ -75,6 +77,21 @@ def generate_messages(
     records_per_message: int = 100,
 ) -> list[bytes]:
     """Exactly ``count`` message bodies of background traffic, generated without pacing."""
+    return list(
+        iter_messages(
+            count, seed=seed, categories=categories, records_per_message=records_per_message
+        )
+    )
+
+
+def iter_messages(
+    count: int,
+    *,
+    seed: int = 0,
+    categories: Iterable[str] | None = None,
+    records_per_message: int = 100,
+) -> Iterator[bytes]:
+    """``generate_messages`` one body at a time, for callers that need not hold them all."""
     config = SimulationConfig(
         seed=seed,
         # Records reach a message minutes after they happen: a modest rate keeps that backlog
@@ -84,9 +101,6 @@ def generate_messages(
         categories=tuple(categories) if categories is not None else None,
         max_records_per_message=records_per_message,
     )
-    bodies: list[bytes] = []
-    for message in Simulation(config).messages():
-        bodies.append(message.body)
-        if len(bodies) == count:
-            break
-    return bodies
+    messages = Simulation(config).messages()
+    for message in itertools.islice(messages, count):
+        yield message.body
