@@ -47,7 +47,8 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Producer) -> FileSch
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Long-running kinds of test first; otherwise the order they were collected in."""
+    """Files holding long-running kinds of test first; otherwise the order they were collected
+    in. A file moves whole, so that its module-scoped fixtures are built once."""
 
     def rank(item: pytest.Item) -> int:
         for index, kind in enumerate(LONG_FIRST):
@@ -55,7 +56,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
                 return index
         return len(LONG_FIRST)
 
-    items.sort(key=rank)
+    ranks: dict[Path, int] = {}
+    for item in items:
+        ranks[item.path] = min(ranks.get(item.path, len(LONG_FIRST)), rank(item))
+    items.sort(key=lambda item: ranks[item.path])
 
 
 @pytest.hookimpl(hookwrapper=True)
