@@ -20,7 +20,8 @@ from hubsight.detect.alerts import Alert
 from hubsight.detect.base import Severity
 from hubsight.detect.db import DetectDB
 from hubsight.detect.notify import Notifier, channel_for, rfc5424, send_test
-from hubsight.detect.targets import SmtpConfig, SyslogConfig, WebhookConfig
+from hubsight.detect.targets import SmtpConfig, SyslogConfig, WebhookConfig, parse_target
+from hubsight.errors import ConfigError
 
 from support import PLANTED_PASSWORD, wait_until
 
@@ -291,3 +292,11 @@ def test_a_target_per_investigation_gets_only_alerts_opening_one(tmp_path: Path)
     assert report.sent == 3
     assert sorted(body["id"] for _, body in every.requests) == sorted([opening.id, joining.id])
     assert [body["id"] for _, body in cases.requests] == [opening.id]
+
+
+@pytest.mark.parametrize("kind", [[], {}, "pager", None])
+def test_a_target_without_a_known_kind_is_refused_with_the_kinds(kind: object) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_target({"kind": kind, "name": "x"})
+    assert caught.value.message == "a notification target needs a kind"
+    assert "webhook" in (caught.value.hint or "")

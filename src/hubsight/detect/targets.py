@@ -206,7 +206,9 @@ class NotifyConfig(BaseModel):
 
 def parse_target(data: dict[str, Any]) -> Target:
     """A target from JSON-like data; ``ConfigError`` names the first problem, never the input."""
-    if data.get("kind") not in KINDS:
+    # A kind that is no string (a list, an object) is no kind either, not a TypeError.
+    kind = data.get("kind")
+    if not isinstance(kind, str) or kind not in KINDS:
         raise ConfigError(
             "a notification target needs a kind", hint=f"kind is one of {', '.join(KINDS)}"
         )
