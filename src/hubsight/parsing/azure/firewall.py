@@ -16,7 +16,7 @@ from typing import Any
 from hubsight.parsing.azure.activity import lookup
 from hubsight.parsing.azure.deps import ParserDeps
 from hubsight.parsing.azure.normalize import as_int, blanks_to_none, nonempty, set_source
-from hubsight.parsing.azure.resourcelog import decode_resource_log, properties, resource_event
+from hubsight.parsing.azure.resourcelog import read_resource_log
 from hubsight.parsing.base import RecordContext
 from hubsight.parsing.event import Event, LogSet
 from hubsight.parsing.geoip import split_address
@@ -70,9 +70,7 @@ class FirewallParser:
 
     def parse(self, record: bytes, ctx: RecordContext) -> Event:
         """Normalize one firewall or WAF record."""
-        head = decode_resource_log(record)
-        props = properties(head)
-        event = resource_event(record, ctx, head, props, LogSet.FIREWALL_ACTIVITY, self._geoip)
+        event, head, props = read_resource_log(record, ctx, LogSet.FIREWALL_ACTIVITY, self._geoip)
         category = (head.category or "").lower()
         if category in self._legacy:
             event.service = "Azure Firewall"

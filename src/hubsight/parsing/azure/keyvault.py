@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 from hubsight.parsing.azure.deps import ParserDeps
 from hubsight.parsing.azure.normalize import as_int, blanks_to_none, nonempty
-from hubsight.parsing.azure.resourcelog import decode_resource_log, properties, resource_event
+from hubsight.parsing.azure.resourcelog import read_resource_log
 from hubsight.parsing.base import RecordContext
 from hubsight.parsing.event import Event, LogSet
 
@@ -45,9 +45,9 @@ class KeyVaultParser:
 
     def parse(self, record: bytes, ctx: RecordContext) -> Event:
         """Normalize one Key Vault audit record."""
-        head = decode_resource_log(record)
-        props = properties(head)
-        event = resource_event(record, ctx, head, props, LogSet.CLOUD_SERVICE_ACTIVITY, self._geoip)
+        event, head, props = read_resource_log(
+            record, ctx, LogSet.CLOUD_SERVICE_ACTIVITY, self._geoip
+        )
         event.service = _SERVICE
         status = as_int(props.get("httpStatusCode"))
         signature = head.resultSignature

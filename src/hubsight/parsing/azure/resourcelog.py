@@ -177,6 +177,15 @@ def provider(resource_id: str | None) -> str | None:
     return str(matches[-1]) if matches else None
 
 
+def read_resource_log(
+    record: bytes, ctx: RecordContext, log_set: LogSet, geoip: GeoIP
+) -> tuple[Event, ResourceLogRecord, dict[str, Any]]:
+    """Decode a common-schema record: its event of shared fields, its head and its properties."""
+    head = decode_resource_log(record)
+    props = properties(head)
+    return resource_event(record, ctx, head, props, log_set, geoip), head, props
+
+
 def resource_event(
     record: bytes,
     ctx: RecordContext,
@@ -229,9 +238,9 @@ class ResourceLogParser:
 
     def parse(self, record: bytes, ctx: RecordContext) -> Event:
         """Normalize one resource log record by its common fields."""
-        head = decode_resource_log(record)
-        props = properties(head)
-        event = resource_event(record, ctx, head, props, LogSet.CLOUD_SERVICE_ACTIVITY, self._geoip)
+        event, head, _props = read_resource_log(
+            record, ctx, LogSet.CLOUD_SERVICE_ACTIVITY, self._geoip
+        )
         if event.result is None and head.resultSignature is not None:
             event.result = normalize_result(str(head.resultSignature))
         return blanks_to_none(event)

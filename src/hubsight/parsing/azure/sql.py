@@ -17,7 +17,7 @@ from hubsight.parsing.azure.normalize import (
     set_source,
     set_user,
 )
-from hubsight.parsing.azure.resourcelog import decode_resource_log, properties, resource_event
+from hubsight.parsing.azure.resourcelog import read_resource_log
 from hubsight.parsing.base import RecordContext
 from hubsight.parsing.event import Event, LogSet
 
@@ -36,9 +36,9 @@ class SqlAuditParser:
 
     def parse(self, record: bytes, ctx: RecordContext) -> Event:
         """Normalize one SQL audit record."""
-        head = decode_resource_log(record)
-        props = properties(head)
-        event = resource_event(record, ctx, head, props, LogSet.CLOUD_SERVICE_ACTIVITY, self._geoip)
+        event, _head, props = read_resource_log(
+            record, ctx, LogSet.CLOUD_SERVICE_ACTIVITY, self._geoip
+        )
         event.service = "Azure SQL"
         # ``time`` is when Azure wrote the record; ``event_time`` when the server did the action.
         event.timestamp = first_time(lookup(props, "event_time")) or event.timestamp
