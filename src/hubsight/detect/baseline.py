@@ -24,6 +24,7 @@ from typing import Any
 import msgspec
 
 from hubsight.detect.base import EventRef
+from hubsight.parsing.event import Event, LogSet
 
 RECENT_SIGNINS = 20
 # Workloads sign in from ever-new cloud addresses; beyond this many values per kind the least
@@ -195,6 +196,49 @@ class UserBaseline(msgspec.Struct):
     def country_counts(self) -> dict[str, int]:
         """Successful sign-ins per country in the baseline."""
         return {c: s.count for c, s in self.kinds.get("country", {}).items()}
+
+
+def observe_signin(
+    baselines: dict[str, UserBaseline], event: Event, ts: float, horizon: float
+) -> str | None:
+    """Teach the baseline of the user (or service principal) of a successful sign-in ``event``.
+
+    Returns the subject whose baseline changed (None: the sign-in names nobody).
+    """
+    if event.user:
+        subject = event.user
+    elif event.application_id:
+        subject = f"sp:{event.application_id}"
+    else:
+        return None
+    baseline = baselines.get(subject)
+    if baseline is None:
+        baseline = baselines[subject] = UserBaseline()
+    observe = baseline.observe
+    country, ip = event.geoip_country_code, event.source_ip
+    if country:
+        observe("country", country, ts, horizon)
+    if ip:
+        observe("ip", ip, ts, horizon)
+    asn = event.geoip_organization or (ip and network_of(ip))
+    if asn:
+        observe("asn", asn, ts, horizon)
+    if event.device_id:
+        observe("device", event.device_id, ts, horizon)
+    if event.application:
+        observe("app", event.application, ts, horizon)
+    # The timeline keeps interactive sign-ins; token refreshes would crowd them out.
+    if event.user and event.log_set == LogSet.INGRESS_AUTHENTICATION:
+        baseline.remember(
+            SignIn(
+                ts=ts,
+                source_ip=event.source_ip,
+                country=event.geoip_country_code,
+                application=event.application,
+                ref=EventRef.of(event),
+            )
+        )
+    return subject
 
 
 def network_of(ip: str) -> str:

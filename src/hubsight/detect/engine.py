@@ -23,24 +23,16 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from hubsight.detect.alerts import (
-    Alert,
-    AlertFilter,
-    AlertStore,
-    alert_id,
-    merge_context,
-    merge_evidence,
-)
-from hubsight.detect.base import EventKind, EventRef, Finding, Rule, RuleContext
-from hubsight.detect.baseline import SignIn, UserBaseline, from_epoch, network_of
+from hubsight.detect.alerts import Alert, AlertStore, alert_id
+from hubsight.detect.base import EventKind, Finding, Rule, RuleContext
+from hubsight.detect.baseline import observe_signin
+from hubsight.detect.context import EngineContext
 from hubsight.detect.dataplane import feed
 from hubsight.detect.db import DetectDB
+from hubsight.detect.folding import AlertFolder
 from hubsight.detect.grouping import group_alerts, release_alerts
-from hubsight.detect.notables import relink
-from hubsight.detect.sessions import MERGED_INTO, Sessions, Span, session_prefix
 from hubsight.detect.settings import RuleExceptions
 from hubsight.detect.state import EngineState
-from hubsight.detect.windows import Window
 from hubsight.parsing.event import Event, LogSet
 
 log = logging.getLogger(__name__)
@@ -95,56 +87,11 @@ class EngineStats:
     last_rule_error: dict[str, str] = field(default_factory=dict)
 
 
-class _Context:
-    """One rule's view of the engine state (implements ``RuleContext``)."""
-
-    __slots__ = ("_changed", "_options", "_rule_id", "_state", "_windows")
-
-    def __init__(self, rule_id: str, state: EngineState, options: EngineOptions) -> None:
-        self._rule_id = rule_id
-        self._state = state
-        self._options = options
-        # Rules ask for windows a million times an hour: the two collections, at hand.
-        self._windows = state.windows
-        self._changed = state.dirty_windows
-
-    @property
-    def baseline_horizon(self) -> timedelta:
-        """How far back baselines look."""
-        return self._options.baseline_horizon
-
-    @property
-    def lateness(self) -> timedelta:
-        """How late events may arrive."""
-        return self._options.lateness
-
-    def window(self, key: str) -> Window:
-        """The rule's window for ``key``; saved at the end of the batch if it changed."""
-        wkey = (self._rule_id, key)
-        window = self._windows.get(wkey)
-        if window is None:
-            window = self._windows[wkey] = Window(key=wkey, changed=self._changed)
-        return window
-
-    def baseline(self, subject: str) -> UserBaseline:
-        """The baseline of ``subject`` (empty when never seen)."""
-        return self._state.baselines.get(subject) or UserBaseline()
-
-    def learning(self, at: datetime) -> bool:
-        """Whether ``at`` is inside the learning period."""
-        started = self._state.started
-        return started is None or at.timestamp() < started + self._options.learning.total_seconds()
-
-    def sources(self) -> dict[tuple[str, str], datetime]:
-        """Last arrival per (log name, category)."""
-        return {key: from_epoch(ts) for key, ts in self._state.sources.items()}
-
-
 # A rule as the dispatch table holds it: the rule, its evaluate, its context, its exceptions.
 _Target = tuple[
     Rule[Any],
     Callable[[Event, RuleContext], Iterable[Finding]],
-    _Context,
+    EngineContext,
     Callable[[Event], bool] | None,
 ]
 # Per kind of event, the rules that read it: for events within the lateness, and for later ones
@@ -175,15 +122,9 @@ class DetectionEngine:
         }
         self._state = EngineState()
         self._horizon = options.baseline_horizon.total_seconds()
-        self._contexts = {r.meta.id: _Context(r.meta.id, self._state, options) for r in rules}
+        self._contexts = {r.meta.id: self._context(r.meta.id) for r in rules}
         self._dispatch: dict[tuple[Any, ...], _Targets] = {}
-        self._sessions = Sessions(db if options.persist else None)
-        # Alerts of the current batch; in memory only when not persisting (replays).
-        self._pending: dict[str, Alert] = {}
-        self._created: set[str] = set()
-        self._memory_alerts: dict[str, Alert] = {}
-        # Alerts the current batch withdrew (a late event showed them untrue), by dedup key.
-        self._withdrawn: dict[str, Alert] = {}
+        self._folder = AlertFolder(db, self.alerts, persist=options.persist)
         # The alerts the last ``process`` or ``tick`` withdrew, as last stored: for callers
         # keeping copies and for the notifier's follow-ups to whoever got them.
         self.withdrawn_alerts: list[Alert] = []
@@ -191,16 +132,17 @@ class DetectionEngine:
         # investigation id), for notification targets set per investigation.
         self.opened_investigations: dict[str, str] = {}
         self._lock = threading.Lock()
-        # Per user, the notables (id -> event time) that alerts about the user list: kept here,
-        # as nearly every batch asks and notables are few.
-        self._notables: dict[str, dict[str, datetime]] = {}
         if options.persist:
             self._state.load(self.db)
-            for row in self.db.rows(
-                "SELECT id, user, last_event_time FROM alerts WHERE notable = 1"
-            ):
-                mine = self._notables.setdefault(str(row["user"]), {})
-                mine[str(row["id"])] = from_epoch(float(row["last_event_time"]))
+
+    def _context(self, rule_id: str) -> EngineContext:
+        return EngineContext(
+            rule_id,
+            self._state,
+            lateness=self.options.lateness,
+            learning=self.options.learning,
+            baseline_horizon=self.options.baseline_horizon,
+        )
 
     @property
     def withdrawn(self) -> list[str]:
@@ -234,8 +176,7 @@ class DetectionEngine:
                 rule_id: exc for rule_id, exc in (exceptions or {}).items() if not exc.empty()
             }
             self._contexts = {
-                rule_id: self._contexts.get(rule_id) or _Context(rule_id, self._state, self.options)
-                for rule_id in ids
+                rule_id: self._contexts.get(rule_id) or self._context(rule_id) for rule_id in ids
             }
             self._dispatch.clear()
 
@@ -252,6 +193,7 @@ class DetectionEngine:
         lateness = self.options.lateness.total_seconds()
         ceiling = time.time() + _FUTURE_SLACK
         dispatch = self._dispatch
+        fold = self._folder.fold
         arrivals: dict[tuple[str, str], datetime] = {}
         watermark = state.watermark
         for event in events:
@@ -289,18 +231,24 @@ class DetectionEngine:
                         else evaluate(event, ctx)
                     )
                     for finding in findings:
-                        self._fold(rule, finding)
+                        fold(rule, finding)
                 except Exception as exc:  # noqa: BLE001 - one failing rule must not stop the others
                     self._failed(rule, exc)
             if result == "SUCCESS":
                 if event.log_set in _AUTH:
-                    self._observe(event, ts)
+                    subject = observe_signin(state.baselines, event, ts, self._horizon)
+                    if subject is not None:
+                        state.dirty_baselines[subject] = None
                 # Data-plane first sightings and the tenant's sign-in networks (``dataplane``).
                 feed(state, event, ts, self._horizon)
         for source, received in arrivals.items():
             self._saw_source(source, received.timestamp())
         if state.watermark - state.pruned_at >= _PRUNE_EVERY:
-            self._prune()
+            state.prune(
+                lateness,
+                {r.meta.id: r.retention().total_seconds() for r in self.rules},
+                self._horizon,
+            )
         changed = self._commit()
         # Counted once committed, so a reader seeing the count also sees the alerts.
         self.stats.events += len(events)
@@ -328,7 +276,7 @@ class DetectionEngine:
         for rule in self.rules:
             try:
                 for finding in rule.check(now, self._contexts[rule.meta.id]):
-                    self._fold(rule, finding)
+                    self._folder.fold(rule, finding)
             except Exception as exc:  # noqa: BLE001 - one failing rule must not stop the others
                 self._failed(rule, exc)
         return self._commit()
@@ -339,292 +287,17 @@ class DetectionEngine:
         self.stats.last_rule_error[rule_id] = f"{type(exc).__name__}: {exc}"
         log.warning("rule %s failed: %s", rule_id, exc)
 
-    def _fold(self, rule: Rule[Any], finding: Finding) -> None:
-        meta = rule.meta
-        if finding.stable_key:
-            key = f"{meta.id}|{finding.entity}"
-            if finding.retract:
-                self._retract(key, finding.evidence, session=False)
-            else:
-                self._fold_into(key, rule, finding, session=False)
-            return
-        # The alerts of this rule and entity within its dedup window of the finding (see
-        # ``sessions``): it joins them, under the key of the bucket their first event is in.
-        prefix = session_prefix(meta.id, finding.entity)
-        width = rule.config.dedup_minutes * 60.0
-        times = [ref.timestamp.timestamp() for ref in finding.evidence] or [finding.at.timestamp()]
-        touching = self._sessions.touching(prefix, min(times), max(times), width)
-        if finding.retract:
-            for key in touching:
-                self._retract(key, finding.evidence)
-            return
-        joined = [alert for alert in map(self._lookup, touching) if alert is not None]
-        first = min([*times, *(a.first_event_time.timestamp() for a in joined)])
-        key = f"{prefix}{int(first // width)}"
-        self._fold_into(key, rule, finding)
-        for other in joined:
-            if other.dedup_key != key:
-                self._absorb(key, rule, other)
-
-    def _absorb(self, key: str, rule: Rule[Any], other: Alert) -> None:
-        """Fold the alert ``other`` into the alert ``key`` of the same rule and entity."""
-        context = {k: v for k, v in other.context.items() if k != MERGED_INTO}
-        as_finding = Finding(
-            entity="",
-            title=other.title,
-            at=other.first_event_time,
-            evidence=other.evidence,
-            user=other.user,
-            source_ip=other.source_ip,
-            severity=other.severity,
-            baseline=other.baseline,
-            context=context,
-        )
-        self._fold_into(key, rule, as_finding, (other.first_event_time, other.last_event_time))
-        gone = other.dedup_key
-        self._pending.pop(gone, None)
-        self._sessions.drop(gone)
-        if gone in self._created:
-            self._created.discard(gone)
-        else:
-            # Receivers of the merged alert are told where it went (notify's follow-up).
-            other.context[MERGED_INTO] = alert_id(key)
-            self._withdrawn[gone] = other
-
-    def _fold_into(
-        self,
-        key: str,
-        rule: Rule[Any],
-        finding: Finding,
-        span: tuple[datetime, datetime] | None = None,
-        *,
-        session: bool = True,
-    ) -> None:
-        meta = rule.meta
-        times = [ref.timestamp for ref in finding.evidence] or [finding.at]
-        if span is not None:
-            # An absorbed alert's evidence is capped: its span says where it really lies.
-            times += span
-        severity = finding.severity or meta.severity
-        alert = self._lookup(key)
-        if alert is None:
-            alert = Alert(
-                id=alert_id(key),
-                dedup_key=key,
-                rule_id=meta.id,
-                title=finding.title,
-                severity=severity,
-                notable=meta.notable,
-                technique=meta.technique,
-                runbook=meta.runbook,
-                first_event_time=min(times),
-                last_event_time=max(times),
-                evidence=merge_evidence([], list(finding.evidence)),
-                user=finding.user,
-                source_ip=finding.source_ip,
-                baseline=finding.baseline,
-                context=dict(finding.context),
-            )
-            gone = self._withdrawn.pop(key, None)
-            if gone is None:
-                self._created.add(key)
-            else:
-                # Withdrawn and found again in one batch: an update, never notified twice.
-                alert.revision = gone.revision + 1
-            self._pending[key] = alert
-            if session:
-                self._sessions.set(key, _span(alert))
-            return
-        # What changes is worked out field by field: a loud rule's alert takes a finding per
-        # event, and encoding it twice to compare cost more than the rest of the fold.
-        evidence = merge_evidence(alert.evidence, list(finding.evidence))
-        first = min(alert.first_event_time, *times)
-        last = max(alert.last_event_time, *times)
-        context = merge_context(alert.context, finding.context)
-        baseline = alert.baseline or finding.baseline
-        raised = severity.rank > alert.severity.rank
-        if (
-            raised
-            or evidence != alert.evidence
-            or first != alert.first_event_time
-            or last != alert.last_event_time
-            or baseline != alert.baseline
-            or context != alert.context
-        ):
-            alert.evidence, alert.context, alert.baseline = evidence, context, baseline
-            alert.first_event_time, alert.last_event_time = first, last
-            if raised:
-                alert.severity, alert.title = severity, finding.title
-            if key not in self._pending:
-                alert.revision += 1
-            self._pending[key] = alert
-            if session:
-                self._sessions.set(key, _span(alert))
-
-    def _retract(self, key: str, evidence: Sequence[EventRef], *, session: bool = True) -> None:
-        alert = self._lookup(key)
-        if alert is None:
-            return
-        drop = set(evidence)
-        kept = [ref for ref in alert.evidence if ref not in drop]
-        if len(kept) == len(alert.evidence):
-            return
-        if kept:
-            alert.evidence = kept
-            alert.first_event_time = kept[0].timestamp
-            alert.last_event_time = max(ref.timestamp for ref in kept)
-            if key not in self._pending:
-                alert.revision += 1
-            self._pending[key] = alert
-            if session:
-                self._sessions.set(key, _span(alert))
-        else:
-            self._pending.pop(key, None)
-            if session:
-                self._sessions.drop(key)
-            if key in self._created:
-                self._created.discard(key)
-            else:
-                self._withdrawn[key] = alert
-
-    def _lookup(self, key: str) -> Alert | None:
-        alert = self._pending.get(key)
-        if alert is not None:
-            return alert
-        if key in self._withdrawn:
-            return None
-        if not self.options.persist:
-            return self._memory_alerts.get(key)
-        return self.alerts.by_dedup_key(key)
-
-    def _link_notables(self) -> None:
-        """Work out again the notables of alerts about users whose alerts or notables changed."""
-        pending, withdrawn, known = self._pending, self._withdrawn, self._notables
-        moved = [a for a in (*pending.values(), *withdrawn.values()) if a.notable and a.user]
-        # Per user, the earliest time a notable left or landed on: alerts ending before it keep
-        # their lists. A notable moves later too, when later events join it (a content rule's).
-        since: dict[str, datetime] = {}
-        for notable in moved:
-            user = notable.user or ""
-            mine = known.setdefault(user, {})
-            left = mine.get(notable.id, notable.last_event_time)
-            if notable.dedup_key in withdrawn:
-                mine.pop(notable.id, None)
-            else:
-                mine[notable.id] = notable.last_event_time
-            earliest = min(left, notable.last_event_time)
-            since[user] = min(since.get(user, earliest), earliest)
-        users = {a.user for a in pending.values() if a.user and not a.notable}
-        users |= {a.user for a in moved if a.user}
-        for user in sorted(users):
-            alerts = {a.dedup_key: a for a in self._stored_alerts(user, since.get(user))}
-            alerts.update((k, a) for k, a in pending.items() if a.user == user and not a.notable)
-            current = [a for k, a in alerts.items() if k not in withdrawn]
-            for alert in relink(current, known.get(user, {})):
-                if alert.dedup_key not in pending:
-                    alert.revision += 1
-                    pending[alert.dedup_key] = alert
-
-    def _stored_alerts(self, user: str, since: datetime | None) -> list[Alert]:
-        """Stored alerts (not notables) of ``user`` ending at or after ``since`` (None: none)."""
-        if since is None:
-            return []
-        if not self.options.persist:
-            return [
-                a
-                for a in self._memory_alerts.values()
-                if a.user == user and not a.notable and a.last_event_time >= since
-            ]
-        return self.alerts.find(AlertFilter(user=user, notable=False, since=since, limit=10_000))
-
-    def _observe(self, event: Event, ts: float) -> None:
-        if event.user:
-            subject = event.user
-        elif event.application_id:
-            subject = f"sp:{event.application_id}"
-        else:
-            return
-        baseline = self._state.baselines.get(subject)
-        if baseline is None:
-            baseline = self._state.baselines[subject] = UserBaseline()
-        observe, horizon = baseline.observe, self._horizon
-        country, ip = event.geoip_country_code, event.source_ip
-        if country:
-            observe("country", country, ts, horizon)
-        if ip:
-            observe("ip", ip, ts, horizon)
-        asn = event.geoip_organization or (ip and network_of(ip))
-        if asn:
-            observe("asn", asn, ts, horizon)
-        if event.device_id:
-            observe("device", event.device_id, ts, horizon)
-        if event.application:
-            observe("app", event.application, ts, horizon)
-        # The timeline keeps interactive sign-ins; token refreshes would crowd them out.
-        if event.user and event.log_set == LogSet.INGRESS_AUTHENTICATION:
-            baseline.remember(
-                SignIn(
-                    ts=ts,
-                    source_ip=event.source_ip,
-                    country=event.geoip_country_code,
-                    application=event.application,
-                    ref=EventRef.of(event),
-                )
-            )
-        self._state.dirty_baselines[subject] = None
-
     def _saw_source(self, key: tuple[str, str], ts: float) -> None:
         if ts > self._state.sources.get(key, 0.0):
             self._state.sources[key] = ts
             self._state.dirty_sources.add(key)
 
-    def _prune(self) -> None:
-        state = self._state
-        state.pruned_at = state.watermark
-        lateness = self.options.lateness.total_seconds()
-        retention = {r.meta.id: r.retention().total_seconds() for r in self.rules}
-        # Every window of a rule is cut at the same time, so one DELETE per rule follows it.
-        for wkey, window in list(state.windows.items()):
-            before = state.watermark - lateness - retention.get(wkey[0], 0.0)
-            if window.prune(before):
-                state.cuts[wkey[0]] = before
-            if not window:
-                del state.windows[wkey]
-        # Baselines span 90 days: forgetting their oldest values once a day is plenty.
-        if state.watermark - state.baselines_pruned_at < 86400.0:
-            return
-        state.baselines_pruned_at = state.watermark
-        # Values are kept two latenesses beyond the horizon: late events, and rules that look
-        # only at what has surely arrived (a lateness back), still find all they ask about.
-        horizon = (
-            state.watermark
-            - self.options.baseline_horizon.total_seconds()
-            - 2 * self.options.lateness.total_seconds()
-        )
-        for subject, baseline in list(state.baselines.items()):
-            if baseline.prune(horizon):
-                state.dirty_baselines[subject] = None
-                # Networks and users come and go: one left with nothing is deleted (saving a
-                # dirty subject that is gone deletes its row).
-                if baseline.empty():
-                    del state.baselines[subject]
-
     def _commit(self) -> list[Alert]:
-        self._link_notables()
-        created = [self._pending[k] for k in sorted(self._created)]
-        changed = created + [a for k, a in sorted(self._pending.items()) if k not in self._created]
-        withdrawn = self._withdrawn
-        self.withdrawn_alerts = list(withdrawn.values())
+        changed, self.withdrawn_alerts = self._folder.take()
         if self.options.persist:
-            self._save(changed, withdrawn=list(withdrawn))
+            self._save(changed, withdrawn=[a.dedup_key for a in self.withdrawn_alerts])
         else:
-            self._memory_alerts.update(self._pending)
-            for key in withdrawn:
-                self._memory_alerts.pop(key, None)
             self._state.forget_changes()
-        withdrawn.clear()
-        self._pending.clear()
-        self._created.clear()
         return changed
 
     def close(self) -> None:
@@ -652,7 +325,3 @@ class DetectionEngine:
             release_alerts(conn, [alert_id(key) for key in withdrawn])
             window = self.options.investigation_window.total_seconds()
             self.opened_investigations = group_alerts(conn, alerts, window, now)
-
-
-def _span(alert: Alert) -> Span:
-    return (alert.first_event_time.timestamp(), alert.last_event_time.timestamp())

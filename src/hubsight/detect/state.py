@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from itertools import chain
 from operator import attrgetter
 from typing import TypeVar
@@ -71,6 +71,35 @@ class EngineState:
         self.dirty_baselines.clear()
         self.dirty_windows.clear()
         self.dirty_sources.clear()
+
+    def prune(self, lateness: float, retention: Mapping[str, float], horizon: float) -> None:
+        """Forget window entries and baseline values no rule can ask about any more.
+
+        ``lateness`` and ``horizon`` (the baselines') are in seconds; ``retention`` says how long
+        each rule keeps its windows' entries beyond the lateness.
+        """
+        self.pruned_at = self.watermark
+        # Every window of a rule is cut at the same time, so one DELETE per rule follows it.
+        for wkey, window in list(self.windows.items()):
+            before = self.watermark - lateness - retention.get(wkey[0], 0.0)
+            if window.prune(before):
+                self.cuts[wkey[0]] = before
+            if not window:
+                del self.windows[wkey]
+        # Baselines span 90 days: forgetting their oldest values once a day is plenty.
+        if self.watermark - self.baselines_pruned_at < 86400.0:
+            return
+        self.baselines_pruned_at = self.watermark
+        # Values are kept two latenesses beyond the horizon: late events, and rules that look
+        # only at what has surely arrived (a lateness back), still find all they ask about.
+        oldest = self.watermark - horizon - 2 * lateness
+        for subject, baseline in list(self.baselines.items()):
+            if baseline.prune(oldest):
+                self.dirty_baselines[subject] = None
+                # Networks and users come and go: one left with nothing is deleted (saving a
+                # dirty subject that is gone deletes its row).
+                if baseline.empty():
+                    del self.baselines[subject]
 
     def save(self, conn: sqlite3.Connection, *, baselines_every: float | None) -> None:
         """Write the changes in ``conn``'s transaction (baselines every ``baselines_every`` s).

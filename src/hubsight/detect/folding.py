@@ -1,0 +1,271 @@
+"""How findings become alerts: deduplicated, joined by rule and entity, retracted when untrue.
+
+A finding with a ``stable_key`` lands on the one alert of its rule and entity. Any other joins
+the alerts of its rule and entity whose events lie within the rule's ``dedup_minutes`` of its
+own (see ``sessions``), joining them into one when it reaches several. A retraction removes its
+evidence; an alert left without any is withdrawn. The alerts a batch created, changed and
+withdrew wait here until the engine commits them in one transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from hubsight.detect.alerts import (
+    Alert,
+    AlertFilter,
+    AlertStore,
+    alert_id,
+    merge_context,
+    merge_evidence,
+)
+from hubsight.detect.base import EventRef, Finding, Rule
+from hubsight.detect.baseline import from_epoch
+from hubsight.detect.db import DetectDB
+from hubsight.detect.notables import relink
+from hubsight.detect.sessions import MERGED_INTO, Sessions, Span, session_prefix
+
+
+class AlertFolder:
+    """The alerts one batch created, changed or withdrew, and the folding that makes them."""
+
+    def __init__(self, db: DetectDB, alerts: AlertStore, *, persist: bool) -> None:
+        self._alerts = alerts
+        self._persist = persist
+        self._sessions = Sessions(db if persist else None)
+        # Alerts of the current batch; in memory only when not persisting (replays).
+        self._pending: dict[str, Alert] = {}
+        self._created: set[str] = set()
+        self._memory_alerts: dict[str, Alert] = {}
+        # Alerts the current batch withdrew (a late event showed them untrue), by dedup key.
+        self._withdrawn: dict[str, Alert] = {}
+        # Per user, the notables (id -> event time) that alerts about the user list: kept here,
+        # as nearly every batch asks and notables are few.
+        self._notables: dict[str, dict[str, datetime]] = {}
+        if persist:
+            for row in db.rows("SELECT id, user, last_event_time FROM alerts WHERE notable = 1"):
+                mine = self._notables.setdefault(str(row["user"]), {})
+                mine[str(row["id"])] = from_epoch(float(row["last_event_time"]))
+
+    def fold(self, rule: Rule[Any], finding: Finding) -> None:
+        """Fold ``finding`` of ``rule`` into the alerts of the batch."""
+        meta = rule.meta
+        if finding.stable_key:
+            key = f"{meta.id}|{finding.entity}"
+            if finding.retract:
+                self._retract(key, finding.evidence, session=False)
+            else:
+                self._fold_into(key, rule, finding, session=False)
+            return
+        # The alerts of this rule and entity within its dedup window of the finding (see
+        # ``sessions``): it joins them, under the key of the bucket their first event is in.
+        prefix = session_prefix(meta.id, finding.entity)
+        width = rule.config.dedup_minutes * 60.0
+        times = [ref.timestamp.timestamp() for ref in finding.evidence] or [finding.at.timestamp()]
+        touching = self._sessions.touching(prefix, min(times), max(times), width)
+        if finding.retract:
+            for key in touching:
+                self._retract(key, finding.evidence)
+            return
+        joined = [alert for alert in map(self._lookup, touching) if alert is not None]
+        first = min([*times, *(a.first_event_time.timestamp() for a in joined)])
+        key = f"{prefix}{int(first // width)}"
+        self._fold_into(key, rule, finding)
+        for other in joined:
+            if other.dedup_key != key:
+                self._absorb(key, rule, other)
+
+    def take(self) -> tuple[list[Alert], list[Alert]]:
+        """The batch's alerts created or changed (new ones first) and withdrawn; then forget them.
+
+        Notables are linked first, so the alerts listing a notable that moved are among them.
+        """
+        self._link_notables()
+        created = [self._pending[k] for k in sorted(self._created)]
+        changed = created + [a for k, a in sorted(self._pending.items()) if k not in self._created]
+        withdrawn = list(self._withdrawn.values())
+        if not self._persist:
+            self._memory_alerts.update(self._pending)
+            for key in self._withdrawn:
+                self._memory_alerts.pop(key, None)
+        self._withdrawn.clear()
+        self._pending.clear()
+        self._created.clear()
+        return changed, withdrawn
+
+    def _absorb(self, key: str, rule: Rule[Any], other: Alert) -> None:
+        """Fold the alert ``other`` into the alert ``key`` of the same rule and entity."""
+        context = {k: v for k, v in other.context.items() if k != MERGED_INTO}
+        as_finding = Finding(
+            entity="",
+            title=other.title,
+            at=other.first_event_time,
+            evidence=other.evidence,
+            user=other.user,
+            source_ip=other.source_ip,
+            severity=other.severity,
+            baseline=other.baseline,
+            context=context,
+        )
+        self._fold_into(key, rule, as_finding, (other.first_event_time, other.last_event_time))
+        gone = other.dedup_key
+        self._pending.pop(gone, None)
+        self._sessions.drop(gone)
+        if gone in self._created:
+            self._created.discard(gone)
+        else:
+            # Receivers of the merged alert are told where it went (notify's follow-up).
+            other.context[MERGED_INTO] = alert_id(key)
+            self._withdrawn[gone] = other
+
+    def _fold_into(
+        self,
+        key: str,
+        rule: Rule[Any],
+        finding: Finding,
+        span: tuple[datetime, datetime] | None = None,
+        *,
+        session: bool = True,
+    ) -> None:
+        meta = rule.meta
+        times = [ref.timestamp for ref in finding.evidence] or [finding.at]
+        if span is not None:
+            # An absorbed alert's evidence is capped: its span says where it really lies.
+            times += span
+        severity = finding.severity or meta.severity
+        alert = self._lookup(key)
+        if alert is None:
+            alert = Alert(
+                id=alert_id(key),
+                dedup_key=key,
+                rule_id=meta.id,
+                title=finding.title,
+                severity=severity,
+                notable=meta.notable,
+                technique=meta.technique,
+                runbook=meta.runbook,
+                first_event_time=min(times),
+                last_event_time=max(times),
+                evidence=merge_evidence([], list(finding.evidence)),
+                user=finding.user,
+                source_ip=finding.source_ip,
+                baseline=finding.baseline,
+                context=dict(finding.context),
+            )
+            gone = self._withdrawn.pop(key, None)
+            if gone is None:
+                self._created.add(key)
+            else:
+                # Withdrawn and found again in one batch: an update, never notified twice.
+                alert.revision = gone.revision + 1
+            self._pending[key] = alert
+            if session:
+                self._sessions.set(key, _span(alert))
+            return
+        # What changes is worked out field by field: a loud rule's alert takes a finding per
+        # event, and encoding it twice to compare cost more than the rest of the fold.
+        evidence = merge_evidence(alert.evidence, list(finding.evidence))
+        first = min(alert.first_event_time, *times)
+        last = max(alert.last_event_time, *times)
+        context = merge_context(alert.context, finding.context)
+        baseline = alert.baseline or finding.baseline
+        raised = severity.rank > alert.severity.rank
+        if (
+            raised
+            or evidence != alert.evidence
+            or first != alert.first_event_time
+            or last != alert.last_event_time
+            or baseline != alert.baseline
+            or context != alert.context
+        ):
+            alert.evidence, alert.context, alert.baseline = evidence, context, baseline
+            alert.first_event_time, alert.last_event_time = first, last
+            if raised:
+                alert.severity, alert.title = severity, finding.title
+            if key not in self._pending:
+                alert.revision += 1
+            self._pending[key] = alert
+            if session:
+                self._sessions.set(key, _span(alert))
+
+    def _retract(self, key: str, evidence: Sequence[EventRef], *, session: bool = True) -> None:
+        alert = self._lookup(key)
+        if alert is None:
+            return
+        drop = set(evidence)
+        kept = [ref for ref in alert.evidence if ref not in drop]
+        if len(kept) == len(alert.evidence):
+            return
+        if kept:
+            alert.evidence = kept
+            alert.first_event_time = kept[0].timestamp
+            alert.last_event_time = max(ref.timestamp for ref in kept)
+            if key not in self._pending:
+                alert.revision += 1
+            self._pending[key] = alert
+            if session:
+                self._sessions.set(key, _span(alert))
+        else:
+            self._pending.pop(key, None)
+            if session:
+                self._sessions.drop(key)
+            if key in self._created:
+                self._created.discard(key)
+            else:
+                self._withdrawn[key] = alert
+
+    def _lookup(self, key: str) -> Alert | None:
+        alert = self._pending.get(key)
+        if alert is not None:
+            return alert
+        if key in self._withdrawn:
+            return None
+        if not self._persist:
+            return self._memory_alerts.get(key)
+        return self._alerts.by_dedup_key(key)
+
+    def _link_notables(self) -> None:
+        """Work out again the notables of alerts about users whose alerts or notables changed."""
+        pending, withdrawn, known = self._pending, self._withdrawn, self._notables
+        moved = [a for a in (*pending.values(), *withdrawn.values()) if a.notable and a.user]
+        # Per user, the earliest time a notable left or landed on: alerts ending before it keep
+        # their lists. A notable moves later too, when later events join it (a content rule's).
+        since: dict[str, datetime] = {}
+        for notable in moved:
+            user = notable.user or ""
+            mine = known.setdefault(user, {})
+            left = mine.get(notable.id, notable.last_event_time)
+            if notable.dedup_key in withdrawn:
+                mine.pop(notable.id, None)
+            else:
+                mine[notable.id] = notable.last_event_time
+            earliest = min(left, notable.last_event_time)
+            since[user] = min(since.get(user, earliest), earliest)
+        users = {a.user for a in pending.values() if a.user and not a.notable}
+        users |= {a.user for a in moved if a.user}
+        for user in sorted(users):
+            alerts = {a.dedup_key: a for a in self._stored_alerts(user, since.get(user))}
+            alerts.update((k, a) for k, a in pending.items() if a.user == user and not a.notable)
+            current = [a for k, a in alerts.items() if k not in withdrawn]
+            for alert in relink(current, known.get(user, {})):
+                if alert.dedup_key not in pending:
+                    alert.revision += 1
+                    pending[alert.dedup_key] = alert
+
+    def _stored_alerts(self, user: str, since: datetime | None) -> list[Alert]:
+        """Stored alerts (not notables) of ``user`` ending at or after ``since`` (None: none)."""
+        if since is None:
+            return []
+        if not self._persist:
+            return [
+                a
+                for a in self._memory_alerts.values()
+                if a.user == user and not a.notable and a.last_event_time >= since
+            ]
+        return self._alerts.find(AlertFilter(user=user, notable=False, since=since, limit=10_000))
+
+
+def _span(alert: Alert) -> Span:
+    return (alert.first_event_time.timestamp(), alert.last_event_time.timestamp())
