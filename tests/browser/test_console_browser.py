@@ -168,7 +168,8 @@ def test_admin_tunes_a_rule(page: Page, console: Console) -> None:
     form.get_by_label("Dedup Minutes").fill("0")
     form.get_by_role("button", name="Save").click()
     expect(form.locator('.field-msg[data-for="dedup_minutes"]')).to_have_text(
-        "Input should be greater than 0 (a whole number over 0 (default 60))"
+        "Input should be greater than or equal to 1"
+        " (a whole number from 1 up to 5256000 (default 60))"
     )
     expect(saved).to_have_text("not saved: see the field marked")
     form.get_by_label("Dedup Minutes").fill("60")

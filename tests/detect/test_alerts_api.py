@@ -75,17 +75,32 @@ def test_rule_settings_round_trip(client: TestClient) -> None:
     (doc,) = [r for r in schema if r["id"] == rule]
     assert doc["settings_schema"]["dedup_minutes"] == {
         "default": 60,
-        "exclusiveMinimum": 0,
+        "minimum": 1,
+        "maximum": 5256000,
         "title": "Dedup Minutes",
         "type": "integer",
     }
-    for value in (0, -1, "many", None, 2.5):
+    for value in (0, -1, "many", None, 2.5, 5256001):
         refused = client.put(f"/api/v1/rules/{rule}/thresholds", json={"dedup_minutes": value})
         assert refused.status_code == 400, value
         assert refused.json()["field"] == "dedup_minutes"
-        assert refused.json()["hint"] == "a whole number over 0 (default 60)"
+        assert refused.json()["hint"] == "a whole number from 1 up to 5256000 (default 60)"
     edge = client.put(f"/api/v1/rules/{rule}/thresholds", json={"dedup_minutes": 1})
     assert edge.json()["thresholds"]["dedup_minutes"] == 1
+    # A count or window of 0 was taken before; the refusal names the setting, value and range.
+    for setting in ("count", "window_minutes"):
+        zero = client.put(f"/api/v1/rules/{rule}/thresholds", json={setting: 0})
+        assert zero.status_code == 400
+        assert f"{setting} = 0: Input should be greater than or equal to 1" in zero.json()["error"]
+        assert zero.json()["hint"].startswith("a whole number from 1 ")
+        one = client.put(f"/api/v1/rules/{rule}/thresholds", json={setting: 1})
+        assert one.json()["thresholds"][setting] == 1
+    infinite = client.put(
+        "/api/v1/rules/auth.impossible_travel/thresholds",
+        content=b'{"max_speed_kmh": Infinity}',
+        headers={"content-type": "application/json"},
+    )
+    assert (infinite.status_code, infinite.json()["field"]) == (400, "max_speed_kmh")
     spray = client.put(
         "/api/v1/rules/auth.password_spray/thresholds", json={"known_ip_share": 1.01}
     ).json()

@@ -19,10 +19,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, NamedTuple, Protocol, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Generic, NamedTuple, Protocol, TypeVar
 
 import msgspec
-from pydantic import BaseModel, ConfigDict, PositiveInt
+from pydantic import BaseModel, ConfigDict, Field
 
 from hubsight.parsing.event import Event, LogSet
 
@@ -158,13 +158,24 @@ class EventKind(NamedTuple):
     error_code: int | None = None
 
 
+# The bounds of a rule's settings. A count, window or look-back of 0 means nothing, so each takes at
+# least one unit; a duration stops at ten years, so that a typo is refused when it is entered rather
+# than overflowing a timedelta when the rule runs. A subclass that changes a default keeps the bound
+# by declaring the field with the same type (``count: Count = 5``).
+TEN_YEARS_DAYS = 3650
+Count = Annotated[int, Field(ge=1, le=1_000_000)]
+Minutes = Annotated[int, Field(ge=1, le=TEN_YEARS_DAYS * 24 * 60)]
+Hours = Annotated[int, Field(ge=1, le=TEN_YEARS_DAYS * 24)]
+Days = Annotated[int, Field(ge=1, le=TEN_YEARS_DAYS)]
+
+
 class RuleConfig(BaseModel):
     """Thresholds of a rule; unknown keys are rejected so typos fail loudly."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     # Findings of one entity inside one bucket of this many minutes update a single alert.
-    dedup_minutes: PositiveInt = 60
+    dedup_minutes: Minutes = 60
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,13 @@ from hubsight.detect.content import content_rules
 from hubsight.detect.db import DetectDB
 from hubsight.detect.engine import DetectionEngine, EngineOptions
 from hubsight.detect.rules import BUILTIN_RULES
-from hubsight.detect.settings import DetectConfig, RuleExceptions, RuleSettings, effective
+from hubsight.detect.settings import (
+    DetectConfig,
+    RuleExceptions,
+    RuleSettings,
+    effective,
+    refusal,
+)
 from hubsight.errors import NotFoundError, SettingError
 
 
@@ -47,7 +53,6 @@ def build_rule(cls: type[Rule[Any]], thresholds: dict[str, Any]) -> Rule[Any]:
         config = cls.config_type.model_validate(thresholds)
     except ValidationError as exc:
         err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"])
         field = str(err["loc"][0]) if err["loc"] else ""
         properties = settings_schema(cls)
         hint = (
@@ -56,7 +61,9 @@ def build_rule(cls: type[Rule[Any]], thresholds: dict[str, Any]) -> Rule[Any]:
             else f"valid keys: {', '.join(cls.config_type.model_fields)}"
         )
         raise SettingError(
-            f"thresholds of rule {cls.meta.id}: {where}: {err['msg']}", field=field, hint=hint
+            f"thresholds of rule {cls.meta.id}: {refusal(err)}",
+            field=field,
+            hint=hint,
         ) from exc
     return cls(config)
 

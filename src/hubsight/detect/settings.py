@@ -25,8 +25,10 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_core import ErrorDetails
 
+from hubsight.detect.base import TEN_YEARS_DAYS
 from hubsight.detect.custom import CustomAlertSpec
 from hubsight.detect.db import DetectDB
 from hubsight.detect.generation import bump_generation
@@ -106,10 +108,12 @@ class DetectConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    lateness_hours: PositiveFloat = 24
-    learning_days: float = Field(default=7, ge=0)
-    baseline_days: PositiveFloat = 90
-    investigation_window_hours: PositiveFloat = 24
+    # Durations stop at ten years, as a rule's do (``hubsight.detect.base``), so that ``inf`` or a
+    # typo is refused when the file is read rather than overflowing a timedelta at run time.
+    lateness_hours: float = Field(default=24, gt=0, le=TEN_YEARS_DAYS * 24)
+    learning_days: float = Field(default=7, ge=0, le=TEN_YEARS_DAYS)
+    baseline_days: float = Field(default=90, gt=0, le=TEN_YEARS_DAYS)
+    investigation_window_hours: float = Field(default=24, gt=0, le=TEN_YEARS_DAYS * 24)
     rules: dict[str, RuleSettings] = Field(default_factory=dict)
     notify: NotifyConfig = Field(default_factory=NotifyConfig)
     custom: tuple[CustomAlertSpec, ...] = ()
@@ -202,8 +206,12 @@ def effective(config: DetectConfig, stored: dict[str, RuleSettings], rule_id: st
     )
 
 
+def refusal(err: ErrorDetails) -> str:
+    """A refused setting as "where = value: why", a long value cut short to stay legible."""
+    text = json.dumps(err["input"], default=str)
+    shown = text if len(text) <= 40 else f"{text[:37]}..."
+    return f"{'.'.join(str(p) for p in err['loc'])} = {shown}: {err['msg']}"
+
+
 def _first_error(exc: Exception) -> str:
-    if isinstance(exc, ValidationError):
-        err = exc.errors()[0]
-        return f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
-    return str(exc)
+    return refusal(exc.errors()[0]) if isinstance(exc, ValidationError) else str(exc)

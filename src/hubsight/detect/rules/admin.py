@@ -8,9 +8,11 @@ from datetime import timedelta
 import msgspec
 
 from hubsight.detect.base import (
+    Days,
     EventKind,
     Example,
     Finding,
+    Minutes,
     Rule,
     RuleConfig,
     RuleContext,
@@ -207,7 +209,7 @@ class MfaChangeConfig(RuleConfig):
     """Who counts as privileged besides users seen receiving a privileged role."""
 
     privileged_users: tuple[str, ...] = ()
-    remember_days: int = 90
+    remember_days: Days = 90
 
 
 _MFA_OPERATIONS = frozenset(
@@ -321,8 +323,8 @@ def _touches_mfa(event: Event) -> bool:
 class GuestPromotedConfig(RuleConfig):
     """How long after the invitation a promotion still counts."""
 
-    within_days: int = 30
-    dedup_minutes: int = 1440
+    within_days: Days = 30
+    dedup_minutes: Minutes = 1440
 
 
 _GUEST_TO_MEMBER = (b"guest", b"member")

@@ -9,10 +9,14 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from functools import cached_property
 
+from pydantic import Field
+
 from hubsight.detect.base import (
     EventKind,
     Example,
     Finding,
+    Hours,
+    Minutes,
     Rule,
     RuleConfig,
     RuleContext,
@@ -38,7 +42,7 @@ from hubsight.parsing.event import Event
 class NewCountryConfig(RuleConfig):
     """One notable per user and country per 90 days."""
 
-    dedup_minutes: int = 90 * 1440
+    dedup_minutes: Minutes = 90 * 1440
 
 
 class NewCountry(Rule[NewCountryConfig]):
@@ -166,10 +170,11 @@ def _placed_signin(event: Event) -> tuple[str, str] | None:
 class TravelConfig(RuleConfig):
     """Speed limit and VPN allowlists."""
 
-    max_speed_kmh: float = 900.0
-    # Below this distance, geolocation noise explains the jump.
-    min_distance_km: float = 500.0
-    window_hours: int = 24
+    max_speed_kmh: float = Field(default=900.0, gt=0, allow_inf_nan=False)
+    # Below this distance, geolocation noise explains the jump; no two places on Earth are further
+    # apart than half its circumference.
+    min_distance_km: float = Field(default=500.0, ge=0, le=20_040)
+    window_hours: Hours = 24
     vpn_ips: tuple[str, ...] = ()
     vpn_organizations: tuple[str, ...] = ()
 
@@ -361,7 +366,7 @@ class ImpossibleTravel(Rule[TravelConfig]):
 class WorkloadConfig(RuleConfig):
     """One alert per service principal and network per day."""
 
-    dedup_minutes: int = 1440
+    dedup_minutes: Minutes = 1440
 
 
 class ServicePrincipalNewNetwork(Rule[WorkloadConfig]):

@@ -6,9 +6,11 @@ from collections.abc import Iterable, Sequence
 from datetime import timedelta
 
 from hubsight.detect.base import (
+    Days,
     EventRef,
     Example,
     Finding,
+    Minutes,
     Rule,
     RuleConfig,
     RuleContext,
@@ -42,7 +44,7 @@ def _finding(event: Event, entity: str, title: str, **fields: object) -> Finding
 class DayConfig(RuleConfig):
     """One alert per entity per day."""
 
-    dedup_minutes: int = 1440
+    dedup_minutes: Minutes = 1440
 
 
 class DisabledAccount(Rule[DayConfig]):
@@ -228,8 +230,8 @@ class Anonymizer(Rule[DayConfig]):
 class FlowConfig(RuleConfig):
     """How far back a user's own use of the flow makes it usual."""
 
-    lookback_days: int = 90
-    dedup_minutes: int = 1440
+    lookback_days: Days = 90
+    dedup_minutes: Minutes = 1440
 
 
 _FLOWS = {"deviceCode": "device code", "ropc": "ROPC"}

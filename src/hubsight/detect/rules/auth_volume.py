@@ -6,7 +6,16 @@ from collections.abc import Iterable, Sequence
 
 from pydantic import Field
 
-from hubsight.detect.base import Example, Finding, RuleContext, RuleMeta, Severity, numbered
+from hubsight.detect.base import (
+    Count,
+    Example,
+    Finding,
+    Minutes,
+    RuleContext,
+    RuleMeta,
+    Severity,
+    numbered,
+)
 from hubsight.detect.rules.signals import (
     AUTH_LOG_SETS,
     PASSWORD_FAILURES,
@@ -28,8 +37,8 @@ _FAILED = "FAILED_BAD_PASSWORD"
 class BruteForceConfig(WindowConfig):
     """Failures against one account."""
 
-    count: int = 10
-    window_minutes: int = 10
+    count: Count = 10
+    window_minutes: Minutes = 10
 
 
 class BruteForce(ThresholdRule[BruteForceConfig]):
@@ -86,8 +95,8 @@ class BruteForce(ThresholdRule[BruteForceConfig]):
 class BruteForceSuccessConfig(WindowConfig):
     """Failures then a success for one account."""
 
-    count: int = 10
-    window_minutes: int = 10
+    count: Count = 10
+    window_minutes: Minutes = 10
 
 
 class BruteForceSuccess(SequenceRule[BruteForceSuccessConfig]):
@@ -145,8 +154,8 @@ class BruteForceSuccess(SequenceRule[BruteForceSuccessConfig]):
 class SprayConfig(WindowConfig):
     """Distinct accounts failing from one IP."""
 
-    count: int = 5
-    window_minutes: int = 20
+    count: Count = 5
+    window_minutes: Minutes = 20
     # An IP from which most of the failing accounts have signed in successfully before is the
     # office's egress (people mistyping), not a sprayer. 1.0 turns this off.
     known_ip_share: float = Field(default=0.5, gt=0, le=1)
@@ -224,8 +233,8 @@ class PasswordSpray(ThresholdRule[SprayConfig]):
 class CrackingConfig(WindowConfig):
     """Distinct IPs failing against one account."""
 
-    count: int = 5
-    window_minutes: int = 60
+    count: Count = 5
+    window_minutes: Minutes = 60
 
 
 class DistributedCracking(ThresholdRule[CrackingConfig]):
@@ -277,8 +286,8 @@ class DistributedCracking(ThresholdRule[CrackingConfig]):
 class LockoutConfig(WindowConfig):
     """Distinct users locked out tenant-wide."""
 
-    count: int = 15
-    window_minutes: int = 60
+    count: Count = 15
+    window_minutes: Minutes = 60
 
 
 class LockoutStorm(ThresholdRule[LockoutConfig]):
@@ -332,8 +341,8 @@ class LockoutStorm(ThresholdRule[LockoutConfig]):
 class MfaFatigueConfig(WindowConfig):
     """MFA denials for one user."""
 
-    count: int = 5
-    window_minutes: int = 10
+    count: Count = 5
+    window_minutes: Minutes = 10
 
 
 class MfaFatigue(ThresholdRule[MfaFatigueConfig]):

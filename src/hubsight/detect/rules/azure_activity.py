@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from hubsight.detect.base import EventKind, Example, Finding, RuleMeta, Severity, numbered
+from hubsight.detect.base import (
+    Count,
+    EventKind,
+    Example,
+    Finding,
+    Minutes,
+    RuleMeta,
+    Severity,
+    numbered,
+)
 from hubsight.detect.rules.operations import (
     OperationRule,
     admin_meta,
@@ -146,8 +155,8 @@ class ResourceGroupDeleted(OperationRule):
 class DeletionBurstConfig(WindowConfig):
     """Distinct resources deleted by one caller."""
 
-    count: int = 10
-    window_minutes: int = 10
+    count: Count = 10
+    window_minutes: Minutes = 10
 
 
 class DeletionBurst(ThresholdRule[DeletionBurstConfig]):

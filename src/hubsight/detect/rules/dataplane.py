@@ -25,6 +25,7 @@ from hubsight.detect.base import (
     EventKind,
     Example,
     Finding,
+    Minutes,
     Rule,
     RuleConfig,
     RuleContext,
@@ -60,7 +61,7 @@ _SHOWN = 5
 class FirstSeenConfig(RuleConfig):
     """One alert per subject and value per 90 days (a value new again after the horizon)."""
 
-    dedup_minutes: int = 90 * 1440
+    dedup_minutes: Minutes = 90 * 1440
 
 
 class FirstSeen(Rule[FirstSeenConfig]):
@@ -276,7 +277,7 @@ class NewSecretReader(FirstSeen):
 class SasConfig(RuleConfig):
     """The tenant's own networks, beside those its sign-ins come from; one alert a day."""
 
-    dedup_minutes: int = 1440
+    dedup_minutes: Minutes = 1440
     # CIDRs of the tenant's egress (offices, NAT gateways, workloads): always inside.
     tenant_networks: tuple[str, ...] = ()
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 
-from pydantic import PositiveFloat
+from pydantic import Field
 
 from hubsight.detect.base import (
+    TEN_YEARS_DAYS,
     Example,
     Finding,
     Rule,
@@ -31,7 +32,7 @@ _ALL_LOG_SETS: frozenset[LogSet] = frozenset()
 class SilenceConfig(RuleConfig):
     """How long a source may stay silent."""
 
-    silent_minutes: PositiveFloat = 60
+    silent_minutes: float = Field(default=60, gt=0, le=TEN_YEARS_DAYS * 24 * 60)
 
 
 class SourceSilent(Rule[SilenceConfig]):
@@ -82,7 +83,7 @@ class SourceSilent(Rule[SilenceConfig]):
 class CategoryConfig(RuleConfig):
     """How long a category that was flowing may pause while its log still delivers."""
 
-    silent_hours: PositiveFloat = 6
+    silent_hours: float = Field(default=6, gt=0, le=TEN_YEARS_DAYS * 24)
 
 
 class CategorySilent(Rule[CategoryConfig]):

@@ -8,11 +8,11 @@ from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from typing import Any, ClassVar, TypeVar
 
-from pydantic import PositiveInt
-
 from hubsight.detect.base import (
+    Count,
     EventRef,
     Finding,
+    Minutes,
     Rule,
     RuleConfig,
     RuleContext,
@@ -71,8 +71,8 @@ def refs(entries: Iterable[Entry]) -> list[EventRef]:
 class WindowConfig(RuleConfig):
     """A count within a sliding window of event time."""
 
-    count: PositiveInt
-    window_minutes: PositiveInt
+    count: Count
+    window_minutes: Minutes
 
 
 W = TypeVar("W", bound=WindowConfig)

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import timedelta
 
-from pydantic import PositiveInt
-
 from hubsight.detect.base import (
     EventRef,
     Example,
     Finding,
+    Hours,
+    Minutes,
     Rule,
     RuleConfig,
     RuleContext,
@@ -32,10 +32,10 @@ _VENDOR_SEVERITY = {
 class PassthroughConfig(RuleConfig):
     """How far back the user's sign-ins are attached."""
 
-    signin_lookback_hours: int = 24
+    signin_lookback_hours: Hours = 24
     # Vendors raise one alert per occurrence (Defender: per access, per file) and send updates
     # of each: alerts of one kind about one resource or user within a day are one alert.
-    dedup_minutes: PositiveInt = 24 * 60
+    dedup_minutes: Minutes = 24 * 60
 
 
 class VendorAlert(Rule[PassthroughConfig]):
