@@ -178,6 +178,10 @@ def test_admin_tunes_a_rule(page: Page, console: Console) -> None:
     form.get_by_role("button", name="Save").click()
     expect(form.locator('.field-msg[data-for="dedup_minutes"]')).to_be_hidden()
     expect(form.locator('.field-msg[data-for="exceptions.ips"]')).to_contain_text("not-an-ip")
+    # One save is one request: the refused exception kept the valid count from being saved alone.
+    rules = page.request.get(f"{console.url}/api/v1/rules").json()
+    (brute,) = [r for r in rules if r["id"] == "auth.brute_force"]
+    assert brute["thresholds"]["count"] == 10
     form.get_by_label("Addresses or CIDRs").fill("10.0.0.0/8")
     form.get_by_role("button", name="Save").click()
     expect(saved).to_have_text("saved; applies to the running detection within seconds")

@@ -123,6 +123,38 @@ def test_rule_settings_round_trip(client: TestClient) -> None:
     assert client.put("/api/v1/rules/no.such/enabled", json={"enabled": True}).status_code == 404
 
 
+def test_thresholds_and_exceptions_are_saved_together_or_not_at_all(client: TestClient) -> None:
+    rule = "auth.brute_force"
+    url = f"/api/v1/rules/{rule}/tuning"
+
+    def current() -> tuple[int, list[str]]:
+        (doc,) = [r for r in client.get("/api/v1/rules").json() if r["id"] == rule]
+        return doc["thresholds"]["count"], doc["exceptions"]["ips"]
+
+    # A valid threshold with a refused exception (the second part) changes neither.
+    bad_ip = client.put(url, json={"thresholds": {"count": 25}, "exceptions": {"ips": ["x"]}})
+    assert (bad_ip.status_code, bad_ip.json()["field"]) == (400, "exceptions.ips")
+    assert current() == (10, [])
+    bad_count = client.put(
+        url, json={"thresholds": {"count": 0}, "exceptions": {"ips": ["10.0.0.0/8"]}}
+    )
+    assert (bad_count.status_code, bad_count.json()["field"]) == (400, "thresholds.count")
+    assert "count = 0" in bad_count.json()["error"]
+    assert current() == (10, [])
+    both = client.put(
+        url, json={"thresholds": {"count": 25}, "exceptions": {"ips": ["10.0.0.0/8"]}}
+    )
+    assert both.status_code == 200
+    assert current() == (25, ["10.0.0.0/8"])
+    # Both parts are required, and nothing else is taken.
+    assert client.put(url, json={"thresholds": {"count": 3}}).status_code == 422
+    extra = {"thresholds": {}, "exceptions": {}, "enabled": False}
+    assert client.put(url, json=extra).status_code == 422
+    assert current() == (25, ["10.0.0.0/8"])
+    missing = client.put("/api/v1/rules/no.such/tuning", json={"thresholds": {}, "exceptions": {}})
+    assert missing.status_code == 404
+
+
 def test_user_timeline(client: TestClient) -> None:
     timeline = client.get(
         "/api/v1/users/Adele.Vance@contoso.com/timeline", params={"days": 3650}

@@ -170,27 +170,40 @@ class SettingsStore:
             for row in self.db.rows("SELECT * FROM rule_settings")
         }
 
-    def _upsert(self, rule_id: str, column: str, value: object) -> None:
+    def _upsert(self, rule_id: str, values: dict[str, object]) -> None:
+        # One statement in one transaction, so that columns changed together land together.
+        columns = ", ".join(values)
+        updates = ", ".join(f"{c} = excluded.{c}" for c in values)
         with self.db.transaction() as conn:
             conn.execute(
-                f"INSERT INTO rule_settings (rule_id, {column}) VALUES (?, ?) "  # noqa: S608 - column is one of ours
-                f"ON CONFLICT(rule_id) DO UPDATE SET {column} = excluded.{column}",
-                (rule_id, value),
+                f"INSERT INTO rule_settings (rule_id, {columns}) "  # noqa: S608 - columns are ours
+                f"VALUES (?{', ?' * len(values)}) ON CONFLICT(rule_id) DO UPDATE SET {updates}",
+                (rule_id, *values.values()),
             )
             bump_generation(conn)
 
     def set_enabled(self, rule_id: str, enabled: bool) -> None:
         """Enable or disable a rule."""
-        self._upsert(rule_id, "enabled", int(enabled))
+        self._upsert(rule_id, {"enabled": int(enabled)})
 
     def set_thresholds(self, rule_id: str, thresholds: dict[str, Any]) -> None:
         """Replace a rule's threshold overrides."""
-        self._upsert(rule_id, "thresholds", json.dumps(thresholds))
+        self._upsert(rule_id, {"thresholds": json.dumps(thresholds)})
 
     def set_exceptions(self, rule_id: str, exceptions: RuleExceptions) -> None:
         """Replace a rule's exceptions."""
         exceptions.validate_ips()
-        self._upsert(rule_id, "exceptions", exceptions.model_dump_json())
+        self._upsert(rule_id, {"exceptions": exceptions.model_dump_json()})
+
+    def set_tuning(
+        self, rule_id: str, thresholds: dict[str, Any], exceptions: RuleExceptions
+    ) -> None:
+        """Replace a rule's threshold overrides and exceptions together: both or neither."""
+        exceptions.validate_ips()
+        self._upsert(
+            rule_id,
+            {"thresholds": json.dumps(thresholds), "exceptions": exceptions.model_dump_json()},
+        )
 
 
 def effective(config: DetectConfig, stored: dict[str, RuleSettings], rule_id: str) -> RuleSettings:

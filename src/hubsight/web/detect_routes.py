@@ -12,6 +12,8 @@ Target secrets are write-only.
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -35,6 +37,7 @@ from hubsight.errors import (
     ConfigError,
     HubsightError,
     NotFoundError,
+    SettingError,
     StoreError,
 )
 from hubsight.store.audit import changes
@@ -292,6 +295,46 @@ def set_exceptions(
         return error_response(exc)
     _note_rule(request, before, after)
     return after
+
+
+class Tuning(BaseModel):
+    """A rule's threshold overrides and exceptions, saved together."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    thresholds: dict[str, Any]
+    exceptions: RuleExceptions
+
+
+@router.put("/rules/{rule_id}/tuning", response_model=None, dependencies=_RULE_AUDIT)
+def set_tuning(
+    request: Request, rule_id: str, body: Tuning, db: Db
+) -> dict[str, Any] | JSONResponse:
+    """Replace a rule's thresholds and exceptions in one change: a refusal of either keeps both.
+
+    A refused value's ``field`` says which part it is in (``thresholds.count``, ``exceptions.ips``).
+    """
+    try:
+        before = _rule_doc(request, db, rule_id)
+        with _in_part("thresholds"):
+            build_rule(rule_class(rule_id), body.thresholds)
+        with _in_part("exceptions"):
+            body.exceptions.validate_ips()
+        SettingsStore(db).set_tuning(rule_id, body.thresholds, body.exceptions)
+        after = _rule_doc(request, db, rule_id)
+    except HubsightError as exc:
+        return error_response(exc)
+    _note_rule(request, before, after)
+    return after
+
+
+@contextmanager
+def _in_part(part: str) -> Iterator[None]:
+    """Prefix a refused setting's ``field`` with the part of the body it is in."""
+    try:
+        yield
+    except SettingError as exc:
+        raise SettingError(exc.message, field=f"{part}.{exc.field}", hint=exc.hint) from exc
 
 
 @router.get("/users/{user}/timeline", dependencies=[require_role("analyst")])

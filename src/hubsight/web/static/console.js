@@ -143,9 +143,10 @@ function settingsPage() {
     }
     for (const box of $$("[data-exception]", form)) exceptions[box.name] = lines(box);
     $$(".field-msg[data-for]", form).forEach((m) => show(m, ""));
-    let answer = await api("PUT", `/api/v1/rules/${rule}/thresholds`, thresholds), part = "";
-    if (answer.ok) { answer = await api("PUT", `/api/v1/rules/${rule}/exceptions`, exceptions); part = "exceptions."; }
-    const beside = answer.ok ? null : $(`.field-msg[data-for="${part}${answer.data.field}"]`, form);
+    // One request: a refused exception keeps the thresholds unchanged too.
+    const answer = await api("PUT", `/api/v1/rules/${rule}/tuning`, { thresholds, exceptions });
+    const field = answer.ok ? "" : String(answer.data.field ?? "").replace(/^thresholds\./, "");
+    const beside = field ? $(`.field-msg[data-for="${CSS.escape(field)}"]`, form) : null;
     if (beside) show(beside, `${answer.data.error.split(": ").slice(-1)[0]}${answer.data.hint ? ` (${answer.data.hint})` : ""}`);
     msg.className = "field-msg form-msg " + (answer.ok ? "ok" : "error");
     msg.textContent = answer.ok ? "saved; applies to the running detection within seconds" : beside ? "not saved: see the field marked" : problem(answer.data);
