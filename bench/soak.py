@@ -12,7 +12,7 @@ what grew after the warm-up. Not a pass/fail test; the figures depend on the mac
 
 ``--prefill N`` first stores N events straight into the store (under the log name ``prefill``,
 dated back over the previous days, so the soak source's own offsets are untouched): simulated
-sign-ins parsed once, then copied inside ClickHouse, which is how a 10M-event store is made in
+records parsed once, then doubled inside ClickHouse, which is how a 10M-event store is made in
 minutes instead of hours of ingest.
 """
 
@@ -33,6 +33,7 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from hubsight.devbroker import LocalBroker
+from hubsight.parsing.event import Event
 from hubsight.parsing.pipeline import MessageParser
 from hubsight.parsing.registry import default_registry
 from hubsight.simulate import SCENARIOS, generate_messages, stream_messages
@@ -42,37 +43,61 @@ from hubsight.store.backends import StoreSettings, open_store
 from hubsight.store.catalog import Catalog
 
 TOPIC = "insights-operational-logs"
+_NOW = datetime.now(UTC)
 SOURCE = "soak"
 WALS = ("hubsight.sqlite3-wal", "detect.sqlite3-wal")
-# Messages parsed for --prefill (about 14 sign-ins each); the rest are copies made by ClickHouse.
-SEED_MESSAGES = 4_000
+# Messages parsed for --prefill (about 38 events each); the rest are copies made by ClickHouse.
+SEED_MESSAGES = 1_000
+# Events per write of the seed: about a collector's batch (the engine's memory cap, 2 GB, is
+# reached by one INSERT of ~75,000 events).
+SEED_BATCH = 10_000
+# Copy c of the seed is dated c hours back, its offsets c * OFFSET_STRIDE on (the seed's offsets
+# are its message numbers, below SEED_MESSAGES).
+OFFSET_STRIDE = 1_000_000
 
 
 def _prefill(data_dir: Path, events: int) -> None:
-    """Store ``events`` events under the log name ``prefill`` before the service starts."""
+    """Store ``events`` events under the log name ``prefill`` before the service starts.
+
+    A seed of simulated messages is parsed once; then the store doubles itself inside ClickHouse
+    (log2(events / seed) INSERT ... SELECTs instead of one per copy of the seed), each copy
+    dated further back and at offsets of its own.
+    """
     started = time.monotonic()
     parser = MessageParser(log_name="prefill", registry=default_registry())
-    seed = []
-    for offset, body in enumerate(generate_messages(SEED_MESSAGES, records_per_message=50)):
-        message = Message(
-            topic="prefill", partition=0, offset=offset, value=body, received_time=datetime.now(UTC)
-        )
-        seed.extend(parser.parse(message))
-    seed = seed[:events]
     store = open_store(StoreSettings(data_dir=data_dir))
     try:
-        store.write(seed)
-        copies = -(-events // len(seed)) - 1
-        for copy in range(1, copies + 1):
-            rows = min(len(seed), events - copy * len(seed))
-            # Each copy an hour further back, at offsets of its own.
+        batch: list[Event] = []
+        stored = 0
+        for offset, body in enumerate(generate_messages(SEED_MESSAGES, records_per_message=50)):
+            message = Message(
+                topic="prefill", partition=0, offset=offset, value=body, received_time=_NOW
+            )
+            batch += parser.parse(message)
+            if len(batch) >= SEED_BATCH or stored + len(batch) >= events:
+                batch = batch[: events - stored]
+                store.write(batch)
+                stored += len(batch)
+                batch = []
+                if stored >= events:
+                    break
+        if batch:
+            store.write(batch)
+            stored += len(batch)
+        seed, copies = stored, 1
+        print(f"seed: {seed:,} events in {time.monotonic() - started:.0f} s", flush=True)
+        while stored < events:
+            # The rows stored so far are copies 0 .. copies-1; these become copies .. 2*copies-1.
+            rows = min(stored, events - stored)
             store.execute(
                 "INSERT INTO events SELECT * REPLACE ("  # noqa: S608 - integers only
-                f"timestamp - toIntervalHour({copy:d}) AS timestamp, "
-                f"source_offset + {copy:d} * 1000000 AS source_offset) "
-                # Filtered inside: outside, the aliases above would stand for the columns.
-                f"FROM (SELECT * FROM events WHERE source_offset < 1000000 LIMIT {rows:d})"
+                f"timestamp - toIntervalHour({copies:d}) AS timestamp, "
+                f"source_offset + {copies * OFFSET_STRIDE:d} AS source_offset) "
+                # Limited inside: outside, the aliases above would stand for the columns.
+                f"FROM (SELECT * FROM events WHERE log_name = 'prefill' LIMIT {rows:d})"
             )
+            stored += rows
+            copies *= 2
         (row,) = store.select("SELECT count() AS n FROM events")
     finally:
         store.close()

@@ -227,11 +227,25 @@ def test_connections_of_threads_that_ended_are_closed(data_dir: Path) -> None:
 def test_the_engine_runs_with_bounded_caches(data_dir: Path) -> None:
     store = EmbeddedStore(data_dir)
     try:
-        rows = store.select(
-            "SELECT name, value FROM system.server_settings WHERE name LIKE '%cache_size'"
-        )
+        rows = store.select("SELECT name, value FROM system.server_settings")
     finally:
         store.close()
-    applied = {row["name"]: int(row["value"]) for row in rows}
-    assert {name: applied.get(name) for name in ENGINE_SETTINGS} == ENGINE_SETTINGS
+    applied = {row["name"]: int(row["value"]) for row in rows if row["name"] in ENGINE_SETTINGS}
+    assert applied == ENGINE_SETTINGS
     assert applied["mark_cache_size"] <= 64 * 1024**2
+    assert applied["max_server_memory_usage"] == 2 * 1024**3
+
+
+def test_a_query_past_the_memory_cap_fails_with_what_to_do(data_dir: Path) -> None:
+    store = EmbeddedStore(data_dir)
+    try:
+        # 400M 64-bit numbers gathered in one array: 3.2 GB, past the 2 GB cap.
+        with pytest.raises(StoreError, match="MEMORY_LIMIT_EXCEEDED") as caught:
+            store.select("SELECT length(groupArray(number)) AS n FROM numbers(400000000)")
+        assert "narrow the search" in caught.value.hint
+        # The engine goes on answering, without the failed query's rows in front (chdb keeps
+        # them in the connection's buffer).
+        assert store.select("SELECT 1 AS one") == [{"one": 1}]
+        assert store.connections == 1
+    finally:
+        store.close()

@@ -18,6 +18,7 @@ import click
 import uvicorn
 from fastapi import FastAPI
 
+from hubsight import allocator
 from hubsight.cli.options import store_settings
 from hubsight.collector import CollectorSettings
 from hubsight.datadir import close_data_dir
@@ -70,6 +71,8 @@ def run(
     log_format: str | None,
 ) -> None:
     """Run the collectors and the API until SIGTERM or SIGINT."""
+    # Before the store's and the broker client's threads take their malloc arenas.
+    allocator.limit_arenas()
     configure_logging(resolve_log_format(log_format))
     stop = threading.Event()
 

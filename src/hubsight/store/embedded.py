@@ -91,7 +91,12 @@ class EmbeddedStore:
                 ) from exc
             for thread in [t for t in self._sessions if not t.is_alive()]:
                 self._sessions.pop(thread).close()
+            # This thread's own, when a failed query spoiled it (_run): closed after the new
+            # one opened, so the engine is never left without a session (it would shut down).
+            spoiled = self._sessions.get(threading.current_thread())
             self._sessions[threading.current_thread()] = session
+            if spoiled is not None:
+                spoiled.close()
         self._local.session = session
         return session
 
@@ -99,7 +104,19 @@ class EmbeddedStore:
         try:
             result = self._session().query(sql, fmt, params=dict(params) if params else None)
         except Exception as exc:
-            raise StoreError(f"event store query failed: {_first_line(exc)}") from exc
+            # A query that failed while producing rows leaves them in its connection's buffer,
+            # and chdb hands them out ahead of the next query's result (a search past the
+            # memory cap, then "SELECT 1" answered with 2.7M rows): the next query opens a
+            # connection of its own.
+            self._local.session = None
+            reason = _first_line(exc)
+            hint = (
+                f"the event store's memory cap ({MEMORY_CAP_BYTES // 1024**2:,} MB) was reached: "
+                "narrow the search (a shorter time range, fewer log sets) or try again later"
+                if "MEMORY_LIMIT_EXCEEDED" in reason
+                else ""
+            )
+            raise StoreError(f"event store query failed: {reason}", hint=hint) from exc
         return bytes(result.bytes()) if result is not None else b""
 
     def _migrate(self) -> None:
@@ -266,6 +283,8 @@ def restore_embedded(data_dir: Path, source: Path) -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
 
+MEMORY_CAP_BYTES = 2 * 1024**3
+
 # The engine's server settings. ClickHouse sizes its caches for a server of its own (each up to
 # half the machine's memory: 5 GB of marks, 5 GB of primary index, 4 GB of full-text index);
 # inside hubsight's process that lets memory grow with every new part and every search. Bounded,
@@ -285,6 +304,15 @@ ENGINE_SETTINGS: Mapping[str, int] = {
     "text_index_postings_cache_size": 32 * 1024**2,
     "query_condition_cache_size": 16 * 1024**2,
     "compiled_expression_cache_size": 16 * 1024**2,
+    # All the engine's tracked memory at once (caches, inserts, merges, searches); by default 90%
+    # of the machine's. Past it a query fails with MEMORY_LIMIT_EXCEEDED (a collector's write is
+    # retried, a search says to narrow itself) instead of the machine swapping or killing
+    # hubsight. At rest the engine tracks ~20 MB; an INSERT ~26 KB per event while it parses
+    # and sorts (a collector's largest batch, 64 MB of messages, ~600 MB; 50,000 events
+    # 1.3 GB). Python's own memory does not count.
+    "max_server_memory_usage": MEMORY_CAP_BYTES,
+    # Merges are not started while merges already hold this much (they wait, nothing fails).
+    "merges_mutations_memory_usage_soft_limit": MEMORY_CAP_BYTES // 2,
 }
 
 
