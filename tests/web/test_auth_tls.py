@@ -39,12 +39,13 @@ def authority(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_https_listener_sets_secure_cookies_and_the_socket_stays_private(
     data_dir: Path, authority: Path
 ) -> None:
-    UserStore(data_dir).create("admin", PASSWORD, "admin")
+    users = UserStore(data_dir)
+    users.create("admin", PASSWORD, "admin")
     store = EmbeddedStore(data_dir)
     detection = Detection.open(data_dir)
     port = free_port()
     service = Service(data_dir, store, Catalog(data_dir))
-    servers = _start_api(service, detection, ("127.0.0.1", port))
+    servers = _start_api(service, detection, users, ("127.0.0.1", port))
     try:
         wait_until(lambda: all(s.started for s in servers), 10, "both listeners")
         context = ssl.create_default_context(cafile=str(authority))

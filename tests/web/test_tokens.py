@@ -12,7 +12,15 @@ from fastapi.testclient import TestClient
 from hubsight.cli.main import cli
 from hubsight.errors import ConfigError
 from hubsight.service import Service
-from hubsight.store.users import DEFAULT_TOKEN_DAYS, LAST_USE_EVERY_S, UserStore, token_id
+from hubsight.store.audit import AuditFilter, AuditLog
+from hubsight.store.token_sweep import sweep_tokens
+from hubsight.store.users import (
+    DEFAULT_TOKEN_DAYS,
+    ENDED_TOKENS_KEPT_DAYS,
+    LAST_USE_EVERY_S,
+    UserStore,
+    token_id,
+)
 from hubsight.web.api import create_app
 from hubsight.web.auth import ConsoleAuth
 
@@ -138,3 +146,48 @@ def test_the_cli_issues_lists_and_revokes_tokens(data_dir: Path, users: UserStor
         cli, [*base, "token", "--name", "ana", "--label", "x", "--days", "400"]
     )
     assert too_long.exit_code == 2
+
+
+def test_housekeeping_deletes_a_token_30_days_after_it_ended_and_records_it(
+    client: TestClient, data_dir: Path, users: UserStore, clock: Clock
+) -> None:
+    start = clock.now
+    expiring = token_id(users.issue_token("ana", "cron", days=1))
+    revoked = token_id(users.issue_token("ana", "old script"))
+    active = token_id(users.issue_token("root", "ops", days=365))
+    users.revoke_token(revoked)
+    audit = AuditLog(data_dir)
+    kept = ENDED_TOKENS_KEPT_DAYS * DAY
+    # The list says when an ended token goes; an active one has no such date.
+    listed = listed_by_id(client, users)
+    assert listed[revoked]["deleted_after"] == "2027-02-14T08:00:00Z"
+    assert (listed[expiring]["status"], listed[expiring]["deleted_after"]) == ("active", None)
+    assert listed[active]["deleted_after"] is None
+    clock.now = start + DAY
+    assert listed_by_id(client, users)[expiring]["deleted_after"] == "2027-02-15T08:00:00Z"
+    settings = client.get("/settings", headers=_as(users.issue_token("root", "page"))).text
+    assert "stays listed 30 days, then is deleted" in settings
+    assert "(deleted after <time" in settings
+    # Exactly 30 days after the revocation it is still kept; a second later it is deleted.
+    clock.now = start + kept
+    assert sweep_tokens(users, audit) == []
+    clock.now = start + kept + 1
+    assert [t.id for t in sweep_tokens(users, audit)] == [revoked]
+    assert revoked not in {t.id for t in users.tokens()}
+    clock.now = start + DAY + kept + 1
+    assert [t.id for t in sweep_tokens(users, audit)] == [expiring]
+    assert {t.id for t in users.tokens()} >= {active}
+    assert expiring not in {t.id for t in users.tokens()}
+    entries = audit.entries(AuditFilter(action="token.delete"))
+    assert [(e.actor, e.via, e.target, e.details["id"], e.details["reason"]) for e in entries] == [
+        ("hubsight", "housekeeping", "ana", expiring, "expired"),
+        ("hubsight", "housekeeping", "ana", revoked, "revoked"),
+    ]
+    assert entries[0].details["ended_at"] == "2027-01-16T08:00:00Z"
+    assert audit.verify().ok
+
+
+def listed_by_id(client: TestClient, users: UserStore) -> dict[str, dict[str, str | None]]:
+    """Every token as an admin lists them through the API, by id."""
+    root = _as(users.issue_token("root", "lister"))
+    return {t["id"]: t for t in client.get("/api/v1/tokens", headers=root).json()}

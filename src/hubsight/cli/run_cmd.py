@@ -10,6 +10,7 @@ import socket
 import ssl
 import sys
 import threading
+from datetime import datetime
 from pathlib import Path
 from types import FrameType
 from typing import TextIO
@@ -29,9 +30,11 @@ from hubsight.logformat import FORMATS, configure_logging, resolve_log_format
 from hubsight.parsing.registry import default_registry
 from hubsight.query.search import searcher
 from hubsight.service import SOCKET_FILE, Service, run_lock
+from hubsight.store.audit import AuditLog
 from hubsight.store.backends import open_store
 from hubsight.store.catalog import Catalog
 from hubsight.store.setup_links import SETUP_LINK_S, SetupLinks
+from hubsight.store.token_sweep import sweep_tokens
 from hubsight.store.users import UserStore, epoch_iso
 from hubsight.web.api import create_app
 from hubsight.web.auth import ConsoleAuth
@@ -89,6 +92,12 @@ def run(
         store = open_store(store_settings(data_dir))
         broker = start_demo(catalog, stop) if demo else None
         detection = Detection.open(data_dir, searcher=searcher(store))
+        users, audit = UserStore(data_dir), AuditLog(data_dir)
+
+        def tick(now: datetime) -> None:
+            detection.tick(now)
+            sweep_tokens(users, audit)
+
         service = Service(
             data_dir,
             store,
@@ -96,10 +105,10 @@ def run(
             registry=default_registry(data_dir),
             settings=CollectorSettings(no_data_after_s=no_data_after),
             on_stored=detection.on_stored,
-            on_tick=detection.tick,
+            on_tick=tick,
         )
         detection.metrics = service.metrics
-        servers = _start_api(service, detection, None if no_web else (host, port))
+        servers = _start_api(service, detection, users, None if no_web else (host, port))
         try:
             service.serve(stop)
         finally:
@@ -114,12 +123,11 @@ def run(
 
 
 def _start_api(
-    service: Service, detection: Detection, tcp: tuple[str, int] | None
+    service: Service, detection: Detection, users: UserStore, tcp: tuple[str, int] | None
 ) -> list[uvicorn.Server]:
     # The socket is the owner's alone (0600), so its app trusts the caller; the TCP one signs in.
     servers: list[tuple[uvicorn.Server, socket.socket | None]] = []
     if tcp is not None:
-        users = UserStore(service.data_dir)
         web = create_app(service, auth=ConsoleAuth(users, open_metrics=is_loopback(tcp[0])))
         web.state.detect_db = detection.engine.db
         config = _tcp_config(web, *tcp)

@@ -121,7 +121,10 @@ def token(data_dir: Path, name: str, label: str, days: int) -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON array instead of a table.")
 @click.pass_obj
 def tokens(data_dir: Path, name: str | None, as_json: bool) -> None:
-    """API tokens (never their secrets): id, account, label, created, expires, last use, status."""
+    """API tokens (never their secrets): id, account, label, created, expires, last use, status.
+
+    An expired or revoked token is listed 30 days more (--json: deleted_after), then deleted.
+    """
     store = UserStore(data_dir)
     listed = [t.as_dict(store.now()) for t in store.tokens(name)]
     if as_json:

@@ -75,6 +75,9 @@ CREATE INDEX IF NOT EXISTS query_history_recent ON query_history (name, ran_at);
 DEFAULT_TOKEN_DAYS = 90
 # A token that is never renewed outlives the script, and the person, it was made for.
 MAX_TOKEN_DAYS = 365
+# An ended (expired or revoked) token stays listed this long, so that its owner sees why a script
+# stopped; then housekeeping deletes it (``hubsight.store.token_sweep``).
+ENDED_TOKENS_KEPT_DAYS = 30
 # Last use is written at most this often per token: a script polling the API several times a
 # second would otherwise write to the file the CLI and every sign-in share on each request.
 LAST_USE_EVERY_S = 60.0
@@ -132,8 +135,17 @@ class TokenInfo:
             return "revoked"
         return "expired" if now >= self.expires_at else "active"
 
+    @property
+    def ended_at(self) -> float:
+        """When it stopped (or will stop) letting its account in: revoked or expired, first."""
+        return self.expires_at if self.revoked_at is None else min(self.revoked_at, self.expires_at)
+
     def as_dict(self, now: float) -> dict[str, str | None]:
-        """As the API, the CLI's ``--json`` and Settings show it: ISO times and its status."""
+        """As the API, the CLI's ``--json`` and Settings show it: ISO times and its status.
+
+        ``deleted_after`` says when housekeeping deletes a token that ended (None while active).
+        """
+        status = self.status(now)
         return {
             "id": self.id,
             "name": self.name,
@@ -142,7 +154,10 @@ class TokenInfo:
             "expires_at": epoch_iso(self.expires_at),
             "last_used": epoch_iso(self.last_used),
             "revoked_at": epoch_iso(self.revoked_at),
-            "status": self.status(now),
+            "status": status,
+            "deleted_after": None
+            if status == "active"
+            else epoch_iso(self.ended_at + ENDED_TOKENS_KEPT_DAYS * _DAY_S),
         }
 
 
@@ -442,6 +457,11 @@ class UserStore:
                     (self._clock(), found.id),
                 )
         return self.token(token_id)
+
+    def delete_token(self, token_id: str) -> None:
+        """Delete an API token (housekeeping, once it has ended); gone from the list too."""
+        with self._connect() as db:
+            db.execute("DELETE FROM api_tokens WHERE substr(token_hash, 1, 12) = ?", (token_id,))
 
     def remember_search(self, name: str, search: Mapping[str, Any]) -> None:
         """Put a search an account ran (query and scope) first in its history.
