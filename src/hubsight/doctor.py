@@ -1,10 +1,11 @@
 """``hubsight doctor``: checks a data directory's files and says how to recover what is damaged.
 
 Checked: the secret key (a Fernet key, readable by its owner only, and the one the stored
-secrets were encrypted with), each SQLite file (``PRAGMA integrity_check``), and the event store
-(``CHECK TABLE`` of every table, and the parts ClickHouse set aside as damaged when it opened
-the store). Nothing is changed, except with ``reattach``: then each set-aside part is offered
-back to its table, which takes it only if its files are whole.
+secrets were encrypted with), each SQLite file (``PRAGMA integrity_check``), the audit trail
+(its hash chain, HMAC-sealed head and append-only triggers, as ``hubsight audit verify``), and
+the event store (``CHECK TABLE`` of every table, and the parts ClickHouse set aside as damaged
+when it opened the store). Nothing is changed, except with ``reattach``: then each set-aside
+part is offered back to its table, which takes it only if its files are whole.
 """
 
 from __future__ import annotations
@@ -19,11 +20,12 @@ from cryptography.fernet import Fernet
 
 from hubsight.detect.db import DB_NAME
 from hubsight.errors import ConfigError, StoreError
+from hubsight.store.audit import TRIGGERS, verify_trail
 from hubsight.store.backends import StoreSettings, open_store
 from hubsight.store.base import EventStore
 from hubsight.store.catalog import CATALOG_FILE, Catalog
 from hubsight.store.damage import DamagedPart, damaged_parts, reattach, set_aside
-from hubsight.store.vault import KEY_ENV, KEY_FILE
+from hubsight.store.vault import KEY_ENV, KEY_FILE, Vault
 
 _RESTORE = (
     "restore a `hubsight backup` into a new data directory (`hubsight --data-dir NEW restore "
@@ -66,6 +68,7 @@ def examine(
     set-aside part back to its table."""
     findings = [_key(data_dir)]
     findings += [_sqlite(data_dir / name, holds) for name, holds in _SQLITE.items()]
+    findings.append(_audit_trail(data_dir))
     if running:
         findings.append(
             Finding(
@@ -141,6 +144,47 @@ def _sqlite(path: Path, holds: str) -> Finding:
         f"damaged: {'; '.join(rows[:3])}",
         f"it holds the {holds}. With hubsight stopped, {_RESTORE} and copy NEW/{path.name} "
         f"here, or save what is readable: `sqlite3 {path} .recover > {path.stem}.sql`",
+    )
+
+
+def _audit_trail(data_dir: Path) -> Finding:
+    """The trail's hash chain and sealed head, as `hubsight audit verify` checks them, and its
+    append-only triggers; read only, so the key is not made and no trigger is put back."""
+    subject, path = "audit trail", data_dir / CATALOG_FILE
+    if not path.exists():
+        return Finding(subject, True, "none yet")
+    try:
+        db = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+        try:
+            names = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+            if "audit_log" not in names:
+                return Finding(subject, True, "none yet")
+            if not (os.environ.get(KEY_ENV) or (data_dir / KEY_FILE).exists()):
+                return Finding(
+                    subject, False, "its sealed head cannot be checked: no secret key", _KEY_HINT
+                )
+            found = verify_trail(db, Vault(data_dir))
+        finally:
+            db.close()
+    except sqlite3.Error as exc:
+        return Finding(subject, False, f"cannot be read: {exc}", f"see {CATALOG_FILE} above")
+    except ConfigError as exc:
+        return Finding(subject, False, f"its sealed head cannot be checked: {exc}", exc.hint)
+    dropped = [t for t in TRIGGERS if t not in names]
+    if found.problems or dropped:
+        broken = found.problems + [f"append-only trigger {t} was dropped" for t in dropped]
+        more = f" (and {len(broken) - 3} more)" if len(broken) > 3 else ""
+        return Finding(
+            subject,
+            False,
+            f"changed by hand: {'; '.join(broken[:3])}{more}",
+            "`hubsight audit verify` lists every break. The trail cannot be mended: keep this "
+            "file as evidence, and compare it with a `hubsight backup` to see what was changed"
+            + (" (the next `hubsight run` puts the triggers back)" if dropped else ""),
+        )
+    began = f" since {found.began}" if found.began else ""
+    return Finding(
+        subject, True, f"{found.count} entries{began}: hash chain and sealed head intact"
     )
 
 

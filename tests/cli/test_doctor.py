@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -19,6 +20,7 @@ from hubsight.detect.db import DetectDB
 from hubsight.doctor import examine
 from hubsight.parsing.event import Event, LogSet
 from hubsight.sources.config import make_source
+from hubsight.store.audit import TRIGGERS, AuditLog
 from hubsight.store.backends import StoreSettings
 from hubsight.store.catalog import Catalog
 from hubsight.store.embedded import EmbeddedStore
@@ -88,6 +90,7 @@ def test_a_sound_data_directory_passes_every_check(data_dir: Path, filled: Path)
         f"ok: secret key ({data_dir / 'secret.key'}): decrypts the secrets of 1 event source(s)",
         "ok: hubsight.sqlite3: integrity check passed",
         "ok: detect.sqlite3: integrity check passed",
+        "ok: audit trail: none yet",
         "ok: event store: CHECK TABLE passed (3 tables)",
     ]
 
@@ -128,6 +131,61 @@ def test_commands_meeting_a_damaged_sqlite_file_say_so_without_a_traceback(
     assert "error: hubsight.sqlite3: file is not a database" in run.stderr
     assert "hint: the file is damaged: run `hubsight doctor`" in run.stderr
     assert "Traceback" not in run.stderr + run.stdout
+
+
+@pytest.mark.parametrize(
+    ("tamper", "found"),
+    [
+        (
+            "UPDATE audit_log SET actor = 'mallory' WHERE seq = 2",
+            "entry 2: its content does not match its hash (edited)",
+        ),
+        (
+            "UPDATE audit_head SET count = 2",
+            "the head's seal does not match: it was rewritten, or the secret key changed",
+        ),
+    ],
+)
+def test_an_audit_trail_changed_in_its_file_is_named(
+    data_dir: Path, tamper: str, found: str
+) -> None:
+    audit = AuditLog(data_dir)
+    for n in range(3):
+        audit.record(actor="ana", action="rule.update", via="session", target=f"rule{n}")
+    sound = _hubsight(data_dir, "doctor", "--json")
+    assert sound.exit_code == 0, sound.output
+    (trail,) = [f for f in json.loads(sound.stdout) if f["subject"] == "audit trail"]
+    assert (trail["ok"], trail["message"].split(" since ")[0]) == (True, "3 entries")
+    assert trail["message"].endswith(": hash chain and sealed head intact")
+    # As someone with the file would: the append-only triggers dropped, then one row changed.
+    db = sqlite3.connect(data_dir / "hubsight.sqlite3", isolation_level=None)
+    for trigger in TRIGGERS:
+        db.execute(f"DROP TRIGGER {trigger}")
+    db.execute(tamper)
+    db.close()
+    changed = _hubsight(data_dir, "doctor")
+    assert changed.exit_code == 1
+    assert f"error: audit trail: changed by hand: {found}; " in changed.output
+    assert "hint: `hubsight audit verify` lists every break." in changed.output
+    assert "Traceback" not in changed.output
+    as_json = json.loads(_hubsight(data_dir, "doctor", "--json").stdout)
+    (trail,) = [f for f in as_json if f["subject"] == "audit trail"]
+    assert trail["ok"] is False
+    assert trail["message"].startswith(f"changed by hand: {found}")
+
+
+def test_the_audit_trail_is_named_when_only_its_triggers_were_dropped(data_dir: Path) -> None:
+    AuditLog(data_dir).record(actor="ana", action="sign-in", via="session")
+    db = sqlite3.connect(data_dir / "hubsight.sqlite3", isolation_level=None)
+    db.execute(f"DROP TRIGGER {TRIGGERS[1]}")
+    db.close()
+    result = _hubsight(data_dir, "doctor")
+    assert result.exit_code == 1
+    assert (
+        f"error: audit trail: changed by hand: append-only trigger {TRIGGERS[1]} was dropped\n"
+        in result.output
+    )
+    assert "(the next `hubsight run` puts the triggers back)" in result.output
 
 
 def test_the_wrong_or_exposed_key_is_named(data_dir: Path, filled: Path) -> None:

@@ -70,6 +70,8 @@ BEGIN SELECT RAISE(ABORT, '{_APPEND_ONLY}'); END;
 CREATE TRIGGER IF NOT EXISTS audit_head_forward BEFORE UPDATE ON audit_head
 WHEN NEW.count <> OLD.count + 1 BEGIN SELECT RAISE(ABORT, '{_APPEND_ONLY}'); END;
 """
+# The triggers that keep the trail append-only, by name (``hubsight doctor`` checks they are there).
+TRIGGERS = tuple(re.findall(r"CREATE TRIGGER IF NOT EXISTS (\w+)", _SCHEMA))
 _COLUMNS = "seq, at, actor, via, address, action, target, outcome, details, prev_hash, hash"
 # Fixed column names only: every value is bound.
 _INSERT = f"INSERT INTO audit_log ({_COLUMNS}) VALUES ({', '.join('?' * 11)})"  # noqa: S608
@@ -286,59 +288,8 @@ class AuditLog:
 
     def verify(self) -> Verification:
         """Walk the chain from the first entry to the sealed head; every break is a problem."""
-        problems: list[str] = []
         with self._connect() as db:
-            head_row = db.execute(
-                "SELECT count, hash, seal FROM audit_head WHERE id = 1"
-            ).fetchone()
-            began = db.execute("SELECT at FROM audit_log ORDER BY seq LIMIT 1").fetchone()
-            expected, prev = 1, GENESIS
-            for entry in self._walk(db):
-                if entry.seq != expected:
-                    problems.append(
-                        f"entry {entry.seq}: entries {expected}..{entry.seq - 1} are missing "
-                        "(deleted)"
-                    )
-                if entry.prev_hash != prev:
-                    problems.append(
-                        f"entry {entry.seq}: its previous hash does not match the entry before "
-                        "it (an entry before it was deleted, inserted, moved or rewritten)"
-                    )
-                row = {k: getattr(entry, k) for k in _COLUMNS.split(", ")[:-2]}
-                if _hash(entry.prev_hash, row) != entry.hash:
-                    problems.append(
-                        f"entry {entry.seq}: its content does not match its hash (edited)"
-                    )
-                expected, prev = entry.seq + 1, entry.hash
-        count = expected - 1
-        problems += self._check_head(head_row, count, prev)
-        return Verification(count=count, began=began[0] if began else None, problems=problems)
-
-    def _check_head(self, head_row: Any, count: int, last_hash: str) -> list[str]:
-        if head_row is None:
-            return ["the head record is missing (removed by hand): the end cannot be checked"]
-        head_count, head_hash, seal = head_row
-        problems = []
-        if self._vault.seal(_head_text(head_count, head_hash)) != seal:
-            problems.append(
-                "the head's seal does not match: it was rewritten, or the secret key changed"
-            )
-        if head_count > count:
-            problems.append(
-                f"the head records {head_count} entries but the trail ends at {count}: "
-                f"entries {count + 1}..{head_count} were cut from the end"
-            )
-        elif head_count < count or head_hash != last_hash:
-            problems.append(
-                f"the last entry ({count}) is not the one the head records ({head_count}): "
-                "entries were added or rewritten by hand"
-            )
-        return problems
-
-    def _walk(self, db: sqlite3.Connection) -> Iterator[Entry]:
-        cursor = db.execute(f"SELECT {_COLUMNS} FROM audit_log ORDER BY seq")  # noqa: S608
-        while batch := cursor.fetchmany(1000):
-            yield from (_entry(row) for row in batch)
+            return verify_trail(db, self._vault)
 
 
 def _entry(row: tuple[Any, ...]) -> Entry:
@@ -349,3 +300,59 @@ def _entry(row: tuple[Any, ...]) -> Entry:
         # An entry edited by hand into bad JSON: shown as text, and verify names it.
         values["details"] = {"unreadable": values["details"]}
     return Entry(**values)
+
+
+def verify_trail(db: sqlite3.Connection, vault: Vault) -> Verification:
+    """Walk the chain in ``db`` from the first entry to the head sealed with ``vault``'s key.
+
+    It only reads, so ``hubsight doctor`` runs it over a read-only connection.
+    """
+    problems: list[str] = []
+    head_row = db.execute("SELECT count, hash, seal FROM audit_head WHERE id = 1").fetchone()
+    began = db.execute("SELECT at FROM audit_log ORDER BY seq LIMIT 1").fetchone()
+    expected, prev = 1, GENESIS
+    for entry in _walk(db):
+        if entry.seq != expected:
+            problems.append(
+                f"entry {entry.seq}: entries {expected}..{entry.seq - 1} are missing (deleted)"
+            )
+        if entry.prev_hash != prev:
+            problems.append(
+                f"entry {entry.seq}: its previous hash does not match the entry before "
+                "it (an entry before it was deleted, inserted, moved or rewritten)"
+            )
+        row = {k: getattr(entry, k) for k in _COLUMNS.split(", ")[:-2]}
+        if _hash(entry.prev_hash, row) != entry.hash:
+            problems.append(f"entry {entry.seq}: its content does not match its hash (edited)")
+        expected, prev = entry.seq + 1, entry.hash
+    count = expected - 1
+    problems += _check_head(vault, head_row, count, prev)
+    return Verification(count=count, began=began[0] if began else None, problems=problems)
+
+
+def _check_head(vault: Vault, head_row: Any, count: int, last_hash: str) -> list[str]:
+    if head_row is None:
+        return ["the head record is missing (removed by hand): the end cannot be checked"]
+    head_count, head_hash, seal = head_row
+    problems = []
+    if vault.seal(_head_text(head_count, head_hash)) != seal:
+        problems.append(
+            "the head's seal does not match: it was rewritten, or the secret key changed"
+        )
+    if head_count > count:
+        problems.append(
+            f"the head records {head_count} entries but the trail ends at {count}: "
+            f"entries {count + 1}..{head_count} were cut from the end"
+        )
+    elif head_count < count or head_hash != last_hash:
+        problems.append(
+            f"the last entry ({count}) is not the one the head records ({head_count}): "
+            "entries were added or rewritten by hand"
+        )
+    return problems
+
+
+def _walk(db: sqlite3.Connection) -> Iterator[Entry]:
+    cursor = db.execute(f"SELECT {_COLUMNS} FROM audit_log ORDER BY seq")  # noqa: S608
+    while batch := cursor.fetchmany(1000):
+        yield from (_entry(row) for row in batch)
