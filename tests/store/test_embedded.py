@@ -124,6 +124,22 @@ def test_a_full_disk_fails_the_write_whole_and_says_where_then_space_freed_resum
             store.close()
 
 
+def test_a_batch_over_10_mb_is_written_as_one_compact_part(data_dir: Path) -> None:
+    # ClickHouse writes parts over 10 MB wide by default: two files per column, each fsynced,
+    # which cost a batch of the collector's size more than twice the CPU of the compact form.
+    store = EmbeddedStore(data_dir)
+    try:
+        store.write(_events([datetime(2026, 1, 1, tzinfo=UTC)] * 1_500, pad=4_000))
+        (part,) = store.select(
+            "SELECT part_type, data_uncompressed_bytes AS size FROM system.parts "
+            "WHERE active AND table = 'events'"
+        )
+        assert part["size"] > 12 * 1024 * 1024
+        assert part["part_type"] == "Compact"
+    finally:
+        store.close()
+
+
 def _old_partitioned_store(data_dir: Path) -> None:
     """An events table as made before: partitioned by month, one column short, unprojected."""
     ddl = _create_events().replace("\nORDER BY", "\nPARTITION BY toYYYYMM(timestamp)\nORDER BY")

@@ -118,6 +118,14 @@ PROJECTIONS = {
 }
 
 
+# Parts up to this size (uncompressed) are written compact: every column in one file, instead
+# of two files per column (about 440 with the projections', each fsynced and given its own
+# write buffer). Compact, a collector's batch (up to 64 MB of records) cost less than half the
+# CPU to write and 10 fsyncs instead of 436 (``bench/ingest.py``). Merges write larger parts
+# wide, as before; ClickHouse's default makes only parts under 10 MB compact.
+COMPACT_PARTS = "min_bytes_for_wide_part = 268435456"
+
+
 def _create_events(table: str = EVENTS_TABLE) -> str:
     columns = [f"`{name}` {sql}" for name, sql in event_columns()]
     projections = [f"PROJECTION {name} ({select})" for name, select in PROJECTIONS.items()]
@@ -134,7 +142,7 @@ CREATE TABLE IF NOT EXISTS {table} (
     {body}
 ) ENGINE = MergeTree
 ORDER BY (log_set, log_name, timestamp)
-SETTINGS fsync_after_insert = 1, fsync_part_directory = 1
+SETTINGS fsync_after_insert = 1, fsync_part_directory = 1, {COMPACT_PARTS}
 """
 
 
@@ -195,13 +203,20 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             + " SETTINGS mutations_sync = 1",
         ],
     ),
+    # Batches written as compact parts (see ``COMPACT_PARTS``); parts already written stay as
+    # they are until merged.
+    (
+        6,
+        "compact parts for batches",
+        [f"ALTER TABLE {EVENTS_TABLE} MODIFY SETTING {COMPACT_PARTS}"],
+    ),
 ]
 
 
 # Migrations whose effect the table migration 1 creates already has: a store made by this
 # release records them as applied without running them (an ALTER of the events table costs a new
 # store a second, even when it changes nothing).
-_IN_CREATE = {5}
+_IN_CREATE = {5, 6}
 
 
 def pending_migrations(applied: set[int]) -> list[tuple[int, str, list[str]]]:
