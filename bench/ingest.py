@@ -4,18 +4,21 @@
 
 Prints, in one run on the local tansu broker:
 - the rate of a bare confluent-kafka consume loop over the topic (records/s, MB/s);
-- hubsight's rate from broker to committed store, with the full Azure parsers and with parsing
-  reduced to splitting (every record Unparsed), and its ratio to the bare loop;
-- where the time went: the store writes' share of the wall time (from the collector's
-  ``hubsight_store_write_seconds`` metric) and the process's CPU time (CPU far below wall time
-  means the machine is busy elsewhere: the figures then say little about hubsight);
-- CPU per record of each step for one batch of 2,000 (parse, JSON encoding, and the engine's
+- hubsight's rate from broker to committed store (the collector with its default batching),
+  with the full Azure parsers and with parsing reduced to splitting (every record Unparsed),
+  and its ratio to the bare loop;
+- where the time went in that run: CPU per record of each thread (the consumer thread polls,
+  splits and parses; the writer thread encodes rows and streams the INSERT; ClickHouse's own
+  threads; librdkafka's) and of the broker process, read from ``/proc`` before and after, so
+  the figures are CPU time, which other work on the machine distorts far less than wall time;
+  and the store writes' share of the wall time (the collector's write-latency metric);
+- CPU per record of each step for one batch of 10,000 (parse, JSON encoding, and the engine's
   share split by streaming the same rows into a table that discards them, one without
-  projections, one without fsync, then ``store.write`` with its verification): CPU time, not
-  wall time, so it stays meaningful on a loaded machine;
+  projections or fsync, one without fsync, then ``store.write`` with its verification, and the
+  same write as wide parts, as the store wrote batches over 10 MB before);
 - freshness: p50/p99 from produce to stored (searchable) while producing 5,000 records/s.
-Both rates are printed from the first record (bare) or first stored batch (hubsight), and
-from the subscription (both including the group join): compare like with like.
+Both rates are printed from the first record (bare) or first stored batch (hubsight, counting
+only what was stored after it), and from the subscription (both including the group join).
 The records are simulated 2-5 KB sign-in records (``hubsight.simulate``).
 """
 
@@ -51,7 +54,8 @@ from hubsight.sources.base import Message
 from hubsight.sources.config import make_source
 from hubsight.sources.registry import driver_for
 from hubsight.store.backends import StoreSettings, open_store
-from hubsight.store.schema import PROJECTIONS
+from hubsight.store.embedded import INSERT_SETTINGS
+from hubsight.store.schema import COMPACT_PARTS, PROJECTIONS
 
 PARTITIONS = 4
 
@@ -95,12 +99,15 @@ def _produce(bootstrap: str, topic: str, bodies: list[bytes]) -> float:
     return time.perf_counter() - started
 
 
-def bare_consume(bootstrap: str, topic: str, messages: int) -> tuple[float, float, int]:
+def bare_consume(
+    broker: LocalBroker, topic: str, messages: int
+) -> tuple[float, float, int, float, float]:
     """Seconds to consume ``messages`` with a plain loop from the first message and from the
-    subscription (the group join included, as hubsight's second figure), and bytes."""
+    subscription (the group join included, as hubsight's second figure), bytes, and the CPU
+    seconds of this process and of the broker meanwhile."""
     consumer = Consumer(
         {
-            "bootstrap.servers": bootstrap,
+            "bootstrap.servers": broker.bootstrap,
             "group.id": f"bare-{topic}",
             "auto.offset.reset": "earliest",
             "enable.auto.commit": False,
@@ -109,6 +116,7 @@ def bare_consume(bootstrap: str, topic: str, messages: int) -> tuple[float, floa
             "fetch.max.bytes": 50 * 1024 * 1024,
         }
     )
+    cpu, broker_cpu = time.process_time(), _process_cpu(broker.pid)
     subscribed = time.perf_counter()
     consumer.subscribe([topic])
     seen = 0
@@ -124,22 +132,65 @@ def bare_consume(bootstrap: str, topic: str, messages: int) -> tuple[float, floa
             seen += 1
             size += len(message.value() or b"")
     done = time.perf_counter()
+    cpu, broker_cpu = time.process_time() - cpu, _process_cpu(broker.pid) - broker_cpu
     consumer.close()
-    return done - (first or done), done - subscribed, size
+    return done - (first or done), done - subscribed, size, cpu, broker_cpu
+
+
+def _thread_cpu() -> dict[int, tuple[str, float]]:
+    """CPU seconds so far of each of this process's threads, by thread id, with its name."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    threads: dict[int, tuple[str, float]] = {}
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            stat = (task / "stat").read_text()
+        except FileNotFoundError:  # the thread ended meanwhile
+            continue
+        # The name is in parentheses and may hold spaces; utime and stime follow it.
+        name, rest = stat[stat.index("(") + 1 : stat.rindex(")")], stat[stat.rindex(")") + 2 :]
+        fields = rest.split()
+        threads[int(task.name)] = (name, (int(fields[11]) + int(fields[12])) / ticks)
+    return threads
+
+
+def _process_cpu(pid: int) -> float:
+    """CPU seconds so far of another process (the broker), its threads included."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_by_stage(
+    before: dict[int, tuple[str, float]],
+    after: dict[int, tuple[str, float]],
+    roles: dict[int, str],
+) -> dict[str, float]:
+    """CPU seconds between two ``_thread_cpu`` readings, by stage: the collector's threads by
+    their id, librdkafka's by their names (``rdk:``), every other thread ClickHouse's."""
+    stages: dict[str, float] = {}
+    for tid, (name, cpu) in after.items():
+        if tid in roles:
+            stage = roles[tid]
+        elif name.startswith("rdk:"):
+            stage = "librdkafka threads (fetch)"
+        else:
+            stage = "ClickHouse threads (INSERT, merges)"
+        used = cpu - before.get(tid, (name, 0.0))[1]
+        stages[stage] = stages.get(stage, 0.0) + used
+    return stages
 
 
 def hubsight_ingest(
-    bootstrap: str, topic: str, records: int, registry: ParserRegistry
-) -> tuple[float, float, float, str]:
-    """Seconds from the first stored batch to the last, seconds including the group join,
-    bytes on disk per event once merged, and where the time went."""
+    broker: LocalBroker, topic: str, records: int, registry: ParserRegistry
+) -> tuple[float, float, float, list[str]]:
+    """Records/s from the first stored batch on, records/s including the group join, bytes
+    on disk per event once merged, and where the time went (lines to print)."""
     metrics = Metrics()
     with tempfile.TemporaryDirectory() as tmp:
         store = open_store(StoreSettings(data_dir=Path(tmp)))
         config = make_source(
             {
                 "name": "bench",
-                "profile": {"kind": "kafka", "bootstrap": bootstrap},
+                "profile": {"kind": "kafka", "bootstrap": broker.bootstrap},
                 "topics": [topic],
                 "keep_unparsed": True,
                 "consumer_group": f"hubsight-{topic}",
@@ -147,11 +198,13 @@ def hubsight_ingest(
             }
         )
         health = SourceHealth("bench")
-        first: list[float] = []
+        first: list[tuple[float, int]] = []
+        roles: dict[int, str] = {}
 
         def stored(_events: object) -> None:
             if not first:
-                first.append(time.perf_counter())
+                first.append((time.perf_counter(), health.events_stored))
+                roles[threading.get_native_id()] = "writer thread (encode, INSERT)"
 
         collector = Collector(
             config,
@@ -159,29 +212,42 @@ def hubsight_ingest(
             store,
             health,
             registry,
-            CollectorSettings(max_batch_messages=500, poll_timeout_s=0.2),
+            CollectorSettings(poll_timeout_s=0.2),
             on_stored=stored,
             metrics=metrics.for_source("bench"),
         )
         stop = threading.Event()
-        started = time.perf_counter()
-        cpu_started = time.process_time()
         thread = threading.Thread(target=collector.run, args=(stop,))
+        cpu_before, broker_before = _thread_cpu(), _process_cpu(broker.pid)
+        started = time.perf_counter()
         thread.start()
         while health.events_stored < records:
             time.sleep(0.01)
         done = time.perf_counter()
-        cpu = time.process_time() - cpu_started
+        cpu_after, broker_after = _thread_cpu(), _process_cpu(broker.pid)
         stop.set()
         thread.join()
+        roles[cast(int, thread.native_id)] = "consumer thread (poll, split, parse)"
+        roles[threading.get_native_id()] = "the bench's own thread"
+        stages = _cpu_by_stage(cpu_before, cpu_after, roles)
+        stages["broker process (tansu)"] = broker_after - broker_before
         labels = {"source": "bench"}
         writes = metrics.registry.get_sample_value("hubsight_store_write_seconds_sum", labels)
         batches = metrics.registry.get_sample_value("hubsight_store_write_seconds_count", labels)
-        # The writer thread waits on the store (encoding the rows as JSON, then ClickHouse's
-        # INSERT) while the consumer thread polls, splits and parses the next batches.
-        split = (
-            f"store writes (JSON encoding + INSERT) {writes or 0:.1f} s of {done - started:.1f} s"
-            f" wall in {batches or 0:.0f} batches; process CPU {cpu:.1f} s"
+        stored_events = health.events_stored
+        lines = [
+            f"{name:40} {cpu * 1e6 / stored_events:>6.1f} µs"
+            for name, cpu in sorted(stages.items(), key=lambda item: -item[1])
+        ]
+        lines.append(
+            f"{'CPU in all, per record':40} {sum(stages.values()) * 1e6 / stored_events:>6.1f} µs"
+            f"  ({sum(stages.values()):.1f} s of CPU in {done - started:.1f} s wall)"
+        )
+        # The writer thread waits on the store (encoding the rows, then ClickHouse's INSERT)
+        # while the consumer thread polls, splits and parses the next batches.
+        lines.append(
+            f"store writes {writes or 0:.1f} s of {done - started:.1f} s wall, "
+            f"{batches or 0:.0f} batches of {stored_events / (batches or 1):,.0f} events"
         )
         store.execute("OPTIMIZE TABLE events FINAL")
         (row,) = store.select(
@@ -189,7 +255,9 @@ def hubsight_ingest(
             "WHERE active AND table = 'events'"
         )
         store.close()
-    return done - first[0], done - started, float(row["per_event"]), split
+    first_at, first_count = first[0]
+    steady = (stored_events - first_count) / (done - first_at)
+    return steady, stored_events / (done - started), float(row["per_event"]), lines
 
 
 def _cpu_ms(work: Callable[[], object], rounds: int = 3) -> float:
@@ -202,11 +270,12 @@ def _cpu_ms(work: Callable[[], object], rounds: int = 3) -> float:
     return best * 1000
 
 
-def write_profile(bodies: list[bytes], batch: int = 2_000) -> list[tuple[str, float]]:
+def write_profile(bodies: list[bytes], batch: int = 10_000) -> list[tuple[str, float]]:
     """CPU time per record of each step from a message to a stored event, for one batch.
 
     The engine's share is split by inserting the same rows into a table that discards them
-    (reading the JSON only) and into one without the events table's projections.
+    (reading the JSON only), one without the events table's projections and fsync, and one
+    without fsync; the last step writes the batch as wide parts, as the store did before.
     """
     parser = MessageParser(log_name="bench", registry=default_registry())
     messages = [
@@ -223,10 +292,6 @@ def write_profile(bodies: list[bytes], batch: int = 2_000) -> list[tuple[str, fl
     events = events[:batch]
     encode = msgspec.json.Encoder().encode
     body = encode(events)
-    settings = (
-        "SETTINGS date_time_input_format = 'best_effort', materialize_skip_indexes_on_insert = 0, "
-        "input_format_json_read_objects_as_strings = 1"
-    )
     with tempfile.TemporaryDirectory() as tmp:
         store = open_store(StoreSettings(data_dir=Path(tmp)))
         # A connection of the bench's own to the store's engine, to stream the same INSERT
@@ -234,18 +299,20 @@ def write_profile(bodies: list[bytes], batch: int = 2_000) -> list[tuple[str, fl
         engine: Any = cast(Any, chdb_session).Session(str(Path(tmp) / "clickhouse"))
         engine.query("CREATE TABLE discard AS events ENGINE = Null")
         engine.query(
-            "CREATE TABLE projected AS events "
-            "ENGINE = MergeTree ORDER BY (log_set, log_name, timestamp)"
+            "CREATE TABLE projected AS events ENGINE = MergeTree "
+            f"ORDER BY (log_set, log_name, timestamp) SETTINGS {COMPACT_PARTS}"
         )
         engine.query("CREATE TABLE plain AS projected")
         engine.query(
             "ALTER TABLE plain " + ", ".join(f"DROP PROJECTION {name}" for name in PROJECTIONS)
         )
+        engine.query("CREATE TABLE wide AS events")
+        engine.query("ALTER TABLE wide MODIFY SETTING min_bytes_for_wide_part = 10485760")
 
         def stream(table: str) -> None:
-            with engine.send_insert(f"INSERT INTO {table} {settings}", "JSONEachRow") as inserter:
-                inserter.append(body)
-                inserter.finish()
+            with engine.send_insert(f"INSERT INTO {table} {INSERT_SETTINGS}", "JSONEachRow") as ins:
+                ins.append(body)
+                ins.finish()
 
         steps = {
             "parse (split, decode, normalize)": _cpu_ms(
@@ -253,10 +320,11 @@ def write_profile(bodies: list[bytes], batch: int = 2_000) -> list[tuple[str, fl
             ),
             "encode rows as JSON": _cpu_ms(lambda: encode(events)),
             "engine: read the JSON": _cpu_ms(lambda: stream("discard")),
-            "engine: + write a part": _cpu_ms(lambda: stream("plain")),
+            "engine: + write a compact part": _cpu_ms(lambda: stream("plain")),
             "engine: + projections": _cpu_ms(lambda: stream("projected")),
             "engine: + fsync (the events table)": _cpu_ms(lambda: stream("events")),
             "store.write (encode, insert, verify)": _cpu_ms(lambda: store.write(events)),
+            "engine, as wide parts (before)": _cpu_ms(lambda: stream("wide")),
         }
         engine.close()
         store.close()
@@ -353,32 +421,36 @@ def main() -> None:
             seconds = _produce(broker.bootstrap, topic, bodies)
         print(f"produce: {seconds:.1f} s per topic")
 
-        bare_s, bare_total, bare_bytes = bare_consume(broker.bootstrap, bare_topic, len(bodies))
+        bare_s, bare_total, bare_bytes, bare_cpu, bare_broker = bare_consume(
+            broker, bare_topic, len(bodies)
+        )
         bare_rate = records / bare_s
         print(
             f"bare consume loop:       {bare_rate:>9,.0f} records/s  "
             f"{bare_bytes / bare_s / 1e6:>6.0f} MB/s  "
-            f"({records / bare_total:,.0f}/s with group join)"
+            f"({records / bare_total:,.0f}/s with group join; CPU per record "
+            f"{bare_cpu * 1e6 / records:.1f} µs here, {bare_broker * 1e6 / records:.1f} µs "
+            "in the broker)"
         )
 
         for label, topic, registry in (
             ("hubsight, full parsing", full_topic, default_registry()),
             ("hubsight, split only", split_topic, EmptyRegistry()),
         ):
-            steady, total, per_event, split = hubsight_ingest(
-                broker.bootstrap, topic, records, registry
-            )
-            rate = records / steady
+            rate, total, per_event, spent = hubsight_ingest(broker, topic, records, registry)
             print(
-                f"{label + ':':24} {rate:>9,.0f} records/s  {payload / steady / 1e6:>6.0f} MB/s"
-                f"  ({rate / bare_rate:.2f} of bare; {records / total:,.0f}/s with group join,"
-                f" {bare_total / total:.2f} of bare's; {per_event:,.0f} bytes/event on disk)"
+                f"{label + ':':24} {rate:>9,.0f} records/s  {rate * payload / records / 1e6:>6.0f}"
+                f" MB/s  ({rate / bare_rate:.2f} of bare; {total:,.0f}/s with group join,"
+                f" {total * bare_total / records:.2f} of bare's; {per_event:,.0f} bytes/event"
+                f" on disk; load {os.getloadavg()[0]:.1f})"
             )
-            print(f"{'':24} where the time went: {split}")
+            print(f"{'':24} where the time went, CPU per record:")
+            for line in spent:
+                print(f"{'':26}{line}")
 
-        print(f"CPU per record, one batch of 2,000 (least of 3; load {os.getloadavg()[0]:.1f}):")
+        print(f"CPU per record, one batch of 10,000 (least of 3; load {os.getloadavg()[0]:.1f}):")
         for name, micros in write_profile(bodies):
-            print(f"  {name:40} {micros:>6.0f} µs")
+            print(f"  {name:40} {micros:>6.1f} µs")
 
         latencies = sorted(freshness(broker.bootstrap, bodies, args.freshness_s, 5_000))
         if latencies:

@@ -35,7 +35,7 @@ _encoder = msgspec.json.Encoder()
 # Skip indexes (the full-text index on raw) are built by background merges, not on the insert
 # path: building them inline cut the insert rate threefold. A part not merged yet is scanned,
 # so results are the same, only slower, until the merge that follows within minutes.
-_INSERT_SETTINGS = (
+INSERT_SETTINGS = (
     "SETTINGS date_time_input_format = 'best_effort', "
     "materialize_skip_indexes_on_insert = 0, "
     "input_format_json_read_objects_as_strings = 1, "
@@ -176,7 +176,7 @@ class EmbeddedStore:
             last_block = self._parts_figure("max(max_block_number)", "1")
             try:
                 with self._session().send_insert(
-                    f"INSERT INTO {EVENTS_TABLE} {_INSERT_SETTINGS}", "JSONEachRow"
+                    f"INSERT INTO {EVENTS_TABLE} {INSERT_SETTINGS}", "JSONEachRow"
                 ) as inserter:
                     inserter.append(body)
                     inserter.finish()
@@ -191,7 +191,7 @@ class EmbeddedStore:
                 raise self._write_error(len(events), f"only {added} of them were stored")
             try:
                 result = self._session().query(
-                    f"INSERT INTO {EVENTS_TABLE} {_INSERT_SETTINGS} FORMAT JSONEachRow\n".encode()
+                    f"INSERT INTO {EVENTS_TABLE} {INSERT_SETTINGS} FORMAT JSONEachRow\n".encode()
                     + body
                 )
             except Exception as exc:
