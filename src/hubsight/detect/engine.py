@@ -32,6 +32,7 @@ from hubsight.detect.db import DetectDB
 from hubsight.detect.folding import AlertFolder
 from hubsight.detect.grouping import group_alerts, release_alerts
 from hubsight.detect.settings import RuleExceptions
+from hubsight.detect.sigma.index import Indexed, SigmaIndex, split_indexed
 from hubsight.detect.state import EngineState
 from hubsight.parsing.event import Event, LogSet
 
@@ -95,8 +96,9 @@ _Target = tuple[
     Callable[[Event], bool] | None,
 ]
 # Per kind of event, the rules that read it: for events within the lateness, and for later ones
-# (windowed rules skip those: their windows are gone).
-_Targets = tuple[list[_Target], list[_Target]]
+# (windowed rules skip those: their windows are gone); and the single-event Sigma rules among
+# them that an index hands only the events carrying what their condition requires.
+_Targets = tuple[list[_Target], list[_Target], SigmaIndex[_Target] | None]
 # Kinds are few (log sets x results x operations); the cap guards against free-text operations.
 _MAX_KINDS = 10_000
 
@@ -220,8 +222,12 @@ class DetectionEngine:
                 event.error_code,
             )
             targets = dispatch.get(kind) or self._targets(EventKind(*kind))
-            # targets[False] holds every rule reading this kind, targets[True] the unwindowed.
-            for rule, evaluate, ctx, excepted in targets[late]:
+            # Every rule reading this kind, the unwindowed ones (for late events), the index.
+            on_time, unwindowed, index = targets
+            run = unwindowed if late else on_time
+            if index is not None:
+                run = run + index.select(event)
+            for rule, evaluate, ctx, excepted in run:
                 try:
                     # An excepted event raises nothing, but what it taught a baseline may still
                     # show a later finding untrue (or now true): the rule corrects those.
@@ -263,7 +269,8 @@ class DetectionEngine:
                 rule_exceptions = self._exceptions.get(rule.meta.id)
                 excepted = rule_exceptions.matches if rule_exceptions is not None else None
                 on_time.append((rule, rule.evaluate, self._contexts[rule.meta.id], excepted))
-        targets = (on_time, [t for t in on_time if not t[0].meta.windowed])
+        on_time, index = split_indexed(on_time, _requirement)
+        targets = (on_time, [t for t in on_time if not t[0].meta.windowed], index)
         self._dispatch[kind] = targets
         return targets
 
@@ -325,3 +332,9 @@ class DetectionEngine:
             release_alerts(conn, [alert_id(key) for key in withdrawn])
             window = self.options.investigation_window.total_seconds()
             self.opened_investigations = group_alerts(conn, alerts, window, now)
+
+
+def _requirement(target: _Target) -> tuple[Any, ...]:
+    # Only unwindowed rules are indexed: the index serves events within and beyond the lateness.
+    rule = target[0]
+    return rule.requirement if isinstance(rule, Indexed) and not rule.meta.windowed else ()

@@ -24,6 +24,7 @@ from hubsight.detect.content.examples import examples_path, load_examples
 from hubsight.detect.families import FAMILIES
 from hubsight.detect.sigma import SigmaCorrelation, SigmaDetection, SigmaLoad, SigmaLoader
 from hubsight.detect.sigma.detection import SigmaConfig
+from hubsight.detect.sigma.index import Indexed, Requirement
 from hubsight.errors import RuleError
 from hubsight.parsing.event import Event
 
@@ -31,7 +32,7 @@ CONTENT_DIR = Path(__file__).parent
 _SUFFIX = ".yml"
 
 
-class ShippedRule(Rule[SigmaConfig]):
+class ShippedRule(Indexed, Rule[SigmaConfig]):
     """A Sigma rule of the shipped content, built from its config alone like a built-in rule.
 
     The converted rule (``loaded``, one per process) does the work; it keeps no state of its
@@ -48,6 +49,12 @@ class ShippedRule(Rule[SigmaConfig]):
     def reads(self, kind: EventKind) -> bool:
         """What the converted rule reads."""
         return self.loaded.reads(kind)
+
+    @property
+    def requirement(self) -> Requirement:
+        """What every record the converted rule matches carries (none known for correlations)."""
+        loaded = self.loaded
+        return loaded.requirement if isinstance(loaded, SigmaDetection) else ()
 
     def evaluate(self, event: Event, ctx: RuleContext) -> Iterable[Finding]:
         """The converted rule's findings."""

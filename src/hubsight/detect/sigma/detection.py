@@ -14,6 +14,7 @@ from hubsight.detect.base import (
     RuleContext,
 )
 from hubsight.detect.sigma.backend import Predicate
+from hubsight.detect.sigma.index import Indexed, Requirement
 from hubsight.detect.sigma.record import AzureRecord, RecordCache
 from hubsight.parsing.event import Event, LogSet
 
@@ -22,7 +23,7 @@ class SigmaConfig(RuleConfig):
     """Sigma rules have no thresholds; one alert per user (or IP) per hour."""
 
 
-class SigmaDetection(Rule[SigmaConfig]):
+class SigmaDetection(Indexed, Rule[SigmaConfig]):
     """A converted Sigma rule; ``SigmaLoader`` makes one subclass per rule to carry its meta."""
 
     config_type = SigmaConfig
@@ -38,6 +39,7 @@ class SigmaDetection(Rule[SigmaConfig]):
         operations: frozenset[str] | None = None,
         operation_log_sets: frozenset[LogSet] = frozenset(),
         codes: frozenset[str] | None = None,
+        requirement: Requirement = (),
     ) -> None:
         super().__init__(config)
         self._predicate = predicate
@@ -48,6 +50,7 @@ class SigmaDetection(Rule[SigmaConfig]):
         self._operation_log_sets = operation_log_sets
         # The sign-in error codes (as text) the rule can fire on, when its condition names them.
         self._codes = codes
+        self._requirement = requirement
         self._records = records
         # The Detection Rule License of SigmaHQ's rules asks that alerts name the rule's author.
         self._context = {"sigma_author": author} if author else {}
@@ -56,6 +59,11 @@ class SigmaDetection(Rule[SigmaConfig]):
     def categories(self) -> frozenset[str]:
         """The Azure categories (lower case) whose records the rule reads."""
         return self._categories
+
+    @property
+    def requirement(self) -> Requirement:
+        """The clauses of literals every record the rule matches satisfies (see ``index``)."""
+        return self._requirement
 
     def reads(self, kind: EventKind) -> bool:
         """The log sets and categories of the rule's service, and the operations or sign-in

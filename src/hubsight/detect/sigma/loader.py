@@ -24,6 +24,7 @@ from hubsight.detect.sigma.backend import Predicate, PredicateBackend, required_
 from hubsight.detect.sigma.correlation import Base, SigmaCorrelation, expression_of, threshold_of
 from hubsight.detect.sigma.detection import SigmaConfig, SigmaDetection
 from hubsight.detect.sigma.fields import SERVICES, Service
+from hubsight.detect.sigma.index import requirement
 from hubsight.detect.sigma.pipeline import PRODUCT, azure_pipeline
 from hubsight.detect.sigma.record import RECORDS, FieldReader
 from hubsight.parsing.event import LogSet
@@ -163,6 +164,7 @@ class SigmaLoader:
             else None,
             operation_log_sets=service.operation_log_sets,
             codes=required_by_any(conditions, service.code_paths) if service.code_paths else None,
+            requirement=requirement(conditions),
         )
 
     def _correlate(self, doc: _Doc, collection: SigmaCollection, by_rule: dict[int, _Doc]) -> None:

@@ -33,13 +33,17 @@ _KUBE_LOG = "log"
 class AzureRecord:
     """One event's decoded record, with its normalized event for derived fields."""
 
-    __slots__ = ("_lower", "_raw", "data", "event", "memo")
+    __slots__ = ("_lower", "_raw", "data", "event", "folded", "memo")
 
     def __init__(self, event: Event, data: dict[str, Any]) -> None:
         self.event = event
         self.data = data
         # Values by field, filled as rules read them: many rules read the same few fields.
         self.memo: dict[str, list[Any]] = {}
+        # Objects whose keys a lookup had to match case-insensitively, by id: the object (which
+        # keeps its id from being reused) and its keys lowered. Rules read many fields a record
+        # lacks, and each miss would otherwise lower every key of the object again.
+        self.folded: dict[int, tuple[dict[str, Any], dict[str, Any]]] = {}
         self._raw: str | None = None
         self._lower: str | None = None
 
@@ -134,7 +138,7 @@ class FieldReader:
             if self._derived is not None:
                 found = self._derived(record)
             else:
-                found = _lookup(record.data, self._keys)
+                found = _lookup(record, self._keys)
             record.memo[self.path] = found
         return found
 
@@ -155,50 +159,59 @@ class FieldReader:
         return found
 
 
-def _lookup(data: dict[str, Any], keys: tuple[tuple[str, str], ...]) -> list[Any]:
+Keys = tuple[tuple[str, str], ...]
+Folded = dict[int, tuple[dict[str, Any], dict[str, Any]]]
+
+
+def _lookup(record: AzureRecord, keys: Keys) -> list[Any]:
     # Straight down through objects, the common case; lists and JSON strings take _walk.
-    node: Any = data
+    node: Any = record.data
+    folded = record.folded
     for depth, (exact, lower) in enumerate(keys):
         if not isinstance(node, dict):
             out: list[Any] = []
-            _walk(node, keys, depth, out)
+            _walk(node, keys, depth, out, folded)
             return out
-        child = _child(node, exact, lower)
+        child = _child(node, exact, lower, folded)
         if child is _MISSING:
             return []
         node = child
     if isinstance(node, list):
         out = []
-        _walk(node, keys, len(keys), out)
+        _walk(node, keys, len(keys), out, folded)
         return out
     return [node]
 
 
-def _walk(node: Any, keys: tuple[tuple[str, str], ...], depth: int, out: list[Any]) -> None:
+def _walk(node: Any, keys: Keys, depth: int, out: list[Any], folded: Folded) -> None:
     if depth == len(keys):
         if isinstance(node, list):
             for item in node:
-                _walk(item, keys, depth, out)
+                _walk(item, keys, depth, out, folded)
         out.append(node)
         return
     if isinstance(node, list):
         for item in node:
-            _walk(item, keys, depth, out)
+            _walk(item, keys, depth, out, folded)
         return
     if isinstance(node, str):
         node = _json_in_string(node, None)
     if not isinstance(node, dict):
         return
     exact, lower = keys[depth]
-    child = _child(node, exact, lower)
+    child = _child(node, exact, lower, folded)
     if child is not _MISSING:
-        _walk(child, keys, depth + 1, out)
+        _walk(child, keys, depth + 1, out, folded)
 
 
-def _child(node: dict[str, Any], exact: str, lower: str) -> Any:
+def _child(node: dict[str, Any], exact: str, lower: str, folded: Folded) -> Any:
     child = node.get(exact, _MISSING)
     if child is _MISSING:
-        child = next((v for k, v in node.items() if k.lower() == lower), _MISSING)
+        known = folded.get(id(node))
+        if known is None:
+            # The first key of each spelling wins, as a scan in order would find it.
+            known = folded[id(node)] = (node, {k.lower(): v for k, v in reversed(node.items())})
+        child = known[1].get(lower, _MISSING)
     if child is _MISSING:
         # Entra ID lists details as {"key": ..., "value": ...} pairs (additionalDetails,
         # authenticationProcessingDetails): a path step names the pair's key.
@@ -252,7 +265,7 @@ _PROTOCOL = (("properties", "properties"), ("authenticationProtocol", "authentic
 
 
 def _protocol_label(record: AzureRecord) -> list[Any]:
-    protocols = _lookup(record.data, _PROTOCOL)
+    protocols = _lookup(record, _PROTOCOL)
     return [_PROTOCOL_LABELS.get(p.lower(), p) for p in protocols if isinstance(p, str)]
 
 
@@ -283,7 +296,7 @@ def _derived(name: str) -> Derived:
 def _modified(display_name: str) -> Derived:
     def read(record: AzureRecord) -> list[Any]:
         out: list[Any] = []
-        for item in _lookup(record.data, _MODIFIED_PATH):
+        for item in _lookup(record, _MODIFIED_PATH):
             if not isinstance(item, dict):
                 continue
             name = next((v for k, v in item.items() if k.lower() == "displayname"), None)
