@@ -43,9 +43,14 @@ def client(store: EmbeddedStore) -> Iterator[TestClient]:
 
 
 @pytest.fixture
-def signed_in(store: EmbeddedStore, tmp_path: Path) -> Iterator[dict[str, TestClient]]:
+def users(tmp_path: Path) -> UserStore:
+    """The console's accounts."""
+    return UserStore(tmp_path, hasher=FAST_HASH)
+
+
+@pytest.fixture
+def signed_in(store: EmbeddedStore, users: UserStore) -> Iterator[dict[str, TestClient]]:
     """The search router with sign-in over the same store: a client per account, by name."""
-    users = UserStore(tmp_path, hasher=FAST_HASH)
     app = FastAPI()
     app.state.store = store
     app.state.auth = ConsoleAuth(users)
@@ -53,12 +58,16 @@ def signed_in(store: EmbeddedStore, tmp_path: Path) -> Iterator[dict[str, TestCl
     clients = {}
     accounts: list[tuple[str, Role]] = [("alice", "analyst"), ("bob", "analyst"), ("root", "admin")]
     for name, role in accounts:
-        users.create(name, "a long passphrase", role)
-        token = users.issue_token(name, "test")
-        clients[name] = TestClient(app, headers={"Authorization": f"Bearer {token}"})
+        clients[name] = _client_of(app, users, name, role)
     yield clients
     for query in clients["root"].get("/api/v1/saved-queries").json():
         clients["root"].delete(f"/api/v1/saved-queries/{query['id']}")
+
+
+def _client_of(app: FastAPI, users: UserStore, name: str, role: Role) -> TestClient:
+    users.create(name, "a long passphrase", role)
+    token = users.issue_token(name, "test")
+    return TestClient(app, headers={"Authorization": f"Bearer {token}"})
 
 
 def _body(query: str, **extra: Any) -> dict[str, Any]:
@@ -221,3 +230,57 @@ def test_only_the_owner_or_an_admin_changes_a_saved_query(
     assert (renamed.status_code, renamed.json()["owner"]) == (200, "alice")
     assert root.delete(url).status_code == 204
     assert _ids(alice) == []
+
+
+def test_saved_queries_of_a_deleted_account_stay_for_an_admin_to_reassign_or_delete(
+    signed_in: dict[str, TestClient], users: UserStore
+) -> None:
+    bob, root, alice = signed_in["bob"], signed_in["root"], signed_in["alice"]
+    saved = "/api/v1/saved-queries"
+    private = bob.post(saved, json={"name": "bob private", "query": "corp"}).json()
+    shared = bob.post(saved, json={"name": "bob shared", "query": "corp", "shared": True}).json()
+    assert private["owner_deleted"] is False
+    users.delete("bob")
+    # Admins still see both, marked; others run the shared one only, never change it.
+    listed = {q["name"]: q for q in root.get(saved).json()}
+    assert [(q["owner"], q["owner_deleted"], q["can_change"]) for q in listed.values()] == [
+        ("bob", True, True),
+        ("bob", True, True),
+    ]
+    assert [(q["name"], q["can_change"]) for q in alice.get(saved).json()] == [
+        ("bob shared", False)
+    ]
+    # A new account named bob inherits nothing: the shared one is read-only to it.
+    new_bob = _client_of(bob.app, users, "bob", "analyst")
+    assert [(q["name"], q["can_change"]) for q in new_bob.get(saved).json()] == [
+        ("bob shared", False)
+    ]
+    assert new_bob.get(f"{saved}/{private['id']}").status_code == 404
+    assert new_bob.delete(f"{saved}/{shared['id']}").status_code == 403
+    # No one edits it before it has an owner again; only an admin gives one, an existing account.
+    url = f"{saved}/{private['id']}"
+    edit = {"name": "bob private", "query": "corp"}
+    refused = root.put(url, json=edit)
+    assert refused.status_code == 400
+    assert "belongs to 'bob', whose account was deleted" in refused.json()["error"]
+    assert refused.json()["hint"].startswith('give it an owner ("owner": an account name)')
+    nobody = root.put(url, json=edit | {"owner": "nobody"})
+    assert (nobody.status_code, nobody.json()["error"]) == (
+        400,
+        "no account named 'nobody' to own the saved query",
+    )
+    taken = alice.put(f"{saved}/{shared['id']}", json=edit | {"owner": "alice"})
+    assert taken.status_code == 403
+    moved = root.put(url, json=edit | {"owner": "alice"}).json()
+    assert (moved["owner"], moved["owner_deleted"]) == ("alice", False)
+    assert [(q["name"], q["can_change"]) for q in alice.get(saved).json()] == [
+        ("bob private", True),
+        ("bob shared", False),
+    ]
+    # Given to the new bob on purpose, it is the new bob's; or an admin deletes it.
+    give = {"name": "bob shared", "query": "corp", "owner": "bob"}
+    given = root.put(f"{saved}/{shared['id']}", json=give).json()
+    assert (given["owner"], given["owner_deleted"]) == ("bob", False)
+    assert new_bob.get(f"{saved}/{shared['id']}").json()["can_change"] is True
+    assert root.delete(url).status_code == 204
+    assert [q["id"] for q in root.get(saved).json()] == [shared["id"]]

@@ -50,6 +50,12 @@ CREATE TABLE IF NOT EXISTS console_sessions (
     expires_at REAL NOT NULL,
     last_seen REAL NOT NULL DEFAULT 0
 );
+-- When each deleted account's name was last deleted: what it owned before then (saved queries)
+-- is no one's, even once a new account takes the name.
+CREATE TABLE IF NOT EXISTS deleted_accounts (
+    name TEXT PRIMARY KEY,
+    deleted_at REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS login_failures (
     key TEXT NOT NULL,
     at REAL NOT NULL
@@ -300,10 +306,23 @@ class UserStore:
         return any(a.role == "admin" for a in self.accounts())
 
     def delete(self, name: str) -> None:
-        """Remove an account with its sessions and tokens."""
+        """Remove an account with its sessions and tokens; when, is kept (``deleted_names``)."""
         with self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")
             if db.execute("DELETE FROM console_users WHERE name = ?", (name,)).rowcount == 0:
+                db.execute("ROLLBACK")
                 raise NotFoundError(f"no user named '{name}'", hint="the Users list shows them")
+            db.execute(
+                "INSERT INTO deleted_accounts (name, deleted_at) VALUES (?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET deleted_at = excluded.deleted_at",
+                (name, self._clock()),
+            )
+            db.execute("COMMIT")
+
+    def deleted_names(self) -> dict[str, float]:
+        """Each deleted account's name, with when (epoch seconds) it was last deleted."""
+        with self._connect() as db:
+            return dict(db.execute("SELECT name, deleted_at FROM deleted_accounts").fetchall())
 
     def check_password(self, name: str, password: str) -> Account | None:
         """The account when the password is right, else None."""

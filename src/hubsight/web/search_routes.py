@@ -13,6 +13,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, TimeoutError
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -24,6 +25,7 @@ from hubsight.query.context import context
 from hubsight.query.export import export
 from hubsight.query.parser import parse
 from hubsight.query.saved import (
+    Owners,
     SavedQuery,
     SavedScope,
     delete_saved,
@@ -93,6 +95,8 @@ class SavedBody(BaseModel):
     last: str | None = None
     # Others see and run a shared query, never change it; left out: as it is (new: not shared).
     shared: bool | None = None
+    # An admin gives the query to another account; left out: the owner stays.
+    owner: str | None = Field(default=None, min_length=1, max_length=64)
 
 
 class SearchJobs:
@@ -215,6 +219,18 @@ def _accounts(request: Request) -> UserStore | None:
     return auth.users if auth is not None else None
 
 
+def _owners(request: Request) -> Owners | None:
+    """Who may own saved queries now; None where no accounts are known (an app without them)."""
+    users = _accounts(request)
+    data_dir: Path | None = getattr(request.app.state, "data_dir", None)
+    if users is None and data_dir is not None:
+        # The owner's socket signs no one in, but its data directory has the accounts.
+        users = UserStore(data_dir)
+    if users is None:
+        return None
+    return Owners(frozenset(a.name for a in users.accounts()), users.deleted_names())
+
+
 def remember(request: Request, body: SearchBody) -> None:
     """Put a search that parses, with its scope, first in the calling account's history.
 
@@ -333,6 +349,7 @@ def _saved_json(saved: SavedQuery, account: Account) -> dict[str, Any]:
         "created_at": saved.created_at,
         "updated_at": saved.updated_at,
         "owner": saved.owner or None,
+        "owner_deleted": saved.owner_deleted,
         "shared": saved.shared,
         # Whether the caller may change or delete it (the console offers Delete only then).
         "can_change": may_change(saved, account),
@@ -345,7 +362,10 @@ def _store_saved(
     account = current_account(request)
     scope = SavedScope(log_sets=body.log_sets, log_names=body.log_names, last=body.last)
     try:
-        before = _saved_json(get_saved(store, query_id, account), account) if query_id else {}
+        owners = _owners(request)
+        before = (
+            _saved_json(get_saved(store, query_id, account, owners), account) if query_id else {}
+        )
         saved = save(
             store,
             account,
@@ -354,6 +374,8 @@ def _store_saved(
             scope=scope,
             shared=body.shared,
             query_id=query_id,
+            owner=body.owner,
+            owners=owners,
         )
     except HubsightError as exc:
         return error_response(exc)
@@ -367,14 +389,24 @@ def _store_saved(
 
 
 # What the trail records of a saved query's change (not its times or the caller's rights).
-_SAVED_FIELDS = ("name", "query", "log_sets", "log_names", "last", "shared", "owner")
+_SAVED_FIELDS = (
+    "name",
+    "query",
+    "log_sets",
+    "log_names",
+    "last",
+    "shared",
+    "owner",
+    "owner_deleted",
+)
 
 
 @router.get("/saved-queries", dependencies=[require_role("analyst")])
 def saved_queries(request: Request, store: Store) -> list[dict[str, Any]]:
-    """Every saved query the caller may see: their own, shared ones (admins: all)."""
+    """Every saved query the caller may see: their own, shared ones (admins: all, also those
+    of deleted accounts, marked ``owner_deleted``)."""
     account = current_account(request)
-    return [_saved_json(saved, account) for saved in list_saved(store, account)]
+    return [_saved_json(saved, account) for saved in list_saved(store, account, _owners(request))]
 
 
 @router.post(
@@ -392,7 +424,8 @@ def read_saved(request: Request, query_id: str, store: Store) -> JSONResponse:
     """One saved query (404 for one the caller may not see)."""
     account = current_account(request)
     try:
-        return JSONResponse(_saved_json(get_saved(store, query_id, account), account))
+        found = get_saved(store, query_id, account, _owners(request))
+        return JSONResponse(_saved_json(found, account))
     except HubsightError as exc:
         return error_response(exc)
 
@@ -402,7 +435,10 @@ def read_saved(request: Request, query_id: str, store: Store) -> JSONResponse:
     dependencies=[require_role("analyst"), audited("saved-query.update")],
 )
 def update_saved(request: Request, query_id: str, body: SavedBody, store: Store) -> JSONResponse:
-    """Replace a saved query (its owner or an admin; 403 for a query shared by another)."""
+    """Replace a saved query (its owner or an admin; 403 for a query shared by another).
+
+    An admin reassigns it with ``owner``; one whose owner's account was deleted takes that.
+    """
     return _store_saved(request, store, body, query_id)
 
 
@@ -416,8 +452,9 @@ def remove_saved(request: Request, query_id: str, store: Store) -> JSONResponse 
     """Delete a saved query (its owner or an admin; 403 for a query shared by another)."""
     account = current_account(request)
     try:
-        before = _saved_json(get_saved(store, query_id, account), account)
-        delete_saved(store, query_id, account)
+        owners = _owners(request)
+        before = _saved_json(get_saved(store, query_id, account, owners), account)
+        delete_saved(store, query_id, account, owners)
     except HubsightError as exc:
         return error_response(exc)
     audit_note(request).changes = changes({k: before[k] for k in _SAVED_FIELDS}, {})

@@ -159,7 +159,7 @@ function settingsPage() {
     if (answer.ok) location.reload(); else show($(".error", account), problem(answer.data));
   });
   $$("button[data-account]").forEach((button) => button.addEventListener("click", async () => {
-    if (!confirm(`Delete user ${button.dataset.account}? Their sessions and API tokens end now.`)) return;
+    if (!confirm(`Delete user ${button.dataset.account}? Their sessions and API tokens end now; their saved queries stay, for an admin to reassign or delete.`)) return;
     const answer = await api("DELETE", `/api/v1/accounts/${encodeURIComponent(button.dataset.account)}`);
     if (answer.ok) location.reload(); else alert(problem(answer.data));
   }));

@@ -220,7 +220,8 @@ async function savedQueries(form, repaint) {
   const select = $("#saved"), unsave = $("#unsave"), share = $("#share");
   const answer = await api("GET", "/api/v1/saved-queries");
   const saved = new Map((answer.ok ? answer.data : []).map((q) => [q.id, q]));
-  const label = (q) => (q.can_change || !q.owner ? q.name : `${q.name} (${q.owner}, read-only)`);
+  const label = (q) => (q.owner_deleted ? `${q.name} (${q.owner}, account deleted)`
+    : q.can_change || !q.owner ? q.name : `${q.name} (${q.owner}, read-only)`);
   const option = (q) => el("option", { value: q.id, text: label(q) });
   for (const q of saved.values()) select.append(option(q));
   const picked = () => saved.get(select.value);
