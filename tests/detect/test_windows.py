@@ -45,3 +45,21 @@ def test_distinct_counts_values_and_prune_drops_old_entries() -> None:
     # Entries pruned before they were saved are not saved either.
     assert [e.ts for e in window.added] == [3]
     assert not window.prune(2.5)
+
+
+def test_head_returns_the_earliest_and_every_entry_tying_with_the_last() -> None:
+    window = Window([_entry(ts, offset=i) for i, ts in enumerate((1, 2, 3, 3, 3, 4, 9))])
+    assert [e.ts for e in window.head(2, 9, 2)] == [2, 3, 3, 3]
+    assert [e.ts for e in window.head(2, 9, 1)] == [2]
+    assert [e.ts for e in window.head(0, 3, 10)] == [1, 2, 3, 3, 3]
+    assert [e.ts for e in window.between_open(2, 4)] == [2, 3, 3, 3]
+    assert window.between_open(5, 9) == []
+
+
+def test_pruning_drops_what_a_rule_kept_beside_the_entries() -> None:
+    window = Window([_entry(1), _entry(5)])
+    window.memo = "counts"
+    assert not window.prune(1)
+    assert window.memo == "counts"
+    assert window.prune(2)
+    assert window.memo is None

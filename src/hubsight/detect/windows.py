@@ -29,7 +29,7 @@ class Entry(msgspec.Struct, frozen=True, array_like=True, gc=False):
 class Window:
     """Entries of one rule and key, ordered by event time."""
 
-    __slots__ = ("_changed", "_entries", "_key", "_times", "added")
+    __slots__ = ("_changed", "_entries", "_key", "_times", "added", "memo")
 
     def __init__(
         self,
@@ -47,6 +47,9 @@ class Window:
         # so that saving visits only the windows that changed.
         self._changed = changed
         self._key = key
+        # What a rule keeps beside the entries to answer without reading them all (running
+        # counts); never saved, and dropped when entries are pruned: the rule rebuilds it.
+        self.memo: object | None = None
 
     def add(self, entry: Entry) -> bool:
         """Insert ``entry`` in time order; False (and no change) when it is already there."""
@@ -76,10 +79,27 @@ class Window:
         """Entries with ``start <= ts <= end``."""
         return self._entries[bisect_left(self._times, start) : bisect_right(self._times, end)]
 
+    def between_open(self, start: float, stop: float) -> list[Entry]:
+        """Entries with ``start <= ts < stop``."""
+        return self._entries[bisect_left(self._times, start) : bisect_left(self._times, stop)]
+
+    def head(self, start: float, end: float, count: int) -> list[Entry]:
+        """The earliest ``count`` entries with ``start <= ts <= end``, and any tying with the last.
+
+        Entries at one time are kept in arrival order, so the ones tying with the last are all
+        returned: whoever wants the earliest by another order among them can choose.
+        """
+        times = self._times
+        lo, hi = bisect_left(times, start), bisect_right(times, end)
+        if hi - lo > count > 0:
+            hi = bisect_right(times, times[lo + count - 1], lo + count, hi)
+        return self._entries[lo:hi]
+
     def prune(self, before: float) -> bool:
         """Drop entries older than ``before`` (unsaved ones too); True when any was dropped."""
         cut = bisect_left(self._times, before)
         if cut:
+            self.memo = None
             del self._entries[:cut]
             del self._times[:cut]
             self.added = [e for e in self.added if e.ts >= before]

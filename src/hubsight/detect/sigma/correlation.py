@@ -15,14 +15,26 @@ every window of ``timespan`` that ends at one of these events:
 
 All four only grow true as events are added, so re-checking every window a late event falls
 into (``windows.py``) gives the alerts in-order delivery gives, and the windows the engine
-persists carry the state over a restart. Conditions that hold for too few events (``lt``,
-``lte``, ``eq``, ``neq``) could only be judged once a window has closed, and are refused.
+persists carry the state over a restart.
+
+A group can gather thousands of events within its timespan (one user's sign-ins), so no window
+is recounted: beside its entries each keeps ``Running`` counts, rebuilt from the entries after
+a restart or a prune. An event in order is judged from them (the entries in the window, the
+distinct values of the newest window, each base rule's match times); a late one re-judges the
+windows after it in one sweep. A finding cites only the window's earliest ``MAX_EVIDENCE``
+events not cited before, plus its first and last: the alert keeps the earliest
+``MAX_EVIDENCE`` events of all its windows, which are all among those.
+
+Conditions that hold for too few events (``lt``, ``lte``, ``eq``, ``neq``) could only be judged
+once a window has closed, and are refused.
 """
 
 from __future__ import annotations
 
+import math
+from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -37,6 +49,7 @@ from sigma.correlations import (
 )
 from sigma.exceptions import SigmaCorrelationRuleError
 
+from hubsight.detect.alerts import MAX_EVIDENCE
 from hubsight.detect.base import (
     EventKind,
     EventRef,
@@ -141,31 +154,81 @@ class SigmaCorrelation(Rule[SigmaConfig]):
         return findings
 
     def _holding(self, key: str, window: Window, new: Entry, event: Event) -> list[Finding]:
-        found: list[Finding] = []
+        running = self._running(window, new)
         length = self._timespan
-        for end in window.between(new.ts, new.ts + length):
-            span = window.between(end.ts - length, end.ts)
-            if self._holds(span):
-                found.append(self._finding(key, span, event))
-        return found
-
-    def _holds(self, span: Sequence[Entry]) -> bool:
+        ends = window.between(new.ts, new.ts + length)
         kind = self._kind
         if kind is SigmaCorrelationType.EVENT_COUNT:
-            return len(span) >= self._threshold
-        if kind is SigmaCorrelationType.VALUE_COUNT:
-            return len({e.value.partition(_SEP)[2] for e in span}) >= self._threshold
-        if kind is SigmaCorrelationType.TEMPORAL:
-            present = {int(i) for e in span for i in e.value.partition(_SEP)[0].split(",")}
-            if self._expression is not None:
-                names: set[str] = set()
-                for index in present:
-                    names |= self._bases[index].names
-                return _satisfied(self._expression, names)
-            return len(present) == len(self._bases)
-        return _in_order(span, len(self._bases))
+            held = [e for e in ends if window.count_between(e.ts - length, e.ts) >= self._threshold]
+        elif kind is SigmaCorrelationType.VALUE_COUNT:
+            if ends[0].ts == running.end:
+                # In order: the only window to judge is the newest, whose values are counted.
+                held = ends if len(running.counts) >= self._threshold else []
+            else:
+                held = _distinct_holding(window, ends, length, self._threshold)
+        else:
+            held = [e for e in ends if self._temporal_holds(running.by_base, e.ts)]
+        return [self._finding(key, window, running, end, event) for end in held]
 
-    def _finding(self, key: str, span: Sequence[Entry], event: Event) -> Finding:
+    def _running(self, window: Window, new: Entry) -> Running:
+        """The window's running counts, with ``new`` (just added) counted."""
+        running = window.memo
+        if (
+            not isinstance(running, Running)
+            or running.owner is not self
+            or running.size != len(window) - 1
+        ):
+            # Restarted, pruned, or reconfigured: counted afresh from the entries, once.
+            running = window.memo = Running(owner=self, by_base=[[] for _ in self._bases])
+            for entry in window:
+                self._count(running, window, entry)
+            return running
+        self._count(running, window, new)
+        return running
+
+    def _count(self, running: Running, window: Window, entry: Entry) -> None:
+        running.size += 1
+        matched, _, value = entry.value.partition(_SEP)
+        if self._kind is SigmaCorrelationType.EVENT_COUNT:
+            return
+        if self._kind is not SigmaCorrelationType.VALUE_COUNT:
+            for index in matched.split(","):
+                insort(running.by_base[int(index)], entry.ts)
+            return
+        length, counts = self._timespan, running.counts
+        if entry.ts > running.end:
+            # The newest window moves on: the values of the entries it leaves are uncounted.
+            for gone in window.between_open(running.end - length, entry.ts - length):
+                _uncount(counts, gone.value.partition(_SEP)[2])
+            running.end = entry.ts
+        elif entry.ts < running.end - length:
+            return
+        counts[value] = counts.get(value, 0) + 1
+
+    def _temporal_holds(self, by_base: list[list[float]], end: float) -> bool:
+        start = end - self._timespan
+        if self._kind is SigmaCorrelationType.TEMPORAL_ORDERED:
+            # Backwards, each rule's latest match strictly before the next rule's: the latest
+            # choices leave the most room to the rules before.
+            before = end
+            for index, times in enumerate(reversed(by_base)):
+                at = bisect_right(times, before) if index == 0 else bisect_left(times, before)
+                if not at or times[at - 1] < start:
+                    return False
+                before = times[at - 1]
+            return True
+        present = [bisect_right(t, end) > bisect_left(t, start) for t in by_base]
+        if self._expression is None:
+            return all(present)
+        names: set[str] = set()
+        for index, there in enumerate(present):
+            if there:
+                names |= self._bases[index].names
+        return _satisfied(self._expression, names)
+
+    def _finding(
+        self, key: str, window: Window, running: Running, end: Entry, event: Event
+    ) -> Finding:
         group = dict(zip(self._group_by, key.split(_SEP), strict=False)) if self._group_by else {}
         who = ", ".join(f"{name}={value}" for name, value in group.items()) or "tenant"
         # The alert names a user or address only when the group is that user or address, so
@@ -173,11 +236,18 @@ class SigmaCorrelation(Rule[SigmaConfig]):
         values = set(group.values())
         user = event.user if event.user and event.user.lower() in values else None
         address = event.source_ip if event.source_ip and event.source_ip in values else None
+        # An alert keeps its earliest MAX_EVIDENCE events, and those of every window that held
+        # are among the earliest MAX_EVIDENCE of one window: citing only those (once each), and
+        # the window's first and last event for its span, gives the alert the whole window gives.
+        head = window.head(end.ts - self._timespan, end.ts, MAX_EVIDENCE)
+        cited = running.cited
+        fresh = [e.ref for e in head if e.ref not in cited]
+        cited.update(fresh)
         return Finding(
             entity=who,
             title=f"{self.meta.title} ({who})",
-            at=from_epoch(span[-1].ts),
-            evidence=[e.ref for e in span],
+            at=from_epoch(end.ts),
+            evidence=list(dict.fromkeys([head[0].ref, *fresh, end.ref])),
             user=user,
             source_ip=address,
             context={**self._context, "sigma_group": group},
@@ -201,22 +271,51 @@ def _first_text(readers: Sequence[FieldReader], record: AzureRecord) -> str | No
     return None
 
 
-def _in_order(span: Sequence[Entry], rules: int) -> bool:
-    # Greedy over event time: the earliest event of the next rule is the best one to take.
-    # Events at the same time are one step, as "strictly later" leaves no order among them.
-    wanted, index = 0, 0
-    while index < len(span):
-        ts = span[index].ts
-        step = False
-        while index < len(span) and span[index].ts == ts:
-            matched = span[index].value.partition(_SEP)[0].split(",")
-            step = step or str(wanted) in matched
-            index += 1
-        if step:
-            wanted += 1
-            if wanted == rules:
-                return True
-    return False
+@dataclass(slots=True, eq=False, kw_only=True)
+class Running:
+    """What a correlation keeps of one window so that judging a window reads few entries."""
+
+    # The rule whose counts these are: a rule reconfigured with a new timespan counts afresh.
+    owner: SigmaCorrelation
+    # The window's entries these count.
+    size: int = 0
+    # temporal kinds: per base rule, the times of its matches, sorted.
+    by_base: list[list[float]]
+    # value_count: the values of the window of ``timespan`` ending at the newest entry, ``end``.
+    counts: dict[str, int] = field(default_factory=dict)
+    end: float = -math.inf
+    # The events findings already cited: each is cited once (the alert keeps it).
+    cited: set[EventRef] = field(default_factory=set)
+
+
+def _uncount(counts: dict[str, int], value: str) -> None:
+    left = counts[value] - 1
+    if left:
+        counts[value] = left
+    else:
+        del counts[value]
+
+
+def _distinct_holding(
+    window: Window, ends: Sequence[Entry], length: float, threshold: int
+) -> list[Entry]:
+    """The ``ends`` (ascending) whose window has ``threshold`` distinct values, in one sweep."""
+    entries = window.between(ends[0].ts - length, ends[-1].ts)
+    held: list[Entry] = []
+    counts: dict[str, int] = {}
+    # ``counts`` holds the values of entries[lo:hi].
+    lo = hi = 0
+    for end in ends:
+        while hi < len(entries) and entries[hi].ts <= end.ts:
+            value = entries[hi].value.partition(_SEP)[2]
+            counts[value] = counts.get(value, 0) + 1
+            hi += 1
+        while entries[lo].ts < end.ts - length:
+            _uncount(counts, entries[lo].value.partition(_SEP)[2])
+            lo += 1
+        if len(counts) >= threshold:
+            held.append(end)
+    return held
 
 
 def _satisfied(expression: Expression, names: set[str]) -> bool:
