@@ -6,7 +6,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
+from hubsight.cli.main import cli
 from hubsight.detect.ruleset import build_rule, rule_classes, settings_schema
 from hubsight.detect.settings import DetectConfig
 from hubsight.errors import ConfigError, SettingError
@@ -96,3 +98,28 @@ def test_detect_toml_timings_have_bounds(tmp_path: Path, line: str, refusal: str
     with pytest.raises(ConfigError) as err:
         DetectConfig.load(tmp_path)
     assert refusal in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("minutes", "refused"), [(0, True), (1, False), (5256000, False), (5256001, True)]
+)
+def test_a_custom_alerts_window_has_the_same_bounds(
+    tmp_path: Path, minutes: int, refused: bool
+) -> None:
+    (tmp_path / "detect.toml").write_text(
+        '[[custom]]\nid = "quiet"\ntitle = "Quiet"\nkind = "inactivity"\nquery = "corp"\n'
+        f"window_minutes = {minutes}\n"
+    )
+    if not refused:
+        assert DetectConfig.load(tmp_path).custom[0].window_minutes == minutes
+        return
+    with pytest.raises(ConfigError, match=f"custom.0.window_minutes = {minutes}: "):
+        DetectConfig.load(tmp_path)
+
+
+def test_replays_learning_days_are_refused_beyond_ten_years(tmp_path: Path) -> None:
+    # It overflowed a timedelta (a traceback) before.
+    args = ["--data-dir", str(tmp_path), "detect", "--replay", "--learning-days", "3651"]
+    refused = CliRunner().invoke(cli, [*args, "--input", str(tmp_path)])
+    assert refused.exit_code == 2
+    assert "'--learning-days': 3651.0 is not in the range 0<=x<=3650" in refused.output

@@ -16,6 +16,7 @@ import click
 import msgspec
 
 from hubsight.detect.alerts import Alert
+from hubsight.detect.base import TEN_YEARS_DAYS
 from hubsight.detect.replay import events_from_files, events_from_store
 from hubsight.detect.runtime import EngineRequest, open_engine
 from hubsight.errors import ConfigError
@@ -47,7 +48,7 @@ _encode = msgspec.json.Encoder().encode
 @click.option("--format", "fmt", type=click.Choice(["json"]), default="json", show_default=True)
 @click.option(
     "--learning-days",
-    type=click.FloatRange(min=0),
+    type=click.FloatRange(min=0, max=TEN_YEARS_DAYS),
     default=None,
     help="Silent learning period of baseline rules (default: detect.toml, else 7).",
 )

@@ -26,12 +26,13 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from hubsight.detect.base import (
     EventRef,
     Example,
     Finding,
+    Minutes,
     Rule,
     RuleConfig,
     RuleContext,
@@ -52,7 +53,7 @@ class CustomAlertSpec(BaseModel):
     kind: Literal["pattern", "threshold", "inactivity"]
     query: str
     severity: Severity = Severity.MEDIUM
-    window_minutes: PositiveInt = 15
+    window_minutes: Minutes = 15
     threshold: float | None = None
     log_sets: tuple[str, ...] = ()
     runbook: str = "Open the query in Log Search and review the matching events."
