@@ -11,8 +11,10 @@ from tests.browser.harness import ADMIN, ANALYST, Console, shot, sign_in
 from tests.query.dataset import ROWS, WINDOW, events
 
 from hubsight.devbroker import LocalBroker
+from hubsight.query.saved import SavedScope, list_saved, save
 from hubsight.simulate import generate_messages
 from hubsight.sources.config import make_source
+from hubsight.store.users import Account
 from hubsight.web.auth import SESSION_IDLE_ENV
 
 from support import (
@@ -222,3 +224,24 @@ def test_complete_a_raw_path_and_search_with_it(page: Page, console: Console) ->
     page.fill("#leql", "")
     box.press_sequentially("source_json.ca")
     expect(page.locator("#suggest li")).to_have_text(["source_json.category"])
+
+
+def test_an_admin_gives_a_deleted_accounts_saved_query_to_another(
+    page: Page, console: Console
+) -> None:
+    console.users.create("bob", "bob's long passphrase", "analyst")
+    bob = Account("bob", "analyst")
+    save(console.service.store, bob, name="bob's hunt", query="corp", scope=SavedScope())
+    console.users.delete("bob")
+    console.users.create(*ADMIN, "admin")
+    sign_in(page, console, ADMIN)
+    page.goto(console.url + "/search")
+    reassign = page.locator("#reassign")
+    page.locator("#saved").select_option(label="bob's hunt (bob, account deleted)")
+    expect(reassign).to_be_visible()
+    page.once("dialog", lambda dialog: dialog.accept(ANALYST[0]))
+    reassign.click()
+    expect(page.locator("#saved option:checked")).to_have_text("bob's hunt")
+    expect(reassign).to_be_hidden()
+    (moved,) = list_saved(console.service.store, Account(ADMIN[0], "admin"))
+    assert (moved.owner, moved.name) == (ANALYST[0], "bob's hunt")

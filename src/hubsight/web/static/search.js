@@ -215,9 +215,10 @@ function queryHistory(form, rerun) {
 }
 
 // The saved-query bar: pick one to load it; "Shared" lets others run it (never change it);
-// Delete asks first and is offered only on queries the caller may change (own, or as admin).
+// Delete asks first and is offered only on queries the caller may change (own, or as admin);
+// "Give to…" lets an admin give a query whose owner's account was deleted to another account.
 async function savedQueries(form, repaint) {
-  const select = $("#saved"), unsave = $("#unsave"), share = $("#share");
+  const select = $("#saved"), unsave = $("#unsave"), share = $("#share"), reassign = $("#reassign");
   const answer = await api("GET", "/api/v1/saved-queries");
   const saved = new Map((answer.ok ? answer.data : []).map((q) => [q.id, q]));
   const label = (q) => (q.owner_deleted ? `${q.name} (${q.owner}, account deleted)`
@@ -230,7 +231,10 @@ async function savedQueries(form, repaint) {
     unsave.disabled = !q?.can_change;
     share.disabled = Boolean(q && !q.can_change);
     share.checked = Boolean(q?.shared);
+    reassign.hidden = !(q?.owner_deleted && q.can_change);
   };
+  // A saved query as PUT replaces it, with what changes.
+  const edited = (q, change) => ({ name: q.name, query: q.query, log_sets: q.log_sets, log_names: q.log_names, last: q.last, ...change });
   select.addEventListener("change", () => {
     sync();
     const q = picked();
@@ -242,10 +246,19 @@ async function savedQueries(form, repaint) {
   share.addEventListener("change", async () => {
     const q = picked();
     if (!q) return;
-    const body = { name: q.name, query: q.query, log_sets: q.log_sets, log_names: q.log_names, last: q.last, shared: share.checked };
-    const changed = await api("PUT", `/api/v1/saved-queries/${q.id}`, body);
+    const changed = await api("PUT", `/api/v1/saved-queries/${q.id}`, edited(q, { shared: share.checked }));
     if (!changed.ok) { show($("#qerror"), problem(changed.data)); sync(); return; }
     saved.set(q.id, changed.data);
+  });
+  reassign.addEventListener("click", async () => {
+    const q = picked();
+    const owner = q && prompt(`Give the saved query "${q.name}" to which account?`)?.trim();
+    if (!owner) return;
+    const changed = await api("PUT", `/api/v1/saved-queries/${q.id}`, edited(q, { owner }));
+    if (!changed.ok) { show($("#qerror"), problem(changed.data)); return; }
+    saved.set(q.id, changed.data);
+    select.selectedOptions[0].textContent = label(changed.data);
+    sync();
   });
   $("#save").addEventListener("click", async () => {
     const name = prompt("Name of the saved query");
