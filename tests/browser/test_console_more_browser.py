@@ -24,6 +24,7 @@ from support import (
     create_topic,
     kafka_source,
     produce,
+    wait_until,
 )
 
 pytestmark = pytest.mark.browser
@@ -243,5 +244,9 @@ def test_an_admin_gives_a_deleted_accounts_saved_query_to_another(
     reassign.click()
     expect(page.locator("#saved option:checked")).to_have_text("bob's hunt")
     expect(reassign).to_be_hidden()
-    (moved,) = list_saved(console.service.store, Account(ADMIN[0], "admin"))
-    assert (moved.owner, moved.name) == (ANALYST[0], "bob's hunt")
+    # Owned again, it can be edited: sharing it is one.
+    page.locator("#share").check()
+    admin = Account(ADMIN[0], "admin")
+    wait_until(lambda: list_saved(console.service.store, admin)[0].shared, 10, "shared")
+    (moved,) = list_saved(console.service.store, admin)
+    assert (moved.owner, moved.name, moved.query) == (ANALYST[0], "bob's hunt", "corp")
