@@ -17,7 +17,8 @@ from hubsight.detect.base import example_event
 from hubsight.detect.db import DetectDB
 from hubsight.detect.engine import DetectionEngine, EngineOptions
 from hubsight.detect.sigma import SigmaDetection, load_sigma_rules
-from hubsight.detect.sigma.index import SigmaIndex
+from hubsight.detect.sigma import index as sigma_index
+from hubsight.detect.sigma.index import MIN_INDEXED, SigmaIndex, split_indexed
 from hubsight.parsing.event import Event, LogSet
 
 AZURE = Path(__file__).parents[1] / "data" / "azure"
@@ -190,13 +191,25 @@ def test_an_event_without_the_literal_reaches_no_rule_needing_it(
     index = _index([shapes["one_literal"], shapes["and_of_two"], shapes["one_of"]])
     record = _record(SIGN_IN)
     assert index.select(_event(record)) == []
+    # and_of_two is screened on its narrowest clause (the app); its condition wants 50053 too.
     record["properties"]["appId"] = "APP-1"
-    # Both clauses of and_of_two must hold: the code 50053 is missing.
-    assert index.select(_event(record)) == [shapes["one_literal"]]
-    record["resultType"] = "50053"
     assert index.select(_event(record)) == [shapes["one_literal"], shapes["and_of_two"]]
+    assert shapes["and_of_two"].match(_event(record)) is None
+    record["properties"]["appId"] = "app-3"
     record["properties"]["riskState"] = "atRisk"
-    assert len(index.select(_event(record))) == 3
+    assert index.select(_event(record)) == [shapes["one_of"]]
+
+
+def test_kinds_reaching_few_indexable_rules_run_them_all(
+    shapes: dict[str, SigmaDetection],
+) -> None:
+    literal, free = shapes["one_literal"], shapes["contains"]
+    few = [literal] * (MIN_INDEXED - 1) + [free]
+    assert split_indexed(few, lambda rule: rule.requirement) == (few, None)
+    plain, index = split_indexed([*few, literal], lambda rule: rule.requirement)
+    assert plain == [free]
+    assert index is not None
+    assert len(index) == MIN_INDEXED
 
 
 @pytest.fixture(scope="module")
@@ -267,6 +280,13 @@ def _fired(rules: list[SigmaDetection], events: list[Event]) -> set[str]:
     return {alert.rule_id for alert in alerts}
 
 
+@pytest.fixture
+def always_indexed(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A handful of rules are not worth an index (MIN_INDEXED): these tests want it all the same.
+    monkeypatch.setattr(sigma_index, "MIN_INDEXED", 1)
+
+
+@pytest.mark.usefixtures("always_indexed")
 def test_rules_without_a_literal_still_run_on_every_event_of_their_kind(
     shapes: dict[str, SigmaDetection],
 ) -> None:
@@ -276,6 +296,7 @@ def test_rules_without_a_literal_still_run_on_every_event_of_their_kind(
     assert _fired(rules, [_event(_record(SIGN_IN))]) == set(ids.values())
 
 
+@pytest.mark.usefixtures("always_indexed")
 def test_the_engine_hands_indexed_rules_their_events_late_or_not(
     shapes: dict[str, SigmaDetection],
 ) -> None:

@@ -115,10 +115,9 @@ class PredicateBackend(Backend):
         reader = _reader(args[0].field)
 
         def predicate(record: AzureRecord) -> bool:
-            for text in reader.lowered(record):
-                if text in texts:
-                    return True
-            return bool(numbers) and any(n in numbers for n in reader.numbers(record))
+            if not texts.isdisjoint(reader.lowered(record)):
+                return True
+            return bool(numbers) and not numbers.isdisjoint(reader.numbers(record))
 
         return predicate
 
@@ -128,7 +127,12 @@ class PredicateBackend(Backend):
         self, cond: ConditionFieldEqualsValueExpression, state: ConversionState
     ) -> Predicate:
         """Case-insensitive string match, wildcards included."""
-        return _field_text(cond.field, _string_test(_value(cond, SigmaString), cased=False))
+        value = _value(cond, SigmaString)
+        if not value.contains_special():
+            # The commonest test: one lookup in the field's lower-case texts.
+            whole, reader = _plain(value).lower(), _reader(cond.field)
+            return lambda record: whole in reader.lowered(record)
+        return _field_text(cond.field, _string_test(value, cased=False))
 
     def convert_condition_field_eq_val_str_case_sensitive(
         self, cond: ConditionFieldEqualsValueExpression, state: ConversionState
@@ -296,7 +300,12 @@ def _field(field: str | None, test: ValueTest) -> Predicate:
     reader = _reader(field)
 
     def predicate(record: AzureRecord) -> bool:
-        return any(test(value) for value in reader.values(record))
+        # Loops, not any() over a generator: predicates run per rule per event, and creating
+        # the generator costs about as much as the test.
+        for value in reader.values(record):  # noqa: SIM110
+            if test(value):
+                return True
+        return False
 
     return predicate
 
@@ -306,7 +315,10 @@ def _field_text(field: str | None, test: TextTest) -> Predicate:
     reader = _reader(field)
 
     def predicate(record: AzureRecord) -> bool:
-        return any(test(text) for text in reader.lowered(record))
+        for text in reader.lowered(record):  # noqa: SIM110 - a loop, as in _field
+            if test(text):
+                return True
+        return False
 
     return predicate
 
@@ -317,7 +329,14 @@ def _all_of(parts: tuple[Predicate, ...]) -> Predicate:
     if len(parts) == 2:
         first, second = parts
         return lambda record: first(record) and second(record)
-    return lambda record: all(part(record) for part in parts)
+
+    def every(record: AzureRecord) -> bool:
+        for part in parts:  # noqa: SIM110 - a loop, as in _field
+            if not part(record):
+                return False
+        return True
+
+    return every
 
 
 def _any_of(parts: tuple[Predicate, ...]) -> Predicate:
@@ -326,7 +345,14 @@ def _any_of(parts: tuple[Predicate, ...]) -> Predicate:
     if len(parts) == 2:
         first, second = parts
         return lambda record: first(record) or second(record)
-    return lambda record: any(part(record) for part in parts)
+
+    def some(record: AzureRecord) -> bool:
+        for part in parts:  # noqa: SIM110 - a loop, as in _field
+            if part(record):
+                return True
+        return False
+
+    return some
 
 
 def _on_text(test: TextTest) -> ValueTest:

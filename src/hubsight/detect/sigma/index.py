@@ -3,12 +3,18 @@
 Most Sigma rules can hold only when the record carries certain values: ``ResultType: 50053``,
 ``AppId`` one of a list, ``riskState: atRisk``. ``requirement`` derives from a rule's condition
 clauses of such literals that every match satisfies (each clause: at least one of its
-``(path, value)`` literals holds), and ``SigmaIndex`` hands an event only the rules whose every
-clause the record satisfies, looking each path's values up once instead of running every rule's
-predicate. The clauses are necessary, never sufficient: a selected rule still runs its whole
-predicate, so the index changes which rules run, never what they find. Anything the index cannot
-reason about (a ``not``, a wildcard, a keyword, a comparison) contributes no clause; a rule with
-no clause at all is not indexed and runs on every event of its kinds, as before.
+``(path, value)`` literals holds). ``SigmaIndex`` keeps each rule's narrowest clause and hands an
+event only the rules whose clause its record satisfies, reading each path once instead of
+running every rule's predicate. A clause is necessary, never sufficient: a selected rule still
+runs its whole predicate, so the index changes which rules run, never what they find. Anything
+the index cannot reason about (a ``not``, a wildcard, a keyword, a comparison) contributes no
+clause; a rule with no clause at all is not indexed and runs on every event of its kinds.
+
+Reading a path the rules would not have read costs about as much as running two or three
+rules, and the engine already hands each rule only the events of its categories (and of its
+operations and sign-in error codes, when its condition names them). Measured on the simulated
+tenant with SigmaHQ's Azure rules, the index pays once a kind of event reaches about two dozen
+indexable rules: below ``MIN_INDEXED`` the rules simply run.
 """
 
 from __future__ import annotations
@@ -29,8 +35,10 @@ Literal = tuple[str, str | float]
 Clause = frozenset[Literal]
 Requirement = tuple[Clause, ...]
 T = TypeVar("T")
-# Per value of a path, the (target position, clause bit) pairs it satisfies.
-_Hits = dict[Any, list[tuple[int, int]]]
+# Per value of a path, the positions of the targets it satisfies.
+_Hits = dict[Any, list[int]]
+# Kinds of events reaching fewer indexable rules than this run them all (see above).
+MIN_INDEXED = 24
 
 # An OR of parts each with clauses needs one clause per combination of the parts' clauses;
 # beyond this many combinations each part gives only its narrowest clause.
@@ -86,8 +94,9 @@ def _literal(tree: ConditionFieldEqualsValueExpression) -> Literal | None:
 
 
 def _simplified(clauses: list[Clause]) -> Requirement:
-    # A clause containing another is implied by it: keep the narrower.
-    unique = sorted(set(clauses), key=len)
+    # A clause containing another is implied by it: keep the narrower. Narrowest first, in an
+    # order that does not depend on hashing.
+    unique = sorted(set(clauses), key=lambda clause: (len(clause), sorted(map(repr, clause))))
     kept: list[Clause] = []
     for clause in unique:
         if not any(other <= clause for other in kept):
@@ -100,14 +109,13 @@ class SigmaIndex(Generic[T]):
 
     def __init__(self, targets: Sequence[tuple[T, Requirement]]) -> None:
         self._targets = [target for target, _ in targets]
-        # Per target, the bits of all its clauses: selected when every bit is seen.
-        self._full = [(1 << len(clauses)) - 1 for _, clauses in targets]
         by_path: dict[tuple[str, bool], _Hits] = {}
         for position, (_, clauses) in enumerate(targets):
-            for number, clause in enumerate(clauses):
-                for path, value in clause:
-                    hits = by_path.setdefault((path, isinstance(value, str)), {})
-                    hits.setdefault(value, []).append((position, 1 << number))
+            # One clause per rule, its narrowest (the first): every other clause's paths would
+            # cost reads that running the rule may never make.
+            for path, value in clauses[0]:
+                hits = by_path.setdefault((path, isinstance(value, str)), {})
+                hits.setdefault(value, []).append(position)
         # Per path, how to read its values (as lower-case text or as numbers) and their hits.
         self._lookups: list[tuple[Callable[[AzureRecord], list[Any]], _Hits]] = []
         for (path, text), hits in sorted(by_path.items()):
@@ -118,20 +126,19 @@ class SigmaIndex(Generic[T]):
         return len(self._targets)
 
     def select(self, event: Event) -> list[T]:
-        """The targets whose every clause ``event``'s record satisfies, in their order."""
+        """The targets whose clause ``event``'s record satisfies, in their order."""
         record = RECORDS.record(event)
         if record is None:
             # No predicate holds on a record that is not a JSON object.
             return []
-        seen: dict[int, int] = {}
+        chosen: set[int] = set()
         for values_of, table in self._lookups:
             for value in values_of(record):
                 hits = table.get(value)
                 if hits is not None:
-                    for position, bit in hits:
-                        seen[position] = seen.get(position, 0) | bit
-        full, targets = self._full, self._targets
-        return [targets[p] for p in sorted(seen) if seen[p] == full[p]]
+                    chosen.update(hits)
+        targets = self._targets
+        return [targets[position] for position in sorted(chosen)]
 
 
 class Indexed:
@@ -150,7 +157,7 @@ class Indexed:
 def split_indexed(
     targets: Sequence[T], requirement_of: Callable[[T], Requirement]
 ) -> tuple[list[T], SigmaIndex[T] | None]:
-    """The targets no index can screen, and an index of the others (None when there are none)."""
+    """The targets no index screens, and an index of the others (None when too few to pay)."""
     plain: list[T] = []
     indexed: list[tuple[T, Requirement]] = []
     for target in targets:
@@ -159,4 +166,6 @@ def split_indexed(
             indexed.append((target, clauses))
         else:
             plain.append(target)
-    return plain, SigmaIndex(indexed) if indexed else None
+    if len(indexed) < MIN_INDEXED:
+        return list(targets), None
+    return plain, SigmaIndex(indexed)

@@ -146,7 +146,11 @@ class FieldReader:
         """The field's non-null values as lower-case text."""
         found = record.memo.get(self._lower_key)
         if found is None:
-            found = [t.lower() for t in map(text_of, self.values(record)) if t is not None]
+            values = self.values(record)
+            if len(values) == 1 and type(values[0]) is str:
+                found = [values[0].lower()]  # the commonest case, without the general one's cost
+            else:
+                found = [t.lower() for t in map(text_of, values) if t is not None]
             record.memo[self._lower_key] = found
         return found
 
@@ -172,9 +176,11 @@ def _lookup(record: AzureRecord, keys: Keys) -> list[Any]:
             out: list[Any] = []
             _walk(node, keys, depth, out, folded)
             return out
-        child = _child(node, exact, lower, folded)
+        child = node.get(exact, _MISSING)
         if child is _MISSING:
-            return []
+            child = _child(node, exact, lower, folded)
+            if child is _MISSING:
+                return []
         node = child
     if isinstance(node, list):
         out = []
