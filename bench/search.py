@@ -38,7 +38,7 @@ LIMITS = SearchLimits(time_limit_s=60, result_cap=100_000)
 # events the process peaked at 2.3 GB with two copies per INSERT, 2.0 GB with one).
 _COPIES_PER_INSERT = 1
 # Events per write while the pool is parsed: about what the collector writes at once (its
-# batches stop at 64 MiB of messages). The store takes 500,000, but a batch of 88,000 events
+# batches stop at 16 MiB of messages). The store takes 500,000, but a batch of 88,000 events
 # held 0.7 GB in Python and 1.3 GB more while ClickHouse parsed it.
 _POOL_BATCH = 10_000
 

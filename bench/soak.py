@@ -122,10 +122,14 @@ def _status(pid: int) -> dict[str, int]:
     fields = {}
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         key, _, value = line.partition(":")
-        if key in ("VmRSS", "Threads"):
+        if key in ("VmRSS", "RssAnon", "RssFile", "Threads"):
             fields[key] = int(value.split()[0])
     return {
         "rss_mb": fields["VmRSS"] // 1024,
+        # The heap, and pages mapped from files: mostly the engine's ~550 MB library, which the
+        # kernel can drop and read again.
+        "anon_mb": fields["RssAnon"] // 1024,
+        "file_mb": fields["RssFile"] // 1024,
         "threads": fields["Threads"],
         "files": len(os.listdir(f"/proc/{pid}/fd")),
     }
@@ -180,7 +184,7 @@ def main() -> None:
         feeder.start()
         started = time.monotonic()
         samples = []
-        header = ["minute", "rss_mb", "files", "threads", *WALS, "stored"]
+        header = ["minute", "rss_mb", "anon_mb", "file_mb", "files", "threads", *WALS, "stored"]
         print("  ".join(f"{h:>20}" if "wal" in h else f"{h:>8}" for h in header))
         try:
             while time.monotonic() - started < opts.minutes * 60:
@@ -197,14 +201,21 @@ def main() -> None:
             stop.set()
             feeder.join(timeout=30)
             run.send_signal(signal.SIGTERM)
-            run.wait(timeout=120)
+            try:
+                # It stores what it read first: a backlog on a loaded machine takes minutes.
+                run.wait(timeout=300)
+            except subprocess.TimeoutExpired:
+                print("hubsight run did not stop within 300 s of SIGTERM: killed", flush=True)
+                run.kill()
+                run.wait()
         warm = samples[len(samples) // 3] if samples else None
         last = samples[-1] if samples else None
         if warm and last:
-            grew = {k: last[k] - warm[k] for k in ("rss_mb", "files", "threads")}
+            grew = {k: last[k] - warm[k] for k in ("rss_mb", "anon_mb", "files", "threads")}
             print(
                 f"after warm-up (minute {warm['minute']} -> {last['minute']}): "
-                f"RSS {grew['rss_mb']:+.0f} MB, files {grew['files']:+.0f}, "
+                f"RSS {grew['rss_mb']:+.0f} MB (heap {grew['anon_mb']:+.0f}), "
+                f"files {grew['files']:+.0f}, "
                 f"threads {grew['threads']:+.0f}; {last['stored']:.0f} events stored, "
                 f"load average {os.getloadavg()[0]:.1f}"
             )

@@ -39,16 +39,19 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EventStore]:
 
 
 class WrappedStore:
-    """The real store with ``before_write(n)`` called before the n-th write (it may raise)."""
+    """The real store with ``before_write(n)`` called before the n-th write (it may raise);
+    ``sizes`` are the writes' event counts."""
 
     def __init__(self, inner: EventStore, before_write: Callable[[int], None]) -> None:
         self.inner = inner
         self.before_write = before_write
         self.writes = 0
+        self.sizes: list[int] = []
 
     def write(self, events: Sequence[Event]) -> None:
         self.writes += 1
         self.before_write(self.writes)
+        self.sizes.append(len(events))
         self.inner.write(events)
 
     def stored_offsets(self, log_name: str) -> Offsets:
@@ -123,6 +126,27 @@ def test_every_message_is_stored_once_and_committed(store: EventStore) -> None:
     with collecting(_source("once", "t-once"), broker, store):
         wait_until(lambda: _all_committed(broker, "t-once", 3, 100), 30, "every offset committed")
     assert _stored(store, "once") == {"n": 600, "seqs": 600, "positions": 600}
+
+
+def test_a_backlog_is_written_in_batches_of_at_most_max_batch_bytes(store: EventStore) -> None:
+    broker = MemoryBroker()
+    broker.create_topic("t-bytes")
+    bodies = [
+        json.dumps({"records": [{"category": "SignInLogs", "seq": m, "pad": "x" * 5_000}]})
+        for m in range(30)
+    ]
+    for body in bodies:
+        broker.produce("t-bytes", body.encode())
+    recording = WrappedStore(store, lambda _number: None)
+    # Three messages fit, a fourth does not; the whole backlog comes in one poll.
+    limit = 3 * len(bodies[0]) + len(bodies[0]) // 2
+    settings = CollectorSettings(
+        max_batch_bytes=limit, poll_timeout_s=0.05, linger_s=0.05, backoff_initial_s=0.05
+    )
+    with collecting(_source("bytes", "t-bytes"), broker, recording, settings):
+        wait_until(lambda: _all_committed(broker, "t-bytes", 1, 30), 30, "every offset committed")
+    assert recording.sizes == [3] * 10
+    assert _stored(store, "bytes") == {"n": 30, "seqs": 30, "positions": 30}
 
 
 def test_a_failed_write_commits_nothing_and_its_batch_is_read_again(store: EventStore) -> None:

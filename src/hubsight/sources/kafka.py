@@ -49,7 +49,9 @@ def client_settings(config: SourceConfig) -> dict[str, Any]:
         "max.partition.fetch.bytes": 2 * MAX_MESSAGE_BYTES,
         "fetch.max.bytes": _FETCH_MAX_BYTES,
         "receive.message.max.bytes": _FETCH_MAX_BYTES + 2 * MAX_MESSAGE_BYTES,
-        "queued.max.messages.kbytes": 128 * 1024,
+        # Messages fetched ahead of the collector: one full fetch (50 MB) and a few batches;
+        # more only adds memory while a backlog drains (librdkafka's default).
+        "queued.max.messages.kbytes": 64 * 1024,
         "statistics.interval.ms": 5_000,
     }
     profile = config.profile

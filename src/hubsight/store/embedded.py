@@ -308,7 +308,7 @@ ENGINE_SETTINGS: Mapping[str, int] = {
     # of the machine's. Past it a query fails with MEMORY_LIMIT_EXCEEDED (a collector's write is
     # retried, a search says to narrow itself) instead of the machine swapping or killing
     # hubsight. At rest the engine tracks ~20 MB; an INSERT ~26 KB per event while it parses
-    # and sorts (a collector's largest batch, 64 MB of messages, ~600 MB; 50,000 events
+    # and sorts (a collector's largest batch, 16 MB of messages, ~150 MB; 50,000 events
     # 1.3 GB). Python's own memory does not count.
     "max_server_memory_usage": MEMORY_CAP_BYTES,
     # Merges are not started while merges already hold this much (they wait, nothing fails).
