@@ -11,7 +11,9 @@ Prints, in one run on the local tansu broker:
   splits and parses; the writer thread encodes rows and streams the INSERT; ClickHouse's own
   threads; librdkafka's) and of the broker process, read from ``/proc`` before and after, so
   the figures are CPU time, which other work on the machine distorts far less than wall time;
-  and the store writes' share of the wall time (the collector's write-latency metric);
+  and the store writes' share of the wall time (the collector's write-latency metric); the
+  most records/s the machine's cores could take at that CPU per record were they idle; the
+  CPU of merging the stored parts into one afterwards (the full-text index is built then);
 - CPU per record of each step for one batch of 10,000 (parse, JSON encoding, and the engine's
   share split by streaming the same rows into a table that discards them, one without
   projections or fsync, one without fsync, then ``store.write`` with its verification, and the
@@ -243,13 +245,25 @@ def hubsight_ingest(
             f"{'CPU in all, per record':40} {sum(stages.values()) * 1e6 / stored_events:>6.1f} µs"
             f"  ({sum(stages.values()):.1f} s of CPU in {done - started:.1f} s wall)"
         )
+        cores = os.cpu_count() or 1
+        lines.append(
+            f"at this CPU per record {cores} idle cores would take at most "
+            f"{cores * stored_events / sum(stages.values()):,.0f} records/s"
+        )
         # The writer thread waits on the store (encoding the rows, then ClickHouse's INSERT)
         # while the consumer thread polls, splits and parses the next batches.
         lines.append(
             f"store writes {writes or 0:.1f} s of {done - started:.1f} s wall, "
             f"{batches or 0:.0f} batches of {stored_events / (batches or 1):,.0f} events"
         )
+        # Not part of the rate, but of what sustained ingestion costs: ClickHouse builds the
+        # full-text index on raw when it first merges a batch's part, then merges on.
+        cpu = time.process_time()
         store.execute("OPTIMIZE TABLE events FINAL")
+        lines.append(
+            "then merging every part into one (the full-text index built where no merge had "
+            f"yet): {(time.process_time() - cpu) * 1e6 / stored_events:.1f} µs CPU per record"
+        )
         (row,) = store.select(
             "SELECT sum(bytes_on_disk) / sum(rows) AS per_event FROM system.parts "
             "WHERE active AND table = 'events'"
