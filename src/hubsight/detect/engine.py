@@ -32,7 +32,7 @@ from hubsight.detect.db import DetectDB
 from hubsight.detect.folding import AlertFolder
 from hubsight.detect.grouping import group_alerts, release_alerts
 from hubsight.detect.settings import RuleExceptions
-from hubsight.detect.sigma.index import Indexed, SigmaIndex, split_indexed
+from hubsight.detect.sigma.index import SigmaIndex, split_indexed
 from hubsight.detect.state import EngineState
 from hubsight.parsing.event import Event, LogSet
 
@@ -97,7 +97,7 @@ _Target = tuple[
 ]
 # Per kind of event, the rules that read it: for events within the lateness, and for later ones
 # (windowed rules skip those: their windows are gone); and the single-event Sigma rules among
-# them that an index hands only the events carrying what their condition requires.
+# them, as one matcher that says which of them match an event (``sigma.index``).
 _Targets = tuple[list[_Target], list[_Target], SigmaIndex[_Target] | None]
 # Kinds are few (log sets x results x operations); the cap guards against free-text operations.
 _MAX_KINDS = 10_000
@@ -269,7 +269,7 @@ class DetectionEngine:
                 rule_exceptions = self._exceptions.get(rule.meta.id)
                 excepted = rule_exceptions.matches if rule_exceptions is not None else None
                 on_time.append((rule, rule.evaluate, self._contexts[rule.meta.id], excepted))
-        on_time, index = split_indexed(on_time, _requirement)
+        on_time, index = split_indexed(on_time, lambda target: target[0])
         targets = (on_time, [t for t in on_time if not t[0].meta.windowed], index)
         self._dispatch[kind] = targets
         return targets
@@ -332,9 +332,3 @@ class DetectionEngine:
             release_alerts(conn, [alert_id(key) for key in withdrawn])
             window = self.options.investigation_window.total_seconds()
             self.opened_investigations = group_alerts(conn, alerts, window, now)
-
-
-def _requirement(target: _Target) -> tuple[Any, ...]:
-    # Only unwindowed rules are indexed: the index serves events within and beyond the lateness.
-    rule = target[0]
-    return rule.requirement if isinstance(rule, Indexed) and not rule.meta.windowed else ()

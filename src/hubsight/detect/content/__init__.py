@@ -23,6 +23,7 @@ from hubsight.detect.base import EventKind, Example, Finding, Rule, RuleContext,
 from hubsight.detect.content.examples import examples_path, load_examples
 from hubsight.detect.families import FAMILIES
 from hubsight.detect.sigma import SigmaCorrelation, SigmaDetection, SigmaLoad, SigmaLoader
+from hubsight.detect.sigma.backend import Predicate
 from hubsight.detect.sigma.detection import SigmaConfig
 from hubsight.detect.sigma.index import Indexed, Requirement
 from hubsight.errors import RuleError
@@ -55,6 +56,12 @@ class ShippedRule(Indexed, Rule[SigmaConfig]):
         """What every record the converted rule matches carries (none known for correlations)."""
         loaded = self.loaded
         return loaded.requirement if isinstance(loaded, SigmaDetection) else ()
+
+    @property
+    def predicate(self) -> Predicate | None:
+        """The converted rule's condition on a decoded record (None for correlations)."""
+        loaded = self.loaded
+        return loaded.predicate if isinstance(loaded, SigmaDetection) else None
 
     def evaluate(self, event: Event, ctx: RuleContext) -> Iterable[Finding]:
         """The converted rule's findings."""

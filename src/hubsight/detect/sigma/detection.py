@@ -65,6 +65,11 @@ class SigmaDetection(Indexed, Rule[SigmaConfig]):
         """The clauses of literals every record the rule matches satisfies (see ``index``)."""
         return self._requirement
 
+    @property
+    def predicate(self) -> Predicate:
+        """The rule's condition on a decoded record."""
+        return self._predicate
+
     def reads(self, kind: EventKind) -> bool:
         """The log sets and categories of the rule's service, and the operations or sign-in
         error codes its condition names: most events reach none of the Sigma rules."""
