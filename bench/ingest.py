@@ -14,8 +14,8 @@ Prints, in one run on the local tansu broker:
   and the store writes' share of the wall time (the collector's write-latency metric); the
   most records/s the machine's cores could take at that CPU per record were they idle; the
   CPU of merging the stored parts into one afterwards (the full-text index is built then);
-- CPU per record of each step for one batch of 10,000 (parse, JSON encoding, and the engine's
-  share split by streaming the same rows into a table that discards them, one without
+- CPU per record of each step for one batch of the collector's size (parse, JSON encoding,
+  the engine's share split by streaming the same rows into a table that discards them, one without
   projections or fsync, one without fsync, then ``store.write`` with its verification, and the
   same write as wide parts, as the store wrote batches over 10 MB before);
 - freshness: p50/p99 from produce to stored (searchable) while producing 5,000 records/s.
@@ -48,7 +48,6 @@ from hubsight.devbroker import LocalBroker
 from hubsight.health import SourceHealth
 from hubsight.metrics import Metrics
 from hubsight.parsing.base import ParserRegistry
-from hubsight.parsing.event import Event
 from hubsight.parsing.pipeline import EmptyRegistry, MessageParser
 from hubsight.parsing.registry import default_registry
 from hubsight.simulate import generate_messages
@@ -284,26 +283,27 @@ def _cpu_ms(work: Callable[[], object], rounds: int = 3) -> float:
     return best * 1000
 
 
-def write_profile(bodies: list[bytes], batch: int = 10_000) -> list[tuple[str, float]]:
-    """CPU time per record of each step from a message to a stored event, for one batch.
+def write_profile(bodies: list[bytes]) -> tuple[int, list[tuple[str, float]]]:
+    """The events of one batch of the collector's size, and CPU time per record of each step
+    from a message to a stored event for it.
 
     The engine's share is split by inserting the same rows into a table that discards them
     (reading the JSON only), one without the events table's projections and fsync, and one
     without fsync; the last step writes the batch as wide parts, as the store did before.
     """
     parser = MessageParser(log_name="bench", registry=default_registry())
-    messages = [
-        Message(topic="t", partition=0, offset=i, value=body, received_time=datetime.now(UTC))
-        for i, body in enumerate(bodies)
-    ]
-    events: list[Event] = []
-    used = 0
-    for message in messages:
-        if len(events) >= batch:
+    messages: list[Message] = []
+    size = 0
+    for offset, body in enumerate(bodies):
+        size += len(body)
+        if messages and size > CollectorSettings().max_batch_bytes:
             break
-        events.extend(parser.parse(message))
-        used += 1
-    events = events[:batch]
+        messages.append(
+            Message(
+                topic="t", partition=0, offset=offset, value=body, received_time=datetime.now(UTC)
+            )
+        )
+    events = [event for message in messages for event in parser.parse(message)]
     encode = msgspec.json.Encoder().encode
     body = encode(events)
     with tempfile.TemporaryDirectory() as tmp:
@@ -330,7 +330,7 @@ def write_profile(bodies: list[bytes], batch: int = 10_000) -> list[tuple[str, f
 
         steps = {
             "parse (split, decode, normalize)": _cpu_ms(
-                lambda: [parser.parse(m) for m in messages[:used]]
+                lambda: [parser.parse(m) for m in messages]
             ),
             "encode rows as JSON": _cpu_ms(lambda: encode(events)),
             "engine: read the JSON": _cpu_ms(lambda: stream("discard")),
@@ -342,7 +342,7 @@ def write_profile(bodies: list[bytes], batch: int = 10_000) -> list[tuple[str, f
         }
         engine.close()
         store.close()
-    return [(name, ms * 1000 / len(events)) for name, ms in steps.items()]
+    return len(events), [(name, ms * 1000 / len(events)) for name, ms in steps.items()]
 
 
 def freshness(bootstrap: str, bodies: list[bytes], seconds: float, per_s: int) -> list[float]:
@@ -462,8 +462,12 @@ def main() -> None:
             for line in spent:
                 print(f"{'':26}{line}")
 
-        print(f"CPU per record, one batch of 10,000 (least of 3; load {os.getloadavg()[0]:.1f}):")
-        for name, micros in write_profile(bodies):
+        batch, steps = write_profile(bodies)
+        print(
+            f"CPU per record, one batch of the collector's size ({batch:,} records; least of 3;"
+            f" load {os.getloadavg()[0]:.1f}):"
+        )
+        for name, micros in steps:
             print(f"  {name:40} {micros:>6.1f} µs")
 
         latencies = sorted(freshness(broker.bootstrap, bodies, args.freshness_s, 5_000))

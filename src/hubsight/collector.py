@@ -39,8 +39,8 @@ StoredHook = Callable[[Sequence[Event]], object]
 class CollectorSettings:
     """How a collector batches and waits; tests shorten the waits."""
 
-    # Each store write makes one part of ~90 column files; small writes spend their time on that,
-    # so messages are gathered up to these limits or for ``linger_s`` after the first one.
+    # Each store write makes one fsynced part with its projections; small writes spend their time
+    # on that, so messages are gathered up to these limits or for ``linger_s`` after the first one.
     max_batch_messages: int = 1_000
     # The engine holds ~26 KB per event while it parses and sorts an INSERT (10x the record):
     # a backlog of large messages (50 records each) fills batches by bytes, and at 64 MB one
