@@ -5,6 +5,7 @@ pipeline.py   the pySigma processing pipeline (logsource check, field check and 
 backend.py    the pySigma backend whose queries are Python predicates
 record.py     the raw record as predicates read it, decoded once per event
 detection.py  a single-event rule: its predicate on each event's record
+index.py      a kind of event's single-event rules as one matcher, indexed by required values
 correlation.py  a correlation rule: its base rules' events in event-time windows per group
 loader.py     files in, rules out, with the reason for every document that does not load
 """
