@@ -158,6 +158,12 @@ def test_generated_queries_compile_or_fail_with_a_position(
     _check(" ".join([f"where({body})" if wrapped else body, *clauses]))
 
 
+@pytest.mark.parametrize(("segment", "param"), [("0", ("Int64", 1)), ("²", ("String", "²"))])
+def test_only_ascii_digits_make_an_array_position(segment: str, param: tuple[str, object]) -> None:
+    compiled = compile_query(parse(f"where(properties.a.{segment} = x)"), SCOPE, limit=10)
+    assert param in compiled.params.values()
+
+
 @settings(max_examples=300, deadline=None)
 @given(text=st.text(max_size=40))
 def test_arbitrary_text_compiles_or_fails_with_a_position(text: str) -> None:

@@ -173,9 +173,15 @@ class KeyResolver:
         return self.raw_key(key.name)
 
     def _args(self, segments: list[str]) -> str:
-        """JSON path arguments; a whole number is an array position (0 is the first)."""
+        """JSON path arguments; a whole number is an array position (0 is the first).
+
+        Only ASCII digits make a number: ``str.isdigit`` also holds for '²', which ``int``
+        refuses (a fuzzed query was a ValueError).
+        """
         return ", ".join(
-            self.params.add("Int64", int(s) + 1) if s.isdigit() else self.params.add("String", s)
+            self.params.add("Int64", int(s) + 1)
+            if s.isascii() and s.isdigit()
+            else self.params.add("String", s)
             for s in segments
         )
 
