@@ -10,14 +10,8 @@ import click
 
 from hubsight.cli.trail import record_cli
 from hubsight.errors import ConfigError
-from hubsight.store.users import (
-    DEFAULT_TOKEN_DAYS,
-    MAX_TOKEN_DAYS,
-    ROLES,
-    Role,
-    UserStore,
-    token_id,
-)
+from hubsight.store.tokens import DEFAULT_TOKEN_DAYS, MAX_TOKEN_DAYS, token_id
+from hubsight.store.users import ROLES, Role, UserStore
 
 
 def _password(env_var: str | None) -> str:

@@ -52,3 +52,28 @@ def sqlite_error(path: Path, exc: sqlite3.Error) -> StoreError:
     else:
         hint = f"check that {path.parent} is writable and not on a network share"
     return StoreError(f"{path.name}: {text}", hint=hint)
+
+
+def add_columns(
+    db: sqlite3.Connection,
+    table: str,
+    columns: dict[str, str],
+    fill: str,
+    params: tuple[object, ...],
+) -> None:
+    """Add ``columns`` to a table of a file from an older release and fill them in with ``fill``.
+
+    The write lock keeps the CLI and ``hubsight run`` from both adding them.
+    """
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        present = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+        missing = {name: ddl for name, ddl in columns.items() if name not in present}
+        for name, ddl in missing.items():
+            db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {ddl}")
+        if missing:
+            db.execute(fill, params)
+    except sqlite3.Error:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")

@@ -9,16 +9,17 @@ automation. ``hubsight run`` sweeps once a minute; each deletion is an audit ent
 from __future__ import annotations
 
 from hubsight.store.audit import AuditLog
-from hubsight.store.users import ENDED_TOKENS_KEPT_DAYS, TokenInfo, UserStore, epoch_iso
+from hubsight.store.credentials import epoch_iso
+from hubsight.store.tokens import DAY_S, ENDED_TOKENS_KEPT_DAYS, TokenInfo
+from hubsight.store.users import UserStore
 
 ACTOR = "hubsight"
 VIA = "housekeeping"
-_DAY_S = 86400.0
 
 
 def sweep_tokens(users: UserStore, audit: AuditLog) -> list[TokenInfo]:
     """Delete the tokens that ended over ``ENDED_TOKENS_KEPT_DAYS`` ago, each recorded; those."""
-    cutoff = users.now() - ENDED_TOKENS_KEPT_DAYS * _DAY_S
+    cutoff = users.now() - ENDED_TOKENS_KEPT_DAYS * DAY_S
     ended = [t for t in users.tokens() if t.ended_at < cutoff]
     for token in ended:
         # Recorded first: a sweep cut short leaves an entry for a token still there (deleted,

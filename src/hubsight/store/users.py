@@ -1,37 +1,66 @@
-"""Console accounts, sign-in sessions and API tokens in the catalog's SQLite file.
+"""Console accounts and sign-in sessions in the catalog's SQLite file; their API tokens too.
 
-Passwords are kept as argon2id hashes. Session ids and API tokens are random and only their
-SHA-256 is stored, so a copy of the database opens no session. An API token expires (90 days
-unless asked otherwise, a year at most) and can be revoked; it is known afterwards by its id,
-the first 12 hex digits of that hash, never by its secret. The CLI writes accounts here while
-``hubsight run`` reads them: SQLite lets both processes share the file. Failed sign-ins are counted
-here too, so a restart of ``hubsight run`` does not hand an attacker a fresh set of guesses.
+Passwords are kept as argon2id hashes. Session ids are random and only their SHA-256 is stored,
+so a copy of the database opens no session. The CLI writes accounts here while ``hubsight run``
+reads them: SQLite lets both processes share the file. Failed sign-ins are counted here too, so a
+restart of ``hubsight run`` does not hand an attacker a fresh set of guesses. API tokens have
+their own module (``hubsight.store.tokens``); ``UserStore`` holds them through ``ApiTokens``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import secrets
 import sqlite3
 import time
 from collections.abc import Callable, Mapping
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Literal
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from hubsight.errors import AlreadyExistsError, ConfigError, NotFoundError
 from hubsight.store.catalog import CATALOG_FILE, CATALOG_VERSION
-from hubsight.store.sqlite import claim_version, connect
+from hubsight.store.credentials import ROLES, Account, Role, epoch_iso, secret_digest
+from hubsight.store.sqlite import add_columns, claim_version
+from hubsight.store.tokens import (
+    DEFAULT_TOKEN_DAYS,
+    ENDED_TOKENS_KEPT_DAYS,
+    LAST_USE_EVERY_S,
+    MAX_TOKEN_DAYS,
+    ApiTokens,
+    TokenEnded,
+    TokenInfo,
+    create_token_table,
+    token_id,
+)
 
-Role = Literal["admin", "analyst"]
-ROLES: tuple[Role, ...] = get_args(Role)
+# What callers import from here: the accounts' and sessions' own names, and (as before tokens
+# and credentials had their own modules) the token and credential names they used to find here.
+__all__ = [
+    "DEFAULT_TOKEN_DAYS",
+    "ENDED_TOKENS_KEPT_DAYS",
+    "HISTORY_KEPT",
+    "LAST_USE_EVERY_S",
+    "MAX_TOKEN_DAYS",
+    "MIN_PASSWORD",
+    "ROLES",
+    "Account",
+    "Role",
+    "Session",
+    "SessionExpired",
+    "SessionLimits",
+    "TokenEnded",
+    "TokenInfo",
+    "UserStore",
+    "epoch_iso",
+    "secret_digest",
+    "token_id",
+]
+
 MIN_PASSWORD = 12
 # An ended session's row stays this long, so a browser that comes back is told it expired.
 _ENDED_KEPT_S = 24 * 3600
@@ -61,15 +90,6 @@ CREATE TABLE IF NOT EXISTS login_failures (
     at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS login_failures_key ON login_failures (key, at);
-CREATE TABLE IF NOT EXISTS api_tokens (
-    token_hash TEXT PRIMARY KEY,
-    name TEXT NOT NULL REFERENCES console_users(name) ON DELETE CASCADE,
-    label TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    expires_at REAL NOT NULL DEFAULT 0,
-    last_used REAL,
-    revoked_at REAL
-);
 CREATE TABLE IF NOT EXISTS query_history (
     name TEXT NOT NULL REFERENCES console_users(name) ON DELETE CASCADE,
     search TEXT NOT NULL,
@@ -78,26 +98,8 @@ CREATE TABLE IF NOT EXISTS query_history (
 );
 CREATE INDEX IF NOT EXISTS query_history_recent ON query_history (name, ran_at);
 """
-DEFAULT_TOKEN_DAYS = 90
-# A token that is never renewed outlives the script, and the person, it was made for.
-MAX_TOKEN_DAYS = 365
-# An ended (expired or revoked) token stays listed this long, so that its owner sees why a script
-# stopped; then housekeeping deletes it (``hubsight.store.token_sweep``).
-ENDED_TOKENS_KEPT_DAYS = 30
-# Last use is written at most this often per token: a script polling the API several times a
-# second would otherwise write to the file the CLI and every sign-in share on each request.
-LAST_USE_EVERY_S = 60.0
-_DAY_S = 86400.0
 # Searches remembered per account (Log Search's history); older ones are forgotten.
 HISTORY_KEPT = 50
-
-
-@dataclass(frozen=True, slots=True)
-class Account:
-    """A console user: name and role."""
-
-    name: str
-    role: Role
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,84 +125,8 @@ class SessionExpired:
     reason: Literal["idle", "max"]
 
 
-@dataclass(frozen=True, slots=True)
-class TokenInfo:
-    """An API token as listed: its id (from its hash), never its secret; times are epoch seconds."""
-
-    id: str
-    name: str
-    label: str
-    created_at: float
-    expires_at: float
-    last_used: float | None
-    revoked_at: float | None
-
-    def status(self, now: float) -> Literal["active", "expired", "revoked"]:
-        """Whether it lets its account in at ``now``, and why not."""
-        if self.revoked_at is not None:
-            return "revoked"
-        return "expired" if now >= self.expires_at else "active"
-
-    @property
-    def ended_at(self) -> float:
-        """When it stopped (or will stop) letting its account in: revoked or expired, first."""
-        return self.expires_at if self.revoked_at is None else min(self.revoked_at, self.expires_at)
-
-    def as_dict(self, now: float) -> dict[str, str | None]:
-        """As the API, the CLI's ``--json`` and Settings show it: ISO times and its status.
-
-        ``deleted_after`` says when housekeeping deletes a token that ended (None while active).
-        """
-        status = self.status(now)
-        return {
-            "id": self.id,
-            "name": self.name,
-            "label": self.label,
-            "created_at": epoch_iso(self.created_at),
-            "expires_at": epoch_iso(self.expires_at),
-            "last_used": epoch_iso(self.last_used),
-            "revoked_at": epoch_iso(self.revoked_at),
-            "status": status,
-            "deleted_after": None
-            if status == "active"
-            else epoch_iso(self.ended_at + ENDED_TOKENS_KEPT_DAYS * _DAY_S),
-        }
-
-
-def epoch_iso(epoch: float | None) -> str | None:
-    """Epoch seconds as an ISO time in UTC to the second (None stays None)."""
-    if epoch is None:
-        return None
-    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-@dataclass(frozen=True, slots=True)
-class TokenEnded:
-    """A known API token that no longer lets anyone in: it expired or was revoked."""
-
-    token: TokenInfo
-    reason: Literal["expired", "revoked"]
-
-
-# A token's listed fields, in TokenInfo's order, from ``api_tokens t``.
-_LISTED_FIELDS = (
-    "substr(t.token_hash, 1, 12), t.name, t.label, t.created_at, t.expires_at, t.last_used, "
-    "t.revoked_at"
-)
-
-
-def secret_digest(secret: str) -> str:
-    """What is stored of a secret (session id, API token, setup link): its SHA-256, in hex."""
-    return hashlib.sha256(secret.encode()).hexdigest()
-
-
-def token_id(secret: str) -> str:
-    """The id an API token is listed and revoked by: the start of its hash, not of its secret."""
-    return secret_digest(secret)[:12]
-
-
-class UserStore:
-    """Accounts, sessions and tokens in ``<data_dir>/hubsight.sqlite3``."""
+class UserStore(ApiTokens):
+    """Accounts, sessions and (from ``ApiTokens``) tokens in ``<data_dir>/hubsight.sqlite3``."""
 
     def __init__(
         self,
@@ -218,7 +144,7 @@ class UserStore:
         with self._connect() as db:
             claim_version(db, self.path, CATALOG_VERSION)
             db.executescript(_SCHEMA)
-            _add_columns(
+            add_columns(
                 db,
                 "console_sessions",
                 {"last_seen": "REAL NOT NULL DEFAULT 0"},
@@ -227,26 +153,11 @@ class UserStore:
                 "UPDATE console_sessions SET last_seen = ?",
                 (self._clock(),),
             )
-            _add_columns(
-                db,
-                "api_tokens",
-                {
-                    "expires_at": "REAL NOT NULL DEFAULT 0",
-                    "last_used": "REAL",
-                    "revoked_at": "REAL",
-                },
-                # Tokens from before expiry get the default lifetime from the upgrade on,
-                # so no script stops on the day of the upgrade.
-                "UPDATE api_tokens SET expires_at = ?",
-                (self._clock() + DEFAULT_TOKEN_DAYS * _DAY_S,),
-            )
+            create_token_table(db, self._clock())
 
     def now(self) -> float:
         """The store's clock (epoch seconds), by which tokens and sessions end."""
         return self._clock()
-
-    def _connect(self) -> AbstractContextManager[sqlite3.Connection]:
-        return connect(self.path)
 
     def create(
         self,
@@ -393,95 +304,6 @@ class UserStore:
                 "DELETE FROM console_sessions WHERE id_hash = ?", (secret_digest(session_id),)
             )
 
-    def issue_token(self, name: str, label: str, *, days: int = DEFAULT_TOKEN_DAYS) -> str:
-        """A new API token for an account, valid ``days``; its secret is shown only this once."""
-        if not 1 <= days <= MAX_TOKEN_DAYS:
-            raise ConfigError(
-                f"an API token lasts 1 to {MAX_TOKEN_DAYS} days, not {days}",
-                hint=f"ask for {MAX_TOKEN_DAYS} days at most and issue a new token before then",
-            )
-        token = "hs_" + secrets.token_urlsafe(32)
-        now = self._clock()
-        with self._connect() as db:
-            try:
-                db.execute(
-                    "INSERT INTO api_tokens (token_hash, name, label, created_at, expires_at) "
-                    "VALUES (?, ?, ?, ?, ?)",
-                    (secret_digest(token), name, label, now, now + days * _DAY_S),
-                )
-            except sqlite3.IntegrityError:
-                raise NotFoundError(
-                    f"no user named '{name}'", hint="create the user first"
-                ) from None
-        return token
-
-    def token_account(self, token: str) -> Account | TokenEnded | None:
-        """The account an API token lets in, why it no longer does, or None for an unknown one.
-
-        A use is recorded as the token's last use, at most every ``LAST_USE_EVERY_S``.
-        """
-        now = self._clock()
-        token_hash = secret_digest(token)
-        with self._connect() as db:
-            row = db.execute(
-                f"SELECT {_LISTED_FIELDS}, u.role FROM api_tokens t "  # noqa: S608
-                "JOIN console_users u ON u.name = t.name WHERE t.token_hash = ?",
-                (token_hash,),
-            ).fetchone()
-            if row is None:
-                return None
-            info, role = TokenInfo(*row[:-1]), row[-1]
-            status = info.status(now)
-            if status != "active":
-                return TokenEnded(info, status)
-            if info.last_used is None or now - info.last_used >= LAST_USE_EVERY_S:
-                db.execute(
-                    "UPDATE api_tokens SET last_used = ? WHERE token_hash = ?", (now, token_hash)
-                )
-        return Account(info.name, role)
-
-    def tokens(self, name: str | None = None) -> list[TokenInfo]:
-        """Every API token (of account ``name`` only when given), by account, newest first."""
-        where, params = ("WHERE t.name = ?", (name,)) if name is not None else ("", ())
-        with self._connect() as db:
-            rows = db.execute(
-                f"SELECT {_LISTED_FIELDS} FROM api_tokens t {where} "  # noqa: S608
-                "ORDER BY t.name, t.created_at DESC, t.token_hash",
-                params,
-            ).fetchall()
-        return [TokenInfo(*row) for row in rows]
-
-    def token(self, token_id: str) -> TokenInfo:
-        """The API token with this id; ``NotFoundError`` when there is none."""
-        with self._connect() as db:
-            row = db.execute(
-                f"SELECT {_LISTED_FIELDS} FROM api_tokens t "  # noqa: S608
-                "WHERE substr(t.token_hash, 1, 12) = ?",
-                (token_id.lower(),),
-            ).fetchone()
-        if row is None:
-            raise NotFoundError(
-                f"no API token with id '{token_id}'",
-                hint="list the tokens (Settings, or `hubsight users tokens`) to see their ids",
-            )
-        return TokenInfo(*row)
-
-    def revoke_token(self, token_id: str) -> TokenInfo:
-        """Revoke an API token at once (kept, listed as revoked); the token as it is now."""
-        found = self.token(token_id)
-        if found.revoked_at is None:
-            with self._connect() as db:
-                db.execute(
-                    "UPDATE api_tokens SET revoked_at = ? WHERE substr(token_hash, 1, 12) = ?",
-                    (self._clock(), found.id),
-                )
-        return self.token(token_id)
-
-    def delete_token(self, token_id: str) -> None:
-        """Delete an API token (housekeeping, once it has ended); gone from the list too."""
-        with self._connect() as db:
-            db.execute("DELETE FROM api_tokens WHERE substr(token_hash, 1, 12) = ?", (token_id,))
-
     def remember_search(self, name: str, search: Mapping[str, Any]) -> None:
         """Put a search an account ran (query and scope) first in its history.
 
@@ -550,28 +372,3 @@ class UserStore:
         """Forget the failed sign-ins counted against ``key``."""
         with self._connect() as db:
             db.execute("DELETE FROM login_failures WHERE key = ?", (key,))
-
-
-def _add_columns(
-    db: sqlite3.Connection,
-    table: str,
-    columns: dict[str, str],
-    fill: str,
-    params: tuple[object, ...],
-) -> None:
-    """Add ``columns`` to a table of a file from an older release and fill them in with ``fill``.
-
-    The write lock keeps the CLI and ``hubsight run`` from both adding them.
-    """
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        present = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
-        missing = {name: ddl for name, ddl in columns.items() if name not in present}
-        for name, ddl in missing.items():
-            db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {ddl}")
-        if missing:
-            db.execute(fill, params)
-    except sqlite3.Error:
-        db.execute("ROLLBACK")
-        raise
-    db.execute("COMMIT")

@@ -30,18 +30,20 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.routing import BaseRoute
 
 from hubsight.errors import ConfigError, ForbiddenError, NotFoundError, SignInRequired
-from hubsight.store.users import (
+from hubsight.store.tokens import (
     DEFAULT_TOKEN_DAYS,
     MAX_TOKEN_DAYS,
+    TokenEnded,
+    TokenInfo,
+    token_id,
+)
+from hubsight.store.users import (
     Account,
     Role,
     SessionExpired,
     SessionLimits,
-    TokenEnded,
-    TokenInfo,
     UserStore,
     epoch_iso,
-    token_id,
 )
 from hubsight.web.auditing import audit_note, audited
 from hubsight.web.rendering import render

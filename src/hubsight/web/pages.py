@@ -24,7 +24,7 @@ from hubsight.sources.config import DEFAULT_TOPIC
 from hubsight.status import source_status
 from hubsight.store.damage import DOCTOR_HINT
 from hubsight.store.retention import describe_bytes
-from hubsight.store.users import DEFAULT_TOKEN_DAYS, ENDED_TOKENS_KEPT_DAYS, MAX_TOKEN_DAYS
+from hubsight.store.tokens import DEFAULT_TOKEN_DAYS, ENDED_TOKENS_KEPT_DAYS, MAX_TOKEN_DAYS
 from hubsight.web import coverage_pages, entity_pages, investigation_pages
 from hubsight.web.auth import EXPIRED_MESSAGES, current_account, require_role, visible_tokens
 from hubsight.web.detect_routes import alert_detail, list_rules, target_docs, user_timeline
