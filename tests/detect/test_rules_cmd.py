@@ -41,10 +41,10 @@ def test_examples_fail_loudly_when_thresholds_move(tmp_path: Path) -> None:
 
 
 def test_imported_sigma_rules_are_listed_and_switchable(tmp_path: Path) -> None:
-    folder = Path(__file__).parent / "sigma_rules" / "sigmahq"
+    folder = Path(__file__).parent / "sigma_rules" / "shapes"
     imported = _run(tmp_path, "import", "sigma", str(folder), "--json")[1].splitlines()
     loaded = {d["rule_id"] for d in map(json.loads, imported) if d["loaded"]}
-    assert loaded, "the vendored SigmaHQ rules load"
+    assert loaded, "the shapes rules load"
     some = sorted(loaded)[0]
     assert _run(tmp_path, "disable", some)[0] == 0
     listed = {d["id"]: d for d in map(json.loads, _run(tmp_path, "list", "--json")[1].splitlines())}

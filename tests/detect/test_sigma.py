@@ -1,7 +1,8 @@
 """Sigma rules: the load report, predicates on raw Azure records, import and replay end to end.
 
-``sigma_rules/sigmahq`` holds 37 of SigmaHQ's azure rules, unchanged (see its README.md);
-``sigma_rules/own`` holds small rules for the reasons SigmaHQ's rules do not exercise.
+``sigma_rules/shapes`` holds our own rules, one folder per azure logsource service, written from
+Microsoft's record schemas to cover each field-naming style, modifier and refusal reason of real
+azure rules (see its README.md); ``sigma_rules/own`` holds small rules for the other reasons.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from hubsight.detect.sigma import LOADED, SigmaDetection, SigmaLoad, load_sigma_
 from hubsight.parsing.event import Event, LogSet
 
 RULES = Path(__file__).parent / "sigma_rules"
-SIGMAHQ = RULES / "sigmahq"
+SHAPES = RULES / "shapes"
 OWN = RULES / "own"
 AZURE = Path(__file__).parents[1] / "data" / "azure"
 
@@ -37,45 +38,40 @@ _PIM_ALERTS = (
     "no Event Hub record carries them"
 )
 
-# Every vendored SigmaHQ rule: LOADED, or the exact reason it is not.
-SIGMAHQ_EXPECTED = {
-    "azure_aadhybridhealth_adfs_new_server.yml": LOADED,
-    "azure_aadhybridhealth_adfs_service_delete.yml": LOADED,
-    "azure_granting_permission_detection.yml": LOADED,
-    "azure_rare_operations.yml": LOADED,
-    "azure_keyvault_modified_or_deleted.yml": LOADED,
-    "azure_dns_zone_modified_or_deleted.yml": LOADED,
-    "azure_device_or_configuration_modified_or_deleted.yml": LOADED,
-    "azure_subscription_permissions_elevation_via_activitylogs.yml": LOADED,
-    "azure_kubernetes_admission_controller.yml": LOADED,
-    "azure_account_lockout.yml": LOADED,
-    "azure_ad_azurehound_discovery.yml": LOADED,
-    "azure_ad_device_registration_or_join_without_mfa.yml": LOADED,
-    "azure_ad_only_single_factor_auth_required.yml": LOADED,
-    "azure_ad_risky_sign_ins_with_singlefactorauth_from_unknown_devices.yml": LOADED,
-    "azure_ad_sign_ins_from_unknown_devices.yml": LOADED,
-    "azure_mfa_denies.yml": LOADED,
-    "azure_mfa_interrupted.yml": LOADED,
-    "azure_login_to_disabled_account.yml": LOADED,
-    "azure_app_device_code_authentication.yml": LOADED,
-    "azure_legacy_authentication_protocols.yml": LOADED,
-    "azure_ad_users_added_to_device_admin_roles.yml": LOADED,
-    "azure_ad_user_added_to_admin_role.yml": LOADED,
-    "azure_ad_account_created_deleted.yml": LOADED,
-    "azure_federation_modified.yml": LOADED,
-    "azure_user_account_mfa_disable.yml": LOADED,
-    "azure_mfa_disabled.yml": LOADED,
-    "azure_change_to_authentication_method.yml": LOADED,
-    "azure_ad_new_root_ca_added.yml": LOADED,
-    "azure_guest_to_member.yml": LOADED,
-    "azure_app_end_user_consent.yml": LOADED,
-    "azure_user_password_change.yml": LOADED,
-    "azure_identity_protection_unfamilar_sign_in.yml": LOADED,
-    "azure_identity_protection_anonymous_ip_address.yml": LOADED,
-    "azure_identity_protection_impossible_travel.yml": LOADED,
-    "azure_identity_protection_leaked_credentials.yml": LOADED,
-    "azure_pim_role_assigned_outside_of_pim.yml": _PIM_ALERTS,
-    "azure_pim_too_many_global_admins.yml": _PIM_ALERTS,
+# Every shapes rule: LOADED, or the exact reason it is not.
+SHAPES_EXPECTED = {
+    "admin_password_reset.yml": LOADED,
+    "administrator_role_by_name.yml": LOADED,
+    "aks_admin_credentials.yml": LOADED,
+    "anonymous_or_malicious_address.yml": LOADED,
+    "app_password_credential_added.yml": LOADED,
+    "atypical_travel.yml": LOADED,
+    "conditional_access_policy_deleted.yml": LOADED,
+    "device_code_sign_in.yml": LOADED,
+    "device_join_without_mfa.yml": LOADED,
+    "disk_export_keywords.yml": LOADED,
+    "domain_authentication_set.yml": LOADED,
+    "elevate_access.yml": LOADED,
+    "hybrid_health_adfs_removed.yml": LOADED,
+    "key_vault_removed.yml": LOADED,
+    "leaked_credentials_high.yml": LOADED,
+    "legacy_client_sign_in.yml": LOADED,
+    "mfa_not_completed.yml": LOADED,
+    "mfa_push_denied.yml": LOADED,
+    "nsg_rule_changed.yml": LOADED,
+    "owner_granted_on_subscription.yml": LOADED,
+    "permanent_assignment_outside_pim.yml": LOADED,
+    "pim_alert_redundant_assignments.yml": _PIM_ALERTS,
+    "pim_alert_stale_accounts.yml": _PIM_ALERTS,
+    "privileged_role_granted.yml": LOADED,
+    "risky_sign_in_unmanaged.yml": LOADED,
+    "scripted_client_sign_in.yml": LOADED,
+    "security_info_registered_by_admin.yml": LOADED,
+    "single_factor_unregistered_device.yml": LOADED,
+    "smart_lockout.yml": LOADED,
+    "tenant_wide_admin_consent.yml": LOADED,
+    "unfamiliar_properties_at_risk.yml": LOADED,
+    "user_created.yml": LOADED,
 }
 
 OWN_EXPECTED = {
@@ -98,18 +94,18 @@ OWN_EXPECTED = {
 
 
 @pytest.fixture(scope="module")
-def sigmahq() -> dict[str, SigmaLoad]:
-    return {load.path.name: load for load in load_sigma_rules(SIGMAHQ)}
+def shapes() -> dict[str, SigmaLoad]:
+    return {load.path.name: load for load in load_sigma_rules(SHAPES)}
 
 
-def test_every_vendored_rule_has_an_expectation(sigmahq: dict[str, SigmaLoad]) -> None:
-    assert sorted(sigmahq) == sorted(SIGMAHQ_EXPECTED)
+def test_every_shapes_rule_has_an_expectation(shapes: dict[str, SigmaLoad]) -> None:
+    assert sorted(shapes) == sorted(SHAPES_EXPECTED)
 
 
-@pytest.mark.parametrize("name", sorted(SIGMAHQ_EXPECTED))
-def test_sigmahq_rule_loads_or_says_why(sigmahq: dict[str, SigmaLoad], name: str) -> None:
-    load = sigmahq[name]
-    assert load.reason == SIGMAHQ_EXPECTED[name]
+@pytest.mark.parametrize("name", sorted(SHAPES_EXPECTED))
+def test_shapes_rule_loads_or_says_why(shapes: dict[str, SigmaLoad], name: str) -> None:
+    load = shapes[name]
+    assert load.reason == SHAPES_EXPECTED[name]
     assert (load.rule is not None) is (load.reason == LOADED)
     assert load.rule_id is not None
     assert load.rule_id.startswith("sigma.")
@@ -129,12 +125,12 @@ def _name(load: SigmaLoad) -> str:
     return load.path.name + (f"#{load.document}" if load.document > 1 else "")
 
 
-def test_rule_metadata_comes_from_the_sigma_rule(sigmahq: dict[str, SigmaLoad]) -> None:
-    rule = sigmahq["azure_account_lockout.yml"].rule
+def test_rule_metadata_comes_from_the_sigma_rule(shapes: dict[str, SigmaLoad]) -> None:
+    rule = shapes["smart_lockout.yml"].rule
     assert rule is not None
     meta = rule.meta
-    assert meta.id == "sigma.2b7d6fc0-71ac-4cf7-8ed1-b5788ee5257a"
-    assert meta.title == "Account Lockout"
+    assert meta.id == "sigma.f074c60a-dfc0-4857-a600-272ad50b0e89"
+    assert meta.title == "Sign-in Refused by Smart Lockout"
     assert meta.severity == "Medium"
     assert meta.technique == "T1110"
     assert meta.log_sets == {LogSet.INGRESS_AUTHENTICATION, LogSet.SSO_AUTHENTICATION}
@@ -371,16 +367,15 @@ def _cases() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
 
 
 HITS = {
-    "azure_account_lockout.yml",
-    "azure_ad_only_single_factor_auth_required.yml",
-    "azure_ad_sign_ins_from_unknown_devices.yml",
-    "azure_ad_users_added_to_device_admin_roles.yml",
-    "azure_ad_user_added_to_admin_role.yml",
-    "azure_ad_account_created_deleted.yml",
-    "azure_aadhybridhealth_adfs_service_delete.yml",
-    "azure_granting_permission_detection.yml",
-    "azure_keyvault_modified_or_deleted.yml",
-    "azure_identity_protection_unfamilar_sign_in.yml",
+    "smart_lockout.yml",
+    "single_factor_unregistered_device.yml",
+    "privileged_role_granted.yml",
+    "administrator_role_by_name.yml",
+    "user_created.yml",
+    "hybrid_health_adfs_removed.yml",
+    "owner_granted_on_subscription.yml",
+    "key_vault_removed.yml",
+    "unfamiliar_properties_at_risk.yml",
 }
 
 
@@ -401,20 +396,20 @@ def _fired(data: Path, records: list[dict[str, Any]], tmp_path: Path, name: str)
     return {a["rule_id"] for a in alerts if a["rule_id"].startswith("sigma.")}
 
 
-def test_import_then_replay_fires_sigmahq_rules(
-    tmp_path: Path, sigmahq: dict[str, SigmaLoad]
+def test_import_then_replay_fires_shapes_rules(
+    tmp_path: Path, shapes: dict[str, SigmaLoad]
 ) -> None:
     data = tmp_path / "data"
-    output = _invoke(["--data-dir", str(data), "rules", "import", "sigma", str(SIGMAHQ), "--json"])
+    output = _invoke(["--data-dir", str(data), "rules", "import", "sigma", str(SHAPES), "--json"])
     lines = [json.loads(line) for line in output.splitlines()]
     assert all(set(line) == {"path", "document", "loaded", "reason", "rule_id"} for line in lines)
     report = {Path(line["path"]).name: (line["loaded"], line["reason"]) for line in lines}
-    assert report == {n: (r == LOADED, r) for n, r in SIGMAHQ_EXPECTED.items()}
+    assert report == {n: (r == LOADED, r) for n, r in SHAPES_EXPECTED.items()}
     kept = sorted(p.name for p in (data / "rules" / "sigma").iterdir())
-    assert kept == sorted(n for n, r in SIGMAHQ_EXPECTED.items() if r == LOADED)
+    assert kept == sorted(n for n, r in SHAPES_EXPECTED.items() if r == LOADED)
 
     hits, misses = _cases()
-    assert _fired(data, hits, tmp_path, "hits.json") == {sigmahq[n].rule_id for n in HITS}
+    assert _fired(data, hits, tmp_path, "hits.json") == {shapes[n].rule_id for n in HITS}
     assert _fired(data, misses, tmp_path, "misses.json") == set()
 
 
@@ -451,7 +446,7 @@ def test_graph_and_rest_shapes_read_like_event_hub_records(tmp_path: Path) -> No
     assert _fires(activity, _event(rest, **{**admin, "category": "Administrative"}))
 
 
-# Keys the vendored rules read, in several spellings, so that random records reach deep paths.
+# Keys the shapes rules read, in several spellings, so that random records reach deep paths.
 _KEYS = st.sampled_from(
     [
         "properties",
@@ -486,10 +481,10 @@ _CATEGORIES = st.sampled_from(["SignInLogs", "AuditLogs", "Administrative", "Use
 )
 @given(record=st.dictionaries(_KEYS, _JSON, max_size=6), category=_CATEGORIES)
 def test_any_record_is_evaluated_without_error(
-    sigmahq: dict[str, SigmaLoad], record: dict[str, Any], category: str
+    shapes: dict[str, SigmaLoad], record: dict[str, Any], category: str
 ) -> None:
     event = _event(msgspec.json.encode(record), category=category, result="SUCCESS")
-    for load in sigmahq.values():
+    for load in shapes.values():
         if load.rule is not None:
             assert len(list(load.rule.evaluate(event, None))) <= 1  # type: ignore[arg-type]
 
@@ -525,17 +520,17 @@ def test_activity_rules_not_naming_operations_read_every_operation(
     assert rule.reads(_kind("Microsoft.Compute/virtualMachines/write"))
 
 
-def test_vendored_activity_rules_read_their_operations(sigmahq: dict[str, SigmaLoad]) -> None:
+def test_shapes_activity_rules_read_their_operations(shapes: dict[str, SigmaLoad]) -> None:
     rules = {
         load.path.name: load.rule
-        for load in sigmahq.values()
-        if load.rule is not None and load.path.parent.name == "activity_logs"
+        for load in shapes.values()
+        if load.rule is not None and load.path.parent.name == "activity"
     }
-    keyvault = rules["azure_keyvault_modified_or_deleted.yml"]
+    keyvault = rules["key_vault_removed.yml"]
     assert keyvault.reads(_kind("MICROSOFT.KEYVAULT/VAULTS/DELETE"))
     assert not keyvault.reads(_kind("Microsoft.KeyVault/vaults/read"))
     unrelated = _kind("Microsoft.Example/widgets/read")
-    # Most of SigmaHQ's activity rules name their operations; the others read every one.
+    # Most activity rules name their operations; the others read every one.
     assert sum(not rule.reads(unrelated) for rule in rules.values()) >= len(rules) // 2
 
 

@@ -22,7 +22,7 @@ from hubsight.detect.sigma.index import MIN_INDEXED, Requirement, SigmaIndex, sp
 from hubsight.parsing.event import Event, LogSet
 
 AZURE = Path(__file__).parents[1] / "data" / "azure"
-SIGMAHQ = Path(__file__).parent / "sigma_rules" / "sigmahq"
+OUR_RULES = Path(__file__).parent / "sigma_rules" / "shapes"
 OWN = Path(__file__).parent / "sigma_rules" / "own"
 SIGN_IN = "SignInLogs/success-mfa-push.json"
 AUDIT = "AuditLogs/global-admin-role-granted.json"
@@ -271,8 +271,8 @@ def test_correlations_and_other_rules_are_run_one_by_one(
 
 @pytest.fixture(scope="module")
 def every_rule(shapes: dict[str, SigmaDetection]) -> list[SigmaDetection]:
-    vendored = [load.rule for load in load_sigma_rules(SIGMAHQ)]
-    return [*shapes.values(), *(r for r in vendored if isinstance(r, SigmaDetection))]
+    ours = [load.rule for load in load_sigma_rules(OUR_RULES)]
+    return [*shapes.values(), *(r for r in ours if isinstance(r, SigmaDetection))]
 
 
 def _literals(rules: list[SigmaDetection]) -> list[tuple[str, Any]]:
