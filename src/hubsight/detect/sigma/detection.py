@@ -114,5 +114,5 @@ class SigmaDetection(Indexed, Rule[SigmaConfig]):
 
     @classmethod
     def examples(cls) -> Sequence[Example]:
-        """Sigma rules bring no examples; tests/detect/test_sigma.py runs SigmaHQ's."""
+        """Sigma rules bring no examples; tests/detect/test_sigma.py runs its own on records."""
         return ()
