@@ -363,3 +363,35 @@ def test_impossible_travel_follows_windows_the_engine_pruned(tmp_path: Path) -> 
     fired = engine.process([signin(3030, offset=3, **lagos)])  # type: ignore[arg-type]
     assert [[ref.source_offset for ref in a.evidence] for a in fired] == [[2, 3]]
     engine.close()
+
+
+def test_a_loud_alert_is_read_once_and_what_process_returned_stays_as_returned(
+    tmp_path: Path,
+) -> None:
+    engine = _engine(tmp_path)
+    engine.reconfigure([build_rule(BruteForce, {})], {})
+    reads: list[str] = []
+    read = engine.alerts.by_dedup_key
+
+    def counted(key: str) -> Alert | None:
+        reads.append(key)
+        return read(key)
+
+    engine.alerts.by_dedup_key = counted  # type: ignore[method-assign]
+    (alert,) = engine.process(_failures(range(10)))
+    returned = (list(alert.evidence), alert.last_event_time, alert.revision, dict(alert.context))
+    updates = [engine.process(_failures(range(m, m + 2))) for m in range(10, 30, 2)]
+    assert [[(a.dedup_key, a.revision) for a in fired] for fired in updates] == [
+        [(alert.dedup_key, revision)] for revision in range(2, 12)
+    ]
+    assert updates[-1][0].last_event_time > alert.last_event_time
+    # The database was asked once, when the alert did not exist yet.
+    assert reads == [alert.dedup_key]
+    assert (list(alert.evidence), alert.last_event_time, alert.revision, alert.context) == returned
+    engine.close()
+    # After a restart the alert is read from the database and goes on.
+    again = _engine(tmp_path)
+    again.reconfigure([build_rule(BruteForce, {})], {})
+    (later,) = again.process(_failures(range(30, 32)))
+    assert (later.dedup_key, later.revision) == (alert.dedup_key, 12)
+    again.close()

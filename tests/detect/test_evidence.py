@@ -30,3 +30,21 @@ def test_a_full_list_keeps_its_earliest_events() -> None:
     # An earlier event always gets in.
     assert merge_evidence(full, [_ref(-1)])[0] == _ref(-1)
     assert merge_evidence(full, []) == full
+
+
+def test_a_full_list_is_unchanged_by_events_it_holds_or_that_come_after_it() -> None:
+    full = [_ref(i) for i in range(MAX_EVIDENCE)]
+    assert merge_evidence(full, [full[0], full[50], _ref(MAX_EVIDENCE + 1)]) == full
+    # One it does not hold, before its last, still gets in beside those it holds.
+    missing = EventRef(_START + timedelta(seconds=3), "log", "topic", 0, -1, 0)
+    merged = merge_evidence(full, [full[0], missing, _ref(MAX_EVIDENCE + 1)])
+    assert merged == sorted([*full, missing])[:MAX_EVIDENCE]
+
+
+def test_later_events_are_appended_in_order_once() -> None:
+    assert merge_evidence([_ref(1)], [_ref(5), _ref(4), _ref(5), _ref(1)]) == [
+        _ref(1),
+        _ref(4),
+        _ref(5),
+    ]
+    assert merge_evidence([], [_ref(2), _ref(1)]) == [_ref(1), _ref(2)]

@@ -59,8 +59,7 @@ def db(tmp_path: Path) -> DetectDB:
 def save(db: DetectDB, *alerts: Alert) -> list[str]:
     """Save alerts and group them as the engine does in one transaction."""
     with db.transaction() as conn:
-        for a in alerts:
-            AlertStore(db).save(conn, a, time.time())
+        AlertStore(db).save(conn, alerts, time.time())
         return list(group_alerts(conn, alerts, WINDOW.total_seconds(), time.time()).values())
 
 

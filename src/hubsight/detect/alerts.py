@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -102,10 +102,18 @@ def merge_context(context: Mapping[str, Any], new: Mapping[str, Any]) -> dict[st
 
 def merge_evidence(old: list[EventRef], new: list[EventRef]) -> list[EventRef]:
     """The union of two evidence lists, earliest first, capped."""
-    if len(old) >= MAX_EVIDENCE and old[MAX_EVIDENCE - 1] < min(new, default=old[-1]):
-        # A full list of earlier events (a loud rule's alert): the new ones fall off its end.
+    # ``old`` is an alert's list, sorted: a finding mostly cites events it holds already or
+    # events after its last (a loud rule's alert, a correlation's window), which need no sort.
+    held = set(old)
+    fresh = [ref for ref in new if ref not in held]
+    if not fresh:
         return old[:MAX_EVIDENCE]
-    return sorted(set(old) | set(new))[:MAX_EVIDENCE]
+    if old and min(fresh) > old[-1]:
+        if len(old) >= MAX_EVIDENCE:
+            # A full list of earlier events: the new ones fall off its end.
+            return old[:MAX_EVIDENCE]
+        return (old + sorted(set(fresh)))[:MAX_EVIDENCE]
+    return sorted(held.union(fresh))[:MAX_EVIDENCE]
 
 
 _encode = msgspec.json.Encoder().encode
@@ -185,29 +193,32 @@ class AlertStore:
         )
         return [_row_alert(row) for row in self.db.rows(sql, params)]
 
-    def save(self, conn: sqlite3.Connection, alert: Alert, now: float) -> None:
-        """Insert or update the detection part of ``alert`` inside the engine's transaction."""
-        conn.execute(
+    def save(self, conn: sqlite3.Connection, alerts: Sequence[Alert], now: float) -> None:
+        """Insert or update the detection part of ``alerts`` inside the engine's transaction."""
+        conn.executemany(
             "INSERT INTO alerts (id, dedup_key, rule_id, severity, notable, user, source_ip, "
             "first_event_time, last_event_time, created_at, updated_at, body) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(dedup_key) DO UPDATE SET "
             "severity = excluded.severity, first_event_time = excluded.first_event_time, "
             "last_event_time = excluded.last_event_time, updated_at = excluded.updated_at, "
             "body = excluded.body",
-            (
-                alert.id,
-                alert.dedup_key,
-                alert.rule_id,
-                str(alert.severity),
-                int(alert.notable),
-                alert.user,
-                alert.source_ip,
-                alert.first_event_time.timestamp(),
-                alert.last_event_time.timestamp(),
-                now,
-                now,
-                _encode(alert),
-            ),
+            [
+                (
+                    alert.id,
+                    alert.dedup_key,
+                    alert.rule_id,
+                    str(alert.severity),
+                    int(alert.notable),
+                    alert.user,
+                    alert.source_ip,
+                    alert.first_event_time.timestamp(),
+                    alert.last_event_time.timestamp(),
+                    now,
+                    now,
+                    _encode(alert),
+                )
+                for alert in alerts
+            ],
         )
 
     def update(

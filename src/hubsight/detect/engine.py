@@ -321,8 +321,7 @@ class DetectionEngine:
         every = None if flush_baselines else self.options.baseline_save_interval.total_seconds()
         with self.db.transaction() as conn:
             self._state.save(conn, baselines_every=every)
-            for alert in alerts:
-                self.alerts.save(conn, alert, now)
+            self.alerts.save(conn, alerts, now)
             # A withdrawn alert someone already triaged stays, with its last evidence.
             conn.executemany(
                 "DELETE FROM alerts WHERE dedup_key = ? AND status = 'open' AND assignee IS NULL "
