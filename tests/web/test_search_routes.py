@@ -3,22 +3,30 @@
 from __future__ import annotations
 
 import json
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+from argon2 import PasswordHasher
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from tests.query.dataset import WINDOW, events, groups, newest
 
+from hubsight.cli.run_cmd import _start_api
+from hubsight.detect.runtime import Detection
+from hubsight.query.saved import SavedScope, save
+from hubsight.service import SOCKET_FILE, Service
+from hubsight.store.catalog import Catalog
 from hubsight.store.embedded import EmbeddedStore
-from hubsight.store.users import Role, UserStore
+from hubsight.store.users import Account, Role, UserStore
 from hubsight.web.auth import ConsoleAuth
 from hubsight.web.search_routes import router
 
-from support import FAST_HASH
+from support import FAST_HASH, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -284,3 +292,56 @@ def test_saved_queries_of_a_deleted_account_stay_for_an_admin_to_reassign_or_del
     assert new_bob.get(f"{saved}/{shared['id']}").json()["can_change"] is True
     assert root.delete(url).status_code == 204
     assert [q["id"] for q in root.get(saved).json()] == [shared["id"]]
+
+
+def test_the_owners_socket_knows_saved_queries_owners_without_hashing_or_reopening(
+    store: EmbeddedStore, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    setup = UserStore(data_dir, hasher=FAST_HASH)
+    for name in ("alice", "bob"):
+        setup.create(name, "a long passphrase", "analyst")
+    bob = Account("bob", "analyst")
+    orphan = save(store, bob, name="bob's", query="corp", scope=SavedScope())
+    setup.delete("bob")
+
+    def refuse(*_args: Any, **_kwargs: Any) -> Any:
+        raise AssertionError("a request that checks no password hashed one, or reopened the store")
+
+    # Each request opened the accounts' store: a decoy password hash and a write lock apiece.
+    monkeypatch.setattr(PasswordHasher, "hash", refuse)
+    monkeypatch.setattr(PasswordHasher, "verify", refuse)
+    users = UserStore(data_dir)
+    monkeypatch.setattr(UserStore, "__init__", refuse)
+    detection = Detection.open(data_dir)
+    servers = _start_api(Service(data_dir, store, Catalog(data_dir)), detection, users, None)
+    url = f"/api/v1/saved-queries/{orphan.id}"
+    edit = {"name": "bob's", "query": "corp"}
+    try:
+        wait_until(lambda: all(s.started for s in servers), 10, "the owner's socket")
+        local = httpx.HTTPTransport(uds=str(data_dir / SOCKET_FILE))
+        with httpx.Client(transport=local, base_url="http://hubsight") as owner:
+            listed = owner.get("/api/v1/saved-queries").json()
+            assert [(q["owner"], q["owner_deleted"]) for q in listed] == [("bob", True)]
+            assert owner.get(url).json()["owner_deleted"] is True
+            nobody = owner.put(url, json=edit | {"owner": "nobody"})
+            assert (nobody.status_code, nobody.json()["error"]) == (
+                400,
+                "no account named 'nobody' to own the saved query",
+            )
+            given = owner.put(url, json=edit | {"owner": "alice"}).json()
+            assert (given["owner"], given["owner_deleted"]) == ("alice", False)
+            assert owner.delete(url).status_code == 204
+    finally:
+        for server in servers:
+            server.should_exit = True
+        wait_until(lambda: _refused(data_dir / SOCKET_FILE), 10, "the socket to close")
+        detection.close()
+
+
+def _refused(path: Path) -> bool:
+    with socket.socket(socket.AF_UNIX) as probe:
+        try:
+            probe.connect(str(path))
+        except OSError:
+            return True
+    return False

@@ -135,7 +135,7 @@ def _start_api(
         scheme = "https" if config.ssl_certfile else "http"
         log.info("console and API on %s://%s:%d (OpenAPI at /openapi.json)", scheme, *tcp)
         announce_first_run(users, console_url(scheme, *tcp), sys.stdout)
-    local = create_app(service)
+    local = create_app(service, users=users)
     local.state.detect_db = detection.engine.db
     local_config = uvicorn.Config(local, log_level="warning", log_config=None)
     servers.append((uvicorn.Server(local_config), _owner_socket(service.data_dir / SOCKET_FILE)))

@@ -16,6 +16,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -138,9 +139,6 @@ class UserStore(ApiTokens):
         self.path = data_dir / CATALOG_FILE
         self._clock = clock
         self._hasher = hasher or PasswordHasher()
-        # Verifying an unknown name against this hash costs what a real check costs, so the
-        # time of a failed sign-in does not tell which names exist.
-        self._decoy = self._hasher.hash(secrets.token_hex(16))
         with self._connect() as db:
             claim_version(db, self.path, CATALOG_VERSION)
             db.executescript(_SCHEMA)
@@ -235,14 +233,23 @@ class UserStore(ApiTokens):
         with self._connect() as db:
             return dict(db.execute("SELECT name, deleted_at FROM deleted_accounts").fetchall())
 
+    @cached_property
+    def _decoy(self) -> str:
+        # Verifying an unknown name against this hash costs what a real check costs, so the
+        # time of a failed sign-in does not tell which names exist. Made at the first check
+        # rather than on opening: the CLI and the owner's socket open the store to check none.
+        return self._hasher.hash(secrets.token_hex(16))
+
     def check_password(self, name: str, password: str) -> Account | None:
         """The account when the password is right, else None."""
+        # Taken before the look-up, so the first check costs the same for any name.
+        decoy = self._decoy
         with self._connect() as db:
             row = db.execute(
                 "SELECT role, password_hash FROM console_users WHERE name = ?", (name,)
             ).fetchone()
         try:
-            self._hasher.verify(row[1] if row else self._decoy, password)
+            self._hasher.verify(row[1] if row else decoy, password)
         except (VerificationError, InvalidHashError):
             return None
         return Account(name, row[0]) if row else None

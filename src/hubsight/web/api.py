@@ -23,6 +23,7 @@ from hubsight.service import Service
 from hubsight.sources.config import SourceConfig, make_source
 from hubsight.status import source_status
 from hubsight.store.audit import AuditLog, changes
+from hubsight.store.users import UserStore
 from hubsight.web import (
     audit_routes,
     backup_routes,
@@ -292,8 +293,13 @@ async def _json_body(request: Request) -> dict[str, Any]:
     return body
 
 
-def create_app(service: Service, auth: ConsoleAuth | None = None) -> FastAPI:
-    """The API and console over a running service; ``auth=None`` only for the owner's socket."""
+def create_app(
+    service: Service, auth: ConsoleAuth | None = None, *, users: UserStore | None = None
+) -> FastAPI:
+    """The API and console over a running service; ``auth=None`` only for the owner's socket.
+
+    ``users`` gives the socket, which signs no one in, the accounts (saved queries' owners).
+    """
     # No Swagger/ReDoc pages: they load their scripts from a CDN, and the console must work in
     # an air-gapped SOC. The OpenAPI description itself is served at /openapi.json.
     app = FastAPI(
@@ -303,6 +309,7 @@ def create_app(service: Service, auth: ConsoleAuth | None = None) -> FastAPI:
     # Outside the body limit, so a refused body is recorded with the status the caller saw.
     app.add_middleware(AuditTrail)
     app.state.auth = auth
+    app.state.users = auth.users if auth is not None else users
     app.state.audit = AuditLog(service.data_dir)
     app.state.service = service
     app.state.store = service.store

@@ -13,7 +13,6 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, TimeoutError
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -221,11 +220,9 @@ def _accounts(request: Request) -> UserStore | None:
 
 def _owners(request: Request) -> Owners | None:
     """Who may own saved queries now; None where no accounts are known (an app without them)."""
-    users = _accounts(request)
-    data_dir: Path | None = getattr(request.app.state, "data_dir", None)
-    if users is None and data_dir is not None:
-        # The owner's socket signs no one in, but its data directory has the accounts.
-        users = UserStore(data_dir)
+    # The owner's socket signs no one in, but ``hubsight run`` gives it the accounts' store it
+    # has open: opening one per request cost a password hash (its decoy) and a write lock.
+    users: UserStore | None = _accounts(request) or getattr(request.app.state, "users", None)
     if users is None:
         return None
     return Owners(frozenset(a.name for a in users.accounts()), users.deleted_names())
