@@ -314,11 +314,6 @@ ENGINE_SETTINGS: Mapping[str, int] = {
     "max_server_memory_usage": MEMORY_CAP_BYTES,
     # Merges are not started while merges already hold this much (they wait, nothing fails).
     "merges_mutations_memory_usage_soft_limit": MEMORY_CAP_BYTES // 2,
-    # Eight minutes after a merge, the parts it replaced are deleted by a pool of up to 128
-    # threads (a setting chdb does not apply), and the engine kept up to 1,000 idle threads
-    # for later: the soak's service went from 36 threads to 164 at minute 11 and stayed there.
-    # Idle threads past 64 now end.
-    "max_thread_pool_free_size": 64,
 }
 
 
