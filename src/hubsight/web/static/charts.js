@@ -13,17 +13,15 @@ function tooltipOf(params) {
   // The tooltip as DOM nodes: ECharts' own markup carries style attributes, which the
   // Content-Security-Policy refuses; colours set through the style object are allowed.
   const list = Array.isArray(params) ? params : [params];
-  const box = document.createElement("div");
+  const box = el("div");
   const head = list[0].axisValueLabel ?? list[0].name;
-  if (head) box.append(Object.assign(document.createElement("b"), { textContent: head }));
+  if (head) box.append(el("b", { text: head }));
   for (const p of list) {
-    const line = document.createElement("div");
-    const dot = Object.assign(document.createElement("span"), { textContent: "● " });
+    const dot = el("span", { text: "● " });
     dot.style.color = p.color;
     const value = Array.isArray(p.value) ? p.value.at(-1) : p.value;
     const name = Array.isArray(params) ? p.seriesName : p.name;
-    line.append(dot, `${name}: ${value}${p.percent !== undefined ? ` (${p.percent}%)` : ""}`);
-    box.append(line);
+    box.append(el("div", {}, dot, `${name}: ${value}${p.percent !== undefined ? ` (${p.percent}%)` : ""}`));
   }
   return box;
 }
@@ -32,6 +30,16 @@ function topAndOther(totals, limit) {
   // The keys to draw on their own, largest first; the rest go into "other".
   const sorted = [...totals.entries()].sort((a, b) => b[1] - a[1]).map(([k]) => k);
   return { kept: sorted.slice(0, limit), others: new Set(sorted.slice(limit)) };
+}
+
+function ranked(columns, rows, limit) {
+  // A table of counts as [label, count] pairs, largest first, the rest summed into one "other".
+  const value = columns.length - 1;
+  const totals = new Map(rows.map((r) => [label(r, value), Number(r[value]) || 0]));
+  const { kept, others } = topAndOther(totals, limit);
+  const pairs = kept.map((k) => [k, totals.get(k)]);
+  if (others.size) pairs.push([`other (${others.size})`, [...others].reduce((n, k) => n + totals.get(k), 0)]);
+  return pairs;
 }
 
 function timeOption(columns, rows, histogram) {
@@ -64,10 +72,7 @@ function timeOption(columns, rows, histogram) {
 
 function barOption(columns, rows) {
   const value = columns.length - 1;
-  const totals = new Map(rows.map((r) => [label(r, value), Number(r[value]) || 0]));
-  const { kept, others } = topAndOther(totals, TOP_BARS);
-  const bars = kept.map((k) => [k, totals.get(k)]);
-  if (others.size) bars.push([`other (${others.size})`, [...others].reduce((n, k) => n + totals.get(k), 0)]);
+  const bars = ranked(columns, rows, TOP_BARS);
   return {
     // Hovering anywhere on a bar's row shows it, not only over the bar itself.
     tooltip: { trigger: "axis", axisPointer: { type: "shadow" }, formatter: tooltipOf },
@@ -79,11 +84,7 @@ function barOption(columns, rows) {
 }
 
 function pieOption(columns, rows) {
-  const value = columns.length - 1;
-  const totals = new Map(rows.map((r) => [label(r, value), Number(r[value]) || 0]));
-  const { kept, others } = topAndOther(totals, TOP_SERIES);
-  const slices = kept.map((k) => ({ name: k, value: totals.get(k) }));
-  if (others.size) slices.push({ name: `other (${others.size})`, value: [...others].reduce((n, k) => n + totals.get(k), 0) });
+  const slices = ranked(columns, rows, TOP_SERIES).map(([name, value]) => ({ name, value }));
   return {
     tooltip: { trigger: "item", formatter: tooltipOf },
     legend: { type: "scroll", orient: "vertical", left: 0, top: 0 },
@@ -128,8 +129,7 @@ function brushToZoom(chart, onZoom) {
 function chartFor(result, kind = "bar", { onZoom = null, histogram = false } = {}) {
   const option = chartOption(result, kind, histogram);
   if (!option) return null;
-  const box = document.createElement("div");
-  box.className = "echart";
+  const box = el("div", { class: "echart" });
   const bars = option.yAxis && option.yAxis.type === "category" ? option.yAxis.data.length : 0;
   box.style.height = `${bars ? Math.max(120, bars * 22 + 40) : histogram ? 140 : 240}px`;
   // ECharts measures its box: draw once the box is in the page.

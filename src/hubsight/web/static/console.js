@@ -125,63 +125,15 @@ function rawRecords() {
   }));
 }
 
-// ---- page: Settings ----
-function settingsPage() {
-  $$("input[data-rule]").forEach((box) => box.addEventListener("change", async () => {
-    const answer = await api("PUT", `/api/v1/rules/${encodeURIComponent(box.dataset.rule)}/enabled`, { enabled: box.checked });
-    if (!answer.ok) { box.checked = !box.checked; alert(problem(answer.data)); }
-  }));
-  $$("form.tune").forEach((form) => form.addEventListener("submit", async (ev) => {
-    ev.preventDefault();
-    // The rule's settings as its schema types them; a refusal is shown beside its field.
-    const msg = $(".form-msg", form), rule = encodeURIComponent(form.dataset.rule);
-    const lines = (box) => box.value.split("\n").map((v) => v.trim()).filter(Boolean);
-    const thresholds = {}, exceptions = {};
-    for (const box of $$("[data-kind]", form)) {
-      const v = box.value.trim();
-      thresholds[box.name] = box.dataset.kind === "array" ? lines(box) : v === "" || Number.isNaN(Number(v)) ? v : Number(v);
-    }
-    for (const box of $$("[data-exception]", form)) exceptions[box.name] = lines(box);
-    $$(".field-msg[data-for]", form).forEach((m) => show(m, ""));
-    // One request: a refused exception keeps the thresholds unchanged too.
-    const answer = await api("PUT", `/api/v1/rules/${rule}/tuning`, { thresholds, exceptions });
-    const field = answer.ok ? "" : String(answer.data.field ?? "").replace(/^thresholds\./, "");
-    const beside = field ? $(`.field-msg[data-for="${CSS.escape(field)}"]`, form) : null;
-    if (beside) show(beside, `${answer.data.error.split(": ").slice(-1)[0]}${answer.data.hint ? ` (${answer.data.hint})` : ""}`);
-    msg.className = "field-msg form-msg " + (answer.ok ? "ok" : "error");
-    msg.textContent = answer.ok ? "saved; applies to the running detection within seconds" : beside ? "not saved: see the field marked" : problem(answer.data);
-  }));
-  const account = $("#new-account");
-  if (account) account.addEventListener("submit", async (ev) => {
-    ev.preventDefault();
-    const f = account.elements;
-    const answer = await api("POST", "/api/v1/accounts", { name: f.name.value.trim(), password: f.password.value, role: f.role.value });
-    if (answer.ok) location.reload(); else show($(".error", account), problem(answer.data));
-  });
-  $$("button[data-account]").forEach((button) => button.addEventListener("click", async () => {
-    if (!confirm(`Delete user ${button.dataset.account}? Their sessions and API tokens end now; their saved queries stay, for an admin to reassign or delete.`)) return;
-    const answer = await api("DELETE", `/api/v1/accounts/${encodeURIComponent(button.dataset.account)}`);
-    if (answer.ok) location.reload(); else alert(problem(answer.data));
-  }));
-  const token = $("#new-token");
-  if (token) token.addEventListener("submit", async (ev) => {
-    ev.preventDefault();
-    const answer = await api("POST", "/api/v1/tokens", { label: token.elements.label.value, days: Number(token.elements.days.value) });
-    show($("#token-out"), answer.ok ? `Token (shown once; expires ${answer.data.expires_at}): ${answer.data.token}` : problem(answer.data));
-  });
-  $$("button[data-revoke-token]").forEach((button) => button.addEventListener("click", async () => {
-    if (!confirm(`Revoke the API token ${button.dataset.label} (${button.dataset.revokeToken})? Scripts using it stop at once.`)) return;
-    const answer = await api("DELETE", `/api/v1/tokens/${encodeURIComponent(button.dataset.revokeToken)}`);
-    if (answer.ok) location.reload(); else alert(problem(answer.data));
-  }));
-}
+// Keys are the user's text while a field has the focus, not shortcuts.
+const typing = () => /^(INPUT|TEXTAREA|SELECT)$/.test(document.activeElement.tagName);
 
 function listKeys() {
   // j/k move through the alerts, Enter or o opens the chosen one.
   const rows = $$("#alerts tbody tr").filter((tr) => $("a", tr));
   let at = -1;
   document.addEventListener("keydown", (ev) => {
-    if (/^(INPUT|TEXTAREA|SELECT)$/.test(document.activeElement.tagName) || !rows.length) return;
+    if (typing() || !rows.length) return;
     if (ev.key === "j" || ev.key === "k") {
       if (at >= 0) rows[at].classList.remove("cur");
       at = Math.max(0, Math.min(rows.length - 1, at + (ev.key === "j" ? 1 : -1)));
@@ -193,7 +145,7 @@ function listKeys() {
 
 document.addEventListener("keydown", (ev) => {
   // "/" jumps to the query box (or to Log Search) unless the user is typing somewhere.
-  if (ev.key !== "/" || ev.ctrlKey || ev.metaKey || /^(INPUT|TEXTAREA|SELECT)$/.test(document.activeElement.tagName)) return;
+  if (ev.key !== "/" || ev.ctrlKey || ev.metaKey || typing()) return;
   ev.preventDefault();
   const box = $("#leql");
   if (box) box.focus(); else location.href = "/search";
@@ -218,6 +170,5 @@ document.addEventListener("DOMContentLoaded", () => {
   if (page === "alert") alertPage();
   rawRecords();
   if (page === "alerts") listKeys();
-  if (page === "settings") settingsPage();
   fillCharts();
 });

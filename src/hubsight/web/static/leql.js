@@ -20,10 +20,7 @@ function leqlHighlight(text) {
   for (const m of text.matchAll(LEQL_TOKEN)) {
     if (m.index > last) out.append(text.slice(last, m.index));
     const group = m.slice(1).findIndex((g) => g !== undefined);
-    const span = document.createElement("span");
-    span.className = `t-${LEQL_CLASSES[group]}`;
-    span.textContent = m[0];
-    out.append(span);
+    out.append(el("span", { class: `t-${LEQL_CLASSES[group]}`, text: m[0] }));
     last = m.index + m[0].length;
   }
   out.append(text.slice(last) + "\n");
@@ -36,8 +33,8 @@ function leqlRawPaths(form, into) {
   let asked = 0;
   const learn = async () => {
     const params = new URLSearchParams(), mine = ++asked;
-    for (const box of form.querySelectorAll('input[name="log_sets"]:checked')) params.append("log_set", box.value);
-    for (const box of form.querySelectorAll('input[name="log_names"]:checked')) params.append("log_name", box.value);
+    // log_sets boxes are sent as log_set, log_names boxes as log_name.
+    for (const box of $$('input[name^="log_"]:checked', form)) params.append(box.name.slice(0, -1), box.value);
     const answer = await api("GET", `/api/v1/raw-paths?${params}`);
     // Only the answer for the latest choice counts; an earlier one may arrive after it.
     if (answer.ok && mine === asked) into.splice(0, into.length, ...answer.data.paths);
@@ -47,14 +44,9 @@ function leqlRawPaths(form, into) {
 }
 
 function leqlEditor(textarea, keys, paths = []) {
-  const wrap = document.createElement("div");
-  wrap.className = "leql";
-  const layer = document.createElement("pre");
-  layer.setAttribute("aria-hidden", "true");
-  const list = document.createElement("ul");
-  list.className = "suggest";
-  list.id = "suggest";
-  list.hidden = true;
+  const wrap = el("div", { class: "leql" });
+  const layer = el("pre", { "aria-hidden": "true" });
+  const list = el("ul", { class: "suggest", id: "suggest", hidden: "" });
   textarea.replaceWith(wrap);
   wrap.append(layer, textarea, list);
   let choices = [], chosen = 0;
@@ -67,9 +59,7 @@ function leqlEditor(textarea, keys, paths = []) {
   const close = () => { list.hidden = true; choices = []; };
   const render = () => {
     list.replaceChildren(...choices.map((word, i) => {
-      const li = document.createElement("li");
-      li.textContent = word;
-      if (i === chosen) li.className = "on";
+      const li = el("li", { text: word, class: i === chosen ? "on" : "" });
       li.addEventListener("mousedown", (ev) => { ev.preventDefault(); chosen = i; accept(); });
       return li;
     }));

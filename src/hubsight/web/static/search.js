@@ -3,9 +3,9 @@
 
 // A time as a datetime-local input wants it: the viewer's zone, no offset, to the second.
 function localInput(iso) {
+  // The local wall-clock time written as if it were UTC, so toISOString spells it out.
   const d = new Date(iso);
-  const pad = (n) => String(n).padStart(2, "0");
-  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+  return new Date(d - d.getTimezoneOffset() * 60000).toISOString().slice(0, 19);
 }
 
 // Fields shown as pills in the Summary column, in this order, when an event has them.
@@ -26,7 +26,7 @@ function searchPage() {
 
   function scope() {
     const picked = (name) => $$(`input[name="${name}"]:checked`, form).map((box) => box.value);
-    const body = { query: form.elements.query.value, log_sets: picked("log_sets"), log_names: picked("log_names"), timezone: ZONE };
+    const body = { query: query.value, log_sets: picked("log_sets"), log_names: picked("log_names"), timezone: ZONE };
     if (last.value) body.last = last.value;
     else {
       if (form.elements.from.value) body.from = new Date(form.elements.from.value).toISOString();
@@ -36,12 +36,11 @@ function searchPage() {
   }
 
   function addToQuery(key, value) {
-    const q = form.elements.query;
     const term = `${key}=${leqlString(value)}`;
-    const match = q.value.match(/^\s*where\((.*)\)(.*)$/s);
-    q.value = match ? `where(${match[1]} AND ${term})${match[2]}` : (q.value.trim() ? `where(${term}) ${q.value.trim()}` : `where(${term})`);
+    const match = query.value.match(/^\s*where\((.*)\)(.*)$/s);
+    query.value = match ? `where(${match[1]} AND ${term})${match[2]}` : `where(${term}) ${query.value.trim()}`.trim();
     repaint();
-    q.focus();
+    query.focus();
   }
 
   function eventRows(events, append) {
@@ -90,9 +89,10 @@ function searchPage() {
     const body = scope();
     // A new search goes first in the account's history; a next page is the same search.
     if (append) body.cursor = cursor; else body.history = true;
-    form.querySelector('button[type="submit"]').disabled = true;
+    const button = $('button[type="submit"]', form);
+    button.disabled = true;
     const answer = await runSearch(body);
-    form.querySelector('button[type="submit"]').disabled = false;
+    button.disabled = false;
     if (!answer.ok) {
       results.hidden = true;
       show($("#qwarning"), "");
@@ -158,7 +158,7 @@ function searchPage() {
   }
 
   form.addEventListener("submit", (ev) => { ev.preventDefault(); submit(false); });
-  form.elements.query.addEventListener("keydown", (ev) => {
+  query.addEventListener("keydown", (ev) => {
     if (ev.key === "Enter" && (ev.ctrlKey || ev.metaKey)) { ev.preventDefault(); submit(false); }
   });
   $("#more").addEventListener("click", () => submit(true));
@@ -190,7 +190,7 @@ function searchPage() {
     form.elements.from.value = localInput(form.dataset.from);
     form.elements.to.value = localInput(form.dataset.to);
   }
-  if (form.elements.query.value || form.dataset.run) submit(false);
+  if (query.value || form.dataset.run) submit(false);
 }
 
 // The account's recent searches (kept on the server), newest first; a click runs one again.
@@ -233,8 +233,15 @@ async function savedQueries(form, repaint) {
     share.checked = Boolean(q?.shared);
     reassign.hidden = !(q?.owner_deleted && q.can_change);
   };
-  // A saved query as PUT replaces it, with what changes.
-  const edited = (q, change) => ({ name: q.name, query: q.query, log_sets: q.log_sets, log_names: q.log_names, last: q.last, ...change });
+  // A refusal is shown above the results; true when the request went through.
+  const done = (answer) => { if (!answer.ok) show($("#qerror"), problem(answer.data)); return answer.ok; };
+  // A saved query as PUT replaces it, with what changes; kept as the server now has it.
+  const change = async (q, edit) => {
+    const body = { name: q.name, query: q.query, log_sets: q.log_sets, log_names: q.log_names, last: q.last, ...edit };
+    const changed = await api("PUT", `/api/v1/saved-queries/${q.id}`, body);
+    if (done(changed)) saved.set(q.id, changed.data);
+    return changed;
+  };
   select.addEventListener("change", () => {
     sync();
     const q = picked();
@@ -245,18 +252,14 @@ async function savedQueries(form, repaint) {
   });
   share.addEventListener("change", async () => {
     const q = picked();
-    if (!q) return;
-    const changed = await api("PUT", `/api/v1/saved-queries/${q.id}`, edited(q, { shared: share.checked }));
-    if (!changed.ok) { show($("#qerror"), problem(changed.data)); sync(); return; }
-    saved.set(q.id, changed.data);
+    if (q && !(await change(q, { shared: share.checked })).ok) sync();
   });
   reassign.addEventListener("click", async () => {
     const q = picked();
     const owner = q && prompt(`Give the saved query "${q.name}" to which account?`)?.trim();
     if (!owner) return;
-    const changed = await api("PUT", `/api/v1/saved-queries/${q.id}`, edited(q, { owner }));
-    if (!changed.ok) { show($("#qerror"), problem(changed.data)); return; }
-    saved.set(q.id, changed.data);
+    const changed = await change(q, { owner });
+    if (!changed.ok) return;
     select.selectedOptions[0].textContent = label(changed.data);
     sync();
   });
@@ -266,7 +269,7 @@ async function savedQueries(form, repaint) {
     const body = { name, query: form.elements.query.value, shared: share.checked };
     if (form.elements.last.value) body.last = form.elements.last.value;
     const made = await api("POST", "/api/v1/saved-queries", body);
-    if (!made.ok) { show($("#qerror"), problem(made.data)); return; }
+    if (!done(made)) return;
     saved.set(made.data.id, made.data);
     select.append(option(made.data));
     select.value = made.data.id;
@@ -276,7 +279,7 @@ async function savedQueries(form, repaint) {
     const q = picked();
     if (!q || !confirm(`Delete the saved query "${q.name}"? This cannot be undone.`)) return;
     const gone = await api("DELETE", `/api/v1/saved-queries/${q.id}`);
-    if (!gone.ok) { show($("#qerror"), problem(gone.data)); return; }
+    if (!done(gone)) return;
     saved.delete(q.id);
     select.selectedOptions[0].remove();
     select.value = "";
