@@ -4,8 +4,9 @@ Usage: ``python bench/search.py [--sizes 1000000 10000000] [--runs 15]``
 
 A pool of events is generated with ``hubsight.simulate``, parsed by hubsight's own parsers and
 written batch by batch; the store is then filled to each size by copying the pool inside
-ClickHouse, at most 25,000 events per INSERT, with fresh positions and timestamps spread over eight
-days, each INSERT waiting for the merges before it. Each question runs through
+ClickHouse, at most 25,000 events per INSERT, with fresh positions and timestamps spread over
+eight days, into a stage table merged every 8 INSERTs and attached (README, "Tests and
+benchmarks", says why and what costs memory). Each question runs through
 ``hubsight.query.search`` (parse, compile, execute, shape the result) and as hand-written
 ClickHouse SQL; the two answers must be equal (else the bench stops), then both run warm and in
 turns, and the p50/p95 of each is printed with their ratio, beside the process CPU time each
@@ -76,7 +77,7 @@ def fill(store: EmbeddedStore, messages: int, size: int) -> float:
 
     The pool is generated, parsed and written a batch at a time (never held whole in Python),
     then copied inside ClickHouse a slice per INSERT, never beside a merge, so the benchmark's
-    own memory stays small.
+    own memory stays small. The events table's merges are left stopped.
     """
     began = time.perf_counter()
     parser = MessageParser(log_name="Azure Event Hub", registry=default_registry())
