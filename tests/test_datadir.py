@@ -46,6 +46,23 @@ def test_an_open_data_directory_is_tightened_with_a_log_line(
     assert caplog.text == ""
 
 
+def test_a_file_gone_between_listing_and_closing_is_skipped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A killed run restarted while a reader closes hubsight.sqlite3: SQLite removes the -shm
+    # file after os.walk listed it, and run stopped at start with FileNotFoundError.
+    data = tmp_path / "data"
+    data.mkdir(mode=0o700)
+    (data / "hubsight.sqlite3").write_text("x")
+    (data / "hubsight.sqlite3").chmod(0o644)
+    listed: list[tuple[str, list[str], list[str]]] = [
+        (str(data), [], ["hubsight.sqlite3", "hubsight.sqlite3-shm"])
+    ]
+    monkeypatch.setattr(os, "walk", lambda top: iter(listed))
+    assert close_data_dir(data) == 1
+    assert _mode(data / "hubsight.sqlite3") == 0o600
+
+
 def test_a_new_data_directory_is_created_closed(tmp_path: Path) -> None:
     close_data_dir(tmp_path / "new" / "data")
     assert _mode(tmp_path / "new" / "data") == 0o700

@@ -28,11 +28,16 @@ def close_data_dir(data_dir: Path) -> int:
     tightened = 0
     for root, dirs, files in os.walk(data_dir):
         for path, mode in [(Path(root), DIR_MODE)] + [(Path(root) / f, FILE_MODE) for f in files]:
-            info = path.lstat()
-            # A symlink is not followed: its target may be anything, anywhere.
-            if stat.S_ISLNK(info.st_mode) or stat.S_IMODE(info.st_mode) & ~mode == 0:
+            try:
+                info = path.lstat()
+                # A symlink is not followed: its target may be anything, anywhere.
+                if stat.S_ISLNK(info.st_mode) or stat.S_IMODE(info.st_mode) & ~mode == 0:
+                    continue
+                path.chmod(stat.S_IMODE(info.st_mode) & mode)
+            except FileNotFoundError:
+                # Gone since it was listed: SQLite drops its -shm/-wal when another process's
+                # last connection closes, ClickHouse its temporary parts. Nothing left to close.
                 continue
-            path.chmod(stat.S_IMODE(info.st_mode) & mode)
             tightened += 1
         dirs[:] = [d for d in dirs if not (Path(root) / d).is_symlink()]
     if tightened:
