@@ -12,7 +12,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -97,8 +97,9 @@ class Service:
     registry: ParserRegistry = field(default_factory=EmptyRegistry)
     settings: CollectorSettings = field(default_factory=CollectorSettings)
     on_stored: StoredHook | None = None
-    # Called about once a minute with the time, for work that watches silence (detections).
-    on_tick: Callable[[datetime], object] | None = None
+    # Called about once a minute with the time, for work that watches silence (detections) or
+    # housekeeping; each job runs on its own, so one that fails does not skip the others.
+    on_tick: Sequence[Callable[[datetime], object]] = ()
     metrics: Metrics = field(default_factory=Metrics)
     health: dict[str, SourceHealth] = field(default_factory=dict)
     # When the serving loop last went round (monotonic): readiness checks that it still does.
@@ -240,12 +241,13 @@ class Service:
                 log.error("the sources' last health was not saved: %s", exc)
 
     def _tick(self) -> None:
-        """The once-a-minute work: detection's periodic check, then memory handed back."""
-        if self.on_tick is not None:
+        """The once-a-minute work: each periodic job in turn, then memory handed back."""
+        now = datetime.now(UTC)
+        for job in self.on_tick:
             try:
-                self.on_tick(datetime.now(UTC))
-            except Exception:  # a failing tick never stops collection
-                log.exception("the periodic check failed")
+                job(now)
+            except Exception:  # a failing job never stops collection, nor the jobs after it
+                log.exception("the periodic job %s failed", getattr(job, "__qualname__", job))
         # What the last minute's batches, merges and searches freed goes back to the system
         # rather than staying with the arena of the thread that freed it (allocator.py).
         allocator.trim()

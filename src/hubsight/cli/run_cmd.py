@@ -94,8 +94,7 @@ def run(
         detection = Detection.open(data_dir, searcher=searcher(store))
         users, audit = UserStore(data_dir), AuditLog(data_dir)
 
-        def tick(now: datetime) -> None:
-            detection.tick(now)
+        def sweep_ended_tokens(_now: datetime) -> None:
             sweep_tokens(users, audit)
 
         service = Service(
@@ -105,7 +104,7 @@ def run(
             registry=default_registry(data_dir),
             settings=CollectorSettings(no_data_after_s=no_data_after),
             on_stored=detection.on_stored,
-            on_tick=tick,
+            on_tick=(detection.tick, sweep_ended_tokens),
         )
         detection.metrics = service.metrics
         servers = _start_api(service, detection, users, None if no_web else (host, port))
