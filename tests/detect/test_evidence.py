@@ -48,3 +48,21 @@ def test_later_events_are_appended_in_order_once() -> None:
         _ref(5),
     ]
     assert merge_evidence([], [_ref(2), _ref(1)]) == [_ref(1), _ref(2)]
+
+
+def test_refs_equal_up_to_a_missing_field_are_ordered() -> None:
+    # Same time and log; one ref lacks where it came from (None): msgspec's field-by-field
+    # order raised TypeError comparing None with a value.
+    bare = EventRef(_START, "log", None, None, None, None)
+    placed = EventRef(_START, "log", "topic", 0, 7, 0)
+    no_index = EventRef(_START, "log", "topic", 0, 7, None)
+    assert bare < placed
+    assert placed > bare
+    assert not placed < bare
+    assert no_index <= placed
+    assert placed >= no_index
+    assert sorted([placed, no_index, bare]) == [bare, no_index, placed]
+    # Both ways through merge_evidence: a list ending at ``bare`` and one holding ``placed``.
+    assert merge_evidence([bare], [placed]) == [bare, placed]
+    assert merge_evidence([placed], [bare, no_index]) == [bare, no_index, placed]
+    assert merge_evidence([_ref(-1), placed], [bare]) == [_ref(-1), bare, placed]

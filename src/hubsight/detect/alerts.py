@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from hubsight.detect.base import EventRef, Severity
+from hubsight.detect.base import EventRef, Severity, ref_order
 from hubsight.detect.baseline import from_epoch
 from hubsight.detect.db import DetectDB
 from hubsight.errors import ConfigError, NotFoundError
@@ -108,12 +108,12 @@ def merge_evidence(old: list[EventRef], new: list[EventRef]) -> list[EventRef]:
     fresh = [ref for ref in new if ref not in held]
     if not fresh:
         return old[:MAX_EVIDENCE]
-    if old and min(fresh) > old[-1]:
+    if old and ref_order(min(fresh, key=ref_order)) > ref_order(old[-1]):
         if len(old) >= MAX_EVIDENCE:
             # A full list of earlier events: the new ones fall off its end.
             return old[:MAX_EVIDENCE]
-        return (old + sorted(set(fresh)))[:MAX_EVIDENCE]
-    return sorted(held.union(fresh))[:MAX_EVIDENCE]
+        return (old + sorted(set(fresh), key=ref_order))[:MAX_EVIDENCE]
+    return sorted(held.union(fresh), key=ref_order)[:MAX_EVIDENCE]
 
 
 _encode = msgspec.json.Encoder().encode

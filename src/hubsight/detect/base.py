@@ -56,9 +56,10 @@ _RANKS = {
 
 # Windows and alerts hold hundreds of thousands of these: with gc=False the cyclic garbage
 # collector skips them (they hold only atoms, so they cannot form a cycle), which made its
-# full passes take a quarter of the engine's time.
-class EventRef(msgspec.Struct, frozen=True, order=True, array_like=True, gc=False):
-    """Where a stored event is: enough to find it again in Log Search."""
+# full passes take a quarter of the engine's time. The order is ``ref_order``'s, not msgspec's
+# field by field, which raised TypeError on two refs equal up to a field None in one of them.
+class EventRef(msgspec.Struct, frozen=True, array_like=True, gc=False):
+    """Where a stored event is: enough to find it again in Log Search. Totally ordered."""
 
     timestamp: datetime
     log_name: str
@@ -81,6 +82,18 @@ class EventRef(msgspec.Struct, frozen=True, order=True, array_like=True, gc=Fals
             log_set=str(event.log_set),
         )
 
+    def __lt__(self, other: EventRef) -> bool:
+        return ref_order(self) < ref_order(other)
+
+    def __le__(self, other: EventRef) -> bool:
+        return ref_order(self) <= ref_order(other)
+
+    def __gt__(self, other: EventRef) -> bool:
+        return ref_order(self) > ref_order(other)
+
+    def __ge__(self, other: EventRef) -> bool:
+        return ref_order(self) >= ref_order(other)
+
     def as_dict(self) -> dict[str, Any]:
         """The reference as the JSON object the CLI and the API show."""
         return {
@@ -92,6 +105,27 @@ class EventRef(msgspec.Struct, frozen=True, order=True, array_like=True, gc=Fals
             "log_set": self.log_set,
             "timestamp": self.timestamp.isoformat(),
         }
+
+
+def ref_order(ref: EventRef) -> tuple[Any, ...]:
+    """The sort key of ``ref``: its fields in order, a None before any value of its field.
+
+    As a ``key=`` it sorts refs faster than their comparisons do (one key per ref).
+    """
+    return (
+        ref.timestamp,
+        ref.log_name,
+        ref.source_topic is not None,
+        ref.source_topic or "",
+        ref.source_partition is not None,
+        ref.source_partition or 0,
+        ref.source_offset is not None,
+        ref.source_offset or 0,
+        ref.record_index is not None,
+        ref.record_index or 0,
+        ref.log_set is not None,
+        ref.log_set or "",
+    )
 
 
 @dataclass(slots=True, kw_only=True)
