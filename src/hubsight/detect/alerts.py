@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 import time
+from bisect import bisect_left
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -101,19 +102,29 @@ def merge_context(context: Mapping[str, Any], new: Mapping[str, Any]) -> dict[st
 
 
 def merge_evidence(old: list[EventRef], new: list[EventRef]) -> list[EventRef]:
-    """The union of two evidence lists, earliest first, capped."""
-    # ``old`` is an alert's list, sorted: a finding mostly cites events it holds already or
-    # events after its last (a loud rule's alert, a correlation's window), which need no sort.
-    held = set(old)
-    fresh = [ref for ref in new if ref not in held]
-    if not fresh:
-        return old[:MAX_EVIDENCE]
-    if old and ref_order(min(fresh, key=ref_order)) > ref_order(old[-1]):
-        if len(old) >= MAX_EVIDENCE:
-            # A full list of earlier events: the new ones fall off its end.
-            return old[:MAX_EVIDENCE]
-        return (old + sorted(set(fresh), key=ref_order))[:MAX_EVIDENCE]
-    return sorted(held.union(fresh), key=ref_order)[:MAX_EVIDENCE]
+    """The union of two evidence lists, earliest first, capped; ``old`` itself when unchanged."""
+    if not old:
+        return sorted(set(new), key=ref_order)[:MAX_EVIDENCE]
+    # ``old`` is an alert's list, sorted: a finding mostly cites events after its last (a loud
+    # rule's alert, which takes a finding per event) or events it holds already (a
+    # correlation's window). Those are found by their place in it, not by hashing all of it.
+    last = ref_order(old[-1])
+    later: list[EventRef] = []
+    inside: list[EventRef] = []
+    for ref in new:
+        key = ref_order(ref)
+        if key > last:
+            later.append(ref)
+        else:
+            at = bisect_left(old, key, key=ref_order)
+            if old[at] != ref:
+                inside.append(ref)
+    if inside:
+        return sorted({*old, *inside, *later}, key=ref_order)[:MAX_EVIDENCE]
+    if not later or len(old) >= MAX_EVIDENCE:
+        # Nothing new, or a full list of earlier events whose end the new ones fall off.
+        return old if len(old) <= MAX_EVIDENCE else old[:MAX_EVIDENCE]
+    return (old + sorted(set(later), key=ref_order))[:MAX_EVIDENCE]
 
 
 _encode = msgspec.json.Encoder().encode
