@@ -12,7 +12,7 @@ import hashlib
 import sqlite3
 import time
 from bisect import bisect_left
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -129,10 +129,18 @@ def merge_evidence(old: list[EventRef], new: list[EventRef]) -> list[EventRef]:
 
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder(Alert).decode
+_decode_refs = msgspec.json.Decoder(list[EventRef]).decode
 
-_COLUMNS = "id, status, disposition, assignee, body"
-_BY_DEDUP_KEY = f"SELECT {_COLUMNS} FROM alerts WHERE dedup_key = ?"  # noqa: S608 - constants
-_BY_ID = f"SELECT {_COLUMNS} FROM alerts WHERE id = ?"  # noqa: S608 - constants
+# An alert is stored as its body (``alerts.body``: the alert without its evidence) and its
+# evidence (``alert_evidence.refs``), so that a batch that moves an alert's times or context but
+# not its evidence (a loud rule's full alert, a notable linked) encodes and writes the small
+# body only, not a hundred event references.
+_SELECT = (
+    "SELECT id, status, disposition, assignee, body, refs FROM alerts "
+    "LEFT JOIN alert_evidence ON alert_evidence.alert_id = alerts.id"
+)
+_BY_DEDUP_KEY = f"{_SELECT} WHERE dedup_key = ?"
+_BY_ID = f"{_SELECT} WHERE id = ?"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -199,13 +207,23 @@ class AlertStore:
         params.append(flt.limit)
         sql = (
             # Only the fixed column names above are interpolated; values are bound.
-            f"SELECT {_COLUMNS} FROM alerts WHERE {' AND '.join(where)} "  # noqa: S608
-            "ORDER BY last_event_time DESC, id LIMIT ?"
+            f"{_SELECT} WHERE {' AND '.join(where)} ORDER BY last_event_time DESC, id LIMIT ?"
         )
         return [_row_alert(row) for row in self.db.rows(sql, params)]
 
-    def save(self, conn: sqlite3.Connection, alerts: Sequence[Alert], now: float) -> None:
-        """Insert or update the detection part of ``alerts`` inside the engine's transaction."""
+    def save(
+        self,
+        conn: sqlite3.Connection,
+        alerts: Sequence[Alert],
+        now: float,
+        *,
+        same_evidence: Collection[str] = (),
+    ) -> None:
+        """Insert or update the detection part of ``alerts`` inside the engine's transaction.
+
+        The alerts whose dedup key is in ``same_evidence`` have the evidence stored already:
+        only their bodies are written.
+        """
         conn.executemany(
             "INSERT INTO alerts (id, dedup_key, rule_id, severity, notable, user, source_ip, "
             "first_event_time, last_event_time, created_at, updated_at, body) "
@@ -226,9 +244,18 @@ class AlertStore:
                     alert.last_event_time.timestamp(),
                     now,
                     now,
-                    _encode(alert),
+                    _encode(msgspec.structs.replace(alert, evidence=[])),
                 )
                 for alert in alerts
+            ],
+        )
+        conn.executemany(
+            "INSERT INTO alert_evidence (alert_id, refs) VALUES (?, ?) "
+            "ON CONFLICT(alert_id) DO UPDATE SET refs = excluded.refs",
+            [
+                (alert.id, _encode(alert.evidence))
+                for alert in alerts
+                if alert.dedup_key not in same_evidence
             ],
         )
 
@@ -306,6 +333,7 @@ def like_escape(text: str) -> str:
 
 def _row_alert(row: sqlite3.Row) -> Alert:
     alert = _decode(row["body"])
+    alert.evidence = _decode_refs(row["refs"])
     alert.status = row["status"]
     alert.disposition = row["disposition"]
     alert.assignee = row["assignee"]

@@ -18,12 +18,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from hubsight.errors import StoreError
 from hubsight.store.sqlite import claim_version, sqlite_error
 
 DB_NAME = "detect.sqlite3"
-# Raised when a release changes the tables in a way an older one cannot read.
-SCHEMA_VERSION = 1
+# Raised when a release changes the tables in a way an older one cannot read. 2: an alert's
+# evidence moved from its body into ``alert_evidence``.
+SCHEMA_VERSION = 2
 # The write-ahead log is copied into the database every this many pages (4 KB): about every
 # 16 MB of changes; and cut back to WAL_LIMIT_BYTES after each copy.
 CHECKPOINT_PAGES = 4000
@@ -47,6 +50,11 @@ CREATE TABLE IF NOT EXISTS alerts (
     status TEXT NOT NULL DEFAULT 'open', disposition TEXT, assignee TEXT, body BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS alerts_user ON alerts (user, last_event_time);
 CREATE INDEX IF NOT EXISTS alerts_time ON alerts (last_event_time);
+-- An alert's evidence (a JSON list of event references), apart from its body: rewritten only
+-- when the evidence changed (see ``alerts``); it goes with its alert.
+CREATE TABLE IF NOT EXISTS alert_evidence (alert_id TEXT PRIMARY KEY, refs BLOB NOT NULL);
+CREATE TRIGGER IF NOT EXISTS alert_evidence_gone AFTER DELETE ON alerts
+    BEGIN DELETE FROM alert_evidence WHERE alert_id = old.id; END;
 CREATE TABLE IF NOT EXISTS alert_history (
     alert_id TEXT NOT NULL, at REAL NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
     detail TEXT NOT NULL);
@@ -117,8 +125,24 @@ class DetectDB:
         self._lock = threading.RLock()
 
     def _migrate(self) -> None:
-        # Databases written before window batches kept one row per entry: each becomes a batch.
         conn = self._conn
+        # Alerts written before ``alert_evidence`` held their evidence in their body: it moves
+        # there. Chosen by the rows, not the version, so an interrupted move resumes.
+        old = conn.execute(
+            "SELECT id, body FROM alerts WHERE id NOT IN (SELECT alert_id FROM alert_evidence)"
+        ).fetchall()
+        if old:
+            conn.execute("BEGIN IMMEDIATE")
+            for alert_id, body in old:
+                doc = msgspec.json.decode(body)
+                refs = msgspec.json.encode(doc.get("evidence", []))
+                doc["evidence"] = []
+                conn.execute(
+                    "UPDATE alerts SET body = ? WHERE id = ?", (msgspec.json.encode(doc), alert_id)
+                )
+                conn.execute("INSERT INTO alert_evidence VALUES (?, ?)", (alert_id, refs))
+            conn.execute("COMMIT")
+        # Databases written before window batches kept one row per entry: each becomes a batch.
         if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'window_entries'").fetchone():
             conn.executescript(
                 """

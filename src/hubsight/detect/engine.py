@@ -18,7 +18,7 @@ import gc
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -300,12 +300,18 @@ class DetectionEngine:
             self._state.dirty_sources.add(key)
 
     def _commit(self) -> list[Alert]:
-        changed, self.withdrawn_alerts = self._folder.take()
+        taken = self._folder.take()
+        self.withdrawn_alerts = taken.withdrawn
         if self.options.persist:
-            self._save(changed, withdrawn=[a.dedup_key for a in self.withdrawn_alerts])
+            self._save(
+                taken.changed,
+                withdrawn=[a.dedup_key for a in taken.withdrawn],
+                same_evidence=taken.same_evidence,
+            )
         else:
             self._state.forget_changes()
-        return changed
+        self._folder.saved()
+        return taken.changed
 
     def close(self) -> None:
         """Save everything still pending (baselines included) and close the database."""
@@ -315,13 +321,18 @@ class DetectionEngine:
             self.db.close()
 
     def _save(
-        self, alerts: list[Alert], *, flush_baselines: bool = False, withdrawn: Sequence[str] = ()
+        self,
+        alerts: list[Alert],
+        *,
+        flush_baselines: bool = False,
+        withdrawn: Sequence[str] = (),
+        same_evidence: Collection[str] = (),
     ) -> None:
         now = time.time()
         every = None if flush_baselines else self.options.baseline_save_interval.total_seconds()
         with self.db.transaction() as conn:
             self._state.save(conn, baselines_every=every)
-            self.alerts.save(conn, alerts, now)
+            self.alerts.save(conn, alerts, now, same_evidence=same_evidence)
             # A withdrawn alert someone already triaged stays, with its last evidence.
             conn.executemany(
                 "DELETE FROM alerts WHERE dedup_key = ? AND status = 'open' AND assignee IS NULL "

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -34,6 +34,16 @@ from hubsight.detect.sessions import MERGED_INTO, Sessions, Span, session_prefix
 _MAX_KNOWN = 50_000
 
 
+class Taken(NamedTuple):
+    """What one batch did to the alerts."""
+
+    # Created or changed, new ones first.
+    changed: list[Alert]
+    withdrawn: list[Alert]
+    # Dedup keys of the changed alerts whose evidence is stored as it is now.
+    same_evidence: set[str]
+
+
 class AlertFolder:
     """The alerts one batch created, changed or withdrew, and the folding that makes them."""
 
@@ -51,6 +61,8 @@ class AlertFolder:
         self._known: dict[str, Alert] = {}
         # Alerts the current batch withdrew (a late event showed them untrue), by dedup key.
         self._withdrawn: dict[str, Alert] = {}
+        # The last batch's changed and withdrawn alerts, by dedup key, until they are saved.
+        self._unsaved: tuple[dict[str, Alert], dict[str, Alert]] = ({}, {})
         # Per user, the notables (id -> event time) that alerts about the user list: kept here,
         # as nearly every batch asks and notables are few.
         self._notables: dict[str, dict[str, datetime]] = {}
@@ -87,25 +99,38 @@ class AlertFolder:
             if other.dedup_key != key:
                 self._absorb(key, rule, other)
 
-    def take(self) -> tuple[list[Alert], list[Alert]]:
-        """The batch's alerts created or changed (new ones first) and withdrawn; then forget them.
+    def take(self) -> Taken:
+        """What the batch did to the alerts; the folder starts on the next batch.
 
         Notables are linked first, so the alerts listing a notable that moved are among them.
+        Call ``saved`` once the alerts are stored: until then the stored ones stay as they were.
         """
         self._link_notables()
-        created = [self._pending[k] for k in sorted(self._created)]
-        changed = created + [a for k, a in sorted(self._pending.items()) if k not in self._created]
-        withdrawn = list(self._withdrawn.values())
+        pending, known = self._pending, self._known
+        created = [pending[k] for k in sorted(self._created)]
+        changed = created + [a for k, a in sorted(pending.items()) if k not in self._created]
+        # Folding assigns an alert a new list only when its evidence changes, and the lists
+        # share their refs: the comparison mostly stops at the first element, by identity.
+        same = {
+            key
+            for key, alert in pending.items()
+            if (stored := known.get(key)) is not None and stored.evidence == alert.evidence
+        }
+        taken = Taken(changed, list(self._withdrawn.values()), same)
+        self._unsaved = (pending, self._withdrawn)
+        self._pending, self._withdrawn, self._created = {}, {}, set()
+        return taken
+
+    def saved(self) -> None:
+        """The alerts ``take`` gave are stored: fold the next findings into them."""
+        pending, withdrawn = self._unsaved
+        self._unsaved = ({}, {})
         if self._persist and len(self._known) > _MAX_KNOWN:
             self._known.clear()
-        self._known.update(self._pending)
-        for key in self._withdrawn:
+        self._known.update(pending)
+        for key in withdrawn:
             # A withdrawn alert someone triaged stays in the database: it is read from there.
             self._known.pop(key, None)
-        self._withdrawn.clear()
-        self._pending.clear()
-        self._created.clear()
-        return changed, withdrawn
 
     def _absorb(self, key: str, rule: Rule[Any], other: Alert) -> None:
         """Fold the alert ``other`` into the alert ``key`` of the same rule and entity."""
@@ -263,11 +288,14 @@ class AlertFolder:
                 mine[notable.id] = notable.last_event_time
             earliest = min(left, notable.last_event_time)
             since[user] = min(since.get(user, earliest), earliest)
-        users = {a.user for a in pending.values() if a.user and not a.notable}
-        users |= {a.user for a in moved if a.user}
+        mine_pending: dict[str, list[Alert]] = {}
+        for alert in pending.values():
+            if alert.user and not alert.notable:
+                mine_pending.setdefault(alert.user, []).append(alert)
+        users = set(mine_pending) | {a.user for a in moved if a.user}
         for user in sorted(users):
             alerts = {a.dedup_key: a for a in self._stored_alerts(user, since.get(user))}
-            alerts.update((k, a) for k, a in pending.items() if a.user == user and not a.notable)
+            alerts.update((a.dedup_key, a) for a in mine_pending.get(user, ()))
             current = [a for k, a in alerts.items() if k not in withdrawn]
             for alert in relink(current, known.get(user, {})):
                 if alert.dedup_key not in pending:
