@@ -1,6 +1,7 @@
 """Ingest benchmark: broker -> collector -> committed store, beside a bare consume loop.
 
     .venv/bin/python bench/ingest.py [--records 100000] [--per-message 50] [--freshness-s 20]
+                                     [--batch-mb 16] [--no-split-only]
 
 Prints, in one run on the local tansu broker:
 - the rate of a bare confluent-kafka consume loop over the topic (records/s, MB/s);
@@ -21,7 +22,9 @@ Prints, in one run on the local tansu broker:
 - freshness: p50/p99 from produce to stored (searchable) while producing 5,000 records/s.
 Both rates are printed from the first record (bare) or first stored batch (hubsight, counting
 only what was stored after it), and from the subscription (both including the group join).
-The records are simulated 2-5 KB sign-in records (``hubsight.simulate``).
+The records are simulated 2-5 KB sign-in records (``hubsight.simulate``). The process's cyclic
+GC runs with the thresholds ``hubsight run`` sets (its detection engine's, ``tune_gc``).
+``--batch-mb`` sets the collector's batch bytes (``CollectorSettings.max_batch_bytes``).
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from hubsight.collector import Collector, CollectorSettings
+from hubsight.detect.engine import tune_gc
 from hubsight.devbroker import LocalBroker
 from hubsight.health import SourceHealth
 from hubsight.metrics import Metrics
@@ -181,7 +185,7 @@ def _cpu_by_stage(
 
 
 def hubsight_ingest(
-    broker: LocalBroker, topic: str, records: int, registry: ParserRegistry
+    broker: LocalBroker, topic: str, records: int, registry: ParserRegistry, batch_bytes: int
 ) -> tuple[float, float, float, list[str]]:
     """Records/s from the first stored batch on, records/s including the group join, bytes
     on disk per event once merged, and where the time went (lines to print)."""
@@ -213,13 +217,14 @@ def hubsight_ingest(
             store,
             health,
             registry,
-            CollectorSettings(poll_timeout_s=0.2),
+            CollectorSettings(poll_timeout_s=0.2, max_batch_bytes=batch_bytes),
             on_stored=stored,
             metrics=metrics.for_source("bench"),
         )
         stop = threading.Event()
         thread = threading.Thread(target=collector.run, args=(stop,))
         cpu_before, broker_before = _thread_cpu(), _process_cpu(broker.pid)
+        process_before = time.process_time()
         started = time.perf_counter()
         thread.start()
         while health.events_stored < records:
@@ -263,6 +268,13 @@ def hubsight_ingest(
             "then merging every part into one (the full-text index built where no merge had "
             f"yet): {(time.process_time() - cpu) * 1e6 / stored_events:.1f} µs CPU per record"
         )
+        # Larger batches leave more of the merging for later: the whole, from the start to
+        # one merged part (every thread of this process, merges running between the two
+        # readings above included, and the broker's share), is what ingesting costs.
+        whole = time.process_time() - process_before + broker_after - broker_before
+        lines.append(
+            f"{'the run and the merge into one, in all':40} {whole * 1e6 / stored_events:>6.1f} µs"
+        )
         (row,) = store.select(
             "SELECT sum(bytes_on_disk) / sum(rows) AS per_event FROM system.parts "
             "WHERE active AND table = 'events'"
@@ -283,7 +295,7 @@ def _cpu_ms(work: Callable[[], object], rounds: int = 3) -> float:
     return best * 1000
 
 
-def write_profile(bodies: list[bytes]) -> tuple[int, list[tuple[str, float]]]:
+def write_profile(bodies: list[bytes], batch_bytes: int) -> tuple[int, list[tuple[str, float]]]:
     """The events of one batch of the collector's size, and CPU time per record of each step
     from a message to a stored event for it.
 
@@ -296,7 +308,7 @@ def write_profile(bodies: list[bytes]) -> tuple[int, list[tuple[str, float]]]:
     size = 0
     for offset, body in enumerate(bodies):
         size += len(body)
-        if messages and size > CollectorSettings().max_batch_bytes:
+        if messages and size > batch_bytes:
             break
         messages.append(
             Message(
@@ -419,7 +431,20 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--per-message", type=int, default=50)
     parser.add_argument("--freshness-s", type=float, default=20.0)
+    parser.add_argument(
+        "--batch-mb",
+        type=float,
+        default=CollectorSettings().max_batch_bytes / 2**20,
+        help="the collector's batch bytes in MiB (default: the collector's)",
+    )
+    parser.add_argument(
+        "--no-split-only",
+        action="store_true",
+        help="skip the run with parsing reduced to splitting",
+    )
     args = parser.parse_args()
+    batch_bytes = int(args.batch_mb * 2**20)
+    tune_gc()
 
     bodies, records = _bodies(args.records, args.per_message)
     payload = sum(len(b) for b in bodies)
@@ -430,10 +455,12 @@ def main() -> None:
     with LocalBroker() as broker:
         bare_topic = _topic(broker.bootstrap, "bench-bare")
         full_topic = _topic(broker.bootstrap, "bench-full")
-        split_topic = _topic(broker.bootstrap, "bench-split")
-        for topic in (bare_topic, full_topic, split_topic):
+        topics = [bare_topic, full_topic]
+        if not args.no_split_only:
+            topics.append(_topic(broker.bootstrap, "bench-split"))
+        for topic in topics:
             seconds = _produce(broker.bootstrap, topic, bodies)
-        print(f"produce: {seconds:.1f} s per topic")
+        print(f"produce: {seconds:.1f} s per topic; batches of {args.batch_mb:g} MiB")
 
         bare_s, bare_total, bare_bytes, bare_cpu, bare_broker = bare_consume(
             broker, bare_topic, len(bodies)
@@ -447,11 +474,15 @@ def main() -> None:
             "in the broker)"
         )
 
-        for label, topic, registry in (
-            ("hubsight, full parsing", full_topic, default_registry()),
-            ("hubsight, split only", split_topic, EmptyRegistry()),
-        ):
-            rate, total, per_event, spent = hubsight_ingest(broker, topic, records, registry)
+        runs: list[tuple[str, str, ParserRegistry]] = [
+            ("hubsight, full parsing", full_topic, default_registry())
+        ]
+        if not args.no_split_only:
+            runs.append(("hubsight, split only", topics[2], EmptyRegistry()))
+        for label, topic, registry in runs:
+            rate, total, per_event, spent = hubsight_ingest(
+                broker, topic, records, registry, batch_bytes
+            )
             print(
                 f"{label + ':':24} {rate:>9,.0f} records/s  {rate * payload / records / 1e6:>6.0f}"
                 f" MB/s  ({rate / bare_rate:.2f} of bare; {total:,.0f}/s with group join,"
@@ -462,7 +493,7 @@ def main() -> None:
             for line in spent:
                 print(f"{'':26}{line}")
 
-        batch, steps = write_profile(bodies)
+        batch, steps = write_profile(bodies, batch_bytes)
         print(
             f"CPU per record, one batch of the collector's size ({batch:,} records; least of 3;"
             f" load {os.getloadavg()[0]:.1f}):"
