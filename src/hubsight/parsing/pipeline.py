@@ -50,9 +50,9 @@ def record_category(record: bytes) -> str | None:
     # Records arrive stripped, so a top-level key follows the record's only "{" so far; a
     # record that starts otherwise, or an escaped quote, takes the decoding path below.
     if start > 0 and record[0] == 0x7B and record[start - 1] != 0x5C:
-        prefix = record[:start]
         match = _CATEGORY_VALUE.match(record, start + 10)
-        if match and prefix.count(b"{") == 1 and b"}" not in prefix:
+        # Counted in place: a slice of the prefix would copy it for every record.
+        if match and record.count(b"{", 0, start) == 1 and record.find(b"}", 0, start) < 0:
             try:
                 return match.group(1).decode("utf-8")
             except UnicodeDecodeError:
