@@ -69,8 +69,8 @@ MAX_BATCH_MB = 64
     envvar=BATCH_MB_ENV,
     show_envvar=True,
     help="Most MB of messages a collector writes at once while a backlog drains. Larger "
-    "batches cost less CPU per event (64: about a fifth less) and more memory "
-    "(the engine holds about 9x a batch while writing it).",
+    "batches cost less CPU per event (64: 12-20% less, measured) and more memory (a 16 MB "
+    "batch held ~150 MB in the engine while written, a 64 MB one ~600 MB).",
 )
 @click.option(
     "--log-format",
