@@ -33,6 +33,7 @@ from hubsight.detect.rules.signals import (
     entry_of,
     refs,
 )
+from hubsight.detect.windows import Entry
 from hubsight.parsing.event import Event
 
 # Entra built-in roles that can take over the tenant or its data (Microsoft marks them
@@ -232,7 +233,8 @@ class PrivilegedMfaChanged(Rule[MfaChangeConfig]):
         id="admin.privileged_mfa_changed",
         title="Authentication methods changed for a privileged user",
         description="Security info (MFA methods) registered, changed or deleted for a user in "
-        "`privileged_users` or seen receiving a privileged role in `remember_days`.",
+        "`privileged_users` or seen receiving a privileged role in `remember_days`. The alert "
+        "cites the latest such role grant beside the change.",
         severity=Severity.HIGH,
         technique="T1556.006",
         log_sets=ADMIN_LOG_SETS,
@@ -279,18 +281,19 @@ class PrivilegedMfaChanged(Rule[MfaChangeConfig]):
         if kind == "role":
             # A grant arriving late makes earlier-processed method changes privileged ones.
             changes = [e for e in window.between(entry.ts, entry.ts + span) if e.value == "mfa"]
-        elif target in self._privileged or any(
-            e.value == "role" for e in window.between(entry.ts - span, entry.ts)
-        ):
+        elif target in self._privileged or _latest_grant(window.between(entry.ts - span, entry.ts)):
             changes = [entry]
         else:
             changes = []
         for change in changes:
+            # The grant that made the user privileged is evidence too: the analyst sees why the
+            # change matters, and who granted the role, beside the change itself.
+            grant = _latest_grant(window.between(change.ts - span, change.ts))
             yield Finding(
                 entity=target,
                 title=f"Authentication methods of privileged user {target} changed",
                 at=change.ref.timestamp,
-                evidence=[change.ref],
+                evidence=[change.ref] if grant is None else [grant.ref, change.ref],
                 user=target,
                 source_ip=event.source_ip if change is entry else None,
             )
@@ -312,6 +315,12 @@ class PrivilegedMfaChanged(Rule[MfaChangeConfig]):
             Example("privileged user", numbered([grant, change("root@contoso.com")]), fires=True),
             Example("ordinary user", numbered([grant, change("bob@contoso.com")]), fires=False),
         )
+
+
+def _latest_grant(entries: Iterable[Entry]) -> Entry | None:
+    """The last privileged role grant among a user's entries (in event-time order)."""
+    grants = [e for e in entries if e.value == "role"]
+    return grants[-1] if grants else None
 
 
 def _touches_mfa(event: Event) -> bool:
