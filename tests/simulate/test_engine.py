@@ -151,6 +151,49 @@ def test_live_run_is_paced_to_the_clock() -> None:
     assert records > 0
 
 
+def test_a_quiet_lead_in_plants_nothing_in_it_and_spreads_the_scenarios_over_the_rest() -> None:
+    start = DAY_START + timedelta(hours=9)
+    config = SimulationConfig(
+        seed=3,
+        rate=40 / 45,  # the simulator steps 45 s at this rate
+        users=30,
+        start=start,
+        duration=timedelta(minutes=75),
+        quiet=timedelta(hours=1),
+        scenarios=("password-spray", "password-spray", "password-spray"),
+    )
+    starts = sorted(datetime.fromisoformat(t["start"]) for t in simulate(config).truth)
+    # Three scenarios at a quarter, half and three quarters of the 15 minutes after the lead-in.
+    quiet_end = start + timedelta(hours=1)
+    for planted, quarter in zip(starts, (1, 2, 3), strict=True):
+        due = quiet_end + timedelta(minutes=15) * quarter / 4
+        assert timedelta(0) <= planted - due < timedelta(seconds=45)
+
+
+def test_oauth_storage_requests_come_from_the_workloads_of_each_account(day: Run) -> None:
+    tenant = Simulation(day.config).tenant
+    names = {mi.app_id: mi.name for mi in tenant.managed_identities}
+    callers: dict[str, set[str]] = {}
+    for record in day.records():
+        if str(record.get("category", "")).startswith("Storage") and "requester" in record.get(
+            "identity", {}
+        ):
+            account = record["properties"]["accountName"].rstrip("0123456789")
+            callers.setdefault(account, set()).add(names[record["identity"]["requester"]["appId"]])
+    assert callers == {
+        "stprodorders": {"func-orders-prod", "func-thumbnails", "id-data-pipeline"},
+        "stlogarchive": {"id-data-pipeline", "logic-approvals"},
+    }
+
+
+def test_users_register_security_info_a_few_times_a_day_per_thousand_not_daily(day: Run) -> None:
+    registered = [
+        r for r in day.records() if r.get("operationName") == "User registered security info"
+    ]
+    # The day's 60 users: a few a day per 1,000 users is well under one here.
+    assert len(registered) <= 2
+
+
 @pytest.mark.parametrize(
     ("kwargs", "problem"),
     [
@@ -160,6 +203,12 @@ def test_live_run_is_paced_to_the_clock() -> None:
         ({"count": 0}, "count must be at least 1"),
         ({"start": datetime(2026, 1, 1)}, "time zone"),  # noqa: DTZ001 - the point of the test
         ({"categories": ("Nope",)}, "unknown category 'Nope'"),
+        ({"quiet": timedelta(seconds=-1)}, "quiet lead-in cannot be negative"),
+        ({"quiet": timedelta(hours=1), "count": 10}, "needs a duration or a live run"),
+        (
+            {"quiet": timedelta(hours=1), "duration": timedelta(hours=1)},
+            "must be shorter than the duration",
+        ),
     ],
 )
 def test_bad_configuration_names_the_problem(kwargs: dict[str, object], problem: str) -> None:

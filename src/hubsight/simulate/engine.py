@@ -71,6 +71,9 @@ class SimulationConfig:
     count: int | None = None
     # Without a duration or a count, scenarios repeat in turn at this interval.
     scenario_interval: timedelta = timedelta(minutes=5)
+    # Background alone this long before the first scenario (with a duration, the scenarios are
+    # spread over the rest): the tenant's routine, for baselines to learn, and nothing planted.
+    quiet: timedelta = timedelta(0)
     categories: tuple[str, ...] | None = None
     max_records_per_message: int = 100
     flush_after: timedelta = timedelta(seconds=30)
@@ -93,6 +96,17 @@ class SimulationConfig:
             raise ConfigError(f"the count must be at least 1, not {self.count}")
         if self.duration is not None and self.duration <= timedelta(0):
             raise ConfigError("the duration must be positive")
+        if self.quiet < timedelta(0):
+            raise ConfigError("the quiet lead-in cannot be negative")
+        if self.quiet and self.count is not None:
+            raise ConfigError(
+                "a quiet lead-in is a time: it needs a duration or a live run, not a count"
+            )
+        if self.quiet and self.duration is not None and self.quiet >= self.duration:
+            raise ConfigError(
+                f"the quiet lead-in ({self.quiet}) must be shorter than the duration "
+                f"({self.duration}), or no scenario would be planted"
+            )
         if self.start is not None and self.start.tzinfo is None:
             raise ConfigError("the start time must carry a time zone (for example a trailing Z)")
 
@@ -179,22 +193,24 @@ class Simulation:
             return now >= begin + self.config.duration
         return False
 
-    def _progress(self, begin: datetime, now: datetime) -> float | None:
+    def _progress(self, start: datetime, now: datetime) -> float | None:
+        """How far through the time for scenarios (from ``start``, after the quiet lead-in)."""
         config = self.config
         if config.count is not None:
             return self.generated / config.count
         if config.duration is not None:
-            return (now - begin) / config.duration
+            return (now - start) / (config.duration - config.quiet)
         return None
 
     def _plant_due(self, begin: datetime, now: datetime, planted: int) -> int:
         names = self.config.scenarios
-        if not names:
+        start = begin + self.config.quiet
+        if not names or now < start:
             return planted
-        progress = self._progress(begin, now)
+        progress = self._progress(start, now)
         while True:
             if progress is None:
-                due = now >= begin + self.config.scenario_interval * (planted + 1)
+                due = now >= start + self.config.scenario_interval * (planted + 1)
             else:
                 due = planted < len(names) and progress >= (planted + 1) / (len(names) + 1)
             if not due:

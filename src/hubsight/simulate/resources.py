@@ -31,6 +31,11 @@ POSTURE_KINDS = {
     ),
 }
 _BLOBS = ("orders/2026/export.csv", "invoices/inv-4471.pdf", "images/logo.png", "backups/db.bak")
+# The managed identities (by name) that read and write each storage account (by name prefix).
+_STORAGE_WORKLOADS = {
+    "stprodorders": ("func-orders-prod", "func-thumbnails", "id-data-pipeline"),
+    "stlogarchive": ("id-data-pipeline", "logic-approvals"),
+}
 _KUBE_RESOURCES = (
     ("pods", "orders"),
     ("deployments", "orders"),
@@ -149,12 +154,23 @@ def resource_builders(ctx: Context) -> dict[str, Builder]:
     def person_ip() -> str:
         return rng.choice(tenant.users).home.ip(rng)
 
+    # Workloads hold data roles on the accounts they use, and only those: an identity reading
+    # an account it never read is news (``graph.new_app_reads_files``), not everyday traffic.
+    users_of = {
+        account.name: tuple(
+            mi
+            for mi in tenant.managed_identities
+            if mi.name in _STORAGE_WORKLOADS[account.name.rstrip("0123456789")]
+        )
+        for account in accounts
+    }
+
     def storage(category: str, operations: tuple[str, ...]) -> Builder:
         def build(when: datetime) -> list[Draft]:
             account: AzureResource = rng.choice(accounts)
             kind = rng.choice(("OAuth", "OAuth", "SAS", "AccountKey", "Anonymous"))
             ok = rng.random() < 0.95
-            caller = rng.choice(tenant.managed_identities) if kind == "OAuth" else None
+            caller = rng.choice(users_of[account.name]) if kind == "OAuth" else None
             # SAS tokens are handed to the tenant's own workloads: they use them from the
             # addresses those sign in from (the tenant's addresses), not from anywhere.
             workload = rng.choice(tenant.service_principals)
