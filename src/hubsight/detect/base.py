@@ -177,6 +177,9 @@ class RuleMeta:
     family: str = ""
     # ATT&CK tactics (``defense-evasion``, ...), for rules that name them (Sigma tags do).
     tactics: tuple[str, ...] = ()
+    # Louder than the noise budget (one alert a day per 1,000 users on everyday traffic) by
+    # design; the description says why. ``bench/detect.py`` shows such rules apart.
+    loud: bool = False
 
 
 class EventKind(NamedTuple):

@@ -53,6 +53,7 @@ class VendorAlert(Rule[PassthroughConfig]):
         log_sets=frozenset({LogSet.THIRD_PARTY_ALERTS}),
         runbook="Follow the vendor's remediation steps; check the attached sign-ins for the "
         "same user.",
+        loud=True,
     )
     config_type = PassthroughConfig
 
