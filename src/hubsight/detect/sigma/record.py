@@ -28,24 +28,34 @@ _MISSING = object()
 _GRAPH_ACTIVITY = "activityDisplayName"
 _LOCALIZED, _VALUE = "localizedValue", "value"
 _KUBE_LOG = "log"
+# Shapes of objects whose key spellings ``Spellings`` keeps; past this many it starts afresh.
+_MAX_SHAPES = 4096
 
 
 class AzureRecord:
     """One event's decoded record, with its normalized event for derived fields."""
 
-    __slots__ = ("_lower", "_raw", "data", "event", "folded", "memo")
+    __slots__ = ("_folded", "_lower", "_raw", "_shapes", "data", "event", "memo")
 
-    def __init__(self, event: Event, data: dict[str, Any]) -> None:
+    def __init__(self, event: Event, data: dict[str, Any], shapes: Spellings) -> None:
         self.event = event
         self.data = data
         # Values by field, filled as rules read them: many rules read the same few fields.
         self.memo: dict[str, list[Any]] = {}
         # Objects whose keys a lookup had to match case-insensitively, by id: the object (which
-        # keeps its id from being reused) and its keys lowered. Rules read many fields a record
-        # lacks, and each miss would otherwise lower every key of the object again.
-        self.folded: dict[int, tuple[dict[str, Any], dict[str, Any]]] = {}
+        # keeps its id from being reused) and its keys by their lower-case spelling. Rules read
+        # many fields a record lacks, and each miss needs the object's spellings.
+        self._folded: dict[int, tuple[dict[str, Any], dict[str, str]]] = {}
+        self._shapes = shapes
         self._raw: str | None = None
         self._lower: str | None = None
+
+    def spellings(self, node: dict[str, Any]) -> dict[str, str]:
+        """The keys of ``node`` (an object of this record) by their lower-case spelling."""
+        known = self._folded.get(id(node))
+        if known is None:
+            known = self._folded[id(node)] = (node, self._shapes.of(node))
+        return known[1]
 
     def raw_text(self) -> str:
         """The record's JSON text, for keyword regular expressions."""
@@ -60,6 +70,33 @@ class AzureRecord:
         return self._lower
 
 
+class Spellings:
+    """Per shape of object (its keys, in order), its keys by their lower-case spelling.
+
+    Records of a category come in a few shapes: matching a key case-insensitively then costs a
+    look-up of the shape instead of lowering every key of every record (a sign-in's
+    ``properties`` has sixty). Only a cache, of what the keys alone decide.
+    """
+
+    __slots__ = ("_limit", "_shapes")
+
+    def __init__(self, limit: int = _MAX_SHAPES) -> None:
+        self._shapes: dict[tuple[str, ...], dict[str, str]] = {}
+        self._limit = limit
+
+    def of(self, node: dict[str, Any]) -> dict[str, str]:
+        """``node``'s keys by their lower-case spelling; the first of each spelling wins."""
+        shape = tuple(node)
+        known = self._shapes.get(shape)
+        if known is None:
+            if len(self._shapes) >= self._limit:
+                self._shapes.clear()
+            # Reversed, so that the first key of each spelling is the one kept, as a scan of
+            # the keys in order would find it.
+            known = self._shapes[shape] = {key.lower(): key for key in reversed(shape)}
+        return known
+
+
 class RecordCache(threading.local):
     """The record of the event being evaluated, decoded once for every Sigma rule.
 
@@ -72,19 +109,20 @@ class RecordCache(threading.local):
     def __init__(self) -> None:
         self._event: Event | None = None
         self._record: AzureRecord | None = None
+        self._shapes = Spellings()
 
     def record(self, event: Event) -> AzureRecord | None:
         """The decoded record of ``event`` (None when it is not a JSON object)."""
         if event is not self._event:
             self._event = event
-            self._record = _decode(event)
+            self._record = _decode(event, self._shapes)
         return self._record
 
 
 RECORDS = RecordCache()
 
 
-def _decode(event: Event) -> AzureRecord | None:
+def _decode(event: Event, shapes: Spellings) -> AzureRecord | None:
     if event.raw_base64:
         return None
     try:
@@ -114,7 +152,7 @@ def _decode(event: Event) -> AzureRecord | None:
         # The REST shape of Activity Log records wraps values as {value, localizedValue}.
         if isinstance(value, dict) and _LOCALIZED in value and _VALUE in value:
             data[key] = value[_VALUE]
-    return AzureRecord(event, data)
+    return AzureRecord(event, data, shapes)
 
 
 class FieldReader:
@@ -164,60 +202,56 @@ class FieldReader:
 
 
 Keys = tuple[tuple[str, str], ...]
-Folded = dict[int, tuple[dict[str, Any], dict[str, Any]]]
 
 
 def _lookup(record: AzureRecord, keys: Keys) -> list[Any]:
     # Straight down through objects, the common case; lists and JSON strings take _walk.
     node: Any = record.data
-    folded = record.folded
     for depth, (exact, lower) in enumerate(keys):
         if not isinstance(node, dict):
             out: list[Any] = []
-            _walk(node, keys, depth, out, folded)
+            _walk(node, keys, depth, out, record)
             return out
         child = node.get(exact, _MISSING)
         if child is _MISSING:
-            child = _child(node, exact, lower, folded)
+            child = _child(node, exact, lower, record)
             if child is _MISSING:
                 return []
         node = child
     if isinstance(node, list):
         out = []
-        _walk(node, keys, len(keys), out, folded)
+        _walk(node, keys, len(keys), out, record)
         return out
     return [node]
 
 
-def _walk(node: Any, keys: Keys, depth: int, out: list[Any], folded: Folded) -> None:
+def _walk(node: Any, keys: Keys, depth: int, out: list[Any], record: AzureRecord) -> None:
     if depth == len(keys):
         if isinstance(node, list):
             for item in node:
-                _walk(item, keys, depth, out, folded)
+                _walk(item, keys, depth, out, record)
         out.append(node)
         return
     if isinstance(node, list):
         for item in node:
-            _walk(item, keys, depth, out, folded)
+            _walk(item, keys, depth, out, record)
         return
     if isinstance(node, str):
         node = _json_in_string(node, None)
     if not isinstance(node, dict):
         return
     exact, lower = keys[depth]
-    child = _child(node, exact, lower, folded)
+    child = _child(node, exact, lower, record)
     if child is not _MISSING:
-        _walk(child, keys, depth + 1, out, folded)
+        _walk(child, keys, depth + 1, out, record)
 
 
-def _child(node: dict[str, Any], exact: str, lower: str, folded: Folded) -> Any:
+def _child(node: dict[str, Any], exact: str, lower: str, record: AzureRecord) -> Any:
     child = node.get(exact, _MISSING)
     if child is _MISSING:
-        known = folded.get(id(node))
-        if known is None:
-            # The first key of each spelling wins, as a scan in order would find it.
-            known = folded[id(node)] = (node, {k.lower(): v for k, v in reversed(node.items())})
-        child = known[1].get(lower, _MISSING)
+        spelled = record.spellings(node).get(lower)
+        if spelled is not None:
+            child = node[spelled]
     if child is _MISSING:
         # Entra ID lists details as {"key": ..., "value": ...} pairs (additionalDetails,
         # authenticationProcessingDetails): a path step names the pair's key.
