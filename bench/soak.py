@@ -189,12 +189,22 @@ def main() -> None:
         feeder.start()
         started = time.monotonic()
         samples = []
-        header = ["minute", "rss_mb", "anon_mb", "file_mb", "files", "threads", *WALS, "stored"]
+        header = [
+            *("minute", "rss_mb", "anon_mb", "file_mb", "files", "threads", *WALS),
+            *("stored", "stored/s", "load"),
+        ]
         print("  ".join(f"{h:>20}" if "wal" in h else f"{h:>8}" for h in header))
         try:
             while time.monotonic() - started < opts.minutes * 60:
                 time.sleep(opts.interval)
                 sample = _sample(run.pid, data_dir, started)
+                # Stored against fed: a service behind its feed holds a backlog all along.
+                before = samples[-1] if samples else {"stored": 0, "minute": 0.0}
+                sample["stored/s"] = round(
+                    (sample["stored"] - before["stored"])
+                    / max(1.0, (sample["minute"] - before["minute"]) * 60)
+                )
+                sample["load"] = round(os.getloadavg()[0], 1)
                 samples.append(sample)
                 print(
                     "  ".join(
@@ -221,8 +231,9 @@ def main() -> None:
                 f"after warm-up (minute {warm['minute']} -> {last['minute']}): "
                 f"RSS {grew['rss_mb']:+.0f} MB (heap {grew['anon_mb']:+.0f}), "
                 f"files {grew['files']:+.0f}, "
-                f"threads {grew['threads']:+.0f}; {last['stored']:.0f} events stored, "
-                f"load average {os.getloadavg()[0]:.1f}"
+                f"threads {grew['threads']:+.0f}; {last['stored']:.0f} events stored "
+                f"({last['stored'] / (last['minute'] * 60):.0f}/s of {opts.rate:.0f} records/s "
+                f"fed), load average {os.getloadavg()[0]:.1f}"
             )
 
 

@@ -159,6 +159,8 @@ class _Run:
         self.pending: list[Message] = []
         self.pending_bytes = 0
         self.pending_since = 0.0
+        # The mean size of the last poll's messages (bytes), which bounds the next poll.
+        self.message_bytes: int | None = None
         # The last offset read per partition in this assignment (a rebalance starts it over).
         self.seen: dict[tuple[str, int], int] = {}
 
@@ -199,18 +201,21 @@ class _Run:
             timeout = settings.poll_timeout_s
             if self.pending:
                 timeout = max(0.0, min(timeout, self.pending_since + settings.linger_s - now))
-            room = settings.max_batch_messages - len(self.pending)
-            messages = source.poll_batch(room, timeout)
+            messages = source.poll_batch(self._room(), timeout)
             if messages:
                 self.last_heard = time.monotonic()
                 if not self.pending:
                     self.pending_since = now
                 self.pending.extend(messages)
-                self.pending_bytes += sum(len(m.value) for m in messages)
+                polled = sum(len(m.value) for m in messages)
+                self.pending_bytes += polled
+                self.message_bytes = max(1, polled // len(messages))
             if self.pending and (
                 not messages
                 or len(self.pending) >= settings.max_batch_messages
                 or self.pending_bytes >= settings.max_batch_bytes
+                # The next message would not fit: the batch is as full as it gets.
+                or self.pending_bytes + (self.message_bytes or 0) > settings.max_batch_bytes
                 or time.monotonic() - self.pending_since >= settings.linger_s
             ):
                 self.flush_pending()
@@ -218,9 +223,24 @@ class _Run:
         if not self.writer_failed.is_set():
             self.flush_pending()
 
+    def _room(self) -> int:
+        """How many messages the next poll may bring: what fits in the batch being gathered.
+
+        In a backlog one poll hands over all the client fetched ahead, up to
+        ``max_batch_messages``: 1,000 messages of 100 KB held 100 MB here besides the queued
+        batches. So a poll asks for what fits in ``max_batch_bytes`` at the size of the last
+        poll's messages (one message before any was seen).
+        """
+        settings = self.collector.settings
+        room = settings.max_batch_messages - len(self.pending)
+        if self.message_bytes is None:
+            return min(room, 1)
+        fits = (settings.max_batch_bytes - self.pending_bytes) // self.message_bytes
+        return max(1, min(room, fits))
+
     def flush_pending(self) -> None:
-        # One poll may bring more than a batch's bytes (all the client fetched ahead, up to
-        # max_batch_messages): cut at the limit, so no write parses and holds more.
+        # A poll may still bring more than a batch's bytes (messages larger than the last
+        # poll's): cut at the limit, so no write parses and holds more.
         for batch in _by_bytes(self.pending, self.collector.settings.max_batch_bytes):
             self._enqueue(batch)
         self.pending = []

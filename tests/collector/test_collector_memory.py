@@ -128,7 +128,9 @@ def test_every_message_is_stored_once_and_committed(store: EventStore) -> None:
     assert _stored(store, "once") == {"n": 600, "seqs": 600, "positions": 600}
 
 
-def test_a_backlog_is_written_in_batches_of_at_most_max_batch_bytes(store: EventStore) -> None:
+def test_a_backlog_is_polled_and_written_in_batches_of_at_most_max_batch_bytes(
+    store: EventStore,
+) -> None:
     broker = MemoryBroker()
     broker.create_topic("t-bytes")
     bodies = [
@@ -138,7 +140,7 @@ def test_a_backlog_is_written_in_batches_of_at_most_max_batch_bytes(store: Event
     for body in bodies:
         broker.produce("t-bytes", body.encode())
     recording = WrappedStore(store, lambda _number: None)
-    # Three messages fit, a fourth does not; the whole backlog comes in one poll.
+    # Three messages fit, a fourth does not; the whole backlog is there to be polled at once.
     limit = 3 * len(bodies[0]) + len(bodies[0]) // 2
     settings = CollectorSettings(
         max_batch_bytes=limit, poll_timeout_s=0.05, linger_s=0.05, backoff_initial_s=0.05
@@ -146,6 +148,10 @@ def test_a_backlog_is_written_in_batches_of_at_most_max_batch_bytes(store: Event
     with collecting(_source("bytes", "t-bytes"), broker, recording, settings):
         wait_until(lambda: _all_committed(broker, "t-bytes", 1, 30), 30, "every offset committed")
     assert recording.sizes == [3] * 10
+    # Nothing more is held than the batch being gathered: the first poll takes one message
+    # (no size known yet), the others what fits beside what is pending.
+    assert sum(broker.polls) == 30
+    assert max(broker.polls) <= 3
     assert _stored(store, "bytes") == {"n": 30, "seqs": 30, "positions": 30}
 
 

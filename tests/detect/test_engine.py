@@ -395,3 +395,31 @@ def test_a_loud_alert_is_read_once_and_what_process_returned_stays_as_returned(
     (later,) = again.process(_failures(range(30, 32)))
     assert (later.dedup_key, later.revision) == (alert.dedup_key, 12)
     again.close()
+
+
+@pytest.mark.parametrize(("cap", "kept"), [(11, 8), (12, 12)])
+def test_windows_over_their_cap_drop_the_oldest_and_events_that_old_are_too_late(
+    tmp_path: Path, cap: int, kept: int
+) -> None:
+    engine = _engine(tmp_path, max_window_entries=cap)
+    engine.reconfigure([build_rule(BruteForce, {"count": 1_000})], {})
+    for event in _failures(range(12)):
+        engine.process([event])
+    # Twelve entries: one over a cap of 11 keeps three quarters of the cap, the newest; a cap
+    # of 12 is not passed and keeps them all.
+    assert sum(len(w) for w in engine._state.windows.values()) == kept
+    assert _window_rows(engine, "auth.brute_force") == kept
+    assert engine.stats.too_late == 0
+    # A late failure from before the cut (minute 4) skips windows, one after it is counted.
+    engine.process(_failures([3, 5], user="megan.bowen@contoso.com"))
+    assert engine.stats.too_late == (1 if kept < 12 else 0)
+    # Fourteen entries now: past either cap, cut at minute 4; the cut survives a restart.
+    cut = engine._state.shed_before
+    assert cut == _failures([4])[0].timestamp.timestamp()
+    engine.close()
+    again = _engine(tmp_path, max_window_entries=cap)
+    again.reconfigure([build_rule(BruteForce, {"count": 1_000})], {})
+    assert again._state.shed_before == cut
+    again.process(_failures([2], user="lee.gu@contoso.com"))
+    assert again.stats.too_late == 1
+    again.close()

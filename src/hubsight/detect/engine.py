@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from hubsight.detect.alerts import Alert, AlertStore, alert_id
@@ -76,6 +76,11 @@ class EngineOptions:
     # Alerts about the same user, address or resource this close in event time share an
     # investigation (see ``grouping``).
     investigation_window: timedelta = timedelta(hours=24)
+    # Windows keep every counted event for the lateness (24 h) and the rule's retention, ~450
+    # bytes each: a tenant's first day fills them at its rate (a simulated 1,000 users at 350
+    # events/s added ~15 MB a minute). Past this many entries the oldest quarter is dropped and
+    # events that old are too late for windowed rules from then on (``EngineState.shed``).
+    max_window_entries: int = 500_000
 
 
 @dataclass(slots=True)
@@ -207,7 +212,7 @@ class DetectionEngine:
                 seen = arrivals.get(source)
                 if seen is None or event.received_time > seen:
                     arrivals[source] = event.received_time
-            late = ts < watermark - lateness
+            late = ts < watermark - lateness or ts < state.shed_before
             if late:
                 self.stats.too_late += 1
             elif state.started is None or ts < state.started:
@@ -249,6 +254,9 @@ class DetectionEngine:
                 feed(state, event, ts, self._horizon)
         for source, received in arrivals.items():
             self._saw_source(source, received.timestamp())
+        state.entries += sum(len(window.added) for window in state.dirty_windows.values())
+        if state.entries > self.options.max_window_entries:
+            self._shed()
         if state.watermark - state.pruned_at >= _PRUNE_EVERY:
             state.prune(
                 lateness,
@@ -259,6 +267,19 @@ class DetectionEngine:
         # Counted once committed, so a reader seeing the count also sees the alerts.
         self.stats.events += len(events)
         return changed
+
+    def _shed(self) -> None:
+        cap = self.options.max_window_entries
+        held = self._state.entries
+        cut = self._state.shed(cap * 3 // 4)
+        log.warning(
+            "detection windows held %d entries, over their cap of %d: the oldest were dropped, "
+            "and events before %s are too late for windowed rules from now on (raise "
+            "max_window_entries in detect.toml to keep more, ~450 bytes of memory each)",
+            held,
+            cap,
+            datetime.fromtimestamp(cut, UTC).isoformat(timespec="seconds"),
+        )
 
     def _targets(self, kind: EventKind) -> _Targets:
         if len(self._dispatch) >= _MAX_KINDS:

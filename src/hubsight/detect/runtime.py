@@ -73,6 +73,7 @@ def open_engine(request: EngineRequest) -> DetectionEngine:
         learning=config.learning if request.learning is None else request.learning,
         baseline_horizon=config.baseline_horizon,
         investigation_window=config.investigation_window,
+        max_window_entries=config.max_window_entries,
         persist=request.persist,
     )
     return DetectionEngine(db, ruleset.rules, options=options, exceptions=ruleset.exceptions)

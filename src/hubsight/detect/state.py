@@ -62,6 +62,10 @@ class EngineState:
         self.dirty_baselines: dict[str, None] = {}
         self.baselines_saved_at = time.monotonic()
         self.dirty_sources: set[tuple[str, str]] = set()
+        # Entries in all windows (kept up to date by the engine, recounted when pruned), and
+        # the event time before which windows were cut to stay under their cap (``shed``).
+        self.entries = 0
+        self.shed_before = 0.0
 
     def forget_changes(self) -> None:
         """Drop the record of changes, as a save would (for engines that keep nothing)."""
@@ -83,9 +87,10 @@ class EngineState:
         for wkey, window in list(self.windows.items()):
             before = self.watermark - lateness - retention.get(wkey[0], 0.0)
             if window.prune(before):
-                self.cuts[wkey[0]] = before
+                self.cuts[wkey[0]] = max(self.cuts.get(wkey[0], before), before)
             if not window:
                 del self.windows[wkey]
+        self.entries = sum(len(window) for window in self.windows.values())
         # Baselines span 90 days: forgetting their oldest values once a day is plenty.
         if self.watermark - self.baselines_pruned_at < 86400.0:
             return
@@ -100,6 +105,26 @@ class EngineState:
                 # dirty subject that is gone deletes its row).
                 if baseline.empty():
                     del self.baselines[subject]
+
+    def shed(self, keep: int) -> float:
+        """Drop the oldest window entries of every rule so that about ``keep`` remain; the
+        event time they were cut at, before which events are too late for windows from now on.
+
+        Entries dropped ahead of the lateness make a window miss what a late event would have
+        counted with them: so events that old skip windowed rules (as events later than the
+        lateness do) instead of being judged on part of what they fell with.
+        """
+        times = sorted(entry.ts for window in self.windows.values() for entry in window)
+        if len(times) <= keep:
+            return self.shed_before
+        cut = self.shed_before = max(self.shed_before, times[len(times) - keep])
+        for wkey, window in list(self.windows.items()):
+            if window.prune(cut):
+                self.cuts[wkey[0]] = max(self.cuts.get(wkey[0], cut), cut)
+            if not window:
+                del self.windows[wkey]
+        self.entries = sum(len(window) for window in self.windows.values())
+        return cut
 
     def save(self, conn: sqlite3.Connection, *, baselines_every: float | None) -> None:
         """Write the changes in ``conn``'s transaction (baselines every ``baselines_every`` s).
@@ -146,7 +171,12 @@ class EngineState:
             [(*k, self.sources[k]) for k in self.dirty_sources],
         )
         self.dirty_sources.clear()
-        meta = {"watermark": self.watermark, "started": self.started, "pruned": self.pruned_at}
+        meta = {
+            "watermark": self.watermark,
+            "started": self.started,
+            "pruned": self.pruned_at,
+            "shed": self.shed_before or None,
+        }
         conn.executemany(
             "INSERT OR REPLACE INTO meta VALUES (?, ?)",
             [(k, repr(v)) for k, v in meta.items() if v is not None],
@@ -160,6 +190,7 @@ class EngineState:
                 grouped.setdefault((row["rule_id"], key), []).extend(entries)
         for wkey, entries in grouped.items():
             self.windows[wkey] = Window(entries, key=wkey, changed=self.dirty_windows)
+            self.entries += len(entries)
         for row in db.rows("SELECT subject, body FROM baselines"):
             self.baselines[row["subject"]] = _decode_baseline(row["body"])
         for row in db.rows("SELECT log_name, category, last_received FROM sources"):
@@ -168,6 +199,7 @@ class EngineState:
             ("watermark", "watermark"),
             ("started", "started"),
             ("pruned", "pruned_at"),
+            ("shed", "shed_before"),
         ):
             value = db.get_meta(key)
             if value is not None:

@@ -37,10 +37,12 @@ class MemoryBroker:
         self._committed: dict[tuple[str, str, int], int] = {}
         self._errors: list[tuple[str, str]] = []
         self._epoch = 0
-        # Every commit in order, (group, topic, partition, next offset), and every assignment
-        # with the offsets it starts from: what tests check.
+        # Every commit in order, (group, topic, partition, next offset), every assignment
+        # with the offsets it starts from, and how many messages each poll that brought any
+        # handed over: what tests check.
         self.commits: list[tuple[str, str, int, int]] = []
         self.assignments: list[dict[tuple[str, int], int]] = []
+        self.polls: list[int] = []
 
     def create_topic(self, topic: str, partitions: int = 1) -> None:
         """Make ``topic`` with ``partitions`` empty partitions (existing ones are kept)."""
@@ -157,6 +159,8 @@ class MemorySource:
             if not batch and timeout > 0:
                 broker._changed.wait(timeout)
                 batch = [] if self._paused else self._take(max_messages)
+            if batch:
+                broker.polls.append(len(batch))
             lags = [
                 PartitionLag(t, p, broker._committed.get((self._group, t, p)), broker._high(t, p))
                 for t, p in sorted(self.assignment)
