@@ -1,0 +1,99 @@
+"""A cheap guard on the noise budget: one alert per rule per day per 1,000 users (issue 13).
+
+``bench/detect.py`` is the measurement (a simulated day of 1,000 users after a warm-up). This
+slice is a twentieth of that, 200 users for six working hours after three hours of background
+alone, so it catches only rules far over the budget: two background alerts here is forty a day
+per 1,000 users. Notables and rules louder by design (``RuleMeta.loud``) are not held to it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hubsight.detect.alerts import Alert
+from hubsight.detect.coverage import score
+from hubsight.detect.db import DetectDB
+from hubsight.detect.engine import DetectionEngine, EngineOptions
+from hubsight.detect.ruleset import build_ruleset, rule_classes
+from hubsight.detect.settings import DetectConfig
+from hubsight.parsing.event import Event
+from hubsight.parsing.pipeline import MessageParser
+from hubsight.parsing.registry import default_registry
+from hubsight.simulate import SCENARIOS, Simulation, SimulationConfig
+from hubsight.sources.base import Message
+
+# A Monday; the tenant's headquarters (seed 1) are an hour ahead of UTC.
+START = datetime(2026, 1, 5, 11, 0, tzinfo=UTC)
+WARMUP = timedelta(hours=3)
+USERS = 200
+
+
+@pytest.fixture(scope="module")
+def slice_() -> tuple[list[Alert], list[dict[str, Any]]]:
+    """The alerts of every shipped rule on the slice, and its ground truth."""
+    truth: list[dict[str, Any]] = []
+    config = SimulationConfig(
+        seed=1,
+        rate=3.4 * USERS / 1000,  # the bench's records per user
+        users=USERS,
+        start=START - WARMUP,
+        duration=WARMUP + timedelta(hours=6),
+        quiet=WARMUP,
+        scenarios=tuple(SCENARIOS),
+    )
+    parser = MessageParser(log_name="sim", registry=default_registry(None, None))
+    events: list[Event] = []
+    for sim in Simulation(config, truth=truth.append).messages():
+        message = Message(
+            topic="sim",
+            partition=0,
+            offset=sim.sequence,
+            value=sim.body,
+            received_time=sim.enqueued_time,
+            enqueued_time=sim.enqueued_time,
+        )
+        events.extend(parser.parse(message))
+    engine = DetectionEngine(
+        DetectDB(Path(":memory:")),
+        build_ruleset(DetectConfig(), {}).rules,
+        options=EngineOptions(persist=False, learning=WARMUP),
+    )
+    final: dict[str, Alert] = {}
+    for start in range(0, len(events), 1000):
+        for alert in engine.process(events[start : start + 1000]):
+            final[alert.id] = alert
+        for gone in engine.withdrawn:
+            final.pop(gone, None)
+    engine.db.close()
+    return list(final.values()), truth
+
+
+def test_no_rule_is_far_over_the_noise_budget_on_background_traffic(
+    slice_: tuple[list[Alert], list[dict[str, Any]]],
+) -> None:
+    alerts, truth = slice_
+    exempt = {cls.meta.id for cls in rule_classes() if cls.meta.loud}
+    exempt |= {a.rule_id for a in alerts if a.notable}
+    measured = [a for a in alerts if a.first_event_time >= START]
+    background = Counter(
+        {r: n for r, n in score(measured, truth).background.items() if r not in exempt}
+    )
+    assert {rule: n for rule, n in background.items() if n > 1} == {}
+
+
+def test_the_slice_plants_its_scenarios_after_the_warm_up_and_they_are_caught(
+    slice_: tuple[list[Alert], list[dict[str, Any]]],
+) -> None:
+    alerts, truth = slice_
+    assert len(truth) == len(SCENARIOS)
+    assert min(datetime.fromisoformat(t["start"]) for t in truth) >= START
+    coverage = score(alerts, truth)
+    # Background is what cites no planted record: a slice whose alerts all cited planted
+    # records, or none, would make the guard above vacuous.
+    assert coverage.missed == []
+    assert sum(coverage.background.values()) > 0
