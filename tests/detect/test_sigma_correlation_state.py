@@ -184,3 +184,23 @@ def _earliest_counted(kind: str, events: list[Event]) -> list[EventRef]:
 
 def _last_counted(kind: str, events: list[Event]) -> Event:
     return _counted(kind, events)[-1]
+
+
+@pytest.mark.parametrize(("kind", "needed"), [("event_count", 3), ("value_count", 2)])
+def test_a_group_short_of_the_count_keeps_no_running_counts_until_it_reaches_it(
+    tmp_path: Path, kind: str, needed: int
+) -> None:
+    # Most groups (a sign-in session) never reach the count: they are not counted. The one that
+    # does, here through a late event, is counted afresh and fires on every event it holds.
+    rule = _correlation_rule(tmp_path, kind)
+    events = [_signin(i, USERS[0], FAILED, IPS[i], i) for i in range(needed)]
+    ctx = _OneWindow()
+    early = [f for e in reversed(events[1:]) for f in rule.evaluate(e, ctx)]  # type: ignore[arg-type]
+    (window,) = ctx.windows.values()
+    assert early == []
+    assert len(window) == needed - 1
+    assert window.memo is None
+    (finding,) = rule.evaluate(events[0], ctx)  # type: ignore[arg-type]
+    assert window.memo is not None
+    assert finding.evidence == [EventRef.of(e) for e in events]
+    assert finding.at == events[-1].timestamp

@@ -149,7 +149,10 @@ class SigmaCorrelation(Rule[SigmaConfig]):
                 continue
             entry = Entry(ts, ",".join(map(str, matched)) + _SEP + (value or ""), ref)
             window = ctx.window(key)
-            if window.add(entry):
+            # A window of fewer entries than the count asks for holds neither that many events
+            # nor that many values: most groups (one sign-in session) never get there, and
+            # their running counts are built only if they do (``_running`` counts afresh).
+            if window.add(entry) and len(window) >= self._threshold:
                 findings.extend(self._holding(key, window, entry, event))
         return findings
 
