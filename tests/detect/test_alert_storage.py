@@ -106,29 +106,44 @@ def test_evidence_gathered_over_batches_and_restarts_is_all_read_back(tmp_path: 
     engine.process([_event(m) for m in range(5)])
     engine.process([_event(m) for m in range(5, 10)])
     engine.close()
+    assert _parts(tmp_path) == [(0, list(range(5))), (5, list(range(5, 10)))]
     again = _engine(tmp_path)
-    # After the restart the alert is read from the database: later and earlier events join it.
-    (returned,) = again.process([_event(12), _event(11), _event(-1)])
+    # After the restart the alert is read from the database: later events join it.
+    again.process([_event(11)])
+    assert _stored(tmp_path)[0].evidence == [_ref(m) for m in [*range(10), 11]]
+    # And earlier ones.
+    (returned,) = again.process([_event(12), _event(-1)])
     again.close()
     want = [-1, *range(10), 11, 12]
     assert _minutes(returned) == want
     (stored,) = _stored(tmp_path)
+    # Appended in parts while the events came after the alert's last; written again whole
+    # from 0 when an earlier one came.
+    assert _parts(tmp_path) == [(0, want)]
     assert stored.evidence == returned.evidence
     assert (stored.first_event_time, stored.last_event_time) == (
         _ref(-1).timestamp,
         _ref(12).timestamp,
     )
-    assert stored.revision == 3
+    assert stored.revision == 4
+
+
+def _parts(path: Path) -> list[tuple[int, list[int]]]:
+    with sqlite3.connect(path / "detect.sqlite3") as db:
+        rows = db.execute("SELECT start, refs FROM alert_refs ORDER BY start").fetchall()
+    db.close()
+    decode = msgspec.json.Decoder(list[EventRef]).decode
+    return [(start, [int(r.source_offset or 0) for r in decode(refs)]) for start, refs in rows]
 
 
 def _count_evidence_writes(engine: DetectionEngine) -> None:
     engine.db.execute("CREATE TEMP TABLE written (alert_id TEXT)")
     engine.db.execute(
-        "CREATE TEMP TRIGGER count_inserts AFTER INSERT ON alert_evidence "
+        "CREATE TEMP TRIGGER count_inserts AFTER INSERT ON alert_refs "
         "BEGIN INSERT INTO written VALUES (new.alert_id); END"
     )
     engine.db.execute(
-        "CREATE TEMP TRIGGER count_updates AFTER UPDATE ON alert_evidence "
+        "CREATE TEMP TRIGGER count_updates AFTER UPDATE ON alert_refs "
         "BEGIN INSERT INTO written VALUES (new.alert_id); END"
     )
 
@@ -170,7 +185,7 @@ def test_retractions_after_partial_saves_and_a_restart(tmp_path: Path) -> None:
     assert again.process([_undo(m, at=11) for m in (1, 3, 4, 5)]) == []
     assert again.withdrawn == [alert.id]
     # Withdrawn and deleted: its evidence went with it.
-    assert again.db.rows("SELECT alert_id FROM alert_evidence") == []
+    assert again.db.rows("SELECT alert_id FROM alert_refs") == []
     again.close()
     assert _stored(tmp_path) == []
 
@@ -198,23 +213,36 @@ def test_a_failed_save_leaves_the_stored_alert_to_fold_into(tmp_path: Path) -> N
     assert stored.first_event_time == stored.evidence[0].timestamp == alert.first_event_time
 
 
-def test_alerts_stored_with_their_evidence_in_the_body_are_moved_and_read(tmp_path: Path) -> None:
+@pytest.mark.parametrize("schema", [1, 2])
+def test_alerts_stored_by_earlier_schemas_are_moved_and_read(schema: int, tmp_path: Path) -> None:
     path = tmp_path / "detect.sqlite3"
     engine = _engine(tmp_path)
     (alert,) = engine.process([_event(m) for m in range(3)])
     engine.close()
-    # As the schema-1 release stored it: the evidence inside the body, no evidence row.
     with sqlite3.connect(path) as db:
-        db.execute("DELETE FROM alert_evidence")
-        db.execute("UPDATE alerts SET body = ?", (msgspec.json.encode(alert),))
-        db.execute("PRAGMA user_version = 1")
+        db.execute("DELETE FROM alert_refs")
+        if schema == 1:
+            # The evidence inside the body.
+            db.execute("UPDATE alerts SET body = ?", (msgspec.json.encode(alert),))
+        else:
+            # The evidence whole in a table of its own.
+            db.execute("CREATE TABLE alert_evidence (alert_id TEXT PRIMARY KEY, refs BLOB)")
+            db.execute(
+                "INSERT INTO alert_evidence VALUES (?, ?)",
+                (alert.id, msgspec.json.encode(alert.evidence)),
+            )
+        db.execute(f"PRAGMA user_version = {schema}")
     db.close()
     (read,) = _stored(tmp_path)
     assert read.evidence == alert.evidence
     with sqlite3.connect(path) as db:
         (body,) = db.execute("SELECT body FROM alerts").fetchone()
         assert msgspec.json.decode(body)["evidence"] == []
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 3
+        assert (
+            db.execute("SELECT name FROM sqlite_master WHERE name = 'alert_evidence'").fetchall()
+            == []
+        )
     db.close()
     again = _engine(tmp_path)
     (moved,) = again.process([_event(5)])

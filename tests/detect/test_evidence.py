@@ -66,3 +66,24 @@ def test_refs_equal_up_to_a_missing_field_are_ordered() -> None:
     assert merge_evidence([bare], [placed]) == [bare, placed]
     assert merge_evidence([placed], [bare, no_index]) == [bare, no_index, placed]
     assert merge_evidence([_ref(-1), placed], [bare]) == [_ref(-1), bare, placed]
+
+
+def test_refs_of_the_same_time_are_placed_by_the_rest_of_them() -> None:
+    def at_start(offset: int) -> EventRef:
+        return EventRef(_START, "log", "topic", 0, offset, 0)
+
+    old = [_ref(-5), at_start(2), at_start(4), at_start(6)]
+    # Held already (same time as others and as the last): nothing changes.
+    assert merge_evidence(old, [at_start(4), at_start(6), at_start(2)]) is old
+    # Between refs of the same time, before the last, and after it.
+    assert merge_evidence(old, [at_start(5)]) == [
+        _ref(-5),
+        at_start(2),
+        at_start(4),
+        at_start(5),
+        at_start(6),
+    ]
+    assert merge_evidence(old, [at_start(1)]) == [_ref(-5), at_start(1), *old[1:]]
+    assert merge_evidence(old, [at_start(9), at_start(7)]) == [*old, at_start(7), at_start(9)]
+    # After every ref of its time but before a later one.
+    assert merge_evidence([*old, _ref(3)], [at_start(8)]) == [*old, at_start(8), _ref(3)]

@@ -12,9 +12,10 @@ import hashlib
 import sqlite3
 import time
 from bisect import bisect_left
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from operator import attrgetter
 from typing import Any, Literal
 
 import msgspec
@@ -107,40 +108,50 @@ def merge_evidence(old: list[EventRef], new: list[EventRef]) -> list[EventRef]:
         return sorted(set(new), key=ref_order)[:MAX_EVIDENCE]
     # ``old`` is an alert's list, sorted: a finding mostly cites events after its last (a loud
     # rule's alert, which takes a finding per event) or events it holds already (a
-    # correlation's window). Those are found by their place in it, not by hashing all of it.
-    last = ref_order(old[-1])
+    # correlation's window). Those are found by their time and place in it, not by hashing all
+    # of it; the full order (``ref_order``, slower) only settles refs of the same time.
+    last = old[-1]
+    last_ts = last.timestamp
     later: list[EventRef] = []
     inside: list[EventRef] = []
     for ref in new:
-        key = ref_order(ref)
-        if key > last:
+        ts = ref.timestamp
+        if ts > last_ts or (ts == last_ts and ref_order(ref) > ref_order(last)):
             later.append(ref)
-        else:
-            at = bisect_left(old, key, key=ref_order)
-            if old[at] != ref:
+            continue
+        at = bisect_left(old, ts, key=_timestamp)
+        while old[at] != ref:
+            at += 1
+            if at == len(old) or old[at].timestamp != ts:
                 inside.append(ref)
+                break
     if inside:
         return sorted({*old, *inside, *later}, key=ref_order)[:MAX_EVIDENCE]
     if not later or len(old) >= MAX_EVIDENCE:
         # Nothing new, or a full list of earlier events whose end the new ones fall off.
         return old if len(old) <= MAX_EVIDENCE else old[:MAX_EVIDENCE]
-    return (old + sorted(set(later), key=ref_order))[:MAX_EVIDENCE]
+    if len(later) > 1:
+        later = sorted(set(later), key=ref_order)
+    return (old + later)[:MAX_EVIDENCE]
 
 
+_timestamp = attrgetter("timestamp")
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder(Alert).decode
 _decode_refs = msgspec.json.Decoder(list[EventRef]).decode
 
 # An alert is stored as its body (``alerts.body``: the alert without its evidence) and its
-# evidence (``alert_evidence.refs``), so that a batch that moves an alert's times or context but
-# not its evidence (a loud rule's full alert, a notable linked) encodes and writes the small
-# body only, not a hundred event references.
-_SELECT = (
-    "SELECT id, status, disposition, assignee, body, refs FROM alerts "
-    "LEFT JOIN alert_evidence ON alert_evidence.alert_id = alerts.id"
+# evidence in parts (``alert_refs``, read in ``start`` order): a batch that adds events after an
+# alert's last appends them as a part, one that changes the rest writes the evidence again as
+# one part, and one that moves the alert's times or context only writes the small body. So a
+# loud rule's alert is not encoded and written whole, a hundred event references, every batch.
+_COLUMNS = "id, status, disposition, assignee, body"
+_WITH_REFS = (
+    "SELECT a.*, r.refs FROM ({}) a LEFT JOIN alert_refs r ON r.alert_id = a.id ORDER BY {}r.start"
 )
-_BY_DEDUP_KEY = f"{_SELECT} WHERE dedup_key = ?"
-_BY_ID = f"{_SELECT} WHERE id = ?"
+_ONE = f"SELECT {_COLUMNS} FROM alerts WHERE {{}} = ?"  # noqa: S608 - constants
+_BY_DEDUP_KEY = _WITH_REFS.format(_ONE.format("dedup_key"), "")
+_BY_ID = _WITH_REFS.format(_ONE.format("id"), "")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -167,17 +178,17 @@ class AlertStore:
 
     def by_dedup_key(self, dedup_key: str) -> Alert | None:
         """The alert with this dedup key, or None."""
-        rows = self.db.rows(_BY_DEDUP_KEY, (dedup_key,))
-        return _row_alert(rows[0]) if rows else None
+        found = _alerts(self.db.rows(_BY_DEDUP_KEY, (dedup_key,)))
+        return found[0] if found else None
 
     def get(self, alert_id: str) -> Alert:
         """The alert with this id; NotFoundError when there is none."""
-        rows = self.db.rows(_BY_ID, (alert_id,))
-        if not rows:
+        found = _alerts(self.db.rows(_BY_ID, (alert_id,)))
+        if not found:
             raise NotFoundError(
                 f"no alert with id {alert_id!r}", hint="list alert ids with `hubsight alerts list`"
             )
-        return _row_alert(rows[0])
+        return found[0]
 
     def find(self, flt: AlertFilter = AlertFilter()) -> list[Alert]:
         """Alerts matching ``flt``, most recent event first."""
@@ -205,11 +216,14 @@ class AlertStore:
             where.append("last_event_time >= ?")
             params.append(flt.since.timestamp())
         params.append(flt.limit)
-        sql = (
-            # Only the fixed column names above are interpolated; values are bound.
-            f"{_SELECT} WHERE {' AND '.join(where)} ORDER BY last_event_time DESC, id LIMIT ?"
+        # Only the fixed column names above are interpolated; values are bound.
+        latest = (
+            f"SELECT {_COLUMNS}, last_event_time FROM alerts WHERE {' AND '.join(where)} "  # noqa: S608
+            "ORDER BY last_event_time DESC, id LIMIT ?"
         )
-        return [_row_alert(row) for row in self.db.rows(sql, params)]
+        return _alerts(
+            self.db.rows(_WITH_REFS.format(latest, "a.last_event_time DESC, a.id, "), params)
+        )
 
     def save(
         self,
@@ -217,12 +231,12 @@ class AlertStore:
         alerts: Sequence[Alert],
         now: float,
         *,
-        same_evidence: Collection[str] = (),
+        stored: Mapping[str, list[EventRef]] | None = None,
     ) -> None:
         """Insert or update the detection part of ``alerts`` inside the engine's transaction.
 
-        The alerts whose dedup key is in ``same_evidence`` have the evidence stored already:
-        only their bodies are written.
+        ``stored`` holds, by dedup key, the evidence of those stored before as it is stored:
+        what they gained after it is appended. The others' evidence is written whole.
         """
         conn.executemany(
             "INSERT INTO alerts (id, dedup_key, rule_id, severity, notable, user, source_ip, "
@@ -249,15 +263,20 @@ class AlertStore:
                 for alert in alerts
             ],
         )
-        conn.executemany(
-            "INSERT INTO alert_evidence (alert_id, refs) VALUES (?, ?) "
-            "ON CONFLICT(alert_id) DO UPDATE SET refs = excluded.refs",
-            [
-                (alert.id, _encode(alert.evidence))
-                for alert in alerts
-                if alert.dedup_key not in same_evidence
-            ],
-        )
+        rewritten: list[tuple[str]] = []
+        parts: list[tuple[str, int, bytes]] = []
+        for alert in alerts:
+            refs = alert.evidence
+            before = (stored or {}).get(alert.dedup_key)
+            if before and refs[: len(before)] == before:
+                if len(refs) > len(before):
+                    parts.append((alert.id, len(before), _encode(refs[len(before) :])))
+            elif before is None or refs != before:
+                # Every alert has its part 0, "[]" for none: the list is written again from it.
+                rewritten.append((alert.id,))
+                parts.append((alert.id, 0, _encode(refs)))
+        conn.executemany("DELETE FROM alert_refs WHERE alert_id = ?", rewritten)
+        conn.executemany("INSERT INTO alert_refs VALUES (?, ?, ?)", parts)
 
     def update(
         self,
@@ -331,10 +350,17 @@ def like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _row_alert(row: sqlite3.Row) -> Alert:
-    alert = _decode(row["body"])
-    alert.evidence = _decode_refs(row["refs"])
-    alert.status = row["status"]
-    alert.disposition = row["disposition"]
-    alert.assignee = row["assignee"]
-    return alert
+def _alerts(rows: list[sqlite3.Row]) -> list[Alert]:
+    """Alerts from rows of an alert and one part of its evidence each, parts in order."""
+    alerts: list[Alert] = []
+    alert: Alert | None = None
+    for row in rows:
+        if alert is None or alert.id != row["id"]:
+            alert = _decode(row["body"])
+            alert.status = row["status"]
+            alert.disposition = row["disposition"]
+            alert.assignee = row["assignee"]
+            alerts.append(alert)
+        if row["refs"] is not None:
+            alert.evidence += _decode_refs(row["refs"])
+    return alerts

@@ -24,9 +24,9 @@ from hubsight.errors import StoreError
 from hubsight.store.sqlite import claim_version, sqlite_error
 
 DB_NAME = "detect.sqlite3"
-# Raised when a release changes the tables in a way an older one cannot read. 2: an alert's
-# evidence moved from its body into ``alert_evidence``.
-SCHEMA_VERSION = 2
+# Raised when a release changes the tables in a way an older one cannot read. 3: an alert's
+# evidence moved from its body into ``alert_refs`` (2 had it in ``alert_evidence``, whole).
+SCHEMA_VERSION = 3
 # The write-ahead log is copied into the database every this many pages (4 KB): about every
 # 16 MB of changes; and cut back to WAL_LIMIT_BYTES after each copy.
 CHECKPOINT_PAGES = 4000
@@ -50,11 +50,14 @@ CREATE TABLE IF NOT EXISTS alerts (
     status TEXT NOT NULL DEFAULT 'open', disposition TEXT, assignee TEXT, body BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS alerts_user ON alerts (user, last_event_time);
 CREATE INDEX IF NOT EXISTS alerts_time ON alerts (last_event_time);
--- An alert's evidence (a JSON list of event references), apart from its body: rewritten only
--- when the evidence changed (see ``alerts``); it goes with its alert.
-CREATE TABLE IF NOT EXISTS alert_evidence (alert_id TEXT PRIMARY KEY, refs BLOB NOT NULL);
-CREATE TRIGGER IF NOT EXISTS alert_evidence_gone AFTER DELETE ON alerts
-    BEGIN DELETE FROM alert_evidence WHERE alert_id = old.id; END;
+-- An alert's evidence, apart from its body, in parts (JSON lists of event references) that
+-- read in ``start`` order make the list: a batch appends what came after the alert's last
+-- event, or writes the list again from 0 (see ``alerts``). The parts go with their alert.
+CREATE TABLE IF NOT EXISTS alert_refs (
+    alert_id TEXT NOT NULL, start INTEGER NOT NULL, refs BLOB NOT NULL,
+    PRIMARY KEY (alert_id, start)) WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS alert_refs_gone AFTER DELETE ON alerts
+    BEGIN DELETE FROM alert_refs WHERE alert_id = old.id; END;
 CREATE TABLE IF NOT EXISTS alert_history (
     alert_id TEXT NOT NULL, at REAL NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
     detail TEXT NOT NULL);
@@ -126,10 +129,20 @@ class DetectDB:
 
     def _migrate(self) -> None:
         conn = self._conn
-        # Alerts written before ``alert_evidence`` held their evidence in their body: it moves
-        # there. Chosen by the rows, not the version, so an interrupted move resumes.
+        # Schema 2 kept each alert's evidence whole in ``alert_evidence``: one part each.
+        if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'alert_evidence'").fetchone():
+            conn.executescript(
+                """
+                BEGIN IMMEDIATE;
+                INSERT OR IGNORE INTO alert_refs SELECT alert_id, 0, refs FROM alert_evidence;
+                DROP TABLE alert_evidence;
+                COMMIT;
+                """
+            )
+        # Alerts written before held their evidence in their body: it moves into a part. Chosen
+        # by the rows, not the version, so an interrupted move resumes.
         old = conn.execute(
-            "SELECT id, body FROM alerts WHERE id NOT IN (SELECT alert_id FROM alert_evidence)"
+            "SELECT id, body FROM alerts WHERE id NOT IN (SELECT alert_id FROM alert_refs)"
         ).fetchall()
         if old:
             conn.execute("BEGIN IMMEDIATE")
@@ -140,7 +153,7 @@ class DetectDB:
                 conn.execute(
                     "UPDATE alerts SET body = ? WHERE id = ?", (msgspec.json.encode(doc), alert_id)
                 )
-                conn.execute("INSERT INTO alert_evidence VALUES (?, ?)", (alert_id, refs))
+                conn.execute("INSERT INTO alert_refs VALUES (?, 0, ?)", (alert_id, refs))
             conn.execute("COMMIT")
         # Databases written before window batches kept one row per entry: each becomes a batch.
         if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'window_entries'").fetchone():

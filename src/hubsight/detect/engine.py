@@ -18,13 +18,13 @@ import gc
 import logging
 import threading
 import time
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from hubsight.detect.alerts import Alert, AlertStore, alert_id
-from hubsight.detect.base import EventKind, Finding, Rule, RuleContext
+from hubsight.detect.base import EventKind, EventRef, Finding, Rule, RuleContext
 from hubsight.detect.baseline import observe_signin
 from hubsight.detect.context import EngineContext
 from hubsight.detect.dataplane import feed
@@ -327,7 +327,7 @@ class DetectionEngine:
             self._save(
                 taken.changed,
                 withdrawn=[a.dedup_key for a in taken.withdrawn],
-                same_evidence=taken.same_evidence,
+                stored_evidence=taken.stored_evidence,
             )
         else:
             self._state.forget_changes()
@@ -347,13 +347,13 @@ class DetectionEngine:
         *,
         flush_baselines: bool = False,
         withdrawn: Sequence[str] = (),
-        same_evidence: Collection[str] = (),
+        stored_evidence: Mapping[str, list[EventRef]] | None = None,
     ) -> None:
         now = time.time()
         every = None if flush_baselines else self.options.baseline_save_interval.total_seconds()
         with self.db.transaction() as conn:
             self._state.save(conn, baselines_every=every)
-            self.alerts.save(conn, alerts, now, same_evidence=same_evidence)
+            self.alerts.save(conn, alerts, now, stored=stored_evidence)
             # A withdrawn alert someone already triaged stays, with its last evidence.
             conn.executemany(
                 "DELETE FROM alerts WHERE dedup_key = ? AND status = 'open' AND assignee IS NULL "

@@ -40,8 +40,8 @@ class Taken(NamedTuple):
     # Created or changed, new ones first.
     changed: list[Alert]
     withdrawn: list[Alert]
-    # Dedup keys of the changed alerts whose evidence is stored as it is now.
-    same_evidence: set[str]
+    # The evidence of changed alerts stored before, as stored (by dedup key).
+    stored_evidence: dict[str, list[EventRef]]
 
 
 class AlertFolder:
@@ -109,14 +109,8 @@ class AlertFolder:
         pending, known = self._pending, self._known
         created = [pending[k] for k in sorted(self._created)]
         changed = created + [a for k, a in sorted(pending.items()) if k not in self._created]
-        # Folding assigns an alert a new list only when its evidence changes, and the lists
-        # share their refs: the comparison mostly stops at the first element, by identity.
-        same = {
-            key
-            for key, alert in pending.items()
-            if (stored := known.get(key)) is not None and stored.evidence == alert.evidence
-        }
-        taken = Taken(changed, list(self._withdrawn.values()), same)
+        stored = {key: alert.evidence for key in pending if (alert := known.get(key)) is not None}
+        taken = Taken(changed, list(self._withdrawn.values()), stored)
         self._unsaved = (pending, self._withdrawn)
         self._pending, self._withdrawn, self._created = {}, {}, set()
         return taken
