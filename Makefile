@@ -21,8 +21,8 @@ run: $(STAMP)
 	$(BIN)/hubsight --data-dir $${HUBSIGHT_DATA_DIR:-data} run --demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/ruff format --check src tests bench scripts
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
