@@ -125,6 +125,24 @@ def test_updated_alert_stays_and_widens(db: DetectDB) -> None:
     assert (found.alert_count, found.last_event_time) == (1, T0 + timedelta(hours=3))
 
 
+def test_updates_widen_before_a_new_alert_of_the_same_batch_is_matched(db: DetectDB) -> None:
+    (inv,) = save(db, alert("a", T0, user="ana@contoso.com"))
+    moved = alert("a", T0, user="ana@contoso.com", severity=Severity.HIGH)
+    moved.last_event_time = T0 + timedelta(hours=30)
+    # Within the window of the investigation only once ``moved`` stretched it.
+    after = T0 + timedelta(hours=30) + WINDOW - timedelta(minutes=1)
+    assert save(db, moved, alert("b", after, user="ana@contoso.com")) == []
+    found = InvestigationStore(db).get(inv)
+    assert (found.alert_count, found.priority) == (2, "high")
+    assert (found.first_event_time, found.last_event_time) == (T0, after)
+    # A lower severity leaves the priority as it is; an earlier event stretches the start.
+    lower = alert("a", T0 - timedelta(hours=1), user="ana@contoso.com", severity=Severity.LOW)
+    lower.last_event_time = T0 + timedelta(hours=30)
+    assert save(db, lower) == []
+    found = InvestigationStore(db).get(inv)
+    assert (found.priority, found.first_event_time) == ("high", T0 - timedelta(hours=1))
+
+
 def test_withdrawn_alert_leaves_and_untouched_empty_investigation_goes(db: DetectDB) -> None:
     (kept,) = save(db, alert("a", T0, user="ana@contoso.com"))
     (dropped,) = save(db, alert("b", T0, user="bob@contoso.com"))

@@ -66,15 +66,18 @@ def group_alerts(
     """File each alert (not notable) under an investigation; those that opened one (alert id ->
     investigation id)."""
     opened: dict[str, str] = {}
-    for alert in alerts:
-        if alert.notable:
-            continue
-        found = conn.execute(
-            "SELECT investigation_id FROM investigation_alerts WHERE alert_id = ?", (alert.id,)
-        ).fetchone()
+    grouped = [alert for alert in alerts if not alert.notable]
+    filed = _filed(conn, [alert.id for alert in grouped])
+    # Most alerts of a batch are updates of alerts already filed, which only widen their
+    # investigation. Widening commutes (earliest, latest, highest), so it is gathered and
+    # written once per investigation: before an alert is matched by time, and at the end.
+    widen: dict[str, _Span] = {}
+    for alert in grouped:
+        found = filed.get(alert.id)
         if found is not None:
-            _widen(conn, found[0], alert, now)
+            _gather(widen, found, alert)
             continue
+        _widen(conn, widen, now)
         keys = subjects(alert)
         target = _matching(conn, keys, alert, window_s) if keys else None
         if target is None:
@@ -94,7 +97,25 @@ def group_alerts(
             )
             opened[alert.id] = target
         add_alert(conn, target, alert, now, actor=DETECTION)
+    _widen(conn, widen, now)
     return opened
+
+
+def _filed(conn: sqlite3.Connection, alert_ids: Sequence[str]) -> dict[str, str]:
+    """The investigations (alert id -> investigation id) these alerts are in."""
+    found: dict[str, str] = {}
+    # SQLite binds at most 32,766 parameters per statement.
+    for start in range(0, len(alert_ids), 1000):
+        chunk = alert_ids[start : start + 1000]
+        marks = ", ".join("?" for _ in chunk)
+        rows = conn.execute(
+            # ``marks`` holds only question marks; the ids are bound.
+            "SELECT alert_id, investigation_id FROM investigation_alerts "  # noqa: S608
+            f"WHERE alert_id IN ({marks})",
+            chunk,
+        )
+        found.update((str(a), str(i)) for a, i in rows)
+    return found
 
 
 def title_for(alert: Alert, keys: Sequence[str]) -> str:
@@ -142,26 +163,51 @@ def add_alert(
         "INSERT INTO investigation_history VALUES (?, ?, ?, 'alert added', ?)",
         (target, now, actor, f"{alert.id} {alert.title}"),
     )
-    _widen(conn, target, alert, now)
+    spans: dict[str, _Span] = {}
+    _gather(spans, target, alert)
+    _widen(conn, spans, now)
 
 
-def _widen(conn: sqlite3.Connection, target: str, alert: Alert, now: float) -> None:
-    """Stretch the investigation's times over ``alert``; raise its priority to the alert's."""
-    row = conn.execute("SELECT priority FROM investigations WHERE id = ?", (target,)).fetchone()
-    priority = priority_of(alert.severity)
-    if row is not None and priority_rank(row[0]) >= priority_rank(priority):
-        priority = row[0]
-    conn.execute(
-        "UPDATE investigations SET first_event_time = min(first_event_time, ?), "
-        "last_event_time = max(last_event_time, ?), priority = ?, updated_at = ? WHERE id = ?",
-        (
-            alert.first_event_time.timestamp(),
-            alert.last_event_time.timestamp(),
-            priority,
-            now,
-            target,
-        ),
+# How far an investigation must stretch: first and last event time, highest priority rank.
+_Span = tuple[float, float, int]
+
+
+def _gather(widen: dict[str, _Span], target: str, alert: Alert) -> None:
+    span = (
+        alert.first_event_time.timestamp(),
+        alert.last_event_time.timestamp(),
+        priority_rank(priority_of(alert.severity)),
     )
+    held = widen.get(target)
+    if held is not None:
+        span = (min(held[0], span[0]), max(held[1], span[1]), max(held[2], span[2]))
+    widen[target] = span
+
+
+_RANK_SQL = " ".join(
+    ["CASE priority", *(f"WHEN '{p}' THEN {priority_rank(p)}" for p in PRIORITIES), "END"]
+)
+
+# ``_RANK_SQL`` is built from the fixed priority names.
+_WIDEN = (
+    "UPDATE investigations SET first_event_time = min(first_event_time, ?), "  # noqa: S608
+    "last_event_time = max(last_event_time, ?), "
+    f"priority = CASE WHEN {_RANK_SQL} >= ? THEN priority ELSE ? END, "
+    "updated_at = ? WHERE id = ?"
+)
+
+
+def _widen(conn: sqlite3.Connection, widen: dict[str, _Span], now: float) -> None:
+    """Stretch each investigation's times over its span; raise its priority to the span's;
+    then forget the spans."""
+    conn.executemany(
+        _WIDEN,
+        [
+            (first, last, rank, PRIORITIES[len(PRIORITIES) - 1 - rank], now, target)
+            for target, (first, last, rank) in widen.items()
+        ],
+    )
+    widen.clear()
 
 
 def release_alerts(conn: sqlite3.Connection, alert_ids: Iterable[str]) -> None:
