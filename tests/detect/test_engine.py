@@ -423,3 +423,28 @@ def test_windows_over_their_cap_drop_the_oldest_and_events_that_old_are_too_late
     again.process(_failures([2], user="lee.gu@contoso.com"))
     assert again.stats.too_late == 1
     again.close()
+
+
+@pytest.mark.parametrize("spots", [None, 1], ids=["cached", "cache-of-one"])
+def test_impossible_travel_places_of_other_users_read_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, spots: int | None
+) -> None:
+    # The rule formats each place's coordinates once for every user; with room for one place
+    # it starts afresh at each new one, and must still tell places apart and join them.
+    if spots is not None:
+        monkeypatch.setattr("hubsight.detect.rules.auth_baseline._MAX_SPOTS", spots)
+    engine = _engine(tmp_path)
+    engine.reconfigure([build_rule(ImpossibleTravel, {})], {})
+    lagos = {"country": "NG", "lat": 6.45, "lon": 3.39, "ip": "102.89.1.1"}
+    # Berlin as the rule keys it (three decimals): the same place for both users.
+    near_berlin = {"lat": 52.5201, "lon": 13.4004}
+    first = [signin(0, "a@contoso.com", offset=1), signin(30, "a@contoso.com", offset=2, **lagos)]
+    second = [
+        signin(60, "b@contoso.com", offset=3, **near_berlin),  # type: ignore[arg-type]
+        signin(61, "b@contoso.com", offset=4),
+        signin(90, "b@contoso.com", offset=5, **lagos),  # type: ignore[arg-type]
+    ]
+    fired = engine.process([*first, *second])
+    evidence = sorted(sorted(ref.source_offset for ref in a.evidence) for a in fired)
+    assert evidence == [[1, 2], [3, 4, 5]]
+    engine.close()

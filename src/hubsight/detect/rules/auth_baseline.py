@@ -267,6 +267,10 @@ def _place(entry: Entry) -> str:
     return f"{lat},{lon}"
 
 
+# Coordinates whose text ``ImpossibleTravel`` keeps; past this many it starts afresh.
+_MAX_SPOTS = 65_536
+
+
 class ImpossibleTravel(Rule[TravelConfig]):
     """Two successful sign-ins too far apart for the time between them."""
 
@@ -290,6 +294,9 @@ class ImpossibleTravel(Rule[TravelConfig]):
         super().__init__(config)
         self._places: dict[str, _Places] = {}
         self._bucket = config.dedup_minutes * 60.0
+        # Each place's coordinates as the text its entries carry, by (latitude, longitude):
+        # formatting two floats cost more than the rest of a sign-in from a known place.
+        self._spots: dict[tuple[float, float], str] = {}
 
     def retention(self) -> timedelta:
         """Pairs are looked for within ``window_hours``."""
@@ -303,7 +310,11 @@ class ImpossibleTravel(Rule[TravelConfig]):
         if public_ip(event) is None or self.config.is_vpn(event):
             return
         window = ctx.window(user)
-        here = f"{lat:.3f},{lon:.3f}"
+        here = self._spots.get((lat, lon))
+        if here is None:
+            if len(self._spots) >= _MAX_SPOTS:
+                self._spots.clear()
+            here = self._spots[(lat, lon)] = f"{lat:.3f},{lon:.3f}"
         entry = entry_of(event, f"{here},{event.geoip_country_code or '?'}")
         places = self._places.get(user)
         if places is None or places.window is not window or not places.follow():

@@ -173,23 +173,28 @@ class FieldReader:
         """The field's values in ``record`` (empty when absent)."""
         found = record.memo.get(self.path)
         if found is None:
-            if self._derived is not None:
-                found = self._derived(record)
-            else:
-                found = _lookup(record, self._keys)
-            record.memo[self.path] = found
+            found = record.memo[self.path] = self._read(record)
         return found
+
+    def _read(self, record: AzureRecord) -> list[Any]:
+        if self._derived is not None:
+            return self._derived(record)
+        return _lookup(record, self._keys)
 
     def lowered(self, record: AzureRecord) -> list[str]:
         """The field's non-null values as lower-case text."""
-        found = record.memo.get(self._lower_key)
+        memo = record.memo
+        found = memo.get(self._lower_key)
         if found is None:
-            values = self.values(record)
+            # ``values`` written out: a dozen rules read a sign-in's fields, mostly this way.
+            values = memo.get(self.path)
+            if values is None:
+                values = memo[self.path] = self._read(record)
             if len(values) == 1 and type(values[0]) is str:
                 found = [values[0].lower()]  # the commonest case, without the general one's cost
             else:
                 found = [t.lower() for t in map(text_of, values) if t is not None]
-            record.memo[self._lower_key] = found
+            memo[self._lower_key] = found
         return found
 
     def numbers(self, record: AzureRecord) -> list[Any]:
@@ -208,7 +213,7 @@ def _lookup(record: AzureRecord, keys: Keys) -> list[Any]:
     # Straight down through objects, the common case; lists and JSON strings take _walk.
     node: Any = record.data
     for depth, (exact, lower) in enumerate(keys):
-        if not isinstance(node, dict):
+        if type(node) is not dict:
             out: list[Any] = []
             _walk(node, keys, depth, out, record)
             return out
