@@ -6,9 +6,12 @@
 Starts a local tansu broker, a data directory whose one source reads it, and ``hubsight run
 --no-web`` in a process of its own; feeds a simulated tenant (every scenario planted) live at
 ``--rate`` records/s; and prints, every ``--interval`` seconds, the process's resident memory,
-open files and threads, the sizes of the SQLite write-ahead logs and the events stored so far.
-At the end it compares the last sample with the one at a third of the run (10 minutes of 30):
-what grew after the warm-up. Not a pass/fail test; the figures depend on the machine's load.
+open files and threads, the sizes of the SQLite write-ahead logs, the events stored so far and
+per second since the last sample, the service's CPU (its share of one core, and CPU time per
+event stored) and the load average. A service storing less than it is fed holds a backlog all
+along (batches at their largest): feed it a rate the machine sustains. At the end it compares
+the last sample with the one at a third of the run (10 minutes of 30): what grew after the
+warm-up. Not a pass/fail test; the figures depend on the machine's load.
 
 ``--prefill N`` first stores N events straight into the store (under the log name ``prefill``,
 dated back over the previous days, so the soak source's own offsets are untouched): simulated
@@ -19,6 +22,7 @@ minutes instead of hours of ingest.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import subprocess
@@ -113,13 +117,16 @@ def _prefill(data_dir: Path, events: int) -> None:
     )
 
 
-def _feed(bootstrap: str, rate: float, users: int, stop: threading.Event) -> None:
+def _feed(bootstrap: str, rate: float, users: int, stop: threading.Event, fed: list[int]) -> None:
+    """Produce the simulated tenant until ``stop``; ``fed[0]`` counts the records sent."""
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 50})
     for body in stream_messages(seed=17, rate=rate, scenarios=SCENARIOS, users=users):
         if stop.is_set():
             break
         producer.produce(TOPIC, body)
         producer.poll(0)
+        # The planted scenarios come on top of ``rate`` (about 1.7 times it in all).
+        fed[0] += len(json.loads(body)["records"])
     producer.flush(10)
 
 
@@ -129,7 +136,10 @@ def _status(pid: int) -> dict[str, int]:
         key, _, value = line.partition(":")
         if key in ("VmRSS", "RssAnon", "RssFile", "Threads"):
             fields[key] = int(value.split()[0])
+    # utime and stime, the 14th and 15th fields (the name in brackets may hold spaces).
+    ticks = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[11:13]
     return {
+        "cpu_s": sum(int(t) for t in ticks) / os.sysconf("SC_CLK_TCK"),
         "rss_mb": fields["VmRSS"] // 1024,
         # The heap, and pages mapped from files: mostly the engine's ~550 MB library, which the
         # kernel can drop and read again.
@@ -154,7 +164,12 @@ def _sample(pid: int, data_dir: Path, started: float) -> dict[str, float]:
 def main() -> None:
     args = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     args.add_argument("--minutes", type=float, default=30.0)
-    args.add_argument("--rate", type=float, default=500.0, help="records per second")
+    args.add_argument(
+        "--rate",
+        type=float,
+        default=500.0,
+        help="background records per second (the planted scenarios add ~70%%)",
+    )
     args.add_argument("--users", type=int, default=1000)
     args.add_argument("--interval", type=float, default=60.0, help="seconds between samples")
     args.add_argument("--prefill", type=int, default=0, help="events stored before the run")
@@ -183,15 +198,18 @@ def main() -> None:
             stderr=subprocess.DEVNULL,
         )
         stop = threading.Event()
+        fed = [0]
         feeder = threading.Thread(
-            target=_feed, args=(broker.bootstrap, opts.rate, opts.users, stop), daemon=True
+            target=_feed,
+            args=(broker.bootstrap, opts.rate, opts.users, stop, fed),
+            daemon=True,
         )
         feeder.start()
         started = time.monotonic()
         samples = []
         header = [
             *("minute", "rss_mb", "anon_mb", "file_mb", "files", "threads", *WALS),
-            *("stored", "stored/s", "load"),
+            *("stored", "fed/s", "stored/s", "cpu%", "us/event", "load"),
         ]
         print("  ".join(f"{h:>20}" if "wal" in h else f"{h:>8}" for h in header))
         try:
@@ -199,11 +217,18 @@ def main() -> None:
                 time.sleep(opts.interval)
                 sample = _sample(run.pid, data_dir, started)
                 # Stored against fed: a service behind its feed holds a backlog all along.
-                before = samples[-1] if samples else {"stored": 0, "minute": 0.0}
-                sample["stored/s"] = round(
-                    (sample["stored"] - before["stored"])
-                    / max(1.0, (sample["minute"] - before["minute"]) * 60)
-                )
+                sample["fed"] = fed[0]
+                before = samples[-1] if samples else {"minute": 0.0, "stored": 0, "fed": 0}
+                before.setdefault("cpu_s", 0.0)
+                seconds = max(1.0, (sample["minute"] - before["minute"]) * 60)
+                stored = sample["stored"] - before["stored"]
+                sample["fed/s"] = round((sample["fed"] - before["fed"]) / seconds)
+                sample["stored/s"] = round(stored / seconds)
+                # The service's CPU: its share of a core, and CPU time per event stored (what
+                # the shared machine's load does not change much).
+                used = sample["cpu_s"] - before["cpu_s"]
+                sample["cpu%"] = round(100 * used / seconds)
+                sample["us/event"] = round(1e6 * used / stored) if stored else 0
                 sample["load"] = round(os.getloadavg()[0], 1)
                 samples.append(sample)
                 print(
@@ -226,14 +251,15 @@ def main() -> None:
         warm = samples[len(samples) // 3] if samples else None
         last = samples[-1] if samples else None
         if warm and last:
+            seconds = last["minute"] * 60
             grew = {k: last[k] - warm[k] for k in ("rss_mb", "anon_mb", "files", "threads")}
             print(
                 f"after warm-up (minute {warm['minute']} -> {last['minute']}): "
                 f"RSS {grew['rss_mb']:+.0f} MB (heap {grew['anon_mb']:+.0f}), "
                 f"files {grew['files']:+.0f}, "
-                f"threads {grew['threads']:+.0f}; {last['stored']:.0f} events stored "
-                f"({last['stored'] / (last['minute'] * 60):.0f}/s of {opts.rate:.0f} records/s "
-                f"fed), load average {os.getloadavg()[0]:.1f}"
+                f"threads {grew['threads']:+.0f}; {last['stored']:,.0f} events stored "
+                f"({last['stored'] / seconds:.0f}/s) of {last['fed']:,.0f} records fed "
+                f"({last['fed'] / seconds:.0f}/s), load average {os.getloadavg()[0]:.1f}"
             )
 
 
