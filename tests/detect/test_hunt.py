@@ -266,7 +266,7 @@ def test_sigma_modifiers_become_leql_operators(tmp_path: Path) -> None:
     assert leql.endswith(
         '(properties.appDisplayName ICONTAINS "Office" AND (properties.userPrincipalName '
         'ISTARTS-WITH "adm" OR properties.userPrincipalName ISTARTS-WITH "root") '
-        "AND NOT properties.iPAddress = IP(10.0.0.0/8))))"
+        "AND NOT properties.ipAddress = IP(10.0.0.0/8))))"
     )
     parse(leql)  # LEQL the search accepts
     ends = tmp_path / "ends.yml"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ import yaml
 
 from hubsight.detect.base import example_event
 from hubsight.detect.sigma import SigmaDetection, load_sigma_rules
+from hubsight.detect.sigma.fields import PROPERTIES, SERVICES
 from hubsight.parsing.event import LogSet
 
 AZURE = Path(__file__).parents[1] / "data" / "azure"
@@ -283,3 +284,46 @@ def test_pim_alert_rules_say_the_alerts_are_not_exported(tmp_path: Path) -> None
         "Microsoft Graph only: diagnostic settings export PIM's activity as audit records, never "
         "its alerts, so no Event Hub record carries them"
     )
+
+
+def _paths(value: Any, prefix: str = "") -> Iterator[str]:
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            path = f"{prefix}.{key}" if prefix else key
+            yield path
+            yield from _paths(inner, path)
+
+
+@pytest.mark.parametrize("service", sorted(SERVICES))
+def test_mapped_paths_are_spelled_as_the_records_spell_them(service: str) -> None:
+    # Paths match case-insensitively, but "Open in Log Search" shows the mapped spelling: a
+    # column mapped to ``properties.iPAddress`` read right and looked wrong (records say ipAddress).
+    folders = {folder.name.lower(): folder for folder in AZURE.iterdir()}
+    spelled = {
+        path
+        for category in SERVICES[service].categories & folders.keys()
+        for sample in sorted(folders[category].glob("*.json"))
+        if not sample.name.endswith(".expected.json")
+        for record in _records(sample)
+        for path in _paths(record)
+    }
+    assert spelled, f"no sample records of {service} in {AZURE}"
+    lowered = {path.lower() for path in spelled}
+    wrong = [
+        mapped
+        for paths in SERVICES[service].columns.values()
+        for mapped in paths
+        # The envelope's fields (level: Level in Entra ID records) differ between services.
+        if mapped.startswith(f"{PROPERTIES}.")
+        and mapped.lower() in lowered
+        and mapped not in spelled
+    ]
+    assert wrong == []
+
+
+def _records(sample: Path) -> list[Any]:
+    try:
+        held = json.loads(sample.read_text())
+    except json.JSONDecodeError:
+        return []  # a sample of a broken message, for Unparsed Data
+    return held.get("records", [held]) if isinstance(held, dict) else list(held)

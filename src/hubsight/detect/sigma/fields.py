@@ -51,7 +51,15 @@ _COMMON: dict[str, str | tuple[str, ...]] = {
 
 def _under_properties(*columns: str) -> dict[str, str | tuple[str, ...]]:
     # Entra ID records carry the Log Analytics columns under ``properties`` in lower camel case.
-    return {column: f"{PROPERTIES}.{column[0].lower()}{column[1:]}" for column in columns}
+    return {column: f"{PROPERTIES}.{_lower_camel(column)}" for column in columns}
+
+
+def _lower_camel(column: str) -> str:
+    # A leading acronym is lowered whole, as the records spell it: IPAddress -> ipAddress.
+    # (Paths are matched case-insensitively; this keeps "Open in Log Search" readable.)
+    upper = len(column) - len(column.lstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZ"))
+    cut = upper - 1 if 1 < upper < len(column) else upper
+    return column[:cut].lower() + column[cut:]
 
 
 _SIGNIN: dict[str, str | tuple[str, ...]] = {
@@ -89,7 +97,6 @@ _SIGNIN: dict[str, str | tuple[str, ...]] = {
         "ResourceTenantId",
         "RiskDetail",
         "RiskEventTypes",
-        "RiskEventTypes_V2",
         "RiskLevelAggregated",
         "RiskLevelDuringSignIn",
         "RiskState",
@@ -118,6 +125,7 @@ _SIGNIN: dict[str, str | tuple[str, ...]] = {
     "Status": ("hubsight:status", "properties.status"),
     # The portal's and older Log Analytics names of the same values.
     "ClientApp": "properties.clientAppUsed",
+    "RiskEventTypes_V2": "properties.riskEventTypes_v2",
     "Username": "properties.userPrincipalName",
     # The portal's "Authentication Protocol" (Device Code, ROPC), which SigmaHQ's rules read as
     # properties.message; records hold Graph's enum (deviceCode, ropc).
