@@ -51,7 +51,6 @@ from hubsight.parsing.event import Event
 from hubsight.parsing.pipeline import MessageParser
 from hubsight.parsing.registry import default_registry
 from hubsight.simulate import SCENARIOS, Simulation, SimulationConfig
-from hubsight.sources.base import Message
 
 START = datetime(2026, 1, 5, 0, 0, tzinfo=UTC)
 
@@ -80,15 +79,7 @@ def batches(args: argparse.Namespace, truth: list[dict[str, Any]]) -> Iterator[l
     parser = MessageParser(log_name="sim", registry=default_registry(None, None))
     batch: list[Event] = []
     for sim in Simulation(config, truth=truth.append).messages():
-        message = Message(
-            topic="sim",
-            partition=0,
-            offset=sim.sequence,
-            value=sim.body,
-            received_time=sim.enqueued_time,
-            enqueued_time=sim.enqueued_time,
-        )
-        batch.extend(parser.parse(message))
+        batch.extend(parser.parse(sim.as_message()))
         if len(batch) >= args.batch:
             yield batch
             batch = []

@@ -28,7 +28,6 @@ from hubsight.parsing.event import Event, LogSet
 from hubsight.parsing.pipeline import MessageParser
 from hubsight.parsing.registry import default_registry
 from hubsight.simulate import SCENARIOS, Simulation, SimulationConfig
-from hubsight.sources.base import Message
 
 START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 BATCH = 1000
@@ -50,15 +49,7 @@ class Tenant:
         parser = MessageParser(log_name="sim", registry=default_registry(None, None))
         self.events: list[Event] = []
         for sim in Simulation(config, truth=self.truth.append).messages():
-            message = Message(
-                topic="sim",
-                partition=0,
-                offset=sim.sequence,
-                value=sim.body,
-                received_time=sim.enqueued_time,
-                enqueued_time=sim.enqueued_time,
-            )
-            self.events.extend(parser.parse(message))
+            self.events.extend(parser.parse(sim.as_message()))
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,6 @@ from hubsight.parsing.event import Event
 from hubsight.parsing.pipeline import MessageParser
 from hubsight.parsing.registry import default_registry
 from hubsight.simulate import SCENARIOS, Simulation, SimulationConfig
-from hubsight.sources.base import Message
 
 # A Monday; the tenant's headquarters (seed 1) are an hour ahead of UTC.
 START = datetime(2026, 1, 5, 11, 0, tzinfo=UTC)
@@ -49,15 +48,7 @@ def slice_() -> tuple[list[Alert], list[dict[str, Any]]]:
     parser = MessageParser(log_name="sim", registry=default_registry(None, None))
     events: list[Event] = []
     for sim in Simulation(config, truth=truth.append).messages():
-        message = Message(
-            topic="sim",
-            partition=0,
-            offset=sim.sequence,
-            value=sim.body,
-            received_time=sim.enqueued_time,
-            enqueued_time=sim.enqueued_time,
-        )
-        events.extend(parser.parse(message))
+        events.extend(parser.parse(sim.as_message()))
     engine = DetectionEngine(
         DetectDB(Path(":memory:")),
         build_ruleset(DetectConfig(), {}).rules,

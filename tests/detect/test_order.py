@@ -21,7 +21,6 @@ from hubsight.parsing.event import Event
 from hubsight.parsing.pipeline import MessageParser
 from hubsight.parsing.registry import default_registry
 from hubsight.simulate import Simulation, SimulationConfig
-from hubsight.sources.base import Message
 
 START = datetime(2026, 1, 5, tzinfo=UTC)
 LATENESS = timedelta(hours=24)
@@ -71,15 +70,7 @@ def simulate() -> list[Event]:
     parser = MessageParser(log_name="sim", registry=default_registry(None, None))
     out: list[Event] = []
     for sim in Simulation(config).messages():
-        message = Message(
-            topic="sim",
-            partition=0,
-            offset=sim.sequence,
-            value=sim.body,
-            received_time=sim.enqueued_time,
-            enqueued_time=sim.enqueued_time,
-        )
-        out.extend(parser.parse(message))
+        out.extend(parser.parse(sim.as_message()))
     return sorted(out, key=lambda e: e.timestamp)
 
 

@@ -26,6 +26,7 @@ from hubsight.simulate.draft import Context, Draft
 from hubsight.simulate.planting import Planted
 from hubsight.simulate.scenarios import SCENARIOS
 from hubsight.simulate.tenant import build_tenant
+from hubsight.sources.base import Message
 
 # Event Hubs refuses events over 1 MiB; stay clearly under it with the envelope included.
 MAX_MESSAGE_BYTES = 1_000_000
@@ -120,6 +121,17 @@ class SimMessage:
     category: str
     enqueued_time: datetime
     records: int
+
+    def as_message(self, topic: str = "sim") -> Message:
+        """The message as a source hands it on: partition 0, received the moment it was enqueued."""
+        return Message(
+            topic=topic,
+            partition=0,
+            offset=self.sequence,
+            value=self.body,
+            received_time=self.enqueued_time,
+            enqueued_time=self.enqueued_time,
+        )
 
 
 @dataclass(slots=True)
