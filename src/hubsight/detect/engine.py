@@ -78,8 +78,9 @@ class EngineOptions:
     investigation_window: timedelta = timedelta(hours=24)
     # Windows keep every counted event for the lateness (24 h) and the rule's retention, ~450
     # bytes each: a tenant's first day fills them at its rate (a simulated 1,000 users at 350
-    # events/s added ~15 MB a minute). Past this many entries the oldest quarter is dropped and
-    # events that old are too late for windowed rules from then on (``EngineState.shed``).
+    # events/s added ~20 MB a minute). Past this many entries the oldest quarter is dropped (as
+    # if the lateness were shorter: rules keep their retention beyond it) and events that old
+    # are too late for windowed rules from then on (``EngineState.shed``).
     max_window_entries: int = 500_000
 
 
@@ -271,7 +272,9 @@ class DetectionEngine:
     def _shed(self) -> None:
         cap = self.options.max_window_entries
         held = self._state.entries
-        cut = self._state.shed(cap * 3 // 4)
+        cut = self._state.shed(
+            cap * 3 // 4, {r.meta.id: r.retention().total_seconds() for r in self.rules}
+        )
         log.warning(
             "detection windows held %d entries, over their cap of %d: the oldest were dropped, "
             "and events before %s are too late for windowed rules from now on (raise "

@@ -106,21 +106,28 @@ class EngineState:
                 if baseline.empty():
                     del self.baselines[subject]
 
-    def shed(self, keep: int) -> float:
-        """Drop the oldest window entries of every rule so that about ``keep`` remain; the
-        event time they were cut at, before which events are too late for windows from now on.
+    def shed(self, keep: int, retention: Mapping[str, float]) -> float:
+        """Drop the oldest window entries so that about ``keep`` remain; the event time before
+        which events are too late for windows from now on (``shed_before``).
 
-        Entries dropped ahead of the lateness make a window miss what a late event would have
-        counted with them: so events that old skip windowed rules (as events later than the
-        lateness do) instead of being judged on part of what they fell with.
+        As if the lateness had shrunk: a rule keeps its ``retention`` (seconds) beyond that
+        time, as ``prune`` keeps it beyond the lateness, so a role grant remembered for days is
+        not dropped with an hour's sign-ins. Entries dropped ahead of the lateness would make a
+        late event count against part of what it fell with: events that old skip windowed
+        rules instead, as events later than the lateness do.
         """
-        times = sorted(entry.ts for window in self.windows.values() for entry in window)
+        times = sorted(
+            entry.ts + retention.get(wkey[0], 0.0)
+            for wkey, window in self.windows.items()
+            for entry in window
+        )
         if len(times) <= keep:
             return self.shed_before
         cut = self.shed_before = max(self.shed_before, times[len(times) - keep])
         for wkey, window in list(self.windows.items()):
-            if window.prune(cut):
-                self.cuts[wkey[0]] = max(self.cuts.get(wkey[0], cut), cut)
+            before = cut - retention.get(wkey[0], 0.0)
+            if window.prune(before):
+                self.cuts[wkey[0]] = max(self.cuts.get(wkey[0], before), before)
             if not window:
                 del self.windows[wkey]
         self.entries = sum(len(window) for window in self.windows.values())
