@@ -6,7 +6,7 @@ import re
 
 import pytest
 from playwright.sync_api import Page, expect
-from tests.browser.harness import ANALYST, Console, shot, sign_in
+from tests.browser.harness import ANALYST, Console, shot, sign_in, wait_for_chart
 from tests.query.dataset import WINDOW, events
 
 pytestmark = pytest.mark.browser
@@ -24,7 +24,7 @@ DRAWN = """box => box.chart.getZr().storage.getDisplayList()
 
 def drawn(page: Page, selector: str) -> list[str]:
     """The texts drawn on the chart in ``selector``, once it is drawn."""
-    page.wait_for_function(f"document.querySelector('{selector}')?.chart")
+    wait_for_chart(page, selector)
     return list(page.locator(selector).evaluate(DRAWN))
 
 
@@ -69,7 +69,7 @@ def test_axes_tooltips_legend_and_brush(page: Page, console: Console) -> None:
     _search(page, "corp")
     histogram = page.locator("#histogram .echart")
     expect(histogram).to_be_visible()
-    page.wait_for_function("document.querySelector('#histogram .echart')?.chart")
+    wait_for_chart(page, "#histogram .echart")
     before = page.input_value('input[name="from"]')
     area = histogram.bounding_box()
     assert area is not None

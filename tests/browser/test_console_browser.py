@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
-from tests.browser.harness import ADMIN, ANALYST, Console, shot, sign_in
+from tests.browser.harness import ADMIN, ANALYST, Console, shot, sign_in, sign_out
 from tests.query.dataset import WINDOW, events
 
 from hubsight.cli.run_cmd import announce_first_run
@@ -47,7 +47,7 @@ def test_first_admin_from_the_setup_link_then_sign_in(page: Page, console: Conso
     form.locator('button[type="submit"]').click()
     expect(page).to_have_url(console.url + "/")
     expect(page.locator(".who")).to_contain_text(ADMIN[0])
-    page.context.clear_cookies()
+    sign_out(page)
     page.goto(console.url + "/search")
     expect(page).to_have_url(console.url + "/login?next=/search")
     shot(page, "login")

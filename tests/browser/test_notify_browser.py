@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
-from tests.browser.harness import ADMIN, ANALYST, Console, shot, sign_in
+from tests.browser.harness import ADMIN, ANALYST, Console, shot, sign_in, sign_out
 from tests.detect.receivers import http_receiver, make_tls, smtp_server
 
 from support import PLANTED_PASSWORD
@@ -105,7 +105,7 @@ def test_an_analyst_sees_targets_but_no_form(page: Page, console: Console) -> No
     form.get_by_role("button", name="Save target").click()
     expect(page.locator('tr[data-target="siem"]')).to_contain_text("udp://siem.example:514")
 
-    page.context.clear_cookies()
+    sign_out(page)
     sign_in(page, console, ANALYST)
     page.goto(console.url + "/settings")
     expect(page.locator('tr[data-target="siem"]')).to_contain_text("udp://siem.example:514")
