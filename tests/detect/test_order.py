@@ -153,8 +153,7 @@ def test_shuffled_and_restarted_delivery_gives_the_alerts_of_in_order_delivery(
     events: list[Event], learning: timedelta, corrected: set[str], tmp_path: Path
 ) -> None:
     expected = _in_memory(events, learning)
-    # A delivery order (seed) in which late sign-ins do move notables of both baseline rules.
-    moved = _in_memory(_arrival(events, seed=8), learning)
+    moved = _in_memory(_arrival(events, seed=5), learning)
 
     assert {a.rule_id for a in expected.values()} >= ORDER_SENSITIVE | corrected
     # Late sign-ins did move notables and alerts of the baseline rules, and they converged.

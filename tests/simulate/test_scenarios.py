@@ -79,17 +79,6 @@ def _impossible_travel(records: list[Record], truth: dict[str, Any]) -> None:
     assert home["location"] != away["location"]
 
 
-def _session_hijack(records: list[Record], truth: dict[str, Any]) -> None:
-    records.sort(key=_created)
-    own, *replays = records
-    assert own["category"] == "SignInLogs"
-    assert [r["category"] for r in replays] == ["NonInteractiveUserSignInLogs"] * 2
-    # The stolen session, from three addresses (the victim's and two new ones) within the hour.
-    assert {r["properties"]["sessionId"] for r in records} == {own["properties"]["sessionId"]}
-    assert len({r["callerIpAddress"] for r in records}) == 3
-    assert _within(records, 60)
-
-
 def _mfa_fatigue(records: list[Record], truth: dict[str, Any]) -> None:
     records.sort(key=_created)
     denied = [r for r in records if _code(r) == 500121]
@@ -245,7 +234,6 @@ CHECKS: dict[str, Callable[[list[Record], dict[str, Any]], None]] = {
     "brute-force": _brute_force,
     "password-spray": _password_spray,
     "impossible-travel": _impossible_travel,
-    "session-hijack": _session_hijack,
     "mfa-fatigue": _mfa_fatigue,
     "disabled-account-signin": _disabled,
     "privileged-role-grant": _role_grant,

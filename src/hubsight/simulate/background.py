@@ -200,8 +200,9 @@ class Background:
         user = self._person(when)
         device = rng.choice(user.devices)
         at_office = user.home is self.ctx.tenant.headquarters and rng.random() < 0.5
-        session = signins.device_session(user, device, when)
-        ip, asn = (self.ctx.tenant.office_ip, 3320) if at_office else (session.ip, session.asn)
+        ip, asn = user.home.ip_and_asn(rng)
+        if at_office:
+            ip, asn = self.ctx.tenant.office_ip, 3320
         code = _pick_code(rng, _INTERACTIVE_CODES if interactive else _NONINTERACTIVE_CODES)
         mobile = device.operating_system in ("Ios", "Android")
         sign_in = signins.SignIn(
@@ -213,7 +214,6 @@ class Background:
             app=rng.choice(USER_APPS),
             code=code,
             interactive=interactive,
-            session=session.session_id,
             mfa=interactive and code == 0 and rng.random() < 0.4,
             client_app="Mobile Apps and Desktop clients"
             if mobile or not interactive

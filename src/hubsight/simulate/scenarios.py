@@ -87,10 +87,7 @@ def impossible_travel(ctx: Context, start: datetime) -> Planted:
     rng = ctx.rng
     user = victim(ctx)
     city, ip, asn = hostile(ctx)
-    device = user.devices[0]
-    # The victim's own device, from the address it has all that day.
-    session = signins.device_session(user, device, start)
-    home_ip, home_asn = session.ip, session.asn
+    home_ip, home_asn = user.home.ip_and_asn(rng)
     minutes = rng.randint(20, 40)
     plant = Planted(
         "impossible-travel",
@@ -101,6 +98,7 @@ def impossible_travel(ctx: Context, start: datetime) -> Planted:
         [home_ip, ip],
         ["auth.impossible_travel", "auth.new_country"],
     )
+    device = user.devices[0]
     home = signins.SignIn(
         user=user,
         city=user.home,
@@ -128,51 +126,6 @@ def impossible_travel(ctx: Context, start: datetime) -> Planted:
         plant.drafts.append(
             signins.user_sign_in(ctx, away_time + timedelta(minutes=2 + n * 3), later_use)
         )
-    return plant
-
-
-def session_hijack(ctx: Context, start: datetime) -> Planted:
-    """A user's browser session cookie, stolen by an adversary-in-the-middle proxy or malware,
-    replayed from the attacker's servers: the victim's session ID from two new addresses."""
-    rng = ctx.rng
-    user = victim(ctx)
-    device = user.devices[0]
-    session = signins.device_session(user, device, start)
-    thieves = [hostile(ctx) for _ in range(2)]
-    plant = Planted(
-        "session-hijack",
-        f"{user.upn}'s sign-in session from {session.ip} replayed from "
-        f"{thieves[0][1]} and {thieves[1][1]} within the hour",
-        start,
-        user.upn,
-        [session.ip, thieves[0][1], thieves[1][1]],
-        ["entra.session_many_addresses"],
-    )
-    own = signins.SignIn(
-        user=user,
-        city=user.home,
-        ip=session.ip,
-        asn=session.asn,
-        device=device,
-        app=rng.choice(USER_APPS),
-        mfa=True,
-    )
-    plant.drafts.append(signins.user_sign_in(ctx, start, own))
-    for n, (city, ip, asn) in enumerate(thieves):
-        replay = signins.SignIn(
-            user=user,
-            city=city,
-            ip=ip,
-            asn=asn,
-            device=None,
-            app=OFFICE_APP,
-            interactive=False,
-            user_agent=ATTACK_AGENT,
-            client_app="Mobile Apps and Desktop clients",
-            session=session.session_id,
-        )
-        when = start + timedelta(minutes=rng.randint(5, 25) + n * 20)
-        plant.drafts.append(signins.user_sign_in(ctx, when, replay))
     return plant
 
 
@@ -376,7 +329,6 @@ SCENARIOS: dict[str, Callable[[Context, datetime], Planted]] = {
     "brute-force": brute_force,
     "password-spray": password_spray,
     "impossible-travel": impossible_travel,
-    "session-hijack": session_hijack,
     "mfa-fatigue": mfa_fatigue,
     "disabled-account-signin": disabled_account,
     "privileged-role-grant": directory_attacks.privileged_role_grant,

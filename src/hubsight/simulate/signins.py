@@ -4,13 +4,12 @@ AD FS) in the shape Azure Monitor diagnostic settings deliver them to Event Hubs
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from hubsight.simulate.draft import Context, Draft, Record, iso7, iso_offset, later
-from hubsight.simulate.geo import City, dotted, location
-from hubsight.simulate.tenant import Device, ServicePrincipal, User, guid, new_id
+from hubsight.simulate.geo import City, location
+from hubsight.simulate.tenant import Device, ServicePrincipal, User, new_id
 
 # Microsoft's own tenant: owner of first-party applications and their service principals.
 MICROSOFT_TENANT = "f8cdef31-a31e-4b4a-93e4-5f571e91255a"
@@ -60,36 +59,6 @@ _MFA_FAILED = (
 )
 
 
-# A browser or device session lasts one local working day: it starts with the first sign-in
-# after this local hour and every later sign-in (interactive or a token refresh) of that device
-# continues it until the same hour the next day, when the device signs in afresh.
-SESSION_DAY_STARTS = 4
-
-
-@dataclass(frozen=True, slots=True)
-class DeviceSession:
-    """One device's session of one local day, and the home address it has all that day."""
-
-    session_id: str
-    ip: str
-    asn: int
-
-
-def device_session(user: User, device: Device, when: datetime) -> DeviceSession:
-    """The session ``user``'s ``device`` is in at ``when``: one per device and local day from
-    ``SESSION_DAY_STARTS``, the same for every sign-in of that day."""
-    local = when + timedelta(hours=user.home.utc_offset - SESSION_DAY_STARTS)
-    key = f"{user.object_id}/{device.device_id}/{local.date().toordinal()}"
-    # A hash of the user, device and day rather than a draw from the run's random source: no
-    # table of open sessions to keep, and still fixed by the seed (which fixed both identifiers).
-    digest = hashlib.blake2b(key.encode(), digest_size=16).hexdigest()
-    # The home router keeps its address for the day: were it drawn afresh for every token
-    # refresh, one session would show a dozen addresses an hour, which only stolen ones do.
-    first, size, asn = user.home.networks[int(digest[:8], 16) % len(user.home.networks)]
-    ip = dotted(first + 1 + int(digest[8:16], 16) % (size - 2))
-    return DeviceSession(guid(digest), ip, asn)
-
-
 @dataclass(frozen=True, slots=True)
 class SignIn:
     """Who signed in to what from where, and how it ended."""
@@ -109,9 +78,6 @@ class SignIn:
     risk_events: tuple[str, ...] = ()
     # The OAuth flow when it is not the default one (``deviceCode``, ``ropc``).
     protocol: str | None = None
-    # A session this sign-in continues when it is not its device's own (a replayed stolen one);
-    # without either, the sign-in (from an unknown device) starts a new session.
-    session: str | None = None
 
 
 def _envelope(
@@ -334,8 +300,7 @@ def user_sign_in(ctx: Context, when: datetime, sign_in: SignIn) -> Draft:
         "originalTransferMethod": "none",
         "isThroughGlobalSecureAccess": False,
         "globalSecureAccessIpAddress": "",
-        "sessionId": sign_in.session
-        or (device_session(user, device, when).session_id if device else new_id(rng)),
+        "sessionId": new_id(rng),
         "appOwnerTenantId": MICROSOFT_TENANT,
         "resourceOwnerTenantId": MICROSOFT_TENANT,
     }

@@ -90,11 +90,7 @@ _MICROSOFT_SERVICES = (
 def new_id(rng: random.Random) -> str:
     """A random (but seed-determined) version-4 GUID."""
     # Formatted by hand: uuid.UUID is several times slower, and sign-ins carry six GUIDs each.
-    return guid(f"{rng.getrandbits(128):032x}")
-
-
-def guid(h: str) -> str:
-    """A version-4 GUID spelling of 32 hexadecimal digits (four of them replaced)."""
+    h = f"{rng.getrandbits(128):032x}"
     return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
 
 
