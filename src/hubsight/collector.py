@@ -213,9 +213,8 @@ class _Run:
             if self.pending and (
                 not messages
                 or len(self.pending) >= settings.max_batch_messages
-                or self.pending_bytes >= settings.max_batch_bytes
-                # The next message would not fit: the batch is as full as it gets.
-                or self.pending_bytes + (self.message_bytes or 0) > settings.max_batch_bytes
+                # Full, or the next message would not fit: the batch is as full as it gets.
+                or self.pending_bytes + (self.message_bytes or 1) > settings.max_batch_bytes
                 or time.monotonic() - self.pending_since >= settings.linger_s
             ):
                 self.flush_pending()

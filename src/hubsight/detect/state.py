@@ -83,14 +83,7 @@ class EngineState:
         each rule keeps its windows' entries beyond the lateness.
         """
         self.pruned_at = self.watermark
-        # Every window of a rule is cut at the same time, so one DELETE per rule follows it.
-        for wkey, window in list(self.windows.items()):
-            before = self.watermark - lateness - retention.get(wkey[0], 0.0)
-            if window.prune(before):
-                self.cuts[wkey[0]] = max(self.cuts.get(wkey[0], before), before)
-            if not window:
-                del self.windows[wkey]
-        self.entries = sum(len(window) for window in self.windows.values())
+        self._cut_windows(self.watermark - lateness, retention)
         # Baselines span 90 days: forgetting their oldest values once a day is plenty.
         if self.watermark - self.baselines_pruned_at < 86400.0:
             return
@@ -124,14 +117,19 @@ class EngineState:
         if len(times) <= keep:
             return self.shed_before
         cut = self.shed_before = max(self.shed_before, times[len(times) - keep])
+        self._cut_windows(cut, retention)
+        return cut
+
+    def _cut_windows(self, at: float, retention: Mapping[str, float]) -> None:
+        # Each rule's entries before ``at`` less its retention go; every window of a rule is
+        # cut at the same time, so one DELETE per rule follows it when saved.
         for wkey, window in list(self.windows.items()):
-            before = cut - retention.get(wkey[0], 0.0)
+            before = at - retention.get(wkey[0], 0.0)
             if window.prune(before):
                 self.cuts[wkey[0]] = max(self.cuts.get(wkey[0], before), before)
             if not window:
                 del self.windows[wkey]
         self.entries = sum(len(window) for window in self.windows.values())
-        return cut
 
     def save(self, conn: sqlite3.Connection, *, baselines_every: float | None) -> None:
         """Write the changes in ``conn``'s transaction (baselines every ``baselines_every`` s).
