@@ -7,7 +7,7 @@ import math
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 from pydantic import Field
 
@@ -267,8 +267,11 @@ def _place(entry: Entry) -> str:
     return f"{lat},{lon}"
 
 
-# Coordinates whose text ``ImpossibleTravel`` keeps; past this many it starts afresh.
-_MAX_SPOTS = 65_536
+@lru_cache(maxsize=65_536)
+def _spot(lat: float, lon: float) -> str:
+    # A place's coordinates as its entries carry them: formatting two floats cost more than
+    # the rest of a sign-in from a known place.
+    return f"{lat:.3f},{lon:.3f}"
 
 
 class ImpossibleTravel(Rule[TravelConfig]):
@@ -294,9 +297,6 @@ class ImpossibleTravel(Rule[TravelConfig]):
         super().__init__(config)
         self._places: dict[str, _Places] = {}
         self._bucket = config.dedup_minutes * 60.0
-        # Each place's coordinates as the text its entries carry, by (latitude, longitude):
-        # formatting two floats cost more than the rest of a sign-in from a known place.
-        self._spots: dict[tuple[float, float], str] = {}
 
     def retention(self) -> timedelta:
         """Pairs are looked for within ``window_hours``."""
@@ -310,11 +310,7 @@ class ImpossibleTravel(Rule[TravelConfig]):
         if public_ip(event) is None or self.config.is_vpn(event):
             return
         window = ctx.window(user)
-        here = self._spots.get((lat, lon))
-        if here is None:
-            if len(self._spots) >= _MAX_SPOTS:
-                self._spots.clear()
-            here = self._spots[(lat, lon)] = f"{lat:.3f},{lon:.3f}"
+        here = _spot(lat, lon)
         entry = entry_of(event, f"{here},{event.geoip_country_code or '?'}")
         places = self._places.get(user)
         if places is None or places.window is not window or not places.follow():
