@@ -28,8 +28,9 @@ function leqlHighlight(text) {
 }
 
 // Raw paths seen in recent events of the chosen log sets and names (sampled by the server),
-// refreshed whenever the choice changes; ``into`` is the array the editor completes from.
-function leqlRawPaths(form, into) {
+// refreshed whenever the choice changes; ``into`` is the array the editor completes from, and
+// ``learnt`` runs once it holds the new paths.
+function leqlRawPaths(form, into, learnt) {
   let asked = 0;
   const learn = async () => {
     const params = new URLSearchParams(), mine = ++asked;
@@ -37,7 +38,10 @@ function leqlRawPaths(form, into) {
     for (const box of $$('input[name^="log_"]:checked', form)) params.append(box.name.slice(0, -1), box.value);
     const answer = await api("GET", `/api/v1/raw-paths?${params}`);
     // Only the answer for the latest choice counts; an earlier one may arrive after it.
-    if (answer.ok && mine === asked) into.splice(0, into.length, ...answer.data.paths);
+    if (answer.ok && mine === asked) {
+      into.splice(0, into.length, ...answer.data.paths);
+      learnt();
+    }
   };
   form.addEventListener("change", (ev) => { if (ev.target.name === "log_sets" || ev.target.name === "log_names") learn(); });
   return learn();
@@ -101,5 +105,6 @@ function leqlEditor(textarea, keys, paths = []) {
   observer.observe(textarea, { attributes: true });
   textarea.addEventListener("change", paint);
   paint();
-  return paint;
+  // refresh: paths may arrive while the analyst is typing, so what is offered follows them.
+  return { paint, refresh: () => { if (document.activeElement === textarea) suggest(); } };
 }

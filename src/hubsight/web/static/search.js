@@ -20,8 +20,9 @@ function searchPage() {
   const last = form.elements.last;
   const query = form.elements.query;
   const rawPaths = [];
-  const repaint = leqlEditor(query, JSON.parse(query.dataset.keys), rawPaths);
-  leqlRawPaths(form, rawPaths);
+  const editor = leqlEditor(query, JSON.parse(query.dataset.keys), rawPaths);
+  const repaint = editor.paint;
+  leqlRawPaths(form, rawPaths, editor.refresh);
   last.addEventListener("change", () => { $(".abs", form).hidden = last.value !== ""; });
 
   function scope() {
