@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from bisect import bisect_left
 from collections.abc import Callable, Mapping
 from itertools import chain
 from operator import attrgetter
@@ -39,6 +40,9 @@ def _decoder(type_: type[T]) -> Callable[[bytes | str], T]:
 
     return decode
 
+
+# A cut is narrowed until at most this many entries lie around it, which are then sorted.
+_SORTED_AT_ONCE = 4096
 
 _decode_batch = _decoder(dict[str, list[Entry]])
 _decode_baseline = _decoder(UserBaseline)
@@ -109,16 +113,45 @@ class EngineState:
         late event count against part of what it fell with: events that old skip windowed
         rules instead, as events later than the lateness do.
         """
-        times = sorted(
-            entry.ts + retention.get(wkey[0], 0.0)
-            for wkey, window in self.windows.items()
-            for entry in window
-        )
-        if len(times) <= keep:
+        if sum(map(len, self.windows.values())) <= keep:
             return self.shed_before
-        cut = self.shed_before = max(self.shed_before, times[len(times) - keep])
+        cut = self.shed_before = max(self.shed_before, self._keeping(keep, retention))
         self._cut_windows(cut, retention)
         return cut
+
+    def _keeping(self, keep: int, retention: Mapping[str, float]) -> float:
+        # The ``keep``-th newest of every entry's time plus its rule's retention: the cut that
+        # keeps ``keep`` entries (and any tying with the last). Windows are sorted, so how many
+        # a cut keeps is a bisection per window; the cut is narrowed between ``low`` and
+        # ``high``, following only the windows with entries in between (the others count the
+        # same for any cut there), until few entries are left, and only those are sorted.
+        # Sorting all 500,000 took 0.45 s under the engine's lock, with a list of them all.
+        active: list[tuple[list[float], float, int, int]] = [
+            (window.times, retention.get(wkey[0], 0.0), 0, len(window))
+            for wkey, window in self.windows.items()
+            if window
+        ]
+        # A second beyond every entry, beyond any rounding of time + retention.
+        low = min(times[0] + keeps for times, keeps, _, _ in active) - 1.0
+        high = max(times[-1] + keeps for times, keeps, _, _ in active) + 1.0
+        # A cut at ``low`` keeps ``above`` >= keep entries, one at ``high`` ``below`` < keep;
+        # each active window's entries from ``lo`` to ``hi`` lie in between.
+        above, below = sum(len(times) for times, _, _, _ in active), 0
+        while above - below > _SORTED_AT_ONCE:
+            middle = (low + high) / 2
+            if middle in (low, high):
+                break  # as narrow as floats go: the entries left tie
+            cuts = [bisect_left(times, middle - keeps, lo, hi) for times, keeps, lo, hi in active]
+            pairs = list(zip(active, cuts, strict=True))
+            count = below + sum(hi - cut for (_, _, _, hi), cut in pairs)
+            if count >= keep:
+                low, above = middle, count
+                active = [(t, k, cut, hi) for (t, k, _, hi), cut in pairs if hi > cut]
+            else:
+                high, below = middle, count
+                active = [(t, k, lo, cut) for (t, k, lo, _), cut in pairs if lo < cut]
+        between = sorted(times[i] + keeps for times, keeps, lo, hi in active for i in range(lo, hi))
+        return between[above - keep]
 
     def _cut_windows(self, at: float, retention: Mapping[str, float]) -> None:
         # Each rule's entries before ``at`` less its retention go; every window of a rule is

@@ -75,6 +75,11 @@ class Window:
         """How many entries have ``start <= ts <= end``."""
         return bisect_right(self._times, end) - bisect_left(self._times, start)
 
+    @property
+    def times(self) -> list[float]:
+        """The entries' times, in order (the window's own list: read, never change it)."""
+        return self._times
+
     def between(self, start: float, end: float) -> list[Entry]:
         """Entries with ``start <= ts <= end``."""
         return self._entries[bisect_left(self._times, start) : bisect_right(self._times, end)]

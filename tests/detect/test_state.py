@@ -1,0 +1,99 @@
+"""EngineState.shed: the cut that keeps the newest entries, found without sorting them all."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hubsight.detect.base import EventRef
+from hubsight.detect.state import EngineState
+from hubsight.detect.windows import Entry, Window
+
+_REF = EventRef(
+    timestamp=datetime(2026, 1, 5, tzinfo=UTC),
+    log_name="test",
+    source_topic="t",
+    source_partition=0,
+    source_offset=0,
+    record_index=0,
+)
+# Rules' retention beyond the cut (seconds): none, an hour, three days.
+RETENTION = {"a": 0.0, "b": 3600.0, "c": 3 * 86400.0}
+
+
+def _state(windows: dict[tuple[str, str], list[float]]) -> EngineState:
+    state = EngineState()
+    for wkey, times in windows.items():
+        state.windows[wkey] = Window([Entry(t, "v", _REF) for t in times], key=wkey)
+    state.entries = sum(map(len, windows.values()))
+    return state
+
+
+def _values(state: EngineState) -> list[float]:
+    return sorted(
+        e.ts + RETENTION[wkey[0]] for wkey, window in state.windows.items() for e in window
+    )
+
+
+def _check(windows: dict[tuple[str, str], list[float]], keep: int) -> None:
+    state = _state(windows)
+    values = _values(state)
+    cut = state.shed(keep, RETENTION)
+    # The keep-th newest time + retention, as sorting them all finds it.
+    assert cut == values[len(values) - keep] == state.shed_before
+    left = _values(state)
+    # The newest stay: every entry at or after the cut, none before; at least keep of them, and
+    # more only where entries tie with the cut.
+    assert left == [v for v in values if v >= cut]
+    assert len(left) >= keep > len([v for v in left if v > cut])
+    assert state.entries == len(left)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.dictionaries(
+        st.tuples(st.sampled_from(sorted(RETENTION)), st.sampled_from(["u1", "u2", "u3"])),
+        st.lists(st.integers(0, 200).map(lambda m: 1.7e9 + 60.0 * m), min_size=1, max_size=40),
+        min_size=1,
+    ),
+    st.integers(1, 10_000),
+)
+def test_shed_keeps_the_newest_as_a_full_sort_would(
+    windows: dict[tuple[str, str], list[float]], keep: int
+) -> None:
+    total = sum(map(len, windows.values()))
+    if keep >= total:
+        # Nothing to drop: no cut.
+        state = _state(windows)
+        assert state.shed(keep, RETENTION) == 0.0
+        assert _values(state) == _values(_state(windows))
+        return
+    _check(windows, keep)
+
+
+@pytest.mark.parametrize("keep", [1, 4_095, 4_096, 4_097, 30_000, 59_999])
+@pytest.mark.parametrize("seconds", [10, 100_000])
+def test_a_large_shed_narrows_the_cut_and_keeps_the_newest(keep: int, seconds: int) -> None:
+    # 60,000 entries in 900 windows of different sizes: the cut is narrowed before sorting;
+    # over 10 seconds nearly every entry ties with many others.
+    rng = random.Random(keep * seconds)
+    windows = {
+        (rule, f"user{n}"): sorted(1.7e9 + rng.randrange(seconds) for _ in range(size))
+        for n, size in enumerate(rng.choice([1, 3, 20, 150]) for _ in range(300))
+        for rule in RETENTION
+    }
+    scale = 60_000 / sum(map(len, windows.values()))
+    windows = {k: v[: max(1, round(len(v) * scale))] for k, v in windows.items()}
+    _check(windows, min(keep, sum(map(len, windows.values())) - 1))
+
+
+def test_a_shed_among_more_tying_entries_than_it_sorts_at_once() -> None:
+    # 10,000 entries at one time: the cut cannot be narrowed between them; all are kept.
+    windows = {("a", "u1"): [1.7e9] * 6_000, ("a", "u2"): [1.7e9] * 4_000, ("a", "u3"): [1.6e9]}
+    state = _state(windows)
+    assert state.shed(5_000, RETENTION) == 1.7e9
+    assert [len(w) for w in state.windows.values()] == [6_000, 4_000]
