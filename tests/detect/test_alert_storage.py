@@ -190,7 +190,7 @@ def test_retractions_after_partial_saves_and_a_restart(tmp_path: Path) -> None:
     assert _stored(tmp_path) == []
 
 
-def test_a_failed_save_leaves_the_stored_alert_to_fold_into(tmp_path: Path) -> None:
+def test_a_failed_save_is_saved_with_the_next_batch(tmp_path: Path) -> None:
     engine = _engine(tmp_path)
     engine.process([_event(m) for m in range(1, MAX_EVIDENCE + 1)])
     save = engine.alerts.save
@@ -203,14 +203,17 @@ def test_a_failed_save_leaves_the_stored_alert_to_fold_into(tmp_path: Path) -> N
     with pytest.raises(StoreError):
         engine.process([_event(0)])
     engine.alerts.save = save  # type: ignore[method-assign]
-    # A later event leaves the stored evidence as it is and moves the alert's end: the alert is
-    # the stored one moved, never one whose evidence (the unsaved batch's) is not stored.
+    # The next batch's save holds the failed one's evidence too: written again whole, as the
+    # stored evidence (not the unsaved) is what it is compared with.
     (alert,) = engine.process([_event(MAX_EVIDENCE + 7)])
     engine.close()
     (stored,) = _stored(tmp_path)
-    assert _minutes(stored) == list(range(1, MAX_EVIDENCE + 1))
+    assert _minutes(stored) == list(range(MAX_EVIDENCE))
     assert stored.evidence == alert.evidence
-    assert stored.first_event_time == stored.evidence[0].timestamp == alert.first_event_time
+    assert stored.first_event_time == _ref(0).timestamp == alert.first_event_time
+    assert stored.last_event_time == _ref(MAX_EVIDENCE + 7).timestamp
+    # One revision per save that changed it: the failed one was never seen.
+    assert stored.revision == alert.revision == 2
 
 
 @pytest.mark.parametrize("schema", [1, 2])

@@ -2,7 +2,8 @@
 
 The collector calls ``DetectionEngine.process(batch)`` after each batch is stored. Every batch
 ends in one SQLite transaction holding the window changes and alerts it made (and, every half
-minute, the baselines changed since), so a crash loses at most the batch being processed; since
+minute, the baselines changed since), so a crash loses at most the batch being processed (and
+any whose save failed: a failed save leaves its batch's changes to be saved with the next); since
 windows ignore an event they already hold and alerts merge by dedup key, processing that batch
 again after a restart yields the same alerts and re-fires nothing. Findings a late event showed
 untrue are retracted: an alert left without evidence is withdrawn (deleted, unless someone
@@ -323,39 +324,45 @@ class DetectionEngine:
             self._state.sources[key] = ts
             self._state.dirty_sources.add(key)
 
-    def _commit(self) -> list[Alert]:
+    def _commit(self, *, flush_baselines: bool = False) -> list[Alert]:
+        # A save that fails leaves the folder's batch and the state's changes recorded: the next
+        # save writes them with its own, so a failed save loses nothing (the collector does not
+        # deliver a batch again once it is stored).
         taken = self._folder.take()
-        self.withdrawn_alerts = taken.withdrawn
         if self.options.persist:
             self._save(
                 taken.changed,
                 withdrawn=[a.dedup_key for a in taken.withdrawn],
                 stored_evidence=taken.stored_evidence,
+                flush_baselines=flush_baselines,
             )
         else:
-            self._state.forget_changes()
+            self._state.saved()
         self._folder.saved()
+        self.withdrawn_alerts = taken.withdrawn
         return taken.changed
 
     def close(self) -> None:
         """Save everything still pending (baselines included) and close the database."""
         with self._lock:
             if self.options.persist:
-                self._save([], flush_baselines=True)
+                # Alerts a failed save left are saved too.
+                self._commit(flush_baselines=True)
             self.db.close()
 
     def _save(
         self,
         alerts: list[Alert],
         *,
-        flush_baselines: bool = False,
         withdrawn: Sequence[str] = (),
         stored_evidence: Mapping[str, list[EventRef]] | None = None,
+        flush_baselines: bool = False,
     ) -> None:
         now = time.time()
         every = None if flush_baselines else self.options.baseline_save_interval.total_seconds()
+        baselines = self._state.baselines_due(every)
         with self.db.transaction() as conn:
-            self._state.save(conn, baselines_every=every)
+            self._state.save(conn, baselines=baselines)
             self.alerts.save(conn, alerts, now, stored=stored_evidence)
             # A withdrawn alert someone already triaged stays, with its last evidence.
             conn.executemany(
@@ -365,4 +372,6 @@ class DetectionEngine:
             )
             release_alerts(conn, [alert_id(key) for key in withdrawn])
             window = self.options.investigation_window.total_seconds()
-            self.opened_investigations = group_alerts(conn, alerts, window, now)
+            opened = group_alerts(conn, alerts, window, now)
+        self._state.saved(baselines=baselines)
+        self.opened_investigations = opened

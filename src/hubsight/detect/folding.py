@@ -4,7 +4,8 @@ A finding with a ``stable_key`` lands on the one alert of its rule and entity. A
 the alerts of its rule and entity whose events lie within the rule's ``dedup_minutes`` of its
 own (see ``sessions``), joining them into one when it reaches several. A retraction removes its
 evidence; an alert left without any is withdrawn. The alerts a batch created, changed and
-withdrew wait here until the engine commits them in one transaction.
+withdrew wait here until the engine has committed them in one transaction (a batch whose commit
+failed stays, and joins the next).
 """
 
 from __future__ import annotations
@@ -61,8 +62,6 @@ class AlertFolder:
         self._known: dict[str, Alert] = {}
         # Alerts the current batch withdrew (a late event showed them untrue), by dedup key.
         self._withdrawn: dict[str, Alert] = {}
-        # The last batch's changed and withdrawn alerts, by dedup key, until they are saved.
-        self._unsaved: tuple[dict[str, Alert], dict[str, Alert]] = ({}, {})
         # Per user, the notables (id -> event time) that alerts about the user list: kept here,
         # as nearly every batch asks and notables are few.
         self._notables: dict[str, dict[str, datetime]] = {}
@@ -100,25 +99,24 @@ class AlertFolder:
                 self._absorb(key, rule, other)
 
     def take(self) -> Taken:
-        """What the batch did to the alerts; the folder starts on the next batch.
+        """What the batch (and any whose save failed) did to the alerts.
 
         Notables are linked first, so the alerts listing a notable that moved are among them.
-        Call ``saved`` once the alerts are stored: until then the stored ones stay as they were.
+        Call ``saved`` once the alerts are stored: until then the stored ones stay as they were,
+        and the batch stays here, so that a failed save loses nothing: the next batch folds into
+        its alerts and the next ``take`` gives them again, with its own changes.
         """
         self._link_notables()
         pending, known = self._pending, self._known
         created = [pending[k] for k in sorted(self._created)]
         changed = created + [a for k, a in sorted(pending.items()) if k not in self._created]
         stored = {key: alert.evidence for key in pending if (alert := known.get(key)) is not None}
-        taken = Taken(changed, list(self._withdrawn.values()), stored)
-        self._unsaved = (pending, self._withdrawn)
-        self._pending, self._withdrawn, self._created = {}, {}, set()
-        return taken
+        return Taken(changed, list(self._withdrawn.values()), stored)
 
     def saved(self) -> None:
         """The alerts ``take`` gave are stored: fold the next findings into them."""
-        pending, withdrawn = self._unsaved
-        self._unsaved = ({}, {})
+        pending, withdrawn = self._pending, self._withdrawn
+        self._pending, self._withdrawn, self._created = {}, {}, set()
         if self._persist and len(self._known) > _MAX_KNOWN:
             self._known.clear()
         self._known.update(pending)

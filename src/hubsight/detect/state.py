@@ -71,14 +71,26 @@ class EngineState:
         self.entries = 0
         self.shed_before = 0.0
 
-    def forget_changes(self) -> None:
-        """Drop the record of changes, as a save would (for engines that keep nothing)."""
+    def baselines_due(self, every: float | None) -> bool:
+        """Whether the changed baselines are to be written now: ``every`` seconds since they
+        last were, or now whatever the time (``None``)."""
+        return every is None or time.monotonic() - self.baselines_saved_at >= every
+
+    def saved(self, *, baselines: bool = True) -> None:
+        """Drop the record of the changes ``save`` wrote, once they are committed (engines
+        that keep nothing call it alone); the baselines' too when ``baselines``.
+
+        Until then every change stays recorded: a save that failed (rolled back) is written
+        again, with whatever came after it, by the next one.
+        """
         for window in self.dirty_windows.values():
             window.added = []
         self.cuts.clear()
-        self.dirty_baselines.clear()
         self.dirty_windows.clear()
         self.dirty_sources.clear()
+        if baselines:
+            self.dirty_baselines.clear()
+            self.baselines_saved_at = time.monotonic()
 
     def prune(self, lateness: float, retention: Mapping[str, float], horizon: float) -> None:
         """Forget window entries and baseline values no rule can ask about any more.
@@ -164,16 +176,13 @@ class EngineState:
                 del self.windows[wkey]
         self.entries = sum(len(window) for window in self.windows.values())
 
-    def save(self, conn: sqlite3.Connection, *, baselines_every: float | None) -> None:
-        """Write the changes in ``conn``'s transaction (baselines every ``baselines_every`` s).
-
-        ``None`` writes the changed baselines now, however recently they were written.
-        """
+    def save(self, conn: sqlite3.Connection, *, baselines: bool) -> None:
+        """Write the changes in ``conn``'s transaction (the baselines' only when ``baselines``);
+        call ``saved`` once it is committed."""
         conn.executemany(
             "DELETE FROM window_batches WHERE newest < ? AND rule_id = ?",
             [(cut, rule_id) for rule_id, cut in self.cuts.items()],
         )
-        self.cuts.clear()
         added: dict[str, dict[str, list[Entry]]] = {}
         for wkey, window in self.dirty_windows.items():
             if not window.added:
@@ -182,8 +191,6 @@ class EngineState:
             if batch is None:
                 batch = added[wkey[0]] = {}
             batch[wkey[1]] = window.added
-            window.added = []
-        self.dirty_windows.clear()
         conn.executemany(
             "INSERT INTO window_batches VALUES (?, ?, ?)",
             [
@@ -191,24 +198,20 @@ class EngineState:
                 for rule_id, batch in added.items()
             ],
         )
-        clock = time.monotonic()
-        if baselines_every is None or clock - self.baselines_saved_at >= baselines_every:
-            baselines = self.baselines
+        if baselines:
+            known = self.baselines
             conn.executemany(
                 "INSERT OR REPLACE INTO baselines VALUES (?, ?)",
-                [(s, _encode(baselines[s])) for s in self.dirty_baselines if s in baselines],
+                [(s, _encode(known[s])) for s in self.dirty_baselines if s in known],
             )
             conn.executemany(
                 "DELETE FROM baselines WHERE subject = ?",
-                [(s,) for s in self.dirty_baselines if s not in baselines],
+                [(s,) for s in self.dirty_baselines if s not in known],
             )
-            self.dirty_baselines.clear()
-            self.baselines_saved_at = clock
         conn.executemany(
             "INSERT OR REPLACE INTO sources VALUES (?, ?, ?)",
             [(*k, self.sources[k]) for k in self.dirty_sources],
         )
-        self.dirty_sources.clear()
         meta = {
             "watermark": self.watermark,
             "started": self.started,
