@@ -18,7 +18,10 @@ Prints, in one run on the local tansu broker:
 - CPU per record of each step for one batch of the collector's size (parse, JSON encoding,
   the engine's share split by streaming the same rows into a table that discards them, one without
   projections or fsync, one without fsync, then ``store.write`` with its verification, and the
-  same write as wide parts, as the store wrote batches over 10 MB before);
+  same write as wide parts, as the store wrote batches over 10 MB before), and of writing
+  8 such batches and merging them into one part, into tables without projections or
+  full-text index, with the projections, and with both (the merges' share: the index is built
+  at every merge, from every row merged);
 - freshness: p50/p99 from produce to stored (searchable) while producing 5,000 records/s.
 Both rates are printed from the first record (bare) or first stored batch (hubsight, counting
 only what was stored after it), and from the subscription (both including the group join).
@@ -63,6 +66,8 @@ from hubsight.store.embedded import INSERT_SETTINGS
 from hubsight.store.schema import COMPACT_PARTS, PROJECTIONS
 
 PARTITIONS = 4
+# Batches written and merged into one part for the profile's merge figures.
+MERGED_BATCHES = 8
 
 
 class _Envelope(msgspec.Struct):
@@ -301,7 +306,9 @@ def write_profile(bodies: list[bytes], batch_bytes: int) -> tuple[int, list[tupl
 
     The engine's share is split by inserting the same rows into a table that discards them
     (reading the JSON only), one without the events table's projections and fsync, and one
-    without fsync; the last step writes the batch as wide parts, as the store did before.
+    without fsync; then the batch as wide parts, as the store did before. The last three steps
+    write ``MERGED_BATCHES`` batches and merge them into one part, without the projections and
+    the full-text index, with the projections, and with both.
     """
     parser = MessageParser(log_name="bench", registry=default_registry())
     messages: list[Message] = []
@@ -334,11 +341,29 @@ def write_profile(bodies: list[bytes], batch_bytes: int) -> tuple[int, list[tupl
         )
         engine.query("CREATE TABLE wide AS events")
         engine.query("ALTER TABLE wide MODIFY SETTING min_bytes_for_wide_part = 10485760")
+        # For the merges: copies of the events table without fsync (merges do not fsync),
+        # with both its projections and its full-text index, with the projections only, and
+        # with neither.
+        engine.query("CREATE TABLE indexed AS projected")
+        engine.query("CREATE TABLE unindexed AS projected")
+        engine.query("ALTER TABLE unindexed DROP INDEX raw_tokens")
+        engine.query("CREATE TABLE bare AS plain")
+        engine.query("ALTER TABLE bare DROP INDEX raw_tokens")
 
         def stream(table: str) -> None:
             with engine.send_insert(f"INSERT INTO {table} {INSERT_SETTINGS}", "JSONEachRow") as ins:
                 ins.append(body)
                 ins.finish()
+
+        def merged(table: str) -> float:
+            # A backlog's life in the engine: its batches written (background merges running
+            # as they would) and then merged into one part, which builds the full-text index
+            # of every row merged. Once, per record of all the batches: it is slow to repeat.
+            started = time.process_time()
+            for _ in range(MERGED_BATCHES):
+                stream(table)
+            engine.query(f"OPTIMIZE TABLE {table} FINAL")
+            return (time.process_time() - started) * 1000 / MERGED_BATCHES
 
         steps = {
             "parse (split, decode, normalize)": _cpu_ms(
@@ -351,6 +376,9 @@ def write_profile(bodies: list[bytes], batch_bytes: int) -> tuple[int, list[tupl
             "engine: + fsync (the events table)": _cpu_ms(lambda: stream("events")),
             "store.write (encode, insert, verify)": _cpu_ms(lambda: store.write(events)),
             "engine, as wide parts (before)": _cpu_ms(lambda: stream("wide")),
+            f"engine, {MERGED_BATCHES} batches, merged into one": merged("bare"),
+            "  + projections": merged("unindexed"),
+            "  + full-text index (as the events table)": merged("indexed"),
         }
         engine.close()
         store.close()
