@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hubsight.detect.base import EventRef
+from hubsight.detect.db import DetectDB
 from hubsight.detect.state import EngineState
 from hubsight.detect.windows import Entry, Window
 
@@ -97,3 +99,39 @@ def test_a_shed_among_more_tying_entries_than_it_sorts_at_once() -> None:
     state = _state(windows)
     assert state.shed(5_000, RETENTION) == 1.7e9
     assert [len(w) for w in state.windows.values()] == [6_000, 4_000]
+
+
+def test_a_window_saved_lists_itself_again_when_it_gains_an_entry(tmp_path: Path) -> None:
+    db = DetectDB(tmp_path / "detect.sqlite3")
+    state = EngineState()
+    window = state.windows[("a", "u1")] = Window(key=("a", "u1"), changed=state.dirty_windows)
+    assert not window.added
+    for minute, expected in ((0, 1), (1, 2), (2, 3)):
+        entry = Entry(1.7e9 + 60 * minute, "v", _REF)
+        assert window.add(entry)
+        assert window.added == [entry]
+        assert state.dirty_windows == {("a", "u1"): window}
+        with db.transaction() as conn:
+            state.save(conn, baselines=True)
+        state.saved()
+        # Saved: nothing unsaved, not listed, and each save wrote only what was new.
+        assert not window.added
+        assert not state.dirty_windows
+        assert len(db.rows("SELECT body FROM window_batches")) == expected
+    again = EngineState()
+    again.load(db)
+    assert list(again.windows[("a", "u1")]) == list(window)
+    db.close()
+
+
+def test_pruning_every_unsaved_entry_leaves_none_to_save() -> None:
+    window = Window(key=("a", "u1"))
+    window.add(Entry(1.7e9, "v", _REF))
+    window.add(Entry(1.7e9 + 60, "w", _REF))
+    assert window.prune(1.7e9 + 1)
+    assert [e.value for e in window.added] == ["w"]
+    assert window.prune(1.7e9 + 61)
+    assert not window.added
+    # The next entry starts a new list of unsaved ones.
+    window.add(Entry(1.7e9 + 120, "x", _REF))
+    assert [e.value for e in window.added] == ["x"]

@@ -84,7 +84,7 @@ class EngineState:
         again, with whatever came after it, by the next one.
         """
         for window in self.dirty_windows.values():
-            window.added = []
+            window.added = ()
         self.cuts.clear()
         self.dirty_windows.clear()
         self.dirty_sources.clear()
