@@ -1,7 +1,7 @@
 """Soak benchmark: ``hubsight run`` fed at a steady rate, its resources printed each interval.
 
     .venv/bin/python bench/soak.py [--minutes 30] [--rate 300] [--users 1000] [--interval 60]
-                                   [--prefill 10000000]
+                                   [--prefill 10000000] [--window-cap 500000]
 
 Starts a local tansu broker, a data directory whose one source reads it, and ``hubsight run
 --no-web`` in a process of its own; feeds a simulated tenant (every scenario planted) live at
@@ -212,12 +212,18 @@ def main() -> None:
     args.add_argument("--users", type=int, default=1000)
     args.add_argument("--interval", type=float, default=60.0, help="seconds between samples")
     args.add_argument("--prefill", type=int, default=0, help="events stored before the run")
+    args.add_argument(
+        "--window-cap", type=int, help="max_window_entries in detect.toml (its default if none)"
+    )
     opts = args.parse_args()
     print(f"load average at start: {os.getloadavg()[0]:.1f} (1 min)")
     with tempfile.TemporaryDirectory() as tmp, LocalBroker() as broker:
         data_dir = Path(tmp) / "data"
         if opts.prefill:
             _prefill(data_dir, opts.prefill)
+        if opts.window_cap is not None:
+            data_dir.mkdir(parents=True, exist_ok=True)
+            (data_dir / "detect.toml").write_text(f"max_window_entries = {opts.window_cap:d}\n")
         # Kept in a name: a collected AdminClient cancels its pending request.
         admin = AdminClient({"bootstrap.servers": broker.bootstrap})
         admin.create_topics([NewTopic(TOPIC, 4)])[TOPIC].result(timeout=30)
