@@ -79,6 +79,22 @@ def _impossible_travel(records: list[Record], truth: dict[str, Any]) -> None:
     assert home["location"] != away["location"]
 
 
+def _token_theft(records: list[Record], truth: dict[str, Any]) -> None:
+    records.sort(key=_created)
+    phished, *replays = records
+    # The proxy's interactive sign-in with MFA opened the session; replays only refresh tokens.
+    assert phished["category"] == "SignInLogs"
+    assert phished["properties"]["authenticationRequirement"] == "multiFactorAuthentication"
+    assert {r["category"] for r in replays} == {"NonInteractiveUserSignInLogs"}
+    assert all(_code(r) == 0 for r in records)
+    # One session, from the three addresses of the truth, within the hour.
+    assert len({r["properties"]["sessionId"] for r in records}) == 1
+    assert phished["callerIpAddress"] == truth["source_ips"][0]
+    assert {r["callerIpAddress"] for r in records} == set(truth["source_ips"])
+    assert len(set(truth["source_ips"])) == 3
+    assert _within(records, 59)
+
+
 def _mfa_fatigue(records: list[Record], truth: dict[str, Any]) -> None:
     records.sort(key=_created)
     denied = [r for r in records if _code(r) == 500121]
@@ -206,7 +222,11 @@ def _graph_enumeration(records: list[Record], truth: dict[str, Any]) -> None:
 
 def _data_plane_theft(records: list[Record], truth: dict[str, Any]) -> None:
     (ip,) = truth["source_ips"]
-    graph = [r["properties"] for r in records if r["category"] == "MicrosoftGraphActivityLogs"]
+    # In the order they happened (delivery may swap reads a minute apart).
+    graph = sorted(
+        (r["properties"] for r in records if r["category"] == "MicrosoftGraphActivityLogs"),
+        key=lambda p: str(p["timeGenerated"]),
+    )
     usual, intruder = graph[:2], graph[2:]
     # The intruder's application reads the same mail and file without a user signed in.
     assert [p["requestUri"] for p in usual] == [p["requestUri"] for p in intruder]
@@ -234,6 +254,7 @@ CHECKS: dict[str, Callable[[list[Record], dict[str, Any]], None]] = {
     "brute-force": _brute_force,
     "password-spray": _password_spray,
     "impossible-travel": _impossible_travel,
+    "token-theft": _token_theft,
     "mfa-fatigue": _mfa_fatigue,
     "disabled-account-signin": _disabled,
     "privileged-role-grant": _role_grant,

@@ -8,17 +8,17 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from hubsight.simulate import activity, directory, signins
-from hubsight.simulate.changes import everyday_change, everyday_operation
-from hubsight.simulate.draft import Context, Draft, iso7
+from hubsight.simulate.changes import everyday_change, everyday_operation, password_change
+from hubsight.simulate.draft import Context, Draft, iso7, poisson
 from hubsight.simulate.geo import azure_ip
 from hubsight.simulate.platform import platform_builders
 from hubsight.simulate.resources import resource_builders
-from hubsight.simulate.tenant import USER_APPS, User, new_id
+from hubsight.simulate.tenant import User, new_id
 
 Rhythm = Literal["people", "devices", "steady"]
 
@@ -36,8 +36,6 @@ MIX: dict[str, tuple[float, Rhythm]] = {
     "ADFSSignInLogs": (0.01, "people"),
     "AuditLogs": (0.04, "people"),
     "ProvisioningLogs": (0.01, "steady"),
-    "RiskyUsers": (0.0002, "steady"),
-    "UserRiskEvents": (0.0003, "steady"),
     "Administrative": (0.07, "people"),
     "Policy": (0.05, "steady"),
     "Security": (0.0001, "steady"),
@@ -69,7 +67,16 @@ MIX: dict[str, tuple[float, Rhythm]] = {
     "DefenderRegulatoryCompliance": (0.0003, "steady"),
     TRUNCATED: (0.001, "steady"),
 }
-CATEGORIES = tuple(MIX)
+# What people do at a rate per person per day, whatever the stream's rate: as shares of the
+# stream they grew with it (at 3.4 records/s per 1,000 users, 1.5 password changes a person a
+# day and ~90 risk detections per 1,000 users). A few password changes a day per 1,000 users (no
+# forced expiry: resets and voluntary changes); ID Protection's detections, single digits to tens
+# a day per 1,000 users, each raising the user's risk (a RiskyUsers update).
+PERSONAL: dict[str, tuple[float, tuple[str, ...]]] = {
+    "password change": (0.004, ("AuditLogs",)),
+    "risk detection": (0.008, ("UserRiskEvents", "RiskyUsers")),
+}
+CATEGORIES = (*MIX, "RiskyUsers", "UserRiskEvents")
 # Deliberately broken records: the only ones that must land in Unparsed Data (with their reason).
 BROKEN = (TRUNCATED,)
 
@@ -160,8 +167,6 @@ class Background:
             ],
             "AuditLogs": self._audit,
             "ProvisioningLogs": self._provisioning,
-            "RiskyUsers": lambda t: [directory.risky_user(self.ctx, t, self._person(t), "low")],
-            "UserRiskEvents": self._risk_event,
             "Administrative": self._administrative,
             "Policy": self._policy,
             "MicrosoftGraphActivityLogs": self._graph,
@@ -174,15 +179,39 @@ class Background:
         }
         self._builders.update(platform_builders(ctx))
         self._builders.update(resource_builders(ctx))
+        self._people_mean = _week_mean("people", offset)
+        self._personal: dict[str, Callable[[datetime], list[Draft]]] = {
+            "password change": self._password_change,
+            "risk detection": self._risk_event,
+        }
 
     def weights(self, when: datetime) -> tuple[list[str], list[float], float]:
         """Categories, their relative rates at ``when``, and the total rate multiplier."""
         rates = [weight * rhythm(kind, when, self._offset) for weight, kind in MIX.values()]
-        return list(CATEGORIES), rates, sum(rates) / self._norm
+        return list(MIX), rates, sum(rates) / self._norm
 
     def draw(self, category: str, when: datetime) -> list[Draft]:
         """Background records of ``category`` happening at ``when``."""
         return self._builders[category](when)
+
+    def personal(
+        self, now: datetime, step: timedelta, wanted: Collection[str] | None
+    ) -> list[Draft]:
+        """The ``PERSONAL`` events of the step from ``now`` (of the ``wanted`` categories)."""
+        rng = self.ctx.rng
+        seconds = step.total_seconds()
+        # Busier in the headquarters' working day, the weekly mean the rate per day.
+        people = len(self._active) * seconds / 86400
+        people *= rhythm("people", now, self._offset) / self._people_mean
+        drafts: list[Draft] = []
+        for kind, (per_day, categories) in PERSONAL.items():
+            if wanted is not None and not set(categories) & set(wanted):
+                continue
+            for _ in range(poisson(rng, per_day * people)):
+                when = now + timedelta(seconds=rng.uniform(0, seconds))
+                made = self._personal[kind](when)
+                drafts += [d for d in made if wanted is None or d.category in wanted]
+        return drafts
 
     def _person(self, when: datetime) -> User:
         """A user, preferring those whose local working day it is."""
@@ -199,27 +228,10 @@ class Background:
         rng = self.ctx.rng
         user = self._person(when)
         device = rng.choice(user.devices)
-        at_office = user.home is self.ctx.tenant.headquarters and rng.random() < 0.5
-        ip, asn = user.home.ip_and_asn(rng)
-        if at_office:
-            ip, asn = self.ctx.tenant.office_ip, 3320
         code = _pick_code(rng, _INTERACTIVE_CODES if interactive else _NONINTERACTIVE_CODES)
-        mobile = device.operating_system in ("Ios", "Android")
-        sign_in = signins.SignIn(
-            user=user,
-            city=user.home,
-            ip=ip,
-            asn=asn,
-            device=device,
-            app=rng.choice(USER_APPS),
-            code=code,
-            interactive=interactive,
-            mfa=interactive and code == 0 and rng.random() < 0.4,
-            client_app="Mobile Apps and Desktop clients"
-            if mobile or not interactive
-            else "Browser",
+        return signins.user_sign_in(
+            self.ctx, when, signins.own_sign_in(self.ctx, user, device, when, interactive, code)
         )
-        return signins.user_sign_in(self.ctx, when, sign_in)
 
     def _sp_sign_in(self, when: datetime) -> list[Draft]:
         rng = self.ctx.rng
@@ -252,13 +264,20 @@ class Background:
         status = "success" if rng.random() < 0.95 else "failure"
         return [directory.provisioning(self.ctx, when, self._person(when), action, status)]
 
-    def _risk_event(self, when: datetime) -> list[Draft]:
+    def _password_change(self, when: datetime) -> list[Draft]:
         user = self._person(when)
-        ip = user.home.ip(self.ctx.rng)
+        place = self.ctx.sessions.place(self.ctx, user, user.devices[0], when)
+        return [directory.audit(self.ctx, when, password_change(user, place.ip))]
+
+    def _risk_event(self, when: datetime) -> list[Draft]:
+        # A sign-in of the user's own, from where they are, with properties unfamiliar to ID
+        # Protection: low risk, which raises the user's risk to low.
+        user = self._person(when)
+        place = self.ctx.sessions.place(self.ctx, user, user.devices[0], when)
+        kind = "unfamiliarFeatures"
         return [
-            directory.risk_detection(
-                self.ctx, when, user, "unfamiliarFeatures", "low", ip, user.home
-            )
+            directory.risk_detection(self.ctx, when, user, kind, "low", place.ip, user.home),
+            directory.risky_user(self.ctx, when, user, "low"),
         ]
 
     def _administrative(self, when: datetime) -> list[Draft]:

@@ -19,8 +19,21 @@ from hubsight.simulate.tenant import User, new_id
 _DEPARTMENTS = ("Sales", "Finance", "Engineering", "Marketing", "Support", "Legal")
 
 
+def password_change(person: User, ip: str) -> Audit:
+    """``person`` changing their own password from ``ip``."""
+    return Audit(
+        "Change user password",
+        "UserManagement",
+        "Core Directory",
+        "Update",
+        user_target(person, []),
+        actor=person,
+        actor_ip=ip,
+    )
+
+
 def everyday_change(ctx: Context, person: User) -> Audit:
-    """A routine directory change: profile edits, group membership, passwords, devices."""
+    """A routine directory change: profile edits, group membership, devices, applications."""
     rng = ctx.rng
     tenant = ctx.tenant
     admin = rng.choice(tenant.admins) if tenant.admins else person
@@ -57,19 +70,9 @@ def everyday_change(ctx: Context, person: User) -> Audit:
             actor_ip=admin_ip,
             also=(member,),
         )
-    if roll < 0.60:
-        return Audit(
-            "Change user password",
-            "UserManagement",
-            "Core Directory",
-            "Update",
-            user_target(person, []),
-            actor=person,
-            actor_ip=person.home.ip(rng),
-        )
     # Users register security info when they join or get a new phone: a few a day per 1,000
     # users (a phone every two to three years, a joiner's two methods), not once a day each.
-    if roll < 0.6003:
+    if roll < 0.4503:
         return Audit(
             "User registered security info",
             "UserManagement",

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from hubsight.simulate.sessions import Sessions
 from hubsight.simulate.tenant import Tenant
 
 Record = dict[str, Any]
@@ -26,12 +28,14 @@ class Draft:
 
 @dataclass(frozen=True, slots=True)
 class Context:
-    """What every record builder needs: the run's random source, the tenant, and a cache of
-    record parts that depend only on the tenant (built once per run, shared by records)."""
+    """What every record builder needs: the run's random source, the tenant, a cache of record
+    parts that depend only on the tenant (built once per run, shared by records), and where
+    people are and which sign-in session each device is in."""
 
     rng: random.Random
     tenant: Tenant
     parts: dict[Hashable, Any] = field(default_factory=dict)
+    sessions: Sessions = field(default_factory=Sessions)
 
 
 def iso7(when: datetime) -> str:
@@ -47,3 +51,17 @@ def iso_offset(when: datetime) -> str:
 def later(when: datetime, rng: random.Random, low: float, high: float) -> datetime:
     """``when`` plus a uniformly random number of seconds between ``low`` and ``high``."""
     return when + timedelta(seconds=rng.uniform(low, high))
+
+
+def poisson(rng: random.Random, mean: float) -> int:
+    """A Poisson-distributed count (normal approximation for large means)."""
+    if mean <= 0:
+        return 0
+    if mean > 50:
+        return max(0, round(rng.gauss(mean, math.sqrt(mean))))
+    limit = math.exp(-mean)
+    count, product = 0, rng.random()
+    while product > limit:
+        count += 1
+        product *= rng.random()
+    return count

@@ -10,7 +10,6 @@ sent as one ``{"records": [...]}`` message when it is full, near 1 MB, or old en
 from __future__ import annotations
 
 import heapq
-import math
 import random
 import time
 from collections.abc import Callable, Iterator
@@ -22,8 +21,8 @@ import msgspec
 
 from hubsight.errors import ConfigError
 from hubsight.simulate.background import CATEGORIES, Background
-from hubsight.simulate.draft import Context, Draft
-from hubsight.simulate.planting import Planted
+from hubsight.simulate.draft import Context, Draft, poisson
+from hubsight.simulate.planting import Planted, prime
 from hubsight.simulate.scenarios import SCENARIOS
 from hubsight.simulate.tenant import build_tenant
 from hubsight.sources.base import Message
@@ -232,6 +231,8 @@ class Simulation:
             self._instances.append(_Instance(plant, plant.end, len(plant.drafts)))
             for draft in plant.drafts:
                 self._push(draft, index)
+            for draft in prime(self.ctx, plant):
+                self._push(draft, None)
             # The records now wait in the heap; a live run plants forever, so keep no copies.
             plant.drafts.clear()
             planted += 1
@@ -244,12 +245,16 @@ class Simulation:
             rates = [r if c in wanted else 0.0 for c, r in zip(categories, rates, strict=True)]
         expected = self.config.rate * multiplier * step.total_seconds()
         seconds = step.total_seconds()
-        for category in rng.choices(categories, weights=rates, k=_poisson(rng, expected)):
+        for category in rng.choices(categories, weights=rates, k=poisson(rng, expected)):
             if self.config.count is not None and self.generated >= self.config.count:
                 return
             when = now + timedelta(seconds=rng.uniform(0, seconds))
             for draft in self.background.draw(category, when):
                 self._push(draft, None)
+        for draft in self.background.personal(now, step, self.config.categories):
+            if self.config.count is not None and self.generated >= self.config.count:
+                return
+            self._push(draft, None)
 
     def _push(self, draft: Draft, instance: int | None) -> None:
         rng = self.rng
@@ -333,17 +338,3 @@ class Simulation:
                     "records": refs,
                 }
             )
-
-
-def _poisson(rng: random.Random, mean: float) -> int:
-    """A Poisson-distributed count (normal approximation for large means)."""
-    if mean <= 0:
-        return 0
-    if mean > 50:
-        return max(0, round(rng.gauss(mean, math.sqrt(mean))))
-    limit = math.exp(-mean)
-    count, product = 0, rng.random()
-    while product > limit:
-        count += 1
-        product *= rng.random()
-    return count

@@ -10,6 +10,9 @@ from hubsight.simulate.draft import Context, Draft, Record
 from hubsight.simulate.geo import HOSTILE_CITIES, City
 from hubsight.simulate.tenant import USER_APPS, User
 
+# A victim without sign-ins of their own in the last day signs in this long before the attack.
+_PRIMED_MINUTES = (40.0, 120.0)
+
 ATTACK_AGENT = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
     "Chrome/120.0.0.0 Safari/537.36"
@@ -64,6 +67,9 @@ def attempt(
     protocol: str | None = None,
     risk_level: str = "none",
     risk_events: tuple[str, ...] = (),
+    user_agent: str = ATTACK_AGENT,
+    session: str | None = None,
+    interactive: bool = True,
 ) -> signins.SignIn:
     """An attacker's sign-in for ``user`` from ``ip``, ending with error ``code``."""
     return signins.SignIn(
@@ -74,13 +80,23 @@ def attempt(
         device=None,
         app=OFFICE_APP,
         code=code,
+        interactive=interactive,
         mfa=mfa,
         client_app=client_app,
-        user_agent=ATTACK_AGENT,
+        user_agent=user_agent,
         risk_level=risk_level,
         risk_events=risk_events,
         protocol=protocol,
+        session=session,
     )
+
+
+def token_use(
+    user: User, city: City, ip: str, asn: int, session: str | None = None
+) -> signins.SignIn:
+    """An attacker refreshing ``user``'s token from ``ip`` (in a stolen ``session``)."""
+    desktop = "Mobile Apps and Desktop clients"
+    return attempt(user, city, ip, asn, 0, client_app=desktop, interactive=False, session=session)
 
 
 def arm_attack(
@@ -103,3 +119,29 @@ def arm_attack(
         op = activity.Operation(action, scope, actor, ip, role="Owner", extra=body or {})
         plant.drafts.extend(activity.administrative(ctx, start + timedelta(seconds=40 * n), op))
     return plant
+
+
+def prime(ctx: Context, plant: Planted) -> list[Draft]:
+    """The victim's own morning before the attack, when they have not signed in for a day: an
+    interactive sign-in on their first device and a few token refreshes in that session.
+
+    Attacks hit people who use the tenant: without a sign-in of their own, a baseline rule
+    (``auth.new_country``) rightly sees a user with no history, not a traveller. Background
+    records, not the scenario's: they are not in its ground truth."""
+    users: dict[str, User] | None = ctx.parts.get("users by upn")
+    if users is None:
+        users = ctx.parts["users by upn"] = {u.upn: u for u in ctx.tenant.users}
+    user = users.get(plant.user or "")
+    if user is None or user.disabled or ctx.sessions.has_history(user, plant.start):
+        return []
+    rng = ctx.rng
+    device = user.devices[0]
+    opened = plant.start - timedelta(minutes=rng.uniform(*_PRIMED_MINUTES))
+    drafts = [
+        signins.user_sign_in(ctx, opened, signins.own_sign_in(ctx, user, device, opened, True))
+    ]
+    for n in range(rng.randint(1, 3)):
+        when = opened + timedelta(minutes=10 * (n + 1) + rng.uniform(0, 8))
+        refresh = signins.own_sign_in(ctx, user, device, when, False)
+        drafts.append(signins.user_sign_in(ctx, when, refresh))
+    return drafts

@@ -16,8 +16,15 @@ from hubsight.simulate import directory, signins
 from hubsight.simulate import directory_scenarios as directory_attacks
 from hubsight.simulate.draft import Context
 from hubsight.simulate.geo import TOR_CITY, TOR_EXITS, City, tor_ip
-from hubsight.simulate.planting import ATTACK_AGENT, OFFICE_APP, Planted, attempt, hostile, victim
-from hubsight.simulate.tenant import USER_APPS, User
+from hubsight.simulate.planting import (
+    OFFICE_APP,
+    Planted,
+    attempt,
+    hostile,
+    token_use,
+    victim,
+)
+from hubsight.simulate.tenant import USER_APPS, User, new_id
 
 _SPRAY_AGENT = "BAV2ROPC"
 
@@ -87,7 +94,10 @@ def impossible_travel(ctx: Context, start: datetime) -> Planted:
     rng = ctx.rng
     user = victim(ctx)
     city, ip, asn = hostile(ctx)
-    home_ip, home_asn = user.home.ip_and_asn(rng)
+    device = user.devices[0]
+    # The victim's own device, in its session of the day and from where they are today.
+    place = ctx.sessions.place(ctx, user, device, start)
+    home_ip, home_asn = place.ip, place.asn
     minutes = rng.randint(20, 40)
     plant = Planted(
         "impossible-travel",
@@ -98,7 +108,6 @@ def impossible_travel(ctx: Context, start: datetime) -> Planted:
         [home_ip, ip],
         ["auth.impossible_travel", "auth.new_country"],
     )
-    device = user.devices[0]
     home = signins.SignIn(
         user=user,
         city=user.home,
@@ -107,25 +116,51 @@ def impossible_travel(ctx: Context, start: datetime) -> Planted:
         device=device,
         app=rng.choice(USER_APPS),
         mfa=True,
+        session=place.session_id,
     )
     plant.drafts.append(signins.user_sign_in(ctx, start, home))
     away_time = start + timedelta(minutes=minutes)
     plant.drafts.append(signins.user_sign_in(ctx, away_time, attempt(user, city, ip, asn, 0)))
     for n in range(3):
-        later_use = signins.SignIn(
-            user=user,
-            city=city,
-            ip=ip,
-            asn=asn,
-            device=None,
-            app=OFFICE_APP,
-            interactive=False,
-            user_agent=ATTACK_AGENT,
-            client_app="Mobile Apps and Desktop clients",
-        )
+        later_use = token_use(user, city, ip, asn)
         plant.drafts.append(
             signins.user_sign_in(ctx, away_time + timedelta(minutes=2 + n * 3), later_use)
         )
+    return plant
+
+
+def token_theft(ctx: Context, start: datetime) -> Planted:
+    """Adversary-in-the-middle phishing: the user signs in (password and MFA) through the
+    attacker's reverse proxy, which keeps the session cookie it was given and replays it from
+    two more of the attacker's addresses within the hour."""
+    rng = ctx.rng
+    user = victim(ctx)
+    proxy_city, proxy_ip, proxy_asn = hostile(ctx)
+    replays = [hostile(ctx) for _ in range(2)]
+    # The session Entra opened for the proxy's sign-in: the cookie the attacker now holds.
+    session = new_id(rng)
+    addresses = [proxy_ip, *(ip for _, ip, _ in replays)]
+    plant = Planted(
+        "token-theft",
+        f"{user.upn} signed in through a phishing proxy at {proxy_ip}; the stolen session was "
+        f"replayed from {addresses[1]} and {addresses[2]} within the hour",
+        start,
+        user.upn,
+        addresses,
+        ["entra.session_many_addresses", "auth.new_country"],
+    )
+    # The proxy relays the victim's own browser's user agent.
+    agent = user.devices[0].user_agent
+    phished = attempt(
+        user, proxy_city, proxy_ip, proxy_asn, 0, mfa=True, user_agent=agent, session=session
+    )
+    plant.drafts.append(signins.user_sign_in(ctx, start, phished))
+    for n, (city, ip, asn) in enumerate(replays):
+        when = start + timedelta(minutes=8 + 20 * n + rng.uniform(0, 10))
+        for refresh in range(rng.randint(1, 3)):
+            replay = token_use(user, city, ip, asn, session)
+            at = when + timedelta(minutes=4 * refresh)
+            plant.drafts.append(signins.user_sign_in(ctx, at, replay))
     return plant
 
 
@@ -329,6 +364,7 @@ SCENARIOS: dict[str, Callable[[Context, datetime], Planted]] = {
     "brute-force": brute_force,
     "password-spray": password_spray,
     "impossible-travel": impossible_travel,
+    "token-theft": token_theft,
     "mfa-fatigue": mfa_fatigue,
     "disabled-account-signin": disabled_account,
     "privileged-role-grant": directory_attacks.privileged_role_grant,

@@ -4,12 +4,14 @@ AD FS) in the shape Azure Monitor diagnostic settings deliver them to Event Hubs
 
 from __future__ import annotations
 
+import base64
+import random
 from dataclasses import dataclass
 from datetime import datetime
 
 from hubsight.simulate.draft import Context, Draft, Record, iso7, iso_offset, later
 from hubsight.simulate.geo import City, location
-from hubsight.simulate.tenant import Device, ServicePrincipal, User, new_id
+from hubsight.simulate.tenant import USER_APPS, Device, ServicePrincipal, User, new_id
 
 # Microsoft's own tenant: owner of first-party applications and their service principals.
 MICROSOFT_TENANT = "f8cdef31-a31e-4b4a-93e4-5f571e91255a"
@@ -78,6 +80,40 @@ class SignIn:
     risk_events: tuple[str, ...] = ()
     # The OAuth flow when it is not the default one (``deviceCode``, ``ropc``).
     protocol: str | None = None
+    # The session the sign-in continues (``sessions.Place``); None starts a new one, as an
+    # unknown device does.
+    session: str | None = None
+
+
+def token_id(rng: random.Random) -> str:
+    """A ``uniqueTokenIdentifier``: the issued token's 16-byte ID, base64url without padding."""
+    raw = rng.getrandbits(128).to_bytes(16, "little")
+    return base64.urlsafe_b64encode(raw).decode()[:22]
+
+
+def own_sign_in(
+    ctx: Context, user: User, device: Device, when: datetime, interactive: bool, code: int = 0
+) -> SignIn:
+    """``user`` signing in on their own ``device``: in its session of the day, from where they
+    are (see ``sessions``), to one of their everyday applications."""
+    rng = ctx.rng
+    place = ctx.sessions.place(ctx, user, device, when)
+    if code == 0:
+        ctx.sessions.signed_in(user, when)
+    mobile = device.operating_system in ("Ios", "Android")
+    return SignIn(
+        user=user,
+        city=user.home,
+        ip=place.ip,
+        asn=place.asn,
+        device=device,
+        app=rng.choice(USER_APPS),
+        code=code,
+        interactive=interactive,
+        mfa=interactive and code == 0 and rng.random() < 0.4,
+        client_app="Mobile Apps and Desktop clients" if mobile or not interactive else "Browser",
+        session=place.session_id,
+    )
 
 
 def _envelope(
@@ -280,7 +316,7 @@ def user_sign_in(ctx: Context, when: datetime, sign_in: SignIn) -> Draft:
         "crossTenantAccessType": "b2bCollaboration" if user.guest else "none",
         "privateLinkDetails": {},
         "ssoExtensionVersion": "",
-        "uniqueTokenIdentifier": new_id(rng).replace("-", "")[:22],
+        "uniqueTokenIdentifier": token_id(rng),
         "authenticationStrengths": [],
         "incomingTokenType": "none" if sign_in.interactive else "primaryRefreshToken",
         "authenticationProtocol": sign_in.protocol
@@ -300,7 +336,7 @@ def user_sign_in(ctx: Context, when: datetime, sign_in: SignIn) -> Draft:
         "originalTransferMethod": "none",
         "isThroughGlobalSecureAccess": False,
         "globalSecureAccessIpAddress": "",
-        "sessionId": new_id(rng),
+        "sessionId": sign_in.session or new_id(rng),
         "appOwnerTenantId": MICROSOFT_TENANT,
         "resourceOwnerTenantId": MICROSOFT_TENANT,
     }
@@ -346,7 +382,7 @@ def service_principal_sign_in(
         "clientCredentialType": "certificate" if microsoft else "clientSecret",
         "conditionalAccessStatus": "notApplied",
         "correlationId": record["correlationId"],
-        "uniqueTokenIdentifier": new_id(rng).replace("-", "")[:22],
+        "uniqueTokenIdentifier": token_id(rng),
         "federatedCredentialId": "",
         "isTenantRestricted": False,
         "appOwnerTenantId": MICROSOFT_TENANT if microsoft else ctx.tenant.tenant_id,
@@ -389,7 +425,7 @@ def managed_identity_sign_in(ctx: Context, when: datetime, mi: ServicePrincipal)
         },
         "conditionalAccessStatus": "notApplied",
         "correlationId": record["correlationId"],
-        "uniqueTokenIdentifier": new_id(rng).replace("-", "")[:22],
+        "uniqueTokenIdentifier": token_id(rng),
         "servicePrincipalCredentialKeyId": "",
         "servicePrincipalCredentialThumbprint": "",
     }
@@ -446,7 +482,7 @@ def adfs_sign_in(ctx: Context, when: datetime, user: User, code: int = 0) -> Dra
         "incomingTokenType": "none",
         "clientAppUsed": "Browser",
         "autonomousSystemNumber": asn,
-        "uniqueTokenIdentifier": new_id(rng).replace("-", "")[:22],
+        "uniqueTokenIdentifier": token_id(rng),
     }
     return Draft(when, processed, "ADFSSignInLogs", record, sign_in_id)
 
