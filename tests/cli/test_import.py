@@ -63,8 +63,8 @@ def _records(count: int) -> list[dict[str, Any]]:
 
 
 def _sign_in() -> dict[str, Any]:
-    """One simulated record of a category hubsight parses."""
-    return next(r for r in _records(200) if str(r.get("category", "")).endswith("SignInLogs"))
+    """One simulated interactive sign-in (Ingress Authentication)."""
+    return next(r for r in _records(200) if r.get("category") == "SignInLogs")
 
 
 def _write_export(root: Path, records: list[dict[str, Any]]) -> dict[str, int]:
