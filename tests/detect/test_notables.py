@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from hubsight.detect.alerts import Alert
+from hubsight.detect.alerts import Alert, AlertFilter
 from hubsight.detect.base import (
     EventRef,
     Example,
@@ -54,6 +54,16 @@ def _events() -> tuple[list[Event], Event]:
 
 
 def _deliver(batches: Sequence[Sequence[Event]], path: Path | None) -> dict[str, Alert]:
+    final: dict[str, Alert] = {}
+    engine = _engine(path)
+    for batch in batches:
+        final.update((a.dedup_key, a) for a in engine.process(batch))
+        final = {k: a for k, a in final.items() if a.id not in engine.withdrawn}
+    engine.close()
+    return final
+
+
+def _engine(path: Path | None) -> DetectionEngine:
     db = DetectDB(path / "detect.sqlite3") if path else DetectDB(Path(":memory:"))
     rules: list[Rule[Any]] = [
         NewCountry(NewCountryConfig(dedup_minutes=30)),
@@ -62,13 +72,7 @@ def _deliver(batches: Sequence[Sequence[Event]], path: Path | None) -> dict[str,
     options = EngineOptions(
         learning=timedelta(0), baseline_horizon=timedelta(hours=1), persist=path is not None
     )
-    engine = DetectionEngine(db, rules, options=options)
-    final: dict[str, Alert] = {}
-    for batch in batches:
-        final.update((a.dedup_key, a) for a in engine.process(batch))
-        final = {k: a for k, a in final.items() if a.id not in engine.withdrawn}
-    engine.close()
-    return final
+    return DetectionEngine(db, rules, options=options)
 
 
 def _notables(alerts: dict[str, Alert]) -> dict[str, list[str]]:
@@ -166,3 +170,30 @@ def test_a_notable_growing_past_an_alert_leaves_it() -> None:
         engine.close()
         (raised,) = [a for a in final.values() if a.rule_id == "test.alert"]
         assert "notables" not in raised.context, order
+
+
+def test_a_notable_relinks_alerts_stored_before_a_restart(tmp_path: Path) -> None:
+    def event(minute: float, mark: str) -> Event:
+        return example_event(
+            LogSet.CLOUD_SERVICE_ACTIVITY, minute, offset=minute, operation=mark, user="ann@x.com"
+        )
+
+    def engine() -> DetectionEngine:
+        rules: list[Rule[Any]] = [_marks("note", notable=True), _marks("alert", notable=False)]
+        options = EngineOptions(learning=timedelta(0))
+        return DetectionEngine(DetectDB(tmp_path / "detect.sqlite3"), rules, options=options)
+
+    first = engine()
+    (stored,) = first.process([event(m, "alert") for m in range(5)])
+    first.close()
+    # After the restart the alert is in the database only; the notable's batch does not
+    # touch it, yet it lists the notable.
+    again = engine()
+    changed = {a.rule_id: a for a in again.process([event(3, "note")])}
+    found = {a.rule_id: a for a in again.alerts.find(AlertFilter(limit=10))}
+    again.close()
+    notable = changed["test.note"]
+    assert changed["test.alert"].context["notables"] == [notable.id]
+    assert found["test.alert"].context["notables"] == [notable.id]
+    assert found["test.alert"].evidence == stored.evidence
+    assert found["test.alert"].revision == stored.revision + 1

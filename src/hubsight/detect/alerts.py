@@ -225,6 +225,16 @@ class AlertStore:
             self.db.rows(_WITH_REFS.format(latest, "a.last_event_time DESC, a.id, "), params)
         )
 
+    def dedup_keys(self, *, user: str, notable: bool, since: datetime) -> list[str]:
+        """Dedup keys of the alerts (or notables) about ``user`` whose last event is at or after
+        ``since``, most recent first."""
+        rows = self.db.rows(
+            "SELECT dedup_key FROM alerts WHERE user = ? AND notable = ? AND last_event_time >= ? "
+            "ORDER BY last_event_time DESC, id",
+            (user.lower(), int(notable), since.timestamp()),
+        )
+        return [str(row["dedup_key"]) for row in rows]
+
     def save(
         self,
         conn: sqlite3.Connection,
@@ -268,6 +278,9 @@ class AlertStore:
         for alert in alerts:
             refs = alert.evidence
             before = (stored or {}).get(alert.dedup_key)
+            if refs is before:
+                # Unchanged: the folder keeps the list it was given when nothing joined it.
+                continue
             if before and refs[: len(before)] == before:
                 if len(refs) > len(before):
                     parts.append((alert.id, len(before), _encode(refs[len(before) :])))
