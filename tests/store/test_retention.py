@@ -2,12 +2,15 @@
 
 ClickHouse judges expiry by its own clock, so the test controls the other side: each event's
 time is placed just inside or just outside its log set's retention, measured from the moment
-the test takes as now; ``OPTIMIZE ... FINAL`` runs the merges that apply the TTL.
+the test takes as now. A new policy is applied to stored parts by a background mutation, which
+the tests wait for (no merge is forced: the stored parts must be rewritten by the policy alone).
 """
 
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -53,7 +56,10 @@ def _event(log_set: str, age: timedelta, label: str, now: datetime) -> Event:
 
 
 def _kept(store: EventStore) -> list[str]:
-    store.execute("OPTIMIZE TABLE events FINAL")
+    deadline = time.monotonic() + 60
+    while store.select("SELECT 1 FROM system.mutations WHERE table = 'events' AND NOT is_done"):
+        assert time.monotonic() < deadline, "the retention rewrite did not finish in 60 s"
+        time.sleep(0.05)
     rows = store.select("SELECT JSONExtractString(raw, 'label') AS label FROM events ORDER BY 1")
     return [row["label"] for row in rows]
 
@@ -177,3 +183,26 @@ def test_cli_sets_and_lists_retention(data_dir: Path) -> None:
     bad = runner.invoke(cli, [*base, "set", "Nope", "7"])
     assert bad.exit_code == 2
     assert "error: there is no log set 'Nope'" in bad.output
+
+
+def test_a_new_policy_returns_at_once_and_rewrites_in_the_background(store: EventStore) -> None:
+    # Rewriting a store of millions of events takes minutes; the service's loop must not wait
+    # for it. With merges stopped the rewrite cannot start, so an apply that waits for it hangs.
+    now = datetime.now(UTC)
+    store.write([_event(SIGN_INS, timedelta(days=30), "signin-30d", now)])
+    store.execute("SYSTEM STOP MERGES events")
+    applying = threading.Thread(
+        target=retention.apply, args=(store, retention.default_policy() | {SIGN_INS: 7})
+    )
+    try:
+        applying.start()
+        applying.join(timeout=10)
+        assert not applying.is_alive(), "retention.apply waited for the stored parts' rewrite"
+        (pending,) = store.select(
+            "SELECT command FROM system.mutations WHERE table = 'events' AND NOT is_done"
+        )
+        assert "MATERIALIZE TTL" in pending["command"]
+    finally:
+        store.execute("SYSTEM START MERGES events")
+        applying.join()
+    assert _kept(store) == []

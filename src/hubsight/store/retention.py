@@ -66,7 +66,9 @@ def apply(store: EventStore, policy: Policy) -> bool:
     """Give the events table ``policy``'s TTL unless it has it already; whether it changed.
 
     A changed TTL is applied to the stored parts too (ClickHouse rewrites what expired), so it
-    is only issued when it differs.
+    is only issued when it differs. That rewrite runs in ClickHouse's background (a mutation it
+    resumes after a restart): done inside the ALTER it held the service's loop for minutes over
+    a store of millions of events, while nothing was stored.
     """
     wanted = ttl_expression(policy)
     rows = store.select(
@@ -76,7 +78,10 @@ def apply(store: EventStore, policy: Policy) -> bool:
     )
     if rows and f"TTL {wanted} SETTINGS" in str(rows[0]["engine_full"]):
         return False
-    store.execute(f"ALTER TABLE {EVENTS_TABLE} MODIFY TTL {wanted}")
+    store.execute(
+        f"ALTER TABLE {EVENTS_TABLE} MODIFY TTL {wanted} SETTINGS materialize_ttl_after_modify = 0"
+    )
+    store.execute(f"ALTER TABLE {EVENTS_TABLE} MATERIALIZE TTL SETTINGS mutations_sync = 0")
     return True
 
 
