@@ -30,7 +30,7 @@ from hubsight.detect.baseline import observe_signin
 from hubsight.detect.context import EngineContext
 from hubsight.detect.dataplane import feed
 from hubsight.detect.db import DetectDB
-from hubsight.detect.folding import AlertFolder
+from hubsight.detect.folding import AlertFolder, Taken
 from hubsight.detect.grouping import group_alerts, release_alerts
 from hubsight.detect.settings import RuleExceptions
 from hubsight.detect.sigma.index import SigmaIndex, split_indexed
@@ -324,7 +324,12 @@ class DetectionEngine:
             self._state.sources[key] = ts
             self._state.dirty_sources.add(key)
 
-    def _commit(self, *, flush_baselines: bool = False) -> list[Alert]:
+    def _commit(self) -> list[Alert]:
+        taken = self._save_taken()
+        self.withdrawn_alerts = taken.withdrawn
+        return taken.changed
+
+    def _save_taken(self, *, flush_baselines: bool = False) -> Taken:
         # A save that fails leaves the folder's batch and the state's changes recorded: the next
         # save writes them with its own, so a failed save loses nothing (the collector does not
         # deliver a batch again once it is stored).
@@ -339,15 +344,15 @@ class DetectionEngine:
         else:
             self._state.saved()
         self._folder.saved()
-        self.withdrawn_alerts = taken.withdrawn
-        return taken.changed
+        return taken
 
     def close(self) -> None:
         """Save everything still pending (baselines included) and close the database."""
         with self._lock:
             if self.options.persist:
-                # Alerts a failed save left are saved too.
-                self._commit(flush_baselines=True)
+                # Alerts a failed save left are saved too; ``withdrawn`` still tells what the
+                # last batch withdrew.
+                self._save_taken(flush_baselines=True)
             self.db.close()
 
     def _save(
