@@ -252,3 +252,27 @@ def test_alerts_stored_by_earlier_schemas_are_moved_and_read(schema: int, tmp_pa
     again.close()
     assert _minutes(moved) == [0, 1, 2, 5]
     assert _stored(tmp_path)[0].evidence == moved.evidence
+
+
+def test_alerts_are_read_by_many_dedup_keys_at_once(tmp_path: Path) -> None:
+    engine = _engine(tmp_path)
+    engine.process([_event(m) for m in range(3)])
+    engine.close()
+    (alert,) = _stored(tmp_path)
+    # 501 alerts: past the 500 keys one query asks for, each with its own evidence.
+    copies = [
+        msgspec.structs.replace(alert, id=f"id-{n}", dedup_key=f"key-{n}", evidence=[_ref(n)])
+        for n in range(501)
+    ]
+    db = DetectDB(tmp_path / "detect.sqlite3")
+    try:
+        store = AlertStore(db)
+        with db.transaction() as conn:
+            store.save(conn, copies, 0.0)
+        keys = ["key-500", "nowhere", *(f"key-{n}" for n in range(500)), alert.dedup_key]
+        found = {a.dedup_key: a for a in store.by_dedup_keys(keys)}
+    finally:
+        db.close()
+    assert set(found) == {alert.dedup_key, *(f"key-{n}" for n in range(501))}
+    assert all(found[f"key-{n}"].evidence == [_ref(n)] for n in range(501))
+    assert found[alert.dedup_key].evidence == alert.evidence

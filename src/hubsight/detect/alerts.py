@@ -152,6 +152,7 @@ _WITH_REFS = (
 _ONE = f"SELECT {_COLUMNS} FROM alerts WHERE {{}} = ?"  # noqa: S608 - constants
 _BY_DEDUP_KEY = _WITH_REFS.format(_ONE.format("dedup_key"), "")
 _BY_ID = _WITH_REFS.format(_ONE.format("id"), "")
+_BY_DEDUP_KEYS = f"SELECT {_COLUMNS} FROM alerts WHERE dedup_key IN ({{}})"  # noqa: S608
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -180,6 +181,15 @@ class AlertStore:
         """The alert with this dedup key, or None."""
         found = _alerts(self.db.rows(_BY_DEDUP_KEY, (dedup_key,)))
         return found[0] if found else None
+
+    def by_dedup_keys(self, dedup_keys: Sequence[str]) -> list[Alert]:
+        """The alerts with these dedup keys (those there are), in one query per 500 keys."""
+        alerts: list[Alert] = []
+        for start in range(0, len(dedup_keys), 500):
+            chunk = dedup_keys[start : start + 500]
+            inner = _BY_DEDUP_KEYS.format(", ".join("?" * len(chunk)))
+            alerts += _alerts(self.db.rows(_WITH_REFS.format(inner, "a.id, "), chunk))
+        return alerts
 
     def get(self, alert_id: str) -> Alert:
         """The alert with this id; NotFoundError when there is none."""

@@ -307,6 +307,10 @@ class AlertFolder:
         # engine holds it (decoding every alert of the user, evidence and all, took a tenth of
         # the save), and then saved by appending to its stored evidence, not writing it again.
         keys = self._alerts.dedup_keys(user=user, notable=False, since=since)
+        # Those this engine does not hold are read in one query, not one each.
+        held = self._pending.keys() | self._withdrawn.keys() | self._known.keys()
+        unheld = [key for key in keys if key not in held]
+        self._known.update((a.dedup_key, a) for a in self._alerts.by_dedup_keys(unheld))
         return [alert for alert in map(self._lookup, keys) if alert is not None]
 
 
