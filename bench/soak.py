@@ -11,7 +11,15 @@ per second since the last sample, the service's CPU (its share of one core, and 
 event stored) and the load average. A service storing less than it is fed holds a backlog all
 along (batches at their largest): feed it a rate the machine sustains. At the end it compares
 the last sample with the one at a third of the run (10 minutes of 30): what grew after the
-warm-up. Not a pass/fail test; the figures depend on the machine's load.
+warm-up, and RSS's least, mean and most from there. Not a pass/fail test; the figures depend on
+the machine's load.
+
+Each sample also splits the heap, from the service's ``/metrics`` (read on its owner's socket):
+the engine's (ClickHouse allocates with a jemalloc of its own: ``eng_res`` its resident pages,
+``eng_alloc`` its live allocations, ``caches`` what its caches hold of that), ``other`` the rest
+of the heap (Python's objects, malloc's: ``malloc`` of it in use, thread stacks), and the
+detection state (``entries`` in windows, ``state_mb`` its size estimated from the counts at the
+bytes each cost under tracemalloc).
 
 ``--prefill N`` first stores N events straight into the store (under the log name ``prefill``,
 dated back over the previous days, so the soak source's own offsets are untouched): simulated
@@ -26,6 +34,7 @@ import argparse
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -36,11 +45,13 @@ from pathlib import Path
 
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+from prometheus_client.parser import text_string_to_metric_families
 
 from hubsight.devbroker import LocalBroker
 from hubsight.parsing.event import Event
 from hubsight.parsing.pipeline import MessageParser
 from hubsight.parsing.registry import default_registry
+from hubsight.service import SOCKET_FILE
 from hubsight.simulate import SCENARIOS, generate_messages, stream_messages
 from hubsight.sources.base import Message
 from hubsight.sources.config import make_source
@@ -65,6 +76,11 @@ OFFSET_STRIDE = 1_000_000
 # copying rows inside the engine ran at ~4,700 events/s (the projections and the full-text
 # index are built for each), so 10M took ~36 minutes; linking parts takes seconds.
 LINKED_DOUBLINGS = 5
+# What the detection state costs (tracemalloc over 100,000 simulated events: 52.9 MB for
+# 108,047 entries, 32,654 windows, 18,320 baselines; README, "Memory"): an entry's reference
+# and record, a window beside its entries, and a baseline (the rest shared out over them).
+ENTRY_BYTES, WINDOW_BYTES, BASELINE_BYTES = 112, 300, 1_700
+_MB = 1 << 20
 
 
 def _prefill(data_dir: Path, events: int) -> None:
@@ -199,9 +215,53 @@ def _status(pid: int) -> dict[str, int]:
     }
 
 
+def _scrape(path: Path) -> dict[tuple[str, str], float]:
+    """The service's /metrics over its owner's socket: value by (name, first label's value)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(30)
+        sock.connect(str(path))
+        sock.sendall(b"GET /metrics HTTP/1.0\r\nHost: soak\r\n\r\n")
+        chunks = []
+        while chunk := sock.recv(1 << 16):
+            chunks.append(chunk)
+    body = b"".join(chunks).partition(b"\r\n\r\n")[2].decode()
+    return {
+        (sample.name, next(iter(sample.labels.values()), "")): sample.value
+        for family in text_string_to_metric_families(body)
+        for sample in family.samples
+    }
+
+
+def _heap(data_dir: Path, anon_mb: float) -> dict[str, float]:
+    """The heap split by part (README, "Memory"); zeros when the scrape failed."""
+    try:
+        m = _scrape(data_dir / SOCKET_FILE)
+    except OSError as exc:
+        print(f"/metrics not read: {exc}", flush=True)
+        m = {}
+    eng_res = m.get(("hubsight_engine_memory_bytes", "resident"), 0.0) / _MB
+    caches = sum(v for (name, _), v in m.items() if name == "hubsight_engine_cache_bytes")
+    entries = m.get(("hubsight_detection_window_entries", ""), 0.0)
+    state = (
+        entries * ENTRY_BYTES
+        + m.get(("hubsight_detection_windows", ""), 0.0) * WINDOW_BYTES
+        + m.get(("hubsight_detection_baselines", ""), 0.0) * BASELINE_BYTES
+    )
+    return {
+        "eng_res": round(eng_res),
+        "eng_alloc": round(m.get(("hubsight_engine_memory_bytes", "allocated"), 0.0) / _MB),
+        "caches": round(caches / _MB),
+        "other": round(anon_mb - eng_res),
+        "malloc": round(m.get(("hubsight_malloc_bytes", "in_use"), 0.0) / _MB),
+        "entries": int(entries),
+        "state_mb": round(state / _MB),
+    }
+
+
 def _sample(pid: int, data_dir: Path, started: float) -> dict[str, float]:
     minute = round((time.monotonic() - started) / 60, 1)
     sample: dict[str, float] = {**_status(pid), "minute": minute}
+    sample.update(_heap(data_dir, sample["anon_mb"]))
     for wal in WALS:
         path = data_dir / wal
         sample[wal] = path.stat().st_size // 1024 if path.exists() else 0
@@ -265,7 +325,8 @@ def main() -> None:
         started = time.monotonic()
         samples = []
         header = [
-            *("minute", "rss_mb", "anon_mb", "file_mb", "files", "threads", *WALS),
+            *("minute", "rss_mb", "anon_mb", "file_mb", "eng_res", "eng_alloc", "caches"),
+            *("other", "malloc", "entries", "state_mb", "files", "threads", *WALS),
             *("stored", "fed/s", "stored/s", "cpu%", "us/event", "load"),
         ]
         print("  ".join(f"{h:>20}" if "wal" in h else f"{h:>8}" for h in header))
@@ -308,6 +369,14 @@ def main() -> None:
         warm = samples[len(samples) // 3] if samples else None
         last = samples[-1] if samples else None
         if warm and last:
+            steady = samples[len(samples) // 3 :]
+            for key in ("rss_mb", "anon_mb", "eng_res", "other", "state_mb"):
+                values = [v[key] for v in steady]
+                print(
+                    f"{key} from minute {warm['minute']}: least {min(values):,.0f}, "
+                    f"mean {sum(values) / len(values):,.0f}, most {max(values):,.0f} "
+                    f"({len(values)} samples)"
+                )
             seconds = last["minute"] * 60
             grew = {k: last[k] - warm[k] for k in ("rss_mb", "anon_mb", "files", "threads")}
             print(

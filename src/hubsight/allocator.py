@@ -15,6 +15,7 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
+from dataclasses import dataclass
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +23,26 @@ log = logging.getLogger(__name__)
 _M_ARENA_MAX = -8
 ARENA_ENV = "MALLOC_ARENA_MAX"
 DEFAULT_ARENAS = 2
+
+
+class _MallInfo2(ctypes.Structure):
+    # struct mallinfo2 (malloc.h, glibc 2.33+): every field a size_t.
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in (
+            "arena", "ordblks", "smblks", "hblks", "hblkhd",
+            "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost",
+        )
+    ]  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class MallocFigures:
+    """What the C library's malloc holds, in bytes: in use (its heaps' allocated chunks and
+    the blocks it mapped on their own) and free but kept (what ``trim`` may hand back)."""
+
+    in_use: int
+    free: int
 
 
 def _glibc() -> ctypes.CDLL | None:
@@ -65,3 +86,19 @@ def trim() -> bool:
         return False
     libc.malloc_trim(0)
     return True
+
+
+def figures() -> MallocFigures | None:
+    """The C library's malloc figures over every arena; None without glibc 2.33+ (mallinfo2).
+
+    Python's small objects are not in it (pymalloc maps its own 1 MiB arenas), nor the
+    embedded engine's memory (a jemalloc of its own): larger Python buffers, SQLite's pages and
+    the Kafka client's queues are. Walks the free lists under each arena's lock, like ``trim``.
+    """
+    libc = _glibc()
+    mallinfo2 = getattr(libc, "mallinfo2", None) if libc is not None else None
+    if mallinfo2 is None:
+        return None
+    mallinfo2.restype = _MallInfo2
+    info = mallinfo2()
+    return MallocFigures(in_use=info.uordblks + info.hblkhd, free=info.fordblks)

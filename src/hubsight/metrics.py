@@ -3,21 +3,39 @@
 One ``Metrics`` per running service, in a registry of its own (no process-wide state): the
 collectors count what they consume and store, the API times searches, detection counts alerts
 per rule and failed notifications per channel. Lag per partition is read from the sources'
-health when scraped. Names follow Prometheus' conventions (``_total`` counters, ``_seconds``).
+health when scraped, and so is memory: the embedded engine's, the C library's malloc's and the
+detection state's size (README, "Memory", says what each part is). Names follow Prometheus'
+conventions (``_total`` counters, ``_seconds``, ``_bytes``).
 """
 
 from __future__ import annotations
 
+import logging
 from collections import Counter as Tally
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+)
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from hubsight import allocator
+from hubsight.errors import HubsightError
 from hubsight.parsing.event import Event, LogSet
 from hubsight.sources.base import Message, PartitionLag
+from hubsight.store.engine_memory import EngineMemory
+
+if TYPE_CHECKING:
+    from hubsight.detect.state import StateSize
+
+log = logging.getLogger(__name__)
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # Store writes take milliseconds to seconds; searches and detection up to a minute.
@@ -25,6 +43,8 @@ _WRITE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 _SLOW_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 LagReader = Callable[[], dict[str, list[PartitionLag]]]
+EngineReader = Callable[[], EngineMemory | None]
+StateReader = Callable[[], "StateSize"]
 
 
 class _Lag(Collector):
@@ -44,6 +64,69 @@ class _Lag(Collector):
                 if lag.lag is not None:
                     family.add_metric([source, lag.topic, str(lag.partition)], lag.lag)
         yield family
+
+
+class _Memory(Collector):
+    """The process's memory by part, read at each scrape: the engine's (when it runs in this
+    process), malloc's, and the detection state's size (when a reader is given)."""
+
+    def __init__(self, engine: EngineReader, state: StateReader | None) -> None:
+        self._engine = engine
+        self._state = state
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        yield from _engine_families(self._engine)
+        malloc = GaugeMetricFamily(
+            "hubsight_malloc_bytes",
+            "The C library's malloc (not the engine's, nor Python's small objects): in use, "
+            "and free but kept",
+            labels=["state"],
+        )
+        figures = allocator.figures()
+        if figures is not None:
+            malloc.add_metric(["in_use"], figures.in_use)
+            malloc.add_metric(["free"], figures.free)
+        yield malloc
+        if self._state is not None:
+            size = self._state()
+            for name, what, value in (
+                ("windows", "Detection windows held", size.windows),
+                ("window_entries", "Events held in detection windows", size.entries),
+                ("baselines", "Per-user sign-in baselines held", size.baselines),
+            ):
+                yield GaugeMetricFamily(f"hubsight_detection_{name}", what, value=value)
+
+
+def _engine_families(read: EngineReader) -> Iterator[GaugeMetricFamily]:
+    parts = GaugeMetricFamily(
+        "hubsight_engine_memory_bytes",
+        "The embedded ClickHouse engine's memory: its allocator's allocated and resident, "
+        "its tracked memory, merges' share of it, primary keys held by parts",
+        labels=["part"],
+    )
+    caches = GaugeMetricFamily(
+        "hubsight_engine_cache_bytes", "What each of the engine's caches holds", labels=["cache"]
+    )
+    try:
+        memory = read()
+    except HubsightError as exc:
+        # A scrape still answers with everything else; the engine's figures are left out.
+        log.warning("the engine's memory figures were not read: %s", exc)
+        memory = None
+    if memory is not None:
+        for part, value in (
+            ("allocated", memory.allocated),
+            ("resident", memory.resident),
+            ("tracked", memory.tracked),
+            ("merges", memory.merges),
+            ("primary_keys", memory.primary_keys),
+        ):
+            if value is not None:
+                parts.add_metric([part], value)
+        for cache, value in memory.caches.items():
+            caches.add_metric([cache], value)
+    yield parts
+    yield caches
 
 
 class Metrics:
@@ -109,6 +192,13 @@ class Metrics:
     def watch_lag(self, read: LagReader) -> None:
         """Export the lag figures ``read`` returns per source at each scrape."""
         self.registry.register(_Lag(read))
+
+    def watch_memory(self, engine: EngineReader, state: StateReader | None = None) -> None:
+        """Export memory by part at each scrape: the engine's as ``engine`` reads it, malloc's,
+        the detection state's size as ``state`` reads it, and the process's own figures
+        (``process_resident_memory_bytes``, open files)."""
+        self.registry.register(_Memory(engine, state))
+        ProcessCollector(registry=self.registry)
 
     def for_source(self, name: str) -> SourceMetrics:
         """The counters of one source."""

@@ -23,6 +23,7 @@ from hubsight.sources.config import SourceConfig, make_source
 from hubsight.sources.memory import MemoryBroker
 from hubsight.store.backends import StoreSettings, open_store
 from hubsight.store.base import EventStore, Offsets
+from hubsight.store.engine_memory import EngineMemory
 
 from support import wait_until
 
@@ -62,6 +63,9 @@ class WrappedStore:
 
     def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
         self.inner.execute(sql, params)
+
+    def memory(self) -> EngineMemory | None:
+        return self.inner.memory()
 
     def close(self) -> None:
         """The module's store is closed by its fixture."""

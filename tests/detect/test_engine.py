@@ -24,6 +24,7 @@ from hubsight.detect.rules.auth_volume import BruteForce
 from hubsight.detect.rules.signals import entry_of, signin
 from hubsight.detect.ruleset import build_rule, build_ruleset
 from hubsight.detect.settings import DetectConfig, RuleExceptions
+from hubsight.detect.state import StateSize
 from hubsight.parsing.event import Event, LogSet
 from hubsight.parsing.pipeline import MessageParser
 from hubsight.parsing.registry import default_registry
@@ -402,6 +403,8 @@ def test_windows_over_their_cap_drop_the_oldest_and_events_that_old_are_too_late
     # Twelve entries: one over a cap of 11 keeps three quarters of the cap, the newest; a cap
     # of 12 is not passed and keeps them all.
     assert sum(len(w) for w in engine._state.windows.values()) == kept
+    # What /metrics exports: the entries counted after the cut, not before it.
+    assert engine.state_size() == StateSize(windows=1, entries=kept, baselines=0)
     assert _window_rows(engine, "auth.brute_force") == kept
     assert engine.stats.too_late == 0
     # Cut at minute 4: a late failure from before it (and its retention) skips windows, one

@@ -18,6 +18,7 @@ from hubsight.cli.main import cli
 from hubsight.errors import StoreError, StoreFullError
 from hubsight.parsing.event import Event, LogSet
 from hubsight.store.embedded import ENGINE_SETTINGS, EmbeddedStore
+from hubsight.store.engine_memory import CACHES, jemalloc_figures
 from hubsight.store.schema import _create_events
 
 from faults import SmallDisk
@@ -269,3 +270,37 @@ def test_a_query_past_the_memory_cap_fails_with_what_to_do(data_dir: Path) -> No
         assert store.connections == 1
     finally:
         store.close()
+
+
+def test_the_engines_memory_is_read_from_its_allocator_metrics_and_caches(
+    data_dir: Path,
+) -> None:
+    store = EmbeddedStore(data_dir)
+    try:
+        before = store.memory()
+        store.write(_events([datetime(2026, 1, 1, tzinfo=UTC)] * 2_000, pad=100))
+        # Reading the part's columns loads their marks into the mark cache.
+        store.select("SELECT count() AS n FROM events WHERE raw LIKE '%pad%'")
+        after = store.memory()
+    finally:
+        store.close()
+    assert set(after.caches) == set(CACHES)
+    assert before.caches["mark"] == 0
+    assert after.caches["mark"] > 0
+    # Bounded at what the engine was given.
+    assert after.caches["mark"] <= ENGINE_SETTINGS["mark_cache_size"]
+    # Turned off: nothing is cached.
+    assert after.caches["uncompressed"] == 0
+    assert after.caches["query"] == 0
+    assert after.allocated is not None
+    assert after.resident is not None
+    assert 0 < after.allocated <= after.resident
+    assert after.primary_keys > 0
+    assert after.tracked > 0
+
+
+def test_jemallocs_figures_are_none_when_its_statistics_do_not_say_them() -> None:
+    line = "Allocated: 35, active: 37, metadata: 15 (n_thp 0, edata 1), resident: 50, mapped: 71"
+    assert jemalloc_figures(f"header\n{line}\nmore") == (35, 50)
+    assert jemalloc_figures("no statistics here") == (None, None)
+    assert jemalloc_figures(line.replace("resident", "in memory")) == (None, None)

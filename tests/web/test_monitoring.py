@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import platform
 import threading
 import time
 from collections.abc import Iterator
@@ -22,7 +23,9 @@ from hubsight.detect.engine import DetectionEngine, EngineOptions
 from hubsight.detect.notify import Notifier, channel_for
 from hubsight.detect.rules.auth_signals import FlowConfig, UnusualAuthFlow
 from hubsight.detect.runtime import Detection
+from hubsight.detect.state import StateSize
 from hubsight.detect.targets import WebhookConfig
+from hubsight.errors import StoreError
 from hubsight.metrics import Metrics
 from hubsight.parsing.registry import default_registry
 from hubsight.service import Service
@@ -31,6 +34,7 @@ from hubsight.sources.config import make_source
 from hubsight.sources.memory import MemoryBroker
 from hubsight.store.backends import StoreSettings, open_store
 from hubsight.store.catalog import Catalog
+from hubsight.store.engine_memory import CACHES, EngineMemory
 from hubsight.store.users import UserStore
 from hubsight.web.api import create_app
 from hubsight.web.auth import ConsoleAuth
@@ -232,3 +236,54 @@ def test_ready_once_the_service_loop_runs_and_while_the_store_answers(service: S
         closed = client.get("/health/ready")
         assert closed.status_code == 503
         assert closed.json()["checks"]["store"].endswith("the event store is closed")
+
+
+def test_memory_is_exported_by_part_at_each_scrape(data_dir: Path) -> None:
+    store = open_store(StoreSettings(data_dir=data_dir))
+    sizes = iter([StateSize(3, 10, 2), StateSize(4, 25, 2)])
+    metrics = Metrics()
+    metrics.watch_memory(store.memory, lambda: next(sizes))
+    try:
+        first = _samples(metrics.render().decode())
+        second = _samples(metrics.render().decode())
+    finally:
+        store.close()
+    assert _value(first, "hubsight_detection_window_entries") == 10
+    assert _value(second, "hubsight_detection_window_entries") == 25
+    assert _value(second, "hubsight_detection_windows") == 4
+    assert _value(second, "hubsight_detection_baselines") == 2
+    allocated = _value(first, "hubsight_engine_memory_bytes", part="allocated")
+    resident = _value(first, "hubsight_engine_memory_bytes", part="resident")
+    assert allocated is not None
+    assert resident is not None
+    assert 0 < allocated <= resident
+    for cache in CACHES:
+        assert _value(first, "hubsight_engine_cache_bytes", cache=cache) is not None
+    rss = _value(first, "process_resident_memory_bytes")
+    assert rss is not None
+    # The engine's resident pages are part of the process's.
+    assert resident < rss
+    if platform.libc_ver()[0] == "glibc":
+        in_use = _value(first, "hubsight_malloc_bytes", state="in_use")
+        assert in_use is not None
+        assert in_use > 0
+
+
+def test_memory_without_an_engine_in_process_or_with_one_failing_leaves_its_figures_out(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def failing() -> EngineMemory:
+        raise StoreError("the event store is closed")
+
+    for reader, logged in ((lambda: None, False), (failing, True)):
+        metrics = Metrics()
+        metrics.watch_memory(reader)
+        caplog.clear()
+        text = metrics.render().decode()
+        s = _samples(text)
+        assert "hubsight_engine_memory_bytes" in text
+        assert not [k for k in s if k[0].startswith("hubsight_engine_")]
+        # Without a state reader there is no detection figure; the rest is exported.
+        assert _value(s, "hubsight_detection_window_entries") is None
+        assert _value(s, "process_resident_memory_bytes")
+        assert ("the event store is closed" in caplog.text) is logged

@@ -123,6 +123,7 @@ def run(
             on_tick=(detection.tick, sweep_ended_tokens),
         )
         detection.metrics = service.metrics
+        service.metrics.watch_memory(store.memory, detection.engine.state_size)
         servers = _start_api(service, detection, users, None if no_web else (host, port))
         try:
             service.serve(stop)

@@ -34,7 +34,7 @@ from hubsight.detect.folding import AlertFolder, Taken
 from hubsight.detect.grouping import group_alerts, release_alerts
 from hubsight.detect.settings import RuleExceptions
 from hubsight.detect.sigma.index import SigmaIndex, split_indexed
-from hubsight.detect.state import EngineState
+from hubsight.detect.state import EngineState, StateSize
 from hubsight.parsing.event import Event, LogSet
 
 log = logging.getLogger(__name__)
@@ -152,6 +152,11 @@ class DetectionEngine:
             learning=self.options.learning,
             baseline_horizon=self.options.baseline_horizon,
         )
+
+    def state_size(self) -> StateSize:
+        """The windows, entries and baselines held (read without the engine's lock, for
+        /metrics: each count is exact, the three a moment apart at worst)."""
+        return self._state.size()
 
     @property
     def withdrawn(self) -> list[str]:

@@ -12,6 +12,7 @@ import sqlite3
 import time
 from bisect import bisect_left
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from itertools import chain
 from operator import attrgetter
 from typing import TypeVar
@@ -48,6 +49,15 @@ _decode_batch = _decoder(dict[str, list[Entry]])
 _decode_baseline = _decoder(UserBaseline)
 
 
+@dataclass(frozen=True, slots=True)
+class StateSize:
+    """How much detection state is held: what its memory grows with."""
+
+    windows: int
+    entries: int
+    baselines: int
+
+
 class EngineState:
     """Windows, baselines and watermarks; what changed since the last save."""
 
@@ -70,6 +80,10 @@ class EngineState:
         # the event time before which windows were cut to stay under their cap (``shed``).
         self.entries = 0
         self.shed_before = 0.0
+
+    def size(self) -> StateSize:
+        """The windows, their entries and the baselines held now."""
+        return StateSize(len(self.windows), self.entries, len(self.baselines))
 
     def baselines_due(self, every: float | None) -> bool:
         """Whether the changed baselines are to be written now: ``every`` seconds since they

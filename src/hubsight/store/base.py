@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from hubsight.parsing.event import Event
+from hubsight.store.engine_memory import EngineMemory
 
 # (topic, partition) -> offset of the last message stored for one log name.
 Offsets = dict[tuple[str, int], int]
@@ -37,6 +38,10 @@ class EventStore(Protocol):
 
     def backup(self, target: Path) -> None:
         """Write a consistent copy of the stored events to the new directory ``target``."""
+        ...
+
+    def memory(self) -> EngineMemory | None:
+        """What the engine holds in this process's memory; None when it runs elsewhere."""
         ...
 
     def close(self) -> None:

@@ -19,6 +19,7 @@ from chdb import session as chdb_session
 from hubsight.errors import StoreError, StoreFullError
 from hubsight.parsing.event import Event
 from hubsight.store.base import Offsets
+from hubsight.store.engine_memory import EngineMemory, read_engine_memory
 from hubsight.store.schema import (
     EVENTS_TABLE,
     check_not_newer,
@@ -247,6 +248,10 @@ class EmbeddedStore:
             shutil.move(staging, target)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+
+    def memory(self) -> EngineMemory:
+        """The engine's memory: its allocator's, its tracked memory, its caches."""
+        return read_engine_memory(self.select)
 
     @property
     def connections(self) -> int:

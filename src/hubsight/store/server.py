@@ -184,6 +184,10 @@ class ServerStore:
             hint="back it up with the server's own BACKUP ... TO Disk/S3 (see docs/scale-out.md)",
         )
 
+    def memory(self) -> None:
+        """None: the engine runs on the server (its memory is in the server's own metrics)."""
+        return None
+
     def close(self) -> None:
         """Close the client's connections."""
         self._client.close()
