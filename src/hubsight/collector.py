@@ -422,6 +422,7 @@ class _Run:
             try:
                 self.collector.on_stored(batch.events)
             except Exception:
+                # Stored and committed all the same: detection reads them again from the store.
                 log.exception("processing stored events of %s failed", self.config.name)
             if metrics is not None:
                 metrics.detected(time.perf_counter() - started)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from prometheus_client import (
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     ProcessCollector,
     generate_latest,
@@ -178,6 +179,23 @@ class Metrics:
         self.detection_delay_seconds = Histogram(
             "hubsight_detection_delay_seconds",
             "From a batch stored to its detections and notifications done",
+            buckets=_SLOW_BUCKETS,
+            registry=r,
+        )
+        self.detection_behind = Gauge(
+            "hubsight_detection_behind",
+            "1 while stored events wait for detection to read them again (after a restart or a "
+            "batch detection failed on), else 0",
+            registry=r,
+        )
+        self.detection_caught_up = Counter(
+            "hubsight_detection_caught_up_events",
+            "Stored events detection processed by reading them again from the store",
+            registry=r,
+        )
+        self.detection_catch_up_seconds = Histogram(
+            "hubsight_detection_catch_up_seconds",
+            "Time to read again and process what detection had not processed",
             buckets=_SLOW_BUCKETS,
             registry=r,
         )

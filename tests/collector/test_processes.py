@@ -5,17 +5,21 @@ from __future__ import annotations
 import json
 import random
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
+from hubsight.detect.alerts import AlertFilter, AlertStore
+from hubsight.detect.db import DetectDB
 from hubsight.devbroker import LocalBroker
 from hubsight.store.catalog import Catalog
 from hubsight.store.embedded import EmbeddedStore
@@ -23,6 +27,7 @@ from hubsight.store.embedded import EmbeddedStore
 from support import assert_no_secret, kafka_source, produce, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
+DATA = Path(__file__).parent.parent / "data" / "azure"
 
 
 def _bodies(first: int, messages: int, per_message: int) -> list[bytes]:
@@ -204,3 +209,77 @@ def test_read_commands_work_while_run_holds_the_store(
         data_dir, "search", "where(category=AuditLogs) calculate(count)", "--format", "json"
     )
     assert json.loads(after.stdout)["rows"] == [[100]]
+
+
+def _signins(path: str, user: str, first: datetime, count: int) -> list[bytes]:
+    """``count`` copies of a sample sign-in record of ``path``, for ``user``, a minute apart."""
+    sample = json.loads((DATA / path).read_text())
+    bodies = []
+    for n in range(count):
+        record = json.loads(json.dumps(sample))
+        properties = record["properties"]
+        nested = isinstance(properties, str)
+        if nested:
+            properties = json.loads(properties)
+        at = (first + timedelta(minutes=n)).isoformat()
+        properties["userPrincipalName"] = user
+        properties["createdDateTime"] = at
+        properties["id"] = f"{user}-{n}"
+        record["properties"] = json.dumps(properties) if nested else properties
+        record["time"] = at
+        bodies.append(json.dumps({"records": [record]}).encode())
+    return bodies
+
+
+def _detect_rows(data_dir: Path, sql: str) -> list[tuple[object, ...]]:
+    db = sqlite3.connect(data_dir / "detect.sqlite3", timeout=30)
+    try:
+        return db.execute(sql).fetchall()
+    except sqlite3.OperationalError:
+        return []  # not created yet
+    finally:
+        db.close()
+
+
+def test_sigkill_between_storing_and_saving_detection_still_alerts_once(
+    broker: LocalBroker, topic: str, data_dir: Path, tmp_path: Path
+) -> None:
+    Catalog(data_dir).add(kafka_source("azure", broker.bootstrap, topic))
+    log = tmp_path / "run.log"
+    start = datetime.now(UTC) - timedelta(hours=1)
+    warm_up = _signins("SignInLogs/success-mfa-push.json", "bob@contoso.com", start, 1)
+    attack = _signins(
+        "SignInLogs/bad-password-properties-as-string-ip-port.json",
+        "alice@contoso.com",
+        start + timedelta(minutes=5),
+        10,
+    )
+    with _run(data_dir, log) as process:
+        produce(broker.bootstrap, topic, warm_up)
+        wait_until(lambda: _detect_rows(data_dir, "SELECT * FROM sources") != [], 150, "detection")
+        # Another process holds detect.sqlite3's write lock: detection's save of the next batch
+        # waits for it (5 s), fails, and the process dies before any later save.
+        holder = sqlite3.connect(data_dir / "detect.sqlite3", isolation_level=None)
+        holder.execute("BEGIN EXCLUSIVE")
+        try:
+            produce(broker.bootstrap, topic, attack)
+            wait_until(lambda: _stored(data_dir, "azure") == 11, 60, "the attack stored")
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+    assert _detect_rows(data_dir, "SELECT rule_id FROM alerts") == []
+    with _run(data_dir, log) as process:
+        wait_until(
+            lambda: _detect_rows(data_dir, "SELECT rule_id FROM alerts") != [], 150, "the alert"
+        )
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0
+    alerts = AlertStore(DetectDB.in_dir(data_dir)).find(AlertFilter(limit=100))
+    assert [(a.rule_id, a.user) for a in alerts] == [("auth.brute_force", "alice@contoso.com")]
+    # Its ten failures, each counted once.
+    assert len(alerts[0].evidence) == 10
+    # Read again from the position saved with the warm-up: it, then the attack.
+    assert "caught up: 11 stored events read again" in log.read_text()
+    assert "1 of them processed already" in log.read_text()

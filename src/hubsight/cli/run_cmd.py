@@ -107,7 +107,12 @@ def run(
         catalog = Catalog(data_dir)
         store = open_store(store_settings(data_dir))
         broker = start_demo(catalog, stop) if demo else None
-        detection = Detection.open(data_dir, searcher=searcher(store))
+        detection = Detection.open(
+            data_dir,
+            searcher=searcher(store),
+            store=store,
+            sources=lambda: [config.name for config in catalog.all()],
+        )
         users, audit = UserStore(data_dir), AuditLog(data_dir)
 
         def sweep_ended_tokens(_now: datetime) -> None:
@@ -124,6 +129,10 @@ def run(
         )
         detection.metrics = service.metrics
         service.metrics.watch_memory(store.memory, detection.engine.state_size)
+        detection.metrics.detection_behind.set(int(detection.behind))
+        # What was stored beyond detection's position (a crash, a batch it failed on) is read
+        # before any live batch: those wait for it; the service's loop does not.
+        detection.start_catch_up()
         servers = _start_api(service, detection, users, None if no_web else (host, port))
         try:
             service.serve(stop)

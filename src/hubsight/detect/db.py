@@ -94,6 +94,13 @@ CREATE TABLE IF NOT EXISTS notified (
 CREATE TABLE IF NOT EXISTS sources (
     log_name TEXT NOT NULL, category TEXT NOT NULL, last_received REAL NOT NULL,
     PRIMARY KEY (log_name, category));
+-- How far detection has read each source partition of the event store: the last event it
+-- processed there (received time in ms, offset, record index), saved with that batch's alerts
+-- and windows, so that after a crash or a failure it reads on from there (see ``catchup``).
+CREATE TABLE IF NOT EXISTS positions (
+    log_name TEXT NOT NULL, topic TEXT NOT NULL, partition INTEGER NOT NULL,
+    received_ms INTEGER NOT NULL, offset INTEGER NOT NULL, record_index INTEGER NOT NULL,
+    PRIMARY KEY (log_name, topic, partition)) WITHOUT ROWID;
 """
 
 

@@ -1,13 +1,15 @@
 """The streaming detection engine: events in (by event time), deduplicated alerts out.
 
 The collector calls ``DetectionEngine.process(batch)`` after each batch is stored. Every batch
-ends in one SQLite transaction holding the window changes and alerts it made (and, every half
-minute, the baselines changed since), so a crash loses at most the batch being processed (and
-any whose save failed: a failed save leaves its batch's changes to be saved with the next); since
-windows ignore an event they already hold and alerts merge by dedup key, processing that batch
-again after a restart yields the same alerts and re-fires nothing. Findings a late event showed
-untrue are retracted: an alert left without evidence is withdrawn (deleted, unless someone
-triaged it) and its id listed in ``withdrawn``.
+ends in one SQLite transaction holding the window changes and alerts it made, how far it read
+each source partition of the event store (``positions``: the last event's received time,
+offset and record index) and, every half minute, the baselines changed since. So the saved
+state and the saved positions always agree: after a crash, or a batch detection failed on,
+``catchup`` reads what was stored beyond the positions from the event store and processes it
+before live batches (a failed save leaves its batch's changes, positions included, to be saved
+with the next); events it reads that were processed already are skipped, so none is processed
+twice. Findings a late event showed untrue are retracted: an alert left without evidence is
+withdrawn (deleted, unless someone triaged it) and its id listed in ``withdrawn``.
 
 Windowed rules see events up to ``lateness`` behind the newest event time; later ones still
 reach single-event and baseline rules and are counted in ``stats.too_late``.
@@ -34,7 +36,7 @@ from hubsight.detect.folding import AlertFolder, Taken
 from hubsight.detect.grouping import group_alerts, release_alerts
 from hubsight.detect.settings import RuleExceptions
 from hubsight.detect.sigma.index import SigmaIndex, split_indexed
-from hubsight.detect.state import EngineState, StateSize
+from hubsight.detect.state import EngineState, Partition, Position, StateSize
 from hubsight.parsing.event import Event, LogSet
 
 log = logging.getLogger(__name__)
@@ -53,6 +55,38 @@ _PRUNE_EVERY = 6 * 3600.0
 # few hundred events and took 15% of detection time on a 7-day tenant; its objects rarely form
 # cycles, so collecting a little less often frees the same memory at a fraction of the cost.
 GC_THRESHOLDS = (10_000, 10, 10)
+
+
+_POSITIONS_SINCE = "positions_since"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+
+
+def _position(event: Event, received_ms: int) -> tuple[Partition, Position] | None:
+    """Where ``event`` lies in its source partition of the event store; None for an event that
+    names none (no topic, partition or record index: such events are not read again)."""
+    topic, partition, index = event.source_topic, event.source_partition, event.record_index
+    if topic is None or partition is None or index is None or event.source_offset is None:
+        return None
+    return (event.log_name, topic, partition), (received_ms, event.source_offset, index)
+
+
+def covered(at: Position, held: Position) -> bool:
+    """Whether an event at ``at`` came before its partition reached ``held``, when the
+    partition's events come in the order stored.
+
+    Both its received time and its place (offset, record index) must be at or before the
+    position's: a topic created again numbers its messages from 0, later; a clock set back
+    receives later messages at an earlier time. Either alone reads as new, never as seen.
+    """
+    return at[0] <= held[0] and at[1:] <= held[1:]
+
+
+def position_of(event: Event) -> tuple[Partition, Position] | None:
+    """Where ``event`` lies in its source partition of the event store, if it names it."""
+    if event.received_time is None:
+        return None
+    return _position(event, (event.received_time - _EPOCH) // _MS)
 
 
 def tune_gc() -> None:
@@ -141,8 +175,26 @@ class DetectionEngine:
         # investigation id), for notification targets set per investigation.
         self.opened_investigations: dict[str, str] = {}
         self._lock = threading.Lock()
+        # From when (ms, received time) positions are kept: a source partition without one is
+        # read from there. None for an engine that keeps nothing.
+        self.positions_since: int | None = None
+        # Whether this start began keeping positions (an install new, or upgraded to it).
+        self.began_positions = False
         if options.persist:
             self._state.load(self.db)
+            self.positions_since = self._positions_since()
+
+    def _positions_since(self) -> int:
+        """When positions began to be kept; now, saved at once, on the first start doing so."""
+        saved = self.db.get_meta(_POSITIONS_SINCE)
+        if saved is not None:
+            return int(saved)
+        # Saved before any batch: a crash before the first save must not move it later, past
+        # events stored meanwhile.
+        now = (datetime.now(UTC) - _EPOCH) // _MS
+        self.db.execute("INSERT INTO meta VALUES (?, ?)", (_POSITIONS_SINCE, str(now)))
+        self.began_positions = True
+        return now
 
     def _context(self, rule_id: str) -> EngineContext:
         return EngineContext(
@@ -157,6 +209,27 @@ class DetectionEngine:
         """The windows, entries and baselines held (read without the engine's lock, for
         /metrics: each count is exact, the three a moment apart at worst)."""
         return self._state.size()
+
+    def positions(self) -> dict[Partition, Position]:
+        """How far each source partition of the event store was processed (held in memory:
+        ahead of the saved ones while saves fail)."""
+        with self._lock:
+            return dict(self._state.positions)
+
+    def holds(self, events: Sequence[Event]) -> bool:
+        """Whether every event of ``events`` that names its place was processed (always, for
+        an engine that keeps no positions)."""
+        if not self.options.persist:
+            return True
+        positions = self.positions()
+        for event in events:
+            at = position_of(event)
+            if at is None:
+                continue
+            held = positions.get(at[0])
+            if held is None or not covered(at[1], held):
+                return False
+        return True
 
     @property
     def withdrawn(self) -> list[str]:
@@ -197,7 +270,9 @@ class DetectionEngine:
     def process(self, events: Sequence[Event]) -> list[Alert]:
         """Run every enabled rule over ``events``; the alerts created or changed, new ones first.
 
-        Thread-safe: collectors of several sources may share one engine.
+        Thread-safe: collectors of several sources may share one engine. A persisted engine
+        moves each source partition's position to the last of its events processed: collectors
+        and ``catchup`` hand them over in the order they were stored.
         """
         with self._lock:
             return self._process(events)
@@ -210,7 +285,20 @@ class DetectionEngine:
         fold = self._folder.fold
         arrivals: dict[tuple[str, str], datetime] = {}
         watermark = state.watermark
+        positions, moved = state.positions, state.dirty_positions
+        # Positions are the live engine's, fed in each partition's order; a backtest replays
+        # stored events in event-time order and keeps none.
+        track = self.options.persist
+        received: datetime | None = None
+        received_ms = 0
         for event in events:
+            at: tuple[Partition, Position] | None = None
+            if track and event.received_time is not None and event.source_offset is not None:
+                # A message's events share their received time: converted once per message.
+                if event.received_time is not received:
+                    received = event.received_time
+                    received_ms = (received - _EPOCH) // _MS
+                at = _position(event, received_ms)
             ts = event.timestamp.timestamp()
             if ts > watermark:
                 watermark = state.watermark = min(ts, max(ceiling, watermark))
@@ -259,6 +347,9 @@ class DetectionEngine:
                         state.dirty_baselines[subject] = None
                 # Data-plane first sightings and the tenant's sign-in networks (``dataplane``).
                 feed(state, event, ts, self._horizon)
+            if at is not None:
+                positions[at[0]] = at[1]
+                moved.add(at[0])
         for source, received in arrivals.items():
             self._saw_source(source, received.timestamp())
         state.entries += sum(len(window.added) for window in state.dirty_windows.values())

@@ -5,26 +5,35 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from hubsight.detect.alerts import Alert
 from hubsight.detect.base import Rule
+from hubsight.detect.catchup import CaughtUp, catch_up
 from hubsight.detect.custom import Searcher, build_custom_rules
 from hubsight.detect.db import DetectDB
-from hubsight.detect.engine import DetectionEngine, EngineOptions, tune_gc
+from hubsight.detect.engine import (
+    DetectionEngine,
+    EngineOptions,
+    covered,
+    position_of,
+    tune_gc,
+)
 from hubsight.detect.generation import settings_generation
 from hubsight.detect.notify import Notifier
 from hubsight.detect.ruleset import RuleSet, build_ruleset, rules_dir_default
 from hubsight.detect.settings import CONFIG_NAME, DetectConfig, SettingsStore
 from hubsight.detect.sigma import load_sigma_rules
+from hubsight.detect.state import Partition, Position
 from hubsight.detect.targets import Configured, TargetStore, configured
 from hubsight.errors import HubsightError
 from hubsight.metrics import Metrics
 from hubsight.parsing.event import Event
+from hubsight.store.base import EventStore
 from hubsight.store.vault import Vault
 
 log = logging.getLogger(__name__)
@@ -129,6 +138,11 @@ class Detection:
     added, changed or removed, by the API in this process or by the CLI in another) apply to the
     next batch or tick at most ``refresh_s`` after the change; the engine keeps its windows and
     baselines across the change.
+
+    Given the event ``store`` and the collected log names (``sources``), it catches up
+    (``catchup``): at start, and after a batch it failed on, it first processes what was stored
+    beyond the engine's positions; until that succeeds no live batch is processed (each is in
+    the store, and read with the rest).
     """
 
     def __init__(
@@ -139,6 +153,8 @@ class Detection:
         *,
         refresh_s: float = 1.0,
         seen: Fingerprint | None = None,
+        store: EventStore | None = None,
+        sources: Callable[[], Iterable[str]] | None = None,
     ) -> None:
         self.engine = engine
         self.notifier = notifier
@@ -151,18 +167,54 @@ class Detection:
         self._detecting = threading.Lock()
         # Set by ``hubsight run`` to count alerts and failed notifications.
         self.metrics: Metrics | None = None
+        self._store = store
+        self._sources = sources
+        # Whether events may be stored that the engine has not processed: at start, and after
+        # a batch it failed on, until a catch-up succeeds.
+        self.behind = (
+            store is not None and sources is not None and engine.positions_since is not None
+        )
+        self.last_catch_up: CaughtUp | None = None
+        # Where the last catch-up stopped reading, per partition, until live batches pass it;
+        # and how many live events were dropped as read by it.
+        self._read_to: dict[Partition, Position] = {}
+        self.repeated = 0
+        self._catching_up: threading.Thread | None = None
 
     @classmethod
     def open(
-        cls, data_dir: Path, searcher: Searcher | None = None, *, refresh_s: float = 1.0
+        cls,
+        data_dir: Path,
+        searcher: Searcher | None = None,
+        *,
+        refresh_s: float = 1.0,
+        store: EventStore | None = None,
+        sources: Callable[[], Iterable[str]] | None = None,
     ) -> Detection:
-        """The live detection of a data directory; custom LEQL alerts run with ``searcher``."""
+        """The live detection of a data directory; custom LEQL alerts run with ``searcher``;
+        with ``store`` and ``sources``, it catches up on the stored events of those logs."""
         watch = SettingsWatch(data_dir, searcher=searcher)
         db = DetectDB.in_dir(data_dir)
         seen = watch.fingerprint(db)
         db.close()
         engine = open_engine(EngineRequest(data_dir=data_dir, searcher=searcher))
-        return cls(engine, watch.notifier(engine.db), watch, refresh_s=refresh_s, seen=seen)
+        if engine.began_positions and store is not None:
+            since = datetime.fromtimestamp((engine.positions_since or 0) / 1000, UTC)
+            log.info(
+                "detection keeps its place in the event store from now on: events stored "
+                "before %s are not read again (the first start of this release on %s)",
+                since.isoformat(timespec="seconds"),
+                data_dir,
+            )
+        return cls(
+            engine,
+            watch.notifier(engine.db),
+            watch,
+            refresh_s=refresh_s,
+            seen=seen,
+            store=store,
+            sources=sources,
+        )
 
     def refresh(self, *, force: bool = False) -> bool:
         """Apply settings changed since the last look; whether they changed.
@@ -205,28 +257,126 @@ class Detection:
             self._refreshing.release()
 
     def on_stored(self, events: Sequence[Event]) -> list[Alert]:
-        """Detect on a batch that was just stored; notify the new alerts and the withdrawn ones."""
-        self.refresh()
-        return self._notified(lambda: self.engine.process(events))
+        """Detect on a batch that was just stored; notify the new alerts and the withdrawn ones.
+
+        Catches up first when behind. When it fails and the engine did not process the whole
+        batch, detection is behind: the next batch (or the next tick) catches up first.
+        """
+        try:
+            self.refresh()
+            return self._notified(lambda: self.engine.process(self._not_read(events)))
+        except Exception:
+            if self._store is not None and not self.engine.holds(events):
+                self._set_behind(True)
+            raise
+
+    def _not_read(self, events: Sequence[Event]) -> Sequence[Event]:
+        """``events`` less those the last catch-up read (``_detecting`` held): a batch stored
+        while it ran, handed over after it."""
+        read_to = self._read_to
+        if not read_to:
+            return events
+        fresh = []
+        for event in events:
+            at = position_of(event)
+            held = read_to.get(at[0]) if at is not None else None
+            if at is not None and held is not None:
+                if covered(at[1], held):
+                    self.repeated += 1
+                    continue
+                # Beyond what was read: so is everything after it in the partition.
+                del read_to[at[0]]
+            fresh.append(event)
+        return fresh
 
     def tick(self, now: datetime) -> list[Alert]:
-        """Check for silent sources; call about once a minute."""
+        """Check for silent sources; call about once a minute.
+
+        While behind, it starts a catch-up in a thread of its own instead (a long one must not
+        hold the service's loop), and silence is not judged until it is done.
+        """
+        if self.behind:
+            self.start_catch_up()
+            return []
         self.refresh()
         return self._notified(lambda: self.engine.tick(now))
+
+    def start_catch_up(self) -> threading.Thread | None:
+        """Catch up in a thread of its own when behind and none runs; that thread."""
+        running = self._catching_up
+        if not self.behind or (running is not None and running.is_alive()):
+            return None
+        thread = threading.Thread(target=self._catch_up_logged, name="detect-catch-up", daemon=True)
+        self._catching_up = thread
+        thread.start()
+        return thread
+
+    def _catch_up_logged(self) -> None:
+        try:
+            with self._detecting:
+                self._catch_up()
+        except Exception:  # logged; the next batch or tick tries again
+            log.exception(
+                "detection could not read the stored events it has not processed; it tries "
+                "again before the next batch and every minute"
+            )
+
+    def _catch_up(self) -> list[Alert]:
+        """Process what was stored beyond the engine's positions (``_detecting`` held); the
+        alerts it created or changed (notified already)."""
+        since = self.engine.positions_since
+        if not self.behind or self._store is None or self._sources is None or since is None:
+            return []
+        names = sorted(set(self._sources()))
+        log.info("detection is reading the events of %s it has not processed", ", ".join(names))
+        changed: list[Alert] = []
+
+        def process(events: list[Event]) -> None:
+            alerts = self.engine.process(events)
+            self._notify(alerts, self.engine.withdrawn_alerts, self.engine.opened_investigations)
+            changed.extend(alerts)
+
+        done = catch_up(names, self._store, self.engine.positions(), since, process)
+        self.last_catch_up = done
+        self._read_to.update(done.read_to)
+        self._set_behind(False)
+        log.info(
+            "detection caught up: %d stored events read again in %.1f s (%s), %d of them "
+            "processed already",
+            done.events,
+            done.seconds,
+            ", ".join(f"{name} {count}" for name, count in done.read.items()) or "none",
+            done.skipped,
+        )
+        if self.metrics is not None:
+            self.metrics.detection_caught_up.inc(done.events - done.skipped)
+            self.metrics.detection_catch_up_seconds.observe(done.seconds)
+        return changed
+
+    def _set_behind(self, behind: bool) -> None:
+        self.behind = behind
+        if self.metrics is not None:
+            self.metrics.detection_behind.set(int(behind))
 
     def _notified(self, detect: Callable[[], list[Alert]]) -> list[Alert]:
         # The engine keeps only its last call's withdrawals: they are read before another
         # collector's batch replaces them (the engine runs one batch at a time anyway).
         with self._detecting:
+            # Behind, the batch is in the store with what the engine has not processed: read
+            # in order with it, or not at all when that fails.
+            caught = self._catch_up()
             alerts = detect()
             withdrawn = self.engine.withdrawn_alerts
             opened = self.engine.opened_investigations
+        self._notify(alerts, withdrawn, opened)
+        return caught + alerts
+
+    def _notify(self, alerts: list[Alert], withdrawn: list[Alert], opened: dict[str, str]) -> None:
         report = self.notifier.send(alerts, withdrawn, opened)
         if self.metrics is not None:
             self.metrics.alerted(a.rule_id for a in alerts if a.revision == 1 and not a.notable)
             for channel in report.failed:
                 self.metrics.notification_failures.labels(channel).inc()
-        return alerts
 
     def close(self) -> None:
         """Save pending state and close."""

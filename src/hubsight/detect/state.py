@@ -2,7 +2,8 @@
 
 Saving writes changes only: the entries windows gained (one row per rule and batch), the rules'
 prune cuts, the baselines changed since they were last written (not on every batch: nearly
-every batch touches most of them), the sources that delivered, and the watermarks. Bodies are
+every batch touches most of them), the sources that delivered, how far each source partition
+of the event store was processed, and the watermarks. Bodies are
 MessagePack; bodies written as JSON by earlier versions are still read.
 """
 
@@ -45,6 +46,11 @@ def _decoder(type_: type[T]) -> Callable[[bytes | str], T]:
 # A cut is narrowed until at most this many entries lie around it, which are then sorted.
 _SORTED_AT_ONCE = 4096
 
+# A source partition of the event store (log name, topic, partition) and the last event
+# detection processed there: its received time (ms, as stored), offset and record index.
+Partition = tuple[str, str, int]
+Position = tuple[int, int, int]
+
 _decode_batch = _decoder(dict[str, list[Entry]])
 _decode_baseline = _decoder(UserBaseline)
 
@@ -76,6 +82,8 @@ class EngineState:
         self.dirty_baselines: dict[str, None] = {}
         self.baselines_saved_at = time.monotonic()
         self.dirty_sources: set[tuple[str, str]] = set()
+        self.positions: dict[Partition, Position] = {}
+        self.dirty_positions: set[Partition] = set()
         # Entries in all windows (kept up to date by the engine, recounted when pruned), and
         # the event time before which windows were cut to stay under their cap (``shed``).
         self.entries = 0
@@ -102,6 +110,7 @@ class EngineState:
         self.cuts.clear()
         self.dirty_windows.clear()
         self.dirty_sources.clear()
+        self.dirty_positions.clear()
         if baselines:
             self.dirty_baselines.clear()
             self.baselines_saved_at = time.monotonic()
@@ -226,6 +235,10 @@ class EngineState:
             "INSERT OR REPLACE INTO sources VALUES (?, ?, ?)",
             [(*k, self.sources[k]) for k in self.dirty_sources],
         )
+        conn.executemany(
+            "INSERT OR REPLACE INTO positions VALUES (?, ?, ?, ?, ?, ?)",
+            [(*k, *self.positions[k]) for k in self.dirty_positions],
+        )
         meta = {
             "watermark": self.watermark,
             "started": self.started,
@@ -250,6 +263,12 @@ class EngineState:
             self.baselines[row["subject"]] = _decode_baseline(row["body"])
         for row in db.rows("SELECT log_name, category, last_received FROM sources"):
             self.sources[(row["log_name"], row["category"])] = float(row["last_received"])
+        for row in db.rows("SELECT * FROM positions"):
+            self.positions[(row["log_name"], row["topic"], int(row["partition"]))] = (
+                int(row["received_ms"]),
+                int(row["offset"]),
+                int(row["record_index"]),
+            )
         for key, attr in (
             ("watermark", "watermark"),
             ("started", "started"),

@@ -1,0 +1,377 @@
+"""Detection catches up: what was stored and not processed (a batch it failed on, a crash
+before its save) is read back from the event store and detected once, never twice."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hubsight.detect.alerts import Alert, AlertFilter
+from hubsight.detect.base import (
+    EventKind,
+    Example,
+    Finding,
+    Rule,
+    RuleConfig,
+    RuleContext,
+    RuleMeta,
+    Severity,
+)
+from hubsight.detect.catchup import stored_beyond
+from hubsight.detect.db import DetectDB
+from hubsight.detect.engine import DetectionEngine, EngineOptions
+from hubsight.detect.notify import Notifier
+from hubsight.detect.rules.auth_volume import BruteForce, BruteForceSuccess
+from hubsight.detect.rules.signals import AUTH_LOG_SETS, signin
+from hubsight.detect.runtime import Detection
+from hubsight.errors import StoreError
+from hubsight.parsing.event import Event
+from hubsight.store.base import EventStore
+from hubsight.store.embedded import EmbeddedStore
+
+_FAILED = "FAILED_BAD_PASSWORD"
+_names = (f"log-{n}" for n in itertools.count())
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStore]:
+    # One engine for the file; each test writes under log names of its own.
+    store = EmbeddedStore(tmp_path_factory.mktemp("store"))
+    yield store
+    store.close()
+
+
+class _Breaks(Rule[RuleConfig]):
+    """A rule with a bug the engine does not catch: asked about failed sign-ins, it raises."""
+
+    meta = RuleMeta(
+        id="test.breaks",
+        title="Breaks",
+        description="Raises while ``broken``.",
+        severity=Severity.LOW,
+        technique="T1110",
+        log_sets=AUTH_LOG_SETS,
+        runbook="none",
+    )
+    broken = True
+
+    def reads(self, kind: EventKind) -> bool:
+        if self.broken and kind.result == _FAILED:
+            raise RuntimeError("a bug in the engine")
+        return False
+
+    def evaluate(self, event: Event, ctx: RuleContext) -> Iterable[Finding]:
+        return ()
+
+    @classmethod
+    def examples(cls) -> Sequence[Example]:
+        return ()
+
+
+class _Flaky:
+    """The real store, whose reads fail while ``failures`` lasts (a store not answering)."""
+
+    def __init__(self, store: EventStore, failures: int) -> None:
+        self.store = store
+        self.failures = failures
+        self.reads = 0
+
+    def write(self, events: Sequence[Event]) -> None:
+        self.store.write(events)
+
+    def select(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        self.reads += 1
+        if self.failures > 0:
+            self.failures -= 1
+            raise StoreError("the event store did not answer: timeout")
+        return self.store.select(sql, params)
+
+
+class _Batches:
+    """Sign-ins of one log as a collector hands them over: distinct offsets, received now."""
+
+    def __init__(self, log_name: str, partitions: int = 1) -> None:
+        self.log_name = log_name
+        self.offsets = [0] * partitions
+        self.minute = 0
+
+    def batch(
+        self,
+        results: Iterable[str],
+        user: str,
+        partition: int = 0,
+        received: datetime | None = None,
+    ) -> list[Event]:
+        # Microseconds, as the collector's clock gives them: the store keeps milliseconds.
+        received = received or datetime.now(UTC)
+        events = []
+        for result in results:
+            event = signin(self.minute, user, result=result, received_time=received)
+            event.log_name = self.log_name
+            event.source_partition = partition
+            event.source_offset = self.offsets[partition]
+            self.offsets[partition] += 1
+            self.minute += 1
+            events.append(event)
+        return events
+
+
+def _detection(
+    data_dir: Path, store: EventStore, log_name: str, rules: list[Rule[Any]] | None = None
+) -> Detection:
+    db = DetectDB.in_dir(data_dir)
+    engine = DetectionEngine(
+        db,
+        rules
+        if rules is not None
+        else [
+            BruteForce(BruteForce.config_type()),
+            BruteForceSuccess(BruteForceSuccess.config_type()),
+        ],
+        options=EngineOptions(learning=timedelta(0)),
+    )
+    return Detection(engine, Notifier.for_targets([], db), store=store, sources=lambda: [log_name])
+
+
+def _stored_alerts(detection: Detection) -> list[Alert]:
+    return detection.engine.alerts.find(AlertFilter(limit=1000))
+
+
+def _new(alerts: list[Alert]) -> list[str]:
+    return sorted(a.rule_id for a in alerts if a.revision == 1)
+
+
+def test_a_batch_detection_failed_on_is_detected_before_the_next(
+    store: EmbeddedStore, tmp_path: Path
+) -> None:
+    log_name = next(_names)
+    breaks = _Breaks(RuleConfig())
+    detection = _detection(
+        tmp_path, store, log_name, [BruteForce(BruteForce.config_type()), breaks]
+    )
+    feed = _Batches(log_name)
+    try:
+        detection.on_stored([])  # the catch-up at start: nothing stored yet
+        first = feed.batch(["SUCCESS"], "bob@contoso.com")
+        store.write(first)
+        assert detection.on_stored(first) == []
+        attack = feed.batch([_FAILED] * 10, "alice@contoso.com")
+        store.write(attack)
+        with pytest.raises(RuntimeError, match="a bug in the engine"):
+            detection.on_stored(attack)
+        assert detection.behind
+        breaks.broken = False
+        quiet = feed.batch(["SUCCESS"], "carol@contoso.com")
+        store.write(quiet)
+        # The failed batch is read from the store first, and its alert returned (notified).
+        assert _new(detection.on_stored(quiet)) == ["auth.brute_force"]
+        assert not detection.behind
+        assert detection.last_catch_up is not None
+        # From the first batch's millisecond on: the first again, the attack, the live one.
+        assert detection.last_catch_up.read == {log_name: 12}
+        assert [a.user for a in _stored_alerts(detection)] == ["alice@contoso.com"]
+        # The first batch was processed before, the live one read with the rest: each once.
+        assert detection.last_catch_up.skipped == 1
+        assert detection.repeated == 1
+    finally:
+        detection.close()
+
+
+def test_a_failed_catch_up_holds_live_batches_and_is_tried_again(
+    store: EmbeddedStore, tmp_path: Path
+) -> None:
+    log_name = next(_names)
+    breaks = _Breaks(RuleConfig())
+    flaky = _Flaky(store, failures=0)
+    detection = _detection(
+        tmp_path, flaky, log_name, [BruteForce(BruteForce.config_type()), breaks]
+    )
+    feed = _Batches(log_name)
+    try:
+        detection.on_stored([])
+        nine = feed.batch([_FAILED] * 9, "alice@contoso.com")
+        store.write(nine)
+        with pytest.raises(RuntimeError):
+            detection.on_stored(nine)
+        breaks.broken = False
+        flaky.failures = 2
+        tenth = feed.batch([_FAILED], "alice@contoso.com")
+        store.write(tenth)
+        with pytest.raises(StoreError, match="did not answer"):
+            detection.on_stored(tenth)
+        # Not processed live while behind: its partition's position did not move.
+        assert detection.behind
+        assert detection.engine.positions() == {}
+        other = feed.batch(["SUCCESS"], "bob@contoso.com")
+        store.write(other)
+        with pytest.raises(StoreError):
+            detection.on_stored(other)
+        last = feed.batch(["SUCCESS"], "carol@contoso.com")
+        store.write(last)
+        assert _new(detection.on_stored(last)) == ["auth.brute_force"]
+        assert detection.last_catch_up is not None
+        assert detection.last_catch_up.read == {log_name: 12}
+        assert len(_stored_alerts(detection)) == 1
+        assert detection.engine.positions() == {(log_name, "example", 0): (_ms(last[0]), 11, 0)}
+    finally:
+        detection.close()
+
+
+def test_a_restart_detects_what_was_stored_and_not_saved_once(
+    store: EmbeddedStore, tmp_path: Path
+) -> None:
+    log_name = next(_names)
+    feed = _Batches(log_name)
+    before = _detection(tmp_path, store, log_name)
+    nine = feed.batch([_FAILED] * 9, "alice@contoso.com")
+    store.write(nine)
+    assert before.on_stored(nine) == []
+    # Stored, then the process died before detection saved it.
+    tenth = feed.batch([_FAILED, "SUCCESS"], "alice@contoso.com")
+    store.write(tenth)
+    before.engine.db.close()
+
+    after = _detection(tmp_path, store, log_name)
+    try:
+        thread = after.start_catch_up()
+        assert thread is not None
+        thread.join(60)
+        assert not after.behind
+        # The nine are read again with the tenth (from the millisecond of the last one
+        # processed) but counted once: ten failures, not nineteen.
+        assert after.last_catch_up is not None
+        assert after.last_catch_up.skipped == 9
+        assert _new(_stored_alerts(after)) == ["auth.brute_force", "auth.brute_force_success"]
+        (brute,) = [a for a in _stored_alerts(after) if a.rule_id == "auth.brute_force"]
+        assert len(brute.evidence) == 10
+        # Handed over after the catch-up read them (a batch stored while it ran): nothing new.
+        assert after.on_stored(nine + tenth) == []
+        assert after.repeated == 11
+    finally:
+        after.close()
+
+
+def test_reading_again_what_was_processed_counts_nothing_twice(
+    store: EmbeddedStore, tmp_path: Path
+) -> None:
+    log_name = next(_names)
+    feed = _Batches(log_name)
+    detection = _detection(tmp_path, store, log_name)
+    try:
+        detection.on_stored([])
+        # Nine failures, one short of the threshold, over two partitions in one millisecond.
+        batch = feed.batch([_FAILED] * 5, "alice@contoso.com")
+        other = _Batches(log_name, partitions=2)
+        other.minute = 5
+        second = other.batch([_FAILED] * 4, "alice@contoso.com", partition=1)
+        for event in second:
+            event.received_time = batch[0].received_time
+        store.write(batch + second)
+        assert detection.on_stored(batch + second) == []
+        detection.behind = True
+        tick = detection.tick(datetime.now(UTC))
+        assert tick == []
+        thread = detection._catching_up
+        assert thread is not None
+        thread.join(60)
+        assert not detection.behind
+        assert detection.last_catch_up is not None
+        assert detection.last_catch_up.read == {log_name: 9}
+        assert detection.last_catch_up.skipped == 9
+        assert _stored_alerts(detection) == []
+    finally:
+        detection.close()
+
+
+def test_the_first_start_reads_nothing_stored_before_it(
+    store: EmbeddedStore, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    log_name = next(_names)
+    feed = _Batches(log_name)
+    old = feed.batch([_FAILED] * 10, "alice@contoso.com")
+    store.write(old)
+    caplog.set_level(logging.INFO, "hubsight")
+    (tmp_path / "detect.toml").write_text("learning_days = 0\n")
+    detection = Detection.open(tmp_path, store=store, sources=lambda: [log_name])
+    try:
+        assert detection.engine.began_positions
+        assert "not read again" in caplog.text
+        thread = detection.start_catch_up()
+        assert thread is not None
+        thread.join(60)
+        assert detection.last_catch_up is not None
+        assert detection.last_catch_up.read == {}
+        assert _stored_alerts(detection) == []
+        # What is stored from now on is read: a batch detection failed on.
+        new = feed.batch([_FAILED] * 10, "bob@contoso.com")
+        store.write(new)
+        detection.behind = True
+        detection.on_stored([])
+        assert {a.user for a in _stored_alerts(detection)} == {"bob@contoso.com"}
+    finally:
+        detection.close()
+    again = Detection.open(tmp_path, store=store, sources=lambda: [log_name])
+    try:
+        assert not again.engine.began_positions
+        assert again.engine.positions_since == detection.engine.positions_since
+    finally:
+        again.close()
+
+
+def test_events_that_name_no_place_are_processed_live_and_never_read_again(
+    store: EmbeddedStore, tmp_path: Path
+) -> None:
+    log_name = next(_names)
+    feed = _Batches(log_name)
+    detection = _detection(tmp_path, store, log_name)
+    try:
+        detection.on_stored([])
+        unplaced = feed.batch([_FAILED] * 10, "alice@contoso.com")
+        for event in unplaced:
+            event.source_offset = None
+        store.write(unplaced)
+        assert _new(detection.on_stored(unplaced)) == ["auth.brute_force"]
+        assert detection.engine.positions() == {}
+        detection.behind = True
+        detection.on_stored([])
+        assert detection.last_catch_up is not None
+        assert detection.last_catch_up.read == {}
+    finally:
+        detection.close()
+
+
+def test_pages_follow_the_order_received_across_partitions(store: EmbeddedStore) -> None:
+    log_name = next(_names)
+    feed = _Batches(log_name, partitions=3)
+    written: list[Event] = []
+    start = datetime.now(UTC)
+    for round_ in range(4):
+        for partition in (2, 0, 1):
+            # A poll's messages share their received time, whatever their partition.
+            received = start + timedelta(milliseconds=round_)
+            batch = feed.batch(
+                [_FAILED] * 2, f"u{round_}@contoso.com", partition=partition, received=received
+            )
+            written += batch
+            store.write(batch)
+    start = _ms(written[0])
+    pages = list(stored_beyond(store, log_name, start, page=5))
+    assert [len(p) for p in pages] == [5, 5, 5, 5, 4]
+    got = [(e.source_partition, e.source_offset) for page in pages for e in page]
+    want = sorted(((_ms(e), e.source_partition, e.source_offset) for e in written), key=lambda k: k)
+    assert got == [(p, o) for _, p, o in want]
+    # From a later time, only what was received from then on.
+    later = _ms(written[-1])
+    tail = [e for page in stored_beyond(store, log_name, later, page=5) for e in page]
+    assert {e.user for e in tail} == {"u3@contoso.com"}
+
+
+def _ms(event: Event) -> int:
+    assert event.received_time is not None
+    return (event.received_time - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1)
