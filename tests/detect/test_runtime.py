@@ -6,6 +6,7 @@ from __future__ import annotations
 import gc
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -16,11 +17,13 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from hubsight.detect.alerts import Alert
+from hubsight.detect.db import DetectDB
 from hubsight.detect.engine import GC_THRESHOLDS
 from hubsight.detect.rules.auth_volume import BruteForceSuccess
 from hubsight.detect.rules.signals import signin
 from hubsight.detect.runtime import Detection
 from hubsight.detect.settings import SettingsStore
+from hubsight.errors import StoreError
 from hubsight.parsing.event import Event
 from hubsight.web.detect_routes import router
 
@@ -177,3 +180,40 @@ def test_notification_targets_apply_without_a_restart(tmp_path: Path) -> None:
         assert detection.notifier.channels == []
     finally:
         detection.close()
+
+
+def test_alerts_a_failed_save_left_are_notified_when_closing(tmp_path: Path) -> None:
+    (example,) = [e for e in BruteForceSuccess.examples() if e.fires]
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as server:
+        server.bind(("127.0.0.1", 0))
+        server.settimeout(0.5)
+        port = server.getsockname()[1]
+        (tmp_path / "detect.toml").write_text(
+            "learning_days = 0\n"
+            "[[notify.syslog]]\n"
+            f'host = "127.0.0.1"\nport = {port}\nseverities = ["High"]\n'
+        )
+        detection = Detection.open(tmp_path)
+        # Another process holds the database's write lock: the batch's save fails (after
+        # SQLite's 5 s wait), and it was the last batch before the shutdown.
+        holder = sqlite3.connect(tmp_path / "detect.sqlite3", isolation_level=None)
+        holder.execute("BEGIN EXCLUSIVE")
+        try:
+            with pytest.raises(StoreError, match="database is locked"):
+                detection.on_stored(example.events)
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        with pytest.raises(TimeoutError):
+            server.recvfrom(65535)
+        detection.close()
+        sent, _ = server.recvfrom(65535)
+        assert b"auth.brute_force_success" in sent
+        with pytest.raises(TimeoutError):
+            server.recvfrom(65535)
+    db = DetectDB.in_dir(tmp_path)
+    try:
+        rules = {row["rule_id"] for row in db.rows("SELECT rule_id FROM alerts")}
+    finally:
+        db.close()
+    assert rules == {"auth.brute_force", "auth.brute_force_success"}

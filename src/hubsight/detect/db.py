@@ -186,6 +186,16 @@ class DetectDB:
         with self._lock:
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                # No transaction began (another process holds the write lock past SQLite's
+                # 5 s wait, say): there is nothing to roll back, and a ROLLBACK would fail in
+                # turn with an untranslated "no transaction is active".
+                raise StoreError(
+                    f"detection database write failed: {exc}",
+                    hint=f"another process may hold {self.path.name}'s write lock; hubsight "
+                    "tries again with the next batch",
+                ) from exc
+            try:
                 yield self._conn
                 self._conn.execute("COMMIT")
             except sqlite3.Error as exc:

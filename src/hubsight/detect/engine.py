@@ -442,6 +442,14 @@ class DetectionEngine:
         self._folder.saved()
         return taken
 
+    def save_pending(self) -> Taken:
+        """Save everything still pending (baselines included); what a failed save had left,
+        now saved: its alerts and withdrawals were returned to no one."""
+        with self._lock:
+            if not self.options.persist:
+                return Taken([], [], {})
+            return self._save_taken(flush_baselines=True)
+
     def close(self) -> None:
         """Save everything still pending (baselines included) and close the database."""
         with self._lock:

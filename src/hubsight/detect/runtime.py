@@ -30,7 +30,7 @@ from hubsight.detect.settings import CONFIG_NAME, DetectConfig, SettingsStore
 from hubsight.detect.sigma import load_sigma_rules
 from hubsight.detect.state import Partition, Position
 from hubsight.detect.targets import Configured, TargetStore, configured
-from hubsight.errors import HubsightError
+from hubsight.errors import HubsightError, StoreError
 from hubsight.metrics import Metrics
 from hubsight.parsing.event import Event
 from hubsight.store.base import EventStore
@@ -379,5 +379,19 @@ class Detection:
                 self.metrics.notification_failures.labels(channel).inc()
 
     def close(self) -> None:
-        """Save pending state and close."""
+        """Save pending state, notify what a failed save had kept from the receivers, close."""
+        try:
+            with self._detecting:
+                pending = self.engine.save_pending()
+                opened = self.engine.opened_investigations
+        except StoreError as exc:
+            # Its batches are beyond the saved positions: the next start reads them again.
+            log.error(
+                "detection's last changes were not saved (%s): the next start detects on "
+                "their events again",
+                exc.message,
+            )
+        else:
+            if pending.changed or pending.withdrawn:
+                self._notify(pending.changed, pending.withdrawn, opened)
         self.engine.close()
