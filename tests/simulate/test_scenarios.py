@@ -102,6 +102,11 @@ def _mfa_fatigue(records: list[Record], truth: dict[str, Any]) -> None:
     assert _within(denied, 10)
     assert _code(records[-1]) == 0
     assert records[-1]["properties"]["authenticationRequirement"] == "multiFactorAuthentication"
+    # Each push is one flow: MFA required (50074), then denied, or at last approved.
+    flows: dict[str, list[int]] = {}
+    for record in records:
+        flows.setdefault(record["correlationId"], []).append(_code(record))
+    assert sorted(flows.values()) == [[50074, 0]] + [[50074, 500121]] * len(denied)
 
 
 def _disabled(records: list[Record], truth: dict[str, Any]) -> None:
@@ -184,6 +189,10 @@ def _risk(kind: str, level: str) -> Callable[[list[Record], dict[str, Any]], Non
         assert by_category["SignInLogs"]["properties"]["riskLevelDuringSignIn"] == level
         assert by_category["UserRiskEvents"]["properties"]["riskEventType"] == kind
         assert by_category["UserRiskEvents"]["properties"]["ipAddress"] == truth["source_ips"][0]
+        # The detection names the sign-in it is about.
+        sign_in, detection = by_category["SignInLogs"], by_category["UserRiskEvents"]
+        assert detection["properties"]["requestId"] == sign_in["properties"]["id"]
+        assert detection["properties"]["correlationId"] == sign_in["correlationId"]
 
     return check
 

@@ -10,7 +10,7 @@ import math
 import random
 from collections.abc import Callable, Collection
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Literal, TypeVar
 
 from hubsight.simulate import activity, directory, signins
 from hubsight.simulate.changes import everyday_change, everyday_operation, password_change
@@ -21,6 +21,7 @@ from hubsight.simulate.resources import resource_builders
 from hubsight.simulate.tenant import User, new_id
 
 Rhythm = Literal["people", "devices", "steady"]
+_T = TypeVar("_T")
 
 # Records a relay cut short: their category and everything after the first fields are gone.
 TRUNCATED = "(truncated)"
@@ -80,20 +81,24 @@ CATEGORIES = (*MIX, "RiskyUsers", "UserRiskEvents")
 # Deliberately broken records: the only ones that must land in Unparsed Data (with their reason).
 BROKEN = (TRUNCATED,)
 
-_INTERACTIVE_CODES = (
-    (0, 0.885),
-    (50126, 0.03),
-    (50140, 0.03),
-    (50074, 0.02),
-    (16000, 0.01),
-    (50058, 0.005),
-    (500121, 0.004),
-    (53003, 0.004),
-    (70044, 0.003),
-    (65001, 0.003),
-    (50125, 0.003),
-    (50055, 0.002),
-    (50053, 0.001),
+# How interactive sign-ins go, as the codes of their records in turn: most succeed at once;
+# interrupted ones (MFA required, "Stay signed in?", the account picker) go on, seconds later and
+# in the same flow, to a success or, after an MFA prompt, sometimes to a denial.
+_INTERACTIVE_FLOWS: tuple[tuple[tuple[int, ...], float], ...] = (
+    ((0,), 0.885),
+    ((50126,), 0.03),
+    ((50140, 0), 0.03),
+    ((50074, 0), 0.016),
+    ((50074, 50140, 0), 0.004),
+    ((50074, 500121), 0.004),
+    ((16000, 0), 0.01),
+    ((50058,), 0.005),
+    ((53003,), 0.004),
+    ((70044,), 0.003),
+    ((65001,), 0.003),
+    ((50125,), 0.003),
+    ((50055,), 0.002),
+    ((50053,), 0.001),
 )
 _NONINTERACTIVE_CODES = (
     (0, 0.93),
@@ -131,13 +136,14 @@ def _week_mean(kind: Rhythm, offset: float) -> float:
     return sum(samples) / len(samples)
 
 
-def _pick_code(rng: random.Random, table: tuple[tuple[int, float], ...]) -> int:
+def _pick(rng: random.Random, table: tuple[tuple[_T, float], ...]) -> _T:
+    """An entry of ``table`` drawn by its share (the first when the shares fall short of 1)."""
     roll = rng.random()
-    for code, share in table:
+    for entry, share in table:
         roll -= share
         if roll < 0:
-            return code
-    return 0
+            return entry
+    return table[0][0]
 
 
 class Background:
@@ -151,8 +157,8 @@ class Background:
         self._norm = sum(weight * _week_mean(kind, offset) for weight, kind in MIX.values())
         self._active = [u for u in ctx.tenant.users if not u.disabled]
         self._builders: dict[str, Callable[[datetime], list[Draft]]] = {
-            "NonInteractiveUserSignInLogs": lambda t: [self._user_sign_in(t, False)],
-            "SignInLogs": lambda t: [self._user_sign_in(t, True)],
+            "NonInteractiveUserSignInLogs": self._token_refresh,
+            "SignInLogs": self._interactive_sign_in,
             "ServicePrincipalSignInLogs": self._sp_sign_in,
             "MicrosoftServicePrincipalSignInLogs": self._microsoft_sign_in,
             "ManagedIdentitySignInLogs": lambda t: [
@@ -224,14 +230,22 @@ class Background:
             user = rng.choice(self._active)
         return user
 
-    def _user_sign_in(self, when: datetime, interactive: bool) -> Draft:
+    def _interactive_sign_in(self, when: datetime) -> list[Draft]:
         rng = self.ctx.rng
         user = self._person(when)
         device = rng.choice(user.devices)
-        code = _pick_code(rng, _INTERACTIVE_CODES if interactive else _NONINTERACTIVE_CODES)
-        return signins.user_sign_in(
-            self.ctx, when, signins.own_sign_in(self.ctx, user, device, when, interactive, code)
-        )
+        codes = _pick(rng, _INTERACTIVE_FLOWS)
+        sign_in = signins.own_sign_in(self.ctx, user, device, when, True, codes[-1])
+        return signins.sign_in_flow(self.ctx, when, sign_in, codes)
+
+    def _token_refresh(self, when: datetime) -> list[Draft]:
+        # Each refresh is a request of its own, with its own correlationId.
+        rng = self.ctx.rng
+        user = self._person(when)
+        device = rng.choice(user.devices)
+        code = _pick(rng, _NONINTERACTIVE_CODES)
+        sign_in = signins.own_sign_in(self.ctx, user, device, when, False, code)
+        return [signins.user_sign_in(self.ctx, when, sign_in)]
 
     def _sp_sign_in(self, when: datetime) -> list[Draft]:
         rng = self.ctx.rng

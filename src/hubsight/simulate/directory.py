@@ -273,10 +273,22 @@ def risky_user(ctx: Context, when: datetime, user: User, level: str) -> Draft:
 
 
 def risk_detection(
-    ctx: Context, when: datetime, user: User, kind: str, level: str, ip: str, city: City
+    ctx: Context,
+    when: datetime,
+    user: User,
+    kind: str,
+    level: str,
+    ip: str,
+    city: City,
+    sign_in: Draft | None = None,
 ) -> Draft:
-    """A ``UserRiskEvents`` record: one ID Protection risk detection for a sign-in."""
+    """A ``UserRiskEvents`` record: one ID Protection risk detection for a sign-in (the record of
+    ``sign_in`` when there is one: the detection names its ``id`` and ``correlationId``)."""
     rng = ctx.rng
+    if sign_in is not None:
+        request_id, correlation = sign_in.key, sign_in.record["correlationId"]
+    else:
+        request_id, correlation = new_id(rng), new_id(rng)
     processed = later(when, rng, 120, 1800)
     detection_id = new_id(rng).replace("-", "")
     record: Record = {
@@ -289,12 +301,12 @@ def risk_detection(
         "resultSignature": "None",
         "durationMs": 0,
         "callerIpAddress": ip,
-        "correlationId": new_id(rng),
+        "correlationId": correlation,
         "Level": 4,
         "properties": {
             "id": detection_id,
-            "requestId": new_id(rng),
-            "correlationId": new_id(rng),
+            "requestId": request_id,
+            "correlationId": correlation,
             "riskEventType": kind,
             "riskState": "atRisk",
             "riskLevel": level,

@@ -179,15 +179,15 @@ def mfa_fatigue(ctx: Context, start: datetime) -> Planted:
         [ip],
         ["auth.mfa_fatigue", "auth.mfa_fatigue_success", "auth.new_country"],
     )
+    # Each push is one sign-in flow: MFA required (50074), then denied (500121); the last one
+    # approved.
     for n in range(pushes):
         asked = start + timedelta(seconds=n * 60 + rng.uniform(0, 10))
-        plant.drafts.append(signins.user_sign_in(ctx, asked, attempt(user, city, ip, asn, 50074)))
-        denied = asked + timedelta(seconds=rng.uniform(15, 45))
-        plant.drafts.append(signins.user_sign_in(ctx, denied, attempt(user, city, ip, asn, 500121)))
+        denied = attempt(user, city, ip, asn, 500121)
+        plant.drafts.extend(signins.sign_in_flow(ctx, asked, denied, (50074, 500121)))
     approved = start + timedelta(seconds=pushes * 60 + 20)
-    plant.drafts.append(
-        signins.user_sign_in(ctx, approved, attempt(user, city, ip, asn, 0, mfa=True))
-    )
+    success = attempt(user, city, ip, asn, 0, mfa=True)
+    plant.drafts.extend(signins.sign_in_flow(ctx, approved, success, (50074, 0)))
     return plant
 
 
@@ -354,9 +354,11 @@ def tor_signin(ctx: Context, start: datetime) -> Planted:
 def _add_risk_detection(
     ctx: Context, plant: Planted, user: User, city: City, kind: str, level: str
 ) -> None:
+    # The detection is about the scenario's sign-in: it names that record's id and correlation.
     when = plant.start + timedelta(seconds=30)
     ip = plant.source_ips[0]
-    plant.drafts.append(directory.risk_detection(ctx, when, user, kind, level, ip, city))
+    sign_in = plant.drafts[0]
+    plant.drafts.append(directory.risk_detection(ctx, when, user, kind, level, ip, city, sign_in))
     plant.drafts.append(directory.risky_user(ctx, when, user, level))
 
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import base64
 import random
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from hubsight.simulate.draft import Context, Draft, Record, iso7, iso_offset, later
@@ -83,6 +84,10 @@ class SignIn:
     # The session the sign-in continues (``sessions.Place``); None starts a new one, as an
     # unknown device does.
     session: str | None = None
+    # The sign-in flow the record is a step of (see ``sign_in_flow``): its ``correlationId`` and
+    # the ``id`` of its first record. None starts a flow of its own.
+    correlation: str | None = None
+    first_request: str | None = None
 
 
 def token_id(rng: random.Random) -> str:
@@ -117,7 +122,7 @@ def own_sign_in(
 
 
 def _envelope(
-    ctx: Context, when: datetime, category: str, code: int, ip: str
+    ctx: Context, when: datetime, category: str, code: int, ip: str, correlation: str | None = None
 ) -> tuple[Record, datetime]:
     # Entra writes ``time`` when it processes the sign-in, seconds to minutes after it happened.
     processed = later(when, ctx.rng, 20, 240)
@@ -133,7 +138,13 @@ def _envelope(
     }
     if code:
         record["resultDescription"] = FAILURE_REASONS.get(code, "Other.")
-    record.update({"durationMs": 0, "callerIpAddress": ip, "correlationId": new_id(ctx.rng)})
+    record.update(
+        {
+            "durationMs": 0,
+            "callerIpAddress": ip,
+            "correlationId": correlation or new_id(ctx.rng),
+        }
+    )
     return record, processed
 
 
@@ -233,7 +244,9 @@ def user_sign_in(ctx: Context, when: datetime, sign_in: SignIn) -> Draft:
     tenant = ctx.tenant
     user = sign_in.user
     category = "SignInLogs" if sign_in.interactive else "NonInteractiveUserSignInLogs"
-    record, processed = _envelope(ctx, when, category, sign_in.code, sign_in.ip)
+    record, processed = _envelope(
+        ctx, when, category, sign_in.code, sign_in.ip, sign_in.correlation
+    )
     record["identity"] = user.display_name
     record["Level"] = 4
     record["location"] = sign_in.city.country
@@ -273,7 +286,9 @@ def user_sign_in(ctx: Context, when: datetime, sign_in: SignIn) -> Draft:
         "conditionalAccessStatus": ca_status,
         "appliedConditionalAccessPolicies": policies,
         "authenticationContextClassReferences": [],
-        "originalRequestId": new_id(rng),
+        # Microsoft: "the request identifier of the first request in the authentication
+        # sequence", so every step of an interrupted flow names the flow's first record.
+        "originalRequestId": sign_in.first_request or sign_in_id,
         "isInteractive": sign_in.interactive,
         "tokenIssuerName": "",
         "tokenIssuerType": "AzureAD",
@@ -341,6 +356,52 @@ def user_sign_in(ctx: Context, when: datetime, sign_in: SignIn) -> Draft:
         "resourceOwnerTenantId": MICROSOFT_TENANT,
     }
     return Draft(when, processed, category, record, sign_in_id)
+
+
+# Seconds from an interrupt to the next step of the same flow: the user answers the MFA prompt,
+# the "Stay signed in?" question, or picks an account.
+ANSWERED_AFTER: dict[int, tuple[float, float]] = {
+    50074: (5.0, 60.0),
+    50140: (1.0, 15.0),
+    16000: (2.0, 20.0),
+}
+# Steps that come before MFA is done (a flow's steps after these have done it).
+_BEFORE_MFA = frozenset({50074, 16000})
+
+
+def sign_in_flow(
+    ctx: Context, when: datetime, sign_in: SignIn, codes: Sequence[int]
+) -> list[Draft]:
+    """One interactive sign-in as Entra logs it: a record for each interrupt in ``codes`` (MFA
+    required 50074, "Stay signed in?" 50140, account picker 16000) and one for how it ended,
+    seconds apart, all with one ``correlationId``, ``sessionId`` and ``originalRequestId``.
+
+    ``sign_in`` is the flow's last step; after a 50074 it ends with MFA done."""
+    rng = ctx.rng
+    unknown = [code for code in codes[:-1] if code not in ANSWERED_AFTER]
+    if unknown:
+        raise ValueError(
+            f"{unknown[0]} does not interrupt a sign-in flow: use {list(ANSWERED_AFTER)}"
+        )
+    asked_mfa = 50074 in codes[:-1]
+    last = replace(
+        sign_in,
+        correlation=sign_in.correlation or new_id(rng),
+        session=sign_in.session or new_id(rng),
+        mfa=sign_in.mfa or (asked_mfa and codes[-1] == 0),
+    )
+    drafts: list[Draft] = []
+    for n, code in enumerate(codes):
+        if n:
+            when = later(when, rng, *ANSWERED_AFTER[codes[n - 1]])
+        step = replace(
+            last,
+            code=code,
+            mfa=last.mfa and code not in _BEFORE_MFA,
+            first_request=drafts[0].key if drafts else None,
+        )
+        drafts.append(user_sign_in(ctx, when, step))
+    return drafts
 
 
 def service_principal_sign_in(
