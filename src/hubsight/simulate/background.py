@@ -191,9 +191,18 @@ class Background:
             "risk detection": self._risk_event,
         }
 
-    def weights(self, when: datetime) -> tuple[list[str], list[float], float]:
-        """Categories, their relative rates at ``when``, and the total rate multiplier."""
-        rates = [weight * rhythm(kind, when, self._offset) for weight, kind in MIX.values()]
+    def weights(
+        self, when: datetime, wanted: Collection[str] | None = None
+    ) -> tuple[list[str], list[float], float]:
+        """Categories, their relative rates at ``when``, and the multiplier of the stream's
+        rate that they make up: 1.0 on a weekly average for all of them, their share of it for
+        the ``wanted`` ones (the others' rates are 0), so that each keeps its own rate."""
+        rates = [
+            weight * rhythm(kind, when, self._offset)
+            if wanted is None or category in wanted
+            else 0.0
+            for category, (weight, kind) in MIX.items()
+        ]
         return list(MIX), rates, sum(rates) / self._norm
 
     def draw(self, category: str, when: datetime) -> list[Draft]:

@@ -59,7 +59,14 @@ def system_clock() -> datetime:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SimulationConfig:
-    """What to simulate; ``start=None`` means live (now, paced to the wall clock)."""
+    """What to simulate; ``start=None`` means live (now, paced to the wall clock).
+
+    ``rate`` is the whole tenant's records per second, averaged over a week (as ``hubsight
+    simulate --rate`` says). ``categories`` keeps only those categories: each comes at the rate
+    it has in that tenant (its share of ``rate``; per person for what people do at a rate of
+    their own), so choosing fewer gives fewer records, not ``rate`` between the chosen ones.
+    ``count`` counts the records generated (of the chosen categories).
+    """
 
     seed: int = 0
     rate: float = 20.0
@@ -239,13 +246,12 @@ class Simulation:
 
     def _generate(self, now: datetime, step: timedelta) -> None:
         rng = self.rng
-        categories, rates, multiplier = self.background.weights(now)
-        if self.config.categories is not None:
-            wanted = set(self.config.categories)
-            rates = [r if c in wanted else 0.0 for c, r in zip(categories, rates, strict=True)]
+        categories, rates, multiplier = self.background.weights(now, self.config.categories)
         expected = self.config.rate * multiplier * step.total_seconds()
         seconds = step.total_seconds()
-        for category in rng.choices(categories, weights=rates, k=poisson(rng, expected)):
+        draws = poisson(rng, expected)
+        # Only ``PERSONAL`` categories chosen: nothing to draw (and no weights to draw by).
+        for category in rng.choices(categories, weights=rates, k=draws) if draws else ():
             if self.config.count is not None and self.generated >= self.config.count:
                 return
             when = now + timedelta(seconds=rng.uniform(0, seconds))
