@@ -92,7 +92,10 @@ class AlertFolder:
         joined = [alert for alert in map(self._lookup, touching) if alert is not None]
         first = min([*times, *(a.first_event_time.timestamp() for a in joined)])
         key = f"{prefix}{int(first // width)}"
-        self._fold_into(key, rule, finding)
+        # The alert under ``key`` is nearly always among those just looked up: looking it up
+        # again would copy it from the stored ones a second time.
+        held = next((a for a in joined if a.dedup_key == key), None)
+        self._fold_into(key, rule, finding, alert=held)
         for other in joined:
             if other.dedup_key != key:
                 self._absorb(key, rule, other)
@@ -156,14 +159,17 @@ class AlertFolder:
         span: tuple[datetime, datetime] | None = None,
         *,
         session: bool = True,
+        alert: Alert | None = None,
     ) -> None:
+        """Fold ``finding`` into the alert ``key`` (``alert``: that alert, already looked up)."""
         meta = rule.meta
         times = [ref.timestamp for ref in finding.evidence] or [finding.at]
         if span is not None:
             # An absorbed alert's evidence is capped: its span says where it really lies.
             times += span
         severity = finding.severity or meta.severity
-        alert = self._lookup(key)
+        if alert is None:
+            alert = self._lookup(key)
         if alert is None:
             alert = Alert(
                 id=alert_id(key),
@@ -285,18 +291,20 @@ class AlertFolder:
                 mine_pending.setdefault(alert.user, []).append(alert)
         users = set(mine_pending) | {a.user for a in moved if a.user}
         for user in sorted(users):
-            alerts = {a.dedup_key: a for a in self._stored_alerts(user, since.get(user))}
-            alerts.update((a.dedup_key, a) for a in mine_pending.get(user, ()))
-            current = [a for k, a in alerts.items() if k not in withdrawn]
+            current = mine_pending.get(user, [])
+            if user in since:
+                alerts = {a.dedup_key: a for a in self._stored_alerts(user, since[user])}
+                alerts.update((a.dedup_key, a) for a in current)
+                current = [a for k, a in alerts.items() if k not in withdrawn]
+            # Else no notable of the user moved: only the batch's own alerts may list others
+            # now (pending, so none is withdrawn); the stored ones keep their lists.
             for alert in relink(current, known.get(user, {})):
                 if alert.dedup_key not in pending:
                     alert.revision += 1
                     pending[alert.dedup_key] = alert
 
-    def _stored_alerts(self, user: str, since: datetime | None) -> list[Alert]:
-        """Stored alerts (not notables) of ``user`` ending at or after ``since`` (None: none)."""
-        if since is None:
-            return []
+    def _stored_alerts(self, user: str, since: datetime) -> list[Alert]:
+        """Stored alerts (not notables) of ``user`` ending at or after ``since``."""
         if not self._persist:
             return [
                 a
