@@ -316,8 +316,10 @@ class AlertFolder:
         # the save), and then saved by appending to its stored evidence, not writing it again.
         keys = self._alerts.dedup_keys(user=user, notable=False, since=since)
         # Those this engine does not hold are read in one query, not one each.
-        held = self._pending.keys() | self._withdrawn.keys() | self._known.keys()
-        unheld = [key for key in keys if key not in held]
+        # Asked of each held dict in turn: their union, a set of every known key (up to
+        # ``_MAX_KNOWN``), cost more than the rest of the batch's relinking together.
+        pending, withdrawn, known = self._pending, self._withdrawn, self._known
+        unheld = [k for k in keys if k not in pending and k not in withdrawn and k not in known]
         self._known.update((a.dedup_key, a) for a in self._alerts.by_dedup_keys(unheld))
         return [alert for alert in map(self._lookup, keys) if alert is not None]
 
