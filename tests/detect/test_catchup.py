@@ -375,3 +375,40 @@ def test_pages_follow_the_order_received_across_partitions(store: EmbeddedStore)
 def _ms(event: Event) -> int:
     assert event.received_time is not None
     return (event.received_time - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1)
+
+
+def test_an_event_the_engine_fails_on_again_is_passed_over_and_detection_goes_on(
+    store: EmbeddedStore, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    log_name = next(_names)
+    breaks = _Breaks(RuleConfig())  # broken for good: every failed sign-in makes it raise
+    detection = _detection(
+        tmp_path, store, log_name, [BruteForce(BruteForce.config_type()), breaks]
+    )
+    feed = _Batches(log_name)
+    try:
+        detection.on_stored([])
+        batch = (
+            feed.batch(["SUCCESS"], "bob@contoso.com")
+            + feed.batch([_FAILED], "alice@contoso.com")
+            + feed.batch(["SUCCESS"], "carol@contoso.com")
+        )
+        store.write(batch)
+        with pytest.raises(RuntimeError):
+            detection.on_stored(batch)
+        assert detection.behind
+        later = feed.batch(["SUCCESS"], "dave@contoso.com")
+        store.write(later)
+        detection.on_stored(later)
+        assert not detection.behind
+        assert detection.passed_over == 1
+        assert f"{log_name} at topic example, partition 0, offset 1, record 0" in caplog.text
+        # Bob was processed live before Alice's event failed (read back, skipped); Carol and
+        # Dave after it (stats count the calls that ended well); Dave's live batch was read.
+        assert detection.last_catch_up is not None
+        assert detection.last_catch_up.skipped == 1
+        assert detection.engine.stats.events == 2
+        assert detection.repeated == 1
+        assert detection.engine.positions() == {(log_name, "example", 0): (_ms(later[0]), 3, 0)}
+    finally:
+        detection.close()

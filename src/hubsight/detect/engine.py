@@ -216,6 +216,16 @@ class DetectionEngine:
         with self._lock:
             return dict(self._state.positions)
 
+    def pass_over(self, event: Event) -> None:
+        """Move ``event``'s partition past it without processing it (an event the engine
+        fails on); saved with the next batch."""
+        at = position_of(event)
+        if at is None or not self.options.persist:
+            return
+        with self._lock:
+            self._state.positions[at[0]] = at[1]
+            self._state.dirty_positions.add(at[0])
+
     def holds(self, events: Sequence[Event]) -> bool:
         """Whether every event of ``events`` that names its place was processed (always, for
         an engine that keeps no positions)."""

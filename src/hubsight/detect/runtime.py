@@ -179,6 +179,8 @@ class Detection:
         # and how many live events were dropped as read by it.
         self._read_to: dict[Partition, Position] = {}
         self.repeated = 0
+        # Stored events the engine failed on twice (live, then read back), left unprocessed.
+        self.passed_over = 0
         self._catching_up: threading.Thread | None = None
 
     @classmethod
@@ -332,9 +334,17 @@ class Detection:
         changed: list[Alert] = []
 
         def process(events: list[Event]) -> None:
-            alerts = self.engine.process(events)
-            self._notify(alerts, self.engine.withdrawn_alerts, self.engine.opened_investigations)
-            changed.extend(alerts)
+            while events:
+                try:
+                    alerts = self.engine.process(events)
+                except Exception as exc:  # noqa: BLE001 - whatever it is, one event is passed over
+                    events = self._past_failing(events, exc)
+                    continue
+                self._notify(
+                    alerts, self.engine.withdrawn_alerts, self.engine.opened_investigations
+                )
+                changed.extend(alerts)
+                return
 
         done = catch_up(names, self._store, self.engine.positions(), since, process)
         self.last_catch_up = done
@@ -352,6 +362,42 @@ class Detection:
             self.metrics.detection_caught_up.inc(done.events - done.skipped)
             self.metrics.detection_catch_up_seconds.observe(done.seconds)
         return changed
+
+    def _past_failing(self, events: list[Event], exc: Exception) -> list[Event]:
+        """What is left of ``events`` after one the engine failed on again (its first
+        unprocessed one), which is passed over; raises ``exc`` when there is none (the engine
+        processed them all and failed after, saving: the catch-up stops and is tried again).
+
+        An event that makes the engine itself fail (not a rule: those are caught one by one)
+        failed when it came live, and fails again read back: going on without it is the only
+        way detection goes on at all, as the collector stores a record no parser reads.
+        """
+        positions = self.engine.positions()
+        rest = []
+        for event in events:
+            at = position_of(event)
+            held = positions.get(at[0]) if at is not None else None
+            if at is None or held is None or not covered(at[1], held):
+                rest.append(event)
+        if not rest:
+            raise exc
+        failing = rest[0]
+        self.engine.pass_over(failing)
+        self.passed_over += 1
+        log.error(
+            "detection failed on the stored event of %s at topic %s, partition %s, offset %s, "
+            "record %s (event time %s) again: it is passed over, and detection goes on with the "
+            "events after it: %s: %s",
+            failing.log_name,
+            failing.source_topic,
+            failing.source_partition,
+            failing.source_offset,
+            failing.record_index,
+            failing.timestamp.isoformat(),
+            type(exc).__name__,
+            exc,
+        )
+        return rest[1:]
 
     def _set_behind(self, behind: bool) -> None:
         self.behind = behind
