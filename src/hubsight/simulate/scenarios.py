@@ -172,7 +172,7 @@ def mfa_fatigue(ctx: Context, start: datetime) -> Planted:
     pushes = rng.randint(6, 9)
     plant = Planted(
         "mfa-fatigue",
-        f"{pushes} MFA prompts denied by {user.upn} within 9 minutes "
+        f"{pushes} MFA prompts denied by {user.upn} within 10 minutes "
         f"for sign-ins from {ip}, then one approved",
         start,
         user.upn,
