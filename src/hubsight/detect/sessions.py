@@ -41,11 +41,16 @@ class Sessions:
 
     def touching(self, prefix: str, first: float, last: float, width: float) -> list[str]:
         """Keys of the alerts under ``prefix`` within ``width`` of ``[first, last]``."""
-        return sorted(
+        # A list, sorted only when it holds several: nearly every finding touches one alert or
+        # none, and a generator sorted cost more than the test.
+        found = [
             key
             for key, (lo, hi) in self.spans(prefix).items()
             if lo - width <= last and first <= hi + width
-        )
+        ]
+        if len(found) > 1:
+            found.sort()
+        return found
 
     def set(self, key: str, span: Span) -> None:
         """Record (or move) the span of the alert ``key``."""
