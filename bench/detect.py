@@ -19,7 +19,7 @@ average is printed with the figures.
     .venv/bin/python bench/detect.py --users 1000 --days 7 --rate 3.4 \
         --sigma-dir /work/ext/sigmahq-azure/rules/cloud/azure        # the acceptance run
     .venv/bin/python bench/detect.py --users 1000 --days 1 --hours 0 --rate 3.4 \
-        --warmup-hours 12 --costs 0                                  # the noise budget
+        --warmup-hours 30 --costs 0                                  # the noise budget
 """
 
 from __future__ import annotations
