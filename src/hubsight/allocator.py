@@ -2,12 +2,14 @@
 
 glibc gives threads malloc arenas of their own, up to eight per core, and memory freed in an
 arena stays with it for that arena's next allocations. ``hubsight run`` has ~170 threads
-(ClickHouse's pools, librdkafka's, the API's), and ClickHouse's merges and inserts allocate
-and free large column buffers on whichever thread runs them: with sixteen arenas on two cores
-each one kept its own high-water mark, and resident memory grew for an hour while ClickHouse
-itself tracked 15-23 MB. Two arenas (``MALLOC_ARENA_MAX=2``) and handing free pages back to the
-system every minute (``malloc_trim``) keep it near what is in use; README, "Memory", has the
-figures.
+(ClickHouse's pools, librdkafka's, the API's), and the collectors' message buffers, parsed
+batches and the Kafka client's queues are allocated and freed on several of them: with sixteen
+arenas on two cores each one kept its own high-water mark, and resident memory grew for an
+hour. Two arenas (``MALLOC_ARENA_MAX=2``) and handing free pages back to the system every
+minute (``malloc_trim``) keep it near what is in use; README, "Memory", has the figures.
+
+The embedded engine (chdb) allocates with a jemalloc of its own, which none of that touches:
+``engine_decay`` sets its options, ``figures`` reads glibc's side only.
 """
 
 from __future__ import annotations
@@ -15,9 +17,17 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
+import sys
 from dataclasses import dataclass
 
 log = logging.getLogger(__name__)
+
+# The embedded engine's own jemalloc reads its options from this variable when chdb is imported.
+ENGINE_ENV = "JE_MALLOC_CONF"
+# Pages the engine freed go back to the system after about a second instead of five (its
+# default): merges free hundreds of MB at a time, which stayed resident meanwhile (README,
+# "Memory", has what it saved).
+ENGINE_DECAY = "dirty_decay_ms:1000"
 
 # mallopt's parameter number for the arena limit (malloc.h: M_ARENA_MAX).
 _M_ARENA_MAX = -8
@@ -72,6 +82,15 @@ def limit_arenas(arenas: int = DEFAULT_ARENAS) -> bool:
     if not libc.mallopt(_M_ARENA_MAX, arenas):
         log.warning("the C library refused to cap malloc arenas at %d", arenas)
         return False
+    return True
+
+
+def engine_decay(conf: str = ENGINE_DECAY) -> bool:
+    """Give the embedded engine's allocator ``conf``; False when the environment already chose
+    (``JE_MALLOC_CONF``) or the engine is loaded (it reads its options once, when imported)."""
+    if ENGINE_ENV in os.environ or "chdb" in sys.modules:
+        return False
+    os.environ[ENGINE_ENV] = conf
     return True
 
 
