@@ -45,8 +45,7 @@ from hubsight.query.search import (
 )
 from hubsight.simulate import iter_messages
 from hubsight.sources.base import Message
-from hubsight.store.backends import StoreSettings, open_store
-from hubsight.store.base import EventStore
+from hubsight.store.embedded import EmbeddedStore
 
 END = datetime(2026, 1, 13, tzinfo=UTC)
 SPAN = timedelta(days=8)
@@ -73,7 +72,7 @@ def _ch_time(when: datetime) -> str:
     return when.strftime("%Y-%m-%d %H:%M:%S.000")
 
 
-def fill(store: EventStore, messages: int, size: int) -> float:
+def fill(store: EmbeddedStore, messages: int, size: int) -> float:
     """Fill the store to ``size`` events from a pool of parsed messages; seconds taken.
 
     The pool is generated, parsed and written a batch at a time (never held whole in Python),
@@ -130,7 +129,7 @@ def fill(store: EventStore, messages: int, size: int) -> float:
     return time.perf_counter() - began
 
 
-def _copy(store: EventStore, copy: int, part: tuple[int, int], room: int) -> None:
+def _copy(store: EmbeddedStore, copy: int, part: tuple[int, int], room: int) -> None:
     """Stage slice ``part`` (i of n) of the pool as copy ``copy``: its own offsets, its own
     spread of times, at most ``room`` events.
 
@@ -157,11 +156,11 @@ def _copy(store: EventStore, copy: int, part: tuple[int, int], room: int) -> Non
     )
 
 
-def _count(store: EventStore, table: str = "events") -> int:
+def _count(store: EmbeddedStore, table: str = "events") -> int:
     return int(store.select(f"SELECT count() AS n FROM {table}")[0]["n"])  # noqa: S608
 
 
-def _merges_done(store: EventStore) -> None:
+def _merges_done(store: EmbeddedStore) -> None:
     """Wait while ClickHouse merges parts: a merge holds 0.3-0.6 GB, an INSERT beside it more."""
     while store.select("SELECT count() AS n FROM system.merges")[0]["n"]:
         time.sleep(0.5)
@@ -221,7 +220,7 @@ class Question:
     limit: int | None = None
 
 
-def questions(store: EventStore) -> list[Question]:
+def questions(store: EmbeddedStore) -> list[Question]:
     """The six questions."""
     top = store.select(
         "SELECT user, count() AS n FROM events WHERE user != '' GROUP BY user "
@@ -320,7 +319,7 @@ def check_same(question: Question, result: SearchResult, rows: list[dict[str, An
 def bench_size(size: int, messages: int, runs: int, keep: Path | None) -> None:
     """Fill a store to ``size`` (unless ``keep`` already holds it) and print every figure."""
     with tempfile.TemporaryDirectory(prefix="hubsight-bench-") as tmp:
-        store = open_store(StoreSettings(data_dir=keep / str(size) if keep else Path(tmp)))
+        store = EmbeddedStore(keep / str(size) if keep else Path(tmp))
         try:
             _reset_peak()
             seconds = fill(store, messages, size) if _count(store) == 0 else 0.0
@@ -384,7 +383,7 @@ def _load() -> str:
     return " ".join(f"{figure:.1f}" for figure in os.getloadavg())
 
 
-def _index_difference(store: EventStore, question: Question, runs: int) -> None:
+def _index_difference(store: EmbeddedStore, question: Question, runs: int) -> None:
     indexed = timed(lambda: store.select(question.sql, question.params), runs)
     # A scan of every raw record takes seconds (a minute at 10M under load): one run, after
     # the questions have read the part files into the page cache.
@@ -407,10 +406,8 @@ def main() -> None:
         "--keep", type=Path, help="Keep the stores under this directory and reuse them next time."
     )
     args = parser.parse_args()
-    # As ``hubsight run`` does: threads each kept a malloc arena of freed memory, and the
-    # engine's allocator kept freed pages for 5 s (before chdb is imported, by the first store).
+    # As ``hubsight run`` does: the engine's threads each kept a malloc arena of freed memory.
     allocator.limit_arenas()
-    allocator.engine_decay()
     for size in args.sizes:
         bench_size(size, args.pool_messages, args.runs, args.keep)
 
