@@ -75,37 +75,3 @@ def test_without_glibc_both_do_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(allocator.ARENA_ENV, raising=False)
     assert not allocator.limit_arenas()
     assert not allocator.trim()
-
-
-# The engine's allocator options as it reports them, after engine_decay ran before chdb's import
-# (argv[1] "decay") or not ("default"), and what engine_decay says once chdb is loaded.
-_ENGINE = """
-import re, sys, tempfile
-from hubsight import allocator
-decayed = sys.argv[1] == "decay" and allocator.engine_decay()
-from chdb import session
-stats = str(session.Session(tempfile.mkdtemp()).query("SELECT * FROM system.jemalloc_stats"))
-print(decayed, re.search(r"opt.dirty_decay_ms: (\\d+)", stats)[1], allocator.engine_decay())
-"""
-
-
-def _engine_decay(mode: str, env: dict[str, str]) -> list[str]:
-    done = subprocess.run(
-        [sys.executable, "-c", _ENGINE, mode],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=True,
-        timeout=120,
-    )
-    return done.stdout.split()
-
-
-def test_the_engines_allocator_hands_freed_pages_back_sooner_unless_told_otherwise() -> None:
-    env = {key: value for key, value in os.environ.items() if key != allocator.ENGINE_ENV}
-    # Given before chdb is loaded it holds; once loaded, the engine has read its options.
-    assert _engine_decay("decay", env) == ["True", "1000", "False"]
-    assert _engine_decay("default", env) == ["False", "5000", "False"]
-    # The environment's choice stands.
-    chosen = {**env, allocator.ENGINE_ENV: "dirty_decay_ms:3000"}
-    assert _engine_decay("decay", chosen) == ["False", "3000", "False"]

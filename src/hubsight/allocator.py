@@ -8,8 +8,8 @@ arenas on two cores each one kept its own high-water mark, and resident memory g
 hour. Two arenas (``MALLOC_ARENA_MAX=2``) and handing free pages back to the system every
 minute (``malloc_trim``) keep it near what is in use; README, "Memory", has the figures.
 
-The embedded engine (chdb) allocates with a jemalloc of its own, which none of that touches:
-``engine_decay`` sets its options, ``figures`` reads glibc's side only.
+The embedded engine (chdb) allocates with a jemalloc of its own, which none of that touches
+(``figures`` reads glibc's side only).
 """
 
 from __future__ import annotations
@@ -17,17 +17,9 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
-import sys
 from dataclasses import dataclass
 
 log = logging.getLogger(__name__)
-
-# The embedded engine's own jemalloc reads its options from this variable when chdb is imported.
-ENGINE_ENV = "JE_MALLOC_CONF"
-# Pages the engine freed go back to the system after about a second instead of five (its
-# default): merges free hundreds of MB at a time, which stayed resident meanwhile (README,
-# "Memory", has what it saved).
-ENGINE_DECAY = "dirty_decay_ms:1000"
 
 # mallopt's parameter number for the arena limit (malloc.h: M_ARENA_MAX).
 _M_ARENA_MAX = -8
@@ -82,15 +74,6 @@ def limit_arenas(arenas: int = DEFAULT_ARENAS) -> bool:
     if not libc.mallopt(_M_ARENA_MAX, arenas):
         log.warning("the C library refused to cap malloc arenas at %d", arenas)
         return False
-    return True
-
-
-def engine_decay(conf: str = ENGINE_DECAY) -> bool:
-    """Give the embedded engine's allocator ``conf``; False when the environment already chose
-    (``JE_MALLOC_CONF``) or the engine is loaded (it reads its options once, when imported)."""
-    if ENGINE_ENV in os.environ or "chdb" in sys.modules:
-        return False
-    os.environ[ENGINE_ENV] = conf
     return True
 
 

@@ -90,10 +90,8 @@ def run(
     log_format: str | None,
 ) -> None:
     """Run the collectors and the API until SIGTERM or SIGINT."""
-    # Before the store's and the broker client's threads take their malloc arenas, and before
-    # the engine's allocator reads its options.
+    # Before the store's and the broker client's threads take their malloc arenas.
     allocator.limit_arenas()
-    allocator.engine_decay()
     configure_logging(resolve_log_format(log_format))
     stop = threading.Event()
 
