@@ -20,8 +20,7 @@ from sigma.filters import SigmaFilter
 from sigma.rule import SigmaRule, SigmaRuleBase
 
 from hubsight.detect.base import RuleMeta, Severity
-from hubsight.detect.sigma.backend import PredicateBackend, required_by_any
-from hubsight.detect.sigma.condition import AnyOf, Condition
+from hubsight.detect.sigma.backend import Predicate, PredicateBackend, required_by_any
 from hubsight.detect.sigma.correlation import Base, SigmaCorrelation, expression_of, threshold_of
 from hubsight.detect.sigma.detection import SigmaConfig, SigmaDetection
 from hubsight.detect.sigma.fields import SERVICES, Service
@@ -139,7 +138,7 @@ class SigmaLoader:
     def _convert(self, doc: _Doc) -> None:
         sigma = cast(SigmaRule, doc.sigma)
         try:
-            converted: list[Condition] = self._backend.convert_rule(sigma)
+            predicates: list[Predicate] = self._backend.convert_rule(sigma)
         except (SigmaError, TypeError) as exc:
             doc.reason = _message(exc)
             return
@@ -155,8 +154,7 @@ class SigmaLoader:
         )
         doc.rule = cls(
             SigmaConfig(),
-            # A rule with a list of conditions fires when any of them holds.
-            condition=converted[0] if len(converted) == 1 else AnyOf(tuple(converted)),
+            predicate=predicates[0] if len(predicates) == 1 else _any_of(tuple(predicates)),
             categories=service.categories,
             records=RECORDS,
             author=sigma.author,
@@ -324,6 +322,11 @@ def _meta(
             if t.namespace == "attack" and not (t.name[:1] in "tgs" and t.name[1:2].isdigit())
         ),
     )
+
+
+def _any_of(conditions: tuple[Predicate, ...]) -> Predicate:
+    # A rule with a list of conditions fires when any of them holds.
+    return lambda record: any(condition(record) for condition in conditions)
 
 
 def _message(exc: Exception) -> str:
