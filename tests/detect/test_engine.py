@@ -20,6 +20,7 @@ from hubsight.detect.coverage import score
 from hubsight.detect.db import DetectDB
 from hubsight.detect.engine import DetectionEngine, EngineOptions
 from hubsight.detect.rules.auth_baseline import ImpossibleTravel, NewCountry
+from hubsight.detect.rules.auth_signals import UnusualAuthFlow
 from hubsight.detect.rules.auth_volume import BruteForce
 from hubsight.detect.rules.signals import entry_of, signin
 from hubsight.detect.ruleset import build_rule, build_ruleset
@@ -429,9 +430,58 @@ def test_a_cut_keeps_what_each_rule_retains_beyond_it(tmp_path: Path) -> None:
     engine.reconfigure([build_rule(BruteForce, {"count": 1_000})], {})
     keeps = engine.rules[0].retention().total_seconds()
     assert keeps > 0
-    for event in _failures(range(12)):
+    # The twelfth failure, 100 minutes in, moves the newest event time well past the hour a
+    # cut leaves events to arrive in: the cut (minute 4 plus the rule's retention) is before it.
+    for event in _failures([*range(11), 100]):
         engine.process([event])
     start = _failures([0])[0].timestamp.timestamp()
     assert engine._state.shed_before == start + 4 * 60 + keeps
     assert min(e.ts for w in engine._state.windows.values() for e in w) == start + 4 * 60
+    engine.close()
+
+
+def _flow(minute: float, user: str) -> Event:
+    return signin(minute, user, authentication_protocol="deviceCode", offset=5000 + int(minute))
+
+
+# A second before the cut (minute 23) is too late; the cut itself is not.
+@pytest.mark.parametrize(("late_minute", "too_late"), [(23.0, 0), (23.0 - 1 / 60, 1)])
+def test_a_cut_leaves_events_an_hour_late_to_windowed_rules_when_long_memories_fill_the_cap(
+    tmp_path: Path, late_minute: float, too_late: int
+) -> None:
+    # Device-code sign-ins are remembered for 90 days: their entries' times plus retention all
+    # lie ahead, and a cut that kept that retention whole fell ahead of the newest event, so
+    # every event was too late for every windowed rule until event time passed it.
+    late_after_cut = timedelta(minutes=30)
+    engine = _engine(tmp_path, max_window_entries=12, late_after_cut=late_after_cut)
+    flows = build_rule(UnusualAuthFlow, {})
+    brute_force = build_rule(BruteForce, {"count": 1_000})
+    engine.reconfigure([flows, brute_force], {})
+    keeps = brute_force.retention().total_seconds()
+    users = [f"user{n}@contoso.com" for n in range(10)]
+    engine.process([_flow(m, user) for m, user in enumerate(users)])
+    # Four failures at minutes 50-53: 14 entries, over the cap of 12; nine are kept.
+    engine.process(_failures(range(50, 54)))
+    start = _failures([0])[0].timestamp.timestamp()
+    # The cut is the newest event time (minute 53) less ``late_after_cut``; the failures'
+    # rule keeps its ten minutes before that whole, the flows give up their oldest.
+    latest = start + 53 * 60 - late_after_cut.total_seconds()
+    assert engine._state.shed_before == latest
+    failures = [
+        e.ts
+        for (rule, _), w in engine._state.windows.items()
+        if rule == "auth.brute_force"
+        for e in w
+    ]
+    assert failures == [start + m * 60 for m in range(50, 54)]
+    # Five flows go: the newest nine entries stay, and a flow entry at or after the last cut.
+    flows_left = sorted(
+        e.ts for (rule, _), w in engine._state.windows.items() if rule == flows.meta.id for e in w
+    )
+    assert flows_left == [start + m * 60 for m in range(5, 10)]
+    # An event 30 minutes late still reaches windowed rules, one a second later does not.
+    late = signin(late_minute, "megan.bowen@contoso.com", result="FAILED_BAD_PASSWORD", offset=9000)
+    engine.process([late])
+    assert engine.stats.too_late == too_late
+    assert keeps < late_after_cut.total_seconds()
     engine.close()

@@ -135,3 +135,24 @@ def test_pruning_every_unsaved_entry_leaves_none_to_save() -> None:
     # The next entry starts a new list of unsaved ones.
     window.add(Entry(1.7e9 + 120, "x", _REF))
     assert [e.value for e in window.added] == ["x"]
+
+
+def test_a_shed_bounded_by_latest_cuts_every_rule_when_the_newest_alone_are_over_keep() -> None:
+    # Every entry is after ``latest``: no retention can be kept whole, so the newest ``keep``
+    # stay, whatever their rule, and events before them are too late.
+    times = [1.7e9 + 60.0 * m for m in range(10)]
+    state = _state({("a", "u1"): times, ("c", "u1"): times})
+    cut = state.shed(5, RETENTION, latest=1.7e9 - 3600.0)
+    assert cut == times[-3] == state.shed_before
+    left = sorted(e.ts for window in state.windows.values() for e in window)
+    assert left == sorted(times[-3:] * 2)
+    assert state.entries == 6
+
+
+def test_a_shed_before_latest_is_the_unbounded_one() -> None:
+    # The retention-shifted cut falls before ``latest``: bounding it changes nothing.
+    windows = {("b", "u1"): [1.7e9 + 60.0 * m for m in range(100)]}
+    unbounded, bounded = _state(windows), _state(windows)
+    cut = unbounded.shed(10, RETENTION)
+    assert bounded.shed(10, RETENTION, latest=cut) == cut
+    assert _values(bounded) == _values(unbounded)

@@ -117,6 +117,10 @@ class EngineOptions:
     # if the lateness were shorter: rules keep their retention beyond it) and events that old
     # are too late for windowed rules from then on (``EngineState.shed``).
     max_window_entries: int = 500_000
+    # However full the windows, events this late (or the lateness, if shorter) still reach
+    # windowed rules: a cut for the cap never moves the "too late" time closer to the newest
+    # event than this (Entra ID's logs arrive minutes, at times an hour or two, late).
+    late_after_cut: timedelta = timedelta(hours=1)
 
 
 @dataclass(slots=True)
@@ -379,8 +383,11 @@ class DetectionEngine:
     def _shed(self) -> None:
         cap = self.options.max_window_entries
         held = self._state.entries
+        floor = min(self.options.late_after_cut, self.options.lateness).total_seconds()
         cut = self._state.shed(
-            cap * 3 // 4, {r.meta.id: r.retention().total_seconds() for r in self.rules}
+            cap * 3 // 4,
+            {r.meta.id: r.retention().total_seconds() for r in self.rules},
+            latest=self._state.watermark - floor,
         )
         log.warning(
             "detection windows held %d entries, over their cap of %d: the oldest were dropped, "

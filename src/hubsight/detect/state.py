@@ -138,21 +138,51 @@ class EngineState:
                 if baseline.empty():
                     del self.baselines[subject]
 
-    def shed(self, keep: int, retention: Mapping[str, float]) -> float:
+    def shed(
+        self, keep: int, retention: Mapping[str, float], *, latest: float | None = None
+    ) -> float:
         """Drop the oldest window entries so that about ``keep`` remain; the event time before
-        which events are too late for windows from now on (``shed_before``).
+        which events are too late for windows from now on (``shed_before``), never after
+        ``latest`` when given.
 
         As if the lateness had shrunk: a rule keeps its ``retention`` (seconds) beyond that
         time, as ``prune`` keeps it beyond the lateness, so a role grant remembered for days is
         not dropped with an hour's sign-ins. Entries dropped ahead of the lateness would make a
         late event count against part of what it fell with: events that old skip windowed
         rules instead, as events later than the lateness do.
+
+        That cut falls after ``latest`` when rules that remember for days (a user's device-code
+        sign-ins, 90 days) hold most entries: their entries' times plus retention all lie ahead,
+        so the cut did too, and every event was too late for every windowed rule until event
+        time passed it, for good once those rules filled the cap. Then the cut is ``latest``
+        and the rules retaining longest give up their oldest entries instead: each keeps its
+        retention up to the longest span that leaves ``keep`` (``_capped``), so rules with short
+        windows keep theirs whole. Only when the entries after ``latest`` alone are more than
+        ``keep`` are those cut too, at the time that keeps the newest ``keep``.
         """
         if sum(map(len, self.windows.values())) <= keep:
             return self.shed_before
-        cut = self.shed_before = max(self.shed_before, self._keeping(keep, retention))
+        cut = self._keeping(keep, retention)
+        if latest is not None and cut > latest:
+            cut, retention = self._capped(keep, retention, latest)
+        cut = self.shed_before = max(self.shed_before, cut)
         self._cut_windows(cut, retention)
         return cut
+
+    def _capped(
+        self, keep: int, retention: Mapping[str, float], latest: float
+    ) -> tuple[float, Mapping[str, float]]:
+        # Entries older than ``latest`` less their rule's retention go whatever the cap; of the
+        # rest, the newest ``keep`` stay: a rule keeps ``latest - newest`` of its retention at
+        # most, where ``newest`` is the time of the keep-th newest entry left.
+        self._cut_windows(latest, retention)
+        if self.entries <= keep:
+            return latest, retention
+        newest = self._keeping(keep, {})
+        if newest > latest:
+            return newest, {}
+        span = latest - newest
+        return latest, {rule: min(keeps, span) for rule, keeps in retention.items()}
 
     def _keeping(self, keep: int, retention: Mapping[str, float]) -> float:
         # The ``keep``-th newest of every entry's time plus its rule's retention: the cut that
