@@ -285,8 +285,8 @@ def test_the_engines_memory_is_read_from_its_allocator_metrics_and_caches(
     finally:
         store.close()
     assert set(after.caches) == set(CACHES)
-    assert before.caches["mark"] == 0
-    assert after.caches["mark"] > 0
+    # The engine is the process's: the tests before this one in a worker filled the cache.
+    assert after.caches["mark"] > before.caches["mark"]
     # Bounded at what the engine was given.
     assert after.caches["mark"] <= ENGINE_SETTINGS["mark_cache_size"]
     # Turned off: nothing is cached.
