@@ -10,6 +10,8 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -28,6 +30,21 @@ from hubsight.parsing.event import Event
 from hubsight.web.detect_routes import router
 
 
+@contextmanager
+def _syslog_receiver(data_dir: Path) -> Iterator[socket.socket]:
+    """A UDP syslog receiver that ``data_dir``'s detect.toml sends High alerts to."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as server:
+        server.bind(("127.0.0.1", 0))
+        server.settimeout(0.5)
+        port = server.getsockname()[1]
+        (data_dir / "detect.toml").write_text(
+            "learning_days = 0\n"
+            "[[notify.syslog]]\n"
+            f'host = "127.0.0.1"\nport = {port}\nseverities = ["High"]\n'
+        )
+        yield server
+
+
 def test_opening_an_engine_tunes_the_garbage_collector(tmp_path: Path) -> None:
     before = gc.get_threshold()
     gc.set_threshold(700, 10, 10)
@@ -40,15 +57,7 @@ def test_opening_an_engine_tunes_the_garbage_collector(tmp_path: Path) -> None:
 
 def test_on_stored_alerts_notifies_once_and_survives_restart(tmp_path: Path) -> None:
     (example,) = [e for e in BruteForceSuccess.examples() if e.fires]
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as server:
-        server.bind(("127.0.0.1", 0))
-        server.settimeout(0.5)
-        port = server.getsockname()[1]
-        (tmp_path / "detect.toml").write_text(
-            "learning_days = 0\n"
-            "[[notify.syslog]]\n"
-            f'host = "127.0.0.1"\nport = {port}\nseverities = ["High"]\n'
-        )
+    with _syslog_receiver(tmp_path) as server:
         detection = Detection.open(tmp_path)
         alerts = detection.on_stored(example.events)
         detection.close()
@@ -184,15 +193,7 @@ def test_notification_targets_apply_without_a_restart(tmp_path: Path) -> None:
 
 def test_alerts_a_failed_save_left_are_notified_when_closing(tmp_path: Path) -> None:
     (example,) = [e for e in BruteForceSuccess.examples() if e.fires]
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as server:
-        server.bind(("127.0.0.1", 0))
-        server.settimeout(0.5)
-        port = server.getsockname()[1]
-        (tmp_path / "detect.toml").write_text(
-            "learning_days = 0\n"
-            "[[notify.syslog]]\n"
-            f'host = "127.0.0.1"\nport = {port}\nseverities = ["High"]\n'
-        )
+    with _syslog_receiver(tmp_path) as server:
         detection = Detection.open(tmp_path)
         # Another process holds the database's write lock: the batch's save fails (after
         # SQLite's 5 s wait), and it was the last batch before the shutdown.
