@@ -27,7 +27,7 @@ from hubsight.detect.base import (
     Severity,
     example_event,
 )
-from hubsight.detect.db import DetectDB
+from hubsight.detect.db import SCHEMA_VERSION, DetectDB
 from hubsight.detect.engine import DetectionEngine, EngineOptions
 from hubsight.errors import StoreError
 from hubsight.parsing.event import Event, LogSet
@@ -241,7 +241,7 @@ def test_alerts_stored_by_earlier_schemas_are_moved_and_read(schema: int, tmp_pa
     with sqlite3.connect(path) as db:
         (body,) = db.execute("SELECT body FROM alerts").fetchone()
         assert msgspec.json.decode(body)["evidence"] == []
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 3
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         assert (
             db.execute("SELECT name FROM sqlite_master WHERE name = 'alert_evidence'").fetchall()
             == []

@@ -21,14 +21,8 @@ from hubsight.detect.alerts import Alert, AlertStore
 from hubsight.detect.base import Rule, Severity
 from hubsight.detect.db import DetectDB
 from hubsight.detect.engine import DetectionEngine, EngineOptions
-from hubsight.detect.notify import (
-    WITHDRAWN,
-    WITHDRAWN_KEPT,
-    Channel,
-    Notifier,
-    channel_for,
-    rfc5424,
-)
+from hubsight.detect.notify import Channel, Notifier, channel_for, rfc5424
+from hubsight.detect.outbox import WITHDRAWN, WITHDRAWN_KEPT
 from hubsight.detect.rules.auth_baseline import NewCountry, NewCountryConfig
 from hubsight.detect.rules.auth_signals import FlowConfig, UnusualAuthFlow
 from hubsight.detect.rules.signals import signin

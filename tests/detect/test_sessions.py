@@ -31,7 +31,7 @@ from hubsight.detect.base import (
 )
 from hubsight.detect.db import DetectDB
 from hubsight.detect.engine import DetectionEngine, EngineOptions
-from hubsight.detect.notify import WITHDRAWN, withdrawal_reason
+from hubsight.detect.outbox import WITHDRAWN, withdrawal_reason
 from hubsight.detect.rules.thirdparty import PassthroughConfig, VendorAlert
 from hubsight.detect.sessions import MERGED_INTO
 from hubsight.parsing.event import Event, LogSet

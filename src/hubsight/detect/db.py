@@ -26,7 +26,8 @@ from hubsight.store.sqlite import claim_version, sqlite_error
 DB_NAME = "detect.sqlite3"
 # Raised when a release changes the tables in a way an older one cannot read. 3: an alert's
 # evidence moved from its body into ``alert_refs`` (2 had it in ``alert_evidence``, whole).
-SCHEMA_VERSION = 3
+# 4: notifications due wait in ``outbox``, which an older release would never send.
+SCHEMA_VERSION = 4
 # The write-ahead log is copied into the database every this many pages (4 KB): about every
 # 16 MB of changes; and cut back to WAL_LIMIT_BYTES after each copy.
 CHECKPOINT_PAGES = 4000
@@ -91,6 +92,12 @@ CREATE TABLE IF NOT EXISTS dead_letters (
 CREATE TABLE IF NOT EXISTS notified (
     alert_id TEXT NOT NULL, channel TEXT NOT NULL, at REAL NOT NULL,
     PRIMARY KEY (alert_id, channel));
+-- Notifications due and not yet sent (see ``outbox``): queued in the transaction that saves
+-- their alerts, each row removed in the one that records its delivery or dead letter.
+CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, alert_id TEXT NOT NULL, channel TEXT NOT NULL,
+    withdrawn TEXT, body BLOB NOT NULL, at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS outbox_alert ON outbox (alert_id);
 CREATE TABLE IF NOT EXISTS sources (
     log_name TEXT NOT NULL, category TEXT NOT NULL, last_received REAL NOT NULL,
     PRIMARY KEY (log_name, category));

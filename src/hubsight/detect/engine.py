@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -144,6 +145,9 @@ _Target = tuple[
 # (windowed rules skip those: their windows are gone); and the single-event Sigma rules among
 # them, as one matcher that says which of them match an event (``sigma.index``).
 _Targets = tuple[list[_Target], list[_Target], SigmaIndex[_Target] | None]
+# What ``DetectionEngine.on_save`` is given: the save's connection, the alerts it saved, those it
+# withdrew, the investigations they opened (alert id -> investigation id).
+SaveHook = Callable[[sqlite3.Connection, list[Alert], list[Alert], dict[str, str]], object]
 # Kinds are few (log sets x results x operations); the cap guards against free-text operations.
 _MAX_KINDS = 10_000
 
@@ -178,6 +182,10 @@ class DetectionEngine:
         # The alerts that opened an investigation in the last process/tick (alert id ->
         # investigation id), for notification targets set per investigation.
         self.opened_investigations: dict[str, str] = {}
+        # Called inside each save's transaction with the alerts saved, those withdrawn and the
+        # investigations opened: the notifications they make due are recorded with them
+        # (``outbox``), so a crash after the save cannot lose them.
+        self.on_save: SaveHook | None = None
         self._lock = threading.Lock()
         # From when (ms, received time) positions are kept: a source partition without one is
         # read from there. None for an engine that keeps nothing.
@@ -450,7 +458,7 @@ class DetectionEngine:
         if self.options.persist:
             self._save(
                 taken.changed,
-                withdrawn=[a.dedup_key for a in taken.withdrawn],
+                withdrawn=taken.withdrawn,
                 stored_evidence=taken.stored_evidence,
                 flush_baselines=flush_baselines,
             )
@@ -480,7 +488,7 @@ class DetectionEngine:
         self,
         alerts: list[Alert],
         *,
-        withdrawn: Sequence[str] = (),
+        withdrawn: list[Alert],
         stored_evidence: Mapping[str, list[EventRef]] | None = None,
         flush_baselines: bool = False,
     ) -> None:
@@ -494,10 +502,12 @@ class DetectionEngine:
             conn.executemany(
                 "DELETE FROM alerts WHERE dedup_key = ? AND status = 'open' AND assignee IS NULL "
                 "AND disposition IS NULL AND id NOT IN (SELECT alert_id FROM alert_history)",
-                [(key,) for key in withdrawn],
+                [(alert.dedup_key,) for alert in withdrawn],
             )
-            release_alerts(conn, [alert_id(key) for key in withdrawn])
+            release_alerts(conn, [alert_id(alert.dedup_key) for alert in withdrawn])
             window = self.options.investigation_window.total_seconds()
             opened = group_alerts(conn, alerts, window, now)
+            if self.on_save is not None:
+                self.on_save(conn, alerts, withdrawn, opened)
         self._state.saved(baselines=baselines)
         self.opened_investigations = opened

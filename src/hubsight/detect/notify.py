@@ -14,6 +14,11 @@ the alert, or whose delivery ended as a dead letter, get none; nor does a target
 disabled since. An alert someone had triaged stays in hubsight when withdrawn, yet its receivers
 are told all the same, since the detection no longer stands; the reason then says it was kept.
 A follow-up is retried and dead-lettered like an alert, and sent at most once.
+
+What is due is first recorded in the ``outbox`` table (``outbox``: by the engine, in the
+transaction that saves the alerts), then sent by ``deliver`` in the order recorded; each row
+goes in the transaction that records its delivery or dead letter, so nothing due is lost to a
+crash, and nothing delivered is sent again.
 """
 
 from __future__ import annotations
@@ -34,10 +39,10 @@ from typing import Any, Protocol
 import httpx
 
 from hubsight import __version__
+from hubsight.detect import outbox
 from hubsight.detect.alerts import Alert
 from hubsight.detect.base import Severity
 from hubsight.detect.db import DetectDB
-from hubsight.detect.sessions import MERGED_INTO
 from hubsight.detect.targets import SmtpConfig, SyslogConfig, Target, WebhookConfig
 from hubsight.errors import ConfigError, HubsightError
 
@@ -53,20 +58,6 @@ _SYSLOG_SEVERITY = {
 _AUTHPRIV = 10
 # The private enterprise number RFC 5424 reserves for examples and documentation.
 _SD_ID = "hubsight@32473"
-WITHDRAWN = "a late event showed this alert untrue"
-_KEPT = "; hubsight keeps it because someone triaged it"
-WITHDRAWN_KEPT = WITHDRAWN + _KEPT
-
-
-def withdrawal_reason(alert: Alert, *, kept: bool) -> str:
-    """Why ``alert`` was withdrawn: shown untrue, or merged into another alert of its rule."""
-    merged = alert.context.get(MERGED_INTO)
-    reason = (
-        f"merged into alert {merged}, of the same rule about the same entity within its window"
-        if merged
-        else WITHDRAWN
-    )
-    return reason + (_KEPT if kept else "")
 
 
 class Channel(Protocol):
@@ -303,59 +294,73 @@ class Notifier:
         withdrawn: Sequence[Alert] = (),
         opened: Collection[str] = (),
     ) -> NotifyReport:
-        """Send every new, non-notable alert to each channel that takes its severity, and a
-        follow-up of each ``withdrawn`` alert to each channel that received it.
+        """Record the notifications ``alerts`` and ``withdrawn`` make due (``outbox.queue``), then
+        deliver everything due.
 
         A channel set ``per = "investigation"`` gets only the alerts in ``opened``: those that
         opened an investigation (``DetectionEngine.opened_investigations``)."""
+        self.queue(alerts, withdrawn, opened)
+        return self.deliver()
+
+    def queue(
+        self,
+        alerts: Sequence[Alert],
+        withdrawn: Sequence[Alert] = (),
+        opened: Collection[str] = (),
+    ) -> int:
+        """Record what ``alerts`` and ``withdrawn`` make due for this notifier's channels."""
+        with self.db.transaction() as conn:
+            return outbox.queue(conn, self.channels, alerts, withdrawn, opened)
+
+    def deliver(self) -> NotifyReport:
+        """Send every notification due, oldest first: each alert to its channel, each follow-up
+        to a channel that received the alert (one that dead-lettered it gets none).
+
+        A notification for a channel no longer configured (target removed or disabled) is
+        dropped. Callers deliver from one thread at a time (``Detection`` does), lest two send
+        the same row."""
         report = NotifyReport()
-        for alert in alerts:
-            if alert.revision != 1 or alert.notable:
-                continue
-            for channel in self.channels:
-                if alert.severity.value not in channel.severities:
-                    continue
-                if channel.per == "alert" or alert.id in opened:
-                    self._notify(channel, alert, None, report)
-        for alert in withdrawn:
-            self._follow_up(alert, report)
+        channels = {channel.name: channel for channel in self.channels}
+        for due in outbox.pending(self.db):
+            self._deliver(channels.get(due.channel), due, report)
         return report
 
-    def _follow_up(self, alert: Alert, report: NotifyReport) -> None:
-        # Claimed in one transaction, so two collectors never both send it; an alert raised
-        # again under the same id is then followed up only where it went the next time.
+    def _deliver(self, channel: Channel | None, due: outbox.Due, report: NotifyReport) -> None:
+        alert, withdrawn = due.alert, due.withdrawn
+        received = withdrawn is None or bool(
+            self.db.rows(
+                "SELECT 1 FROM notified WHERE alert_id = ? AND channel = ?",
+                (alert.id, due.channel),
+            )
+        )
+        error = self._try(channel, alert, withdrawn) if channel and received else None
         with self.db.transaction() as conn:
-            rows = conn.execute(
-                "SELECT channel FROM notified WHERE alert_id = ?", (alert.id,)
-            ).fetchall()
-            conn.execute("DELETE FROM notified WHERE alert_id = ?", (alert.id,))
-        received = {str(row[0]) for row in rows}
-        if not received:
-            return
-        kept = self.db.rows("SELECT 1 FROM alerts WHERE id = ?", (alert.id,))
-        reason = withdrawal_reason(alert, kept=bool(kept))
-        for channel in self.channels:
-            if channel.name in received:
-                self._notify(channel, alert, reason, report)
-
-    def _notify(
-        self, channel: Channel, alert: Alert, withdrawn: str | None, report: NotifyReport
-    ) -> None:
-        error = self._try(channel, alert, withdrawn)
+            conn.execute("DELETE FROM outbox WHERE seq = ?", (due.seq,))
+            if withdrawn is not None:
+                # Followed up (or never to be): an alert raised again under this id is followed
+                # up only where it goes the next time.
+                conn.execute(
+                    "DELETE FROM notified WHERE alert_id = ? AND channel = ?",
+                    (alert.id, due.channel),
+                )
+            if channel is None or not received:
+                return
+            if error is not None:
+                body = json.dumps(payload(alert, withdrawn=withdrawn), default=str)
+                conn.execute(
+                    "INSERT INTO dead_letters VALUES (?, ?, ?, ?, ?)",
+                    (time.time(), channel.name, alert.id, body, error),
+                )
+            elif withdrawn is None:
+                conn.execute(
+                    "INSERT OR REPLACE INTO notified VALUES (?, ?, ?)",
+                    (alert.id, channel.name, time.time()),
+                )
         if error is not None:
             report.dead_letters += 1
-            report.failed.append(channel.name)
-            body = json.dumps(payload(alert, withdrawn=withdrawn), default=str)
-            self.db.execute(
-                "INSERT INTO dead_letters VALUES (?, ?, ?, ?, ?)",
-                (time.time(), channel.name, alert.id, body, error),
-            )
+            report.failed.append(due.channel)
         elif withdrawn is None:
             report.sent += 1
-            self.db.execute(
-                "INSERT OR REPLACE INTO notified VALUES (?, ?, ?)",
-                (alert.id, channel.name, time.time()),
-            )
         else:
             report.withdrawn += 1
 
@@ -371,6 +376,9 @@ class Notifier:
                 return None
             except _DELIVERY_ERRORS as exc:
                 error = explain(exc)[0]
+            except Exception as exc:  # noqa: BLE001 - a bug here must not hold back the rest due
+                # Not a failure of the receiver, so not tried again: kept as a dead letter.
+                return f"{type(exc).__name__}: {exc}"
         return error
 
     def dead_letters(self) -> list[dict[str, Any]]:

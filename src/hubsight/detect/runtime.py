@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -11,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from hubsight.detect import outbox
 from hubsight.detect.alerts import Alert
 from hubsight.detect.base import Rule
 from hubsight.detect.catchup import CaughtUp, catch_up
@@ -24,7 +26,7 @@ from hubsight.detect.engine import (
     tune_gc,
 )
 from hubsight.detect.generation import settings_generation
-from hubsight.detect.notify import Notifier
+from hubsight.detect.notify import Notifier, NotifyReport
 from hubsight.detect.ruleset import RuleSet, build_ruleset, rules_dir_default
 from hubsight.detect.settings import CONFIG_NAME, DetectConfig, SettingsStore
 from hubsight.detect.sigma import load_sigma_rules
@@ -143,6 +145,10 @@ class Detection:
     (``catchup``): at start, and after a batch it failed on, it first processes what was stored
     beyond the engine's positions; until that succeeds no live batch is processed (each is in
     the store, and read with the rest).
+
+    Notifications are recorded as due in the transaction that saves their alerts (the engine's
+    ``on_save``, ``outbox``) and sent after it: after each batch and tick, and at start (``start``)
+    what a killed process left unsent.
     """
 
     def __init__(
@@ -182,6 +188,9 @@ class Detection:
         # Stored events the engine failed on twice (live, then read back), left unprocessed.
         self.passed_over = 0
         self._catching_up: threading.Thread | None = None
+        # One thread sends at a time, so no due notification is sent twice.
+        self._delivering = threading.Lock()
+        engine.on_save = self._queue
 
     @classmethod
     def open(
@@ -304,9 +313,15 @@ class Detection:
         return self._notified(lambda: self.engine.tick(now))
 
     def start_catch_up(self) -> threading.Thread | None:
-        """Catch up in a thread of its own when behind and none runs; that thread."""
+        """Send what notifications are due, then catch up when behind, in a thread of its own,
+        when there is anything to do and no such thread runs; that thread.
+
+        At start, this sends what a killed process left due, before anything else is detected.
+        """
         running = self._catching_up
-        if not self.behind or (running is not None and running.is_alive()):
+        if running is not None and running.is_alive():
+            return None
+        if not self.behind and not outbox.count(self.engine.db):
             return None
         thread = threading.Thread(target=self._catch_up_logged, name="detect-catch-up", daemon=True)
         self._catching_up = thread
@@ -314,6 +329,10 @@ class Detection:
         return thread
 
     def _catch_up_logged(self) -> None:
+        try:
+            self.deliver()
+        except Exception:  # logged; what is due stays due, and is sent after the next batch
+            log.exception("notifications due could not be sent; they are tried again")
         try:
             with self._detecting:
                 self._catch_up()
@@ -340,9 +359,7 @@ class Detection:
                 except Exception as exc:  # noqa: BLE001 - whatever it is, one event is passed over
                     events = self._past_failing(events, exc)
                     continue
-                self._notify(
-                    alerts, self.engine.withdrawn_alerts, self.engine.opened_investigations
-                )
+                self._notify(alerts)
                 changed.extend(alerts)
                 return
 
@@ -412,24 +429,39 @@ class Detection:
             # in order with it, or not at all when that fails.
             caught = self._catch_up()
             alerts = detect()
-            withdrawn = self.engine.withdrawn_alerts
-            opened = self.engine.opened_investigations
-        self._notify(alerts, withdrawn, opened)
+        self._notify(alerts)
         return caught + alerts
 
-    def _notify(self, alerts: list[Alert], withdrawn: list[Alert], opened: dict[str, str]) -> None:
-        report = self.notifier.send(alerts, withdrawn, opened)
+    def _queue(
+        self,
+        conn: sqlite3.Connection,
+        alerts: list[Alert],
+        withdrawn: list[Alert],
+        opened: dict[str, str],
+    ) -> None:
+        """Record in the engine's save what the saved alerts make due (``on_save``)."""
+        outbox.queue(conn, self.notifier.channels, alerts, withdrawn, opened)
+
+    def _notify(self, alerts: list[Alert]) -> None:
+        """Count ``alerts`` (saved, their notifications due) and send what is due."""
         if self.metrics is not None:
             self.metrics.alerted(a.rule_id for a in alerts if a.revision == 1 and not a.notable)
+        self.deliver()
+
+    def deliver(self) -> NotifyReport:
+        """Send the notifications due (those of every save so far), one thread at a time."""
+        with self._delivering:
+            report = self.notifier.deliver()
+        if self.metrics is not None:
             for channel in report.failed:
                 self.metrics.notification_failures.labels(channel).inc()
+        return report
 
     def close(self) -> None:
         """Save pending state, notify what a failed save had kept from the receivers, close."""
         try:
             with self._detecting:
                 pending = self.engine.save_pending()
-                opened = self.engine.opened_investigations
         except StoreError as exc:
             # Its batches are beyond the saved positions: the next start reads them again.
             log.error(
@@ -438,6 +470,5 @@ class Detection:
                 exc.message,
             )
         else:
-            if pending.changed or pending.withdrawn:
-                self._notify(pending.changed, pending.withdrawn, opened)
+            self._notify(pending.changed)
         self.engine.close()
