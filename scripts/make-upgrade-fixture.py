@@ -6,6 +6,9 @@ checks COMMIT out in a temporary worktree, runs that release's own code (with th
 libraries) to store a source with a secret, four events and (where the release has them)
 console users, and packs the directory as tests/data/datadirs/NAME.tar.gz. The secret key
 file is fixed (FIXTURE_KEY) and packed with it, as in a real data directory.
+
+A NAME starting with ``detect-`` writes only ``detect.sqlite3`` instead (DETECT_WRITER): two
+alerts of the unusual-flow rule, both delivered to the webhook target ``soar``.
 """
 
 from __future__ import annotations
@@ -51,6 +54,35 @@ else:
         "root", "fixture passphrase", "admin")
 """
 
+# Runs inside the old release: the engine raises an unusual-flow alert at 0 h and at 25 h, and
+# its notifier records both as delivered to "webhook:soar" (a channel that accepts everything).
+DETECT_WRITER = """
+import sys
+from datetime import timedelta
+from pathlib import Path
+import msgspec
+from hubsight.detect.db import DetectDB
+from hubsight.detect.engine import DetectionEngine, EngineOptions
+from hubsight.detect.notify import Notifier
+from hubsight.detect.rules.auth_signals import FlowConfig, UnusualAuthFlow
+
+class Accepts:
+    name, severities, retries, per = "webhook:soar", ("Medium",), 0, "alert"
+    def deliver(self, alert, *, withdrawn=None):
+        pass
+
+db = DetectDB.in_dir(Path(sys.argv[1]))
+engine = DetectionEngine(db, [UnusualAuthFlow(FlowConfig(lookback_days=1))],
+    options=EngineOptions(learning=timedelta(0)))
+notifier = Notifier([Accepts()], db)
+(example,) = [e.events[0] for e in UnusualAuthFlow.examples() if e.fires]
+for offset, hours in enumerate((0, 25)):
+    event = msgspec.structs.replace(example, timestamp=example.timestamp + timedelta(hours=hours),
+        source_offset=offset)
+    notifier.send(engine.process([event]), engine.withdrawn_alerts, engine.opened_investigations)
+engine.close()
+"""
+
 
 def main(commit: str, name: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
@@ -63,7 +95,8 @@ def main(commit: str, name: str) -> None:
             (data / "secret.key").chmod(0o600)
             env = {k: v for k, v in os.environ.items() if k != "HUBSIGHT_SECRET_KEY"}
             env["PYTHONPATH"] = str(tree / "src")
-            subprocess.run([sys.executable, "-c", WRITER, str(data)], check=True, env=env)
+            writer = DETECT_WRITER if name.startswith("detect-") else WRITER
+            subprocess.run([sys.executable, "-c", writer, str(data)], check=True, env=env)
         finally:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)],
                            check=True)  # fmt: skip

@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -283,3 +284,94 @@ def test_sigkill_between_storing_and_saving_detection_still_alerts_once(
     # Read again from the position saved with the warm-up: it, then the attack.
     assert "caught up: 11 stored events read again" in log.read_text()
     assert "1 of them processed already" in log.read_text()
+
+
+class _Hook(BaseHTTPRequestHandler):
+    """A webhook receiver that keeps what it answered; while ``server.hang`` is set it reads a
+    request and never answers (the sender waits in the middle of a delivery)."""
+
+    server: _HookServer
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
+        self.server.arrived.set()
+        if self.server.hang.is_set():
+            self.server.released.wait(120)
+            return
+        self.server.answered.append(body)
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Quiet."""
+
+
+class _HookServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Hook)
+        self.hang, self.arrived, self.released = (
+            threading.Event(),
+            threading.Event(),
+            threading.Event(),
+        )
+        self.answered: list[dict[str, object]] = []
+
+
+def _starts(log: Path) -> int:
+    """How many times ``hubsight run`` began collecting, as its log says."""
+    lines = log.read_text().splitlines()
+    return sum("collecting from" in line and "stopped" not in line for line in lines)
+
+
+def test_sigkill_while_notifying_sends_the_alert_once_after_the_restart(
+    broker: LocalBroker, topic: str, data_dir: Path, tmp_path: Path
+) -> None:
+    Catalog(data_dir).add(kafka_source("azure", broker.bootstrap, topic))
+    log = tmp_path / "run.log"
+    hook = _HookServer()
+    serving = threading.Thread(target=hook.serve_forever, args=(0.05,), daemon=True)
+    serving.start()
+    (data_dir / "detect.toml").write_text(
+        'learning_days = 0\n[[notify.webhooks]]\nname = "soar"\n'
+        f'url = "http://127.0.0.1:{hook.server_address[1]}/hook"\n'
+        'severities = ["Medium"]\nretries = 0\ntimeout_seconds = 120\n'
+    )
+    attack = _signins(
+        "SignInLogs/bad-password-properties-as-string-ip-port.json",
+        "alice@contoso.com",
+        datetime.now(UTC) - timedelta(hours=1),
+        10,
+    )
+    try:
+        hook.hang.set()
+        with _run(data_dir, log) as process:
+            produce(broker.bootstrap, topic, attack)
+            # The alert is saved; its delivery is under way, unanswered: killed then.
+            assert hook.arrived.wait(150), "no notification was sent"
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+        hook.released.set()
+        hook.hang.clear()
+        assert hook.answered == []
+        (alert_id,) = [row[0] for row in _detect_rows(data_dir, "SELECT id FROM alerts")]
+        with _run(data_dir, log) as process:
+            wait_until(lambda: hook.answered != [], 150, "the notification sent at start")
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=60) == 0
+        # Delivered, so nothing is due; and a third start detects nothing again.
+        assert _detect_rows(data_dir, "SELECT * FROM outbox") == []
+        with _run(data_dir, log) as process:
+            wait_until(lambda: _starts(log) == 3, 150, "the third start collecting")
+            time.sleep(2)
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=60) == 0
+    finally:
+        hook.released.set()
+        hook.shutdown()
+        hook.server_close()
+    assert [(body["id"], body["rule_id"]) for body in hook.answered] == [
+        (alert_id, "auth.brute_force")
+    ]
+    assert _detect_rows(data_dir, "SELECT * FROM outbox") == []
