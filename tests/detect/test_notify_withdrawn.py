@@ -33,7 +33,7 @@ from hubsight.parsing.event import Event
 from support import PLANTED_PASSWORD, wait_until
 
 
-def _device_code_sign_ins() -> tuple[Event, Event, Event]:
+def device_code_sign_ins() -> tuple[Event, Event, Event]:
     """Device-code sign-ins at 0 h and 25 h (each unusual), and the late one at 23 h."""
     # The rule's own firing example, moved in time: whatever field tells the rule the flow.
     (example,) = [e.events[0] for e in UnusualAuthFlow.examples() if e.fires]
@@ -88,7 +88,7 @@ def _smtp(port: int) -> SmtpConfig:
 def test_a_withdrawn_alert_is_followed_up_once_on_each_channel_that_got_it(
     tmp_path: Path,
 ) -> None:
-    first, later, between = _device_code_sign_ins()
+    first, later, between = device_code_sign_ins()
     with (
         http_receiver() as (soar_url, soar),
         http_receiver() as (pager_url, pager),
@@ -148,7 +148,7 @@ def test_a_withdrawn_alert_is_followed_up_once_on_each_channel_that_got_it(
 def test_an_alert_withdrawn_before_any_channel_got_it_is_not_followed_up(
     tmp_path: Path,
 ) -> None:
-    first, later, between = _device_code_sign_ins()
+    first, later, between = device_code_sign_ins()
     with http_receiver() as (url, received):
         soar = WebhookConfig(name="soar", url=SecretStr(url), severities=("Medium",))
         detection = _detection(tmp_path, [])
@@ -185,7 +185,7 @@ def test_a_withdrawn_notable_is_not_followed_up(tmp_path: Path) -> None:
 
 
 def test_a_dead_lettered_alert_gets_no_follow_up(tmp_path: Path) -> None:
-    first, later, between = _device_code_sign_ins()
+    first, later, between = device_code_sign_ins()
     with http_receiver(204, 503, 204) as (url, received):
         soar = WebhookConfig(name="soar", url=SecretStr(url), severities=("Medium",), retries=0)
         detection = _detection(tmp_path, [soar])
@@ -202,7 +202,7 @@ def test_a_dead_lettered_alert_gets_no_follow_up(tmp_path: Path) -> None:
 
 
 def test_a_failed_follow_up_is_retried_then_dead_lettered_without_the_url(tmp_path: Path) -> None:
-    first, later, between = _device_code_sign_ins()
+    first, later, between = device_code_sign_ins()
     with http_receiver(204, 204, 503) as (url, received):
         # Unnamed, so the dead letter names it by where it goes: never with the token.
         soar = WebhookConfig(
@@ -235,7 +235,7 @@ def test_a_failed_follow_up_is_retried_then_dead_lettered_without_the_url(tmp_pa
 
 
 def test_a_triaged_alert_that_stays_is_still_reported_withdrawn(tmp_path: Path) -> None:
-    first, later, between = _device_code_sign_ins()
+    first, later, between = device_code_sign_ins()
     with http_receiver() as (url, received):
         soar = WebhookConfig(name="soar", url=SecretStr(url), severities=("Medium",))
         detection = _detection(tmp_path, [soar])

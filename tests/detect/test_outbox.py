@@ -18,6 +18,7 @@ from pathlib import Path
 import msgspec
 from pydantic import SecretStr
 from tests.detect.receivers import http_receiver
+from tests.detect.test_notify_withdrawn import device_code_sign_ins
 
 from hubsight.detect.alerts import Alert
 from hubsight.detect.db import SCHEMA_VERSION, DetectDB
@@ -59,18 +60,6 @@ class _Bug:
         if alert.id == self.bad:
             raise KeyError("a bug in a channel")
         self.channel.deliver(alert, withdrawn=withdrawn)
-
-
-def _sign_ins() -> tuple[Event, Event, Event]:
-    """Device-code sign-ins at 0 h and 25 h (each unusual), and the late one at 23 h."""
-    (example,) = [e.events[0] for e in UnusualAuthFlow.examples() if e.fires]
-    first, later, between = (
-        msgspec.structs.replace(
-            example, timestamp=example.timestamp + timedelta(hours=hours), source_offset=offset
-        )
-        for offset, hours in enumerate((0, 25, 23))
-    )
-    return first, later, between
 
 
 def _detection(path: Path, channels: Sequence[Channel]) -> Detection:
@@ -117,7 +106,7 @@ def _due(path: Path) -> list[tuple[str, str | None]]:
 
 
 def test_a_kill_between_saving_and_sending_sends_at_the_next_start_once(tmp_path: Path) -> None:
-    first, later, _ = _sign_ins()
+    first, later, _ = device_code_sign_ins()
     with http_receiver() as (url, received):
         soar = _soar(url)
         before = _detection(tmp_path, [soar])
@@ -147,7 +136,7 @@ def test_a_kill_between_saving_and_sending_sends_at_the_next_start_once(tmp_path
 def test_an_alert_withdrawn_before_its_due_delivery_is_sent_then_followed_up(
     tmp_path: Path,
 ) -> None:
-    first, later, between = _sign_ins()
+    first, later, between = device_code_sign_ins()
     with http_receiver() as (url, received):
         soar = _soar(url)
         before = _detection(tmp_path, [soar])
@@ -169,7 +158,7 @@ def test_an_alert_withdrawn_before_its_due_delivery_is_sent_then_followed_up(
 def test_a_due_alert_whose_delivery_fails_is_dead_lettered_and_not_followed_up(
     tmp_path: Path,
 ) -> None:
-    first, later, between = _sign_ins()
+    first, later, between = device_code_sign_ins()
     with http_receiver(503) as (url, received):
         soar = _soar(url)
         before = _detection(tmp_path, [soar])
@@ -187,7 +176,7 @@ def test_a_due_alert_whose_delivery_fails_is_dead_lettered_and_not_followed_up(
 def test_a_channel_failing_with_a_bug_dead_letters_that_alert_and_sends_the_rest(
     tmp_path: Path,
 ) -> None:
-    first, later, _ = _sign_ins()
+    first, later, _ = device_code_sign_ins()
     with http_receiver() as (url, received):
         soar = _soar(url)
         detection = _detection(tmp_path, [soar])
@@ -206,7 +195,7 @@ def test_a_channel_failing_with_a_bug_dead_letters_that_alert_and_sends_the_rest
 
 
 def test_a_due_notification_for_a_target_removed_since_is_dropped(tmp_path: Path) -> None:
-    first, _, _ = _sign_ins()
+    first, _, _ = device_code_sign_ins()
     with http_receiver() as (url, received):
         _killed(_detection(tmp_path, [_DiesSending(_soar(url))]), first)
         assert len(_due(tmp_path)) == 1
@@ -235,7 +224,7 @@ def test_a_detect_database_of_schema_3_migrates_and_follows_up_its_deliveries(
         delivered = {row[0] for row in old.execute("SELECT alert_id FROM notified")}
     old.close()
     assert len(delivered) == 2
-    _, _, between = _sign_ins()
+    _, _, between = device_code_sign_ins()
     with http_receiver() as (url, received):
         detection = _detection(data_dir, [_soar(url)])
         # Nothing due from a release that kept no outbox: nothing is sent again at start.
@@ -243,13 +232,12 @@ def test_a_detect_database_of_schema_3_migrates_and_follows_up_its_deliveries(
         assert detection.on_stored([between]) == []
         (gone,) = detection.engine.withdrawn
         detection.close()
-    assert [(body["id"], body["status"]) for _, body in received.requests] == [
-        (gone, "withdrawn")
-    ]
+    assert [(body["id"], body["status"]) for _, body in received.requests] == [(gone, "withdrawn")]
     with sqlite3.connect(data_dir / "detect.sqlite3") as db:
         assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
         # Followed up, its delivery is forgotten; the other's stays.
         left = {row[0] for row in db.execute("SELECT alert_id FROM notified")}
-        assert left == delivered - {gone} and len(left) == 1
+        assert left == delivered - {gone}
+        assert len(left) == 1
         assert db.execute("SELECT count(*) FROM outbox").fetchone()[0] == 0
     db.close()
