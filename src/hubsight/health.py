@@ -39,6 +39,25 @@ _RATE_WINDOW_S = 60.0
 HISTORY_MINUTES = 60
 
 
+@dataclass(frozen=True, slots=True)
+class DetectionLag:
+    """Detection behind what a source stored: catching up, or failing to (``problem``)."""
+
+    # Stored events it has yet to read, counted when its catch-up began; None before.
+    events: int | None = None
+    problem: str | None = None
+
+    def message(self) -> str:
+        """What a user reads beside the source's state."""
+        waiting = "" if self.events is None else f": {self.events:,} events behind"
+        if self.problem is None:
+            return f"detection catching up{waiting}"
+        return (
+            f"detection behind{waiting}; it cannot read them back from the event store "
+            f"({self.problem}) and tries again every minute; nothing stored is lost"
+        )
+
+
 @dataclass
 class SourceHealth:
     """Thread-safe health record of one source."""
@@ -58,6 +77,8 @@ class SourceHealth:
     lag: list[PartitionLag] = field(default_factory=list)
     # Things a user should know that are not errors (a re-created topic), newest last.
     notices: list[tuple[datetime, str]] = field(default_factory=list)
+    # Set while detection has not processed everything the source stored.
+    detection: DetectionLag | None = None
     _stored_times: deque[tuple[float, int]] = field(default_factory=deque)
     # (minute since the epoch, events stored in it), oldest first.
     _per_minute: deque[tuple[int, int]] = field(default_factory=deque)
@@ -150,6 +171,11 @@ class SourceHealth:
             self.notices.append((datetime.now(UTC), message))
             del self.notices[:-_NOTICES_KEPT]
 
+    def set_detection(self, lag: DetectionLag | None) -> None:
+        """Whether (and how far) detection is behind what this source stored."""
+        with self._lock:
+            self.detection = lag
+
     def set_lag(self, lag: list[PartitionLag]) -> None:
         """Replace the per-partition lag figures."""
         with self._lock:
@@ -193,6 +219,13 @@ class SourceHealth:
                 "unparsed_dropped": self.unparsed_dropped,
                 "repairs": dict(self.repairs),
                 "notices": [{"time": _iso(t), "message": m} for t, m in self.notices],
+                "detection": None
+                if self.detection is None
+                else {
+                    "events_behind": self.detection.events,
+                    "problem": self.detection.problem,
+                    "message": self.detection.message(),
+                },
             }
 
     def _history(self) -> list[list[Any]]:

@@ -12,7 +12,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -22,7 +22,7 @@ from typing import IO
 from hubsight import allocator
 from hubsight.collector import Collector, CollectorSettings, StoredHook
 from hubsight.errors import ConfigError, StoreError
-from hubsight.health import SourceHealth, State
+from hubsight.health import DetectionLag, SourceHealth, State
 from hubsight.metrics import Metrics
 from hubsight.parsing.base import ParserRegistry
 from hubsight.parsing.pipeline import EmptyRegistry
@@ -100,6 +100,8 @@ class Service:
     # Called about once a minute with the time, for work that watches silence (detections) or
     # housekeeping; each job runs on its own, so one that fails does not skip the others.
     on_tick: Sequence[Callable[[datetime], object]] = ()
+    # Per source name asked, how far detection is behind what it stored (absent: not behind).
+    detection_lag: Callable[[Iterable[str]], Mapping[str, DetectionLag]] | None = None
     metrics: Metrics = field(default_factory=Metrics)
     health: dict[str, SourceHealth] = field(default_factory=dict)
     # When the serving loop last went round (monotonic): readiness checks that it still does.
@@ -202,7 +204,12 @@ class Service:
             log.error("the damaged parts were not saved for `hubsight status`: %s", exc)
 
     def persist_health(self) -> None:
-        """Write every source's health where ``hubsight status`` reads it."""
+        """Write every source's health where ``hubsight status`` reads it, with how far
+        detection is behind each."""
+        if self.detection_lag is not None:
+            lags = self.detection_lag(list(self.health))
+            for name, health in self.health.items():
+                health.set_detection(lags.get(name))
         self.catalog.save_health([h.snapshot() for h in self.health.values()])
 
     def serve(self, stop: threading.Event, interval_s: float = 1.0) -> None:

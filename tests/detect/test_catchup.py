@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
+from hubsight.cli.main import cli
 from hubsight.detect.alerts import Alert, AlertFilter
 from hubsight.detect.base import (
     EventKind,
@@ -23,7 +25,7 @@ from hubsight.detect.base import (
     RuleMeta,
     Severity,
 )
-from hubsight.detect.catchup import stored_beyond
+from hubsight.detect.catchup import catch_up, count_beyond, stored_beyond
 from hubsight.detect.db import DetectDB
 from hubsight.detect.engine import DetectionEngine, EngineOptions
 from hubsight.detect.notify import Notifier
@@ -31,9 +33,14 @@ from hubsight.detect.rules.auth_volume import BruteForce, BruteForceSuccess
 from hubsight.detect.rules.signals import AUTH_LOG_SETS, signin
 from hubsight.detect.runtime import Detection
 from hubsight.errors import StoreError
+from hubsight.health import DetectionLag, SourceHealth
 from hubsight.parsing.event import Event
+from hubsight.service import Service
 from hubsight.store.base import EventStore
+from hubsight.store.catalog import Catalog
 from hubsight.store.embedded import EmbeddedStore
+
+from support import kafka_source
 
 _FAILED = "FAILED_BAD_PASSWORD"
 _names = (f"log-{n}" for n in itertools.count())
@@ -75,11 +82,14 @@ class _Breaks(Rule[RuleConfig]):
 
 
 class _Flaky:
-    """The real store, whose reads fail while ``failures`` lasts (a store not answering)."""
+    """The real store, whose queries fail while ``failures`` lasts (a store not answering), and
+    whose reads of events (not counts) fail while ``fail_reads`` is set."""
 
-    def __init__(self, store: EventStore, failures: int) -> None:
+    def __init__(self, store: EventStore, failures: int, *, fail_reads: bool = False) -> None:
         self.store = store
         self.failures = failures
+        self.fail_reads = fail_reads
+        self.message = "the event store did not answer: timeout"
         self.reads = 0
 
     def write(self, events: Sequence[Event]) -> None:
@@ -87,9 +97,9 @@ class _Flaky:
 
     def select(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         self.reads += 1
-        if self.failures > 0:
-            self.failures -= 1
-            raise StoreError("the event store did not answer: timeout")
+        if self.failures > 0 or (self.fail_reads and "count()" not in sql):
+            self.failures = max(self.failures - 1, 0)
+            raise StoreError(self.message)
         return self.store.select(sql, params)
 
 
@@ -183,8 +193,8 @@ def test_a_batch_detection_failed_on_is_detected_before_the_next(
         detection.close()
 
 
-def test_a_failed_catch_up_holds_live_batches_and_is_tried_again(
-    store: EmbeddedStore, tmp_path: Path
+def test_a_failed_catch_up_holds_live_batches_and_is_reported_once(
+    store: EmbeddedStore, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     log_name = next(_names)
     breaks = _Breaks(RuleConfig())
@@ -200,27 +210,104 @@ def test_a_failed_catch_up_holds_live_batches_and_is_tried_again(
         with pytest.raises(RuntimeError):
             detection.on_stored(nine)
         breaks.broken = False
-        flaky.failures = 2
-        tenth = feed.batch([_FAILED], "alice@contoso.com")
-        store.write(tenth)
-        with pytest.raises(StoreError, match="did not answer"):
-            detection.on_stored(tenth)
-        # Not processed live while behind: its partition's position did not move.
+        flaky.failures = 3
+        caplog.clear()
+        caplog.set_level(logging.INFO, "hubsight")
+        waiting = []
+        for result in (_FAILED, "SUCCESS", "SUCCESS"):
+            # Each waits in the store: not processed live, not an error of its own.
+            batch = feed.batch([result], "alice@contoso.com")
+            store.write(batch)
+            assert detection.on_stored(batch) == []
+            waiting += batch
         assert detection.behind
         assert detection.engine.positions() == {}
-        other = feed.batch(["SUCCESS"], "bob@contoso.com")
-        store.write(other)
-        with pytest.raises(StoreError):
-            detection.on_stored(other)
+        # The same problem, met by every batch that waited: one line, one traceback.
+        (reported,) = [r for r in caplog.records if r.levelno >= logging.ERROR]
+        assert reported.exc_info is not None
+        assert reported.getMessage().startswith(
+            "detection is behind: it cannot read back the stored events it has not processed: "
+            "the event store did not answer: timeout. check that the event store answers"
+        )
+        assert "tries again before each batch and every minute" in reported.getMessage()
+        # As the sources' health shows it meanwhile.
+        assert detection.lag([log_name]) == {
+            log_name: DetectionLag(None, "the event store did not answer: timeout")
+        }
         last = feed.batch(["SUCCESS"], "carol@contoso.com")
         store.write(last)
         assert _new(detection.on_stored(last)) == ["auth.brute_force"]
         assert detection.last_catch_up is not None
-        assert detection.last_catch_up.read == {log_name: 12}
+        assert detection.last_catch_up.read == {log_name: 13}
+        assert "; 3 attempts had failed" in caplog.text
         assert len(_stored_alerts(detection)) == 1
-        assert detection.engine.positions() == {(log_name, "example", 0): (_ms(last[0]), 11, 0)}
+        assert detection.engine.positions() == {(log_name, "example", 0): (_ms(last[0]), 12, 0)}
+        assert detection.lag([log_name]) == {}
     finally:
         detection.close()
+
+
+def test_a_new_problem_is_reported_in_one_line_without_another_traceback(
+    store: EmbeddedStore, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    log_name = next(_names)
+    flaky = _Flaky(store, failures=1)
+    detection = _detection(tmp_path, flaky, log_name)
+    try:
+        caplog.clear()
+        assert detection.on_stored([]) == []
+        flaky.failures, flaky.message = 1, "the event store refused the query: memory limit"
+        assert detection.on_stored([]) == []
+        errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+        assert ["did not answer" in r.getMessage() for r in errors] == [True, False]
+        assert "memory limit" in errors[1].getMessage()
+        assert [r.exc_info is not None for r in errors] == [True, False]
+        assert detection.on_stored([]) == []
+        assert not detection.behind
+    finally:
+        detection.close()
+
+
+def test_the_sources_health_says_how_far_detection_is_behind(
+    store: EmbeddedStore, tmp_path: Path
+) -> None:
+    log_name = next(_names)
+    data_dir = tmp_path / "data"
+    Catalog(data_dir).add(kafka_source(log_name, "127.0.0.1:9", "t"))
+    # Counting what waits answers; reading it back does not.
+    flaky = _Flaky(store, failures=0, fail_reads=True)
+    detection = _detection(tmp_path, flaky, log_name)
+    feed = _Batches(log_name)
+    store.write(feed.batch([_FAILED] * 7, "alice@contoso.com"))
+    service = Service(data_dir, flaky, Catalog(data_dir), detection_lag=detection.lag)
+    service.health[log_name] = SourceHealth(log_name)
+    try:
+        service.persist_health()
+        assert _status(data_dir) == f"{log_name}: detection catching up"
+        detection.on_stored([])
+        service.persist_health()
+        assert service.health[log_name].snapshot()["detection"] == {
+            "events_behind": 7,
+            "problem": "the event store did not answer: timeout",
+            "message": "detection behind: 7 events behind; it cannot read them back from the "
+            "event store (the event store did not answer: timeout) and tries again every "
+            "minute; nothing stored is lost",
+        }
+        flaky.fail_reads = False
+        detection.on_stored([])
+        assert not detection.behind
+        service.persist_health()
+        assert service.health[log_name].snapshot()["detection"] is None
+        assert _status(data_dir) == ""
+    finally:
+        detection.close()
+
+
+def _status(data_dir: Path) -> str:
+    """What ``hubsight status`` says of detection (the lines naming it)."""
+    done = CliRunner().invoke(cli, ["--data-dir", str(data_dir), "status"])
+    assert done.exit_code == 0, done.output
+    return "\n".join(line for line in done.output.splitlines() if "detection" in line)
 
 
 def test_a_restart_detects_what_was_stored_and_not_saved_once(
@@ -412,3 +499,28 @@ def test_an_event_the_engine_fails_on_again_is_passed_over_and_detection_goes_on
         assert detection.engine.positions() == {(log_name, "example", 0): (_ms(later[0]), 3, 0)}
     finally:
         detection.close()
+
+
+def test_a_catch_up_counts_what_it_will_read_and_tells_each_page(store: EmbeddedStore) -> None:
+    log_name = next(_names)
+    feed = _Batches(log_name, partitions=2)
+    first = feed.batch([_FAILED] * 4, "alice@contoso.com")
+    rest = feed.batch([_FAILED] * 8, "alice@contoso.com", partition=1)
+    store.write(first + rest)
+    # Processed up to the second event of partition 0.
+    positions = {(log_name, "example", 0): (_ms(first[1]), 1, 0)}
+    assert count_beyond([log_name], store, positions, 0) == {log_name: 12}
+    told: list[tuple[str, int]] = []
+    processed: list[Event] = []
+    done = catch_up(
+        [log_name],
+        store,
+        positions,
+        0,
+        processed.extend,
+        page=5,
+        progress=lambda *t: told.append(t),
+    )
+    assert told == [(log_name, 5), (log_name, 5), (log_name, 2)]
+    assert done.events == 12
+    assert len(processed) == 10

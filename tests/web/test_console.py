@@ -15,7 +15,7 @@ from hubsight.detect.db import DetectDB
 from hubsight.detect.engine import DetectionEngine, EngineOptions
 from hubsight.detect.rules.auth_volume import BruteForceSuccess
 from hubsight.detect.ruleset import build_rule
-from hubsight.health import SourceHealth
+from hubsight.health import DetectionLag, SourceHealth
 from hubsight.service import Service
 from hubsight.sources.base import PartitionLag
 from hubsight.sources.config import make_source
@@ -231,3 +231,16 @@ def test_a_source_page_shows_lag_per_partition_and_events_per_minute(
     assert missing.status_code == 404
     assert "no event source named" in missing.text.lower() or "nope" in missing.text
     assert 'href="/sources"' in missing.text
+
+
+def test_data_collection_shows_detection_catching_up_beside_a_source(client: TestClient) -> None:
+    service = client.app.state.service  # type: ignore[attr-defined]
+    service.catalog.add(
+        make_source({"name": "azure", "profile": {"kind": "kafka", "bootstrap": "127.0.0.1:1"}})
+    )
+    health = service.health.setdefault("azure", SourceHealth("azure"))
+    assert "detection-lag" not in client.get("/sources").text
+    health.set_detection(DetectionLag(12345))
+    for path in ("/sources", "/sources/azure"):
+        (shown,) = re.findall(r'class="hint detection-lag">([^<]*)<', client.get(path).text)
+        assert shown == "detection catching up: 12,345 events behind"

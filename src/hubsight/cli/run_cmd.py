@@ -126,6 +126,7 @@ def run(
             settings=collector_settings(no_data_after, batch_mb),
             on_stored=detection.on_stored,
             on_tick=(detection.tick, sweep_ended_tokens),
+            detection_lag=detection.lag,
         )
         detection.metrics = service.metrics
         service.metrics.watch_memory(store.memory, detection.engine.state_size)

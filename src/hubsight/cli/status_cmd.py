@@ -60,7 +60,9 @@ def status(data_dir: Path, as_json: bool) -> None:
                 click.echo(f"  hint: {s['hint']}")
         elif s["hint"]:
             click.echo(f"\n{s['name']}: {s['hint']}")
-        # Health saved before notices existed has none.
+        # Health saved before these existed has none.
+        if s.get("detection"):
+            click.echo(f"{s['name']}: {s['detection']['message']}")
         for notice in s.get("notices", []):
             click.echo(f"{s['name']}: {notice['time']}: {notice['message']}")
     if not running:

@@ -46,6 +46,11 @@ _BEYOND = (
     "{partition:Int64}, {offset:Int64}, {index:Int64}) "
     f"ORDER BY {_ORDER} LIMIT {{page:UInt32}}"
 )
+_COUNT = (
+    f"SELECT count() AS n FROM {EVENTS_TABLE} "  # noqa: S608 - our own table and columns
+    "WHERE log_name = {log_name:String} AND source_offset IS NOT NULL "
+    "AND received_time >= {received:DateTime64(3, 'UTC')} AND record_index IS NOT NULL"
+)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -105,6 +110,24 @@ def stored_beyond(
         )
 
 
+def count_beyond(
+    log_names: Iterable[str],
+    store: EventStore,
+    positions: Mapping[Partition, Position],
+    since: int,
+) -> dict[str, int]:
+    """Per log name, how many stored events a catch-up from ``positions`` reads (those of the
+    millisecond it starts from included, as it reads them)."""
+    return {
+        name: int(
+            store.select(
+                _COUNT, {"log_name": name, "received": _text(start_of(name, positions, since))}
+            )[0]["n"]
+        )
+        for name in sorted(set(log_names))
+    }
+
+
 def catch_up(
     log_names: Iterable[str],
     store: EventStore,
@@ -113,8 +136,10 @@ def catch_up(
     process: Callable[[list[Event]], object],
     *,
     page: int = PAGE,
+    progress: Callable[[str, int], object] | None = None,
 ) -> CaughtUp:
-    """Hand ``process`` every event of ``log_names`` stored beyond ``positions``, in pages.
+    """Hand ``process`` every event of ``log_names`` stored beyond ``positions``, in pages;
+    ``progress`` is told each page's log name and size once it is processed.
 
     A failing read or ``process`` raises: what was processed before stays processed (the engine
     moved its positions), and the next catch-up reads on from there.
@@ -138,6 +163,8 @@ def catch_up(
             if fresh:
                 process(fresh)
             done.read[log_name] = done.read.get(log_name, 0) + len(events)
+            if progress is not None:
+                progress(log_name, len(events))
     done.seconds = time.monotonic() - started
     return done
 

@@ -15,7 +15,7 @@ from typing import Any
 from hubsight.detect import outbox
 from hubsight.detect.alerts import Alert
 from hubsight.detect.base import Rule
-from hubsight.detect.catchup import CaughtUp, catch_up
+from hubsight.detect.catchup import CaughtUp, catch_up, count_beyond
 from hubsight.detect.custom import Searcher, build_custom_rules
 from hubsight.detect.db import DetectDB
 from hubsight.detect.engine import (
@@ -33,6 +33,7 @@ from hubsight.detect.sigma import load_sigma_rules
 from hubsight.detect.state import Partition, Position
 from hubsight.detect.targets import Configured, TargetStore, configured
 from hubsight.errors import HubsightError, StoreError
+from hubsight.health import DetectionLag
 from hubsight.metrics import Metrics
 from hubsight.parsing.event import Event
 from hubsight.store.base import EventStore
@@ -188,6 +189,13 @@ class Detection:
         # Stored events the engine failed on twice (live, then read back), left unprocessed.
         self.passed_over = 0
         self._catching_up: threading.Thread | None = None
+        # Per log name, the stored events the catch-up under way has yet to read (counted as
+        # it began), for the sources' health.
+        self._waiting: dict[str, int] = {}
+        # What the failing catch-up meets, until one succeeds; with how many attempts failed.
+        # Reported once (one traceback), not again by every batch that waits.
+        self._problem: str | None = None
+        self._failures = 0
         # One thread sends at a time, so no due notification is sent twice.
         self._delivering = threading.Lock()
         engine.on_save = self._queue
@@ -336,11 +344,29 @@ class Detection:
         try:
             with self._detecting:
                 self._catch_up()
-        except Exception:  # logged; the next batch or tick tries again
-            log.exception(
-                "detection could not read the stored events it has not processed; it tries "
-                "again before the next batch and every minute"
-            )
+        except Exception as exc:  # noqa: BLE001 - reported; the next batch or tick tries again
+            self._catch_up_failed(exc)
+
+    def _catch_up_failed(self, exc: Exception) -> None:
+        """Report a failed catch-up: one line when its problem changes, the traceback only the
+        first time (each waiting batch meets the same failure)."""
+        self._failures += 1
+        if isinstance(exc, HubsightError):
+            problem, hint = exc.message, exc.hint
+        else:
+            problem, hint = f"{type(exc).__name__}: {exc}", ""
+        if problem == self._problem:
+            return
+        first = self._problem is None
+        self._problem = problem
+        log.error(
+            "detection is behind: it cannot read back the stored events it has not processed: "
+            "%s. %s; live batches wait in the event store meanwhile (nothing is lost) and it "
+            "tries again before each batch and every minute",
+            problem,
+            hint or "check that the event store answers (`hubsight status`, this log)",
+            exc_info=exc if first else None,
+        )
 
     def _catch_up(self) -> list[Alert]:
         """Process what was stored beyond the engine's positions (``_detecting`` held); the
@@ -351,6 +377,11 @@ class Detection:
         names = sorted(set(self._sources()))
         log.info("detection is reading the events of %s it has not processed", ", ".join(names))
         changed: list[Alert] = []
+        positions = self.engine.positions()
+        self._waiting = count_beyond(names, self._store, positions, since)
+
+        def progress(log_name: str, read: int) -> None:
+            self._waiting[log_name] = max(self._waiting.get(log_name, 0) - read, 0)
 
         def process(events: list[Event]) -> None:
             while events:
@@ -363,18 +394,20 @@ class Detection:
                 changed.extend(alerts)
                 return
 
-        done = catch_up(names, self._store, self.engine.positions(), since, process)
+        done = catch_up(names, self._store, positions, since, process, progress=progress)
         self.last_catch_up = done
         self._read_to.update(done.read_to)
         self._set_behind(False)
         log.info(
             "detection caught up: %d stored events read again in %.1f s (%s), %d of them "
-            "processed already",
+            "processed already%s",
             done.events,
             done.seconds,
             ", ".join(f"{name} {count}" for name, count in done.read.items()) or "none",
             done.skipped,
+            f"; {self._failures} attempts had failed" if self._failures else "",
         )
+        self._waiting, self._problem, self._failures = {}, None, 0
         if self.metrics is not None:
             self.metrics.detection_caught_up.inc(done.events - done.skipped)
             self.metrics.detection_catch_up_seconds.observe(done.seconds)
@@ -416,6 +449,14 @@ class Detection:
         )
         return rest[1:]
 
+    def lag(self, log_names: Iterable[str]) -> dict[str, DetectionLag]:
+        """How far detection is behind what each of ``log_names`` stored; none when it is not
+        (for the sources' health)."""
+        if not self.behind:
+            return {}
+        waiting, problem = dict(self._waiting), self._problem
+        return {name: DetectionLag(waiting.get(name), problem) for name in log_names}
+
     def _set_behind(self, behind: bool) -> None:
         self.behind = behind
         if self.metrics is not None:
@@ -427,7 +468,11 @@ class Detection:
         with self._detecting:
             # Behind, the batch is in the store with what the engine has not processed: read
             # in order with it, or not at all when that fails.
-            caught = self._catch_up()
+            try:
+                caught = self._catch_up()
+            except Exception as exc:  # noqa: BLE001 - reported; the batch is read with the rest
+                self._catch_up_failed(exc)
+                return []
             alerts = detect()
         self._notify(alerts)
         return caught + alerts
