@@ -47,6 +47,8 @@ def offline_status(
         elif not running:
             snapshot["state"] = State.STOPPED.value
             snapshot["events_per_minute"] = 0
+            # Nothing detects while nothing runs: the next start catches up.
+            snapshot["detection"] = None
         if not running and counts is not None:
             snapshot["events_stored"] = counts.get(config.name, 0)
         sources.append(snapshot)

@@ -3,6 +3,7 @@ before its save) is read back from the event store and detected once, never twic
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -35,7 +36,7 @@ from hubsight.detect.runtime import Detection
 from hubsight.errors import StoreError
 from hubsight.health import DetectionLag, SourceHealth
 from hubsight.parsing.event import Event
-from hubsight.service import Service
+from hubsight.service import Service, run_lock
 from hubsight.store.base import EventStore
 from hubsight.store.catalog import Catalog
 from hubsight.store.embedded import EmbeddedStore
@@ -293,6 +294,9 @@ def test_the_sources_health_says_how_far_detection_is_behind(
             "event store (the event store did not answer: timeout) and tries again every "
             "minute; nothing stored is lost",
         }
+        assert _status(data_dir).startswith(f"{log_name}: detection behind: 7 events behind; ")
+        # As last seen by a run that stopped: nothing detects, the next start catches up.
+        assert _status(data_dir, running=False) == ""
         flaky.fail_reads = False
         detection.on_stored([])
         assert not detection.behind
@@ -303,9 +307,11 @@ def test_the_sources_health_says_how_far_detection_is_behind(
         detection.close()
 
 
-def _status(data_dir: Path) -> str:
-    """What ``hubsight status`` says of detection (the lines naming it)."""
-    done = CliRunner().invoke(cli, ["--data-dir", str(data_dir), "status"])
+def _status(data_dir: Path, *, running: bool = True) -> str:
+    """What ``hubsight status`` says of detection (the lines naming it), while ``hubsight run``
+    holds ``data_dir`` (this process, as it) or not."""
+    with run_lock(data_dir) if running else contextlib.nullcontext():
+        done = CliRunner().invoke(cli, ["--data-dir", str(data_dir), "status"])
     assert done.exit_code == 0, done.output
     return "\n".join(line for line in done.output.splitlines() if "detection" in line)
 
