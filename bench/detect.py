@@ -101,6 +101,9 @@ class Run:
     truth: list[dict[str, Any]] = field(default_factory=list)
     too_late: int = 0
     rule_errors: dict[str, int] = field(default_factory=dict)
+    # How often the windows went past their cap and were cut, and the most entries they held.
+    window_cuts: int = 0
+    peak_entries: int = 0
 
 
 def run(args: argparse.Namespace, rules: list[Rule[Any]]) -> Run:
@@ -118,6 +121,7 @@ def run(args: argparse.Namespace, rules: list[Rule[Any]]) -> Run:
             result.cpu += time.process_time() - c0
             result.events += len(batch)
             result.batches += 1
+            result.peak_entries = max(result.peak_entries, engine.state_size().entries)
             result.delays.extend(delay for _ in changed)
             for alert in changed:
                 result.final[alert.id] = alert
@@ -130,6 +134,7 @@ def run(args: argparse.Namespace, rules: list[Rule[Any]]) -> Run:
         result.cpu += time.process_time() - c0
         result.too_late = engine.stats.too_late
         result.rule_errors = engine.stats.rule_errors
+        result.window_cuts = engine.stats.window_cuts
     return result
 
 
@@ -215,6 +220,10 @@ def report(args: argparse.Namespace, runs: dict[str, Run]) -> None:
         (
             "too late / rule errors",
             [f"{r.too_late} / {sum(r.rule_errors.values())}" for r in runs.values()],
+        ),
+        (
+            "window cuts / peak entries",
+            [f"{r.window_cuts} / {r.peak_entries:,}" for r in runs.values()],
         ),
     ]
     print(f"{'':32}" + "".join(f"{n:>16}" for n in names))

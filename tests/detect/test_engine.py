@@ -408,6 +408,8 @@ def test_windows_over_their_cap_drop_the_oldest_and_events_that_old_are_too_late
     assert engine.state_size() == StateSize(windows=1, entries=kept, baselines=0)
     assert _window_rows(engine, "auth.brute_force") == kept
     assert engine.stats.too_late == 0
+    # The bench reports the cuts: one past a cap of 11, none at 12.
+    assert engine.stats.window_cuts == (1 if kept < 12 else 0)
     # Cut at minute 4: a late failure from before it (and its retention) skips windows, one
     # after it is counted.
     after = 4 + int(keeps // 60) + 1

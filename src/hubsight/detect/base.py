@@ -269,6 +269,15 @@ class RuleContext(Protocol):
         """The persisted, time-ordered window of this rule for ``key`` (created when absent)."""
         ...
 
+    def shared_window(self, name: str, key: str) -> Window:
+        """The window ``name`` for ``key`` of every rule that shares it (``Rule.shares``).
+
+        Rules adding the same entries to it (the same events, values and keys) keep them once,
+        for as long as the one retaining longest needs. A rule with exceptions keeps a window
+        of its own instead: its exceptions keep entries out that the others count.
+        """
+        ...
+
     def baseline(self, subject: str) -> Baseline:
         """The baseline of a user (lower-cased UPN) or service principal (``sp:<app id>``)."""
         ...
@@ -332,6 +341,10 @@ class Rule(ABC, Generic[C]):
     def retention(self) -> timedelta:
         """How far behind the lateness horizon this rule's windows must keep entries."""
         return timedelta(0)
+
+    def shares(self) -> frozenset[str]:
+        """The names of the shared windows the rule uses (``RuleContext.shared_window``)."""
+        return frozenset()
 
     @classmethod
     @abstractmethod

@@ -9,6 +9,12 @@ from hubsight.detect.state import EngineState
 from hubsight.detect.windows import Window
 
 
+def shared_id(name: str, rule_id: str, *, own: bool) -> str:
+    """Where the shared window ``name`` is kept for ``rule_id``: with the windows of every rule
+    sharing it, or the rule's own (``own``: a rule with exceptions). "~" begins no rule id."""
+    return f"~{name}|{rule_id}" if own else f"~{name}"
+
+
 class EngineContext:
     """One rule's view of the engine state (implements ``RuleContext``)."""
 
@@ -17,7 +23,9 @@ class EngineContext:
         "_changed",
         "_lateness",
         "_learning",
+        "_own",
         "_rule_id",
+        "_shared",
         "_state",
         "_windows",
     )
@@ -30,8 +38,12 @@ class EngineContext:
         lateness: timedelta,
         learning: timedelta,
         baseline_horizon: timedelta,
+        own: bool = False,
     ) -> None:
         self._rule_id = rule_id
+        # Whether the rule keeps shared windows of its own (see ``shared_id``).
+        self._own = own
+        self._shared: dict[str, str] = {}
         self._state = state
         self._lateness = lateness
         self._learning = learning.total_seconds()
@@ -57,6 +69,22 @@ class EngineContext:
         if window is None:
             window = self._windows[wkey] = Window(key=wkey, changed=self._changed)
         return window
+
+    def shared_window(self, name: str, key: str) -> Window:
+        """The shared window ``name`` for ``key`` (see ``shared_id``)."""
+        wid = self._shared.get(name)
+        if wid is None:
+            wid = self._shared[name] = shared_id(name, self._rule_id, own=self._own)
+        wkey = (wid, key)
+        window = self._windows.get(wkey)
+        if window is None:
+            window = self._windows[wkey] = Window(key=wkey, changed=self._changed)
+        return window
+
+    @property
+    def own(self) -> bool:
+        """Whether the rule keeps its shared windows apart (it has exceptions)."""
+        return self._own
 
     def baseline(self, subject: str) -> UserBaseline:
         """The baseline of ``subject`` (empty when never seen)."""

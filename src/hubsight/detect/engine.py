@@ -30,7 +30,7 @@ from typing import Any
 from hubsight.detect.alerts import Alert, AlertStore, alert_id
 from hubsight.detect.base import EventKind, EventRef, Finding, Rule, RuleContext
 from hubsight.detect.baseline import observe_signin
-from hubsight.detect.context import EngineContext
+from hubsight.detect.context import EngineContext, shared_id
 from hubsight.detect.dataplane import feed
 from hubsight.detect.db import DetectDB
 from hubsight.detect.folding import AlertFolder, Taken
@@ -130,6 +130,8 @@ class EngineStats:
 
     events: int = 0
     too_late: int = 0
+    # Times the windows went past their cap and were cut (``EngineOptions.max_window_entries``).
+    window_cuts: int = 0
     rule_errors: dict[str, int] = field(default_factory=dict)
     last_rule_error: dict[str, str] = field(default_factory=dict)
 
@@ -174,6 +176,7 @@ class DetectionEngine:
         self._state = EngineState()
         self._horizon = options.baseline_horizon.total_seconds()
         self._contexts = {r.meta.id: self._context(r.meta.id) for r in rules}
+        self._retention = self._window_retention()
         self._dispatch: dict[tuple[Any, ...], _Targets] = {}
         self._folder = AlertFolder(db, self.alerts, persist=options.persist)
         # The alerts the last ``process`` or ``tick`` withdrew, as last stored: for callers
@@ -215,7 +218,26 @@ class DetectionEngine:
             lateness=self.options.lateness,
             learning=self.options.learning,
             baseline_horizon=self.options.baseline_horizon,
+            own=rule_id in self._exceptions,
         )
+
+    def _shared_ids(self) -> dict[tuple[str, str], str]:
+        """Per rule and name of a window it shares, where that window is kept."""
+        return {
+            (rule.meta.id, name): shared_id(
+                name, rule.meta.id, own=rule.meta.id in self._exceptions
+            )
+            for rule in self.rules
+            for name in rule.shares()
+        }
+
+    def _window_retention(self) -> dict[str, float]:
+        """How long (seconds) beyond the lateness each rule's windows, and each shared window,
+        keep their entries: a shared one as long as the rule sharing it that keeps longest."""
+        keeps = {r.meta.id: r.retention().total_seconds() for r in self.rules}
+        for (rule_id, _), wid in self._shared_ids().items():
+            keeps[wid] = max(keeps.get(wid, 0.0), keeps[rule_id])
+        return keeps
 
     def state_size(self) -> StateSize:
         """The windows, entries and baselines held (read without the engine's lock, for
@@ -268,8 +290,21 @@ class DetectionEngine:
         enabled again later starts counting afresh instead of from stale entries.
         """
         with self._lock:
-            ids = {r.meta.id for r in rules}
-            gone = {wkey for wkey in self._state.windows if wkey[0] not in ids}
+            kept_at = self._shared_ids()
+            self.rules = list(rules)
+            self._exceptions = {
+                rule_id: exc for rule_id, exc in (exceptions or {}).items() if not exc.empty()
+            }
+            # A shared window a rule now keeps elsewhere (its exceptions came or went) starts
+            # from a copy of where it kept it: late events still find what came before.
+            held = {wkey[0] for wkey in self._state.windows}
+            for use, wid in self._shared_ids().items():
+                was = kept_at.get(use)
+                if was is not None and was != wid and wid not in held:
+                    self._state.copy_windows(was, wid)
+                    held.add(wid)
+            self._retention = self._window_retention()
+            gone = {wkey for wkey in self._state.windows if wkey[0] not in self._retention}
             for wkey in gone:
                 del self._state.windows[wkey]
             for wkey in gone:
@@ -280,13 +315,15 @@ class DetectionEngine:
                         "DELETE FROM window_batches WHERE rule_id = ?",
                         [(rule_id,) for rule_id in {wkey[0] for wkey in gone}],
                     )
-            self.rules = list(rules)
-            self._exceptions = {
-                rule_id: exc for rule_id, exc in (exceptions or {}).items() if not exc.empty()
-            }
-            self._contexts = {
-                rule_id: self._contexts.get(rule_id) or self._context(rule_id) for rule_id in ids
-            }
+            contexts = self._contexts
+            self._contexts = {}
+            for rule in self.rules:
+                rule_id = rule.meta.id
+                ctx = contexts.get(rule_id)
+                own = rule_id in self._exceptions
+                self._contexts[rule_id] = (
+                    ctx if ctx is not None and ctx.own == own else self._context(rule_id)
+                )
             self._dispatch.clear()
 
     def process(self, events: Sequence[Event]) -> list[Alert]:
@@ -378,11 +415,7 @@ class DetectionEngine:
         if state.entries > self.options.max_window_entries:
             self._shed()
         if state.watermark - state.pruned_at >= _PRUNE_EVERY:
-            state.prune(
-                lateness,
-                {r.meta.id: r.retention().total_seconds() for r in self.rules},
-                self._horizon,
-            )
+            state.prune(lateness, self._retention, self._horizon)
         changed = self._commit()
         # Counted once committed, so a reader seeing the count also sees the alerts.
         self.stats.events += len(events)
@@ -394,9 +427,10 @@ class DetectionEngine:
         floor = min(self.options.late_after_cut, self.options.lateness).total_seconds()
         cut = self._state.shed(
             cap * 3 // 4,
-            {r.meta.id: r.retention().total_seconds() for r in self.rules},
+            self._retention,
             latest=self._state.watermark - floor,
         )
+        self.stats.window_cuts += 1
         log.warning(
             "detection windows held %d entries, over their cap of %d: the oldest were dropped, "
             "and events before %s are too late for windowed rules from now on (raise "

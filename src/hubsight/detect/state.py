@@ -229,6 +229,18 @@ class EngineState:
                 del self.windows[wkey]
         self.entries = sum(len(window) for window in self.windows.values())
 
+    def copy_windows(self, source: str, target: str) -> None:
+        """Give ``target`` (a rule id, or a shared window's) the windows of ``source``, entries
+        and all (they never change: both hold the same), saved with the next batch."""
+        for (wid, key), window in list(self.windows.items()):
+            if wid != source or not window:
+                continue
+            wkey = (target, key)
+            copy = self.windows[wkey] = Window(list(window), key=wkey, changed=self.dirty_windows)
+            # Saved, and counted in ``entries``, as entries added by the next batch are.
+            copy.added = list(copy)
+            self.dirty_windows[wkey] = copy
+
     def save(self, conn: sqlite3.Connection, *, baselines: bool) -> None:
         """Write the changes in ``conn``'s transaction (the baselines' only when ``baselines``);
         call ``saved`` once it is committed."""

@@ -20,6 +20,7 @@ from hubsight.detect.rules.signals import (
     AUTH_LOG_SETS,
     PASSWORD_FAILURES,
     SUCCESS,
+    USER_SUCCESSES,
     SequenceRule,
     ThresholdRule,
     WindowConfig,
@@ -117,6 +118,7 @@ class BruteForceSuccess(SequenceRule[BruteForceSuccessConfig]):
         needs_user=True,
     )
     config_type = BruteForceSuccessConfig
+    closing_window = USER_SUCCESSES
 
     def select(self, event: Event) -> tuple[str, bool] | None:
         """Failures lead up; a success closes."""
@@ -403,6 +405,7 @@ class MfaFatigueSuccess(SequenceRule[MfaFatigueConfig]):
         needs_user=True,
     )
     config_type = MfaFatigueConfig
+    closing_window = USER_SUCCESSES
 
     def select(self, event: Event) -> tuple[str, bool] | None:
         """Denials lead up; a success closes."""

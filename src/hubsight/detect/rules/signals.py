@@ -120,6 +120,11 @@ class SequenceRule(Rule[W]):
     moves or withdraws citations exactly as in-order delivery would have placed them.
     """
 
+    # The shared window (``RuleContext.shared_window``) the closing events are kept in, when
+    # other rules close on the same events under the same keys: a user's successful sign-ins
+    # were kept once per rule, a third of the entries the built-in rules held.
+    closing_window: ClassVar[str] = ""
+
     @abstractmethod
     def select(self, event: Event) -> tuple[str, bool] | None:
         """The key, and True for the closing success (False for a lead-up event), or None."""
@@ -137,6 +142,10 @@ class SequenceRule(Rule[W]):
         """Windows look back ``window_minutes``, and successes five minutes."""
         return timedelta(seconds=max(self.config.window_minutes * 60.0, _CONTINUES))
 
+    def shares(self) -> frozenset[str]:
+        """The window of closing events, when shared."""
+        return frozenset({self.closing_window} if self.closing_window else ())
+
     def evaluate(self, event: Event, ctx: RuleContext) -> Iterable[Finding]:
         """Record the event; report the successes it gets cited, withdraw those it no longer."""
         selected = self.select(event)
@@ -147,11 +156,16 @@ class SequenceRule(Rule[W]):
         if names is None:
             names = self._window_names[key] = (f"F\t{key}", f"S\t{key}")
         # Lead-ups and successes are kept apart so that counting either is a bisection.
-        leadups, successes = ctx.window(names[0]), ctx.window(names[1])
+        shared = self.closing_window
+        leadups = ctx.window(names[0])
+        successes = ctx.shared_window(shared, key) if shared else ctx.window(names[1])
         entry = Entry(
             ts=event.timestamp.timestamp(), value="S" if closing else "F", ref=EventRef.of(event)
         )
-        if not (successes if closing else leadups).add(entry):
+        # A success already in a shared window was added by a rule sharing it, or this event
+        # is seen again: judged again either way, it gives the findings it gave, which fold
+        # into the alerts without changing them.
+        if not (successes if closing else leadups).add(entry) and not (closing and shared):
             return
         ts = entry.ts
         length = self.config.window_minutes * 60.0
@@ -189,7 +203,8 @@ class SequenceRule(Rule[W]):
         earlier = [
             s
             for s in successes.between(success.ts - _CONTINUES, success.ts)
-            if s.ts < success.ts and s is not ignore
+            # By value: in a shared window ``ignore`` may be another rule's equal entry.
+            if s.ts < success.ts and (ignore is None or s != ignore)
         ]
         return not earlier or leadups.count_between(earlier[-1].ts, success.ts) > 0
 
@@ -216,6 +231,9 @@ class SequenceRule(Rule[W]):
 
 # A success this soon after another, with no lead-up event between, continues it.
 _CONTINUES = 300.0
+
+# The shared window of a user's successful sign-ins, for sequence rules closing on them.
+USER_SUCCESSES = "user successes"
 
 
 def span_finding(entity: str, title: str, span: Sequence[Entry], **fields: Any) -> Finding:
