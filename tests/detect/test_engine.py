@@ -358,6 +358,20 @@ def test_impossible_travel_follows_windows_the_engine_pruned(tmp_path: Path) -> 
     engine.close()
 
 
+def test_impossible_travel_keeps_one_value_string_per_place(tmp_path: Path) -> None:
+    engine = _engine(tmp_path)
+    engine.reconfigure([build_rule(ImpossibleTravel, {})], {})
+    lagos = {"country": "NG", "lat": 6.45, "lon": 3.39, "ip": "102.89.1.1"}
+    users = ("adele.vance@contoso.com", "lee.gu@contoso.com")
+    engine.process([signin(m, users[m % 2], offset=m) for m in range(4)])
+    engine.process([signin(900, offset=9, **lagos)])  # type: ignore[arg-type]
+    values = [e.value for w in engine._state.windows.values() for e in w]
+    # Four sign-ins of two users from Berlin, one from Lagos: two strings, not five.
+    assert sorted(values) == ["52.520,13.400,DE"] * 4 + ["6.450,3.390,NG"]
+    assert len({id(v) for v in values}) == 2
+    engine.close()
+
+
 def test_a_loud_alert_is_read_once_and_what_process_returned_stays_as_returned(
     tmp_path: Path,
 ) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 
 import msgspec
 import pytest
+from tests.detect.test_order_sequence import _view
 
 from hubsight.detect.alerts import Alert
 from hubsight.detect.base import Rule
@@ -88,12 +89,6 @@ def _deliver(
         final = {k: a for k, a in final.items() if a.id not in engine.withdrawn}
     engine.close()
     return final
-
-
-def _view(alerts: dict[str, Alert]) -> dict[str, tuple[Any, ...]]:
-    return {
-        k: (a.first_event_time, a.last_event_time, tuple(a.evidence)) for k, a in alerts.items()
-    }
 
 
 def _alone(events: Sequence[Event], exceptions: dict[str, RuleExceptions] | None = None) -> Any:
