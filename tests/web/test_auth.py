@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import socket
 import sqlite3
 import stat
 from pathlib import Path
@@ -213,3 +214,13 @@ def test_the_unauthenticated_socket_is_the_owners_only(tmp_path: Path) -> None:
         assert stat.S_IMODE((tmp_path / "api.sock").stat().st_mode) == 0o600
     finally:
         sock.close()
+
+
+def test_a_command_reaching_the_socket_before_the_server_runs_waits_instead_of_refused(
+    tmp_path: Path,
+) -> None:
+    sock = _owner_socket(tmp_path / "api.sock")
+    with sock, socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+        client.connect(str(tmp_path / "api.sock"))  # refused (ECONNREFUSED) if not listening
+        accepted, _ = sock.accept()
+        accepted.close()

@@ -267,4 +267,8 @@ def _owner_socket(path: Path) -> socket.socket:
     finally:
         os.umask(old)
     path.chmod(0o600)
+    # Listening at once: a command run while the API is still starting (the socket file is what
+    # tells it `run` serves) waits in the backlog until the server accepts, instead of being
+    # refused.
+    sock.listen()
     return sock
