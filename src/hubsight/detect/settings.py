@@ -9,7 +9,7 @@ in ``targets``.
     lateness_hours = 24
     learning_days = 7
     investigation_window_hours = 24   # alerts this close about one subject share an investigation
-    max_window_entries = 500000       # events held in windows, ~450 bytes each
+    max_window_entries = 750000       # events held in windows, ~240 bytes each
     [rules."auth.brute_force"]
     enabled = true
     thresholds = { count = 20 }
@@ -115,8 +115,8 @@ class DetectConfig(BaseModel):
     learning_days: float = Field(default=7, ge=0, le=TEN_YEARS_DAYS)
     baseline_days: float = Field(default=90, gt=0, le=TEN_YEARS_DAYS)
     investigation_window_hours: float = Field(default=24, gt=0, le=TEN_YEARS_DAYS * 24)
-    # Events held in detection windows, ~450 bytes of memory each (``EngineOptions``).
-    max_window_entries: int = Field(default=500_000, ge=1_000)
+    # Events held in detection windows, ~240 bytes of memory each (``EngineOptions``).
+    max_window_entries: int = Field(default=750_000, ge=1_000)
     rules: dict[str, RuleSettings] = Field(default_factory=dict)
     notify: NotifyConfig = Field(default_factory=NotifyConfig)
     custom: tuple[CustomAlertSpec, ...] = ()
