@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from hubsight.cli.main import cli
+from hubsight.detect.engine import EngineOptions
 from hubsight.detect.ruleset import build_rule, rule_classes, settings_schema
 from hubsight.detect.settings import DetectConfig
 from hubsight.errors import ConfigError, SettingError
@@ -98,6 +99,15 @@ def test_detect_toml_timings_have_bounds(tmp_path: Path, line: str, refusal: str
     with pytest.raises(ConfigError) as err:
         DetectConfig.load(tmp_path)
     assert refusal in str(err.value)
+
+
+def test_detect_toml_and_the_engine_cap_windows_alike(tmp_path: Path) -> None:
+    # ``hubsight run`` passes detect.toml's cap; backtests and the bench build EngineOptions
+    # themselves: both defaults are the one README's Memory table states.
+    assert DetectConfig.load(tmp_path).max_window_entries == EngineOptions().max_window_entries
+    (tmp_path / "detect.toml").write_text("max_window_entries = 999\n")
+    with pytest.raises(ConfigError, match="max_window_entries"):
+        DetectConfig.load(tmp_path)
 
 
 @pytest.mark.parametrize(
