@@ -21,7 +21,7 @@ from hubsight.detect.base import Rule
 from hubsight.detect.db import DetectDB
 from hubsight.detect.engine import DetectionEngine, EngineOptions
 from hubsight.detect.rules.auth_volume import BruteForceSuccess, MfaFatigueSuccess
-from hubsight.detect.rules.signals import SUCCESS, USER_SUCCESSES, signin
+from hubsight.detect.rules.signals import SUCCESS, USER_SUCCESSES, entry_of, signin
 from hubsight.detect.ruleset import build_rule
 from hubsight.detect.settings import RuleExceptions
 from hubsight.parsing.event import Event
@@ -234,3 +234,36 @@ def test_the_shared_window_keeps_what_the_longest_retaining_rule_needs(
     engine.process(_events([(420, SUCCESS, USERS[1], IPS[0])]))
     start = signin(0).timestamp.timestamp()
     assert [(ts - start) / 60 for ts in _entries(engine, SHARED)] == pytest.approx([*kept, 420])
+
+
+def test_successes_kept_before_sharing_move_to_the_shared_window_on_start(tmp_path: Path) -> None:
+    # As an earlier version saved them: each rule's successes in an "S" window of its own.
+    events = _events(
+        [
+            (1, FAILED, USERS[0], IPS[0]),
+            (2, FAILED, USERS[0], IPS[0]),
+            (5, SUCCESS, USERS[0], IPS[0]),
+            (3, FAILED, USERS[0], IPS[0]),
+        ]
+    )
+    engine = _engine(_rules(), tmp_path)
+    engine.process(events[:2])
+    success = entry_of(events[2], "S")
+    for rule in engine.rules:
+        engine._contexts[rule.meta.id].window(f"S\t{USERS[0]}").add(success)
+    engine.process([])
+    engine.close()
+    # Two starts: moved once, and the rows left until pruned move again to no effect.
+    for _ in range(2):
+        engine = _engine(_rules(), tmp_path)
+        assert _entries(engine, SHARED) == [success.ts]
+        assert [k for k in engine._state.windows if k[1].startswith("S\t")] == []
+        engine.process([])
+        assert engine.state_size().entries == 3
+        engine.close()
+    engine = _engine(_rules(), tmp_path)
+    # The late third failure cites the success saved before the upgrade.
+    (alert,) = engine.process(events[3:])
+    assert alert.rule_id == BruteForceSuccess.meta.id
+    assert alert.evidence[-1] == success.ref
+    engine.close()

@@ -346,6 +346,11 @@ class Rule(ABC, Generic[C]):
         """The names of the shared windows the rule uses (``RuleContext.shared_window``)."""
         return frozenset()
 
+    def shared_from(self) -> dict[str, str]:
+        """Per shared window, the prefix of the keys of the rule's own windows that held its
+        entries before it was shared: the engine moves those into it when it starts."""
+        return {}
+
     @classmethod
     @abstractmethod
     def examples(cls) -> Sequence[Example]:

@@ -38,6 +38,7 @@ from hubsight.detect.grouping import group_alerts, release_alerts
 from hubsight.detect.settings import RuleExceptions
 from hubsight.detect.sigma.index import SigmaIndex, split_indexed
 from hubsight.detect.state import EngineState, Partition, Position, StateSize
+from hubsight.detect.windows import Window
 from hubsight.parsing.event import Event, LogSet
 
 log = logging.getLogger(__name__)
@@ -199,6 +200,7 @@ class DetectionEngine:
         self.began_positions = False
         if options.persist:
             self._state.load(self.db)
+            self._adopt_shared()
             self.positions_since = self._positions_since()
 
     def _positions_since(self) -> int:
@@ -232,6 +234,31 @@ class DetectionEngine:
             for rule in self.rules
             for name in rule.shares()
         }
+
+    def _adopt_shared(self) -> None:
+        """Move into the shared windows the entries rules kept in their own before sharing
+        them (an upgrade): late events still find what came before it.
+
+        Their saved rows stay until pruned: moved again at the next start, they are there
+        already (``Window.add`` keeps one of each).
+        """
+        state = self._state
+        for (rule_id, name), wid in self._shared_ids().items():
+            rule = next(r for r in self.rules if r.meta.id == rule_id)
+            prefix = rule.shared_from().get(name)
+            if prefix is None:
+                continue
+            for wkey in [k for k in state.windows if k[0] == rule_id and k[1].startswith(prefix)]:
+                old = state.windows.pop(wkey)
+                state.dirty_windows.pop(wkey, None)
+                state.entries -= len(old)
+                target = (wid, wkey[1][len(prefix) :])
+                window = state.windows.get(target)
+                if window is None:
+                    window = state.windows[target] = Window(key=target, changed=state.dirty_windows)
+                # Added as a batch's entries are: saved, and counted, with the next batch.
+                for entry in old:
+                    window.add(entry)
 
     def _window_retention(self) -> dict[str, float]:
         """How long (seconds) beyond the lateness each rule's windows, and each shared window,

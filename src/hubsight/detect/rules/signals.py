@@ -146,6 +146,10 @@ class SequenceRule(Rule[W]):
         """The window of closing events, when shared."""
         return frozenset({self.closing_window} if self.closing_window else ())
 
+    def shared_from(self) -> dict[str, str]:
+        """Closing events were kept in the rule's "S" windows."""
+        return {self.closing_window: "S\t"} if self.closing_window else {}
+
     def evaluate(self, event: Event, ctx: RuleContext) -> Iterable[Finding]:
         """Record the event; report the successes it gets cited, withdraw those it no longer."""
         selected = self.select(event)
