@@ -162,12 +162,9 @@ def test_each_success_is_kept_once_and_saved_once(tmp_path: Path) -> None:
     engine.close()
 
 
-def test_a_rule_given_exceptions_keeps_a_copy_and_a_late_failure_still_cites(
-    tmp_path: Path,
-) -> None:
-    # Two failures and a success arrive; the rule gets an exception (its successes now kept
-    # apart); the third failure arrives late and completes the success seen before the change.
-    events = _events(
+def _third_failure_late() -> list[Event]:
+    """Two failures, a success, then the third failure that gets it cited, arriving last."""
+    return _events(
         [
             (1, FAILED, USERS[0], IPS[0]),
             (2, FAILED, USERS[0], IPS[0]),
@@ -175,6 +172,14 @@ def test_a_rule_given_exceptions_keeps_a_copy_and_a_late_failure_still_cites(
             (3, FAILED, USERS[0], IPS[0]),
         ]
     )
+
+
+def test_a_rule_given_exceptions_keeps_a_copy_and_a_late_failure_still_cites(
+    tmp_path: Path,
+) -> None:
+    # Two failures and a success arrive; the rule gets an exception (its successes now kept
+    # apart); the third failure arrives late and completes the success seen before the change.
+    events = _third_failure_late()
     engine = _engine(_rules(), tmp_path)
     assert engine.process(events[:3]) == []
     own = f"{SHARED}|{BruteForceSuccess.meta.id}"
@@ -238,14 +243,7 @@ def test_the_shared_window_keeps_what_the_longest_retaining_rule_needs(
 
 def test_successes_kept_before_sharing_move_to_the_shared_window_on_start(tmp_path: Path) -> None:
     # As an earlier version saved them: each rule's successes in an "S" window of its own.
-    events = _events(
-        [
-            (1, FAILED, USERS[0], IPS[0]),
-            (2, FAILED, USERS[0], IPS[0]),
-            (5, SUCCESS, USERS[0], IPS[0]),
-            (3, FAILED, USERS[0], IPS[0]),
-        ]
-    )
+    events = _third_failure_late()
     engine = _engine(_rules(), tmp_path)
     engine.process(events[:2])
     success = entry_of(events[2], "S")
