@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
-from hubsight import allocator
+from hubsight import allocator, mapped
 from hubsight.collector import Collector, CollectorSettings, StoredHook
 from hubsight.errors import ConfigError, StoreError
 from hubsight.health import DetectionLag, SourceHealth, State
@@ -258,6 +258,9 @@ class Service:
         # What the last minute's batches, merges and searches freed goes back to the system
         # rather than staying with the arena of the thread that freed it (allocator.py).
         allocator.trim()
+        # The engine library's pages used since the last tick are mapped again on their next
+        # use; those used once (at start, by a rare query) leave resident memory (mapped.py).
+        mapped.release()
 
 
 def _log_once(failing: dict[str, str], step: str, exc: StoreError) -> None:

@@ -6,6 +6,8 @@ import json
 import os
 import re
 import shutil
+import subprocess
+import sys
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,7 +21,7 @@ from hubsight.errors import StoreError, StoreFullError
 from hubsight.parsing.event import Event, LogSet
 from hubsight.store.embedded import ENGINE_SETTINGS, EmbeddedStore
 from hubsight.store.engine_memory import CACHES, jemalloc_figures
-from hubsight.store.schema import _create_events
+from hubsight.store.schema import MERGE_PARTS, _create_events
 
 from faults import SmallDisk
 
@@ -179,6 +181,7 @@ def test_an_old_monthly_partitioned_table_is_rebuilt_as_one_partition(data_dir: 
             "AND database = currentDatabase()"
         )
         assert table["partition_key"] == ""
+        assert _merges_bounded(store)
         rows = store.select(
             "SELECT raw, source_offset, resource_id FROM events ORDER BY source_offset"
         )
@@ -251,6 +254,52 @@ def test_the_engine_runs_with_bounded_caches(data_dir: Path) -> None:
     assert applied == ENGINE_SETTINGS
     assert applied["mark_cache_size"] <= 64 * 1024**2
     assert applied["max_server_memory_usage"] == 4 * 1024**3
+
+
+def _merges_bounded(store: EmbeddedStore) -> bool:
+    (table,) = store.select(
+        "SELECT engine_full FROM system.tables WHERE name = 'events' "
+        "AND database = currentDatabase()"
+    )
+    return MERGE_PARTS in table["engine_full"]
+
+
+def test_a_new_store_merges_at_most_ten_parts_at_once(data_dir: Path) -> None:
+    store = EmbeddedStore(data_dir)
+    try:
+        assert _merges_bounded(store)
+        (bound,) = store.select(
+            "SELECT value FROM system.merge_tree_settings WHERE name = 'max_parts_to_merge_at_once'"
+        )
+        # ClickHouse's own default, which the table's setting overrides.
+        assert bound["value"] == "100"
+    finally:
+        store.close()
+
+
+# What a process that imports the store has loaded: chdb without pyarrow unless the program
+# imported pyarrow itself first.
+_IMPORTS = """
+import sys
+if sys.argv[1] == "pyarrow-first":
+    import pyarrow
+import hubsight.store.embedded
+print(sys.modules["pyarrow"] is not None, "numpy" in sys.modules)
+"""
+
+
+@pytest.mark.parametrize(
+    ("first", "loaded"), [("store", "False False"), ("pyarrow-first", "True True")]
+)
+def test_the_store_does_not_load_pyarrow_for_chdb(first: str, loaded: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _IMPORTS, first],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    assert done.stdout.strip() == loaded
 
 
 def test_a_query_past_the_memory_cap_fails_with_what_to_do(data_dir: Path) -> None:

@@ -29,7 +29,7 @@ from hubsight.query.saved import delete_saved, list_saved
 from hubsight.query.search import SearchRequest, search
 from hubsight.store.backends import StoreSettings, open_store
 from hubsight.store.catalog import CATALOG_FILE, CATALOG_VERSION, Catalog
-from hubsight.store.schema import COMPACT_PARTS, MIGRATIONS, event_columns
+from hubsight.store.schema import COMPACT_PARTS, MERGE_PARTS, MIGRATIONS, event_columns
 from hubsight.store.users import DEFAULT_TOKEN_DAYS, Account, TokenEnded, UserStore, token_id
 
 from support import FAST_HASH, Clock
@@ -65,6 +65,7 @@ def test_an_old_data_directory_opens_migrates_and_keeps_working(
             "WHERE database = currentDatabase() AND name = 'events'"
         )
         assert COMPACT_PARTS in table["engine_full"]
+        assert MERGE_PARTS in table["engine_full"]
         # The events stored before the entity projections existed are projected too.
         projected = store.select(
             "SELECT name, toInt64(sum(rows)) AS n FROM system.projection_parts "

@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-from chdb import session as chdb_session
 
 from hubsight.errors import StoreError, StoreFullError
 from hubsight.parsing.event import Event
 from hubsight.store.base import Offsets
+from hubsight.store.chdb_loader import chdb_session
 from hubsight.store.engine_memory import EngineMemory, read_engine_memory
 from hubsight.store.schema import (
     EVENTS_TABLE,
