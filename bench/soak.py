@@ -206,8 +206,8 @@ def _status(pid: int) -> dict[str, int]:
     return {
         "cpu_s": sum(int(t) for t in ticks) / os.sysconf("SC_CLK_TCK"),
         "rss_mb": fields["VmRSS"] // 1024,
-        # The heap, and pages mapped from files: mostly the engine's ~550 MB library, which the
-        # kernel can drop and read again.
+        # The heap, and pages mapped from files: mostly the engine's library, the pages of it
+        # used since the service last released them (once a minute, mapped.py).
         "anon_mb": fields["RssAnon"] // 1024,
         "file_mb": fields["RssFile"] // 1024,
         "threads": fields["Threads"],
