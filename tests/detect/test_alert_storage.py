@@ -7,75 +7,35 @@ before the evidence had a table of its own.
 
 from __future__ import annotations
 
+import json
 import sqlite3
-from collections.abc import Iterable, Sequence
+import tarfile
 from datetime import timedelta
 from pathlib import Path
 
 import msgspec
 import pytest
+from tests.detect.cites import Cites, CitesConfig, event, ref
 
 from hubsight.detect.alerts import MAX_EVIDENCE, Alert, AlertFilter, AlertStore
 from hubsight.detect.base import (
     EventRef,
-    Example,
-    Finding,
-    Rule,
-    RuleConfig,
-    RuleContext,
-    RuleMeta,
-    Severity,
     example_event,
 )
-from hubsight.detect.db import SCHEMA_VERSION, DetectDB
+from hubsight.detect.db import PART_REFS, SCHEMA_VERSION, DetectDB
 from hubsight.detect.engine import DetectionEngine, EngineOptions
 from hubsight.errors import StoreError
 from hubsight.parsing.event import Event, LogSet
 
-
-class _Config(RuleConfig):
-    # Every event of a test lands on one alert.
-    dedup_minutes: int = 100_000
-
-
-class Cites(Rule[_Config]):
-    """Cites every sign-in; an ``undo M`` one takes back the sign-in of minute M."""
-
-    meta = RuleMeta(
-        id="test.cites",
-        title="Cites",
-        description="Test rule.",
-        severity=Severity.MEDIUM,
-        technique="T1110",
-        log_sets=frozenset({LogSet.INGRESS_AUTHENTICATION}),
-        runbook="-",
-    )
-    config_type = _Config
-
-    def evaluate(self, event: Event, ctx: RuleContext) -> Iterable[Finding]:
-        """A finding per event, or the retraction of an earlier one."""
-        if event.operation and event.operation.startswith("undo "):
-            gone = _ref(int(event.operation.split()[1]))
-            yield Finding(
-                entity="e", title="Cites", at=gone.timestamp, evidence=[gone], retract=True
-            )
-        else:
-            yield Finding(
-                entity="e", title="Cites", at=event.timestamp, evidence=[EventRef.of(event)]
-            )
-
-    @classmethod
-    def examples(cls) -> Sequence[Example]:
-        """None: the tests below are its examples."""
-        return ()
+FIXTURES = Path(__file__).parents[1] / "data/datadirs"
 
 
 def _event(minute: int) -> Event:
-    return example_event(LogSet.INGRESS_AUTHENTICATION, minute, offset=minute)
+    return event(minute)
 
 
 def _ref(minute: int) -> EventRef:
-    return EventRef.of(_event(minute))
+    return ref(minute)
 
 
 def _undo(minute: int, at: int) -> Event:
@@ -86,7 +46,9 @@ def _undo(minute: int, at: int) -> Event:
 
 def _engine(path: Path) -> DetectionEngine:
     options = EngineOptions(learning=timedelta(0))
-    return DetectionEngine(DetectDB(path / "detect.sqlite3"), [Cites(_Config())], options=options)
+    return DetectionEngine(
+        DetectDB(path / "detect.sqlite3"), [Cites(CitesConfig())], options=options
+    )
 
 
 def _stored(path: Path) -> list[Alert]:
@@ -103,37 +65,60 @@ def _minutes(alert: Alert) -> list[int]:
 
 def test_evidence_gathered_over_batches_and_restarts_is_all_read_back(tmp_path: Path) -> None:
     engine = _engine(tmp_path)
-    engine.process([_event(m) for m in range(5)])
-    engine.process([_event(m) for m in range(5, 10)])
+    # Fewer refs than a part holds: all in the alert's row.
+    engine.process([_event(m) for m in range(PART_REFS - 3)])
+    assert _parts(tmp_path) == []
+    assert _tails(tmp_path) == [list(range(PART_REFS - 3))]
+    # A part is appended once the tail fills; the rest stays in the tail.
+    engine.process([_event(m) for m in range(PART_REFS - 3, PART_REFS + 2)])
     engine.close()
-    assert _parts(tmp_path) == [(0, list(range(5))), (5, list(range(5, 10)))]
+    assert _parts(tmp_path) == [(0, list(range(PART_REFS)))]
+    assert _tails(tmp_path) == [[PART_REFS, PART_REFS + 1]]
     again = _engine(tmp_path)
-    # After the restart the alert is read from the database: later events join it.
-    again.process([_event(11)])
-    assert _stored(tmp_path)[0].evidence == [_ref(m) for m in [*range(10), 11]]
+    # After the restart the alert is read from the database: later events join it, the tail
+    # reaching exactly a part's worth (``2 * PART_REFS`` refs: an empty tail).
+    again.process([_event(m) for m in range(PART_REFS + 2, 2 * PART_REFS)])
+    assert _parts(tmp_path) == [
+        (0, list(range(PART_REFS))),
+        (PART_REFS, list(range(PART_REFS, 2 * PART_REFS))),
+    ]
+    assert _tails(tmp_path) == [[]]
+    again.process([_event(2 * PART_REFS)])
+    assert _stored(tmp_path)[0].evidence == [_ref(m) for m in range(2 * PART_REFS + 1)]
     # And earlier ones.
-    (returned,) = again.process([_event(12), _event(-1)])
+    (returned,) = again.process([_event(2 * PART_REFS + 1), _event(-1)])
     again.close()
-    want = [-1, *range(10), 11, 12]
+    want = [-1, *range(2 * PART_REFS + 2)]
     assert _minutes(returned) == want
     (stored,) = _stored(tmp_path)
     # Appended in parts while the events came after the alert's last; written again whole
     # from 0 when an earlier one came.
-    assert _parts(tmp_path) == [(0, want)]
+    assert _parts(tmp_path) == [(0, want[: 2 * PART_REFS])]
+    assert _tails(tmp_path) == [want[2 * PART_REFS :]]
     assert stored.evidence == returned.evidence
     assert (stored.first_event_time, stored.last_event_time) == (
         _ref(-1).timestamp,
-        _ref(12).timestamp,
+        _ref(2 * PART_REFS + 1).timestamp,
     )
-    assert stored.revision == 4
+    assert stored.revision == 5
+
+
+def _offsets(refs: bytes) -> list[int]:
+    return [int(r.source_offset or 0) for r in msgspec.json.Decoder(list[EventRef]).decode(refs)]
 
 
 def _parts(path: Path) -> list[tuple[int, list[int]]]:
     with sqlite3.connect(path / "detect.sqlite3") as db:
-        rows = db.execute("SELECT start, refs FROM alert_refs ORDER BY start").fetchall()
+        rows = db.execute("SELECT start, refs FROM alert_refs ORDER BY alert_id, start").fetchall()
     db.close()
-    decode = msgspec.json.Decoder(list[EventRef]).decode
-    return [(start, [int(r.source_offset or 0) for r in decode(refs)]) for start, refs in rows]
+    return [(start, _offsets(refs)) for start, refs in rows]
+
+
+def _tails(path: Path) -> list[list[int]]:
+    with sqlite3.connect(path / "detect.sqlite3") as db:
+        rows = db.execute("SELECT tail FROM alerts ORDER BY id").fetchall()
+    db.close()
+    return [_offsets(tail) for (tail,) in rows]
 
 
 def _count_evidence_writes(engine: DetectionEngine) -> None:
@@ -216,42 +201,91 @@ def test_a_failed_save_is_saved_with_the_next_batch(tmp_path: Path) -> None:
     assert stored.revision == alert.revision == 2
 
 
-@pytest.mark.parametrize("schema", [1, 2])
+@pytest.mark.parametrize("schema", [1, 2, 3])
 def test_alerts_stored_by_earlier_schemas_are_moved_and_read(schema: int, tmp_path: Path) -> None:
     path = tmp_path / "detect.sqlite3"
     engine = _engine(tmp_path)
-    (alert,) = engine.process([_event(m) for m in range(3)])
+    count = PART_REFS + 3
+    (alert,) = engine.process([_event(m) for m in range(count)])
     engine.close()
     with sqlite3.connect(path) as db:
         db.execute("DELETE FROM alert_refs")
+        db.execute("UPDATE alerts SET tail = NULL")
         if schema == 1:
             # The evidence inside the body.
             db.execute("UPDATE alerts SET body = ?", (msgspec.json.encode(alert),))
-        else:
+        elif schema == 2:
             # The evidence whole in a table of its own.
             db.execute("CREATE TABLE alert_evidence (alert_id TEXT PRIMARY KEY, refs BLOB)")
             db.execute(
                 "INSERT INTO alert_evidence VALUES (?, ?)",
                 (alert.id, msgspec.json.encode(alert.evidence)),
             )
+        else:
+            # All of it in parts, of whatever size the batches gave them.
+            db.executemany(
+                "INSERT INTO alert_refs VALUES (?, ?, ?)",
+                [
+                    (alert.id, 0, msgspec.json.encode(alert.evidence[:2])),
+                    (alert.id, 2, msgspec.json.encode(alert.evidence[2:])),
+                ],
+            )
         db.execute(f"PRAGMA user_version = {schema}")
     db.close()
     (read,) = _stored(tmp_path)
     assert read.evidence == alert.evidence
+    assert _parts(tmp_path) == [(0, list(range(PART_REFS)))]
+    assert _tails(tmp_path) == [list(range(PART_REFS, count))]
     with sqlite3.connect(path) as db:
         (body,) = db.execute("SELECT body FROM alerts").fetchone()
         assert msgspec.json.decode(body)["evidence"] == []
-        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
         assert (
             db.execute("SELECT name FROM sqlite_master WHERE name = 'alert_evidence'").fetchall()
             == []
         )
     db.close()
     again = _engine(tmp_path)
-    (moved,) = again.process([_event(5)])
+    (moved,) = again.process([_event(count + 2)])
     again.close()
-    assert _minutes(moved) == [0, 1, 2, 5]
+    assert _minutes(moved) == [*range(count), count + 2]
     assert _stored(tmp_path)[0].evidence == moved.evidence
+
+
+@pytest.mark.parametrize("schema", [3, 4])
+def test_a_detection_database_written_by_an_earlier_schema_opens_and_keeps_its_alerts(
+    schema: int, tmp_path: Path
+) -> None:
+    # Written by that schema's release's own engine (scripts/make-detect-fixture.py: 0d1ec6a,
+    # 476cb5f): two alerts of the rule Cites with 30-minute sessions, one with its evidence in
+    # two parts, one in one; alerts.json as that release read them back.
+    with tarfile.open(FIXTURES / f"detect-{schema}-evidence.tar.gz") as archive:
+        archive.extractall(tmp_path, filter="data")
+    data = tmp_path / "data"
+    before = json.loads((data / "alerts.json").read_text())
+    with sqlite3.connect(data / "detect.sqlite3") as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == schema
+        assert len(db.execute("SELECT * FROM alert_refs").fetchall()) == 3
+    db.close()
+    assert [a.summary() for a in _stored(data)] == before
+    # Laid out as this release writes: whole parts of PART_REFS, the rest in the row.
+    sizes = sorted(len(a["evidence"]) for a in before)
+    assert sizes == [3, 22]
+    assert sorted(len(tail) for tail in _tails(data)) == [3, 22 % PART_REFS]
+    assert [(start, len(refs)) for start, refs in _parts(data)] == [(0, 22 - 22 % PART_REFS)]
+    # Detection goes on with them: a later sign-in joins the larger alert, and is stored.
+    engine = DetectionEngine(
+        DetectDB(data / "detect.sqlite3"),
+        [Cites(CitesConfig(dedup_minutes=30))],
+        options=EngineOptions(learning=timedelta(0)),
+    )
+    (joined,) = engine.process([_event(21)])
+    engine.close()
+    large = next(a for a in before if len(a["evidence"]) == 22)
+    assert joined.id == large["id"]
+    assert [r.as_dict() for r in joined.evidence[:-1]] == large["evidence"]
+    assert joined.evidence[-1] == _ref(21)
+    assert {a.id: a.evidence for a in _stored(data)}[joined.id] == joined.evidence
 
 
 def test_alerts_are_read_by_many_dedup_keys_at_once(tmp_path: Path) -> None:

@@ -234,7 +234,7 @@ def test_a_detect_database_of_schema_3_migrates_and_follows_up_its_deliveries(
         detection.close()
     assert [(body["id"], body["status"]) for _, body in received.requests] == [(gone, "withdrawn")]
     with sqlite3.connect(data_dir / "detect.sqlite3") as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
         # Followed up, its delivery is forgotten; the other's stays.
         left = {row[0] for row in db.execute("SELECT alert_id FROM notified")}
         assert left == delivered - {gone}

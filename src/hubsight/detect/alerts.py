@@ -22,7 +22,7 @@ import msgspec
 
 from hubsight.detect.base import EventRef, Severity, ref_order
 from hubsight.detect.baseline import from_epoch
-from hubsight.detect.db import DetectDB
+from hubsight.detect.db import DetectDB, parted
 from hubsight.errors import ConfigError, NotFoundError
 
 Status = Literal["open", "investigating", "closed"]
@@ -140,12 +140,16 @@ _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder(Alert).decode
 _decode_refs = msgspec.json.Decoder(list[EventRef]).decode
 
-# An alert is stored as its body (``alerts.body``: the alert without its evidence) and its
-# evidence in parts (``alert_refs``, read in ``start`` order): a batch that adds events after an
-# alert's last appends them as a part, one that changes the rest writes the evidence again as
-# one part, and one that moves the alert's times or context only writes the small body. So a
-# loud rule's alert is not encoded and written whole, a hundred event references, every batch.
-_COLUMNS = "id, status, disposition, assignee, body"
+# An alert is stored as its row (``alerts``: ``body``, the alert without its evidence, and
+# ``tail``, the end of its evidence) and the rest of its evidence in parts (``alert_refs``,
+# read in ``start`` order, then the tail): the parts hold the first ``parted(len)`` refs (whole
+# multiples of ``PART_REFS``), the tail the others. A batch that adds events after an alert's
+# last rewrites the tail with the row, which it writes anyway (its times changed), and appends
+# a part only once the tail fills; one that changes the rest writes the evidence again. So a
+# loud rule's alert is not encoded and written whole, a hundred event references, every batch;
+# nor does each batch that adds a reference write a page of ``alert_refs`` per alert (two
+# fifths of the pages a batch wrote with SigmaHQ's rules, when every addition was a part).
+_COLUMNS = "id, status, disposition, assignee, body, tail"
 _WITH_REFS = (
     "SELECT a.*, r.refs FROM ({}) a LEFT JOIN alert_refs r ON r.alert_id = a.id ORDER BY {}r.start"
 )
@@ -258,14 +262,25 @@ class AlertStore:
         ``stored`` holds, by dedup key, the evidence of those stored before as it is stored:
         what they gained after it is appended. The others' evidence is written whole.
         """
-        conn.executemany(
-            "INSERT INTO alerts (id, dedup_key, rule_id, severity, notable, user, source_ip, "
-            "first_event_time, last_event_time, created_at, updated_at, body) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(dedup_key) DO UPDATE SET "
-            "severity = excluded.severity, first_event_time = excluded.first_event_time, "
-            "last_event_time = excluded.last_event_time, updated_at = excluded.updated_at, "
-            "body = excluded.body",
-            [
+        rewritten: list[tuple[str]] = []
+        parts: list[tuple[str, int, bytes]] = []
+        rows: list[tuple[Any, ...]] = []
+        for alert in alerts:
+            refs = alert.evidence
+            cut = parted(len(refs))
+            before = (stored or {}).get(alert.dedup_key)
+            if refs is before:
+                pass  # unchanged: the folder keeps the list it was given when nothing joined it
+            elif before is not None and refs[: len(before)] == before:
+                # Appended to: the refs that now fill parts are added as one.
+                held = parted(len(before))
+                if cut > held:
+                    parts.append((alert.id, held, _encode(refs[held:cut])))
+            else:
+                rewritten.append((alert.id,))
+                if cut:
+                    parts.append((alert.id, 0, _encode(refs[:cut])))
+            rows.append(
                 (
                     alert.id,
                     alert.dedup_key,
@@ -279,25 +294,18 @@ class AlertStore:
                     now,
                     now,
                     _encode(msgspec.structs.replace(alert, evidence=[])),
+                    _encode(refs[cut:]),
                 )
-                for alert in alerts
-            ],
+            )
+        conn.executemany(
+            "INSERT INTO alerts (id, dedup_key, rule_id, severity, notable, user, source_ip, "
+            "first_event_time, last_event_time, created_at, updated_at, body, tail) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(dedup_key) DO UPDATE SET "
+            "severity = excluded.severity, first_event_time = excluded.first_event_time, "
+            "last_event_time = excluded.last_event_time, updated_at = excluded.updated_at, "
+            "body = excluded.body, tail = excluded.tail",
+            rows,
         )
-        rewritten: list[tuple[str]] = []
-        parts: list[tuple[str, int, bytes]] = []
-        for alert in alerts:
-            refs = alert.evidence
-            before = (stored or {}).get(alert.dedup_key)
-            if refs is before:
-                # Unchanged: the folder keeps the list it was given when nothing joined it.
-                continue
-            if before and refs[: len(before)] == before:
-                if len(refs) > len(before):
-                    parts.append((alert.id, len(before), _encode(refs[len(before) :])))
-            elif before is None or refs != before:
-                # Every alert has its part 0, "[]" for none: the list is written again from it.
-                rewritten.append((alert.id,))
-                parts.append((alert.id, 0, _encode(refs)))
         conn.executemany("DELETE FROM alert_refs WHERE alert_id = ?", rewritten)
         conn.executemany("INSERT INTO alert_refs VALUES (?, ?, ?)", parts)
 
@@ -374,16 +382,23 @@ def like_escape(text: str) -> str:
 
 
 def _alerts(rows: list[sqlite3.Row]) -> list[Alert]:
-    """Alerts from rows of an alert and one part of its evidence each, parts in order."""
+    """Alerts from rows of an alert (with its tail) and one part of its evidence each, parts in
+    order."""
     alerts: list[Alert] = []
     alert: Alert | None = None
+    tail = b"[]"
     for row in rows:
         if alert is None or alert.id != row["id"]:
+            if alert is not None:
+                alert.evidence += _decode_refs(tail)
             alert = _decode(row["body"])
             alert.status = row["status"]
             alert.disposition = row["disposition"]
             alert.assignee = row["assignee"]
+            tail = row["tail"]
             alerts.append(alert)
         if row["refs"] is not None:
             alert.evidence += _decode_refs(row["refs"])
+    if alert is not None:
+        alert.evidence += _decode_refs(tail)
     return alerts

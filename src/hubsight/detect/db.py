@@ -15,6 +15,8 @@ import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from itertools import groupby
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +28,12 @@ from hubsight.store.sqlite import claim_version, sqlite_error
 DB_NAME = "detect.sqlite3"
 # Raised when a release changes the tables in a way an older one cannot read. 3: an alert's
 # evidence moved from its body into ``alert_refs`` (2 had it in ``alert_evidence``, whole).
-# 4: notifications due wait in ``outbox``, which an older release would never send.
-SCHEMA_VERSION = 4
+# 4: notifications due wait in ``outbox``, which an older release would never send. 5: the end
+# of an alert's evidence is in its row (``tail``), the rest in ``alert_refs``.
+SCHEMA_VERSION = 5
+# An alert's evidence is stored in parts of whole multiples of this many refs, the rest in its
+# row's tail (see ``alerts``).
+PART_REFS = 8
 # The write-ahead log is copied into the database every this many pages (4 KB): about every
 # 16 MB of changes; and cut back to WAL_LIMIT_BYTES after each copy.
 CHECKPOINT_PAGES = 4000
@@ -48,12 +54,14 @@ CREATE TABLE IF NOT EXISTS alerts (
     severity TEXT NOT NULL, notable INTEGER NOT NULL, user TEXT, source_ip TEXT,
     first_event_time REAL NOT NULL, last_event_time REAL NOT NULL,
     created_at REAL NOT NULL, updated_at REAL NOT NULL,
-    status TEXT NOT NULL DEFAULT 'open', disposition TEXT, assignee TEXT, body BLOB NOT NULL);
+    status TEXT NOT NULL DEFAULT 'open', disposition TEXT, assignee TEXT, body BLOB NOT NULL,
+    tail BLOB);
 CREATE INDEX IF NOT EXISTS alerts_user ON alerts (user, last_event_time);
 CREATE INDEX IF NOT EXISTS alerts_time ON alerts (last_event_time);
 -- An alert's evidence, apart from its body, in parts (JSON lists of event references) that
--- read in ``start`` order make the list: a batch appends what came after the alert's last
--- event, or writes the list again from 0 (see ``alerts``). The parts go with their alert.
+-- read in ``start`` order, then the alert's ``tail``, make the list: a batch appends a part
+-- when the tail fills, or writes the list again from 0 (see ``alerts``). The parts go with
+-- their alert.
 CREATE TABLE IF NOT EXISTS alert_refs (
     alert_id TEXT NOT NULL, start INTEGER NOT NULL, refs BLOB NOT NULL,
     PRIMARY KEY (alert_id, start)) WITHOUT ROWID;
@@ -111,6 +119,14 @@ CREATE TABLE IF NOT EXISTS positions (
 """
 
 
+def parted(count: int) -> int:
+    """How many of an alert's ``count`` refs are stored in parts (the others in its tail)."""
+    return count - count % PART_REFS
+
+
+_refs = msgspec.json.Decoder(list[Any]).decode
+
+
 class DetectDB:
     """A thread-safe handle on the detection database."""
 
@@ -153,21 +169,37 @@ class DetectDB:
                 COMMIT;
                 """
             )
-        # Alerts written before held their evidence in their body: it moves into a part. Chosen
-        # by the rows, not the version, so an interrupted move resumes.
+        if not any(column[1] == "tail" for column in conn.execute("PRAGMA table_info(alerts)")):
+            conn.execute("ALTER TABLE alerts ADD COLUMN tail BLOB")
+        # Alerts written before tails had their evidence in parts (schemas 2 and 3) or in their
+        # body (1): it is laid out again as parts and a tail. Chosen by the rows, not the
+        # version, so an interrupted move resumes.
         old = conn.execute(
-            "SELECT id, body FROM alerts WHERE id NOT IN (SELECT alert_id FROM alert_refs)"
+            "SELECT a.id, a.body, r.refs FROM alerts a LEFT JOIN alert_refs r "
+            "ON r.alert_id = a.id WHERE a.tail IS NULL ORDER BY a.id, r.start"
         ).fetchall()
         if old:
             conn.execute("BEGIN IMMEDIATE")
-            for alert_id, body in old:
-                doc = msgspec.json.decode(body)
-                refs = msgspec.json.encode(doc.get("evidence", []))
-                doc["evidence"] = []
+            for alert_id, rows in groupby(old, key=itemgetter(0)):
+                got = list(rows)
+                stored = [ref for row in got if row[2] is not None for ref in _refs(row[2])]
+                body = got[0][1]
+                if not stored:
+                    doc = msgspec.json.decode(body)
+                    stored = doc.get("evidence", [])
+                    doc["evidence"] = []
+                    body = msgspec.json.encode(doc)
+                cut = parted(len(stored))
+                conn.execute("DELETE FROM alert_refs WHERE alert_id = ?", (alert_id,))
+                if cut:
+                    conn.execute(
+                        "INSERT INTO alert_refs VALUES (?, 0, ?)",
+                        (alert_id, msgspec.json.encode(stored[:cut])),
+                    )
                 conn.execute(
-                    "UPDATE alerts SET body = ? WHERE id = ?", (msgspec.json.encode(doc), alert_id)
+                    "UPDATE alerts SET body = ?, tail = ? WHERE id = ?",
+                    (body, msgspec.json.encode(stored[cut:]), alert_id),
                 )
-                conn.execute("INSERT INTO alert_refs VALUES (?, 0, ?)", (alert_id, refs))
             conn.execute("COMMIT")
         # Databases written before window batches kept one row per entry: each becomes a batch.
         if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'window_entries'").fetchone():
