@@ -45,7 +45,7 @@ from hubsight.detect.rules import BUILTIN_RULES
 from hubsight.detect.ruleset import build_ruleset, rule_classes
 from hubsight.detect.settings import DetectConfig
 from hubsight.detect.sigma import load_sigma_rules
-from hubsight.detect.sigma.backend import Predicate
+from hubsight.detect.sigma.condition import Condition, Opaque, Predicate
 from hubsight.detect.sigma.index import Indexed
 from hubsight.parsing.event import Event
 from hubsight.parsing.pipeline import MessageParser
@@ -166,8 +166,13 @@ def timed(
             def timed_predicate(_: object, timed: Predicate = predicate) -> Predicate:
                 return timed
 
-            # Every loaded rule has a class of its own: the property is the rule's alone.
+            def timed_condition(_: object, timed: Predicate = predicate) -> Condition:
+                return Opaque(timed)
+
+            # Every loaded rule has a class of its own: the properties are the rule's alone. The
+            # kind's matcher calls the timed predicate instead of compiling the rule's condition.
             setattr(type(rule), "predicate", property(timed_predicate))  # noqa: B010
+            setattr(type(rule), "condition", property(timed_condition))  # noqa: B010
 
         def evaluate(
             event: Any, ctx: RuleContext, _inner: Evaluate = rule.evaluate, _id: str = rule.meta.id

@@ -23,7 +23,7 @@ from hubsight.detect.base import EventKind, Example, Finding, Rule, RuleContext,
 from hubsight.detect.content.examples import examples_path, load_examples
 from hubsight.detect.families import FAMILIES
 from hubsight.detect.sigma import SigmaCorrelation, SigmaDetection, SigmaLoad, SigmaLoader
-from hubsight.detect.sigma.backend import Predicate
+from hubsight.detect.sigma.condition import Condition, Predicate
 from hubsight.detect.sigma.detection import SigmaConfig
 from hubsight.detect.sigma.index import Indexed, Requirement
 from hubsight.errors import RuleError
@@ -62,6 +62,12 @@ class ShippedRule(Indexed, Rule[SigmaConfig]):
         """The converted rule's condition on a decoded record (None for correlations)."""
         loaded = self.loaded
         return loaded.predicate if isinstance(loaded, SigmaDetection) else None
+
+    @property
+    def condition(self) -> Condition | None:
+        """The converted rule's condition as its kind's matcher compiles it (see ``Indexed``)."""
+        loaded = self.loaded
+        return loaded.condition if isinstance(loaded, SigmaDetection) else None
 
     def evaluate(self, event: Event, ctx: RuleContext) -> Iterable[Finding]:
         """The converted rule's findings."""

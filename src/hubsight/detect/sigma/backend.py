@@ -1,9 +1,10 @@
-"""A pySigma backend whose queries are Python predicates over raw Azure records.
+"""A pySigma backend whose queries are conditions over raw Azure records.
 
-The detection engine runs Sigma rules per event as events stream by, so a rule compiles to
-nested closures, not to a query text: no parsing and no SQL per event. pySigma resolves the
-condition (``1 of selection_*``, modifiers, value expansions) and runs the processing pipeline;
-this backend turns each condition node into a closure. Strings compare case-insensitively
+The detection engine runs Sigma rules per event as events stream by, so a rule converts to a
+tree of tests (``sigma.condition``) that becomes Python code, not to a query text: no parsing
+and no SQL per event. pySigma resolves the condition (``1 of selection_*``, modifiers, value
+expansions) and runs the processing pipeline; this backend turns each condition node into a
+node of that tree. Strings compare case-insensitively
 unless the rule says ``|cased``; plain equality, prefixes, suffixes and substrings avoid
 regular expressions, and OR-lists of plain values on one field become a set lookup. Features
 that cannot work on single events (timestamp parts, query placeholders, correlations) raise
@@ -44,9 +45,18 @@ from sigma.types import (
     SpecialChars,
 )
 
+from hubsight.detect.sigma.condition import (
+    AllOf,
+    AnyOf,
+    Condition,
+    FieldTest,
+    Negation,
+    Op,
+    Opaque,
+)
+from hubsight.detect.sigma.condition import Predicate as Predicate  # rules name it from here
 from hubsight.detect.sigma.record import AzureRecord, FieldReader, text_of
 
-Predicate = Callable[[AzureRecord], bool]
 V = TypeVar("V", bound=SigmaType)
 ValueTest = Callable[[Any], bool]
 TextTest = Callable[[str], bool]
@@ -65,7 +75,7 @@ def _unsupported(feature: str) -> SigmaFeatureNotSupportedByBackendError:
 
 
 class PredicateBackend(Backend):
-    """Converts each condition of a Sigma rule into a predicate over an ``AzureRecord``."""
+    """Converts each condition of a Sigma rule into a ``Condition`` over an ``AzureRecord``."""
 
     name: ClassVar[str] = "hubsight predicates"
     formats: ClassVar[dict[str, str]] = {"default": "Python predicates over raw Azure records"}
@@ -77,20 +87,19 @@ class PredicateBackend(Backend):
 
     # Boolean structure.
 
-    def convert_condition_and(self, cond: ConditionAND, state: ConversionState) -> Predicate:
+    def convert_condition_and(self, cond: ConditionAND, state: ConversionState) -> Condition:
         """All of the parts."""
-        return _all_of(self._parts(cond.args, state))
+        return _single(AllOf(self._parts(cond.args, state)))
 
-    def convert_condition_or(self, cond: ConditionOR, state: ConversionState) -> Predicate:
+    def convert_condition_or(self, cond: ConditionOR, state: ConversionState) -> Condition:
         """Any of the parts."""
-        return _any_of(self._parts(cond.args, state))
+        return _single(AnyOf(self._parts(cond.args, state)))
 
-    def convert_condition_not(self, cond: ConditionNOT, state: ConversionState) -> Predicate:
+    def convert_condition_not(self, cond: ConditionNOT, state: ConversionState) -> Condition:
         """The negation of the single part."""
-        inner: Predicate = self.convert_condition(cond.args[0], state)
-        return lambda record: not inner(record)
+        return Negation(self.convert_condition(cond.args[0], state))
 
-    def _parts(self, args: Sequence[Any], state: ConversionState) -> tuple[Predicate, ...]:
+    def _parts(self, args: Sequence[Any], state: ConversionState) -> tuple[Condition, ...]:
         return tuple(p for p in (self.convert_condition(a, state) for a in args) if p is not None)
 
     def decide_convert_condition_as_in_expression(
@@ -105,80 +114,75 @@ class PredicateBackend(Backend):
 
     def convert_condition_as_in_expression(
         self, cond: ConditionOR | ConditionAND, state: ConversionState
-    ) -> Predicate:
+    ) -> Condition:
         """Whether any value of the field is one of the listed values."""
         args = [arg for arg in cond.args if isinstance(arg, ConditionFieldEqualsValueExpression)]
         texts = frozenset(
             _plain(arg.value).lower() for arg in args if isinstance(arg.value, SigmaString)
         )
         numbers = frozenset(arg.value.number for arg in args if isinstance(arg.value, SigmaNumber))
-        reader = _reader(args[0].field)
-
-        def predicate(record: AzureRecord) -> bool:
-            if not texts.isdisjoint(reader.lowered(record)):
-                return True
-            return bool(numbers) and not numbers.isdisjoint(reader.numbers(record))
-
-        return predicate
+        path = _path(args[0].field)
+        as_text = FieldTest(path, "lowered", "meets", texts)
+        if not numbers:
+            return as_text
+        return AnyOf((as_text, FieldTest(path, "numbers", "meets", numbers)))
 
     # field: value
 
     def convert_condition_field_eq_val_str(
         self, cond: ConditionFieldEqualsValueExpression, state: ConversionState
-    ) -> Predicate:
+    ) -> Condition:
         """Case-insensitive string match, wildcards included."""
         value = _value(cond, SigmaString)
-        if not value.contains_special():
-            # The commonest test: one lookup in the field's lower-case texts.
-            whole, reader = _plain(value).lower(), _reader(cond.field)
-            return lambda record: whole in reader.lowered(record)
-        return _field_text(cond.field, _string_test(value, cased=False))
+        # The texts tested are lower case already: only the rule's value is folded.
+        op, constant = _string_test(value, cased=False)
+        return FieldTest(_path(cond.field), "lowered", op, constant)
 
     def convert_condition_field_eq_val_str_case_sensitive(
         self, cond: ConditionFieldEqualsValueExpression, state: ConversionState
-    ) -> Predicate:
+    ) -> Condition:
         """Case-sensitive string match (``|cased``)."""
-        return _field(cond.field, _on_text(_string_test(_value(cond, SigmaString), cased=True)))
+        op, constant = _string_test(_value(cond, SigmaString), cased=True)
+        return _field(cond.field, _on_text(_text_test(op, constant)))
 
     def convert_condition_field_eq_val_num(
         self, cond: ConditionFieldEqualsValueExpression, state: ConversionState
-    ) -> Predicate:
+    ) -> Condition:
         """Numeric equality; numbers held as text count."""
-        number, reader = _value(cond, SigmaNumber).number, _reader(cond.field)
-        return lambda record: number in reader.numbers(record)
+        return FieldTest(_path(cond.field), "numbers", "has", _value(cond, SigmaNumber).number)
 
     def convert_condition_field_eq_val_bool(
         self, cond: ConditionFieldEqualsValueExpression, state: ConversionState
-    ) -> Predicate:
+    ) -> Condition:
         """A boolean, or its text (``"false"``)."""
         wanted = "true" if _value(cond, SigmaBool).boolean else "false"
         return _field(cond.field, lambda value: (text_of(value) or "").lower() == wanted)
 
     def convert_condition_field_eq_val_re(
         self, cond: ConditionFieldEqualsValueExpression, state: ConversionState
-    ) -> Predicate:
+    ) -> Condition:
         """A regular expression found anywhere in the value (``|re``)."""
         search = _regex(_value(cond, SigmaRegularExpression)).search
         return _field(cond.field, _on_text(lambda text: search(text) is not None))
 
     def convert_condition_field_eq_val_cidr(
         self, cond: ConditionFieldEqualsValueExpression, state: ConversionState
-    ) -> Predicate:
+    ) -> Condition:
         """An IP address inside the network (``|cidr``); a port after the address is ignored."""
         network = _value(cond, SigmaCIDRExpression).network
         return _field(cond.field, _on_text(lambda text: _in_network(text, network)))
 
     def convert_condition_field_compare_op_val(
         self, cond: ConditionFieldEqualsValueExpression, state: ConversionState
-    ) -> Predicate:
+    ) -> Condition:
         """Numeric comparison (``|lt``, ``|gte``, ...)."""
         value = _value(cond, SigmaCompareExpression)
-        compare, limit, reader = _COMPARE[value.op], value.number.number, _reader(cond.field)
-        return lambda record: any(compare(n, limit) for n in reader.numbers(record))
+        compare, limit = _COMPARE[value.op], value.number.number
+        return FieldTest(_path(cond.field), "numbers", "call", lambda n: compare(n, limit))
 
     def convert_condition_field_eq_field(
         self, cond: ConditionFieldEqualsValueExpression, state: ConversionState
-    ) -> Predicate:
+    ) -> Condition:
         """Two fields with the same value (``|fieldref``), or a prefix / suffix of it."""
         ref = _value(cond, SigmaFieldReference)
         left, right = _reader(cond.field), _reader(ref.field)
@@ -194,38 +198,38 @@ class PredicateBackend(Backend):
             others = right.lowered(record)
             return any(same(text, other) for text in left.lowered(record) for other in others)
 
-        return predicate
+        return Opaque(predicate)
 
     def convert_condition_field_eq_val_null(
         self, cond: ConditionFieldEqualsValueExpression, state: ConversionState
-    ) -> Predicate:
+    ) -> Condition:
         """The field is absent or null."""
         reader = _reader(cond.field)
-        return lambda record: all(value is None for value in reader.values(record))
+        return Opaque(lambda record: all(value is None for value in reader.values(record)))
 
     def convert_condition_field_exists(
         self, cond: ConditionFieldEqualsValueExpression, state: ConversionState
-    ) -> Predicate:
+    ) -> Condition:
         """The field has a non-null value (``|exists: true``)."""
         reader = _reader(cond.field)
-        return lambda record: any(value is not None for value in reader.values(record))
+        return Opaque(lambda record: any(value is not None for value in reader.values(record)))
 
     def convert_condition_field_not_exists(
         self, cond: ConditionFieldEqualsValueExpression, state: ConversionState
-    ) -> Predicate:
+    ) -> Condition:
         """The field is absent or null (``|exists: false``)."""
         return self.convert_condition_field_eq_val_null(cond, state)
 
     def convert_condition_field_eq_val_timestamp_part(
         self, cond: ConditionFieldEqualsValueExpression, state: ConversionState
-    ) -> Predicate:
+    ) -> Condition:
         """Not supported: raises."""
         part = _value(cond, SigmaTimestampPart)
         raise _unsupported(f"the |{part.timestamp_part.name.lower()} modifier")
 
     def convert_condition_field_eq_query_expr(
         self, cond: ConditionFieldEqualsValueExpression, state: ConversionState
-    ) -> Predicate:
+    ) -> Condition:
         """Not supported: raises."""
         raise _unsupported(f"a query expression on field {cond.field}")
 
@@ -233,33 +237,31 @@ class PredicateBackend(Backend):
 
     def convert_condition_val_str(
         self, cond: ConditionValueExpression, state: ConversionState
-    ) -> Predicate:
+    ) -> Condition:
         """The keyword anywhere in the record's text, case-insensitively."""
         value = _value(cond, SigmaString)
         _no_placeholders(value)
         if not value.contains_special():
-            needle = _plain(value).lower()
-            return lambda record: needle in record.text()
+            return FieldTest("", "text", "contains", _plain(value).lower())
         search = re.compile(str(value.to_regex().regexp), re.IGNORECASE | re.DOTALL).search
-        return lambda record: search(record.text()) is not None
+        return Opaque(lambda record: search(record.text()) is not None)
 
     def convert_condition_val_num(
         self, cond: ConditionValueExpression, state: ConversionState
-    ) -> Predicate:
+    ) -> Condition:
         """The number anywhere in the record's text."""
-        needle = str(cond.value).lower()
-        return lambda record: needle in record.text()
+        return FieldTest("", "text", "contains", str(cond.value).lower())
 
     def convert_condition_val_re(
         self, cond: ConditionValueExpression, state: ConversionState
-    ) -> Predicate:
+    ) -> Condition:
         """The regular expression anywhere in the record's text."""
         search = _regex(_value(cond, SigmaRegularExpression)).search
-        return lambda record: search(record.raw_text()) is not None
+        return Opaque(lambda record: search(record.raw_text()) is not None)
 
     def convert_condition_query_expr(
         self, cond: ConditionValueExpression, state: ConversionState
-    ) -> Predicate:
+    ) -> Condition:
         """Not supported: raises."""
         raise _unsupported("a query expression")
 
@@ -296,63 +298,17 @@ def _reader(field: str | None) -> FieldReader:
     return FieldReader(field)
 
 
-def _field(field: str | None, test: ValueTest) -> Predicate:
-    reader = _reader(field)
-
-    def predicate(record: AzureRecord) -> bool:
-        # Loops, not any() over a generator: predicates run per rule per event, and creating
-        # the generator costs about as much as the test.
-        for value in reader.values(record):  # noqa: SIM110
-            if test(value):
-                return True
-        return False
-
-    return predicate
+def _path(field: str | None) -> str:
+    return _reader(field).path
 
 
-def _field_text(field: str | None, test: TextTest) -> Predicate:
-    # ``test`` receives the values as lower-case text, computed once per record and field.
-    reader = _reader(field)
-
-    def predicate(record: AzureRecord) -> bool:
-        for text in reader.lowered(record):  # noqa: SIM110 - a loop, as in _field
-            if test(text):
-                return True
-        return False
-
-    return predicate
+def _field(field: str | None, test: ValueTest) -> Condition:
+    return FieldTest(_path(field), "values", "call", test)
 
 
-def _all_of(parts: tuple[Predicate, ...]) -> Predicate:
-    if len(parts) == 1:
-        return parts[0]
-    if len(parts) == 2:
-        first, second = parts
-        return lambda record: first(record) and second(record)
-
-    def every(record: AzureRecord) -> bool:
-        for part in parts:  # noqa: SIM110 - a loop, as in _field
-            if not part(record):
-                return False
-        return True
-
-    return every
-
-
-def _any_of(parts: tuple[Predicate, ...]) -> Predicate:
-    if len(parts) == 1:
-        return parts[0]
-    if len(parts) == 2:
-        first, second = parts
-        return lambda record: first(record) or second(record)
-
-    def some(record: AzureRecord) -> bool:
-        for part in parts:  # noqa: SIM110 - a loop, as in _field
-            if part(record):
-                return True
-        return False
-
-    return some
+def _single(node: AllOf | AnyOf) -> Condition:
+    # A part alone is the node: one call less per event in the closures.
+    return node.parts[0] if len(node.parts) == 1 else node
 
 
 def _on_text(test: TextTest) -> ValueTest:
@@ -405,13 +361,14 @@ def _plain(value: SigmaString) -> str:
     return "".join(part for part in value.s if isinstance(part, str))
 
 
-def _string_test(value: SigmaString, *, cased: bool) -> TextTest:
-    # Unless ``cased``, the text tested is lower case already: only the rule's value is folded.
+def _string_test(value: SigmaString, *, cased: bool) -> tuple[Op, Any]:
+    # How a text must relate to ``value``: unless ``cased``, the texts are lower case already
+    # and only the rule's value is folded. Plain equality, prefixes, suffixes and substrings
+    # avoid regular expressions; the rest is a text test ("call").
     _no_placeholders(value)
     fold: Callable[[str], str] = (lambda text: text) if cased else str.lower
     if not value.contains_special():
-        whole = fold(_plain(value))
-        return lambda text: text == whole
+        return "has", fold(_plain(value))
     parts = value.s
     lead = parts[0] is SpecialChars.WILDCARD_MULTI
     trail = parts[-1] is SpecialChars.WILDCARD_MULTI
@@ -419,13 +376,25 @@ def _string_test(value: SigmaString, *, cased: bool) -> TextTest:
     if len(middle) == 1 and isinstance(middle[0], str):
         needle = fold(middle[0])
         if lead and trail:
-            return lambda text: needle in text
-        if trail:
-            return lambda text: text.startswith(needle)
-        return lambda text: text.endswith(needle)
+            return "contains", needle
+        return ("startswith", needle) if trail else ("endswith", needle)
     flags = re.DOTALL if cased else re.DOTALL | re.IGNORECASE
     fullmatch = re.compile(str(value.to_regex().regexp), flags).fullmatch
-    return lambda text: fullmatch(text) is not None
+    return "call", lambda text: fullmatch(text) is not None
+
+
+def _text_test(op: Op, constant: Any) -> TextTest:
+    # The test of one text that ``_string_test``'s answer stands for.
+    if op == "has":
+        return lambda text: text == constant
+    if op == "contains":
+        return lambda text: constant in text
+    if op == "startswith":
+        return lambda text: text.startswith(constant)
+    if op == "endswith":
+        return lambda text: text.endswith(constant)
+    test: TextTest = constant
+    return test
 
 
 def _regex(value: SigmaRegularExpression) -> re.Pattern[str]:

@@ -13,7 +13,7 @@ from hubsight.detect.base import (
     RuleConfig,
     RuleContext,
 )
-from hubsight.detect.sigma.backend import Predicate
+from hubsight.detect.sigma.condition import Condition, Predicate
 from hubsight.detect.sigma.index import Indexed, Requirement
 from hubsight.detect.sigma.record import AzureRecord, RecordCache
 from hubsight.parsing.event import Event, LogSet
@@ -32,7 +32,7 @@ class SigmaDetection(Indexed, Rule[SigmaConfig]):
         self,
         config: SigmaConfig,
         *,
-        predicate: Predicate,
+        condition: Condition,
         categories: frozenset[str],
         records: RecordCache,
         author: str | None,
@@ -42,7 +42,8 @@ class SigmaDetection(Indexed, Rule[SigmaConfig]):
         requirement: Requirement = (),
     ) -> None:
         super().__init__(config)
-        self._predicate = predicate
+        self._condition = condition
+        self._predicate = condition.predicate()
         self._categories = categories
         # The operations the rule can fire on (lowered), when its condition names them: the
         # engine then never hands it other events (most activity rules name one or two).
@@ -69,6 +70,11 @@ class SigmaDetection(Indexed, Rule[SigmaConfig]):
     def predicate(self) -> Predicate:
         """The rule's condition on a decoded record."""
         return self._predicate
+
+    @property
+    def condition(self) -> Condition:
+        """The rule's condition as the tree its kind's matcher compiles."""
+        return self._condition
 
     def reads(self, kind: EventKind) -> bool:
         """The log sets and categories of the rule's service, and the operations or sign-in

@@ -1,9 +1,10 @@
 """The single-event Sigma rules of a kind of event as one matcher, indexed by required values.
 
-``SigmaIndex.select`` decodes an event's record once and runs the predicates of the kind's
-Sigma rules in one loop; the engine then evaluates only the rules that match. With many rules
-it first narrows them down: most Sigma rules can hold only when the record carries certain
-values (``ResultType: 50053``, ``AppId`` one of a list, ``riskState: atRisk``). ``requirement``
+``SigmaIndex.select`` decodes an event's record once and runs the conditions of the kind's
+Sigma rules compiled into one function (``sigma.matcher``); the engine then evaluates only the
+rules that match. With many rules it first narrows them down: most Sigma rules can hold only
+when the record carries certain values (``ResultType: 50053``, ``AppId`` one of a list,
+``riskState: atRisk``). ``requirement``
 derives from a rule's condition clauses of such literals that every match satisfies (each
 clause: at least one of its ``(path, value)`` literals holds); the index keeps each rule's
 narrowest clause and runs only the predicates of rules whose clause the record satisfies,
@@ -13,11 +14,10 @@ keyword, a comparison) contributes no clause; a rule with no clause at all runs 
 
 The engine hands each rule only the events of its categories (and of its operations and
 sign-in error codes, when its condition names them), so a kind of event reaches few rules: on
-the simulated tenant with SigmaHQ's Azure rules about a dozen per sign-in. There, one loop over
-their predicates takes a fifth less time than calling each rule, and an index saves nothing:
-reading a field no rule would have read costs as much as two or three predicates on fields
-already read. With 400 more sign-in rules, each on its own value, the index makes the Sigma
-rules two to three times faster; it is used from ``MIN_INDEXED`` rules with clauses on.
+the simulated tenant with SigmaHQ's Azure rules about a dozen per sign-in, tested by one
+compiled function that reads each field once. With 400 more sign-in rules, each on its own value,
+the index made the rules (then closures) two to three times faster; it is used from
+``MIN_INDEXED`` rules with clauses on, and then runs each candidate's condition compiled alone.
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ from typing import Any, Generic, TypeVar, cast
 from sigma.conditions import ConditionAND, ConditionFieldEqualsValueExpression, ConditionOR
 from sigma.types import SigmaBool, SigmaNumber, SigmaString
 
-from hubsight.detect.sigma.backend import Predicate
+from hubsight.detect.sigma.condition import Condition, Opaque, Predicate
+from hubsight.detect.sigma.matcher import compile_each, compile_matcher
 from hubsight.detect.sigma.record import RECORDS, AzureRecord, FieldReader
 from hubsight.parsing.event import Event
 
@@ -111,25 +112,34 @@ def _simplified(clauses: list[Clause]) -> Requirement:
 class SigmaIndex(Generic[T]):
     """The single-event Sigma rules of one kind of event, run as one matcher.
 
-    ``select`` decodes the record once, picks the candidates (through the index when enough
-    rules have clauses, else every rule) and runs their predicates in one loop: the engine then
-    evaluates only the rules that match, instead of calling each rule to find out.
+    ``select`` decodes the record once and runs every rule's condition in one compiled function;
+    when enough rules have clauses, it picks the candidates through the index and runs only
+    theirs. The engine then evaluates only the rules that match, instead of calling each rule to
+    find out. A target's condition may also be a plain predicate, which the matcher calls.
     """
 
     def __init__(
-        self, targets: Sequence[tuple[T, Requirement, Predicate]], *, least: int = MIN_INDEXED
+        self,
+        targets: Sequence[tuple[T, Requirement, Predicate | Condition]],
+        *,
+        least: int = MIN_INDEXED,
     ) -> None:
-        self._targets = [target for target, _, _ in targets]
-        self._predicates = [predicate for _, _, predicate in targets]
-        self._everyone = range(len(targets))
+        self._targets = tuple(target for target, _, _ in targets)
+        conditions = tuple(
+            test if isinstance(test, Condition) else Opaque(test) for _, _, test in targets
+        )
         screened = [(p, clauses) for p, (_, clauses, _) in enumerate(targets) if clauses]
         # Rules without clauses are candidates for every event.
         self._always = [p for p, (_, clauses, _) in enumerate(targets) if not clauses]
         # Per path read, how to read its values (as lower-case text or as numbers) and the
         # rules each value makes candidates; empty when fewer than ``least`` rules have clauses.
         self._lookups: list[tuple[Callable[[AzureRecord], list[Any]], _Hits]] = []
+        # Unindexed, one function tests every rule, reading each field once.
+        self._match = compile_matcher(conditions)
+        self._predicates: list[Callable[[AzureRecord], Any]] = []
         if len(screened) < least:
             return
+        self._predicates = compile_each(conditions)
         by_path: dict[tuple[str, bool], _Hits] = {}
         for position, clauses in screened:
             # One clause per rule, its narrowest (the first): every other clause's paths would
@@ -155,18 +165,17 @@ class SigmaIndex(Generic[T]):
         if record is None:
             # No predicate holds on a record that is not a JSON object.
             return []
-        candidates: Iterable[int] = self._everyone
-        if self._lookups:
-            chosen = set(self._always)
-            for values_of, table in self._lookups:
-                for value in values_of(record):
-                    hits = table.get(value)
-                    if hits is not None:
-                        chosen.update(hits)
-            candidates = sorted(chosen)
+        if not self._lookups:
+            return self._match(record, self._targets)
+        chosen = set(self._always)
+        for values_of, table in self._lookups:
+            for value in values_of(record):
+                hits = table.get(value)
+                if hits is not None:
+                    chosen.update(hits)
         targets, predicates = self._targets, self._predicates
         selected = []
-        for position in candidates:
+        for position in sorted(chosen):
             try:
                 holds = predicates[position](record)
             except Exception:  # noqa: BLE001 - the engine runs the rule, which records the error
@@ -193,18 +202,27 @@ class Indexed:
         """The rule's condition on a decoded record (None: the rule is no single-event rule)."""
         return None
 
+    @property
+    def condition(self) -> Condition | None:
+        """The rule's condition as its kind's matcher compiles it (None: no single-event rule).
+
+        The predicate, called as it is, unless the rule has the tree it was built from.
+        """
+        predicate = self.predicate
+        return None if predicate is None else Opaque(predicate)
+
 
 def split_indexed(
     targets: Sequence[T], rule_of: Callable[[T], object]
 ) -> tuple[list[T], SigmaIndex[T] | None]:
     """The targets to run one by one, and a matcher of the others (None when there are none)."""
     plain: list[T] = []
-    matched: list[tuple[T, Requirement, Predicate]] = []
+    matched: list[tuple[T, Requirement, Predicate | Condition]] = []
     for target in targets:
         rule = rule_of(target)
-        predicate = rule.predicate if isinstance(rule, Indexed) else None
-        if predicate is None:
+        condition = rule.condition if isinstance(rule, Indexed) else None
+        if condition is None:
             plain.append(target)
         else:
-            matched.append((target, cast(Indexed, rule).requirement, predicate))
+            matched.append((target, cast(Indexed, rule).requirement, condition))
     return plain, SigmaIndex(matched) if matched else None

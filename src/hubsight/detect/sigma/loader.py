@@ -20,7 +20,8 @@ from sigma.filters import SigmaFilter
 from sigma.rule import SigmaRule, SigmaRuleBase
 
 from hubsight.detect.base import RuleMeta, Severity
-from hubsight.detect.sigma.backend import Predicate, PredicateBackend, required_by_any
+from hubsight.detect.sigma.backend import PredicateBackend, required_by_any
+from hubsight.detect.sigma.condition import AnyOf, Condition
 from hubsight.detect.sigma.correlation import Base, SigmaCorrelation, expression_of, threshold_of
 from hubsight.detect.sigma.detection import SigmaConfig, SigmaDetection
 from hubsight.detect.sigma.fields import SERVICES, Service
@@ -138,7 +139,7 @@ class SigmaLoader:
     def _convert(self, doc: _Doc) -> None:
         sigma = cast(SigmaRule, doc.sigma)
         try:
-            predicates: list[Predicate] = self._backend.convert_rule(sigma)
+            converted: list[Condition] = self._backend.convert_rule(sigma)
         except (SigmaError, TypeError) as exc:
             doc.reason = _message(exc)
             return
@@ -154,7 +155,8 @@ class SigmaLoader:
         )
         doc.rule = cls(
             SigmaConfig(),
-            predicate=predicates[0] if len(predicates) == 1 else _any_of(tuple(predicates)),
+            # A rule with a list of conditions fires when any of them holds.
+            condition=converted[0] if len(converted) == 1 else AnyOf(tuple(converted)),
             categories=service.categories,
             records=RECORDS,
             author=sigma.author,
@@ -322,11 +324,6 @@ def _meta(
             if t.namespace == "attack" and not (t.name[:1] in "tgs" and t.name[1:2].isdigit())
         ),
     )
-
-
-def _any_of(conditions: tuple[Predicate, ...]) -> Predicate:
-    # A rule with a list of conditions fires when any of them holds.
-    return lambda record: any(condition(record) for condition in conditions)
 
 
 def _message(exc: Exception) -> str:

@@ -149,8 +149,9 @@ def _decode(event: Event, shapes: Spellings) -> AzureRecord | None:
         if isinstance(log, str):
             properties[_KUBE_LOG] = _json_in_string(log.strip(), log)
     for key, value in data.items():
-        # The REST shape of Activity Log records wraps values as {value, localizedValue}.
-        if isinstance(value, dict) and _LOCALIZED in value and _VALUE in value:
+        # The REST shape of Activity Log records wraps values as {value, localizedValue}. (A
+        # decoded record holds plain dicts only: the type test is the cheaper isinstance.)
+        if type(value) is dict and _LOCALIZED in value and _VALUE in value:
             data[key] = value[_VALUE]
     return AzureRecord(event, data, shapes)
 
@@ -168,6 +169,16 @@ class FieldReader:
             _derived(path[len(VIRTUAL_PREFIX) :]) if path.startswith(VIRTUAL_PREFIX) else None
         )
         self._keys = tuple((key, key.lower()) for key in path.split("."))
+
+    @property
+    def derived(self) -> Derived | None:
+        """How a ``hubsight:`` field is derived from the record (None for a path)."""
+        return self._derived
+
+    @property
+    def keys(self) -> tuple[str, ...] | None:
+        """The keys of the path as spelled, top first (None for a derived field)."""
+        return None if self._derived is not None else tuple(exact for exact, _ in self._keys)
 
     def values(self, record: AzureRecord) -> list[Any]:
         """The field's values in ``record`` (empty when absent)."""

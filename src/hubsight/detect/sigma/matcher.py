@@ -1,0 +1,235 @@
+"""The conditions of a kind's Sigma rules compiled into one Python function.
+
+Run as closures, each rule re-reads the fields it tests from the record's memo (a dict lookup
+and a call per test), and every ``and``/``or`` is a call of its own: on a sign-in reaching a
+dozen rules that is some forty calls. ``compile_matcher`` writes the conditions of all the
+rules of a kind as Python source instead, one ``if`` per rule, compiled once: each field is read
+at most once per event, into a local, the first time a rule needs it, and each test is written
+inline. A field's lower-case text is read straight down its keys as spelled when they hold one
+string, the common case; anything else (another spelling, a list, JSON in a string, a null)
+takes ``FieldReader``'s general path, so the matcher finds exactly what the closures find.
+
+Rule values and field names come from the Sigma files users import: none of their text ever
+becomes source. The source names only what it makes itself (``k3``, the fourth constant;
+``f2``, the third field read; ``record``, ``out``, ``targets``); values, paths, test functions
+and the reading functions are arguments of the factory the source defines, and the source is
+run with no builtins.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from typing import Any, cast
+
+from hubsight.detect.sigma.condition import (
+    AllOf,
+    AnyOf,
+    Condition,
+    FieldTest,
+    Negation,
+    Opaque,
+    View,
+    contains,
+    ends,
+    holds,
+    starts,
+)
+from hubsight.detect.sigma.record import AzureRecord, Derived, FieldReader, text_of
+
+# The targets whose conditions hold on a record, given the targets in the conditions' order.
+Matcher = Callable[[AzureRecord, Sequence[Any]], list[Any]]
+Reader = Callable[[AzureRecord], Any]
+_MISSING = object()
+_PAIR_KEY = "key"
+# Compiled matchers kept for reuse: kinds of events share their rules (every operation of a log
+# set reaches the same few), and compiling costs milliseconds.
+_CACHED = 1024
+
+_TESTS: dict[str, Callable[..., bool]] = {
+    "contains": contains,
+    "startswith": starts,
+    "endswith": ends,
+    "call": holds,
+}
+
+
+@functools.lru_cache(maxsize=_CACHED)
+def compile_matcher(conditions: tuple[Condition, ...]) -> Matcher:
+    """One function running ``conditions`` (one per target) on a record.
+
+    It returns the targets (its second argument, in the conditions' order) whose condition
+    holds, and those whose condition raises: the engine then runs that rule, which records the
+    error against it.
+    """
+    writer = _Writer()
+    failed = writer.constant(Exception)
+    body: list[str] = []
+    for position, condition in enumerate(conditions):
+        test = writer.expression(condition)
+        body += [
+            "        try:",
+            f"            if {test}:",
+            f"                out.append(targets[{position}])",
+            f"        except {failed}:",
+            f"            out.append(targets[{position}])",
+        ]
+    head = ["    def match(record, targets):"]
+    if writer.fields:
+        head.append("        " + " = ".join(writer.fields.values()) + " = None")
+    head.append("        out = []")
+    lines = [*head, *body, "        return out", "    return match"]
+    return cast(Matcher, _build(writer, lines))
+
+
+def compile_each(conditions: Sequence[Condition]) -> list[Callable[[AzureRecord], Any]]:
+    """One function per condition, each reading its own fields (for the index's candidates)."""
+    writer = _Writer()
+    lines: list[str] = []
+    names = []
+    for position, condition in enumerate(conditions):
+        writer.fields.clear()
+        test = writer.expression(condition)
+        lines.append(f"    def rule{position}(record):")
+        if writer.fields:
+            lines.append("        " + " = ".join(writer.fields.values()) + " = None")
+        lines.append(f"        return {test}")
+        names.append(f"rule{position}")
+    lines.append("    return (" + "".join(name + ", " for name in names) + ")")
+    return list(_build(writer, lines))
+
+
+def _build(writer: _Writer, lines: list[str]) -> Any:
+    arguments = ", ".join(f"k{n}" for n in range(len(writer.constants)))
+    source = "\n".join([f"def factory({arguments}):", *lines, ""])
+    namespace: dict[str, Any] = {"__builtins__": {}}
+    # The source holds no text of any rule (see the module's docstring): only names made here.
+    exec(compile(source, "<sigma matcher>", "exec"), namespace)  # noqa: S102
+    return namespace["factory"](*writer.constants)
+
+
+class _Writer:
+    """Writes conditions as Python expressions, collecting their constants and field reads."""
+
+    def __init__(self) -> None:
+        self.constants: list[Any] = []
+        # Per field and view read, the local that holds its values once read.
+        self.fields: dict[tuple[str, View], str] = {}
+        self._readers: dict[tuple[str, View], str] = {}
+        self._known: dict[int, str] = {}
+
+    def constant(self, value: Any) -> str:
+        """The name under which the source refers to ``value``."""
+        # By identity: every constant is held in ``constants``, so no id is reused meanwhile.
+        name = self._known.get(id(value))
+        if name is None:
+            name = f"k{len(self.constants)}"
+            self.constants.append(value)
+            self._known[id(value)] = name
+        return name
+
+    def expression(self, node: Condition) -> str:
+        """``node`` as a Python expression over ``record``."""
+        if isinstance(node, FieldTest):
+            values, constant = self._field(node.path, node.view), self.constant(node.constant)
+            if node.op == "has":
+                return f"({constant} in {values})"
+            if node.op == "meets":
+                return f"(not {constant}.isdisjoint({values}))"
+            return f"{self.constant(_TESTS[node.op])}({values}, {constant})"
+        if isinstance(node, AllOf):
+            return "(" + " and ".join(map(self.expression, node.parts)) + ")"
+        if isinstance(node, AnyOf):
+            return "(" + " or ".join(map(self.expression, node.parts)) + ")"
+        if isinstance(node, Negation):
+            return f"(not {self.expression(node.part)})"
+        if isinstance(node, Opaque):
+            return f"{self.constant(node.test)}(record)"
+        raise TypeError(f"no code for a condition of type {type(node).__name__}")
+
+    def _field(self, path: str, view: View) -> str:
+        # The values, read the first time a test needs them (a rule that fails earlier never
+        # reads the fields of its later tests).
+        key = (path, view)
+        local = self.fields.get(key)
+        if local is None:
+            local = self.fields[key] = f"f{len(self.fields)}"
+        reader = self._readers.get(key)
+        if reader is None:
+            reader = self._readers[key] = self.constant(_reader(path, view))
+        return f"({local} if {local} is not None else ({local} := {reader}(record)))"
+
+
+def _reader(path: str, view: View) -> Reader:
+    if view == "text":
+        return _text
+    reader = FieldReader(path)
+    if view == "numbers":
+        return reader.numbers
+    if view == "values":
+        return reader.values
+    return _lowered(reader)
+
+
+def _text(record: AzureRecord) -> tuple[str]:
+    return (record.text(),)
+
+
+def _lowered(reader: FieldReader) -> Reader:
+    # A field's lower-case texts, read down its keys as spelled: when they lead to one string,
+    # that string lowered is all ``reader.lowered`` would find; when a key is missing in every
+    # spelling (and the object is no {"key", "value"} pair), nothing is, which is what most
+    # reads of most records find. Anything else (another spelling, a list, JSON in a string,
+    # a null) is the general reader's to decide.
+    general = reader.lowered
+    keys = reader.keys
+    if keys is None:
+        return _derived_lowered(reader.derived) if reader.derived is not None else general
+    steps = tuple((key, key.lower()) for key in keys)
+    if len(steps) == 2:
+        (outer, _), (inner, lower) = steps
+
+        def nested(record: AzureRecord) -> list[str]:
+            node = record.data.get(outer)
+            if type(node) is dict:
+                value = node.get(inner, _MISSING)
+                if type(value) is str:
+                    return [value.lower()]
+                if value is _MISSING and _absent(record, node, lower):
+                    return []
+            return general(record)
+
+        return nested
+
+    def read(record: AzureRecord) -> list[str]:
+        node: Any = record.data
+        for key, lower in steps:
+            if type(node) is not dict:
+                return general(record)
+            child = node.get(key, _MISSING)
+            if child is _MISSING:
+                return [] if _absent(record, node, lower) else general(record)
+            node = child
+        if type(node) is str:
+            return [node.lower()]
+        return general(record)
+
+    return read
+
+
+def _derived_lowered(derive: Derived) -> Reader:
+    # A ``hubsight:`` field's texts, lowered as ``FieldReader.lowered`` lowers them: the
+    # matcher reads each field once per record, so the record's memo would only cost.
+    def read(record: AzureRecord) -> list[str]:
+        values = derive(record)
+        if len(values) == 1 and type(values[0]) is str:
+            return [values[0].lower()]
+        return [text.lower() for text in map(text_of, values) if text is not None]
+
+    return read
+
+
+def _absent(record: AzureRecord, node: dict[str, Any], lower: str) -> bool:
+    # No key of ``node`` is spelled ``lower`` in any case, and it is no {"key", "value"} pair
+    # whose key a path step could name (see ``record._child``).
+    return lower not in record.spellings(node) and _PAIR_KEY not in node
