@@ -288,4 +288,26 @@ def test_the_fast_read_of_a_field_defers_to_the_general_one(
     # Properties as an object and as JSON text, as Azure sends them in some categories.
     for shape in ({"properties": properties}, {"properties": json.dumps(properties)}):
         assert test.predicate()(_record(shape)) is holds
-        assert matcher(_record(shape), ["rule"]) == (["rule"] if holds else [])
+        record = _record(shape)
+        assert matcher(record, ["rule"]) == (["rule"] if holds else [])
+        # The rules run after the matcher find in the record's memo what the general read finds.
+        reader = FieldReader("properties.appId")
+        assert record.memo[reader.lowered_key] == reader.lowered(_record(shape))
+
+
+@pytest.mark.parametrize(("result", "holds"), [("SUCCESS", True), ("FAILURE", False)])
+def test_a_derived_field_is_read_as_the_general_reader_reads_it(result: str, holds: bool) -> None:
+    test = FieldTest(f"{VIRTUAL_PREFIX}status", "lowered", "has", "success")
+
+    def record() -> AzureRecord:
+        event = example_event(
+            LogSet.INGRESS_AUTHENTICATION, raw=b"{}", category="SignInLogs", result=result
+        )
+        found = RECORDS.record(event)
+        assert found is not None
+        return found
+
+    read = record()
+    assert compile_matcher((test,))(read, ["rule"]) == (["rule"] if holds else [])
+    reader = FieldReader(test.path)
+    assert read.memo[reader.lowered_key] == reader.lowered(record())

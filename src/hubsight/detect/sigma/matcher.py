@@ -180,11 +180,14 @@ def _lowered(reader: FieldReader) -> Reader:
     # that string lowered is all ``reader.lowered`` would find; when a key is missing in every
     # spelling (and the object is no {"key", "value"} pair), nothing is, which is what most
     # reads of most records find. Anything else (another spelling, a list, JSON in a string,
-    # a null) is the general reader's to decide.
-    general = reader.lowered
+    # a null) is the general reader's to decide. What is found goes into the record's memo,
+    # where the rules the engine then runs on the event (those that matched, correlations)
+    # find it, as they found what the closures read.
+    general, memo_key = reader.lowered, reader.lowered_key
     keys = reader.keys
     if keys is None:
-        return _derived_lowered(reader.derived) if reader.derived is not None else general
+        derive = reader.derived
+        return general if derive is None else _derived_lowered(derive, memo_key)
     steps = tuple((key, key.lower()) for key in keys)
     if len(steps) == 2:
         (outer, _), (inner, lower) = steps
@@ -194,9 +197,11 @@ def _lowered(reader: FieldReader) -> Reader:
             if type(node) is dict:
                 value = node.get(inner, _MISSING)
                 if type(value) is str:
-                    return [value.lower()]
+                    found = record.memo[memo_key] = [value.lower()]
+                    return found
                 if value is _MISSING and _absent(record, node, lower):
-                    return []
+                    found = record.memo[memo_key] = []
+                    return found
             return general(record)
 
         return nested
@@ -208,23 +213,31 @@ def _lowered(reader: FieldReader) -> Reader:
                 return general(record)
             child = node.get(key, _MISSING)
             if child is _MISSING:
-                return [] if _absent(record, node, lower) else general(record)
+                if not _absent(record, node, lower):
+                    return general(record)
+                found: list[str] = []
+                record.memo[memo_key] = found
+                return found
             node = child
         if type(node) is str:
-            return [node.lower()]
+            found = record.memo[memo_key] = [node.lower()]
+            return found
         return general(record)
 
     return read
 
 
-def _derived_lowered(derive: Derived) -> Reader:
-    # A ``hubsight:`` field's texts, lowered as ``FieldReader.lowered`` lowers them: the
-    # matcher reads each field once per record, so the record's memo would only cost.
+def _derived_lowered(derive: Derived, memo_key: str) -> Reader:
+    # A ``hubsight:`` field's texts, lowered as ``FieldReader.lowered`` lowers them, without
+    # first keeping its values in the record's memo.
     def read(record: AzureRecord) -> list[str]:
         values = derive(record)
         if len(values) == 1 and type(values[0]) is str:
-            return [values[0].lower()]
-        return [text.lower() for text in map(text_of, values) if text is not None]
+            found = [values[0].lower()]
+        else:
+            found = [text.lower() for text in map(text_of, values) if text is not None]
+        record.memo[memo_key] = found
+        return found
 
     return read
 

@@ -159,11 +159,12 @@ def _decode(event: Event, shapes: Spellings) -> AzureRecord | None:
 class FieldReader:
     """Reads one field (a dotted path, or a ``hubsight:`` derived field) of records."""
 
-    __slots__ = ("_derived", "_keys", "_lower_key", "_number_key", "path")
+    __slots__ = ("_derived", "_keys", "_number_key", "lowered_key", "path")
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self._lower_key = path + "\0lower"
+        # Where ``lowered`` keeps its answer in a record's memo (``sigma.matcher`` too).
+        self.lowered_key = path + "\0lower"
         self._number_key = path + "\0number"
         self._derived = (
             _derived(path[len(VIRTUAL_PREFIX) :]) if path.startswith(VIRTUAL_PREFIX) else None
@@ -195,7 +196,7 @@ class FieldReader:
     def lowered(self, record: AzureRecord) -> list[str]:
         """The field's non-null values as lower-case text."""
         memo = record.memo
-        found = memo.get(self._lower_key)
+        found = memo.get(self.lowered_key)
         if found is None:
             # ``values`` written out: a dozen rules read a sign-in's fields, mostly this way.
             values = memo.get(self.path)
@@ -205,7 +206,7 @@ class FieldReader:
                 found = [values[0].lower()]  # the commonest case, without the general one's cost
             else:
                 found = [t.lower() for t in map(text_of, values) if t is not None]
-            memo[self._lower_key] = found
+            memo[self.lowered_key] = found
         return found
 
     def numbers(self, record: AzureRecord) -> list[Any]:
