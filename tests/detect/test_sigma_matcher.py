@@ -86,15 +86,15 @@ def seen(events: list[Event]) -> dict[str, list[tuple[str, Any]]]:
 
 
 def _selected(rules: list[SigmaDetection], event: Event) -> list[SigmaDetection]:
-    # Each rule's own closures, as the index counts them: a rule whose predicate raises is
-    # handed to the engine, which records the error.
+    # Each rule's condition as closures, as the index counts them: a rule whose predicate
+    # raises is handed to the engine, which records the error.
     record = RECORDS.record(event)
     if record is None:
         return []
     chosen = []
     for rule in rules:
         try:
-            holds = rule.predicate(record)
+            holds = rule.condition.predicate()(record)
         except Exception:  # noqa: BLE001 - counted as the index counts it
             holds = True
         if holds:
