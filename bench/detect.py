@@ -47,6 +47,7 @@ from hubsight.detect.settings import DetectConfig
 from hubsight.detect.sigma import load_sigma_rules
 from hubsight.detect.sigma.condition import Condition, Opaque, Predicate
 from hubsight.detect.sigma.index import Indexed
+from hubsight.detect.sigma.matcher import compile_each
 from hubsight.parsing.event import Event
 from hubsight.parsing.pipeline import MessageParser
 from hubsight.parsing.registry import default_registry
@@ -152,26 +153,23 @@ def timed(
     index and the engine's dispatch by kind left to test).
     """
     for rule in rules:
-        if isinstance(rule, Indexed) and rule.predicate is not None:
+        condition = rule.condition if isinstance(rule, Indexed) else None
+        if condition is not None:
+            # Compiled alone, as the index runs a candidate's condition.
+            [alone] = compile_each([condition])
 
-            def predicate(
-                record: Any, _inner: Predicate = rule.predicate, _id: str = rule.meta.id
-            ) -> bool:
+            def predicate(record: Any, _inner: Predicate = alone, _id: str = rule.meta.id) -> bool:
                 t0 = time.perf_counter()
                 holds = _inner(record)
                 costs[_id] += time.perf_counter() - t0
                 tested[_id] += 1
                 return holds
 
-            def timed_predicate(_: object, timed: Predicate = predicate) -> Predicate:
-                return timed
-
             def timed_condition(_: object, timed: Predicate = predicate) -> Condition:
                 return Opaque(timed)
 
-            # Every loaded rule has a class of its own: the properties are the rule's alone. The
+            # Every loaded rule has a class of its own: the property is the rule's alone. The
             # kind's matcher calls the timed predicate instead of compiling the rule's condition.
-            setattr(type(rule), "predicate", property(timed_predicate))  # noqa: B010
             setattr(type(rule), "condition", property(timed_condition))  # noqa: B010
 
         def evaluate(

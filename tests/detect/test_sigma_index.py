@@ -17,7 +17,7 @@ from hubsight.detect.base import example_event
 from hubsight.detect.db import DetectDB
 from hubsight.detect.engine import DetectionEngine, EngineOptions
 from hubsight.detect.sigma import SigmaDetection, load_sigma_rules
-from hubsight.detect.sigma.backend import Predicate
+from hubsight.detect.sigma.condition import Opaque, Predicate
 from hubsight.detect.sigma.index import MIN_INDEXED, Requirement, SigmaIndex, split_indexed
 from hubsight.parsing.event import Event, LogSet
 
@@ -189,7 +189,7 @@ def _event(
 
 
 def _index(rules: list[SigmaDetection], least: int = 1) -> SigmaIndex[SigmaDetection]:
-    return SigmaIndex([(rule, rule.requirement, rule.predicate) for rule in rules], least=least)
+    return SigmaIndex([(rule, rule.requirement, rule.condition) for rule in rules], least=least)
 
 
 def _counting(requirements: list[Requirement], least: int) -> tuple[SigmaIndex[int], list[int]]:
@@ -199,7 +199,7 @@ def _counting(requirements: list[Requirement], least: int) -> tuple[SigmaIndex[i
     def predicate(number: int) -> Predicate:
         return lambda record: ran.append(number) is None
 
-    targets = [(n, clauses, predicate(n)) for n, clauses in enumerate(requirements)]
+    targets = [(n, clauses, Opaque(predicate(n))) for n, clauses in enumerate(requirements)]
     return SigmaIndex(targets, least=least), ran
 
 
@@ -368,6 +368,8 @@ def test_a_predicate_that_fails_leaves_its_rule_to_the_engine_which_records_the_
     def broken(record: Any) -> bool:
         raise ValueError("broken predicate")
 
-    index = SigmaIndex([("broken", (), broken), ("never", (), lambda record: False)])
+    index = SigmaIndex(
+        [("broken", (), Opaque(broken)), ("never", (), Opaque(lambda record: False))]
+    )
     # The engine then evaluates the rule, whose own failure it counts against the rule.
     assert index.select(_event(_record(SIGN_IN))) == ["broken"]

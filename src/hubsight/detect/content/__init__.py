@@ -23,7 +23,7 @@ from hubsight.detect.base import EventKind, Example, Finding, Rule, RuleContext,
 from hubsight.detect.content.examples import examples_path, load_examples
 from hubsight.detect.families import FAMILIES
 from hubsight.detect.sigma import SigmaCorrelation, SigmaDetection, SigmaLoad, SigmaLoader
-from hubsight.detect.sigma.condition import Condition, Predicate
+from hubsight.detect.sigma.condition import Condition
 from hubsight.detect.sigma.detection import SigmaConfig
 from hubsight.detect.sigma.index import Indexed, Requirement
 from hubsight.errors import RuleError
@@ -58,14 +58,9 @@ class ShippedRule(Indexed, Rule[SigmaConfig]):
         return loaded.requirement if isinstance(loaded, SigmaDetection) else ()
 
     @property
-    def predicate(self) -> Predicate | None:
-        """The converted rule's condition on a decoded record (None for correlations)."""
-        loaded = self.loaded
-        return loaded.predicate if isinstance(loaded, SigmaDetection) else None
-
-    @property
     def condition(self) -> Condition | None:
-        """The converted rule's condition as its kind's matcher compiles it (see ``Indexed``)."""
+        """The converted rule's condition as its kind's matcher compiles it (None for
+        correlations; see ``Indexed``)."""
         loaded = self.loaded
         return loaded.condition if isinstance(loaded, SigmaDetection) else None
 

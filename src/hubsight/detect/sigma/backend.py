@@ -54,7 +54,6 @@ from hubsight.detect.sigma.condition import (
     Op,
     Opaque,
 )
-from hubsight.detect.sigma.condition import Predicate as Predicate  # rules name it from here
 from hubsight.detect.sigma.record import AzureRecord, FieldReader, text_of
 
 V = TypeVar("V", bound=SigmaType)

@@ -44,8 +44,8 @@ class SigmaDetection(Indexed, Rule[SigmaConfig]):
     ) -> None:
         super().__init__(config)
         self._condition = condition
-        # Compiled as a kind's matcher compiles it (correlations and the engine's evaluation
-        # of a matched rule run it): the closures of ``condition.predicate()`` cost more.
+        # Compiled alone, as a kind's matcher compiles it, for ``match`` (the engine's evaluation
+        # of a rule its kind's matcher selected, and correlations' base rules).
         self._predicate: Predicate = compile_each([condition])[0]
         self._categories = categories
         # The operations the rule can fire on (lowered), when its condition names them: the
@@ -68,11 +68,6 @@ class SigmaDetection(Indexed, Rule[SigmaConfig]):
     def requirement(self) -> Requirement:
         """The clauses of literals every record the rule matches satisfies (see ``index``)."""
         return self._requirement
-
-    @property
-    def predicate(self) -> Predicate:
-        """The rule's condition on a decoded record."""
-        return self._predicate
 
     @property
     def condition(self) -> Condition:

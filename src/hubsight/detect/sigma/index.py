@@ -29,7 +29,7 @@ from typing import Any, Generic, TypeVar, cast
 from sigma.conditions import ConditionAND, ConditionFieldEqualsValueExpression, ConditionOR
 from sigma.types import SigmaBool, SigmaNumber, SigmaString
 
-from hubsight.detect.sigma.condition import Condition, Opaque, Predicate
+from hubsight.detect.sigma.condition import Condition
 from hubsight.detect.sigma.matcher import compile_each, compile_matcher
 from hubsight.detect.sigma.record import RECORDS, AzureRecord, FieldReader
 from hubsight.parsing.event import Event
@@ -115,19 +115,17 @@ class SigmaIndex(Generic[T]):
     ``select`` decodes the record once and runs every rule's condition in one compiled function;
     when enough rules have clauses, it picks the candidates through the index and runs only
     theirs. The engine then evaluates only the rules that match, instead of calling each rule to
-    find out. A target's condition may also be a plain predicate, which the matcher calls.
+    find out.
     """
 
     def __init__(
         self,
-        targets: Sequence[tuple[T, Requirement, Predicate | Condition]],
+        targets: Sequence[tuple[T, Requirement, Condition]],
         *,
         least: int = MIN_INDEXED,
     ) -> None:
         self._targets = tuple(target for target, _, _ in targets)
-        conditions = tuple(
-            test if isinstance(test, Condition) else Opaque(test) for _, _, test in targets
-        )
+        conditions = tuple(condition for _, _, condition in targets)
         screened = [(p, clauses) for p, (_, clauses, _) in enumerate(targets) if clauses]
         # Rules without clauses are candidates for every event.
         self._always = [p for p, (_, clauses, _) in enumerate(targets) if not clauses]
@@ -198,18 +196,9 @@ class Indexed:
         return ()
 
     @property
-    def predicate(self) -> Predicate | None:
-        """The rule's condition on a decoded record (None: the rule is no single-event rule)."""
-        return None
-
-    @property
     def condition(self) -> Condition | None:
-        """The rule's condition as its kind's matcher compiles it (None: no single-event rule).
-
-        The predicate, called as it is, unless the rule has the tree it was built from.
-        """
-        predicate = self.predicate
-        return None if predicate is None else Opaque(predicate)
+        """The rule's condition, as its kind's matcher compiles it (None: no single-event rule)."""
+        return None
 
 
 def split_indexed(
@@ -217,7 +206,7 @@ def split_indexed(
 ) -> tuple[list[T], SigmaIndex[T] | None]:
     """The targets to run one by one, and a matcher of the others (None when there are none)."""
     plain: list[T] = []
-    matched: list[tuple[T, Requirement, Predicate | Condition]] = []
+    matched: list[tuple[T, Requirement, Condition]] = []
     for target in targets:
         rule = rule_of(target)
         condition = rule.condition if isinstance(rule, Indexed) else None

@@ -19,7 +19,7 @@ run with no builtins.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any, cast
 
 from hubsight.detect.sigma.condition import (
@@ -30,10 +30,6 @@ from hubsight.detect.sigma.condition import (
     Negation,
     Opaque,
     View,
-    contains,
-    ends,
-    holds,
-    starts,
 )
 from hubsight.detect.sigma.record import AzureRecord, Derived, FieldReader, text_of
 
@@ -46,11 +42,44 @@ _PAIR_KEY = "key"
 # set reaches the same few), and compiling costs milliseconds.
 _CACHED = 1024
 
+
+def _contains(texts: Collection[str], needle: str) -> bool:
+    """Whether one of ``texts`` contains ``needle``."""
+    for text in texts:  # noqa: SIM110 - a loop: creating a generator costs more
+        if needle in text:
+            return True
+    return False
+
+
+def _starts(texts: Collection[str], prefix: str) -> bool:
+    """Whether one of ``texts`` starts with ``prefix``."""
+    for text in texts:  # noqa: SIM110 - a loop, as in _contains
+        if text.startswith(prefix):
+            return True
+    return False
+
+
+def _ends(texts: Collection[str], suffix: str) -> bool:
+    """Whether one of ``texts`` ends with ``suffix``."""
+    for text in texts:  # noqa: SIM110 - a loop, as in _contains
+        if text.endswith(suffix):
+            return True
+    return False
+
+
+def _holds(values: Collection[Any], test: Callable[[Any], bool]) -> bool:
+    """Whether ``test`` holds for one of ``values``."""
+    for value in values:  # noqa: SIM110 - a loop, as in _contains
+        if test(value):
+            return True
+    return False
+
+
 _TESTS: dict[str, Callable[..., bool]] = {
-    "contains": contains,
-    "startswith": starts,
-    "endswith": ends,
-    "call": holds,
+    "contains": _contains,
+    "startswith": _starts,
+    "endswith": _ends,
+    "call": _holds,
 }
 
 
