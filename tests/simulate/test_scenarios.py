@@ -140,7 +140,8 @@ def _operations(*operations: str) -> Callable[[list[Record], dict[str, Any]], No
     def check(records: list[Record], truth: dict[str, Any]) -> None:
         assert {r["category"] for r in records} == {"Administrative"}
         assert {r["operationName"] for r in records} == set(operations)
-        assert {r["resultType"] for r in records} == {"Start", "Success"}
+        # Each operation started and succeeded; asynchronous ones were accepted in between.
+        assert {r["resultType"] for r in records} - {"Accept"} == {"Start", "Success"}
         callers = {
             r["identity"]["claims"]["http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn"]
             for r in records
@@ -255,7 +256,8 @@ def _deletion_burst(records: list[Record], truth: dict[str, Any]) -> None:
     ends = [r for r in records if r["resultType"] == "Success"]
     assert all(r["operationName"].endswith("/DELETE") for r in ends)
     assert len({r["resourceId"] for r in ends}) >= 10
-    times = sorted(datetime.fromisoformat(r["time"]) for r in ends)
+    # Requested within minutes (asynchronous deletions may end minutes later).
+    times = sorted(datetime.fromisoformat(r["time"]) for r in records if r["resultType"] == "Start")
     assert times[-1] - times[0] <= timedelta(minutes=10)
 
 

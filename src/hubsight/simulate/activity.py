@@ -104,8 +104,50 @@ def _base(ctx: Context, when: datetime, category: str, operation: str, resource_
     }
 
 
+# Operations Azure Resource Manager runs asynchronously: the request is answered 202 Accepted
+# and the operation ends minutes later, so the Activity Log holds a third record between its
+# start and its end ("Accept"), and the end is not an HTTP answer (no status code).
+_LONG_RUNNING = frozenset(
+    action.lower()
+    for action in (
+        "Microsoft.Compute/virtualMachines/write",
+        "Microsoft.Compute/virtualMachines/delete",
+        "Microsoft.Compute/virtualMachines/start/action",
+        "Microsoft.Compute/virtualMachines/deallocate/action",
+        "Microsoft.Compute/virtualMachines/runCommand/action",
+        "Microsoft.Compute/snapshots/delete",
+        "Microsoft.Compute/disks/beginGetAccess/action",
+        "Microsoft.ContainerService/managedClusters/runCommand/action",
+        "Microsoft.Resources/subscriptions/resourceGroups/delete",
+        "Microsoft.Sql/servers/databases/write",
+        "Microsoft.Storage/storageAccounts/write",
+        "Microsoft.OperationalInsights/workspaces/delete",
+    )
+)
+
+
+def _phases(
+    when: datetime, op: Operation, ctx: Context
+) -> list[tuple[datetime, str, str, str | None]]:
+    """When ARM writes each of an operation's records, its result, signature and status code."""
+    rng = ctx.rng
+    if op.failed or op.action.lower() not in _LONG_RUNNING:
+        # Synchronous, or refused at the request (a 403 is answered before anything starts).
+        end = later(when, rng, 0.3, 20)
+        result = "Failure" if op.failed else "Success"
+        signature = f"{'Failed' if op.failed else 'Succeeded'}.{op.status_code}"
+        return [(when, "Start", "Started.", None), (end, result, signature, op.status_code)]
+    accepted = later(when, rng, 0.2, 3)
+    return [
+        (when, "Start", "Started.", None),
+        (accepted, "Accept", "Accepted.Accepted", "Accepted"),
+        (later(accepted, rng, 20, 300), "Success", "Succeeded.", None),
+    ]
+
+
 def administrative(ctx: Context, when: datetime, op: Operation) -> list[Draft]:
-    """The two ``Administrative`` records ARM writes for one operation: its start and its end."""
+    """The ``Administrative`` records ARM writes for one operation: its start, its acceptance
+    when it runs asynchronously, and its end."""
     rng = ctx.rng
     correlation = new_id(rng)
     sub = op.scope.split("/")[2]
@@ -128,23 +170,13 @@ def administrative(ctx: Context, when: datetime, op: Operation) -> list[Draft]:
             "claims": _claims(ctx, when, op.caller, op.ip),
         }
     drafts = []
-    end = later(when, rng, 0.3, 20)
-    phases = (
-        (when, "Start", "Started.", None),
-        (
-            end,
-            "Failure" if op.failed else "Success",
-            f"{'Failed' if op.failed else 'Succeeded'}.{op.status_code}",
-            op.status_code,
-        ),
-    )
-    for moment, result, signature, status_code in phases:
+    for moment, result, signature, status_code in _phases(when, op, ctx):
         record = _base(ctx, moment, "Administrative", op.action, op.scope)
         properties: Record = {}
         if status_code is not None:
             properties["statusCode"] = status_code
             properties["serviceRequestId"] = new_id(rng)
-        else:
+        elif result == "Start":
             properties["requestbody"] = json.dumps(op.extra) if op.extra else ""
         properties.update(
             {
