@@ -23,7 +23,7 @@ from typing import Any
 import msgspec
 
 from hubsight.errors import StoreError
-from hubsight.store.sqlite import claim_version, sqlite_error
+from hubsight.store.sqlite import schema_version, sqlite_error
 
 DB_NAME = "detect.sqlite3"
 # Raised when a release changes the tables in a way an older one cannot read. 3: an alert's
@@ -147,9 +147,10 @@ class DetectDB:
             # between two checkpoints instead of keeping its largest size (a long read or a
             # large batch) for good.
             self._conn.execute(f"PRAGMA journal_size_limit={WAL_LIMIT_BYTES:d}")
-            claim_version(self._conn, path, SCHEMA_VERSION)
+            found = schema_version(self._conn, path, SCHEMA_VERSION)
             self._conn.executescript(_SCHEMA)
-            self._migrate()
+            if found < SCHEMA_VERSION:
+                self._migrate()
         except sqlite3.Error as exc:
             raise StoreError(
                 f"cannot open the detection database {path}: {exc}",
@@ -158,61 +159,22 @@ class DetectDB:
         self._lock = threading.RLock()
 
     def _migrate(self) -> None:
+        """Lay out what an older schema stored as this one does, and only then mark the file
+        as of this schema, in the same transaction: a file of this schema is opened without
+        looking for old layouts (which read every alert's row, so the more alerts the longer
+        each start took), and a move cut short is undone whole and made again."""
         conn = self._conn
-        # Schema 2 kept each alert's evidence whole in ``alert_evidence``: one part each.
-        if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'alert_evidence'").fetchone():
-            conn.executescript(
-                """
-                BEGIN IMMEDIATE;
-                INSERT OR IGNORE INTO alert_refs SELECT alert_id, 0, refs FROM alert_evidence;
-                DROP TABLE alert_evidence;
-                COMMIT;
-                """
-            )
-        if not any(column[1] == "tail" for column in conn.execute("PRAGMA table_info(alerts)")):
-            conn.execute("ALTER TABLE alerts ADD COLUMN tail BLOB")
-        # Alerts written before tails had their evidence in parts (schemas 2 and 3) or in their
-        # body (1): it is laid out again as parts and a tail. Chosen by the rows, not the
-        # version, so an interrupted move resumes.
-        old = conn.execute(
-            "SELECT a.id, a.body, r.refs FROM alerts a LEFT JOIN alert_refs r "
-            "ON r.alert_id = a.id WHERE a.tail IS NULL ORDER BY a.id, r.start"
-        ).fetchall()
-        if old:
-            conn.execute("BEGIN IMMEDIATE")
-            for alert_id, rows in groupby(old, key=itemgetter(0)):
-                got = list(rows)
-                stored = [ref for row in got if row[2] is not None for ref in _refs(row[2])]
-                body = got[0][1]
-                if not stored:
-                    doc = msgspec.json.decode(body)
-                    stored = doc.get("evidence", [])
-                    doc["evidence"] = []
-                    body = msgspec.json.encode(doc)
-                cut = parted(len(stored))
-                conn.execute("DELETE FROM alert_refs WHERE alert_id = ?", (alert_id,))
-                if cut:
-                    conn.execute(
-                        "INSERT INTO alert_refs VALUES (?, 0, ?)",
-                        (alert_id, msgspec.json.encode(stored[:cut])),
-                    )
-                conn.execute(
-                    "UPDATE alerts SET body = ?, tail = ? WHERE id = ?",
-                    (body, msgspec.json.encode(stored[cut:]), alert_id),
-                )
-            conn.execute("COMMIT")
-        # Databases written before window batches kept one row per entry: each becomes a batch.
-        if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'window_entries'").fetchone():
-            conn.executescript(
-                """
-                BEGIN IMMEDIATE;
-                INSERT INTO window_batches
-                    SELECT rule_id, ts, '{' || json_quote(key) || ':[' || body || ']}'
-                    FROM window_entries;
-                DROP TABLE window_entries;
-                COMMIT;
-                """
-            )
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Another process (the CLI beside ``hubsight run``) may have moved it meanwhile.
+            if int(conn.execute("PRAGMA user_version").fetchone()[0]) < SCHEMA_VERSION:
+                _move_evidence(conn)
+                _move_window_entries(conn)
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION:d}")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
 
     @classmethod
     def in_dir(cls, data_dir: Path) -> DetectDB:
@@ -273,3 +235,52 @@ class DetectDB:
         """Close the connection."""
         with self._lock:
             self._conn.close()
+
+
+def _move_evidence(conn: sqlite3.Connection) -> None:
+    """Lay out the evidence of alerts stored before schema 5 as parts and a tail."""
+    # Schema 2 kept each alert's evidence whole in ``alert_evidence``: one part each.
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'alert_evidence'").fetchone():
+        conn.execute(
+            "INSERT OR IGNORE INTO alert_refs SELECT alert_id, 0, refs FROM alert_evidence"
+        )
+        conn.execute("DROP TABLE alert_evidence")
+    if not any(column[1] == "tail" for column in conn.execute("PRAGMA table_info(alerts)")):
+        conn.execute("ALTER TABLE alerts ADD COLUMN tail BLOB")
+    # Alerts written before tails had their evidence in parts (schemas 2 and 3) or in their
+    # body (1).
+    old = conn.execute(
+        "SELECT a.id, a.body, r.refs FROM alerts a LEFT JOIN alert_refs r "
+        "ON r.alert_id = a.id WHERE a.tail IS NULL ORDER BY a.id, r.start"
+    ).fetchall()
+    for alert_id, rows in groupby(old, key=itemgetter(0)):
+        got = list(rows)
+        stored = [ref for row in got if row[2] is not None for ref in _refs(row[2])]
+        body = got[0][1]
+        if not stored:
+            doc = msgspec.json.decode(body)
+            stored = doc.get("evidence", [])
+            doc["evidence"] = []
+            body = msgspec.json.encode(doc)
+        cut = parted(len(stored))
+        conn.execute("DELETE FROM alert_refs WHERE alert_id = ?", (alert_id,))
+        if cut:
+            conn.execute(
+                "INSERT INTO alert_refs VALUES (?, 0, ?)",
+                (alert_id, msgspec.json.encode(stored[:cut])),
+            )
+        conn.execute(
+            "UPDATE alerts SET body = ?, tail = ? WHERE id = ?",
+            (body, msgspec.json.encode(stored[cut:]), alert_id),
+        )
+
+
+def _move_window_entries(conn: sqlite3.Connection) -> None:
+    """Make each row of a database written before window batches (one per entry) a batch."""
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'window_entries'").fetchone():
+        conn.execute(
+            "INSERT INTO window_batches "
+            "SELECT rule_id, ts, '{' || json_quote(key) || ':[' || body || ']}' "
+            "FROM window_entries"
+        )
+        conn.execute("DROP TABLE window_entries")

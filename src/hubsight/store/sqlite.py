@@ -14,6 +14,13 @@ from hubsight.errors import StoreError
 def claim_version(db: sqlite3.Connection, path: Path, version: int) -> None:
     """Mark the file as of ``version`` (``PRAGMA user_version``); refuse one a newer hubsight
     wrote, whose tables this release may misread (a downgrade)."""
+    if schema_version(db, path, version) < version:
+        db.execute(f"PRAGMA user_version = {version:d}")
+
+
+def schema_version(db: sqlite3.Connection, path: Path, version: int) -> int:
+    """The file's schema version (``PRAGMA user_version``, 0 for a new file); refuse one a
+    newer hubsight wrote than ``version``, whose tables this release may misread."""
     found = int(db.execute("PRAGMA user_version").fetchone()[0])
     if found > version:
         raise StoreError(
@@ -22,8 +29,7 @@ def claim_version(db: sqlite3.Connection, path: Path, version: int) -> None:
             hint="run that release or a newer one (downgrades are not supported), or restore "
             "a backup taken before the upgrade",
         )
-    if found < version:
-        db.execute(f"PRAGMA user_version = {version:d}")
+    return found
 
 
 @contextmanager
