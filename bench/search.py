@@ -24,7 +24,8 @@ import resource
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -77,7 +78,8 @@ def fill(store: EmbeddedStore, messages: int, size: int) -> float:
 
     The pool is generated, parsed and written a batch at a time (never held whole in Python),
     then copied inside ClickHouse a slice per INSERT, never beside a merge, so the benchmark's
-    own memory stays small. The events table's merges are left stopped.
+    own memory stays small. The events table's merges are stopped while it copies, and
+    started again when it is done or fails.
     """
     began = time.perf_counter()
     parser = MessageParser(log_name="Azure Event Hub", registry=default_registry())
@@ -99,10 +101,33 @@ def fill(store: EmbeddedStore, messages: int, size: int) -> float:
     slices = -(-pool // _COPY_ROWS)
     copies = ((copy, (part, slices)) for copy in itertools.count(1) for part in range(slices))
     _merges_done(store)
-    # The events table's own merges would merge the rounds' parts again (hours at 10M): they
-    # stay stopped, also while the questions run (``bench_size``), so nothing else runs beside
-    # them.
+    with _merges_stopped(store):
+        _copy_rounds(store, pool, size, copies, began)
+    return time.perf_counter() - began
+
+
+@contextmanager
+def _merges_stopped(store: EmbeddedStore) -> Iterator[None]:
+    """The events table's merges stopped inside the block, started again however it ends:
+    stopped merges hold every later mutation of the table (a retention change waits for ever)
+    and outlast the fill in the store the caller goes on with."""
     store.execute("SYSTEM STOP MERGES events")
+    try:
+        yield
+    finally:
+        store.execute("SYSTEM START MERGES events")
+
+
+def _copy_rounds(
+    store: EmbeddedStore,
+    pool: int,
+    size: int,
+    copies: Iterator[tuple[int, tuple[int, int]]],
+    began: float,
+) -> None:
+    """Copy the pool until the store holds ``size`` events, a round of parts at a time."""
+    # The events table's own merges (stopped by the caller) would merge the rounds' parts
+    # again: hours at 10M.
     store.execute(f"CREATE TABLE {_STAGE} AS events")
     try:
         # The stage's parts are merged only when asked (OPTIMIZE ... FINAL).
@@ -126,7 +151,6 @@ def fill(store: EmbeddedStore, messages: int, size: int) -> float:
             print(f"{stored:,} events at {time.perf_counter() - began:.0f} s", flush=True)
     finally:
         store.execute(f"DROP TABLE IF EXISTS {_STAGE} SYNC")
-    return time.perf_counter() - began
 
 
 def _copy(store: EmbeddedStore, copy: int, part: tuple[int, int], room: int) -> None:
@@ -323,7 +347,8 @@ def bench_size(size: int, messages: int, runs: int, keep: Path | None) -> None:
         try:
             _reset_peak()
             seconds = fill(store, messages, size) if _count(store) == 0 else 0.0
-            # Stopped by ``fill``; here for a kept store, which starts them when opened.
+            # The events table's merges stay stopped while the questions run, so nothing runs
+            # beside them and the store is searched as filled (``fill`` starts them again).
             store.execute("SYSTEM STOP MERGES events")
             filling = _peak_mib()
             _reset_peak()
