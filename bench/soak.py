@@ -18,8 +18,9 @@ Each sample also splits the heap, from the service's ``/metrics`` (read on its o
 the engine's (ClickHouse allocates with a jemalloc of its own: ``eng_res`` its resident pages,
 ``eng_alloc`` its live allocations, ``caches`` what its caches hold of that), ``other`` the rest
 of the heap (Python's objects, malloc's: ``malloc`` of it in use, thread stacks), and the
-detection state (``entries`` in windows, ``state_mb`` its size estimated from the counts at the
-bytes each cost under tracemalloc).
+detection state (``entries`` in windows, ``state_est`` its size in MB estimated from the
+counts, not measured: ``ENTRY_BYTES`` an entry with its window, the figure the engine's cap
+warning gives, and ``BASELINE_BYTES`` a baseline).
 
 ``--prefill N`` first stores N events straight into the store (under the log name ``prefill``,
 dated back over the previous days, so the soak source's own offsets are untouched): simulated
@@ -47,6 +48,7 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 from prometheus_client.parser import text_string_to_metric_families
 
+from hubsight.detect.windows import ENTRY_BYTES
 from hubsight.devbroker import LocalBroker
 from hubsight.parsing.event import Event
 from hubsight.parsing.pipeline import MessageParser
@@ -76,10 +78,9 @@ OFFSET_STRIDE = 1_000_000
 # copying rows inside the engine ran at ~4,700 events/s (the projections and the full-text
 # index are built for each), so 10M took ~36 minutes; linking parts takes seconds.
 LINKED_DOUBLINGS = 5
-# What the detection state costs (tracemalloc over 100,000 simulated events: 52.9 MB for
-# 108,047 entries, 32,654 windows, 18,320 baselines; README, "Memory"): an entry's reference
-# and record, a window beside its entries, and a baseline (the rest shared out over them).
-ENTRY_BYTES, WINDOW_BYTES, BASELINE_BYTES = 112, 300, 1_700
+# What a baseline costs (tracemalloc over 100,000 simulated events, 18,320 baselines; README,
+# "Memory"); a window entry with its window costs the engine's own figure (``ENTRY_BYTES``).
+BASELINE_BYTES = 1_700
 _MB = 1 << 20
 
 
@@ -243,9 +244,7 @@ def _heap(data_dir: Path, anon_mb: float) -> dict[str, float]:
     caches = sum(v for (name, _), v in m.items() if name == "hubsight_engine_cache_bytes")
     entries = m.get(("hubsight_detection_window_entries", ""), 0.0)
     state = (
-        entries * ENTRY_BYTES
-        + m.get(("hubsight_detection_windows", ""), 0.0) * WINDOW_BYTES
-        + m.get(("hubsight_detection_baselines", ""), 0.0) * BASELINE_BYTES
+        entries * ENTRY_BYTES + m.get(("hubsight_detection_baselines", ""), 0.0) * BASELINE_BYTES
     )
     return {
         "eng_res": round(eng_res),
@@ -254,7 +253,7 @@ def _heap(data_dir: Path, anon_mb: float) -> dict[str, float]:
         "other": round(anon_mb - eng_res),
         "malloc": round(m.get(("hubsight_malloc_bytes", "in_use"), 0.0) / _MB),
         "entries": int(entries),
-        "state_mb": round(state / _MB),
+        "state_est": round(state / _MB),
     }
 
 
@@ -326,9 +325,13 @@ def main() -> None:
         samples = []
         header = [
             *("minute", "rss_mb", "anon_mb", "file_mb", "eng_res", "eng_alloc", "caches"),
-            *("other", "malloc", "entries", "state_mb", "files", "threads", *WALS),
+            *("other", "malloc", "entries", "state_est", "files", "threads", *WALS),
             *("stored", "fed/s", "stored/s", "cpu%", "us/event", "load"),
         ]
+        print(
+            f"state_est: the detection state in MB estimated from its counts, not measured "
+            f"({ENTRY_BYTES} bytes an entry with its window, {BASELINE_BYTES:,} a baseline)"
+        )
         print("  ".join(f"{h:>20}" if "wal" in h else f"{h:>8}" for h in header))
         try:
             while time.monotonic() - started < opts.minutes * 60:
@@ -370,7 +373,7 @@ def main() -> None:
         last = samples[-1] if samples else None
         if warm and last:
             steady = samples[len(samples) // 3 :]
-            for key in ("rss_mb", "anon_mb", "eng_res", "other", "state_mb"):
+            for key in ("rss_mb", "anon_mb", "eng_res", "other", "state_est"):
                 values = [v[key] for v in steady]
                 print(
                     f"{key} from minute {warm['minute']}: least {min(values):,.0f}, "

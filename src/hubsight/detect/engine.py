@@ -38,7 +38,7 @@ from hubsight.detect.grouping import group_alerts, release_alerts
 from hubsight.detect.settings import RuleExceptions
 from hubsight.detect.sigma.index import SigmaIndex, split_indexed
 from hubsight.detect.state import EngineState, Partition, Position, StateSize
-from hubsight.detect.windows import Window
+from hubsight.detect.windows import ENTRY_BYTES, Window
 from hubsight.parsing.event import Event, LogSet
 
 log = logging.getLogger(__name__)
@@ -114,8 +114,8 @@ class EngineOptions:
     # investigation (see ``grouping``).
     investigation_window: timedelta = timedelta(hours=24)
     # Windows keep every counted event for the lateness (24 h), the rule's retention and up to
-    # the 6 h between prunes, ~240 bytes each with their windows (measured: every object
-    # counted once, and tracemalloc). A simulated 1,000-user tenant at 3.4 events/s with every
+    # the 6 h between prunes, ``ENTRY_BYTES`` (~240) of memory each with their windows. A
+    # simulated 1,000-user tenant at 3.4 events/s with every
     # rule (SigmaHQ's Azure folder too) held up to 569,000 (137 MB) over 60 hours; 500,000 cut
     # it every 4-6 hours of weekday event time. Past this many entries the oldest quarter is
     # dropped (as if the lateness were shorter: rules keep their retention beyond it) and events
@@ -463,10 +463,11 @@ class DetectionEngine:
         log.warning(
             "detection windows held %d entries, over their cap of %d: the oldest were dropped, "
             "and events before %s are too late for windowed rules from now on (raise "
-            "max_window_entries in detect.toml to keep more, ~240 bytes of memory each)",
+            "max_window_entries in detect.toml to keep more, ~%d bytes of memory each)",
             held,
             cap,
             datetime.fromtimestamp(cut, UTC).isoformat(timespec="seconds"),
+            ENTRY_BYTES,
         )
 
     def _targets(self, kind: EventKind) -> _Targets:

@@ -115,7 +115,7 @@ class DetectConfig(BaseModel):
     learning_days: float = Field(default=7, ge=0, le=TEN_YEARS_DAYS)
     baseline_days: float = Field(default=90, gt=0, le=TEN_YEARS_DAYS)
     investigation_window_hours: float = Field(default=24, gt=0, le=TEN_YEARS_DAYS * 24)
-    # Events held in detection windows, ~240 bytes of memory each (``EngineOptions``).
+    # Events held in detection windows, ~240 bytes of memory each (``windows.ENTRY_BYTES``).
     max_window_entries: int = Field(default=750_000, ge=1_000)
     rules: dict[str, RuleSettings] = Field(default_factory=dict)
     notify: NotifyConfig = Field(default_factory=NotifyConfig)

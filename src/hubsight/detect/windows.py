@@ -16,6 +16,13 @@ import msgspec
 
 from hubsight.detect.base import EventRef
 
+# Memory one entry costs with its share of its window: counted object by object, each once
+# (README, "Memory": the entry 40, its reference 72, the reference's time 48 and offset 28, the
+# time as a float 24, two list slots 16, its value unless shared; tracemalloc over 14,501
+# entries gave 223). What ``max_window_entries`` holds, and what ``bench/soak.py`` estimates
+# the windows from.
+ENTRY_BYTES = 240
+
 
 # Not tracked by the cyclic garbage collector (atoms and an EventRef only): see EventRef.
 class Entry(msgspec.Struct, frozen=True, array_like=True, gc=False):
