@@ -3,7 +3,7 @@ error already shown."""
 
 from __future__ import annotations
 
-from hubsight.health import HISTORY_MINUTES, SourceHealth, State
+from hubsight.health import HISTORY_MINUTES, DetectionLag, SourceHealth, State
 from hubsight.sources.diagnose import Diagnosis, Problem
 
 _STALLED = Diagnosis(Problem.STALLED, "the broker has not answered for 20 s", "check it")
@@ -75,3 +75,21 @@ def test_events_per_minute_history_covers_the_last_hour_by_clock_minute() -> Non
     assert history[0] == ["2026-01-01T00:01:00+00:00", 4]
     assert (history[-1], sum(n for _, n in history)) == (["2026-01-01T01:00:00+00:00", 1], 5)
     assert len(health._per_minute) == 2  # nothing older than the hour is kept
+
+
+def test_detection_behind_says_at_least_what_was_counted_and_no_figure_at_none() -> None:
+    # Counted as a catch-up begins: batches stored after it are not in the figure.
+    assert DetectionLag(1).message() == "detection catching up: at least 1 event behind"
+    assert (
+        DetectionLag(2_500, "timeout")
+        .message()
+        .startswith(
+            "detection behind: at least 2,500 events behind; it cannot read them back from the "
+            "event store (timeout)"
+        )
+    )
+    # Counted down to none while it still reads what was stored meanwhile: no figure, which
+    # would say that nothing waits.
+    for events in (0, None):
+        assert DetectionLag(events).message() == "detection catching up"
+        assert DetectionLag(events, "timeout").message().startswith("detection behind; ")

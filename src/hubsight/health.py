@@ -43,13 +43,22 @@ HISTORY_MINUTES = 60
 class DetectionLag:
     """Detection behind what a source stored: catching up, or failing to (``problem``)."""
 
-    # Stored events it has yet to read, counted when its catch-up began; None before.
+    # Stored events it has yet to process, counted when its catch-up began and counted down as
+    # it processes them (``catchup.count_beyond``); None before. At least this many, not
+    # exactly: a batch stored after the count (each collector stores one, then waits for the
+    # catch-up to hand it over) is not in it, and once read it takes the figure down to 0, no
+    # further. Exact, it would cost a count of the event store each time health is written
+    # (every second) beside the catch-up's own reads, and would still miss a batch stored
+    # between that count and the display. (Events retention deletes before the catch-up
+    # reaches them stay in the figure until it ends: they are never processed either.)
     events: int | None = None
     problem: str | None = None
 
     def message(self) -> str:
         """What a user reads beside the source's state."""
-        waiting = "" if self.events is None else f": {self.events:,} events behind"
+        waiting = ""
+        if self.events:
+            waiting = f": at least {self.events:,} event{'s' if self.events > 1 else ''} behind"
         if self.problem is None:
             return f"detection catching up{waiting}"
         return (

@@ -46,9 +46,11 @@ _BEYOND = (
     "{partition:Int64}, {offset:Int64}, {index:Int64}) "
     f"ORDER BY {_ORDER} LIMIT {{page:UInt32}}"
 )
+# What a catch-up reads (rows naming a place, as ``_BEYOND`` selects them).
 _COUNT = (
     f"SELECT count() AS n FROM {EVENTS_TABLE} "  # noqa: S608 - our own table and columns
     "WHERE log_name = {log_name:String} AND source_offset IS NOT NULL "
+    "AND source_topic IS NOT NULL AND source_partition IS NOT NULL "
     "AND received_time >= {received:DateTime64(3, 'UTC')} AND record_index IS NOT NULL"
 )
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -116,16 +118,42 @@ def count_beyond(
     positions: Mapping[Partition, Position],
     since: int,
 ) -> dict[str, int]:
-    """Per log name, how many stored events a catch-up from ``positions`` reads (those of the
-    millisecond it starts from included, as it reads them)."""
-    return {
-        name: int(
-            store.select(
-                _COUNT, {"log_name": name, "received": _text(start_of(name, positions, since))}
-            )[0]["n"]
-        )
-        for name in sorted(set(log_names))
-    }
+    """Per log name, how many stored events a catch-up from ``positions`` processes: what it
+    reads less what it skips, processed already."""
+    counts = {}
+    for name in sorted(set(log_names)):
+        sql, params = _count_fresh(name, start_of(name, positions, since), positions)
+        counts[name] = int(store.select(sql, params)[0]["n"])
+    return counts
+
+
+def _count_fresh(
+    log_name: str, start: int, positions: Mapping[Partition, Position]
+) -> tuple[str, dict[str, object]]:
+    """The query counting what a catch-up of ``log_name`` from ``start`` has to process.
+
+    Reading starts from the latest millisecond of the log's positions, so only events of that
+    millisecond can have been processed: those of a partition whose position is there, at or
+    before its place (``covered``). A message's records share their received time, so these
+    may be hundreds, all processed: counted, they would be shown as waiting all along while
+    reading back fails.
+    """
+    params: dict[str, object] = {"log_name": log_name, "received": _text(start)}
+    seen = []
+    for n, ((name, topic, partition), (ms, offset, index)) in enumerate(positions.items()):
+        if name == log_name and ms == start:
+            seen.append(
+                f"(source_topic = {{t{n}:String}} AND source_partition = {{p{n}:Int64}} "
+                f"AND (source_offset, record_index) <= ({{o{n}:Int64}}, {{i{n}:Int64}}))"
+            )
+            params |= {f"t{n}": topic, f"p{n}": partition, f"o{n}": offset, f"i{n}": index}
+    if not seen:
+        return _COUNT, params
+    processed = " OR ".join(seen)
+    return (
+        f"{_COUNT} AND NOT (received_time = {{received:DateTime64(3, 'UTC')}} AND ({processed}))",
+        params,
+    )
 
 
 def catch_up(
@@ -139,7 +167,8 @@ def catch_up(
     progress: Callable[[str, int], object] | None = None,
 ) -> CaughtUp:
     """Hand ``process`` every event of ``log_names`` stored beyond ``positions``, in pages;
-    ``progress`` is told each page's log name and size once it is processed.
+    ``progress`` is told each page's log name and how many of its events were processed (those
+    processed before not counted, as ``count_beyond`` does not count them).
 
     A failing read or ``process`` raises: what was processed before stays processed (the engine
     moved its positions), and the next catch-up reads on from there.
@@ -164,7 +193,7 @@ def catch_up(
                 process(fresh)
             done.read[log_name] = done.read.get(log_name, 0) + len(events)
             if progress is not None:
-                progress(log_name, len(events))
+                progress(log_name, len(fresh))
     done.seconds = time.monotonic() - started
     return done
 
