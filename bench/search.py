@@ -101,13 +101,13 @@ def fill(store: EmbeddedStore, messages: int, size: int) -> float:
     slices = -(-pool // _COPY_ROWS)
     copies = ((copy, (part, slices)) for copy in itertools.count(1) for part in range(slices))
     _merges_done(store)
-    with _merges_stopped(store):
+    with merges_stopped(store):
         _copy_rounds(store, pool, size, copies, began)
     return time.perf_counter() - began
 
 
 @contextmanager
-def _merges_stopped(store: EmbeddedStore) -> Iterator[None]:
+def merges_stopped(store: EmbeddedStore) -> Iterator[None]:
     """The events table's merges stopped inside the block, started again however it ends:
     stopped merges hold every later mutation of the table (a retention change waits for ever)
     and outlast the fill in the store the caller goes on with."""
