@@ -192,6 +192,7 @@ def test_a_dead_lettered_alert_gets_no_follow_up(tmp_path: Path) -> None:
         detection.on_stored([first])
         gone = _new(detection.on_stored([later]))
         detection.on_stored([between])
+        assert detection.wait_delivered()
         letters = detection.notifier.dead_letters()
         detection.close()
     assert detection.engine.withdrawn == [gone.id]
@@ -215,6 +216,7 @@ def test_a_failed_follow_up_is_retried_then_dead_lettered_without_the_url(tmp_pa
         detection.on_stored([first])
         gone = _new(detection.on_stored([later]))
         detection.on_stored([between])
+        assert detection.wait_delivered()
         (letter,) = detection.notifier.dead_letters()
         detection.close()
     assert [body["status"] for _, body in received.requests] == [

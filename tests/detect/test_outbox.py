@@ -11,11 +11,13 @@ from __future__ import annotations
 import json
 import sqlite3
 import tarfile
+import threading
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 
 import msgspec
+import pytest
 from pydantic import SecretStr
 from tests.detect.receivers import http_receiver
 from tests.detect.test_notify_withdrawn import device_code_sign_ins
@@ -30,11 +32,21 @@ from hubsight.detect.runtime import Detection
 from hubsight.detect.targets import WebhookConfig
 from hubsight.parsing.event import Event
 
+from support import wait_until
+
 FIXTURES = Path(__file__).parents[1] / "data/datadirs"
 
 
 class _Killed(BaseException):
     """The process dying: nothing after it runs (no handler catches a BaseException)."""
+
+
+@pytest.fixture
+def deaths(monkeypatch: pytest.MonkeyPatch) -> list[type[BaseException]]:
+    """What ended threads (the delivery thread dies of ``_Killed`` as the process would)."""
+    died: list[type[BaseException]] = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: died.append(args.exc_type))
+    return died
 
 
 class _DiesSending:
@@ -84,16 +96,17 @@ def _detection_reusing(live: Detection, channels: Sequence[Channel]) -> Detectio
     return live
 
 
-def _killed(detection: Detection, event: Event) -> None:
+def _killed(detection: Detection, event: Event, deaths: list[type[BaseException]]) -> None:
     """``event`` detected and saved, then the process killed before its notification went."""
-    try:
-        detection.on_stored([event])
-    except _Killed:
-        pass
-    else:
-        raise AssertionError("the notification was not sent")
+    detection.on_stored([event])
+    # The collector's thread is done; the delivery thread dies as it begins to send.
+    wait_until(lambda: deaths == [_Killed], 30, "the delivery thread killed as it sent")
     # Dead: nothing more is saved or sent.
     detection.engine.db.close()
+
+
+def _due_in(detection: Detection) -> list[str]:
+    return [r["alert_id"] for r in detection.engine.db.rows("SELECT alert_id FROM outbox")]
 
 
 def _due(path: Path) -> list[tuple[str, str | None]]:
@@ -105,43 +118,47 @@ def _due(path: Path) -> list[tuple[str, str | None]]:
     return [(r["alert_id"], r["withdrawn"]) for r in rows]
 
 
-def test_a_kill_between_saving_and_sending_sends_at_the_next_start_once(tmp_path: Path) -> None:
+def test_a_kill_between_saving_and_sending_sends_at_the_next_start_once(
+    tmp_path: Path, deaths: list[type[BaseException]]
+) -> None:
     first, later, _ = device_code_sign_ins()
     with http_receiver() as (url, received):
         soar = _soar(url)
         before = _detection(tmp_path, [soar])
         (sent,) = before.on_stored([first])
-        _killed(_detection_reusing(before, [_DiesSending(soar)]), later)
+        assert before.wait_delivered()
+        _killed(_detection_reusing(before, [_DiesSending(soar)]), later, deaths)
         (alert_id, reason) = _due(tmp_path)[0]
         assert reason is None
         assert [body["id"] for _, body in received.requests] == [sent.id]
 
         after = _detection(tmp_path, [soar])
-        thread = after.start_catch_up()
-        assert thread is not None, "nothing due was found at start"
-        thread.join(30)
-        after.close()
+        assert after.start() is None
+        # Sent by the delivery thread the start woke, before anything else was detected.
+        assert after.wait_delivered()
         assert [body["id"] for _, body in received.requests] == [sent.id, alert_id]
+        after.close()
         assert received.requests[1][1]["status"] == "open"
         assert _due(tmp_path) == []
 
         # Delivered: not sent again by the next start, nor after its batches.
         again = _detection(tmp_path, [soar])
-        assert again.start_catch_up() is None
+        again.start()
         again.on_stored([msgspec.structs.replace(first, source_offset=9)])
         again.close()
     assert [body["id"] for _, body in received.requests] == [sent.id, alert_id]
 
 
 def test_an_alert_withdrawn_before_its_due_delivery_is_sent_then_followed_up(
-    tmp_path: Path,
+    tmp_path: Path, deaths: list[type[BaseException]]
 ) -> None:
     first, later, between = device_code_sign_ins()
     with http_receiver() as (url, received):
         soar = _soar(url)
         before = _detection(tmp_path, [soar])
         before.on_stored([first])
-        _killed(_detection_reusing(before, [_DiesSending(soar)]), later)
+        assert before.wait_delivered()
+        _killed(_detection_reusing(before, [_DiesSending(soar)]), later, deaths)
         (gone, _), *_ = _due(tmp_path)
 
         # The first batch after the restart withdraws it before anything was sent.
@@ -156,16 +173,18 @@ def test_an_alert_withdrawn_before_its_due_delivery_is_sent_then_followed_up(
 
 
 def test_a_due_alert_whose_delivery_fails_is_dead_lettered_and_not_followed_up(
-    tmp_path: Path,
+    tmp_path: Path, deaths: list[type[BaseException]]
 ) -> None:
     first, later, between = device_code_sign_ins()
     with http_receiver(503) as (url, received):
         soar = _soar(url)
         before = _detection(tmp_path, [soar])
         before.on_stored([first])
-        _killed(_detection_reusing(before, [_DiesSending(soar)]), later)
+        assert before.wait_delivered()
+        _killed(_detection_reusing(before, [_DiesSending(soar)]), later, deaths)
         after = _detection(tmp_path, [soar])
         after.on_stored([between])
+        assert after.wait_delivered()
         letters = after.notifier.dead_letters()
         after.close()
     # The first alert and the due one, each tried once (no retries); no follow-up.
@@ -194,19 +213,22 @@ def test_a_channel_failing_with_a_bug_dead_letters_that_alert_and_sends_the_rest
     assert _due(tmp_path) == []
 
 
-def test_a_due_notification_for_a_target_removed_since_is_dropped(tmp_path: Path) -> None:
+def test_a_due_notification_for_a_target_removed_since_is_dropped(
+    tmp_path: Path, deaths: list[type[BaseException]]
+) -> None:
     first, _, _ = device_code_sign_ins()
     with http_receiver() as (url, received):
-        _killed(_detection(tmp_path, [_DiesSending(_soar(url))]), first)
+        _killed(_detection(tmp_path, [_DiesSending(_soar(url))]), first, deaths)
         assert len(_due(tmp_path)) == 1
         after = _detection(tmp_path, [])
-        thread = after.start_catch_up()
-        assert thread is not None
-        thread.join(30)
+        after.start()
+        assert after.wait_delivered()
+        assert _due_in(after) == []
         after.close()
         # Added again later: the old alert is not sent then either.
         again = _detection(tmp_path, [_soar(url)])
-        assert again.start_catch_up() is None
+        again.start()
+        assert again.wait_delivered()
         again.close()
     assert received.requests == []
     assert _due(tmp_path) == []
@@ -228,7 +250,9 @@ def test_a_detect_database_of_schema_3_migrates_and_follows_up_its_deliveries(
     with http_receiver() as (url, received):
         detection = _detection(data_dir, [_soar(url)])
         # Nothing due from a release that kept no outbox: nothing is sent again at start.
-        assert detection.start_catch_up() is None
+        detection.start()
+        assert detection.wait_delivered()
+        assert received.requests == []
         assert detection.on_stored([between]) == []
         (gone,) = detection.engine.withdrawn
         detection.close()

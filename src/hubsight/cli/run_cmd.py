@@ -131,10 +131,10 @@ def run(
         detection.metrics = service.metrics
         service.metrics.watch_memory(store.memory, detection.engine.state_size)
         detection.metrics.detection_behind.set(int(detection.behind))
-        # Notifications a killed process left due are sent first; then what was stored beyond
+        # The delivery thread sends what a killed process left due; what was stored beyond
         # detection's position (a crash, a batch it failed on) is read before any live batch:
         # those wait for it; the service's loop does not.
-        detection.start_catch_up()
+        detection.start()
         servers = _start_api(service, detection, users, None if no_web else (host, port))
         try:
             service.serve(stop)

@@ -28,6 +28,7 @@ import os
 import smtplib
 import socket
 import ssl
+import threading
 import time
 import uuid
 from collections.abc import Callable, Collection, Sequence
@@ -267,6 +268,8 @@ class NotifyReport:
     dead_letters: int = 0
     # The channel of each dead letter, for the failure metrics.
     failed: list[str] = field(default_factory=list)
+    # Whether ``Notifier.stop`` ended it with notifications still due.
+    stopped: bool = False
 
 
 class Notifier:
@@ -277,11 +280,27 @@ class Notifier:
         channels: Sequence[Channel],
         db: DetectDB,
         *,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], object] | None = None,
     ) -> None:
         self.channels = list(channels)
         self.db = db
-        self._sleep = sleep
+        self._stopping = threading.Event()
+        # The pause between tries; ``stop`` cuts the default one short.
+        self._sleep = sleep or self._stopping.wait
+
+    def stop(self) -> None:
+        """End ``deliver`` after the attempt in flight; what is left stays due.
+
+        A notification whose attempt failed is left due rather than retried or dead-lettered:
+        the next ``deliver`` (this process's, with the settings that replaced these, or the
+        next start's) tries it afresh.
+        """
+        self._stopping.set()
+
+    @property
+    def stopping(self) -> bool:
+        """Whether ``stop`` was called."""
+        return self._stopping.is_set()
 
     @classmethod
     def for_targets(cls, targets: Sequence[Target], db: DetectDB) -> Notifier:
@@ -318,10 +337,13 @@ class Notifier:
 
         A notification for a channel no longer configured (target removed or disabled) is
         dropped. Callers deliver from one thread at a time (``Detection`` does), lest two send
-        the same row."""
+        the same row. After ``stop``, it ends after the attempt in flight."""
         report = NotifyReport()
         channels = {channel.name: channel for channel in self.channels}
         for due in outbox.pending(self.db):
+            if self.stopping:
+                report.stopped = True
+                break
             self._deliver(channels.get(due.channel), due, report)
         return report
 
@@ -334,6 +356,10 @@ class Notifier:
             )
         )
         error = self._try(channel, alert, withdrawn) if channel and received else None
+        if error is _LEFT:
+            # Stopped between tries: due still, tried afresh by the next deliver.
+            report.stopped = True
+            return
         with self.db.transaction() as conn:
             conn.execute("DELETE FROM outbox WHERE seq = ?", (due.seq,))
             if withdrawn is not None:
@@ -371,6 +397,8 @@ class Notifier:
             if attempt:
                 self._sleep(pause)
                 pause *= 2
+                if self.stopping:
+                    return _LEFT
             try:
                 channel.deliver(alert, withdrawn=withdrawn)
                 return None
@@ -387,6 +415,8 @@ class Notifier:
         return [dict(row) for row in rows]
 
 
+# What ``_try`` returns when ``stop`` came between two tries: not a failure, the row stays due.
+_LEFT = "left due: stopped between tries"
 _DELIVERY_ERRORS = (OSError, httpx.HTTPError, smtplib.SMTPException, HubsightError)
 
 

@@ -18,6 +18,7 @@ from hubsight.detect.base import Rule
 from hubsight.detect.catchup import CaughtUp, catch_up, count_beyond
 from hubsight.detect.custom import Searcher, build_custom_rules
 from hubsight.detect.db import DetectDB
+from hubsight.detect.delivery import Deliverer
 from hubsight.detect.engine import (
     DetectionEngine,
     EngineOptions,
@@ -148,8 +149,10 @@ class Detection:
     the store, and read with the rest).
 
     Notifications are recorded as due in the transaction that saves their alerts (the engine's
-    ``on_save``, ``outbox``) and sent after it: after each batch and tick, and at start (``start``)
-    what a killed process left unsent.
+    ``on_save``, ``outbox``) and sent by a thread of their own (``delivery``), woken after each
+    batch and tick and at start (``start``, for what a killed process left unsent): a receiver
+    that takes its time never holds up the collector's thread. ``close`` gives it ``grace_s``
+    seconds to send what is due; what is left is sent at the next start.
     """
 
     def __init__(
@@ -162,9 +165,11 @@ class Detection:
         seen: Fingerprint | None = None,
         store: EventStore | None = None,
         sources: Callable[[], Iterable[str]] | None = None,
+        grace_s: float = 10.0,
     ) -> None:
         self.engine = engine
-        self.notifier = notifier
+        self._notifier = notifier
+        self._grace_s = grace_s
         self._watch = watch
         self._refresh_s = refresh_s
         # What the engine was built from; taken before building, so no change slips between.
@@ -196,9 +201,19 @@ class Detection:
         # Reported once (one traceback), not again by every batch that waits.
         self._problem: str | None = None
         self._failures = 0
-        # One thread sends at a time, so no due notification is sent twice.
-        self._delivering = threading.Lock()
+        self._deliverer = Deliverer(engine.db, lambda: self._notifier, self._count_failures)
         engine.on_save = self._queue
+
+    @property
+    def notifier(self) -> Notifier:
+        """The notifier of the targets in use."""
+        return self._notifier
+
+    @notifier.setter
+    def notifier(self, notifier: Notifier) -> None:
+        # The old one stops after its attempt in flight; the delivery thread goes on with this.
+        old, self._notifier = self._notifier, notifier
+        old.stop()
 
     @classmethod
     def open(
@@ -320,16 +335,18 @@ class Detection:
         self.refresh()
         return self._notified(lambda: self.engine.tick(now))
 
-    def start_catch_up(self) -> threading.Thread | None:
-        """Send what notifications are due, then catch up when behind, in a thread of its own,
-        when there is anything to do and no such thread runs; that thread.
+    def start(self) -> threading.Thread | None:
+        """At start: have the delivery thread send what a killed process left due, and catch up
+        when behind (``start_catch_up``); the catch-up's thread, if one started."""
+        self._deliverer.wake()
+        return self.start_catch_up()
 
-        At start, this sends what a killed process left due, before anything else is detected.
-        """
+    def start_catch_up(self) -> threading.Thread | None:
+        """Catch up when behind, in a thread of its own, unless one runs; that thread."""
         running = self._catching_up
         if running is not None and running.is_alive():
             return None
-        if not self.behind and not outbox.count(self.engine.db):
+        if not self.behind:
             return None
         thread = threading.Thread(target=self._catch_up_logged, name="detect-catch-up", daemon=True)
         self._catching_up = thread
@@ -337,10 +354,6 @@ class Detection:
         return thread
 
     def _catch_up_logged(self) -> None:
-        try:
-            self.deliver()
-        except Exception:  # logged; what is due stays due, and is sent after the next batch
-            log.exception("notifications due could not be sent; they are tried again")
         try:
             with self._detecting:
                 self._catch_up()
@@ -488,22 +501,29 @@ class Detection:
         outbox.queue(conn, self.notifier.channels, alerts, withdrawn, opened)
 
     def _notify(self, alerts: list[Alert]) -> None:
-        """Count ``alerts`` (saved, their notifications due) and send what is due."""
+        """Count ``alerts`` (saved, their notifications due) and wake the delivery thread."""
         if self.metrics is not None:
             self.metrics.alerted(a.rule_id for a in alerts if a.revision == 1 and not a.notable)
-        self.deliver()
+        self._deliverer.wake()
 
     def deliver(self) -> NotifyReport:
-        """Send the notifications due (those of every save so far), one thread at a time."""
-        with self._delivering:
-            report = self.notifier.deliver()
+        """Send the notifications due (those of every save so far) on the caller's thread; one
+        pass at a time, the delivery thread's included."""
+        return self._deliverer.deliver()
+
+    def wait_delivered(self, timeout: float = 30.0) -> bool:
+        """Wait until the delivery thread tried what was due at its last wake; whether it did
+        within ``timeout`` seconds."""
+        return self._deliverer.wait(timeout)
+
+    def _count_failures(self, report: NotifyReport) -> None:
         if self.metrics is not None:
             for channel in report.failed:
                 self.metrics.notification_failures.labels(channel).inc()
-        return report
 
     def close(self) -> None:
-        """Save pending state, notify what a failed save had kept from the receivers, close."""
+        """Save pending state, send what is due (for up to ``grace_s`` seconds, what is left
+        going at the next start), close."""
         try:
             with self._detecting:
                 pending = self.engine.save_pending()
@@ -516,4 +536,5 @@ class Detection:
             )
         else:
             self._notify(pending.changed)
+        self._deliverer.close(self._grace_s)
         self.engine.close()
