@@ -288,7 +288,8 @@ def test_sigkill_between_storing_and_saving_detection_still_alerts_once(
 
 class _Hook(BaseHTTPRequestHandler):
     """A webhook receiver that keeps what it answered; while ``server.hang`` is set it reads a
-    request and never answers (the sender waits in the middle of a delivery)."""
+    request and holds it until ``server.released``, then answers it only if
+    ``server.answer_held`` (else the sender waits in the middle of a delivery)."""
 
     server: _HookServer
 
@@ -297,7 +298,8 @@ class _Hook(BaseHTTPRequestHandler):
         self.server.arrived.set()
         if self.server.hang.is_set():
             self.server.released.wait(120)
-            return
+            if not self.server.answer_held:
+                return
         self.server.answered.append(body)
         self.send_response(204)
         self.end_headers()
@@ -317,6 +319,7 @@ class _HookServer(ThreadingHTTPServer):
             threading.Event(),
         )
         self.answered: list[dict[str, object]] = []
+        self.answer_held = False
 
 
 def _starts(log: Path) -> int:
@@ -374,4 +377,65 @@ def test_sigkill_while_notifying_sends_the_alert_once_after_the_restart(
     assert [(body["id"], body["rule_id"]) for body in hook.answered] == [
         (alert_id, "auth.brute_force")
     ]
+    assert _detect_rows(data_dir, "SELECT * FROM outbox") == []
+
+
+def test_a_receiver_holding_a_notification_holds_up_neither_detection_nor_the_shutdown(
+    broker: LocalBroker, topic: str, data_dir: Path, tmp_path: Path
+) -> None:
+    Catalog(data_dir).add(kafka_source("azure", broker.bootstrap, topic))
+    log = tmp_path / "run.log"
+    hook = _HookServer()
+    serving = threading.Thread(target=hook.serve_forever, args=(0.05,), daemon=True)
+    serving.start()
+    (data_dir / "detect.toml").write_text(
+        'learning_days = 0\n[[notify.webhooks]]\nname = "soar"\n'
+        f'url = "http://127.0.0.1:{hook.server_address[1]}/hook"\n'
+        'severities = ["Medium"]\nretries = 0\ntimeout_seconds = 120\n'
+    )
+    start = datetime.now(UTC) - timedelta(hours=1)
+    first, second = (
+        _signins(
+            "SignInLogs/bad-password-properties-as-string-ip-port.json",
+            user,
+            start + timedelta(minutes=30 * n),
+            10,
+        )
+        for n, user in enumerate(("alice@contoso.com", "bob@contoso.com"))
+    )
+    alerts = "SELECT user FROM alerts WHERE rule_id = 'auth.brute_force' ORDER BY created_at"
+    try:
+        hook.hang.set()
+        hook.answer_held = True
+        with _run(data_dir, log) as process:
+            produce(broker.bootstrap, topic, first)
+            assert hook.arrived.wait(150), "no notification was sent"
+            # The receiver holds alice's alert: bob's batches are stored and detected all the
+            # same (on the collector's thread, which no longer sends).
+            produce(broker.bootstrap, topic, second)
+            wait_until(lambda: _stored(data_dir, "azure") == 20, 60, "bob's sign-ins stored")
+            wait_until(lambda: len(_detect_rows(data_dir, alerts)) == 2, 60, "bob's alert")
+            assert hook.answered == []
+            # Stopped while the receiver still holds it: after the grace, the delivery in flight
+            # is finished (not abandoned, so never sent twice) and bob's is left due.
+            process.send_signal(signal.SIGTERM)
+            wait_until(lambda: "stopping after the delivery in flight" in log.read_text(), 60,
+                       "the shutdown's grace over")  # fmt: skip
+            hook.hang.clear()
+            hook.released.set()
+            assert process.wait(timeout=60) == 0
+        assert _detect_rows(data_dir, alerts) == [("alice@contoso.com",), ("bob@contoso.com",)]
+        (alice, bob) = [row[0] for row in _detect_rows(data_dir, alerts.replace("user", "id", 1))]
+        assert [body["id"] for body in hook.answered] == [alice]
+        assert _detect_rows(data_dir, "SELECT alert_id FROM outbox") == [(bob,)]
+        assert _detect_rows(data_dir, "SELECT alert_id FROM notified") == [(alice,)]
+        with _run(data_dir, log) as process:
+            wait_until(lambda: len(hook.answered) == 2, 150, "bob's alert sent at start")
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=60) == 0
+    finally:
+        hook.released.set()
+        hook.shutdown()
+        hook.server_close()
+    assert [body["id"] for body in hook.answered] == [alice, bob]
     assert _detect_rows(data_dir, "SELECT * FROM outbox") == []

@@ -109,21 +109,30 @@ def smtp_server(
 
 @dataclass
 class Received:
-    """Requests an HTTP receiver got: headers and JSON body."""
+    """Requests an HTTP receiver answered: headers and JSON body."""
 
     requests: list[tuple[dict[str, str], Any]] = field(default_factory=list)
     # Status codes to answer, in order; the last one repeats.
     statuses: list[int] = field(default_factory=lambda: [204])
+    # A holding receiver's requests as they arrive (bodies), each held until ``release`` is set.
+    arrived: list[Any] = field(default_factory=list)
+    release: threading.Event = field(default_factory=threading.Event)
 
 
 @contextmanager
-def http_receiver(*statuses: int) -> Iterator[tuple[str, Received]]:
-    """An HTTP server on 127.0.0.1 that records POSTs; its base URL and what it received."""
+def http_receiver(*statuses: int, hold: bool = False) -> Iterator[tuple[str, Received]]:
+    """An HTTP server on 127.0.0.1 that records POSTs; its base URL and what it received.
+
+    With ``hold``, it answers no request until ``Received.release`` is set (a slow receiver).
+    """
     received = Received(statuses=list(statuses) or [204])
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            if hold:
+                received.arrived.append(json.loads(body))
+                received.release.wait(60)
             received.requests.append(
                 ({k.lower(): v for k, v in self.headers.items()}, json.loads(body))
             )
@@ -143,6 +152,7 @@ def http_receiver(*statuses: int) -> Iterator[tuple[str, Received]]:
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}", received
     finally:
+        received.release.set()
         server.shutdown()
         server.server_close()
 

@@ -18,6 +18,7 @@ notifier: ``detection.on_stored(events)`` after each write, ``detection.tick(now
     runtime.py    opening the engine of a data directory; Detection = engine + notifier
     notify.py     webhook, syslog and SMTP notifications with dead letters
     outbox.py     notifications due, recorded with the alerts that make them due
+    delivery.py   the thread that sends them, so no receiver holds up a collector
     sigma/        Sigma rules (azure product) through pySigma
     replay.py     events for backtests, from files or the store
     coverage.py   scoring against the simulator's ground truth

@@ -108,6 +108,11 @@ class Deliverer:
         if thread is not None:
             thread.join(grace_s)
             if thread.is_alive():
+                log.info(
+                    "notifications still due after the shutdown's grace of %g s: stopping "
+                    "after the delivery in flight",
+                    grace_s,
+                )
                 with self._changed:
                     self._halted = True
                     self._changed.notify_all()

@@ -1,6 +1,6 @@
 """Notifications of new alerts: webhook (JSON), syslog (RFC 5424), email (SMTP), per severity.
 
-The collector hands ``Notifier.send`` what ``DetectionEngine.process`` returned. Only new alerts
+``Notifier.send`` takes what ``DetectionEngine.process`` returned. Only new alerts
 (revision 1) are sent, notables never (they do not alert alone). Each channel is tried
 ``retries + 1`` times with a doubling pause; what still fails is kept in the ``dead_letters``
 table with the error, so nothing is lost silently. ``send_test`` delivers one made-up alert
@@ -16,9 +16,10 @@ are told all the same, since the detection no longer stands; the reason then say
 A follow-up is retried and dead-lettered like an alert, and sent at most once.
 
 What is due is first recorded in the ``outbox`` table (``outbox``: by the engine, in the
-transaction that saves the alerts), then sent by ``deliver`` in the order recorded; each row
-goes in the transaction that records its delivery or dead letter, so nothing due is lost to a
-crash, and nothing delivered is sent again.
+transaction that saves the alerts), then sent by ``deliver`` in the order recorded, on the
+delivery thread of ``hubsight run`` (``delivery``); each row goes in the transaction that
+records its delivery or dead letter, so nothing due is lost to a crash, and nothing delivered
+is sent again.
 """
 
 from __future__ import annotations
