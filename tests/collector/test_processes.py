@@ -322,6 +322,19 @@ class _HookServer(ThreadingHTTPServer):
         self.answer_held = False
 
 
+def _hook_for(data_dir: Path) -> _HookServer:
+    """A webhook receiver, serving, that ``data_dir``'s detect.toml sends Medium alerts to
+    (once each, waiting up to two minutes for an answer)."""
+    hook = _HookServer()
+    threading.Thread(target=hook.serve_forever, args=(0.05,), daemon=True).start()
+    (data_dir / "detect.toml").write_text(
+        'learning_days = 0\n[[notify.webhooks]]\nname = "soar"\n'
+        f'url = "http://127.0.0.1:{hook.server_address[1]}/hook"\n'
+        'severities = ["Medium"]\nretries = 0\ntimeout_seconds = 120\n'
+    )
+    return hook
+
+
 def _starts(log: Path) -> int:
     """How many times ``hubsight run`` began collecting, as its log says."""
     lines = log.read_text().splitlines()
@@ -333,14 +346,7 @@ def test_sigkill_while_notifying_sends_the_alert_once_after_the_restart(
 ) -> None:
     Catalog(data_dir).add(kafka_source("azure", broker.bootstrap, topic))
     log = tmp_path / "run.log"
-    hook = _HookServer()
-    serving = threading.Thread(target=hook.serve_forever, args=(0.05,), daemon=True)
-    serving.start()
-    (data_dir / "detect.toml").write_text(
-        'learning_days = 0\n[[notify.webhooks]]\nname = "soar"\n'
-        f'url = "http://127.0.0.1:{hook.server_address[1]}/hook"\n'
-        'severities = ["Medium"]\nretries = 0\ntimeout_seconds = 120\n'
-    )
+    hook = _hook_for(data_dir)
     attack = _signins(
         "SignInLogs/bad-password-properties-as-string-ip-port.json",
         "alice@contoso.com",
@@ -385,14 +391,7 @@ def test_a_receiver_holding_a_notification_holds_up_neither_detection_nor_the_sh
 ) -> None:
     Catalog(data_dir).add(kafka_source("azure", broker.bootstrap, topic))
     log = tmp_path / "run.log"
-    hook = _HookServer()
-    serving = threading.Thread(target=hook.serve_forever, args=(0.05,), daemon=True)
-    serving.start()
-    (data_dir / "detect.toml").write_text(
-        'learning_days = 0\n[[notify.webhooks]]\nname = "soar"\n'
-        f'url = "http://127.0.0.1:{hook.server_address[1]}/hook"\n'
-        'severities = ["Medium"]\nretries = 0\ntimeout_seconds = 120\n'
-    )
+    hook = _hook_for(data_dir)
     start = datetime.now(UTC) - timedelta(hours=1)
     first, second = (
         _signins(
