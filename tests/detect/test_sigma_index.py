@@ -17,8 +17,14 @@ from hubsight.detect.base import example_event
 from hubsight.detect.db import DetectDB
 from hubsight.detect.engine import DetectionEngine, EngineOptions
 from hubsight.detect.sigma import SigmaDetection, load_sigma_rules
-from hubsight.detect.sigma.condition import Opaque, Predicate
-from hubsight.detect.sigma.index import MIN_INDEXED, Requirement, SigmaIndex, split_indexed
+from hubsight.detect.sigma.condition import Condition, Opaque, Predicate
+from hubsight.detect.sigma.index import (
+    MIN_INDEXED,
+    Indexed,
+    Requirement,
+    SigmaIndex,
+    split_indexed,
+)
 from hubsight.parsing.event import Event, LogSet
 
 AZURE = Path(__file__).parents[1] / "data" / "azure"
@@ -253,6 +259,10 @@ def test_the_matcher_returns_exactly_the_rules_that_match(
     assert _index(rules).select(_event(record, raw=b"[1, 2]")) == []
 
 
+def _same(target: Any, rule: Indexed) -> Any:
+    return target
+
+
 def test_correlations_and_other_rules_are_run_one_by_one(
     shapes: dict[str, SigmaDetection], every_rule: list[SigmaDetection]
 ) -> None:
@@ -262,11 +272,11 @@ def test_correlations_and_other_rules_are_run_one_by_one(
         if load.rule is not None and not isinstance(load.rule, SigmaDetection)
     )
     detections = [shapes["contains"], shapes["one_literal"]]
-    plain, index = split_indexed([correlation, *detections], lambda rule: rule)
+    plain, index = split_indexed([correlation, *detections], lambda rule: rule, _same)
     assert plain == [correlation]
     assert index is not None
     assert len(index) == 2
-    assert split_indexed([correlation], lambda rule: rule) == ([correlation], None)
+    assert split_indexed([correlation], lambda rule: rule, _same) == ([correlation], None)
 
 
 @pytest.fixture(scope="module")
@@ -373,3 +383,78 @@ def test_a_predicate_that_fails_leaves_its_rule_to_the_engine_which_records_the_
     )
     # The engine then evaluates the rule, whose own failure it counts against the rule.
     assert index.select(_event(_record(SIGN_IN))) == ["broken"]
+
+
+def test_a_failing_predicate_gives_the_fallback_and_a_holding_one_the_target() -> None:
+    def broken(record: Any) -> bool:
+        raise ValueError("broken predicate")
+
+    targets = [
+        ("holds", (), Opaque(lambda record: True)),
+        ("broken", _app("app-1"), Opaque(broken)),
+        ("never", (), Opaque(lambda record: False)),
+    ]
+    record = _record(SIGN_IN)
+    record["properties"]["appId"] = "app-1"
+    # Unindexed (one compiled function) and indexed (a predicate per candidate) alike.
+    for least in (1, 4):
+        index = SigmaIndex(
+            targets, fallbacks=["evaluate 0", "evaluate 1", "evaluate 2"], least=least
+        )
+        assert index.indexed is (least == 1)
+        assert index.select(_event(record)) == ["holds", "evaluate 1"]
+    with pytest.raises(ValueError, match="one fallback per target"):
+        SigmaIndex(targets, fallbacks=["evaluate 0"])
+
+
+class _Rule(Indexed):
+    def __init__(self, condition: Condition | None) -> None:
+        self._condition = condition
+
+    @property
+    def condition(self) -> Condition | None:
+        return self._condition
+
+
+def test_the_index_selects_the_found_target_of_a_rule_and_its_own_on_failure() -> None:
+    def broken(record: Any) -> bool:
+        raise ValueError("broken predicate")
+
+    holds, fails, never = (_Rule(Opaque(p)) for p in (lambda r: True, broken, lambda r: False))
+    plain = _Rule(None)
+    targets = [("h", holds), ("f", fails), ("p", plain), ("n", never)]
+    rest, index = split_indexed(
+        targets, lambda target: target[1], lambda target, rule: (target[0] + " found", rule)
+    )
+    assert rest == [("p", plain)]
+    assert index is not None
+    assert index.select(_event(_record(SIGN_IN))) == [("h found", holds), ("f", fails)]
+
+
+def test_the_engine_takes_the_index_at_its_word_and_does_not_match_again(
+    shapes: dict[str, SigmaDetection], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rule = shapes["one_literal"]
+    record = _record(SIGN_IN)
+    record["properties"]["appId"] = "app-1"
+    tested: list[Event] = []
+    # The rule's own test, as its evaluation runs it: the index found the match already.
+    monkeypatch.setattr(rule, "match", lambda event: tested.append(event))
+    assert _fired([rule], [_event(record)]) == {rule.meta.id}
+    assert tested == []
+
+
+def test_an_event_without_a_category_makes_no_finding_as_its_evaluation_makes_none(
+    shapes: dict[str, SigmaDetection],
+) -> None:
+    rule = shapes["one_literal"]
+    record = _record(SIGN_IN)
+    record["properties"]["appId"] = "app-1"
+    event = _event(record)
+    event.category = None
+    # Its kind (no category) reaches the rule, and the record holds the rule's value.
+    assert _index([rule]).select(event) == [rule]
+    assert list(rule.evaluate(event, None)) == []  # type: ignore[arg-type]
+    assert _fired([rule], [event]) == set()
+    event.category = "SignInLogs"
+    assert _fired([rule], [event]) == {rule.meta.id}

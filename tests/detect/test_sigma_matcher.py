@@ -348,7 +348,7 @@ def test_the_fast_read_of_a_field_defers_to_the_general_one(
     for shape in ({"properties": properties}, {"properties": json.dumps(properties)}):
         assert _holds(test, _record(shape)) is holds
         record = _record(shape)
-        assert matcher(record, ["rule"]) == (["rule"] if holds else [])
+        assert matcher(record, ["rule"], ["fallback"]) == (["rule"] if holds else [])
         # The rules run after the matcher find in the record's memo what the general read finds.
         reader = FieldReader("properties.appId")
         assert record.memo[reader.lowered_key] == reader.lowered(_record(shape))
@@ -367,6 +367,6 @@ def test_a_derived_field_is_read_as_the_general_reader_reads_it(result: str, hol
         return found
 
     read = record()
-    assert compile_matcher((test,))(read, ["rule"]) == (["rule"] if holds else [])
+    assert compile_matcher((test,))(read, ["rule"], ["fallback"]) == (["rule"] if holds else [])
     reader = FieldReader(test.path)
     assert read.memo[reader.lowered_key] == reader.lowered(record())

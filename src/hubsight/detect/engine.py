@@ -36,7 +36,7 @@ from hubsight.detect.db import DetectDB
 from hubsight.detect.folding import AlertFolder, Taken
 from hubsight.detect.grouping import group_alerts, release_alerts
 from hubsight.detect.settings import RuleExceptions
-from hubsight.detect.sigma.index import SigmaIndex, split_indexed
+from hubsight.detect.sigma.index import Indexed, SigmaIndex, split_indexed
 from hubsight.detect.state import EngineState, Partition, Position, StateSize
 from hubsight.detect.windows import ENTRY_BYTES, Window
 from hubsight.parsing.event import Event, LogSet
@@ -155,6 +155,12 @@ _Targets = tuple[list[_Target], list[_Target], SigmaIndex[_Target] | None]
 SaveHook = Callable[[sqlite3.Connection, list[Alert], list[Alert], dict[str, str]], object]
 # Kinds are few (log sets x results x operations); the cap guards against free-text operations.
 _MAX_KINDS = 10_000
+
+
+def _found(target: _Target, rule: Indexed) -> _Target:
+    # A single-event Sigma rule its kind's index says matches: its finding, without the rule
+    # testing its condition again.
+    return (target[0], rule.found, target[2], target[3])
 
 
 class DetectionEngine:
@@ -479,7 +485,7 @@ class DetectionEngine:
                 rule_exceptions = self._exceptions.get(rule.meta.id)
                 excepted = rule_exceptions.matches if rule_exceptions is not None else None
                 on_time.append((rule, rule.evaluate, self._contexts[rule.meta.id], excepted))
-        on_time, index = split_indexed(on_time, lambda target: target[0])
+        on_time, index = split_indexed(on_time, lambda target: target[0], _found)
         targets = (on_time, [t for t in on_time if not t[0].meta.windowed], index)
         self._dispatch[kind] = targets
         return targets

@@ -68,6 +68,11 @@ class ShippedRule(Indexed, Rule[SigmaConfig]):
         """The converted rule's findings."""
         return self.loaded.evaluate(event, ctx)
 
+    def found(self, event: Event, ctx: RuleContext) -> Iterable[Finding]:
+        """The converted rule's finding of an event its condition holds on (only a single-event
+        rule has a condition, so only it is ever asked)."""
+        return cast(SigmaDetection, self.loaded).found(event, ctx)
+
     def check(self, now: datetime, ctx: RuleContext) -> Iterable[Finding]:
         """The converted rule's findings on the passing of time."""
         return self.loaded.check(now, ctx)

@@ -104,6 +104,15 @@ class SigmaDetection(Indexed, Rule[SigmaConfig]):
         # A plain function, not a generator: most events fire nothing, and cheaply.
         if self.match(event) is None:
             return ()
+        return self.found(event, ctx)
+
+    def found(self, event: Event, ctx: RuleContext) -> Iterable[Finding]:
+        """The finding of an event whose record the rule's condition holds on (its kind's
+        index tested it), without testing it again."""
+        # The index holds the rules that read the event's kind, and a kind without a category
+        # reaches them too (``reads``); ``match`` finds nothing on such an event.
+        if (event.category or "").lower() not in self._categories:
+            return ()
         who = event.user or event.source_ip or "tenant"
         finding = Finding(
             entity=who,

@@ -1,10 +1,10 @@
 """The single-event Sigma rules of a kind of event as one matcher, indexed by required values.
 
 ``SigmaIndex.select`` decodes an event's record once and runs the conditions of the kind's
-Sigma rules compiled into one function (``sigma.matcher``); the engine then evaluates only the
-rules that match. With many rules it first narrows them down: most Sigma rules can hold only
-when the record carries certain values (``ResultType: 50053``, ``AppId`` one of a list,
-``riskState: atRisk``). ``requirement``
+Sigma rules compiled into one function (``sigma.matcher``); the engine then asks only the rules
+that match for their findings (``Indexed.found``), which test nothing again. With many rules it
+first narrows them down: most Sigma rules can hold only when the record carries certain values
+(``ResultType: 50053``, ``AppId`` one of a list, ``riskState: atRisk``). ``requirement``
 derives from a rule's condition clauses of such literals that every match satisfies (each
 clause: at least one of its ``(path, value)`` literals holds); the index keeps each rule's
 narrowest clause and runs only the predicates of rules whose clause the record satisfies,
@@ -29,6 +29,7 @@ from typing import Any, Generic, TypeVar, cast
 from sigma.conditions import ConditionAND, ConditionFieldEqualsValueExpression, ConditionOR
 from sigma.types import SigmaBool, SigmaNumber, SigmaString
 
+from hubsight.detect.base import Finding, RuleContext
 from hubsight.detect.sigma.condition import Condition
 from hubsight.detect.sigma.matcher import compile_each, compile_matcher
 from hubsight.detect.sigma.record import RECORDS, AzureRecord, FieldReader
@@ -114,7 +115,7 @@ class SigmaIndex(Generic[T]):
 
     ``select`` decodes the record once and runs every rule's condition in one compiled function;
     when enough rules have clauses, it picks the candidates through the index and runs only
-    theirs. The engine then evaluates only the rules that match, instead of calling each rule to
+    theirs. The engine then runs only the rules that match, instead of calling each rule to
     find out.
     """
 
@@ -122,9 +123,15 @@ class SigmaIndex(Generic[T]):
         self,
         targets: Sequence[tuple[T, Requirement, Condition]],
         *,
+        fallbacks: Sequence[T] | None = None,
         least: int = MIN_INDEXED,
     ) -> None:
         self._targets = tuple(target for target, _, _ in targets)
+        # In place of a target whose condition raises, what to run (the rule's own evaluation,
+        # which records the error against it); by default the target itself.
+        self._fallbacks = self._targets if fallbacks is None else tuple(fallbacks)
+        if len(self._fallbacks) != len(self._targets):
+            raise ValueError("SigmaIndex needs one fallback per target")
         conditions = tuple(condition for _, _, condition in targets)
         screened = [(p, clauses) for p, (_, clauses, _) in enumerate(targets) if clauses]
         # Rules without clauses are candidates for every event.
@@ -158,13 +165,14 @@ class SigmaIndex(Generic[T]):
         return bool(self._lookups)
 
     def select(self, event: Event) -> list[T]:
-        """The targets whose predicate holds on ``event``'s record, in their order."""
+        """The targets whose predicate holds on ``event``'s record, in their order (the
+        fallbacks of those whose predicate raises)."""
         record = RECORDS.record(event)
         if record is None:
             # No predicate holds on a record that is not a JSON object.
             return []
         if not self._lookups:
-            return self._match(record, self._targets)
+            return self._match(record, self._targets, self._fallbacks)
         chosen = set(self._always)
         for values_of, table in self._lookups:
             for value in values_of(record):
@@ -175,16 +183,18 @@ class SigmaIndex(Generic[T]):
         selected = []
         for position in sorted(chosen):
             try:
-                holds = predicates[position](record)
+                if predicates[position](record):
+                    selected.append(targets[position])
             except Exception:  # noqa: BLE001 - the engine runs the rule, which records the error
-                holds = True
-            if holds:
-                selected.append(targets[position])
+                selected.append(self._fallbacks[position])
         return selected
 
 
 class Indexed:
     """A rule the engine may run through a kind's ``SigmaIndex`` (single-event Sigma rules).
+
+    The engine runs such a rule's ``found`` on the events the index says its condition holds
+    on, instead of its ``evaluate``, which would test the condition again.
 
     A plain base, not a protocol: the engine asks every rule once per new kind of event, and a
     protocol's isinstance check costs tens of times more.
@@ -200,18 +210,32 @@ class Indexed:
         """The rule's condition, as its kind's matcher compiles it (None: no single-event rule)."""
         return None
 
+    def found(self, event: Event, ctx: RuleContext) -> Iterable[Finding]:
+        """The findings of ``event``, a record ``condition`` holds on (as its index found)."""
+        raise NotImplementedError(f"{type(self).__name__} has a condition but no found()")
+
 
 def split_indexed(
-    targets: Sequence[T], rule_of: Callable[[T], object]
+    targets: Sequence[T],
+    rule_of: Callable[[T], object],
+    found: Callable[[T, Indexed], T],
 ) -> tuple[list[T], SigmaIndex[T] | None]:
-    """The targets to run one by one, and a matcher of the others (None when there are none)."""
+    """The targets to run one by one, and a matcher of the others (None when there are none).
+
+    The matcher selects, for a target whose rule's condition holds, ``found(target, rule)``:
+    the target as run on an event known to match (``Indexed.found``); for one whose condition
+    raises, the target itself.
+    """
     plain: list[T] = []
     matched: list[tuple[T, Requirement, Condition]] = []
+    fallbacks: list[T] = []
     for target in targets:
         rule = rule_of(target)
         condition = rule.condition if isinstance(rule, Indexed) else None
         if condition is None:
             plain.append(target)
         else:
-            matched.append((target, cast(Indexed, rule).requirement, condition))
-    return plain, SigmaIndex(matched) if matched else None
+            indexed = cast(Indexed, rule)
+            matched.append((found(target, indexed), indexed.requirement, condition))
+            fallbacks.append(target)
+    return plain, SigmaIndex(matched, fallbacks=fallbacks) if matched else None

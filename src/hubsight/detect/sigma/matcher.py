@@ -11,9 +11,9 @@ takes ``FieldReader``'s general path, so the matcher finds exactly what the clos
 
 Rule values and field names come from the Sigma files users import: none of their text ever
 becomes source. The source names only what it makes itself (``k3``, the fourth constant;
-``f2``, the third field read; ``record``, ``out``, ``targets``); values, paths, test functions
-and the reading functions are arguments of the factory the source defines, and the source is
-run with no builtins.
+``f2``, the third field read; ``record``, ``out``, ``targets``, ``fallbacks``); values, paths,
+test functions and the reading functions are arguments of the factory the source defines, and
+the source is run with no builtins.
 """
 
 from __future__ import annotations
@@ -33,8 +33,9 @@ from hubsight.detect.sigma.condition import (
 )
 from hubsight.detect.sigma.record import AzureRecord, Derived, FieldReader, text_of
 
-# The targets whose conditions hold on a record, given the targets in the conditions' order.
-Matcher = Callable[[AzureRecord, Sequence[Any]], list[Any]]
+# The targets whose conditions hold on a record, given the targets in the conditions' order,
+# and in their place what to run for those whose condition raises.
+Matcher = Callable[[AzureRecord, Sequence[Any], Sequence[Any]], list[Any]]
 Reader = Callable[[AzureRecord], Any]
 _MISSING = object()
 _PAIR_KEY = "key"
@@ -88,8 +89,8 @@ def compile_matcher(conditions: tuple[Condition, ...]) -> Matcher:
     """One function running ``conditions`` (one per target) on a record.
 
     It returns the targets (its second argument, in the conditions' order) whose condition
-    holds, and those whose condition raises: the engine then runs that rule, which records the
-    error against it.
+    holds and, for those whose condition raises, their fallbacks (its third): the engine then
+    evaluates that rule, which records the error against it.
     """
     writer = _Writer()
     failed = writer.constant(Exception)
@@ -101,9 +102,9 @@ def compile_matcher(conditions: tuple[Condition, ...]) -> Matcher:
             f"            if {test}:",
             f"                out.append(targets[{position}])",
             f"        except {failed}:",
-            f"            out.append(targets[{position}])",
+            f"            out.append(fallbacks[{position}])",
         ]
-    head = ["    def match(record, targets):"]
+    head = ["    def match(record, targets, fallbacks):"]
     if writer.fields:
         head.append("        " + " = ".join(writer.fields.values()) + " = None")
     head.append("        out = []")
