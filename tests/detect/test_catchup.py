@@ -14,8 +14,11 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from pydantic import SecretStr
+from tests.detect.receivers import http_receiver
 
 from hubsight.cli.main import cli
+from hubsight.detect import notify
 from hubsight.detect.alerts import Alert, AlertFilter
 from hubsight.detect.base import (
     EventKind,
@@ -34,6 +37,7 @@ from hubsight.detect.notify import Notifier
 from hubsight.detect.rules.auth_volume import BruteForce, BruteForceSuccess
 from hubsight.detect.rules.signals import AUTH_LOG_SETS, signin
 from hubsight.detect.runtime import Detection
+from hubsight.detect.targets import WebhookConfig
 from hubsight.errors import StoreError
 from hubsight.health import DetectionLag, SourceHealth
 from hubsight.parsing.event import Event
@@ -606,3 +610,23 @@ def test_a_catch_up_counts_what_it_will_process_and_tells_each_page(
     assert pages == [(log_name, n) for n in told]
     assert done.events == 12
     assert len(processed) == fresh == 12 - done.skipped
+
+
+def test_notifications_due_are_tried_every_minute_while_detection_is_behind(
+    store: EmbeddedStore, tmp_path: Path
+) -> None:
+    log_name = next(_names)
+    # The event store does not answer: every catch-up fails, and detection stays behind.
+    detection = _detection(tmp_path, _Flaky(store, failures=1000), log_name)
+    with http_receiver() as (url, received):
+        soar = WebhookConfig(name="soar", url=SecretStr(url), severities=("Medium",))
+        detection.notifier = Notifier.for_targets([soar], detection.engine.db)
+        # Left due (a delivery pass that failed, say), with no batch to wake the sender.
+        assert detection.notifier.queue([notify.test_alert(soar)]) == 1
+        try:
+            assert detection.tick(datetime.now(UTC)) == []
+            assert detection.behind
+            assert detection.wait_delivered()
+            assert len(received.requests) == 1
+        finally:
+            detection.close()

@@ -327,9 +327,11 @@ class Detection:
         """Check for silent sources; call about once a minute.
 
         While behind, it starts a catch-up in a thread of its own instead (a long one must not
-        hold the service's loop), and silence is not judged until it is done.
+        hold the service's loop), and silence is not judged until it is done; what notifications
+        are due (left by a delivery that failed) are still tried every minute.
         """
         if self.behind:
+            self._deliverer.wake()
             self.start_catch_up()
             return []
         self.refresh()
