@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import math
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from functools import cached_property, lru_cache
 
@@ -71,17 +71,20 @@ class NewCountry(Rule[NewCountryConfig]):
 
     def evaluate(self, event: Event, ctx: RuleContext) -> Iterable[Finding]:
         """Fire when the country is new for a user who has a baseline; revise later notables."""
+        # A plain function, not a generator: every sign-in of a user reaches it, and nearly
+        # all come from a country the user is known in.
         placed = _placed_signin(event)
         if placed is None:
-            return
+            return ()
         user, country = placed
         at = event.timestamp
         # Corrections first: a notable moving to this sign-in is then replaced, not merged.
-        yield from self._corrections(user, country, at, ctx)
+        # (Judged now, before the sign-in's own first sighting joins the window.)
+        findings = list(self._corrections(user, country, at, ctx))
         baseline = ctx.baseline(user)
         horizon = ctx.baseline_horizon
         if baseline.seen("country", country, at, horizon):
-            return
+            return findings
         known = baseline.known("country", at, horizon)
         # Every first sighting is kept for the lateness: a late sign-in may still give it the
         # history it lacks, or show it was not the first.
@@ -89,7 +92,8 @@ class NewCountry(Rule[NewCountryConfig]):
         ctx.window(user).add(entry)
         # A user with no history at all is new, not travelling.
         if known and not ctx.learning(at):
-            yield self._finding(user, entry, known, horizon)
+            findings.append(self._finding(user, entry, known, horizon))
+        return findings
 
     def correct(self, event: Event, ctx: RuleContext) -> Iterable[Finding]:
         """What an excepted sign-in changes about later first sightings (see ``_revise``)."""
@@ -311,11 +315,13 @@ class ImpossibleTravel(Rule[TravelConfig]):
 
     def evaluate(self, event: Event, ctx: RuleContext) -> Iterable[Finding]:
         """Compare the sign-in with every other one of the user within the window."""
+        # A plain function, not a generator: every sign-in of a user reaches it, and nearly
+        # all come from where the user was before.
         lat, lon, user = event.geoip_latitude, event.geoip_longitude, event.user
         if event.result != SUCCESS or not user or lat is None or lon is None:
-            return
+            return ()
         if public_ip(event) is None or self.config.is_vpn(event):
-            return
+            return ()
         window = ctx.window(user)
         here = _spot(lat, lon)
         entry = entry_of(event, _spot_value(here, event.geoip_country_code or "?"))
@@ -323,8 +329,17 @@ class ImpossibleTravel(Rule[TravelConfig]):
         if places is None or places.window is not window or not places.follow():
             places = self._places[user] = _Places(window)
         if not window.add(entry):
-            return
+            return ()
         places.add(entry, here)
+        if len(places.by_place) == 1:
+            # Only the place it was signed in from: no pair to judge.
+            return ()
+        return self._pairs(user, entry, here, lat, lon, places)
+
+    def _pairs(
+        self, user: str, entry: Entry, here: str, lat: float, lon: float, places: _Places
+    ) -> Iterator[Finding]:
+        """The findings of the sign-ins of other places too far away for the time between."""
         limit = self.config.max_speed_kmh
         span = self.config.window_hours * 3600.0
         for other, spot in places.by_place.items():
@@ -409,26 +424,32 @@ class ServicePrincipalNewNetwork(Rule[WorkloadConfig]):
 
     def evaluate(self, event: Event, ctx: RuleContext) -> Iterable[Finding]:
         """Fire when both the IP and its organization are new for the app; revise later ones."""
+        # A plain function, not a generator: nearly every sign-in of a workload comes from an
+        # address it used before.
         workload = _workload_signin(event)
         if workload is None:
-            return
+            return ()
         app_id, subject, network = workload
         at = event.timestamp
         # Corrections first: an alert moving to this sign-in is then replaced, not merged.
-        yield from self._corrections(subject, network, event.source_ip or "", at, ctx)
+        # (Judged now, before the sign-in's own first sighting joins the window.)
+        findings = list(self._corrections(subject, network, event.source_ip or "", at, ctx))
         baseline = ctx.baseline(subject)
         horizon = ctx.baseline_horizon
         ip = public_ip(event)
         if not ip or baseline.seen("ip", ip, at, horizon):
-            return
+            return findings
         if baseline.seen("asn", network, at, horizon):
-            return
+            return findings
         # Kept for the lateness: a late sign-in may still give it the history it lacks, or show
         # its network was known.
         entry = entry_of(event, f"{ip}\t{network}\t{event.application or app_id}")
         ctx.window(subject).add(entry)
         if baseline.has_history("ip", at, horizon) and not ctx.learning(at):
-            yield self._finding(app_id, entry, baseline.known("asn", at, horizon), horizon)
+            findings.append(
+                self._finding(app_id, entry, baseline.known("asn", at, horizon), horizon)
+            )
+        return findings
 
     def correct(self, event: Event, ctx: RuleContext) -> Iterable[Finding]:
         """What an excepted sign-in changes about later new networks (see ``_revise``)."""

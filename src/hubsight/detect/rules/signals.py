@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from abc import abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import timedelta
 from typing import Any, ClassVar, TypeVar
 
@@ -152,9 +152,11 @@ class SequenceRule(Rule[W]):
 
     def evaluate(self, event: Event, ctx: RuleContext) -> Iterable[Finding]:
         """Record the event; report the successes it gets cited, withdraw those it no longer."""
+        # A plain function, not a generator: a user's every sign-in reaches it, and nearly all
+        # end here with nothing to report.
         selected = self.select(event)
         if selected is None:
-            return
+            return ()
         key, closing = selected
         names = self._window_names.get(key)
         if names is None:
@@ -170,20 +172,30 @@ class SequenceRule(Rule[W]):
         # is seen again: judged again either way, it gives the findings it gave, which fold
         # into the alerts without changing them.
         if not (successes if closing else leadups).add(entry) and not (closing and shared):
-            return
-        ts = entry.ts
-        length = self.config.window_minutes * 60.0
+            return ()
         if not closing:
-            # A lead-up can only add citations: to later successes it completes or now parts
-            # from the success they continued.
-            reach = max(length, _CONTINUES)
-            for later in successes.between(ts, ts + reach):
-                if self._cited(leadups, successes, later):
-                    yield self._finding(key, leadups, later)
-            return
+            return self._after_leadup(key, leadups, successes, entry.ts)
         # Citing this success, or one it now continues, takes lead-ups in reach: most have none.
-        if not leadups.count_between(ts - length, ts + _CONTINUES):
-            return
+        if not leadups.count_between(
+            entry.ts - self.config.window_minutes * 60.0, entry.ts + _CONTINUES
+        ):
+            return ()
+        return self._after_success(key, leadups, successes, entry)
+
+    def _after_leadup(
+        self, key: str, leadups: Window, successes: Window, ts: float
+    ) -> Iterator[Finding]:
+        # A lead-up can only add citations: to later successes it completes or now parts
+        # from the success they continued.
+        reach = max(self.config.window_minutes * 60.0, _CONTINUES)
+        for later in successes.between(ts, ts + reach):
+            if self._cited(leadups, successes, later):
+                yield self._finding(key, leadups, later)
+
+    def _after_success(
+        self, key: str, leadups: Window, successes: Window, entry: Entry
+    ) -> Iterator[Finding]:
+        ts = entry.ts
         for later in successes.between(ts, ts + _CONTINUES):
             # Successes this one now continues lose their citation.
             if (
