@@ -97,12 +97,11 @@ def _correlation_rule(tmp_path: Path, kind: str) -> SigmaCorrelation:
     return rule
 
 
-def _signin(minute: float, user: str, result: str, ip: str, offset: int) -> Event:
-    record = {
-        "category": "SignInLogs",
-        "resultType": result,
-        "properties": {"userPrincipalName": user, "ipAddress": ip},
-    }
+def _signin(minute: float, user: str, result: str, ip: str | None, offset: int) -> Event:
+    properties = (
+        {"userPrincipalName": user} if ip is None else {"userPrincipalName": user, "ipAddress": ip}
+    )
+    record = {"category": "SignInLogs", "resultType": result, "properties": properties}
     return example_event(
         LogSet.INGRESS_AUTHENTICATION,
         minute,
@@ -419,3 +418,22 @@ def test_an_extended_temporal_condition_holds_as_its_expression_says(tmp_path: P
     rule = _load(tmp_path, BASES + _correlation(both))[-1].rule
     assert isinstance(rule, SigmaCorrelation)
     assert _deliver(rule, [[_signin(0, USERS[0], SUCCESS, IPS[0], 0)]]) == {}
+
+
+@pytest.mark.parametrize("rules", ["[failed_signin]", "[failed_signin, successful_signin]"])
+def test_value_count_skips_matched_events_without_the_field(tmp_path: Path, rules: str) -> None:
+    # One base rule takes a path of its own (no sorting out of bases): both must skip alike.
+    body = RULES["value_count"].replace("[failed_signin]", rules)
+    rule = _load(tmp_path, BASES + _correlation(body))[-1].rule
+    assert isinstance(rule, SigmaCorrelation)
+    user = USERS[0]
+    # Matched events without an address count no value, even an empty one.
+    one_address = [
+        _signin(0, user, FAILED, IPS[0], 0),
+        _signin(1, user, FAILED, None, 1),
+        _signin(2, user, SUCCESS, None, 2),
+    ]
+    assert _deliver(rule, [one_address]) == {}
+    two = [*one_address, _signin(3, user, FAILED, IPS[1], 3)]
+    (alert,) = _deliver(rule, [two]).values()
+    assert alert.evidence == [EventRef.of(two[0]), EventRef.of(two[3])]
