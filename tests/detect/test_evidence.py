@@ -1,10 +1,11 @@
-"""An alert's evidence: the union of what its findings cite, earliest first, capped."""
+"""An alert's evidence: the union of what its findings cite, earliest first, capped; its
+context: the last value of each key, gathered keys joined."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from hubsight.detect.alerts import MAX_EVIDENCE, merge_evidence
+from hubsight.detect.alerts import MAX_EVIDENCE, merge_context, merge_evidence
 from hubsight.detect.base import EventRef
 
 _START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -87,3 +88,23 @@ def test_refs_of_the_same_time_are_placed_by_the_rest_of_them() -> None:
     assert merge_evidence(old, [at_start(9), at_start(7)]) == [*old, at_start(7), at_start(9)]
     # After every ref of its time but before a later one.
     assert merge_evidence([*old, _ref(3)], [at_start(8)]) == [*old, at_start(8), _ref(3)]
+
+
+def test_a_context_nothing_changes_is_given_back_as_it_is() -> None:
+    held = {"sigma_author": "someone", "target": "/subscriptions/x"}
+    assert merge_context(held, {"sigma_author": "someone"}) is held
+    assert merge_context(held, {}) is held
+    assert held == {"sigma_author": "someone", "target": "/subscriptions/x"}
+
+
+def test_a_context_changed_is_a_new_dict_with_the_change() -> None:
+    held: dict[str, object] = {"sigma_author": "someone", "vendor_alert_ids": ["a"]}
+    assert merge_context(held, {"sigma_author": "other"}) == {
+        "sigma_author": "other",
+        "vendor_alert_ids": ["a"],
+    }
+    assert merge_context(held, {"new": None}) == {**held, "new": None}
+    # A gathered key joins even a list it holds already part of.
+    assert merge_context(held, {"vendor_alert_ids": ["a", "b"]})["vendor_alert_ids"] == ["a", "b"]
+    assert merge_context(held, {"vendor_alert_ids": ["a"]}) == held
+    assert held == {"sigma_author": "someone", "vendor_alert_ids": ["a"]}

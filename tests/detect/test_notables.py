@@ -113,6 +113,8 @@ def test_relink_takes_the_week_before_the_first_event_to_the_last() -> None:
     assert relink([alert], notables) == []
     assert relink([alert], {}) == [alert]
     assert "notables" not in alert.context
+    # A user without notables leaves an alert that lists none as it was.
+    assert relink([alert], {}) == []
 
 
 class _Marks(Rule[RuleConfig]):

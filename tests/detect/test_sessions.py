@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from hubsight.detect.alerts import Alert, alert_id
+from hubsight.detect.alerts import MAX_EVIDENCE, Alert, AlertStore, alert_id
 from hubsight.detect.base import (
     EventRef,
     Example,
@@ -239,3 +239,28 @@ def test_a_merged_vendor_alert_keeps_every_vendor_alert_id(tmp_path: Path) -> No
     (alert,) = raised.values()
     assert alert.context["vendor_alert_ids"] == ["2517_a1", "2517_b2", "2517_d4", "2517_c3"]
     assert len(alert.evidence) == 5
+
+
+def test_an_alert_with_full_evidence_still_moves_its_last_event_and_revision(
+    tmp_path: Path,
+) -> None:
+    # One event every 6 seconds: a full list of evidence, then batches whose events fall off
+    # its end and change only when the alert's events end.
+    events = _events([(i / 10, "198.51.100.7") for i in range(MAX_EVIDENCE + 3)])
+    path = tmp_path / "detect.sqlite3"
+    engine = DetectionEngine(
+        DetectDB(path), [EveryEvent(_Config())], options=EngineOptions(learning=timedelta(0))
+    )
+    (full,) = engine.process(events[:MAX_EVIDENCE])
+    revision = full.revision
+    for number, event in enumerate(events[MAX_EVIDENCE:], start=1):
+        (alert,) = engine.process([event])
+        assert alert.evidence == full.evidence
+        assert alert.last_event_time == event.timestamp
+        assert alert.revision == revision + number
+    engine.close()
+    stored = AlertStore(DetectDB(path)).get(full.id)
+    assert (stored.evidence, stored.last_event_time) == (full.evidence, events[-1].timestamp)
+    assert stored.revision == revision + 3
+    # What ``process`` returned before stays as it was.
+    assert full.last_event_time == events[MAX_EVIDENCE - 1].timestamp

@@ -91,9 +91,15 @@ def alert_id(dedup_key: str) -> str:
 GATHERED_CONTEXT = frozenset({"vendor_alert_ids"})
 
 
-def merge_context(context: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+def merge_context(context: dict[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
     """An alert's ``context`` with a finding's ``new`` one added: the last value wins, lists of
-    ``GATHERED_CONTEXT`` keys are joined (first seen first, no repeats, capped)."""
+    ``GATHERED_CONTEXT`` keys are joined (first seen first, no repeats, capped). ``context``
+    itself when ``new`` changes nothing in it."""
+    if GATHERED_CONTEXT.isdisjoint(new) and all(
+        key in context and ((held := context[key]) is value or held == value)
+        for key, value in new.items()
+    ):
+        return context
     merged = {**context, **new}
     for key in GATHERED_CONTEXT.intersection(new):
         old, value = context.get(key), new[key]
@@ -102,7 +108,7 @@ def merge_context(context: Mapping[str, Any], new: Mapping[str, Any]) -> dict[st
     return merged
 
 
-def merge_evidence(old: list[EventRef], new: list[EventRef]) -> list[EventRef]:
+def merge_evidence(old: list[EventRef], new: Sequence[EventRef]) -> list[EventRef]:
     """The union of two evidence lists, earliest first, capped; ``old`` itself when unchanged."""
     if not old:
         return sorted(set(new), key=ref_order)[:MAX_EVIDENCE]
@@ -132,7 +138,8 @@ def merge_evidence(old: list[EventRef], new: list[EventRef]) -> list[EventRef]:
         return old if len(old) <= MAX_EVIDENCE else old[:MAX_EVIDENCE]
     if len(later) > 1:
         later = sorted(set(later), key=ref_order)
-    return (old + later)[:MAX_EVIDENCE]
+    merged = old + later
+    return merged if len(merged) <= MAX_EVIDENCE else merged[:MAX_EVIDENCE]
 
 
 _timestamp = attrgetter("timestamp")

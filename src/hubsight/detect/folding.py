@@ -83,19 +83,20 @@ class AlertFolder:
         # ``sessions``): it joins them, under the key of the bucket their first event is in.
         prefix = session_prefix(meta.id, finding.entity)
         width = rule.config.dedup_minutes * 60.0
-        times = [ref.timestamp.timestamp() for ref in finding.evidence] or [finding.at.timestamp()]
-        touching = self._sessions.touching(prefix, min(times), max(times), width)
+        bounds = _bounds(finding)
+        low = bounds[0].timestamp()
+        touching = self._sessions.touching(prefix, low, bounds[1].timestamp(), width)
         if finding.retract:
             for key in touching:
                 self._retract(key, finding.evidence)
             return
         joined = [alert for alert in map(self._lookup, touching) if alert is not None]
-        first = min([*times, *(a.first_event_time.timestamp() for a in joined)])
+        first = min([low, *(a.first_event_time.timestamp() for a in joined)])
         key = f"{prefix}{int(first // width)}"
         # The alert under ``key`` is nearly always among those just looked up: looking it up
         # again would copy it from the stored ones a second time.
         held = next((a for a in joined if a.dedup_key == key), None)
-        self._fold_into(key, rule, finding, alert=held)
+        self._fold_into(key, rule, finding, alert=held, bounds=bounds)
         for other in joined:
             if other.dedup_key != key:
                 self._absorb(key, rule, other)
@@ -160,13 +161,15 @@ class AlertFolder:
         *,
         session: bool = True,
         alert: Alert | None = None,
+        bounds: tuple[datetime, datetime] | None = None,
     ) -> None:
-        """Fold ``finding`` into the alert ``key`` (``alert``: that alert, already looked up)."""
+        """Fold ``finding`` into the alert ``key`` (``alert``: that alert, already looked up;
+        ``bounds``: the finding's earliest and latest event time, already worked out)."""
         meta = rule.meta
-        times = [ref.timestamp for ref in finding.evidence] or [finding.at]
+        low, high = bounds or _bounds(finding)
         if span is not None:
             # An absorbed alert's evidence is capped: its span says where it really lies.
-            times += span
+            low, high = min(low, span[0]), max(high, span[1])
         severity = finding.severity or meta.severity
         if alert is None:
             alert = self._lookup(key)
@@ -180,9 +183,9 @@ class AlertFolder:
                 notable=meta.notable,
                 technique=meta.technique,
                 runbook=meta.runbook,
-                first_event_time=min(times),
-                last_event_time=max(times),
-                evidence=merge_evidence([], list(finding.evidence)),
+                first_event_time=low,
+                last_event_time=high,
+                evidence=merge_evidence([], finding.evidence),
                 user=finding.user,
                 source_ip=finding.source_ip,
                 baseline=finding.baseline,
@@ -200,19 +203,22 @@ class AlertFolder:
             return
         # What changes is worked out field by field: a loud rule's alert takes a finding per
         # event, and encoding it twice to compare cost more than the rest of the fold.
-        evidence = merge_evidence(alert.evidence, list(finding.evidence))
-        first = min(alert.first_event_time, *times)
-        last = max(alert.last_event_time, *times)
+        # Both merges give back the alert's own list and dict when nothing joins them, the
+        # common case (a loud rule's full evidence, a Sigma rule's fixed context): told apart by
+        # identity, not by comparing a hundred references.
+        evidence = merge_evidence(alert.evidence, finding.evidence)
+        first = min(alert.first_event_time, low)
+        last = max(alert.last_event_time, high)
         context = merge_context(alert.context, finding.context)
         baseline = alert.baseline or finding.baseline
         raised = severity.rank > alert.severity.rank
         if (
             raised
-            or evidence != alert.evidence
             or first != alert.first_event_time
             or last != alert.last_event_time
+            or (evidence is not alert.evidence and evidence != alert.evidence)
             or baseline != alert.baseline
-            or context != alert.context
+            or (context is not alert.context and context != alert.context)
         ):
             alert.evidence, alert.context, alert.baseline = evidence, context, baseline
             alert.first_event_time, alert.last_event_time = first, last
@@ -322,6 +328,18 @@ class AlertFolder:
         unheld = [k for k in keys if k not in pending and k not in withdrawn and k not in known]
         self._known.update((a.dedup_key, a) for a in self._alerts.by_dedup_keys(unheld))
         return [alert for alert in map(self._lookup, keys) if alert is not None]
+
+
+def _bounds(finding: Finding) -> tuple[datetime, datetime]:
+    """The earliest and latest event time of ``finding`` (its time when it cites none)."""
+    evidence = finding.evidence
+    if not evidence:
+        return finding.at, finding.at
+    if len(evidence) == 1:
+        at = evidence[0].timestamp
+        return at, at
+    times = [ref.timestamp for ref in evidence]
+    return min(times), max(times)
 
 
 def _span(alert: Alert) -> Span:

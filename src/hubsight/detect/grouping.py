@@ -172,11 +172,15 @@ def add_alert(
 _Span = tuple[float, float, int]
 
 
+# The priority rank an alert of each severity asks of its investigation.
+_RANK_OF = {severity: priority_rank(priority) for severity, priority in _PRIORITY_OF.items()}
+
+
 def _gather(widen: dict[str, _Span], target: str, alert: Alert) -> None:
     span = (
         alert.first_event_time.timestamp(),
         alert.last_event_time.timestamp(),
-        priority_rank(priority_of(alert.severity)),
+        _RANK_OF[alert.severity],
     )
     held = widen.get(target)
     if held is not None:
@@ -200,6 +204,8 @@ _WIDEN = (
 def _widen(conn: sqlite3.Connection, widen: dict[str, _Span], now: float) -> None:
     """Stretch each investigation's times over its span; raise its priority to the span's;
     then forget the spans."""
+    if not widen:
+        return
     conn.executemany(
         _WIDEN,
         [

@@ -20,8 +20,12 @@ def relink(alerts: Iterable[Alert], notables: Mapping[str, datetime]) -> list[Al
     """Set each alert's notables from ``notables`` (id -> event time, one user's); the changed."""
     changed: list[Alert] = []
     for alert in alerts:
-        floor, ceiling = alert.first_event_time - LOOKBACK, alert.last_event_time
-        ids = sorted(i for i, at in notables.items() if floor <= at <= ceiling)
+        if notables:
+            floor, ceiling = alert.first_event_time - LOOKBACK, alert.last_event_time
+            ids = sorted(i for i, at in notables.items() if floor <= at <= ceiling)
+        else:
+            # Most users have none: nothing to choose among (most alerts' users, every batch).
+            ids = []
         if ids == alert.context.get("notables", []):
             continue
         if ids:
