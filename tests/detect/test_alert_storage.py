@@ -154,6 +154,27 @@ def test_a_batch_that_moves_a_full_alert_but_not_its_evidence_writes_its_body_on
     assert stored.evidence == earlier.evidence
 
 
+@pytest.mark.parametrize("later", [PART_REFS + 3, MAX_EVIDENCE + 5])
+def test_an_alert_deleted_behind_the_engines_back_is_written_whole_again(
+    later: int, tmp_path: Path
+) -> None:
+    engine = _engine(tmp_path)
+    # Stored, then deleted by someone else: the engine still holds it as stored. The next
+    # batch appends to its evidence (``later`` past a part), or only moves its last event
+    # (a full list).
+    count = MAX_EVIDENCE if later > MAX_EVIDENCE else PART_REFS + 2
+    engine.process([_event(m) for m in range(count)])
+    other = DetectDB(tmp_path / "detect.sqlite3")
+    other.execute("DELETE FROM alerts")
+    other.close()
+    (returned,) = engine.process([_event(later)])
+    engine.close()
+    (stored,) = _stored(tmp_path)
+    assert stored.evidence == returned.evidence
+    assert stored.last_event_time == _ref(later).timestamp
+    assert stored.revision == returned.revision == 2
+
+
 def test_retractions_after_partial_saves_and_a_restart(tmp_path: Path) -> None:
     engine = _engine(tmp_path)
     engine.process([_event(m) for m in range(4)])

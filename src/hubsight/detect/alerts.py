@@ -164,6 +164,19 @@ _ONE = f"SELECT {_COLUMNS} FROM alerts WHERE {{}} = ?"  # noqa: S608 - constants
 _BY_DEDUP_KEY = _WITH_REFS.format(_ONE.format("dedup_key"), "")
 _BY_ID = _WITH_REFS.format(_ONE.format("id"), "")
 _BY_DEDUP_KEYS = f"SELECT {_COLUMNS} FROM alerts WHERE dedup_key IN ({{}})"  # noqa: S608
+_UPSERT = (
+    "INSERT INTO alerts (id, dedup_key, rule_id, severity, notable, user, source_ip, "
+    "first_event_time, last_event_time, created_at, updated_at, body, tail) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(dedup_key) DO UPDATE SET "
+    "severity = excluded.severity, first_event_time = excluded.first_event_time, "
+    "last_event_time = excluded.last_event_time, updated_at = excluded.updated_at, "
+    "body = excluded.body, tail = excluded.tail"
+)
+_UPDATE = (
+    "UPDATE alerts SET severity = ?, first_event_time = ?, last_event_time = ?, updated_at = ?, "
+    "body = ? WHERE dedup_key = ?"
+)
+_UPDATE_WITH_TAIL = _UPDATE.replace("body = ?", "body = ?, tail = ?")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -269,24 +282,35 @@ class AlertStore:
         ``stored`` holds, by dedup key, the evidence of those stored before as it is stored:
         what they gained after it is appended. The others' evidence is written whole.
         """
+        stored = stored or {}
         rewritten: list[tuple[str]] = []
         parts: list[tuple[str, int, bytes]] = []
         rows: list[tuple[Any, ...]] = []
+        # Alerts stored before, updated by key (an upsert first tries an insert) and their tail
+        # written only when their evidence changed: ``updated`` with it, ``kept`` without.
+        updated: list[tuple[Any, ...]] = []
+        kept: list[tuple[Any, ...]] = []
         for alert in alerts:
             refs = alert.evidence
             cut = parted(len(refs))
-            before = (stored or {}).get(alert.dedup_key)
+            before = stored.get(alert.dedup_key)
+            body = _encode(msgspec.structs.replace(alert, evidence=[]))
+            first, last = alert.first_event_time.timestamp(), alert.last_event_time.timestamp()
             if refs is before:
-                pass  # unchanged: the folder keeps the list it was given when nothing joined it
-            elif before is not None and refs[: len(before)] == before:
+                # Unchanged: the folder keeps the list it was given when nothing joined it.
+                kept.append((str(alert.severity), first, last, now, body, alert.dedup_key))
+                continue
+            if before is not None and refs[: len(before)] == before:
                 # Appended to: the refs that now fill parts are added as one.
                 held = parted(len(before))
                 if cut > held:
                     parts.append((alert.id, held, _encode(refs[held:cut])))
-            else:
-                rewritten.append((alert.id,))
-                if cut:
-                    parts.append((alert.id, 0, _encode(refs[:cut])))
+                tail = _encode(refs[cut:])
+                updated.append((str(alert.severity), first, last, now, body, tail, alert.dedup_key))
+                continue
+            rewritten.append((alert.id,))
+            if cut:
+                parts.append((alert.id, 0, _encode(refs[:cut])))
             rows.append(
                 (
                     alert.id,
@@ -296,25 +320,24 @@ class AlertStore:
                     int(alert.notable),
                     alert.user,
                     alert.source_ip,
-                    alert.first_event_time.timestamp(),
-                    alert.last_event_time.timestamp(),
+                    first,
+                    last,
                     now,
                     now,
-                    _encode(msgspec.structs.replace(alert, evidence=[])),
+                    body,
                     _encode(refs[cut:]),
                 )
             )
-        conn.executemany(
-            "INSERT INTO alerts (id, dedup_key, rule_id, severity, notable, user, source_ip, "
-            "first_event_time, last_event_time, created_at, updated_at, body, tail) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(dedup_key) DO UPDATE SET "
-            "severity = excluded.severity, first_event_time = excluded.first_event_time, "
-            "last_event_time = excluded.last_event_time, updated_at = excluded.updated_at, "
-            "body = excluded.body, tail = excluded.tail",
-            rows,
-        )
+        conn.executemany(_UPSERT, rows)
+        found = conn.executemany(_UPDATE_WITH_TAIL, updated).rowcount
+        found += conn.executemany(_UPDATE, kept).rowcount
         conn.executemany("DELETE FROM alert_refs WHERE alert_id = ?", rewritten)
         conn.executemany("INSERT INTO alert_refs VALUES (?, ?, ?)", parts)
+        if found < len(updated) + len(kept):
+            # Some row the engine stored is gone (deleted behind its back): those alerts are
+            # written whole again, as new ones are, so that none is lost or kept in part.
+            again = {row[-1] for row in (*updated, *kept)}
+            self.save(conn, [alert for alert in alerts if alert.dedup_key in again], now)
 
     def update(
         self,

@@ -114,7 +114,8 @@ def _filed(conn: sqlite3.Connection, alert_ids: Sequence[str]) -> dict[str, str]
             f"WHERE alert_id IN ({marks})",
             chunk,
         )
-        found.update((str(a), str(i)) for a, i in rows)
+        # Both columns are text: the (alert, investigation) rows are the pairs themselves.
+        found.update(rows)
     return found
 
 
