@@ -28,10 +28,11 @@ from hubsight.detect.sigma.condition import (
     FieldTest,
     Negation,
     Opaque,
+    View,
 )
 from hubsight.detect.sigma.fields import SERVICES, VIRTUAL_PREFIX
 from hubsight.detect.sigma.index import SigmaIndex
-from hubsight.detect.sigma.matcher import compile_matcher
+from hubsight.detect.sigma.matcher import _reader, compile_matcher
 from hubsight.detect.sigma.record import RECORDS, AzureRecord, FieldReader, RecordCache
 from hubsight.parsing.event import Event, LogSet
 from hubsight.parsing.pipeline import MessageParser
@@ -179,6 +180,8 @@ def _check_memo(event: Event) -> None:
         path, _, view = key.partition("\0")
         if view == "lower":
             assert found == FieldReader(path).lowered(fresh), (key, event.raw)
+        elif view == "number":
+            assert found == FieldReader(path).numbers(fresh), (key, event.raw)
 
 
 def test_the_matcher_finds_what_the_reference_finds_with_every_shipped_rule(
@@ -352,6 +355,61 @@ def test_the_fast_read_of_a_field_defers_to_the_general_one(
         # The rules run after the matcher find in the record's memo what the general read finds.
         reader = FieldReader("properties.appId")
         assert record.memo[reader.lowered_key] == reader.lowered(_record(shape))
+
+
+# Values a field may hold, as the fast reads must find them: exactly what the general one does.
+SCALARS = [
+    "Text",
+    "12",
+    " 12 ",
+    "1e2",
+    "1_0",
+    "nan",
+    "",
+    True,
+    False,
+    None,
+    0,
+    -3,
+    12,
+    1.5,
+    1e20,
+    float("inf"),
+    2**70,
+    [],
+    ["a", 1],
+    {"value": 1},
+]
+
+
+@pytest.mark.parametrize("value", SCALARS, ids=repr)
+@pytest.mark.parametrize("path", ["properties.appId", "properties.status.errorCode", "resultType"])
+@pytest.mark.parametrize("view", ["lowered", "numbers"])
+def test_the_fast_reads_of_a_value_find_what_the_general_read_finds(
+    value: Any, path: str, view: View
+) -> None:
+    data: dict[str, Any] = {}
+    node = data
+    *parents, last = path.split(".")
+    for key in parents:
+        node = node.setdefault(key, {})
+    node[last] = value
+    wanted = FieldReader(path).lowered if view == "lowered" else FieldReader(path).numbers
+    expected = wanted(_record(data))
+    read = _reader(path, view)
+    # As text: a NaN equals no NaN, itself included.
+    assert repr(read(_record(data))) == repr(expected)
+    # Both ways of the test (present and absent) find something different for most values.
+    for constant in [c for c in (*expected, "text", 12.0, 12) if c == c]:  # no NaN
+        test = FieldTest(path, view, "has", constant)
+        assert compile_matcher((test,))(_record(data), ["rule"], ["fallback"]) == (
+            ["rule"] if constant in expected else []
+        )
+    # A key missing, and missing under another spelling only, as the general read finds them.
+    node[last + "X"] = node.pop(last)
+    assert read(_record(data)) == wanted(_record(data)) == []
+    node[last.upper()] = node.pop(last + "X")
+    assert repr(read(_record(data))) == repr(wanted(_record(data))) == repr(expected)
 
 
 @pytest.mark.parametrize(("result", "holds"), [("SUCCESS", True), ("FAILURE", False)])

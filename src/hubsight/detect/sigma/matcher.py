@@ -31,13 +31,14 @@ from hubsight.detect.sigma.condition import (
     Opaque,
     View,
 )
-from hubsight.detect.sigma.record import AzureRecord, Derived, FieldReader, text_of
+from hubsight.detect.sigma.record import AzureRecord, Derived, FieldReader, number_of, text_of
 
 # The targets whose conditions hold on a record, given the targets in the conditions' order,
 # and in their place what to run for those whose condition raises.
 Matcher = Callable[[AzureRecord, Sequence[Any], Sequence[Any]], list[Any]]
 Reader = Callable[[AzureRecord], Any]
 _MISSING = object()
+_GENERAL = object()
 _PAIR_KEY = "key"
 # Compiled matchers kept for reuse: kinds of events share their rules (every operation of a log
 # set reaches the same few), and compiling costs milliseconds.
@@ -195,7 +196,7 @@ def _reader(path: str, view: View) -> Reader:
         return _text
     reader = FieldReader(path)
     if view == "numbers":
-        return reader.numbers
+        return _numbers(reader)
     if view == "values":
         return reader.values
     return _lowered(reader)
@@ -207,12 +208,13 @@ def _text(record: AzureRecord) -> tuple[str]:
 
 def _lowered(reader: FieldReader) -> Reader:
     # A field's lower-case texts, read down its keys as spelled: when they lead to one string,
-    # that string lowered is all ``reader.lowered`` would find; when a key is missing in every
-    # spelling (and the object is no {"key", "value"} pair), nothing is, which is what most
-    # reads of most records find. Anything else (another spelling, a list, JSON in a string,
-    # a null) is the general reader's to decide. What is found goes into the record's memo,
-    # where the rules the engine then runs on the event (those that matched, correlations)
-    # find it, as they found what the closures read.
+    # that string lowered is all ``reader.lowered`` would find (a boolean, a number or a null:
+    # its text, or nothing); when a key is missing in every spelling (and the object is no
+    # {"key", "value"} pair), nothing is, which is what most reads of most records find.
+    # Anything else (another spelling, a list, an object, JSON in a string) is the general
+    # reader's to decide. What is found goes into the record's memo, where the rules the engine
+    # then runs on the event (correlations, rules outside the index) find it, as they found what
+    # the closures read.
     general, memo_key = reader.lowered, reader.lowered_key
     keys = reader.keys
     if keys is None:
@@ -229,30 +231,85 @@ def _lowered(reader: FieldReader) -> Reader:
                 if type(value) is str:
                     found = record.memo[memo_key] = [value.lower()]
                     return found
-                if value is _MISSING and _absent(record, node, lower):
-                    found = record.memo[memo_key] = []
-                    return found
+                if value is _MISSING:
+                    if _absent(record, node, lower):
+                        found = record.memo[memo_key] = []
+                        return found
+                else:
+                    scalar = _scalar_text(value)
+                    if scalar is not None:
+                        record.memo[memo_key] = scalar
+                        return scalar
             return general(record)
 
         return nested
 
     def read(record: AzureRecord) -> list[str]:
-        node: Any = record.data
-        for key, lower in steps:
-            if type(node) is not dict:
-                return general(record)
-            child = node.get(key, _MISSING)
-            if child is _MISSING:
-                if not _absent(record, node, lower):
-                    return general(record)
-                found: list[str] = []
-                record.memo[memo_key] = found
-                return found
-            node = child
+        node = _down(record, steps)
         if type(node) is str:
             found = record.memo[memo_key] = [node.lower()]
             return found
-        return general(record)
+        scalar = [] if node is _MISSING else _scalar_text(node)
+        if scalar is None:
+            return general(record)
+        record.memo[memo_key] = scalar
+        return scalar
+
+    return read
+
+
+def _down(record: AzureRecord, steps: tuple[tuple[str, str], ...]) -> Any:
+    # The value down ``steps`` as spelled; ``_MISSING`` when a key is missing in every
+    # spelling; ``_GENERAL`` when the general reader must decide (another spelling, a list or
+    # JSON text on the way).
+    node: Any = record.data
+    for key, lower in steps:
+        if type(node) is not dict:
+            return _GENERAL
+        child = node.get(key, _MISSING)
+        if child is _MISSING:
+            return _MISSING if _absent(record, node, lower) else _GENERAL
+        node = child
+    return node
+
+
+def _scalar_text(value: Any) -> list[str] | None:
+    # What ``FieldReader.lowered`` finds in a field holding one boolean, number or null (None
+    # for anything else): ``text_of``'s text, already in lower case.
+    kind = type(value)
+    if kind is bool:
+        return ["true" if value else "false"]
+    if kind is int or kind is float:
+        return [str(value)]
+    if value is None:
+        return []
+    return None
+
+
+def _numbers(reader: FieldReader) -> Reader:
+    # A field's numbers, read down its keys as spelled as ``_lowered`` reads texts: one number
+    # or numeric text (a sign-in's ``resultType``, ``errorCode``), or a key missing in every
+    # spelling; anything else takes ``reader.numbers``.
+    general, memo_key = reader.numbers, reader.number_key
+    keys = reader.keys
+    if keys is None:
+        return general
+    steps = tuple((key, key.lower()) for key in keys)
+
+    def read(record: AzureRecord) -> list[Any]:
+        node = _down(record, steps)
+        kind = type(node)
+        if kind is int or kind is float:
+            found = [node]
+        elif node is _MISSING:
+            found = []
+        elif kind is str or kind is bool or node is None:
+            number = number_of(node)
+            found = [] if number is None else [number]
+        else:
+            return general(record)
+        record.memo[memo_key] = found
+        return found
 
     return read
 

@@ -159,13 +159,14 @@ def _decode(event: Event, shapes: Spellings) -> AzureRecord | None:
 class FieldReader:
     """Reads one field (a dotted path, or a ``hubsight:`` derived field) of records."""
 
-    __slots__ = ("_derived", "_keys", "_number_key", "lowered_key", "path")
+    __slots__ = ("_derived", "_keys", "lowered_key", "number_key", "path")
 
     def __init__(self, path: str) -> None:
         self.path = path
-        # Where ``lowered`` keeps its answer in a record's memo (``sigma.matcher`` too).
+        # Where ``lowered`` and ``numbers`` keep their answers in a record's memo
+        # (``sigma.matcher`` too).
         self.lowered_key = path + "\0lower"
-        self._number_key = path + "\0number"
+        self.number_key = path + "\0number"
         self._derived = (
             _derived(path[len(VIRTUAL_PREFIX) :]) if path.startswith(VIRTUAL_PREFIX) else None
         )
@@ -211,10 +212,10 @@ class FieldReader:
 
     def numbers(self, record: AzureRecord) -> list[Any]:
         """The field's values that are numbers or numeric text, as numbers."""
-        found = record.memo.get(self._number_key)
+        found = record.memo.get(self.number_key)
         if found is None:
             found = [n for n in map(number_of, self.values(record)) if n is not None]
-            record.memo[self._number_key] = found
+            record.memo[self.number_key] = found
         return found
 
 
