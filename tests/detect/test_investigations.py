@@ -143,6 +143,30 @@ def test_updates_widen_before_a_new_alert_of_the_same_batch_is_matched(db: Detec
     assert (found.priority, found.first_event_time) == ("high", T0 - timedelta(hours=1))
 
 
+def test_new_alerts_of_one_batch_widen_for_each_other_and_are_all_filed(db: DetectDB) -> None:
+    (inv,) = save(db, alert("a", T0, user="ana@contoso.com"))
+    joined = alert("b", T0 + WINDOW, user="ana@contoso.com", severity=Severity.HIGH)
+    # Within the window of the investigation only once ``joined`` stretched it.
+    after = T0 + 2 * WINDOW - timedelta(minutes=1)
+    apart = alert("z", T0, user="zed@contoso.com")
+    (other,) = save(db, joined, alert("c", after, user="ana@contoso.com"), apart)
+    store = InvestigationStore(db)
+    found = store.get(inv)
+    assert (found.alert_count, found.priority) == (3, "high")
+    assert (found.first_event_time, found.last_event_time) == (T0, after)
+    assert [store.of_alert(alert_id(k)).id for k in "cz"] == [inv, other]  # type: ignore[union-attr]
+    added = db.rows(
+        "SELECT investigation_id, detail FROM investigation_history "
+        "WHERE action = 'alert added' ORDER BY rowid"
+    )
+    assert [(row[0], row[1].split()[0]) for row in added] == [
+        (inv, alert_id("a")),
+        (inv, alert_id("b")),
+        (inv, alert_id("c")),
+        (other, alert_id("z")),
+    ]
+
+
 def test_withdrawn_alert_leaves_and_untouched_empty_investigation_goes(db: DetectDB) -> None:
     (kept,) = save(db, alert("a", T0, user="ana@contoso.com"))
     (dropped,) = save(db, alert("b", T0, user="bob@contoso.com"))

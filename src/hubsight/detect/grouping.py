@@ -72,11 +72,16 @@ def group_alerts(
     # investigation. Widening commutes (earliest, latest, highest), so it is gathered and
     # written once per investigation: before an alert is matched by time, and at the end.
     widen: dict[str, _Span] = {}
+    # New alerts' memberships and history lines, written together at the end: matching reads
+    # neither (only investigations and their subjects), and a batch files a score of new alerts.
+    members: list[tuple[str, str]] = []
+    history: list[tuple[str, float, str, str]] = []
     for alert in grouped:
         found = filed.get(alert.id)
         if found is not None:
             _gather(widen, found, alert)
             continue
+        # Also the spans of the new alerts filed before it (as ``add_alert`` widens).
         _widen(conn, widen, now)
         keys = subjects(alert)
         target = _matching(conn, keys, alert, window_s) if keys else None
@@ -96,8 +101,14 @@ def group_alerts(
                 ),
             )
             opened[alert.id] = target
-        add_alert(conn, target, alert, now, actor=DETECTION)
+        # Its subjects at once: the next new alert is matched by them.
+        conn.executemany(_SUBJECT, [(key, target) for key in keys])
+        members.append((alert.id, target))
+        history.append((target, now, DETECTION, f"{alert.id} {alert.title}"))
+        _gather(widen, target, alert)
     _widen(conn, widen, now)
+    conn.executemany(_MEMBER, members)
+    conn.executemany(_HISTORY, history)
     return opened
 
 
@@ -147,23 +158,21 @@ def _matching(
     return None if row is None else str(row[0])
 
 
+_MEMBER = (
+    "INSERT INTO investigation_alerts (alert_id, investigation_id) VALUES (?, ?) "
+    "ON CONFLICT(alert_id) DO UPDATE SET investigation_id = excluded.investigation_id"
+)
+_SUBJECT = "INSERT OR IGNORE INTO investigation_subjects (subject, investigation_id) VALUES (?, ?)"
+_HISTORY = "INSERT INTO investigation_history VALUES (?, ?, ?, 'alert added', ?)"
+
+
 def add_alert(
     conn: sqlite3.Connection, target: str, alert: Alert, now: float, *, actor: str
 ) -> None:
     """Put ``alert`` into investigation ``target`` (moving it from any other), with history."""
-    conn.execute(
-        "INSERT INTO investigation_alerts (alert_id, investigation_id) VALUES (?, ?) "
-        "ON CONFLICT(alert_id) DO UPDATE SET investigation_id = excluded.investigation_id",
-        (alert.id, target),
-    )
-    conn.executemany(
-        "INSERT OR IGNORE INTO investigation_subjects (subject, investigation_id) VALUES (?, ?)",
-        [(key, target) for key in subjects(alert)],
-    )
-    conn.execute(
-        "INSERT INTO investigation_history VALUES (?, ?, ?, 'alert added', ?)",
-        (target, now, actor, f"{alert.id} {alert.title}"),
-    )
+    conn.execute(_MEMBER, (alert.id, target))
+    conn.executemany(_SUBJECT, [(key, target) for key in subjects(alert)])
+    conn.execute(_HISTORY, (target, now, actor, f"{alert.id} {alert.title}"))
     spans: dict[str, _Span] = {}
     _gather(spans, target, alert)
     _widen(conn, spans, now)
