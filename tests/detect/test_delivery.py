@@ -22,6 +22,7 @@ from tests.detect.test_notify_withdrawn import device_code_sign_ins
 
 from hubsight.detect.alerts import Alert, AlertFilter, AlertStore
 from hubsight.detect.db import DetectDB
+from hubsight.detect.delivery import Deliverer
 from hubsight.detect.engine import DetectionEngine, EngineOptions
 from hubsight.detect.notify import Channel, Notifier, channel_for
 from hubsight.detect.rules.auth_signals import FlowConfig, UnusualAuthFlow
@@ -194,3 +195,33 @@ def test_a_delivery_that_cannot_be_recorded_stays_due_and_goes_at_the_next_wake(
         detection.close()
     assert [body["id"] for _, body in received.requests] == [alert, alert]
     assert _due(tmp_path) == []
+
+
+def test_a_delivery_failing_pass_after_pass_logs_its_traceback_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    db = DetectDB(tmp_path / "detect.sqlite3")
+    failures = iter([sqlite3.OperationalError("database is locked")] * 3)
+
+    def notifier() -> Notifier:
+        failure = next(failures, None)
+        if failure is not None:
+            raise failure
+        return Notifier([], db)
+
+    deliverer = Deliverer(db, notifier)
+    with caplog.at_level(logging.INFO, "hubsight.detect.delivery"):
+        for _ in range(4):
+            deliverer.wake()
+            assert deliverer.wait(10)
+    deliverer.close(1)
+    db.close()
+    records = [(r.levelno, r.exc_info is not None, r.getMessage()) for r in caplog.records]
+    assert [(level, traced) for level, traced, _ in records] == [
+        (logging.ERROR, True),
+        (logging.WARNING, False),
+        (logging.WARNING, False),
+        (logging.INFO, False),
+    ]
+    assert "database is locked" in records[1][2]
+    assert "sent again" in records[3][2]

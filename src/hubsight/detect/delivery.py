@@ -48,6 +48,9 @@ class Deliverer:
         self._thread: threading.Thread | None = None
         # One pass at a time (the thread, or a caller of ``deliver``), lest a row go twice.
         self._delivering = threading.Lock()
+        # Whether the last pass failed: a store failing for hours logs its traceback once, then
+        # a line per pass, and a line when sending works again.
+        self._failing = False
 
     def wake(self) -> None:
         """Have the thread send what is due now (after a save committed, at start)."""
@@ -85,18 +88,29 @@ class Deliverer:
                 asked = self._asked
             try:
                 report: NotifyReport | None = self.deliver()
-            except Exception:  # logged; the rows stay due and the next wake tries them again
-                log.exception(
-                    "notifications due could not be sent; they are tried again after the next "
-                    "batch or tick"
-                )
+            except Exception as exc:  # noqa: BLE001 - logged; the rows stay due for the next wake
+                self._failed(exc)
                 report = None
+            else:
+                if self._failing:
+                    self._failing = False
+                    log.info("notifications due are being sent again")
             with self._changed:
                 # Stopped early: the notifier was replaced (the next pass takes the new one),
                 # or shutdown halted it (the loop ends).
                 if report is None or not report.stopped:
                     self._done = max(self._done, asked)
                     self._changed.notify_all()
+
+    def _failed(self, exc: Exception) -> None:
+        if self._failing:
+            log.warning("notifications due still could not be sent: %s", exc)
+            return
+        self._failing = True
+        log.exception(
+            "notifications due could not be sent; they are tried again after the next batch or "
+            "tick (this is logged once with its traceback, then a line per failing pass)"
+        )
 
     def close(self, grace_s: float) -> int:
         """Send what is due for up to ``grace_s`` seconds, then stop after the delivery in
