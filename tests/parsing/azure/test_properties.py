@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 import msgspec
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from hubsight.parsing.azure import build_registry
@@ -84,8 +84,21 @@ def test_any_json_value(value: object) -> None:
 
 @SETTINGS
 @given(st.binary(min_size=0, max_size=300))
+@example(b" [ ] ")
+@example(b'{"records": []}')
+@example(b"[1]")
 def test_any_byte_string(body: bytes) -> None:
-    _assert_accounted_for(_parse(body))
+    _assert_accounted_for(_parse(body), may_be_empty=_holds_no_records(body))
+
+
+def _holds_no_records(body: bytes) -> bool:
+    """Whether ``body`` is an empty array or an envelope of no records (random bytes make
+    ``[]`` now and then): a message with nothing in it yields nothing."""
+    try:
+        value = msgspec.json.decode(body)
+    except msgspec.DecodeError:
+        return False
+    return value == [] or (isinstance(value, dict) and value.get("records") == [])
 
 
 def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
