@@ -3,9 +3,9 @@
 One ``Metrics`` per running service, in a registry of its own (no process-wide state): the
 collectors count what they consume and store, the API times searches, detection counts alerts
 per rule and failed notifications per channel. Lag per partition is read from the sources'
-health when scraped, and so is memory: the embedded engine's, the C library's malloc's and the
-detection state's size (README, "Memory", says what each part is). Names follow Prometheus'
-conventions (``_total`` counters, ``_seconds``, ``_bytes``).
+health when scraped, and so are the notifications due and memory: the embedded engine's, the C
+library's malloc's and the detection state's size (README, "Memory", says what each part is).
+Names follow Prometheus' conventions (``_total`` counters, ``_seconds``, ``_bytes``).
 """
 
 from __future__ import annotations
@@ -65,6 +65,27 @@ class _Lag(Collector):
                 if lag.lag is not None:
                     family.add_metric([source, lag.topic, str(lag.partition)], lag.lag)
         yield family
+
+
+class _Due(Collector):
+    """The notifications due (recorded, not yet sent), read from the outbox at each scrape."""
+
+    def __init__(self, read: Callable[[], int]) -> None:
+        self._read = read
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        try:
+            due = self._read()
+        except HubsightError as exc:
+            # A scrape still answers with everything else.
+            log.warning("the notifications due were not read: %s", exc)
+            return
+        yield GaugeMetricFamily(
+            "hubsight_notifications_due",
+            "Notifications recorded with their alerts and not yet sent: the delivery thread "
+            "sends them; a figure that stays up means a receiver is slow or failing",
+            value=due,
+        )
 
 
 class _Memory(Collector):
@@ -178,7 +199,8 @@ class Metrics:
         )
         self.detection_delay_seconds = Histogram(
             "hubsight_detection_delay_seconds",
-            "From a batch stored to its detections and notifications done",
+            "From a batch stored to its detections saved, notifications due recorded with them "
+            "(the delivery thread sends those)",
             buckets=_SLOW_BUCKETS,
             registry=r,
         )
@@ -217,6 +239,10 @@ class Metrics:
         (``process_resident_memory_bytes``, open files)."""
         self.registry.register(_Memory(engine, state))
         ProcessCollector(registry=self.registry)
+
+    def watch_notifications(self, due: Callable[[], int]) -> None:
+        """Export how many notifications are due, as ``due`` counts them at each scrape."""
+        self.registry.register(_Due(due))
 
     def for_source(self, name: str) -> SourceMetrics:
         """The counters of one source."""
@@ -268,5 +294,5 @@ class SourceMetrics:
             m.events_repaired.labels(self.source, repair).inc(count)
 
     def detected(self, seconds: float) -> None:
-        """Detection and notification of one stored batch took ``seconds``."""
+        """Detection of one stored batch took ``seconds`` (its notifications recorded, not sent)."""
         self.metrics.detection_delay_seconds.observe(seconds)

@@ -28,6 +28,8 @@ from hubsight.detect.notify import Channel, Notifier, channel_for
 from hubsight.detect.rules.auth_signals import FlowConfig, UnusualAuthFlow
 from hubsight.detect.runtime import Detection
 from hubsight.detect.targets import WebhookConfig
+from hubsight.errors import StoreError
+from hubsight.metrics import Metrics
 
 from support import wait_until
 
@@ -225,3 +227,34 @@ def test_a_delivery_failing_pass_after_pass_logs_its_traceback_once(
     ]
     assert "database is locked" in records[1][2]
     assert "sent again" in records[3][2]
+
+
+def test_the_notifications_due_are_a_metric_while_a_receiver_holds_them(tmp_path: Path) -> None:
+    first, later, _ = device_code_sign_ins()
+    metrics = Metrics()
+    with http_receiver(hold=True) as (url, received):
+        detection = _detection(tmp_path, [_soar(url)])
+        metrics.watch_notifications(detection.notifications_due)
+        detection.on_stored([first])
+        wait_until(lambda: len(received.arrived) == 1, 30, "the first notification held")
+        detection.on_stored([later])
+        assert b"hubsight_notifications_due 2.0" in metrics.render()
+        received.release.set()
+        assert detection.wait_delivered()
+        assert b"hubsight_notifications_due 0.0" in metrics.render()
+        detection.close()
+
+
+def test_a_scrape_answers_without_the_notifications_due_when_they_cannot_be_read(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    def unreadable() -> int:
+        raise StoreError("detection database read failed: database is locked")
+
+    metrics = Metrics()
+    metrics.watch_notifications(unreadable)
+    with caplog.at_level(logging.WARNING, "hubsight.metrics"):
+        text = metrics.render()
+    assert b"hubsight_notifications_due" not in text
+    assert b"hubsight_alerts" in text
+    assert "database is locked" in caplog.text

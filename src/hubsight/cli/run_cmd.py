@@ -130,6 +130,7 @@ def run(
         )
         detection.metrics = service.metrics
         service.metrics.watch_memory(store.memory, detection.engine.state_size)
+        service.metrics.watch_notifications(detection.notifications_due)
         detection.metrics.detection_behind.set(int(detection.behind))
         # The delivery thread sends what a killed process left due; what was stored beyond
         # detection's position (a crash, a batch it failed on) is read before any live batch:

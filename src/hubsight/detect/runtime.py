@@ -518,6 +518,10 @@ class Detection:
         within ``timeout`` seconds."""
         return self._deliverer.wait(timeout)
 
+    def notifications_due(self) -> int:
+        """How many notifications are recorded and not yet sent."""
+        return outbox.count(self.engine.db)
+
     def _count_failures(self, report: NotifyReport) -> None:
         if self.metrics is not None:
             for channel in report.failed:
