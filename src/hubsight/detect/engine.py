@@ -115,11 +115,11 @@ class EngineOptions:
     investigation_window: timedelta = timedelta(hours=24)
     # Windows keep every counted event for the lateness (24 h), the rule's retention and up to
     # the 6 h between prunes, ``ENTRY_BYTES`` (~240) of memory each with their windows. A
-    # simulated 1,000-user tenant at 3.4 events/s with every
-    # rule (SigmaHQ's Azure folder too) held up to 569,000 (137 MB) over 60 hours; 500,000 cut
-    # it every 4-6 hours of weekday event time. Past this many entries the oldest quarter is
-    # dropped (as if the lateness were shorter: rules keep their retention beyond it) and events
-    # that old are too late for windowed rules from then on (``EngineState.shed``).
+    # simulated 1,000-user tenant at 3.4 events/s with every rule (SigmaHQ's Azure folder too)
+    # held up to 569,000 (137 MB) over 60 hours; 500,000 cut it every 4-6 hours of weekday
+    # event time. Past this many entries the oldest quarter is dropped (as if the lateness were
+    # shorter: rules keep their retention beyond it) and events that old are too late for
+    # windowed rules from then on (``EngineState.shed``).
     max_window_entries: int = 750_000
     # However full the windows, events this late (or the lateness, if shorter) still reach
     # windowed rules: a cut for the cap never moves the "too late" time closer to the newest
