@@ -66,8 +66,6 @@ from hubsight.parsing.event import Event
 
 # Separates, in a window entry's value, the matched base rules from the counted field value.
 _SEP = "\x1f"
-# The start of the value of an entry the first (or only) base rule matched.
-_ONE = "0" + _SEP
 # Condition operators a streaming window can decide as events arrive, with the count's offset.
 _AT_LEAST = {SigmaCorrelationConditionOperator.GTE: 0, SigmaCorrelationConditionOperator.GT: 1}
 
@@ -129,20 +127,6 @@ class SigmaCorrelation(Rule[SigmaConfig]):
 
     def evaluate(self, event: Event, ctx: RuleContext) -> Iterable[Finding]:
         """Add the event to the windows of the groups it belongs to; report what now holds."""
-        if len(self._bases) == 1:
-            # Every shipped correlation counts one base rule: its one group needs no sorting out
-            # of which bases matched under which key. (A plain function, not a generator: most
-            # events match no base rule, and a match rarely brings a finding.)
-            base = self._bases[0]
-            record = base.rule.match(event)
-            if record is None:
-                return ()
-            value = _first_text(base.counted, record) if base.counted else None
-            if value is None and self._kind is SigmaCorrelationType.VALUE_COUNT:
-                # COUNT(DISTINCT field) skips events without the field, as Sigma's backends do.
-                return ()
-            entry = Entry(event.timestamp.timestamp(), _ONE + (value or ""), EventRef.of(event))
-            return self._added(_group_key(base, record), entry, event, ctx)
         entries: dict[str, tuple[list[int], str | None]] = {}
         for index, base in enumerate(self._bases):
             record = base.rule.match(event)
@@ -161,6 +145,7 @@ class SigmaCorrelation(Rule[SigmaConfig]):
         findings: list[Finding] = []
         for key, (matched, value) in entries.items():
             if self._kind is SigmaCorrelationType.VALUE_COUNT and value is None:
+                # COUNT(DISTINCT field) skips events without the field, as Sigma's backends do.
                 continue
             entry = Entry(ts, ",".join(map(str, matched)) + _SEP + (value or ""), ref)
             findings.extend(self._added(key, entry, event, ctx))
