@@ -256,10 +256,14 @@ def questions(store: EmbeddedStore) -> list[Question]:
     window = "timestamp >= {start:DateTime64(3, 'UTC')} AND timestamp < {end:DateTime64(3, 'UTC')}"
     last_week = {"start": (END - timedelta(days=7)).isoformat(), "end": END.isoformat()}
     last_day = {"start": (END - timedelta(days=1)).isoformat(), "end": END.isoformat()}
+
+    def request(query: str, scope: dict[str, str]) -> SearchRequest:
+        return SearchRequest(query=query, start=scope["start"], end=scope["end"])
+
     return [
         Question(
             label="user's events, last 24 h (newest 100)",
-            request=SearchRequest(query=f'where(user = "{top}")', **last_day),
+            request=request(f'where(user = "{top}")', last_day),
             sql=f"SELECT * FROM events WHERE {window} AND user = {{u:String}} "  # noqa: S608
             "ORDER BY timestamp DESC LIMIT 100",
             params={**day, "u": top},
@@ -267,9 +271,7 @@ def questions(store: EmbeddedStore) -> list[Question]:
         ),
         Question(
             label="groupby(geoip_country_code) calculate(count)",
-            request=SearchRequest(
-                query="groupby(geoip_country_code) calculate(count)", **last_week
-            ),
+            request=request("groupby(geoip_country_code) calculate(count)", last_week),
             sql=f"SELECT geoip_country_code, count() AS n FROM events WHERE {window} "  # noqa: S608
             "AND geoip_country_code != '' GROUP BY geoip_country_code ORDER BY n DESC LIMIT 40",
             params=week,
@@ -277,10 +279,10 @@ def questions(store: EmbeddedStore) -> list[Question]:
         ),
         Question(
             label="failed by source_ip, unique users, top 10",
-            request=SearchRequest(
-                query="where(result ISTARTS-WITH FAILED) groupby(source_ip) "
+            request=request(
+                "where(result ISTARTS-WITH FAILED) groupby(source_ip) "
                 "calculate(unique:user) sort(desc) limit(10)",
-                **last_week,
+                last_week,
             ),
             sql=f"SELECT source_ip, uniqExact(user) AS users FROM events WHERE {window} "  # noqa: S608
             "AND result ILIKE 'failed%' AND source_ip != '' AND user != '' "
@@ -290,7 +292,7 @@ def questions(store: EmbeddedStore) -> list[Question]:
         ),
         Question(
             label=f"keyword '{keyword}', newest 100",
-            request=SearchRequest(query=keyword, **last_week),
+            request=request(keyword, last_week),
             sql=f"SELECT * FROM events WHERE {window} AND hasToken(raw, {{k:String}}) "  # noqa: S608
             "ORDER BY timestamp DESC LIMIT 100",
             params={**week, "k": keyword},
@@ -298,14 +300,14 @@ def questions(store: EmbeddedStore) -> list[Question]:
         ),
         Question(
             label=f"keyword '{keyword}', count over all",
-            request=SearchRequest(query=f"{keyword} calculate(count)", **last_week),
+            request=request(f"{keyword} calculate(count)", last_week),
             sql=f"SELECT count() FROM events WHERE {window} "  # noqa: S608
             "AND hasToken(raw, {k:String})",
             params={**week, "k": keyword},
         ),
         Question(
             label="timeslice(1h) over 7 days",
-            request=SearchRequest(query="timeslice(1h)", **last_week),
+            request=request("timeslice(1h)", last_week),
             sql=f"SELECT toStartOfHour(timestamp) AS h, count() FROM events "  # noqa: S608
             f"WHERE {window} GROUP BY h ORDER BY h",
             params=week,

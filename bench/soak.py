@@ -196,8 +196,8 @@ def _feed(bootstrap: str, rate: float, users: int, stop: threading.Event, fed: l
     producer.flush(10)
 
 
-def _status(pid: int) -> dict[str, int]:
-    fields = {}
+def _status(pid: int) -> dict[str, float]:
+    fields: dict[str, int] = {}
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         key, _, value = line.partition(":")
         if key in ("VmRSS", "RssAnon", "RssFile", "Threads"):
@@ -322,7 +322,7 @@ def main() -> None:
         )
         feeder.start()
         started = time.monotonic()
-        samples = []
+        samples: list[dict[str, float]] = []
         header = [
             *("minute", "rss_mb", "anon_mb", "file_mb", "eng_res", "eng_alloc", "caches"),
             *("other", "malloc", "entries", "state_est", "files", "threads", *WALS),
