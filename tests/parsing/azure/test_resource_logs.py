@@ -154,6 +154,58 @@ def test_resource_log_without_any_time_falls_back_to_the_broker_not_the_record()
     assert event["timestamp"] == "2026-01-02T03:04:05Z"
 
 
+@pytest.mark.parametrize(
+    ("keys", "log_set"),
+    [
+        # No operation name: a time and a resource together are the common shape (App Service
+        # HTTP logs); either alone is not enough to claim a record.
+        (
+            '"time": "2025-11-19T22:41:07Z", "resourceId": "/x/providers/Microsoft.Web/sites/a"',
+            "Cloud Service Activity",
+        ),
+        ('"time": "2025-11-19T22:41:07Z"', "Unparsed Data"),
+        ('"resourceId": "/x/providers/Microsoft.Web/sites/a"', "Unparsed Data"),
+        # With an operation name, either one is enough.
+        ('"time": "2025-11-19T22:41:07Z", "operationName": "x"', "Cloud Service Activity"),
+        ('"resourceId": "/x", "operationName": "x"', "Cloud Service Activity"),
+        ('"operationName": "x"', "Unparsed Data"),
+    ],
+)
+def test_unclaimed_category_is_read_when_it_has_the_common_shape(keys: str, log_set: str) -> None:
+    record = ('{"category": "SomeNewServiceLogs", ' + keys + ', "properties": {}}').encode()
+    (event,) = parse_bytes(record)
+    assert event["log_set"] == log_set
+
+
+@pytest.mark.parametrize(
+    ("props", "expected"),
+    [
+        # A top-level caller address wins over the one in properties.
+        ({"CIp": "198.51.100.1"}, {"source_ip": "203.0.113.9"}),
+        ({"ScStatus": "503"}, {"http_status": 503, "result": "FAILED"}),
+        ({"ScStatus": 302}, {"http_status": 302, "result": "SUCCESS"}),
+        ({"ScStatus": 399}, {"http_status": 399, "result": "SUCCESS"}),
+        ({"ScStatus": 400}, {"http_status": 400, "result": "FAILED"}),
+        ({"Result": "Fail", "ScStatus": 200}, {"result": "FAILED"}),
+        ({"CsUsername": "CONTOSO\\bob"}, {"user": "contoso\\bob", "account": "bob"}),
+        ({"User": "-"}, {"user": None, "account": None}),
+        ({}, {"result": None, "http_status": None}),
+    ],
+)
+def test_request_fields_under_service_names_in_properties(
+    props: dict[str, Any], expected: dict[str, Any]
+) -> None:
+    record = {
+        "time": "2025-11-19T22:41:07Z",
+        "resourceId": "/subscriptions/s/providers/Microsoft.Web/sites/app",
+        "category": "AppServiceHTTPLogs",
+        "callerIpAddress": "203.0.113.9",
+        "properties": props,
+    }
+    (event,) = parse_bytes(msgspec.json.encode(record))
+    assert {key: event.get(key) for key in expected} == expected
+
+
 def test_resource_log_time_in_properties_is_the_event_time() -> None:
     record = (
         b'{"resourceId": "/subscriptions/s/providers/Microsoft.Sql/servers/db1", '

@@ -40,6 +40,8 @@ _RESULTS = {
     "succeeded": "SUCCESS",
     "failure": "FAILED",
     "failed": "FAILED",
+    # App Service's HTTP logs write a failed request's result as "Fail".
+    "fail": "FAILED",
     "start": "STARTED",
     "started": "STARTED",
     "accept": "ACCEPTED",

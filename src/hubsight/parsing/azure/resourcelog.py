@@ -27,8 +27,10 @@ from hubsight.parsing.azure.activity import (
     type_of,
 )
 from hubsight.parsing.azure.deps import ParserDeps
+from hubsight.parsing.azure.graph import status_result
 from hubsight.parsing.azure.normalize import (
     TolerantDecoder,
+    as_int,
     blanks_to_none,
     first_time,
     new_event,
@@ -62,6 +64,9 @@ _TIME_KEYS = (
     "Timestamp",
 )
 _PROVIDER = re.compile(r"/providers/([^/]+)", re.IGNORECASE)
+# Where services name the client address, its HTTP status, inside ``properties``.
+_CLIENT_KEYS = ("CIp", "clientIP", "clientIp", "UserAddress", "client_ip")
+_STATUS_KEYS = ("ScStatus", "httpStatus", "httpStatusCode", "StatusCode")
 
 
 class ResourceLogRecord(msgspec.Struct):
@@ -99,13 +104,20 @@ def decode_resource_log(record: bytes) -> ResourceLogRecord:
 
 
 def is_resource_log(record: bytes) -> bool:
-    """Whether a record has the common schema: a category, an operation and a time or resource."""
+    """Whether a record has the common schema: a category, and a time or resource it names.
+
+    An operation name is not required: App Service's HTTP logs carry ``time``, ``resourceId``,
+    ``category`` and ``properties`` only, so a record with a category, a time and a resource is
+    read as well as one with a category, an operation and either.
+    """
     head = record[:4096].lower()
-    return (
-        b'"category"' in head
-        and b'"operationname"' in head
-        and (b'"time"' in head or b'"resourceid"' in head)
-    )
+    if b'"category"' not in head:
+        return False
+    has_time = b'"time"' in head
+    has_resource = b'"resourceid"' in head
+    if b'"operationname"' in head:
+        return has_time or has_resource
+    return has_time and has_resource
 
 
 def properties(head: ResourceLogRecord) -> dict[str, Any]:
@@ -238,9 +250,44 @@ class ResourceLogParser:
 
     def parse(self, record: bytes, ctx: RecordContext) -> Event:
         """Normalize one resource log record by its common fields."""
-        event, head, _props = read_resource_log(
+        event, head, props = read_resource_log(
             record, ctx, LogSet.CLOUD_SERVICE_ACTIVITY, self._geoip
         )
+        read_request(event, props, self._geoip, ctx.default_domain)
         if event.result is None and head.resultSignature is not None:
             event.result = normalize_result(str(head.resultSignature))
         return blanks_to_none(event)
+
+
+def read_request(
+    event: Event, props: dict[str, Any], geoip: GeoIP, default_domain: str | None
+) -> None:
+    """Fill what a service logs about the request in ``properties`` under its own names.
+
+    Many services name no ``callerIpAddress`` and no ``resultType`` at the top: App Service
+    writes the client as ``CIp`` (HTTP and access-restriction logs) or ``UserAddress`` (FTP and
+    deployment logins), its outcome as ``Result`` and the status as ``ScStatus``; Application
+    Gateway and Front Door access logs write ``clientIP`` and ``httpStatus``. The top-level
+    fields, when present, win.
+    """
+    if event.source_ip is None:
+        set_source(event, nonempty(lookup(props, *_CLIENT_KEYS)), geoip)
+    if event.http_status is None:
+        event.http_status = as_int(lookup(props, *_STATUS_KEYS))
+    if event.result is None:
+        result = nonempty(lookup(props, "Result", "result"))
+        event.result = normalize_result(result) if result else status_result(event.http_status)
+    method = nonempty(lookup(props, "CsMethod", "httpMethod"))
+    event.http_method = event.http_method or (method.upper() if method else None)
+    event.url = event.url or nonempty(lookup(props, "CsUriStem", "requestUri"))
+    event.fqdn = event.fqdn or nonempty(lookup(props, "CsHost", "host", "hostName"))
+    event.user_agent = event.user_agent or nonempty(lookup(props, "UserAgent", "userAgent"))
+    if event.user is None:
+        # "-" is IIS's empty field; a user name without a domain (an FTP deployment user such
+        # as "$app-orders") stays in ``account`` rather than gaining the tenant's domain.
+        name = nonempty(lookup(props, "CsUsername", "User"))
+        if name and name != "-":
+            if "@" in name or "\\" in name:
+                set_user(event, name, default_domain)
+            else:
+                event.account = name
