@@ -148,7 +148,14 @@ class DetectConfig(BaseModel):
         if not path.exists():
             return cls()
         try:
-            return cls.model_validate(tomllib.loads(path.read_text("utf-8")))
+            text = path.read_text("utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(
+                f"{path} cannot be read: {exc}",
+                hint="make it a UTF-8 text file readable by this user, or move it away",
+            ) from exc
+        try:
+            return cls.model_validate(tomllib.loads(text))
         except (tomllib.TOMLDecodeError, ValidationError) as exc:
             raise ConfigError(
                 f"{path} is not valid: {_first_error(exc)}",
@@ -230,4 +237,11 @@ def refusal(err: ErrorDetails) -> str:
 
 
 def _first_error(exc: Exception) -> str:
-    return refusal(exc.errors()[0]) if isinstance(exc, ValidationError) else str(exc)
+    if not isinstance(exc, ValidationError):
+        return str(exc)
+    err = exc.errors()[0]
+    # A notification target's values may be credentials (a webhook URL's token, an
+    # Authorization header), and a table or list shown whole may hold them: name the place only.
+    if err["loc"][:1] == ("notify",) or isinstance(err["input"], dict | list):
+        return f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
+    return refusal(err)

@@ -1,0 +1,61 @@
+"""What an operator meets when something is wrong: one error line and a hint, the contract's exit
+code, no traceback and no secret, from the real ``hubsight`` process."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from support import PLANTED_PASSWORD, assert_no_secret
+
+
+def _hubsight(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "hubsight", "--data-dir", str(data_dir), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def _refused(run: subprocess.CompletedProcess[str], code: int) -> str:
+    """stderr of a run that failed as the contract says: the code, `error:` and `hint:` lines."""
+    assert "Traceback" not in run.stderr + run.stdout, run.stderr
+    assert run.returncode == code, run.stderr
+    lines = run.stderr.splitlines()
+    assert lines[0].startswith("error: "), run.stderr
+    assert lines[-1].startswith("hint: "), run.stderr
+    return run.stderr
+
+
+@pytest.mark.parametrize(
+    ("target", "place"),
+    [
+        # A URL that is refused is the URL holding a token (Slack's, Teams').
+        (f'url = "ftp://hooks.example/T0/{PLANTED_PASSWORD}"', "notify.webhooks.0.url: "),
+        # A target missing a field was shown whole, its header or URL with it.
+        (f'auth_header = "Bearer {PLANTED_PASSWORD}"', "notify.webhooks.0.url: Field required"),
+        (
+            f'url = "https://hooks.example/{PLANTED_PASSWORD}"\nretries = 99',
+            "notify.webhooks.0.retries: Input should be less than or equal to 10",
+        ),
+    ],
+)
+def test_a_refused_notification_target_in_detect_toml_never_shows_its_values(
+    data_dir: Path, target: str, place: str
+) -> None:
+    (data_dir / "detect.toml").write_text(f'[[notify.webhooks]]\nname = "soar"\n{target}\n')
+    stderr = _refused(_hubsight(data_dir, "notify", "list"), 2)
+    assert f"detect.toml is not valid: {place}" in stderr
+    assert_no_secret(stderr)
+
+
+def test_a_detect_toml_that_is_no_utf8_text_is_named_with_the_fix(data_dir: Path) -> None:
+    (data_dir / "detect.toml").write_bytes(b'lateness_hours = 24\nnote = "\xff\xfe"\n')
+    stderr = _refused(_hubsight(data_dir, "rules", "list"), 2)
+    assert "detect.toml cannot be read: 'utf-8' codec can't decode byte 0xff" in stderr
+    assert "hint: make it a UTF-8 text file" in stderr
