@@ -121,3 +121,23 @@ def test_cli_list_show_close(data_dir: Path) -> None:
     missing = runner.invoke(cli, [*base, "show", "inv-nope"])
     assert missing.exit_code == 1
     assert "hubsight investigations list" in missing.output
+
+
+def test_an_alert_is_assigned_only_to_an_account_and_unassigned_with_empty(
+    client: TestClient,
+) -> None:
+    alert_id = client.get("/api/v1/alerts").json()[0]["id"]
+    url = f"/api/v1/alerts/{alert_id}"
+    wrong = client.patch(url, json={"assignee": "mallory"})
+    assert wrong.status_code == 400
+    assert ("mallory" in wrong.json()["error"], "ana" in wrong.json()["hint"]) == (True, True)
+    assert client.get(url).json()["assignee"] is None
+    assert client.patch(url, json={"assignee": "ana"}).json()["assignee"] == "ana"
+    freed = client.patch(url, json={"assignee": ""}).json()
+    assert freed["assignee"] is None
+    assert freed["history"][-1]["detail"] == "ana -> (none)"
+    # Absent stays as it is; empty on an unassigned alert changes nothing and notes nothing.
+    assert client.patch(url, json={"assignee": ""}).json()["history"] == freed["history"]
+    assert client.patch(url, json={"comment": "x" * 10_000}).status_code == 200
+    too_long = client.patch(url, json={"comment": "x" * 10_001})
+    assert too_long.status_code == 422

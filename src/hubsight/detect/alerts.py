@@ -367,15 +367,16 @@ class AlertStore:
                 ("disposition", current.disposition, disposition),
                 ("assignee", current.assignee, assignee),
             )
-            if new is not None and new != old
+            # An empty assignee unassigns, as on an investigation.
+            if new is not None and (new or None) != old
         ]
         with self.db.transaction() as conn:
             for name, old, new in changes:
                 # ``name`` is one of the three triage columns listed above.
-                conn.execute(f"UPDATE alerts SET {name} = ? WHERE id = ?", (new, alert_id))  # noqa: S608
+                conn.execute(f"UPDATE alerts SET {name} = ? WHERE id = ?", (new or None, alert_id))  # noqa: S608
                 conn.execute(
                     "INSERT INTO alert_history VALUES (?, ?, ?, ?, ?)",
-                    (alert_id, now, actor, name, f"{old or ''} -> {new}"),
+                    (alert_id, now, actor, name, f"{old or ''} -> {new or '(none)'}"),
                 )
             if comment:
                 conn.execute(

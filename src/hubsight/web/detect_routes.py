@@ -21,7 +21,7 @@ from typing import Annotated, Any
 import msgspec
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from hubsight.detect.alerts import Alert, AlertFilter, AlertStore, Disposition, Status
 from hubsight.detect.base import EventRef, Severity
@@ -111,6 +111,19 @@ def actor_of(request: Request, claimed: str) -> str:
     return account.name if account is not None and signed_in else claimed
 
 
+def check_assignee(request: Request, assignee: str | None) -> None:
+    """Refuse an assignee who is not a console account (when the console has accounts)."""
+    auth = getattr(request.app.state, "auth", None)
+    if not assignee or auth is None:
+        return
+    names = [a.name for a in auth.users.accounts()]
+    if assignee not in names:
+        raise ConfigError(
+            f"no console account named {assignee!r}",
+            hint=f"assign one of: {', '.join(names)}",
+        )
+
+
 @router.get("/alerts", dependencies=[require_role("analyst")])
 def list_alerts(
     db: Db,
@@ -157,9 +170,9 @@ class TriageChange(BaseModel):
 
 
 class AlertUpdate(TriageChange):
-    """Triage changes of one alert, with a comment."""
+    """Triage changes of one alert, with a comment; an empty assignee unassigns."""
 
-    comment: str | None = None
+    comment: str | None = Field(default=None, max_length=10_000)
 
 
 @router.patch(
@@ -173,6 +186,7 @@ def update_alert(
     """Change status, disposition or assignee, or add a comment."""
     store = AlertStore(db)
     try:
+        check_assignee(request, body.assignee)
         before = store.get(alert_id)
         alert = store.update(
             alert_id,

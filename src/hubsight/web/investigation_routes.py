@@ -22,27 +22,21 @@ from hubsight.detect.investigations import (
     TimelineEntry,
     Triage,
 )
-from hubsight.errors import ConfigError, HubsightError
+from hubsight.errors import HubsightError
 from hubsight.store.audit import changes
 from hubsight.web.auditing import audit_note, audited
 from hubsight.web.auth import require_role
-from hubsight.web.detect_routes import Db, TriageChange, actor_of, evidence_link, note_triage
+from hubsight.web.detect_routes import (
+    Db,
+    TriageChange,
+    actor_of,
+    check_assignee,
+    evidence_link,
+    note_triage,
+)
 from hubsight.web.responses import error_response
 
 router = APIRouter(prefix="/api/v1")
-
-
-def check_assignee(request: Request, assignee: str | None) -> None:
-    """Refuse an assignee who is not a console account (when the console has accounts)."""
-    auth = getattr(request.app.state, "auth", None)
-    if not assignee or auth is None:
-        return
-    names = [a.name for a in auth.users.accounts()]
-    if assignee not in names:
-        raise ConfigError(
-            f"no console account named {assignee!r}",
-            hint=f"assign one of: {', '.join(names)}",
-        )
 
 
 def timeline_doc(entry: TimelineEntry) -> dict[str, Any]:

@@ -106,7 +106,7 @@ function alertPage() {
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     const f = form.elements;
-    const body = { actor: box.dataset.actor, status: f.status.value, assignee: f.assignee.value || null };
+    const body = { actor: box.dataset.actor, status: f.status.value, assignee: f.assignee.value };
     if (f.disposition.value) body.disposition = f.disposition.value;
     if (f.comment.value.trim()) body.comment = f.comment.value.trim();
     const answer = await api("PATCH", `/api/v1/alerts/${box.dataset.id}`, body);

@@ -1,0 +1,32 @@
+"""Triage in a real Chromium: assigning and unassigning an alert, what a second account sees."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import Page, expect
+from tests.browser.harness import ADMIN, ANALYST, Console, sign_in, sign_out
+
+pytestmark = pytest.mark.browser
+
+
+def test_an_alert_assigned_then_given_back_to_nobody(page: Page, console: Console) -> None:
+    console.users.create(*ADMIN, "admin")
+    sign_in(page, console, ANALYST)
+    page.goto(console.url + "/alerts")
+    page.locator("#alerts tbody a").first.click()
+    form = page.locator("#triage")
+    form.locator('select[name="assignee"]').select_option(ANALYST[0])
+    form.locator('button[type="submit"]').click()
+    expect(page.locator("#assignee")).to_have_text(ANALYST[0])
+    # "nobody" takes the alert back: it was sent as "no change" and the alert stayed assigned.
+    page.locator('#triage select[name="assignee"]').select_option("")
+    page.locator('#triage button[type="submit"]').click()
+    expect(page.locator("#history")).to_contain_text(f"assignee: {ANALYST[0]} -> (none)")
+    expect(page.locator("#assignee")).to_have_text("—")
+    expect(page.locator('#triage select[name="assignee"]')).to_have_value("")
+    alert_url = page.url
+    sign_out(page)
+    sign_in(page, console, ADMIN)
+    page.goto(alert_url)
+    expect(page.locator("#assignee")).to_have_text("—")
+    expect(page.locator("#history li")).to_have_count(2)
