@@ -49,10 +49,25 @@ _FLOW = re.compile(
     r"^(?P<protocol>[A-Za-z0-9]+)(?: Type=\d+)? request from (?P<source>\S+?) to "
     r"(?P<destination>\S+?)(?:\.\s|\s|\.?$)"
 )
-_ACTION = re.compile(r"Action: (?P<action>\w+)")
-_COLLECTION = re.compile(r"Rule Collection: (?P<collection>.+?)\.\s")
-_RULE = re.compile(r"Rule: (?P<rule>.+?)\.?$")
+# After the flow, "Key: value" parts separated by ". ": Action, Policy, Rule Collection Group,
+# Rule Collection, Rule, Web Category, ThreatIntel, Signature, IDS, ... A value ends at the next
+# ". " (dots inside a URL or name stay), so a rule is never read with the web category after it
+# and an action not with a sentence such as "No rule matched" after it.
+_PART = re.compile(r"(?:^|\.\s+)(?P<key>[A-Z][A-Za-z ]*?): (?P<value>(?:[^.]|\.(?!\s|$))*)")
 _DNAT = re.compile(r"was DNAT'ed to (?P<translated>\S+?)\.?$")
+# Legacy DNS proxy messages (the documentation writes the dash as an en dash):
+# "DNS Request: 10.1.0.4:60113 - 42567 A IN api.github.com. udp 46 false 512 NOERROR ..."
+# " Error: 2 time.windows.com.reddog.microsoft.com. A: read udp 10.1.0.5:49126->168.63.129.160:53:
+#   i/o timeout"
+_DNS_REQUEST = re.compile(
+    r"^\s*DNS Request: (?P<source>\S+) [-\u2013] \S+ \S+ \S+ (?P<name>\S+) "
+    r"(?P<protocol>\S+) \S+ \S+ \S+ (?P<code>[A-Z]+)\b"
+)
+_DNS_ERROR = re.compile(
+    r"^\s*Error: \S+ (?P<name>\S+) \S+: \w+ (?P<protocol>\w+) (?P<source>\S+?)->"
+    r"(?P<destination>\S+?): "
+)
+_RULE_PARTS = ("Policy", "Rule Collection Group", "Rule Collection", "Rule")
 # Actions that stopped the traffic, and those that only reported it.
 _DENIED = frozenset({"deny", "denied", "block", "blocked", "drop", "reject"})
 _DETECTED = frozenset({"matched", "detected", "log", "alert", "anomalyscoring"})
@@ -94,16 +109,15 @@ class FirewallParser:
         event.description = message or None
         flow = _FLOW.match(message)
         if flow is None:
-            return None
+            return _legacy_dns(event, message)
         event.protocol = flow["protocol"].upper()
         _set_destination(event, flow["destination"])
-        action = _ACTION.search(message)
+        parts = {m["key"]: m["value"].strip() for m in _PART.finditer(message[flow.end() :])}
         dnat = _DNAT.search(message)
-        event.action = action["action"] if action else ("Dnat" if dnat else None)
-        collection = _COLLECTION.search(message)
-        rule = _RULE.search(message)
-        parts = [m.group(1).strip() for m in (collection, rule) if m]
-        event.rule = "/".join(parts) or None
+        event.action = parts.get("Action") or ("Dnat" if dnat else None)
+        event.url = parts.get("Url") or None
+        rule = "/".join(parts[key] for key in _RULE_PARTS if parts.get(key))
+        event.rule = rule or parts.get("Signature") or None
         return flow["source"]
 
     def _structured_flow(self, event: Event, props: dict[str, Any]) -> str | None:
@@ -111,6 +125,8 @@ class FirewallParser:
         event.destination_ip = nonempty(lookup(props, "DestinationIp", "TranslatedIp"))
         event.destination_port = as_int(lookup(props, "DestinationPort", "TranslatedPort"))
         event.fqdn = nonempty(lookup(props, "Fqdn", "QueryName"))
+        # A DNS query's response code (NOERROR, NXDOMAIN, SERVFAIL), as the legacy log gives it.
+        event.status = nonempty(lookup(props, "ResponseCode"))
         event.url = nonempty(lookup(props, "TargetUrl"))
         event.action = nonempty(lookup(props, "Action"))
         parts = [
@@ -134,6 +150,23 @@ class FirewallParser:
         if ruleset and event.rule and not event.rule.startswith(ruleset):
             event.rule = f"{ruleset}-{lookup(props, 'ruleSetVersion') or ''}-{event.rule}"
         return nonempty(lookup(props, "clientIp", "clientIP"))
+
+
+def _legacy_dns(event: Event, message: str) -> str | None:
+    """Read a legacy DNS proxy message: the client, the name asked and the response code."""
+    request = _DNS_REQUEST.match(message)
+    if request is not None:
+        event.fqdn = request["name"]
+        event.protocol = request["protocol"].upper()
+        event.status = request["code"]
+        return request["source"]
+    error = _DNS_ERROR.match(message)
+    if error is not None:
+        event.fqdn = error["name"]
+        event.protocol = error["protocol"].upper()
+        _set_destination(event, error["destination"])
+        return error["source"]
+    return None
 
 
 def _set_destination(event: Event, destination: str) -> None:
