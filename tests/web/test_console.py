@@ -8,8 +8,10 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+import msgspec
 import pytest
 from fastapi.testclient import TestClient
+from tests.query import dataset
 
 from hubsight.detect.db import DetectDB
 from hubsight.detect.engine import DetectionEngine, EngineOptions
@@ -244,3 +246,16 @@ def test_data_collection_shows_detection_catching_up_beside_a_source(client: Tes
     for path in ("/sources", "/sources/azure"):
         (shown,) = re.findall(r'class="hint detection-lag">([^<]*)<', client.get(path).text)
         assert shown == "detection catching up: at least 12,345 events behind"
+
+
+def test_log_search_lists_a_log_name_once_with_all_its_events(client: TestClient) -> None:
+    # One source's records fall into several log sets under one log name.
+    stored = [msgspec.structs.replace(e, log_name="demo-azure") for e in dataset.events()]
+    stored.append(msgspec.structs.replace(stored[0], log_name="other", source_offset=10_000))
+    client.app.state.service.store.write(stored)  # type: ignore[attr-defined]
+    page = client.get("/search").text
+    names = re.search(r'id="log-names">(.*?)</fieldset>', page, re.S)
+    assert names is not None
+    listed = re.findall(r'value="([^"]+)">[^<]*<span class="muted">([\d,]+)</span>', names[1])
+    assert listed == [("demo-azure", f"{len(stored) - 1:,}"), ("other", "1")]
+    assert len({e.log_set for e in stored}) > 1

@@ -145,8 +145,11 @@ def search_page(
         "ORDER BY log_name"
     )
     sets: Counter[str] = Counter()
+    # A source's log name spans the log sets its records fall into: listed once, all counted.
+    names: Counter[str] = Counter()
     for row in rows:
         sets[row["log_set"]] += int(row["n"])
+        names[row["log_name"]] += int(row["n"])
     return render(
         request,
         "search.html",
@@ -155,7 +158,7 @@ def search_page(
             "picked_sets": set(log_set or ()),
             # Every log set and log name stored, with how many events each holds.
             "log_sets": sorted(sets.items()),
-            "log_names": [(r["log_name"], int(r["n"])) for r in rows],
+            "log_names": sorted(names.items()),
             "keys": sorted(f for f in Event.__struct_fields__ if f != "raw"),
             "window": {"from": start, "to": end} if start and end else None,
             "last": last if last in _LAST_CHOICES else "24h",
