@@ -51,7 +51,24 @@ _TOKEN_NAMES = {
     "CMP": "a comparison",
     "WORDOP": "an operator",
     "$END": "the end of the query",
+    # The grammar's names of its other tokens mean nothing to the person writing the query.
+    "DQ": "a quoted value",
+    "SQ": "a quoted value",
+    "TRIPLE_DQ": "a quoted value",
+    "TRIPLE_SQ": "a quoted value",
+    "REGEX": "a /regex/",
+    "NOCASE": "NOCASE(...)",
+    "IP": "IP(...)",
+    "NOT": "NOT",
+    "NEGATE": "NOT",
+    "AND": "AND",
+    "OR": "OR",
+    "AS": "AS",
 }
+_CLAUSE_ORDER = (
+    "write select() first, then where() or the search terms, then groupby(), calculate(), "
+    "having(), sort(), limit() or timeslice() in any order"
+)
 
 
 @cache
@@ -102,6 +119,15 @@ def _syntax_error(text: str, exc: UnexpectedInput) -> QuerySyntaxError:
             hint=f"write the boolean operator in upper case: {found.upper()}",
         )  # fmt: skip
     clause = _clause_at(text, offset)
+    if clause and clause[0].lower() in CLAUSES:
+        word, at = clause
+        # A clause the grammar knows, in a place it does not take one: twice, or out of order.
+        twice = re.search(rf"(?i)\b{word}\s*\(", text[:at])
+        return QuerySyntaxError(
+            f"{word.lower()}() appears twice" if twice else f"{word.lower()}() comes too late",
+            query=text, line=line, column=column - (offset - at),
+            hint="keep one of them" if twice else _CLAUSE_ORDER,
+        )  # fmt: skip
     if clause:
         word, at = clause
         near = suggest(word, CLAUSES)
@@ -300,8 +326,10 @@ class _Builder:
         fn = CALC_NAMES.get(name.lower())
         if fn is None:
             near = suggest(name, [*CALC_NAMES, "percentile(95)"])
+            known = "use count, unique, sum, average, min, max, median, percentile(95):key, "
+            known += "standarddeviation or bytes"
             raise self.fail(
-                f"unknown calculation '{name}'", pos, f"did you mean {near}?" if near else ""
+                f"unknown calculation '{name}'", pos, f"did you mean {near}?" if near else known
             )
         return self.make_calc(fn, key, None, pos)
 
