@@ -202,6 +202,29 @@ def test_coverage_page_hunts_an_imported_sigma_rule(client: TestClient, data_dir
     assert hunted.json()["rules"] == [shipped]
 
 
+def test_hunt_and_leql_refusals_say_what_is_wrong(client: TestClient) -> None:
+    # A built-in rule exists: it is Python, not Sigma (it was "no ... rule named").
+    for answer in (
+        client.post("/api/v1/rules/hunt", json={"rule": "auth.password_spray"}),
+        client.get("/api/v1/rules/auth.password_spray/leql"),
+    ):
+        assert answer.status_code == 400
+        assert "auth.password_spray is a built-in rule written in Python" in answer.json()["error"]
+        assert "Sigma rule" in answer.json()["hint"]
+    unknown = client.get("/api/v1/rules/no.such.rule/leql")
+    assert (unknown.status_code, "named 'no.such.rule'" in unknown.json()["error"]) == (404, True)
+    # Posted Sigma text that does not load is named as such, not as a temporary file's path.
+    bad = client.post("/api/v1/rules/hunt", json={"sigma": "title: x"})
+    assert bad.status_code == 400
+    assert bad.json()["error"].startswith("no rule of the Sigma text loads: document 1: ")
+    assert "/tmp" not in bad.text
+    assert "hunted.yml" not in bad.text
+    # An unknown coverage format is refused with the choices, not answered as JSON.
+    wrong = client.get("/api/v1/rules/coverage", params={"format": "xml"})
+    assert wrong.status_code == 422
+    assert "'json' or 'navigator'" in wrong.json()["problems"][0]["msg"]
+
+
 def test_a_source_page_shows_lag_per_partition_and_events_per_minute(
     client: TestClient,
 ) -> None:

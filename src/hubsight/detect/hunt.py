@@ -22,7 +22,7 @@ from hubsight.detect.content import ShippedRule, content_rules
 from hubsight.detect.db import DetectDB
 from hubsight.detect.engine import DetectionEngine, EngineOptions
 from hubsight.detect.replay import event_of_row
-from hubsight.detect.ruleset import rules_dir_default
+from hubsight.detect.ruleset import rule_classes, rules_dir_default
 from hubsight.detect.sigma import SigmaDetection, SigmaLoad, load_sigma_file, load_sigma_rules
 from hubsight.detect.sigma.detection import SigmaConfig
 from hubsight.detect.sigma.leql import rule_leql
@@ -97,6 +97,14 @@ def _loads(data_dir: Path, target: str, *, files: bool) -> list[SigmaLoad]:
     folder = rules_dir_default(data_dir)
     loads = load_sigma_rules(folder) if folder.is_dir() else []
     found = [load for load in loads if load.rule is not None and load.rule.meta.id == target]
+    if not found and any(cls.meta.id == target for cls in rule_classes()):
+        # A built-in rule is Python, not Sigma: it exists, so "no rule named" would be untrue.
+        raise ConfigError(
+            f"{target} is a built-in rule written in Python, not Sigma: it can be neither "
+            "hunted nor shown as LEQL",
+            hint="hunt a Sigma rule (shipped content or imported), or search the logs it reads "
+            "in Log Search",
+        )
     if not found:
         raise NotFoundError(
             f"no Sigma rule file, shipped rule or imported Sigma rule named {target!r}",
@@ -106,15 +114,20 @@ def _loads(data_dir: Path, target: str, *, files: bool) -> list[SigmaLoad]:
     return found
 
 
-def hunt_rules(data_dir: Path, target: str, *, files: bool = True) -> Sequence[Rule[Any]]:
-    """The rules ``target`` names: every rule of a Sigma file, a shipped or an imported rule."""
+def hunt_rules(
+    data_dir: Path, target: str, *, files: bool = True, shown: str | None = None
+) -> Sequence[Rule[Any]]:
+    """The rules ``target`` names: every rule of a Sigma file, a shipped or an imported rule.
+
+    ``shown`` names the target in errors (a file written for the API's text is not the user's).
+    """
     shipped = _shipped(target)
     if shipped is not None:
         return [shipped(SigmaConfig())]
     loads = _loads(data_dir, target, files=files)
     rules = [load.rule for load in loads if load.rule is not None]
     if not rules:
-        raise ConfigError(f"no rule of {target} loads: {_reasons(loads)}",
+        raise ConfigError(f"no rule of {shown or target} loads: {_reasons(loads)}",
                           hint="hunt a Sigma rule of the azure product")  # fmt: skip
     return rules
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
@@ -59,7 +59,7 @@ def hunt_route(request: Request, body: HuntBody, store: Store) -> dict[str, Any]
             with tempfile.TemporaryDirectory() as folder:
                 path = Path(folder) / "hunted.yml"
                 path.write_text(body.sigma, "utf-8")
-                rules = hunt_rules(data_dir, str(path))
+                rules = hunt_rules(data_dir, str(path), shown="the Sigma text")
         else:
             rules = hunt_rules(data_dir, body.rule or "", files=False)
         return hunt(store, rules, window.start, window.end).to_json()
@@ -79,7 +79,7 @@ def coverage_of(request: Request, store: EventStore, *, navigator: bool = False)
 
 @router.get("/rules/coverage", response_model=None, dependencies=[require_role("analyst")])
 def coverage_route(
-    request: Request, store: Store, format: str = "json"
+    request: Request, store: Store, format: Literal["json", "navigator"] = "json"
 ) -> dict[str, Any] | JSONResponse:
     """Tactics x techniques of the enabled rules; ``format=navigator`` for a Navigator layer."""
     try:
