@@ -37,6 +37,12 @@ class SmallDisk:
         )
         self.megabytes = megabytes
 
+    def read_only(self) -> None:
+        """Make the disk read-only in place, as a failing disk remounted by the kernel is."""
+        subprocess.run(
+            ["mount", "-o", "remount,ro", str(self.path)], check=True, capture_output=True
+        )
+
     def __exit__(
         self,
         kind: type[BaseException] | None,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -70,6 +72,17 @@ def connection_string(host: str = "contoso-logs.servicebus.windows.net", entity:
         f"Endpoint=sb://{host}/;SharedAccessKeyName=hubsight-listen;SharedAccessKey={PLANTED_KEY}"
     )
     return f"{text};EntityPath={entity}" if entity else text
+
+
+def hubsight_process(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``hubsight --data-dir DATA_DIR ARGS`` as an operator does, in its own process."""
+    return subprocess.run(
+        [sys.executable, "-m", "hubsight", "--data-dir", str(data_dir), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def assert_no_secret(text: str | bytes) -> None:

@@ -4,22 +4,12 @@ code, no traceback and no secret, from the real ``hubsight`` process."""
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from support import PLANTED_PASSWORD, assert_no_secret
-
-
-def _hubsight(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "hubsight", "--data-dir", str(data_dir), *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+from faults import SmallDisk
+from support import PLANTED_PASSWORD, assert_no_secret, hubsight_process
 
 
 def _refused(run: subprocess.CompletedProcess[str], code: int) -> str:
@@ -49,13 +39,45 @@ def test_a_refused_notification_target_in_detect_toml_never_shows_its_values(
     data_dir: Path, target: str, place: str
 ) -> None:
     (data_dir / "detect.toml").write_text(f'[[notify.webhooks]]\nname = "soar"\n{target}\n')
-    stderr = _refused(_hubsight(data_dir, "notify", "list"), 2)
+    stderr = _refused(hubsight_process(data_dir, "notify", "list"), 2)
     assert f"detect.toml is not valid: {place}" in stderr
     assert_no_secret(stderr)
 
 
 def test_a_detect_toml_that_is_no_utf8_text_is_named_with_the_fix(data_dir: Path) -> None:
     (data_dir / "detect.toml").write_bytes(b'lateness_hours = 24\nnote = "\xff\xfe"\n')
-    stderr = _refused(_hubsight(data_dir, "rules", "list"), 2)
+    stderr = _refused(hubsight_process(data_dir, "rules", "list"), 2)
     assert "detect.toml cannot be read: 'utf-8' codec can't decode byte 0xff" in stderr
     assert "hint: make it a UTF-8 text file" in stderr
+
+
+def test_a_path_the_system_refuses_is_named_with_the_fix(tmp_path: Path) -> None:
+    # A data directory, or a backup's, under what is a file: the system's error was a traceback.
+    (tmp_path / "file").write_text("not a directory\n")
+    data_dir = tmp_path / "file" / "data"
+    stderr = _refused(hubsight_process(data_dir, "status"), 1)
+    assert stderr == (
+        f"error: {data_dir}: Not a directory\n"
+        "hint: a part of the path is a file, not a directory: check the path\n"
+    )
+    stderr = _refused(hubsight_process(tmp_path / "data", "backup", str(data_dir)), 1)
+    assert stderr.startswith(f"error: {data_dir}: Not a directory\n")
+
+
+def test_a_read_only_data_directory_is_named_with_the_fix(tmp_path: Path) -> None:
+    with SmallDisk(tmp_path / "disk", 64) as disk:
+        data_dir = disk.path / "data"
+        assert hubsight_process(data_dir, "retention", "list").returncode == 0
+        disk.read_only()
+        stderr = _refused(hubsight_process(data_dir, "search", "where(user=x)"), 1)
+        # The engine's own reason said nothing of the disk, and a failed query ate the hint.
+        assert stderr == (
+            f"error: cannot open the event store in {data_dir / 'clickhouse'}: it is not "
+            "writable\nhint: a read-only file system, or another user's directory: remount it "
+            "read-write, run as its owner, or pass a different --data-dir\n"
+        )
+        stderr = _refused(hubsight_process(data_dir, "run", "--no-web"), 1)
+        assert stderr == (
+            f"error: {data_dir / 'run.lock'}: Read-only file system\n"
+            "hint: the file system is read-only: remount it read-write, or use another path\n"
+        )

@@ -25,7 +25,7 @@ from hubsight.devbroker import LocalBroker
 from hubsight.store.catalog import Catalog
 from hubsight.store.embedded import EmbeddedStore
 
-from support import assert_no_secret, kafka_source, produce, wait_until
+from support import assert_no_secret, hubsight_process, kafka_source, produce, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 DATA = Path(__file__).parent.parent / "data" / "azure"
@@ -170,16 +170,6 @@ def test_two_collectors_in_one_group_split_the_partitions_and_store_everything_o
     assert [tp.offset for tp in committed] == [250, 250, 250, 250]
 
 
-def _cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "hubsight", "--data-dir", str(data_dir), *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
 def test_read_commands_work_while_run_holds_the_store(
     broker: LocalBroker, topic: str, data_dir: Path, tmp_path: Path
 ) -> None:
@@ -187,26 +177,26 @@ def test_read_commands_work_while_run_holds_the_store(
     produce(broker.bootstrap, topic, _bodies(0, 20, 5), partitions=4)
     with _run(data_dir, tmp_path / "run.log") as process:
         wait_until(lambda: _stored(data_dir, "azure") >= 100, 90, "100 events")
-        status = _cli(data_dir, "status", "--json")
+        status = hubsight_process(data_dir, "status", "--json")
         assert status.returncode == 0, status.stderr
         report = json.loads(status.stdout)
         assert report["running"] is True
         assert report["sources"][0]["state"] == "running"
         assert report["sources"][0]["events_stored"] == 100
-        listed = _cli(data_dir, "source", "list")
+        listed = hubsight_process(data_dir, "source", "list")
         assert "azure" in listed.stdout
-        found = _cli(
+        found = hubsight_process(
             data_dir, "search", "where(category=AuditLogs) calculate(count)", "--last", "1d",
             "--format", "json",
         )  # fmt: skip
         assert found.returncode == 0, found.stderr
         assert json.loads(found.stdout) == {"kind": "table", "columns": ["count"], "rows": [[100]]}
-        bad = _cli(data_dir, "search", "where(user = )", "--last", "1d")
+        bad = hubsight_process(data_dir, "search", "where(user = )", "--last", "1d")
         assert bad.returncode == 2
         assert "^" in bad.stderr
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=60) == 0
-    after = _cli(
+    after = hubsight_process(
         data_dir, "search", "where(category=AuditLogs) calculate(count)", "--format", "json"
     )
     assert json.loads(after.stdout)["rows"] == [[100]]

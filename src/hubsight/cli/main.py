@@ -6,6 +6,7 @@ with the problem and, when there is one, a second line with what to do.
 
 from __future__ import annotations
 
+import errno
 import sys
 from pathlib import Path
 
@@ -32,6 +33,13 @@ class HubsightGroup(click.Group):
             render_error(exc)
             code = EXIT_USAGE if isinstance(exc, ConfigError | QuerySyntaxError) else EXIT_FAILURE
             sys.exit(code)
+        except OSError as exc:
+            if isinstance(exc, BrokenPipeError):
+                raise  # click ends quietly when the reader of stdout went away (`| head`)
+            # A path the system refused (a data directory that cannot be made, a full or
+            # read-only disk): the operator's to fix, so a line naming it, not a traceback.
+            render_error(os_error(exc))
+            sys.exit(EXIT_FAILURE)
 
 
 def render_error(exc: HubsightError) -> None:
@@ -41,6 +49,28 @@ def render_error(exc: HubsightError) -> None:
         click.echo(exc.excerpt, err=True)
     if exc.hint:
         click.echo(f"hint: {exc.hint}", err=True)
+
+
+# What to do about the errors the system gives for a path; others get the general hint.
+_OS_HINTS = {
+    errno.ENOENT: "check the path: the directory holding it must exist",
+    errno.ENOTDIR: "a part of the path is a file, not a directory: check the path",
+    errno.EISDIR: "the path is a directory where a file is needed: check the path",
+    errno.EACCES: "run as the user owning it (the data directory is its owner's only), or fix "
+    "its permissions",
+    errno.EPERM: "run as the user owning it, or fix its permissions",
+    errno.EROFS: "the file system is read-only: remount it read-write, or use another path",
+    errno.ENOSPC: "the disk is full: free space on it (or lower retention), then run it again",
+    errno.EDQUOT: "the disk quota is used up: free space, then run it again",
+}
+
+
+def os_error(exc: OSError) -> HubsightError:
+    """The system's refusal of a path as hubsight's error: what, which path, what to do."""
+    reason = exc.strerror or str(exc)
+    where = f"{exc.filename}: " if exc.filename is not None else ""
+    hint = _OS_HINTS.get(exc.errno or 0, "check the path and its permissions, then run it again")
+    return HubsightError(f"{where}{reason}", hint=hint)
 
 
 @click.group(cls=HubsightGroup)

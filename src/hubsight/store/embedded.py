@@ -6,6 +6,7 @@ while it runs, and other commands reach the store through its local API.
 
 from __future__ import annotations
 
+import os
 import shutil
 import threading
 import uuid
@@ -80,6 +81,14 @@ class EmbeddedStore:
         with self._lock:
             if self._closed:
                 raise StoreError("the event store is closed")
+            if not os.access(self._path, os.W_OK):
+                # The engine writes its status file first, and says no more than "Read-only
+                # file system" on its own stderr when it cannot: name it here instead.
+                raise StoreError(
+                    f"cannot open the event store in {self._path}: it is not writable",
+                    hint="a read-only file system, or another user's directory: remount it "
+                    "read-write, run as its owner, or pass a different --data-dir",
+                )
             try:
                 session = chdb_session.Session(_session_url(self._path))
                 # 64-bit integers as JSON numbers, not strings, in every result.
@@ -102,8 +111,11 @@ class EmbeddedStore:
         return session
 
     def _run(self, sql: str, params: Mapping[str, Any] | None = None, fmt: str = "CSV") -> bytes:
+        # Outside the query's error handling: a store that cannot be opened says why, with its
+        # own hint, rather than as a failed query.
+        session = self._session()
         try:
-            result = self._session().query(sql, fmt, params=dict(params) if params else None)
+            result = session.query(sql, fmt, params=dict(params) if params else None)
         except Exception as exc:
             # A query that failed while producing rows leaves them in its connection's buffer,
             # and chdb hands them out ahead of the next query's result (a search past the
