@@ -98,6 +98,8 @@ class ActivityRecord(msgspec.Struct):
     level: int | str | None = None
     Level: int | str | None = None
     description: str | None = None
+    # Event Hubs and storage carry the REST ``description`` as ``resultDescription``.
+    resultDescription: str | None = None
     properties: dict[str, Any] | str | None = None
 
 
@@ -111,15 +113,24 @@ def decode_activity(record: bytes) -> ActivityRecord:
 
 
 def properties_of(head: ActivityRecord) -> dict[str, Any]:
-    """``properties`` as a dict, decoding it when Azure sent it as JSON inside a string."""
-    value = head.properties
+    """``properties`` as a dict, decoding it when Azure sent it as JSON inside a string.
+
+    Microsoft's mapping of the REST schema to the Event Hubs one puts the REST ``properties``
+    under ``properties.eventProperties``; when a record nests them so, they are lifted beside
+    the envelope's own keys (which win), so each category reads one flat bag either way.
+    """
+    props = _decoded(head.properties)
+    nested = _decoded(lookup(props, "eventProperties")) if props else {}
+    return {**nested, **props} if nested else props
+
+
+def _decoded(value: object) -> dict[str, Any]:
     if isinstance(value, str):
         try:
-            decoded = _properties_decoder.decode(value)
+            return _properties_decoder.decode(value)
         except (msgspec.DecodeError, msgspec.ValidationError):
             return {}
-        return decoded
-    return value or {}
+    return value if isinstance(value, dict) else {}
 
 
 def lookup(mapping: dict[str, Any], *keys: str) -> Any:
@@ -155,7 +166,7 @@ def activity_event(
     event.resource_id = head.resourceId or None
     event.subscription_id = guid(head.subscriptionId or subscription_of(head.resourceId))
     event.service = text_of(head.resourceProviderName) or provider_of(operation)
-    event.description = head.description or None
+    event.description = head.description or head.resultDescription or None
     identity = head.identity if isinstance(head.identity, _Identity) else None
     claims = (identity.claims if identity else None) or head.claims or {}
     event.tenant_id = guid(head.tenantId or nonempty(claims.get(_TENANT_CLAIM)))
@@ -215,7 +226,8 @@ class ActivityParser:
     def _service_event(self, record: bytes, ctx: RecordContext, head: ActivityRecord) -> Event:
         event = activity_event(record, ctx, head, LogSet.CLOUD_SERVICE_ACTIVITY, self._geoip)
         props = properties_of(head)
-        title = nonempty(lookup(props, "title", "RuleName", "recommendationType"))
+        # Autoscale says what it did in properties.Description (Event Hubs shape).
+        title = nonempty(lookup(props, "title", "RuleName", "Description", "recommendationType"))
         event.description = event.description or title or nonempty(lookup(props, "details"))
         event.status = nonempty(lookup(props, "stage", "currentHealthStatus", "healthStatus"))
         event.status = event.status or text_of(head.status)
