@@ -46,3 +46,15 @@ def parse_bytes(
     )
     message = Message(topic="t", partition=0, offset=7, value=body, received_time=RECEIVED)
     return [msgspec.json.decode(msgspec.json.encode(event)) for event in parser.parse(message)]
+
+
+def resource_record(category: str, operation: str, properties: object, **top: object) -> bytes:
+    """A common-schema record of ``category`` as bytes, with ``top`` as further top-level keys."""
+    record = {
+        "time": "2025-11-10T10:05:00Z",
+        "category": category,
+        "operationName": operation,
+        "properties": properties,
+        **top,
+    }
+    return msgspec.json.encode(record)

@@ -4,22 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-import msgspec
 import pytest
 
 from hubsight.parsing.azure.activity import decode_activity, properties_of
-from parsing.samples import parse_bytes
+from parsing.samples import parse_bytes, resource_record
 
 
 def _record(properties: object, **top: Any) -> bytes:
-    record = {
-        "time": "2025-11-21T08:30:00Z",
-        "category": "ServiceHealth",
-        "operationName": "Microsoft.ServiceHealth/incident/action",
-        "properties": properties,
-        **top,
-    }
-    return msgspec.json.encode(record)
+    return resource_record(
+        "ServiceHealth", "Microsoft.ServiceHealth/incident/action", properties, **top
+    )
 
 
 @pytest.mark.parametrize(

@@ -13,29 +13,17 @@ from hubsight.parsing.azure.graph import decode_text_escapes, split_claim, statu
 from hubsight.parsing.azure.keyvault import object_of
 from hubsight.parsing.azure.sql import MAX_STATEMENT, succeeded_result
 from hubsight.parsing.azure.storage import auth_type, object_path
-from parsing.samples import parse_bytes
+from parsing.samples import parse_bytes, resource_record
 
 
 def _graph(**props: Any) -> bytes:
-    record = {
-        "time": "2025-11-10T10:05:00Z",
-        "category": "MicrosoftGraphActivityLogs",
-        "operationName": "Microsoft Graph Activity",
-        "properties": props,
-    }
-    return msgspec.json.encode(record)
+    return resource_record("MicrosoftGraphActivityLogs", "Microsoft Graph Activity", props)
 
 
 def _key_vault(signature: object, **props: Any) -> bytes:
-    record = {
-        "time": "2025-11-10T10:05:00Z",
-        "category": "AuditEvent",
-        "operationName": "SecretGet",
-        "resultType": "Success",
-        "resultSignature": signature,
-        "properties": props,
-    }
-    return msgspec.json.encode(record)
+    return resource_record(
+        "AuditEvent", "SecretGet", props, resultType="Success", resultSignature=signature
+    )
 
 
 @pytest.mark.parametrize(
