@@ -178,6 +178,9 @@ def test_unclaimed_category_is_read_when_it_has_the_common_shape(keys: str, log_
         ({"CsUsername": "CONTOSO\\bob"}, {"user": "contoso\\bob", "account": "bob"}),
         ({"User": "-"}, {"user": None, "account": None}),
         ({}, {"result": None, "http_status": None}),
+        # App Service platform logs name the worker machine "host": not the request's host.
+        ({"host": "RD0003FF4C1A2B"}, {"fqdn": None}),
+        ({"hostName": "app.contoso.com", "CsHost": "x"}, {"fqdn": "x"}),
     ],
 )
 def test_request_fields_under_service_names_in_properties(

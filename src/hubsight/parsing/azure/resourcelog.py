@@ -280,7 +280,7 @@ def read_request(
     method = nonempty(lookup(props, "CsMethod", "httpMethod"))
     event.http_method = event.http_method or (method.upper() if method else None)
     event.url = event.url or nonempty(lookup(props, "CsUriStem", "requestUri"))
-    event.fqdn = event.fqdn or nonempty(lookup(props, "CsHost", "host", "hostName"))
+    event.fqdn = event.fqdn or nonempty(lookup(props, "CsHost", "hostName"))
     event.user_agent = event.user_agent or nonempty(lookup(props, "UserAgent", "userAgent"))
     if event.user is None:
         # "-" is IIS's empty field; a user name without a domain (an FTP deployment user such
