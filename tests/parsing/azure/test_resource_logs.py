@@ -152,6 +152,12 @@ def test_resource_log_without_any_time_falls_back_to_the_broker_not_the_record()
             "Cloud Service Activity",
         ),
         ('"time": "2025-11-19T22:41:07Z"', "Unparsed Data"),
+        # Event Hubs' operational logs: the time as EventTimeString.
+        (
+            '"EventTimeString": "11/14/2025 9:21:36 AM +00:00", "resourceId": "/x"',
+            "Cloud Service Activity",
+        ),
+        ('"EventTimeString": "11/14/2025 9:21:36 AM +00:00"', "Unparsed Data"),
         ('"resourceId": "/x/providers/Microsoft.Web/sites/a"', "Unparsed Data"),
         # With an operation name, either one is enough.
         ('"time": "2025-11-19T22:41:07Z", "operationName": "x"', "Cloud Service Activity"),

@@ -64,6 +64,8 @@ _TIME_KEYS = (
     "Timestamp",
 )
 _PROVIDER = re.compile(r"/providers/([^/]+)", re.IGNORECASE)
+# The top-level time keys, lower-cased, that make a record's head look like a resource log.
+_TIME_MARKERS = (b'"time"', b'"eventtimestring"', b'"timegenerated"', b'"timestamp"')
 # Where services name the client address, its HTTP status, inside ``properties``.
 _CLIENT_KEYS = ("CIp", "clientIP", "clientIp", "UserAddress", "client_ip")
 _STATUS_KEYS = ("ScStatus", "httpStatus", "httpStatusCode", "StatusCode")
@@ -81,6 +83,8 @@ class ResourceLogRecord(msgspec.Struct):
     tenantId: str | None = None
     category: str | None = None
     operationName: str | None = None
+    # Event Hubs' and Service Bus's operational logs name the operation ``EventName``.
+    EventName: str | None = None
     resultType: str | None = None
     # Event Hubs' OperationalLogs (and a few others) report the outcome as ``Status``.
     Status: str | None = None
@@ -107,13 +111,15 @@ def is_resource_log(record: bytes) -> bool:
     """Whether a record has the common schema: a category, and a time or resource it names.
 
     An operation name is not required: App Service's HTTP logs carry ``time``, ``resourceId``,
-    ``category`` and ``properties`` only, so a record with a category, a time and a resource is
-    read as well as one with a category, an operation and either.
+    ``category`` and ``properties`` only, and Event Hubs' and Service Bus's operational logs
+    ``EventName``, ``EventTimeString``, ``resourceId`` and ``category``; so a record with a
+    category, a time and a resource is read as well as one with a category, an operation and
+    either.
     """
     head = record[:4096].lower()
     if b'"category"' not in head:
         return False
-    has_time = b'"time"' in head
+    has_time = any(key in head for key in _TIME_MARKERS)
     has_resource = b'"resourceid"' in head
     if b'"operationname"' in head:
         return has_time or has_resource
@@ -215,7 +221,7 @@ def resource_event(
         timestamp=record_time(head, props),
         azure_time=first_time(head.time),
     )
-    event.operation = head.operationName
+    event.operation = head.operationName or head.EventName
     event.result = normalize_result(head.resultType or head.Status or head.status)
     event.severity = severity_of(head.level)
     event.correlation_id = head.correlationId
