@@ -159,6 +159,18 @@ def test_correlation_hunt_replays_its_base_rules(store: EmbeddedStore, tmp_path:
     ) == _engine_alerts(rules, _events())
 
 
+def test_a_correlation_hunted_alone_counts_its_base_rules_matches(
+    store: EmbeddedStore, data_dir: Path
+) -> None:
+    # By id the correlation comes without its base rule: its alerts came "from 0 matching events".
+    rules = hunt_rules(data_dir, "sigma.7e8f9a0b-1c2d-4e3f-8a4b-5c6d7e8f9a0b")
+    assert [r.meta.id for r in rules] == ["sigma.7e8f9a0b-1c2d-4e3f-8a4b-5c6d7e8f9a0b"]
+    result = hunt(store, rules, START, START + timedelta(minutes=300))
+    assert [(a.user, len(a.evidence)) for a in result.alerts] == [(A, 4)]
+    # The failures inside the window: A's six and B's two (not the success, nor the edges).
+    assert result.matched_events == 8
+
+
 def test_a_window_without_the_burst_raises_no_correlation(
     store: EmbeddedStore, tmp_path: Path
 ) -> None:

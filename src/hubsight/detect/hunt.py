@@ -24,6 +24,7 @@ from hubsight.detect.engine import DetectionEngine, EngineOptions
 from hubsight.detect.replay import event_of_row
 from hubsight.detect.ruleset import rule_classes, rules_dir_default
 from hubsight.detect.sigma import SigmaDetection, SigmaLoad, load_sigma_file, load_sigma_rules
+from hubsight.detect.sigma.correlation import SigmaCorrelation
 from hubsight.detect.sigma.detection import SigmaConfig
 from hubsight.detect.sigma.leql import rule_leql
 from hubsight.errors import ConfigError, NotFoundError
@@ -43,7 +44,7 @@ class HuntResult:
     start: datetime
     end: datetime
     events_read: int = 0
-    # Events a single-event rule matched (a correlation counts what its alerts cite).
+    # Events a single-event rule or a correlation's base rule matched.
     matched_events: int = 0
     alerts: list[Alert] = field(default_factory=list)
 
@@ -158,6 +159,19 @@ def _detection(rule: Rule[Any] | None) -> SigmaDetection | None:
     return rule if isinstance(rule, SigmaDetection) else None
 
 
+def _matchers(rules: Sequence[Rule[Any]]) -> list[SigmaDetection]:
+    """The single-event rules whose matches a hunt counts: the hunted ones and the base rules
+    of hunted correlations (else a correlation's alerts came "from 0 matching events")."""
+    found: dict[str, SigmaDetection] = {}
+    for rule in rules:
+        loaded = rule.loaded if isinstance(rule, ShippedRule) else rule
+        bases = loaded.base_detections if isinstance(loaded, SigmaCorrelation) else ()
+        for detection in (_detection(rule), *bases):
+            if detection is not None:
+                found.setdefault(detection.meta.id, detection)
+    return list(found.values())
+
+
 def _reasons(loads: Sequence[SigmaLoad]) -> str:
     return "; ".join(f"document {load.document}: {load.reason}" for load in loads)
 
@@ -180,7 +194,7 @@ def hunt(
         DetectDB(Path(":memory:")), rules, options=EngineOptions(lateness=lateness, persist=False)
     )
     result = HuntResult(rules=[r.meta.id for r in rules], start=start, end=end)
-    detections = [d for d in map(_detection, rules) if d is not None]
+    detections = _matchers(rules)
     final: dict[str, Alert] = {}
     log_sets = sorted({str(s) for r in rules for s in r.meta.log_sets})
     for batch in _events(store, log_sets, start, end):

@@ -117,6 +117,11 @@ class SigmaCorrelation(Rule[SigmaConfig]):
         """The ids of the base rules, in the order the correlation lists them."""
         return [base.rule.meta.id for base in self._bases]
 
+    @property
+    def base_detections(self) -> tuple[SigmaDetection, ...]:
+        """The base rules themselves, in the order the correlation lists them."""
+        return tuple(base.rule for base in self._bases)
+
     def reads(self, kind: EventKind) -> bool:
         """The events any base rule reads."""
         return any(base.rule.reads(kind) for base in self._bases)
