@@ -21,6 +21,7 @@ from hubsight.detect.attack import (
     rule_categories,
 )
 from hubsight.detect.base import Rule, example_event
+from hubsight.detect.content import content_rules
 from hubsight.detect.rules import BUILTIN_RULES
 from hubsight.detect.ruleset import build_rule
 from hubsight.detect.sigma import load_sigma_file
@@ -51,6 +52,26 @@ def test_a_rule_whose_categories_delivered_nothing_is_blind() -> None:
     (blind,) = coverage([spray], {"SignInLogs": 0, "AuditLogs": 50})
     assert blind.blind
     assert blind.categories["SignInLogs"] == 0
+
+
+def _shipped(rule_id: str) -> Rule[Any]:
+    cls = next(c for c in content_rules() if c.meta.id == rule_id)
+    return build_rule(cls, {})
+
+
+def test_shipped_sigma_rules_read_their_services_categories() -> None:
+    # An Activity Log rule read Entra ID's AuditLogs and RiskyUsers (its log set's categories):
+    # it looked able to fire on data it never reads.
+    basic_auth = rule_categories(_shipped("automation.basic_auth_enabled"))
+    assert "administrative" in basic_auth
+    assert not {"auditlogs", "riskyusers", "signinlogs"} & set(basic_auth)
+    (blind,) = coverage([_shipped("automation.basic_auth_enabled")], {"AuditLogs": 9})
+    assert (blind.blind, blind.correlation) == (True, False)
+    # A correlation reads what its base rules read, and has no LEQL form to open.
+    (many,) = coverage([_shipped("entra.failed_signins_many_accounts_one_address")], {})
+    assert "signinlogs" in many.categories
+    assert "administrative" not in many.categories
+    assert many.to_json()["correlation"] is True
 
 
 def test_matrix_lists_tactics_in_order_with_their_techniques(tmp_path: Path) -> None:

@@ -196,6 +196,11 @@ def test_coverage_page_hunts_an_imported_sigma_rule(client: TestClient, data_dir
     # Shipped Sigma rules are hunted too; built-in Python rules have no Sigma to hunt.
     shipped = "entra.break_glass_signin"
     assert f'<button type="button" class="hunt" data-rule="{shipped}">' in page.text
+    assert f'<button type="button" class="leql" data-rule="{shipped}">' in page.text
+    # A correlation is hunted but has no LEQL: no button that can only fail.
+    many = "entra.failed_signins_many_accounts_one_address"
+    assert f'<button type="button" class="hunt" data-rule="{many}">' in page.text
+    assert f'class="leql" data-rule="{many}"' not in page.text
     assert 'data-rule="auth.password_spray"' not in page.text
     hunted = client.post("/api/v1/rules/hunt", json={"rule": shipped, "last": "90d"})
     assert hunted.status_code == 200
