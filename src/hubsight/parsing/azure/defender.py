@@ -213,16 +213,28 @@ def _account_and_address(entities: list[Any]) -> tuple[str | None, str | None]:
                 base = nonempty(lookup(entity, "Name"))
                 suffix = nonempty(lookup(entity, "UPNSuffix", "UpnSuffix"))
                 ntdomain = nonempty(lookup(entity, "NTDomain"))
+                host = _host_name(lookup(entity, "Host"))
                 if base and suffix:
                     name = f"{base}@{suffix}"
                 elif base and ntdomain:
                     name = f"{ntdomain}\\{base}"
+                elif base and host:
+                    # An account known only on its machine (a VM's local admin) is that
+                    # machine's, as Windows writes it: not a user of the tenant's domain.
+                    name = f"{host}\\{base}"
                 else:
                     name = base
             account = name
         elif kind == "ip" and address is None:
             address = nonempty(lookup(entity, "Address"))
     return account, address
+
+
+def _host_name(host: object) -> str | None:
+    """The name of a resolved host entity (``HostName``, else ``NetBiosName``), or None."""
+    if not isinstance(host, dict):
+        return None
+    return nonempty(lookup(host, "HostName", "NetBiosName"))
 
 
 def _remediation(value: object) -> str | None:
