@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import json
 import logging
+import re
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,6 +25,49 @@ from hubsight.sources.diagnose import Diagnosis, Problem, classify, hint_for
 EVENTHUBS_USERNAME = "$ConnectionString"
 CLIENT_LOG = logging.getLogger("hubsight.kafka.client")
 _FETCH_MAX_BYTES = 50 * 1024 * 1024
+# How long a line of the client's log stays quiet once logged: a refused password is retried
+# every few hundred milliseconds, which logged ~23,000 identical lines an hour.
+REPEAT_QUIET_SECONDS = 300.0
+_DIGITS = re.compile(r"\d+")
+
+
+class QuietRepeats:
+    """librdkafka's log of one client, where a line repeating within the quiet time is counted.
+
+    confluent-kafka calls ``log(level, format, *args)`` on the object it is given as ``logger``.
+    Lines differing only in numbers ("after 42ms", a broker's id) are one line; it is logged
+    again after the quiet time with how many were held back. The error itself stays in the
+    source's health meanwhile.
+    """
+
+    def __init__(
+        self,
+        logger: logging.Logger = CLIENT_LOG,
+        quiet_seconds: float = REPEAT_QUIET_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._logger = logger
+        self._quiet = quiet_seconds
+        self._clock = clock
+        # Per kind of line: when it was last logged and how many were held back since.
+        self._seen: dict[tuple[int, str], tuple[float, int]] = {}
+
+    def log(self, level: int, fmt: str, *args: object) -> None:
+        """Log a line of the client unless a line like it was logged within the quiet time."""
+        text = fmt % args if args else fmt
+        key = (level, _DIGITS.sub("N", text))
+        now = self._clock()
+        last = self._seen.get(key)
+        if last is not None and now - last[0] < self._quiet:
+            self._seen[key] = (last[0], last[1] + 1)
+            return
+        if len(self._seen) >= 256:
+            self._seen = {k: v for k, v in self._seen.items() if now - v[0] < self._quiet}
+        self._seen[key] = (now, 0)
+        held = last[1] if last is not None else 0
+        if held:
+            text += f" (repeated {held} times since it was last logged)"
+        self._logger.log(level, "%s", text)
 
 
 def client_settings(config: SourceConfig) -> dict[str, Any]:
@@ -140,7 +186,7 @@ class KafkaSource:
         settings["stats_cb"] = self._stats
         # librdkafka logs through Python logging, not straight to stderr; errors reach the
         # user through error_cb and health, so its own log is kept to warnings and worse.
-        settings["logger"] = CLIENT_LOG
+        settings["logger"] = QuietRepeats()
         try:
             self._consumer = Consumer(settings)
         except KafkaException as exc:

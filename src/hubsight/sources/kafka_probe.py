@@ -20,7 +20,7 @@ from hubsight.parsing.pipeline import record_category
 from hubsight.sources.base import Check, Step
 from hubsight.sources.config import EventHubsProfile, SourceConfig
 from hubsight.sources.diagnose import Problem
-from hubsight.sources.kafka import CLIENT_LOG, client_settings, diagnose, explain
+from hubsight.sources.kafka import QuietRepeats, client_settings, diagnose, explain
 
 STEP_NAMES = ("dns", "tcp", "tls", "sasl", "topic", "first_message")
 
@@ -101,7 +101,7 @@ class _Prober:
         settings.pop("statistics.interval.ms")
         settings["group.id"] = f"hubsight-test-{uuid.uuid4().hex[:8]}"
         settings["error_cb"] = lambda e: errors.append((e.name(), e.str()))
-        settings["logger"] = CLIENT_LOG
+        settings["logger"] = QuietRepeats()
         return Consumer(settings), errors
 
     def sasl(self) -> Step:
