@@ -203,6 +203,26 @@ def test_request_fields_under_service_names_in_properties(
     assert {key: event.get(key) for key in expected} == expected
 
 
+@pytest.mark.parametrize(
+    ("props", "address", "port"),
+    [
+        # Front Door and Application Gateway access logs give the client's port apart.
+        ({"clientIp": "198.51.100.1", "clientPort": "50123"}, "198.51.100.1", 50123),
+        ({"clientIP": "198.51.100.1:444", "clientPort": "50123"}, "198.51.100.1", 444),
+        ({"clientPort": "50123"}, None, None),
+        ({"UserAddress": "not an address", "clientPort": 1}, None, None),
+    ],
+)
+def test_client_address_and_port_from_properties(
+    props: dict[str, Any], address: str | None, port: int | None
+) -> None:
+    record = resource_record(
+        "FrontDoorAccessLog", "Microsoft.Cdn/Profiles/AccessLog/Write", props, resourceId="/x"
+    )
+    (event,) = parse_bytes(record)
+    assert (event.get("source_ip"), event.get("source_port")) == (address, port)
+
+
 def test_resource_log_time_in_properties_is_the_event_time() -> None:
     record = (
         b'{"resourceId": "/subscriptions/s/providers/Microsoft.Sql/servers/db1", '

@@ -278,6 +278,8 @@ def read_request(
     """
     if event.source_ip is None:
         set_source(event, nonempty(lookup(props, *_CLIENT_KEYS)), geoip)
+        if event.source_ip is not None and event.source_port is None:
+            event.source_port = as_int(lookup(props, "clientPort"))
     if event.http_status is None:
         event.http_status = as_int(lookup(props, *_STATUS_KEYS))
     if event.result is None:
