@@ -107,7 +107,7 @@ def filled(tmp_path: Path) -> Path:
         store.write(_events())
     finally:
         store.close()
-    (example,) = [e.events[0] for e in UnusualAuthFlow.examples() if e.fires]
+    (example,) = [e.events[0] for e in UnusualAuthFlow.examples() if e.fires][:1]
     engine = DetectionEngine(
         DetectDB.in_dir(data_dir),
         [UnusualAuthFlow(FlowConfig())],

@@ -36,7 +36,7 @@ from support import PLANTED_PASSWORD, wait_until
 def device_code_sign_ins() -> tuple[Event, Event, Event]:
     """Device-code sign-ins at 0 h and 25 h (each unusual), and the late one at 23 h."""
     # The rule's own firing example, moved in time: whatever field tells the rule the flow.
-    (example,) = [e.events[0] for e in UnusualAuthFlow.examples() if e.fires]
+    (example,) = [e.events[0] for e in UnusualAuthFlow.examples() if e.fires][:1]
     first, later, between = (
         msgspec.structs.replace(
             example, timestamp=example.timestamp + timedelta(hours=hours), source_offset=offset

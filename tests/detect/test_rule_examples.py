@@ -21,6 +21,7 @@ CASES = [pytest.param(cls, ex, id=f"{cls.meta.id}[{ex.name}]") for cls, ex in PA
 def test_rule_example(cls: type[Rule[Any]], example: Example) -> None:
     fired = run_example(build_rule(cls, {}), example)
     assert bool(fired) is example.fires, [a.title for a in fired]
+    assert example.met_by(len(fired)), [a.title for a in fired]
     for alert in fired:
         assert alert.severity is not None
         assert alert.title

@@ -8,6 +8,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from hubsight.cli.main import cli
+from hubsight.detect.rules.auth_volume import BruteForce
 
 
 def _run(data_dir: Path, *args: str) -> tuple[int, str]:
@@ -31,13 +32,25 @@ def test_disable_then_enable(tmp_path: Path) -> None:
 def test_examples_fail_loudly_when_thresholds_move(tmp_path: Path) -> None:
     code, output = _run(tmp_path, "test", "auth.brute_force")
     assert code == 0
-    assert output.count("ok  ") == 3
+    assert output.count("ok  ") == len(BruteForce.examples())
     (tmp_path / "detect.toml").write_text(
         '[rules."auth.brute_force"]\nthresholds = { count = 50 }\n'
     )
     code, output = _run(tmp_path, "test", "auth.brute_force")
     assert code == 1
     assert "FAIL auth.brute_force: ten failures in nine minutes (fires)" in output
+
+
+def test_an_example_counting_alerts_fails_when_it_raises_another_count(tmp_path: Path) -> None:
+    """A day's lookback lets the repeat 90 days later raise a second alert: still "fires"."""
+    assert _run(tmp_path, "test", "auth.unusual_flow")[0] == 0
+    (tmp_path / "detect.toml").write_text(
+        '[rules."auth.unusual_flow"]\nthresholds = { lookback_days = 1 }\n'
+    )
+    code, output = _run(tmp_path, "test", "auth.unusual_flow")
+    assert code == 1
+    assert "FAIL auth.unusual_flow: again as the lookback ends (fires, 1 alert)" in output
+    assert "ok   auth.unusual_flow: again a second after the lookback (fires, 2 alerts)" in output
 
 
 def test_imported_sigma_rules_are_listed_and_switchable(tmp_path: Path) -> None:

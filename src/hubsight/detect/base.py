@@ -226,6 +226,13 @@ class Example:
     fires: bool
     # For rules that watch arrival (platform rules): when to check after the events arrived.
     check_at: datetime | None = None
+    # How many alerts it must raise, where more than whether matters: a flow used again one
+    # second after its look-back raises an alert of its own, at the look-back's edge it does not.
+    alerts: int | None = None
+
+    def met_by(self, raised: int) -> bool:
+        """Whether raising ``raised`` alerts is what the example expects."""
+        return raised == self.alerts if self.alerts is not None else (raised > 0) is self.fires
 
 
 class Baseline(Protocol):

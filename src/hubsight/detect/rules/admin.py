@@ -308,12 +308,24 @@ class PrivilegedMfaChanged(Rule[MfaChangeConfig]):
             raw=PrivilegedRoleGranted.example_raw,
         )
 
-        def change(user: str) -> Event:
-            return admin(30, "User registered security info", user=user, target_user=user)
+        def change(user: str, minute: float = 30) -> Event:
+            return admin(minute, "User registered security info", user=user, target_user=user)
 
+        # The grant is remembered for ``remember_days`` (90) and not a second longer.
+        remembered = 90 * 1440
         return (
             Example("privileged user", numbered([grant, change("root@contoso.com")]), fires=True),
             Example("ordinary user", numbered([grant, change("bob@contoso.com")]), fires=False),
+            Example(
+                "change on the last day the grant is remembered",
+                numbered([grant, change("root@contoso.com", remembered)]),
+                fires=True,
+            ),
+            Example(
+                "change a second after the grant is forgotten",
+                numbered([grant, change("root@contoso.com", remembered + 1 / 60)]),
+                fires=False,
+            ),
         )
 
 
@@ -407,18 +419,31 @@ class GuestPromoted(Rule[GuestPromotedConfig]):
 
     @classmethod
     def examples(cls) -> Sequence[Example]:
-        """Invite then promotion fires; a promotion alone does not."""
+        """Invite then promotion fires, also ``within_days`` (30) later; a promotion alone,
+        or one a second past the thirty days, does not."""
         promoted = b'[{"displayName":"UserType","oldValue":"Guest","newValue":"Member"}]'
         invite = admin(0, "Invite external user", target_user="eve@fabrikam.com")
-        promote = admin(
-            60,
-            "Update user",
-            target_user="eve@fabrikam.com",
-            modified_properties=msgspec.Raw(promoted),
-        )
+
+        def promote(minute: float) -> Event:
+            return admin(
+                minute,
+                "Update user",
+                target_user="eve@fabrikam.com",
+                modified_properties=msgspec.Raw(promoted),
+            )
+
+        last_day = 30 * 1440
         return (
-            Example("invite then promote", numbered([invite, promote]), fires=True),
-            Example("promotion alone", numbered([promote]), fires=False),
+            Example("invite then promote", numbered([invite, promote(60)]), fires=True),
+            Example("promotion alone", numbered([promote(60)]), fires=False),
+            Example(
+                "promotion thirty days after", numbered([invite, promote(last_day)]), fires=True
+            ),
+            Example(
+                "promotion thirty days and a second after",
+                numbered([invite, promote(last_day + 1 / 60)]),
+                fires=False,
+            ),
         )
 
 

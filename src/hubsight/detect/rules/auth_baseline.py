@@ -376,19 +376,26 @@ class ImpossibleTravel(Rule[TravelConfig]):
 
     @classmethod
     def examples(cls) -> Sequence[Example]:
-        """Berlin then Lagos after 30 minutes fires; after 12 hours does not."""
-        lagos = {"country": "NG", "lat": 6.45, "lon": 3.39, "ip": "102.89.1.1"}
+        """Berlin then Lagos after 30 minutes fires, and just over the speed limit; after 12
+        hours, or just under the limit, does not. So do 503 km in ten minutes, not 491 km."""
+
+        def lagos(minute: float) -> list[Event]:
+            return numbered(
+                [signin(0), signin(minute, country="NG", lat=6.45, lon=3.39, ip="102.89.1.1")]
+            )
+
+        def south(lat: float) -> list[Event]:
+            return numbered([signin(0), signin(10, country="AT", lat=lat, ip="203.0.113.20")])
+
+        # Berlin to Lagos is 5,204 km: 346.9 minutes at ``max_speed_kmh`` (900).
         return (
-            Example(
-                "Berlin then Lagos in 30 min",
-                numbered([signin(0), signin(30, **lagos)]),  # type: ignore[arg-type]
-                fires=True,
-            ),
-            Example(
-                "Berlin then Lagos in 12 h",
-                numbered([signin(0), signin(720, **lagos)]),  # type: ignore[arg-type]
-                fires=False,
-            ),
+            Example("Berlin then Lagos in 30 min", lagos(30), fires=True),
+            Example("Berlin then Lagos in 12 h", lagos(720), fires=False),
+            Example("Berlin then Lagos at 902 km/h", lagos(346), fires=True),
+            Example("Berlin then Lagos at 898 km/h", lagos(347.5), fires=False),
+            # ``min_distance_km`` (500) south of Berlin: latitude 48.0 is 503 km, 48.1 is 491.
+            Example("503 km in ten minutes", south(48.0), fires=True),
+            Example("491 km in ten minutes", south(48.1), fires=False),
         )
 
 

@@ -16,6 +16,7 @@ from hubsight.detect.base import (
     RuleContext,
     RuleMeta,
     Severity,
+    numbered,
 )
 from hubsight.detect.baseline import from_epoch
 from hubsight.detect.rules.signals import (
@@ -315,12 +316,19 @@ class UnusualAuthFlow(Rule[FlowConfig]):
 
     @classmethod
     def examples(cls) -> Sequence[Example]:
-        """A first device-code sign-in fires; a repeat within the lookback does not."""
+        """A first device-code sign-in fires; a repeat within the lookback does not, up to its
+        last second; a repeat one second after the lookback fires again."""
+        first = signin(0, authentication_protocol="deviceCode")
+        lookback = 90 * 1440
+
+        def again(minute: float) -> list[Event]:
+            return numbered([first, signin(minute, authentication_protocol="deviceCode")])
+
         return (
-            Example(
-                "first device code", [signin(0, authentication_protocol="deviceCode")], fires=True
-            ),
+            Example("first device code", [first], fires=True),
             Example("no special flow", [signin(0)], fires=False),
+            Example("again as the lookback ends", again(lookback), fires=True, alerts=1),
+            Example("again a second after the lookback", again(lookback + 1 / 60), True, alerts=2),
         )
 
 

@@ -33,6 +33,9 @@ from hubsight.detect.windows import Entry
 from hubsight.parsing.event import Event
 
 _FAILED = "FAILED_BAD_PASSWORD"
+# One second, in the minutes examples are placed by: the edge cases sit one second outside a
+# window, so that a window even slightly too long is caught.
+SECOND = 1 / 60
 
 
 class BruteForceConfig(WindowConfig):
@@ -80,16 +83,18 @@ class BruteForce(ThresholdRule[BruteForceConfig]):
 
     @classmethod
     def examples(cls) -> Sequence[Example]:
-        """Ten failures in ten minutes fire; nine, or ten spread over an hour, do not."""
+        """Ten failures in ten minutes fire (the tenth exactly ten minutes after the first too);
+        nine, or the tenth one second after the window closes, do not."""
         burst = [signin(m, result=_FAILED) for m in range(10)]
+
+        def tenth_at(minute: float) -> list[Event]:
+            return numbered([*burst[:9], signin(minute, result=_FAILED)])
+
         return (
             Example("ten failures in nine minutes", numbered(burst), fires=True),
             Example("nine failures", numbered(burst[:9]), fires=False),
-            Example(
-                "ten failures over an hour",
-                numbered(signin(m * 6, result=_FAILED) for m in range(10)),
-                fires=False,
-            ),
+            Example("tenth failure as the window closes", tenth_at(10), fires=True),
+            Example("tenth failure a second too late", tenth_at(10 + SECOND), fires=False),
         )
 
 
@@ -142,14 +147,25 @@ class BruteForceSuccess(SequenceRule[BruteForceSuccessConfig]):
 
     @classmethod
     def examples(cls) -> Sequence[Example]:
-        """A success after ten failures fires; a success after three does not."""
+        """A success after ten failures fires, also ten minutes after the first; a success
+        after nine, or one second after the first failure left the window, does not."""
         failures = [signin(m / 2, result=_FAILED) for m in range(10)]
         return (
             Example("success after ten failures", numbered([*failures, signin(6)]), fires=True),
             Example(
-                "success after three failures", numbered([*failures[:3], signin(6)]), fires=False
+                "success after nine failures", numbered([*failures[:9], signin(6)]), fires=False
             ),
             Example("ten failures, no success", numbered(failures), fires=False),
+            Example(
+                "success as the first failure leaves the window",
+                numbered([*failures, signin(10)]),
+                fires=True,
+            ),
+            Example(
+                "success a second after the first failure left the window",
+                numbered([*failures, signin(10 + SECOND)]),
+                fires=False,
+            ),
         )
 
 
@@ -214,11 +230,19 @@ class PasswordSpray(ThresholdRule[SprayConfig]):
 
     @classmethod
     def examples(cls) -> Sequence[Example]:
-        """Five accounts from one IP fire; one account five times, or the office, do not."""
+        """Five accounts from one IP fire, also over exactly twenty minutes; four, one account
+        five times, five over twenty minutes and a second, or the office, do not."""
         users = [f"user{i}@contoso.com" for i in range(5)]
         failures = [signin(60 + i, u, result=_FAILED) for i, u in enumerate(users)]
+
+        def fifth_at(minute: float) -> list[Event]:
+            return numbered([*failures[:4], signin(minute, users[4], result=_FAILED)])
+
         return (
             Example("five accounts from one IP", numbered(failures), fires=True),
+            Example("four accounts", numbered(failures[:4]), fires=False),
+            Example("fifth account as the window closes", fifth_at(80), fires=True),
+            Example("fifth account a second too late", fifth_at(80 + SECOND), fires=False),
             Example(
                 "one account five times",
                 numbered(signin(i, result=_FAILED) for i in range(5)),
@@ -227,6 +251,17 @@ class PasswordSpray(ThresholdRule[SprayConfig]):
             Example(
                 "five colleagues mistyping at the office",
                 numbered([*(signin(i - 2880, u) for i, u in enumerate(users)), *failures]),
+                fires=False,
+            ),
+            # ``known_ip_share`` (0.5) of five accounts is 2.5: two known is under, three not.
+            Example(
+                "two of five accounts known at the address",
+                numbered([*(signin(i - 2880, u) for i, u in enumerate(users[:2])), *failures]),
+                fires=True,
+            ),
+            Example(
+                "three of five accounts known at the address",
+                numbered([*(signin(i - 2880, u) for i, u in enumerate(users[:3])), *failures]),
                 fires=False,
             ),
         )
@@ -277,11 +312,18 @@ class DistributedCracking(ThresholdRule[CrackingConfig]):
 
     @classmethod
     def examples(cls) -> Sequence[Example]:
-        """Five IPs in an hour fire; four do not."""
+        """Five IPs in an hour fire, also exactly an hour apart; four, or the fifth a second
+        after the hour, do not."""
         attempts = [signin(i * 10, result=_FAILED, ip=f"198.51.100.{i}") for i in range(5)]
+
+        def fifth_at(minute: float) -> list[Event]:
+            return numbered([*attempts[:4], signin(minute, result=_FAILED, ip="198.51.100.4")])
+
         return (
             Example("five IPs in forty minutes", numbered(attempts), fires=True),
             Example("four IPs", numbered(attempts[:4]), fires=False),
+            Example("fifth IP as the hour closes", fifth_at(60), fires=True),
+            Example("fifth IP a second after the hour", fifth_at(60 + SECOND), fires=False),
         )
 
 
@@ -329,14 +371,28 @@ class LockoutStorm(ThresholdRule[LockoutConfig]):
 
     @classmethod
     def examples(cls) -> Sequence[Example]:
-        """Fifteen users locked out fire; fourteen do not."""
-        events = [
-            signin(i, f"user{i}@contoso.com", result="FAILED_ACCOUNT_LOCKED", error_code=50053)
-            for i in range(15)
-        ]
+        """Fifteen users locked out within the hour fire, also exactly an hour apart; fourteen,
+        or the fifteenth a second after the hour, do not."""
+
+        def lockout(minute: float, i: int) -> Event:
+            return signin(
+                minute, f"user{i}@contoso.com", result="FAILED_ACCOUNT_LOCKED", error_code=50053
+            )
+
+        events = [lockout(i, i) for i in range(15)]
         return (
             Example("fifteen users", numbered(events), fires=True),
             Example("fourteen users", numbered(events[:14]), fires=False),
+            Example(
+                "fifteenth user as the hour closes",
+                numbered([*events[:14], lockout(60, 14)]),
+                fires=True,
+            ),
+            Example(
+                "fifteenth user a second after the hour",
+                numbered([*events[:14], lockout(60 + SECOND, 14)]),
+                fires=False,
+            ),
         )
 
 
@@ -380,11 +436,18 @@ class MfaFatigue(ThresholdRule[MfaFatigueConfig]):
 
     @classmethod
     def examples(cls) -> Sequence[Example]:
-        """Five denials fire; four do not."""
+        """Five denials within ten minutes fire, also exactly ten minutes apart; four, or the
+        fifth a second after the window closes, do not."""
         denials = [signin(i, result="FAILED_MFA", error_code=500121) for i in range(5)]
+
+        def fifth_at(minute: float) -> list[Event]:
+            return numbered([*denials[:4], signin(minute, result="FAILED_MFA", error_code=500121)])
+
         return (
             Example("five denials", numbered(denials), fires=True),
             Example("four denials", numbered(denials[:4]), fires=False),
+            Example("fifth denial as the window closes", fifth_at(10), fires=True),
+            Example("fifth denial a second too late", fifth_at(10 + SECOND), fires=False),
         )
 
 
@@ -429,11 +492,22 @@ class MfaFatigueSuccess(SequenceRule[MfaFatigueConfig]):
 
     @classmethod
     def examples(cls) -> Sequence[Example]:
-        """Success after five denials fires; success alone does not."""
+        """Success after five denials fires, also ten minutes after the first; after four, or a
+        second after the first denial left the window, it does not."""
         denials = [signin(i, result="FAILED_MFA", error_code=500121) for i in range(5)]
         return (
             Example("approve after five denials", numbered([*denials, signin(6)]), fires=True),
-            Example("success after two denials", numbered([*denials[:2], signin(6)]), fires=False),
+            Example("success after four denials", numbered([*denials[:4], signin(6)]), fires=False),
+            Example(
+                "approve as the first denial leaves the window",
+                numbered([*denials, signin(10)]),
+                fires=True,
+            ),
+            Example(
+                "approve a second after the first denial left the window",
+                numbered([*denials, signin(10 + SECOND)]),
+                fires=False,
+            ),
         )
 
 

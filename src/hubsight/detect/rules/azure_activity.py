@@ -204,14 +204,28 @@ class DeletionBurst(ThresholdRule[DeletionBurstConfig]):
 
     @classmethod
     def examples(cls) -> Sequence[Example]:
-        """Ten deletions fire; ten reads do not."""
+        """Ten deletions fire, also the tenth exactly ten minutes after the first; ten reads,
+        nine deletions, or the tenth a second after the window closes, do not."""
 
-        def op(i: int, verb: str) -> Event:
-            return admin(i / 2, f"MICROSOFT.COMPUTE/DISKS/{verb}", resource_id=f"/disk{i}")
+        def op(i: int, verb: str, minute: float | None = None) -> Event:
+            at = i / 2 if minute is None else minute
+            return admin(at, f"MICROSOFT.COMPUTE/DISKS/{verb}", resource_id=f"/disk{i}")
 
+        nine = [op(i, "DELETE") for i in range(9)]
         return (
             Example("ten deletions", numbered(op(i, "DELETE") for i in range(10)), fires=True),
             Example("ten reads", numbered(op(i, "READ") for i in range(10)), fires=False),
+            Example("nine deletions", numbered(nine), fires=False),
+            Example(
+                "tenth deletion as the window closes",
+                numbered([*nine, op(9, "DELETE", 10)]),
+                fires=True,
+            ),
+            Example(
+                "tenth deletion a second too late",
+                numbered([*nine, op(9, "DELETE", 10 + 1 / 60)]),
+                fires=False,
+            ),
         )
 
 

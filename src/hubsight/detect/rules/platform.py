@@ -71,12 +71,21 @@ class SourceSilent(Rule[SilenceConfig]):
 
     @classmethod
     def examples(cls) -> Sequence[Example]:
-        """Two hours of silence fire; ten minutes do not."""
+        """Two hours of silence fire, and exactly ``silent_minutes`` (60); ten minutes, or one
+        second short of the hour, do not."""
         events = numbered([_arrival(0, "SignInLogs")])
         start = events[0].timestamp
+        hour = start + timedelta(hours=1)
         return (
             Example("two hours silent", events, fires=True, check_at=start + timedelta(hours=2)),
             Example("ten minutes", events, fires=False, check_at=start + timedelta(minutes=10)),
+            Example("silent for the hour", events, fires=True, check_at=hour),
+            Example(
+                "a second short of the hour",
+                events,
+                fires=False,
+                check_at=hour - timedelta(seconds=1),
+            ),
         )
 
 
@@ -124,15 +133,25 @@ class CategorySilent(Rule[CategoryConfig]):
 
     @classmethod
     def examples(cls) -> Sequence[Example]:
-        """AuditLogs quiet for 7 h while sign-ins flow fires; both flowing does not."""
+        """AuditLogs quiet for 7 h, or exactly ``silent_hours`` (6), while sign-ins flow fires;
+        both flowing, or audit quiet one second short of the six hours, does not."""
         events = numbered(
             [_arrival(0, "AuditLogs"), _arrival(0, "SignInLogs"), _arrival(420, "SignInLogs")]
         )
         both = numbered([*events[:2], _arrival(400, "AuditLogs"), events[2]])
         at = events[2].timestamp + timedelta(minutes=1)
+        flowing = numbered([*events[:2], _arrival(300, "SignInLogs")])
+        six = events[0].timestamp + timedelta(hours=6)
         return (
             Example("audit silent", events, fires=True, check_at=at),
             Example("both flowing", both, fires=False, check_at=at),
+            Example("audit silent for six hours", flowing, fires=True, check_at=six),
+            Example(
+                "audit silent a second short of six hours",
+                flowing,
+                fires=False,
+                check_at=six - timedelta(seconds=1),
+            ),
         )
 
 
