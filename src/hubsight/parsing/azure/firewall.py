@@ -54,7 +54,8 @@ _FLOW = re.compile(
 # ". " (dots inside a URL or name stay), so a rule is never read with the web category after it
 # and an action not with a sentence such as "No rule matched" after it.
 _PART = re.compile(r"(?:^|\.\s+)(?P<key>[A-Z][A-Za-z ]*?): (?P<value>(?:[^.]|\.(?!\s|$))*)")
-_DNAT = re.compile(r"was DNAT'ed to (?P<translated>\S+?)\.?$")
+# The translation may be followed by the rule's parts (". Policy: ... Rule: ...").
+_DNAT = re.compile(r"was DNAT'ed to (?P<translated>\S+?)(?:\.\s|\.?$)")
 # Legacy DNS proxy messages (the documentation writes the dash as an en dash):
 # "DNS Request: 10.1.0.4:60113 - 42567 A IN api.github.com. udp 46 false 512 NOERROR ..."
 # " Error: 2 time.windows.com.reddog.microsoft.com. A: read udp 10.1.0.5:49126->168.63.129.160:53:
