@@ -93,7 +93,8 @@ function pieOption(columns, rows) {
 }
 
 function chartOption(result, kind, histogram) {
-  if (result.kind === "timeseries") return timeOption(result.columns, result.rows, histogram);
+  // No rows: "No data." rather than empty axes.
+  if (result.kind === "timeseries") return result.rows.length ? timeOption(result.columns, result.rows, histogram) : null;
   if (result.kind === "table" && result.rows.length && typeof result.rows[0].at(-1) === "number") {
     return kind === "pie" ? pieOption(result.columns, result.rows) : barOption(result.columns, result.rows);
   }
