@@ -81,3 +81,30 @@ def test_a_read_only_data_directory_is_named_with_the_fix(tmp_path: Path) -> Non
             f"error: {data_dir / 'run.lock'}: Read-only file system\n"
             "hint: the file system is read-only: remount it read-write, or use another path\n"
         )
+
+
+def test_an_imported_rules_bad_exception_address_is_refused_at_start_like_a_shipped_ones(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    # It was taken unchecked, and the rule failed on every event it matched: it never alerted.
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "any_success.yml").write_text(
+        "title: Any successful sign-in\nid: 6f1d2c3b-4a59-4e68-8d7c-9b0a1f2e3d4c\nstatus: test\n"
+        "logsource:\n  product: azure\n  service: signinlogs\n"
+        "detection:\n  selection:\n    ResultType: 0\n  condition: selection\nlevel: medium\n"
+    )
+    rule_id = "sigma.6f1d2c3b-4a59-4e68-8d7c-9b0a1f2e3d4c"
+    record = Path(__file__).parents[1] / "data/azure/SignInLogs/success-mfa-push.json"
+    replay = ["detect", "--replay", "--rules", str(rules), "--input", str(record)]
+    matched = hubsight_process(data_dir, *replay)
+    assert matched.returncode == 0, matched.stderr
+    assert f'"rule_id":"{rule_id}"' in matched.stdout
+    (data_dir / "detect.toml").write_text(
+        f'[rules."{rule_id}"]\nexceptions = {{ ips = ["203.0.113.7", "999.1.1.1"] }}\n'
+    )
+    stderr = _refused(hubsight_process(data_dir, *replay), 2)
+    assert stderr == (
+        f"error: {rule_id}: rule exception '999.1.1.1' does not appear to be an IPv4 or IPv6 "
+        "network\nhint: give IPs as 203.0.113.7 or CIDRs as 10.0.0.0/8\n"
+    )

@@ -109,16 +109,26 @@ def build_ruleset(
             disabled.append(rule_id)
             continue
         rules.append(build_rule(cls, settings.thresholds))
-        settings.exceptions.validate_ips()
-        exceptions[rule_id] = settings.exceptions
+        exceptions[rule_id] = _checked(rule_id, settings.exceptions)
     for rule in extra or []:
         settings = effective(config, stored, rule.meta.id)
         if settings.enabled is False:
             disabled.append(rule.meta.id)
         else:
             rules.append(rule)
-            exceptions[rule.meta.id] = settings.exceptions
+            # Checked here like a shipped rule's: unchecked, a bad address failed the rule on
+            # every event it matched, and it never alerted.
+            exceptions[rule.meta.id] = _checked(rule.meta.id, settings.exceptions)
     return RuleSet(rules=rules, exceptions=exceptions, disabled=disabled)
+
+
+def _checked(rule_id: str, exceptions: RuleExceptions) -> RuleExceptions:
+    """``exceptions`` once their addresses parse; the error names the rule."""
+    try:
+        exceptions.validate_ips()
+    except SettingError as exc:
+        raise SettingError(f"{rule_id}: {exc.message}", field=exc.field, hint=exc.hint) from exc
+    return exceptions
 
 
 def run_example(rule: Rule[Any], example: Example) -> list[Alert]:
