@@ -3,6 +3,8 @@ account sees, empty charts."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.sync_api import Page, expect
 from tests.browser.harness import ADMIN, ANALYST, Console, sign_in, sign_out
@@ -40,3 +42,24 @@ def test_an_empty_chart_says_no_data(page: Page, console: Console) -> None:
         card = page.locator("section.card", has=page.locator("h2", has_text=heading))
         expect(card.locator(".chart")).to_have_text("No data.")
         expect(card.locator(".echart")).to_have_count(0)
+
+
+def test_a_second_account_finds_the_alerts_assigned_to_it(page: Page, console: Console) -> None:
+    console.users.create(*ADMIN, "admin")
+    sign_in(page, console, ADMIN)
+    page.goto(console.url + "/alerts")
+    title = page.locator("#alerts tbody a").first.inner_text()
+    page.locator("#alerts tbody a").first.click()
+    page.locator('#triage select[name="assignee"]').select_option(ANALYST[0])
+    page.locator('#triage button[type="submit"]').click()
+    expect(page.locator("#assignee")).to_have_text(ANALYST[0])
+    sign_out(page)
+    sign_in(page, console, ANALYST)
+    page.goto(console.url + "/alerts")
+    page.locator('form.filters select[name="assignee"]').select_option(ANALYST[0])
+    page.locator('form.filters button[type="submit"]').click()
+    expect(page).to_have_url(re.compile(r"assignee=ana"))
+    expect(page.locator('#alerts tbody a[href^="/alerts/"]')).to_have_text([title])
+    page.locator('form.filters select[name="assignee"]').select_option(ADMIN[0])
+    page.locator('form.filters button[type="submit"]').click()
+    expect(page.locator("#alerts")).to_contain_text("No alerts match.")

@@ -141,3 +141,13 @@ def test_an_alert_is_assigned_only_to_an_account_and_unassigned_with_empty(
     assert client.patch(url, json={"comment": "x" * 10_000}).status_code == 200
     too_long = client.patch(url, json={"comment": "x" * 10_001})
     assert too_long.status_code == 422
+
+
+def test_alerts_are_listed_by_assignee(client: TestClient) -> None:
+    alert_id = client.get("/api/v1/alerts").json()[0]["id"]
+    assert client.get("/api/v1/alerts", params={"assignee": "ana"}).json() == []
+    client.patch(f"/api/v1/alerts/{alert_id}", json={"assignee": "ana"})
+    mine = client.get("/api/v1/alerts", params={"assignee": "ana"}).json()
+    assert [a["id"] for a in mine] == [alert_id]
+    assert client.get("/api/v1/alerts", params={"assignee": "an"}).json() == []
+    assert len(client.get("/api/v1/alerts", params={"assignee": ""}).json()) == 1

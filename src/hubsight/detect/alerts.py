@@ -188,6 +188,7 @@ class AlertFilter:
     rule_id: str | None = None
     user: str | None = None
     source_ip: str | None = None
+    assignee: str | None = None
     notable: bool | None = None
     since: datetime | None = None
     limit: int = 100
@@ -234,6 +235,7 @@ class AlertStore:
             ("rule_id", flt.rule_id),
             ("user", flt.user and flt.user.lower()),
             ("source_ip", flt.source_ip),
+            ("assignee", flt.assignee),
         ):
             if value is None:
                 continue

@@ -174,6 +174,7 @@ def alerts_page(
     severity: str = "",
     rule_id: str = "",
     user: str = "",
+    assignee: str = "",
     since: str = "",
 ) -> HTMLResponse:
     """Alerts with filters."""
@@ -184,6 +185,7 @@ def alerts_page(
         "severity": severity,
         "rule_id": rule_id,
         "user": user,
+        "assignee": assignee,
         "since": since,
     }
     alerts: list[dict[str, Any]] = []
@@ -196,6 +198,7 @@ def alerts_page(
             severity=Severity(severity) if severity in SEVERITIES else None,
             rule_id=rule_id or None,
             user=user.lower() or None,
+            assignee=assignee or None,
             notable=False,
             since=start,
             limit=500,
@@ -211,6 +214,7 @@ def alerts_page(
             "statuses": STATUSES,
             "dispositions": DISPOSITIONS,
             "severities": SEVERITIES,
+            "accounts": investigation_pages.account_names(request),
             "filtered": any(filters.values()),
             "error": error,
         },
