@@ -81,6 +81,8 @@ TECHNIQUES: dict[str, tuple[str, tuple[str, ...]]] = {
     "T1486": ("Data Encrypted for Impact", (_IM,)),
     "T1489": ("Service Stop", (_IM,)),
     "T1490": ("Inhibit System Recovery", (_IM,)),
+    "T1496": ("Resource Hijacking", (_IM,)),
+    "T1496.001": ("Resource Hijacking: Compute Hijacking", (_IM,)),
     "T1498": ("Network Denial of Service", (_IM,)),
     "T1528": ("Steal Application Access Token", (_CA,)),
     "T1530": ("Data from Cloud Storage", (_CO,)),
