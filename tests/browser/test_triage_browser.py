@@ -63,3 +63,16 @@ def test_a_second_account_finds_the_alerts_assigned_to_it(page: Page, console: C
     page.locator('form.filters select[name="assignee"]').select_option(ADMIN[0])
     page.locator('form.filters button[type="submit"]').click()
     expect(page.locator("#alerts")).to_contain_text("No alerts match.")
+
+
+def test_a_long_comment_and_title_stay_inside_the_page(page: Page, console: Console) -> None:
+    sign_in(page, console, ANALYST)
+    page.goto(console.url + "/investigations")
+    page.locator('#investigations tbody a[href^="/investigations/"]').first.click()
+    form = page.locator("#inv-triage")
+    form.locator('input[name="title"]').fill("T" * 300)
+    form.locator('textarea[name="comment"]').fill("unbroken" * 1000)
+    form.locator('button[type="submit"]').click()
+    expect(page.locator("#history")).to_contain_text("unbrokenunbroken")
+    # One word of 8,000 characters made the whole page ~80,000 pixels wide.
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1400  # the viewport
