@@ -10,6 +10,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from hubsight.collector import CollectorSettings, StoredHook
 from hubsight.parsing.base import ParserRegistry
-from hubsight.parsing.event import LogSet
+from hubsight.parsing.event import Event, LogSet
 from hubsight.parsing.pipeline import EmptyRegistry
 from hubsight.service import Service
 from hubsight.sources.config import SourceConfig, make_source
@@ -72,6 +73,43 @@ def connection_string(host: str = "contoso-logs.servicebus.windows.net", entity:
         f"Endpoint=sb://{host}/;SharedAccessKeyName=hubsight-listen;SharedAccessKey={PLANTED_KEY}"
     )
     return f"{text};EntityPath={entity}" if entity else text
+
+
+def index_counted_batches(start: datetime) -> tuple[list[Event], list[Event]]:
+    """Two batches that ClickHouse 26.9 counted partly twice over ``start`` to three days on.
+
+    The first is one part of three granules (~3 KB events, split by the granule's 10 MB): the
+    second and third hold one log set's events only, so the primary key shows them wholly
+    inside the range and ClickHouse counted them from the index, then read that part again
+    from the ``by_user`` projection (cheaper than the second part's granules). Each batch has
+    one event past the range, so no part is counted whole. 11,999 of 12,001 events lie in it.
+    """
+    pad = "x" * 3000
+
+    def event(n: int, at: datetime, log_set: LogSet) -> Event:
+        return Event(
+            timestamp=at,
+            log_set=log_set,
+            log_name="azure",
+            user=f"u{n % 40}@contoso.com",
+            raw=f'{{"n": {n}, "pad": "{pad}"}}'.encode(),
+            source_topic="t",
+            source_partition=0,
+            source_offset=n,
+        )
+
+    beyond = start + timedelta(days=3, hours=23)
+    first = [
+        event(n, start + timedelta(seconds=n), LogSet.CLOUD_SERVICE_ACTIVITY) for n in range(2000)
+    ]
+    first.append(event(2000, beyond, LogSet.CLOUD_SERVICE_ACTIVITY))
+    first += [
+        event(n, start + timedelta(seconds=n), LogSet.SSO_AUTHENTICATION) for n in range(2001, 7001)
+    ]
+    sets = [LogSet.CLOUD_SERVICE_ACTIVITY, LogSet.FIREWALL_ACTIVITY, LogSet.SSO_AUTHENTICATION]
+    second = [event(7001, beyond, sets[0])]
+    second += [event(n, start + timedelta(seconds=n), sets[n % 3]) for n in range(7002, 12001)]
+    return first, second
 
 
 def hubsight_process(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:

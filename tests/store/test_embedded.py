@@ -24,6 +24,7 @@ from hubsight.store.engine_memory import CACHES, jemalloc_figures
 from hubsight.store.schema import MERGE_PARTS, _create_events
 
 from faults import SmallDisk
+from support import index_counted_batches
 
 
 def _events(times: list[datetime], pad: int = 0, log_name: str = "azure") -> list[Event]:
@@ -219,6 +220,23 @@ def test_a_search_from_year_1_to_9999_runs_and_finds_what_lies_between(data_dir:
     assert result.exit_code == 0, result.output
     times = [e["timestamp"] for e in json.loads(result.stdout)["events"]]
     assert times == ["2026-05-01T00:00:00.000Z"]
+
+
+def test_a_count_over_a_time_range_counts_each_event_once(data_dir: Path) -> None:
+    store = EmbeddedStore(data_dir)
+    try:
+        for batch in index_counted_batches(datetime(2026, 12, 1, tzinfo=UTC)):
+            store.write(batch)
+    finally:
+        store.close()
+    window = ["--from", "2026-11-01", "--to", "2026-12-04", "--format", "json"]
+    answers = []
+    for query in ("calculate(count)", "groupby(log_set)"):
+        result = CliRunner().invoke(cli, ["--data-dir", str(data_dir), "search", query, *window])
+        assert result.exit_code == 0, result.output
+        answers.append(sum(row[-1] for row in json.loads(result.stdout)["rows"]))
+    # The count was 16,667: the events counted from the index were read again.
+    assert answers == [11_999, 11_999]
 
 
 def test_connections_of_threads_that_ended_are_closed(data_dir: Path) -> None:

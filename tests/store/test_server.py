@@ -25,6 +25,8 @@ from hubsight.store.backends import StoreSettings, open_store
 from hubsight.store.schema import MIGRATIONS, missing_column_ddl
 from hubsight.store.server import ServerStore, cluster_ddl, dedup_token
 
+from support import index_counted_batches
+
 
 class ChdbClient:
     """clickhouse-connect's client calls, run by chdb; every statement is kept."""
@@ -115,6 +117,14 @@ def test_a_single_server_runs_the_embedded_stores_sql(client: ChdbClient) -> Non
     assert not any(
         s.startswith(("CREATE TABLE events", "ALTER")) for s in client.statements[before:]
     )
+
+
+def test_a_count_over_a_time_range_counts_each_event_once(client: ChdbClient) -> None:
+    store = ServerStore(client, where="ch1:8123")
+    for batch in index_counted_batches(datetime(2026, 12, 1, tzinfo=UTC)):
+        store.write(batch)
+    request = SearchRequest(query="calculate(count)", start="2026-11-01", end="2026-12-04")
+    assert search(store, request).to_json()["rows"] == [[11_999]]
 
 
 def test_a_retried_batch_is_stored_once_and_a_new_one_is_stored(client: ChdbClient) -> None:

@@ -28,7 +28,7 @@ from hubsight.store.schema import (
     pending_migrations,
     unpartition_ddl,
 )
-from hubsight.store.sql import STORED_OFFSETS, decode_rows
+from hubsight.store.sql import READ_SETTINGS, STORED_OFFSETS, decode_rows
 
 _encoder = msgspec.json.Encoder()
 
@@ -91,8 +91,8 @@ class EmbeddedStore:
                 )
             try:
                 session = chdb_session.Session(_session_url(self._path))
-                # 64-bit integers as JSON numbers, not strings, in every result.
-                session.query("SET output_format_json_quote_64bit_integers = 0")
+                for name, value in READ_SETTINGS.items():
+                    session.query(f"SET {name} = {value}")
             except Exception as exc:
                 raise StoreError(
                     f"cannot open the event store in {self._path}: {_first_line(exc)}",

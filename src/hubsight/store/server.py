@@ -35,7 +35,7 @@ from hubsight.store.schema import (
     missing_column_ddl,
     pending_migrations,
 )
-from hubsight.store.sql import STORED_OFFSETS, decode_rows
+from hubsight.store.sql import READ_SETTINGS, STORED_OFFSETS, decode_rows
 
 PASSWORD_ENV = "HUBSIGHT_STORE_PASSWORD"  # noqa: S105 - the variable's name, not a password
 _encoder = msgspec.json.Encoder()
@@ -43,7 +43,6 @@ _INSERT_SETTINGS = {
     "date_time_input_format": "best_effort",
     "input_format_json_read_objects_as_strings": 1,
 }
-_READ_SETTINGS = {"output_format_json_quote_64bit_integers": 0}
 # Single servers deduplicate retried inserts of the last 1,000 batches by their token.
 _SINGLE_SERVER = [
     f"ALTER TABLE {EVENTS_TABLE} MODIFY SETTING non_replicated_deduplication_window = 1000"
@@ -166,7 +165,7 @@ class ServerStore:
         """Run a read query; rows as dicts keyed by column name."""
         try:
             body = self._client.raw_query(
-                sql, parameters=dict(params) if params else None, settings=_READ_SETTINGS,
+                sql, parameters=dict(params) if params else None, settings=READ_SETTINGS,
                 fmt="JSONCompact",
             )  # fmt: skip
         except Exception as exc:
