@@ -76,3 +76,23 @@ def test_a_long_comment_and_title_stay_inside_the_page(page: Page, console: Cons
     expect(page.locator("#history")).to_contain_text("unbrokenunbroken")
     # One word of 8,000 characters made the whole page ~80,000 pixels wide.
     assert page.evaluate("document.documentElement.scrollWidth") <= 1400  # the viewport
+
+
+ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d")
+
+
+def test_triage_pages_show_every_time_in_the_viewers_zone(page: Page, console: Console) -> None:
+    # Evidence rows were in the viewer's zone, the alert's events, history and the alerts list
+    # in raw UTC ISO beside them: two zones on one page, unmarked.
+    sign_in(page, console, ANALYST)
+    page.goto(console.url + "/alerts")
+    expect(page.locator("#alerts tbody time")).to_have_count(1)
+    assert not ISO.search(page.locator("#alerts").inner_text())
+    page.locator('#alerts tbody a[href^="/alerts/"]').first.click()
+    page.fill('#triage textarea[name="comment"]', "checked")
+    page.locator('#triage button[type="submit"]').click()
+    expect(page.locator("#history")).to_contain_text("checked")
+    for part in ("dl.facts", "#history", "#evidence"):
+        assert not ISO.search(page.locator(part).inner_text()), part
+    stamp = page.locator("dl.facts time").first
+    assert ISO.match(stamp.get_attribute("title") or "")  # the exact time stays on hover

@@ -93,7 +93,9 @@ async function refreshSources() {
     $("span", cells[2]).textContent = h.events_per_minute;
     sparkline($(".spark", cells[2]), h.events_per_minute_history);
     cells[3].textContent = h.events_stored;
-    cells[4].textContent = h.last_event_time || "—";
+    const last = h.last_event_time ? el("time", { datetime: h.last_event_time }) : "—";
+    if (h.last_event_time) localTime(last, h.last_event_time);
+    cells[4].replaceChildren(last);
     cells[5].textContent = h.lag.length ? h.lag.reduce((n, p) => n + (p.lag || 0), 0) : "—";
     cells[6].replaceChildren(...(h.last_error ? [el("span", { class: "error", text: h.last_error })] : []),
       ...(h.hint ? [el("div", { class: "hint", text: h.hint })] : []), ...(!h.last_error && !h.hint ? ["—"] : []));
