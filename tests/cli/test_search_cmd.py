@@ -104,7 +104,8 @@ def test_unknown_key_warns_and_strict_refuses(data_dir: Path) -> None:
     assert err.splitlines()[:2] == [
         "warning: 'riskLevel' is not a hubsight key: read from the raw record's 'riskLevel' or "
         "'properties.riskLevel' (any case) (line 1, column 9)",
-        "hint: did you mean risk_level? search with --strict to make unknown keys an error",
+        'hint: did you mean risk_level? a strict search (--strict, or "strict": true in '
+        "the API) refuses unknown keys",
     ]
     assert json.loads(out)["warnings"][0]["column"] == 9
     code, out, err = _run(data_dir, "groupby(riskLevel)", "--strict")

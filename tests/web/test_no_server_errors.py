@@ -50,7 +50,10 @@ def _refused(response: Any, status: int) -> dict[str, Any]:
         ({"query": "timeslice(99999999999999999999999h)", "last": "1h"}, "wider than"),
         ({"query": "where(timestamp > 9999999999999999999999)", "last": "1h"}, "is not a time"),
         ({"query": "where(x)", "last": "999999999999d"}, "before the year 1"),
-        ({"query": "where(x)", "from": "99999999999999999999"}, "cannot read the --from"),
+        (
+            {"query": "where(x)", "from": "99999999999999999999"},
+            "cannot read the start time (from)",
+        ),
     ],
 )
 def test_times_past_what_a_datetime_holds_are_400(

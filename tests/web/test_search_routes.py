@@ -115,14 +115,16 @@ def test_unknown_key_answers_from_the_raw_record_with_a_warning(client: TestClie
         {
             "message": "'usr' is not a hubsight key: read from the raw record's 'usr' or "
             "'properties.usr' (any case)",
-            "hint": "did you mean user? search with --strict to make unknown keys an error",
+            "hint": 'did you mean user? a strict search (--strict, or "strict": true in the API) '
+            "refuses unknown keys",
             "line": 1,
             "column": 7,
         },
         {
             "message": "'riskLevel' is not a hubsight key: read from the raw record's "
             "'riskLevel' or 'properties.riskLevel' (any case)",
-            "hint": "did you mean risk_level? search with --strict to make unknown keys an error",
+            "hint": 'did you mean risk_level? a strict search (--strict, or "strict": true in the '
+            "API) refuses unknown keys",
             "line": 1,
             "column": 22,
         },

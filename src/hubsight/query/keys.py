@@ -165,7 +165,8 @@ class KeyResolver:
                 QueryWarning(
                     f"'{key.name}' is not a hubsight key: read from the raw record's "
                     f"'{key.name}' or 'properties.{key.name}' (any case)",
-                    hint + "search with --strict to make unknown keys an error",
+                    hint + 'a strict search (--strict, or "strict": true in the API) '
+                    "refuses unknown keys",
                     key.pos.line,
                     key.pos.column,
                 )

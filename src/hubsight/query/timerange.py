@@ -36,7 +36,7 @@ class TimeWindow:
             raise ConfigError(
                 f"the time range ends ({self.end.isoformat()}) before it starts "
                 f"({self.start.isoformat()})",
-                hint="give --from an earlier time than --to",
+                hint="give a start (from) earlier than the end (to)",
             )
 
 
@@ -106,18 +106,23 @@ def resolve_window(
     tz = zone(tz_name)
     if last and (start or end):
         raise ConfigError(
-            "give either a relative range or --from/--to, not both", hint="drop --last"
+            "give either a relative range (last) or from and to, not both",
+            hint="drop last, or from and to",
         )
     if not (start or end):
         return parse_relative(last or "last 24 hours", now, tz)
     if not start:
-        raise ConfigError("--to needs --from", hint="give the start of the range with --from")
+        raise ConfigError(
+            "a range with an end (to) needs a start (from)",
+            hint="give the start of the range (from)",
+        )
     bounds = []
-    for label, text in (("--from", start), ("--to", end)):
+    # Named as the API, the console (From, To) and the CLI (--from, --to) all call them.
+    for label, text in (("start time (from)", start), ("end time (to)", end)):
         instant = parse_instant(text, tz) if text else now.astimezone(UTC)
         if instant is None:
             raise ConfigError(
-                f"cannot read the {label} time '{text}'",
+                f"cannot read the {label} '{text}'",
                 hint="write ISO 8601 (2024-05-01T10:00:00Z, or local time without an offset) "
                 "or epoch milliseconds",
             )
