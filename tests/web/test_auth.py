@@ -164,6 +164,21 @@ def test_failed_sign_ins_are_rate_limited(service: Service, users: UserStore) ->
     assert SESSION_COOKIE not in blocked.headers.get("set-cookie", "")
 
 
+def test_a_sign_in_sent_as_json_is_told_to_send_a_form(service: Service, users: UserStore) -> None:
+    client = _client(service, users)
+    sent = client.post("/login", json={"name": "root", "password": ADMIN_PW})
+    # It said "name: Field required" of a name that was sent.
+    assert sent.status_code == 422
+    assert sent.json()["error"].startswith("this request takes a form")
+    assert "API token" in sent.json()["hint"]
+    assert ADMIN_PW not in sent.text
+    assert SESSION_COOKIE not in sent.headers.get("set-cookie", "")
+    # A form missing a field still names the field, and JSON routes are as before.
+    half = client.post("/login", data={"name": "root"})
+    assert (half.status_code, half.json()["error"]) == (422, "invalid request")
+    assert half.json()["problems"][0]["loc"] == ["body", "password"]
+
+
 def test_next_never_leaves_the_server(service: Service, users: UserStore) -> None:
     client = _client(service, users)
     data = {"name": "root", "password": ADMIN_PW, "next": "//evil.example/x"}

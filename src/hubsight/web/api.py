@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 import anyio.to_thread
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request, params
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
@@ -359,13 +359,32 @@ def create_app(
         return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
-    async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         # FastAPI's default echoes the input, which may hold a connection string.
         problems = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "")} for e in exc.errors()]
+        if _form_sent_otherwise(request):
+            # Its fields were sent, as JSON: "name: Field required" would be untrue.
+            body = {
+                "error": "this request takes a form (application/x-www-form-urlencoded), "
+                "not the body sent",
+                "hint": "send the fields as a form; scripts use an API token instead of signing in",
+                "problems": problems,
+            }
+            return JSONResponse(body, status_code=422)
         return JSONResponse({"error": "invalid request", "problems": problems}, status_code=422)
 
     check_routes(app)
     return app
+
+
+def _form_sent_otherwise(request: Request) -> bool:
+    """The route reads a form (sign-in, first admin) and the body is not one."""
+    route = request.scope.get("route")
+    field = route.body_field if isinstance(route, APIRoute) else None
+    if field is None or not isinstance(field.field_info, params.Form):
+        return False
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    return kind not in {"application/x-www-form-urlencoded", "multipart/form-data"}
 
 
 def check_routes(app: FastAPI) -> None:
