@@ -141,6 +141,32 @@ def test_admin_creates_an_analyst_from_the_console(service: Service, users: User
     assert last.json()["error"] == "'root' is the last admin"
 
 
+@pytest.mark.parametrize("name", ["ana\n", "bo\n", "Ünï", "_bo", "b" * 65])
+def test_account_names_outside_the_rule_are_refused(
+    service: Service, users: UserStore, name: str
+) -> None:
+    # "ana\n" passed the name check ("$" matches before a final newline) and listed as "ana".
+    client = _client(service, users)
+    csrf = {"X-CSRF-Token": _sign_in(client, "root", ADMIN_PW)}
+    body = {"name": name, "password": "long enough pass"}
+    refused = client.post("/api/v1/accounts", json=body, headers=csrf)
+    assert refused.status_code == 400
+    assert "ASCII letters" in refused.json()["hint"]
+    assert [a.name for a in users.accounts()] == ["ana", "root"]
+    edge = client.post("/api/v1/accounts", json=body | {"name": "b" * 64}, headers=csrf)
+    assert edge.status_code == 201
+
+
+def test_a_source_name_ending_in_a_newline_is_refused(service: Service, users: UserStore) -> None:
+    client = _client(service, users)
+    csrf = {"X-CSRF-Token": _sign_in(client, "root", ADMIN_PW)}
+    body = {"name": "k1\n", "profile": {"kind": "kafka", "bootstrap": "127.0.0.1:1"}}
+    refused = client.post("/api/v1/event-sources", json=body | {"topics": ["t"]}, headers=csrf)
+    assert refused.status_code == 400
+    assert refused.json()["error"].startswith("name: ")
+    assert service.catalog.all() == []
+
+
 def test_api_tokens_work_without_cookie_or_csrf(service: Service, users: UserStore) -> None:
     client = _client(service, users)
     token = users.issue_token("root", "script")

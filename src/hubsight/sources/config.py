@@ -27,7 +27,8 @@ DEFAULT_TOPIC = "insights-operational-logs"
 # A message of Event Hubs Standard is at most 1 MB; fetches must admit one whole message plus
 # the record batch framing around it.
 MAX_MESSAGE_BYTES = 1024 * 1024
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$")
+# \Z, not $: "$" also matches before a final newline.
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}\Z")
 _HOST = re.compile(r"^[A-Za-z0-9.-]+(:\d{1,5})?$")
 
 

@@ -65,7 +65,8 @@ __all__ = [
 MIN_PASSWORD = 12
 # An ended session's row stays this long, so a browser that comes back is told it expired.
 _ENDED_KEPT_S = 24 * 3600
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
+# \Z, not $: "$" also matches before a final newline, which let "ana\n" pass for a name.
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}\Z")
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS console_users (
     name TEXT PRIMARY KEY,
@@ -173,7 +174,8 @@ class UserStore(ApiTokens):
         if not _NAME.match(name):
             raise ConfigError(
                 f"'{name}' is not a valid user name",
-                hint="use up to 64 letters, digits, '.', '_', '@' or '-'",
+                hint="use up to 64 ASCII letters, digits, '.', '_', '@' or '-', starting with a "
+                "letter or digit",
             )
         if role not in ROLES:
             raise ConfigError(f"unknown role '{role}'", hint="use admin or analyst")
