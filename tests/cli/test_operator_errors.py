@@ -3,6 +3,7 @@ code, no traceback and no secret, from the real ``hubsight`` process."""
 
 from __future__ import annotations
 
+import socket
 import subprocess
 from pathlib import Path
 
@@ -108,3 +109,24 @@ def test_an_imported_rules_bad_exception_address_is_refused_at_start_like_a_ship
         f"error: {rule_id}: rule exception '999.1.1.1' does not appear to be an IPv4 or IPv6 "
         "network\nhint: give IPs as 203.0.113.7 or CIDRs as 10.0.0.0/8\n"
     )
+
+
+def test_run_stops_at_once_when_its_console_cannot_listen(data_dir: Path) -> None:
+    # uvicorn's thread logged the error and `run` went on with no console, API, /metrics or
+    # /health: a supervisor saw it running.
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        run = hubsight_process(data_dir, "run", "--port", str(port))
+    assert "Traceback" not in run.stderr
+    assert run.returncode == 1
+    # After `run`'s log lines (it tightens the data directory's modes first).
+    assert run.stderr.endswith(
+        f"error: cannot listen on 127.0.0.1:{port}: Address already in use\n"
+        "hint: another process may listen there (`ss -ltnp`): stop it, or give --port another "
+        "port; ports below 1024 need privileges\n"
+    )
+    refused = hubsight_process(data_dir, "run", "--port", "65536")
+    assert (refused.returncode, refused.stdout) == (2, "")
+    assert "Invalid value for '--port': 65536 is not in the range 0<=x<=65535." in refused.stderr

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from hubsight.cli.run_cmd import TLS_CERT_ENV, TLS_KEY_ENV, _start_api, _tcp_config
+from hubsight.cli.run_cmd import TLS_CERT_ENV, TLS_KEY_ENV, _start_api, _tcp_config, _tcp_socket
 from hubsight.detect.runtime import Detection
 from hubsight.devbroker import free_port
 from hubsight.errors import ConfigError
@@ -45,7 +45,7 @@ def test_https_listener_sets_secure_cookies_and_the_socket_stays_private(
     detection = Detection.open(data_dir)
     port = free_port()
     service = Service(data_dir, store, Catalog(data_dir))
-    servers = _start_api(service, detection, users, ("127.0.0.1", port))
+    servers = _start_api(service, detection, users, ("127.0.0.1", _tcp_socket("127.0.0.1", port)))
     try:
         wait_until(lambda: all(s.started for s in servers), 10, "both listeners")
         context = ssl.create_default_context(cafile=str(authority))

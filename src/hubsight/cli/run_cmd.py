@@ -25,7 +25,7 @@ from hubsight.collector import CollectorSettings
 from hubsight.datadir import close_data_dir
 from hubsight.demo import start_demo, stop_demo
 from hubsight.detect.runtime import Detection
-from hubsight.errors import ConfigError
+from hubsight.errors import ConfigError, HubsightError
 from hubsight.logformat import FORMATS, configure_logging, resolve_log_format
 from hubsight.parsing.registry import default_registry
 from hubsight.query.search import searcher
@@ -52,11 +52,18 @@ MAX_BATCH_MB = 64
 
 @click.command("run")
 @click.option("--no-web", is_flag=True, help="Serve the API only on the local socket.")
-@click.option("--port", default=8080, show_default=True, help="TCP port of the web console/API.")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8080,
+    show_default=True,
+    help="TCP port of the web console/API (0: any free port, logged).",
+)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--demo", is_flag=True, help="Start a local broker fed with sample Azure events.")
 @click.option(
     "--no-data-after",
+    type=click.FloatRange(0, min_open=True),
     default=60.0,
     show_default=True,
     help="Seconds without data before a source shows 'waiting for data' with a hint.",
@@ -103,6 +110,8 @@ def run(
     signal.signal(signal.SIGINT, request_stop)
     close_data_dir(data_dir)
     with run_lock(data_dir):
+        # Before anything starts: a port in use or an unknown address stops `run` at once.
+        listener = None if no_web else _tcp_socket(host, port)
         # The catalog first: a damaged one stops `run` before the engine starts.
         catalog = Catalog(data_dir)
         store = open_store(store_settings(data_dir))
@@ -136,7 +145,9 @@ def run(
         # detection's position (a crash, a batch it failed on) is read before any live batch:
         # those wait for it; the service's loop does not.
         detection.start()
-        servers = _start_api(service, detection, users, None if no_web else (host, port))
+        servers = _start_api(
+            service, detection, users, None if listener is None else (host, listener)
+        )
         try:
             service.serve(stop)
         finally:
@@ -156,18 +167,23 @@ def collector_settings(no_data_after: float, batch_mb: float) -> CollectorSettin
 
 
 def _start_api(
-    service: Service, detection: Detection, users: UserStore, tcp: tuple[str, int] | None
+    service: Service,
+    detection: Detection,
+    users: UserStore,
+    tcp: tuple[str, socket.socket] | None,
 ) -> list[uvicorn.Server]:
     # The socket is the owner's alone (0600), so its app trusts the caller; the TCP one signs in.
     servers: list[tuple[uvicorn.Server, socket.socket | None]] = []
     if tcp is not None:
-        web = create_app(service, auth=ConsoleAuth(users, open_metrics=is_loopback(tcp[0])))
+        host, listener = tcp
+        port = listener.getsockname()[1]
+        web = create_app(service, auth=ConsoleAuth(users, open_metrics=is_loopback(host)))
         web.state.detect_db = detection.engine.db
-        config = _tcp_config(web, *tcp)
-        servers.append((uvicorn.Server(config), None))
+        config = _tcp_config(web, host, port)
+        servers.append((uvicorn.Server(config), listener))
         scheme = "https" if config.ssl_certfile else "http"
-        log.info("console and API on %s://%s:%d (OpenAPI at /openapi.json)", scheme, *tcp)
-        announce_first_run(users, console_url(scheme, *tcp), sys.stdout)
+        log.info("console and API on %s://%s:%d (OpenAPI at /openapi.json)", scheme, host, port)
+        announce_first_run(users, console_url(scheme, host, port), sys.stdout)
     local = create_app(service, users=users)
     local.state.detect_db = detection.engine.db
     local_config = uvicorn.Config(local, log_level="warning", log_config=None)
@@ -255,6 +271,36 @@ def _tcp_config(app: FastAPI, host: str, port: int) -> uvicorn.Config:
             hint=f"point {TLS_CERT_ENV} and {TLS_KEY_ENV} at a readable PEM certificate and key",
         ) from exc
     return config
+
+
+def _tcp_socket(host: str, port: int) -> socket.socket:
+    """The console's listening socket, bound before `run` goes on.
+
+    uvicorn binds in its own thread, where a port in use or an unknown address only logged an
+    error: `run` went on collecting with no console, API, /metrics or /health.
+    """
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as exc:
+        raise HubsightError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}",
+            hint="give --host an address of this machine (127.0.0.1, 0.0.0.0, ::), or --no-web",
+        ) from exc
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen()
+    except OSError as exc:
+        sock.close()
+        raise HubsightError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}",
+            hint="another process may listen there (`ss -ltnp`): stop it, or give --port "
+            "another port; ports below 1024 need privileges",
+        ) from exc
+    return sock
 
 
 def _owner_socket(path: Path) -> socket.socket:
