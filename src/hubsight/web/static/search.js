@@ -164,13 +164,21 @@ function searchPage() {
   });
   $("#more").addEventListener("click", () => submit(true));
   $$("button.export").forEach((button) => button.addEventListener("click", async () => {
-    const format = button.dataset.format;
-    const response = await fetch(`/api/v1/search/export?format=${format}`, {
-      method: "POST", credentials: "same-origin",
-      headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf() }, body: JSON.stringify(scope()),
-    });
-    if (!response.ok) { show(qerror, problem(await response.json())); return; }
-    el("a", { href: URL.createObjectURL(await response.blob()), download: `search.${format}` }).click();
+    const format = button.dataset.format, label = button.textContent;
+    // A whole result can take many seconds: say so, and do not start it twice meanwhile.
+    button.disabled = true;
+    button.textContent = "Exporting…";
+    try {
+      const response = await fetch(`/api/v1/search/export?format=${format}`, {
+        method: "POST", credentials: "same-origin",
+        headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf() }, body: JSON.stringify(scope()),
+      });
+      if (!response.ok) { show(qerror, problem(await response.json())); return; }
+      el("a", { href: URL.createObjectURL(await response.blob()), download: `search.${format}` }).click();
+    } finally {
+      button.disabled = false;
+      button.textContent = label;
+    }
   }));
   savedQueries(form, repaint);
   const history = queryHistory(form, (h) => {
