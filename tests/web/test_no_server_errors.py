@@ -122,3 +122,11 @@ def test_a_user_name_with_a_quote_cannot_change_the_user_pages_queries(client: T
         assert isinstance(where, ast.Compare)  # one comparison, on this user
         assert isinstance(where.value, ast.Text)
         assert where.value.text == name.lower()  # the page shows the user in lower case
+
+
+def test_a_user_whose_name_holds_a_slash_has_a_page(client: TestClient) -> None:
+    # Its link quotes "/" as %2F, which the server receives decoded: the page was a 404.
+    name = "contoso/svc-backup"
+    page = client.get(f"/users/{quote(name, safe='')}")
+    assert page.status_code == 200
+    assert f"<h1>{name}</h1>" in page.text

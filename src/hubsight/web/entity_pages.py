@@ -85,7 +85,10 @@ def learning_status(request: Request, db: DetectDB) -> dict[str, Any]:
     }
 
 
-@router.get("/users/{user}", response_class=HTMLResponse, dependencies=[require_role("analyst")])
+# ``path``: a name holding "/" (its link quotes it as %2F, which arrives decoded) has a page too.
+@router.get(
+    "/users/{user:path}", response_class=HTMLResponse, dependencies=[require_role("analyst")]
+)
 def user_page(request: Request, user: str, days: int = 30) -> HTMLResponse:
     """One user: the map, what the logs say (roles, MFA, devices, apps), baseline, alerts."""
     db = detect_db(request)
