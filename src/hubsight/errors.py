@@ -26,6 +26,7 @@ contain secrets: adapters build them from names and hosts only.
 
 from __future__ import annotations
 
+import errno
 from dataclasses import dataclass
 
 
@@ -154,3 +155,25 @@ class QuerySyntaxError(QueryError):
         lines = self.query.splitlines() or [""]
         text = lines[min(self.line, len(lines)) - 1]
         return f"{text}\n{' ' * max(self.column - 1, 0)}^"
+
+
+# What to do about the errors the system gives for a path; others get the general hint.
+_OS_HINTS = {
+    errno.ENOENT: "check the path: the directory holding it must exist",
+    errno.ENOTDIR: "a part of the path is a file, not a directory: check the path",
+    errno.EISDIR: "the path is a directory where a file is needed: check the path",
+    errno.EACCES: "run as the user owning it (the data directory is its owner's only), or fix "
+    "its permissions",
+    errno.EPERM: "run as the user owning it, or fix its permissions",
+    errno.EROFS: "the file system is read-only: remount it read-write, or use another path",
+    errno.ENOSPC: "the disk is full: free space on it (or lower retention), then run it again",
+    errno.EDQUOT: "the disk quota is used up: free space, then run it again",
+}
+
+
+def path_error(exc: OSError) -> HubsightError:
+    """The system's refusal of a path as hubsight's error: what, which path, what to do."""
+    reason = exc.strerror or str(exc)
+    where = f"{exc.filename}: " if exc.filename is not None else ""
+    hint = _OS_HINTS.get(exc.errno or 0, "check the path and its permissions, then run it again")
+    return HubsightError(f"{where}{reason}", hint=hint)

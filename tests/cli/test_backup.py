@@ -120,7 +120,15 @@ def filled(tmp_path: Path) -> Path:
 
 def test_backup_while_running_restores_everything(filled: Path, tmp_path: Path) -> None:
     target = tmp_path / "backup"
+    (tmp_path / "file").write_text("not a directory\n")
     with _running(filled):
+        # The service's refusal of the path was a 500 the CLI could not read: a traceback.
+        refused = _cli(filled, "backup", str(tmp_path / "file" / "backup"))
+        assert (refused.exit_code, refused.output) == (
+            1,
+            f"error: {tmp_path / 'file' / 'backup'}: Not a directory\n"
+            "hint: a part of the path is a file, not a directory: check the path\n",
+        )
         done = _cli(filled, "backup", str(target))
         assert done.exit_code == 0, done.output
     assert "backed up 5 events" in done.output

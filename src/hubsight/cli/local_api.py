@@ -39,7 +39,14 @@ class LocalApi:
                 f"`hubsight run` holds this data directory but its API did not answer: {exc}",
                 hint="wait for it to finish starting, or stop it and run the command again",
             ) from None
-        payload = response.json() if response.content else None
+        try:
+            payload = response.json() if response.content else None
+        except ValueError:
+            # Not the API's own answer: a failure no handler caught, which `run` logged.
+            raise HubsightError(
+                f"`hubsight run` failed the request (HTTP {response.status_code})",
+                hint="see the log of `hubsight run` for what failed",
+            ) from None
         if response.status_code < 400:
             return payload
         error = payload if isinstance(payload, dict) else {}

@@ -6,7 +6,6 @@ with the problem and, when there is one, a second line with what to do.
 
 from __future__ import annotations
 
-import errno
 import sys
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from hubsight import __version__
 from hubsight.cli.options import STORE_META
 from hubsight.config import resolve_data_dir
 from hubsight.datadir import close_new_files
-from hubsight.errors import ConfigError, HubsightError, QuerySyntaxError
+from hubsight.errors import ConfigError, HubsightError, QuerySyntaxError, path_error
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -38,7 +37,7 @@ class HubsightGroup(click.Group):
                 raise  # click ends quietly when the reader of stdout went away (`| head`)
             # A path the system refused (a data directory that cannot be made, a full or
             # read-only disk): the operator's to fix, so a line naming it, not a traceback.
-            render_error(os_error(exc))
+            render_error(path_error(exc))
             sys.exit(EXIT_FAILURE)
 
 
@@ -49,28 +48,6 @@ def render_error(exc: HubsightError) -> None:
         click.echo(exc.excerpt, err=True)
     if exc.hint:
         click.echo(f"hint: {exc.hint}", err=True)
-
-
-# What to do about the errors the system gives for a path; others get the general hint.
-_OS_HINTS = {
-    errno.ENOENT: "check the path: the directory holding it must exist",
-    errno.ENOTDIR: "a part of the path is a file, not a directory: check the path",
-    errno.EISDIR: "the path is a directory where a file is needed: check the path",
-    errno.EACCES: "run as the user owning it (the data directory is its owner's only), or fix "
-    "its permissions",
-    errno.EPERM: "run as the user owning it, or fix its permissions",
-    errno.EROFS: "the file system is read-only: remount it read-write, or use another path",
-    errno.ENOSPC: "the disk is full: free space on it (or lower retention), then run it again",
-    errno.EDQUOT: "the disk quota is used up: free space, then run it again",
-}
-
-
-def os_error(exc: OSError) -> HubsightError:
-    """The system's refusal of a path as hubsight's error: what, which path, what to do."""
-    reason = exc.strerror or str(exc)
-    where = f"{exc.filename}: " if exc.filename is not None else ""
-    hint = _OS_HINTS.get(exc.errno or 0, "check the path and its permissions, then run it again")
-    return HubsightError(f"{where}{reason}", hint=hint)
 
 
 @click.group(cls=HubsightGroup)

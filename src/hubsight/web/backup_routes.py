@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict
 
 from hubsight import backup
+from hubsight.errors import path_error
 from hubsight.service import Service
 from hubsight.web.auditing import audit_note, audited
 from hubsight.web.auth import require_role
@@ -33,4 +34,8 @@ def make_backup(request: Request, body: BackupBody) -> dict[str, Any]:
     """Copy events, sources, users and detection state into ``dir``."""
     service: Service = request.app.state.service
     audit_note(request).target = body.dir
-    return backup.create(service.data_dir, service.store, Path(body.dir))
+    try:
+        return backup.create(service.data_dir, service.store, Path(body.dir))
+    except OSError as exc:
+        # A path the system refuses is the caller's to fix, said as the CLI says it offline.
+        raise path_error(exc) from exc
