@@ -113,3 +113,14 @@ def test_connection_test_endpoint(client: TestClient, broker: LocalBroker, topic
         "topic",
         "first_message",
     ]
+
+
+def test_a_source_missing_its_fields_is_told_which_a_source_has(client: TestClient) -> None:
+    # The error named the missing field and the hint was null.
+    missing = client.post("/api/v1/event-sources", json={"name": "x"})
+    assert missing.status_code == 400
+    assert missing.json()["error"] == "profile: Field required"
+    assert 'kind "eventhubs" with server and connection_string' in missing.json()["hint"]
+    wrong_kind = client.post("/api/v1/event-sources", json={"name": "x", "profile": {"kind": "eh"}})
+    assert "'eventhubs', 'kafka'" in wrong_kind.json()["error"]
+    assert "/openapi.json" in wrong_kind.json()["hint"]

@@ -182,12 +182,19 @@ class SourceConfig(_Strict):
         return data
 
 
+_SOURCE_FIELDS = (
+    'a source has a name, a profile (kind "eventhubs" with server and connection_string, or '
+    'kind "kafka" with bootstrap) and topics or topic_pattern; /openapi.json (POST '
+    "/api/v1/event-sources) and `hubsight source add --help` list every field"
+)
+
+
 def make_source(data: dict[str, object]) -> SourceConfig:
     """Build a source from plain data; validation errors become one ``ConfigError``."""
     try:
         return SourceConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(describe_validation(exc)) from None
+        raise ConfigError(describe_validation(exc), hint=_SOURCE_FIELDS) from None
 
 
 def describe_validation(exc: ValidationError) -> str:
