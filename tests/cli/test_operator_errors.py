@@ -130,3 +130,19 @@ def test_run_stops_at_once_when_its_console_cannot_listen(data_dir: Path) -> Non
     refused = hubsight_process(data_dir, "run", "--port", "65536")
     assert (refused.returncode, refused.stdout) == (2, "")
     assert "Invalid value for '--port': 65536 is not in the range 0<=x<=65535." in refused.stderr
+
+
+def test_an_event_store_that_cannot_be_opened_says_what_to_do(data_dir: Path) -> None:
+    # Not an event store's files (here a file where the engine keeps a directory): the engine's
+    # reason came alone, with no hint.
+    (data_dir / "clickhouse").mkdir()
+    (data_dir / "clickhouse" / "metadata").write_text("not a directory\n")
+    stderr = _refused(hubsight_process(data_dir, "search", "where(user=x)"), 1)
+    assert stderr.startswith(
+        f"error: cannot open the event store in {data_dir / 'clickhouse'}: event store query "
+        "failed: "
+    )
+    assert stderr.endswith(
+        "hint: `hubsight doctor` checks the event store; if its files are damaged, restore a "
+        "`hubsight backup` into a new --data-dir\n"
+    )

@@ -67,6 +67,16 @@ class EmbeddedStore:
         self._sessions: dict[threading.Thread, Any] = {}
         try:
             self._migrate()
+        except StoreError as exc:
+            self.close()
+            if exc.hint:
+                raise
+            # The engine's reason names a file of its own; what to do is the operator's question.
+            raise StoreError(
+                f"cannot open the event store in {self._path}: {exc.message}",
+                hint="`hubsight doctor` checks the event store; if its files are damaged, "
+                "restore a `hubsight backup` into a new --data-dir",
+            ) from exc
         except BaseException:
             # A store that cannot be used (a newer schema, a failed migration) lets go of the
             # engine: chdb holds one data directory per process until its sessions close.
