@@ -130,3 +130,5 @@ def test_a_user_whose_name_holds_a_slash_has_a_page(client: TestClient) -> None:
     page = client.get(f"/users/{quote(name, safe='')}")
     assert page.status_code == 200
     assert f"<h1>{name}</h1>" in page.text
+    timeline = client.get(f"/api/v1/users/{quote(name, safe='')}/timeline")
+    assert (timeline.status_code, timeline.json()["user"]) == (200, name)

@@ -353,7 +353,7 @@ def _in_part(part: str) -> Iterator[None]:
         raise SettingError(exc.message, field=f"{part}.{exc.field}", hint=exc.hint) from exc
 
 
-@router.get("/users/{user}/timeline", dependencies=[require_role("analyst")])
+@router.get("/users/{user:path}/timeline", dependencies=[require_role("analyst")])
 def user_timeline(
     user: str, db: Db, days: Annotated[int, Query(ge=1, le=3650)] = 30
 ) -> dict[str, Any]:
