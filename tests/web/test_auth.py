@@ -239,6 +239,8 @@ def test_cli_creates_admin_from_env_or_prompt_and_never_echoes(data_dir: Path) -
         env={"HS_PW": ADMIN_PW},
     )
     assert made.exit_code == 0, made.output
+    # It said "sign in at http://127.0.0.1:8080/login" also of a console on another port.
+    assert "unless `hubsight run` was given another --host or --port" in made.output
     prompted = runner.invoke(
         cli, [*base, "create", "--name", "ana", "--role", "analyst"], input=f"{ANALYST_PW}\n" * 2
     )

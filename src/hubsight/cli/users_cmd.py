@@ -51,7 +51,11 @@ def create_admin(data_dir: Path, name: str, password_env: str | None) -> None:
     """Create an admin account (may change sources, rules and users)."""
     account = UserStore(data_dir).create(name, _password(password_env), "admin")
     record_cli(data_dir, "account.create", name, changes={"role": [None, "admin"]})
-    click.echo(f"created admin '{account.name}'; sign in at http://127.0.0.1:8080/login")
+    # This command does not know where `hubsight run` listens: say which address is the default.
+    click.echo(
+        f"created admin '{account.name}'; sign in at the console's /login "
+        "(http://127.0.0.1:8080/login unless `hubsight run` was given another --host or --port)"
+    )
 
 
 @users.command("create")
