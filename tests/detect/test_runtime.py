@@ -218,3 +218,37 @@ def test_alerts_a_failed_save_left_are_notified_when_closing(tmp_path: Path) -> 
     finally:
         db.close()
     assert rules == {"auth.brute_force", "auth.brute_force_success"}
+
+
+def test_a_rule_detect_toml_names_that_no_rule_has_is_said_at_start_and_on_change(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A typo meant to switch a rule off left it running, with nothing said.
+    (tmp_path / "detect.toml").write_text(
+        '[rules."auth.brute_forse"]\nenabled = false\n'
+        '[rules."auth.password_spray"]\nenabled = false\n'
+        '[rules."custom.bad-passwords"]\nenabled = false\n'
+        '[[custom]]\nid = "bad-passwords"\ntitle = "Bad password"\nkind = "pattern"\n'
+        "query = 'where(result = \"FAILED_BAD_PASSWORD\")'\n"
+    )
+    with caplog.at_level("WARNING", logger="hubsight.detect.runtime"):
+        detection = Detection.open(tmp_path, refresh_s=0)
+    try:
+        said = [r.getMessage() for r in caplog.records if "which no rule has" in r.getMessage()]
+        # Named with its nearest rule; the rule switched off by its right name, and a custom
+        # alert's (a rule only once a store runs it), are not.
+        assert said == [
+            "detect.toml sets rule 'auth.brute_forse', which no rule has, so its settings do "
+            "nothing (did you mean 'auth.brute_force'? `hubsight rules list` lists the rules)"
+        ]
+        assert "auth.brute_force" in {r.meta.id for r in detection.engine.rules}
+        caplog.clear()
+        (tmp_path / "detect.toml").write_text('[rules."zzz"]\nenabled = false\n')
+        os.utime(tmp_path / "detect.toml", ns=(0, time.time_ns() + 10**9))
+        with caplog.at_level("WARNING", logger="hubsight.detect.runtime"):
+            assert detection.refresh() is True
+        assert "sets rule 'zzz', which no rule has, so its settings do nothing (`hubsight" in (
+            caplog.text
+        )
+    finally:
+        detection.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import logging
 import sqlite3
 import threading
@@ -69,6 +70,24 @@ def load_ruleset(
     return build_ruleset(config, SettingsStore(db).all(), extra=extra)
 
 
+def warn_unknown_rules(config: DetectConfig, ruleset: RuleSet) -> None:
+    """Log each rule ``detect.toml`` sets that no rule has: a typo there left a rule meant to
+    be off or tuned running as shipped, with nothing said. Not an error: a Sigma file removed
+    from the rules folder must not stop collection."""
+    known = {rule.meta.id for rule in ruleset.rules} | set(ruleset.disabled)
+    # Custom alerts are rules only once a store can run their queries; their ids are known.
+    known |= {f"custom.{spec.id}" for spec in config.custom}
+    for rule_id in sorted(set(config.rules) - known):
+        near = difflib.get_close_matches(rule_id, sorted(known), n=1)
+        log.warning(
+            "%s sets rule %r, which no rule has, so its settings do nothing (%s`hubsight rules "
+            "list` lists the rules)",
+            CONFIG_NAME,
+            rule_id,
+            f"did you mean {near[0]!r}? " if near else "",
+        )
+
+
 def open_engine(request: EngineRequest) -> DetectionEngine:
     """The engine of a data directory; a backtest keeps its state and alerts in memory.
 
@@ -78,6 +97,7 @@ def open_engine(request: EngineRequest) -> DetectionEngine:
     config = DetectConfig.load(request.data_dir)
     settings_db = DetectDB.in_dir(request.data_dir)
     ruleset = load_ruleset(request.data_dir, settings_db, request.rules_dir, request.searcher)
+    warn_unknown_rules(config, ruleset)
     db = settings_db if request.persist else DetectDB(Path(":memory:"))
     if not request.persist:
         settings_db.close()
@@ -271,6 +291,7 @@ class Detection:
             try:
                 ruleset = watch.ruleset(self.engine.db)
                 notifier = watch.notifier(self.engine.db)
+                warn_unknown_rules(DetectConfig.load(watch.data_dir), ruleset)
             except HubsightError as exc:
                 log.error(
                     "detection settings changed but cannot be used; the running ones stay: %s (%s)",
