@@ -76,6 +76,13 @@ def test_a_long_comment_and_title_stay_inside_the_page(page: Page, console: Cons
     expect(page.locator("#history")).to_contain_text("unbrokenunbroken")
     # One word of 8,000 characters made the whole page ~80,000 pixels wide.
     assert page.evaluate("document.documentElement.scrollWidth") <= 1400  # the viewport
+    # The audit trail records the comment too.
+    console.users.create(*ADMIN, "admin")
+    sign_out(page)
+    sign_in(page, console, ADMIN)
+    page.goto(console.url + "/settings/audit")
+    expect(page.locator("#audit")).to_contain_text("unbrokenunbroken")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1400
 
 
 ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d")
