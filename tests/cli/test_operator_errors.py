@@ -3,6 +3,7 @@ code, no traceback and no secret, from the real ``hubsight`` process."""
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 from pathlib import Path
@@ -146,3 +147,20 @@ def test_an_event_store_that_cannot_be_opened_says_what_to_do(data_dir: Path) ->
         "hint: `hubsight doctor` checks the event store; if its files are damaged, restore a "
         "`hubsight backup` into a new --data-dir\n"
     )
+
+
+def test_status_of_a_data_directory_that_does_not_exist_says_so_and_makes_none(
+    tmp_path: Path,
+) -> None:
+    missing = tmp_path / "typo"
+    text = hubsight_process(missing, "status")
+    assert text.returncode == 0, text.stderr
+    assert text.stdout.startswith(f"no data directory at {missing}: nothing has run with it")
+    report = json.loads(hubsight_process(missing, "status", "--json").stdout)
+    assert report["data_dir_exists"] is False
+    assert report["sources"] == []
+    assert not missing.exists()
+    # An existing one is looked at as before, and says it exists.
+    missing.mkdir()
+    report = json.loads(hubsight_process(missing, "status", "--json").stdout)
+    assert report["data_dir_exists"] is True

@@ -20,12 +20,25 @@ from hubsight.store.damage import DOCTOR_HINT, DamagedPart
 @click.pass_obj
 def status(data_dir: Path, as_json: bool) -> None:
     """Per source: state, events stored, last event, lag per partition, last error and hint."""
+    if not data_dir.is_dir():
+        # Asked of a data directory that does not exist (a typo in --data-dir or
+        # HUBSIGHT_DATA_DIR), status made one and said "no event sources": it says so instead,
+        # and leaves the path as it was.
+        if as_json:
+            empty = {"running": False, "sources": [], "damaged_parts": [], "geoip": []}
+            click.echo(json.dumps({**empty, "data_dir_exists": False}, indent=2))
+            return
+        click.echo(
+            f"no data directory at {data_dir}: nothing has run with it (check --data-dir and "
+            "HUBSIGHT_DATA_DIR; `hubsight run` and `hubsight source add` create it)"
+        )
+        return
     running = is_running(data_dir)
     found = offline_status(data_dir, running=running, store=store_settings(data_dir))
     sources = found["sources"]
     geoip = describe_geoip(None, data_dir)
     if as_json:
-        report = {"running": running, **found, "geoip": geoip}
+        report = {"running": running, **found, "geoip": geoip, "data_dir_exists": True}
         click.echo(json.dumps(report, indent=2))
         return
     for database in geoip:
