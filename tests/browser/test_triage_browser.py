@@ -4,10 +4,14 @@ account sees, empty charts."""
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 
+import msgspec
 import pytest
 from playwright.sync_api import Page, Route, expect
 from tests.browser.harness import ADMIN, ANALYST, Console, sign_in, sign_out
+
+from hubsight.parsing.event import Event, LogSet
 
 pytestmark = pytest.mark.browser
 
@@ -76,6 +80,9 @@ def test_a_long_comment_and_title_stay_inside_the_page(page: Page, console: Cons
     expect(page.locator("#history")).to_contain_text("unbrokenunbroken")
     # One word of 8,000 characters made the whole page ~80,000 pixels wide.
     assert page.evaluate("document.documentElement.scrollWidth") <= 1400  # the viewport
+    page.goto(console.url + "/investigations")
+    expect(page.locator("#investigations")).to_contain_text("TTTT")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1400
     # The audit trail records the comment too.
     console.users.create(*ADMIN, "admin")
     sign_out(page)
@@ -124,3 +131,29 @@ def test_an_export_says_it_is_running_until_its_file_comes(page: Page, console: 
     assert download.value.suggested_filename == "search.csv"
     expect(button).to_have_text("Export CSV")
     expect(button).to_be_enabled()
+
+
+def test_log_search_rows_with_long_values_stay_inside_the_page(
+    page: Page, console: Console
+) -> None:
+    # Azure resource ids are long and unbroken: their pills pushed every search past the page.
+    long_id = "/SUBSCRIPTIONS/" + "E79B4D45-186A-474F-ABFB-24112DED9692/" * 12 + "X"
+    event = Event(
+        timestamp=datetime.now(UTC),
+        log_set=LogSet.CLOUD_SERVICE_ADMIN_ACTIVITY,
+        log_name="qa",
+        raw=msgspec.Raw(b"{}"),
+        source_topic="t",
+        source_partition=0,
+        source_offset=0,
+        record_index=0,
+        resource_id=long_id,
+        operation="x",
+    )
+    console.service.store.write([event])
+    sign_in(page, console, ANALYST)
+    page.goto(console.url + "/search")
+    page.fill("#leql", "where(log_name=qa)")
+    page.click('#search button[type="submit"]')
+    expect(page.locator("#rows .pill", has_text="resource_id=")).to_have_count(1)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1400
