@@ -410,6 +410,31 @@ def test_a_restart_detects_what_was_stored_and_not_saved_once(
         after.close()
 
 
+def test_with_no_source_there_is_nothing_to_read_back(
+    store: EmbeddedStore, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    log_name = next(_names)
+    before = _detection(tmp_path, store, log_name)
+    nine = _Batches(log_name).batch([_FAILED] * 9, "alice@contoso.com")
+    store.write(nine)
+    before.on_stored(nine)
+    before.close()
+    # Its only source removed: the catch-up has nothing to read, and said "reading the events
+    # of  it has not processed" with no name.
+    db = DetectDB.in_dir(tmp_path)
+    engine = DetectionEngine(db, [], options=EngineOptions(learning=timedelta(0)))
+    after = Detection(engine, Notifier.for_targets([], db), store=store, sources=lambda: [])
+    try:
+        with caplog.at_level("INFO", logger="hubsight.detect.runtime"):
+            thread = after.start_catch_up()
+            assert thread is not None
+            thread.join(60)
+        assert not after.behind
+        assert "reading the events of" not in caplog.text
+    finally:
+        after.close()
+
+
 def test_reading_again_what_was_processed_counts_nothing_twice(
     store: EmbeddedStore, tmp_path: Path
 ) -> None:

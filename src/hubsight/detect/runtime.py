@@ -411,6 +411,10 @@ class Detection:
         if not self.behind or self._store is None or self._sources is None or since is None:
             return []
         names = sorted(set(self._sources()))
+        if not names:
+            # No source to read back (none added yet, or all removed): nothing waits.
+            self._set_behind(False)
+            return []
         log.info("detection is reading the events of %s it has not processed", ", ".join(names))
         changed: list[Alert] = []
         positions = self.engine.positions()
