@@ -378,3 +378,26 @@ def test_alerts_are_read_by_many_dedup_keys_at_once(tmp_path: Path) -> None:
     assert set(found) == {alert.dedup_key, *(f"key-{n}" for n in range(501))}
     assert all(found[f"key-{n}"].evidence == [_ref(n)] for n in range(501))
     assert found[alert.dedup_key].evidence == alert.evidence
+
+
+def test_an_alert_written_whole_over_a_stored_one_moves_its_filtered_columns(
+    tmp_path: Path,
+) -> None:
+    # Written whole under a key a row still holds (a triaged alert withdrawn, then found again
+    # about someone else): the columns filters and relinking read follow the body.
+    engine = _engine(tmp_path)
+    engine.process([_event(m) for m in range(3)])
+    engine.close()
+    (alert,) = _stored(tmp_path)
+    again = msgspec.structs.replace(alert, user="zoe@contoso.com", source_ip="192.0.2.77")
+    db = DetectDB(tmp_path / "detect.sqlite3")
+    try:
+        store = AlertStore(db)
+        with db.transaction() as conn:
+            store.save(conn, [again], 0.0)
+        (by_user,) = store.find(AlertFilter(user="zoe@contoso.com", limit=10))
+        (by_address,) = store.find(AlertFilter(source_ip="192.0.2.77", limit=10))
+    finally:
+        db.close()
+    assert by_user.id == by_address.id == alert.id
+    assert by_user.user == "zoe@contoso.com"

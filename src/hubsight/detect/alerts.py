@@ -168,7 +168,8 @@ _UPSERT = (
     "INSERT INTO alerts (id, dedup_key, rule_id, severity, notable, user, source_ip, "
     "first_event_time, last_event_time, created_at, updated_at, body, tail) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(dedup_key) DO UPDATE SET "
-    "severity = excluded.severity, first_event_time = excluded.first_event_time, "
+    "severity = excluded.severity, user = excluded.user, source_ip = excluded.source_ip, "
+    "first_event_time = excluded.first_event_time, "
     "last_event_time = excluded.last_event_time, updated_at = excluded.updated_at, "
     "body = excluded.body, tail = excluded.tail"
 )
