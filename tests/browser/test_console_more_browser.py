@@ -250,3 +250,22 @@ def test_an_admin_gives_a_deleted_accounts_saved_query_to_another(
     wait_until(lambda: list_saved(console.service.store, admin)[0].shared, 10, "shared")
     (moved,) = list_saved(console.service.store, admin)
     assert (moved.owner, moved.name, moved.query) == (ANALYST[0], "bob's hunt", "corp")
+
+
+def test_the_add_form_refuses_a_port_out_of_range_in_the_apis_words(
+    page: Page, console: Console
+) -> None:
+    # The form sends to the API, whose one check of addresses the CLI shares.
+    console.users.create(*ADMIN, "admin")
+    sign_in(page, console, ADMIN)
+    page.goto(console.url + "/sources")
+    form = page.locator("#add-source")
+    form.locator('input[name="name"]').fill("relay")
+    form.locator('select[name="kind"]').select_option("kafka")
+    form.locator('input[name="bootstrap"]').fill("kafka-1:99999")
+    form.locator('button[type="submit"]').click()
+    expect(form.locator(".form-error")).to_contain_text(
+        "bootstrap server 'kafka-1:99999': port 99999 is not between 1 and 65535; "
+        "write host:port[,host:port...], e.g. kafka-1:9092"
+    )
+    assert console.service.catalog.all() == []

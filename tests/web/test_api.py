@@ -124,3 +124,24 @@ def test_a_source_missing_its_fields_is_told_which_a_source_has(client: TestClie
     wrong_kind = client.post("/api/v1/event-sources", json={"name": "x", "profile": {"kind": "eh"}})
     assert "'eventhubs', 'kafka'" in wrong_kind.json()["error"]
     assert "/openapi.json" in wrong_kind.json()["hint"]
+
+
+def _kafka_source(name: str, bootstrap: str) -> dict[str, object]:
+    return {"name": name, "profile": {"kind": "kafka", "bootstrap": bootstrap}}
+
+
+def test_the_api_refuses_a_bad_bootstrap_with_400_and_the_same_words(client: TestClient) -> None:
+    added = client.post("/api/v1/event-sources", json=_kafka_source("relay", "host:0"))
+    assert added.status_code == 400
+    assert "bootstrap server 'host:0': port 0 is not between 1 and 65535" in added.json()["error"]
+    assert "e.g. kafka-1:9092" in added.json()["error"]
+    assert (
+        client.post("/api/v1/event-sources", json=_kafka_source("relay", "k1:9092")).status_code
+        == 201
+    )
+    edited = client.put(
+        "/api/v1/event-sources/relay", json={"profile": {"kind": "kafka", "bootstrap": "k1:"}}
+    )
+    assert (edited.status_code, "the port is missing" in edited.json()["error"]) == (400, True)
+    tried = client.post("/api/v1/event-sources/test", json=_kafka_source("try", ":9092"))
+    assert (tried.status_code, "has no host name" in tried.json()["error"]) == (400, True)

@@ -15,6 +15,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -29,7 +30,50 @@ DEFAULT_TOPIC = "insights-operational-logs"
 MAX_MESSAGE_BYTES = 1024 * 1024
 # \Z, not $: "$" also matches before a final newline.
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}\Z")
-_HOST = re.compile(r"^[A-Za-z0-9.-]+(:\d{1,5})?$")
+# Labels of letters, digits and inner hyphens, separated by single dots (an IPv4 address is one).
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+_HOST_NAME = re.compile(rf"{_LABEL}(?:\.{_LABEL})*\.?\Z")
+_NEVER_IN_ADDRESS = frozenset("=;@/ ")
+
+
+def check_address(text: str, *, what: str, fix: str, port_required: bool) -> str:
+    """``host[:port]`` as given, or a ``ValueError`` naming the bad part and ``fix``.
+
+    The one check of a broker address: the CLI, the API and the console's form all build a
+    ``SourceConfig``, so each refuses the same addresses with the same words.
+    """
+    pasted = next((c for c in text if c in _NEVER_IN_ADDRESS), None)
+    if pasted is not None:
+        # Not echoed: a connection string or a password pasted in the wrong field would be.
+        raise ValueError(
+            f"{what} is not an address: it holds {pasted!r}, which no host name does "
+            f"(a connection string or password has a field of its own); {fix}"
+        )
+    host, colon, port = text.rpartition(":") if ":" in text else (text, "", "")
+    if not host:
+        raise ValueError(f"{what} {text!r} has no host name; {fix}")
+    if not _HOST_NAME.match(host):
+        raise ValueError(
+            f"{what} {text!r}: {host!r} is not a host name (letters, digits and inner '-', "
+            f"in labels separated by single dots); {fix}"
+        )
+    if not colon:
+        if port_required:
+            raise ValueError(f"{what} {text!r} has no port; {fix}")
+        return text
+    if not port.isascii() or not port.isdigit():
+        what_port = f"the port {port!r} is not a number" if port else "the port is missing"
+        raise ValueError(f"{what} {text!r}: {what_port}; {fix}")
+    if not 1 <= int(port) <= 65535:
+        raise ValueError(f"{what} {text!r}: port {int(port)} is not between 1 and 65535; {fix}")
+    return text
+
+
+_BOOTSTRAP_FIX = "write host:port[,host:port...], e.g. kafka-1:9092"
+
+
+def _stored(info: ValidationInfo) -> bool:
+    return isinstance(info.context, dict) and bool(info.context.get("stored"))
 
 
 class _Strict(BaseModel):
@@ -47,11 +91,15 @@ class EventHubsProfile(_Strict):
 
     @field_validator("server")
     @classmethod
-    def _server(cls, value: str) -> str:
+    def _server(cls, value: str, info: ValidationInfo) -> str:
         value = value.strip().lower().removeprefix("sb://").rstrip("/")
-        if not _HOST.match(value):
-            raise ValueError(f"server must be a host name with an optional port, not {value!r}")
-        return value
+        if _stored(info):
+            return value
+        fix = (
+            "give the namespace host, e.g. contoso-logs.servicebus.windows.net "
+            f"(port {EVENTHUBS_KAFKA_PORT} unless one is given)"
+        )
+        return check_address(value, what="server", fix=fix, port_required=False)
 
     @property
     def host(self) -> str:
@@ -80,10 +128,15 @@ class KafkaProfile(_Strict):
 
     @field_validator("bootstrap")
     @classmethod
-    def _bootstrap(cls, value: str) -> str:
+    def _bootstrap(cls, value: str, info: ValidationInfo) -> str:
         servers = [s.strip() for s in value.split(",") if s.strip()]
-        if not servers or not all(_HOST.match(s) and ":" in s for s in servers):
-            raise ValueError(f"bootstrap must be host:port[,host:port...], not {value!r}")
+        if not servers:
+            raise ValueError(f"bootstrap is empty; {_BOOTSTRAP_FIX}")
+        if not _stored(info):
+            for server in servers:
+                check_address(
+                    server, what="bootstrap server", fix=_BOOTSTRAP_FIX, port_required=True
+                )
         return ",".join(servers)
 
     @model_validator(mode="before")
@@ -189,10 +242,13 @@ _SOURCE_FIELDS = (
 )
 
 
-def make_source(data: dict[str, object]) -> SourceConfig:
-    """Build a source from plain data; validation errors become one ``ConfigError``."""
+def make_source(data: dict[str, object], *, stored: bool = False) -> SourceConfig:
+    """Build a source from plain data; validation errors become one ``ConfigError``.
+
+    ``stored``: the data was read back from the catalog, where older checks let it in.
+    """
     try:
-        return SourceConfig.model_validate(data)
+        return SourceConfig.model_validate(data, context={"stored": stored})
     except ValidationError as exc:
         raise ConfigError(describe_validation(exc), hint=_SOURCE_FIELDS) from None
 

@@ -83,7 +83,7 @@ class Catalog:
     def _join(self, plain: str, token: str) -> SourceConfig:
         data = json.loads(plain)
         data["profile"].update(json.loads(self._vault.decrypt(token)))
-        return make_source(data)
+        return make_source(data, stored=True)
 
     def add(self, config: SourceConfig) -> None:
         """Store a new source; its name must be free."""
