@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from hubsight.detect.attack import TACTICS, TECHNIQUES
-from hubsight.detect.base import Example
+from hubsight.detect.base import Example, Severity
 from hubsight.detect.content import CONTENT_DIR, ShippedRule, _shipped, content_rules
 from hubsight.detect.content.examples import compose, examples_path, load_base, load_examples
 from hubsight.detect.families import FAMILIES, family_of
@@ -103,6 +103,17 @@ def test_an_unknown_example_variable_is_refused(tmp_path: Path) -> None:
     )
     with pytest.raises(RuleError, match="'operation_name' is not one of base record"):
         load_examples(path)
+
+
+def test_an_example_names_the_severity_its_alerts_must_have(tmp_path: Path) -> None:
+    doc = {"record": "administrative", "fires": [{"name": "graded", "severity": "LOW"}]}
+    (example,) = load_examples(_write_examples(tmp_path, doc))
+    assert example.severity is Severity.LOW
+    assert example.met([Severity.LOW])
+    assert not example.met([Severity.LOW, Severity.HIGH])
+    doc["fires"] = [{"name": "graded", "severity": "urgent"}]
+    with pytest.raises(RuleError, match="example 'graded' names severity 'urgent'"):
+        load_examples(_write_examples(tmp_path, doc))
 
 
 def test_an_example_the_parser_refuses_is_an_error(tmp_path: Path) -> None:

@@ -53,6 +53,20 @@ def test_an_example_counting_alerts_fails_when_it_raises_another_count(tmp_path:
     assert "ok   auth.unusual_flow: again a second after the lookback (fires, 2 alerts)" in output
 
 
+def test_an_example_grading_its_alerts_fails_when_they_are_graded_otherwise(
+    tmp_path: Path,
+) -> None:
+    rule = "network.nsg_rule_any_source"
+    code, output = _run(tmp_path, "test", rule)
+    assert code == 0, output
+    web = "whole NSG written with its rules inline: HTTPS from any address (low)"
+    assert f"ok   {rule}: {web} (fires, low)" in output
+    (tmp_path / "detect.toml").write_text(f'[rules."{rule}"]\nthresholds = {{ web_ports = [] }}\n')
+    code, output = _run(tmp_path, "test", rule)
+    assert code == 1
+    assert f"FAIL {rule}: {web} (fires, low)" in output
+
+
 def test_imported_sigma_rules_are_listed_and_switchable(tmp_path: Path) -> None:
     folder = Path(__file__).parent / "sigma_rules" / "shapes"
     imported = _run(tmp_path, "import", "sigma", str(folder), "--json")[1].splitlines()

@@ -134,11 +134,13 @@ def test(data_dir: Path, rule_ids: tuple[str, ...]) -> None:
     for cls in classes:
         rule = build_rule(cls, effective(config, stored, cls.meta.id).thresholds)
         for example in cls.examples():
-            ok = example.met_by(len(run_example(rule, example)))
+            ok = example.met([a.severity for a in run_example(rule, example)])
             failures += not ok
             expected = "fires" if example.fires else "stays quiet"
             if example.alerts is not None:
                 expected += f", {example.alerts} alert{'s' * (example.alerts != 1)}"
+            if example.severity is not None:
+                expected += f", {example.severity.value.lower()}"
             click.echo(f"{'ok  ' if ok else 'FAIL'} {cls.meta.id}: {example.name} ({expected})")
     if failures:
         raise HubsightError(

@@ -229,10 +229,19 @@ class Example:
     # How many alerts it must raise, where more than whether matters: a flow used again one
     # second after its look-back raises an alert of its own, at the look-back's edge it does not.
     alerts: int | None = None
+    # The severity every alert it raises must have, where the rule grades what it finds (an
+    # open port from the Internet is high, from one named address low).
+    severity: Severity | None = None
 
     def met_by(self, raised: int) -> bool:
         """Whether raising ``raised`` alerts is what the example expects."""
         return raised == self.alerts if self.alerts is not None else (raised > 0) is self.fires
+
+    def met(self, severities: Sequence[Severity]) -> bool:
+        """Whether alerts of these severities are what the example expects: their number
+        (``met_by``) and, when it names one, the severity of each."""
+        graded = self.severity is None or all(s is self.severity for s in severities)
+        return self.met_by(len(severities)) and graded
 
 
 class Baseline(Protocol):

@@ -11,9 +11,10 @@ the records the rule must fire on (``fires``) and must stay quiet on (``quiet``)
 A base record is ``{"vars": {...}, "record": {...}}``: a complete record as Azure sends it in
 which a string that is exactly ``"{name}"`` stands for the variable ``name``. An example sets
 variables by name (any JSON value) and may ``set`` further values by dotted path (list items by
-number; null removes the key). A base record's ``"json_text"`` lists paths that Azure sends as
-JSON text (AKS's ``properties.log``): they are written as objects, so examples can ``set`` inside
-them, and encoded last. ``records`` lists several such records for rules that need more
+number; null removes the key); ``"severity": "low"`` says what each alert it raises must be. A
+base record's ``"json_text"`` lists paths that Azure sends as JSON text (AKS's
+``properties.log``): they are written as objects, so examples can ``set`` inside them, and
+encoded last. ``records`` lists several such records for rules that need more
 than one event; a record there may name another base record (``"record": "signin"``), to
 which the example's own variables then do not apply. Each record is sent as Event Hubs sends
 it (``{"records": [...]}``) through the real parser, so an example is exactly what the
@@ -29,7 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from hubsight.detect.base import Example
+from hubsight.detect.base import Example, Severity
 from hubsight.errors import RuleError
 from hubsight.parsing.azure import build_registry
 from hubsight.parsing.event import Event, LogSet
@@ -39,7 +40,7 @@ from hubsight.sources.base import Message
 RECORDS_DIR = Path(__file__).parent / "records"
 EXAMPLES_SUFFIX = ".examples.json"
 _VERDICTS = (("fires", True), ("quiet", False))
-_RESERVED = frozenset({"name", "set", "records", "record"})
+_RESERVED = frozenset({"name", "set", "records", "record", "severity"})
 _RECEIVED = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 
 
@@ -99,8 +100,22 @@ def load_examples(path: Path) -> list[Example]:
                     record = compose(others[other], part)
                 events.append(_parse(parser, record, offset, path, name))
                 offset += 1
-            out.append(Example(name, events, fires))
+            out.append(Example(name, events, fires, severity=_severity(spec, path, name)))
     return out
+
+
+def _severity(spec: dict[str, Any], path: Path, name: str) -> Severity | None:
+    """The severity an example's alerts must have (``"severity": "low"``), when it names one."""
+    value = spec.get("severity")
+    if value is None:
+        return None
+    by_name = {s.value.lower(): s for s in Severity}
+    if not isinstance(value, str) or value.lower() not in by_name:
+        raise RuleError(
+            f"{path}: example {name!r} names severity {value!r}, which is none of hubsight's",
+            hint=f"one of: {', '.join(by_name)}",
+        )
+    return by_name[value.lower()]
 
 
 def _shared(spec: dict[str, Any]) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from hubsight.detect.rules import (
     auth_volume,
     azure_activity,
     dataplane,
+    network,
     platform,
     thirdparty,
 )
@@ -22,6 +23,7 @@ BUILTIN_RULES: tuple[type[Rule[Any]], ...] = (
     *auth_baseline.RULES,
     *admin.RULES,
     *azure_activity.RULES,
+    *network.RULES,
     *dataplane.RULES,
     *thirdparty.RULES,
     *platform.RULES,

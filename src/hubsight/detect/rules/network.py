@@ -1,0 +1,224 @@
+"""Network exposure: NSG rules that let the Internet (or someone) in, judged rule by rule.
+
+Both rules read the same records (``exposure.written_rules``): an NSG rule's own write and the
+write of a whole NSG with its rules inline, Start (request body) or Success (response body); a
+failed write changed nothing. The two phases of one write, and the writes of one resource by one
+caller within the dedup window, make one alert. They were Sigma rules; Sigma matches each field
+of a list on its own and cannot tell whether a port range holds a port, so they are Python now,
+under the same ids. Their examples are Event Hub records beside this module
+(``examples/<rule>.examples.json``).
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+from pydantic import Field
+
+from hubsight.detect.base import (
+    EventKind,
+    EventRef,
+    Example,
+    Finding,
+    Rule,
+    RuleConfig,
+    RuleContext,
+    RuleMeta,
+    Severity,
+)
+from hubsight.detect.content.examples import load_examples
+from hubsight.detect.rules.exposure import (
+    NSG_WRITE,
+    RULE_WRITE,
+    Reach,
+    SecurityRule,
+    nsg_of,
+    reach_of,
+    span_text,
+    written_rules,
+)
+from hubsight.detect.rules.operations import failed, failed_result
+from hubsight.detect.rules.signals import ADMIN_LOG_SETS
+from hubsight.parsing.event import Event
+
+EXAMPLES_DIR = Path(__file__).parent / "examples"
+_OPERATIONS = frozenset({RULE_WRITE, NSG_WRITE})
+_PORT_NAMES = {22: "SSH", 23: "Telnet", 3389: "RDP", 5985: "WinRM", 5986: "WinRM over HTTPS"}
+# Named sources a title shows before it counts the rest.
+_SHOWN = 3
+Port = Annotated[int, Field(ge=0, le=65535)]
+C = TypeVar("C", bound=RuleConfig)
+
+
+def port_name(port: int) -> str:
+    """``RDP (3389)``, or ``port 8080`` for a port without a well-known name."""
+    name = _PORT_NAMES.get(port)
+    return f"{name} ({port})" if name else f"port {port}"
+
+
+class ExposureRule(Rule[C]):
+    """A rule over the security rules an NSG write lets in: ``judge`` says what one exposes."""
+
+    def reads(self, kind: EventKind) -> bool:
+        """NSG and NSG-rule writes that did not fail."""
+        return (
+            super().reads(kind)
+            and not failed_result(kind.result)
+            and (kind.operation or "").strip().upper() in _OPERATIONS
+        )
+
+    @abstractmethod
+    def judge(self, rule: SecurityRule) -> tuple[Severity, str] | None:
+        """The severity of what ``rule`` exposes and a phrase naming it, or None."""
+
+    def evaluate(self, event: Event, ctx: RuleContext) -> Iterable[Finding]:
+        """One finding per write: its worst exposing rule in the title, every one in context."""
+        if failed(event):
+            return
+        judged = [
+            (verdict, rule)
+            for rule in written_rules(event)
+            if rule.allows_inbound
+            for verdict in [self.judge(rule)]
+            if verdict is not None
+        ]
+        if not judged:
+            return
+        (severity, phrase), worst = max(judged, key=lambda pair: pair[0][0].rank)
+        actor = event.user or event.initiated_by_app or "unknown actor"
+        nsg = nsg_of(event)
+        others = len(judged) - 1
+        more = f" and {others} more rule{'s' * (others != 1)}" if others else ""
+        yield Finding(
+            entity=f"{actor}|{(event.resource_id or nsg).lower()}",
+            title=f"{phrase} in NSG {nsg} (rule {worst.name or 'unnamed'}{more}) by {actor}",
+            at=event.timestamp,
+            evidence=[EventRef.of(event)],
+            user=event.user,
+            source_ip=event.source_ip,
+            severity=severity,
+            context={
+                "actor": actor,
+                "operation": event.operation,
+                "target": event.resource_id,
+                "nsg": nsg,
+                "rules": [rule.as_context() for _, rule in judged],
+            },
+        )
+
+    @classmethod
+    def examples(cls) -> Sequence[Example]:
+        """The records of ``examples/<rule name>.examples.json``, parsed."""
+        return load_examples(EXAMPLES_DIR / f"{cls.meta.id.partition('.')[2]}.examples.json")
+
+
+class ManagementPortConfig(RuleConfig):
+    """The ports that administer a machine."""
+
+    # SSH, RDP, WinRM over HTTP and HTTPS. Add Telnet (23), VNC (5900) or a database's port
+    # where an open one matters as much.
+    ports: tuple[Port, ...] = (22, 3389, 5985, 5986)
+
+
+class ManagementPortOpened(ExposureRule[ManagementPortConfig]):
+    """An NSG rule lets SSH, RDP or WinRM in: high from the Internet, low from named addresses."""
+
+    meta = RuleMeta(
+        id="network.nsg_rule_management_port",
+        title="NSG rule opens a management port",
+        description="A network security group rule allows inbound traffic to a management port "
+        "(`ports`: SSH 22, RDP 3389, WinRM 5985/5986): as its port, in one of its ranges "
+        "(3000-4000 holds 3389) or as every port (*), over TCP, UDP or any protocol. High when "
+        "a source lets the Internet in (*, Any, Internet, AzureCloud, 0.0.0.0/0, ::/0, or a "
+        "public prefix of /8 or wider, IPv6 /32), low when its sources are named public "
+        "addresses or service tags; silent when they are all inside the network (VirtualNetwork, "
+        "AzureLoadBalancer, private ranges, application security groups). Reads an NSG rule's "
+        "own write and an NSG written whole with its rules inline (templates, Terraform, the "
+        "portal), on the Start record (the request body) or the Success record (the response "
+        "body). A whole NSG's write carries all its rules, so one left open fires again on each "
+        "write of its NSG. Just-in-time access writes such rules, from one address, for a "
+        "while: those are low.",
+        severity=Severity.HIGH,
+        technique="T1133",
+        log_sets=ADMIN_LOG_SETS,
+        runbook="Ask the caller why; close the port to the Internet at once (delete the rule or "
+        "set its source to the admins' addresses), and use Bastion or just-in-time access "
+        "instead. If it was open, look for sign-ins to the machines behind the NSG since.",
+        family="network",
+        tactics=("initial-access", "persistence"),
+    )
+    config_type = ManagementPortConfig
+
+    def judge(self, rule: SecurityRule) -> tuple[Severity, str] | None:
+        """The management ports the rule opens, and to whom."""
+        ports = rule.holding(self.config.ports) if rule.has_ports else []
+        reach = rule.reach
+        if not ports or reach is Reach.INTERNAL:
+            return None
+        names = ", ".join(port_name(p) for p in ports)
+        if reach is Reach.INTERNET:
+            sources = ", ".join(rule.open_sources())
+            return Severity.HIGH, f"{names} open to the Internet (source {sources})"
+        named = [s for s in rule.sources if reach_of(s) is Reach.SOME]
+        shown = ", ".join(named[:_SHOWN]) + (
+            f" and {len(named) - _SHOWN} more" if len(named) > _SHOWN else ""
+        )
+        return Severity.LOW, f"{names} open to {shown}"
+
+
+class AnySourceConfig(RuleConfig):
+    """The ports a public web front end opens to everyone by design."""
+
+    web_ports: tuple[Port, ...] = (80, 443)
+
+
+class AnySourceOpened(ExposureRule[AnySourceConfig]):
+    """An NSG rule lets the whole Internet in, to any port."""
+
+    meta = RuleMeta(
+        id="network.nsg_rule_any_source",
+        title="NSG rule allows inbound traffic from anywhere",
+        description="A network security group rule allows inbound traffic from any address: "
+        "one of its sources is *, Any, Internet, AzureCloud (every Azure customer's machines), "
+        "0.0.0.0/0, ::/0 or a public prefix of /8 or wider (IPv6 /32; two /1s say 'any' "
+        "without saying 0.0.0.0/0). High when it opens every port (* or 0/1-65535), low when "
+        "it opens only `web_ports` (80 and 443: what a public web front end opens by design), "
+        "medium for other ports or protocols. Reads an NSG rule's "
+        "own write and an NSG written whole with its rules inline, on the Start record (the "
+        "request body) or the Success record (the response body). A whole NSG's write carries all "
+        "its rules, so one left open is reported again on each write of its NSG (a pipeline "
+        "applying it). A management port open to the Internet also raises "
+        "network.nsg_rule_management_port.",
+        severity=Severity.MEDIUM,
+        technique="T1562.007",
+        log_sets=ADMIN_LOG_SETS,
+        runbook="Ask the caller why it was opened; restrict the rule's source to known "
+        "addresses, or put the service behind Application Gateway or Front Door. Add the ports "
+        "your public services open by design to web_ports.",
+        family="network",
+        tactics=("defense-evasion",),
+    )
+    config_type = AnySourceConfig
+
+    def judge(self, rule: SecurityRule) -> tuple[Severity, str] | None:
+        """Whether a source lets the Internet in, and to how many ports."""
+        if rule.reach is not Reach.INTERNET:
+            return None
+        sources = ", ".join(rule.open_sources())
+        if rule.has_ports and rule.every_port:
+            return Severity.HIGH, f"every port open to any address ({sources})"
+        if not (rule.has_ports and rule.ports):
+            return (
+                Severity.MEDIUM,
+                f"protocol {rule.protocol.upper()} open to any address ({sources})",
+            )
+        ports = ", ".join(span_text(span) for span in rule.ports)
+        what = f"port {ports}" if len(rule.ports) == 1 else f"ports {ports}"
+        web = all(low == high and low in self.config.web_ports for low, high in rule.ports)
+        return Severity.LOW if web else Severity.MEDIUM, f"{what} open to any address ({sources})"
+
+
+RULES = (ManagementPortOpened, AnySourceOpened)
