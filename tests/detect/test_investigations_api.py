@@ -151,3 +151,36 @@ def test_alerts_are_listed_by_assignee(client: TestClient) -> None:
     assert [a["id"] for a in mine] == [alert_id]
     assert client.get("/api/v1/alerts", params={"assignee": "an"}).json() == []
     assert len(client.get("/api/v1/alerts", params={"assignee": ""}).json()) == 1
+
+
+@pytest.mark.parametrize("path", ["/api/v1/alerts", "/api/v1/investigations"])
+@pytest.mark.parametrize("limit", ["0", "1001", "5000", "-1", "many"])
+def test_a_list_limit_out_of_range_is_a_422_naming_it(
+    client: TestClient, path: str, limit: str
+) -> None:
+    # It was clamped without a word: 5,000 asked, 1,000 given.
+    refused = client.get(path, params={"limit": limit})
+    assert refused.status_code == 422
+    assert [p["loc"] for p in refused.json()["detail"]] == [["query", "limit"]]
+
+
+@pytest.mark.parametrize("path", ["/api/v1/alerts", "/api/v1/investigations"])
+def test_a_list_limit_in_range_is_honoured(client: TestClient, path: str) -> None:
+    assert len(client.get(path, params={"limit": 1000}).json()) == 1
+    assert client.get(path, params={"limit": 1}).status_code == 200
+
+
+@pytest.mark.parametrize("command", ["alerts", "investigations"])
+def test_the_cli_lists_refuse_a_limit_below_1_and_honour_one_over_1000(
+    data_dir: Path, command: str
+) -> None:
+    # The command line reads the database itself: no page cap to clamp to, so a large --limit
+    # is given whole, and one below 1 is a usage error naming the option.
+    runner = CliRunner()
+    base = ["--data-dir", str(data_dir), command, "list", "--json"]
+    zero = runner.invoke(cli, [*base, "--limit", "0"])
+    assert zero.exit_code == 2
+    assert "Invalid value for '--limit': 0 is not in the range x>=1." in zero.output
+    many = runner.invoke(cli, [*base, "--limit", "5000"])
+    assert many.exit_code == 0, many.output
+    assert len(many.output.splitlines()) == 1

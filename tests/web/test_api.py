@@ -145,3 +145,13 @@ def test_the_api_refuses_a_bad_bootstrap_with_400_and_the_same_words(client: Tes
     assert (edited.status_code, "the port is missing" in edited.json()["error"]) == (400, True)
     tried = client.post("/api/v1/event-sources/test", json=_kafka_source("try", ":9092"))
     assert (tried.status_code, "has no host name" in tried.json()["error"]) == (400, True)
+
+
+def test_a_parameter_out_of_range_is_a_422_whose_hint_names_it(client: TestClient) -> None:
+    refused = client.get("/api/v1/audit", params={"limit": 5000})
+    assert refused.status_code == 422
+    assert refused.json()["error"] == "invalid request"
+    assert refused.json()["hint"] == (
+        "limit (query): Input should be less than or equal to 1000 "
+        "(/openapi.json lists each request's parameters)"
+    )

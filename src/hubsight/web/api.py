@@ -371,10 +371,23 @@ def create_app(
                 "problems": problems,
             }
             return JSONResponse(body, status_code=422)
-        return JSONResponse({"error": "invalid request", "problems": problems}, status_code=422)
+        named = "; ".join(_problem_text(p) for p in problems)
+        body = {
+            "error": "invalid request",
+            "hint": f"{named} (/openapi.json lists each request's parameters)",
+            "problems": problems,
+        }
+        return JSONResponse(body, status_code=422)
 
     check_routes(app)
     return app
+
+
+def _problem_text(problem: dict[str, Any]) -> str:
+    """``limit (query): Input should be ...``: the parameter, where it was sent, what is wrong."""
+    where, *path = [str(part) for part in problem["loc"]] or ["request"]
+    name = ".".join(path) or where
+    return f"{name} ({where}): {problem['msg']}" if path else f"{name}: {problem['msg']}"
 
 
 def _form_sent_otherwise(request: Request) -> bool:

@@ -124,6 +124,10 @@ def check_assignee(request: Request, assignee: str | None) -> None:
         )
 
 
+# A list's page: out of range is a 422 naming it (it was clamped without a word).
+ListLimit = Annotated[int, Query(ge=1, le=1000, description="Most items to return, 1 to 1000")]
+
+
 @router.get("/alerts", dependencies=[require_role("analyst")])
 def list_alerts(
     db: Db,
@@ -134,7 +138,7 @@ def list_alerts(
     assignee: str | None = None,
     notables: bool = False,
     since: datetime | None = None,
-    limit: int = 100,
+    limit: ListLimit = 100,
 ) -> list[dict[str, Any]]:
     """Alerts (and notables when asked), most recent event first."""
     flt = AlertFilter(
@@ -145,7 +149,7 @@ def list_alerts(
         assignee=assignee or None,
         notable=None if notables else False,
         since=since,
-        limit=max(1, min(limit, 1000)),
+        limit=limit,
     )
     return [alert.summary() for alert in AlertStore(db).find(flt)]
 

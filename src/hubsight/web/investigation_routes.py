@@ -28,6 +28,7 @@ from hubsight.web.auditing import audit_note, audited
 from hubsight.web.auth import require_role
 from hubsight.web.detect_routes import (
     Db,
+    ListLimit,
     TriageChange,
     actor_of,
     check_assignee,
@@ -71,7 +72,7 @@ def list_investigations(
     priority: Priority | None = None,
     q: str | None = None,
     since: datetime | None = None,
-    limit: int = 100,
+    limit: ListLimit = 100,
 ) -> list[dict[str, Any]]:
     """Investigations, most recent event first; ``q`` matches part of a title or subject."""
     flt = InvestigationFilter(
@@ -80,7 +81,7 @@ def list_investigations(
         priority=priority,
         text=q or None,
         since=since,
-        limit=max(1, min(limit, 1000)),
+        limit=limit,
     )
     return [i.summary() for i in InvestigationStore(db).find(flt)]
 
