@@ -157,6 +157,11 @@ class QuerySyntaxError(QueryError):
         return f"{text}\n{' ' * max(self.column - 1, 0)}^"
 
 
+def is_usage_error(exc: HubsightError) -> bool:
+    """Whether the caller's input is at fault: the CLI's exit code 2, the API's ``usage``."""
+    return isinstance(exc, ConfigError | QuerySyntaxError)
+
+
 # What to do about the errors the system gives for a path; others get the general hint.
 _OS_HINTS = {
     errno.ENOENT: "check the path: the directory holding it must exist",

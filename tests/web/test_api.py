@@ -155,3 +155,14 @@ def test_a_parameter_out_of_range_is_a_422_whose_hint_names_it(client: TestClien
         "limit (query): Input should be less than or equal to 1000 "
         "(/openapi.json lists each request's parameters)"
     )
+
+
+def test_an_error_says_whether_the_input_is_at_fault(client: TestClient) -> None:
+    # The CLI asking the running service exits 2 for these, as it does alone; the body is as it was.
+    refused = client.post("/api/v1/event-sources", json=_kafka_source("relay", "host:0"))
+    assert (refused.status_code, refused.headers["x-hubsight-error"]) == (400, "usage")
+    assert set(refused.json()) == {"error", "hint"}
+    out_of_range = client.get("/api/v1/audit", params={"limit": 0})
+    assert (out_of_range.status_code, out_of_range.headers["x-hubsight-error"]) == (422, "usage")
+    missing = client.get("/api/v1/event-sources/nowhere")
+    assert (missing.status_code, missing.headers["x-hubsight-error"]) == (404, "failure")

@@ -12,10 +12,17 @@ from typing import Any
 
 import httpx
 
-from hubsight.errors import HubsightError, NotFoundError, QueryError, QuerySyntaxError
+from hubsight.errors import (
+    ConfigError,
+    HubsightError,
+    NotFoundError,
+    QueryError,
+    QuerySyntaxError,
+)
 from hubsight.service import SOCKET_FILE
 from hubsight.store.audit import cli_actor
 from hubsight.web.auditing import ACTOR_HEADER
+from hubsight.web.responses import ERROR_KIND_HEADER
 
 
 class LocalApi:
@@ -62,6 +69,9 @@ class LocalApi:
             )
         if response.status_code == 404:
             raise NotFoundError(message, hint=hint)
+        if response.headers.get(ERROR_KIND_HEADER) == "usage":
+            # Bad input, as the command would have found it alone: the same exit code (2).
+            raise ConfigError(message, hint=hint)
         raise QueryError(message, hint=hint)
 
     def search(self, body: dict[str, Any], poll_s: float = 0.2) -> dict[str, Any]:

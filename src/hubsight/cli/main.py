@@ -15,7 +15,7 @@ from hubsight import __version__
 from hubsight.cli.options import STORE_META
 from hubsight.config import resolve_data_dir
 from hubsight.datadir import close_new_files
-from hubsight.errors import ConfigError, HubsightError, QuerySyntaxError, path_error
+from hubsight.errors import HubsightError, QuerySyntaxError, is_usage_error, path_error
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -30,7 +30,7 @@ class HubsightGroup(click.Group):
             return super().invoke(ctx)
         except HubsightError as exc:
             render_error(exc)
-            code = EXIT_USAGE if isinstance(exc, ConfigError | QuerySyntaxError) else EXIT_FAILURE
+            code = EXIT_USAGE if is_usage_error(exc) else EXIT_FAILURE
             sys.exit(code)
         except OSError as exc:
             if isinstance(exc, BrokenPipeError):

@@ -48,7 +48,7 @@ from hubsight.web.auth import (
 )
 from hubsight.web.limits import BodyLimit
 from hubsight.web.rendering import render
-from hubsight.web.responses import error_response
+from hubsight.web.responses import error_kind, error_response
 
 router = APIRouter(prefix="/api/v1")
 _SECRETS = ("connection_string", "password")
@@ -370,14 +370,14 @@ def create_app(
                 "hint": "send the fields as a form; scripts use an API token instead of signing in",
                 "problems": problems,
             }
-            return JSONResponse(body, status_code=422)
+            return JSONResponse(body, status_code=422, headers=error_kind(usage=True))
         named = "; ".join(_problem_text(p) for p in problems)
         body = {
             "error": "invalid request",
             "hint": f"{named} (/openapi.json lists each request's parameters)",
             "problems": problems,
         }
-        return JSONResponse(body, status_code=422)
+        return JSONResponse(body, status_code=422, headers=error_kind(usage=True))
 
     check_routes(app)
     return app
