@@ -11,7 +11,11 @@ import pytest
 from hubsight.detect.base import Severity
 from hubsight.detect.content.examples import load_examples
 from hubsight.detect.rules.exposure import Reach, port_span, reach_of
-from hubsight.detect.rules.network import AnySourceOpened, ManagementPortOpened
+from hubsight.detect.rules.network import (
+    AnySourceOpened,
+    FirewallDnatManagementPort,
+    ManagementPortOpened,
+)
 from hubsight.detect.ruleset import build_rule, run_example
 from hubsight.errors import SettingError
 
@@ -65,6 +69,13 @@ def test_port_values_are_read_as_spans(value: object, span: tuple[int, int] | No
         ("172.16.4.0/24", Reach.INTERNAL),
         ("192.168.1.10", Reach.INTERNAL),
         ("fd00::/8", Reach.INTERNAL),
+        # Azure Firewall takes address ranges: graded by the widest of the prefixes they span.
+        ("0.0.0.0-255.255.255.255", Reach.INTERNET),
+        ("203.0.113.1-203.0.113.9", Reach.SOME),
+        ("10.0.0.1-10.0.0.9", Reach.INTERNAL),
+        ("9.255.255.255-10.0.0.1", Reach.SOME),
+        ("10.0.0.9-10.0.0.1", Reach.SOME),
+        ("10.0.0.1-::1", Reach.SOME),
     ],
 )
 def test_sources_are_graded_by_who_they_let_in(source: str, reach: Reach) -> None:
@@ -154,3 +165,39 @@ def test_web_ports_are_low_until_taken_out_of_the_setting(tmp_path: Path) -> Non
     assert [a.severity for a in default] == [Severity.LOW]
     none = run_example(build_rule(AnySourceOpened, {"web_ports": []}), https)
     assert [a.severity for a in none] == [Severity.MEDIUM]
+
+
+def test_a_dnat_rule_is_judged_by_the_port_it_forwards_to_and_says_so(tmp_path: Path) -> None:
+    rule = {
+        "ruleType": "NatRule",
+        "name": "ssh",
+        "ipProtocols": ["TCP"],
+        "sourceAddresses": ["*"],
+        "destinationAddresses": ["20.61.15.4"],
+        "destinationPorts": ["50022"],
+        "translatedAddress": "10.0.1.4",
+        "translatedPort": "22",
+    }
+    collection = {
+        "ruleCollectionType": "FirewallPolicyNatRuleCollection",
+        "name": "dnat",
+        "action": {"type": "DNAT"},
+        "rules": [rule],
+    }
+    spec = _start(json.dumps({"properties": {"ruleCollections": [collection]}}))
+    spec.update(
+        operation="Microsoft.Network/firewallPolicies/ruleCollectionGroups/write",
+        resource=NSG.replace("networkSecurityGroups/nsg-web", "firewallPolicies/fwp-hub")
+        + "/ruleCollectionGroups/publish",
+    )
+    (example,) = _examples(tmp_path, spec)
+    (alert,) = run_example(build_rule(FirewallDnatManagementPort, {}), example)
+    assert alert.title.startswith(
+        "SSH (22) open to the Internet (source *) in rule collection group publish of "
+        "firewall policy fwp-hub (rule ssh)"
+    )
+    assert alert.context["rules"][0]["translated"] == "50022 -> 10.0.1.4:22"
+    # The NSG rules do not read firewall writes, nor the firewall rule NSG writes.
+    assert run_example(build_rule(ManagementPortOpened, {}), example) == []
+    (nsg,) = _examples(tmp_path, _start(_body()))
+    assert run_example(build_rule(FirewallDnatManagementPort, {}), nsg) == []

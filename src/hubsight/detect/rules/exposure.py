@@ -71,9 +71,14 @@ def reach_of(source: str) -> Reach:
         return Reach.INTERNET
     if text in _INTERNAL_TAGS:
         return Reach.INTERNAL
+    first, dash, last = text.partition("-")
     try:
+        if dash:
+            # A range (Azure Firewall takes 10.0.0.1-10.0.0.9): the widest of its prefixes.
+            low, high = ipaddress.ip_address(first.strip()), ipaddress.ip_address(last.strip())
+            return max(reach_of(str(n)) for n in ipaddress.summarize_address_range(low, high))
         network = ipaddress.ip_network(text, strict=False)
-    except ValueError:
+    except (ValueError, TypeError):
         # Another service tag (Storage, GatewayManager, ...): named addresses, not everyone.
         return Reach.SOME
     if any(
@@ -117,9 +122,13 @@ class SecurityRule:
     name: str | None
     access: str
     direction: str
+    # Lower case; several (a firewall rule's) joined by commas.
     protocol: str
     sources: tuple[str, ...]
     ports: tuple[tuple[int, int], ...]
+    # Where a firewall's DNAT rule sends what it lets in (``50022 -> 10.0.1.4:22``: its public
+    # ports, then the address and port inside), for the context.
+    translated: str | None = None
 
     @property
     def allows_inbound(self) -> bool:
@@ -128,8 +137,8 @@ class SecurityRule:
 
     @property
     def has_ports(self) -> bool:
-        """Whether the rule's protocol carries ports (not ICMP, ESP or AH alone)."""
-        return self.protocol in _PORTED
+        """Whether a protocol of the rule carries ports (not ICMP, ESP or AH alone)."""
+        return any(p in _PORTED for p in self.protocol.split(","))
 
     @property
     def reach(self) -> Reach:
@@ -151,12 +160,13 @@ class SecurityRule:
 
     def as_context(self) -> dict[str, Any]:
         """The rule as an alert's context shows it."""
-        return {
+        shown = {
             "name": self.name,
             "protocol": self.protocol,
             "sources": list(self.sources),
             "ports": [span_text(span) for span in self.ports],
         }
+        return {**shown, "translated": self.translated} if self.translated else shown
 
 
 def _text(properties: dict[str, Any], key: str) -> str:
@@ -196,24 +206,28 @@ def security_rule(element: object, name: str | None = None) -> SecurityRule | No
     )
 
 
+def bodies(event: Event) -> list[dict[str, Any]]:
+    """The JSON objects an Activity Log record's bodies hold: what was written (the Success
+    record's response body) before what was asked for (the Start record's request body)."""
+    try:
+        props = properties_of(decode_activity(bytes(event.raw)))
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return []
+    found = (json_value(lookup(props, key)) for key in ("responseBody", "requestbody"))
+    return [body for body in found if isinstance(body, dict)]
+
+
 def written_rules(event: Event) -> Sequence[SecurityRule]:
     """The security rules an NSG or NSG-rule write's record carries: the written ones (its
     response body) when it has them, else the asked-for ones (its request body)."""
     operation = (event.operation or "").strip().upper()
-    if operation not in (RULE_WRITE, NSG_WRITE):
-        return ()
-    try:
-        props = properties_of(decode_activity(bytes(event.raw)))
-    except (msgspec.DecodeError, msgspec.ValidationError):
-        return ()
     resource = event.resource_id or ""
-    for key in ("responseBody", "requestbody"):
-        body = json_value(lookup(props, key))
-        if not isinstance(body, dict):
-            continue
+    for body in bodies(event):
         if operation == RULE_WRITE:
             rule = security_rule(body, resource.rstrip("/").rsplit("/", 1)[-1] or None)
             return (rule,) if rule is not None else ()
+        if operation != NSG_WRITE:
+            return ()
         nested = lookup(body, "properties")
         listed = lookup(nested, "securityRules") if isinstance(nested, dict) else None
         if isinstance(listed, list):

@@ -1,12 +1,12 @@
-"""Network exposure: NSG rules that let the Internet (or someone) in, judged rule by rule.
+"""Network exposure: NSG and firewall rules that let the Internet (or someone) in, rule by rule.
 
-Both rules read the same records (``exposure.written_rules``): an NSG rule's own write and the
-write of a whole NSG with its rules inline, Start (request body) or Success (response body); a
-failed write changed nothing. The two phases of one write, and the writes of one resource by one
-caller within the dedup window, make one alert. They were Sigma rules; Sigma matches each field
-of a list on its own and cannot tell whether a port range holds a port, so they are Python now,
-under the same ids. Their examples are Event Hub records beside this module
-(``examples/<rule>.examples.json``).
+The NSG rules read the same records (``exposure.written_rules``): an NSG rule's own write and
+the write of a whole NSG with its rules inline, Start (request body) or Success (response
+body); a failed write changed nothing. The firewall rule reads DNAT rules so (``dnat``). The
+two phases of one write, and the writes of one resource by one caller within the dedup window,
+make one alert. The NSG rules were Sigma rules; Sigma matches each field of a list on its own
+and cannot tell whether a port range holds a port, so they are Python now, under the same ids.
+Their examples are Event Hub records beside this module (``examples/<rule>.examples.json``).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 from abc import abstractmethod
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, ClassVar, TypeVar
 
 from pydantic import Field
 
@@ -30,6 +30,12 @@ from hubsight.detect.base import (
     Severity,
 )
 from hubsight.detect.content.examples import load_examples
+from hubsight.detect.rules.dnat import (
+    FIREWALL_WRITE,
+    POLICY_GROUP_WRITE,
+    dnat_rules,
+    firewall_of,
+)
 from hubsight.detect.rules.exposure import (
     NSG_WRITE,
     RULE_WRITE,
@@ -45,7 +51,6 @@ from hubsight.detect.rules.signals import ADMIN_LOG_SETS
 from hubsight.parsing.event import Event
 
 EXAMPLES_DIR = Path(__file__).parent / "examples"
-_OPERATIONS = frozenset({RULE_WRITE, NSG_WRITE})
 _PORT_NAMES = {22: "SSH", 23: "Telnet", 3389: "RDP", 5985: "WinRM", 5986: "WinRM over HTTPS"}
 # Named sources a title shows before it counts the rest.
 _SHOWN = 3
@@ -60,15 +65,28 @@ def port_name(port: int) -> str:
 
 
 class ExposureRule(Rule[C]):
-    """A rule over the security rules an NSG write lets in: ``judge`` says what one exposes."""
+    """A rule over the network rules a write lets in: ``judge`` says what one exposes.
+
+    By default the security rules of NSG writes; ``operations``, ``rules_of`` and ``place`` read
+    other writes (a firewall's DNAT rules)."""
+
+    operations: ClassVar[frozenset[str]] = frozenset({RULE_WRITE, NSG_WRITE})
 
     def reads(self, kind: EventKind) -> bool:
-        """NSG and NSG-rule writes that did not fail."""
+        """Writes of ``operations`` that did not fail."""
         return (
             super().reads(kind)
             and not failed_result(kind.result)
-            and (kind.operation or "").strip().upper() in _OPERATIONS
+            and (kind.operation or "").strip().upper() in self.operations
         )
+
+    def rules_of(self, event: Event) -> Sequence[SecurityRule]:
+        """The rules the write carries."""
+        return written_rules(event)
+
+    def place(self, event: Event) -> str:
+        """What the write changed, for titles: ``NSG nsg-web``."""
+        return f"NSG {nsg_of(event)}"
 
     @abstractmethod
     def judge(self, rule: SecurityRule) -> tuple[Severity, str] | None:
@@ -80,7 +98,7 @@ class ExposureRule(Rule[C]):
             return
         judged = [
             (verdict, rule)
-            for rule in written_rules(event)
+            for rule in self.rules_of(event)
             if rule.allows_inbound
             for verdict in [self.judge(rule)]
             if verdict is not None
@@ -89,12 +107,12 @@ class ExposureRule(Rule[C]):
             return
         (severity, phrase), worst = max(judged, key=lambda pair: pair[0][0].rank)
         actor = event.user or event.initiated_by_app or "unknown actor"
-        nsg = nsg_of(event)
+        place = self.place(event)
         others = len(judged) - 1
         more = f" and {others} more rule{'s' * (others != 1)}" if others else ""
         yield Finding(
-            entity=f"{actor}|{(event.resource_id or nsg).lower()}",
-            title=f"{phrase} in NSG {nsg} (rule {worst.name or 'unnamed'}{more}) by {actor}",
+            entity=f"{actor}|{(event.resource_id or place).lower()}",
+            title=f"{phrase} in {place} (rule {worst.name or 'unnamed'}{more}) by {actor}",
             at=event.timestamp,
             evidence=[EventRef.of(event)],
             user=event.user,
@@ -104,7 +122,7 @@ class ExposureRule(Rule[C]):
                 "actor": actor,
                 "operation": event.operation,
                 "target": event.resource_id,
-                "nsg": nsg,
+                "place": place,
                 "rules": [rule.as_context() for _, rule in judged],
             },
         )
@@ -169,6 +187,42 @@ class ManagementPortOpened(ExposureRule[ManagementPortConfig]):
         return Severity.LOW, f"{names} open to {shown}"
 
 
+class FirewallDnatManagementPort(ManagementPortOpened):
+    """A firewall DNAT rule forwards SSH, RDP or WinRM in: high from the Internet."""
+
+    meta = RuleMeta(
+        id="network.firewall_dnat_management_port",
+        title="Firewall DNAT rule publishes a management port",
+        description="An Azure Firewall DNAT rule forwards traffic to a management port inside "
+        "(`ports`: SSH 22, RDP 3389, WinRM 5985/5986): its translated port, or its public "
+        "port when it names no translated one (50022 forwarded to 22 is SSH). Reads the rule "
+        "collection groups of firewall policies (FirewallPolicyNatRuleCollection) and the NAT "
+        "rule collections of classic firewalls, on the Start record (the request body) or the "
+        "Success record (the response body). High when a source lets the Internet in (*, "
+        "0.0.0.0/0, a public prefix of /8 or wider), low when its sources are named addresses "
+        "or IP groups, silent when they are all private. A collection group's write carries "
+        "all its rules, so one left in place fires again on each write of its group. Network "
+        "and application rules are not read: they filter traffic already inside or leaving.",
+        severity=Severity.HIGH,
+        technique="T1133",
+        log_sets=ADMIN_LOG_SETS,
+        runbook="Ask the caller why; remove the DNAT rule or restrict its sources to the "
+        "admins' addresses, and use Bastion or just-in-time access instead. If it was open, "
+        "look for sign-ins to the translated address since.",
+        family="network",
+        tactics=("initial-access", "persistence"),
+    )
+    operations = frozenset({POLICY_GROUP_WRITE, FIREWALL_WRITE})
+
+    def rules_of(self, event: Event) -> Sequence[SecurityRule]:
+        """The DNAT rules the write carries."""
+        return dnat_rules(event)
+
+    def place(self, event: Event) -> str:
+        """``rule collection group dnat of firewall policy fwp-hub``, or ``firewall fw-hub``."""
+        return firewall_of(event)
+
+
 class AnySourceConfig(RuleConfig):
     """The ports a public web front end opens to everyone by design."""
 
@@ -221,4 +275,4 @@ class AnySourceOpened(ExposureRule[AnySourceConfig]):
         return Severity.LOW if web else Severity.MEDIUM, f"{what} open to any address ({sources})"
 
 
-RULES = (ManagementPortOpened, AnySourceOpened)
+RULES = (ManagementPortOpened, AnySourceOpened, FirewallDnatManagementPort)
