@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from hubsight.detect.rules.exposure import SecurityRule, bodies, port_span
+from hubsight.detect.rules.exposure import SecurityRule, bodies, named, port_span
 from hubsight.parsing.azure.activity import lookup
 from hubsight.parsing.event import Event
 
@@ -98,13 +98,9 @@ def dnat_rules(event: Event) -> Sequence[SecurityRule]:
 
 def firewall_of(event: Event) -> str:
     """The firewall policy (and rule collection group) or firewall a write acted on."""
-    parts = (event.resource_id or "").rstrip("/").split("/")
-    lowered = [p.lower() for p in parts]
-    if "firewallpolicies" in lowered:
-        index = lowered.index("firewallpolicies")
-        policy = parts[index + 1] if index + 1 < len(parts) else "unknown"
-        group = (
-            f"rule collection group {parts[-1]} of " if "rulecollectiongroups" in lowered else ""
-        )
-        return f"{group}firewall policy {policy}"
-    return f"firewall {event.target_resource or 'unknown'}"
+    policy = named(event.resource_id, "firewallPolicies")
+    if policy is None:
+        return f"firewall {event.target_resource or 'unknown'}"
+    group = named(event.resource_id, "ruleCollectionGroups")
+    of_group = f"rule collection group {group} of " if group else ""
+    return f"{of_group}firewall policy {policy}"

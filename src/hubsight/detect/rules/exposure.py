@@ -235,12 +235,15 @@ def written_rules(event: Event) -> Sequence[SecurityRule]:
     return ()
 
 
+def named(resource_id: str | None, kind: str) -> str | None:
+    """The name after the step ``kind`` (any case) of a resource id: ``networkSecurityGroups``
+    in ``.../networkSecurityGroups/nsg-web/securityRules/rdp`` names ``nsg-web``."""
+    parts = (resource_id or "").rstrip("/").split("/")
+    lowered = [p.lower() for p in parts]
+    index = lowered.index(kind.lower()) if kind.lower() in lowered else len(parts)
+    return parts[index + 1] if index + 1 < len(parts) else None
+
+
 def nsg_of(event: Event) -> str:
     """The name of the network security group an NSG or NSG-rule write acted on."""
-    parts = (event.resource_id or "").rstrip("/").split("/")
-    lowered = [p.lower() for p in parts]
-    if "networksecuritygroups" in lowered:
-        index = lowered.index("networksecuritygroups")
-        if index + 1 < len(parts):
-            return parts[index + 1]
-    return event.target_resource or "unknown NSG"
+    return named(event.resource_id, "networkSecurityGroups") or event.target_resource or "unknown"
