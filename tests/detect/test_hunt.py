@@ -23,6 +23,7 @@ from hubsight.detect.base import example_event
 from hubsight.detect.db import DetectDB
 from hubsight.detect.engine import DetectionEngine, EngineOptions
 from hubsight.detect.hunt import hunt, hunt_leql, hunt_rules
+from hubsight.detect.ruleset import build_rule, rule_class
 from hubsight.detect.sigma.leql import rule_leql
 from hubsight.errors import ConfigError, NotFoundError
 from hubsight.parsing.event import Event, LogSet
@@ -328,3 +329,33 @@ def test_cli_hunts_a_shipped_rule(data_dir: Path) -> None:
     doc = json.loads(out.output)
     assert doc["rules"] == ["entra.break_glass_signin"]
     assert (doc["events_read"], doc["alert_count"]) == (11, 0)
+
+
+def test_a_built_in_rule_judging_each_event_alone_is_hunted_by_its_id(tmp_path: Path) -> None:
+    # The NSG rules were Sigma (hunted by id) before they were Python: they still are.
+    rule_id = "network.nsg_rule_management_port"
+    examples = rule_class(rule_id).examples()
+    events = [event for example in examples for event in example.events]
+    fired = sum(len(example.events) for example in examples if example.fires)
+    store = EmbeddedStore(tmp_path)
+    try:
+        store.write(events)
+        rules = hunt_rules(tmp_path, rule_id)
+        result = hunt(store, rules, START - timedelta(hours=1), START + timedelta(hours=1))
+    finally:
+        store.close()
+    assert result.rules == [rule_id]
+    assert (result.events_read, result.matched_events) == (len(events), fired)
+    engine = DetectionEngine(
+        DetectDB(Path(":memory:")), [build_rule(rule_class(rule_id), {})],
+        options=EngineOptions(persist=False),
+    )  # fmt: skip
+    expected = sorted((a.title, str(a.severity), len(a.evidence)) for a in engine.process(events))
+    assert sorted((a.title, str(a.severity), len(a.evidence)) for a in result.alerts) == expected
+    assert len(result.alerts) > 1
+    with pytest.raises(ConfigError, match="has no LEQL form") as refused:
+        hunt_leql(tmp_path, rule_id)
+    assert refused.value.hint == f"hunt it instead: hubsight rules hunt {rule_id}"
+    # A built-in rule with windows or baselines is still refused, saying why.
+    with pytest.raises(ConfigError, match="can be neither hunted nor shown as LEQL"):
+        hunt_rules(tmp_path, "auth.password_spray")

@@ -202,6 +202,12 @@ def test_coverage_page_hunts_an_imported_sigma_rule(client: TestClient, data_dir
     assert f'<button type="button" class="hunt" data-rule="{many}">' in page.text
     assert f'class="leql" data-rule="{many}"' not in page.text
     assert 'data-rule="auth.password_spray"' not in page.text
+    # A built-in rule that judges each event alone is hunted; it has no LEQL form.
+    nsg = "network.nsg_rule_management_port"
+    assert f'<button type="button" class="hunt" data-rule="{nsg}">' in page.text
+    assert f'class="leql" data-rule="{nsg}"' not in page.text
+    hunted = client.post("/api/v1/rules/hunt", json={"rule": nsg, "last": "90d"})
+    assert (hunted.status_code, hunted.json()["rules"]) == (200, [nsg])
     hunted = client.post("/api/v1/rules/hunt", json={"rule": shipped, "last": "90d"})
     assert hunted.status_code == 200
     assert hunted.json()["rules"] == [shipped]

@@ -30,7 +30,9 @@ def hunt_cmd(
     data_dir: Path, rule_or_file: str, last: str | None, start: str | None, end: str | None,
     fmt: str,
 ) -> None:  # fmt: skip
-    """Run RULE_OR_FILE (a Sigma file, or an imported rule's id) over stored events."""
+    """Run RULE_OR_FILE (a Sigma file, or a shipped or imported rule's id) over stored events.
+
+    Built-in rules that judge each event alone (network.nsg_rule_management_port, ...) too."""
     last = last or (None if start else "90d")
     if is_running(data_dir):
         body: dict[str, Any] = {"last": last, "from": start, "to": end}

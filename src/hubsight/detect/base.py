@@ -19,7 +19,17 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Generic, NamedTuple, Protocol, TypeVar
+from typing import (
+    TYPE_CHECKING,
+    Annotated,
+    Any,
+    ClassVar,
+    Generic,
+    NamedTuple,
+    Protocol,
+    TypeVar,
+    runtime_checkable,
+)
 
 import msgspec
 from pydantic import BaseModel, ConfigDict, Field
@@ -265,6 +275,17 @@ class Baseline(Protocol):
 
     def recent_signins(self, at: datetime, horizon: timedelta) -> list[dict[str, Any]]:
         """Successful sign-ins in the ``horizon`` before ``at``, oldest first."""
+        ...
+
+
+@runtime_checkable
+class EventMatcher(Protocol):
+    """A rule that judges each event alone (no windows, baselines or time): ``match`` is
+    not None for the events it reports on. A hunt replays such a rule over stored events and
+    counts what it matches, whether it is Sigma or Python."""
+
+    def match(self, event: Event) -> object | None:
+        """What the rule found in ``event`` (None: nothing)."""
         ...
 
 

@@ -1,5 +1,8 @@
 """Hunting: run a Sigma rule over stored events and say what it would have raised, and where.
 
+A built-in rule that judges each event alone (an ``EventMatcher``: the network exposure rules)
+is hunted the same way; the others keep windows and baselines a replay cannot rebuild.
+
 The store is asked only for the events of the rule's log sets in the window (the events table
 is ordered by log set and time, so that read skips the rest), a day at a time in event-time
 order. They go through a detection engine of their own, in memory, holding only the hunted
@@ -17,12 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from hubsight.detect.alerts import Alert
-from hubsight.detect.base import Rule
+from hubsight.detect.base import EventMatcher, Rule
 from hubsight.detect.content import ShippedRule, content_rules
 from hubsight.detect.db import DetectDB
 from hubsight.detect.engine import DetectionEngine, EngineOptions
 from hubsight.detect.replay import event_of_row
-from hubsight.detect.ruleset import rule_classes, rules_dir_default
+from hubsight.detect.rules import BUILTIN_RULES
+from hubsight.detect.ruleset import build_rule, rule_classes, rules_dir_default
 from hubsight.detect.sigma import SigmaDetection, SigmaLoad, load_sigma_file, load_sigma_rules
 from hubsight.detect.sigma.correlation import SigmaCorrelation
 from hubsight.detect.sigma.detection import SigmaConfig
@@ -89,6 +93,19 @@ def _shipped(target: str) -> type[ShippedRule] | None:
     )
 
 
+def replayable_ids() -> frozenset[str]:
+    """The ids of the built-in rules a hunt replays (``EventMatcher``s), for the console."""
+    return frozenset(c.meta.id for c in BUILTIN_RULES if issubclass(c, EventMatcher))
+
+
+def _replayable(target: str) -> type[Rule[Any]] | None:
+    """The built-in rule ``target`` names when it judges each event alone (an
+    ``EventMatcher``: a hunt replays it like a single-event Sigma rule), else None."""
+    return next(
+        (c for c in BUILTIN_RULES if c.meta.id == target and issubclass(c, EventMatcher)), None
+    )
+
+
 def _loads(data_dir: Path, target: str, *, files: bool) -> list[SigmaLoad]:
     """The documents ``target`` names: a Sigma file's (when ``files``), or the imported one."""
     path = Path(target)
@@ -125,6 +142,10 @@ def hunt_rules(
     shipped = _shipped(target)
     if shipped is not None:
         return [shipped(SigmaConfig())]
+    replayable = _replayable(target)
+    if replayable is not None:
+        # With its default settings, as a shipped Sigma rule is hunted.
+        return [build_rule(replayable, {})]
     loads = _loads(data_dir, target, files=files)
     rules = [load.rule for load in loads if load.rule is not None]
     if not rules:
@@ -138,6 +159,12 @@ def hunt_leql(data_dir: Path, target: str, *, files: bool = True) -> str:
     shipped = _shipped(target)
     if shipped is not None:
         places = [(shipped.path, shipped.document)] if _detection(shipped.loaded) else []
+    elif _replayable(target) is not None:
+        raise ConfigError(
+            f"{target} is a built-in rule written in Python: it has no LEQL form (it judges "
+            "each rule of a write whole, which a search of fields cannot)",
+            hint=f"hunt it instead: hubsight rules hunt {target}",
+        )
     else:
         places = [
             (load.path, load.document)
@@ -159,16 +186,21 @@ def _detection(rule: Rule[Any] | None) -> SigmaDetection | None:
     return rule if isinstance(rule, SigmaDetection) else None
 
 
-def _matchers(rules: Sequence[Rule[Any]]) -> list[SigmaDetection]:
-    """The single-event rules whose matches a hunt counts: the hunted ones and the base rules
-    of hunted correlations (else a correlation's alerts came "from 0 matching events")."""
-    found: dict[str, SigmaDetection] = {}
+def _matchers(rules: Sequence[Rule[Any]]) -> list[EventMatcher]:
+    """The single-event rules whose matches a hunt counts: the hunted ones (Sigma, or built-in
+    ones judging each event alone) and the base rules of hunted correlations (else a
+    correlation's alerts came "from 0 matching events")."""
+    found: dict[str, EventMatcher] = {}
     for rule in rules:
         loaded = rule.loaded if isinstance(rule, ShippedRule) else rule
         bases = loaded.base_detections if isinstance(loaded, SigmaCorrelation) else ()
-        for detection in (_detection(rule), *bases):
-            if detection is not None:
-                found.setdefault(detection.meta.id, detection)
+        detection = _detection(rule)
+        if detection is not None:
+            found.setdefault(detection.meta.id, detection)
+        elif isinstance(rule, EventMatcher):
+            found.setdefault(rule.meta.id, rule)
+        for base in bases:
+            found.setdefault(base.meta.id, base)
     return list(found.values())
 
 

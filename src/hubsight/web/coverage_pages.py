@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from hubsight.detect.content import content_rules
+from hubsight.detect.hunt import replayable_ids
 from hubsight.errors import HubsightError
 from hubsight.web.auth import require_role
 from hubsight.web.hunt_routes import coverage_of
@@ -22,6 +23,12 @@ def coverage_page(request: Request) -> HTMLResponse:
         document = coverage_of(request, get_store(request))
     except HubsightError as exc:
         return render(request, "error.html", {"error": exc.message}, 503)
-    # Every Sigma rule can be hunted: the imported (sigma.<id>) and the shipped ones.
+    # Every Sigma rule can be hunted: the imported (sigma.<id>) and the shipped ones; and the
+    # built-in rules that judge each event alone, which have no LEQL form.
     shipped = {cls.meta.id for cls in content_rules()}
-    return render(request, "coverage.html", {"coverage": document, "shipped": shipped})
+    replayable = replayable_ids()
+    return render(
+        request,
+        "coverage.html",
+        {"coverage": document, "shipped": shipped | replayable, "replayable": replayable},
+    )

@@ -92,10 +92,11 @@ class ExposureRule(Rule[C]):
     def judge(self, rule: SecurityRule) -> tuple[Severity, str] | None:
         """The severity of what ``rule`` exposes and a phrase naming it, or None."""
 
-    def evaluate(self, event: Event, ctx: RuleContext) -> Iterable[Finding]:
-        """One finding per write: its worst exposing rule in the title, every one in context."""
-        if failed(event):
-            return
+    def match(self, event: Event) -> list[tuple[tuple[Severity, str], SecurityRule]] | None:
+        """The rules of the write that expose, each with its verdict (None when none does):
+        the rule judges each event alone, so a hunt can replay it (``EventMatcher``)."""
+        if failed(event) or (event.operation or "").strip().upper() not in self.operations:
+            return None
         judged = [
             (verdict, rule)
             for rule in self.rules_of(event)
@@ -103,7 +104,12 @@ class ExposureRule(Rule[C]):
             for verdict in [self.judge(rule)]
             if verdict is not None
         ]
-        if not judged:
+        return judged or None
+
+    def evaluate(self, event: Event, ctx: RuleContext) -> Iterable[Finding]:
+        """One finding per write: its worst exposing rule in the title, every one in context."""
+        judged = self.match(event)
+        if judged is None:
             return
         (severity, phrase), worst = max(judged, key=lambda pair: pair[0][0].rank)
         actor = event.user or event.initiated_by_app or "unknown actor"
