@@ -20,7 +20,7 @@ from hubsight.store.damage import DOCTOR_HINT, DamagedPart
 @click.pass_obj
 def status(data_dir: Path, as_json: bool) -> None:
     """Per source: state, events stored, last event, lag per partition, last error and hint."""
-    if not data_dir.is_dir():
+    if _missing(data_dir):
         # Asked of a data directory that does not exist (a typo in --data-dir or
         # HUBSIGHT_DATA_DIR), status made one and said "no event sources": it says so instead,
         # and leaves the path as it was.
@@ -80,3 +80,14 @@ def status(data_dir: Path, as_json: bool) -> None:
             click.echo(f"{s['name']}: {notice['time']}: {notice['message']}")
     if not running:
         click.echo("\n(hubsight run is not running: states are as last seen)")
+
+
+def _missing(data_dir: Path) -> bool:
+    """Whether nothing is at the path, so that ``run`` could create it there. A path under a
+    file, or a file, is not missing: reading it gives the system's error with its hint, as every
+    other command does, instead of saying that ``run`` would create it."""
+    try:
+        data_dir.stat()
+    except FileNotFoundError:
+        return True
+    return False
