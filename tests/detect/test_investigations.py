@@ -265,3 +265,59 @@ def test_engine_files_its_alerts(tmp_path: Path) -> None:
     found = InvestigationStore(DetectDB.in_dir(tmp_path)).of_alert(raised.id)
     assert found is not None
     assert found.id == opened
+
+
+def test_reopening_gives_back_the_alerts_closing_closed_and_only_those(db: DetectDB) -> None:
+    ana = "ana@contoso.com"
+    (inv,) = set(
+        save(
+            db,
+            alert("by-hand", T0, user=ana),
+            alert("open", T0 + timedelta(minutes=1), user=ana),
+            alert("working", T0 + timedelta(minutes=2), user=ana),
+            alert("triaged-since", T0 + timedelta(minutes=3), user=ana),
+        )
+    )
+    alerts, store = AlertStore(db), InvestigationStore(db)
+    alerts.update(alert_id("by-hand"), actor="bo", status="closed", disposition="false_positive")
+    alerts.update(alert_id("working"), actor="bo", status="investigating", assignee="bo")
+    store.update(inv, Triage(status="closed", disposition="malicious"), actor="ana")
+    # Someone decides about one of them after the close: that decision is theirs to keep.
+    alerts.update(alert_id("triaged-since"), actor="bo", disposition="benign")
+    reopened = store.update(inv, Triage(status="investigating"), actor="cy")
+    assert reopened.status == "investigating"
+    now = {a.dedup_key: (a.status, a.disposition, a.assignee) for a in alerts.find()}
+    assert now == {
+        "by-hand": ("closed", "false_positive", None),
+        "open": ("open", None, None),
+        "working": ("investigating", None, "bo"),
+        "triaged-since": ("closed", "benign", None),
+    }
+    history = alerts.history(alert_id("open"))
+    assert [(h["actor"], h["action"], h["detail"]) for h in history[-3:]] == [
+        ("cy", "status", "closed -> open"),
+        ("cy", "disposition", "malicious -> (none)"),
+        ("cy", "comment", f"reopened with investigation {inv}"),
+    ]
+    # Closed again and reopened again: the same alerts, remembered afresh.
+    store.update(inv, Triage(status="closed", disposition="benign"), actor="ana")
+    assert alerts.get(alert_id("open")).status == "closed"
+    store.update(inv, Triage(status="open"), actor="ana")
+    assert alerts.get(alert_id("open")).status == "open"
+    assert alerts.get(alert_id("by-hand")).status == "closed"
+    # Reopening an investigation that was never closed by its own triage changes no alert.
+    store.update(inv, Triage(status="investigating"), actor="ana")
+    assert alerts.get(alert_id("by-hand")).status == "closed"
+
+
+def test_an_alert_split_off_after_the_close_is_not_reopened_with_it(db: DetectDB) -> None:
+    ana = "ana@contoso.com"
+    (inv,) = set(save(db, alert("a", T0, user=ana), alert("b", T0 + timedelta(hours=1), user=ana)))
+    alerts, store = AlertStore(db), InvestigationStore(db)
+    store.update(inv, Triage(status="closed", disposition="benign"), actor="ana")
+    store.split(inv, [alert_id("b")], actor="ana")
+    store.update(inv, Triage(status="open"), actor="ana")
+    assert (alerts.get(alert_id("a")).status, alerts.get(alert_id("b")).status) == (
+        "open",
+        "closed",
+    )

@@ -123,6 +123,31 @@ def test_cli_list_show_close(data_dir: Path) -> None:
     assert "hubsight investigations list" in missing.output
 
 
+def test_cli_reopen_gives_back_the_alerts_close_closed_and_records_them(data_dir: Path) -> None:
+    runner = CliRunner()
+    base = ["--data-dir", str(data_dir), "investigations"]
+    inv = json.loads(runner.invoke(cli, [*base, "list", "--json"]).output.splitlines()[0])["id"]
+    not_closed = runner.invoke(cli, [*base, "reopen", inv])
+    assert not_closed.exit_code == 2
+    assert f"error: investigation {inv} is not closed" in not_closed.output
+    runner.invoke(cli, [*base, "close", inv, "--disposition", "malicious"])
+    (alert,) = json.loads(runner.invoke(cli, [*base, "show", inv, "--json"]).output)["alerts"]
+    assert alert["status"] == "closed"
+    reopened = runner.invoke(cli, [*base, "reopen", inv, "--status", "investigating"])
+    assert reopened.exit_code == 0, reopened.output
+    assert reopened.output.strip() == (
+        f"reopened {inv} as investigating; 1 alert(s) it had closed reopened: {alert['id']}"
+    )
+    (again,) = json.loads(runner.invoke(cli, [*base, "show", inv, "--json"]).output)["alerts"]
+    assert (again["status"], again["disposition"]) == ("open", None)
+    trail = runner.invoke(cli, ["--data-dir", str(data_dir), "audit", "--json"]).output
+    entries = [json.loads(line) for line in trail.splitlines()]
+    moves = [
+        (e["details"].get("alerts_closed"), e["details"].get("alerts_reopened")) for e in entries
+    ]
+    assert sorted(moves, key=str) == sorted([([alert["id"]], None), (None, [alert["id"]])], key=str)
+
+
 def test_an_alert_is_assigned_only_to_an_account_and_unassigned_with_empty(
     client: TestClient,
 ) -> None:

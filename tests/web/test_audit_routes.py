@@ -215,6 +215,21 @@ def test_triage_records_what_changed(app: FastAPI) -> None:
     }
 
 
+def test_closing_and_reopening_an_investigation_records_the_alerts_it_moved(app: FastAPI) -> None:
+    client = TestClient(app, headers=_token(app, "ana"))
+    (inv,) = client.get("/api/v1/investigations").json()
+    url = f"/api/v1/investigations/{inv['id']}"
+    alert_id = client.get(url).json()["alerts"][0]["id"]
+    closed = client.patch(url, json={"status": "closed", "disposition": "malicious"}).json()
+    assert closed["alerts"][0]["status"] == "closed"
+    reopened = client.patch(url, json={"status": "investigating"}).json()
+    assert (reopened["alerts"][0]["status"], reopened["alerts"][0]["disposition"]) == ("open", None)
+    reopening, closing = _trail(app, action="investigation")
+    assert closing.details["alerts_closed"] == [alert_id]
+    assert reopening.details["alerts_reopened"] == [alert_id]
+    assert reopening.details["changes"] == {"status": ["closed", "investigating"]}
+
+
 def test_searches_are_recorded_when_made_with_a_token_and_exports_always(app: FastAPI) -> None:
     client = TestClient(app, follow_redirects=False)
     assert _sign_in(client, "ana", ANALYST_PW) == 303

@@ -1,4 +1,4 @@
-"""``hubsight investigations list | show | close``: alerts grouped by what they concern."""
+"""``hubsight investigations list | show | close | reopen``: alerts grouped by what they concern."""
 
 from __future__ import annotations
 
@@ -14,7 +14,14 @@ from hubsight.cli.trail import record_cli
 from hubsight.detect.alerts import DISPOSITIONS, STATUSES
 from hubsight.detect.db import DetectDB
 from hubsight.detect.grouping import PRIORITIES
-from hubsight.detect.investigations import InvestigationFilter, InvestigationStore, Triage
+from hubsight.detect.investigations import (
+    Investigation,
+    InvestigationFilter,
+    InvestigationStore,
+    Triage,
+    alert_moves,
+)
+from hubsight.errors import ConfigError
 from hubsight.store.audit import changes
 
 
@@ -129,16 +136,54 @@ def close(
     data_dir: Path, investigation_id: str, disposition: Any, comment: str | None, actor: str | None
 ) -> None:
     """Close an investigation and its open alerts with a disposition."""
+    triage = Triage(status="closed", disposition=disposition, comment=comment)
+    found, _ = _triage(data_dir, investigation_id, triage, actor)
+    click.echo(f"closed {found.id} as {found.disposition} ({found.alert_count} alerts)")
+
+
+@investigations.command("reopen")
+@click.argument("investigation_id")
+@click.option(
+    "--status", type=click.Choice(["open", "investigating"]), default="open", show_default=True
+)
+@click.option("--comment", default=None, help="Why it is reopened.")
+@click.option("--actor", default=None, help="Who reopens it (default: the OS user).")
+@click.pass_obj
+def reopen(
+    data_dir: Path, investigation_id: str, status: Any, comment: str | None, actor: str | None
+) -> None:
+    """Reopen a closed investigation; the alerts closing it closed are reopened too."""
+    store = _store(data_dir)
+    if store.get(investigation_id).status != "closed":
+        raise ConfigError(
+            f"investigation {investigation_id} is not closed",
+            hint="`hubsight investigations show ID` shows its status",
+        )
+    found, moves = _triage(
+        data_dir, investigation_id, Triage(status=status, comment=comment), actor
+    )
+    reopened = moves.get("alerts_reopened", [])
+    click.echo(
+        f"reopened {found.id} as {found.status}; {len(reopened)} alert(s) it had closed reopened"
+        + (f": {', '.join(reopened)}" if reopened else "")
+    )
+
+
+def _triage(
+    data_dir: Path, investigation_id: str, triage: Triage, actor: str | None
+) -> tuple[Investigation, dict[str, list[str]]]:
+    """Apply ``triage``, record it in the audit trail with the alerts it closed or reopened."""
     store = _store(data_dir)
     before = store.get(investigation_id)
-    found = store.update(
-        investigation_id,
-        Triage(status="closed", disposition=disposition, comment=comment),
-        actor=actor or getpass.getuser(),
-    )
+    members = store.member_alerts(investigation_id)
+    found = store.update(investigation_id, triage, actor=actor or getpass.getuser())
+    moves = alert_moves(members, store.member_alerts(investigation_id))
     changed = changes(
         {"status": before.status, "disposition": before.disposition},
         {"status": found.status, "disposition": found.disposition},
     )
-    record_cli(data_dir, "investigation.triage", found.id, changes=changed, comment=comment)
-    click.echo(f"closed {found.id} as {found.disposition} ({found.alert_count} alerts)")
+    record_cli(
+        data_dir, "investigation.triage", found.id, changes=changed, comment=triage.comment,
+        **moves,
+    )  # fmt: skip
+    return found, moves

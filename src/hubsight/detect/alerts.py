@@ -362,30 +362,17 @@ class AlertStore:
             raise ConfigError(
                 f"unknown disposition {disposition!r}", hint=f"use one of {', '.join(DISPOSITIONS)}"
             )
-        now = time.time()
-        changes = [
-            (name, old, new)
-            for name, old, new in (
-                ("status", current.status, status),
-                ("disposition", current.disposition, disposition),
-                ("assignee", current.assignee, assignee),
-            )
-            # An empty assignee unassigns, as on an investigation.
-            if new is not None and (new or None) != old
-        ]
         with self.db.transaction() as conn:
-            for name, old, new in changes:
-                # ``name`` is one of the three triage columns listed above.
-                conn.execute(f"UPDATE alerts SET {name} = ? WHERE id = ?", (new or None, alert_id))  # noqa: S608
-                conn.execute(
-                    "INSERT INTO alert_history VALUES (?, ?, ?, ?, ?)",
-                    (alert_id, now, actor, name, f"{old or ''} -> {new or '(none)'}"),
-                )
-            if comment:
-                conn.execute(
-                    "INSERT INTO alert_history VALUES (?, ?, ?, 'comment', ?)",
-                    (alert_id, now, actor, comment),
-                )
+            triage_in(
+                conn,
+                current,
+                time.time(),
+                actor=actor,
+                status=status,
+                disposition=disposition,
+                assignee=assignee,
+                comment=comment,
+            )
         return self.get(alert_id)
 
     def history(self, alert_id: str) -> list[dict[str, Any]]:
@@ -395,6 +382,45 @@ class AlertStore:
             (alert_id,),
         )
         return history_docs(rows)
+
+
+def triage_in(
+    conn: sqlite3.Connection,
+    current: Alert,
+    now: float,
+    *,
+    actor: str,
+    status: Status | None = None,
+    disposition: Disposition | Literal[""] | None = None,
+    assignee: str | None = None,
+    comment: str | None = None,
+) -> None:
+    """Change an alert's triage fields inside the caller's transaction, each into its history.
+
+    ``None`` leaves a field as it is; an empty assignee unassigns, an empty disposition clears.
+    """
+    changes = [
+        (name, old, new)
+        for name, old, new in (
+            ("status", current.status, status),
+            ("disposition", current.disposition, disposition),
+            ("assignee", current.assignee, assignee),
+        )
+        # An empty assignee unassigns, as on an investigation.
+        if new is not None and (new or None) != old
+    ]
+    for name, old, new in changes:
+        # ``name`` is one of the three triage columns listed above.
+        conn.execute(f"UPDATE alerts SET {name} = ? WHERE id = ?", (new or None, current.id))  # noqa: S608
+        conn.execute(
+            "INSERT INTO alert_history VALUES (?, ?, ?, ?, ?)",
+            (current.id, now, actor, name, f"{old or ''} -> {new or '(none)'}"),
+        )
+    if comment:
+        conn.execute(
+            "INSERT INTO alert_history VALUES (?, ?, ?, 'comment', ?)",
+            (current.id, now, actor, comment),
+        )
 
 
 def history_docs(rows: list[sqlite3.Row]) -> list[dict[str, Any]]:

@@ -89,6 +89,11 @@ CREATE TABLE IF NOT EXISTS investigation_history (
     investigation_id TEXT NOT NULL, at REAL NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
     detail TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS investigation_history_of ON investigation_history (investigation_id, at);
+-- The alerts that closing an investigation closed, with their triage before (``closed_as``:
+-- the disposition it gave them), so that reopening it gives them back (see ``investigations``).
+CREATE TABLE IF NOT EXISTS investigation_closed_alerts (
+    investigation_id TEXT NOT NULL, alert_id TEXT NOT NULL, status TEXT NOT NULL,
+    disposition TEXT, closed_as TEXT, PRIMARY KEY (investigation_id, alert_id)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS rule_settings (
     rule_id TEXT PRIMARY KEY, enabled INTEGER, thresholds TEXT NOT NULL DEFAULT '{}',
     exceptions TEXT NOT NULL DEFAULT '{}');

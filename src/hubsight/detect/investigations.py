@@ -3,8 +3,9 @@
 The engine files alerts under investigations as it saves them (``grouping``); people triage
 them here: status, disposition, assignee, priority, title and comments, each change recorded in
 ``investigation_history``. Closing an investigation closes its open alerts with the same
-disposition. Analysts can also merge investigations, split alerts off into a new one, and move
-an alert by hand.
+disposition; reopening it gives those alerts their status and disposition back, unless someone
+has triaged one since (alerts closed by hand before stay closed). Analysts can also merge
+investigations, split alerts off into a new one, and move an alert by hand.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from hubsight.detect.alerts import (
     Status,
     history_docs,
     like_escape,
+    triage_in,
 )
 from hubsight.detect.base import EventRef
 from hubsight.detect.baseline import from_epoch
@@ -231,7 +233,14 @@ class InvestigationStore:
         ]
         now = time.time()
         closing = triage.status == "closed" and current.status != "closed"
+        reopening = triage.status not in (None, "closed") and current.status == "closed"
+        members = self.member_alerts(investigation_id) if closing or reopening else []
         with self.db.transaction() as conn:
+            if closing:
+                disposition = triage.disposition or current.disposition
+                _close_alerts(conn, investigation_id, members, disposition, now, actor)
+            if reopening:
+                _reopen_alerts(conn, investigation_id, members, now, actor)
             for name, old, new in changes:
                 # ``name`` is one of the fixed column names above.
                 conn.execute(
@@ -241,17 +250,6 @@ class InvestigationStore:
                 _note(conn, investigation_id, now, actor, name, f"{old or ''} -> {new or '(none)'}")
             if triage.comment and triage.comment.strip():
                 _note(conn, investigation_id, now, actor, "comment", triage.comment.strip())
-        if closing:
-            disposition = triage.disposition or current.disposition
-            for alert in self.member_alerts(investigation_id):
-                if alert.status != "closed":
-                    self.alerts.update(
-                        alert.id,
-                        actor=actor,
-                        status="closed",
-                        disposition=disposition,
-                        comment=f"closed with investigation {investigation_id}",
-                    )
         return self.get(investigation_id)
 
     def merge(self, target: str, others: Sequence[str], *, actor: str) -> Investigation:
@@ -339,6 +337,90 @@ class InvestigationStore:
             )
             for alert_id in dict.fromkeys(alert_ids)
         ]
+
+
+def alert_moves(before: Sequence[Alert], after: Sequence[Alert]) -> dict[str, list[str]]:
+    """The alerts a triage of their investigation closed or reopened, for the audit trail."""
+    was = {alert.id: alert.status for alert in before}
+    moves: dict[str, list[str]] = {}
+    for alert in after:
+        if alert.id in was and (was[alert.id] == "closed") != (alert.status == "closed"):
+            key = "alerts_closed" if alert.status == "closed" else "alerts_reopened"
+            moves.setdefault(key, []).append(alert.id)
+    return moves
+
+
+def _close_alerts(
+    conn: sqlite3.Connection,
+    investigation_id: str,
+    members: Sequence[Alert],
+    disposition: Disposition | None,
+    now: float,
+    actor: str,
+) -> None:
+    """Close the open alerts, remembering each one's triage before, for a reopening to restore.
+
+    Alerts closed already (by hand, or by an earlier close) are left alone and not remembered.
+    """
+    conn.execute(
+        "DELETE FROM investigation_closed_alerts WHERE investigation_id = ?", (investigation_id,)
+    )
+    for alert in members:
+        if alert.status == "closed":
+            continue
+        conn.execute(
+            "INSERT INTO investigation_closed_alerts VALUES (?, ?, ?, ?, ?)",
+            (investigation_id, alert.id, alert.status, alert.disposition, disposition),
+        )
+        triage_in(
+            conn,
+            alert,
+            now,
+            actor=actor,
+            status="closed",
+            disposition=disposition,
+            comment=f"closed with investigation {investigation_id}",
+        )
+
+
+def _reopen_alerts(
+    conn: sqlite3.Connection,
+    investigation_id: str,
+    members: Sequence[Alert],
+    now: float,
+    actor: str,
+) -> None:
+    """Give the alerts that closing the investigation closed their triage before it back.
+
+    Only those still in it and still closed as the investigation closed them: one that someone
+    has triaged since, or moved elsewhere, is theirs; one closed by hand before stays closed.
+    """
+    closed = {
+        row[0]: row[1:]
+        for row in conn.execute(
+            "SELECT alert_id, status, disposition, closed_as FROM investigation_closed_alerts "
+            "WHERE investigation_id = ?",
+            (investigation_id,),
+        )
+    }
+    conn.execute(
+        "DELETE FROM investigation_closed_alerts WHERE investigation_id = ?", (investigation_id,)
+    )
+    for alert in members:
+        if alert.id not in closed:
+            continue
+        status, disposition, closed_as = closed[alert.id]
+        if alert.status != "closed" or alert.disposition != closed_as:
+            continue
+        triage_in(
+            conn,
+            alert,
+            now,
+            actor=actor,
+            status=status,
+            disposition=disposition or "",
+            comment=f"reopened with investigation {investigation_id}",
+        )
 
 
 def _check(triage: Triage) -> None:

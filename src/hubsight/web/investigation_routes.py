@@ -21,6 +21,7 @@ from hubsight.detect.investigations import (
     InvestigationStore,
     TimelineEntry,
     Triage,
+    alert_moves,
 )
 from hubsight.errors import HubsightError
 from hubsight.store.audit import changes
@@ -118,13 +119,15 @@ def update_investigation(
 ) -> dict[str, Any] | JSONResponse:
     """Change status, disposition, assignee, priority or title, or comment.
 
-    Closing an investigation closes its open alerts with the same disposition.
+    Closing an investigation closes its open alerts with the same disposition; reopening it
+    reopens those alerts (not ones closed by hand, nor ones triaged since).
     """
     store = InvestigationStore(db)
     triage = Triage(**body.model_dump(exclude={"actor"}))
     try:
         check_assignee(request, body.assignee)
         before = store.get(investigation_id).summary()
+        members = store.member_alerts(investigation_id)
         found = store.update(investigation_id, triage, actor=actor_of(request, body.actor))
         after = found.summary()
     except HubsightError as exc:
@@ -133,6 +136,7 @@ def update_investigation(
     note.changes = changes(
         {k: before.get(k) for k in _TRIAGED}, {k: after.get(k) for k in _TRIAGED}
     )
+    note.details |= alert_moves(members, store.member_alerts(investigation_id))
     if body.comment:
         note.details["comment"] = body.comment
     return investigation_detail(store, found)
