@@ -16,6 +16,11 @@ from typing import IO, Literal
 from hubsight.errors import ConfigError
 
 LOG_FORMAT_ENV = "HUBSIGHT_LOG_FORMAT"
+# librdkafka's own lines (see ``sources.kafka.QuietRepeats``).
+KAFKA_CLIENT_LOGGER = "hubsight.kafka.client"
+# Loggers whose lines say again, in a library's words, a failure hubsight reports in its own:
+# clickhouse-connect's "Unexpected Http Driver Exception", urllib3's retries, librdkafka's.
+LIBRARY_LOGGERS = ("clickhouse_connect", "urllib3", KAFKA_CLIENT_LOGGER)
 LogFormat = Literal["text", "json"]
 FORMATS: tuple[LogFormat, ...] = ("text", "json")
 _TEXT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -56,3 +61,17 @@ def configure_logging(log_format: LogFormat, stream: IO[str] | None = None) -> N
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(logging.INFO)
+
+
+def quiet_library_logs() -> None:
+    """Keep the library loggers' lines off a command's stderr.
+
+    A record with no handler on its way to the root is printed bare by Python's last-resort
+    handler: the command's own ``error:`` line said it already. A null handler on each library
+    logger stops that; records still reach the root, so ``run``'s log (``configure_logging``)
+    keeps them.
+    """
+    for name in LIBRARY_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(h, logging.NullHandler) for h in logger.handlers):
+            logger.addHandler(logging.NullHandler())

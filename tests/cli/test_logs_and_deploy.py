@@ -17,7 +17,13 @@ from click.testing import CliRunner
 
 from hubsight.cli.main import cli
 from hubsight.errors import ConfigError
-from hubsight.logformat import configure_logging, resolve_log_format
+from hubsight.logformat import (
+    KAFKA_CLIENT_LOGGER,
+    LIBRARY_LOGGERS,
+    configure_logging,
+    quiet_library_logs,
+    resolve_log_format,
+)
 
 DEPLOY = Path(__file__).parents[2] / "deploy"
 
@@ -57,6 +63,26 @@ def test_text_logs_stay_readable(restore_logging: object) -> None:
     configure_logging("text", out)
     logging.getLogger("hubsight").warning("no console account yet")
     assert out.getvalue().rstrip().endswith("WARNING hubsight: no console account yet")
+
+
+def test_library_lines_kept_off_a_commands_stderr_still_reach_runs_log(
+    restore_logging: object,
+) -> None:
+    # Every command keeps them from Python's last-resort stderr; `run` logs them as its own.
+    quiet_library_logs()
+    quiet_library_logs()
+    for name in LIBRARY_LOGGERS:
+        nulls = [h for h in logging.getLogger(name).handlers if isinstance(h, logging.NullHandler)]
+        assert len(nulls) == 1, name
+    out = io.StringIO()
+    configure_logging("text", out)
+    logging.getLogger("clickhouse_connect.driver.httpclient").warning("Unexpected Http Driver")
+    logging.getLogger(KAFKA_CLIENT_LOGGER).error("FAIL [rdkafka#consumer-1] refused")
+    lines = out.getvalue().splitlines()
+    assert [line.split(" ", 3)[3] for line in lines] == [
+        "clickhouse_connect.driver.httpclient: Unexpected Http Driver",
+        "hubsight.kafka.client: FAIL [rdkafka#consumer-1] refused",
+    ]
 
 
 def test_the_flag_wins_over_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -6,9 +6,12 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
+
+from hubsight.devbroker import free_port
 
 from faults import SmallDisk
 from support import PLANTED_PASSWORD, assert_no_secret, hubsight_process
@@ -164,3 +167,55 @@ def test_status_of_a_data_directory_that_does_not_exist_says_so_and_makes_none(
     missing.mkdir()
     report = json.loads(hubsight_process(missing, "status", "--json").stdout)
     assert report["data_dir_exists"] is True
+
+
+def test_an_unreachable_clickhouse_server_is_one_error_line_without_the_drivers_log(
+    data_dir: Path,
+) -> None:
+    port = free_port()
+    run = hubsight_process(
+        data_dir, "--store", f"clickhouse://default@127.0.0.1:{port}/db", "search", "corp"
+    )
+    # clickhouse-connect printed "Unexpected Http Driver Exception" first, and the error held
+    # urllib3's whole retry message.
+    assert run.stderr == (
+        f"error: cannot reach the ClickHouse server at 127.0.0.1:{port}: Connection refused\n"
+        "hint: check the host, port and user, and HUBSIGHT_STORE_PASSWORD\n"
+    )
+    assert run.returncode == 1
+
+
+def test_source_test_against_something_not_kafka_prints_only_its_steps(data_dir: Path) -> None:
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        stop = threading.Event()
+
+        def answer_like_a_web_server() -> None:
+            server.settimeout(0.2)
+            while not stop.is_set():
+                try:
+                    peer, _ = server.accept()
+                except TimeoutError:
+                    continue
+                with peer:
+                    peer.sendall(b"HTTP/1.0 400 Bad Request\r\n\r\n")
+
+        thread = threading.Thread(target=answer_like_a_web_server, daemon=True)
+        thread.start()
+        try:
+            added = hubsight_process(
+                data_dir, "source", "add", "web", "--kafka", "--bootstrap", f"127.0.0.1:{port}"
+            )
+            assert added.returncode == 0, added.stderr
+            run = hubsight_process(data_dir, "source", "test", "web", "--timeout", "3")
+        finally:
+            stop.set()
+            thread.join()
+    # librdkafka's own line ("FAIL [hubsight-web#consumer-1] [thrd:...]: ...") came on stderr.
+    assert run.stderr == ""
+    assert run.returncode == 1
+    failed = [line for line in run.stdout.splitlines() if line.startswith("FAILED")]
+    assert len(failed) == 1
+    assert failed[0].split()[1] == "sasl"

@@ -16,6 +16,7 @@ from hubsight.cli.options import STORE_META
 from hubsight.config import resolve_data_dir
 from hubsight.datadir import close_new_files
 from hubsight.errors import HubsightError, QuerySyntaxError, is_usage_error, path_error
+from hubsight.logformat import quiet_library_logs
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -69,6 +70,7 @@ def render_error(exc: HubsightError) -> None:
 def cli(ctx: click.Context, data_dir: Path | None, store: str | None) -> None:
     """hubsight: incident detection and response for Microsoft Azure."""
     close_new_files()
+    quiet_library_logs()
     ctx.obj = resolve_data_dir(data_dir)
     ctx.meta[STORE_META] = store
 

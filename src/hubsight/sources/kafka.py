@@ -18,12 +18,13 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from hubsight.errors import SourceError
+from hubsight.logformat import KAFKA_CLIENT_LOGGER
 from hubsight.sources.base import Check, Message, PartitionLag, SourceHooks
 from hubsight.sources.config import MAX_MESSAGE_BYTES, EventHubsProfile, SourceConfig
 from hubsight.sources.diagnose import Diagnosis, Problem, classify, hint_for
 
 EVENTHUBS_USERNAME = "$ConnectionString"
-CLIENT_LOG = logging.getLogger("hubsight.kafka.client")
+CLIENT_LOG = logging.getLogger(KAFKA_CLIENT_LOGGER)
 _FETCH_MAX_BYTES = 50 * 1024 * 1024
 # How long a line of the client's log stays quiet once logged: a refused password is retried
 # every few hundred milliseconds, which logged ~23,000 identical lines an hour.

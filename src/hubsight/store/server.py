@@ -272,5 +272,14 @@ def _identifier(name: str) -> str:
 
 
 def _first_line(exc: BaseException) -> str:
+    """Why ``exc`` happened, in a few words: the system's reason for a connection that failed
+    (under clickhouse-connect's and urllib3's wrappers), else the first line of its text."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, OSError) and cause.strerror:
+            return cause.strerror
+        cause = cause.__cause__ or cause.__context__
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
