@@ -114,6 +114,16 @@ def test_an_example_names_the_severity_its_alerts_must_have(tmp_path: Path) -> N
     doc["fires"] = [{"name": "graded", "severity": "urgent"}]
     with pytest.raises(RuleError, match="example 'graded' names severity 'urgent'"):
         load_examples(_write_examples(tmp_path, doc))
+    doc["fires"] = [{"name": "counted", "alerts": 2}]
+    (counted,) = load_examples(_write_examples(tmp_path, doc))
+    assert (counted.alerts, counted.met([Severity.LOW]), counted.met([Severity.LOW] * 2)) == (
+        2,
+        False,
+        True,
+    )
+    doc["fires"] = [{"name": "counted", "alerts": "two"}]
+    with pytest.raises(RuleError, match="example 'counted' expects 'two' alerts"):
+        load_examples(_write_examples(tmp_path, doc))
 
 
 def test_an_example_the_parser_refuses_is_an_error(tmp_path: Path) -> None:

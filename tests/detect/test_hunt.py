@@ -341,7 +341,7 @@ def test_a_built_in_rule_judging_each_event_alone_is_hunted_by_its_id(tmp_path: 
     try:
         store.write(events)
         rules = hunt_rules(tmp_path, rule_id)
-        result = hunt(store, rules, START - timedelta(hours=1), START + timedelta(hours=1))
+        result = hunt(store, rules, START - timedelta(hours=1), START + timedelta(days=1))
     finally:
         store.close()
     assert result.rules == [rule_id]

@@ -127,12 +127,15 @@ def test_the_start_and_success_of_one_write_make_one_alert(tmp_path: Path) -> No
         "RDP (3389) open to the Internet (source *) in NSG nsg-web (rule allow-rdp) "
         "by carol.admin@contoso.com"
     )
-    assert alert.context["rules"] == [
-        {"name": "allow-rdp", "protocol": "tcp", "sources": ["*"], "ports": ["3389"]}
-    ]
+    assert alert.context["rule"] == {
+        "name": "allow-rdp",
+        "protocol": "tcp",
+        "sources": ["*"],
+        "ports": ["3389"],
+    }
 
 
-def test_a_whole_nsg_write_names_every_rule_that_exposes_and_its_worst_in_the_title(
+def test_each_rule_of_a_whole_nsg_write_that_exposes_is_an_alert_of_its_own(
     tmp_path: Path,
 ) -> None:
     office = _body(sourceAddressPrefix="203.0.113.7", destinationPortRange="22")
@@ -143,10 +146,18 @@ def test_a_whole_nsg_write_names_every_rule_that_exposes_and_its_worst_in_the_ti
     spec = _start(json.dumps({"properties": {"securityRules": rules}}))
     spec.update(operation="Microsoft.Network/networkSecurityGroups/write", resource=NSG)
     (example,) = _examples(tmp_path, spec)
-    (alert,) = run_example(build_rule(ManagementPortOpened, {}), example)
-    assert alert.severity is Severity.HIGH
-    assert "(rule any-rdp and 1 more rule)" in alert.title
-    assert [r["name"] for r in alert.context["rules"]] == ["office-ssh", "any-rdp"]
+    alerts = run_example(build_rule(ManagementPortOpened, {}), example)
+    graded = sorted((a.context["rule"]["name"], a.severity.value) for a in alerts)
+    assert graded == [("any-rdp", "High"), ("office-ssh", "Low")]
+    # The NSG's rule written on its own later is the same exposure: it joins its alert.
+    alone = _start(_body(), time="2026-03-02T15:00:00.0000000Z")
+    alone["resource"] = f"{NSG}/securityRules/any-rdp"
+    (both,) = _examples(tmp_path, {"name": "twice", "records": [spec, alone]})
+    alerts = run_example(build_rule(ManagementPortOpened, {}), both)
+    assert sorted(len(a.evidence) for a in alerts) == [1, 2]
+    # With the dedup window cut to an hour, six hours later is a new alert.
+    hourly = run_example(build_rule(ManagementPortOpened, {"dedup_minutes": 60}), both)
+    assert len(hourly) == 3
 
 
 def test_management_ports_are_a_setting_with_bounds(tmp_path: Path) -> None:
@@ -196,7 +207,7 @@ def test_a_dnat_rule_is_judged_by_the_port_it_forwards_to_and_says_so(tmp_path: 
         "SSH (22) open to the Internet (source *) in rule collection group publish of "
         "firewall policy fwp-hub (rule ssh)"
     )
-    assert alert.context["rules"][0]["translated"] == "50022 -> 10.0.1.4:22"
+    assert alert.context["rule"]["translated"] == "50022 -> 10.0.1.4:22"
     # The NSG rules do not read firewall writes, nor the firewall rule NSG writes.
     assert run_example(build_rule(ManagementPortOpened, {}), example) == []
     (nsg,) = _examples(tmp_path, _start(_body()))

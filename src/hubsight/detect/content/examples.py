@@ -11,7 +11,8 @@ the records the rule must fire on (``fires``) and must stay quiet on (``quiet``)
 A base record is ``{"vars": {...}, "record": {...}}``: a complete record as Azure sends it in
 which a string that is exactly ``"{name}"`` stands for the variable ``name``. An example sets
 variables by name (any JSON value) and may ``set`` further values by dotted path (list items by
-number; null removes the key); ``"severity": "low"`` says what each alert it raises must be. A
+number; null removes the key); ``"severity": "low"`` says what each alert it raises must be,
+``"alerts": 2`` how many it raises where more than whether matters. A
 base record's ``"json_text"`` lists paths that Azure sends as JSON text (AKS's
 ``properties.log``): they are written as objects, so examples can ``set`` inside them, and
 encoded last. ``records`` lists several such records for rules that need more
@@ -40,7 +41,7 @@ from hubsight.sources.base import Message
 RECORDS_DIR = Path(__file__).parent / "records"
 EXAMPLES_SUFFIX = ".examples.json"
 _VERDICTS = (("fires", True), ("quiet", False))
-_RESERVED = frozenset({"name", "set", "records", "record", "severity"})
+_RESERVED = frozenset({"name", "set", "records", "record", "severity", "alerts"})
 _RECEIVED = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 
 
@@ -100,7 +101,14 @@ def load_examples(path: Path) -> list[Example]:
                     record = compose(others[other], part)
                 events.append(_parse(parser, record, offset, path, name))
                 offset += 1
-            out.append(Example(name, events, fires, severity=_severity(spec, path, name)))
+            alerts = spec.get("alerts")
+            if alerts is not None and (type(alerts) is not int or alerts < 0):
+                raise RuleError(
+                    f"{path}: example {name!r} expects {alerts!r} alerts",
+                    hint='"alerts" is how many alerts it raises: a whole number, 0 or more',
+                )
+            severity = _severity(spec, path, name)
+            out.append(Example(name, events, fires, alerts=alerts, severity=severity))
     return out
 
 

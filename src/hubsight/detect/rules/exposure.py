@@ -158,6 +158,11 @@ class SecurityRule:
         """Whether the rule opens every port (``*`` or a range from 0 or 1 to 65535)."""
         return any(low <= 1 and high == 65535 for low, high in self.ports)
 
+    def fingerprint(self) -> str:
+        """What the rule lets in, the same however it is spelled: ports and sources, sorted."""
+        ports = ",".join(span_text(span) for span in sorted(set(self.ports)))
+        return f"{ports}|{','.join(sorted({s.lower() for s in self.sources}))}"
+
     def as_context(self) -> dict[str, Any]:
         """The rule as an alert's context shows it."""
         shown = {
@@ -242,6 +247,15 @@ def named(resource_id: str | None, kind: str) -> str | None:
     lowered = [p.lower() for p in parts]
     index = lowered.index(kind.lower()) if kind.lower() in lowered else len(parts)
     return parts[index + 1] if index + 1 < len(parts) else None
+
+
+def nsg_id(resource_id: str | None) -> str | None:
+    """The id of the NSG a resource id is or lies in (an NSG rule's: its NSG's), or None."""
+    parts = (resource_id or "").rstrip("/").split("/")
+    lowered = [p.lower() for p in parts]
+    if "networksecuritygroups" not in lowered:
+        return None
+    return "/".join(parts[: lowered.index("networksecuritygroups") + 2])
 
 
 def nsg_of(event: Event) -> str:

@@ -23,6 +23,7 @@ from hubsight.detect.base import (
     EventRef,
     Example,
     Finding,
+    Minutes,
     Rule,
     RuleConfig,
     RuleContext,
@@ -41,6 +42,7 @@ from hubsight.detect.rules.exposure import (
     RULE_WRITE,
     Reach,
     SecurityRule,
+    nsg_id,
     nsg_of,
     reach_of,
     span_text,
@@ -67,8 +69,8 @@ def port_name(port: int) -> str:
 class ExposureRule(Rule[C]):
     """A rule over the network rules a write lets in: ``judge`` says what one exposes.
 
-    By default the security rules of NSG writes; ``operations``, ``rules_of`` and ``place`` read
-    other writes (a firewall's DNAT rules)."""
+    By default the security rules of NSG writes; ``operations``, ``rules_of``, ``place`` and
+    ``owner`` read other writes (a firewall's DNAT rules)."""
 
     operations: ClassVar[frozenset[str]] = frozenset({RULE_WRITE, NSG_WRITE})
 
@@ -106,32 +108,38 @@ class ExposureRule(Rule[C]):
         ]
         return judged or None
 
+    def owner(self, event: Event) -> str:
+        """The resource whose rules the write sets: the NSG (of a rule's own write too)."""
+        return nsg_id(event.resource_id) or event.resource_id or "unknown"
+
     def evaluate(self, event: Event, ctx: RuleContext) -> Iterable[Finding]:
-        """One finding per write: its worst exposing rule in the title, every one in context."""
+        """One finding per rule that exposes. Its entity is the exposure (the rule's NSG, name,
+        ports and sources), not the caller: a pipeline writing the same NSG again and again
+        extends one alert per exposure; a rule opened wider is a new one."""
         judged = self.match(event)
         if judged is None:
             return
-        (severity, phrase), worst = max(judged, key=lambda pair: pair[0][0].rank)
         actor = event.user or event.initiated_by_app or "unknown actor"
         place = self.place(event)
-        others = len(judged) - 1
-        more = f" and {others} more rule{'s' * (others != 1)}" if others else ""
-        yield Finding(
-            entity=f"{actor}|{(event.resource_id or place).lower()}",
-            title=f"{phrase} in {place} (rule {worst.name or 'unnamed'}{more}) by {actor}",
-            at=event.timestamp,
-            evidence=[EventRef.of(event)],
-            user=event.user,
-            source_ip=event.source_ip,
-            severity=severity,
-            context={
-                "actor": actor,
-                "operation": event.operation,
-                "target": event.resource_id,
-                "place": place,
-                "rules": [rule.as_context() for _, rule in judged],
-            },
-        )
+        owner = self.owner(event).lower()
+        for (severity, phrase), rule in judged:
+            name = rule.name or "unnamed"
+            yield Finding(
+                entity=f"{owner}|{name.lower()}|{rule.fingerprint()}",
+                title=f"{phrase} in {place} (rule {name}) by {actor}",
+                at=event.timestamp,
+                evidence=[EventRef.of(event)],
+                user=event.user,
+                source_ip=event.source_ip,
+                severity=severity,
+                context={
+                    "actor": actor,
+                    "operation": event.operation,
+                    "target": event.resource_id,
+                    "place": place,
+                    "rule": rule.as_context(),
+                },
+            )
 
     @classmethod
     def examples(cls) -> Sequence[Example]:
@@ -140,7 +148,11 @@ class ExposureRule(Rule[C]):
 
 
 class ManagementPortConfig(RuleConfig):
-    """The ports that administer a machine."""
+    """The ports that administer a machine; a day's dedup window per exposure."""
+
+    # An exposure written again within a day of its last write (a pipeline re-applying its
+    # NSG) joins its alert.
+    dedup_minutes: Minutes = 1440
 
     # SSH, RDP, WinRM over HTTP and HTTPS. Add Telnet (23), VNC (5900) or a database's port
     # where an open one matters as much.
@@ -162,9 +174,10 @@ class ManagementPortOpened(ExposureRule[ManagementPortConfig]):
         "AzureLoadBalancer, private ranges, application security groups). Reads an NSG rule's "
         "own write and an NSG written whole with its rules inline (templates, Terraform, the "
         "portal), on the Start record (the request body) or the Success record (the response "
-        "body). A whole NSG's write carries all its rules, so one left open fires again on each "
-        "write of its NSG. Just-in-time access writes such rules, from one address, for a "
-        "while: those are low.",
+        "body). One alert per exposure (the rule, its ports and sources): written again within "
+        "`dedup_minutes` (a day), alone or with its whole NSG by a pipeline, it joins that "
+        "alert; opened wider, it is a new one. Just-in-time access writes such rules, from one "
+        "address, for a while: those are low (except its application by `apps`).",
         severity=Severity.HIGH,
         technique="T1133",
         log_sets=ADMIN_LOG_SETS,
@@ -206,8 +219,8 @@ class FirewallDnatManagementPort(ManagementPortOpened):
         "rule collections of classic firewalls, on the Start record (the request body) or the "
         "Success record (the response body). High when a source lets the Internet in (*, "
         "0.0.0.0/0, a public prefix of /8 or wider), low when its sources are named addresses "
-        "or IP groups, silent when they are all private. A collection group's write carries "
-        "all its rules, so one left in place fires again on each write of its group. Network "
+        "or IP groups, silent when they are all private. One alert per exposure: the group "
+        "written again within `dedup_minutes` (a day) joins it. Network "
         "and application rules are not read: they filter traffic already inside or leaving.",
         severity=Severity.HIGH,
         technique="T1133",
@@ -228,9 +241,15 @@ class FirewallDnatManagementPort(ManagementPortOpened):
         """``rule collection group dnat of firewall policy fwp-hub``, or ``firewall fw-hub``."""
         return firewall_of(event)
 
+    def owner(self, event: Event) -> str:
+        """The rule collection group or the classic firewall."""
+        return event.resource_id or "unknown"
+
 
 class AnySourceConfig(RuleConfig):
-    """The ports a public web front end opens to everyone by design."""
+    """The ports a public web front end opens to everyone by design; a day's dedup window."""
+
+    dedup_minutes: Minutes = 1440
 
     web_ports: tuple[Port, ...] = (80, 443)
 
@@ -248,9 +267,9 @@ class AnySourceOpened(ExposureRule[AnySourceConfig]):
         "it opens only `web_ports` (80 and 443: what a public web front end opens by design), "
         "medium for other ports or protocols. Reads an NSG rule's "
         "own write and an NSG written whole with its rules inline, on the Start record (the "
-        "request body) or the Success record (the response body). A whole NSG's write carries all "
-        "its rules, so one left open is reported again on each write of its NSG (a pipeline "
-        "applying it). A management port open to the Internet also raises "
+        "request body) or the Success record (the response body). One alert per exposure: "
+        "written again within `dedup_minutes` (a day), alone or with its whole NSG, it joins "
+        "that alert. A management port open to the Internet also raises "
         "network.nsg_rule_management_port.",
         severity=Severity.MEDIUM,
         technique="T1562.007",
