@@ -127,6 +127,10 @@ def run(
         def sweep_ended_tokens(_now: datetime) -> None:
             sweep_tokens(users, audit)
 
+        def expire_cases(now: datetime) -> None:
+            # Read each time: `hubsight retention set alerts` may change it meanwhile.
+            detection.expire_cases(catalog.case_retention(), now)
+
         service = Service(
             data_dir,
             store,
@@ -134,7 +138,7 @@ def run(
             registry=default_registry(data_dir),
             settings=collector_settings(no_data_after, batch_mb),
             on_stored=detection.on_stored,
-            on_tick=(detection.tick, sweep_ended_tokens),
+            on_tick=(detection.tick, sweep_ended_tokens, expire_cases),
             detection_lag=detection.lag,
         )
         detection.metrics = service.metrics

@@ -409,6 +409,9 @@ def triage_in(
         # An empty assignee unassigns, as on an investigation.
         if new is not None and (new or None) != old
     ]
+    if changes or comment:
+        # When it last changed, which case retention counts from (``expiry``).
+        conn.execute("UPDATE alerts SET updated_at = ? WHERE id = ?", (now, current.id))
     for name, old, new in changes:
         # ``name`` is one of the three triage columns listed above.
         conn.execute(f"UPDATE alerts SET {name} = ? WHERE id = ?", (new or None, current.id))  # noqa: S608

@@ -58,6 +58,9 @@ CREATE TABLE IF NOT EXISTS alerts (
     tail BLOB);
 CREATE INDEX IF NOT EXISTS alerts_user ON alerts (user, last_event_time);
 CREATE INDEX IF NOT EXISTS alerts_time ON alerts (last_event_time);
+-- Closed alerts by when they last changed, for case retention (``expiry``); partial, so that the
+-- engine's updates of open alerts (nearly all it writes) leave it alone.
+CREATE INDEX IF NOT EXISTS alerts_closed ON alerts (updated_at) WHERE status = 'closed';
 -- An alert's evidence, apart from its body, in parts (JSON lists of event references) that
 -- read in ``start`` order, then the alert's ``tail``, make the list: a batch appends a part
 -- when the tail fills, or writes the list again from 0 (see ``alerts``). The parts go with
@@ -79,6 +82,8 @@ CREATE TABLE IF NOT EXISTS investigations (
     first_event_time REAL NOT NULL, last_event_time REAL NOT NULL,
     created_at REAL NOT NULL, updated_at REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS investigations_time ON investigations (last_event_time);
+CREATE INDEX IF NOT EXISTS investigations_closed ON investigations (updated_at)
+    WHERE status = 'closed';
 CREATE TABLE IF NOT EXISTS investigation_alerts (
     alert_id TEXT PRIMARY KEY, investigation_id TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS investigation_alerts_of ON investigation_alerts (investigation_id);
@@ -94,6 +99,9 @@ CREATE INDEX IF NOT EXISTS investigation_history_of ON investigation_history (in
 CREATE TABLE IF NOT EXISTS investigation_closed_alerts (
     investigation_id TEXT NOT NULL, alert_id TEXT NOT NULL, status TEXT NOT NULL,
     disposition TEXT, closed_as TEXT, PRIMARY KEY (investigation_id, alert_id)) WITHOUT ROWID;
+-- Case retention deletes an alert's rows wherever they are (``expiry``).
+CREATE INDEX IF NOT EXISTS investigation_closed_alerts_alert
+    ON investigation_closed_alerts (alert_id);
 CREATE TABLE IF NOT EXISTS rule_settings (
     rule_id TEXT PRIMARY KEY, enabled INTEGER, thresholds TEXT NOT NULL DEFAULT '{}',
     exceptions TEXT NOT NULL DEFAULT '{}');

@@ -33,6 +33,7 @@ from hubsight.detect.baseline import observe_signin
 from hubsight.detect.context import EngineContext, shared_id
 from hubsight.detect.dataplane import feed
 from hubsight.detect.db import DetectDB
+from hubsight.detect.expiry import Expired, Gone, sweep
 from hubsight.detect.folding import AlertFolder, Taken
 from hubsight.detect.grouping import group_alerts, release_alerts
 from hubsight.detect.settings import RuleExceptions
@@ -536,6 +537,18 @@ class DetectionEngine:
             self._state.saved()
         self._folder.saved()
         return taken
+
+    def expire_cases(self, days: int, now: float) -> Expired:
+        """Delete the closed alerts and investigations due under case retention, a chunk at a
+        time between batches, forgetting what the engine held of them (``expiry``)."""
+
+        def between(step: Callable[[], tuple[list[Gone], int]]) -> tuple[list[Gone], int]:
+            with self._lock:
+                gone, investigations = step()
+                self._folder.forget(gone)
+            return gone, investigations
+
+        return sweep(self.db, days, now, between=between)
 
     def save_pending(self) -> Taken:
         """Save everything still pending (baselines included); what a failed save had left,

@@ -10,7 +10,7 @@ failed stays, and joins the next).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -26,6 +26,7 @@ from hubsight.detect.alerts import (
 from hubsight.detect.base import EventRef, Finding, Rule
 from hubsight.detect.baseline import from_epoch
 from hubsight.detect.db import DetectDB
+from hubsight.detect.expiry import Gone
 from hubsight.detect.notables import relink
 from hubsight.detect.sessions import MERGED_INTO, Sessions, Span, session_prefix
 
@@ -126,6 +127,16 @@ class AlertFolder:
         for key in withdrawn:
             # A withdrawn alert someone triaged stays in the database: it is read from there.
             self._known.pop(key, None)
+
+    def forget(self, gone: Iterable[Gone]) -> None:
+        """Forget what is held of alerts deleted from the database (case retention)."""
+        for alert in gone:
+            self._known.pop(alert.dedup_key, None)
+            self._sessions.forget(alert.dedup_key)
+            if alert.notable:
+                # Held under the user as read ("None" for none) or as linked ("").
+                for user in {str(alert.user), alert.user or ""}:
+                    self._notables.get(user, {}).pop(alert.id, None)
 
     def _absorb(self, key: str, rule: Rule[Any], other: Alert) -> None:
         """Fold the alert ``other`` into the alert ``key`` of the same rule and entity."""

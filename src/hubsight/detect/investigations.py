@@ -250,6 +250,10 @@ class InvestigationStore:
                 _note(conn, investigation_id, now, actor, name, f"{old or ''} -> {new or '(none)'}")
             if triage.comment and triage.comment.strip():
                 _note(conn, investigation_id, now, actor, "comment", triage.comment.strip())
+                # A comment changes the case too: retention counts from it (``expiry``).
+                conn.execute(
+                    "UPDATE investigations SET updated_at = ? WHERE id = ?", (now, investigation_id)
+                )
         return self.get(investigation_id)
 
     def merge(self, target: str, others: Sequence[str], *, actor: str) -> Investigation:

@@ -27,6 +27,7 @@ from hubsight.detect.engine import (
     position_of,
     tune_gc,
 )
+from hubsight.detect.expiry import Expired
 from hubsight.detect.generation import settings_generation
 from hubsight.detect.notify import Notifier, NotifyReport
 from hubsight.detect.ruleset import RuleSet, build_ruleset, rules_dir_default
@@ -357,6 +358,23 @@ class Detection:
             return []
         self.refresh()
         return self._notified(lambda: self.engine.tick(now))
+
+    def expire_cases(self, days: int | None, now: datetime) -> Expired:
+        """Apply case retention (``days``; None: keep for ever): delete what is due, for a
+        couple of seconds at most; the rest goes at the next call (``expiry``)."""
+        if days is None:
+            return Expired()
+        expired = self.engine.expire_cases(days, now.timestamp())
+        if expired.alerts or expired.investigations:
+            log.info(
+                "case retention: deleted %d alerts and %d investigations closed and unchanged "
+                "for %d days%s",
+                expired.alerts,
+                expired.investigations,
+                days,
+                "" if expired.done else "; more next minute",
+            )
+        return expired
 
     def start(self) -> threading.Thread | None:
         """At start: have the delivery thread send what a killed process left due, and catch up

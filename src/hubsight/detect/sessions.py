@@ -62,6 +62,13 @@ class Sessions:
         prefix = key[: key.rindex("|") + 1]
         self.spans(prefix).pop(key, None)
 
+    def forget(self, key: str) -> None:
+        """Forget the alert ``key`` (deleted) if its prefix was read; else nothing is read."""
+        if "|" in key:
+            known = self._spans.get(key[: key.rindex("|") + 1])
+            if known is not None:
+                known.pop(key, None)
+
     def _load(self, prefix: str) -> dict[str, Span]:
         if self._db is None:
             return {}

@@ -19,7 +19,7 @@ from pydantic import SecretStr
 
 from hubsight.errors import AlreadyExistsError, NotFoundError
 from hubsight.sources.config import SourceConfig, make_source
-from hubsight.store.retention import Policy, checked, default_policy
+from hubsight.store.retention import Policy, checked, checked_case_days, default_policy
 from hubsight.store.sqlite import claim_version, connect
 from hubsight.store.vault import Vault
 
@@ -40,6 +40,13 @@ CREATE TABLE IF NOT EXISTS sources (
 CREATE TABLE IF NOT EXISTS retention (
     log_set TEXT PRIMARY KEY,
     days INTEGER NOT NULL,
+    updated_at REAL NOT NULL
+);
+-- How long closed alerts and investigations are kept (days after they last changed); no row or
+-- NULL: for ever.
+CREATE TABLE IF NOT EXISTS case_retention (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    days INTEGER,
     updated_at REAL NOT NULL
 );
 -- The event store's parts ClickHouse set aside, as ``hubsight run`` found them when it started.
@@ -195,6 +202,24 @@ class Catalog:
                 "ON CONFLICT(log_set) DO UPDATE SET days = excluded.days, "
                 "updated_at = excluded.updated_at",
                 (log_set, days, time.time()),
+            )
+
+    def case_retention(self) -> int | None:
+        """Days closed alerts and investigations are kept after they last changed; None: for
+        ever (the default, so that an upgrade deletes no one's cases)."""
+        with self._connect() as db:
+            row = db.execute("SELECT days FROM case_retention WHERE id = 1").fetchone()
+        return None if row is None or row[0] is None else int(row[0])
+
+    def set_case_retention(self, days: int | None) -> None:
+        """Keep closed alerts and investigations ``days`` days (None: for ever); checked."""
+        days = checked_case_days(days)
+        with self._connect() as db:
+            db.execute(
+                "INSERT INTO case_retention (id, days, updated_at) VALUES (1, ?, ?) "
+                "ON CONFLICT(id) DO UPDATE SET days = excluded.days, "
+                "updated_at = excluded.updated_at",
+                (days, time.time()),
             )
 
 

@@ -4,7 +4,8 @@ The policy lives in the catalog (SQLite) so that the CLI can change it while ``h
 holds the event store; the running service applies a changed policy within a second, and
 ``run`` applies it when it starts. ClickHouse deletes expired rows during merges (at the latest
 ``merge_with_ttl_timeout``, 4 hours, after they expire). Alerts and investigations live in the
-detection database and are not touched: they outlive the events they cite.
+detection database and outlive the events they cite: their own policy (``CASES``, kept for ever
+unless set) says how many days after they were closed they go (``detect.expiry``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,12 @@ DEFAULT_DAYS_BY_LOG_SET = {LogSet.UNPARSED_DATA.value: 14}
 MAX_DAYS = 36_500
 
 Policy = dict[str, int]
+
+# The name `hubsight retention` and the API give the policy of closed alerts and investigations.
+# Log set names are title case ("Third Party Alerts"), so a lower-case word is never one.
+CASES = "alerts"
+# Spellings of "keep them for ever" (the default).
+FOREVER = ("off", "forever")
 
 
 def default_policy() -> Policy:
@@ -43,6 +50,29 @@ def checked(log_set: str, days: int) -> tuple[str, int]:
             hint=f"give a whole number from 1 to {MAX_DAYS}",
         )
     return log_set, days
+
+
+def checked_case_days(value: int | str | None) -> int | None:
+    """Days closed alerts and investigations are kept (None: for ever), from a number or the
+    words ``off``/``forever``; else a ``ConfigError`` naming the fix."""
+    hint = f"give a whole number of days from 1 to {MAX_DAYS}, or `off` to keep them for ever"
+    if value is None or (isinstance(value, str) and value.strip().lower() in FOREVER):
+        return None
+    if isinstance(value, str):
+        try:
+            value = int(value.strip())
+        except ValueError:
+            raise ConfigError(
+                f"{value!r} is not a number of days closed alerts can be kept", hint=hint
+            ) from None
+    if isinstance(value, bool) or not 1 <= value <= MAX_DAYS:
+        raise ConfigError(f"{value} is not a number of days closed alerts can be kept", hint=hint)
+    return value
+
+
+def describe_case_days(days: int | None) -> str:
+    """The policy of closed alerts and investigations in words."""
+    return "for ever" if days is None else f"{days} days after closing"
 
 
 def ttl_expression(policy: Policy) -> str:
