@@ -15,8 +15,11 @@ import pytest
 from detect.test_investigations import T0, alert, save
 from hubsight.detect.alerts import AlertStore
 from hubsight.detect.db import DetectDB
+from hubsight.detect.engine import DetectionEngine, EngineOptions
 from hubsight.detect.expiry import DAY_S, expire_chunk, sweep, usage
 from hubsight.detect.investigations import InvestigationStore, Triage
+from hubsight.detect.rules.auth_volume import BruteForceSuccess
+from hubsight.detect.ruleset import build_rule
 from hubsight.detect.sessions import Sessions
 
 DAYS = 30
@@ -211,3 +214,23 @@ def test_cases_triaged_before_this_release_count_from_their_history(db: DetectDB
         assert expire_chunk(db, DAYS, at + DAYS * DAY_S) == ([], 0), table
         db.execute(f"DELETE FROM {table} WHERE {column} = ? AND detail = 'late'", (name,))  # noqa: S608
     assert expire_chunk(db, DAYS, at + DAYS * DAY_S)[1] == 1
+
+
+def test_the_engine_forgets_what_it_deleted(tmp_path: Path) -> None:
+    # The engine holds the alerts it saved; one deleted behind its back and then found again
+    # must come back as a new alert, not as the old one (triage and all) from its memory.
+    engine = DetectionEngine(
+        DetectDB.in_dir(tmp_path), [build_rule(BruteForceSuccess, {})], options=EngineOptions()
+    )
+    events = next(e for e in BruteForceSuccess.examples() if e.fires).events
+    (first,) = engine.process(events)
+    (inv,) = ids(engine.db, "investigations")
+    close(engine.db, inv)
+    expired = engine.expire_cases(1, time.time() + 10_000 * DAY_S)
+    assert (expired.alerts, expired.investigations, expired.done) == (1, 1, True)
+    (again,) = engine.process(events)
+    assert (again.id, again.revision, again.status) == (first.id, 1, "open")
+    assert AlertStore(engine.db).get(first.id).status == "open"
+    assert len(ids(engine.db, "investigations")) == 1
+    assert dangling(engine.db) == []
+    engine.close()

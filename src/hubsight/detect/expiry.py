@@ -174,18 +174,25 @@ def sweep(
 
 
 def usage(db: DetectDB, days: int | None) -> dict[str, Any]:
-    """The policy with the alerts and investigations stored and the disk they take (the case
-    tables' pages, when SQLite can count them)."""
+    """The policy with the alerts and investigations stored and the disk they take.
+
+    The disk is the detection database's pages in use (two pragmas, where counting the case
+    tables' own pages reads every one of them): alerts and investigations are most of it, the
+    rest detection's windows and baselines (``bench/cases.py`` prints both).
+    """
     (row,) = db.rows(
         "SELECT (SELECT count(*) FROM alerts) AS alerts, "
-        "(SELECT count(*) FROM investigations) AS investigations"
+        "(SELECT count(*) FROM investigations) AS investigations, "
+        "(SELECT page_count FROM pragma_page_count()) AS pages, "
+        "(SELECT freelist_count FROM pragma_freelist_count()) AS free, "
+        "(SELECT page_size FROM pragma_page_size()) AS page_size"
     )
     return {
         "name": "alerts",
         "days": days,
         "alerts": int(row["alerts"]),
         "investigations": int(row["investigations"]),
-        "bytes_on_disk": _case_bytes(db),
+        "bytes_on_disk": (int(row["pages"]) - int(row["free"])) * int(row["page_size"]),
     }
 
 
@@ -215,7 +222,9 @@ _CASE_TABLES = (
 )
 
 
-def _case_bytes(db: DetectDB) -> int:
+def case_bytes(db: DetectDB) -> int:
+    """The bytes of the pages the case tables and their indexes take (reads every one of them:
+    for measuring, not for a page); 0 when SQLite was built without ``dbstat``."""
     marks = ", ".join("?" * len(_CASE_TABLES))
     try:
         # ``marks`` holds only question marks; the names are bound.
@@ -223,7 +232,7 @@ def _case_bytes(db: DetectDB) -> int:
             f"SELECT sum(pgsize) AS bytes FROM dbstat WHERE name IN ({marks})",  # noqa: S608
             _CASE_TABLES,
         )
-    except StoreError:  # SQLite built without dbstat: the figure is left out
+    except StoreError:
         return 0
     return int(row["bytes"] or 0)
 

@@ -52,21 +52,17 @@ def checked(log_set: str, days: int) -> tuple[str, int]:
     return log_set, days
 
 
-def checked_case_days(value: int | str | None) -> int | None:
-    """Days closed alerts and investigations are kept (None: for ever), from a number or the
-    words ``off``/``forever``; else a ``ConfigError`` naming the fix."""
+def checked_case_days(value: object) -> int | None:
+    """Days closed alerts and investigations are kept (None: for ever), from a whole number,
+    its text, None or the words ``off``/``forever``; else a ``ConfigError`` naming the fix."""
     hint = f"give a whole number of days from 1 to {MAX_DAYS}, or `off` to keep them for ever"
     if value is None or (isinstance(value, str) and value.strip().lower() in FOREVER):
         return None
-    if isinstance(value, str):
-        try:
-            value = int(value.strip())
-        except ValueError:
-            raise ConfigError(
-                f"{value!r} is not a number of days closed alerts can be kept", hint=hint
-            ) from None
-    if isinstance(value, bool) or not 1 <= value <= MAX_DAYS:
-        raise ConfigError(f"{value} is not a number of days closed alerts can be kept", hint=hint)
+    shown = value if isinstance(value, int | float) else repr(value)
+    if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
+        value = int(value.strip())
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_DAYS:
+        raise ConfigError(f"{shown} is not a number of days closed alerts can be kept", hint=hint)
     return value
 
 

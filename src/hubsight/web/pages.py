@@ -23,7 +23,7 @@ from hubsight.parsing.event import Event
 from hubsight.sources.config import DEFAULT_TOPIC
 from hubsight.status import source_status
 from hubsight.store.damage import DOCTOR_HINT
-from hubsight.store.retention import describe_bytes
+from hubsight.store.retention import describe_bytes, describe_case_days
 from hubsight.store.tokens import DEFAULT_TOKEN_DAYS, ENDED_TOKENS_KEPT_DAYS, MAX_TOKEN_DAYS
 from hubsight.web import coverage_pages, entity_pages, investigation_pages
 from hubsight.web.auth import EXPIRED_MESSAGES, current_account, require_role, visible_tokens
@@ -32,7 +32,7 @@ from hubsight.web.evidence import evidence_summaries
 from hubsight.web.page_state import detect_db, service_of, since_filter
 from hubsight.web.pivots import alert_search
 from hubsight.web.rendering import render
-from hubsight.web.retention_routes import retention_rows
+from hubsight.web.retention_routes import case_rows, retention_rows
 
 _HERE = Path(__file__).parent
 SEVERITIES = [s.value for s in Severity]
@@ -126,6 +126,17 @@ def _retention(request: Request) -> list[dict[str, Any]]:
     """Days kept, events and disk per log set, with the disk in words."""
     rows = retention_rows(service_of(request))
     return [row | {"disk": describe_bytes(row["bytes_on_disk"])} for row in rows]
+
+
+def _cases(request: Request) -> dict[str, Any] | None:
+    """Case retention with its counts and disk in words; None without detections."""
+    if detect_db(request) is None:
+        return None
+    cases = case_rows(request)
+    return cases | {
+        "disk": describe_bytes(cases["bytes_on_disk"]),
+        "kept": describe_case_days(cases["days"]),
+    }
 
 
 @router.get("/search", response_class=HTMLResponse, dependencies=[require_role("analyst")])
@@ -279,6 +290,7 @@ def settings_page(request: Request) -> HTMLResponse:
             "ended_tokens_kept_days": ENDED_TOKENS_KEPT_DAYS,
             "me": me,
             "retention": _retention(request),
+            "cases": _cases(request),
         }
         | _targets(request),
     )

@@ -99,9 +99,12 @@ function retentionSettings() {
   $$("form.retention").forEach((form) => form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const out = $(".field-msg", form);
-    const answer = await api("PUT", `/api/v1/retention/${encodeURIComponent(form.dataset.logSet)}`, { days: Number(form.elements.days.value) });
+    // Closed alerts and investigations: empty keeps them for ever.
+    const cases = form.dataset.logSet === "alerts", value = form.elements.days.value.trim();
+    const days = cases && value === "" ? null : Number(value);
+    const answer = await api("PUT", `/api/v1/retention/${encodeURIComponent(form.dataset.logSet)}`, { days });
     out.className = answer.ok ? "field-msg ok" : "field-msg error";
-    out.textContent = answer.ok ? "saved; the store applies it within a second" : problem(answer.data);
+    out.textContent = !answer.ok ? problem(answer.data) : cases ? (days === null ? "saved; kept for ever" : "saved; the service deletes what is due within a minute") : "saved; the store applies it within a second";
   }));
 }
 

@@ -1,0 +1,107 @@
+"""Case retention benchmark: the disk each alert takes, and how fast closed cases are deleted.
+
+Feeds a simulated tenant (as ``bench/detect.py`` does: every scenario planted, the built-in
+rules, the shipped Sigma content and the rules of ``--sigma-dir``) to a persisted engine, then
+prints the alerts and investigations it stored and the bytes the case tables take per alert
+(SQLite's own page count, indexes included: what an operator's disk holds). Then closes every
+investigation and deletes them all with case retention, chunk by chunk, printing the time each
+chunk held the database (what the engine's next batch may wait) and the alerts deleted per
+second. The machine's load average is printed with the figures.
+
+    .venv/bin/python bench/cases.py                                   # 200 users, 6 hours
+    .venv/bin/python bench/cases.py --users 1000 --days 1 --hours 0 --rate 3.4 \
+        --sigma-dir /work/ext/sigmahq-azure          # a day of a 1,000-user tenant
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+
+from detect import START, _load, batches, ruleset, warmup
+from hubsight.detect.db import DetectDB
+from hubsight.detect.engine import DetectionEngine, EngineOptions, tune_gc
+from hubsight.detect.expiry import CHUNK, DAY_S, case_bytes, expire_chunk, usage
+
+
+def main() -> None:
+    """Run the benchmark and print its figures."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--users", type=int, default=200)
+    ap.add_argument("--days", type=int, default=0)
+    ap.add_argument("--hours", type=float, default=6)
+    ap.add_argument("--rate", type=float, default=20.0, help="records/s of simulated time")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--batch", type=int, default=1000)
+    ap.add_argument("--learning-hours", type=float, default=0.25)
+    ap.add_argument("--warmup-hours", type=float, default=0)
+    ap.add_argument("--sigma-dir", type=Path)
+    ap.add_argument("--chunk", type=int, default=CHUNK, help="alerts deleted per transaction")
+    args = ap.parse_args()
+    tune_gc()
+    print(f"start: {_load()}")
+    with tempfile.TemporaryDirectory() as tmp:
+        db = DetectDB(Path(tmp) / "detect.sqlite3")
+        learning = max(timedelta(hours=args.learning_hours), warmup(args))
+        options = EngineOptions(learning=learning)
+        engine = DetectionEngine(db, ruleset(args, everything=True), options=options)
+        began = time.perf_counter()
+        events = 0
+        for batch in batches(args, []):
+            engine.process(batch)
+            events += len(batch)
+        print(f"{events:,} events detected on in {time.perf_counter() - began:.0f} s")
+        stored = usage(db, None)
+        alerts, investigations = stored["alerts"], stored["investigations"]
+        size = case_bytes(db)
+        whole = stored["bytes_on_disk"]
+        # The warm-up's alerts are stored too: the rate is over all the simulated time.
+        span_days = (args.days * 24 + args.hours + args.warmup_hours) / 24
+        print(
+            f"stored: {alerts:,} alerts ({_count(db, 'notable = 1'):,} notables), "
+            f"{investigations:,} investigations, {size / 1e6:.1f} MB in the case tables: "
+            f"{size / max(alerts, 1):,.0f} bytes per alert (the database: {whole / 1e6:.1f} MB)"
+        )
+        if span_days:
+            per_day = alerts / span_days * 1000 / args.users
+            print(
+                f"per 1,000 users per day: {per_day:,.0f} alerts, "
+                f"{per_day * size / max(alerts, 1) / 1e6:,.1f} MB; a year: "
+                f"{per_day * 365 * size / max(alerts, 1) / 1e9:,.1f} GB"
+            )
+        with db.transaction() as conn:
+            conn.execute("UPDATE investigations SET status = 'closed'")
+            conn.execute("UPDATE alerts SET status = 'closed'")
+        now = time.time() + 2 * DAY_S
+        held: list[float] = []
+        deleted = 0
+        began = time.perf_counter()
+        while True:
+            t0 = time.perf_counter()
+            gone, _ = expire_chunk(db, 1, now, args.chunk)
+            held.append(time.perf_counter() - t0)
+            deleted += len(gone)
+            if not gone:
+                break
+        took = time.perf_counter() - began
+        print(
+            f"deleted {deleted:,} alerts in {took:.1f} s ({deleted / took:,.0f}/s), "
+            f"{len(held)} chunks of {args.chunk}: each held the database "
+            f"{statistics.median(held) * 1000:.0f} ms median, {max(held) * 1000:.0f} ms at most"
+        )
+        print(f"left: {_count(db, '1 = 1')} alerts")
+        engine.close()
+    print(f"end: {_load()}, simulated from {START - warmup(args):%Y-%m-%d}")
+
+
+def _count(db: DetectDB, where: str) -> int:
+    return int(db.rows(f"SELECT count(*) FROM alerts WHERE {where}")[0][0])  # noqa: S608
+
+
+if __name__ == "__main__":
+    main()
