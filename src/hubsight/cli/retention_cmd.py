@@ -127,7 +127,7 @@ def _cases_table(cases: dict[str, Any]) -> str:
         cases["investigations"],
         policy.describe_bytes(cases["bytes_on_disk"]),
     )
-    return format_table(("CLOSED CASES", "KEPT", "ALERTS", "INVESTIGATIONS", "DISK"), [row])
+    return format_table(("CLOSED CASES", "KEPT", "ALERTS", "INVESTIGATIONS", "DATABASE"), [row])
 
 
 def _rows(data_dir: Path) -> list[dict[str, Any]]:
