@@ -269,3 +269,24 @@ def test_the_add_form_refuses_a_port_out_of_range_in_the_apis_words(
         "write host:port[,host:port...], e.g. kafka-1:9092"
     )
     assert console.service.catalog.all() == []
+
+
+def test_an_admin_sets_and_clears_case_retention_in_settings(page: Page, console: Console) -> None:
+    console.users.create(*ADMIN, "admin")
+    sign_in(page, console, ADMIN)
+    page.goto(console.url + "/settings#retention")
+    row = page.locator('tr[data-log-set="alerts"]')
+    expect(row).to_contain_text("1 alert, 1 investigation")
+    days = row.locator("input[name=days]")
+    expect(days).to_have_value("")
+    days.fill("400")
+    row.get_by_role("button", name="Save").click()
+    expect(row.locator(".field-msg")).to_have_text(
+        "saved; the service deletes what is due within a minute"
+    )
+    assert console.service.catalog.case_retention() == 400
+    days.fill("")
+    row.get_by_role("button", name="Save").click()
+    expect(row.locator(".field-msg")).to_have_text("saved; kept for ever")
+    assert console.service.catalog.case_retention() is None
+    shot(page, "settings-case-retention")

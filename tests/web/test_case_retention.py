@@ -122,7 +122,7 @@ def test_settings_page_has_a_row_for_closed_cases(app: FastAPI) -> None:
     assert "Closed alerts and investigations" in row
     assert '<form class="retention" data-log-set="alerts">' in row
     assert 'placeholder="for ever"' in row
-    assert "1 alerts, 1 investigations" in row
+    assert "1 alert, 1 investigation" in row
     assert "KB" in row
     client.put(URL, json={"days": 400}, headers=_as(app, "root"))
     seen = client.get("/settings", headers=_as(app, "ana")).text
