@@ -22,7 +22,7 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-from detect import START, _load, batches, ruleset, warmup
+from detect import START, _load, batches, ruleset, tenant_args, warmup
 from hubsight.detect.db import DetectDB
 from hubsight.detect.engine import DetectionEngine, EngineOptions, tune_gc
 from hubsight.detect.expiry import CHUNK, DAY_S, case_bytes, expire_chunk, usage
@@ -31,16 +31,7 @@ from hubsight.detect.expiry import CHUNK, DAY_S, case_bytes, expire_chunk, usage
 def main() -> None:
     """Run the benchmark and print its figures."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--users", type=int, default=200)
-    ap.add_argument("--days", type=int, default=0)
-    ap.add_argument("--hours", type=float, default=6)
-    ap.add_argument("--rate", type=float, default=20.0, help="records/s of simulated time")
-    ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--repeat", type=int, default=1)
-    ap.add_argument("--batch", type=int, default=1000)
-    ap.add_argument("--learning-hours", type=float, default=0.25)
-    ap.add_argument("--warmup-hours", type=float, default=0)
-    ap.add_argument("--sigma-dir", type=Path)
+    tenant_args(ap)
     ap.add_argument("--chunk", type=int, default=CHUNK, help="alerts deleted per transaction")
     args = ap.parse_args()
     tune_gc()

@@ -278,9 +278,9 @@ def noise(args: argparse.Namespace, final: Iterable[Alert], truth: list[dict[str
         print(f"  {rule_id:48} {rate:8.2f}   ({count} in all) {mark}")
 
 
-def main() -> None:
-    """Run the benchmark and print its figures."""
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def tenant_args(ap: argparse.ArgumentParser) -> None:
+    """The simulated tenant's options and the rules' (``--sigma-dir``), shared with
+    ``bench/cases.py``."""
     ap.add_argument("--users", type=int, default=200)
     ap.add_argument("--days", type=int, default=0)
     ap.add_argument("--hours", type=float, default=6)
@@ -302,6 +302,12 @@ def main() -> None:
         help="a folder of extra Sigma rules, e.g. SigmaHQ's rules/cloud/azure fetched outside "
         "this repository",
     )
+
+
+def main() -> None:
+    """Run the benchmark and print its figures."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    tenant_args(ap)
     ap.add_argument(
         "--costs", type=int, default=10, help="print this many most expensive rules (0: no pass)"
     )
