@@ -187,7 +187,10 @@ def test_admin_tunes_a_rule(page: Page, console: Console) -> None:
     expect(saved).to_have_text("saved; applies to the running detection within seconds")
     page.reload()
     summary = page.locator('details[data-rule="auth.brute_force"] summary')
-    expect(summary).to_contain_text('"count": 25')
+    # Readable, not JSON: each setting by its title, then what the rule never alerts on.
+    expect(summary).to_have_text(
+        "Dedup Minutes: 60 · Count: 25 · Window Minutes: 10 · never alert on addresses: 10.0.0.0/8"
+    )
     assert form.get_by_label("Count").input_value() == "25"
     assert form.get_by_label("Addresses or CIDRs").input_value() == "10.0.0.0/8"
     shot(page, "settings-admin")
@@ -384,3 +387,17 @@ def test_no_session_is_401_and_missing_csrf_is_rejected(page: Page, console: Con
     assert forged.status == 403
     assert "CSRF" in forged.json()["error"]
     assert page.request.get(console.url + f"/api/v1/alerts/{alert_id}").json()["status"] == "open"
+
+
+def test_an_analyst_reads_each_rules_settings_by_name(page: Page, console: Console) -> None:
+    # They were shown as raw JSON: {"dedup_minutes": 60, "client_apps": ["Authenticated SMTP", ...
+    sign_in(page, console, ANALYST)
+    page.goto(console.url + "/settings")
+    legacy = page.locator("#rules tr").filter(has_text="auth.legacy_protocol").locator(".tuning")
+    expect(legacy).to_have_text(
+        "Dedup Minutes: 1440 · Client Apps: Authenticated SMTP, AutoDiscover, Exchange ActiveSync, "
+        "Exchange Online PowerShell, Exchange Web Services and 8 more"
+    )
+    travel = page.locator("#rules tr").filter(has_text="auth.impossible_travel").locator(".tuning")
+    expect(travel).to_contain_text("Vpn Ips: none")
+    assert "{" not in page.locator("#rules").inner_text()
