@@ -39,7 +39,10 @@ _EVERY_ADDRESS = frozenset(
 _INTERNAL_TAGS = frozenset({"virtualnetwork", "azureloadbalancer"})
 # A public prefix this wide is the Internet for a rule's purposes: 0.0.0.0/1 and 128.0.0.0/1
 # together say "any" without saying 0.0.0.0/0. No organisation's own range is a /8 or wider.
-_WIDE_PREFIX = {4: 8, 6: 32}
+_INTERNET_PREFIX = {4: 8, 6: 32}
+# Up to this wide it is a wide range (an ISP's or a cloud's block: a /16 is 65,536 addresses)
+# rather than an organisation's own addresses.
+_WIDE_PREFIX = {4: 16, 6: 40}
 _NOT_PUBLIC = tuple(
     ipaddress.ip_network(n)
     for n in (
@@ -61,7 +64,8 @@ class Reach(IntEnum):
 
     INTERNAL = 0
     SOME = 1
-    INTERNET = 2
+    WIDE = 2
+    INTERNET = 3
 
 
 def reach_of(source: str) -> Reach:
@@ -86,7 +90,9 @@ def reach_of(source: str) -> Reach:
         for block in _NOT_PUBLIC
     ):
         return Reach.INTERNAL
-    return Reach.INTERNET if network.prefixlen <= _WIDE_PREFIX[network.version] else Reach.SOME
+    if network.prefixlen <= _INTERNET_PREFIX[network.version]:
+        return Reach.INTERNET
+    return Reach.WIDE if network.prefixlen <= _WIDE_PREFIX[network.version] else Reach.SOME
 
 
 def port_span(value: object) -> tuple[int, int] | None:

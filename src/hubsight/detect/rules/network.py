@@ -160,7 +160,8 @@ class ManagementPortConfig(RuleConfig):
 
 
 class ManagementPortOpened(ExposureRule[ManagementPortConfig]):
-    """An NSG rule lets SSH, RDP or WinRM in: high from the Internet, low from named addresses."""
+    """An NSG rule lets SSH, RDP or WinRM in: high from the Internet, medium from a wide range,
+    low from named addresses."""
 
     meta = RuleMeta(
         id="network.nsg_rule_management_port",
@@ -169,7 +170,8 @@ class ManagementPortOpened(ExposureRule[ManagementPortConfig]):
         "(`ports`: SSH 22, RDP 3389, WinRM 5985/5986): as its port, in one of its ranges "
         "(3000-4000 holds 3389) or as every port (*), over TCP, UDP or any protocol. High when "
         "a source lets the Internet in (*, Any, Internet, AzureCloud, 0.0.0.0/0, ::/0, or a "
-        "public prefix of /8 or wider, IPv6 /32), low when its sources are named public "
+        "public prefix of /8 or wider, IPv6 /32), medium from a wide public range (/9 to /16, "
+        "IPv6 to /40: an ISP's or a cloud's block), low when its sources are named public "
         "addresses or service tags; silent when they are all inside the network (VirtualNetwork, "
         "AzureLoadBalancer, private ranges, application security groups). Reads an NSG rule's "
         "own write and an NSG written whole with its rules inline (templates, Terraform, the "
@@ -199,10 +201,12 @@ class ManagementPortOpened(ExposureRule[ManagementPortConfig]):
         if reach is Reach.INTERNET:
             sources = ", ".join(rule.open_sources())
             return Severity.HIGH, f"{names} open to the Internet (source {sources})"
-        named = [s for s in rule.sources if reach_of(s) is Reach.SOME]
+        named = [s for s in rule.sources if reach_of(s) is reach]
         shown = ", ".join(named[:_SHOWN]) + (
             f" and {len(named) - _SHOWN} more" if len(named) > _SHOWN else ""
         )
+        if reach is Reach.WIDE:
+            return Severity.MEDIUM, f"{names} open to a wide range ({shown})"
         return Severity.LOW, f"{names} open to {shown}"
 
 
@@ -218,8 +222,9 @@ class FirewallDnatManagementPort(ManagementPortOpened):
         "collection groups of firewall policies (FirewallPolicyNatRuleCollection) and the NAT "
         "rule collections of classic firewalls, on the Start record (the request body) or the "
         "Success record (the response body). High when a source lets the Internet in (*, "
-        "0.0.0.0/0, a public prefix of /8 or wider), low when its sources are named addresses "
-        "or IP groups, silent when they are all private. One alert per exposure: the group "
+        "0.0.0.0/0, a public prefix of /8 or wider), medium from a wide public range (/9 to "
+        "/16), low when its sources are named addresses or IP groups, silent when they are all "
+        "private. One alert per exposure: the group "
         "written again within `dedup_minutes` (a day) joins it. Network "
         "and application rules are not read: they filter traffic already inside or leaving.",
         severity=Severity.HIGH,
