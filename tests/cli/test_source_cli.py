@@ -76,6 +76,14 @@ def test_add_from_prompt_file_and_policy_key(data_dir: Path, tmp_path: Path) -> 
     assert (
         built == f"Endpoint=sb://{HOST}/;SharedAccessKeyName=listen;SharedAccessKey={PLANTED_KEY}"
     )
+    # The server as the portal shows it: the key's connection string named the namespace "sb".
+    as_uri = _invoke(
+        data_dir, "source", "add", "p4", "--server", f"sb://{HOST.upper()}:9093/",
+        "--key-name", "listen", "--key-env", "K", env={"K": PLANTED_KEY},
+    )  # fmt: skip
+    assert as_uri.exit_code == 0, as_uri.stderr
+    built = Catalog(data_dir).get("p4").profile.connection_string.get_secret_value()  # type: ignore[union-attr]
+    assert built.startswith(f"Endpoint=sb://{HOST}/;SharedAccessKeyName=listen;")
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ import click
 from hubsight.cli.trail import record_cli
 from hubsight.errors import ConfigError
 from hubsight.probe import probe_source
-from hubsight.sources.config import DEFAULT_TOPIC, make_source
+from hubsight.sources.config import DEFAULT_TOPIC, make_source, normalize_server
 from hubsight.sources.eventhubs import NAMESPACE_SUFFIX, build_connection_string
 from hubsight.store.audit import changes
 from hubsight.store.catalog import Catalog
@@ -119,7 +119,8 @@ def _eventhubs_profile(options: dict[str, Any]) -> dict[str, Any]:
         )
     if options["key_name"]:
         key = _secret("shared access key", options["key_file"], options["key_env"])
-        host = server.split(":")[0].lower().removeprefix("sb://")
+        # As the source will hold it: "sb://ns.../" named the namespace "sb" here.
+        host = normalize_server(server).split(":")[0]
         connection: str | None = build_connection_string(host, options["key_name"], key or "")
     else:
         connection = _secret(

@@ -72,6 +72,11 @@ def check_address(text: str, *, what: str, fix: str, port_required: bool) -> str
 _BOOTSTRAP_FIX = "write host:port[,host:port...], e.g. kafka-1:9092"
 
 
+def normalize_server(server: str) -> str:
+    """A namespace host as written in an Event Hubs source: lower case, no ``sb://``, no ``/``."""
+    return server.strip().lower().removeprefix("sb://").rstrip("/")
+
+
 def _stored(info: ValidationInfo) -> bool:
     return isinstance(info.context, dict) and bool(info.context.get("stored"))
 
@@ -92,7 +97,7 @@ class EventHubsProfile(_Strict):
     @field_validator("server")
     @classmethod
     def _server(cls, value: str, info: ValidationInfo) -> str:
-        value = value.strip().lower().removeprefix("sb://").rstrip("/")
+        value = normalize_server(value)
         if _stored(info):
             return value
         fix = (
