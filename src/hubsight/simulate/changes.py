@@ -13,7 +13,8 @@ from hubsight.simulate.directory import (
     group_target,
     user_target,
 )
-from hubsight.simulate.draft import Context
+from hubsight.simulate.draft import Context, Record
+from hubsight.simulate.geo import AZURE_REGIONS
 from hubsight.simulate.tenant import User, new_id
 
 _DEPARTMENTS = ("Sales", "Finance", "Engineering", "Marketing", "Support", "Legal")
@@ -162,6 +163,38 @@ _OPERATIONS = (
 )
 
 
+def _nsg_rule(name: str, priority: int, port: str, source: str, access: str) -> Record:
+    return {
+        "name": name,
+        "properties": {
+            "protocol": "Tcp" if port != "*" else "*",
+            "sourcePortRange": "*",
+            "destinationPortRange": port,
+            "sourceAddressPrefix": source,
+            "destinationAddressPrefix": "*",
+            "access": access,
+            "priority": priority,
+            "direction": "Inbound",
+        },
+    }
+
+
+# What pipelines and admins write to the web tier's NSG every day, whole (as Terraform and ARM
+# templates do): HTTPS from the Internet, SSH from inside the network only, nothing else. The
+# exposure rules must read it and raise at most the web port's one low alert a day.
+_NSG_WEB_BODY: Record = {
+    "location": AZURE_REGIONS[0][0],
+    "properties": {
+        "securityRules": [
+            _nsg_rule("allow-https", 100, "443", "Internet", "Allow"),
+            _nsg_rule("allow-ssh-vnet", 200, "22", "VirtualNetwork", "Allow"),
+            _nsg_rule("deny-all-inbound", 4096, "*", "*", "Deny"),
+        ]
+    },
+}
+_BODIES = {"Microsoft.Network/networkSecurityGroups/write": _NSG_WEB_BODY}
+
+
 def everyday_operation(ctx: Context, when: datetime) -> Operation:
     """A routine Azure Resource Manager operation by an admin or a deployment pipeline."""
     rng = ctx.rng
@@ -179,6 +212,7 @@ def everyday_operation(ctx: Context, when: datetime) -> Operation:
         )
     elif action == "Microsoft.Sql/servers/databases/write":
         scope = f"{scope}/databases/orders"
+    body = _BODIES.get(action, {})
     if automated and rng.random() < 0.8:
         pipelines = [
             sp
@@ -186,7 +220,9 @@ def everyday_operation(ctx: Context, when: datetime) -> Operation:
             if sp.name in ("terraform-deployer", "github-actions-deploy")
         ]
         sp = rng.choice(pipelines)
-        return Operation(action, scope, sp, rng.choice(sp.addresses), role="Contributor")
+        return Operation(
+            action, scope, sp, rng.choice(sp.addresses), role="Contributor", extra=body
+        )
     person = rng.choice(tenant.admins) if tenant.admins else rng.choice(tenant.users)
     ip = tenant.office_ip if rng.random() < 0.7 else person.home.ip(rng)
     failed = rng.random() < 0.03
@@ -198,4 +234,5 @@ def everyday_operation(ctx: Context, when: datetime) -> Operation:
         role="Contributor",
         status_code="Forbidden" if failed else "OK",
         failed=failed,
+        extra=body,
     )
