@@ -21,7 +21,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
+# The repository root: this script imports its sibling as ``bench.search``, as the tests do.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from hubsight.detect.runtime import Detection
 from hubsight.parsing.event import Event
@@ -30,7 +31,8 @@ from hubsight.parsing.registry import default_registry
 from hubsight.simulate import Simulation, SimulationConfig
 from hubsight.sources.base import Message
 from hubsight.store.embedded import EmbeddedStore
-from search import fill, merges_stopped
+
+from bench.search import fill, merges_stopped
 
 LOG_NAME = "Azure Event Hub"  # the filled events' (``search.fill``)
 BATCH = 3_000  # about a collector's batch of 16 MB of sign-ins

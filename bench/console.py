@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -25,7 +26,9 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-import search as filler  # bench/search.py: the same pool and fill
+# The repository root: this script imports its sibling as ``bench.search``, as the tests do.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 from hubsight.detect.db import DetectDB
 from hubsight.detect.runtime import EngineRequest, open_engine
 from hubsight.parsing.event import LogSet
@@ -37,6 +40,8 @@ from hubsight.sources.base import Message
 from hubsight.store.catalog import Catalog
 from hubsight.store.embedded import EmbeddedStore
 from hubsight.web.api import create_app
+
+from bench import search as filler  # bench/search.py: the same pool and fill
 
 BUDGET_MS = 300.0
 

@@ -18,7 +18,7 @@ from xdist.scheduler import LoadScopeScheduling
 
 from hubsight.devbroker import LocalBroker
 
-from support import PLANTED, create_topic
+from tests.support import PLANTED, create_topic
 
 BROWSER_TESTS = "tests/browser/"
 # Files holding tests of these kinds run longest: they are queued first, so that no long file

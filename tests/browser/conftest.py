@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 import uvicorn
 from playwright.sync_api import Browser, Page, expect, sync_playwright
-from tests.browser.harness import ANALYST, ARTIFACTS, CHROMIUM, Console
 
 from hubsight.detect.db import DetectDB
 from hubsight.detect.engine import DetectionEngine, EngineOptions
@@ -26,7 +25,8 @@ from hubsight.store.users import UserStore
 from hubsight.web.api import create_app
 from hubsight.web.auth import ConsoleAuth
 
-from support import FAST_HASH, serving, wait_until
+from tests.browser.harness import ANALYST, ARTIFACTS, CHROMIUM, Console
+from tests.support import FAST_HASH, serving, wait_until
 
 # Playwright's default 5 s for an expectation failed tests on a loaded machine while the page was
 # still answering; a wrong page still fails, only later.

@@ -6,6 +6,7 @@ import re
 
 import pytest
 from playwright.sync_api import Page, expect
+
 from tests.browser.harness import ANALYST, Console, shot, sign_in, wait_for_chart
 from tests.query.dataset import WINDOW, events
 

@@ -9,8 +9,6 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
-from tests.browser.harness import ADMIN, ANALYST, Console, shot, sign_in, sign_out
-from tests.query.dataset import WINDOW, events
 
 from hubsight.cli.run_cmd import announce_first_run
 from hubsight.devbroker import LocalBroker
@@ -18,7 +16,9 @@ from hubsight.query.saved import list_saved
 from hubsight.simulate import generate_messages
 from hubsight.store.users import Account
 
-from support import (
+from tests.browser.harness import ADMIN, ANALYST, Console, shot, sign_in, sign_out
+from tests.query.dataset import WINDOW, events
+from tests.support import (
     FAST_TUNING,
     PLANTED_PASSWORD,
     Terminal,

@@ -7,8 +7,6 @@ import time
 
 import pytest
 from playwright.sync_api import Page, expect
-from tests.browser.harness import ADMIN, ANALYST, Console, shot, sign_in
-from tests.query.dataset import ROWS, WINDOW, events
 
 from hubsight.devbroker import LocalBroker
 from hubsight.query.saved import SavedScope, list_saved, save
@@ -17,7 +15,9 @@ from hubsight.sources.config import make_source
 from hubsight.store.users import Account
 from hubsight.web.auth import SESSION_IDLE_ENV
 
-from support import (
+from tests.browser.harness import ADMIN, ANALYST, Console, shot, sign_in
+from tests.query.dataset import ROWS, WINDOW, events
+from tests.support import (
     PLANTED_PASSWORD,
     assert_no_secret,
     connection_string,

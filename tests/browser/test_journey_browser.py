@@ -9,6 +9,7 @@ import re
 
 import pytest
 from playwright.sync_api import Page, expect
+
 from tests.browser.harness import ANALYST, Console, shot, sign_in
 
 pytestmark = pytest.mark.browser

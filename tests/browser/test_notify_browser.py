@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
+
 from tests.browser.harness import ADMIN, ANALYST, Console, shot, sign_in, sign_out
 from tests.detect.receivers import http_receiver, make_tls, smtp_server
-
-from support import PLANTED_PASSWORD
+from tests.support import PLANTED_PASSWORD
 
 pytestmark = pytest.mark.browser
 

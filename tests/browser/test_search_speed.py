@@ -5,8 +5,9 @@ from __future__ import annotations
 import time
 
 import pytest
-from bench.search import END, SPAN, fill
 from playwright.sync_api import Page, expect
+
+from bench.search import END, SPAN, fill
 from tests.browser.harness import ANALYST, Console, shot, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timing]

@@ -9,9 +9,10 @@ from datetime import UTC, datetime
 import msgspec
 import pytest
 from playwright.sync_api import Page, Route, expect
-from tests.browser.harness import ADMIN, ANALYST, Console, sign_in, sign_out
 
 from hubsight.parsing.event import Event, LogSet
+
+from tests.browser.harness import ADMIN, ANALYST, Console, sign_in, sign_out
 
 pytestmark = pytest.mark.browser
 

@@ -7,7 +7,6 @@ from urllib.parse import quote
 
 import pytest
 from playwright.sync_api import Page, expect
-from tests.browser.harness import ANALYST, Console, shot, sign_in
 
 from hubsight.detect.base import numbered
 from hubsight.detect.db import DetectDB
@@ -16,6 +15,8 @@ from hubsight.detect.rules.auth_baseline import NewCountry
 from hubsight.detect.rules.signals import signin
 from hubsight.detect.ruleset import build_rule
 from hubsight.web.worldmap import FLAGGED_STROKE, PALETTE, bins
+
+from tests.browser.harness import ANALYST, Console, shot, sign_in
 
 pytestmark = pytest.mark.browser
 

@@ -19,7 +19,7 @@ from hubsight.detect.ruleset import build_rule
 from hubsight.store.audit import cli_actor
 from hubsight.store.catalog import CATALOG_FILE
 
-from support import PLANTED, PLANTED_PASSWORD, assert_no_secret, connection_string
+from tests.support import PLANTED, PLANTED_PASSWORD, assert_no_secret, connection_string
 
 
 def _invoke(data_dir: Path, *args: str, env: dict[str, str] | None = None) -> Result:

@@ -27,7 +27,7 @@ from hubsight.store.backends import StoreSettings, open_store
 from hubsight.store.catalog import Catalog
 from hubsight.store.users import UserStore
 
-from support import FAST_HASH, PLANTED_KEY, connection_string, wait_until
+from tests.support import FAST_HASH, PLANTED_KEY, connection_string, wait_until
 
 
 def _cli(data_dir: Path, *args: str) -> Result:

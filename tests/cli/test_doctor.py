@@ -25,7 +25,7 @@ from hubsight.store.backends import StoreSettings
 from hubsight.store.catalog import Catalog
 from hubsight.store.embedded import EmbeddedStore
 
-from support import connection_string
+from tests.support import connection_string
 
 _DAY = datetime(2026, 3, 4, 5, 6, tzinfo=UTC)
 

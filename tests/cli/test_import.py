@@ -25,7 +25,7 @@ from hubsight.simulate import SimulationConfig
 from hubsight.simulate.engine import Simulation
 from hubsight.store.embedded import EmbeddedStore
 
-from faults import SmallDisk
+from tests.faults import SmallDisk
 
 
 def _import(data_dir: Path, *args: str) -> Result:

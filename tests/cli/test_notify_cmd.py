@@ -7,14 +7,14 @@ from pathlib import Path
 
 from click.testing import CliRunner
 from pydantic import SecretStr
-from tests.detect.receivers import http_receiver, smtp_server
 
 from hubsight.cli.main import cli
 from hubsight.detect.db import DetectDB
 from hubsight.detect.targets import SmtpConfig, TargetStore, WebhookConfig
 from hubsight.store.vault import Vault
 
-from support import PLANTED_PASSWORD
+from tests.detect.receivers import http_receiver, smtp_server
+from tests.support import PLANTED_PASSWORD
 
 
 def _run(data_dir: Path, *args: str) -> tuple[int, str]:

@@ -13,8 +13,8 @@ import pytest
 
 from hubsight.devbroker import free_port
 
-from faults import SmallDisk
-from support import PLANTED_PASSWORD, assert_no_secret, hubsight_process
+from tests.faults import SmallDisk
+from tests.support import PLANTED_PASSWORD, assert_no_secret, hubsight_process
 
 
 def _refused(run: subprocess.CompletedProcess[str], code: int) -> str:

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from tests.query.dataset import ROWS, WINDOW, events, groups, newest
 
 from hubsight.cli.main import cli
 from hubsight.store.embedded import EmbeddedStore
+
+from tests.query.dataset import ROWS, WINDOW, events, groups, newest
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,13 @@ from hubsight.devbroker import LocalBroker, free_port
 from hubsight.health import SourceHealth
 from hubsight.store.catalog import Catalog
 
-from support import PLANTED_KEY, PLANTED_PASSWORD, assert_no_secret, connection_string, produce
+from tests.support import (
+    PLANTED_KEY,
+    PLANTED_PASSWORD,
+    assert_no_secret,
+    connection_string,
+    produce,
+)
 
 HOST = "contoso-logs.servicebus.windows.net"
 

@@ -25,7 +25,7 @@ from hubsight.store.backends import StoreSettings, open_store
 from hubsight.store.base import EventStore, Offsets
 from hubsight.store.engine_memory import EngineMemory
 
-from support import wait_until
+from tests.support import wait_until
 
 FAST = CollectorSettings(
     poll_timeout_s=0.05, linger_s=0.05, backoff_initial_s=0.05, backoff_max_s=0.2

@@ -11,7 +11,7 @@ import pytest
 
 from hubsight.devbroker import LocalBroker
 
-from support import kafka_source, produce, serving, stored_count, wait_until
+from tests.support import kafka_source, produce, serving, stored_count, wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -21,8 +21,8 @@ from hubsight.devbroker import LocalBroker, free_port
 from hubsight.service import Service
 from hubsight.store.catalog import Catalog
 
-from faults import SmallDisk
-from support import (
+from tests.faults import SmallDisk
+from tests.support import (
     FAST_COLLECTOR,
     create_topic,
     kafka_source,

@@ -14,7 +14,7 @@ import pytest
 from hubsight.devbroker import LocalBroker, free_port
 from hubsight.sources.config import make_source
 
-from support import (
+from tests.support import (
     PLANTED_PASSWORD,
     assert_no_secret,
     connection_string,

@@ -13,7 +13,7 @@ from hubsight.parsing.registry import default_registry
 from hubsight.query.search import SearchRequest, search
 from hubsight.simulate import Simulation, SimulationConfig
 
-from support import kafka_source, produce, serving, stored_count, wait_until
+from tests.support import kafka_source, produce, serving, stored_count, wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -16,7 +16,7 @@ from hubsight.parsing.registry import default_registry
 from hubsight.simulate import SCENARIOS, Simulation, SimulationConfig
 from hubsight.web.api import create_app
 
-from support import kafka_source, produce, serving, stored_count, wait_until
+from tests.support import kafka_source, produce, serving, stored_count, wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -25,7 +25,7 @@ from hubsight.devbroker import LocalBroker
 from hubsight.store.catalog import Catalog
 from hubsight.store.embedded import EmbeddedStore
 
-from support import assert_no_secret, hubsight_process, kafka_source, produce, wait_until
+from tests.support import assert_no_secret, hubsight_process, kafka_source, produce, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 DATA = Path(__file__).parent.parent / "data" / "azure"

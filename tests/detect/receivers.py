@@ -22,7 +22,7 @@ from typing import Any, Literal
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
-from tlsbroker import Authority
+from tests.tlsbroker import Authority
 
 
 @dataclass

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import msgspec
 import pytest
-from tests.detect.cites import Cites, CitesConfig, event, ref
 
 from hubsight.detect.alerts import MAX_EVIDENCE, Alert, AlertFilter, AlertStore
 from hubsight.detect.base import (
@@ -26,6 +25,8 @@ from hubsight.detect.db import PART_REFS, SCHEMA_VERSION, DetectDB
 from hubsight.detect.engine import DetectionEngine, EngineOptions
 from hubsight.errors import StoreError
 from hubsight.parsing.event import Event, LogSet
+
+from tests.detect.cites import Cites, CitesConfig, event, ref
 
 FIXTURES = Path(__file__).parents[1] / "data/datadirs"
 

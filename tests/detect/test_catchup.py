@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from pydantic import SecretStr
-from tests.detect.receivers import http_receiver
 
 from hubsight.cli.main import cli
 from hubsight.detect import notify
@@ -46,7 +45,8 @@ from hubsight.store.base import EventStore
 from hubsight.store.catalog import Catalog
 from hubsight.store.embedded import EmbeddedStore
 
-from support import kafka_source
+from tests.detect.receivers import http_receiver
+from tests.support import kafka_source
 
 _FAILED = "FAILED_BAD_PASSWORD"
 _names = (f"log-{n}" for n in itertools.count())

@@ -17,8 +17,6 @@ from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
-from tests.detect.receivers import http_receiver
-from tests.detect.test_notify_withdrawn import device_code_sign_ins
 
 from hubsight.detect.alerts import Alert, AlertFilter, AlertStore
 from hubsight.detect.db import DetectDB
@@ -31,7 +29,9 @@ from hubsight.detect.targets import WebhookConfig
 from hubsight.errors import StoreError
 from hubsight.metrics import Metrics
 
-from support import wait_until
+from tests.detect.receivers import http_receiver
+from tests.detect.test_notify_withdrawn import device_code_sign_ins
+from tests.support import wait_until
 
 
 def _detection(path: Path, channels: Sequence[Channel], *, grace_s: float = 10.0) -> Detection:

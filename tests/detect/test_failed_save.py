@@ -13,12 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.detect.test_engine import BATCH, Tenant, _batches, _created, _engine, _rules, _view
 
 from hubsight.detect.alerts import Alert, AlertFilter
 from hubsight.detect.db import DetectDB
 from hubsight.detect.engine import DetectionEngine, EngineOptions
 from hubsight.errors import StoreError
+
+from tests.detect.test_engine import BATCH, Tenant, _batches, _created, _engine, _rules, _view
 
 
 class FailingOnce(DetectDB):

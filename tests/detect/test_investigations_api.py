@@ -19,7 +19,7 @@ from hubsight.store.users import UserStore
 from hubsight.web import detect_routes, investigation_routes
 from hubsight.web.auth import ConsoleAuth
 
-from support import FAST_HASH
+from tests.support import FAST_HASH
 
 
 @pytest.fixture

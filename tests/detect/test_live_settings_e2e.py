@@ -29,7 +29,7 @@ from hubsight.devbroker import LocalBroker
 from hubsight.service import SOCKET_FILE
 from hubsight.store.catalog import Catalog
 
-from support import kafka_source, produce, wait_until
+from tests.support import kafka_source, produce, wait_until
 
 pytestmark = pytest.mark.integration
 

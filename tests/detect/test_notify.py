@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
-from tests.detect.receivers import Tls, http_receiver, make_tls, smtp_server, tcp_listener
 
 from hubsight.detect.alerts import Alert
 from hubsight.detect.base import Severity
@@ -23,7 +22,8 @@ from hubsight.detect.notify import Notifier, channel_for, rfc5424, send_test
 from hubsight.detect.targets import SmtpConfig, SyslogConfig, WebhookConfig, parse_target
 from hubsight.errors import ConfigError
 
-from support import PLANTED_PASSWORD, wait_until
+from tests.detect.receivers import Tls, http_receiver, make_tls, smtp_server, tcp_listener
+from tests.support import PLANTED_PASSWORD, wait_until
 
 WHEN = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 

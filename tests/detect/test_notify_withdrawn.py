@@ -15,7 +15,6 @@ from typing import Any
 
 import msgspec
 from pydantic import SecretStr
-from tests.detect.receivers import http_receiver, smtp_server, tcp_listener
 
 from hubsight.detect.alerts import Alert, AlertStore
 from hubsight.detect.base import Rule, Severity
@@ -30,7 +29,8 @@ from hubsight.detect.runtime import Detection
 from hubsight.detect.targets import SmtpConfig, SyslogConfig, Target, WebhookConfig
 from hubsight.parsing.event import Event
 
-from support import PLANTED_PASSWORD, wait_until
+from tests.detect.receivers import http_receiver, smtp_server, tcp_listener
+from tests.support import PLANTED_PASSWORD, wait_until
 
 
 def device_code_sign_ins() -> tuple[Event, Event, Event]:

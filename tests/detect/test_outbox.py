@@ -19,8 +19,6 @@ from pathlib import Path
 import msgspec
 import pytest
 from pydantic import SecretStr
-from tests.detect.receivers import http_receiver
-from tests.detect.test_notify_withdrawn import device_code_sign_ins
 
 from hubsight.detect.alerts import Alert
 from hubsight.detect.db import SCHEMA_VERSION, DetectDB
@@ -32,7 +30,9 @@ from hubsight.detect.runtime import Detection
 from hubsight.detect.targets import WebhookConfig
 from hubsight.parsing.event import Event
 
-from support import wait_until
+from tests.detect.receivers import http_receiver
+from tests.detect.test_notify_withdrawn import device_code_sign_ins
+from tests.support import wait_until
 
 FIXTURES = Path(__file__).parents[1] / "data/datadirs"
 

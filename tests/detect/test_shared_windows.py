@@ -14,7 +14,6 @@ from typing import Any
 
 import msgspec
 import pytest
-from tests.detect.test_order_sequence import _view
 
 from hubsight.detect.alerts import Alert
 from hubsight.detect.base import Rule
@@ -25,6 +24,8 @@ from hubsight.detect.rules.signals import SUCCESS, USER_SUCCESSES, entry_of, sig
 from hubsight.detect.ruleset import build_rule
 from hubsight.detect.settings import RuleExceptions
 from hubsight.parsing.event import Event
+
+from tests.detect.test_order_sequence import _view
 
 FAILED = "FAILED_BAD_PASSWORD"
 DENIED = "FAILED_MFA"

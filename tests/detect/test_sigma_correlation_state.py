@@ -13,6 +13,12 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+
+from hubsight.detect.alerts import MAX_EVIDENCE
+from hubsight.detect.base import EventRef, Finding
+from hubsight.detect.windows import Entry, Window
+from hubsight.parsing.event import Event
+
 from tests.detect.test_sigma_correlation import (
     FAILED,
     IPS,
@@ -25,11 +31,6 @@ from tests.detect.test_sigma_correlation import (
     _signin,
     _view,
 )
-
-from hubsight.detect.alerts import MAX_EVIDENCE
-from hubsight.detect.base import EventRef, Finding
-from hubsight.detect.windows import Entry, Window
-from hubsight.parsing.event import Event
 
 
 @pytest.mark.parametrize("kind", sorted(RULES))

@@ -10,7 +10,8 @@ import pytest
 from hubsight.parsing.azure import build_registry
 from hubsight.parsing.pipeline import MessageParser, record_category
 from hubsight.sources.base import Message
-from parsing.samples import DATA, RECEIVED, parse_bytes
+
+from tests.parsing.samples import DATA, RECEIVED, parse_bytes
 
 SIGNIN = (DATA / "SignInLogs" / "success-mfa-push.json").read_bytes()
 UNKNOWN = b'{"time": "2025-01-01T00:00:00Z", "category": "NoSuchCategory"}'

@@ -12,7 +12,8 @@ from hubsight.parsing.azure import build_registry
 from hubsight.parsing.envelope import split_message
 from hubsight.parsing.pipeline import MessageParser
 from hubsight.sources.base import Message
-from parsing.samples import DATA, RECEIVED
+
+from tests.parsing.samples import DATA, RECEIVED
 
 SIGNIN = (DATA / "SignInLogs" / "success-mfa-push.json").read_bytes().strip()
 DEEP = b'{"category": "SignInLogs", "properties": ' + b'{"a": ' * 10_000 + b"1" + b"}" * 10_001

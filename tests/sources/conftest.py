@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from hubsight.devbroker import LocalBroker, free_port
-from scramfront import ScramFront
 
-from support import PLANTED_PASSWORD
-from tlsbroker import Authority, TlsTerminator
+from tests.scramfront import ScramFront
+from tests.support import PLANTED_PASSWORD
+from tests.tlsbroker import Authority, TlsTerminator
 
 # The SCRAM users of ``scram_broker``: one per mechanism, both with the planted password.
 SCRAM_USERS = {

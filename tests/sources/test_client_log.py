@@ -12,7 +12,7 @@ from hubsight.devbroker import LocalBroker
 from hubsight.sources.diagnose import Problem
 from hubsight.sources.kafka import CLIENT_LOG, QuietRepeats
 
-from support import PLANTED_PASSWORD, kafka_source, serving, state_of, wait_until
+from tests.support import PLANTED_PASSWORD, kafka_source, serving, state_of, wait_until
 
 SASL_FAILED = "SASL authentication error"
 

@@ -21,7 +21,7 @@ from hubsight.sources.config import SourceConfig, make_source
 from hubsight.sources.diagnose import Problem, hint_for
 from hubsight.sources.kafka import KafkaSource, client_settings
 
-from support import PLANTED_PASSWORD, connection_string
+from tests.support import PLANTED_PASSWORD, connection_string
 
 HOST = "contoso-logs.servicebus.windows.net"
 ONE_MB = 1024 * 1024

@@ -6,7 +6,7 @@ import pytest
 
 from hubsight.sources.diagnose import Problem, classify, redact
 
-from support import PLANTED_KEY
+from tests.support import PLANTED_KEY
 
 # Texts captured from confluent-kafka against tansu and a closed port on this machine.
 CASES = [

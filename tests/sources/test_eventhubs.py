@@ -12,7 +12,7 @@ from hubsight.sources.eventhubs import (
     check_against_source,
 )
 
-from support import PLANTED_KEY, connection_string
+from tests.support import PLANTED_KEY, connection_string
 
 HOST = "contoso-logs.servicebus.windows.net"
 

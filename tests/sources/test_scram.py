@@ -20,9 +20,9 @@ from hubsight.probe import probe_source
 from hubsight.sources.config import SourceConfig
 from hubsight.sources.diagnose import Problem, hint_for
 from hubsight.sources.kafka_probe import STEP_NAMES
-from scramfront import ScramFront
 
-from support import (
+from tests.scramfront import ScramFront
+from tests.support import (
     PLANTED_PASSWORD,
     kafka_source,
     serving,
@@ -30,7 +30,7 @@ from support import (
     stored_count,
     wait_until,
 )
-from tlsbroker import create_topic_as, produce_as
+from tests.tlsbroker import create_topic_as, produce_as
 
 pytestmark = pytest.mark.integration
 

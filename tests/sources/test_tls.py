@@ -18,8 +18,8 @@ from hubsight.sources.config import SourceConfig
 from hubsight.sources.diagnose import Problem, hint_for
 from hubsight.sources.kafka_probe import STEP_NAMES
 
-from support import kafka_source, serving, state_of, stored_count, wait_until
-from tlsbroker import TlsTerminator, create_topic_as, produce_as
+from tests.support import kafka_source, serving, state_of, stored_count, wait_until
+from tests.tlsbroker import TlsTerminator, create_topic_as, produce_as
 
 pytestmark = pytest.mark.integration
 

@@ -11,12 +11,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from bench.search import _STAGE, fill
 
 from hubsight.detect.base import example_event
 from hubsight.errors import StoreError
 from hubsight.parsing.event import LogSet
 from hubsight.store.embedded import EmbeddedStore
+
+from bench.search import _STAGE, fill
 
 
 @pytest.fixture

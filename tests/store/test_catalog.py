@@ -12,7 +12,7 @@ from hubsight.sources.config import make_source
 from hubsight.store.catalog import CATALOG_FILE, Catalog
 from hubsight.store.vault import KEY_ENV, KEY_FILE
 
-from support import PLANTED_KEY, connection_string
+from tests.support import PLANTED_KEY, connection_string
 
 
 def _source(name: str = "azure-prod") -> dict[str, object]:

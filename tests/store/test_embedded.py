@@ -23,8 +23,8 @@ from hubsight.store.embedded import ENGINE_SETTINGS, EmbeddedStore
 from hubsight.store.engine_memory import CACHES, jemalloc_figures
 from hubsight.store.schema import MERGE_PARTS, _create_events
 
-from faults import SmallDisk
-from support import index_counted_batches
+from tests.faults import SmallDisk
+from tests.support import index_counted_batches
 
 
 def _events(times: list[datetime], pad: int = 0, log_name: str = "azure") -> list[Event]:

@@ -32,7 +32,7 @@ from hubsight.store.users import UserStore
 from hubsight.web.api import create_app
 from hubsight.web.auth import ConsoleAuth
 
-from support import FAST_HASH
+from tests.support import FAST_HASH
 
 UNPARSED = LogSet.UNPARSED_DATA.value
 SIGN_INS = LogSet.INGRESS_AUTHENTICATION.value

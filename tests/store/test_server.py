@@ -25,7 +25,7 @@ from hubsight.store.backends import StoreSettings, open_store
 from hubsight.store.schema import MIGRATIONS, missing_column_ddl
 from hubsight.store.server import ServerStore, cluster_ddl, dedup_token
 
-from support import index_counted_batches
+from tests.support import index_counted_batches
 
 
 class ChdbClient:

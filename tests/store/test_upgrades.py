@@ -32,7 +32,7 @@ from hubsight.store.catalog import CATALOG_FILE, CATALOG_VERSION, Catalog
 from hubsight.store.schema import COMPACT_PARTS, MERGE_PARTS, MIGRATIONS, event_columns
 from hubsight.store.users import DEFAULT_TOKEN_DAYS, Account, TokenEnded, UserStore, token_id
 
-from support import FAST_HASH, Clock
+from tests.support import FAST_HASH, Clock
 
 FIXTURES = Path(__file__).parents[1] / "data/datadirs"
 

@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 from hubsight.devbroker import LocalBroker
 from hubsight.service import Service
 
-from support import PLANTED_KEY, assert_no_secret, connection_string, produce
+from tests.support import PLANTED_KEY, assert_no_secret, connection_string, produce
 
 HOST = "contoso-logs.servicebus.windows.net"
 

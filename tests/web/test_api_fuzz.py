@@ -23,7 +23,7 @@ from hubsight.store.users import UserStore
 from hubsight.web.api import create_app
 from hubsight.web.auth import ConsoleAuth
 
-from support import FAST_HASH
+from tests.support import FAST_HASH
 
 # These connect to wherever the generated settings point (DNS, TCP, SMTP): not for a fuzzer;
 # and the readiness probe answers 503 by design when no service loop runs.

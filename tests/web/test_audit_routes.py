@@ -31,7 +31,7 @@ from hubsight.web.api import create_app
 from hubsight.web.auditing import ACTOR_HEADER
 from hubsight.web.auth import ConsoleAuth, LoginLimiter
 
-from support import FAST_HASH, PLANTED, PLANTED_KEY, PLANTED_PASSWORD, connection_string
+from tests.support import FAST_HASH, PLANTED, PLANTED_KEY, PLANTED_PASSWORD, connection_string
 
 ADMIN_PW = "correct horse battery"
 ANALYST_PW = "analyst passphrase here"

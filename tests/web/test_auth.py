@@ -21,7 +21,7 @@ from hubsight.store.users import UserStore
 from hubsight.web.api import create_app
 from hubsight.web.auth import SESSION_COOKIE, ConsoleAuth, LoginLimiter
 
-from support import FAST_HASH
+from tests.support import FAST_HASH
 
 ADMIN_PW = "correct horse battery"
 ANALYST_PW = "analyst passphrase here"

@@ -19,8 +19,8 @@ from hubsight.store.catalog import Catalog
 from hubsight.store.embedded import EmbeddedStore
 from hubsight.store.users import UserStore
 
-from support import wait_until
-from tlsbroker import Authority
+from tests.support import wait_until
+from tests.tlsbroker import Authority
 
 PASSWORD = "tls admin passphrase"
 

@@ -11,7 +11,6 @@ from pathlib import Path
 import msgspec
 import pytest
 from fastapi.testclient import TestClient
-from tests.query import dataset
 
 from hubsight.detect.db import DetectDB
 from hubsight.detect.engine import DetectionEngine, EngineOptions
@@ -27,7 +26,8 @@ from hubsight.store.users import UserStore
 from hubsight.web.api import create_app
 from hubsight.web.auth import ConsoleAuth
 
-from support import FAST_HASH
+from tests.query import dataset
+from tests.support import FAST_HASH
 
 STATIC = Path(__file__).parents[2] / "src/hubsight/web/static"
 

@@ -39,7 +39,7 @@ from hubsight.store.users import UserStore
 from hubsight.web.api import create_app
 from hubsight.web.auth import ConsoleAuth
 
-from support import FAST_HASH, wait_until
+from tests.support import FAST_HASH, wait_until
 
 SIGN_IN = Path(__file__).parents[1] / "data/azure/SignInLogs"
 

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from tests.detect.receivers import http_receiver, smtp_server
 
 from hubsight.detect.db import DB_NAME, DetectDB
 from hubsight.detect.generation import settings_generation
@@ -20,7 +19,8 @@ from hubsight.store.users import UserStore
 from hubsight.web.api import create_app
 from hubsight.web.auth import ConsoleAuth
 
-from support import FAST_HASH, PLANTED_PASSWORD, assert_no_secret
+from tests.detect.receivers import http_receiver, smtp_server
+from tests.support import FAST_HASH, PLANTED_PASSWORD, assert_no_secret
 
 ADMIN = ("root", "correct horse battery")
 ANALYST = ("ana", "analyst passphrase here")

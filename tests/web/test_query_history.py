@@ -13,7 +13,7 @@ from hubsight.store.users import HISTORY_KEPT, UserStore
 from hubsight.web.api import create_app
 from hubsight.web.auth import ConsoleAuth
 
-from support import FAST_HASH
+from tests.support import FAST_HASH
 
 
 class Clock:

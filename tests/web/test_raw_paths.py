@@ -9,7 +9,6 @@ from pathlib import Path
 import msgspec
 import pytest
 from fastapi.testclient import TestClient
-from tests.query.dataset import BASE, WINDOW, events
 
 from hubsight.parsing.event import Event, LogSet
 from hubsight.service import Service
@@ -17,6 +16,8 @@ from hubsight.store.catalog import Catalog
 from hubsight.store.embedded import EmbeddedStore
 from hubsight.web.api import create_app
 from hubsight.web.raw_paths import RawPathCache, record_paths
+
+from tests.query.dataset import BASE, WINDOW, events
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ from hubsight.web.api import check_routes, create_app
 from hubsight.web.auditing import CHANGING, declared_audit
 from hubsight.web.auth import ACCESS, ConsoleAuth, app_routes, declared_access, require_role
 
-from support import FAST_HASH
+from tests.support import FAST_HASH
 
 # The old check skipped paths ending in /test: a source, an account and a saved query named so.
 NAME = "test"

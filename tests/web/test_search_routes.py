@@ -14,7 +14,6 @@ import pytest
 from argon2 import PasswordHasher
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from tests.query.dataset import WINDOW, events, groups, newest
 
 from hubsight.cli.run_cmd import _start_api
 from hubsight.detect.runtime import Detection
@@ -26,7 +25,8 @@ from hubsight.store.users import Account, Role, UserStore
 from hubsight.web.auth import ConsoleAuth
 from hubsight.web.search_routes import router
 
-from support import FAST_HASH, wait_until
+from tests.query.dataset import WINDOW, events, groups, newest
+from tests.support import FAST_HASH, wait_until
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ from hubsight.web.auth import (
     session_limits_from_env,
 )
 
-from support import FAST_HASH, Clock
+from tests.support import FAST_HASH, Clock
 
 PASSWORD = "correct horse battery"
 TEN_MINUTES_IDLE = SessionLimits(idle_s=600, max_s=3600)

@@ -28,7 +28,7 @@ from hubsight.web.api import create_app
 from hubsight.web.auth import SESSION_COOKIE, ConsoleAuth, LoginLimiter
 from hubsight.web.setup_routes import SETUP_CSRF_COOKIE
 
-from support import FAST_HASH, Clock, Terminal, wait_until
+from tests.support import FAST_HASH, Clock, Terminal, wait_until
 
 PASSPHRASE = "first admin passphrase"
 NEW_LINK_HINT = "every start of `hubsight run` (or `make run`) prints a new link"

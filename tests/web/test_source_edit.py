@@ -16,7 +16,7 @@ from hubsight.store.users import UserStore
 from hubsight.web.api import create_app, merge_patch
 from hubsight.web.auth import ConsoleAuth
 
-from support import (
+from tests.support import (
     FAST_HASH,
     FAST_TUNING,
     PLANTED_PASSWORD,

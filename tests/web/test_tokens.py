@@ -24,7 +24,7 @@ from hubsight.store.users import (
 from hubsight.web.api import create_app
 from hubsight.web.auth import ConsoleAuth
 
-from support import FAST_HASH, Clock
+from tests.support import FAST_HASH, Clock
 
 DAY = 86400.0
 

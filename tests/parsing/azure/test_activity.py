@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from hubsight.parsing.azure.activity import decode_activity, properties_of
-from parsing.samples import parse_bytes, resource_record
+
+from tests.parsing.samples import parse_bytes, resource_record
 
 
 def _record(properties: object, **top: Any) -> bytes:

@@ -7,7 +7,8 @@ import json
 import pytest
 
 from hubsight.parsing.geoip import GeoIP, MemoryGeoDatabase
-from parsing.samples import DATA, parse_bytes
+
+from tests.parsing.samples import DATA, parse_bytes
 
 SIGNIN = json.loads((DATA / "SignInLogs" / "success-mfa-push.json").read_text())
 ADMIN = (DATA / "Administrative" / "list-shared-access-keys-ip-port.json").read_bytes()

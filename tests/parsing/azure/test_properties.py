@@ -14,7 +14,8 @@ from hubsight.parsing.azure import build_registry
 from hubsight.parsing.event import Event, LogSet
 from hubsight.parsing.pipeline import MessageParser
 from hubsight.sources.base import Message
-from parsing.samples import RECEIVED, sample_files
+
+from tests.parsing.samples import RECEIVED, sample_files
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 _text = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=20)

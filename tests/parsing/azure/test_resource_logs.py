@@ -13,7 +13,8 @@ from hubsight.parsing.azure.graph import decode_text_escapes, split_claim, statu
 from hubsight.parsing.azure.keyvault import object_of
 from hubsight.parsing.azure.sql import MAX_STATEMENT, succeeded_result
 from hubsight.parsing.azure.storage import auth_type, object_path
-from parsing.samples import parse_bytes, resource_record
+
+from tests.parsing.samples import parse_bytes, resource_record
 
 
 def _graph(**props: Any) -> bytes:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from parsing.samples import DATA, expected_of, parse_bytes, sample_files
+from tests.parsing.samples import DATA, expected_of, parse_bytes, sample_files
 
 SAMPLES = sample_files()
 
