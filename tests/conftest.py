@@ -9,10 +9,11 @@ browser tests as one unit, the longest-running kinds first (see ``FileScheduling
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
+from pluggy import Result
 from xdist.remote import Producer
 from xdist.scheduler import LoadScopeScheduling
 
@@ -63,7 +64,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, Result[pytest.TestReport], None]:
     outcome = yield
     report = outcome.get_result()
     captured = "\n".join(content for _name, content in report.sections)

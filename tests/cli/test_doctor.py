@@ -11,6 +11,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+import msgspec
 import pytest
 from click.testing import CliRunner, Result
 from cryptography.fernet import Fernet
@@ -60,7 +61,7 @@ def filled(data_dir: Path) -> Path:
                         timestamp=_DAY,
                         log_set=LogSet.UNPARSED_DATA,
                         log_name="azure",
-                        raw=b'{"n": %d}' % i,
+                        raw=msgspec.Raw(b'{"n": %d}' % i),
                         source_topic="t",
                         source_partition=batch,
                         source_offset=i,

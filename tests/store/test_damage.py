@@ -12,6 +12,7 @@ import os
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import msgspec
 import pytest
 from fastapi.testclient import TestClient
 
@@ -39,7 +40,12 @@ def _events(times: list[datetime], offset: int) -> list[Event]:
             timestamp=moment,
             log_set=LogSet.UNPARSED_DATA,
             log_name="azure",
-            raw=f'{{"i": {offset + i}, "pad": "{os.urandom(40).hex()}"}}'.encode(),
+            # A JSON string (the record's base64), as the parts' sizes were measured with.
+            raw=msgspec.Raw(
+                msgspec.json.encode(
+                    f'{{"i": {offset + i}, "pad": "{os.urandom(40).hex()}"}}'.encode()
+                )
+            ),
             source_topic="t",
             source_partition=0,
             source_offset=offset + i,

@@ -12,6 +12,7 @@ import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
+import msgspec
 import pytest
 from chdb import session as chdb_session
 from click.testing import CliRunner
@@ -34,7 +35,10 @@ def _events(times: list[datetime], pad: int = 0, log_name: str = "azure") -> lis
             log_set=LogSet.UNPARSED_DATA,
             log_name=log_name,
             # Random hex compresses about twice: a known number of bytes reaches the disk.
-            raw=f'{{"i": {i}, "pad": "{os.urandom(pad).hex()}"}}'.encode(),
+            # Stored as a JSON string (the record's base64), as the sizes below were measured with.
+            raw=msgspec.Raw(
+                msgspec.json.encode(f'{{"i": {i}, "pad": "{os.urandom(pad).hex()}"}}'.encode())
+            ),
             source_topic="t",
             source_partition=0,
             source_offset=i,
