@@ -8,11 +8,11 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import msgspec
 from argon2 import PasswordHasher
@@ -26,8 +26,10 @@ from hubsight.parsing.pipeline import EmptyRegistry
 from hubsight.service import Service
 from hubsight.sources.config import SourceConfig, make_source
 from hubsight.store import retention
+from hubsight.store.base import EventStore, Offsets
 from hubsight.store.catalog import Catalog
 from hubsight.store.embedded import EmbeddedStore
+from hubsight.store.engine_memory import EngineMemory
 
 # Cheap argon2 parameters keep the tests fast; production uses argon2-cffi's defaults.
 FAST_HASH = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
@@ -39,6 +41,42 @@ class Terminal(io.StringIO):
     def isatty(self) -> bool:
         """A terminal: what a program prints only there is printed."""
         return True
+
+
+class PassingStore:
+    """An ``EventStore`` that passes every call to ``inner``: a test overrides the calls it
+    changes (a store that fails, waits or counts)."""
+
+    def __init__(self, inner: EventStore) -> None:
+        self.inner = inner
+
+    def write(self, events: Sequence[Event]) -> None:
+        self.inner.write(events)
+
+    def stored_offsets(self, log_name: str) -> Offsets:
+        return self.inner.stored_offsets(log_name)
+
+    def select(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        return self.inner.select(sql, params)
+
+    def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
+        self.inner.execute(sql, params)
+
+    def backup(self, target: Path) -> None:
+        self.inner.backup(target)
+
+    def memory(self) -> EngineMemory | None:
+        return self.inner.memory()
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class Window(TypedDict):
+    """A search's time window, passed to ``SearchRequest`` as keywords."""
+
+    start: str
+    end: str
 
 
 class Clock:

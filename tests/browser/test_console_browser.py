@@ -8,7 +8,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Dialog, Page, expect
 
 from hubsight.cli.run_cmd import announce_first_run
 from hubsight.devbroker import LocalBroker
@@ -299,7 +299,12 @@ def test_search_with_chart_and_an_error_with_its_caret(page: Page, console: Cons
     expect(page.locator("#leql")).to_have_value("groupby(result)")
     # Delete asks first: dismissed, the query stays; accepted, it goes.
     asked: list[str] = []
-    page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.dismiss()))
+
+    def dismiss(dialog: Dialog) -> None:
+        asked.append(dialog.message)
+        dialog.dismiss()
+
+    page.once("dialog", dismiss)
     page.click("#unsave")
     expect(page.locator("#saved option")).to_have_count(2)
     assert asked == ['Delete the saved query "results by kind"? This cannot be undone.']

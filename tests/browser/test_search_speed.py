@@ -7,6 +7,8 @@ import time
 import pytest
 from playwright.sync_api import Page, expect
 
+from hubsight.store.embedded import EmbeddedStore
+
 from bench.search import END, SPAN, fill
 from tests.browser.harness import ANALYST, Console, shot, sign_in
 
@@ -17,7 +19,9 @@ QUERIES = ["where(result=SUCCESS)", "contoso", "groupby(user) limit(10)"]
 def test_first_page_of_a_million_events_renders_within_a_second(
     page: Page, console: Console
 ) -> None:
-    fill(console.service.store, 400, 1_000_000)
+    store = console.service.store
+    assert isinstance(store, EmbeddedStore)
+    fill(store, 400, 1_000_000)
     sign_in(page, console, ANALYST)
     page.goto(console.url + "/search")
     page.locator('select[name="last"]').select_option("")

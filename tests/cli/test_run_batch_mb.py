@@ -19,7 +19,9 @@ def _option() -> click.Parameter:
 
 
 def test_the_default_is_the_collectors_default() -> None:
-    assert _option().default * 1024 * 1024 == CollectorSettings().max_batch_bytes == 16 * 1024**2
+    default = _option().default
+    assert isinstance(default, float)
+    assert default * 1024 * 1024 == CollectorSettings().max_batch_bytes == 16 * 1024**2
 
 
 @pytest.mark.parametrize("value", ["1", "64"])

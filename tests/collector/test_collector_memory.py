@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,10 +22,9 @@ from hubsight.parsing.event import Event
 from hubsight.sources.config import SourceConfig, make_source
 from hubsight.sources.memory import MemoryBroker
 from hubsight.store.backends import StoreSettings, open_store
-from hubsight.store.base import EventStore, Offsets
-from hubsight.store.engine_memory import EngineMemory
+from hubsight.store.base import EventStore
 
-from tests.support import wait_until
+from tests.support import PassingStore, wait_until
 
 FAST = CollectorSettings(
     poll_timeout_s=0.05, linger_s=0.05, backoff_initial_s=0.05, backoff_max_s=0.2
@@ -39,12 +38,12 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EventStore]:
     opened.close()
 
 
-class WrappedStore:
+class WrappedStore(PassingStore):
     """The real store with ``before_write(n)`` called before the n-th write (it may raise);
     ``sizes`` are the writes' event counts."""
 
     def __init__(self, inner: EventStore, before_write: Callable[[int], None]) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.before_write = before_write
         self.writes = 0
         self.sizes: list[int] = []
@@ -54,18 +53,6 @@ class WrappedStore:
         self.before_write(self.writes)
         self.sizes.append(len(events))
         self.inner.write(events)
-
-    def stored_offsets(self, log_name: str) -> Offsets:
-        return self.inner.stored_offsets(log_name)
-
-    def select(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
-        return self.inner.select(sql, params)
-
-    def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
-        self.inner.execute(sql, params)
-
-    def memory(self) -> EngineMemory | None:
-        return self.inner.memory()
 
     def close(self) -> None:
         """The module's store is closed by its fixture."""

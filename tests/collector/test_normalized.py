@@ -13,7 +13,7 @@ from hubsight.parsing.registry import default_registry
 from hubsight.query.search import SearchRequest, search
 from hubsight.simulate import Simulation, SimulationConfig
 
-from tests.support import kafka_source, produce, serving, stored_count, wait_until
+from tests.support import Window, kafka_source, produce, serving, stored_count, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -37,7 +37,7 @@ def test_simulated_tenant_is_stored_normalized_and_searchable(
     bodies = [m.body for m in Simulation(config, truth=truth.append).messages()]
     records = sum(len(json.loads(b)["records"]) for b in bodies)
     produce(broker.bootstrap, topic, bodies, partitions=4)
-    window = {"start": "2026-03-02T00:00:00Z", "end": "2026-03-03T00:00:00Z"}
+    window: Window = {"start": "2026-03-02T00:00:00Z", "end": "2026-03-03T00:00:00Z"}
     source = kafka_source("azure", broker.bootstrap, topic, keep_unparsed=True)
     with serving(data_dir, source, registry=default_registry()) as service:
         wait_until(lambda: stored_count(service, "azure") == records, 60, f"{records} events")

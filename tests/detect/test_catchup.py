@@ -46,7 +46,7 @@ from hubsight.store.catalog import Catalog
 from hubsight.store.embedded import EmbeddedStore
 
 from tests.detect.receivers import http_receiver
-from tests.support import kafka_source
+from tests.support import PassingStore, kafka_source
 
 _FAILED = "FAILED_BAD_PASSWORD"
 _names = (f"log-{n}" for n in itertools.count())
@@ -87,26 +87,23 @@ class _Breaks(Rule[RuleConfig]):
         return ()
 
 
-class _Flaky:
+class _Flaky(PassingStore):
     """The real store, whose queries fail while ``failures`` lasts (a store not answering), and
     whose reads of events (not counts) fail while ``fail_reads`` is set."""
 
     def __init__(self, store: EventStore, failures: int, *, fail_reads: bool = False) -> None:
-        self.store = store
+        super().__init__(store)
         self.failures = failures
         self.fail_reads = fail_reads
         self.message = "the event store did not answer: timeout"
         self.reads = 0
-
-    def write(self, events: Sequence[Event]) -> None:
-        self.store.write(events)
 
     def select(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         self.reads += 1
         if self.failures > 0 or (self.fail_reads and "count()" not in sql):
             self.failures = max(self.failures - 1, 0)
             raise StoreError(self.message)
-        return self.store.select(sql, params)
+        return self.inner.select(sql, params)
 
 
 class _Batches:
@@ -314,23 +311,20 @@ def test_the_sources_health_says_how_far_detection_is_behind(
         detection.close()
 
 
-class _Paused:
+class _Paused(PassingStore):
     """The real store, whose first read of events waits until ``go`` is set, having set
     ``reading``: a catch-up held between counting what waits and reading it."""
 
     def __init__(self, store: EventStore) -> None:
-        self.store = store
+        super().__init__(store)
         self.reading = threading.Event()
         self.go = threading.Event()
-
-    def write(self, events: Sequence[Event]) -> None:
-        self.store.write(events)
 
     def select(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         if "count()" not in sql and not self.reading.is_set():
             self.reading.set()
             assert self.go.wait(60)
-        return self.store.select(sql, params)
+        return self.inner.select(sql, params)
 
 
 def test_what_waits_is_a_lower_bound_while_batches_are_stored_during_a_catch_up(
@@ -538,8 +532,8 @@ def test_pages_follow_the_order_received_across_partitions(store: EmbeddedStore)
             )
             written += batch
             store.write(batch)
-    start = _ms(written[0])
-    pages = list(stored_beyond(store, log_name, start, page=5))
+    first = _ms(written[0])
+    pages = list(stored_beyond(store, log_name, first, page=5))
     assert [len(p) for p in pages] == [5, 5, 5, 5, 4]
     got = [(e.source_partition, e.source_offset) for page in pages for e in page]
     want = sorted(((_ms(e), e.source_partition, e.source_offset) for e in written), key=lambda k: k)

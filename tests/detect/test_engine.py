@@ -373,7 +373,7 @@ def test_impossible_travel_keeps_one_value_string_per_place(tmp_path: Path) -> N
 
 
 def test_a_loud_alert_is_read_once_and_what_process_returned_stays_as_returned(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     engine = _engine(tmp_path)
     engine.reconfigure([build_rule(BruteForce, {})], {})
@@ -384,7 +384,7 @@ def test_a_loud_alert_is_read_once_and_what_process_returned_stays_as_returned(
         reads.append(key)
         return read(key)
 
-    engine.alerts.by_dedup_key = counted  # type: ignore[method-assign]
+    monkeypatch.setattr(engine.alerts, "by_dedup_key", counted)
     (alert,) = engine.process(_failures(range(10)))
     returned = (list(alert.evidence), alert.last_event_time, alert.revision, dict(alert.context))
     updates = [engine.process(_failures(range(m, m + 2))) for m in range(10, 30, 2)]

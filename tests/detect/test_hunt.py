@@ -7,7 +7,7 @@ hunt's narrowing by log set and window must lose nothing and add nothing.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from hubsight.cli.main import cli
-from hubsight.detect.base import example_event
+from hubsight.detect.base import Rule, example_event
 from hubsight.detect.db import DetectDB
 from hubsight.detect.engine import DetectionEngine, EngineOptions
 from hubsight.detect.hunt import hunt, hunt_leql, hunt_rules
@@ -115,7 +115,7 @@ def store(data_dir: Path) -> Iterator[EmbeddedStore]:
         opened.close()
 
 
-def _engine_alerts(rules: Any, events: list[Event]) -> list[dict[str, Any]]:
+def _engine_alerts(rules: Sequence[Rule[Any]], events: list[Event]) -> list[tuple[str, str, int]]:
     """What the live engine raises when handed every event in the window, in order."""
     engine = DetectionEngine(
         DetectDB(Path(":memory:")), rules, options=EngineOptions(persist=False)

@@ -33,7 +33,7 @@ from tests.support import kafka_source, produce, wait_until
 
 pytestmark = pytest.mark.integration
 
-_TEMPLATE = json.loads(
+_TEMPLATE: dict[str, Any] = json.loads(
     (
         Path(__file__).parents[1]
         / "data/azure/SignInLogs/bad-password-properties-as-string-ip-port.json"

@@ -175,7 +175,7 @@ def test_a_notable_growing_past_an_alert_leaves_it() -> None:
 
 
 def test_a_notable_relinks_alerts_stored_before_a_restart(tmp_path: Path) -> None:
-    def event(minute: float, mark: str) -> Event:
+    def event(minute: int, mark: str) -> Event:
         return example_event(
             LogSet.CLOUD_SERVICE_ACTIVITY, minute, offset=minute, operation=mark, user="ann@x.com"
         )

@@ -85,7 +85,9 @@ def test_smtp_mails_only_new_alerts_of_its_severities(tmp_path: Path) -> None:
     assert rcpts == ["soc@contoso.com", "oncall@contoso.com"]
     assert mail["Subject"] == '[hubsight Critical] Brute force against eve@contoso.com "quoted"'
     assert mail["From"] == "hubsight@contoso.com"
-    body = json.loads(mail.get_payload())
+    payload = mail.get_payload()
+    assert isinstance(payload, str)
+    body = json.loads(payload)
     assert (body["rule_id"], body["runbook"]) == ("auth.x", "Reset the password.")
 
 

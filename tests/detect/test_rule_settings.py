@@ -43,7 +43,7 @@ def test_every_numeric_setting_is_refused_just_below_its_floor(
 ) -> None:
     # A count, window or look-back of 0 (or less) means nothing: each declares where it starts.
     assert "minimum" in prop or "exclusiveMinimum" in prop, f"{name} has no lower bound"
-    floor = prop.get("minimum", prop.get("exclusiveMinimum"))
+    floor = prop["minimum"] if "minimum" in prop else prop["exclusiveMinimum"]
     assert floor >= 0
     below = floor - 1 if "minimum" in prop else floor
     with pytest.raises(SettingError) as refused:

@@ -154,7 +154,7 @@ def _rule(tmp_path: Path, detection: dict[str, Any], service: str = "signinlogs"
     path = tmp_path / "rule.yml"
     path.write_text(yaml.safe_dump(doc), "utf-8")
     (load,) = load_sigma_rules(tmp_path)
-    assert load.rule is not None, load.reason
+    assert isinstance(load.rule, SigmaDetection), load.reason
     return load.rule
 
 
@@ -220,7 +220,7 @@ def test_sign_in_values(tmp_path: Path, selection: dict[str, Any], fires: bool) 
 
 
 def test_keywords_search_the_whole_record(tmp_path: Path) -> None:
-    doc = {
+    doc: dict[str, Any] = {
         "title": "Keywords",
         "logsource": {"product": "azure", "service": "signinlogs"},
         "detection": {"keywords": ["*Mobile app*notification*", "nothing-like-this"]},
@@ -228,7 +228,7 @@ def test_keywords_search_the_whole_record(tmp_path: Path) -> None:
     doc["detection"]["condition"] = "keywords"
     (tmp_path / "k.yml").write_text(yaml.safe_dump(doc), "utf-8")
     (load,) = load_sigma_rules(tmp_path)
-    assert load.rule is not None, load.reason
+    assert isinstance(load.rule, SigmaDetection), load.reason
     assert load.rule_id == "sigma.k"
     assert _fires(load.rule, _event(_record(SUCCESS)))
     assert not _fires(load.rule, _event(_record("SignInLogs/disabled-account-us-time.json")))

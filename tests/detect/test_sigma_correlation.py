@@ -286,7 +286,7 @@ def _definition(kind: str, events: Sequence[Event]) -> dict[tuple[str, int], set
 
 
 def _random_case(rng: random.Random) -> list[Event]:
-    events = []
+    events: list[Event] = []
     clock = 0.0
     for _ in range(rng.randint(2, 5)):
         clock += rng.uniform(2, 30)

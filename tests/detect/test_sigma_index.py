@@ -25,6 +25,7 @@ from hubsight.detect.sigma.index import (
     SigmaIndex,
     split_indexed,
 )
+from hubsight.detect.sigma.record import AzureRecord
 from hubsight.parsing.event import Event, LogSet
 
 AZURE = Path(__file__).parents[1] / "data" / "azure"
@@ -203,7 +204,11 @@ def _counting(requirements: list[Requirement], least: int) -> tuple[SigmaIndex[i
     ran: list[int] = []
 
     def predicate(number: int) -> Predicate:
-        return lambda record: ran.append(number) is None
+        def holds(record: AzureRecord) -> bool:
+            ran.append(number)
+            return True
+
+        return holds
 
     targets = [(n, clauses, Opaque(predicate(n))) for n, clauses in enumerate(requirements)]
     return SigmaIndex(targets, least=least), ran
@@ -214,7 +219,7 @@ def _app(value: str) -> Requirement:
 
 
 def test_the_index_runs_only_the_rules_whose_clause_the_record_satisfies() -> None:
-    wide = (frozenset({("properties.appId", "app-1"), ("resultType", 0.0)}),)
+    wide: Requirement = (frozenset({("properties.appId", "app-1"), ("resultType", 0.0)}),)
     narrow_first = (*_app("app-2"), frozenset({("properties.riskState", "atrisk")}))
     index, ran = _counting([_app("app-1"), wide, narrow_first, (), _app("app-9")], least=4)
     assert index.indexed
@@ -422,7 +427,7 @@ def test_the_index_selects_the_found_target_of_a_rule_and_its_own_on_failure() -
 
     holds, fails, never = (_Rule(Opaque(p)) for p in (lambda r: True, broken, lambda r: False))
     plain = _Rule(None)
-    targets = [("h", holds), ("f", fails), ("p", plain), ("n", never)]
+    targets: list[tuple[str, Indexed]] = [("h", holds), ("f", fails), ("p", plain), ("n", never)]
     rest, index = split_indexed(
         targets, lambda target: target[1], lambda target, rule: (target[0] + " found", rule)
     )

@@ -8,6 +8,7 @@ simulated records; the events are a simulated tenant's, with every scenario plan
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -107,12 +108,13 @@ def _holds(node: Condition, record: AzureRecord) -> bool:
         return bool(node.test(record))
     assert isinstance(node, FieldTest)
     reader = FieldReader(node.path)
-    values: list[Any] = {
+    views: dict[str, Callable[[], Sequence[Any]]] = {
         "text": lambda: [record.text()],
         "lowered": lambda: reader.lowered(record),
         "numbers": lambda: reader.numbers(record),
         "values": lambda: reader.values(record),
-    }[node.view]()
+    }
+    values = views[node.view]()
     wanted = node.constant
     if node.op == "has":
         return wanted in values

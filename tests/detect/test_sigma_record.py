@@ -49,7 +49,7 @@ def test_records_of_one_shape_read_their_own_values() -> None:
 def test_spellings_past_their_limit_still_read_every_shape(limit: int) -> None:
     shapes = Spellings(limit=limit)
     reader = FieldReader("properties.appid")
-    data = [
+    data: list[dict[str, Any]] = [
         {"properties": {"AppId": "one"}},
         {"properties": {"APPID": "two", "x": 1}},
         {"properties": {"appID": "three", "y": 1, "z": 2}},

@@ -7,7 +7,7 @@ import csv
 import io
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -33,10 +33,12 @@ from hubsight.query.search import (
     parse_ch_time,
     search,
 )
+from hubsight.store.base import Offsets
 from hubsight.store.embedded import EmbeddedStore
 from hubsight.store.users import Account
 
 from .dataset import ALERTS, BASE, NOW, ROWS, SIGNIN, WINDOW, newest
+from tests.support import PassingStore, Window
 
 # One late log sorts after the Azure logs at equal times, one before them.
 LATE = "Aa Late Arrivals"
@@ -92,20 +94,17 @@ def test_result_cap_is_reported(store: EmbeddedStore) -> None:
     assert (len(within.rows), within.result_cap_hit) == (4, False)
 
 
-class _SlowStore:
+class _SlowStore(PassingStore):
     """A store that takes 50 ms per query, to trip the time limit deterministically."""
-
-    def __init__(self, inner: EmbeddedStore) -> None:
-        self.inner = inner
 
     def select(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         time.sleep(0.05)
         return self.inner.select(sql, params)
 
-    def write(self, events: Any) -> None:
+    def write(self, events: Sequence[Event]) -> None:
         raise AssertionError("searches never write")
 
-    def stored_offsets(self, log_name: str) -> Any:
+    def stored_offsets(self, log_name: str) -> Offsets:
         raise AssertionError("searches never read offsets")
 
     def close(self) -> None:
@@ -299,7 +298,7 @@ def test_pages_split_inside_a_run_of_tied_times(store: EmbeddedStore, order: str
     store.write(tied)
     key = [(e.timestamp, e.log_name, e.source_offset or 0) for e in tied]
     expected = [offset for _, _, offset in sorted(key, reverse=order == "desc")]
-    window = {"start": at.isoformat(), "end": (at + timedelta(days=1)).isoformat()}
+    window: Window = {"start": at.isoformat(), "end": (at + timedelta(days=1)).isoformat()}
     request = replace(_request(f"where(tied) sort({order})"), **window)
     assert [e["source_offset"] for e in iter_events(store, request, page=3)] == expected
     first = search(store, replace(request, limit=4), now=NOW)
