@@ -10,11 +10,12 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
@@ -61,13 +62,23 @@ def _run(data_dir: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
             process.wait()
 
 
-def _persisted(data_dir: Path, name: str) -> dict[str, object]:
+def _persisted(data_dir: Path, name: str) -> dict[str, Any]:
     health = Catalog(data_dir).load_health()
     return health[name][0] if name in health else {}
 
 
 def _stored(data_dir: Path, name: str) -> int:
-    return int(_persisted(data_dir, name).get("events_stored", 0))  # type: ignore[call-overload]
+    return int(_persisted(data_dir, name).get("events_stored", 0))
+
+
+def _stored_beyond(data_dir: Path, before: int) -> Callable[[], bool]:
+    """Whether the collector of ``data_dir`` has stored more than ``before`` events."""
+    return lambda: _stored(data_dir, "azure") > before
+
+
+def _partitions_assigned(data_dir: Path, count: int) -> Callable[[], bool]:
+    """Whether the collector of ``data_dir`` reports lag for ``count`` partitions."""
+    return lambda: len(_persisted(data_dir, "azure").get("lag", [])) == count
 
 
 def _seqs(data_dir: Path, log_name: str) -> list[int]:
@@ -112,7 +123,7 @@ def test_sigkill_ten_times_while_consuming_loses_and_duplicates_nothing(
                 # Kill once events flow again, at a random moment after that. A restart (chdb's
                 # start, the group join) took over 60 s on a loaded 2-core machine; the wait only
                 # bounds a hang, the counts below are what the test checks.
-                wait_until(lambda b=before: _stored(data_dir, "azure") > b, 150, "progress")
+                wait_until(_stored_beyond(data_dir, before), 150, "progress")
                 time.sleep(rng.uniform(0.0, 2.0))
                 process.send_signal(signal.SIGKILL)
                 process.wait()
@@ -146,7 +157,7 @@ def test_two_collectors_in_one_group_split_the_partitions_and_store_everything_o
     ):
         for data_dir in dirs:
             wait_until(
-                lambda d=data_dir: len(_persisted(d, "azure").get("lag", [])) == 2,  # type: ignore[arg-type]
+                _partitions_assigned(data_dir, 2),
                 90,
                 "two partitions assigned to each collector",
             )

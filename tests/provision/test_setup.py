@@ -149,7 +149,9 @@ def test_activity_log_streams_every_category_to_the_named_hub() -> None:
     )
     options = dict(setting.options)
     assert options["--event-hub-name"] == "my-hub"
-    assert options["--event-hub-auth-rule"].endswith(
+    auth_rule = options["--event-hub-auth-rule"]
+    assert auth_rule is not None
+    assert auth_rule.endswith(
         "/namespaces/contoso-logs/authorizationRules/RootManageSharedAccessKey"
     )
     assert [log["category"] for log in json.loads(options["--logs"] or "")] == list(

@@ -95,7 +95,11 @@ def _ranked_series(
             totals[key(r)] = totals.get(key(r), 0) + 1
     ranked = sorted(totals, key=lambda k: (-totals[k], k))
     top, rest = ranked[:limit], set(ranked[limit:])
-    series = {k: _day_series(lambda r, k=k: pred(r) and key(r) == k, width_h) for k in top}
+
+    def group(k: str) -> Callable[[Row], bool]:
+        return lambda r: pred(r) and key(r) == k
+
+    series = {k: _day_series(group(k), width_h) for k in top}
     if rest:
         series["other"] = _day_series(lambda r: pred(r) and key(r) in rest, width_h)
     order = [*top, *(["other"] if rest else [])]
@@ -105,6 +109,15 @@ def _ranked_series(
 
 def _attempts(pred: Callable[[Row], bool] = lambda r: True) -> list[float]:
     return [float(r.raw["properties"]["attempt"]) for r in ROWS if pred(r)]
+
+
+def _on_day_of(bucket: str) -> Callable[[Row], bool]:
+    """Rows on the day a bucket's time (ISO text) falls on."""
+    return lambda r: r.ts.strftime("%Y-%m-%d") == bucket[:10]
+
+
+def _of_user(user: str) -> Callable[[Row], bool]:
+    return lambda r: r.user == user
 
 
 def _ms(when: datetime) -> int:
@@ -475,7 +488,7 @@ CASES: list[tuple[str, Expected]] = [
             [
                 t,
                 max(
-                    [a for a in _attempts(lambda r, t=t: r.ts.strftime("%Y-%m-%d") == t[:10])],
+                    [a for a in _attempts(_on_day_of(t))],
                     default=None,
                 ),
             ]
@@ -487,7 +500,7 @@ CASES: list[tuple[str, Expected]] = [
         lambda: sorted(
             [t, user, n]
             for user in {r.user for r in ROWS if r.user}
-            for t, n in _day_series(lambda r, user=user: r.user == user)
+            for t, n in _day_series(_of_user(user))
             if n > 6
         ),
     ),

@@ -77,5 +77,5 @@ def test_resolve_window() -> None:
 )
 def test_bad_ranges_are_usage_errors(kwargs: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(message)) as caught:
-        resolve_window(now=NOW, **kwargs)  # type: ignore[arg-type]
+        resolve_window(now=NOW, **kwargs)
     assert caught.value.hint

@@ -137,7 +137,9 @@ def test_produces_to_a_kafka_topic(broker: LocalBroker, topic: str) -> None:
                     break
                 continue
             received += 1
-            records += len(msgspec.json.decode(message.value())["records"])
+            value = message.value()
+            assert value is not None
+            records += len(msgspec.json.decode(value)["records"])
     finally:
         consumer.close()
     assert received == sent

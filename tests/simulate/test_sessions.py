@@ -194,13 +194,13 @@ def test_sessions_end_when_people_stop_work_not_at_one_hour(day: Run) -> None:
         user, ended, _, _ = max(uses, key=lambda use: use[1])
         if len(uses) > 1 and user in offsets and ended < over:
             last[int((ended + timedelta(hours=offsets[user])).hour)] += 1
-    ended = sum(last.values())
+    total = sum(last.values())
     # The largest share of sessions ends with the working day (local 16:00-21:00); the others
     # after idle gaps over the evening and night, spread over many hours.
     evening = sum(last[hour] for hour in range(int(WORK_ENDS[0]), int(WORK_ENDS[1]) + 1))
-    assert evening > 0.3 * ended
-    assert max(last.values()) < 0.2 * ended
-    assert len([hour for hour, count in last.items() if count > 0.02 * ended]) >= 8
+    assert evening > 0.3 * total
+    assert max(last.values()) < 0.2 * total
+    assert len([hour for hour, count in last.items() if count > 0.02 * total]) >= 8
 
 
 def test_only_the_stolen_session_is_used_from_three_addresses_within_an_hour(day: Run) -> None:

@@ -90,7 +90,7 @@ def test_changes_need_the_csrf_token_of_the_session(service: Service, users: Use
     assert missing.status_code == 403
     assert "CSRF" in missing.json()["error"]
     for sent in (b"x", ("ü" * 43).encode()):
-        wrong = client.post("/api/v1/event-sources", json=SOURCE, headers={"X-CSRF-Token": sent})
+        wrong = client.post("/api/v1/event-sources", json=SOURCE, headers={b"X-CSRF-Token": sent})
         assert wrong.status_code == 403
     made = client.post("/api/v1/event-sources", json=SOURCE, headers={"X-CSRF-Token": csrf})
     assert made.status_code == 201

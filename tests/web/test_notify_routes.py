@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from hubsight.detect.db import DB_NAME, DetectDB
 from hubsight.detect.generation import settings_generation
 from hubsight.detect.runtime import load_targets
+from hubsight.detect.targets import SmtpConfig
 from hubsight.service import Service
 from hubsight.store.catalog import Catalog
 from hubsight.store.embedded import EmbeddedStore
@@ -98,6 +99,7 @@ def test_admin_adds_edits_tests_and_removes_a_target(
         edited = client.put(f"{TARGETS}/soc-mail", json=_smtp(port, password="", username=None))
         assert edited.status_code == 200, edited.text
         (target,) = [c.target for c in load_targets(data_dir, db)]
+        assert isinstance(target, SmtpConfig)
         assert target.password is not None
         assert target.password.get_secret_value() == PLANTED_PASSWORD
         result = client.post(f"{TARGETS}/soc-mail/test").json()

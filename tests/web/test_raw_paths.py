@@ -105,7 +105,7 @@ def test_an_offered_path_finds_its_events(client: TestClient) -> None:
 
 def test_paths_are_cached_per_scope(store: EmbeddedStore) -> None:
     cache = RawPathCache(ttl_s=3600)
-    scope = (["Unparsed Data"], [])
+    scope: tuple[list[str], list[str]] = (["Unparsed Data"], [])
     assert cache.paths(store, *scope) == ([], 0)
     store.write([_unparsed(b'{"late": {"arrival": "x"}}', 3)])
     assert cache.paths(store, *scope) == ([], 0)

@@ -60,7 +60,7 @@ def _calls(app: FastAPI) -> list[tuple[str, str, str]]:
 
 def _audited_calls(app: FastAPI) -> list[tuple[str, str, str, str | None]]:
     """As ``_calls``, with the audit action a changing route declares (None for the others)."""
-    calls = []
+    calls: list[tuple[str, str, str, str | None]] = []
     for route in app_routes(app.routes):
         if isinstance(route, Mount):
             # Static files are the only mount: the scripts and styles of the login page.

@@ -14,6 +14,7 @@ import pytest
 from argon2 import PasswordHasher
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from starlette.types import ASGIApp
 
 from hubsight.cli.run_cmd import _start_api
 from hubsight.detect.runtime import Detection
@@ -72,7 +73,7 @@ def signed_in(store: EmbeddedStore, users: UserStore) -> Iterator[dict[str, Test
         clients["root"].delete(f"/api/v1/saved-queries/{query['id']}")
 
 
-def _client_of(app: FastAPI, users: UserStore, name: str, role: Role) -> TestClient:
+def _client_of(app: ASGIApp, users: UserStore, name: str, role: Role) -> TestClient:
     users.create(name, "a long passphrase", role)
     token = users.issue_token(name, "test")
     return TestClient(app, headers={"Authorization": f"Bearer {token}"})

@@ -13,7 +13,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-import httpx
+import httpx2
 import pytest
 import uvicorn
 from fastapi.testclient import TestClient
@@ -61,7 +61,7 @@ def _form(client: TestClient, secret: str) -> dict[str, str]:
 
 def _create(
     client: TestClient, form: dict[str, str], password: str = PASSPHRASE, **over: str
-) -> httpx.Response:
+) -> httpx2.Response:
     """Send the setup form with ``password`` typed twice (``over`` changes fields)."""
     data = form | {"password": password, "repeat": password} | over
     return client.post("/setup", data=data)

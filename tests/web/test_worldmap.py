@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from importlib import resources
+from typing import Any
 
 import pytest
 
@@ -160,11 +161,11 @@ def test_names_prefer_common_names_and_fall_back_to_the_map() -> None:
 def test_cited_countries_are_those_of_sign_ins_an_alert_names() -> None:
     ref_de = {"log_name": "example", "offset": 1}
     ref_ng = {"log_name": "example", "offset": 2}
-    recent = [
+    recent: list[dict[str, Any]] = [
         {"country": "DE", "evidence": ref_de},
         {"country": "ng", "evidence": ref_ng},
         {"country": None, "evidence": {"offset": 3}},
     ]
-    alerts = [{"evidence": [ref_ng, {"offset": 3}]}, {"evidence": []}]
+    alerts: list[dict[str, Any]] = [{"evidence": [ref_ng, {"offset": 3}]}, {"evidence": []}]
     assert cited_countries(recent, alerts) == {"NG"}
     assert cited_countries(recent, []) == set()

@@ -18,7 +18,7 @@ from hubsight.sources.base import Message
 from tests.parsing.samples import RECEIVED, sample_files
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-_text = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=20)
+_text = st.text(alphabet=st.characters(blacklist_categories=["Cs"]), max_size=20)
 _scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | _text
 JSON_VALUES = st.recursive(
     _scalars,
@@ -117,7 +117,7 @@ def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
 
 @st.composite
 def mutated_records(draw: st.DrawFn) -> dict[str, Any]:
-    record = copy.deepcopy(draw(st.sampled_from(SAMPLE_RECORDS)))
+    record: dict[str, Any] = copy.deepcopy(draw(st.sampled_from(SAMPLE_RECORDS)))
     for _ in range(draw(st.integers(min_value=1, max_value=4))):
         paths = _paths(record)
         if not paths:
