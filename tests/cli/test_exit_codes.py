@@ -16,7 +16,7 @@ from click.testing import CliRunner, Result
 from hubsight.cli.main import cli
 from hubsight.service import SOCKET_FILE, is_running
 
-from support import wait_until
+from tests.support import wait_until
 
 # (what is wrong, the command's arguments, exit code, the start of the error line)
 CASES = [

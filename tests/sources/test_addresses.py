@@ -15,7 +15,7 @@ from hubsight.errors import ConfigError
 from hubsight.sources.config import KafkaProfile, make_source
 from hubsight.store.catalog import Catalog
 
-from support import connection_string
+from tests.support import connection_string
 
 HOST = "contoso-logs.servicebus.windows.net"
 
