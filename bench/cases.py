@@ -17,15 +17,20 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import tempfile
 import time
 from datetime import timedelta
 from pathlib import Path
 
-from detect import START, _load, batches, ruleset, tenant_args, warmup
+# The repository root: this script imports its sibling as ``bench.detect``, as the tests do.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 from hubsight.detect.db import DetectDB
 from hubsight.detect.engine import DetectionEngine, EngineOptions, tune_gc
 from hubsight.detect.expiry import CHUNK, DAY_S, case_bytes, expire_chunk, usage
+
+from bench.detect import START, _load, batches, ruleset, tenant_args, warmup
 
 
 def main() -> None:

@@ -10,14 +10,14 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from detect.test_investigations import T0, alert, save
 from hubsight.cli.main import cli
 from hubsight.detect.db import DetectDB
 from hubsight.detect.expiry import DAY_S
 from hubsight.detect.investigations import InvestigationStore, Triage
 from hubsight.service import SOCKET_FILE
 
-from support import wait_until
+from tests.detect.test_investigations import T0, alert, save
+from tests.support import wait_until
 
 
 def _investigations(data_dir: Path) -> dict[str, str]:

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from detect.test_investigations import T0, alert, save
 from hubsight.detect.alerts import AlertStore
 from hubsight.detect.db import DetectDB
 from hubsight.detect.engine import DetectionEngine, EngineOptions
@@ -21,6 +20,8 @@ from hubsight.detect.investigations import InvestigationStore, Triage
 from hubsight.detect.rules.auth_volume import BruteForceSuccess
 from hubsight.detect.ruleset import build_rule
 from hubsight.detect.sessions import Sessions
+
+from tests.detect.test_investigations import T0, alert, save
 
 DAYS = 30
 # Every table that names an alert or an investigation, with the column that does.

@@ -28,7 +28,7 @@ from hubsight.store.users import UserStore
 from hubsight.web.api import create_app
 from hubsight.web.auth import ConsoleAuth
 
-from support import FAST_HASH
+from tests.support import FAST_HASH
 
 URL = "/api/v1/retention/alerts"
 
