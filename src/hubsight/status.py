@@ -35,10 +35,16 @@ def offline_status(
     catalog = Catalog(data_dir)
     persisted = catalog.load_health()
     counts: dict[str, int] | None = {}
+    store_error: dict[str, str] | None = None
     if running:
         damaged = catalog.load_damaged_parts()
     else:
-        counts, damaged = _from_store(store or StoreSettings.resolve(data_dir))
+        try:
+            counts, damaged = _from_store(store or StoreSettings.resolve(data_dir))
+        except StoreError as exc:
+            # A wrong --store or an unreachable server looked like a store with no counts.
+            counts, damaged = None, []
+            store_error = {"error": exc.message, "hint": exc.hint}
     sources = []
     for config in catalog.all():
         snapshot, _written = persisted.get(config.name, (SourceHealth(config.name).snapshot(), 0))
@@ -52,20 +58,18 @@ def offline_status(
         if not running and counts is not None:
             snapshot["events_stored"] = counts.get(config.name, 0)
         sources.append(snapshot)
-    return {"sources": sources, "damaged_parts": damaged}
+    return {"sources": sources, "damaged_parts": damaged, "store_error": store_error}
 
 
-def _from_store(settings: StoreSettings) -> tuple[dict[str, int] | None, list[dict[str, Any]]]:
-    """Events stored per log name (None when the store cannot be opened) and damaged parts."""
+def _from_store(settings: StoreSettings) -> tuple[dict[str, int], list[dict[str, Any]]]:
+    """Events stored per log name and damaged parts; StoreError when the store cannot be
+    opened."""
     from hubsight.store.backends import open_store
 
     # An embedded store that was never created holds nothing: do not create one to say so.
     if settings.scheme == "embedded" and not (settings.data_dir / "clickhouse").exists():
         return {}, []
-    try:
-        store = open_store(settings)
-    except StoreError:
-        return None, []
+    store = open_store(settings)
     try:
         rows = store.select("SELECT log_name, count() AS n FROM events GROUP BY log_name")
         damaged = [part.as_json() for part in damaged_parts(store)]

@@ -219,3 +219,20 @@ def test_source_test_against_something_not_kafka_prints_only_its_steps(data_dir:
     failed = [line for line in run.stdout.splitlines() if line.startswith("FAILED")]
     assert len(failed) == 1
     assert failed[0].split()[1] == "sasl"
+
+
+def test_status_names_an_event_store_it_cannot_reach(data_dir: Path) -> None:
+    # A wrong --store looked like a store holding nothing: no count, no word.
+    port = free_port()
+    store = f"clickhouse://default@127.0.0.1:{port}/db"
+    run = hubsight_process(data_dir, "--store", store, "status")
+    assert run.returncode == 0, run.stderr
+    assert (
+        f"event store: cannot reach the ClickHouse server at 127.0.0.1:{port}: Connection "
+        "refused\n  hint: check the host, port and user, and HUBSIGHT_STORE_PASSWORD\n"
+    ) in run.stdout
+    report = json.loads(hubsight_process(data_dir, "--store", store, "status", "--json").stdout)
+    assert report["store_error"]["error"].startswith("cannot reach the ClickHouse server")
+    # The embedded store it can open has no error to report.
+    report = json.loads(hubsight_process(data_dir, "status", "--json").stdout)
+    assert report["store_error"] is None

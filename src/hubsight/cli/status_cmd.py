@@ -25,7 +25,13 @@ def status(data_dir: Path, as_json: bool) -> None:
         # HUBSIGHT_DATA_DIR), status made one and said "no event sources": it says so instead,
         # and leaves the path as it was.
         if as_json:
-            empty = {"running": False, "sources": [], "damaged_parts": [], "geoip": []}
+            empty = {
+                "running": False,
+                "sources": [],
+                "damaged_parts": [],
+                "store_error": None,
+                "geoip": [],
+            }
             click.echo(json.dumps({**empty, "data_dir_exists": False}, indent=2))
             return
         click.echo(
@@ -49,6 +55,10 @@ def status(data_dir: Path, as_json: bool) -> None:
         click.echo(f"event store: {DamagedPart.from_json(part).summary()}")
     if found["damaged_parts"]:
         click.echo(f"  hint: {DOCTOR_HINT}")
+    if found["store_error"]:
+        click.echo(f"event store: {found['store_error']['error']}")
+        if found["store_error"]["hint"]:
+            click.echo(f"  hint: {found['store_error']['hint']}")
     if not sources:
         click.echo("no event sources; add one with `hubsight source add`")
         return
