@@ -18,13 +18,15 @@ import msgspec
 from argon2 import PasswordHasher
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
 
 from hubsight.collector import CollectorSettings, StoredHook
 from hubsight.parsing.base import ParserRegistry
 from hubsight.parsing.event import Event, LogSet
 from hubsight.parsing.pipeline import EmptyRegistry
 from hubsight.service import Service
-from hubsight.sources.config import SourceConfig, make_source
+from hubsight.sources.config import EventHubsProfile, SourceConfig, make_source
 from hubsight.store import retention
 from hubsight.store.base import EventStore, Offsets
 from hubsight.store.catalog import Catalog
@@ -77,6 +79,18 @@ class Window(TypedDict):
 
     start: str
     end: str
+
+
+class Place(TypedDict):
+    """Where a sign-in comes from, as ``hubsight.detect.rules.signals.signin``'s keywords."""
+
+    country: str
+    lat: float
+    lon: float
+    ip: str
+
+
+LAGOS: Place = {"country": "NG", "lat": 6.45, "lon": 3.39, "ip": "102.89.1.1"}
 
 
 class Clock:
@@ -264,6 +278,22 @@ def serving(
             thread.join(timeout=60)
     finally:
         store.close()
+
+
+def service_of(client: TestClient) -> Service:
+    """The service behind a test client of the API (``create_app`` keeps it in the app's state)."""
+    app = client.app
+    assert isinstance(app, FastAPI)
+    service = app.state.service
+    assert isinstance(service, Service)
+    return service
+
+
+def connection_string_of(source: SourceConfig) -> str:
+    """The connection string an Event Hubs source keeps, in clear."""
+    profile = source.profile
+    assert isinstance(profile, EventHubsProfile)
+    return profile.connection_string.get_secret_value()
 
 
 def stored_count(service: Service, log_name: str) -> int:

@@ -27,7 +27,13 @@ from hubsight.store.backends import StoreSettings, open_store
 from hubsight.store.catalog import Catalog
 from hubsight.store.users import UserStore
 
-from tests.support import FAST_HASH, PLANTED_KEY, connection_string, wait_until
+from tests.support import (
+    FAST_HASH,
+    PLANTED_KEY,
+    connection_string,
+    connection_string_of,
+    wait_until,
+)
 
 
 def _cli(data_dir: Path, *args: str) -> Result:
@@ -145,7 +151,7 @@ def test_backup_while_running_restores_everything(filled: Path, tmp_path: Path) 
     assert _alert_ids(restored) == _alert_ids(filled)
     assert len(_alert_ids(restored)) == 1
     source = Catalog(restored).get("azure-prod")
-    assert source.profile.connection_string.get_secret_value() == connection_string()  # type: ignore[union-attr]
+    assert connection_string_of(source) == connection_string()
     users = UserStore(restored, hasher=FAST_HASH)
     assert sorted(a.name for a in users.accounts()) == ["ana", "root"]
     assert users.check_password("ana", "analyst passphrase") is not None

@@ -18,6 +18,7 @@ from tests.support import (
     PLANTED_PASSWORD,
     assert_no_secret,
     connection_string,
+    connection_string_of,
     produce,
 )
 
@@ -51,8 +52,7 @@ def test_add_event_hubs_source_from_env_and_never_show_the_key(data_dir: Path) -
     assert shown["profile"]["connection_string"] == "(set)"
     assert shown["keep_unparsed"] is True
     assert shown["default_domain"] == "contoso.com"
-    stored = Catalog(data_dir).get("azure-prod").profile
-    assert stored.connection_string.get_secret_value() == connection_string()  # type: ignore[union-attr]
+    assert connection_string_of(Catalog(data_dir).get("azure-prod")) == connection_string()
 
 
 def test_add_from_prompt_file_and_policy_key(data_dir: Path, tmp_path: Path) -> None:
@@ -78,7 +78,7 @@ def test_add_from_prompt_file_and_policy_key(data_dir: Path, tmp_path: Path) -> 
         env={"K": PLANTED_KEY},
     )  # fmt: skip
     assert by_key.exit_code == 0, by_key.stderr
-    built = Catalog(data_dir).get("p3").profile.connection_string.get_secret_value()  # type: ignore[union-attr]
+    built = connection_string_of(Catalog(data_dir).get("p3"))
     assert (
         built == f"Endpoint=sb://{HOST}/;SharedAccessKeyName=listen;SharedAccessKey={PLANTED_KEY}"
     )

@@ -23,7 +23,7 @@ def _client_seen(monkeypatch: pytest.MonkeyPatch, proxies: str | None, peer: str
     async def app(scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
         seen.append(scope["client"][0])
 
-    config = _tcp_config(app, "127.0.0.1", 0)  # type: ignore[arg-type]
+    config = _tcp_config(app, "127.0.0.1", 0)
     scope = {
         "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
         "scheme": "http", "path": "/", "raw_path": b"/", "query_string": b"", "root_path": "",

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from hubsight.devbroker import LocalBroker, free_port
+from hubsight.service import Service
 from hubsight.sources.config import make_source
 
 from tests.support import (
@@ -34,8 +35,8 @@ def _body(n: int = 3) -> bytes:
     return json.dumps({"records": [{"category": "AuditLogs", "i": i} for i in range(n)]}).encode()
 
 
-def _problem(service: object, name: str, problem: str) -> bool:
-    snapshot = state_of(service, name)  # type: ignore[arg-type]
+def _problem(service: Service, name: str, problem: str) -> bool:
+    snapshot = state_of(service, name)
     return snapshot.get("state") == "error" and snapshot.get("problem") == problem
 
 

@@ -25,6 +25,8 @@ from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from tests.tlsbroker import Authority
 
+SmtpMode = Literal["plain", "starttls", "smtps"]
+
 
 @dataclass
 class Mailbox:
@@ -69,7 +71,7 @@ def make_tls(folder: Path) -> Tls:
 
 @contextmanager
 def smtp_server(
-    mode: Literal["plain", "starttls", "smtps"] = "plain",
+    mode: SmtpMode = "plain",
     *,
     tls: Tls | None = None,
     users: dict[str, str] | None = None,

@@ -197,7 +197,9 @@ def test_retractions_after_partial_saves_and_a_restart(tmp_path: Path) -> None:
     assert _stored(tmp_path) == []
 
 
-def test_a_failed_save_is_saved_with_the_next_batch(tmp_path: Path) -> None:
+def test_a_failed_save_is_saved_with_the_next_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     engine = _engine(tmp_path)
     engine.process([_event(m) for m in range(1, MAX_EVIDENCE + 1)])
     save = engine.alerts.save
@@ -205,11 +207,11 @@ def test_a_failed_save_is_saved_with_the_next_batch(tmp_path: Path) -> None:
     def failing(*args: object, **kwargs: object) -> None:
         raise StoreError("disk full")
 
-    engine.alerts.save = failing  # type: ignore[method-assign]
+    monkeypatch.setattr(engine.alerts, "save", failing)
     # An earlier event changes the evidence; the batch is not saved.
     with pytest.raises(StoreError):
         engine.process([_event(0)])
-    engine.alerts.save = save  # type: ignore[method-assign]
+    monkeypatch.setattr(engine.alerts, "save", save)
     # The next batch's save holds the failed one's evidence too: written again whole, as the
     # stored evidence (not the unsaved) is what it is compared with.
     (alert,) = engine.process([_event(MAX_EVIDENCE + 7)])

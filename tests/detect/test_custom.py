@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from hubsight.detect.base import numbered
-from hubsight.detect.custom import CustomAlertSpec, build_custom_rules
+from hubsight.detect.custom import CustomAlertSpec, SearchOutcome, build_custom_rules
 from hubsight.detect.db import DetectDB
 from hubsight.detect.engine import DetectionEngine, EngineOptions
 from hubsight.detect.rules.signals import signin
@@ -62,9 +62,15 @@ def test_three_kinds(tmp_path: Path) -> None:
     assert again == [], "a second run over the same window updates nothing"
 
 
+def _searches_nothing(
+    query: str, start: datetime, end: datetime, log_sets: tuple[str, ...]
+) -> SearchOutcome:
+    raise AssertionError("a refused spec runs no search")
+
+
 def test_threshold_needs_a_value_and_a_calculation() -> None:
     with pytest.raises(ValueError, match="threshold is required"):
         CustomAlertSpec(id="x", title="x", kind="threshold", query="where(a=b)")
     spec = CustomAlertSpec(id="x", title="x", kind="threshold", query="where(a=b)", threshold=1)
     with pytest.raises(ConfigError, match="calculate"):
-        build_custom_rules([spec], searcher(None))  # type: ignore[arg-type]
+        build_custom_rules([spec], _searches_nothing)

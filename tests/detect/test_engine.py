@@ -31,6 +31,8 @@ from hubsight.parsing.pipeline import MessageParser
 from hubsight.parsing.registry import default_registry
 from hubsight.simulate import SCENARIOS, Simulation, SimulationConfig
 
+from tests.support import LAGOS
+
 START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 BATCH = 1000
 
@@ -289,7 +291,7 @@ def _log_set_and_result(rule: Rule[Any], kind: EventKind) -> bool:
 
 
 def test_rules_are_not_called_for_events_they_cannot_read_and_nothing_is_missed(
-    tenant: Tenant, reference: dict[str, Alert]
+    tenant: Tenant, reference: dict[str, Alert], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     rules = _rules()
     app_signin = EventKind(LogSet.SSO_AUTHENTICATION, "SUCCESS", "Sign-in activity", False)
@@ -306,7 +308,7 @@ def test_rules_are_not_called_for_events_they_cannot_read_and_nothing_is_missed(
     assert {r.meta.id for r in rules if r.reads(purge)} == deleted
     for rule in rules:
         # Events by log set and result only, as the engine sorted them before kinds.
-        rule.reads = partial(_log_set_and_result, rule)  # type: ignore[method-assign]
+        monkeypatch.setattr(rule, "reads", partial(_log_set_and_result, rule))
     engine = DetectionEngine(
         DetectDB(Path(":memory:")),
         rules,
@@ -349,11 +351,10 @@ def test_state_saved_as_json_by_older_versions_is_read(tmp_path: Path) -> None:
 def test_impossible_travel_follows_windows_the_engine_pruned(tmp_path: Path) -> None:
     engine = _engine(tmp_path)
     engine.reconfigure([build_rule(ImpossibleTravel, {})], {})
-    lagos = {"country": "NG", "lat": 6.45, "lon": 3.39, "ip": "102.89.1.1"}
     assert engine.process([signin(0, offset=1)]) == []
     # 50 hours on, the first sign-in is older than lateness and window: the engine prunes it.
     assert engine.process([signin(3000, offset=2)]) == []
-    fired = engine.process([signin(3030, offset=3, **lagos)])  # type: ignore[arg-type]
+    fired = engine.process([signin(3030, offset=3, **LAGOS)])
     assert [[ref.source_offset for ref in a.evidence] for a in fired] == [[2, 3]]
     engine.close()
 
@@ -361,10 +362,9 @@ def test_impossible_travel_follows_windows_the_engine_pruned(tmp_path: Path) -> 
 def test_impossible_travel_keeps_one_value_string_per_place(tmp_path: Path) -> None:
     engine = _engine(tmp_path)
     engine.reconfigure([build_rule(ImpossibleTravel, {})], {})
-    lagos = {"country": "NG", "lat": 6.45, "lon": 3.39, "ip": "102.89.1.1"}
     users = ("adele.vance@contoso.com", "lee.gu@contoso.com")
     engine.process([signin(m, users[m % 2], offset=m) for m in range(4)])
-    engine.process([signin(900, offset=9, **lagos)])  # type: ignore[arg-type]
+    engine.process([signin(900, offset=9, **LAGOS)])
     values = [e.value for w in engine._state.windows.values() for e in w]
     # Four sign-ins of two users from Berlin, one from Lagos: two strings, not five.
     assert sorted(values) == ["52.520,13.400,DE"] * 4 + ["6.450,3.390,NG"]

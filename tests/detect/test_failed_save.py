@@ -79,7 +79,8 @@ def _run(path: Path, events: list[Any], fail_at: int | None) -> tuple[dict[str, 
         try:
             created += _created(first, batch, live)
         except StoreError:
-            assert first.db.writes == fail_at  # type: ignore[attr-defined]
+            assert isinstance(first.db, FailingOnce)
+            assert first.db.writes == fail_at
     first.close()
     # The windows and baselines left on disk carry on after the restart.
     second = _engine(path)

@@ -33,7 +33,7 @@ from hubsight.detect.rules.auth_baseline import (
 from hubsight.detect.rules.signals import signin
 from hubsight.parsing.event import Event, LogSet
 
-LAGOS = {"country": "NG", "lat": 6.45, "lon": 3.39, "ip": "102.89.1.1"}
+from tests.support import LAGOS
 
 
 def _events() -> tuple[list[Event], Event]:
@@ -43,10 +43,10 @@ def _events() -> tuple[list[Event], Event]:
     """
     events = [
         signin(-10),
-        signin(0, **LAGOS),  # type: ignore[arg-type]
+        signin(0, **LAGOS),
         signin(50),
-        signin(70, **LAGOS),  # type: ignore[arg-type]
-        signin(30, **LAGOS),  # type: ignore[arg-type]
+        signin(70, **LAGOS),
+        signin(30, **LAGOS),
     ]
     for offset, event in enumerate(events):
         event.source_offset = offset
@@ -99,7 +99,7 @@ def test_a_withdrawn_notable_leaves_the_alerts_and_late_ones_join_them(
 
 
 def test_relink_takes_the_week_before_the_first_event_to_the_last() -> None:
-    berlin, lagos = signin(0), signin(30, offset=1, **LAGOS)  # type: ignore[arg-type]
+    berlin, lagos = signin(0), signin(30, offset=1, **LAGOS)
     (alert,) = [a for a in _deliver([[berlin, lagos]], None).values() if not a.notable]
     start, end = alert.first_event_time, alert.last_event_time
     notables = {

@@ -22,7 +22,14 @@ from hubsight.detect.notify import Notifier, channel_for, rfc5424, send_test
 from hubsight.detect.targets import SmtpConfig, SyslogConfig, WebhookConfig, parse_target
 from hubsight.errors import ConfigError
 
-from tests.detect.receivers import Tls, http_receiver, make_tls, smtp_server, tcp_listener
+from tests.detect.receivers import (
+    SmtpMode,
+    Tls,
+    http_receiver,
+    make_tls,
+    smtp_server,
+    tcp_listener,
+)
 from tests.support import PLANTED_PASSWORD, wait_until
 
 WHEN = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -169,10 +176,10 @@ def test_smtp_wrong_password_is_a_clear_error_and_a_dead_letter(tls: Tls, tmp_pa
          "missing-ca-file"],
 )  # fmt: skip
 def test_smtp_failures_say_what_to_do(
-    tls: Tls, mode: str, extra: dict[str, object], error: str, hint: str
+    tls: Tls, mode: SmtpMode, extra: dict[str, object], error: str, hint: str
 ) -> None:
     users = {"hubsight": "x"} if mode == "starttls" else None
-    with smtp_server(mode, tls=tls, users=users) as (port, box):  # type: ignore[arg-type]
+    with smtp_server(mode, tls=tls, users=users) as (port, box):
         result = send_test(_smtp(port, **extra))
     assert not result.ok
     assert error in result.error

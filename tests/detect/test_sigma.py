@@ -23,6 +23,8 @@ from hubsight.detect.base import EventKind, example_event
 from hubsight.detect.sigma import LOADED, SigmaDetection, SigmaLoad, load_sigma_rules
 from hubsight.parsing.event import Event, LogSet
 
+from tests.detect.context import NoContext
+
 RULES = Path(__file__).parent / "sigma_rules"
 SHAPES = RULES / "shapes"
 OWN = RULES / "own"
@@ -167,7 +169,7 @@ def _event(record: dict[str, Any] | bytes, **fields: Any) -> Event:
 
 
 def _fires(rule: SigmaDetection, event: Event) -> bool:
-    findings = list(rule.evaluate(event, None))  # type: ignore[arg-type]
+    findings = list(rule.evaluate(event, NoContext()))
     assert len(findings) <= 1
     return bool(findings)
 
@@ -486,7 +488,7 @@ def test_any_record_is_evaluated_without_error(
     event = _event(msgspec.json.encode(record), category=category, result="SUCCESS")
     for load in shapes.values():
         if load.rule is not None:
-            assert len(list(load.rule.evaluate(event, None))) <= 1  # type: ignore[arg-type]
+            assert len(list(load.rule.evaluate(event, NoContext()))) <= 1
 
 
 def _kind(operation: str, log_set: LogSet = LogSet.CLOUD_SERVICE_ADMIN_ACTIVITY) -> EventKind:

@@ -19,6 +19,7 @@ from hubsight.detect.base import EventRef, Finding
 from hubsight.detect.windows import Entry, Window
 from hubsight.parsing.event import Event
 
+from tests.detect.context import NoContext
 from tests.detect.test_sigma_correlation import (
     FAILED,
     IPS,
@@ -135,7 +136,7 @@ class _CountingWindow(Window):
         return found
 
 
-class _OneWindow:
+class _OneWindow(NoContext):
     """The little of ``RuleContext`` a correlation asks for: one window per group."""
 
     def __init__(self) -> None:
@@ -160,7 +161,7 @@ def test_5000_signins_in_one_group_read_a_bounded_number_of_entries_each(
     ctx = _OneWindow()
     findings: list[Finding] = []
     for event in events:
-        findings.extend(rule.evaluate(event, ctx))  # type: ignore[arg-type]
+        findings.extend(rule.evaluate(event, ctx))
     (window,) = ctx.windows.values()
     assert len(window) == len(_counted(kind, events))
     # Each event reads itself, the earliest MAX_EVIDENCE of its window and a few more:
@@ -196,12 +197,12 @@ def test_a_group_short_of_the_count_keeps_no_running_counts_until_it_reaches_it(
     rule = _correlation_rule(tmp_path, kind)
     events = [_signin(i, USERS[0], FAILED, IPS[i], i) for i in range(needed)]
     ctx = _OneWindow()
-    early = [f for e in reversed(events[1:]) for f in rule.evaluate(e, ctx)]  # type: ignore[arg-type]
+    early = [f for e in reversed(events[1:]) for f in rule.evaluate(e, ctx)]
     (window,) = ctx.windows.values()
     assert early == []
     assert len(window) == needed - 1
     assert window.memo is None
-    (finding,) = rule.evaluate(events[0], ctx)  # type: ignore[arg-type]
+    (finding,) = rule.evaluate(events[0], ctx)
     assert window.memo is not None
     assert finding.evidence == [EventRef.of(e) for e in events]
     assert finding.at == events[-1].timestamp

@@ -28,6 +28,8 @@ from hubsight.detect.sigma.index import (
 from hubsight.detect.sigma.record import AzureRecord
 from hubsight.parsing.event import Event, LogSet
 
+from tests.detect.context import NoContext
+
 AZURE = Path(__file__).parents[1] / "data" / "azure"
 OUR_RULES = Path(__file__).parent / "sigma_rules" / "shapes"
 OWN = Path(__file__).parent / "sigma_rules" / "own"
@@ -459,7 +461,7 @@ def test_an_event_without_a_category_makes_no_finding_as_its_evaluation_makes_no
     event.category = None
     # Its kind (no category) reaches the rule, and the record holds the rule's value.
     assert _index([rule]).select(event) == [rule]
-    assert list(rule.evaluate(event, None)) == []  # type: ignore[arg-type]
+    assert list(rule.evaluate(event, NoContext())) == []
     assert _fired([rule], [event]) == set()
     event.category = "SignInLogs"
     assert _fired([rule], [event]) == {rule.meta.id}

@@ -20,6 +20,7 @@ from hubsight.detect.sigma import LOADED, SigmaDetection, load_sigma_rules
 from hubsight.parsing.event import LogSet
 
 from .test_sigma import HITS, SHAPES, SHAPES_EXPECTED
+from tests.detect.context import NoContext
 
 AZURE = Path(__file__).parents[1] / "data" / "azure"
 Edit = Callable[[dict[str, Any]], None]
@@ -299,7 +300,7 @@ def test_every_loaded_rule_is_fired_here_or_by_the_replay() -> None:
 def _fires(rule: SigmaDetection, record: dict[str, Any], fields: dict[str, Any]) -> bool:
     fields = dict(fields)
     event = example_event(fields.pop("log_set"), raw=msgspec.json.encode(record), **fields)
-    return bool(list(rule.evaluate(event, None)))  # type: ignore[arg-type]
+    return bool(list(rule.evaluate(event, NoContext())))
 
 
 @pytest.mark.parametrize(

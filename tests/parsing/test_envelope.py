@@ -8,8 +8,9 @@ from datetime import UTC, datetime
 import msgspec
 import pytest
 
+from hubsight.parsing.base import RecordContext, RecordParser
 from hubsight.parsing.envelope import split_message
-from hubsight.parsing.event import LogSet
+from hubsight.parsing.event import Event, LogSet
 from hubsight.parsing.pipeline import MessageParser, raw_of, record_category
 from hubsight.sources.base import Message
 
@@ -97,17 +98,17 @@ def test_keep_unparsed_off_drops_only_unclaimed_records_never_broken_messages() 
 
 
 class _Exploding:
-    def parse(self, record: bytes, ctx: object) -> object:
+    def parse(self, record: bytes, ctx: RecordContext) -> Event:
         raise KeyError("properties")
 
 
 class _Registry:
-    def parser_for(self, category: str | None, record: bytes) -> _Exploding:
+    def parser_for(self, category: str | None, record: bytes) -> RecordParser | None:
         return _Exploding()
 
 
 def test_a_failing_parser_yields_unparsed_with_its_reason() -> None:
-    parser = MessageParser(log_name="azure", registry=_Registry())  # type: ignore[arg-type]
+    parser = MessageParser(log_name="azure", registry=_Registry())
     (event,) = parser.parse(_message(b'{"category":"SignInLogs"}'))
     assert event.log_set is LogSet.UNPARSED_DATA
     assert event.parse_error == "parser failed: 'properties'"

@@ -12,7 +12,7 @@ from hubsight.sources.config import make_source
 from hubsight.store.catalog import CATALOG_FILE, Catalog
 from hubsight.store.vault import KEY_ENV, KEY_FILE
 
-from tests.support import PLANTED_KEY, connection_string
+from tests.support import PLANTED_KEY, connection_string, connection_string_of
 
 
 def _source(name: str = "azure-prod") -> dict[str, object]:
@@ -30,7 +30,7 @@ def test_round_trip_and_secret_encrypted_on_disk(data_dir: Path) -> None:
     catalog = Catalog(data_dir)
     catalog.add(make_source(_source()))
     loaded = catalog.get("azure-prod")
-    assert loaded.profile.connection_string.get_secret_value() == connection_string()  # type: ignore[union-attr]
+    assert connection_string_of(loaded) == connection_string()
     for path in data_dir.iterdir():
         if path.is_file() and path.name != KEY_FILE:
             assert PLANTED_KEY.encode() not in path.read_bytes(), path.name

@@ -27,6 +27,7 @@ from hubsight.errors import ForbiddenError, StoreError
 from hubsight.parsing.event import Event, LogSet
 from hubsight.query.saved import delete_saved, list_saved
 from hubsight.query.search import SearchRequest, search
+from hubsight.sources.config import KafkaProfile
 from hubsight.store.backends import StoreSettings, open_store
 from hubsight.store.catalog import CATALOG_FILE, CATALOG_VERSION, Catalog
 from hubsight.store.schema import COMPACT_PARTS, MERGE_PARTS, MIGRATIONS, event_columns
@@ -107,7 +108,9 @@ def test_an_old_data_directory_opens_migrates_and_keeps_working(
         assert found["rows"] == [["Ingress Authentication", 4], ["Unparsed Data", 1]]
     finally:
         store.close()
-    password = Catalog(data_dir).get("relay").profile.password  # type: ignore[union-attr]
+    profile = Catalog(data_dir).get("relay").profile
+    assert isinstance(profile, KafkaProfile)
+    password = profile.password
     assert password is not None
     assert password.get_secret_value() == "fixture-password"
     if fixture == "schema-3":

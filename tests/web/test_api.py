@@ -6,9 +6,15 @@ import pytest
 from fastapi.testclient import TestClient
 
 from hubsight.devbroker import LocalBroker
-from hubsight.service import Service
 
-from tests.support import PLANTED_KEY, assert_no_secret, connection_string, produce
+from tests.support import (
+    PLANTED_KEY,
+    assert_no_secret,
+    connection_string,
+    connection_string_of,
+    produce,
+    service_of,
+)
 
 HOST = "contoso-logs.servicebus.windows.net"
 
@@ -38,9 +44,8 @@ def test_create_read_update_delete_without_ever_returning_the_secret(client: Tes
     )
     assert updated.status_code == 200, updated.text
     assert updated.json()["topics"] == ["insights-logs-auditlogs"]
-    service: Service = client.app.state.service  # type: ignore[attr-defined]
-    kept = service.catalog.get("azure-prod").profile.connection_string  # type: ignore[union-attr]
-    assert kept.get_secret_value() == connection_string()
+    kept = service_of(client).catalog.get("azure-prod")
+    assert connection_string_of(kept) == connection_string()
     health = client.get("/api/v1/event-sources/azure-prod/health").json()
     assert set(health) >= {"state", "events_stored", "last_event_time", "lag", "last_error", "hint"}
     assert client.delete("/api/v1/event-sources/azure-prod").status_code == 204

@@ -27,7 +27,7 @@ from hubsight.web.api import create_app
 from hubsight.web.auth import ConsoleAuth
 
 from tests.query import dataset
-from tests.support import FAST_HASH
+from tests.support import FAST_HASH, service_of
 
 STATIC = Path(__file__).parents[2] / "src/hubsight/web/static"
 
@@ -122,7 +122,7 @@ def test_console_pages_stay_light(client: TestClient) -> None:
 def test_triage_history_names_the_signed_in_account(client: TestClient, data_dir: Path) -> None:
     users = UserStore(data_dir, hasher=FAST_HASH)
     users.create("ana", "analyst passphrase", "analyst")
-    app = create_app(client.app.state.service, auth=ConsoleAuth(users))  # type: ignore[attr-defined]
+    app = create_app(service_of(client), auth=ConsoleAuth(users))
     app.state.detect_db = DetectDB.in_dir(data_dir)
     token = {"Authorization": f"Bearer {users.issue_token('ana', 'test')}"}
     with TestClient(app) as signed:
@@ -239,7 +239,7 @@ def test_hunt_and_leql_refusals_say_what_is_wrong(client: TestClient) -> None:
 def test_a_source_page_shows_lag_per_partition_and_events_per_minute(
     client: TestClient,
 ) -> None:
-    service = client.app.state.service  # type: ignore[attr-defined]
+    service = service_of(client)
     service.catalog.add(
         make_source({"name": "azure", "profile": {"kind": "kafka", "bootstrap": "127.0.0.1:1"}})
     )
@@ -270,7 +270,7 @@ def test_a_source_page_shows_lag_per_partition_and_events_per_minute(
 
 
 def test_data_collection_shows_detection_catching_up_beside_a_source(client: TestClient) -> None:
-    service = client.app.state.service  # type: ignore[attr-defined]
+    service = service_of(client)
     service.catalog.add(
         make_source({"name": "azure", "profile": {"kind": "kafka", "bootstrap": "127.0.0.1:1"}})
     )
@@ -286,7 +286,7 @@ def test_log_search_lists_a_log_name_once_with_all_its_events(client: TestClient
     # One source's records fall into several log sets under one log name.
     stored = [msgspec.structs.replace(e, log_name="demo-azure") for e in dataset.events()]
     stored.append(msgspec.structs.replace(stored[0], log_name="other", source_offset=10_000))
-    client.app.state.service.store.write(stored)  # type: ignore[attr-defined]
+    service_of(client).store.write(stored)
     page = client.get("/search").text
     names = re.search(r'id="log-names">(.*?)</fieldset>', page, re.S)
     assert names is not None

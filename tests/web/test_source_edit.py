@@ -9,7 +9,6 @@ import pytest
 from fastapi.testclient import TestClient
 
 from hubsight.devbroker import LocalBroker
-from hubsight.service import Service
 from hubsight.sources.config import EventHubsProfile, KafkaProfile
 from hubsight.store.catalog import Catalog
 from hubsight.store.users import UserStore
@@ -25,6 +24,7 @@ from tests.support import (
     create_topic,
     kafka_source,
     produce,
+    service_of,
     serving,
     state_of,
     stored_count,
@@ -36,8 +36,7 @@ URL = "/api/v1/event-sources/azure-prod"
 
 
 def _catalog(client: TestClient) -> Catalog:
-    service: Service = client.app.state.service  # type: ignore[attr-defined]
-    return service.catalog
+    return service_of(client).catalog
 
 
 def _add_eventhubs(client: TestClient) -> None:
@@ -162,8 +161,7 @@ def test_edited_settings_are_tested_without_saving_and_by_admins_only(
     assert [c.name for c in catalog.all()] == ["relay"]
     users = UserStore(data_dir, hasher=FAST_HASH)
     users.create("ana", "analyst passphrase", "analyst")
-    service: Service = client.app.state.service  # type: ignore[attr-defined]
-    signed = TestClient(create_app(service, auth=ConsoleAuth(users)))
+    signed = TestClient(create_app(service_of(client), auth=ConsoleAuth(users)))
     analyst = {"Authorization": f"Bearer {users.issue_token('ana', 't')}"}
     for url, body in [("relay/test", edited), ("test", new)]:
         refused = signed.post(f"/api/v1/event-sources/{url}", json=body, headers=analyst)

@@ -127,7 +127,9 @@ def test_no_sign_ins_draws_a_grey_map_with_an_empty_scale() -> None:
     assert root.get("viewBox") == f"0 0 {world().width} {world().height + 40}"
     assert "data-count=" not in svg
     assert len(_elements(svg)) == len(world().countries)
-    legend = "".join(root.find(f"{SVG}g[@class='legend']").itertext())  # type: ignore[union-attr]
+    legend_group = root.find(f"{SVG}g[@class='legend']")
+    assert legend_group is not None
+    legend = "".join(legend_group.itertext())
     assert "none" in legend
     assert "1–" not in legend
     assert bins(0) == []

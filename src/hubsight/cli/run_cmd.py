@@ -17,7 +17,7 @@ from typing import TextIO
 
 import click
 import uvicorn
-from fastapi import FastAPI
+from starlette.types import ASGIApp
 
 from hubsight import allocator
 from hubsight.cli.options import store_settings
@@ -244,7 +244,7 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def _tcp_config(app: FastAPI, host: str, port: int) -> uvicorn.Config:
+def _tcp_config(app: ASGIApp, host: str, port: int) -> uvicorn.Config:
     """The TCP listener, with TLS when HUBSIGHT_TLS_CERT and HUBSIGHT_TLS_KEY name PEM files."""
     cert, key = os.environ.get(TLS_CERT_ENV) or None, os.environ.get(TLS_KEY_ENV) or None
     proxies = os.environ.get(TRUSTED_PROXIES_ENV, "").strip()
