@@ -88,7 +88,7 @@ def test_add_from_prompt_file_and_policy_key(data_dir: Path, tmp_path: Path) -> 
         "--key-name", "listen", "--key-env", "K", env={"K": PLANTED_KEY},
     )  # fmt: skip
     assert as_uri.exit_code == 0, as_uri.stderr
-    built = Catalog(data_dir).get("p4").profile.connection_string.get_secret_value()  # type: ignore[union-attr]
+    built = connection_string_of(Catalog(data_dir).get("p4"))
     assert built.startswith(f"Endpoint=sb://{HOST}/;SharedAccessKeyName=listen;")
 
 

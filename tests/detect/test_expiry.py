@@ -7,6 +7,7 @@ placed exactly on the cut-off or a second before it, so no clock is faked.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import pytest
 from hubsight.detect.alerts import AlertStore
 from hubsight.detect.db import DetectDB
 from hubsight.detect.engine import DetectionEngine, EngineOptions
-from hubsight.detect.expiry import DAY_S, expire_chunk, sweep, usage
+from hubsight.detect.expiry import DAY_S, Gone, expire_chunk, sweep, usage
 from hubsight.detect.investigations import InvestigationStore, Triage
 from hubsight.detect.rules.auth_volume import BruteForceSuccess
 from hubsight.detect.ruleset import build_rule
@@ -179,7 +180,7 @@ def test_a_sweep_goes_in_chunks_and_stops_at_its_budget(db: DetectDB) -> None:
     assert (counted["alerts"], counted["investigations"]) == (7, 7)
     chunks: list[int] = []
 
-    def between(step):  # type: ignore[no-untyped-def]
+    def between(step: Callable[[], tuple[list[Gone], int]]) -> tuple[list[Gone], int]:
         done = step()
         chunks.append(len(done[0]))
         return done

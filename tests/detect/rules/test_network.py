@@ -23,6 +23,8 @@ from hubsight.detect.ruleset import build_rule, run_example
 from hubsight.errors import SettingError
 from hubsight.parsing.event import LogSet
 
+from tests.detect.context import NoContext
+
 NSG = (
     "/subscriptions/3f2a1b0c-9d8e-4f7a-b6c5-d4e3f2a1b0c9/resourceGroups/rg-prod/providers/"
     "Microsoft.Network/networkSecurityGroups/nsg-web"
@@ -275,6 +277,6 @@ def test_any_body_is_judged_without_error(
     )  # fmt: skip
     for cls in (ManagementPortOpened, AnySourceOpened, FirewallDnatManagementPort):
         rule = build_rule(cls, {})
-        for finding in rule.evaluate(event, None):  # type: ignore[arg-type]
+        for finding in rule.evaluate(event, NoContext()):
             assert finding.severity in (Severity.HIGH, Severity.MEDIUM, Severity.LOW)
             assert finding.title
