@@ -58,9 +58,12 @@ CREATE TABLE IF NOT EXISTS alerts (
     tail BLOB);
 CREATE INDEX IF NOT EXISTS alerts_user ON alerts (user, last_event_time);
 CREATE INDEX IF NOT EXISTS alerts_time ON alerts (last_event_time);
--- Closed alerts by when they last changed, for case retention (``expiry``); partial, so that the
--- engine's updates of open alerts (nearly all it writes) leave it alone.
-CREATE INDEX IF NOT EXISTS alerts_closed ON alerts (updated_at) WHERE status = 'closed';
+-- Closed alerts by when they last changed, for case retention (``expiry``) to walk without
+-- reading their rows (so ``status`` too); partial, so that the engine's updates of open alerts
+-- (nearly all it writes) leave it alone.
+DROP INDEX IF EXISTS alerts_closed;
+CREATE INDEX IF NOT EXISTS alerts_closed_at ON alerts (updated_at, id, status)
+    WHERE status = 'closed';
 -- An alert's evidence, apart from its body, in parts (JSON lists of event references) that
 -- read in ``start`` order, then the alert's ``tail``, make the list: a batch appends a part
 -- when the tail fills, or writes the list again from 0 (see ``alerts``). The parts go with
@@ -82,7 +85,8 @@ CREATE TABLE IF NOT EXISTS investigations (
     first_event_time REAL NOT NULL, last_event_time REAL NOT NULL,
     created_at REAL NOT NULL, updated_at REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS investigations_time ON investigations (last_event_time);
-CREATE INDEX IF NOT EXISTS investigations_closed ON investigations (updated_at)
+DROP INDEX IF EXISTS investigations_closed;
+CREATE INDEX IF NOT EXISTS investigations_closed_at ON investigations (updated_at, id, status)
     WHERE status = 'closed';
 CREATE TABLE IF NOT EXISTS investigation_alerts (
     alert_id TEXT PRIMARY KEY, investigation_id TEXT NOT NULL);

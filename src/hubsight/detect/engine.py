@@ -33,7 +33,7 @@ from hubsight.detect.baseline import observe_signin
 from hubsight.detect.context import EngineContext, shared_id
 from hubsight.detect.dataplane import feed
 from hubsight.detect.db import DetectDB
-from hubsight.detect.expiry import Expired, Gone, sweep
+from hubsight.detect.expiry import Chunk, Expired, Walk, sweep
 from hubsight.detect.folding import AlertFolder, Taken
 from hubsight.detect.grouping import group_alerts, release_alerts
 from hubsight.detect.settings import RuleExceptions
@@ -200,6 +200,8 @@ class DetectionEngine:
         # (``outbox``), so a crash after the save cannot lose them.
         self.on_save: SaveHook | None = None
         self._lock = threading.Lock()
+        # Where case retention's sweeps have got to (``expiry``).
+        self._expiry = Walk()
         # From when (ms, received time) positions are kept: a source partition without one is
         # read from there. None for an engine that keeps nothing.
         self.positions_since: int | None = None
@@ -542,13 +544,13 @@ class DetectionEngine:
         """Delete the closed alerts and investigations due under case retention, a chunk at a
         time between batches, forgetting what the engine held of them (``expiry``)."""
 
-        def between(step: Callable[[], tuple[list[Gone], int]]) -> tuple[list[Gone], int]:
+        def between(step: Callable[[], Chunk]) -> Chunk:
             with self._lock:
-                gone, investigations = step()
-                self._folder.forget(gone)
-            return gone, investigations
+                chunk = step()
+                self._folder.forget(chunk.gone)
+            return chunk
 
-        return sweep(self.db, days, now, between=between)
+        return sweep(self.db, days, now, walk=self._expiry, between=between)
 
     def save_pending(self) -> Taken:
         """Save everything still pending (baselines included); what a failed save had left,
