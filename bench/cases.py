@@ -63,6 +63,16 @@ def main() -> None:
             f"{investigations:,} investigations, {size / 1e6:.1f} MB in the case tables: "
             f"{size / max(alerts, 1):,.0f} bytes per alert (the database: {whole / 1e6:.1f} MB)"
         )
+        sizes = sorted(
+            int(r[0])
+            for r in db.rows("SELECT count(*) FROM investigation_alerts GROUP BY investigation_id")
+        )
+        if sizes:
+            print(
+                f"alerts per investigation: median {statistics.median(sizes):.0f}, "
+                f"99th percentile {sizes[len(sizes) * 99 // 100]}, largest {sizes[-1]} "
+                "(one investigation goes in one transaction)"
+            )
         if span_days:
             per_day = alerts / span_days * 1000 / args.users
             print(
