@@ -67,7 +67,7 @@ class AlertFolder:
         self._notables: dict[str, dict[str, datetime]] = {}
         if persist:
             for row in db.rows("SELECT id, user, last_event_time FROM alerts WHERE notable = 1"):
-                mine = self._notables.setdefault(str(row["user"]), {})
+                mine = self._notables.setdefault(row["user"] or "", {})
                 mine[str(row["id"])] = from_epoch(float(row["last_event_time"]))
 
     def fold(self, rule: Rule[Any], finding: Finding) -> None:
@@ -134,9 +134,7 @@ class AlertFolder:
             self._known.pop(alert.dedup_key, None)
             self._sessions.forget(alert.dedup_key)
             if alert.notable:
-                # Held under the user as read ("None" for none) or as linked ("").
-                for user in {str(alert.user), alert.user or ""}:
-                    self._notables.get(user, {}).pop(alert.id, None)
+                self._notables.get(alert.user or "", {}).pop(alert.id, None)
 
     def _absorb(self, key: str, rule: Rule[Any], other: Alert) -> None:
         """Fold the alert ``other`` into the alert ``key`` of the same rule and entity."""
