@@ -6,12 +6,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hubsight.detect.base import Severity, example_event
+from hubsight.detect.base import Severity
 from hubsight.detect.content.examples import load_examples
 from hubsight.detect.rules.exposure import Reach, port_span, reach_of
 from hubsight.detect.rules.network import (
@@ -21,9 +20,8 @@ from hubsight.detect.rules.network import (
 )
 from hubsight.detect.ruleset import build_rule, run_example
 from hubsight.errors import SettingError
-from hubsight.parsing.event import LogSet
 
-from tests.detect.context import NoContext
+from tests.detect.rules.bodies import BODY_KEYS, judge_body, values
 
 NSG = (
     "/subscriptions/3f2a1b0c-9d8e-4f7a-b6c5-d4e3f2a1b0c9/resourceGroups/rg-prod/providers/"
@@ -224,27 +222,18 @@ def test_a_dnat_rule_is_judged_by_the_port_it_forwards_to_and_says_so(tmp_path: 
     assert run_example(build_rule(FirewallDnatManagementPort, {}), nsg) == []
 
 
-_KEYS = st.sampled_from(
-    [
-        "properties", "securityRules", "name", "access", "direction", "protocol",
-        "sourceAddressPrefix", "sourceAddressPrefixes", "destinationPortRange",
-        "destinationPortRanges", "ruleCollections", "ruleCollectionType", "rules",
-        "natRuleCollections", "action", "type", "sourceAddresses", "sourceIpGroups",
-        "destinationPorts", "translatedPort", "translatedAddress", "ipProtocols", "protocols",
-    ]
-)  # fmt: skip
-_WORDS = st.sampled_from(
-    [
-        "*", "Any", "Allow", "Inbound", "Tcp", "Icmp", "22", "3389", "1-65535", "70000-1",
-        "0.0.0.0/0", "::/0", "0.0.0.0/1", "203.0.113.7", "10.0.0.1-10.0.0.9", "1.2.3.4-::1",
-        "Internet", "FirewallPolicyNatRuleCollection", "Dnat", "DNAT", "",
-    ]
-)  # fmt: skip
-_VALUES = st.recursive(
-    st.none() | st.booleans() | st.integers(-5, 70000) | _WORDS | st.text(max_size=6),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_KEYS, inner, max_size=4),
-    max_leaves=16,
-)
+_KEYS = [
+    "properties", "securityRules", "name", "access", "direction", "protocol",
+    "sourceAddressPrefix", "sourceAddressPrefixes", "destinationPortRange",
+    "destinationPortRanges", "ruleCollections", "ruleCollectionType", "rules",
+    "natRuleCollections", "action", "type", "sourceAddresses", "sourceIpGroups",
+    "destinationPorts", "translatedPort", "translatedAddress", "ipProtocols", "protocols",
+]  # fmt: skip
+_WORDS = [
+    "*", "Any", "Allow", "Inbound", "Tcp", "Icmp", "22", "3389", "1-65535", "70000-1",
+    "0.0.0.0/0", "::/0", "0.0.0.0/1", "203.0.113.7", "10.0.0.1-10.0.0.9", "1.2.3.4-::1",
+    "Internet", "FirewallPolicyNatRuleCollection", "Dnat", "DNAT", "",
+]  # fmt: skip
 _OPERATIONS = st.sampled_from(
     [
         "Microsoft.Network/networkSecurityGroups/securityRules/write",
@@ -256,27 +245,10 @@ _OPERATIONS = st.sampled_from(
 
 
 @settings(max_examples=200, deadline=None)
-@given(
-    body=_VALUES,
-    operation=_OPERATIONS,
-    key=st.sampled_from(["requestbody", "responseBody"]),
-    text=st.booleans(),
-)
+@given(body=values(_KEYS, _WORDS), operation=_OPERATIONS, key=BODY_KEYS, text=st.booleans())
 def test_any_body_is_judged_without_error(
     body: object, operation: str, key: str, text: bool
 ) -> None:
     # Bodies are JSON text in the records, but a shape that holds them as objects must pass too.
-    record = {
-        "category": "Administrative",
-        "operationName": operation,
-        "properties": {key: json.dumps(body) if text else body},
-    }
-    event = example_event(
-        LogSet.CLOUD_SERVICE_ADMIN_ACTIVITY, operation=operation, category="Administrative",
-        resource_id=f"{NSG}/securityRules/x", result="STARTED", raw=msgspec.json.encode(record),
-    )  # fmt: skip
-    for cls in (ManagementPortOpened, AnySourceOpened, FirewallDnatManagementPort):
-        rule = build_rule(cls, {})
-        for finding in rule.evaluate(event, NoContext()):
-            assert finding.severity in (Severity.HIGH, Severity.MEDIUM, Severity.LOW)
-            assert finding.title
+    rules = (ManagementPortOpened, AnySourceOpened, FirewallDnatManagementPort)
+    judge_body(rules, operation, f"{NSG}/securityRules/x", key, body, text=text)

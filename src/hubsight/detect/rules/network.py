@@ -112,6 +112,14 @@ class ExposureRule(Rule[C]):
         """The resource whose rules the write sets: the NSG (of a rule's own write too)."""
         return nsg_id(event.resource_id) or event.resource_id or "unknown"
 
+    def title(self, phrase: str, place: str, rule: SecurityRule, actor: str) -> str:
+        """An alert's title: what is open, where, by which rule, by whom."""
+        return f"{phrase} in {place} (rule {rule.name or 'unnamed'}) by {actor}"
+
+    def shown(self, rule: SecurityRule) -> dict[str, object]:
+        """The rule as the alert's context shows it."""
+        return rule.as_context()
+
     def evaluate(self, event: Event, ctx: RuleContext) -> Iterable[Finding]:
         """One finding per rule that exposes. Its entity is the exposure (the rule's NSG, name,
         ports and sources), not the caller: a pipeline writing the same NSG again and again
@@ -126,7 +134,7 @@ class ExposureRule(Rule[C]):
             name = rule.name or "unnamed"
             yield Finding(
                 entity=f"{owner}|{name.lower()}|{rule.fingerprint()}",
-                title=f"{phrase} in {place} (rule {name}) by {actor}",
+                title=self.title(phrase, place, rule, actor),
                 at=event.timestamp,
                 evidence=[EventRef.of(event)],
                 user=event.user,
@@ -137,7 +145,7 @@ class ExposureRule(Rule[C]):
                     "operation": event.operation,
                     "target": event.resource_id,
                     "place": place,
-                    "rule": rule.as_context(),
+                    "rule": self.shown(rule),
                 },
             )
 
