@@ -28,6 +28,8 @@ from hubsight.parsing.event import Event
 RULE_WRITE = "MICROSOFT.NETWORK/NETWORKSECURITYGROUPS/SECURITYRULES/WRITE"
 NSG_WRITE = "MICROSOFT.NETWORK/NETWORKSECURITYGROUPS/WRITE"
 ALL_PORTS = (0, 65535)
+# Where a record holds its bodies, what was written first.
+_BODY_KEYS = ("responseBody", "requestbody")
 # Protocols whose traffic has ports ("*" is every protocol; Icmp, Esp and Ah have none).
 _PORTED = frozenset({"tcp", "udp", "*", "any", "all"})
 # Sources that stand for every address; the service tag Internet is every address outside the
@@ -217,15 +219,22 @@ def security_rule(element: object, name: str | None = None) -> SecurityRule | No
     )
 
 
-def bodies(event: Event) -> list[dict[str, Any]]:
-    """The JSON objects an Activity Log record's bodies hold: what was written (the Success
-    record's response body) before what was asked for (the Start record's request body)."""
+def labelled_bodies(event: Event) -> list[tuple[bool, dict[str, Any]]]:
+    """The JSON objects an Activity Log record's bodies hold, each with whether it is what
+    was asked for: what was written (the Success record's response body, False) before what
+    was asked for (the Start record's request body, True)."""
     try:
         props = properties_of(decode_activity(bytes(event.raw)))
     except (msgspec.DecodeError, msgspec.ValidationError):
         return []
-    found = (json_value(lookup(props, key)) for key in ("responseBody", "requestbody"))
-    return [body for body in found if isinstance(body, dict)]
+    found = ((key == "requestbody", json_value(lookup(props, key))) for key in _BODY_KEYS)
+    return [(asked, body) for asked, body in found if isinstance(body, dict)]
+
+
+def bodies(event: Event) -> list[dict[str, Any]]:
+    """The JSON objects an Activity Log record's bodies hold: what was written (the Success
+    record's response body) before what was asked for (the Start record's request body)."""
+    return [body for _, body in labelled_bodies(event)]
 
 
 def written_rules(event: Event) -> Sequence[SecurityRule]:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from hubsight.detect.rules.exposure import SecurityRule, bodies
+from hubsight.detect.rules.exposure import SecurityRule, bodies, labelled_bodies
 from hubsight.parsing.azure.activity import lookup
 from hubsight.parsing.event import Event
 
@@ -98,26 +98,29 @@ def database_of(resource_id: str | None) -> str:
 def network_acl_rules(event: Event) -> Sequence[SecurityRule]:
     """What a storage account's or key vault's write lets in through its public endpoint: all
     networks (default action Allow), each allowed IP rule, or public access switched on with no
-    default action in the body to say from where. Nothing when public access is disabled."""
-    for body in bodies(event):
+    default action in the request to say from where (a response showing it is the resource's
+    state: a vault whose firewall was never set shows it on every write). Nothing when public
+    access is disabled."""
+    for asked, body in labelled_bodies(event):
         properties = lookup(body, "properties")
         if not isinstance(properties, dict):
             continue
         public = lookup(properties, "publicNetworkAccess")
         acls = lookup(properties, "networkAcls")
         if public is not None or isinstance(acls, dict):
-            return _acl_rules(_lower(public), acls if isinstance(acls, dict) else {})
+            return _acl_rules(_lower(public), acls if isinstance(acls, dict) else {}, asked)
     return ()
 
 
-def _acl_rules(public: str, acls: dict[str, object]) -> Sequence[SecurityRule]:
+def _acl_rules(public: str, acls: dict[str, object], asked: bool) -> Sequence[SecurityRule]:
     if public in _CLOSED:
         return ()
     default = _lower(lookup(acls, "defaultAction"))
     if default == "allow":
         # The IP rules then let in no more than every address already.
         return (allowing(DEFAULT_ACTION, ["*"]),)
-    rules = [allowing(PUBLIC_ACCESS, [])] if public == "enabled" and not default else []
+    switched_on = asked and public == "enabled" and not default
+    rules = [allowing(PUBLIC_ACCESS, [])] if switched_on else []
     for key in ("ipRules", "ipv6Rules"):
         listed = lookup(acls, key)
         for item in listed if isinstance(listed, list) else ():
