@@ -359,3 +359,23 @@ def test_a_built_in_rule_judging_each_event_alone_is_hunted_by_its_id(tmp_path: 
     # A built-in rule with windows or baselines is still refused, saying why.
     with pytest.raises(ConfigError, match="can be neither hunted nor shown as LEQL"):
         hunt_rules(tmp_path, "auth.password_spray")
+
+
+def test_cli_table_names_each_alerts_user_and_address_and_the_most_alerted(data_dir: Path) -> None:
+    """The README: each alert with its rule, first event, user and address, then the users and
+    addresses with most alerts (the table showed neither)."""
+    result = CliRunner().invoke(
+        cli,
+        ["--data-dir", str(data_dir), "rules", "hunt", f"sigma.{SOLO}",
+         "--from", "2026-03-02T09:00:00Z", "--to", "2026-03-02T14:00:00Z"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    header = next(line for line in lines if line.startswith("FIRST EVENT"))
+    assert header.split()[-3:] == ["USER", "ADDRESS", "TITLE"]
+    rows = [line for line in lines if line.startswith("2026-03-02")]
+    assert len(rows) == 4
+    assert all("203.0.113.10" in row for row in rows)
+    assert sum(A in row for row in rows) == 2 and sum(B in row for row in rows) == 2
+    assert f"most alerts, users: {A} (2), {B} (2)" in lines
+    assert "most alerts, addresses: 203.0.113.10 (4)" in lines

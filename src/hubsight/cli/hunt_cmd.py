@@ -63,8 +63,19 @@ def hunt_cmd(
         f"of {document['events_read']} read)"
     )
     rows = [
-        (a["first_event_time"], a["rule_id"], a["severity"], str(a["events"]), a["title"])
+        (
+            a["first_event_time"], a["rule_id"], a["severity"], str(a["events"]),
+            a["user"] or "-", a["source_ip"] or "-", a["title"],
+        )
         for a in document["alerts"]
-    ]
+    ]  # fmt: skip
     if rows:
-        click.echo(format_table(("FIRST EVENT", "RULE", "SEVERITY", "EVENTS", "TITLE"), rows))
+        click.echo(
+            format_table(
+                ("FIRST EVENT", "RULE", "SEVERITY", "EVENTS", "USER", "ADDRESS", "TITLE"), rows
+            )
+        )
+    for label, key in (("users", "top_users"), ("addresses", "top_source_ips")):
+        if document[key]:
+            most = ", ".join(f"{name} ({count})" for name, count in document[key])
+            click.echo(f"most alerts, {label}: {most}")
