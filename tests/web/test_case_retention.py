@@ -127,7 +127,7 @@ def test_settings_page_has_a_row_for_closed_cases(app: FastAPI) -> None:
     client.put(URL, json={"days": 400}, headers=_as(app, "root"))
     seen = client.get("/settings", headers=_as(app, "ana")).text
     row = seen[seen.index('<tr data-log-set="alerts"') :]
-    assert "400 days after closing" in row[: row.index("</tr>")]
+    assert "400 days after their last change" in row[: row.index("</tr>")]
     assert "<form" not in row[: row.index("</tr>")]
     # Data Collection's table is of events only.
     assert 'data-log-set="alerts"' not in client.get("/sources", headers=_as(app, "ana")).text
@@ -138,14 +138,16 @@ def test_cli_sets_and_lists_case_retention(data_dir: Path, engine: DetectionEngi
     base = ["--data-dir", str(data_dir), "retention"]
     done = runner.invoke(cli, [*base, "set", "alerts", "365"])
     assert done.exit_code == 0, done.output
-    assert "alerts: closed alerts and investigations kept 365 days after closing" in done.output
+    # Deleted after their last change (closed, reassigned, commented on), not after closing.
+    kept = "alerts: closed alerts and investigations kept 365 days after their last change"
+    assert kept in done.output
     listed = runner.invoke(cli, [*base, "list", "alerts", "--json"])
     assert listed.exit_code == 0, listed.output
     doc = json.loads(listed.output)
     assert (doc["days"], doc["alerts"], doc["investigations"]) == (365, 1, 1)
     text = runner.invoke(cli, [*base, "list"]).output
     assert "CLOSED CASES" in text
-    assert "365 days after closing" in text
+    assert "365 days after their last change" in text
     # --json is the log sets' list, as before.
     rows = json.loads(runner.invoke(cli, [*base, "list", "--json"]).output)
     assert sorted(r["log_set"] for r in rows) == sorted(s.value for s in LogSet)

@@ -68,7 +68,7 @@ def checked_case_days(value: object) -> int | None:
 
 def describe_case_days(days: int | None) -> str:
     """The policy of closed alerts and investigations in words."""
-    return "for ever" if days is None else f"{days} days after closing"
+    return "for ever" if days is None else f"{days} days after their last change"
 
 
 def ttl_expression(policy: Policy) -> str:
