@@ -55,6 +55,29 @@ def test_add_event_hubs_source_from_env_and_never_show_the_key(data_dir: Path) -
     assert connection_string_of(Catalog(data_dir).get("azure-prod")) == connection_string()
 
 
+@pytest.mark.parametrize(
+    ("args", "fix"),
+    [
+        (("--server", HOST), "--connection-string-env VAR or --connection-string-file FILE"),
+        (("--server", HOST, "--key-name", "hubsight-listen"), "--key-env VAR or --key-file FILE"),
+        (("--kafka", "--bootstrap", "k:9092", "--sasl", "plain", "--username", "u"),
+         "--password-env VAR or --password-file FILE"),
+    ],
+)  # fmt: skip
+def test_no_secret_and_no_terminal_is_a_usage_error_naming_the_options(
+    data_dir: Path, args: tuple[str, ...], fix: str
+) -> None:
+    """A script with nothing on stdin got click's bare 'Aborted!' (exit 1) after a warning that
+    the input may be echoed; the README's "or a file / variable" is the fix to name."""
+    result = _invoke(data_dir, "source", "add", "quiet", *args, stdin="")
+    assert result.exit_code == 2, result.output
+    assert "Aborted" not in result.output
+    lines = result.stderr.splitlines()
+    assert lines[0].startswith("error: no ") and "no terminal to ask for it on" in lines[0]
+    assert lines[1] == f"hint: give {fix}, or pipe it on standard input"
+    assert Catalog(data_dir).all() == []
+
+
 def test_add_from_prompt_file_and_policy_key(data_dir: Path, tmp_path: Path) -> None:
     prompted = _invoke(
         data_dir, "source", "add", "p1", "--server", HOST, stdin=connection_string() + "\n"

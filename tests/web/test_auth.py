@@ -251,6 +251,22 @@ def test_cli_creates_admin_from_env_or_prompt_and_never_echoes(data_dir: Path) -
     assert UserStore(data_dir).check_password("ana", ANALYST_PW) is not None
 
 
+def test_cli_without_a_terminal_or_a_password_says_how_to_give_one(data_dir: Path) -> None:
+    """Nothing on stdin and no terminal: click warned the input may be echoed, then 'Aborted!'
+    (exit 1); a piped password is one line, with no repeat to type."""
+    runner = CliRunner()
+    base = ["--data-dir", str(data_dir), "users"]
+    empty = runner.invoke(cli, [*base, "create-admin", "--name", "admin"], input="")
+    assert empty.exit_code == 2, empty.output
+    assert empty.stderr.splitlines() == [
+        "error: no password given, and no terminal to ask for it on (standard input is empty)",
+        "hint: give --password-env VAR, or pipe it on standard input",
+    ]
+    piped = runner.invoke(cli, [*base, "create-admin", "--name", "admin"], input=f"{ADMIN_PW}\n")
+    assert piped.exit_code == 0, piped.output
+    assert UserStore(data_dir).check_password("admin", ADMIN_PW) is not None
+
+
 def test_the_unauthenticated_socket_is_the_owners_only(tmp_path: Path) -> None:
     sock = _owner_socket(tmp_path / "api.sock")
     try:

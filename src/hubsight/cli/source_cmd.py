@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from hubsight.cli.prompting import ask_secret
 from hubsight.cli.trail import record_cli
 from hubsight.errors import ConfigError
 from hubsight.probe import probe_source
@@ -27,7 +28,9 @@ def source() -> None:
     """Manage event sources (Azure Event Hubs or your own Kafka)."""
 
 
-def _secret(what: str, file: Path | None, env: str | None, *, prompt: bool = True) -> str | None:
+def _secret(
+    what: str, file: Path | None, env: str | None, *, prompt: bool = True, options: str = ""
+) -> str | None:
     if file is not None:
         try:
             return file.read_text().strip()
@@ -43,8 +46,8 @@ def _secret(what: str, file: Path | None, env: str | None, *, prompt: bool = Tru
         return value.strip()
     if not prompt:
         return None
-    value = click.prompt(f"{what.capitalize()}", hide_input=True, err=True)
-    return str(value).strip()
+    value = ask_secret(what, hint=f"give {options}, or pipe it on standard input")
+    return value.strip()
 
 
 @source.command("add")
@@ -118,14 +121,19 @@ def _eventhubs_profile(options: dict[str, Any]) -> dict[str, Any]:
             hint=f"give the namespace host, e.g. --server contoso-logs{NAMESPACE_SUFFIX}",
         )
     if options["key_name"]:
-        key = _secret("shared access key", options["key_file"], options["key_env"])
+        key = _secret(
+            "shared access key", options["key_file"], options["key_env"],
+            options="--key-env VAR or --key-file FILE",
+        )  # fmt: skip
         # As the source will hold it: "sb://ns.../" named the namespace "sb" here.
         host = normalize_server(server).split(":")[0]
         connection: str | None = build_connection_string(host, options["key_name"], key or "")
     else:
         connection = _secret(
-            "connection string", options["connection_string_file"], options["connection_string_env"]
-        )
+            "connection string", options["connection_string_file"],
+            options["connection_string_env"],
+            options="--connection-string-env VAR or --connection-string-file FILE",
+        )  # fmt: skip
     return {"kind": "eventhubs", "server": server, "connection_string": connection}
 
 
@@ -141,7 +149,10 @@ def _kafka_profile(options: dict[str, Any]) -> dict[str, Any]:
     }
     if options["sasl"] != "none":
         profile["username"] = options["username"]
-        profile["password"] = _secret("password", options["password_file"], options["password_env"])
+        profile["password"] = _secret(
+            "password", options["password_file"], options["password_env"],
+            options="--password-env VAR or --password-file FILE",
+        )  # fmt: skip
     return profile
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from hubsight.cli.prompting import ask_secret
 from hubsight.cli.trail import record_cli
 from hubsight.errors import ConfigError
 from hubsight.store.tokens import DEFAULT_TOKEN_DAYS, MAX_TOKEN_DAYS, token_id
@@ -23,10 +24,8 @@ def _password(env_var: str | None) -> str:
                 hint=f"export {env_var}=... first, or leave out --password-env to be prompted",
             )
         return value
-    prompted: str = click.prompt(
-        "Password", hide_input=True, confirmation_prompt="Repeat the password"
-    )
-    return prompted
+    return ask_secret("password", hint="give --password-env VAR, or pipe it on standard input",
+                      confirm=True)  # fmt: skip
 
 
 _NAME = click.option("--name", required=True, help="User name to sign in with.")
