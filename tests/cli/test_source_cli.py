@@ -73,7 +73,8 @@ def test_no_secret_and_no_terminal_is_a_usage_error_naming_the_options(
     assert result.exit_code == 2, result.output
     assert "Aborted" not in result.output
     lines = result.stderr.splitlines()
-    assert lines[0].startswith("error: no ") and "no terminal to ask for it on" in lines[0]
+    assert lines[0].startswith("error: no ")
+    assert "no terminal to ask for it on" in lines[0]
     assert lines[1] == f"hint: give {fix}, or pipe it on standard input"
     assert Catalog(data_dir).all() == []
 

@@ -376,6 +376,7 @@ def test_cli_table_names_each_alerts_user_and_address_and_the_most_alerted(data_
     rows = [line for line in lines if line.startswith("2026-03-02")]
     assert len(rows) == 4
     assert all("203.0.113.10" in row for row in rows)
-    assert sum(A in row for row in rows) == 2 and sum(B in row for row in rows) == 2
+    assert sum(A in row for row in rows) == 2
+    assert sum(B in row for row in rows) == 2
     assert f"most alerts, users: {A} (2), {B} (2)" in lines
     assert "most alerts, addresses: 203.0.113.10 (4)" in lines
