@@ -91,7 +91,6 @@ class KeyVaultPurge(OperationRule):
     operations = frozenset(
         {
             "MICROSOFT.KEYVAULT/LOCATIONS/DELETEDVAULTS/PURGE/ACTION",
-            "MICROSOFT.KEYVAULT/VAULTS/PURGE/ACTION",
             "VaultPurge",
             "SecretPurge",
             "KeyPurge",
