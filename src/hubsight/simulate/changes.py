@@ -195,6 +195,44 @@ _NSG_WEB_BODY: Record = {
 _BODIES = {"Microsoft.Network/networkSecurityGroups/write": _NSG_WEB_BODY}
 
 
+def _network_acls(office: str) -> Record:
+    """A firewall that lets in the office and trusted Azure services only."""
+    return {
+        "bypass": "AzureServices",
+        "defaultAction": "Deny",
+        "ipRules": [{"value": office, "action": "Allow"}],
+        "virtualNetworkRules": [],
+    }
+
+
+def _everyday_body(action: str, office: str) -> Record:
+    """What pipelines write to a storage account and admins to a key vault every day, whole:
+    public access on, behind a firewall that lets the office in. The data exposure rules must
+    read it and stay quiet."""
+    if action == "Microsoft.Storage/storageAccounts/write":
+        return {
+            "kind": "StorageV2",
+            "location": AZURE_REGIONS[0][0],
+            "sku": {"name": "Standard_ZRS"},
+            "properties": {
+                "minimumTlsVersion": "TLS1_2",
+                "allowBlobPublicAccess": False,
+                "publicNetworkAccess": "Enabled",
+                "networkAcls": _network_acls(office),
+            },
+        }
+    if action == "Microsoft.KeyVault/vaults/write":
+        return {
+            "location": AZURE_REGIONS[0][0],
+            "properties": {
+                "enableRbacAuthorization": True,
+                "publicNetworkAccess": "Enabled",
+                "networkAcls": _network_acls(office),
+            },
+        }
+    return _BODIES.get(action, {})
+
+
 def everyday_operation(ctx: Context, when: datetime) -> Operation:
     """A routine Azure Resource Manager operation by an admin or a deployment pipeline."""
     rng = ctx.rng
@@ -212,7 +250,7 @@ def everyday_operation(ctx: Context, when: datetime) -> Operation:
         )
     elif action == "Microsoft.Sql/servers/databases/write":
         scope = f"{scope}/databases/orders"
-    body = _BODIES.get(action, {})
+    body = _everyday_body(action, tenant.office_ip)
     if automated and rng.random() < 0.8:
         pipelines = [
             sp
