@@ -123,6 +123,25 @@ def test_rule_settings_round_trip(client: TestClient) -> None:
     assert client.put("/api/v1/rules/no.such/enabled", json={"enabled": True}).status_code == 404
 
 
+def test_an_imported_rule_is_not_the_apis_and_the_refusal_says_whose_it_is(
+    client: TestClient,
+) -> None:
+    """The API switches and tunes shipped rules only; its 404 hinted `hubsight rules list`,
+    which lists imported Sigma rules too, so the hint sent the reader round in a circle."""
+    rule = "sigma.5b1f0a52-5a8e-4c8b-9f3e-2b0c6d7e8f90"
+    for path, body in (("enabled", {"enabled": False}), ("thresholds", {}), ("exceptions", {})):
+        refused = client.put(f"/api/v1/rules/{rule}/{path}", json=body)
+        assert refused.status_code == 404, refused.text
+        assert refused.json() == {
+            "error": f"no built-in or shipped rule {rule!r}: the API lists and tunes those only",
+            "hint": f"switch an imported Sigma rule on the server: hubsight rules enable|disable "
+            f"{rule}",
+        }
+    # A shipped id mistyped keeps the general answer.
+    typo = client.put("/api/v1/rules/auth.brute_forse/enabled", json={"enabled": False})
+    assert typo.json()["hint"] == "list rule ids with `hubsight rules list`"
+
+
 def test_thresholds_and_exceptions_are_saved_together_or_not_at_all(client: TestClient) -> None:
     rule = "auth.brute_force"
     url = f"/api/v1/rules/{rule}/tuning"

@@ -24,7 +24,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from hubsight.detect.alerts import Alert, AlertFilter, AlertStore, Disposition, Status
-from hubsight.detect.base import EventRef, Severity
+from hubsight.detect.base import EventRef, Rule, Severity
 from hubsight.detect.db import DetectDB
 from hubsight.detect.families import family_of, family_title, tactics_of
 from hubsight.detect.notify import send_test
@@ -226,8 +226,23 @@ def note_triage(
         note.details["comment"] = comment
 
 
+def _shipped_class(rule_id: str) -> type[Rule[Any]]:
+    """The built-in or shipped rule ``rule_id``; an imported one is the CLI's to switch."""
+    try:
+        return rule_class(rule_id)
+    except NotFoundError:
+        if not rule_id.startswith(("sigma.", "custom.")):
+            raise
+        # `hubsight rules list`, which the general hint names, lists imported Sigma rules too.
+        raise NotFoundError(
+            f"no built-in or shipped rule {rule_id!r}: the API lists and tunes those only",
+            hint=f"switch an imported Sigma rule on the server: hubsight rules enable|disable "
+            f"{rule_id}",
+        ) from None
+
+
 def _rule_doc(request: Request, db: DetectDB, rule_id: str) -> dict[str, Any]:
-    cls = rule_class(rule_id)
+    cls = _shipped_class(rule_id)
     settings = effective(_config(request), SettingsStore(db).all(), rule_id)
     meta = cls.meta
     return {
@@ -293,7 +308,7 @@ def set_thresholds(
     """Replace a rule's threshold overrides (validated against the rule's config)."""
     try:
         before = _rule_doc(request, db, rule_id)
-        build_rule(rule_class(rule_id), body)
+        build_rule(_shipped_class(rule_id), body)
         SettingsStore(db).set_thresholds(rule_id, body)
         after = _rule_doc(request, db, rule_id)
     except HubsightError as exc:
@@ -337,7 +352,7 @@ def set_tuning(
     try:
         before = _rule_doc(request, db, rule_id)
         with _in_part("thresholds"):
-            build_rule(rule_class(rule_id), body.thresholds)
+            build_rule(_shipped_class(rule_id), body.thresholds)
         with _in_part("exceptions"):
             body.exceptions.validate_ips()
         SettingsStore(db).set_tuning(rule_id, body.thresholds, body.exceptions)
