@@ -243,7 +243,11 @@ def test_status_when_nothing_runs(data_dir: Path) -> None:
     assert report["geoip"] == []
     table = _invoke(data_dir, "status").stdout
     assert "hubsight run is not running" in table
-    assert "GeoIP: no database" in table
+    # The script fills ./data unless told which data directory: it is named.
+    assert (
+        f"GeoIP: no database; to locate IP addresses run scripts/fetch-geoip.sh {data_dir} "
+        in table
+    )
 
 
 def test_status_lists_a_sources_notices(data_dir: Path) -> None:

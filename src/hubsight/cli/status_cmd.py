@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 
 import click
@@ -50,7 +51,12 @@ def status(data_dir: Path, as_json: bool) -> None:
     for database in geoip:
         click.echo(f"GeoIP: {database['type']} built {database['built']} ({database['path']})")
     if not geoip:
-        click.echo("GeoIP: no database; run scripts/fetch-geoip.sh to locate IP addresses")
+        # The script fills <its argument>/geoip, else ./data's: name this data directory.
+        click.echo(
+            "GeoIP: no database; to locate IP addresses run scripts/fetch-geoip.sh "
+            f"{shlex.quote(str(data_dir))} (in hubsight's source tree), or set HUBSIGHT_GEOIP "
+            "to a MaxMind GeoLite2-City file"
+        )
     for part in found["damaged_parts"]:
         click.echo(f"event store: {DamagedPart.from_json(part).summary()}")
     if found["damaged_parts"]:
