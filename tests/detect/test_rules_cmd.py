@@ -81,6 +81,25 @@ def test_imported_sigma_rules_are_listed_and_switchable(tmp_path: Path) -> None:
     assert some in _run(tmp_path, "list")[1]
 
 
+def test_switching_a_sigma_id_no_imported_rule_has_warns(tmp_path: Path) -> None:
+    """`rules disable sigma.<typo>` said "disabled" and did nothing a user could see."""
+    folder = Path(__file__).parent / "sigma_rules" / "shapes"
+    imported = _run(tmp_path, "import", "sigma", str(folder), "--json")[1].splitlines()
+    some = sorted(d["rule_id"] for d in map(json.loads, imported) if d["loaded"])[0]
+    runner = CliRunner()
+    base = ["--data-dir", str(tmp_path), "rules"]
+    typo = runner.invoke(cli, [*base, "disable", some + "x"])
+    assert typo.exit_code == 0, typo.output
+    assert typo.stderr == (
+        f"warning: no Sigma rule imported into {tmp_path / 'rules'} has the id {some + 'x'!r} "
+        f"(did you mean {some!r}?); switched all the same, for a `detect --replay --rules` "
+        "folder that may hold it\n"
+    )
+    known = runner.invoke(cli, [*base, "disable", some])
+    assert known.exit_code == 0, known.output
+    assert known.stderr == ""
+
+
 def test_shipped_content_is_listed_by_family_tested_and_switchable(tmp_path: Path) -> None:
     code, output = _run(tmp_path, "test", "keyvault.vault_deleted")
     assert code == 0, output

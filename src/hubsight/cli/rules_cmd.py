@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import shutil
 from pathlib import Path
@@ -94,6 +95,8 @@ def _switch(data_dir: Path, rule_id: str, enabled: bool) -> None:
     # Imported Sigma rules and custom alerts are switched by id too; shipped ids are checked.
     if not rule_id.startswith(("sigma.", "custom.")):
         rule_class(rule_id)
+    elif rule_id.startswith("sigma."):
+        _warn_unless_imported(data_dir, rule_id)
     settings = SettingsStore(DetectDB.in_dir(data_dir))
     stored = settings.all().get(rule_id)
     settings.set_enabled(rule_id, enabled)
@@ -101,6 +104,23 @@ def _switch(data_dir: Path, rule_id: str, enabled: bool) -> None:
     record_cli(data_dir, "rule.update", rule_id, changes={"enabled": [was, enabled]})
     state = "enabled" if enabled else "disabled"
     click.echo(f"{rule_id} {state} (applies to a running hubsight within seconds)")
+
+
+def _warn_unless_imported(data_dir: Path, rule_id: str) -> None:
+    """A mistyped Sigma id was switched without a word; it still is (a folder given to
+    `detect --replay --rules` may hold it), with a warning naming the nearest imported id."""
+    folder = rules_dir_default(data_dir)
+    loads = load_sigma_rules(folder) if folder.is_dir() else []
+    imported = sorted({r.rule.meta.id for r in loads if r.rule is not None})
+    if rule_id in imported:
+        return
+    near = difflib.get_close_matches(rule_id, imported, n=1)
+    click.echo(
+        f"warning: no Sigma rule imported into {folder} has the id {rule_id!r}"
+        + (f" (did you mean {near[0]!r}?)" if near else "")
+        + "; switched all the same, for a `detect --replay --rules` folder that may hold it",
+        err=True,
+    )
 
 
 @rules.command("enable")
