@@ -58,7 +58,11 @@ PRIVILEGED_ROLES = (
 
 
 class PrivilegedRoleGranted(OperationRule):
-    """A privileged Entra role assigned (active, eligible or outside PIM)."""
+    """A privileged Entra role assigned (active, eligible or outside PIM) or activated in PIM.
+
+    A PIM activation record names the role as a target (``type: Role``), not in modifiedProperties
+    as a direct assignment does; the markers are searched in the whole record.
+    """
 
     meta = admin_meta(
         "admin.privileged_role_granted",
@@ -76,6 +80,7 @@ class PrivilegedRoleGranted(OperationRule):
             "Add member to role in PIM completed (timebound)",
             "Add eligible member to role in PIM completed (permanent)",
             "Add eligible member to role in PIM completed (timebound)",
+            "Add member to role completed (PIM activation)",
         }
     )
     default_markers = PRIVILEGED_ROLES

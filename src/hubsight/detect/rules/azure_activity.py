@@ -79,7 +79,12 @@ class LogTampering(OperationRule):
 
 
 class KeyVaultPurge(OperationRule):
-    """A Key Vault (or its secrets) purged: unrecoverable destruction."""
+    """A deleted Key Vault purged: unrecoverable destruction.
+
+    The Activity Log's purge of the vault only: Key Vault's own AuditEvent records (``SecretPurge``,
+    ``KeyPurge``, ``CertificatePurge``) are another log set, which ``graph.keyvault_objects_purged``
+    reads; a deleted Managed HSM purged is ``keyvault.managed_hsm_purged``.
+    """
 
     meta = admin_meta(
         "azure.keyvault_purge",
@@ -88,14 +93,7 @@ class KeyVaultPurge(OperationRule):
         "T1485",
         "Confirm the purge was planned; check what depended on the vault.",
     )
-    operations = frozenset(
-        {
-            "MICROSOFT.KEYVAULT/LOCATIONS/DELETEDVAULTS/PURGE/ACTION",
-            "VaultPurge",
-            "SecretPurge",
-            "KeyPurge",
-        }
-    )
+    operations = frozenset({"MICROSOFT.KEYVAULT/LOCATIONS/DELETEDVAULTS/PURGE/ACTION"})
 
 
 class AccessKeysListed(OperationRule):
