@@ -136,6 +136,34 @@ def test_run_stops_at_once_when_its_console_cannot_listen(data_dir: Path) -> Non
     assert "Invalid value for '--port': 65536 is not in the range 0<=x<=65535." in refused.stderr
 
 
+@pytest.mark.parametrize("key", [None, "missing.key"])
+def test_half_a_tls_setting_or_a_missing_key_stops_run_before_anything_starts(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, key: str | None
+) -> None:
+    """Refused after the store and detection had started, which were never closed: chdb's
+    "Exception in global_context->shutdown()" followed the error, once a segmentation fault."""
+    cert = tmp_path / "console.pem"
+    cert.write_text("not a certificate\n")
+    monkeypatch.setenv("HUBSIGHT_TLS_CERT", str(cert))
+    if key is None:
+        monkeypatch.delenv("HUBSIGHT_TLS_KEY", raising=False)
+    else:
+        monkeypatch.setenv("HUBSIGHT_TLS_KEY", str(tmp_path / key))
+    run = hubsight_process(data_dir, "run", "--port", str(free_port()))
+    assert "Traceback" not in run.stderr
+    assert run.returncode == 2, run.stderr
+    # After `run`'s log lines (it tightens the data directory's modes first).
+    error, hint = run.stderr.splitlines()[-2:]
+    assert error.startswith(
+        "error: only one of HUBSIGHT_TLS_CERT and HUBSIGHT_TLS_KEY is set"
+        if key is None
+        else "error: the TLS certificate or key cannot be used: "
+    )
+    assert hint.startswith("hint: ")
+    assert "global_context" not in run.stderr
+    assert not (data_dir / "clickhouse").exists()
+
+
 def test_an_event_store_that_cannot_be_opened_says_what_to_do(data_dir: Path) -> None:
     # Not an event store's files (here a file where the engine keeps a directory): the engine's
     # reason came alone, with no hint.

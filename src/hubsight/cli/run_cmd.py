@@ -112,6 +112,11 @@ def run(
     with run_lock(data_dir):
         # Before anything starts: a port in use or an unknown address stops `run` at once.
         listener = None if no_web else _tcp_socket(host, port)
+        if listener is not None:
+            # Half a TLS setting or an unusable file: refused before the store and detection
+            # start (refused after them, they were never closed: chdb's shutdown error, or a
+            # segmentation fault, followed the message).
+            tls_files()
         # The catalog first: a damaged one stops `run` before the engine starts.
         catalog = Catalog(data_dir)
         store = open_store(store_settings(data_dir))
@@ -244,15 +249,30 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def _tcp_config(app: ASGIApp, host: str, port: int) -> uvicorn.Config:
-    """The TCP listener, with TLS when HUBSIGHT_TLS_CERT and HUBSIGHT_TLS_KEY name PEM files."""
+def tls_files() -> tuple[str | None, str | None]:
+    """HUBSIGHT_TLS_CERT and HUBSIGHT_TLS_KEY, both or neither, each file usable."""
     cert, key = os.environ.get(TLS_CERT_ENV) or None, os.environ.get(TLS_KEY_ENV) or None
-    proxies = os.environ.get(TRUSTED_PROXIES_ENV, "").strip()
     if (cert is None) != (key is None):
         raise ConfigError(
             f"only one of {TLS_CERT_ENV} and {TLS_KEY_ENV} is set",
             hint="set both (certificate chain and private key, PEM) or neither",
         )
+    if cert is not None:
+        try:
+            ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(cert, key)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(
+                f"the TLS certificate or key cannot be used: {exc}",
+                hint=f"point {TLS_CERT_ENV} and {TLS_KEY_ENV} at a readable PEM certificate and "
+                "key",
+            ) from exc
+    return cert, key
+
+
+def _tcp_config(app: ASGIApp, host: str, port: int) -> uvicorn.Config:
+    """The TCP listener, with TLS when HUBSIGHT_TLS_CERT and HUBSIGHT_TLS_KEY name PEM files."""
+    cert, key = tls_files()
+    proxies = os.environ.get(TRUSTED_PROXIES_ENV, "").strip()
     config = uvicorn.Config(
         app,
         host=host,
@@ -266,14 +286,7 @@ def _tcp_config(app: ASGIApp, host: str, port: int) -> uvicorn.Config:
         proxy_headers=bool(proxies),
         forwarded_allow_ips=proxies or None,
     )
-    try:
-        # Loading here, not in the server's thread, makes a bad certificate stop `run` at once.
-        config.load()
-    except (OSError, ssl.SSLError) as exc:
-        raise ConfigError(
-            f"the TLS certificate or key cannot be used: {exc}",
-            hint=f"point {TLS_CERT_ENV} and {TLS_KEY_ENV} at a readable PEM certificate and key",
-        ) from exc
+    config.load()  # here, not in the server's thread (tls_files checked the certificate)
     return config
 
 
