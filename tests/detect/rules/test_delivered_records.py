@@ -15,15 +15,16 @@ from typing import Any
 
 import pytest
 
+from hubsight.detect.base import EventKind
 from hubsight.detect.content.examples import load_examples
 from hubsight.detect.db import DetectDB
 from hubsight.detect.engine import DetectionEngine, EngineOptions
 from hubsight.detect.rules.operations import OperationRule
-from hubsight.detect.ruleset import build_ruleset, rule_classes
+from hubsight.detect.ruleset import build_rule, build_ruleset, rule_classes
 from hubsight.detect.settings import DetectConfig
 from hubsight.parsing.event import Event
 
-from tests.detect.names import KEY_VAULT, kind_of
+from tests.detect.names import ARM, AUDIT, KEY_VAULT, kind_of
 
 VAULT = "https://kv-prod.vault.azure.net"
 GLOBAL_ADMIN_ID = "62e90394-69f5-4237-9190-012177145e10"
@@ -65,21 +66,28 @@ def _kv(tmp_path: Path, operation: str, obj: str, status: str = "200") -> list[E
     )
 
 
-# -- Key Vault: a rule waits for a Key Vault name only where Key Vault's records arrive --------
+# -- every operation a built-in rule waits for reaches it on the record Azure writes ------------
+
+_BASE_OF = {ARM: "administrative", AUDIT: "audit", KEY_VAULT: "keyvault"}
+_VAR_OF = {ARM: "operation", AUDIT: "activity", KEY_VAULT: "operation"}
 
 
-def test_a_built_in_rule_waits_for_key_vault_names_only_in_key_vault_log_sets(
-    tmp_path: Path,
-) -> None:
-    (record,) = _kv(tmp_path, "SecretGet", "secrets/app-db-password")
-    wrong = sorted(
-        (cls.meta.id, op)
-        for cls in rule_classes()
-        if issubclass(cls, OperationRule)
-        for op in cls.operations | cls.unconditional
-        if kind_of(op) == KEY_VAULT and record.log_set not in cls.meta.log_sets
-    )
-    assert wrong == [], "these never see a Key Vault record: use a rule reading its log set"
+def test_every_operation_a_built_in_rule_waits_for_reaches_it(tmp_path: Path) -> None:
+    # A rule is handed only the events of kinds it ``reads``: log set, result, operation.
+    classes = [c for c in rule_classes() if issubclass(c, OperationRule)]
+    rules = {c.meta.id: build_rule(c, {}) for c in classes}
+    waits = sorted({(c.meta.id, op) for c in classes for op in c.operations | c.unconditional})
+    assert len(waits) > 30, "the built-in operation rules and their names were found"
+    unreached = []
+    for kind in (ARM, AUDIT, KEY_VAULT):
+        mine = [(rule_id, op) for rule_id, op in waits if kind_of(op) == kind]
+        specs = [{"name": f"{r} {op}", _VAR_OF[kind]: op} for r, op in mine]
+        events = _records(tmp_path, _BASE_OF[kind], *specs)
+        for (rule_id, op), event in zip(mine, events, strict=True):
+            seen = EventKind(event.log_set, event.result, event.operation, bool(event.user))
+            if not rules[rule_id].reads(seen):
+                unreached.append((rule_id, op, event.log_set.value))
+    assert unreached == [], "never handed this record: wait for it in a rule reading its log set"
 
 
 @pytest.mark.parametrize(
