@@ -44,6 +44,29 @@ def test_an_error_shown_is_not_hidden_by_stalled_and_answering_leaves_it() -> No
     )
 
 
+def test_brokers_down_never_hides_the_cause_said_before_it() -> None:
+    # librdkafka reports "1/1 brokers are down" right after the refused connection that says why.
+    down = Diagnosis(Problem.UNREACHABLE, "1/1 brokers are down", "check the address")
+    health = SourceHealth("azure")
+    health.error(Diagnosis(Problem.UNREACHABLE, "Connection refused", "start the broker"))
+    health.error(down)
+    assert (health.last_error, health.hint) == ("Connection refused", "start the broker")
+    health.error(Diagnosis(Problem.AUTHENTICATION, "SASL authentication failed", "check the key"))
+    health.error(down)
+    assert health.problem is Problem.AUTHENTICATION
+    # Alone, or once the source has recovered, it is what there is to say.
+    fresh = SourceHealth("azure")
+    fresh.error(down)
+    assert fresh.last_error == "1/1 brokers are down"
+    health.answering(waiting=False)
+    health.stored(1, 10, None)
+    health.error(down)
+    assert health.last_error == "1/1 brokers are down"
+    # A specific cause replaces the generic one.
+    fresh.error(Diagnosis(Problem.UNREACHABLE, "Connection refused", "start the broker"))
+    assert fresh.last_error == "Connection refused"
+
+
 class _Clock:
     """Wall-clock seconds that move only when told."""
 

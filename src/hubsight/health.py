@@ -103,16 +103,20 @@ class SourceHealth:
     def error(self, diagnosis: Diagnosis) -> None:
         """Record a problem; a generic 'brokers down' never hides a specific cause."""
         with self._lock:
-            generic = diagnosis.problem is Problem.UNREACHABLE and "brokers are down" in (
-                diagnosis.message
-            )
-            if generic and self.state is State.ERROR and self.problem is not Problem.UNREACHABLE:
+            generic = diagnosis.problem is Problem.UNREACHABLE and self._generic(diagnosis.message)
+            # librdkafka says "brokers are down" after the connection error that said why (refused,
+            # timed out, name unknown): the cause stays, whichever problem it was.
+            if generic and self.state is State.ERROR and not self._generic(self.last_error):
                 return
             self.state = State.ERROR
             self.problem = diagnosis.problem
             self.last_error = diagnosis.message
             self.hint = diagnosis.hint
             self.last_error_time = datetime.now(UTC)
+
+    @staticmethod
+    def _generic(message: str | None) -> bool:
+        return message is None or "brokers are down" in message
 
     def connected(self, *, waiting: bool) -> None:
         """The consumer joined its group: running, or waiting for data when nothing flows."""
