@@ -230,6 +230,16 @@ class AlertFolder:
             or (context is not alert.context and context != alert.context)
         ):
             alert.evidence, alert.context, alert.baseline = evidence, context, baseline
+            if low < alert.first_event_time:
+                # An alert whose findings name different callers (one per exposure, written by
+                # a pipeline and by people) is about its earliest event's, as in-order delivery
+                # makes it, whichever came first; its notables are those of that user.
+                if (finding.user, finding.source_ip) != (alert.user, alert.source_ip):
+                    alert.user, alert.source_ip = finding.user, finding.source_ip
+                    alert.context = context = dict(context)
+                    context.pop("notables", None)
+                if not raised and severity.rank == alert.severity.rank:
+                    alert.title = finding.title
             alert.first_event_time, alert.last_event_time = first, last
             if raised:
                 alert.severity, alert.title = severity, finding.title
