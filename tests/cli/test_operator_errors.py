@@ -136,29 +136,44 @@ def test_run_stops_at_once_when_its_console_cannot_listen(data_dir: Path) -> Non
     assert "Invalid value for '--port': 65536 is not in the range 0<=x<=65535." in refused.stderr
 
 
-@pytest.mark.parametrize("key", [None, "missing.key"])
-def test_half_a_tls_setting_or_a_missing_key_stops_run_before_anything_starts(
-    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, key: str | None
+@pytest.mark.parametrize(
+    ("env", "error"),
+    [
+        ({"HUBSIGHT_TLS_CERT": "{cert}"},
+         "only one of HUBSIGHT_TLS_CERT and HUBSIGHT_TLS_KEY is set"),
+        ({"HUBSIGHT_TLS_CERT": "{cert}", "HUBSIGHT_TLS_KEY": "{missing}"},
+         "the TLS certificate or key cannot be used: "),
+        ({"HUBSIGHT_SESSION_IDLE": "banana"}, "HUBSIGHT_SESSION_IDLE='banana' is not a duration"),
+        # uvicorn took a host name (or 10.0.1.5/24) as a literal it never matches: no proxy was
+        # believed, and nothing said so.
+        ({"HUBSIGHT_TRUSTED_PROXIES": "10.0.0.5, proxy.example"},
+         "HUBSIGHT_TRUSTED_PROXIES: 'proxy.example' is not an IP address or network"),
+        ({"HUBSIGHT_TRUSTED_PROXIES": "10.0.1.5/24"},
+         "HUBSIGHT_TRUSTED_PROXIES: '10.0.1.5/24' is not an IP address or network"),
+    ],
+)  # fmt: skip
+def test_a_bad_console_setting_stops_run_before_anything_starts(
+    data_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    env: dict[str, str],
+    error: str,
 ) -> None:
-    """Refused after the store and detection had started, which were never closed: chdb's
-    "Exception in global_context->shutdown()" followed the error, once a segmentation fault."""
+    """The console's settings were refused after the store and detection had started, which
+    were never closed: chdb's "Exception in global_context->shutdown()" followed the error, once
+    a segmentation fault (exit 139)."""
     cert = tmp_path / "console.pem"
     cert.write_text("not a certificate\n")
-    monkeypatch.setenv("HUBSIGHT_TLS_CERT", str(cert))
-    if key is None:
-        monkeypatch.delenv("HUBSIGHT_TLS_KEY", raising=False)
-    else:
-        monkeypatch.setenv("HUBSIGHT_TLS_KEY", str(tmp_path / key))
+    for name in ("HUBSIGHT_TLS_CERT", "HUBSIGHT_TLS_KEY", "HUBSIGHT_SESSION_IDLE"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value.format(cert=cert, missing=tmp_path / "missing.key"))
     run = hubsight_process(data_dir, "run", "--port", str(free_port()))
     assert "Traceback" not in run.stderr
     assert run.returncode == 2, run.stderr
     # After `run`'s log lines (it tightens the data directory's modes first).
-    error, hint = run.stderr.splitlines()[-2:]
-    assert error.startswith(
-        "error: only one of HUBSIGHT_TLS_CERT and HUBSIGHT_TLS_KEY is set"
-        if key is None
-        else "error: the TLS certificate or key cannot be used: "
-    )
+    last, hint = run.stderr.splitlines()[-2:]
+    assert last.startswith(f"error: {error}")
     assert hint.startswith("hint: ")
     assert "global_context" not in run.stderr
     assert not (data_dir / "clickhouse").exists()

@@ -37,7 +37,7 @@ from hubsight.store.setup_links import SETUP_LINK_S, SetupLinks
 from hubsight.store.token_sweep import sweep_tokens
 from hubsight.store.users import UserStore, epoch_iso
 from hubsight.web.api import create_app
-from hubsight.web.auth import ConsoleAuth
+from hubsight.web.auth import ConsoleAuth, session_limits_from_env
 
 log = logging.getLogger("hubsight")
 TLS_CERT_ENV = "HUBSIGHT_TLS_CERT"
@@ -113,10 +113,12 @@ def run(
         # Before anything starts: a port in use or an unknown address stops `run` at once.
         listener = None if no_web else _tcp_socket(host, port)
         if listener is not None:
-            # Half a TLS setting or an unusable file: refused before the store and detection
-            # start (refused after them, they were never closed: chdb's shutdown error, or a
-            # segmentation fault, followed the message).
+            # The console's settings from the environment, refused before the store and
+            # detection start (refused after them, they were never closed: chdb's shutdown
+            # error, or a segmentation fault, followed the message).
             tls_files()
+            trusted_proxies()
+            session_limits_from_env()
         # The catalog first: a damaged one stops `run` before the engine starts.
         catalog = Catalog(data_dir)
         store = open_store(store_settings(data_dir))
@@ -269,10 +271,33 @@ def tls_files() -> tuple[str | None, str | None]:
     return cert, key
 
 
+def trusted_proxies() -> str:
+    """HUBSIGHT_TRUSTED_PROXIES, each entry an IP address or network (or ``*``); '' if unset.
+
+    uvicorn takes any other text as a literal to match (a Unix socket's name), so a host name
+    or a typo there was accepted and no proxy was ever believed.
+    """
+    text = os.environ.get(TRUSTED_PROXIES_ENV, "").strip()
+    for entry in filter(None, (part.strip() for part in text.split(","))):
+        if entry == "*":
+            continue
+        try:
+            # Strict, as uvicorn reads it: 10.0.1.5/24 would be a literal there, never matched.
+            ipaddress.ip_network(entry)
+        except ValueError:
+            raise ConfigError(
+                f"{TRUSTED_PROXIES_ENV}: {entry!r} is not an IP address or network",
+                hint="list the reverse proxies' addresses, comma-separated, e.g. "
+                "10.0.0.5,10.0.1.0/24 (a network with its host bits clear; host names are not "
+                "resolved)",
+            ) from None
+    return text
+
+
 def _tcp_config(app: ASGIApp, host: str, port: int) -> uvicorn.Config:
     """The TCP listener, with TLS when HUBSIGHT_TLS_CERT and HUBSIGHT_TLS_KEY name PEM files."""
     cert, key = tls_files()
-    proxies = os.environ.get(TRUSTED_PROXIES_ENV, "").strip()
+    proxies = trusted_proxies()
     config = uvicorn.Config(
         app,
         host=host,
