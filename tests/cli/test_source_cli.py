@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner, Result
 
 from hubsight.cli.main import cli
+from hubsight.cli.source_cmd import add
 from hubsight.devbroker import LocalBroker, free_port
 from hubsight.health import SourceHealth
 from hubsight.store.catalog import Catalog
@@ -262,3 +264,10 @@ def test_status_lists_a_sources_notices(data_dir: Path) -> None:
     assert notice["message"].startswith("offsets of partition 2 of t went back")
     text = _invoke(data_dir, "status").stdout
     assert f"k: {notice['time']}: offsets of partition 2 of t went back from 50,112 to 0" in text
+
+
+def test_every_option_of_source_add_says_what_it_is_for() -> None:
+    """`--start-from`, `--sasl`, `--password-file` and `--consumer-group` showed in `--help`
+    with no word of what they do (the README's synopsis names them)."""
+    bare = [p.opts[0] for p in add.params if isinstance(p, click.Option) and not p.help]
+    assert bare == []

@@ -59,10 +59,21 @@ def _secret(
 @click.option(
     "--topic-pattern", help="Regex subscription instead of topics, e.g. ^insights-logs-.*"
 )
-@click.option("--consumer-group", default="hubsight", show_default=True)
+@click.option(
+    "--consumer-group",
+    default="hubsight",
+    show_default=True,
+    help="Kafka consumer group: the broker keeps its read positions.",
+)
 @click.option("--keep-unparsed", is_flag=True, help="Store records no parser claims.")
 @click.option("--default-domain", help="Domain for user names that have none.")
-@click.option("--start-from", type=click.Choice(["earliest", "latest"]), default="earliest")
+@click.option(
+    "--start-from",
+    type=click.Choice(["earliest", "latest"]),
+    default="earliest",
+    show_default=True,
+    help="Where a consumer group with no position starts: the oldest message kept, or new ones.",
+)
 @click.option(
     "--connection-string-file",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -81,11 +92,19 @@ def _secret(
 @click.option("--kafka", "is_kafka", is_flag=True, help="Your own Kafka instead of Event Hubs.")
 @click.option("--bootstrap", help="Kafka bootstrap servers host:port[,host:port].")
 @click.option(
-    "--sasl", type=click.Choice(["none", "plain", "scram-sha-256", "scram-sha-512"]), default="none"
+    "--sasl",
+    type=click.Choice(["none", "plain", "scram-sha-256", "scram-sha-512"]),
+    default="none",
+    show_default=True,
+    help="SASL mechanism of the Kafka brokers (with --username and a password).",
 )
 @click.option("--username", help="SASL user name (Kafka).")
 @click.option("--password-env", metavar="VAR", help="Variable holding the SASL password.")
-@click.option("--password-file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--password-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="File holding the SASL password.",
+)
 @click.option("--tls", is_flag=True, help="Use TLS to the Kafka brokers.")
 @click.option("--tls-ca", type=click.Path(exists=True, dir_okay=False), help="CA bundle for TLS.")
 @click.option("--disabled", is_flag=True, help="Add the source without starting it.")
