@@ -36,6 +36,7 @@ from hubsight.detect.db import DetectDB
 from hubsight.detect.expiry import Chunk, Expired, Walk, sweep
 from hubsight.detect.folding import AlertFolder, Taken
 from hubsight.detect.grouping import group_alerts, release_alerts
+from hubsight.detect.pim import observe_activation
 from hubsight.detect.settings import RuleExceptions
 from hubsight.detect.sigma.index import Indexed, SigmaIndex, split_indexed
 from hubsight.detect.state import EngineState, Partition, Position, StateSize
@@ -440,6 +441,11 @@ class DetectionEngine:
             if result == "SUCCESS":
                 if event.log_set in _AUTH:
                     subject = observe_signin(state.baselines, event, ts, self._horizon)
+                    if subject is not None:
+                        state.dirty_baselines[subject] = None
+                elif event.log_set is LogSet.CLOUD_SERVICE_ADMIN_ACTIVITY:
+                    # The roles a user activated in PIM (``detect/pim.py``).
+                    subject = observe_activation(state.baselines, event, ts, self._horizon)
                     if subject is not None:
                         state.dirty_baselines[subject] = None
                 # Data-plane first sightings and the tenant's sign-in networks (``dataplane``).

@@ -14,6 +14,7 @@ from hubsight.detect.rules import (
     data_exposure,
     dataplane,
     network,
+    pim,
     platform,
     thirdparty,
 )
@@ -23,6 +24,7 @@ BUILTIN_RULES: tuple[type[Rule[Any]], ...] = (
     *auth_signals.RULES,
     *auth_baseline.RULES,
     *admin.RULES,
+    *pim.RULES,
     *azure_activity.RULES,
     *network.RULES,
     *data_exposure.RULES,

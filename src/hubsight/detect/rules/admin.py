@@ -20,6 +20,7 @@ from hubsight.detect.base import (
     Severity,
     numbered,
 )
+from hubsight.detect.pim import Activation, activation, is_activation
 from hubsight.detect.rules.operations import (
     OperationConfig,
     OperationRule,
@@ -55,13 +56,20 @@ PRIVILEGED_ROLES = (
     "Helpdesk Administrator",
     "Partner Tier2 Support",
 )
+_PRIVILEGED = frozenset(role.lower() for role in PRIVILEGED_ROLES)
+
+
+def privileged_activation(event: Event) -> Activation | None:
+    """A successful PIM activation of one of ``PRIVILEGED_ROLES`` (the role's exact name)."""
+    found = activation(event)
+    return found if found is not None and found.role.lower() in _PRIVILEGED else None
 
 
 class PrivilegedRoleGranted(OperationRule):
-    """A privileged Entra role assigned (active, eligible or outside PIM) or activated in PIM.
+    """A privileged Entra role assigned (active, eligible or outside PIM).
 
-    A PIM activation record names the role as a target (``type: Role``), not in modifiedProperties
-    as a direct assignment does; the markers are searched in the whole record.
+    Not a user's activation of a role they are eligible for: PIM tenants activate admin roles
+    every day by design; the unusual activation is ``entra.pim_activation_unusual``'s.
     """
 
     meta = admin_meta(
@@ -80,7 +88,6 @@ class PrivilegedRoleGranted(OperationRule):
             "Add member to role in PIM completed (timebound)",
             "Add eligible member to role in PIM completed (permanent)",
             "Add eligible member to role in PIM completed (timebound)",
-            "Add member to role completed (PIM activation)",
         }
     )
     default_markers = PRIVILEGED_ROLES
@@ -238,8 +245,8 @@ class PrivilegedMfaChanged(Rule[MfaChangeConfig]):
         id="admin.privileged_mfa_changed",
         title="Authentication methods changed for a privileged user",
         description="Security info (MFA methods) registered, changed or deleted for a user in "
-        "`privileged_users` or seen receiving a privileged role in `remember_days`. The alert "
-        "cites the latest such role grant beside the change.",
+        "`privileged_users` or seen receiving a privileged role (granted, or activated in PIM) in "
+        "`remember_days`. The alert cites the latest such role grant beside the change.",
         severity=Severity.HIGH,
         technique="T1556.006",
         log_sets=ADMIN_LOG_SETS,
@@ -258,12 +265,16 @@ class PrivilegedMfaChanged(Rule[MfaChangeConfig]):
         return timedelta(days=self.config.remember_days)
 
     def reads(self, kind: EventKind) -> bool:
-        """Role grants, method changes and user updates that succeeded."""
+        """Role grants and activations, method changes and user updates that succeeded."""
         operation = (kind.operation or "").lower()
         return self._roles.reads(kind) or (
             super().reads(kind)
             and not failed_result(kind.result)
-            and (operation in _MFA_OPERATIONS or operation == "update user")
+            and (
+                operation in _MFA_OPERATIONS
+                or operation == "update user"
+                or is_activation(kind.operation)
+            )
         )
 
     def evaluate(self, event: Event, ctx: RuleContext) -> Iterable[Finding]:
@@ -272,7 +283,10 @@ class PrivilegedMfaChanged(Rule[MfaChangeConfig]):
         if not target or failed(event):
             return
         operation = (event.operation or "").lower()
-        if any(True for _ in self._roles.evaluate(event, ctx)):
+        # A user who activated a privileged role in PIM holds it as much as one granted it.
+        if privileged_activation(event) is not None or any(
+            True for _ in self._roles.evaluate(event, ctx)
+        ):
             kind = "role"
         elif operation in _MFA_OPERATIONS or (operation == "update user" and _touches_mfa(event)):
             kind = "mfa"
