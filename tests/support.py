@@ -64,6 +64,9 @@ class PassingStore:
     def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
         self.inner.execute(sql, params)
 
+    def check_backup(self) -> None:
+        self.inner.check_backup()
+
     def backup(self, target: Path) -> None:
         self.inner.backup(target)
 

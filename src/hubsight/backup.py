@@ -38,6 +38,7 @@ _EVENTS = "clickhouse"
 
 def create(data_dir: Path, store: EventStore, target: Path) -> dict[str, Any]:
     """Copy ``data_dir`` (its events through ``store``) into the new directory ``target``."""
+    store.check_backup()  # a store it cannot copy is refused before anything is made or read
     if target.exists() and any(target.iterdir()):
         raise ConfigError(
             f"{target} exists and is not empty", hint="give a new or empty directory to back up to"

@@ -17,6 +17,7 @@ import msgspec
 import pytest
 from chdb import session as chdb_session
 
+from hubsight import backup
 from hubsight.errors import ConfigError, StoreError
 from hubsight.parsing.event import Event, LogSet
 from hubsight.query.search import SearchRequest, search
@@ -138,6 +139,20 @@ def test_a_retried_batch_is_stored_once_and_a_new_one_is_stored(client: ChdbClie
     assert dedup_token(first) == dedup_token(_batch(range(0, 3)))
     assert dedup_token(first) != dedup_token(_batch(range(0, 4)))
     assert dedup_token(first) != dedup_token(_batch(range(0, 3), LogSet.UNPARSED_DATA)[:2])
+
+
+def test_backup_of_a_server_is_refused_before_it_reads_or_makes_anything(
+    client: ChdbClient, tmp_path: Path
+) -> None:
+    store = ServerStore(client, where="ch1:8123")
+    store.write(_batch(range(3)))
+    sent = len(client.statements)
+    target = tmp_path / "copy" / "nested"
+    with pytest.raises(StoreError, match="embedded store only; ch1:8123 is a ClickHouse server"):
+        backup.create(tmp_path / "data", store, target)
+    # It counted the events on the server and made the directory before refusing.
+    assert client.statements[sent:] == []
+    assert not (tmp_path / "copy").exists()
 
 
 def test_a_store_of_a_newer_release_is_refused(client: ChdbClient) -> None:

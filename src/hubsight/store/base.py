@@ -36,6 +36,10 @@ class EventStore(Protocol):
         """Run a statement that returns no rows (a small INSERT) with bound parameters."""
         ...
 
+    def check_backup(self) -> None:
+        """Raise ``StoreError`` when ``backup`` cannot copy this store (before anything is made)."""
+        ...
+
     def backup(self, target: Path) -> None:
         """Write a consistent copy of the stored events to the new directory ``target``."""
         ...

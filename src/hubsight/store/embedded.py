@@ -261,6 +261,9 @@ class EmbeddedStore:
         """Run a statement that returns no rows (an INSERT of a few rows) with bound parameters."""
         self._run(sql, params)
 
+    def check_backup(self) -> None:
+        """Nothing to refuse: the embedded store copies itself."""
+
     def backup(self, target: Path) -> None:
         """A consistent copy of every table (ClickHouse ``BACKUP``) in ``target``, which must
         not exist; writes go on meanwhile."""

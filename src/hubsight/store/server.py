@@ -176,12 +176,16 @@ class ServerStore:
         """Run a statement that returns no rows."""
         self._command(sql, params)
 
-    def backup(self, target: Path) -> None:
-        """Not here: a server's data is backed up on the server."""
+    def check_backup(self) -> None:
+        """Refused: a server's data is backed up on the server."""
         raise StoreError(
             f"hubsight backup copies an embedded store only; {self._where} is a ClickHouse server",
             hint="back it up with the server's own BACKUP ... TO Disk/S3 (see docs/scale-out.md)",
         )
+
+    def backup(self, target: Path) -> None:
+        """Not here: see ``check_backup``."""
+        self.check_backup()
 
     def memory(self) -> None:
         """None: the engine runs on the server (its memory is in the server's own metrics)."""
