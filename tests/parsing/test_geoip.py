@@ -168,9 +168,20 @@ def test_paths_from_setting_environment_and_data_dir(
     ]
 
 
-def test_missing_or_broken_databases_are_config_errors(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="does not exist"):
+def test_missing_or_broken_databases_are_config_errors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(ConfigError, match="does not exist") as flag:
         geoip_paths(tmp_path / "nope.mmdb", None)
+    assert flag.value.hint.startswith("point --geoip at ")
+    assert "leave it out to use HUBSIGHT_GEOIP, else <data dir>/geoip" in flag.value.hint
+    # From the environment (all `hubsight run` reads, it has no --geoip): the hint names that.
+    monkeypatch.setenv(GEOIP_ENV, str(tmp_path / "gone.mmdb"))
+    with pytest.raises(ConfigError, match="gone.mmdb does not exist") as env:
+        geoip_paths(None, tmp_path)
+    assert env.value.hint.startswith("point HUBSIGHT_GEOIP at ")
+    assert "--geoip" not in env.value.hint
+    assert "unset it to use <data dir>/geoip" in env.value.hint
     broken = tmp_path / "broken.mmdb"
     broken.write_bytes(b"not a database")
     with pytest.raises(ConfigError, match="cannot read GeoIP database"):

@@ -305,6 +305,13 @@ def geoip_paths(configured: str | Path | None, data_dir: Path | None) -> list[Pa
     """The database files to load: the setting (a file, a folder, or ``os.pathsep``-separated
     list; else ``$HUBSIGHT_GEOIP``), else ``<data dir>/geoip``; missing defaults give []."""
     setting = str(configured) if configured else os.environ.get(GEOIP_ENV, "")
+    # The hint names where the setting came from: `hubsight run` has no --geoip option.
+    named = "--geoip" if configured else GEOIP_ENV
+    fallback = (
+        f"leave it out to use {GEOIP_ENV}, else <data dir>/geoip"
+        if configured
+        else "unset it to use <data dir>/geoip"
+    )
     if not setting:
         if data_dir is None:
             return []
@@ -320,8 +327,8 @@ def geoip_paths(configured: str | Path | None, data_dir: Path | None) -> list[Pa
         else:
             raise ConfigError(
                 f"GeoIP database {path} does not exist",
-                hint="point --geoip or HUBSIGHT_GEOIP at a MaxMind .mmdb file or a folder of "
-                "them, or run scripts/fetch-geoip.sh to download the default one",
+                hint=f"point {named} at a MaxMind .mmdb file or a folder of them, or {fallback}; "
+                "scripts/fetch-geoip.sh downloads one into <data dir>/geoip",
             )
     return paths
 
