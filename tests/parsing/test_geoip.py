@@ -177,7 +177,7 @@ def test_missing_or_broken_databases_are_config_errors(
     assert "leave it out to use HUBSIGHT_GEOIP, else <data dir>/geoip" in flag.value.hint
     # From the environment (all `hubsight run` reads, it has no --geoip): the hint names that.
     monkeypatch.setenv(GEOIP_ENV, str(tmp_path / "gone.mmdb"))
-    with pytest.raises(ConfigError, match="gone.mmdb does not exist") as env:
+    with pytest.raises(ConfigError, match=r"gone\.mmdb does not exist") as env:
         geoip_paths(None, tmp_path)
     assert env.value.hint.startswith("point HUBSIGHT_GEOIP at ")
     assert "--geoip" not in env.value.hint
