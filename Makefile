@@ -33,8 +33,7 @@ WORKERS ?= 2
 
 unit: $(STAMP)
 	sh scripts/test-deps.sh
-	$(BIN)/pytest -n $(WORKERS) -m "not timing"
-	$(BIN)/pytest -m timing
+	$(BIN)/pytest -n $(WORKERS)
 
 ## Lint, type-check and run the whole suite, broker tests included.
 test: lint typecheck unit
