@@ -12,6 +12,8 @@ import msgspec
 import pytest
 from fastapi.testclient import TestClient
 
+from hubsight.detect import dataplane, pim
+from hubsight.detect.baseline import KINDS, Seen, UserBaseline
 from hubsight.detect.db import DetectDB
 from hubsight.detect.engine import DetectionEngine, EngineOptions
 from hubsight.detect.rules.auth_volume import BruteForceSuccess
@@ -25,6 +27,7 @@ from hubsight.store.embedded import EmbeddedStore
 from hubsight.store.users import UserStore
 from hubsight.web.api import create_app
 from hubsight.web.auth import ConsoleAuth
+from hubsight.web.entity_pages import BASELINE_LABELS, OTHER_KIND
 
 from tests.query import dataset
 from tests.support import FAST_HASH, service_of
@@ -49,6 +52,32 @@ def client(data_dir: Path) -> Iterator[TestClient]:
             yield test_client
     finally:
         store.close()
+
+
+def test_the_user_page_labels_every_baseline_kind(client: TestClient, data_dir: Path) -> None:
+    # Every kind the engine learns (observe refuses others) has a label; pim_role had none and
+    # showed as its key.
+    assert {pim.ROLE_KIND, dataplane.SIGNIN, "identity"} <= KINDS
+    assert set(BASELINE_LABELS) == KINDS
+    with pytest.raises(ValueError, match=r"'new_kind' is not in detect\.baseline\.KINDS"):
+        UserBaseline().observe("new_kind", "x", 1.0, 60.0)
+    learnt = UserBaseline()
+    for kind in sorted(KINDS):
+        learnt.observe(kind, f"value-of-{kind}", 1.0, 60.0)
+    # A kind saved by another release, which this one has no label for.
+    learnt.kinds["from_a_newer_release"] = {"kept": Seen(first=1.0, last=1.0)}
+    DetectDB.in_dir(data_dir).execute(
+        "INSERT OR REPLACE INTO baselines VALUES (?, ?)",
+        ("ana@example.com", msgspec.msgpack.encode(learnt)),
+    )
+    page = client.get("/users/ana@example.com")
+    assert page.status_code == 200
+    card = page.text.split('id="baseline"', 1)[1].split("</section>", 1)[0]
+    terms = [html.unescape(t) for t in re.findall(r"<dt>([^<]*)</dt>", card)]
+    assert terms == [*(BASELINE_LABELS[k] for k in sorted(KINDS)), OTHER_KIND]
+    assert "<dd>value-of-pim_role</dd>" in card
+    assert "<dd>kept</dd>" in card
+    assert "<dt>Privileged roles activated (PIM)</dt>" in card
 
 
 def test_every_page_renders(client: TestClient) -> None:

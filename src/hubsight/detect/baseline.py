@@ -30,6 +30,11 @@ RECENT_SIGNINS = 20
 # Workloads sign in from ever-new cloud addresses; beyond this many values per kind the least
 # recently seen are forgotten, which keeps a baseline small enough to save on every batch.
 MAX_VALUES_PER_KIND = 256
+# Every kind a baseline learns: a sign-in's (above), the data-plane baselines' (``app``,
+# ``identity``, ``signin``; detect.dataplane) and PIM activations' (``pim_role``; detect.pim).
+# ``observe`` refuses any other, so the console's label for each (web.entity_pages) is checked
+# against this list.
+KINDS = frozenset({"country", "ip", "asn", "device", "app", "identity", "signin", "pim_role"})
 
 
 # Atoms only, so not tracked by the cyclic GC (a tenant holds hundreds of thousands of them).
@@ -142,6 +147,8 @@ class UserBaseline(msgspec.Struct):
         """Record that ``value`` of ``kind`` was seen at ``ts`` (any order), ``gap`` = horizon s."""
         values = self.kinds.get(kind)
         if values is None:
+            if kind not in KINDS:
+                raise ValueError(f"baseline kind {kind!r} is not in detect.baseline.KINDS")
             values = self.kinds[kind] = {}
         seen = values.get(value)
         if seen is None:

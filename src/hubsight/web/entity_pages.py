@@ -28,6 +28,27 @@ from hubsight.web.worldmap import cited_countries, on_map, world_svg
 
 router = APIRouter(include_in_schema=False)
 _SORTS = ("risk", "events", "name")
+# How each kind a baseline learns (detect.baseline.KINDS) reads on the user page.
+BASELINE_LABELS = {
+    "country": "Countries",
+    "ip": "Addresses",
+    "asn": "Networks (organization, else the address's /16)",
+    "device": "Devices",
+    "app": "Applications",
+    "identity": "Identities that read secrets",
+    "signin": "Sign-ins",
+    "pim_role": "Privileged roles activated (PIM)",
+}
+# A kind with no label (saved by another release): its values, never its key.
+OTHER_KIND = "Other learnt values"
+
+
+def baseline_by_label(kinds: dict[str, dict[str, Any]]) -> dict[str, list[str]]:
+    """A baseline's values per readable label (``OTHER_KIND`` for a kind without one)."""
+    shown: dict[str, list[str]] = {}
+    for kind, values in kinds.items():
+        shown.setdefault(BASELINE_LABELS.get(kind, OTHER_KIND), []).extend(values)
+    return {label: sorted(values) for label, values in shown.items()}
 
 
 def _since(days: int) -> datetime:
@@ -109,7 +130,7 @@ def user_page(request: Request, user: str, days: int = 30) -> HTMLResponse:
             "t": timeline,
             "days": days,
             "profile": profile,
-            "baseline": {kind: sorted(values) for kind, values in baseline.kinds.items()},
+            "baseline": baseline_by_label(baseline.kinds),
             "learning": learning_status(request, db),
             "map": world_svg(
                 counts,
