@@ -149,39 +149,54 @@ def _sqlite(path: Path, holds: str) -> Finding:
 
 def _audit_trail(data_dir: Path) -> Finding:
     """The trail's hash chain and sealed head, as `hubsight audit verify` checks them, and its
-    append-only triggers; read only, so the key is not made and no trigger is put back."""
+    append-only triggers; read only, so the key is not made and no trigger is put back. Each
+    problem is named (breaks between entries: the first three and how many more), none hidden
+    behind another: a missing key, an edit and a dropped trigger are all said."""
     subject, path = "audit trail", data_dir / CATALOG_FILE
     if not path.exists():
         return Finding(subject, True, "none yet")
+    unsealed: tuple[str, str] | None = None
     try:
         db = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
         try:
             names = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
             if "audit_log" not in names:
                 return Finding(subject, True, "none yet")
+            vault: Vault | None = None
             if not (os.environ.get(KEY_ENV) or (data_dir / KEY_FILE).exists()):
-                return Finding(
-                    subject, False, "its sealed head cannot be checked: no secret key", _KEY_HINT
-                )
-            found = verify_trail(db, Vault(data_dir))
+                unsealed = ("its sealed head cannot be checked: no secret key", _KEY_HINT)
+            else:
+                try:
+                    vault = Vault(data_dir)
+                except ConfigError as exc:
+                    unsealed = (f"its sealed head cannot be checked: {exc}", exc.hint)
+            found = verify_trail(db, vault)
         finally:
             db.close()
     except sqlite3.Error as exc:
         return Finding(subject, False, f"cannot be read: {exc}", f"see {CATALOG_FILE} above")
-    except ConfigError as exc:
-        return Finding(subject, False, f"its sealed head cannot be checked: {exc}", exc.hint)
     dropped = [t for t in TRIGGERS if t not in names]
-    if found.problems or dropped:
-        broken = found.problems + [f"append-only trigger {t} was dropped" for t in dropped]
-        more = f" (and {len(broken) - 3} more)" if len(broken) > 3 else ""
-        return Finding(
-            subject,
-            False,
-            f"changed by hand: {'; '.join(broken[:3])}{more}",
+    entries = [p for p in found.problems if p.startswith("entry ")]
+    if len(entries) > 3:
+        entries[3:] = [f"{len(entries) - 3} more breaks between entries"]
+    broken = [
+        *entries,
+        *(p for p in found.problems if not p.startswith("entry ")),
+        *(f"append-only trigger {t} was dropped" for t in dropped),
+    ]
+    said = [f"changed by hand: {'; '.join(broken)}"] if broken else []
+    hints = []
+    if broken:
+        hints.append(
             "`hubsight audit verify` lists every break. The trail cannot be mended: keep this "
             "file as evidence, and compare it with a `hubsight backup` to see what was changed"
-            + (" (the next `hubsight run` puts the triggers back)" if dropped else ""),
+            + (" (the next `hubsight run` puts the triggers back)" if dropped else "")
         )
+    if unsealed is not None:
+        said.append(unsealed[0])
+        hints.append(unsealed[1])
+    if said:
+        return Finding(subject, False, "; ".join(said), "; ".join(hints))
     began = f" since {found.began}" if found.began else ""
     return Finding(
         subject, True, f"{found.count} entries{began}: hash chain and sealed head intact"

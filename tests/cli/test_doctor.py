@@ -167,12 +167,38 @@ def test_an_audit_trail_changed_in_its_file_is_named(
     changed = _hubsight(data_dir, "doctor")
     assert changed.exit_code == 1
     assert f"error: audit trail: changed by hand: {found}; " in changed.output
+    # Each problem is said: every dropped trigger too (only the first two were).
+    for trigger in TRIGGERS:
+        assert f"append-only trigger {trigger} was dropped" in changed.output
     assert "hint: `hubsight audit verify` lists every break." in changed.output
     assert "Traceback" not in changed.output
     as_json = json.loads(_hubsight(data_dir, "doctor", "--json").stdout)
     (trail,) = [f for f in as_json if f["subject"] == "audit trail"]
     assert trail["ok"] is False
     assert trail["message"].startswith(f"changed by hand: {found}")
+
+
+def test_every_audit_trail_problem_is_named_none_behind_another(data_dir: Path) -> None:
+    audit = AuditLog(data_dir)
+    for n in range(5):
+        audit.record(actor="ana", action="rule.update", via="session", target=f"rule{n}")
+    db = sqlite3.connect(data_dir / "hubsight.sqlite3", isolation_level=None)
+    db.execute(f"DROP TRIGGER {TRIGGERS[0]}")
+    db.execute("UPDATE audit_log SET actor = 'mallory'")
+    db.close()
+    (data_dir / "secret.key").unlink()
+    # Only the first three edits were said, and the dropped trigger and the missing key not.
+    result = _hubsight(data_dir, "doctor", "--json")
+    (trail,) = [f for f in json.loads(result.stdout) if f["subject"] == "audit trail"]
+    assert trail["ok"] is False
+    assert trail["message"] == (
+        "changed by hand: "
+        + "".join(f"entry {n}: its content does not match its hash (edited); " for n in (1, 2, 3))
+        + f"2 more breaks between entries; append-only trigger {TRIGGERS[0]} was dropped; "
+        "its sealed head cannot be checked: no secret key"
+    )
+    assert trail["hint"].startswith("`hubsight audit verify` lists every break.")
+    assert "(the next `hubsight run` puts the triggers back); put back the key" in trail["hint"]
 
 
 def test_the_audit_trail_is_named_when_only_its_triggers_were_dropped(data_dir: Path) -> None:

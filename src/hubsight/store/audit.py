@@ -302,8 +302,9 @@ def _entry(row: tuple[Any, ...]) -> Entry:
     return Entry(**values)
 
 
-def verify_trail(db: sqlite3.Connection, vault: Vault) -> Verification:
-    """Walk the chain in ``db`` from the first entry to the head sealed with ``vault``'s key.
+def verify_trail(db: sqlite3.Connection, vault: Vault | None) -> Verification:
+    """Walk the chain in ``db`` from the first entry to the head sealed with ``vault``'s key
+    (without a key, all but the head's seal).
 
     It only reads, so ``hubsight doctor`` runs it over a read-only connection.
     """
@@ -330,12 +331,12 @@ def verify_trail(db: sqlite3.Connection, vault: Vault) -> Verification:
     return Verification(count=count, began=began[0] if began else None, problems=problems)
 
 
-def _check_head(vault: Vault, head_row: Any, count: int, last_hash: str) -> list[str]:
+def _check_head(vault: Vault | None, head_row: Any, count: int, last_hash: str) -> list[str]:
     if head_row is None:
         return ["the head record is missing (removed by hand): the end cannot be checked"]
     head_count, head_hash, seal = head_row
     problems = []
-    if vault.seal(_head_text(head_count, head_hash)) != seal:
+    if vault is not None and vault.seal(_head_text(head_count, head_hash)) != seal:
         problems.append(
             "the head's seal does not match: it was rewritten, or the secret key changed"
         )
