@@ -279,3 +279,14 @@ def test_status_names_an_event_store_it_cannot_reach(data_dir: Path) -> None:
     # The embedded store it can open has no error to report.
     report = json.loads(hubsight_process(data_dir, "status", "--json").stdout)
     assert report["store_error"] is None
+
+
+def test_run_refuses_a_geoip_path_naming_nothing_before_it_opens_anything(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # It opened the event store and gave detection its first place there before refusing.
+    monkeypatch.setenv("HUBSIGHT_GEOIP", str(tmp_path / "no-such.mmdb"))
+    data_dir = tmp_path / "data"
+    stderr = _refused(hubsight_process(data_dir, "run", "--no-web"), 2)
+    assert stderr.startswith(f"error: GeoIP database {tmp_path / 'no-such.mmdb'} does not exist")
+    assert sorted(p.name for p in data_dir.iterdir()) == ["run.lock"]

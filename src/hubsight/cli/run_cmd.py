@@ -119,6 +119,9 @@ def run(
             tls_files()
             trusted_proxies()
             session_limits_from_env()
+        # The GeoIP databases too (HUBSIGHT_GEOIP naming nothing): refused after the store
+        # opened, detection had already taken its first place in it.
+        registry = default_registry(data_dir)
         # The catalog first: a damaged one stops `run` before the engine starts.
         catalog = Catalog(data_dir)
         store = open_store(store_settings(data_dir))
@@ -142,7 +145,7 @@ def run(
             data_dir,
             store,
             catalog,
-            registry=default_registry(data_dir),
+            registry=registry,
             settings=collector_settings(no_data_after, batch_mb),
             on_stored=detection.on_stored,
             on_tick=(detection.tick, sweep_ended_tokens, expire_cases),
