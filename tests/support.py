@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import signal
 import subprocess
 import sys
 import threading
@@ -25,7 +26,7 @@ from hubsight.collector import CollectorSettings, StoredHook
 from hubsight.parsing.base import ParserRegistry
 from hubsight.parsing.event import Event, LogSet
 from hubsight.parsing.pipeline import EmptyRegistry
-from hubsight.service import Service
+from hubsight.service import SOCKET_FILE, Service
 from hubsight.sources.config import EventHubsProfile, SourceConfig, make_source
 from hubsight.store import retention
 from hubsight.store.base import EventStore, Offsets
@@ -311,3 +312,20 @@ def state_of(service: Service, name: str) -> dict[str, Any]:
     """The live health snapshot of one source."""
     health = service.health.get(name)
     return health.snapshot() if health else {}
+
+
+@contextmanager
+def hubsight_running(data_dir: Path) -> Iterator[None]:
+    """``hubsight run --no-web`` in its own process, serving its local socket, until the block
+    ends; it must then stop cleanly on SIGTERM."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "hubsight", "--data-dir", str(data_dir), "run", "--no-web"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_until(lambda: (data_dir / SOCKET_FILE).exists(), 120, "hubsight run to serve")
+        yield
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0

@@ -4,11 +4,6 @@ events, alerts, sources (secrets still decrypt), users and retention."""
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -21,7 +16,6 @@ from hubsight.detect.db import DetectDB
 from hubsight.detect.engine import DetectionEngine, EngineOptions
 from hubsight.detect.rules.auth_signals import FlowConfig, UnusualAuthFlow
 from hubsight.parsing.event import Event, LogSet
-from hubsight.service import SOCKET_FILE
 from hubsight.sources.config import make_source
 from hubsight.store.backends import StoreSettings, open_store
 from hubsight.store.catalog import Catalog
@@ -32,28 +26,13 @@ from tests.support import (
     PLANTED_KEY,
     connection_string,
     connection_string_of,
-    wait_until,
+    hubsight_running,
 )
 
 
 def _cli(data_dir: Path, *args: str) -> Result:
     # In this process: only `run` needs one of its own.
     return CliRunner().invoke(cli, ["--data-dir", str(data_dir), *args])
-
-
-@contextmanager
-def _running(data_dir: Path) -> Iterator[None]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "hubsight", "--data-dir", str(data_dir), "run", "--no-web"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_until(lambda: (data_dir / SOCKET_FILE).exists(), 120, "hubsight run to serve")
-        yield
-    finally:
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=60) == 0
 
 
 def _events() -> list[Event]:
@@ -127,7 +106,7 @@ def filled(tmp_path: Path) -> Path:
 def test_backup_while_running_restores_everything(filled: Path, tmp_path: Path) -> None:
     target = tmp_path / "backup"
     (tmp_path / "file").write_text("not a directory\n")
-    with _running(filled):
+    with hubsight_running(filled):
         # The service's refusal of the path was a 500 the CLI could not read: a traceback.
         refused = _cli(filled, "backup", str(tmp_path / "file" / "backup"))
         assert (refused.exit_code, refused.output) == (

@@ -3,20 +3,15 @@ asks the ``hubsight run`` that holds the data directory (README: 0 success, 1 fa
 
 from __future__ import annotations
 
-import signal
-import subprocess
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
 
 from hubsight.cli.main import cli
-from hubsight.service import SOCKET_FILE, is_running
+from hubsight.service import is_running
 
-from tests.support import wait_until
+from tests.support import hubsight_running
 
 # (what is wrong, the command's arguments, exit code, the start of the error line)
 CASES = [
@@ -32,21 +27,6 @@ CASES = [
 
 def _cli(data_dir: Path, args: list[str]) -> Result:
     return CliRunner().invoke(cli, ["--data-dir", str(data_dir), *args])
-
-
-@contextmanager
-def _running(data_dir: Path) -> Iterator[None]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "hubsight", "--data-dir", str(data_dir), "run", "--no-web"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_until(lambda: (data_dir / SOCKET_FILE).exists(), 120, "hubsight run to serve")
-        yield
-    finally:
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=60) == 0
 
 
 @pytest.fixture
@@ -70,7 +50,7 @@ def test_the_same_bad_input_exits_alike_with_and_without_the_service(
         for what, args, code, start in CASES
     ]
     alone = {what: _cli(data_dir, args) for what, args, _, _ in cases}
-    with _running(data_dir):
+    with hubsight_running(data_dir):
         assert is_running(data_dir)
         served = {what: _cli(data_dir, args) for what, args, _, _ in cases}
     for what, _, code, start in cases:
