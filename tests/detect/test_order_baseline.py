@@ -58,21 +58,22 @@ def test_episodes_answer_like_the_definition_in_any_order(seed: int) -> None:
             assert got == truth, (q, sorted(arrived))
 
 
-def _deliver(
+def deliver(
     rule: Rule[Any],
     batches: Sequence[Sequence[Event]],
     *,
     path: Path | None = None,
     horizon: timedelta = timedelta(days=90),
     exceptions: Mapping[str, RuleExceptions] | None = None,
+    learning: timedelta = timedelta(0),
 ) -> tuple[dict[str, Alert], list[str]]:
-    """Final alerts by dedup key, and the ids withdrawn on the way."""
+    """Final alerts of ``rule`` by dedup key, and the ids withdrawn on the way."""
     db = DetectDB(path / "detect.sqlite3") if path else DetectDB(Path(":memory:"))
     engine = DetectionEngine(
         db,
         [rule],
         options=EngineOptions(
-            learning=timedelta(0), baseline_horizon=horizon, persist=path is not None
+            learning=learning, baseline_horizon=horizon, persist=path is not None
         ),
         exceptions=exceptions,
     )
@@ -94,7 +95,7 @@ def _view(alerts: dict[str, Alert]) -> dict[str, tuple[Any, ...]]:
 
 
 def _in_order(rule: Rule[Any], events: Sequence[Event], **options: Any) -> dict[str, Alert]:
-    return _deliver(rule, [sorted(events, key=lambda e: e.timestamp)], **options)[0]
+    return deliver(rule, [sorted(events, key=lambda e: e.timestamp)], **options)[0]
 
 
 def _numbered(*events: Event) -> list[Event]:
@@ -110,7 +111,7 @@ def test_a_late_earlier_sign_in_moves_the_new_country_notable_to_it() -> None:
         signin(300, country="NG", ip="102.89.0.1"),
     )
     rule = NewCountry(NewCountryConfig())
-    final, withdrawn = _deliver(rule, [[de], [ng_later], [ng_earlier]])
+    final, withdrawn = deliver(rule, [[de], [ng_later], [ng_earlier]])
 
     (notable,) = final.values()
     assert notable.evidence == [EventRef.of(ng_earlier)]
@@ -128,8 +129,8 @@ def test_a_notable_moving_to_an_earlier_dedup_bucket_leaves_no_second_one() -> N
         signin(0), signin(90, country="NG"), signin(50, country="NG")
     )
     rule = NewCountry(NewCountryConfig(dedup_minutes=60))
-    first, _ = _deliver(rule, [[de], [ng_later]])
-    final, withdrawn = _deliver(rule, [[de], [ng_later], [ng_earlier]])
+    first, _ = deliver(rule, [[de], [ng_later]])
+    final, withdrawn = deliver(rule, [[de], [ng_later], [ng_earlier]])
 
     assert withdrawn == [a.id for a in first.values()]
     assert [a.evidence for a in final.values()] == [[EventRef.of(ng_earlier)]]
@@ -151,8 +152,8 @@ def _gap_case() -> tuple[list[Event], Event]:
 def test_a_late_sign_in_showing_the_country_known_withdraws_the_notable() -> None:
     on_time, late = _gap_case()
     rule = NewCountry(NewCountryConfig(dedup_minutes=30))
-    before, _ = _deliver(rule, [on_time], horizon=HOUR)
-    final, withdrawn = _deliver(rule, [on_time, [late]], horizon=HOUR)
+    before, _ = deliver(rule, [on_time], horizon=HOUR)
+    final, withdrawn = deliver(rule, [on_time, [late]], horizon=HOUR)
 
     assert len(before) == 2
     assert [a.evidence for a in final.values()] == [[EventRef.of(on_time[1])]]
@@ -163,7 +164,7 @@ def test_a_late_sign_in_showing_the_country_known_withdraws_the_notable() -> Non
 def test_a_withdrawn_notable_someone_triaged_stays(tmp_path: Path) -> None:
     on_time, late = _gap_case()
     rule = NewCountry(NewCountryConfig(dedup_minutes=30))
-    _deliver(rule, [on_time], path=tmp_path, horizon=HOUR)
+    deliver(rule, [on_time], path=tmp_path, horizon=HOUR)
     db = DetectDB(tmp_path / "detect.sqlite3")
     store = AlertStore(db)
     later = next(a for a in store.find() if a.first_event_time == on_time[3].timestamp)
@@ -171,7 +172,7 @@ def test_a_withdrawn_notable_someone_triaged_stays(tmp_path: Path) -> None:
     untouched = next(a for a in store.find() if a.id != later.id)
     db.close()
 
-    _, withdrawn = _deliver(rule, [[late]], path=tmp_path, horizon=HOUR)
+    _, withdrawn = deliver(rule, [[late]], path=tmp_path, horizon=HOUR)
 
     db = DetectDB(tmp_path / "detect.sqlite3")
     assert withdrawn == [later.id]
@@ -185,8 +186,8 @@ def test_a_withdrawn_notable_someone_triaged_stays(tmp_path: Path) -> None:
 def test_a_late_first_sign_in_gives_a_later_one_its_history() -> None:
     de, ng = _numbered(signin(0), signin(600, country="NG"))
     rule = NewCountry(NewCountryConfig())
-    silent, _ = _deliver(rule, [[ng]])
-    final, _ = _deliver(rule, [[ng], [de]])
+    silent, _ = deliver(rule, [[ng]])
+    final, _ = deliver(rule, [[ng], [de]])
 
     assert silent == {}
     assert [a.evidence for a in final.values()] == [[EventRef.of(ng)]]
@@ -211,7 +212,7 @@ def test_a_late_earlier_sign_in_moves_the_new_network_alert_to_it() -> None:
         _sp(30, "45.1.1.1", "EvilHost"),
     )
     rule = ServicePrincipalNewNetwork(WorkloadConfig())
-    final, _ = _deliver(rule, [[home], [later], [earlier]])
+    final, _ = deliver(rule, [[home], [later], [earlier]])
 
     (alert,) = final.values()
     assert alert.evidence == [EventRef.of(earlier)]
@@ -233,8 +234,8 @@ def test_a_late_sign_in_from_a_known_network_withdraws_the_alert() -> None:
     )
     late = on_time.pop()
     rule = ServicePrincipalNewNetwork(WorkloadConfig(dedup_minutes=30))
-    before, _ = _deliver(rule, [on_time], horizon=HOUR)
-    final, withdrawn = _deliver(rule, [on_time, [late]], horizon=HOUR)
+    before, _ = deliver(rule, [on_time], horizon=HOUR)
+    final, withdrawn = deliver(rule, [on_time, [late]], horizon=HOUR)
 
     assert len(before) == 2
     assert [a.evidence for a in final.values()] == [[EventRef.of(on_time[1])]]
@@ -248,7 +249,7 @@ def test_a_late_earlier_device_code_sign_in_moves_the_alert_to_it() -> None:
         signin(30, authentication_protocol=DEVICE_CODE, ip="198.51.100.1"),
     )
     rule = UnusualAuthFlow(FlowConfig())
-    final, _ = _deliver(rule, [[later], [earlier]])
+    final, _ = deliver(rule, [[later], [earlier]])
 
     assert [(a.evidence, a.source_ip) for a in final.values()] == [
         ([EventRef.of(earlier)], "198.51.100.1")
@@ -263,8 +264,8 @@ def test_a_late_device_code_sign_in_within_the_lookback_withdraws_the_next_alert
         signin(23 * 60, authentication_protocol=DEVICE_CODE),
     )
     rule = UnusualAuthFlow(FlowConfig(lookback_days=1))
-    before, _ = _deliver(rule, [[first], [later]])
-    final, withdrawn = _deliver(rule, [[first], [later], [between]])
+    before, _ = deliver(rule, [[first], [later]])
+    final, withdrawn = deliver(rule, [[first], [later], [between]])
 
     assert len(before) == 2
     assert [a.evidence for a in final.values()] == [[EventRef.of(first)]]
@@ -295,7 +296,7 @@ def test_a_late_excepted_sign_in_corrects_new_country_notables(
     events = _numbered(*(signin(m, country=c, ip=ip) for m, c, ip in spec))
     rule = NewCountry(NewCountryConfig())
     exceptions = {rule.meta.id: RuleExceptions(ips=(EXCEPTED_IP,))}
-    final, _ = _deliver(rule, [[events[i]] for i in arrival], exceptions=exceptions)
+    final, _ = deliver(rule, [[events[i]] for i in arrival], exceptions=exceptions)
 
     expected = _in_order(rule, events, exceptions=exceptions)
     assert len(expected) == notables
@@ -313,8 +314,8 @@ def test_a_late_excepted_sign_in_from_the_network_withdraws_the_new_network_aler
     )
     rule = ServicePrincipalNewNetwork(WorkloadConfig())
     exceptions = {rule.meta.id: RuleExceptions(ips=("45.1.1.1",))}
-    raised, _ = _deliver(rule, [[home], [later]], exceptions=exceptions)
-    final, withdrawn = _deliver(rule, [[home], [later], [excepted]], exceptions=exceptions)
+    raised, _ = deliver(rule, [[home], [later]], exceptions=exceptions)
+    final, withdrawn = deliver(rule, [[home], [later], [excepted]], exceptions=exceptions)
 
     assert len(raised) == 1
     assert final == {}

@@ -11,7 +11,6 @@ from typing import Any
 from hubsight.detect.alerts import Alert
 from hubsight.detect.base import EventRef, RuleConfig
 from hubsight.detect.db import DetectDB
-from hubsight.detect.engine import DetectionEngine, EngineOptions
 from hubsight.detect.pim import ROLE_KIND
 from hubsight.detect.rules.pim import PimActivationUnusual
 from hubsight.detect.state import read_baseline
@@ -23,6 +22,7 @@ from tests.detect.rules.test_delivered_records import (
     _records,
     pim_activation,
 )
+from tests.detect.test_order_baseline import deliver
 
 MALLORY = "mallory@contoso.com"
 
@@ -47,20 +47,7 @@ def _deliver(
     learning: timedelta = timedelta(0),
 ) -> tuple[dict[str, Alert], list[str]]:
     """Final alerts of the rule by dedup key, and the ids withdrawn on the way."""
-    db = DetectDB(path / "detect.sqlite3") if path else DetectDB(Path(":memory:"))
-    engine = DetectionEngine(
-        db,
-        [PimActivationUnusual(RuleConfig())],
-        options=EngineOptions(learning=learning, persist=path is not None),
-    )
-    final: dict[str, Alert] = {}
-    withdrawn: list[str] = []
-    for batch in batches:
-        final.update((a.dedup_key, a) for a in engine.process(batch))
-        withdrawn += engine.withdrawn
-        final = {k: a for k, a in final.items() if a.id not in engine.withdrawn}
-    engine.close()
-    return final, withdrawn
+    return deliver(PimActivationUnusual(RuleConfig()), batches, path=path, learning=learning)
 
 
 def test_a_late_earlier_activation_moves_the_alert_to_it(tmp_path: Path) -> None:
